@@ -1,0 +1,1 @@
+"""The GraphQL gateway and composition root: settings -> applications -> schema -> ASGI app."""

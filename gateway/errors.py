@@ -1,0 +1,67 @@
+"""Error handling at the edge: expected errors keep their message and get a code;
+anything else is masked as "Internal error" with an error id that is also logged.
+
+Logged details are the exception type and traceback, never request variables:
+those may carry personal data.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+
+from gateway.runtime import ProjectionLag
+from services.common.errors import CoopError
+from services.common.graphql import error_code
+
+log = logging.getLogger("coop.gateway.errors")
+
+
+def _processed(error: GraphQLError) -> GraphQLError:
+    original = error.original_error
+    if original is None or error.path is None:
+        # Parse, validation and variable-coercion errors: about the request itself.
+        extensions = dict(error.extensions or {})
+        extensions.setdefault("code", "BAD_REQUEST")
+        return GraphQLError(error.message, nodes=error.nodes, path=error.path, extensions=extensions)
+    if isinstance(original, CoopError):
+        return GraphQLError(
+            original.message,
+            nodes=error.nodes,
+            path=error.path,
+            extensions={"code": error_code(original)},
+        )
+    if isinstance(original, ProjectionLag):
+        return GraphQLError(
+            str(original),
+            nodes=error.nodes,
+            path=error.path,
+            extensions={"code": "PROJECTION_LAG", "position": original.position},
+        )
+    if isinstance(original, GraphQLError) and original.extensions:
+        return original
+    error_id = uuid.uuid4().hex
+    log.error(
+        "internal error %s in %s",
+        error_id,
+        ".".join(str(p) for p in error.path),
+        exc_info=(type(original), original, original.__traceback__),
+    )
+    return GraphQLError(
+        "Internal error",
+        nodes=error.nodes,
+        path=error.path,
+        extensions={"code": "INTERNAL", "errorId": error_id},
+    )
+
+
+class MaskUnexpectedErrors(SchemaExtension):
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if result is not None and result.errors:
+            result.errors = [_processed(error) for error in result.errors]

@@ -1,0 +1,130 @@
+"""The composition root: builds every application, engine and projector from Settings."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import anyio.to_thread
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.common.database import (
+    create_read_engine,
+    create_read_model_tables,
+    create_sync_engine,
+    ensure_schema,
+    projection_tracking,
+)
+from services.common.durability import check_durability
+from services.common.projections import ProjectionRunner
+from services.common.settings import Settings
+from services.ledger.application import LedgerApplication
+from services.ledger.projections.projector import LedgerProjection
+
+log = logging.getLogger("coop.runtime")
+
+T = TypeVar("T")
+
+
+class ProjectionLag(Exception):
+    """The write succeeded but the read models did not catch up within the bounded wait."""
+
+    def __init__(self, position: int, timeout_s: float) -> None:
+        super().__init__(
+            f"your change was saved (position {position}) but the read models did not "
+            f"catch up within {timeout_s:g}s; retry with the same idempotency key "
+            "to get the result"
+        )
+        self.position = position
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        if settings.is_production:
+            check_durability(settings)
+        ensure_schema(settings)
+        self.settings = settings
+        self.ledger = LedgerApplication(settings)
+        self.ledger.ensure_chart()
+        self.sync_engine = create_sync_engine(settings)
+        create_read_model_tables(self.sync_engine)
+        self.projector = ProjectionRunner(
+            self.ledger,
+            self.sync_engine,
+            [LedgerProjection()],
+            page_size=settings.projection_page_size,
+        )
+        self._read_engine: AsyncEngine | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def read_engine(self) -> AsyncEngine:
+        # Created lazily, in the event loop that first uses it (asyncpg engines are
+        # bound to the loop they were created in).
+        if self._read_engine is None:
+            self._read_engine = create_read_engine(self.settings)
+        return self._read_engine
+
+    # -- projector -------------------------------------------------------------
+
+    def start_projector(self) -> None:
+        """Follow the log in a background thread of this process (development mode)."""
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(
+            target=self.projector.follow,
+            args=(self._stop, self.settings.projector_poll_interval_s),
+            name="coop-projector",
+            daemon=True,
+        )
+        self._thread.start()
+
+    async def wait_for_position(self, position: int) -> None:
+        """Read-your-writes: wait (bounded) until every projection reached `position`."""
+        if position <= 0:
+            return
+        self.projector.wake.set()
+        deadline = time.monotonic() + self.settings.read_your_writes_timeout_s
+        interval_s = 0.002
+        while True:
+            async with self.read_engine.connect() as conn:
+                reached = (
+                    await conn.execute(select(func.min(projection_tracking.c.position)))
+                ).scalar_one_or_none()
+            if reached is not None and reached >= position:
+                return
+            if time.monotonic() >= deadline:
+                raise ProjectionLag(position, self.settings.read_your_writes_timeout_s)
+            await asyncio.sleep(interval_s)
+            interval_s = min(interval_s * 2, 0.05)
+
+    async def run_sync(self, fn: Callable[[], T]) -> T:
+        """Commands go through the synchronous library: run them off the event loop."""
+        return await anyio.to_thread.run_sync(fn)
+
+    async def aclose(self) -> None:
+        self.close_sync()
+        if self._read_engine is not None:
+            await self._read_engine.dispose()
+            self._read_engine = None
+
+    def close_sync(self) -> None:
+        self._stop.set()
+        self.projector.wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        self.ledger.close()
+        self.sync_engine.dispose()
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    return Runtime(settings)
+
+

@@ -1,0 +1,1 @@
+"""Bounded contexts of the cooperative backend (ledger, hotel, shop, welfare fund)."""

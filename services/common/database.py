@@ -1,0 +1,106 @@
+"""SQLAlchemy engines for read models: sync for the projector, async for GraphQL.
+
+The projector writes with the same drivers as the event store (psycopg / sqlite3);
+GraphQL reads with asyncpg / aiosqlite. Both use one MetaData so a table is declared
+once. See docs/adr/0001-event-store-and-read-models.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Engine,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    event,
+    text,
+)
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from services.common.settings import Settings
+
+metadata = MetaData()
+
+# One row per projection: the last notification id whose effects are in its tables.
+# Updated in the same transaction as the tables themselves (exactly-once).
+projection_tracking = Table(
+    "projection_tracking",
+    metadata,
+    Column("projection", String(100), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=True),
+)
+
+SQLITE_BUSY_TIMEOUT_S = 30
+
+
+def _postgres_search_path(settings: Settings) -> str:
+    return f"{settings.database_schema},public" if settings.database_schema else "public"
+
+
+def create_sync_engine(settings: Settings) -> Engine:
+    if settings.is_postgres:
+        return create_engine(
+            settings.sync_url,
+            pool_size=settings.database_pool_size,
+            connect_args={"options": f"-csearch_path={_postgres_search_path(settings)}"},
+        )
+    settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        settings.sync_url,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "isolation_level": None},
+        poolclass=NullPool,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+        dbapi_connection.execute("PRAGMA foreign_keys=ON")
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        # Take the write lock up front: a deferred transaction that reads the tracking
+        # row and then writes could fail with SQLITE_BUSY_SNAPSHOT under concurrency.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def create_read_engine(settings: Settings) -> AsyncEngine:
+    if settings.is_postgres:
+        return create_async_engine(
+            settings.async_url,
+            pool_size=settings.database_pool_size,
+            connect_args={"server_settings": {"search_path": _postgres_search_path(settings)}},
+        )
+    return create_async_engine(
+        settings.async_url,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S},
+        poolclass=NullPool,
+    )
+
+
+def ensure_schema(settings: Settings) -> None:
+    """Create the tenant schema (PostgreSQL) before anything writes into it."""
+    if not (settings.is_postgres and settings.database_schema):
+        return
+    engine = create_engine(settings.sync_url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{settings.database_schema}"'))
+    finally:
+        engine.dispose()
+
+
+def create_read_model_tables(engine: Engine) -> None:
+    # Importing the projection modules registers their tables on `metadata`.
+    import services.ledger.projections.tables  # noqa: F401
+
+    metadata.create_all(engine)

@@ -1,0 +1,43 @@
+"""The typed error tree. Domain and application code raise these; the gateway maps
+them once, at the edge, to GraphQL union members.
+
+Messages are shown to users and written to logs, so they must never carry personal
+data of guests or beneficiaries: name fields and references, never values.
+"""
+
+from __future__ import annotations
+
+
+class CoopError(Exception):
+    """Base of every expected failure. Anything else is a bug and gets masked."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ValidationError(CoopError):
+    """The input is wrong; `field` names the input path, e.g. `lines[1].amount`."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class NotFound(CoopError):
+    """The thing the command refers to does not exist."""
+
+
+class Conflict(CoopError):
+    """The command lost against a concurrent command or against the current state."""
+
+
+class IdempotencyKeyReused(CoopError):
+    """The idempotency key was used before with a different request."""
+
+    def __init__(self, key_hint: str) -> None:
+        super().__init__(
+            f"idempotency key {key_hint} was already used for a different request; "
+            "use a new key for a new request"
+        )

@@ -1,0 +1,156 @@
+"""Idempotent command execution shared by every application service.
+
+A command runs optimistically: it decides (in memory), then its aggregates and an
+`IdempotencyClaim` for the client's key are saved in ONE atomic save. So the key is
+claimed exactly when the command's effects are recorded, never one without the other.
+If the save collides (the key was claimed before, or another command changed the
+same aggregate first), nothing of this command is written and we find out why:
+
+- the key's claim exists with the same request hash  -> return the original result
+- the key's claim exists with another request hash   -> IdempotencyKeyReused
+- no claim                                           -> Conflict (or the caller's own
+  duplicate rule, e.g. a journal entry whose cause was already posted)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError
+
+from services.common.errors import Conflict, CoopError, IdempotencyKeyReused, ValidationError
+from services.common.eventstore import CoopApplication
+
+IDEMPOTENCY_NAMESPACE = uuid5(NAMESPACE_URL, "urn:coop:idempotency-key")
+
+R = TypeVar("R")
+
+
+class IdempotencyClaim(Aggregate):
+    """A client's idempotency key, bound to the request it first came with."""
+
+    class Claimed(Aggregate.Created):
+        operation: str
+        request_hash: str
+        result_ref: dict[str, str]
+
+    def __init__(self, operation: str, request_hash: str, result_ref: dict[str, str]) -> None:
+        self.operation = operation
+        self.request_hash = request_hash
+        self.result_ref = result_ref
+
+
+def claim_id_for(key: str) -> UUID:
+    return uuid5(IDEMPOTENCY_NAMESPACE, key)
+
+
+def request_hash(operation: str, request: Mapping[str, Any]) -> str:
+    canonical = json.dumps(
+        {"operation": operation, "request": request},
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def check_idempotency_key(key: str, *, max_length: int) -> None:
+    if not key or not key.strip():
+        raise ValidationError("idempotencyKey", "must not be empty")
+    if len(key) > max_length:
+        raise ValidationError("idempotencyKey", f"must be at most {max_length} characters")
+
+
+@dataclass(frozen=True)
+class Decision(Generic[R]):
+    """What a command decided: the aggregates to save and the result to return."""
+
+    aggregates: tuple[Aggregate, ...]
+    result: R
+    result_ref: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[R]):
+    """A command's result and the notification position a reader must wait for."""
+
+    result: R
+    position: int
+    replayed: bool
+
+
+def execute_idempotent(
+    app: CoopApplication,
+    *,
+    key: str,
+    operation: str,
+    request: Mapping[str, Any],
+    decide: Callable[[], Decision[R]],
+    load_result: Callable[[Mapping[str, str]], R],
+    on_collision: Callable[[], Outcome[R] | None] | None = None,
+) -> Outcome[R]:
+    check_idempotency_key(key, max_length=app.settings.max_idempotency_key_length)
+    digest = request_hash(operation, request)
+    claim_id = claim_id_for(key)
+    try:
+        decision = decide()
+    except CoopError:
+        # A retry of a command that succeeded before may now fail validation (the
+        # state moved on): the client must still get the original answer.
+        replay = _replay(app, claim_id, digest, key, load_result)
+        if replay is not None:
+            return replay
+        raise
+    claim = IdempotencyClaim._create(
+        IdempotencyClaim.Claimed,
+        id=claim_id,
+        operation=operation,
+        request_hash=digest,
+        result_ref=decision.result_ref,
+    )
+    try:
+        recordings = app.save(*decision.aggregates, claim)
+    except IntegrityError:
+        replay = _replay(app, claim_id, digest, key, load_result)
+        if replay is not None:
+            return replay
+        if on_collision is not None:
+            outcome = on_collision()
+            if outcome is not None:
+                return outcome
+        raise Conflict(
+            f"{operation} lost against a concurrent change; nothing was written. "
+            "Reload and try again."
+        ) from None
+    position = max((r.notification.id for r in recordings), default=0)
+    return Outcome(result=decision.result, position=position, replayed=False)
+
+
+def _replay(
+    app: CoopApplication,
+    claim_id: UUID,
+    digest: str,
+    key: str,
+    load_result: Callable[[Mapping[str, str]], R],
+) -> Outcome[R] | None:
+    try:
+        claim: IdempotencyClaim = app.repository.get(claim_id)
+    except AggregateNotFoundError:
+        return None
+    if claim.request_hash != digest:
+        raise IdempotencyKeyReused(_key_hint(key))
+    # The original write may not be projected yet: wait for the head, not for zero.
+    head = app.recorder.max_notification_id() or 0
+    return Outcome(result=load_result(claim.result_ref), position=head, replayed=True)
+
+
+def _key_hint(key: str) -> str:
+    # Keys are client-chosen strings; show only a short prefix in messages and logs.
+    return repr(key[:8] + ("..." if len(key) > 8 else ""))

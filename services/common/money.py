@@ -1,0 +1,63 @@
+"""Money as integer cents. Decimal only at the edges, floats never.
+
+`parse_money` is the one gate from user input to cents: it takes decimal *strings*
+only, so a JSON number, an exponent, NaN or a third decimal never becomes money.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+from services.common.errors import ValidationError
+
+CENTS_PER_EURO = 100
+
+# Plain decimal notation, optional sign, at most two decimals. Twelve integer digits
+# are far above any ceiling and keep the regex itself bounded.
+MONEY_PATTERN = re.compile(r"^-?(0|[1-9][0-9]{0,11})(\.[0-9]{1,2})?$")
+
+
+def parse_money(text: object, *, field: str) -> int:
+    """Return the amount in cents of a decimal string such as "12.50"."""
+    if not isinstance(text, str):
+        # bool is an int subclass and float a tempting shortcut: both are refused.
+        raise ValidationError(
+            field, 'money must be a decimal string with at most 2 decimals, e.g. "12.50"'
+        )
+    if not MONEY_PATTERN.fullmatch(text):
+        raise ValidationError(
+            field, 'money must be a decimal string with at most 2 decimals, e.g. "12.50"'
+        )
+    return int(Decimal(text) * CENTS_PER_EURO)
+
+
+def decimal_to_cents(amount: Decimal, *, field: str) -> int:
+    """Convert an already-parsed Decimal (from the GraphQL Money scalar) to cents."""
+    if not amount.is_finite():
+        raise ValidationError(field, "money must be a finite amount")
+    cents = amount * CENTS_PER_EURO
+    if cents != cents.to_integral_value():
+        raise ValidationError(field, "money has at most 2 decimals")
+    return int(cents)
+
+
+def cents_to_decimal(amount_cents: int) -> Decimal:
+    return (Decimal(amount_cents) / CENTS_PER_EURO).quantize(Decimal("0.01"))
+
+
+def format_cents(amount_cents: int) -> str:
+    """12345 -> "123.45"; -5 -> "-0.05". The inverse of parse_money."""
+    sign = "-" if amount_cents < 0 else ""
+    euros, cents = divmod(abs(amount_cents), CENTS_PER_EURO)
+    return f"{sign}{euros}.{cents:02d}"
+
+
+def check_positive_amount(amount_cents: int, *, field: str, ceiling_cents: int) -> None:
+    """The common rule for amounts a user enters: strictly positive, at most the ceiling."""
+    if amount_cents <= 0:
+        raise ValidationError(field, "amount must be greater than zero")
+    if amount_cents > ceiling_cents:
+        raise ValidationError(
+            field, f"amount must not exceed the ceiling of {format_cents(ceiling_cents)} EUR"
+        )

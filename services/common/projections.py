@@ -1,0 +1,216 @@
+"""The projection runner: follows the notification log and keeps read models.
+
+Exactly-once: for each projection, the view changes of a page and the new tracking
+position are committed in one transaction, and the position is advanced with a
+compare-and-set (`WHERE position = <old>`), so two runners can never both apply a
+page. Pages are `projection_page_size` notifications (1,000 by default).
+Only notifications whose topic a projection declares are decoded.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import Notification
+from sqlalchemy import Connection, Engine, Table, delete, insert, select, update
+
+from services.common.database import projection_tracking
+from services.common.eventstore import CoopApplication
+
+log = logging.getLogger("coop.projections")
+
+DomainEvent = DomainEventProtocol[Any]
+ProgressCallback = Callable[[int, int], None]  # (position reached, head)
+
+
+class Projection(ABC):
+    """A read model: its tables, the event topics it reads, and how it applies them."""
+
+    name: ClassVar[str]
+    tables: ClassVar[tuple[Table, ...]]
+    topics: ClassVar[frozenset[str]]
+
+    @abstractmethod
+    def apply(self, conn: Connection, events: Sequence[tuple[int, DomainEvent]]) -> None:
+        """Apply a page of (notification id, event), in order, inside `conn`'s transaction."""
+
+
+class TrackingConflict(Exception):
+    """Another runner advanced this projection first; the page was rolled back."""
+
+
+@dataclass(frozen=True)
+class ProjectionStatus:
+    name: str
+    position: int
+    head: int
+
+    @property
+    def lag(self) -> int:
+        return max(self.head - self.position, 0)
+
+
+class ProjectionRunner:
+    def __init__(
+        self,
+        app: CoopApplication,
+        engine: Engine,
+        projections: Sequence[Projection],
+        *,
+        page_size: int,
+    ) -> None:
+        self.app = app
+        self.engine = engine
+        self.projections = list(projections)
+        self.page_size = page_size
+        self._wanted_topics = frozenset().union(*(p.topics for p in self.projections))
+        self.wake = threading.Event()
+        self.caught_up = threading.Condition()
+        self.ensure_tracking_rows()
+
+    # -- tracking --------------------------------------------------------------
+
+    def ensure_tracking_rows(self) -> None:
+        with self.engine.begin() as conn:
+            known = set(conn.execute(select(projection_tracking.c.projection)).scalars())
+            missing = [p.name for p in self.projections if p.name not in known]
+            if missing:
+                conn.execute(
+                    insert(projection_tracking),
+                    [{"projection": name, "position": 0} for name in missing],
+                )
+
+    def positions(self) -> dict[str, int]:
+        names = [p.name for p in self.projections]
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(projection_tracking.c.projection, projection_tracking.c.position).where(
+                    projection_tracking.c.projection.in_(names)
+                )
+            ).all()
+        return {name: int(position) for name, position in rows}
+
+    def head(self) -> int:
+        return self.app.recorder.max_notification_id() or 0
+
+    def status(self) -> list[ProjectionStatus]:
+        head = self.head()
+        positions = self.positions()
+        return [ProjectionStatus(p.name, positions.get(p.name, 0), head) for p in self.projections]
+
+    # -- processing ------------------------------------------------------------
+
+    def step(self) -> int:
+        """Process one page for every projection behind; return notifications read."""
+        positions = self.positions()
+        start = min(positions.values(), default=0)
+        notifications = self.app.recorder.select_notifications(
+            start=start, limit=self.page_size, inclusive_of_start=False
+        )
+        if not notifications:
+            return 0
+        decoded: dict[int, DomainEvent] = {}
+        for projection in self.projections:
+            position = positions[projection.name]
+            batch = [n for n in notifications if n.id > position]
+            if not batch:
+                continue
+            events = [
+                (n.id, self._decode(n, decoded)) for n in batch if n.topic in projection.topics
+            ]
+            try:
+                self._commit_page(projection, position, batch[-1].id, events)
+            except TrackingConflict:
+                log.info("projection %s advanced by another runner", projection.name)
+        return len(notifications)
+
+    def _decode(self, notification: Notification, cache: dict[int, DomainEvent]) -> DomainEvent:
+        event = cache.get(notification.id)
+        if event is None:
+            event = self.app.mapper.to_domain_event(notification)
+            cache[notification.id] = event
+        return event
+
+    def _commit_page(
+        self,
+        projection: Projection,
+        old_position: int,
+        new_position: int,
+        events: Sequence[tuple[int, DomainEvent]],
+    ) -> None:
+        with self.engine.begin() as conn:
+            advanced = conn.execute(
+                update(projection_tracking)
+                .where(projection_tracking.c.projection == projection.name)
+                .where(projection_tracking.c.position == old_position)
+                .values(position=new_position, updated_at=datetime.now(UTC))
+            )
+            if advanced.rowcount != 1:
+                raise TrackingConflict(projection.name)
+            if events:
+                projection.apply(conn, events)
+
+    def run_until_caught_up(self, progress: ProgressCallback | None = None) -> int:
+        processed = 0
+        while True:
+            count = self.step()
+            processed += count
+            if progress is not None:
+                progress(min(self.positions().values(), default=0), self.head())
+            if count < self.page_size:
+                with self.caught_up:
+                    self.caught_up.notify_all()
+                return processed
+
+    def follow(self, stop: threading.Event, poll_interval_s: float) -> None:
+        """Catch up, then follow the log until `stop` is set. Errors are logged and retried."""
+        backoff_s = poll_interval_s
+        while not stop.is_set():
+            try:
+                self.run_until_caught_up()
+                backoff_s = poll_interval_s
+            except Exception:
+                log.exception("projection runner failed; retrying in %.1fs", backoff_s)
+                backoff_s = min(backoff_s * 2, 30.0)
+            self.wake.wait(timeout=backoff_s)
+            self.wake.clear()
+
+    def rebuild(self, names: Iterable[str] | None = None, progress: ProgressCallback | None = None) -> int:
+        """Empty the named read models and replay them from event 0."""
+        selected = set(names) if names is not None else {p.name for p in self.projections}
+        unknown = selected - {p.name for p in self.projections}
+        if unknown:
+            raise ValueError(f"unknown projections: {', '.join(sorted(unknown))}")
+        with self.engine.begin() as conn:
+            for projection in self.projections:
+                if projection.name not in selected:
+                    continue
+                for table in reversed(projection.tables):
+                    conn.execute(delete(table))
+                conn.execute(
+                    update(projection_tracking)
+                    .where(projection_tracking.c.projection == projection.name)
+                    .values(position=0, updated_at=datetime.now(UTC))
+                )
+        return self.run_until_caught_up(progress)
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.01) -> bool:
+    """Poll `predicate` with a growing interval; True if it held before the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if predicate():
+            return True
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        time.sleep(min(interval_s, remaining))
+        interval_s = min(interval_s * 2, 0.2)

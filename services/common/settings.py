@@ -1,0 +1,99 @@
+"""One typed settings class, read from the environment with the COOP_ prefix.
+
+Obtained through `get_settings()` (cached) so tests and the CLI can build their own.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+
+DEFAULT_SQLITE_URL = "sqlite:///./var/coop.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="COOP_", extra="ignore", frozen=True)
+
+    environment: Literal["development", "production"] = "development"
+    database_url: str = DEFAULT_SQLITE_URL
+    # PostgreSQL only: the schema that holds this cooperative's tables (one per tenant).
+    database_schema: str = Field(default="", pattern=r"^[a-z_][a-z0-9_]{0,62}$|^$")
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    timezone: str = "Europe/Rome"
+
+    # Limits: every input and every page has one (see docs/limits.md).
+    amount_ceiling_cents: int = Field(default=1_000_000_000, ge=1)  # EUR 10,000,000.00
+    max_description_length: int = Field(default=500, ge=1, le=10_000)
+    max_entry_lines: int = Field(default=100, ge=2, le=10_000)
+    max_idempotency_key_length: int = Field(default=255, ge=8, le=255)
+    max_page_size: int = Field(default=500, ge=1, le=10_000)
+    max_account_code_length: int = Field(default=16, ge=1, le=64)
+
+    # Projections.
+    projection_page_size: int = Field(default=1000, ge=1, le=100_000)
+    projector_poll_interval_s: float = Field(default=0.2, gt=0, le=60)
+    run_projector_in_process: bool = True
+    read_your_writes_timeout_s: float = Field(default=5.0, gt=0, le=120)
+
+    # Serving.
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        ZoneInfo(value)  # raises for an unknown zone
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        backend = make_url(value).get_backend_name()
+        if backend not in ("sqlite", "postgresql"):
+            raise ValueError("database_url must be a sqlite:/// or postgresql:// URL")
+        return value
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def url(self) -> URL:
+        return make_url(self.database_url)
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.url.get_backend_name() == "postgresql"
+
+    @property
+    def sqlite_path(self) -> Path:
+        database = self.url.database
+        if not database or database == ":memory:":
+            raise ValueError("an in-memory SQLite database cannot be shared; use a file")
+        return Path(database)
+
+    @property
+    def sync_url(self) -> URL:
+        driver = "postgresql+psycopg" if self.is_postgres else "sqlite+pysqlite"
+        return self.url.set(drivername=driver)
+
+    @property
+    def async_url(self) -> URL:
+        driver = "postgresql+asyncpg" if self.is_postgres else "sqlite+aiosqlite"
+        return self.url.set(drivername=driver)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,223 @@
+"""Ledger application service: load, call the aggregate, save. Nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date
+from typing import Any, ClassVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
+
+from services.common.eventstore import CoopApplication, eventsourcing_env
+from services.common.idempotency import Decision, Outcome, execute_idempotent
+from services.common.settings import Settings
+from services.ledger.domain import (
+    CHART_ID,
+    DEFAULT_ACCOUNTS,
+    Account,
+    AccountType,
+    Cause,
+    ChartOfAccounts,
+    EntryNotFound,
+    JournalEntry,
+    LedgerLimits,
+    Posting,
+    entry_id_for_cause,
+)
+
+
+def limits_from(settings: Settings) -> LedgerLimits:
+    return LedgerLimits(
+        amount_ceiling_cents=settings.amount_ceiling_cents,
+        max_description_length=settings.max_description_length,
+        max_entry_lines=settings.max_entry_lines,
+        max_account_code_length=settings.max_account_code_length,
+    )
+
+
+class LedgerApplication(CoopApplication):
+    # The chart is read on every posting and lives for years: snapshot it, and keep
+    # it in the repository cache (fast-forwarded, so other processes' changes show).
+    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {ChartOfAccounts: 50}
+
+    def __init__(self, settings: Settings, *, create_table: bool = True) -> None:
+        self.limits = limits_from(settings)
+        super().__init__(settings, create_table=create_table)
+
+    def construct_env(self, name: str, env: Any = None) -> Any:
+        merged = dict(env or eventsourcing_env(self.settings))
+        merged.setdefault("AGGREGATE_CACHE_MAXSIZE", "256")
+        return super().construct_env(name, merged)
+
+    # Chart of accounts -------------------------------------------------------
+
+    def ensure_chart(self) -> ChartOfAccounts:
+        """Create the default chart on an empty store; a no-op afterwards."""
+        try:
+            return self.chart()
+        except AggregateNotFoundError:
+            pass
+        chart = ChartOfAccounts.start()
+        for code, name, account_type in DEFAULT_ACCOUNTS:
+            chart.open_account(
+                code, name, account_type, max_code_length=self.limits.max_account_code_length
+            )
+        try:
+            self.save(chart)
+        except IntegrityError:
+            pass  # another process created it first: same defaults
+        return self.chart()
+
+    def chart(self) -> ChartOfAccounts:
+        chart: ChartOfAccounts = self.repository.get(CHART_ID)
+        return chart
+
+    def open_account(
+        self, *, key: str, actor: str, code: str, name: str, account_type: AccountType
+    ) -> Outcome[Account]:
+        def decide() -> Decision[Account]:
+            chart = self.chart()
+            chart.open_account(
+                code, name, account_type, max_code_length=self.limits.max_account_code_length
+            )
+            return Decision((chart,), chart.accounts[code], {"code": code})
+
+        return execute_idempotent(
+            self,
+            key=key,
+            operation="openAccount",
+            request={"code": code, "name": name, "type": account_type.value, "actor": actor},
+            decide=decide,
+            load_result=self._load_account,
+        )
+
+    def close_account(self, *, key: str, actor: str, code: str) -> Outcome[Account]:
+        def decide() -> Decision[Account]:
+            chart = self.chart()
+            chart.close_account(code)
+            return Decision((chart,), chart.accounts[code], {"code": code})
+
+        return execute_idempotent(
+            self,
+            key=key,
+            operation="closeAccount",
+            request={"code": code, "actor": actor},
+            decide=decide,
+            load_result=self._load_account,
+        )
+
+    def _load_account(self, ref: Mapping[str, str]) -> Account:
+        return self.chart().accounts[ref["code"]]
+
+    # Journal -----------------------------------------------------------------
+
+    def prepare_entry(
+        self,
+        *,
+        effective_date: date,
+        description: str,
+        postings: Sequence[Posting],
+        cause: Cause,
+    ) -> JournalEntry:
+        """A validated entry for another context to save together with its own events."""
+        return JournalEntry.post(
+            chart=self.chart(),
+            effective_date=effective_date,
+            description=description,
+            postings=postings,
+            cause=cause,
+            limits=self.limits,
+        )
+
+    def post_entry(
+        self,
+        *,
+        key: str,
+        actor: str,
+        effective_date: date,
+        description: str,
+        postings: Sequence[Posting],
+        cause_id: str | None = None,
+    ) -> Outcome[JournalEntry]:
+        """Post an entry. The cause defaults to the idempotency key (a manual entry)."""
+        cause = Cause(cause_id or f"manual:{key}", actor)
+
+        def decide() -> Decision[JournalEntry]:
+            entry = self.prepare_entry(
+                effective_date=effective_date,
+                description=description,
+                postings=postings,
+                cause=cause,
+            )
+            return Decision((entry,), entry, {"entry_id": str(entry.id)})
+
+        def already_posted() -> Outcome[JournalEntry] | None:
+            # One cause posts at most once: the original entry is the answer.
+            try:
+                original = self.get_entry(entry_id_for_cause(cause.cause_id))
+            except EntryNotFound:
+                return None
+            head = self.recorder.max_notification_id() or 0
+            return Outcome(result=original, position=head, replayed=True)
+
+        return execute_idempotent(
+            self,
+            key=key,
+            operation="postJournalEntry",
+            request={
+                "effective_date": effective_date.isoformat(),
+                "description": description,
+                "postings": [p.as_state() for p in postings],
+                "cause_id": cause.cause_id,
+                "actor": actor,
+            },
+            decide=decide,
+            load_result=self._load_entry,
+            on_collision=already_posted,
+        )
+
+    def reverse_entry(
+        self,
+        *,
+        key: str,
+        actor: str,
+        entry_id: UUID,
+        effective_date: date,
+        description: str,
+    ) -> Outcome[JournalEntry]:
+        def decide() -> Decision[JournalEntry]:
+            original = self.get_entry(entry_id)
+            reversal = original.reverse(
+                chart=self.chart(),
+                effective_date=effective_date,
+                description=description,
+                actor=actor,
+                limits=self.limits,
+            )
+            return Decision((original, reversal), reversal, {"entry_id": str(reversal.id)})
+
+        return execute_idempotent(
+            self,
+            key=key,
+            operation="reverseJournalEntry",
+            request={
+                "entry_id": str(entry_id),
+                "effective_date": effective_date.isoformat(),
+                "description": description,
+                "actor": actor,
+            },
+            decide=decide,
+            load_result=self._load_entry,
+        )
+
+    def get_entry(self, entry_id: UUID) -> JournalEntry:
+        try:
+            entry: JournalEntry = self.repository.get(entry_id)
+        except AggregateNotFoundError:
+            raise EntryNotFound(f"journal entry {entry_id} does not exist") from None
+        return entry
+
+    def _load_entry(self, ref: Mapping[str, str]) -> JournalEntry:
+        return self.get_entry(UUID(ref["entry_id"]))

@@ -1,0 +1,43 @@
+"""Ledger domain: pure Python, no I/O."""
+
+from services.ledger.domain.accounts import (
+    CHART_ID,
+    DEFAULT_ACCOUNTS,
+    Account,
+    AccountType,
+    ChartOfAccounts,
+)
+from services.ledger.domain.errors import (
+    AccountClosed,
+    EntryAlreadyReversed,
+    EntryNotFound,
+    UnbalancedEntry,
+    UnknownAccount,
+)
+from services.ledger.domain.journal import (
+    Cause,
+    JournalEntry,
+    LedgerLimits,
+    Posting,
+    Side,
+    entry_id_for_cause,
+)
+
+__all__ = [
+    "CHART_ID",
+    "DEFAULT_ACCOUNTS",
+    "Account",
+    "AccountClosed",
+    "AccountType",
+    "Cause",
+    "ChartOfAccounts",
+    "EntryAlreadyReversed",
+    "EntryNotFound",
+    "JournalEntry",
+    "LedgerLimits",
+    "Posting",
+    "Side",
+    "UnbalancedEntry",
+    "UnknownAccount",
+    "entry_id_for_cause",
+]

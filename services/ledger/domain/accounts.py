@@ -1,0 +1,155 @@
+"""Chart of accounts: one long-lived aggregate (snapshotted), a few dozen accounts."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate
+
+from services.common.errors import Conflict, ValidationError
+from services.ledger.domain.errors import AccountClosed, UnknownAccount
+
+CHART_ID: UUID = uuid5(NAMESPACE_URL, "urn:coop:ledger:chart-of-accounts")
+
+_CODE_PATTERN = re.compile(r"^[0-9A-Z][0-9A-Z.\-]*$")
+MAX_ACCOUNT_NAME_LENGTH = 120
+
+
+class AccountType(StrEnum):
+    ASSET = "asset"
+    LIABILITY = "liability"
+    NET_ASSETS = "net_assets"
+    REVENUE = "revenue"
+    EXPENSE = "expense"
+
+    @property
+    def is_debit_normal(self) -> bool:
+        """Assets and expenses grow with debits; the rest grow with credits."""
+        return self in (AccountType.ASSET, AccountType.EXPENSE)
+
+
+@dataclass(frozen=True)
+class Account:
+    code: str
+    name: str
+    account_type: AccountType
+    is_open: bool = True
+
+
+# The cooperative's default chart. Codes group by type (1 assets, 2 liabilities,
+# 3 net assets, 4 revenue, 5 expenses); more accounts are opened through the ledger.
+DEFAULT_ACCOUNTS: tuple[tuple[str, str, AccountType], ...] = (
+    ("1000", "Cash on hand (tills and front desk)", AccountType.ASSET),
+    ("1010", "Bank", AccountType.ASSET),
+    ("1020", "Card clearing", AccountType.ASSET),
+    ("1100", "Guest receivables", AccountType.ASSET),
+    ("1110", "Receivables from public bodies", AccountType.ASSET),
+    ("1120", "Grants receivable", AccountType.ASSET),
+    ("1130", "Other receivables", AccountType.ASSET),
+    ("2000", "VAT payable 22%", AccountType.LIABILITY),
+    ("2010", "VAT payable 10%", AccountType.LIABILITY),
+    ("2020", "VAT payable 5%", AccountType.LIABILITY),
+    ("2030", "VAT payable split payment (paid by the public body)", AccountType.LIABILITY),
+    ("2100", "Tourist tax payable to the municipality", AccountType.LIABILITY),
+    ("2200", "Guest deposits held", AccountType.LIABILITY),
+    ("2300", "Refundable grant advances", AccountType.LIABILITY),
+    ("2400", "Welfare fund payable", AccountType.LIABILITY),
+    ("2500", "Pass-through items payable (pocket money)", AccountType.LIABILITY),
+    ("2600", "Trade payables", AccountType.LIABILITY),
+    ("3000", "Unrestricted net assets", AccountType.NET_ASSETS),
+    ("3100", "Restricted funds", AccountType.NET_ASSETS),
+    ("3200", "Legal reserve (indivisible)", AccountType.NET_ASSETS),
+    ("4000", "Hotel revenue: rooms", AccountType.REVENUE),
+    ("4010", "Hotel revenue: food and beverage", AccountType.REVENUE),
+    ("4020", "Hotel revenue: other services", AccountType.REVENUE),
+    ("4030", "Hotel revenue: retained deposits and no-show penalties", AccountType.REVENUE),
+    ("4100", "Shop revenue", AccountType.REVENUE),
+    ("4200", "Grant revenue: unrestricted", AccountType.REVENUE),
+    ("4210", "Grant revenue: restricted", AccountType.REVENUE),
+    ("4300", "Reception contract revenue", AccountType.REVENUE),
+    ("4400", "Donations: unrestricted", AccountType.REVENUE),
+    ("4410", "Donations: restricted", AccountType.REVENUE),
+    ("5000", "Welfare fund contribution", AccountType.EXPENSE),
+    ("5100", "Cash over and short", AccountType.EXPENSE),
+    ("5200", "Supplies", AccountType.EXPENSE),
+    ("5300", "Staff and internship costs", AccountType.EXPENSE),
+    ("5400", "Rent and utilities", AccountType.EXPENSE),
+    ("5900", "Bank and card fees", AccountType.EXPENSE),
+)
+
+
+def check_account_code(code: str, *, field: str, max_length: int) -> None:
+    if not code:
+        raise ValidationError(field, "account code must not be empty")
+    if len(code) > max_length:
+        raise ValidationError(field, f"account code must be at most {max_length} characters")
+    if not _CODE_PATTERN.fullmatch(code):
+        raise ValidationError(field, "account code uses digits, capital letters, '.' and '-'")
+
+
+class ChartOfAccounts(Aggregate):
+    class Created(Aggregate.Created):
+        pass
+
+    class AccountOpened(Aggregate.Event):
+        code: str
+        name: str
+        account_type: str
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, ChartOfAccounts)
+            aggregate.accounts[self.code] = Account(
+                self.code, self.name, AccountType(self.account_type)
+            )
+
+    class AccountClosedEvent(Aggregate.Event):
+        code: str
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, ChartOfAccounts)
+            account = aggregate.accounts[self.code]
+            aggregate.accounts[self.code] = Account(
+                account.code, account.name, account.account_type, is_open=False
+            )
+
+    def __init__(self) -> None:
+        self.accounts: dict[str, Account] = {}
+
+    @classmethod
+    def start(cls) -> ChartOfAccounts:
+        return cls._create(cls.Created, id=CHART_ID)
+
+    def open_account(
+        self, code: str, name: str, account_type: AccountType, *, max_code_length: int
+    ) -> None:
+        check_account_code(code, field="code", max_length=max_code_length)
+        name = name.strip()
+        if not name:
+            raise ValidationError("name", "must not be empty")
+        if len(name) > MAX_ACCOUNT_NAME_LENGTH:
+            raise ValidationError("name", f"must be at most {MAX_ACCOUNT_NAME_LENGTH} characters")
+        if code in self.accounts:
+            raise Conflict(f"account {code!r} already exists")
+        self.trigger_event(
+            self.AccountOpened, code=code, name=name, account_type=account_type.value
+        )
+
+    def close_account(self, code: str) -> None:
+        account = self.accounts.get(code)
+        if account is None:
+            raise UnknownAccount("code", code)
+        if not account.is_open:
+            raise AccountClosed("code", code)
+        self.trigger_event(self.AccountClosedEvent, code=code)
+
+    def postable(self, code: str, *, field: str) -> Account:
+        account = self.accounts.get(code)
+        if account is None:
+            raise UnknownAccount(field, code)
+        if not account.is_open:
+            raise AccountClosed(field, code)
+        return account

@@ -1,0 +1,38 @@
+"""Ledger-specific members of the error tree."""
+
+from __future__ import annotations
+
+from services.common.errors import Conflict, NotFound, ValidationError
+
+
+class UnbalancedEntry(ValidationError):
+    def __init__(self, debit_cents: int, credit_cents: int) -> None:
+        from services.common.money import format_cents
+
+        super().__init__(
+            "postings",
+            f"debits ({format_cents(debit_cents)}) must equal credits "
+            f"({format_cents(credit_cents)})",
+        )
+        self.debit_cents = debit_cents
+        self.credit_cents = credit_cents
+
+
+class UnknownAccount(ValidationError):
+    def __init__(self, field: str, code: str) -> None:
+        super().__init__(field, f"unknown account {code!r}")
+        self.code = code
+
+
+class AccountClosed(ValidationError):
+    def __init__(self, field: str, code: str) -> None:
+        super().__init__(field, f"account {code!r} is closed")
+        self.code = code
+
+
+class EntryNotFound(NotFound):
+    pass
+
+
+class EntryAlreadyReversed(Conflict):
+    pass

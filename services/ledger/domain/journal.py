@@ -1,0 +1,244 @@
+"""Journal entries: balanced, caused, immutable. Corrections are reversals.
+
+One aggregate per entry, its id derived from its cause (uuid5), so posting the same
+cause twice collides in the store instead of double-counting money.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate
+
+from services.common.errors import ValidationError
+from services.common.money import check_positive_amount
+from services.ledger.domain.accounts import ChartOfAccounts, check_account_code
+from services.ledger.domain.errors import EntryAlreadyReversed, UnbalancedEntry
+
+ENTRY_NAMESPACE = uuid5(NAMESPACE_URL, "urn:coop:ledger:journal-entry")
+CURRENCY = "EUR"
+# Actor recorded on entries stored before events carried one (Posted v1).
+UNKNOWN_ACTOR = "unknown (recorded before actors were kept)"
+
+
+class Side(StrEnum):
+    DEBIT = "debit"
+    CREDIT = "credit"
+
+
+@dataclass(frozen=True)
+class Posting:
+    account_code: str
+    side: Side
+    amount_cents: int
+
+    def as_state(self) -> dict[str, Any]:
+        return {"account": self.account_code, "side": self.side.value, "cents": self.amount_cents}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Posting:
+        return cls(state["account"], Side(state["side"]), int(state["cents"]))
+
+
+@dataclass(frozen=True)
+class Cause:
+    """Why an entry exists: the source event (or command) and who triggered it.
+
+    `cause_id` is unique per economic fact, e.g. "hotel:checkout:<booking id>" or the
+    id of the source domain event; "manual:<key>" for entries typed in by a person.
+    """
+
+    cause_id: str
+    actor: str
+
+
+@dataclass(frozen=True)
+class LedgerLimits:
+    amount_ceiling_cents: int
+    max_description_length: int
+    max_entry_lines: int
+    max_account_code_length: int
+
+
+def entry_id_for_cause(cause_id: str) -> UUID:
+    return uuid5(ENTRY_NAMESPACE, cause_id)
+
+
+def reversal_cause_id(entry_id: UUID) -> str:
+    return f"reversal-of:{entry_id}"
+
+
+class JournalEntry(Aggregate):
+    class Posted(Aggregate.Created):
+        # v2 added `actor`: who caused the entry. v1 events get UNKNOWN_ACTOR.
+        class_version = 2
+        effective_date: date
+        description: str
+        currency: str
+        postings: list[dict[str, Any]]
+        cause_id: str
+        actor: str
+        reverses_entry_id: UUID | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["actor"] = UNKNOWN_ACTOR
+
+    class Reversed(Aggregate.Event):
+        reversal_entry_id: UUID
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, JournalEntry)
+            aggregate.reversed_by_entry_id = self.reversal_entry_id
+
+    def __init__(
+        self,
+        effective_date: date,
+        description: str,
+        currency: str,
+        postings: list[dict[str, Any]],
+        cause_id: str,
+        actor: str,
+        reverses_entry_id: UUID | None,
+    ) -> None:
+        self.effective_date = effective_date
+        self.description = description
+        self.currency = currency
+        self.postings = tuple(Posting.from_state(p) for p in postings)
+        self.cause_id = cause_id
+        self.actor = actor
+        self.reverses_entry_id = reverses_entry_id
+        self.reversed_by_entry_id: UUID | None = None
+
+    @property
+    def total_cents(self) -> int:
+        return sum(p.amount_cents for p in self.postings if p.side is Side.DEBIT)
+
+    @classmethod
+    def post(
+        cls,
+        *,
+        chart: ChartOfAccounts,
+        effective_date: date,
+        description: str,
+        postings: Sequence[Posting],
+        cause: Cause,
+        limits: LedgerLimits,
+    ) -> JournalEntry:
+        description = _checked_description(description, limits)
+        _check_postings(chart, postings, limits)
+        if not cause.cause_id or len(cause.cause_id) > 300:
+            raise ValidationError("cause", "cause id must be 1 to 300 characters")
+        return cls._create(
+            cls.Posted,
+            id=entry_id_for_cause(cause.cause_id),
+            effective_date=effective_date,
+            description=description,
+            currency=CURRENCY,
+            postings=[p.as_state() for p in postings],
+            cause_id=cause.cause_id,
+            actor=cause.actor,
+            reverses_entry_id=None,
+        )
+
+    def reverse(
+        self,
+        *,
+        chart: ChartOfAccounts,
+        effective_date: date,
+        description: str,
+        actor: str,
+        limits: LedgerLimits,
+    ) -> JournalEntry:
+        """Record on this entry that it is reversed and return the reversing entry.
+
+        Both must be saved together: the Reversed event is what makes a second
+        reversal (even a concurrent one) collide.
+        """
+        if self.reversed_by_entry_id is not None:
+            raise EntryAlreadyReversed(
+                f"entry {self.id} was already reversed by {self.reversed_by_entry_id}"
+            )
+        if self.reverses_entry_id is not None:
+            raise EntryAlreadyReversed(
+                f"entry {self.id} is itself a reversal; post a new entry instead"
+            )
+        if effective_date < self.effective_date:
+            raise ValidationError(
+                "effectiveDate", "a reversal cannot be dated before the entry it reverses"
+            )
+        description = _checked_description(description, limits)
+        mirrored = [
+            Posting(
+                p.account_code,
+                Side.CREDIT if p.side is Side.DEBIT else Side.DEBIT,
+                p.amount_cents,
+            )
+            for p in self.postings
+        ]
+        # Accounts closed since the original was posted may still be reversed into:
+        # a correction must always be possible, so only existence is checked here.
+        for index, posting in enumerate(mirrored):
+            if posting.account_code not in chart.accounts:
+                raise ValidationError(f"postings[{index}].account", "unknown account")
+        cause_id = reversal_cause_id(self.id)
+        reversal = JournalEntry._create(
+            JournalEntry.Posted,
+            id=entry_id_for_cause(cause_id),
+            effective_date=effective_date,
+            description=description,
+            currency=self.currency,
+            postings=[p.as_state() for p in mirrored],
+            cause_id=cause_id,
+            actor=actor,
+            reverses_entry_id=self.id,
+        )
+        self.trigger_event(self.Reversed, reversal_entry_id=reversal.id)
+        return reversal
+
+
+def _checked_description(description: str, limits: LedgerLimits) -> str:
+    description = description.strip()
+    if not description:
+        raise ValidationError("description", "must not be empty")
+    if len(description) > limits.max_description_length:
+        raise ValidationError(
+            "description", f"must be at most {limits.max_description_length} characters"
+        )
+    return description
+
+
+def _check_postings(
+    chart: ChartOfAccounts, postings: Sequence[Posting], limits: LedgerLimits
+) -> None:
+    if len(postings) < 2:
+        raise ValidationError("postings", "an entry needs at least two postings")
+    if len(postings) > limits.max_entry_lines:
+        raise ValidationError("postings", f"an entry has at most {limits.max_entry_lines} postings")
+    debit_cents = credit_cents = 0
+    for index, posting in enumerate(postings):
+        field = f"postings[{index}]"
+        check_account_code(
+            posting.account_code,
+            field=f"{field}.account",
+            max_length=limits.max_account_code_length,
+        )
+        chart.postable(posting.account_code, field=f"{field}.account")
+        if type(posting.amount_cents) is not int:
+            raise ValidationError(f"{field}.amount", "amount must be integer cents")
+        check_positive_amount(
+            posting.amount_cents,
+            field=f"{field}.amount",
+            ceiling_cents=limits.amount_ceiling_cents,
+        )
+        if posting.side is Side.DEBIT:
+            debit_cents += posting.amount_cents
+        else:
+            credit_cents += posting.amount_cents
+    if debit_cents != credit_cents:
+        raise UnbalancedEntry(debit_cents, credit_cents)

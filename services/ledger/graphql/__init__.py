@@ -1,0 +1,6 @@
+"""The ledger's part of the GraphQL schema."""
+
+from services.ledger.graphql.mutations import LedgerMutation
+from services.ledger.graphql.queries import LedgerQuery
+
+__all__ = ["LedgerMutation", "LedgerQuery"]

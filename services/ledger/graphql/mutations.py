@@ -1,0 +1,187 @@
+"""Ledger mutations: manual journal entries, reversals, opening and closing accounts."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+from uuid import UUID
+
+import strawberry
+
+from gateway.context import Info, run_command
+from services.common.errors import NotFound, ValidationError
+from services.common.graphql import (
+    ConflictResult,
+    IdempotencyKeyReusedResult,
+    Money,
+    NotFoundResult,
+    ValidationErrorResult,
+)
+from services.common.idempotency import Outcome
+from services.common.money import decimal_to_cents
+from services.ledger.domain import Account as AccountModel
+from services.ledger.domain import AccountType, Posting, Side
+from services.ledger.domain import JournalEntry as JournalEntryModel
+from services.ledger.graphql.types import Account, AccountTypeEnum, JournalEntry, SideEnum
+from services.ledger.projections import queries
+
+ERRORS = (ValidationErrorResult, NotFoundResult, ConflictResult, IdempotencyKeyReusedResult)
+
+JournalEntryResult = Annotated[
+    JournalEntry
+    | ValidationErrorResult
+    | NotFoundResult
+    | ConflictResult
+    | IdempotencyKeyReusedResult,
+    strawberry.union("JournalEntryResult"),
+]
+AccountResult = Annotated[
+    Account | ValidationErrorResult | NotFoundResult | ConflictResult | IdempotencyKeyReusedResult,
+    strawberry.union("AccountResult"),
+]
+
+
+@strawberry.input
+class PostingInput:
+    account: str
+    side: SideEnum
+    amount: Money
+
+
+@strawberry.input
+class PostJournalEntryInput:
+    idempotency_key: str
+    effective_date: date
+    description: str
+    postings: list[PostingInput]
+
+
+@strawberry.input
+class ReverseJournalEntryInput:
+    idempotency_key: str
+    entry_id: strawberry.ID
+    effective_date: date
+    description: str
+
+
+@strawberry.input
+class OpenAccountInput:
+    idempotency_key: str
+    code: str
+    name: str
+    type: AccountTypeEnum
+
+
+@strawberry.input
+class CloseAccountInput:
+    idempotency_key: str
+    code: str
+
+
+def _postings(inputs: list[PostingInput]) -> list[Posting]:
+    return [
+        Posting(
+            account_code=posting.account,
+            side=Side(posting.side),
+            amount_cents=decimal_to_cents(posting.amount, field=f"postings[{index}].amount"),
+        )
+        for index, posting in enumerate(inputs)
+    ]
+
+
+def _entry_id(value: str) -> UUID:
+    try:
+        return UUID(value)
+    except ValueError:
+        raise ValidationError("entryId", "not a journal entry id") from None
+
+
+async def _entry_result(
+    info: Info, outcome: Outcome[JournalEntryModel]
+) -> JournalEntry:
+    async with info.context.runtime.read_engine.connect() as conn:
+        row = await queries.entry_by_id(conn, outcome.result.id)
+    if row is None:  # the wait above guarantees the projection has it
+        raise NotFound(f"journal entry {outcome.result.id} is not projected yet")
+    return JournalEntry.from_row(row)
+
+
+async def _account_result(info: Info, outcome: Outcome[AccountModel]) -> Account:
+    async with info.context.runtime.read_engine.connect() as conn:
+        rows = await queries.list_accounts(conn)
+    return next(Account.from_row(row) for row in rows if row.code == outcome.result.code)
+
+
+@strawberry.type
+class LedgerMutation:
+    @strawberry.mutation(description="Post a balanced manual journal entry.")
+    async def post_journal_entry(self, info: Info, input: PostJournalEntryInput) -> JournalEntryResult:
+        ledger = info.context.runtime.ledger
+        actor = info.context.actor
+
+        def command() -> Outcome[JournalEntryModel]:
+            return ledger.post_entry(
+                key=input.idempotency_key,
+                actor=actor,
+                effective_date=input.effective_date,
+                description=input.description,
+                postings=_postings(input.postings),
+            )
+
+        outcome = await run_command(info, command)
+        if isinstance(outcome, ERRORS):
+            return outcome
+        return await _entry_result(info, outcome)
+
+    @strawberry.mutation(description="Reverse an entry with a new, mirrored entry.")
+    async def reverse_journal_entry(
+        self, info: Info, input: ReverseJournalEntryInput
+    ) -> JournalEntryResult:
+        ledger = info.context.runtime.ledger
+        actor = info.context.actor
+
+        def command() -> Outcome[JournalEntryModel]:
+            return ledger.reverse_entry(
+                key=input.idempotency_key,
+                actor=actor,
+                entry_id=_entry_id(input.entry_id),
+                effective_date=input.effective_date,
+                description=input.description,
+            )
+
+        outcome = await run_command(info, command)
+        if isinstance(outcome, ERRORS):
+            return outcome
+        return await _entry_result(info, outcome)
+
+    @strawberry.mutation(description="Add an account to the chart.")
+    async def open_account(self, info: Info, input: OpenAccountInput) -> AccountResult:
+        ledger = info.context.runtime.ledger
+        actor = info.context.actor
+
+        def command() -> Outcome[AccountModel]:
+            return ledger.open_account(
+                key=input.idempotency_key,
+                actor=actor,
+                code=input.code,
+                name=input.name,
+                account_type=AccountType(input.type),
+            )
+
+        outcome = await run_command(info, command)
+        if isinstance(outcome, ERRORS):
+            return outcome
+        return await _account_result(info, outcome)
+
+    @strawberry.mutation(description="Close an account: no new postings; history stays.")
+    async def close_account(self, info: Info, input: CloseAccountInput) -> AccountResult:
+        ledger = info.context.runtime.ledger
+        actor = info.context.actor
+
+        def command() -> Outcome[AccountModel]:
+            return ledger.close_account(key=input.idempotency_key, actor=actor, code=input.code)
+
+        outcome = await run_command(info, command)
+        if isinstance(outcome, ERRORS):
+            return outcome
+        return await _account_result(info, outcome)

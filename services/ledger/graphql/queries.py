@@ -1,0 +1,81 @@
+"""Ledger queries: accounts, journal, trial balance, account balance."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated
+
+import strawberry
+
+from gateway.context import Info
+from services.common.graphql import PageInfo, as_of_date, check_page_size, money
+from services.ledger.domain.accounts import check_account_code
+from services.ledger.graphql.types import (
+    Account,
+    AccountBalance,
+    JournalConnection,
+    JournalEntry,
+    TrialBalance,
+    TrialBalanceLine,
+)
+from services.ledger.projections import queries
+
+
+@strawberry.type
+class LedgerQuery:
+    @strawberry.field(description="The chart of accounts with current balances.")
+    async def accounts(self, info: Info) -> list[Account]:
+        async with info.context.runtime.read_engine.connect() as conn:
+            rows = await queries.list_accounts(conn)
+        return [Account.from_row(row) for row in rows]
+
+    @strawberry.field(description="Journal entries by effective date, paginated.")
+    async def journal(
+        self,
+        info: Info,
+        from_: Annotated[date | None, strawberry.argument(name="from")] = None,
+        to: date | None = None,
+        account: str | None = None,
+        first: int = 50,
+        after: str | None = None,
+    ) -> JournalConnection:
+        settings = info.context.runtime.settings
+        check_page_size(first, settings.max_page_size)
+        if account is not None:
+            check_account_code(
+                account, field="account", max_length=settings.max_account_code_length
+            )
+        async with info.context.runtime.read_engine.connect() as conn:
+            page = await queries.journal_page(
+                conn, from_date=from_, to_date=to, account_code=account, first=first, after=after
+            )
+        return JournalConnection(
+            nodes=[JournalEntry.from_row(row) for row in page.entries],
+            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+        )
+
+    @strawberry.field(description="Balances of every account as of an instant (default: now).")
+    async def trial_balance(self, info: Info, as_of: datetime | None = None) -> TrialBalance:
+        day = as_of_date(as_of, info.context.runtime.settings.zone)
+        async with info.context.runtime.read_engine.connect() as conn:
+            rows = await queries.trial_balance(conn, day)
+        total_debit = sum(row.debit_cents for row in rows)
+        total_credit = sum(row.credit_cents for row in rows)
+        return TrialBalance(
+            as_of=day,
+            lines=[TrialBalanceLine.from_row(row) for row in rows],
+            total_debit=money(total_debit),
+            total_credit=money(total_credit),
+            balanced=total_debit == total_credit,
+        )
+
+    @strawberry.field(description="One account's balance as of an instant (default: now).")
+    async def account_balance(
+        self, info: Info, code: str, as_of: datetime | None = None
+    ) -> AccountBalance:
+        settings = info.context.runtime.settings
+        check_account_code(code, field="code", max_length=settings.max_account_code_length)
+        day = as_of_date(as_of, settings.zone)
+        async with info.context.runtime.read_engine.connect() as conn:
+            row = await queries.account_balance(conn, code, day)
+        return AccountBalance.from_row(row, day)

@@ -1,0 +1,146 @@
+"""GraphQL types of the ledger."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import strawberry
+
+from services.common.graphql import Money, PageInfo, money
+from services.ledger.domain import AccountType, Side
+from services.ledger.projections.queries import AccountRow, BalanceRow, EntryRow
+
+AccountTypeEnum = strawberry.enum(AccountType, name="AccountType")
+SideEnum = strawberry.enum(Side, name="Side")
+
+
+@strawberry.type
+class Account:
+    code: str
+    name: str
+    type: AccountTypeEnum
+    is_open: bool
+    debit_total: Money
+    credit_total: Money
+    balance: Money = strawberry.field(description="In the account's normal direction.")
+
+    @classmethod
+    def from_row(cls, row: AccountRow) -> Account:
+        return cls(
+            code=row.code,
+            name=row.name,
+            type=row.account_type,
+            is_open=row.is_open,
+            debit_total=money(row.debit_cents),
+            credit_total=money(row.credit_cents),
+            balance=money(row.balance_cents),
+        )
+
+
+@strawberry.type
+class JournalLine:
+    account: str
+    debit: Money
+    credit: Money
+
+
+@strawberry.type
+class JournalEntry:
+    id: strawberry.ID
+    position: int = strawberry.field(description="Position in the event log.")
+    effective_date: date
+    recorded_at: datetime
+    description: str
+    cause: str
+    actor: str
+    total: Money
+    reverses_entry_id: strawberry.ID | None
+    reversed_by_entry_id: strawberry.ID | None
+    lines: list[JournalLine]
+
+    @classmethod
+    def from_row(cls, row: EntryRow) -> JournalEntry:
+        recorded_at = row.recorded_at
+        if recorded_at.tzinfo is None:  # SQLite keeps no offset; we store UTC
+            recorded_at = recorded_at.replace(tzinfo=UTC)
+        return cls(
+            id=strawberry.ID(str(row.entry_id)),
+            position=row.position,
+            effective_date=row.effective_date,
+            recorded_at=recorded_at,
+            description=row.description,
+            cause=row.cause_id,
+            actor=row.actor,
+            total=money(row.total_cents),
+            reverses_entry_id=_id(row.reverses_entry_id),
+            reversed_by_entry_id=_id(row.reversed_by_entry_id),
+            lines=[
+                JournalLine(
+                    account=line.account_code,
+                    debit=money(line.debit_cents),
+                    credit=money(line.credit_cents),
+                )
+                for line in row.lines
+            ],
+        )
+
+
+def _id(value: object | None) -> strawberry.ID | None:
+    return None if value is None else strawberry.ID(str(value))
+
+
+@strawberry.type
+class JournalConnection:
+    nodes: list[JournalEntry]
+    page_info: PageInfo
+
+
+@strawberry.type
+class TrialBalanceLine:
+    account: str
+    name: str
+    type: AccountTypeEnum
+    debit: Money
+    credit: Money
+
+    @classmethod
+    def from_row(cls, row: BalanceRow) -> TrialBalanceLine:
+        return cls(
+            account=row.code,
+            name=row.name,
+            type=row.account_type,
+            debit=money(row.debit_cents),
+            credit=money(row.credit_cents),
+        )
+
+
+@strawberry.type
+class TrialBalance:
+    as_of: date
+    lines: list[TrialBalanceLine]
+    total_debit: Money
+    total_credit: Money
+    balanced: bool
+
+
+@strawberry.type
+class AccountBalance:
+    account: str
+    name: str
+    type: AccountTypeEnum
+    as_of: date
+    debit: Money
+    credit: Money
+    balance: Money = strawberry.field(description="In the account's normal direction.")
+
+    @classmethod
+    def from_row(cls, row: BalanceRow, as_of: date) -> AccountBalance:
+        return cls(
+            account=row.code,
+            name=row.name,
+            type=row.account_type,
+            as_of=as_of,
+            debit=money(row.debit_cents),
+            credit=money(row.credit_cents),
+            balance=money(row.balance_cents),
+        )

@@ -1,0 +1,1 @@
+"""Ledger read models: accounts, journal, current and daily balances."""

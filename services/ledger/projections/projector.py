@@ -1,0 +1,231 @@
+"""Fills the ledger read models from ChartOfAccounts and JournalEntry events.
+
+A page of events is folded in memory first (balances per account, per account-day)
+and then written with a handful of set-based statements, so replay cost grows with
+the number of pages and rows, not with round trips per event.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import date
+from typing import Any, ClassVar
+
+from eventsourcing.utils import get_topic
+from sqlalchemy import Connection, Table, and_, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from services.common.projections import DomainEvent, Projection
+from services.ledger.domain import ChartOfAccounts, JournalEntry, Side
+from services.ledger.projections.tables import (
+    ledger_account_balances,
+    ledger_accounts,
+    ledger_daily_balances,
+    ledger_entries,
+    ledger_lines,
+)
+
+
+def upsert(conn: Connection, table: Table) -> Any:
+    """The dialect's INSERT that supports ON CONFLICT."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+class LedgerProjection(Projection):
+    name: ClassVar[str] = "ledger"
+    tables: ClassVar[tuple[Table, ...]] = (
+        ledger_accounts,
+        ledger_entries,
+        ledger_lines,
+        ledger_account_balances,
+        ledger_daily_balances,
+    )
+    topics: ClassVar[frozenset[str]] = frozenset(
+        get_topic(cls)
+        for cls in (
+            ChartOfAccounts.AccountOpened,
+            ChartOfAccounts.AccountClosedEvent,
+            JournalEntry.Posted,
+            JournalEntry.Reversed,
+        )
+    )
+
+    def apply(self, conn: Connection, events: Sequence[tuple[int, DomainEvent]]) -> None:
+        entry_rows: list[dict[str, Any]] = []
+        line_rows: list[dict[str, Any]] = []
+        reversals: list[tuple[Any, Any]] = []
+        # (account, day) -> [debit, credit]
+        activity: dict[tuple[str, date], list[int]] = defaultdict(lambda: [0, 0])
+        for position, event in events:
+            if isinstance(event, JournalEntry.Posted):
+                total_cents = 0
+                for line_no, state in enumerate(event.postings):
+                    cents = int(state["cents"])
+                    is_debit = state["side"] == Side.DEBIT.value
+                    debit, credit = (cents, 0) if is_debit else (0, cents)
+                    total_cents += debit
+                    line_rows.append(
+                        {
+                            "entry_id": event.originator_id,
+                            "line_no": line_no,
+                            "account_code": state["account"],
+                            "debit_cents": debit,
+                            "credit_cents": credit,
+                            "effective_date": event.effective_date,
+                            "position": position,
+                        }
+                    )
+                    day_activity = activity[(state["account"], event.effective_date)]
+                    day_activity[0] += debit
+                    day_activity[1] += credit
+                entry_rows.append(
+                    {
+                        "entry_id": event.originator_id,
+                        "position": position,
+                        "effective_date": event.effective_date,
+                        "recorded_at": event.timestamp,
+                        "description": event.description,
+                        "cause_id": event.cause_id,
+                        "actor": event.actor,
+                        "total_cents": total_cents,
+                        "reverses_entry_id": event.reverses_entry_id,
+                        "reversed_by_entry_id": None,
+                    }
+                )
+            elif isinstance(event, JournalEntry.Reversed):
+                reversals.append((event.originator_id, event.reversal_entry_id))
+            elif isinstance(event, ChartOfAccounts.AccountOpened):
+                # Flush what came before, so an account's rows follow its opening.
+                self._write_entries(conn, entry_rows, line_rows, reversals)
+                entry_rows, line_rows, reversals = [], [], []
+                conn.execute(
+                    upsert(conn, ledger_accounts)
+                    .values(
+                        code=event.code,
+                        name=event.name,
+                        account_type=event.account_type,
+                        is_open=True,
+                    )
+                    .on_conflict_do_nothing()
+                )
+            elif isinstance(event, ChartOfAccounts.AccountClosedEvent):
+                conn.execute(
+                    update(ledger_accounts)
+                    .where(ledger_accounts.c.code == event.code)
+                    .values(is_open=False)
+                )
+        self._write_entries(conn, entry_rows, line_rows, reversals)
+        if activity:
+            self._apply_balances(conn, activity)
+
+    @staticmethod
+    def _write_entries(
+        conn: Connection,
+        entry_rows: list[dict[str, Any]],
+        line_rows: list[dict[str, Any]],
+        reversals: list[tuple[Any, Any]],
+    ) -> None:
+        if entry_rows:
+            conn.execute(insert(ledger_entries), entry_rows)
+        if line_rows:
+            conn.execute(insert(ledger_lines), line_rows)
+        for entry_id, reversal_id in reversals:
+            conn.execute(
+                update(ledger_entries)
+                .where(ledger_entries.c.entry_id == entry_id)
+                .values(reversed_by_entry_id=reversal_id)
+            )
+
+    @staticmethod
+    def _apply_balances(conn: Connection, activity: dict[tuple[str, date], list[int]]) -> None:
+        # Current totals per account.
+        per_account: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for (account, _day), (debit, credit) in activity.items():
+            per_account[account][0] += debit
+            per_account[account][1] += credit
+        stmt = upsert(conn, ledger_account_balances)
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[ledger_account_balances.c.account_code],
+                set_={
+                    "debit_cents": ledger_account_balances.c.debit_cents
+                    + stmt.excluded.debit_cents,
+                    "credit_cents": ledger_account_balances.c.credit_cents
+                    + stmt.excluded.credit_cents,
+                },
+            ),
+            [
+                {"account_code": a, "debit_cents": d, "credit_cents": c}
+                for a, (d, c) in per_account.items()
+            ],
+        )
+
+        # Daily balances: load each touched account's rows from its earliest touched
+        # day on, plus its last closing before that day, and recompute in memory.
+        first_day: dict[str, date] = {}
+        for account, day in activity:
+            if account not in first_day or day < first_day[account]:
+                first_day[account] = day
+        daily = ledger_daily_balances.c
+        existing: dict[str, dict[date, list[int]]] = defaultdict(dict)
+        rows = conn.execute(
+            select(daily.account_code, daily.day, daily.debit_cents, daily.credit_cents).where(
+                or_(*(and_(daily.account_code == a, daily.day >= d) for a, d in first_day.items()))
+            )
+        ).all()
+        for account, day, debit, credit in rows:
+            existing[account][day] = [int(debit), int(credit)]
+        previous_day = (
+            select(daily.account_code, func.max(daily.day).label("day"))
+            .where(
+                or_(*(and_(daily.account_code == a, daily.day < d) for a, d in first_day.items()))
+            )
+            .group_by(daily.account_code)
+            .subquery()
+        )
+        opening = {
+            account: int(closing)
+            for account, closing in conn.execute(
+                select(daily.account_code, daily.closing_cents).join(
+                    previous_day,
+                    and_(
+                        daily.account_code == previous_day.c.account_code,
+                        daily.day == previous_day.c.day,
+                    ),
+                )
+            ).all()
+        }
+        for (account, day), (debit, credit) in activity.items():
+            day_totals = existing[account].setdefault(day, [0, 0])
+            day_totals[0] += debit
+            day_totals[1] += credit
+        out: list[dict[str, Any]] = []
+        for account, days in existing.items():
+            closing = opening.get(account, 0)
+            for day in sorted(days):
+                debit, credit = days[day]
+                closing += debit - credit
+                out.append(
+                    {
+                        "account_code": account,
+                        "day": day,
+                        "debit_cents": debit,
+                        "credit_cents": credit,
+                        "closing_cents": closing,
+                    }
+                )
+        stmt = upsert(conn, ledger_daily_balances)
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[daily.account_code, daily.day],
+                set_={
+                    "debit_cents": stmt.excluded.debit_cents,
+                    "credit_cents": stmt.excluded.credit_cents,
+                    "closing_cents": stmt.excluded.closing_cents,
+                },
+            ),
+            out,
+        )

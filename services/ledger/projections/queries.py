@@ -1,0 +1,249 @@
+"""Read-side queries over the ledger read models (async; asyncpg / aiosqlite)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import and_, func, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.common.errors import NotFound, ValidationError
+from services.ledger.domain import AccountType
+from services.ledger.projections.tables import (
+    ledger_account_balances,
+    ledger_accounts,
+    ledger_daily_balances,
+    ledger_entries,
+    ledger_lines,
+)
+
+
+@dataclass(frozen=True)
+class AccountRow:
+    code: str
+    name: str
+    account_type: AccountType
+    is_open: bool
+    debit_cents: int
+    credit_cents: int
+
+    @property
+    def balance_cents(self) -> int:
+        """Balance in the account's normal direction (positive = normal)."""
+        net = self.debit_cents - self.credit_cents
+        return net if self.account_type.is_debit_normal else -net
+
+
+@dataclass(frozen=True)
+class LineRow:
+    line_no: int
+    account_code: str
+    debit_cents: int
+    credit_cents: int
+
+
+@dataclass(frozen=True)
+class EntryRow:
+    entry_id: UUID
+    position: int
+    effective_date: date
+    recorded_at: Any
+    description: str
+    cause_id: str
+    actor: str
+    total_cents: int
+    reverses_entry_id: UUID | None
+    reversed_by_entry_id: UUID | None
+    lines: tuple[LineRow, ...]
+
+
+@dataclass(frozen=True)
+class EntryPage:
+    entries: list[EntryRow]
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@dataclass(frozen=True)
+class BalanceRow:
+    code: str
+    name: str
+    account_type: AccountType
+    net_cents: int  # debits minus credits
+
+    @property
+    def debit_cents(self) -> int:
+        return self.net_cents if self.net_cents > 0 else 0
+
+    @property
+    def credit_cents(self) -> int:
+        return -self.net_cents if self.net_cents < 0 else 0
+
+    @property
+    def balance_cents(self) -> int:
+        return self.net_cents if self.account_type.is_debit_normal else -self.net_cents
+
+
+async def list_accounts(conn: AsyncConnection) -> list[AccountRow]:
+    a, b = ledger_accounts.c, ledger_account_balances.c
+    rows = await conn.execute(
+        select(
+            a.code,
+            a.name,
+            a.account_type,
+            a.is_open,
+            func.coalesce(b.debit_cents, 0),
+            func.coalesce(b.credit_cents, 0),
+        )
+        .select_from(ledger_accounts.outerjoin(ledger_account_balances, a.code == b.account_code))
+        .order_by(a.code)
+    )
+    return [
+        AccountRow(code, name, AccountType(kind), bool(is_open), int(d), int(c))
+        for code, name, kind, is_open, d, c in rows
+    ]
+
+
+def encode_cursor(effective_date: date, position: int) -> str:
+    return base64.urlsafe_b64encode(f"{effective_date.isoformat()}|{position}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[date, int]:
+    try:
+        day, position = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        return date.fromisoformat(day), int(position)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValidationError("after", "not a cursor returned by this query") from None
+
+
+async def journal_page(
+    conn: AsyncConnection,
+    *,
+    from_date: date | None,
+    to_date: date | None,
+    account_code: str | None,
+    first: int,
+    after: str | None,
+) -> EntryPage:
+    """Entries ordered by effective date then recording order; keyset pagination."""
+    e = ledger_entries.c
+    query = select(ledger_entries)
+    if from_date is not None:
+        query = query.where(e.effective_date >= from_date)
+    if to_date is not None:
+        query = query.where(e.effective_date <= to_date)
+    if account_code is not None:
+        touching = select(ledger_lines.c.entry_id).where(
+            ledger_lines.c.account_code == account_code
+        )
+        query = query.where(e.entry_id.in_(touching))
+    if after is not None:
+        after_date, after_position = decode_cursor(after)
+        query = query.where(tuple_(e.effective_date, e.position) > (after_date, after_position))
+    rows = (
+        await conn.execute(query.order_by(e.effective_date, e.position).limit(first + 1))
+    ).mappings().all()
+    has_next = len(rows) > first
+    rows = rows[:first]
+    lines_by_entry: dict[UUID, list[LineRow]] = {row["entry_id"]: [] for row in rows}
+    if rows:
+        line_result = await conn.execute(
+            select(ledger_lines)
+            .where(ledger_lines.c.entry_id.in_(list(lines_by_entry)))
+            .order_by(ledger_lines.c.entry_id, ledger_lines.c.line_no)
+        )
+        for line in line_result.mappings():
+            lines_by_entry[line["entry_id"]].append(
+                LineRow(
+                    line["line_no"],
+                    line["account_code"],
+                    int(line["debit_cents"]),
+                    int(line["credit_cents"]),
+                )
+            )
+    entries = [
+        EntryRow(
+            entry_id=row["entry_id"],
+            position=int(row["position"]),
+            effective_date=row["effective_date"],
+            recorded_at=row["recorded_at"],
+            description=row["description"],
+            cause_id=row["cause_id"],
+            actor=row["actor"],
+            total_cents=int(row["total_cents"]),
+            reverses_entry_id=row["reverses_entry_id"],
+            reversed_by_entry_id=row["reversed_by_entry_id"],
+            lines=tuple(lines_by_entry[row["entry_id"]]),
+        )
+        for row in rows
+    ]
+    end_cursor = (
+        encode_cursor(entries[-1].effective_date, entries[-1].position) if entries else None
+    )
+    return EntryPage(entries, has_next, end_cursor)
+
+
+def _latest_closing_on_or_before(as_of: date, account_code: str | None = None) -> Any:
+    d = ledger_daily_balances.c
+    latest = select(d.account_code, func.max(d.day).label("day")).where(d.day <= as_of)
+    if account_code is not None:
+        latest = latest.where(d.account_code == account_code)
+    latest_subquery = latest.group_by(d.account_code).subquery()
+    return select(d.account_code, d.closing_cents).join(
+        latest_subquery,
+        and_(d.account_code == latest_subquery.c.account_code, d.day == latest_subquery.c.day),
+    )
+
+
+async def trial_balance(conn: AsyncConnection, as_of: date) -> list[BalanceRow]:
+    """Every account with a non-zero balance on `as_of` (entries effective that day count)."""
+    closing = {
+        code: int(cents)
+        for code, cents in await conn.execute(_latest_closing_on_or_before(as_of))
+    }
+    a = ledger_accounts.c
+    accounts = await conn.execute(select(a.code, a.name, a.account_type).order_by(a.code))
+    return [
+        BalanceRow(code, name, AccountType(kind), closing[code])
+        for code, name, kind in accounts
+        if closing.get(code)
+    ]
+
+
+async def account_balance(conn: AsyncConnection, code: str, as_of: date) -> BalanceRow:
+    a = ledger_accounts.c
+    account = (
+        await conn.execute(select(a.code, a.name, a.account_type).where(a.code == code))
+    ).first()
+    if account is None:
+        raise NotFound(f"account {code!r} does not exist")
+    closing = (await conn.execute(_latest_closing_on_or_before(as_of, code))).first()
+    net = int(closing[1]) if closing is not None else 0
+    return BalanceRow(account[0], account[1], AccountType(account[2]), net)
+
+
+async def entry_by_id(conn: AsyncConnection, entry_id: UUID) -> EntryRow | None:
+    e = ledger_entries.c
+    row = (await conn.execute(select(e.effective_date, e.position).where(e.entry_id == entry_id))).first()
+    if row is None:
+        return None
+    page = await journal_page(
+        conn,
+        from_date=row[0],
+        to_date=row[0],
+        account_code=None,
+        first=1,
+        after=_cursor_before(row[0], int(row[1])),
+    )
+    return page.entries[0] if page.entries else None
+
+
+def _cursor_before(effective_date: date, position: int) -> str:
+    return encode_cursor(effective_date, position - 1)
+
+

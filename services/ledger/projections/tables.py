@@ -1,0 +1,78 @@
+"""Ledger read models. Rebuildable from the event log at any time."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    String,
+    Table,
+    Uuid,
+)
+
+from services.common.database import metadata
+
+ledger_accounts = Table(
+    "ledger_accounts",
+    metadata,
+    Column("code", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("account_type", String(20), nullable=False),
+    Column("is_open", Boolean, nullable=False),
+)
+
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("entry_id", Uuid, primary_key=True),
+    Column("position", BigInteger, nullable=False, unique=True),
+    Column("effective_date", Date, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("description", String(10_000), nullable=False),
+    Column("cause_id", String(300), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("total_cents", BigInteger, nullable=False),
+    Column("reverses_entry_id", Uuid, nullable=True),
+    Column("reversed_by_entry_id", Uuid, nullable=True),
+    Index("ix_ledger_entries_date_position", "effective_date", "position"),
+)
+
+ledger_lines = Table(
+    "ledger_lines",
+    metadata,
+    Column("entry_id", Uuid, primary_key=True),
+    Column("line_no", Integer, primary_key=True),
+    Column("account_code", String(64), nullable=False),
+    Column("debit_cents", BigInteger, nullable=False),
+    Column("credit_cents", BigInteger, nullable=False),
+    Column("effective_date", Date, nullable=False),
+    Column("position", BigInteger, nullable=False),
+    Index("ix_ledger_lines_account_date", "account_code", "effective_date", "position"),
+)
+
+# Current totals per account (one row per account that has postings).
+ledger_account_balances = Table(
+    "ledger_account_balances",
+    metadata,
+    Column("account_code", String(64), primary_key=True),
+    Column("debit_cents", BigInteger, nullable=False),
+    Column("credit_cents", BigInteger, nullable=False),
+)
+
+# One row per account and day with postings: that day's activity and the closing
+# balance (debits minus credits, cumulative). A balance as of D is the latest row
+# on or before D: one index lookup, however long the history.
+ledger_daily_balances = Table(
+    "ledger_daily_balances",
+    metadata,
+    Column("account_code", String(64), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("debit_cents", BigInteger, nullable=False),
+    Column("credit_cents", BigInteger, nullable=False),
+    Column("closing_cents", BigInteger, nullable=False),
+)

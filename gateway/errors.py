@@ -27,7 +27,9 @@ def _processed(error: GraphQLError) -> GraphQLError:
         # Parse, validation and variable-coercion errors: about the request itself.
         extensions = dict(error.extensions or {})
         extensions.setdefault("code", "BAD_REQUEST")
-        return GraphQLError(error.message, nodes=error.nodes, path=error.path, extensions=extensions)
+        return GraphQLError(
+            error.message, nodes=error.nodes, path=error.path, extensions=extensions
+        )
     if isinstance(original, CoopError):
         return GraphQLError(
             original.message,

@@ -126,5 +126,3 @@ class Runtime:
 
 def build_runtime(settings: Settings) -> Runtime:
     return Runtime(settings)
-
-

@@ -7,9 +7,11 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from gateway.errors import MaskUnexpectedErrors
+from services.common.graphql import MONEY_SCALAR, Money
 from services.ledger.graphql import LedgerMutation, LedgerQuery
 
 SCHEMA_FILE = Path(__file__).with_name("schema.graphql")
@@ -39,6 +41,7 @@ def build_schema(**kwargs: Any) -> strawberry.Schema:
         query=Query,
         mutation=Mutation,
         extensions=[MaskUnexpectedErrors],
+        config=StrawberryConfig(scalar_map={Money: MONEY_SCALAR}),
         **kwargs,
     )
 

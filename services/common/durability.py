@@ -24,7 +24,9 @@ def durability_problems(settings: Settings) -> list[str]:
     engine = create_engine(settings.sync_url, poolclass=NullPool)
     try:
         with engine.connect() as conn:
-            values = {name: str(conn.execute(text(f"SHOW {name}")).scalar()) for name in REQUIRED_ON}
+            values = {
+                name: str(conn.execute(text(f"SHOW {name}")).scalar()) for name in REQUIRED_ON
+            }
     finally:
         engine.dispose()
     return [f"{name} is {value}" for name, value in values.items() if value.lower() == "off"]

@@ -118,6 +118,12 @@ class CoopApplication(Application[UUID]):
     log_section_size = 1000
     snapshotting_intervals: ClassVar[dict[type[Any], int]] = {}
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # The library names each subclass's tables after the class; every context
+        # must write to the one store, so the name is pinned.
+        super().__init_subclass__(**kwargs)
+        cls.name = STORE_NAME
+
     def __init__(self, settings: Settings, *, create_table: bool = True) -> None:
         self.settings = settings
         # The library merges os.environ under ours; ours must win so that a stray

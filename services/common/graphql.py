@@ -44,8 +44,10 @@ def _serialize_money(value: object) -> str:
     return f"{amount.quantize(Decimal('0.01'))}"
 
 
-Money = strawberry.scalar(
-    NewType("Money", Decimal),
+Money = NewType("Money", Decimal)
+
+# Registered through the schema's scalar_map (see gateway/schema.py).
+MONEY_SCALAR = strawberry.scalar(
     name="Money",
     description='An amount in EUR as a decimal string with at most 2 decimals, e.g. "12.50".',
     serialize=_serialize_money,
@@ -82,9 +84,7 @@ class IdempotencyKeyReusedResult:
     message: str
 
 
-ErrorResult = (
-    ValidationErrorResult | NotFoundResult | ConflictResult | IdempotencyKeyReusedResult
-)
+ErrorResult = ValidationErrorResult | NotFoundResult | ConflictResult | IdempotencyKeyReusedResult
 
 
 def error_result(exc: CoopError) -> ErrorResult:

@@ -61,3 +61,17 @@ def check_positive_amount(amount_cents: int, *, field: str, ceiling_cents: int) 
         raise ValidationError(
             field, f"amount must not exceed the ceiling of {format_cents(ceiling_cents)} EUR"
         )
+
+
+def split_vat_included(gross_cents: int, rate_basis_points: int) -> tuple[int, int]:
+    """Split a VAT-inclusive amount into (net, VAT), e.g. rate 1000 bp = 10%.
+
+    Rule: net = gross / (1 + rate), rounded half up to the cent; VAT = gross - net.
+    Net + VAT always equals the gross exactly. Integer arithmetic only.
+    """
+    if rate_basis_points < 0:
+        raise ValueError("VAT rate must not be negative")
+    denominator = 10_000 + rate_basis_points
+    sign = -1 if gross_cents < 0 else 1
+    net = sign * ((2 * abs(gross_cents) * 10_000 + denominator) // (2 * denominator))
+    return net, gross_cents - net

@@ -183,7 +183,9 @@ class ProjectionRunner:
             self.wake.wait(timeout=backoff_s)
             self.wake.clear()
 
-    def rebuild(self, names: Iterable[str] | None = None, progress: ProgressCallback | None = None) -> int:
+    def rebuild(
+        self, names: Iterable[str] | None = None, progress: ProgressCallback | None = None
+    ) -> int:
         """Empty the named read models and replay them from event 0."""
         selected = set(names) if names is not None else {p.name for p in self.projections}
         unknown = selected - {p.name for p in self.projections}

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 
 from services.common.eventstore import CoopApplication, eventsourcing_env
 from services.common.idempotency import Decision, Outcome, execute_idempotent
@@ -26,6 +27,24 @@ from services.ledger.domain import (
     Posting,
     entry_id_for_cause,
 )
+
+
+class AccountAsDict(Transcoding):
+    """Chart snapshots hold Account values."""
+
+    type = Account
+    name = "ledger_account"
+
+    def encode(self, obj: Account) -> dict[str, Any]:
+        return {
+            "code": obj.code,
+            "name": obj.name,
+            "type": obj.account_type.value,
+            "open": obj.is_open,
+        }
+
+    def decode(self, data: dict[str, Any]) -> Account:
+        return Account(data["code"], data["name"], AccountType(data["type"]), bool(data["open"]))
 
 
 def limits_from(settings: Settings) -> LedgerLimits:
@@ -46,6 +65,10 @@ class LedgerApplication(CoopApplication):
         self.limits = limits_from(settings)
         super().__init__(settings, create_table=create_table)
 
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(AccountAsDict())
+
     def construct_env(self, name: str, env: Any = None) -> Any:
         merged = dict(env or eventsourcing_env(self.settings))
         merged.setdefault("AGGREGATE_CACHE_MAXSIZE", "256")
@@ -64,10 +87,8 @@ class LedgerApplication(CoopApplication):
             chart.open_account(
                 code, name, account_type, max_code_length=self.limits.max_account_code_length
             )
-        try:
-            self.save(chart)
-        except IntegrityError:
-            pass  # another process created it first: same defaults
+        with contextlib.suppress(IntegrityError):
+            self.save(chart)  # a collision means another process created it first
         return self.chart()
 
     def chart(self) -> ChartOfAccounts:

@@ -53,7 +53,6 @@ DEFAULT_ACCOUNTS: tuple[tuple[str, str, AccountType], ...] = (
     ("2000", "VAT payable 22%", AccountType.LIABILITY),
     ("2010", "VAT payable 10%", AccountType.LIABILITY),
     ("2020", "VAT payable 5%", AccountType.LIABILITY),
-    ("2030", "VAT payable split payment (paid by the public body)", AccountType.LIABILITY),
     ("2100", "Tourist tax payable to the municipality", AccountType.LIABILITY),
     ("2200", "Guest deposits held", AccountType.LIABILITY),
     ("2300", "Refundable grant advances", AccountType.LIABILITY),

@@ -22,7 +22,7 @@ from services.common.money import decimal_to_cents
 from services.ledger.domain import Account as AccountModel
 from services.ledger.domain import AccountType, Posting, Side
 from services.ledger.domain import JournalEntry as JournalEntryModel
-from services.ledger.graphql.types import Account, AccountTypeEnum, JournalEntry, SideEnum
+from services.ledger.graphql.types import Account, JournalEntry
 from services.ledger.projections import queries
 
 ERRORS = (ValidationErrorResult, NotFoundResult, ConflictResult, IdempotencyKeyReusedResult)
@@ -44,7 +44,7 @@ AccountResult = Annotated[
 @strawberry.input
 class PostingInput:
     account: str
-    side: SideEnum
+    side: Side
     amount: Money
 
 
@@ -69,7 +69,7 @@ class OpenAccountInput:
     idempotency_key: str
     code: str
     name: str
-    type: AccountTypeEnum
+    type: AccountType
 
 
 @strawberry.input
@@ -82,7 +82,7 @@ def _postings(inputs: list[PostingInput]) -> list[Posting]:
     return [
         Posting(
             account_code=posting.account,
-            side=Side(posting.side),
+            side=posting.side,
             amount_cents=decimal_to_cents(posting.amount, field=f"postings[{index}].amount"),
         )
         for index, posting in enumerate(inputs)
@@ -96,9 +96,7 @@ def _entry_id(value: str) -> UUID:
         raise ValidationError("entryId", "not a journal entry id") from None
 
 
-async def _entry_result(
-    info: Info, outcome: Outcome[JournalEntryModel]
-) -> JournalEntry:
+async def _entry_result(info: Info, outcome: Outcome[JournalEntryModel]) -> JournalEntry:
     async with info.context.runtime.read_engine.connect() as conn:
         row = await queries.entry_by_id(conn, outcome.result.id)
     if row is None:  # the wait above guarantees the projection has it
@@ -115,7 +113,9 @@ async def _account_result(info: Info, outcome: Outcome[AccountModel]) -> Account
 @strawberry.type
 class LedgerMutation:
     @strawberry.mutation(description="Post a balanced manual journal entry.")
-    async def post_journal_entry(self, info: Info, input: PostJournalEntryInput) -> JournalEntryResult:
+    async def post_journal_entry(
+        self, info: Info, input: PostJournalEntryInput
+    ) -> JournalEntryResult:
         ledger = info.context.runtime.ledger
         actor = info.context.actor
 
@@ -165,7 +165,7 @@ class LedgerMutation:
                 actor=actor,
                 code=input.code,
                 name=input.name,
-                account_type=AccountType(input.type),
+                account_type=input.type,
             )
 
         outcome = await run_command(info, command)

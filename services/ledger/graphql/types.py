@@ -10,15 +10,16 @@ from services.common.graphql import Money, PageInfo, money
 from services.ledger.domain import AccountType, Side
 from services.ledger.projections.queries import AccountRow, BalanceRow, EntryRow
 
-AccountTypeEnum = strawberry.enum(AccountType, name="AccountType")
-SideEnum = strawberry.enum(Side, name="Side")
+# Expose the domain enums as they are (registration only; the domain imports nothing).
+strawberry.enum(AccountType, name="AccountType")
+strawberry.enum(Side, name="Side")
 
 
 @strawberry.type
 class Account:
     code: str
     name: str
-    type: AccountTypeEnum
+    type: AccountType
     is_open: bool
     debit_total: Money
     credit_total: Money
@@ -99,7 +100,7 @@ class JournalConnection:
 class TrialBalanceLine:
     account: str
     name: str
-    type: AccountTypeEnum
+    type: AccountType
     debit: Money
     credit: Money
 
@@ -127,7 +128,7 @@ class TrialBalance:
 class AccountBalance:
     account: str
     name: str
-    type: AccountTypeEnum
+    type: AccountType
     as_of: date
     debit: Money
     credit: Money

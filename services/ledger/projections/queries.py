@@ -146,8 +146,10 @@ async def journal_page(
         after_date, after_position = decode_cursor(after)
         query = query.where(tuple_(e.effective_date, e.position) > (after_date, after_position))
     rows = (
-        await conn.execute(query.order_by(e.effective_date, e.position).limit(first + 1))
-    ).mappings().all()
+        (await conn.execute(query.order_by(e.effective_date, e.position).limit(first + 1)))
+        .mappings()
+        .all()
+    )
     has_next = len(rows) > first
     rows = rows[:first]
     lines_by_entry: dict[UUID, list[LineRow]] = {row["entry_id"]: [] for row in rows}
@@ -203,8 +205,7 @@ def _latest_closing_on_or_before(as_of: date, account_code: str | None = None) -
 async def trial_balance(conn: AsyncConnection, as_of: date) -> list[BalanceRow]:
     """Every account with a non-zero balance on `as_of` (entries effective that day count)."""
     closing = {
-        code: int(cents)
-        for code, cents in await conn.execute(_latest_closing_on_or_before(as_of))
+        code: int(cents) for code, cents in await conn.execute(_latest_closing_on_or_before(as_of))
     }
     a = ledger_accounts.c
     accounts = await conn.execute(select(a.code, a.name, a.account_type).order_by(a.code))
@@ -229,7 +230,9 @@ async def account_balance(conn: AsyncConnection, code: str, as_of: date) -> Bala
 
 async def entry_by_id(conn: AsyncConnection, entry_id: UUID) -> EntryRow | None:
     e = ledger_entries.c
-    row = (await conn.execute(select(e.effective_date, e.position).where(e.entry_id == entry_id))).first()
+    row = (
+        await conn.execute(select(e.effective_date, e.position).where(e.entry_id == entry_id))
+    ).first()
     if row is None:
         return None
     page = await journal_page(
@@ -245,5 +248,3 @@ async def entry_by_id(conn: AsyncConnection, entry_id: UUID) -> EntryRow | None:
 
 def _cursor_before(effective_date: date, position: int) -> str:
     return encode_cursor(effective_date, position - 1)
-
-

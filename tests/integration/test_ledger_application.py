@@ -1,0 +1,233 @@
+"""The ledger application on real stores (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from datetime import date
+from typing import Any
+
+import pytest
+
+from services.common.errors import Conflict, CoopError, IdempotencyKeyReused, ValidationError
+from services.common.settings import Settings
+from services.ledger.application import LedgerApplication
+from services.ledger.domain import (
+    AccountClosed,
+    AccountType,
+    EntryAlreadyReversed,
+    Posting,
+    Side,
+    UnbalancedEntry,
+)
+
+SALE = (
+    Posting("1000", Side.DEBIT, 1220),
+    Posting("4100", Side.CREDIT, 1000),
+    Posting("2000", Side.CREDIT, 220),
+)
+
+
+@pytest.fixture
+def ledger(settings: Settings) -> Iterator[LedgerApplication]:
+    app = LedgerApplication(settings)
+    app.ensure_chart()
+    yield app
+    app.close()
+
+
+def post(
+    ledger: LedgerApplication, key: str, postings: tuple[Posting, ...] = SALE, **kw: Any
+) -> Any:
+    return ledger.post_entry(
+        key=key,
+        actor=kw.pop("actor", "till-1"),
+        effective_date=kw.pop("effective_date", date(2025, 5, 2)),
+        description=kw.pop("description", "Shop sale"),
+        postings=postings,
+        **kw,
+    )
+
+
+def head(ledger: LedgerApplication) -> int:
+    return ledger.recorder.max_notification_id() or 0
+
+
+def test_ensure_chart_is_idempotent(ledger: LedgerApplication) -> None:
+    before = head(ledger)
+    ledger.ensure_chart()
+    assert head(ledger) == before
+    assert ledger.chart().accounts["2100"].name.startswith("Tourist tax")
+
+
+def test_same_key_same_request_returns_the_original_and_writes_nothing(
+    ledger: LedgerApplication,
+) -> None:
+    first = post(ledger, "sale-1")
+    written = head(ledger)
+    again = post(ledger, "sale-1")
+    assert again.replayed
+    assert not first.replayed
+    assert again.result.id == first.result.id
+    assert head(ledger) == written
+
+
+def test_same_key_different_request_is_refused(ledger: LedgerApplication) -> None:
+    post(ledger, "sale-1")
+    written = head(ledger)
+    with pytest.raises(IdempotencyKeyReused):
+        post(ledger, "sale-1", description="Another sale")
+    assert head(ledger) == written
+
+
+def test_one_cause_posts_once(ledger: LedgerApplication) -> None:
+    first = post(ledger, "k1", cause_id="shop:sale:42")
+    written = head(ledger)
+    second = post(ledger, "k2", cause_id="shop:sale:42")
+    assert second.result.id == first.result.id
+    assert second.replayed
+    assert head(ledger) == written
+
+
+@pytest.mark.parametrize(
+    ("postings", "error"),
+    [
+        ((Posting("1000", Side.DEBIT, 1220), Posting("4100", Side.CREDIT, 1000)), UnbalancedEntry),
+        ((Posting("1000", Side.DEBIT, 0), Posting("4100", Side.CREDIT, 0)), ValidationError),
+        ((Posting("7777", Side.DEBIT, 5), Posting("4100", Side.CREDIT, 5)), ValidationError),
+    ],
+)
+def test_bad_entries_store_nothing(
+    ledger: LedgerApplication, postings: tuple[Posting, ...], error: type[CoopError]
+) -> None:
+    before = head(ledger)
+    with pytest.raises(error):
+        post(ledger, "bad", postings)
+    assert head(ledger) == before
+    # The key was not consumed by the failure: a corrected request may use it.
+    assert not post(ledger, "bad").replayed
+
+
+def test_a_successful_retry_still_answers_after_the_state_moved_on(
+    ledger: LedgerApplication,
+) -> None:
+    first = post(ledger, "k", (Posting("1000", Side.DEBIT, 5), Posting("4200", Side.CREDIT, 5)))
+    ledger.close_account(key="close-4200", actor="admin", code="4200")
+    with pytest.raises(AccountClosed):
+        post(ledger, "k2", (Posting("1000", Side.DEBIT, 5), Posting("4200", Side.CREDIT, 5)))
+    again = post(ledger, "k", (Posting("1000", Side.DEBIT, 5), Posting("4200", Side.CREDIT, 5)))
+    assert again.replayed
+    assert again.result.id == first.result.id
+
+
+def test_reversal_happens_once_and_links_both_ways(ledger: LedgerApplication) -> None:
+    original = post(ledger, "sale").result
+    reversal = ledger.reverse_entry(
+        key="void",
+        actor="admin",
+        entry_id=original.id,
+        effective_date=date(2025, 5, 3),
+        description="Void",
+    ).result
+    assert reversal.reverses_entry_id == original.id
+    assert ledger.get_entry(original.id).reversed_by_entry_id == reversal.id
+    with pytest.raises(EntryAlreadyReversed):
+        ledger.reverse_entry(
+            key="void-2",
+            actor="admin",
+            entry_id=original.id,
+            effective_date=date(2025, 5, 3),
+            description="Again",
+        )
+
+
+def test_open_and_close_accounts(ledger: LedgerApplication) -> None:
+    opened = ledger.open_account(
+        key="open-4101",
+        actor="admin",
+        code="4101",
+        name="Shop revenue: shoes",
+        account_type=AccountType.REVENUE,
+    )
+    assert opened.result.is_open
+    with pytest.raises(Conflict):
+        ledger.open_account(
+            key="open-4101-again",
+            actor="admin",
+            code="4101",
+            name="Dup",
+            account_type=AccountType.REVENUE,
+        )
+    closed = ledger.close_account(key="close-4101", actor="admin", code="4101")
+    assert not closed.result.is_open
+
+
+def _race(count: int, attempt: Callable[[int], Any]) -> tuple[list[Any], list[BaseException]]:
+    barrier = threading.Barrier(count)
+    results: list[Any] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            result = attempt(i)
+        except BaseException as exc:
+            with lock:
+                errors.append(exc)
+        else:
+            with lock:
+                results.append(result)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results, errors
+
+
+def test_concurrent_reversals_exactly_one_wins(ledger: LedgerApplication) -> None:
+    original = post(ledger, "sale").result
+    results, errors = _race(
+        8,
+        lambda i: ledger.reverse_entry(
+            key=f"void-{i}",
+            actor="admin",
+            entry_id=original.id,
+            effective_date=date(2025, 5, 3),
+            description="Void",
+        ),
+    )
+    assert len(results) == 1
+    assert len(errors) == 7
+    assert all(isinstance(e, Conflict) for e in errors), errors
+    assert ledger.get_entry(original.id).reversed_by_entry_id == results[0].result.id
+
+
+def test_concurrent_retries_of_one_key_post_once(ledger: LedgerApplication) -> None:
+    before = head(ledger)
+    results, errors = _race(8, lambda _i: post(ledger, "double-tap"))
+    assert not errors
+    assert len({r.result.id for r in results}) == 1
+    assert sum(not r.replayed for r in results) == 1
+    assert head(ledger) == before + 2  # one entry event and one key claim
+
+
+def test_concurrent_account_opening_exactly_one_wins(ledger: LedgerApplication) -> None:
+    results, errors = _race(
+        6,
+        lambda i: ledger.open_account(
+            key=f"open-{i}",
+            actor="admin",
+            code=f"48{i}",
+            name="New account",
+            account_type=AccountType.REVENUE,
+        ),
+    )
+    # All change the one chart aggregate: each either wins or gets Conflict, none is lost.
+    assert len(results) >= 1
+    assert all(isinstance(e, Conflict) for e in errors)
+    chart = ledger.chart()
+    opened = {f"48{i}" for i in range(6)} & set(chart.accounts)
+    assert len(opened) == len(results)

@@ -1,0 +1,231 @@
+"""The projector: exactly-once, pages, rebuild, and balances as of any date."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import tempfile
+import threading
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+from sqlalchemy import Engine, select
+
+from services.common.database import (
+    create_read_engine,
+    create_read_model_tables,
+    create_sync_engine,
+)
+from services.common.projections import ProjectionRunner
+from services.common.settings import Settings
+from services.ledger.application import LedgerApplication
+from services.ledger.domain import AccountType, Cause, JournalEntry, Posting, Side
+from services.ledger.projections import queries
+from services.ledger.projections.projector import LedgerProjection
+from services.ledger.projections.tables import (
+    ledger_account_balances,
+    ledger_daily_balances,
+    ledger_entries,
+    ledger_lines,
+)
+
+ACCOUNTS = ("1000", "1010", "1020", "2000", "2010", "4000", "4100", "5200")
+
+
+@pytest.fixture
+def ledger(settings: Settings) -> Iterator[LedgerApplication]:
+    app = LedgerApplication(settings)
+    app.ensure_chart()
+    yield app
+    app.close()
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Iterator[Engine]:
+    eng = create_sync_engine(settings)
+    create_read_model_tables(eng)
+    yield eng
+    eng.dispose()
+
+
+def random_entries(rng: random.Random, count: int, start: date) -> list[tuple[date, list[Posting]]]:
+    out = []
+    for _ in range(count):
+        day = start + timedelta(days=rng.randint(0, 60))
+        debit, credit = rng.sample(ACCOUNTS, 2)
+        amount = rng.randint(1, 50_000)
+        out.append(
+            (day, [Posting(debit, Side.DEBIT, amount), Posting(credit, Side.CREDIT, amount)])
+        )
+    return out
+
+
+def save_entries(
+    ledger: LedgerApplication, entries: list[tuple[date, list[Posting]]], prefix: str
+) -> list[JournalEntry]:
+    saved = []
+    for i, (day, postings) in enumerate(entries):
+        entry = ledger.prepare_entry(
+            effective_date=day,
+            description=f"Entry {i}",
+            postings=postings,
+            cause=Cause(f"{prefix}:{i}", "t"),
+        )
+        ledger.save(entry)
+        saved.append(entry)
+    return saved
+
+
+def expected_closing(entries: list[tuple[date, list[Posting]]], as_of: date) -> dict[str, int]:
+    net: dict[str, int] = defaultdict(int)
+    for day, postings in entries:
+        if day <= as_of:
+            for p in postings:
+                net[p.account_code] += p.amount_cents if p.side is Side.DEBIT else -p.amount_cents
+    return {k: v for k, v in net.items() if v}
+
+
+def table_rows(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
+    with engine.connect() as conn:
+        return {
+            t.name: sorted(tuple(r) for r in conn.execute(select(t)))
+            for t in (ledger_entries, ledger_lines, ledger_account_balances, ledger_daily_balances)
+        }
+
+
+async def trial(settings: Settings, as_of: date) -> dict[str, int]:
+    engine = create_read_engine(settings)
+    try:
+        async with engine.connect() as conn:
+            rows = await queries.trial_balance(conn, as_of)
+        return {r.code: r.net_cents for r in rows}
+    finally:
+        await engine.dispose()
+
+
+def test_back_dated_entries_across_pages_give_exact_balances_as_of_every_day(
+    ledger: LedgerApplication, engine: Engine, settings: Settings
+) -> None:
+    rng = random.Random(7)
+    entries = random_entries(rng, 300, date(2025, 1, 1))
+    save_entries(ledger, entries, "bd")
+    runner = ProjectionRunner(ledger, engine, [LedgerProjection()], page_size=37)
+    runner.run_until_caught_up()
+    for offset in (-1, 0, 5, 17, 30, 44, 60, 61):
+        day = date(2025, 1, 1) + timedelta(days=offset)
+        assert asyncio.run(trial(settings, day)) == expected_closing(entries, day), day
+
+
+def test_two_runners_racing_apply_each_event_once(
+    ledger: LedgerApplication, engine: Engine, settings: Settings
+) -> None:
+    entries = random_entries(random.Random(3), 400, date(2025, 1, 1))
+    save_entries(ledger, entries, "race")
+    other_engine = create_sync_engine(settings)
+    runners = [
+        ProjectionRunner(ledger, engine, [LedgerProjection()], page_size=25),
+        ProjectionRunner(ledger, other_engine, [LedgerProjection()], page_size=25),
+    ]
+    errors: list[BaseException] = []
+
+    def run(r: ProjectionRunner) -> None:
+        try:
+            r.run_until_caught_up()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in runners]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    other_engine.dispose()
+    assert not errors
+    with engine.connect() as conn:
+        line_count = len(conn.execute(select(ledger_lines.c.entry_id)).all())
+    assert line_count == 2 * len(entries)
+    assert asyncio.run(trial(settings, date(2026, 1, 1))) == expected_closing(
+        entries, date(2026, 1, 1)
+    )
+
+
+def test_rebuild_reproduces_the_read_models_exactly(
+    ledger: LedgerApplication, engine: Engine
+) -> None:
+    entries = random_entries(random.Random(11), 150, date(2025, 1, 1))
+    saved = save_entries(ledger, entries, "rb")
+    ledger.reverse_entry(
+        key="rev",
+        actor="a",
+        entry_id=saved[3].id,
+        effective_date=date(2025, 6, 1),
+        description="Fix",
+    )
+    ledger.open_account(
+        key="acc", actor="a", code="4199", name="Other", account_type=AccountType.REVENUE
+    )
+    ledger.close_account(key="close", actor="a", code="4199")
+    runner = ProjectionRunner(ledger, engine, [LedgerProjection()], page_size=1000)
+    runner.run_until_caught_up()
+    before = table_rows(engine)
+    assert len(before["ledger_entries"]) == 151
+    runner.rebuild()
+    assert table_rows(engine) == before
+    assert runner.status()[0].lag == 0
+
+
+@given(
+    seed=st.integers(min_value=0, max_value=10**6),
+    count=st.integers(min_value=1, max_value=60),
+    reverse_share=st.floats(min_value=0, max_value=1),
+    page_size=st.integers(min_value=1, max_value=40),
+)
+@hypothesis_settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_property_trial_balance_stays_zero_and_reversals_restore_balances(
+    seed: int, count: int, reverse_share: float, page_size: int
+) -> None:
+    rng = random.Random(seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        s = Settings(database_url=f"sqlite:///{Path(tmp) / 'p.db'}")
+        ledger = LedgerApplication(s)
+        ledger.ensure_chart()
+        engine = create_sync_engine(s)
+        create_read_model_tables(engine)
+        try:
+            entries = random_entries(rng, count, date(2025, 1, 1))
+            saved = save_entries(ledger, entries, "p")
+            runner = ProjectionRunner(ledger, engine, [LedgerProjection()], page_size=page_size)
+            runner.run_until_caught_up()
+            end = date(2025, 12, 31)
+            balances = asyncio.run(trial(s, end))
+            assert sum(balances.values()) == 0
+            assert balances == expected_closing(entries, end)
+
+            reversed_idx = [i for i in range(count) if rng.random() < reverse_share]
+            for i in reversed_idx:
+                ledger.reverse_entry(
+                    key=f"r{i}",
+                    actor="t",
+                    entry_id=saved[i].id,
+                    effective_date=end,
+                    description="Reversal",
+                )
+            runner.run_until_caught_up()
+            remaining = [e for i, e in enumerate(entries) if i not in set(reversed_idx)]
+            after = asyncio.run(trial(s, end))
+            assert sum(after.values()) == 0
+            assert after == expected_closing(remaining, end)
+            # Before the reversals' date, history is unchanged.
+            assert asyncio.run(trial(s, end - timedelta(days=1))) == expected_closing(
+                entries, end - timedelta(days=1)
+            )
+        finally:
+            engine.dispose()
+            ledger.close()

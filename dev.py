@@ -1,0 +1,57 @@
+#!/usr/bin/env python3
+"""Quick start with nothing but Python 3.11+.
+
+    python3 dev.py demo    # install, load a demo year into SQLite, serve GraphiQL
+    python3 dev.py test    # install, run the whole test suite (pytest arguments pass through)
+
+The first run creates .venv/ and installs the project into it; later runs reinstall
+only when pyproject.toml changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+STAMP = VENV / ".installed-pyproject-sha256"
+
+
+def ensure_environment() -> None:
+    if sys.version_info < (3, 11):
+        sys.exit(f"Python 3.11 or newer is needed; this is {sys.version.split()[0]}.")
+    if not (BIN / "python").exists():
+        print("Creating .venv ...", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if STAMP.exists() and STAMP.read_text() == wanted:
+        return
+    print("Installing the project and its dependencies into .venv ...", flush=True)
+    pip = [str(BIN / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, "--upgrade", "pip"], check=True)
+    subprocess.run([*pip, "-e", f"{ROOT}[dev]"], check=True)
+    STAMP.write_text(wanted)
+
+
+def main() -> int:
+    command = sys.argv[1] if len(sys.argv) > 1 else ""
+    if command not in ("demo", "test"):
+        print(__doc__)
+        return 2
+    ensure_environment()
+    os.chdir(ROOT)
+    if command == "demo":
+        args = [str(BIN / "coop"), "demo", "--serve", *sys.argv[2:]]
+    else:
+        args = [str(BIN / "python"), "-m", "pytest", *sys.argv[2:]]
+    return subprocess.call(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

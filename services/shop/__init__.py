@@ -1,0 +1,1 @@
+"""Charity shop context: till, sales, returns, cash sessions. Built by issue #4."""

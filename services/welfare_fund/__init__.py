@@ -1,0 +1,1 @@
+"""Welfare fund context: redistribution policy, accruals, disbursements. Built by issue #6."""

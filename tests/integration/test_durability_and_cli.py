@@ -1,0 +1,87 @@
+"""Production start-up checks and the `coop` command line, on real stores."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+from typer.testing import CliRunner
+
+from gateway.cli import app as cli
+from gateway.demo import count_demo_entries
+from gateway.runtime import Runtime
+from services.common.durability import UnsafeDatabaseSettings, check_durability
+from services.common.settings import Settings, get_settings
+from services.ledger.projections import queries
+from tests.conftest import drop_schema, make_settings, postgres_url
+
+
+@pytest.mark.postgres
+def test_production_refuses_a_postgres_that_can_lose_commits(tmp_path: Path) -> None:
+    settings = make_settings("postgres", tmp_path, environment="production")
+    check_durability(settings)  # the test server is durable: no complaint
+    database = make_url(postgres_url()).database
+    admin = psycopg.connect(postgres_url(), autocommit=True)
+    try:
+        admin.execute(f'ALTER DATABASE "{database}" SET synchronous_commit = off')
+        with pytest.raises(UnsafeDatabaseSettings, match="synchronous_commit is off"):
+            check_durability(settings)
+        with pytest.raises(UnsafeDatabaseSettings):
+            Runtime(settings)
+    finally:
+        admin.execute(f'ALTER DATABASE "{database}" RESET synchronous_commit')
+        admin.close()
+        drop_schema(settings)
+
+
+@pytest.fixture
+def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    monkeypatch.setenv("COOP_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("COOP_DATABASE_SCHEMA", settings.database_schema)
+    get_settings.cache_clear()
+    yield settings
+    get_settings.cache_clear()
+
+
+def test_db_init_then_status(cli_env: Settings) -> None:
+    runner = CliRunner()
+    result = runner.invoke(cli, ["db", "init"])
+    assert result.exit_code == 0, result.output
+    assert "Store ready" in result.output
+    status = runner.invoke(cli, ["projections", "status"])
+    assert status.exit_code == 0, status.output
+    assert "ledger" in status.output
+
+
+def test_demo_loads_a_balanced_year_once_and_rebuild_agrees(cli_env: Settings) -> None:
+    runner = CliRunner()
+    first = runner.invoke(cli, ["demo", "--year", "2025"])
+    assert first.exit_code == 0, first.output
+    assert f"Posted {count_demo_entries(2025)} new journal entries" in first.output
+    second = runner.invoke(cli, ["demo", "--year", "2025"])
+    assert "Posted 0 new journal entries" in second.output
+
+    async def year_end() -> list[queries.BalanceRow]:
+        runtime = Runtime(cli_env)
+        try:
+            async with runtime.read_engine.connect() as conn:
+                return await queries.trial_balance(conn, date(2025, 12, 31))
+        finally:
+            await runtime.aclose()
+
+    before = asyncio.run(year_end())
+    assert sum(row.net_cents for row in before) == 0
+    by_code = {row.code: row for row in before}
+    # The grant's tranche moved from refundable advance to revenue on its condition.
+    assert "2300" not in by_code
+    assert by_code["4210"].balance_cents == 1_500_000
+    assert by_code["4000"].balance_cents > 0  # rooms were sold
+
+    rebuilt = runner.invoke(cli, ["projections", "rebuild"])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert asyncio.run(year_end()) == before

@@ -59,6 +59,7 @@ class Runtime:
             [LedgerProjection()],
             page_size=settings.projection_page_size,
         )
+        self._projection_names = [p.name for p in self.projector.projections]
         self._read_engine: AsyncEngine | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -95,7 +96,11 @@ class Runtime:
         while True:
             async with self.read_engine.connect() as conn:
                 reached = (
-                    await conn.execute(select(func.min(projection_tracking.c.position)))
+                    await conn.execute(
+                        select(func.min(projection_tracking.c.position)).where(
+                            projection_tracking.c.projection.in_(self._projection_names)
+                        )
+                    )
                 ).scalar_one_or_none()
             if reached is not None and reached >= position:
                 return

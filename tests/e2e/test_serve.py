@@ -1,0 +1,58 @@
+"""`coop serve` as the quick start runs it: a real uvicorn process on SQLite."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def test_coop_serve_answers_graphql_and_health(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "COOP_DATABASE_URL": f"sqlite:///{tmp_path / 'coop.db'}",
+        "COOP_PORT": str(port),
+    }
+    coop = Path(sys.executable).with_name("coop")
+    server = subprocess.Popen(
+        [str(coop), "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None, "coop serve exited early"
+            assert time.monotonic() < deadline, "coop serve did not come up in 30 s"
+            time.sleep(0.2)
+        response = httpx.post(
+            f"{base}/graphql",
+            json={"query": '{ accountBalance(code: "1000") { account balance } }'},
+            timeout=10,
+        )
+        assert response.json() == {
+            "data": {"accountBalance": {"account": "1000", "balance": "0.00"}}
+        }
+        graphiql = httpx.get(f"{base}/graphql", headers={"Accept": "text/html"}, timeout=10)
+        assert "GraphiQL" in graphiql.text
+    finally:
+        server.terminate()
+        output, _ = server.communicate(timeout=15)
+    assert f"GraphiQL: http://127.0.0.1:{port}/graphql" in output

@@ -6,19 +6,41 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Annotated
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.security import OAuth2PasswordRequestForm
 from strawberry.fastapi import GraphQLRouter
 
+from gateway.auth import AuthenticationFailed, principal_for_key, principal_for_token
 from gateway.context import CoopContext
 from gateway.runtime import Runtime
 from gateway.schema import schema
+from services.common.auth import Principal
 from services.common.settings import Settings, get_settings
 
 log = logging.getLogger("coop.gateway")
 
 REQUEST_ID_HEADER = "X-Request-Id"
+
+
+async def authenticate(runtime: Runtime, request: Request) -> Principal | None:
+    """The caller's principal, or None (the permission check then answers UNAUTHENTICATED).
+
+    Wrong, expired and revoked credentials are all None: the response never says which.
+    """
+    authorization = request.headers.get("Authorization", "")
+    api_key = request.headers.get("X-Api-Key")
+    try:
+        async with runtime.read_engine.connect() as conn:
+            if authorization.lower().startswith("bearer "):
+                return await principal_for_token(conn, authorization[7:].strip())
+            if api_key:
+                return await principal_for_key(conn, api_key.strip())
+    except AuthenticationFailed:
+        return None
+    return None
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
@@ -40,12 +62,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app = FastAPI(title="Cooperative backend", lifespan=lifespan, docs_url=None, redoc_url=None)
 
     async def get_context(request: Request) -> CoopContext:
-        # Authentication arrives with the gateway issue; until then the actor is
-        # the device or person the client says it is, for the audit trail only.
-        actor = request.headers.get("X-Actor", "anonymous")[:100]
+        runtime: Runtime = request.app.state.runtime
         return CoopContext(
-            runtime=request.app.state.runtime,
-            actor=actor,
+            runtime=runtime,
+            principal=await authenticate(runtime, request),
             request_id=request.state.request_id,
         )
 
@@ -65,6 +85,28 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         response = await call_next(request)
         response.headers[REQUEST_ID_HEADER] = request.state.request_id
         return response
+
+    @app.post("/auth/token")
+    async def token(form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> JSONResponse:
+        """OAuth2 password flow: username and password in, an expiring bearer token out."""
+        runtime: Runtime = app.state.runtime
+        try:
+            issued = await runtime.run_sync(
+                lambda: runtime.credentials.issue_token(form.username, form.password)
+            )
+        except AuthenticationFailed:
+            return JSONResponse(
+                {"error": "invalid_grant", "error_description": "wrong username or password"},
+                status_code=400,
+            )
+        return JSONResponse(
+            {
+                "access_token": issued.token,
+                "token_type": "bearer",
+                "expires_in": runtime.settings.token_ttl_s,
+            },
+            headers={"Cache-Control": "no-store"},
+        )
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:

@@ -7,6 +7,7 @@ import signal
 import threading
 from datetime import date
 from types import FrameType
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -14,13 +15,19 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from gateway.runtime import Runtime
+from services.common.auth import Role
+from services.common.errors import CoopError
 from services.common.settings import get_settings
 
 app = typer.Typer(help="Event-sourced backend of a social cooperative.", no_args_is_help=True)
 db_app = typer.Typer(help="Database set-up.", no_args_is_help=True)
 projections_app = typer.Typer(help="Read models: follow, rebuild, inspect.", no_args_is_help=True)
+users_app = typer.Typer(help="People: add and disable users.", no_args_is_help=True)
+keys_app = typer.Typer(help="Devices: issue, revoke and list API keys.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(projections_app, name="projections")
+app.add_typer(users_app, name="users")
+app.add_typer(keys_app, name="keys")
 
 console = Console()
 
@@ -74,6 +81,12 @@ def demo(
             posted = load_demo(runtime.ledger, year, lambda n: progress.advance(task, n))
         console.print(f"Posted {posted} new journal entries ({_describe_store()}).")
         _catch_up(runtime, "Projecting")
+        if not settings.is_production:
+            issued = runtime.credentials.issue_key("demo-admin", Role.ADMIN)
+            console.print(
+                "Demo admin API key (in GraphiQL, add the header "
+                f'{{"X-Api-Key": "{issued.key}"}}); revoke with `coop keys revoke {issued.key_id}`.'
+            )
     finally:
         runtime.close_sync()
     if serve_after:
@@ -117,6 +130,101 @@ def print_schema() -> None:
     from gateway.schema import printed_schema
 
     typer.echo(printed_schema(), nl=False)
+
+
+def _roles(values: list[str]) -> frozenset[Role]:
+    try:
+        return frozenset(Role(v) for v in values)
+    except ValueError:
+        raise typer.BadParameter(f"roles are {', '.join(r.value for r in Role)}") from None
+
+
+@users_app.command("add")
+def users_add(
+    username: str,
+    role: Annotated[
+        list[str],
+        typer.Option("--role", help="frontDesk, volunteer, fundOfficer, auditor, admin"),
+    ],
+    till: str | None = typer.Option(None, help="Scope a volunteer to one till."),
+    password: str = typer.Option(
+        ..., prompt=True, hide_input=True, confirmation_prompt=True, help="At least 12 characters."
+    ),
+) -> None:
+    """Add a person who signs in with a password (POST /auth/token)."""
+    runtime = Runtime(get_settings())
+    try:
+        runtime.credentials.add_user(username, password, _roles(role), till)
+        console.print(f"User {username} added.")
+    except CoopError as exc:
+        raise typer.BadParameter(exc.message) from None
+    finally:
+        runtime.close_sync()
+
+
+@users_app.command("disable")
+def users_disable(username: str) -> None:
+    """Disable a user: their tokens stop working at once."""
+    runtime = Runtime(get_settings())
+    try:
+        runtime.credentials.disable_user(username)
+        console.print(f"User {username} disabled.")
+    except CoopError as exc:
+        raise typer.BadParameter(exc.message) from None
+    finally:
+        runtime.close_sync()
+
+
+@keys_app.command("issue")
+def keys_issue(
+    name: str,
+    role: str = typer.Option(..., help="The device's role, e.g. volunteer or frontDesk."),
+    till: str | None = typer.Option(None, help="The till a volunteer key is scoped to."),
+) -> None:
+    """Issue an API key; it is shown once and stored only as a hash."""
+    runtime = Runtime(get_settings())
+    try:
+        issued = runtime.credentials.issue_key(name, next(iter(_roles([role]))), till)
+        console.print(f"Key id {issued.key_id}. Send it as X-Api-Key (shown once):")
+        typer.echo(issued.key)
+    except CoopError as exc:
+        raise typer.BadParameter(exc.message) from None
+    finally:
+        runtime.close_sync()
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str) -> None:
+    """Revoke an API key at once."""
+    runtime = Runtime(get_settings())
+    try:
+        runtime.credentials.revoke_key(key_id)
+        console.print(f"Key {key_id} revoked.")
+    except CoopError as exc:
+        raise typer.BadParameter(exc.message) from None
+    finally:
+        runtime.close_sync()
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """Every key with its role, till and state (never the secret)."""
+    runtime = Runtime(get_settings())
+    try:
+        table = Table("key id", "name", "role", "till", "created", "state")
+        for key in runtime.credentials.list_keys():
+            state = "revoked" if key["revoked_at"] else "active"
+            table.add_row(
+                str(key["key_id"]),
+                str(key["name"]),
+                str(key["role"]),
+                str(key["till_id"] or ""),
+                str(key["created_at"])[:19],
+                state,
+            )
+        console.print(table)
+    finally:
+        runtime.close_sync()
 
 
 @projections_app.command("run")

@@ -9,6 +9,7 @@ from strawberry.fastapi import BaseContext
 from strawberry.types import Info as StrawberryInfo
 
 from gateway.runtime import Runtime
+from services.common.auth import Principal
 from services.common.errors import CoopError
 from services.common.graphql import ErrorResult, error_result
 from services.common.idempotency import Outcome
@@ -17,11 +18,16 @@ T = TypeVar("T")
 
 
 class CoopContext(BaseContext):
-    def __init__(self, runtime: Runtime, actor: str, request_id: str) -> None:
+    def __init__(self, runtime: Runtime, principal: Principal | None, request_id: str) -> None:
         super().__init__()
         self.runtime = runtime
-        self.actor = actor
+        self.principal = principal
         self.request_id = request_id
+
+    @property
+    def actor(self) -> str:
+        """The audit trail's name for the caller (resolvers run after the permission check)."""
+        return self.principal.actor if self.principal else "anonymous"
 
 
 Info = StrawberryInfo[CoopContext, None]

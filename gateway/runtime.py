@@ -13,15 +13,16 @@ import anyio.to_thread
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.auth import AUTH_TABLES, CredentialStore
 from services.common.database import (
     create_read_engine,
-    create_read_model_tables,
     create_sync_engine,
+    create_tables,
     ensure_schema,
     projection_tracking,
 )
 from services.common.durability import check_durability
-from services.common.projections import ProjectionRunner
+from services.common.projections import Projection, ProjectionRunner
 from services.common.settings import Settings
 from services.ledger.application import LedgerApplication
 from services.ledger.projections.projector import LedgerProjection
@@ -49,14 +50,19 @@ class Runtime:
             check_durability(settings)
         ensure_schema(settings)
         self.settings = settings
+        # Applications: one per context, all on the one store.
         self.ledger = LedgerApplication(settings)
         self.ledger.ensure_chart()
+        # Read models: one projection per context, all followed by one runner.
+        projections: list[Projection] = [LedgerProjection()]
+
         self.sync_engine = create_sync_engine(settings)
-        create_read_model_tables(self.sync_engine)
+        create_tables(self.sync_engine, [*(t for p in projections for t in p.tables), *AUTH_TABLES])
+        self.credentials = CredentialStore(self.sync_engine, settings.token_ttl_s)
         self.projector = ProjectionRunner(
             self.ledger,
             self.sync_engine,
-            [LedgerProjection()],
+            projections,
             page_size=settings.projection_page_size,
         )
         self._projection_names = [p.name for p in self.projector.projections]

@@ -7,6 +7,7 @@ once. See docs/adr/0001-event-store-and-read-models.md.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -99,8 +100,6 @@ def ensure_schema(settings: Settings) -> None:
         engine.dispose()
 
 
-def create_read_model_tables(engine: Engine) -> None:
-    # Importing the projection modules registers their tables on `metadata`.
-    import services.ledger.projections.tables  # noqa: F401
-
-    metadata.create_all(engine)
+def create_tables(engine: Engine, tables: Sequence[Table]) -> None:
+    """Create the given tables (and the tracking table) if they do not exist."""
+    metadata.create_all(engine, tables=[projection_tracking, *tables])

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     run_projector_in_process: bool = True
     read_your_writes_timeout_s: float = Field(default=5.0, gt=0, le=120)
 
+    # Authentication.
+    token_ttl_s: int = Field(default=8 * 3600, ge=60, le=30 * 86400)
+
     # Serving.
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -9,17 +9,21 @@ import pytest
 
 from gateway.app import create_app
 from gateway.runtime import Runtime
+from services.common.auth import Role
 from services.common.settings import Settings
 
 
 @dataclass
 class GraphQLClient:
+    """A GraphQL client over HTTP; `headers` carry its credentials."""
+
     http: httpx.AsyncClient
     runtime: Runtime
+    headers: dict[str, str] = field(default_factory=dict)
 
     async def execute(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         response = await self.http.post(
-            "/graphql", json={"query": query, "variables": variables or {}}
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=self.headers
         )
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
@@ -34,9 +38,18 @@ class GraphQLClient:
     def head(self) -> int:
         return self.runtime.ledger.recorder.max_notification_id() or 0
 
+    def as_role(self, role: Role, till_id: str | None = None) -> GraphQLClient:
+        """Another client on the same app, authenticated with a new API key of `role`."""
+        issued = self.runtime.credentials.issue_key(f"test-{role.value}", role, till_id)
+        return GraphQLClient(self.http, self.runtime, {"X-Api-Key": issued.key})
+
+    def anonymous(self) -> GraphQLClient:
+        return GraphQLClient(self.http, self.runtime, {})
+
 
 @pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[GraphQLClient]:
+async def app_client(settings: Settings) -> AsyncIterator[GraphQLClient]:
+    """An unauthenticated client; use `.as_role(...)` for credentials."""
     runtime = Runtime(settings)
     app = create_app(settings, runtime=runtime)
     try:
@@ -46,3 +59,15 @@ async def client(settings: Settings) -> AsyncIterator[GraphQLClient]:
                 yield GraphQLClient(http, runtime)
     finally:
         await runtime.aclose()
+
+
+@pytest.fixture
+def client(app_client: GraphQLClient) -> GraphQLClient:
+    """An admin device: allowed everything except beneficiary data."""
+    return app_client.as_role(Role.ADMIN)
+
+
+@pytest.fixture
+def client_as(app_client: GraphQLClient) -> Callable[..., GraphQLClient]:
+    """`client_as(Role.VOLUNTEER, till_id="till-1")`: a client with that role's key."""
+    return app_client.as_role

@@ -42,9 +42,44 @@ def test_coop_serve_answers_graphql_and_health(tmp_path: Path) -> None:
             assert server.poll() is None, "coop serve exited early"
             assert time.monotonic() < deadline, "coop serve did not come up in 30 s"
             time.sleep(0.2)
+        query = {"query": '{ accountBalance(code: "1000") { account balance } }'}
+        anonymous = httpx.post(f"{base}/graphql", json=query, timeout=10).json()
+        assert anonymous["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+        # An auditor signs in with the OAuth2 password flow and asks again.
+        added = subprocess.run(
+            [
+                str(coop),
+                "users",
+                "add",
+                "ada",
+                "--role",
+                "auditor",
+                "--password",
+                "correct horse battery",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert added.returncode == 0, added.stdout + added.stderr
+        wrong = httpx.post(
+            f"{base}/auth/token",
+            data={"username": "ada", "password": "wrong password!"},
+            timeout=10,
+        )
+        assert wrong.status_code == 400
+        token = httpx.post(
+            f"{base}/auth/token",
+            data={"username": "ada", "password": "correct horse battery"},
+            timeout=10,
+        ).json()
+        assert token["token_type"] == "bearer"
         response = httpx.post(
             f"{base}/graphql",
-            json={"query": '{ accountBalance(code: "1000") { account balance } }'},
+            json=query,
+            headers={"Authorization": f"Bearer {token['access_token']}"},
             timeout=10,
         )
         assert response.json() == {

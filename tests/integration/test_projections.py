@@ -20,8 +20,8 @@ from sqlalchemy import Engine, select
 
 from services.common.database import (
     create_read_engine,
-    create_read_model_tables,
     create_sync_engine,
+    create_tables,
 )
 from services.common.projections import ProjectionRunner
 from services.common.settings import Settings
@@ -50,7 +50,7 @@ def ledger(settings: Settings) -> Iterator[LedgerApplication]:
 @pytest.fixture
 def engine(settings: Settings) -> Iterator[Engine]:
     eng = create_sync_engine(settings)
-    create_read_model_tables(eng)
+    create_tables(eng, LedgerProjection.tables)
     yield eng
     eng.dispose()
 
@@ -197,7 +197,7 @@ def test_property_trial_balance_stays_zero_and_reversals_restore_balances(
         ledger = LedgerApplication(s)
         ledger.ensure_chart()
         engine = create_sync_engine(s)
-        create_read_model_tables(engine)
+        create_tables(engine, LedgerProjection.tables)
         try:
             entries = random_entries(rng, count, date(2025, 1, 1))
             saved = save_entries(ledger, entries, "p")

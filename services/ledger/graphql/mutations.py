@@ -9,6 +9,8 @@ from uuid import UUID
 import strawberry
 
 from gateway.context import Info, run_command
+from gateway.permissions import allow
+from services.common.auth import Role
 from services.common.errors import NotFound, ValidationError
 from services.common.graphql import (
     ConflictResult,
@@ -112,7 +114,9 @@ async def _account_result(info: Info, outcome: Outcome[AccountModel]) -> Account
 
 @strawberry.type
 class LedgerMutation:
-    @strawberry.mutation(description="Post a balanced manual journal entry.")
+    @strawberry.mutation(
+        permission_classes=allow(Role.ADMIN), description="Post a balanced manual journal entry."
+    )
     async def post_journal_entry(
         self, info: Info, input: PostJournalEntryInput
     ) -> JournalEntryResult:
@@ -133,7 +137,10 @@ class LedgerMutation:
             return outcome
         return await _entry_result(info, outcome)
 
-    @strawberry.mutation(description="Reverse an entry with a new, mirrored entry.")
+    @strawberry.mutation(
+        permission_classes=allow(Role.ADMIN),
+        description="Reverse an entry with a new, mirrored entry.",
+    )
     async def reverse_journal_entry(
         self, info: Info, input: ReverseJournalEntryInput
     ) -> JournalEntryResult:
@@ -154,7 +161,9 @@ class LedgerMutation:
             return outcome
         return await _entry_result(info, outcome)
 
-    @strawberry.mutation(description="Add an account to the chart.")
+    @strawberry.mutation(
+        permission_classes=allow(Role.ADMIN), description="Add an account to the chart."
+    )
     async def open_account(self, info: Info, input: OpenAccountInput) -> AccountResult:
         ledger = info.context.runtime.ledger
         actor = info.context.actor
@@ -173,7 +182,10 @@ class LedgerMutation:
             return outcome
         return await _account_result(info, outcome)
 
-    @strawberry.mutation(description="Close an account: no new postings; history stays.")
+    @strawberry.mutation(
+        permission_classes=allow(Role.ADMIN),
+        description="Close an account: no new postings; history stays.",
+    )
     async def close_account(self, info: Info, input: CloseAccountInput) -> AccountResult:
         ledger = info.context.runtime.ledger
         actor = info.context.actor

@@ -8,6 +8,8 @@ from typing import Annotated
 import strawberry
 
 from gateway.context import Info
+from gateway.permissions import allow
+from services.common.auth import Role
 from services.common.graphql import PageInfo, as_of_date, check_page_size, money
 from services.ledger.domain.accounts import check_account_code
 from services.ledger.graphql.types import (
@@ -23,13 +25,19 @@ from services.ledger.projections import queries
 
 @strawberry.type
 class LedgerQuery:
-    @strawberry.field(description="The chart of accounts with current balances.")
+    @strawberry.field(
+        permission_classes=allow(Role.ADMIN, Role.AUDITOR),
+        description="The chart of accounts with current balances.",
+    )
     async def accounts(self, info: Info) -> list[Account]:
         async with info.context.runtime.read_engine.connect() as conn:
             rows = await queries.list_accounts(conn)
         return [Account.from_row(row) for row in rows]
 
-    @strawberry.field(description="Journal entries by effective date, paginated.")
+    @strawberry.field(
+        permission_classes=allow(Role.ADMIN, Role.AUDITOR),
+        description="Journal entries by effective date, paginated.",
+    )
     async def journal(
         self,
         info: Info,
@@ -54,7 +62,10 @@ class LedgerQuery:
             page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
         )
 
-    @strawberry.field(description="Balances of every account as of an instant (default: now).")
+    @strawberry.field(
+        permission_classes=allow(Role.ADMIN, Role.AUDITOR),
+        description="Balances of every account as of an instant (default: now).",
+    )
     async def trial_balance(self, info: Info, as_of: datetime | None = None) -> TrialBalance:
         day = as_of_date(as_of, info.context.runtime.settings.zone)
         async with info.context.runtime.read_engine.connect() as conn:
@@ -69,7 +80,10 @@ class LedgerQuery:
             balanced=total_debit == total_credit,
         )
 
-    @strawberry.field(description="One account's balance as of an instant (default: now).")
+    @strawberry.field(
+        permission_classes=allow(Role.ADMIN, Role.AUDITOR),
+        description="One account's balance as of an instant (default: now).",
+    )
     async def account_balance(
         self, info: Info, code: str, as_of: datetime | None = None
     ) -> AccountBalance:

@@ -1,0 +1,270 @@
+"""Authentication: people get expiring opaque bearer tokens (OAuth2 password flow at
+POST /auth/token); devices get API keys. Only hashes are stored.
+
+- Passwords: scrypt with a per-user salt (stdlib hashlib.scrypt).
+- Tokens and API key secrets are 256-bit random; stored as SHA-256 (a slow hash adds
+  nothing for secrets that cannot be guessed). API keys look like
+  `coop_<key id>_<secret>`: the id finds the row, the secret is compared in constant time.
+- These tables are the gateway's credential store, not projections: they are not
+  rebuilt from events. See docs/auth.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Engine,
+    String,
+    Table,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.common.auth import Principal, Role
+from services.common.database import metadata
+from services.common.errors import Conflict, NotFound, ValidationError
+
+auth_users = Table(
+    "auth_users",
+    metadata,
+    Column("username", String(100), primary_key=True),
+    Column("password_hash", String(300), nullable=False),
+    Column("roles", String(200), nullable=False),  # comma-separated Role values
+    Column("till_id", String(50), nullable=True),
+    Column("disabled", Boolean, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+auth_tokens = Table(
+    "auth_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("username", String(100), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+auth_api_keys = Table(
+    "auth_api_keys",
+    metadata,
+    Column("key_id", String(32), primary_key=True),
+    Column("secret_hash", String(64), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("role", String(30), nullable=False),
+    Column("till_id", String(50), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+AUTH_TABLES = (auth_users, auth_tokens, auth_api_keys)
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+KEY_PREFIX = "coop"
+
+
+class AuthenticationFailed(Exception):
+    """Missing, wrong, expired or revoked credentials. Never says which."""
+
+
+def _sha256(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, **_SCRYPT)
+    return f"scrypt${salt.hex()}${digest.hex()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        _scheme, salt_hex, digest_hex = stored.split("$")
+    except ValueError:
+        return False
+    digest = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt_hex), **_SCRYPT)
+    return hmac.compare_digest(digest.hex(), digest_hex)
+
+
+def _roles(text: str) -> frozenset[Role]:
+    return frozenset(Role(r) for r in text.split(",") if r)
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    key_id: str
+    key: str  # shown once, never stored
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    expires_at: datetime
+
+
+class CredentialStore:
+    """Writes (CLI, login) through the sync engine; request checks through the async one."""
+
+    def __init__(self, engine: Engine, token_ttl_s: int) -> None:
+        self.engine = engine
+        self.token_ttl_s = token_ttl_s
+
+    # -- people -----------------------------------------------------------------
+
+    def add_user(
+        self, username: str, password: str, roles: frozenset[Role], till_id: str | None = None
+    ) -> None:
+        if not username or len(username) > 100:
+            raise ValidationError("username", "must be 1 to 100 characters")
+        if len(password) < 12:
+            raise ValidationError("password", "must be at least 12 characters")
+        if not roles:
+            raise ValidationError("roles", "at least one role")
+        with self.engine.begin() as conn:
+            exists = conn.execute(
+                select(auth_users.c.username).where(auth_users.c.username == username)
+            ).first()
+            if exists:
+                raise Conflict(f"user {username!r} already exists")
+            conn.execute(
+                insert(auth_users).values(
+                    username=username,
+                    password_hash=hash_password(password),
+                    roles=",".join(sorted(r.value for r in roles)),
+                    till_id=till_id,
+                    disabled=False,
+                    created_at=datetime.now(UTC),
+                )
+            )
+
+    def disable_user(self, username: str) -> None:
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(auth_users).where(auth_users.c.username == username).values(disabled=True)
+            )
+            if result.rowcount != 1:
+                raise NotFound(f"user {username!r} does not exist")
+
+    def issue_token(self, username: str, password: str) -> IssuedToken:
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                select(auth_users.c.password_hash, auth_users.c.disabled).where(
+                    auth_users.c.username == username
+                )
+            ).first()
+            # Verify even for unknown users so timing does not reveal which exist.
+            stored = row[0] if row else hash_password(secrets.token_hex(8))
+            if not verify_password(password, stored) or row is None or row[1]:
+                raise AuthenticationFailed
+            token = secrets.token_urlsafe(32)
+            now = datetime.now(UTC)
+            expires_at = now + timedelta(seconds=self.token_ttl_s)
+            conn.execute(
+                insert(auth_tokens).values(
+                    token_hash=_sha256(token),
+                    username=username,
+                    expires_at=expires_at,
+                    created_at=now,
+                )
+            )
+        return IssuedToken(token, expires_at)
+
+    # -- devices ----------------------------------------------------------------
+
+    def issue_key(self, name: str, role: Role, till_id: str | None = None) -> IssuedKey:
+        if role is Role.VOLUNTEER and not till_id:
+            raise ValidationError("till", "a volunteer (till) key is scoped to one till")
+        key_id = secrets.token_hex(8)
+        secret = secrets.token_urlsafe(32)
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(auth_api_keys).values(
+                    key_id=key_id,
+                    secret_hash=_sha256(secret),
+                    name=name,
+                    role=role.value,
+                    till_id=till_id,
+                    created_at=datetime.now(UTC),
+                    revoked_at=None,
+                )
+            )
+        return IssuedKey(key_id, f"{KEY_PREFIX}_{key_id}_{secret}")
+
+    def revoke_key(self, key_id: str) -> None:
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(auth_api_keys)
+                .where(auth_api_keys.c.key_id == key_id)
+                .where(auth_api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=datetime.now(UTC))
+            )
+            if result.rowcount != 1:
+                raise NotFound(f"no active key {key_id!r}")
+
+    def list_keys(self) -> list[dict[str, object]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    auth_api_keys.c.key_id,
+                    auth_api_keys.c.name,
+                    auth_api_keys.c.role,
+                    auth_api_keys.c.till_id,
+                    auth_api_keys.c.created_at,
+                    auth_api_keys.c.revoked_at,
+                ).order_by(auth_api_keys.c.created_at)
+            ).mappings()
+            return [dict(row) for row in rows]
+
+
+async def principal_for_token(conn: AsyncConnection, token: str) -> Principal:
+    row = (
+        await conn.execute(
+            select(
+                auth_tokens.c.expires_at,
+                auth_users.c.username,
+                auth_users.c.roles,
+                auth_users.c.till_id,
+                auth_users.c.disabled,
+            )
+            .join(auth_users, auth_users.c.username == auth_tokens.c.username)
+            .where(auth_tokens.c.token_hash == _sha256(token))
+        )
+    ).first()
+    if row is None or row.disabled or _utc(row.expires_at) <= datetime.now(UTC):
+        raise AuthenticationFailed
+    return Principal(row.username, "person", _roles(row.roles), row.till_id)
+
+
+async def principal_for_key(conn: AsyncConnection, key: str) -> Principal:
+    parts = key.split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX:
+        raise AuthenticationFailed
+    _prefix, key_id, secret = parts
+    row = (
+        await conn.execute(
+            select(
+                auth_api_keys.c.secret_hash,
+                auth_api_keys.c.name,
+                auth_api_keys.c.role,
+                auth_api_keys.c.till_id,
+                auth_api_keys.c.revoked_at,
+            ).where(auth_api_keys.c.key_id == key_id)
+        )
+    ).first()
+    if row is None or row.revoked_at is not None:
+        raise AuthenticationFailed
+    if not hmac.compare_digest(row.secret_hash, _sha256(secret)):
+        raise AuthenticationFailed
+    return Principal(f"{row.name}#{key_id}", "device", frozenset({Role(row.role)}), row.till_id)

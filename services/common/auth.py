@@ -1,0 +1,38 @@
+"""Who is asking: roles and the authenticated principal. Pure Python.
+
+Authentication (tokens, API keys) lives in the gateway; contexts only see this.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    FRONT_DESK = "frontDesk"
+    VOLUNTEER = "volunteer"
+    FUND_OFFICER = "fundOfficer"
+    AUDITOR = "auditor"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """A person (bearer token) or a device (API key) with its roles.
+
+    `till_id` scopes a till's key (and a volunteer's session) to one till.
+    """
+
+    subject: str
+    kind: str  # "person" or "device"
+    roles: frozenset[Role]
+    till_id: str | None = None
+
+    @property
+    def actor(self) -> str:
+        """How the audit trail names this principal, e.g. "person:maria"."""
+        return f"{self.kind}:{self.subject}"
+
+    def has_any(self, roles: frozenset[Role]) -> bool:
+        return bool(self.roles & roles)

@@ -71,15 +71,15 @@ def demo(
     serve_after: bool = typer.Option(False, "--serve", help="Serve the API afterwards."),
 ) -> None:
     """Load a realistic year of hotel, shop, grant, donation and contract money."""
-    from gateway.demo import count_demo_entries, load_demo
+    from gateway.demo import count_demo_steps, load_demo
 
     settings = get_settings()
     runtime = Runtime(settings)
     try:
         with _progress() as progress:
-            task = progress.add_task(f"Posting demo year {year}", total=count_demo_entries(year))
-            posted = load_demo(runtime.ledger, year, lambda n: progress.advance(task, n))
-        console.print(f"Posted {posted} new journal entries ({_describe_store()}).")
+            task = progress.add_task(f"Demo year {year}", total=count_demo_steps(year))
+            changed = load_demo(runtime, year, lambda n: progress.advance(task, n))
+        console.print(f"Demo year {year}: {changed} new facts recorded ({_describe_store()}).")
         _catch_up(runtime, "Projecting")
         if not settings.is_production:
             issued = runtime.credentials.issue_key("demo-admin", Role.ADMIN)

@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from gateway.cli import app as cli
-from gateway.demo import count_demo_entries
+from gateway.demo import count_demo_steps
 from gateway.runtime import Runtime
 from services.common.durability import UnsafeDatabaseSettings, check_durability
 from services.common.settings import Settings, get_settings
@@ -62,9 +62,9 @@ def test_demo_loads_a_balanced_year_once_and_rebuild_agrees(cli_env: Settings) -
     runner = CliRunner()
     first = runner.invoke(cli, ["demo", "--year", "2025"])
     assert first.exit_code == 0, first.output
-    assert f"Posted {count_demo_entries(2025)} new journal entries" in first.output
+    assert f"Demo year 2025: {count_demo_steps(2025)} new facts recorded" in first.output
     second = runner.invoke(cli, ["demo", "--year", "2025"])
-    assert "Posted 0 new journal entries" in second.output
+    assert "Demo year 2025: 0 new facts recorded" in second.output
 
     async def year_end() -> list[queries.BalanceRow]:
         runtime = Runtime(cli_env)

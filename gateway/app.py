@@ -1,50 +1,34 @@
-"""The ASGI app: FastAPI with /graphql and /healthz."""
+"""The ASGI app: FastAPI with /graphql, /auth/token, /healthz, /readyz and /metrics."""
 
 from __future__ import annotations
 
 import logging
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import OAuth2PasswordRequestForm
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from starlette.requests import HTTPConnection
 from strawberry.fastapi import GraphQLRouter
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
-from gateway.auth import AuthenticationFailed, principal_for_key, principal_for_token
-from gateway.context import CoopContext
+from gateway.auth import AuthenticationFailed
+from gateway.context import CoopContext, authenticate_credentials
+from gateway.observability import Metrics, RequestContextMiddleware, request_id_var
 from gateway.runtime import Runtime
-from gateway.schema import schema
-from services.common.auth import Principal
+from gateway.schema import build_schema
 from services.common.settings import Settings, get_settings
 
 log = logging.getLogger("coop.gateway")
 
-REQUEST_ID_HEADER = "X-Request-Id"
-
-
-async def authenticate(runtime: Runtime, request: Request) -> Principal | None:
-    """The caller's principal, or None (the permission check then answers UNAUTHENTICATED).
-
-    Wrong, expired and revoked credentials are all None: the response never says which.
-    """
-    authorization = request.headers.get("Authorization", "")
-    api_key = request.headers.get("X-Api-Key")
-    try:
-        async with runtime.read_engine.connect() as conn:
-            if authorization.lower().startswith("bearer "):
-                return await principal_for_token(conn, authorization[7:].strip())
-            if api_key:
-                return await principal_for_key(conn, api_key.strip())
-    except AuthenticationFailed:
-        return None
-    return None
-
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
     settings = settings or get_settings()
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -59,40 +43,45 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             if owned:
                 await rt.aclose()
 
-    app = FastAPI(title="Cooperative backend", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="Cooperative backend",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None if settings.is_production else "/openapi.json",
+    )
 
-    async def get_context(request: Request) -> CoopContext:
-        runtime: Runtime = request.app.state.runtime
+    async def get_context(connection: HTTPConnection) -> CoopContext:
+        runtime_: Runtime = connection.app.state.runtime
+        if connection.scope["type"] == "websocket":
+            # Credentials arrive with connection_init; resolved on first use.
+            return CoopContext(runtime_, None, "", resolved=False)
         return CoopContext(
-            runtime=runtime,
-            principal=await authenticate(runtime, request),
-            request_id=request.state.request_id,
+            runtime=runtime_,
+            principal=await authenticate_credentials(
+                runtime_,
+                authorization=connection.headers.get("Authorization", ""),
+                api_key=connection.headers.get("X-Api-Key"),
+            ),
+            request_id=request_id_var.get(),
         )
 
     graphql_router: GraphQLRouter[CoopContext, None] = GraphQLRouter(
-        schema,
+        build_schema(settings),
         context_getter=get_context,
-        graphql_ide="graphiql" if not settings.is_production else None,
+        graphql_ide=None if settings.is_production else "graphiql",
         allow_queries_via_get=False,
+        subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
     )
     app.include_router(graphql_router, prefix="/graphql")
-
-    @app.middleware("http")
-    async def request_id(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        request.state.request_id = uuid.uuid4().hex
-        response = await call_next(request)
-        response.headers[REQUEST_ID_HEADER] = request.state.request_id
-        return response
 
     @app.post("/auth/token")
     async def token(form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> JSONResponse:
         """OAuth2 password flow: username and password in, an expiring bearer token out."""
-        runtime: Runtime = app.state.runtime
+        rt: Runtime = app.state.runtime
         try:
-            issued = await runtime.run_sync(
-                lambda: runtime.credentials.issue_token(form.username, form.password)
+            issued = await rt.run_sync(
+                lambda: rt.credentials.issue_token(form.username, form.password)
             )
         except AuthenticationFailed:
             return JSONResponse(
@@ -103,13 +92,45 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             {
                 "access_token": issued.token,
                 "token_type": "bearer",
-                "expires_in": runtime.settings.token_ttl_s,
+                "expires_in": settings.token_ttl_s,
             },
             headers={"Cache-Control": "no-store"},
         )
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
+        """Liveness: the process answers."""
         return JSONResponse({"status": "ok"})
 
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        """Readiness: the store answers and the read models are not far behind."""
+        rt: Runtime = app.state.runtime
+        try:
+            async with rt.read_engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            head = await rt.run_sync(rt.projector.head)
+            lag = max(head - await rt.projected_position(), 0)
+        except Exception:
+            log.exception("readiness check failed")
+            return JSONResponse({"status": "unavailable", "store": "unreachable"}, status_code=503)
+        ready = lag <= settings.readyz_max_lag_events
+        return JSONResponse(
+            {"status": "ready" if ready else "lagging", "head": head, "projectorLag": lag},
+            status_code=200 if ready else 503,
+        )
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        rt: Runtime = app.state.runtime
+        statuses = await rt.run_sync(rt.projector.status)
+        if statuses:
+            metrics.events_appended.set(statuses[0].head)
+        for status in statuses:
+            metrics.projector_lag.labels(status.name).set(status.lag)
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.add_middleware(
+        RequestContextMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes
+    )
     return app

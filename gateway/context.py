@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
 from strawberry.fastapi import BaseContext
 from strawberry.types import Info as StrawberryInfo
 
+from gateway.auth import AuthenticationFailed, principal_for_key, principal_for_token
 from gateway.runtime import Runtime
 from services.common.auth import Principal
 from services.common.errors import CoopError
@@ -18,16 +20,65 @@ T = TypeVar("T")
 
 
 class CoopContext(BaseContext):
-    def __init__(self, runtime: Runtime, principal: Principal | None, request_id: str) -> None:
+    """Per request (or per WebSocket connection): the runtime and who is asking.
+
+    Over HTTP the principal comes from the headers before execution. Over WebSocket
+    (graphql-transport-ws) it comes from the connection_init payload, which arrives
+    after the context is built, so it is resolved on first use.
+    """
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        principal: Principal | None,
+        request_id: str,
+        *,
+        resolved: bool = True,
+    ) -> None:
         super().__init__()
         self.runtime = runtime
-        self.principal = principal
+        self._principal = principal
+        self._resolved = resolved
         self.request_id = request_id
+
+    async def current_principal(self) -> Principal | None:
+        if not self._resolved:
+            params = self.connection_params if isinstance(self.connection_params, dict) else {}
+            self._principal = await authenticate_credentials(
+                self.runtime,
+                authorization=str(params.get("Authorization") or params.get("authorization") or ""),
+                api_key=str(params.get("X-Api-Key") or params.get("apiKey") or "") or None,
+            )
+            self._resolved = True
+        return self._principal
+
+    @property
+    def principal(self) -> Principal | None:
+        """Resolvers run after the permission check has resolved the principal."""
+        return self._principal
 
     @property
     def actor(self) -> str:
-        """The audit trail's name for the caller (resolvers run after the permission check)."""
-        return self.principal.actor if self.principal else "anonymous"
+        """The audit trail's name for the caller."""
+        return self._principal.actor if self._principal else "anonymous"
+
+
+async def authenticate_credentials(
+    runtime: Runtime, *, authorization: str, api_key: str | None
+) -> Principal | None:
+    """The principal for a bearer token or an API key, or None.
+
+    Wrong, expired and revoked credentials are all None: the answer never says which.
+    """
+    try:
+        async with runtime.read_engine.connect() as conn:
+            if authorization.lower().startswith("bearer "):
+                return await principal_for_token(conn, authorization[7:].strip())
+            if api_key:
+                return await principal_for_key(conn, api_key.strip())
+    except AuthenticationFailed:
+        return None
+    return None
 
 
 Info = StrawberryInfo[CoopContext, None]
@@ -40,9 +91,27 @@ async def run_command(info: Info, command: Callable[[], Outcome[T]]) -> Outcome[
     bad input comes back as a ValidationError member and nothing is stored.
     """
     runtime = info.context.runtime
+    principal = info.context.principal
+    runtime.rate_limiter.take(principal.actor if principal else "anonymous")
     try:
         outcome = await runtime.run_sync(command)
     except CoopError as exc:
         return error_result(exc)
     await runtime.wait_for_position(outcome.position)
     return outcome
+
+
+async def projection_changes(info: Info, poll_interval_s: float = 0.25) -> AsyncIterator[int]:
+    """Yield the projections' position now and each time it moves (for subscriptions).
+
+    Polling the tracking table works the same on SQLite and PostgreSQL and costs one
+    indexed read per interval per subscriber.
+    """
+    runtime = info.context.runtime
+    last = -1
+    while True:
+        position = await runtime.projected_position()
+        if position != last:
+            last = position
+            yield position
+        await asyncio.sleep(poll_interval_s)

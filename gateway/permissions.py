@@ -32,8 +32,8 @@ class RolePermission(BasePermission):
     message = "your role may not do this"
     error_extensions = {"code": "FORBIDDEN"}
 
-    def has_permission(self, source: Any, info: Info[Any, Any], **kwargs: Any) -> bool:
-        principal: Principal | None = info.context.principal
+    async def has_permission(self, source: Any, info: Info[Any, Any], **kwargs: Any) -> bool:
+        principal: Principal | None = await info.context.current_principal()
         if principal is None:
             raise Unauthenticated
         return principal.has_any(self.roles)

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.auth import AUTH_TABLES, CredentialStore
+from gateway.ratelimit import RateLimiter
 from services.common.database import (
     create_read_engine,
     create_sync_engine,
@@ -59,6 +60,7 @@ class Runtime:
         self.sync_engine = create_sync_engine(settings)
         create_tables(self.sync_engine, [*(t for p in projections for t in p.tables), *AUTH_TABLES])
         self.credentials = CredentialStore(self.sync_engine, settings.token_ttl_s)
+        self.rate_limiter = RateLimiter(settings.mutations_per_minute)
         self.projector = ProjectionRunner(
             self.ledger,
             self.sync_engine,
@@ -99,21 +101,23 @@ class Runtime:
         self.projector.wake.set()
         deadline = time.monotonic() + self.settings.read_your_writes_timeout_s
         interval_s = 0.002
-        while True:
-            async with self.read_engine.connect() as conn:
-                reached = (
-                    await conn.execute(
-                        select(func.min(projection_tracking.c.position)).where(
-                            projection_tracking.c.projection.in_(self._projection_names)
-                        )
-                    )
-                ).scalar_one_or_none()
-            if reached is not None and reached >= position:
-                return
+        while await self.projected_position() < position:
             if time.monotonic() >= deadline:
                 raise ProjectionLag(position, self.settings.read_your_writes_timeout_s)
             await asyncio.sleep(interval_s)
             interval_s = min(interval_s * 2, 0.05)
+
+    async def projected_position(self) -> int:
+        """The position every projection of this runtime has reached."""
+        async with self.read_engine.connect() as conn:
+            reached = (
+                await conn.execute(
+                    select(func.min(projection_tracking.c.position)).where(
+                        projection_tracking.c.projection.in_(self._projection_names)
+                    )
+                )
+            ).scalar_one_or_none()
+        return int(reached or 0)
 
     async def run_sync(self, fn: Callable[[], T]) -> T:
         """Commands go through the synchronous library: run them off the event loop."""

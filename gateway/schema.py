@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+    SchemaExtension,
+)
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from gateway.errors import MaskUnexpectedErrors
 from services.common.graphql import MONEY_SCALAR, Money
-from services.ledger.graphql import LedgerMutation, LedgerQuery
+from services.common.settings import Settings
+from services.ledger.graphql import LedgerMutation, LedgerQuery, LedgerSubscription
 
 SCHEMA_FILE = Path(__file__).with_name("schema.graphql")
 
@@ -27,6 +36,11 @@ class Mutation(LedgerMutation):
     pass
 
 
+@strawberry.type
+class Subscription(LedgerSubscription):
+    pass
+
+
 class CoopSchema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -36,18 +50,26 @@ class CoopSchema(strawberry.Schema):
         return None
 
 
-def build_schema(**kwargs: Any) -> strawberry.Schema:
+def build_schema(settings: Settings | None = None) -> strawberry.Schema:
+    """The schema with the limits of `settings` (none when only printing it)."""
+    # Factories, so each request gets fresh extension instances.
+    extensions: list[Callable[[], SchemaExtension]] = [MaskUnexpectedErrors]
+    if settings is not None:
+        extensions += [
+            partial(QueryDepthLimiter, max_depth=settings.max_query_depth),
+            partial(MaxAliasesLimiter, max_alias_count=settings.max_aliases),
+            partial(MaxTokensLimiter, max_token_count=settings.max_query_tokens),
+        ]
+        if settings.is_production:
+            extensions.append(DisableIntrospection)
     return CoopSchema(
         query=Query,
         mutation=Mutation,
-        extensions=[MaskUnexpectedErrors],
+        subscription=Subscription,
+        extensions=extensions,
         config=StrawberryConfig(scalar_map={Money: MONEY_SCALAR}),
-        **kwargs,
     )
 
 
-schema = build_schema()
-
-
 def printed_schema() -> str:
-    return schema.as_str() + "\n"
+    return build_schema().as_str() + "\n"

@@ -41,6 +41,15 @@ class Settings(BaseSettings):
     run_projector_in_process: bool = True
     read_your_writes_timeout_s: float = Field(default=5.0, gt=0, le=120)
 
+    # GraphQL hardening (see docs/limits.md).
+    max_query_depth: int = Field(default=10, ge=2, le=50)
+    max_aliases: int = Field(default=15, ge=1, le=1000)
+    max_query_tokens: int = Field(default=2000, ge=100, le=100_000)
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=64 * 1024 * 1024)
+    mutations_per_minute: int = Field(default=600, ge=1, le=1_000_000)  # per key or user
+    readyz_max_lag_events: int = Field(default=10_000, ge=0)
+    log_json: bool = True
+
     # Authentication.
     token_ttl_s: int = Field(default=8 * 3600, ge=60, le=30 * 86400)
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,9 +48,9 @@ class GraphQLClient:
         return GraphQLClient(self.http, self.runtime, {})
 
 
-@pytest.fixture
-async def app_client(settings: Settings) -> AsyncIterator[GraphQLClient]:
-    """An unauthenticated client; use `.as_role(...)` for credentials."""
+@asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[GraphQLClient]:
+    """The app for `settings`, in process, with an unauthenticated client."""
     runtime = Runtime(settings)
     app = create_app(settings, runtime=runtime)
     try:
@@ -59,6 +60,13 @@ async def app_client(settings: Settings) -> AsyncIterator[GraphQLClient]:
                 yield GraphQLClient(http, runtime)
     finally:
         await runtime.aclose()
+
+
+@pytest.fixture
+async def app_client(settings: Settings) -> AsyncIterator[GraphQLClient]:
+    """An unauthenticated client; use `.as_role(...)` for credentials."""
+    async with serving(settings) as client:
+        yield client
 
 
 @pytest.fixture

@@ -2,5 +2,6 @@
 
 from services.ledger.graphql.mutations import LedgerMutation
 from services.ledger.graphql.queries import LedgerQuery
+from services.ledger.graphql.subscriptions import LedgerSubscription
 
-__all__ = ["LedgerMutation", "LedgerQuery"]
+__all__ = ["LedgerMutation", "LedgerQuery", "LedgerSubscription"]

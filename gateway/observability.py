@@ -1,0 +1,207 @@
+"""Request ids, structured JSON logs, access logs and Prometheus metrics.
+
+Logs carry method, path, status, duration and ids, never bodies or variables: those
+may hold personal data of guests or beneficiaries.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+REQUEST_ID_HEADER = "x-request-id"
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+
+access_log = logging.getLogger("coop.access")
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        request_id = request_id_var.get()
+        if request_id:
+            entry["request_id"] = request_id
+        for key in ("method", "path", "status", "duration_ms"):
+            if hasattr(record, key):
+                entry[key] = getattr(record, key)
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(*, json_logs: bool, level: int = logging.INFO) -> None:
+    handler = logging.StreamHandler()
+    if json_logs:
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # uvicorn's own access log would duplicate ours, without request ids.
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+class Metrics:
+    """One registry per app, so tests and several apps in one process do not collide."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "coop_http_requests_total",
+            "HTTP requests by method, path and status.",
+            ["method", "path", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "coop_http_request_duration_seconds",
+            "HTTP request latency.",
+            ["method", "path"],
+            buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+        self.events_appended = Gauge(
+            "coop_events_appended",
+            "Events in the store (the notification log's head position).",
+            registry=self.registry,
+        )
+        self.projector_lag = Gauge(
+            "coop_projector_lag_events",
+            "Events not yet applied, per projection.",
+            ["projection"],
+            registry=self.registry,
+        )
+        self.rate_limited = Counter(
+            "coop_rate_limited_total",
+            "Mutations refused by the rate limit.",
+            registry=self.registry,
+        )
+
+
+class RequestContextMiddleware:
+    """Request id (header and log context), access log, metrics, body size limit."""
+
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status_holder = {"status": 500}
+        path = _metric_path(scope["path"])
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            declared = _content_length(scope)
+            if declared is not None and declared > self.max_body_bytes:
+                await _too_large(send_with_id, self.max_body_bytes)
+                return
+            await self.app(scope, _limited(receive, self.max_body_bytes), send_with_id)
+        except BodyTooLarge:
+            await _too_large(send_with_id, self.max_body_bytes)
+        finally:
+            duration_s = time.perf_counter() - started
+            status = status_holder["status"]
+            self.metrics.requests.labels(scope["method"], path, str(status)).inc()
+            self.metrics.latency.labels(scope["method"], path).observe(duration_s)
+            access_log.info(
+                "%s %s %s",
+                scope["method"],
+                path,
+                status,
+                extra={
+                    "method": scope["method"],
+                    "path": path,
+                    "status": status,
+                    "duration_ms": round(duration_s * 1000, 2),
+                },
+            )
+            request_id_var.reset(token)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def _metric_path(path: str) -> str:
+    # Bounded label values: unknown paths are one bucket, not one series each.
+    return (
+        path if path in ("/graphql", "/healthz", "/readyz", "/metrics", "/auth/token") else "other"
+    )
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def _limited(receive: Receive, max_body_bytes: int) -> Callable[[], Awaitable[Message]]:
+    received = 0
+
+    async def wrapped() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > max_body_bytes:
+                raise BodyTooLarge
+        return message
+
+    return wrapped
+
+
+async def _too_large(send: Send, max_body_bytes: int) -> None:
+    body = json.dumps(
+        {
+            "errors": [
+                {
+                    "message": f"request body over {max_body_bytes} bytes",
+                    "extensions": {"code": "PAYLOAD_TOO_LARGE"},
+                }
+            ]
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,113 @@
+"""Schema-driven fuzzing with valid auth, and live updates over WebSocket."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+from hypothesis_graphql import mutations, nodes, queries
+from starlette.testclient import TestClient
+
+from gateway.app import create_app
+from gateway.schema import printed_schema
+from services.common.auth import Role
+from services.common.settings import Settings
+
+SCALARS = {
+    "Money": st.decimals(min_value=Decimal("-20000000"), max_value=Decimal("20000000"), places=2)
+    .map(lambda d: f"{d:.2f}")
+    .map(nodes.String),
+    "Date": st.dates().map(lambda d: d.isoformat()).map(nodes.String),
+    "DateTime": st.datetimes(timezones=st.just(UTC)).map(lambda d: d.isoformat()).map(nodes.String),
+}
+SCHEMA = printed_schema()
+
+
+@pytest.fixture
+def live(settings: Settings) -> Iterator[tuple[TestClient, dict[str, str]]]:
+    app = create_app(settings)
+    with TestClient(app) as client:
+        key = app.state.runtime.credentials.issue_key("fuzz-admin", Role.ADMIN)
+        yield client, {"X-Api-Key": key.key}
+
+
+@given(
+    operation=st.one_of(
+        queries(SCHEMA, custom_scalars=SCALARS), mutations(SCHEMA, custom_scalars=SCALARS)
+    )
+)
+@hypothesis_settings(
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+def test_fuzzed_operations_never_cause_internal_errors(
+    live: tuple[TestClient, dict[str, str]], operation: str
+) -> None:
+    client, headers = live
+    response = client.post("/graphql", json={"query": operation}, headers=headers)
+    assert response.status_code in (200, 400), response.text
+    body = response.json()
+    codes = [e.get("extensions", {}).get("code") for e in body.get("errors", [])]
+    assert "INTERNAL" not in codes, (operation, body)
+
+
+def _receive(ws: Any) -> dict[str, Any]:
+    message: dict[str, Any] = json.loads(ws.receive_text())
+    return message
+
+
+def test_balance_subscription_is_authenticated_and_live(
+    live: tuple[TestClient, dict[str, str]],
+) -> None:
+    client, headers = live
+    subscription = 'subscription { accountBalanceUpdates(code: "1010") { balance } }'
+
+    with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
+        ws.send_text(json.dumps({"type": "connection_init", "payload": {}}))
+        assert _receive(ws)["type"] == "connection_ack"
+        ws.send_text(
+            json.dumps({"id": "1", "type": "subscribe", "payload": {"query": subscription}})
+        )
+        refused = _receive(ws)
+        assert refused["type"] in ("error", "next")
+        assert "authentication required" in json.dumps(refused)
+
+    with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
+        ws.send_text(json.dumps({"type": "connection_init", "payload": headers}))
+        assert _receive(ws)["type"] == "connection_ack"
+        ws.send_text(
+            json.dumps({"id": "1", "type": "subscribe", "payload": {"query": subscription}})
+        )
+        first = _receive(ws)
+        assert first["payload"]["data"]["accountBalanceUpdates"] == {"balance": "0.00"}
+        posted = client.post(
+            "/graphql",
+            headers=headers,
+            json={
+                "query": "mutation($i: PostJournalEntryInput!) "
+                "{ postJournalEntry(input: $i) { __typename } }",
+                "variables": {
+                    "i": {
+                        "idempotencyKey": "live-1",
+                        "effectiveDate": "2025-01-02",
+                        "description": "Donation",
+                        "postings": [
+                            {"account": "1010", "side": "DEBIT", "amount": "25.00"},
+                            {"account": "4400", "side": "CREDIT", "amount": "25.00"},
+                        ],
+                    }
+                },
+            },
+        )
+        assert posted.json()["data"]["postJournalEntry"]["__typename"] == "JournalEntry"
+        update = _receive(ws)
+        assert update["payload"]["data"]["accountBalanceUpdates"] == {"balance": "25.00"}
+        ws.send_text(json.dumps({"id": "1", "type": "complete"}))

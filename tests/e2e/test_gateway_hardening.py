@@ -1,0 +1,254 @@
+"""Abuse and bad requests at the edge: each refused with its documented error,
+nothing stored, nothing leaked."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+
+from gateway.auth import auth_tokens
+from services.common.auth import Role
+from tests.conftest import make_settings
+from tests.e2e.conftest import GraphQLClient, serving
+
+POST = """mutation($input: PostJournalEntryInput!) { postJournalEntry(input: $input) {
+  __typename ... on JournalEntry { id } } }"""
+
+
+def entry(key: str) -> dict[str, Any]:
+    return {
+        "input": {
+            "idempotencyKey": key,
+            "effectiveDate": "2025-01-10",
+            "description": "Donation",
+            "postings": [
+                {"account": "1010", "side": "DEBIT", "amount": "5.00"},
+                {"account": "4400", "side": "CREDIT", "amount": "5.00"},
+            ],
+        }
+    }
+
+
+def code_of(body: dict[str, Any]) -> str:
+    code: str = body["errors"][0]["extensions"]["code"]
+    return code
+
+
+async def test_over_deep_queries_are_refused(tmp_path: Path, backend: str) -> None:
+    settings = make_settings(backend, tmp_path, max_query_depth=2)
+    async with serving(settings) as anon:
+        admin = anon.as_role(Role.ADMIN)
+        body = await admin.execute("{ journal { nodes { lines { account } } } }")
+        assert "exceeds maximum operation depth" in body["errors"][0]["message"]
+        assert body.get("data") is None
+
+
+async def test_alias_floods_are_refused_also_through_fragments(client: GraphQLClient) -> None:
+    flood = " ".join(f"a{i}: accounts {{ code }}" for i in range(16))
+    body = await client.execute(f"{{ {flood} }}")
+    assert "aliases" in body["errors"][0]["message"]
+    fragment = f"query {{ ...F }} fragment F on Query {{ {flood} }}"
+    body = await client.execute(fragment)
+    assert "aliases" in body["errors"][0]["message"]
+    nested = (
+        "query { ...A ...B } fragment A on Query { "
+        + " ".join(f"x{i}: accounts {{ code }}" for i in range(8))
+        + " } fragment B on Query { "
+        + " ".join(f"y{i}: accounts {{ code }}" for i in range(8))
+        + " }"
+    )
+    body = await client.execute(nested)
+    assert "aliases" in body["errors"][0]["message"]
+
+
+async def test_token_floods_are_refused(client: GraphQLClient) -> None:
+    fields = " ".join("code name" for _ in range(1200))
+    body = await client.execute(f"{{ accounts {{ {fields} }} }}")
+    assert "token" in body["errors"][0]["message"].lower()
+
+
+async def test_batches_are_refused(client: GraphQLClient) -> None:
+    head = client.head()
+    response = await client.http.post(
+        "/graphql",
+        json=[{"query": POST, "variables": entry(f"b{i}")} for i in range(3)],
+        headers=client.headers,
+    )
+    assert response.status_code == 400
+    assert client.head() == head
+
+
+async def test_mutation_via_get_is_refused(client: GraphQLClient) -> None:
+    head = client.head()
+    response = await client.http.get(
+        "/graphql",
+        params={"query": POST, "variables": json.dumps(entry("get-1"))},
+        headers=client.headers,
+    )
+    assert response.status_code in (400, 405)
+    assert client.head() == head
+
+
+async def test_oversize_body_is_refused_before_parsing(tmp_path: Path, backend: str) -> None:
+    settings = make_settings(backend, tmp_path, max_body_bytes=2048)
+    async with serving(settings) as anon:
+        admin = anon.as_role(Role.ADMIN)
+        head = admin.head()
+        big = entry("big")
+        big["input"]["description"] = "x" * 4000
+        response = await admin.http.post(
+            "/graphql", json={"query": POST, "variables": big}, headers=admin.headers
+        )
+        assert response.status_code == 413
+        assert response.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
+        assert admin.head() == head
+
+
+async def test_malformed_json_unknown_operation_and_wrong_variable_types(
+    client: GraphQLClient,
+) -> None:
+    malformed = await client.http.post(
+        "/graphql",
+        content=b'{"query": "{ accounts { code } ',
+        headers={**client.headers, "Content-Type": "application/json"},
+    )
+    assert malformed.status_code == 400
+    unknown = await client.http.post(
+        "/graphql",
+        json={"query": "query A { accounts { code } }", "operationName": "B"},
+        headers=client.headers,
+    )
+    assert unknown.status_code == 400
+    assert "B" in unknown.text
+    wrong = await client.execute(POST, {"input": {"idempotencyKey": 42}})
+    assert wrong["errors"]
+    assert wrong.get("data") is None
+
+
+async def test_no_credentials_wrong_role_expired_token_and_revoked_key(
+    app_client: GraphQLClient,
+) -> None:
+    query = "{ accounts { code } }"
+    assert code_of(await app_client.execute(query)) == "UNAUTHENTICATED"
+
+    front_desk = app_client.as_role(Role.FRONT_DESK)
+    assert code_of(await front_desk.execute(query)) == "FORBIDDEN"
+    head = app_client.head()
+    assert code_of(await front_desk.execute(POST, entry("fd-1"))) == "FORBIDDEN"
+    assert app_client.head() == head
+
+    bogus = GraphQLClient(app_client.http, app_client.runtime, {"X-Api-Key": "coop_x_y"})
+    assert code_of(await bogus.execute(query)) == "UNAUTHENTICATED"
+
+    credentials = app_client.runtime.credentials
+    credentials.add_user("aud", "a long enough password", frozenset({Role.AUDITOR}))
+    issued = credentials.issue_token("aud", "a long enough password")
+    auditor = GraphQLClient(
+        app_client.http, app_client.runtime, {"Authorization": f"Bearer {issued.token}"}
+    )
+    assert "errors" not in await auditor.execute(query)
+    with credentials.engine.begin() as conn:
+        conn.execute(
+            update(auth_tokens).values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    assert code_of(await auditor.execute(query)) == "UNAUTHENTICATED"
+
+    key = credentials.issue_key("pc-1", Role.ADMIN)
+    device = GraphQLClient(app_client.http, app_client.runtime, {"X-Api-Key": key.key})
+    assert "errors" not in await device.execute(query)
+    credentials.revoke_key(key.key_id)
+    assert code_of(await device.execute(query)) == "UNAUTHENTICATED"
+
+    credentials.disable_user("aud")
+    fresh = credentials  # a disabled user cannot sign in again
+    from gateway.auth import AuthenticationFailed
+
+    with pytest.raises(AuthenticationFailed):
+        fresh.issue_token("aud", "a long enough password")
+
+
+async def test_introspection_and_graphiql_only_in_development(tmp_path: Path, backend: str) -> None:
+    introspection = "{ __schema { queryType { name } } }"
+    async with serving(make_settings(backend, tmp_path)) as dev:
+        admin = dev.as_role(Role.ADMIN)
+        assert (await admin.execute(introspection))["data"]["__schema"]["queryType"][
+            "name"
+        ] == "Query"
+        page = await dev.http.get("/graphql", headers={"Accept": "text/html"})
+        assert "GraphiQL" in page.text
+    production = make_settings(backend, tmp_path / "prod", environment="production")
+    async with serving(production) as prod:
+        admin = prod.as_role(Role.ADMIN)
+        body = await admin.execute(introspection)
+        assert body["errors"]
+        assert body.get("data") is None
+        page = await prod.http.get("/graphql", headers={"Accept": "text/html"})
+        assert "GraphiQL" not in page.text
+
+
+async def test_mutations_are_rate_limited_per_key(tmp_path: Path, backend: str) -> None:
+    settings = make_settings(backend, tmp_path, mutations_per_minute=3)
+    async with serving(settings) as anon:
+        till = anon.as_role(Role.ADMIN)
+        other = anon.as_role(Role.ADMIN)
+        for i in range(3):
+            assert "errors" not in await till.execute(POST, entry(f"r{i}"))
+        head = till.head()
+        limited = await till.execute(POST, entry("r3"))
+        assert code_of(limited) == "RATE_LIMITED"
+        assert till.head() == head
+        # Another key has its own budget.
+        assert "errors" not in await other.execute(POST, entry("o1"))
+
+
+async def test_read_your_writes_lag_is_a_clear_error(tmp_path: Path, backend: str) -> None:
+    settings = make_settings(
+        backend, tmp_path, run_projector_in_process=False, read_your_writes_timeout_s=0.2
+    )
+    async with serving(settings) as anon:
+        admin = anon.as_role(Role.ADMIN)
+        body = await admin.execute(POST, entry("lag-1"))
+        error = body["errors"][0]
+        assert error["extensions"]["code"] == "PROJECTION_LAG"
+        assert "saved" in error["message"]
+        # Once the projector catches up, the retry returns the original entry.
+        await admin.runtime.run_sync(admin.runtime.projector.run_until_caught_up)
+        retry = await admin.data(POST, entry("lag-1"))
+        assert retry["postJournalEntry"]["__typename"] == "JournalEntry"
+
+
+async def test_readyz_and_metrics(tmp_path: Path, backend: str) -> None:
+    settings = make_settings(
+        backend,
+        tmp_path,
+        run_projector_in_process=False,
+        readyz_max_lag_events=0,
+        read_your_writes_timeout_s=0.1,
+    )
+    async with serving(settings) as anon:
+        admin = anon.as_role(Role.ADMIN)
+        await admin.runtime.run_sync(admin.runtime.projector.run_until_caught_up)
+        ready = await anon.http.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json()["projectorLag"] == 0
+        await admin.execute(POST, entry("m1"))  # projector is off: lag grows
+        lagging = await anon.http.get("/readyz")
+        assert lagging.status_code == 503
+        assert lagging.json()["projectorLag"] > 0
+        metrics = (await anon.http.get("/metrics")).text
+        assert 'coop_http_requests_total{method="POST",path="/graphql",status="200"}' in metrics
+        assert 'coop_projector_lag_events{projection="ledger"}' in metrics
+        assert "coop_events_appended" in metrics
+        assert "coop_http_request_duration_seconds_bucket" in metrics
+
+
+async def test_every_response_carries_a_request_id(client: GraphQLClient) -> None:
+    response = await client.http.post(
+        "/graphql", json={"query": "{ accounts { code } }"}, headers=client.headers
+    )
+    assert len(response.headers["x-request-id"]) == 32

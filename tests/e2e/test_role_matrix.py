@@ -1,0 +1,153 @@
+"""Role x operation matrix: every query and mutation, every role, deny by default.
+
+The expected matrix is written out here, so widening anyone's access is a visible
+change to this file. A root field missing from it fails the test. Each (role,
+operation) pair is then executed over HTTP with generated arguments: a role outside
+the matrix must get FORBIDDEN and store nothing; a role inside must not.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from graphql import (
+    GraphQLEnumType,
+    GraphQLInputObjectType,
+    GraphQLInputType,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLScalarType,
+    GraphQLUnionType,
+    get_named_type,
+)
+
+from gateway.permissions import allowed_roles
+from gateway.schema import build_schema
+from services.common.auth import Role
+from tests.e2e.conftest import GraphQLClient
+
+A, AU, FD, V, FO = Role.ADMIN, Role.AUDITOR, Role.FRONT_DESK, Role.VOLUNTEER, Role.FUND_OFFICER
+
+EXPECTED: dict[str, frozenset[Role]] = {
+    "Query.accounts": frozenset({A, AU}),
+    "Query.journal": frozenset({A, AU}),
+    "Query.trialBalance": frozenset({A, AU}),
+    "Query.accountBalance": frozenset({A, AU}),
+    "Mutation.postJournalEntry": frozenset({A}),
+    "Mutation.reverseJournalEntry": frozenset({A}),
+    "Mutation.openAccount": frozenset({A}),
+    "Mutation.closeAccount": frozenset({A}),
+    "Subscription.accountBalanceUpdates": frozenset({A, AU}),
+}
+
+SCALAR_SAMPLES: dict[str, Any] = {
+    "String": "x1",
+    "ID": "00000000-0000-0000-0000-000000000001",
+    "Int": 1,
+    "Float": 1.0,
+    "Boolean": False,
+    "Date": "2025-01-01",
+    "DateTime": "2025-01-01T12:00:00+00:00",
+    "Money": "1.00",
+}
+
+
+def schema_fields() -> dict[str, frozenset[Role]]:
+    graphql_schema = build_schema()._schema
+    actual: dict[str, frozenset[Role]] = {}
+    roots = {
+        "Query": graphql_schema.query_type,
+        "Mutation": graphql_schema.mutation_type,
+        "Subscription": graphql_schema.subscription_type,
+    }
+    for root_name, root_type in roots.items():
+        if root_type is None:
+            continue
+        for name, field in root_type.fields.items():
+            definition = field.extensions["strawberry-definition"]
+            actual[f"{root_name}.{name}"] = allowed_roles(definition.permission_classes)
+    return actual
+
+
+def test_every_root_field_is_in_the_matrix_and_denies_by_default() -> None:
+    actual = schema_fields()
+    assert set(actual) == set(EXPECTED), "add new operations to EXPECTED with their roles"
+    for name, roles in actual.items():
+        assert roles, f"{name} has no allow(...): deny by default means it must name its roles"
+        assert roles == EXPECTED[name], name
+
+
+def sample(type_: GraphQLInputType) -> Any:
+    if isinstance(type_, GraphQLNonNull):
+        return sample(type_.of_type)
+    if isinstance(type_, GraphQLList):
+        return [sample(type_.of_type)]
+    if isinstance(type_, GraphQLEnumType):
+        return next(iter(type_.values))
+    if isinstance(type_, GraphQLInputObjectType):
+        return {
+            name: sample(field.type)
+            for name, field in type_.fields.items()
+            if isinstance(field.type, GraphQLNonNull)
+        }
+    assert isinstance(type_, GraphQLScalarType)
+    return SCALAR_SAMPLES[type_.name]
+
+
+def operation_for(root: str, field_name: str) -> tuple[str, dict[str, Any]]:
+    graphql_schema = build_schema()._schema
+    root_type = {"Query": graphql_schema.query_type, "Mutation": graphql_schema.mutation_type}[root]
+    assert root_type is not None
+    field = root_type.fields[field_name]
+    variables: dict[str, Any] = {}
+    declarations: list[str] = []
+    arguments: list[str] = []
+    for arg_name, arg in field.args.items():
+        if not isinstance(arg.type, GraphQLNonNull):
+            continue
+        variables[arg_name] = sample(arg.type)
+        declarations.append(f"${arg_name}: {arg.type}")
+        arguments.append(f"{arg_name}: ${arg_name}")
+    result_type = get_named_type(field.type)
+    selection = (
+        "{ __typename }" if isinstance(result_type, GraphQLObjectType | GraphQLUnionType) else ""
+    )
+    header = f"({', '.join(declarations)})" if declarations else ""
+    call = f"({', '.join(arguments)})" if arguments else ""
+    keyword = "query" if root == "Query" else "mutation"
+    return f"{keyword} Op{header} {{ {field_name}{call} {selection} }}", variables
+
+
+@pytest.mark.parametrize("role", list(Role))
+async def test_each_role_reaches_exactly_its_operations(
+    app_client: GraphQLClient, role: Role
+) -> None:
+    caller = app_client.as_role(role, till_id="till-1" if role is Role.VOLUNTEER else None)
+    for name, allowed in EXPECTED.items():
+        root, field_name = name.split(".")
+        if root == "Subscription":
+            continue  # covered over WebSocket in test_fuzz_and_live.py
+        query, variables = operation_for(root, field_name)
+        head = app_client.head()
+        body = await caller.execute(query, variables)
+        codes = {e.get("extensions", {}).get("code") for e in body.get("errors", [])}
+        if role in allowed:
+            assert "FORBIDDEN" not in codes, (name, body)
+            assert "UNAUTHENTICATED" not in codes, (name, body)
+        else:
+            assert codes == {"FORBIDDEN"}, (name, role, body)
+            assert app_client.head() == head, f"{name} stored something for {role}"
+            assert body.get("data") is None
+
+
+async def test_anonymous_callers_reach_nothing(app_client: GraphQLClient) -> None:
+    anonymous = app_client.anonymous()
+    for name in EXPECTED:
+        root, field_name = name.split(".")
+        if root == "Subscription":
+            continue
+        query, variables = operation_for(root, field_name)
+        body = await anonymous.execute(query, variables)
+        assert {e["extensions"]["code"] for e in body["errors"]} == {"UNAUTHENTICATED"}, name

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import signal
 import threading
 from datetime import date
@@ -14,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from gateway.observability import configure_logging
 from gateway.runtime import Runtime
 from services.common.auth import Role
 from services.common.errors import CoopError
@@ -120,7 +120,7 @@ def serve(
         host=host,
         port=port,
         workers=workers,
-        log_level="info",
+        log_config=None,  # our JSON logging (configured in gateway.asgi) for every worker
     )
 
 
@@ -281,5 +281,5 @@ def _describe_store() -> str:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(json_logs=False)  # the CLI talks to a person; the server logs JSON
     app()

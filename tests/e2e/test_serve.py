@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -91,3 +92,10 @@ def test_coop_serve_answers_graphql_and_health(tmp_path: Path) -> None:
         server.terminate()
         output, _ = server.communicate(timeout=15)
     assert f"GraphiQL: http://127.0.0.1:{port}/graphql" in output
+    # The server logs JSON lines with request ids; no request body ever reaches them.
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    access = [line for line in lines if line["logger"] == "coop.access"]
+    assert any(line["path"] == "/graphql" and line["status"] == 200 for line in access)
+    assert all(len(line["request_id"]) == 32 for line in access)
+    assert "correct horse battery" not in output
+    assert "accountBalance" not in output

@@ -17,6 +17,7 @@ from gateway.observability import configure_logging
 from gateway.runtime import Runtime
 from services.common.auth import Role
 from services.common.errors import CoopError
+from services.common.projections import projector_leadership
 from services.common.settings import get_settings
 
 app = typer.Typer(help="Event-sourced backend of a social cooperative.", no_args_is_help=True)
@@ -241,9 +242,13 @@ def projections_run() -> None:
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     try:
-        _catch_up(runtime, "Catching up")
-        console.print("Following the event log; Ctrl-C stops.")
-        runtime.projector.follow(stop, settings.projector_poll_interval_s)
+        console.print("Waiting for projector leadership (one per store) ...")
+        with projector_leadership(runtime.sync_engine, stop) as leader:
+            if not leader:
+                return
+            _catch_up(runtime, "Catching up")
+            console.print("Following the event log; Ctrl-C stops.")
+            runtime.projector.follow(stop, settings.projector_poll_interval_s)
     finally:
         runtime.close_sync()
 

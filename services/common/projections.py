@@ -13,14 +13,15 @@ import logging
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Notification
-from sqlalchemy import Connection, Engine, Table, delete, insert, select, update
+from sqlalchemy import Connection, Engine, Table, delete, insert, select, text, update
 
 from services.common.database import projection_tracking
 from services.common.eventstore import CoopApplication
@@ -203,6 +204,40 @@ class ProjectionRunner:
                     .values(position=0, updated_at=datetime.now(UTC))
                 )
         return self.run_until_caught_up(progress)
+
+
+LEADER_LOCK_KEY = 0x636F6F70  # "coop": one projector leader per store (PostgreSQL)
+
+
+@contextmanager
+def projector_leadership(
+    engine: Engine, stop: threading.Event, poll_s: float = 1.0
+) -> Iterator[bool]:
+    """Hold the store's projector leadership while the block runs (PostgreSQL).
+
+    A second `coop projections run` waits here as a hot standby and takes over when the
+    leader's session ends. Correctness never depends on it (the tracking update is a
+    compare-and-set); it avoids wasted work. SQLite has one process by design: no lock.
+    Yields False if `stop` was set before leadership was won.
+    """
+    if engine.dialect.name != "postgresql":
+        yield True
+        return
+    with engine.connect() as conn:
+        while not stop.is_set():
+            won = conn.execute(
+                text("SELECT pg_try_advisory_lock(:k)"), {"k": LEADER_LOCK_KEY}
+            ).scalar()
+            conn.commit()
+            if won:
+                try:
+                    yield True
+                finally:
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LEADER_LOCK_KEY})
+                    conn.commit()
+                return
+            stop.wait(poll_s)
+        yield False
 
 
 def wait_until(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.01) -> bool:

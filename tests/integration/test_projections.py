@@ -229,3 +229,36 @@ def test_property_trial_balance_stays_zero_and_reversals_restore_balances(
         finally:
             engine.dispose()
             ledger.close()
+
+
+@pytest.mark.postgres
+def test_only_one_projector_leads_a_postgres_store(tmp_path: Path) -> None:
+    from services.common.projections import projector_leadership
+    from tests.conftest import drop_schema, make_settings
+
+    settings = make_settings("postgres", tmp_path)
+    first, second = create_sync_engine(settings), create_sync_engine(settings)
+    stop = threading.Event()
+    try:
+        with projector_leadership(first, stop) as leading:
+            assert leading
+            waiting = threading.Event()
+            result: list[bool] = []
+
+            def standby() -> None:
+                waiting.set()
+                with projector_leadership(second, stop, poll_s=0.05) as won:
+                    result.append(won)
+
+            thread = threading.Thread(target=standby)
+            thread.start()
+            waiting.wait()
+            thread.join(timeout=0.5)
+            assert thread.is_alive(), "the standby took leadership while the leader held it"
+        thread.join(timeout=5)
+        assert result == [True], "the standby did not take over when the leader stopped"
+    finally:
+        stop.set()
+        first.dispose()
+        second.dispose()
+        drop_schema(settings)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from types import FrameType
 from typing import Annotated
@@ -58,12 +60,9 @@ def _catch_up(runtime: Runtime, description: str, *, rebuild: bool = False) -> i
 @db_app.command("init")
 def db_init() -> None:
     """Create the event store, the read models and the default chart of accounts."""
-    runtime = Runtime(get_settings())
-    try:
+    with _runtime() as runtime:
         _catch_up(runtime, "Projecting")
         console.print(f"Store ready: {_describe_store()}")
-    finally:
-        runtime.close_sync()
 
 
 @app.command()
@@ -75,8 +74,7 @@ def demo(
     from gateway.demo import count_demo_steps, load_demo
 
     settings = get_settings()
-    runtime = Runtime(settings)
-    try:
+    with _runtime() as runtime:
         with _progress() as progress:
             task = progress.add_task(f"Demo year {year}", total=count_demo_steps(year))
             changed = load_demo(runtime, year, lambda n: progress.advance(task, n))
@@ -88,10 +86,8 @@ def demo(
                 "Demo admin API key (in GraphiQL, add the header "
                 f'{{"X-Api-Key": "{issued.key}"}}); revoke with `coop keys revoke {issued.key_id}`.'
             )
-    finally:
-        runtime.close_sync()
     if serve_after:
-        serve()
+        serve(host=None, port=None, workers=None)
 
 
 @app.command()
@@ -133,6 +129,18 @@ def print_schema() -> None:
     typer.echo(printed_schema(), nl=False)
 
 
+@contextmanager
+def _runtime() -> Iterator[Runtime]:
+    """A runtime for one command, closed afterwards; expected errors become usage errors."""
+    runtime = Runtime(get_settings())
+    try:
+        yield runtime
+    except CoopError as exc:
+        raise typer.BadParameter(exc.message) from None
+    finally:
+        runtime.close_sync()
+
+
 def _roles(values: list[str]) -> frozenset[Role]:
     try:
         return frozenset(Role(v) for v in values)
@@ -153,27 +161,17 @@ def users_add(
     ),
 ) -> None:
     """Add a person who signs in with a password (POST /auth/token)."""
-    runtime = Runtime(get_settings())
-    try:
+    with _runtime() as runtime:
         runtime.credentials.add_user(username, password, _roles(role), till)
         console.print(f"User {username} added.")
-    except CoopError as exc:
-        raise typer.BadParameter(exc.message) from None
-    finally:
-        runtime.close_sync()
 
 
 @users_app.command("disable")
 def users_disable(username: str) -> None:
     """Disable a user: their tokens stop working at once."""
-    runtime = Runtime(get_settings())
-    try:
+    with _runtime() as runtime:
         runtime.credentials.disable_user(username)
         console.print(f"User {username} disabled.")
-    except CoopError as exc:
-        raise typer.BadParameter(exc.message) from None
-    finally:
-        runtime.close_sync()
 
 
 @keys_app.command("issue")
@@ -183,35 +181,24 @@ def keys_issue(
     till: str | None = typer.Option(None, help="The till a volunteer key is scoped to."),
 ) -> None:
     """Issue an API key; it is shown once and stored only as a hash."""
-    runtime = Runtime(get_settings())
-    try:
+    with _runtime() as runtime:
         issued = runtime.credentials.issue_key(name, next(iter(_roles([role]))), till)
         console.print(f"Key id {issued.key_id}. Send it as X-Api-Key (shown once):")
         typer.echo(issued.key)
-    except CoopError as exc:
-        raise typer.BadParameter(exc.message) from None
-    finally:
-        runtime.close_sync()
 
 
 @keys_app.command("revoke")
 def keys_revoke(key_id: str) -> None:
     """Revoke an API key at once."""
-    runtime = Runtime(get_settings())
-    try:
+    with _runtime() as runtime:
         runtime.credentials.revoke_key(key_id)
         console.print(f"Key {key_id} revoked.")
-    except CoopError as exc:
-        raise typer.BadParameter(exc.message) from None
-    finally:
-        runtime.close_sync()
 
 
 @keys_app.command("list")
 def keys_list() -> None:
     """Every key with its role, till and state (never the secret)."""
-    runtime = Runtime(get_settings())
-    try:
+    with _runtime() as runtime:
         table = Table("key id", "name", "role", "till", "created", "state")
         for key in runtime.credentials.list_keys():
             state = "revoked" if key["revoked_at"] else "active"
@@ -224,8 +211,6 @@ def keys_list() -> None:
                 state,
             )
         console.print(table)
-    finally:
-        runtime.close_sync()
 
 
 @projections_app.command("run")
@@ -256,25 +241,19 @@ def projections_run() -> None:
 @projections_app.command("rebuild")
 def projections_rebuild() -> None:
     """Empty every read model and replay it from event 0."""
-    runtime = Runtime(get_settings())
-    try:
+    with _runtime() as runtime:
         count = _catch_up(runtime, "Rebuilding", rebuild=True)
         console.print(f"Rebuilt from {count} notifications.")
-    finally:
-        runtime.close_sync()
 
 
 @projections_app.command("status")
 def projections_status() -> None:
     """Each read model's position, the log's head and the lag."""
-    runtime = Runtime(get_settings())
-    try:
+    with _runtime() as runtime:
         table = Table("projection", "position", "head", "lag")
         for status in runtime.projector.status():
             table.add_row(status.name, str(status.position), str(status.head), str(status.lag))
         console.print(table)
-    finally:
-        runtime.close_sync()
 
 
 def _describe_store() -> str:

@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 from gateway.runtime import Runtime
 from services.common.database import ensure_schema
 from services.common.settings import Settings
+from services.ledger.application import LedgerApplication
 
 ROOT = Path(__file__).resolve().parents[1]
 ENABLE_HINT = (
@@ -180,6 +181,15 @@ def settings(backend: str, tmp_path: Path) -> Iterator[Settings]:
     s = make_settings(backend, tmp_path)
     yield s
     drop_schema(s)
+
+
+@pytest.fixture
+def ledger(settings: Settings) -> Iterator[LedgerApplication]:
+    """The ledger application on a fresh store with the default chart."""
+    app = LedgerApplication(settings)
+    app.ensure_chart()
+    yield app
+    app.close()
 
 
 @pytest.fixture

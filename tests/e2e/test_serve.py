@@ -20,7 +20,8 @@ def _free_port() -> int:
         return port
 
 
-def test_coop_serve_answers_graphql_and_health(tmp_path: Path) -> None:
+def test_quick_start_demo_then_serve_answers_graphql_and_health(tmp_path: Path) -> None:
+    """`python3 dev.py demo` runs `coop demo --serve`: load the demo year, then serve."""
     port = _free_port()
     env = {
         **os.environ,
@@ -29,11 +30,15 @@ def test_coop_serve_answers_graphql_and_health(tmp_path: Path) -> None:
     }
     coop = Path(sys.executable).with_name("coop")
     server = subprocess.Popen(
-        [str(coop), "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [str(coop), "demo", "--year", "2025", "--serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 240  # the demo year loads first
         while True:
             try:
                 if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
@@ -41,9 +46,9 @@ def test_coop_serve_answers_graphql_and_health(tmp_path: Path) -> None:
             except httpx.TransportError:
                 pass
             assert server.poll() is None, "coop serve exited early"
-            assert time.monotonic() < deadline, "coop serve did not come up in 30 s"
+            assert time.monotonic() < deadline, "coop demo --serve did not come up in time"
             time.sleep(0.2)
-        query = {"query": '{ accountBalance(code: "1000") { account balance } }'}
+        query = {"query": '{ trialBalance(asOf: "2025-12-31T23:59:59+01:00") { balanced } }'}
         anonymous = httpx.post(f"{base}/graphql", json=query, timeout=10).json()
         assert anonymous["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
@@ -83,9 +88,7 @@ def test_coop_serve_answers_graphql_and_health(tmp_path: Path) -> None:
             headers={"Authorization": f"Bearer {token['access_token']}"},
             timeout=10,
         )
-        assert response.json() == {
-            "data": {"accountBalance": {"account": "1000", "balance": "0.00"}}
-        }
+        assert response.json() == {"data": {"trialBalance": {"balanced": True}}}
         graphiql = httpx.get(f"{base}/graphql", headers={"Accept": "text/html"}, timeout=10)
         assert "GraphiQL" in graphiql.text
     finally:
@@ -98,4 +101,5 @@ def test_coop_serve_answers_graphql_and_health(tmp_path: Path) -> None:
     assert any(line["path"] == "/graphql" and line["status"] == 200 for line in access)
     assert all(len(line["request_id"]) == 32 for line in access)
     assert "correct horse battery" not in output
-    assert "accountBalance" not in output
+    assert "trialBalance" not in output
+    assert "Demo admin API key" in output

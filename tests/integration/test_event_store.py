@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import date
 
 import psycopg
@@ -17,14 +16,6 @@ from services.ledger.application import LedgerApplication
 from services.ledger.domain import CHART_ID, AccountType, Cause, JournalEntry, Posting, Side
 from services.ledger.domain.journal import UNKNOWN_ACTOR
 from tests.conftest import postgres_url
-
-
-@pytest.fixture
-def ledger(settings: Settings) -> Iterator[LedgerApplication]:
-    app = LedgerApplication(settings)
-    app.ensure_chart()
-    yield app
-    app.close()
 
 
 def test_a_stored_v1_posted_event_is_upcast_on_load(ledger: LedgerApplication) -> None:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
 import pytest
 
 from services.common.errors import Conflict, CoopError, IdempotencyKeyReused, ValidationError
-from services.common.settings import Settings
 from services.ledger.application import LedgerApplication
 from services.ledger.domain import (
     AccountClosed,
@@ -26,14 +25,6 @@ SALE = (
     Posting("4100", Side.CREDIT, 1000),
     Posting("2000", Side.CREDIT, 220),
 )
-
-
-@pytest.fixture
-def ledger(settings: Settings) -> Iterator[LedgerApplication]:
-    app = LedgerApplication(settings)
-    app.ensure_chart()
-    yield app
-    app.close()
 
 
 def post(

@@ -40,14 +40,6 @@ ACCOUNTS = ("1000", "1010", "1020", "2000", "2010", "4000", "4100", "5200")
 
 
 @pytest.fixture
-def ledger(settings: Settings) -> Iterator[LedgerApplication]:
-    app = LedgerApplication(settings)
-    app.ensure_chart()
-    yield app
-    app.close()
-
-
-@pytest.fixture
 def engine(settings: Settings) -> Iterator[Engine]:
     eng = create_sync_engine(settings)
     create_tables(eng, LedgerProjection.tables)

@@ -12,9 +12,9 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.application import Application
-from eventsourcing.persistence import JSONTranscoder, Transcoding
+from eventsourcing.persistence import InfrastructureFactory, JSONTranscoder, Transcoding
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
-from eventsourcing.utils import get_topic
+from eventsourcing.utils import Environment, get_topic
 from psycopg.sql import SQL, Identifier
 
 from services.common.settings import Settings
@@ -124,11 +124,31 @@ class CoopApplication(Application[UUID]):
         super().__init_subclass__(**kwargs)
         cls.name = STORE_NAME
 
-    def __init__(self, settings: Settings, *, create_table: bool = True) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        create_table: bool = True,
+        share_store_with: CoopApplication | None = None,
+    ) -> None:
+        """`share_store_with`: reuse that application's connections (one pool per
+        process for every context, instead of one pool per context)."""
         self.settings = settings
+        self._shared_factory = share_store_with.factory if share_store_with else None
         # The library merges os.environ under ours; ours must win so that a stray
         # POSTGRES_* variable in a shell never points the app at another database.
         super().__init__(env=eventsourcing_env(settings, create_table=create_table))
+
+    def construct_factory(self, env: Environment) -> InfrastructureFactory:
+        if self._shared_factory is not None:
+            return self._shared_factory
+        return super().construct_factory(env)
+
+    def close(self) -> None:
+        if self._shared_factory is not None:
+            self.closing.set()  # the owner of the shared store closes it
+            return
+        super().close()
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)

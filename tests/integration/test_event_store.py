@@ -128,3 +128,18 @@ def test_every_context_writes_to_one_store(ledger: LedgerApplication, settings: 
         assert other.repository.get(CHART_ID).accounts.keys() == ledger.chart().accounts.keys()
     finally:
         other.close()
+
+
+def test_contexts_can_share_one_connection_pool(
+    ledger: LedgerApplication, settings: Settings
+) -> None:
+    from services.common.eventstore import CoopApplication
+
+    class OtherContext(CoopApplication):
+        pass
+
+    other = OtherContext(settings, share_store_with=ledger)
+    assert other.factory is ledger.factory
+    other.close()  # closing a sharer leaves the owner's store open
+    ledger.ensure_chart()
+    assert ledger.chart().accounts

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
@@ -35,7 +36,7 @@ from services.audit.store import (
     text_field,
 )
 from services.common.errors import Conflict, ValidationError
-from services.common.eventstore import CoopApplication
+from services.common.eventstore import CoopApplication, eventsourcing_env
 from services.common.idempotency import Decision, Outcome, execute_idempotent
 from services.common.settings import Settings
 
@@ -61,6 +62,14 @@ class HistoryEvent:
 
 
 class AuditApplication(CoopApplication):
+    def construct_env(self, name: str, env: Any = None) -> Any:
+        # The library opens its whole pool at start (min = pool size). Audit writes are
+        # rare (publishing a head): one connection, not another ten per process.
+        merged = dict(env or eventsourcing_env(self.settings))
+        if self.settings.is_postgres:
+            merged.update(POSTGRES_POOL_SIZE="1", POSTGRES_MAX_OVERFLOW="2")
+        return super().construct_env(name, merged)
+
     def __init__(self, settings: Settings, *, create_table: bool = True) -> None:
         super().__init__(settings, create_table=create_table)
         self._read_engine: Engine | None = None
@@ -175,7 +184,8 @@ class AuditApplication(CoopApplication):
     def history(self, aggregate_id: UUID, *, after_version: int, first: int) -> list[HistoryEvent]:
         """An aggregate's events in version order (a page of `first` after a version)."""
         events, position = events_table(self.settings)
-        key: object = aggregate_id if self.settings.is_postgres else str(aggregate_id)
+        # SQLite stores ids as 32 hex digits (the library writes UUID.hex).
+        key: object = aggregate_id if self.settings.is_postgres else aggregate_id.hex
         with self.read_engine.connect() as conn:
             rows = conn.execute(
                 select(

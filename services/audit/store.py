@@ -81,6 +81,12 @@ def events_table(settings: Settings) -> tuple[TableClause, Any]:
     return events, events.c.rowid
 
 
+def _as_bytes(value: Any) -> bytes:
+    # A hand-edited SQLite row can hold TEXT where the library wrote a BLOB; hash
+    # what is there rather than fail, so verification can say where it differs.
+    return value.encode("utf-8") if isinstance(value, str) else bytes(value)
+
+
 def _as_uuid(value: Any) -> UUID:
     return value if isinstance(value, UUID) else UUID(str(value))
 
@@ -114,7 +120,11 @@ def iter_records(
         rows = conn.execute(query).all()
         for notification_id, originator_id, version, topic, state in rows:
             yield StoredRecord(
-                int(notification_id), _as_uuid(originator_id), int(version), topic, bytes(state)
+                int(notification_id),
+                _as_uuid(originator_id),
+                int(version),
+                str(topic),
+                _as_bytes(state),
             )
         if len(rows) < page_size:
             return

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from beancount import loader
+from beancount.core.data import Transaction
 from sqlalchemy import text
 from typer.testing import CliRunner
 
@@ -95,10 +96,13 @@ def test_verify_head_publish_replay_and_export(cli_env: Settings, tmp_path: Path
     # Beancount accepts the journal and agrees with the ledger.
     entries, errors, _options = loader.load_file(str(out / "journal.beancount"))
     assert errors == []
-    transactions = [e for e in entries if type(e).__name__ == "Transaction"]
+    transactions = [e for e in entries if isinstance(e, Transaction)]
     assert len(transactions) == 11
     cash = sum(
-        p.units.number for t in transactions for p in t.postings if p.account == "Assets:1000"
+        Decimal(str(p.units.number))
+        for t in transactions
+        for p in t.postings
+        if p.account == "Assets:1000" and p.units is not None
     )
     assert cash == Decimal(sum(100 + i for i in range(10))) / 100
     odd = next(t for t in transactions if t.postings[0].account == "Assets:1010")

@@ -9,7 +9,7 @@ import strawberry
 from gateway.context import Info
 from gateway.permissions import allow
 from services.audit.application import HistoryEvent, parse_head
-from services.audit.domain import VerifyResult
+from services.audit.domain import GENESIS_HASH, VerifyResult
 from services.audit.graphql.types import (
     AuditEvent,
     AuditHead,
@@ -18,6 +18,7 @@ from services.audit.graphql.types import (
     VerifyLedgerResult,
 )
 from services.audit.projections import queries
+from services.audit.store import ChainHead
 from services.common.auth import Role
 from services.common.errors import NotFound, ValidationError
 from services.common.graphql import PageInfo, check_page_size
@@ -68,12 +69,12 @@ class AuditQuery:
 
     @strawberry.field(
         permission_classes=allow(Role.AUDITOR, Role.ADMIN),
-        description="The chain's current head (null while nothing is chained).",
+        description="The chain's current head (position 0 and the genesis hash while empty).",
     )
-    async def audit_head(self, info: Info) -> AuditHead | None:
+    async def audit_head(self, info: Info) -> AuditHead:
         async with info.context.runtime.read_engine.connect() as conn:
             head = await queries.current_head(conn)
-        return None if head is None else AuditHead.from_head(head)
+        return AuditHead.from_head(head or ChainHead(0, GENESIS_HASH))
 
     @strawberry.field(
         permission_classes=allow(Role.AUDITOR, Role.ADMIN),

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import signal
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime
+from pathlib import Path
 from types import FrameType
 from typing import Annotated
 
@@ -31,6 +33,10 @@ app.add_typer(db_app, name="db")
 app.add_typer(projections_app, name="projections")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
+audit_app = typer.Typer(
+    help="Audit: verify the hash chain, publish heads, replay, export.", no_args_is_help=True
+)
+app.add_typer(audit_app, name="audit")
 
 console = Console()
 
@@ -254,6 +260,180 @@ def projections_status() -> None:
         for status in runtime.projector.status():
             table.add_row(status.name, str(status.position), str(status.head), str(status.lag))
         console.print(table)
+
+
+@audit_app.command("verify")
+def audit_verify(
+    from_head: bool = typer.Option(
+        False, "--from-head", help="Start at the latest published head instead of event 0."
+    ),
+    expect: str | None = typer.Option(
+        None, help="A head you kept elsewhere, POSITION:HASH; the chain must pass through it."
+    ),
+) -> None:
+    """Recompute the hash chain and compare it with the stored chain and published heads."""
+    from services.audit.application import AuditApplication, parse_head
+
+    # Only the audit application: verification must work on a store whose events no
+    # longer decode (the runtime would load the chart of accounts first).
+    audit = AuditApplication(get_settings(), create_table=False)
+    try:
+        held = parse_head(expect) if expect else None
+        with _progress() as progress:
+            task = progress.add_task(
+                "Verifying", total=max(audit.recorder.max_notification_id() or 0, 1)
+            )
+            result = audit.verify(
+                from_published_head=from_head,
+                expect=held,
+                progress=lambda position, head: progress.update(
+                    task, completed=position, total=max(head, 1)
+                ),
+            )
+    except CoopError as exc:
+        raise typer.BadParameter(exc.message) from None
+    finally:
+        audit.close()
+    if result.ok:
+        console.print(
+            f"OK: {result.events_checked} events checked; head "
+            f"{result.head_position}:{result.head_hash.hex()}"
+        )
+        return
+    console.print(
+        f"[red]FAILED at position {result.first_bad_position}: {result.reason}[/red] "
+        f"({result.events_checked} events matched before it)"
+    )
+    raise typer.Exit(1)
+
+
+@audit_app.command("head")
+def audit_head(
+    publish: bool = typer.Option(False, "--publish", help="Record the head as published."),
+    key: str | None = typer.Option(None, help="Idempotency key (default: one per head)."),
+) -> None:
+    """Print the chain's head (after catching up); with --publish, publish it."""
+    from services.audit.store import chain_head
+
+    runtime = Runtime(get_settings())
+    try:
+        _catch_up(runtime, "Chaining")
+        if publish:
+            outcome = runtime.audit.publish_head(
+                key=key or f"cli-publish:{uuid.uuid4()}", actor="cli:audit"
+            )
+            _catch_up(runtime, "Projecting")
+            head = outcome.result
+            console.print("Published head (keep a copy outside this system, e.g. print it):")
+            typer.echo(f"{head.position}:{head.head_hash}")
+            return
+        with runtime.audit.read_engine.connect() as conn:
+            current = chain_head(conn)
+        if current is None:
+            console.print("The chain is empty.")
+            return
+        typer.echo(f"{current.position}:{current.hash.hex()}")
+    except CoopError as exc:
+        raise typer.BadParameter(exc.message) from None
+    finally:
+        runtime.close_sync()
+
+
+@audit_app.command("replay")
+def audit_replay(
+    until: Annotated[
+        datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="Build the state as of this date (recorded time)."),
+    ] = None,
+    keep: bool = typer.Option(False, help="Keep the scratch schema or file afterwards."),
+    max_differences: int = typer.Option(50, min=1, max=100_000, help="Differences to list."),
+) -> None:
+    """Rebuild every read model into scratch storage from event 0 and diff it with live."""
+    from services.audit.replay import replay
+
+    runtime = Runtime(get_settings())
+    try:
+        with _progress() as progress:
+            task = progress.add_task("Replaying", total=max(runtime.projector.head(), 1))
+            report = replay(
+                settings=runtime.settings,
+                snapshot_engine=runtime.audit.read_engine,
+                mapper=runtime.audit.mapper,
+                projections=runtime.projector.projections,
+                until=until.date() if until else None,
+                keep=keep,
+                max_differences=max_differences,
+                progress=lambda position, head: progress.update(
+                    task, completed=position, total=max(head, 1)
+                ),
+            )
+    finally:
+        runtime.close_sync()
+    counts = Table("table", "rows replayed")
+    for name, count in report.row_counts.items():
+        counts.add_row(name, str(count))
+    console.print(counts)
+    if report.kept:
+        console.print(f"Scratch kept: {report.scratch}")
+    if until is not None:
+        console.print(f"State as of {until.date()} (events recorded by then) built; no diff.")
+        return
+    if report.ok:
+        console.print(
+            f"OK: {report.events_read} events replayed, {report.rows_compared} rows "
+            "compared, no difference."
+        )
+        return
+    diff = Table("table", "key", "difference", "columns", "live", "replay")
+    for d in report.differences:
+        columns = d.columns or ()
+        diff.add_row(
+            d.table,
+            ", ".join(f"{k}={v}" for k, v in d.key.items()),
+            d.kind,
+            ", ".join(columns),
+            ", ".join(f"{c}={d.live[c]}" for c in columns) if d.live and columns else "",
+            ", ".join(f"{c}={d.replay[c]}" for c in columns) if d.replay and columns else "",
+        )
+    console.print(diff)
+    console.print(f"[red]{report.difference_count} differences[/red]")
+    raise typer.Exit(1)
+
+
+@audit_app.command("export")
+def audit_export(
+    directory: Annotated[Path, typer.Argument(help="Where to write the files.")],
+    as_of: Annotated[
+        datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="Trial balance date (default: today)."),
+    ] = None,
+) -> None:
+    """Events (JSON Lines + chain hashes), journal (Beancount, CSV), trial balance (CSV)."""
+    from services.audit.exports import write_all
+    from services.audit.store import chain_head
+
+    settings = get_settings()
+    runtime = Runtime(settings)
+    day = as_of.date() if as_of else datetime.now(settings.zone).date()
+    try:
+        with runtime.audit.read_engine.connect() as conn, _progress() as progress:
+            head = chain_head(conn)
+            last = head.position if head else 0
+            task = progress.add_task("Exporting events", total=max(last, 1))
+            files = write_all(
+                conn,
+                settings,
+                directory,
+                as_of=day,
+                head=last,
+                progress=lambda position, total: progress.update(
+                    task, completed=position, total=max(total, 1)
+                ),
+            )
+    finally:
+        runtime.close_sync()
+    for kind, path in files.items():
+        console.print(f"{kind}: {path}")
 
 
 def _describe_store() -> str:

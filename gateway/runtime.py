@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.auth import AUTH_TABLES, CredentialStore
 from gateway.ratelimit import RateLimiter
+from services.audit.application import AuditApplication
+from services.audit.projections.projector import AuditChainProjection, AuditHeadsProjection
 from services.common.database import (
     create_read_engine,
     create_sync_engine,
@@ -54,8 +56,14 @@ class Runtime:
         # Applications: one per context, all on the one store.
         self.ledger = LedgerApplication(settings)
         self.ledger.ensure_chart()
+        self.audit = AuditApplication(settings, share_store_with=self.ledger)
         # Read models: one projection per context, all followed by one runner.
-        projections: list[Projection] = [LedgerProjection()]
+        # `coop audit replay` rebuilds and diffs every projection listed here.
+        projections: list[Projection] = [
+            LedgerProjection(),
+            AuditChainProjection(),
+            AuditHeadsProjection(),
+        ]
 
         self.sync_engine = create_sync_engine(settings)
         create_tables(self.sync_engine, [*(t for p in projections for t in p.tables), *AUTH_TABLES])
@@ -135,7 +143,8 @@ class Runtime:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
-        self.ledger.close()
+        self.audit.close()
+        self.ledger.close()  # last: it owns the store the others share
         self.sync_engine.dispose()
 
 

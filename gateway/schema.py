@@ -19,6 +19,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from gateway.errors import MaskUnexpectedErrors
+from services.audit.graphql import AuditMutation, AuditQuery
 from services.common.graphql import MONEY_SCALAR, Money
 from services.common.settings import Settings
 from services.ledger.graphql import LedgerMutation, LedgerQuery, LedgerSubscription
@@ -27,12 +28,12 @@ SCHEMA_FILE = Path(__file__).with_name("schema.graphql")
 
 
 @strawberry.type
-class Query(LedgerQuery):
+class Query(LedgerQuery, AuditQuery):
     pass
 
 
 @strawberry.type
-class Mutation(LedgerMutation):
+class Mutation(LedgerMutation, AuditMutation):
     pass
 
 

@@ -4,7 +4,8 @@ Exactly-once: for each projection, the view changes of a page and the new tracki
 position are committed in one transaction, and the position is advanced with a
 compare-and-set (`WHERE position = <old>`), so two runners can never both apply a
 page. Pages are `projection_page_size` notifications (1,000 by default).
-Only notifications whose topic a projection declares are decoded.
+Only notifications whose topic a projection declares are decoded. A `RawProjection`
+(the audit chain) instead receives every notification of every topic as stored, undecoded.
 """
 
 from __future__ import annotations
@@ -42,6 +43,23 @@ class Projection(ABC):
     @abstractmethod
     def apply(self, conn: Connection, events: Sequence[tuple[int, DomainEvent]]) -> None:
         """Apply a page of (notification id, event), in order, inside `conn`'s transaction."""
+
+
+class RawProjection(Projection):
+    """A read model over every stored notification, undecoded (e.g. the audit hash chain).
+
+    The chain must cover events of every context, including topics this process cannot
+    decode, and must hash the stored bytes (ciphertext where encrypted) as they are.
+    """
+
+    topics: ClassVar[frozenset[str]] = frozenset()
+
+    @abstractmethod
+    def apply_notifications(self, conn: Connection, notifications: Sequence[Notification]) -> None:
+        """Apply a page of notifications (all topics, in order) inside `conn`'s transaction."""
+
+    def apply(self, conn: Connection, events: Sequence[tuple[int, DomainEvent]]) -> None:
+        raise TypeError(f"{self.name} reads raw notifications; use apply_notifications")
 
 
 class TrackingConflict(Exception):
@@ -124,11 +142,14 @@ class ProjectionRunner:
             batch = [n for n in notifications if n.id > position]
             if not batch:
                 continue
-            events = [
-                (n.id, self._decode(n, decoded)) for n in batch if n.topic in projection.topics
-            ]
+            if isinstance(projection, RawProjection):
+                page: Sequence[Any] = batch
+            else:
+                page = [
+                    (n.id, self._decode(n, decoded)) for n in batch if n.topic in projection.topics
+                ]
             try:
-                self._commit_page(projection, position, batch[-1].id, events)
+                self._commit_page(projection, position, batch[-1].id, page)
             except TrackingConflict:
                 log.info("projection %s advanced by another runner", projection.name)
         return len(notifications)
@@ -145,8 +166,9 @@ class ProjectionRunner:
         projection: Projection,
         old_position: int,
         new_position: int,
-        events: Sequence[tuple[int, DomainEvent]],
+        events: Sequence[Any],
     ) -> None:
+        """`events` is (id, event) pairs, or notifications for a RawProjection."""
         with self.engine.begin() as conn:
             advanced = conn.execute(
                 update(projection_tracking)
@@ -157,7 +179,10 @@ class ProjectionRunner:
             if advanced.rowcount != 1:
                 raise TrackingConflict(projection.name)
             if events:
-                projection.apply(conn, events)
+                if isinstance(projection, RawProjection):
+                    projection.apply_notifications(conn, events)
+                else:
+                    projection.apply(conn, events)
 
     def run_until_caught_up(self, progress: ProgressCallback | None = None) -> int:
         processed = 0

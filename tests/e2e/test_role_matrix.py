@@ -40,6 +40,12 @@ EXPECTED: dict[str, frozenset[Role]] = {
     "Mutation.openAccount": frozenset({A}),
     "Mutation.closeAccount": frozenset({A}),
     "Subscription.accountBalanceUpdates": frozenset({A, AU}),
+    "Query.verifyLedger": frozenset({A, AU}),
+    "Query.auditHead": frozenset({A, AU}),
+    "Query.publishedAuditHeads": frozenset({A, AU}),
+    "Query.eventHistory": frozenset({A, AU}),
+    "Query.ledgerEntriesByCause": frozenset({A, AU}),
+    "Mutation.publishAuditHead": frozenset({A, AU}),
 }
 
 SCALAR_SAMPLES: dict[str, Any] = {

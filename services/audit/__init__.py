@@ -1,0 +1,1 @@
+"""Audit: tamper-evident history, verification, replay, point-in-time views and exports."""

@@ -1,0 +1,246 @@
+"""Audit application service: publish heads (write), verify and read history (read-only)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+from sqlalchemy import Connection, Engine, select
+
+from services.audit.domain import (
+    GENESIS_HASH,
+    PublishedHead,
+    StoredRecord,
+    VerifyResult,
+    head_id_for,
+    verify,
+)
+from services.audit.projections.tables import audit_chain
+from services.audit.store import (
+    ChainHead,
+    chain_hash_at,
+    chain_head,
+    create_snapshot_engine,
+    effective_date,
+    events_table,
+    head_position,
+    iter_chain,
+    iter_records,
+    peek_state,
+    published_heads,
+    recorded_at,
+    text_field,
+)
+from services.common.errors import Conflict, ValidationError
+from services.common.eventstore import CoopApplication
+from services.common.idempotency import Decision, Outcome, execute_idempotent
+from services.common.settings import Settings
+
+ProgressCallback = Callable[[int, int], None]  # (position reached, head)
+
+
+@dataclass(frozen=True)
+class HistoryEvent:
+    position: int
+    aggregate_id: UUID
+    version: int
+    topic: str
+    recorded_at: datetime | None
+    effective_date: date | None
+    actor: str | None
+    causation_id: str | None
+    chain_hash: bytes | None
+
+    @property
+    def type(self) -> str:
+        """The event's class path within its module, e.g. "JournalEntry.Posted"."""
+        return self.topic.rpartition(":")[2]
+
+
+class AuditApplication(CoopApplication):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        create_table: bool = True,
+        share_store_with: CoopApplication | None = None,
+    ) -> None:
+        super().__init__(settings, create_table=create_table, share_store_with=share_store_with)
+        self._read_engine: Engine | None = None
+
+    @property
+    def read_engine(self) -> Engine:
+        """Read-only snapshot engine (created on first use, disposed in close())."""
+        if self._read_engine is None:
+            self._read_engine = create_snapshot_engine(self.settings)
+        return self._read_engine
+
+    def close(self) -> None:
+        if self._read_engine is not None:
+            self._read_engine.dispose()
+            self._read_engine = None
+        super().close()
+
+    # -- publishing ------------------------------------------------------------
+
+    def publish_head(self, *, key: str, actor: str) -> Outcome[PublishedHead]:
+        """Record the chain's current head as a published head (once per position)."""
+
+        def decide() -> Decision[PublishedHead]:
+            with self.read_engine.connect() as conn:
+                head = _current_head(conn)
+            published = PublishedHead.publish(
+                position=head.position, head_hash=head.hash.hex(), actor=actor
+            )
+            return Decision((published,), published, {"head_id": str(published.id)})
+
+        def already_published() -> Outcome[PublishedHead] | None:
+            with self.read_engine.connect() as conn:
+                head = _current_head(conn)
+            try:
+                existing: PublishedHead = self.repository.get(head_id_for(head.position))
+            except AggregateNotFoundError:
+                return None
+            position = self.recorder.max_notification_id() or 0
+            return Outcome(result=existing, position=position, replayed=True)
+
+        return execute_idempotent(
+            self,
+            key=key,
+            operation="publishAuditHead",
+            # The head is decided by the server at first execution; a retry with the
+            # same key returns that head even after the chain has grown.
+            request={"actor": actor},
+            decide=decide,
+            load_result=self._load_head,
+            on_collision=already_published,
+        )
+
+    def _load_head(self, ref: Mapping[str, str]) -> PublishedHead:
+        head: PublishedHead = self.repository.get(UUID(ref["head_id"]))
+        return head
+
+    # -- verification ------------------------------------------------------------
+
+    def verify(
+        self,
+        *,
+        from_published_head: bool = False,
+        expect: ChainHead | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> VerifyResult:
+        """Recompute the chain from event 0 (or the latest published head) and compare.
+
+        The recomputation must agree with the stored chain row by row, pass through
+        every published head, and pass through `expect` (a head the caller holds
+        outside this database, which is what makes a rewritten chain detectable).
+        """
+        with self.read_engine.connect() as conn:
+            heads = published_heads(conn)
+            expected = {h.position: bytes.fromhex(h.hash) for h in heads}
+            if expect is not None:
+                if expected.get(expect.position, expect.hash) != expect.hash:
+                    return VerifyResult(
+                        False,
+                        0,
+                        0,
+                        GENESIS_HASH,
+                        expect.position,
+                        "the head you hold differs from the head published here",
+                    )
+                expected[expect.position] = expect.hash
+            start_position, start_hash = 0, GENESIS_HASH
+            if from_published_head and heads:
+                start_position, start_hash = heads[-1].position, bytes.fromhex(heads[-1].hash)
+                if chain_hash_at(conn, start_position) != start_hash:
+                    return VerifyResult(
+                        False,
+                        0,
+                        start_position,
+                        start_hash,
+                        start_position,
+                        "the chain does not pass through the published head",
+                    )
+            head = head_position(conn, self.settings)
+            records = iter_records(conn, self.settings, after=start_position)
+            if progress is not None:
+                records = _reporting(records, head, progress)
+            return verify(
+                records,
+                iter_chain(conn, after=start_position),
+                start_position=start_position,
+                start_hash=start_hash,
+                expected=expected,
+            )
+
+    # -- history -----------------------------------------------------------------
+
+    def history(self, aggregate_id: UUID, *, after_version: int, first: int) -> list[HistoryEvent]:
+        """An aggregate's events in version order (a page of `first` after a version)."""
+        events, position = events_table(self.settings)
+        # SQLite stores ids as 32 hex digits (the library writes UUID.hex).
+        key: object = aggregate_id if self.settings.is_postgres else aggregate_id.hex
+        with self.read_engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    position,
+                    events.c.originator_version,
+                    events.c.topic,
+                    events.c.state,
+                    audit_chain.c.hash,
+                )
+                .select_from(events.outerjoin(audit_chain, audit_chain.c.position == position))
+                .where(events.c.originator_id == key)
+                .where(events.c.originator_version > after_version)
+                .order_by(events.c.originator_version)
+                .limit(first)
+            ).all()
+        out: list[HistoryEvent] = []
+        for notification_id, version, topic, stored, digest in rows:
+            state = peek_state(self.mapper, bytes(stored))
+            out.append(
+                HistoryEvent(
+                    position=int(notification_id),
+                    aggregate_id=aggregate_id,
+                    version=int(version),
+                    topic=str(topic),
+                    recorded_at=recorded_at(state),
+                    effective_date=effective_date(state),
+                    actor=text_field(state, "actor"),
+                    causation_id=text_field(state, "cause_id", "causation_id"),
+                    chain_hash=None if digest is None else bytes(digest),
+                )
+            )
+        return out
+
+
+def _current_head(conn: Connection) -> ChainHead:
+    head = chain_head(conn)
+    if head is None:
+        raise Conflict("the chain is empty: nothing to publish yet")
+    return head
+
+
+def _reporting(
+    records: Iterator[StoredRecord], head: int, progress: ProgressCallback, every: int = 10_000
+) -> Iterator[StoredRecord]:
+    for count, record in enumerate(records, start=1):
+        yield record
+        if count % every == 0:
+            progress(record.position, head)
+    progress(head, head)
+
+
+def parse_head(text: str) -> ChainHead:
+    """`POSITION:HEX` as printed by `coop audit head`."""
+    position, _, digest = text.partition(":")
+    try:
+        parsed = ChainHead(int(position), bytes.fromhex(digest))
+    except ValueError:
+        raise ValidationError("expect", "a head is POSITION:HASH, e.g. 1234:9f86d0...") from None
+    if parsed.position < 1 or len(parsed.hash) != 32:
+        raise ValidationError("expect", "a head is POSITION:HASH with a 64-digit hex hash")
+    return parsed

@@ -1,0 +1,39 @@
+"""Published heads: (position, hash) pairs the cooperative hands to its auditors.
+
+A head is itself an event in the store, so publishing is part of the history it
+vouches for; its id derives from the position, so a head is published once.
+"""
+
+from __future__ import annotations
+
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate
+
+HEAD_NAMESPACE = uuid5(NAMESPACE_URL, "urn:coop:audit:published-head")
+
+
+def head_id_for(position: int) -> UUID:
+    return uuid5(HEAD_NAMESPACE, str(position))
+
+
+class PublishedHead(Aggregate):
+    class Published(Aggregate.Created):
+        position: int
+        head_hash: str  # hex SHA-256
+        actor: str
+
+    def __init__(self, position: int, head_hash: str, actor: str) -> None:
+        self.position = position
+        self.head_hash = head_hash
+        self.actor = actor
+
+    @classmethod
+    def publish(cls, *, position: int, head_hash: str, actor: str) -> PublishedHead:
+        return cls._create(
+            cls.Published,
+            id=head_id_for(position),
+            position=position,
+            head_hash=head_hash,
+            actor=actor,
+        )

@@ -1,0 +1,268 @@
+"""Exports for auditors: events as JSON Lines with chain hashes, the journal as
+Beancount and CSV, the trial balance as CSV.
+
+Nothing is decrypted: events are exported as their stored bytes (base64), so what
+a context encrypts per person stays ciphertext, and an auditor can recompute the
+chain from the file alone (docs/audit.md). Everything is read in one read-only
+snapshot, so the files agree with each other while the system keeps running.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import re
+from collections.abc import Callable, Iterator
+from datetime import date
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy import Connection, and_, func, select
+
+from services.audit.store import ChainHead, iter_chain, iter_records
+from services.common.money import cents_to_decimal
+from services.common.settings import Settings
+from services.ledger.domain import AccountType
+from services.ledger.projections.tables import (
+    ledger_accounts,
+    ledger_daily_balances,
+    ledger_entries,
+    ledger_lines,
+)
+
+ProgressCallback = Callable[[int, int], None]
+
+BEANCOUNT_ROOTS = {
+    AccountType.ASSET: "Assets",
+    AccountType.LIABILITY: "Liabilities",
+    AccountType.NET_ASSETS: "Equity",
+    AccountType.REVENUE: "Income",
+    AccountType.EXPENSE: "Expenses",
+}
+
+
+def export_events(
+    conn: Connection,
+    settings: Settings,
+    out: IO[str],
+    *,
+    head: int,
+    progress: ProgressCallback | None = None,
+) -> ChainHead | None:
+    """One JSON object per event up to `head` (the chain's head), in order.
+
+    Each carries its chain hash from the stored chain (null where the chain has no
+    row for that position: `coop audit verify` reports why). Returns the last head.
+    """
+    chain = iter_chain(conn)
+    link = next(chain, None)
+    last: ChainHead | None = None
+    for count, record in enumerate(iter_records(conn, settings, until=head), start=1):
+        while link is not None and link[0] < record.position:
+            link = next(chain, None)
+        digest = link[1] if link is not None and link[0] == record.position else None
+        out.write(
+            json.dumps(
+                {
+                    "position": record.position,
+                    "aggregate_id": str(record.aggregate_id),
+                    "version": record.version,
+                    "topic": record.topic,
+                    "state": base64.b64encode(record.state).decode("ascii"),
+                    "hash": None if digest is None else digest.hex(),
+                },
+                separators=(",", ":"),
+            )
+            + "\n"
+        )
+        if digest is not None:
+            last = ChainHead(record.position, digest)
+        if progress is not None and count % 10_000 == 0:
+            progress(record.position, head)
+    if progress is not None:
+        progress(head, head)
+    return last
+
+
+def beancount_account(code: str, account_type: AccountType) -> str:
+    """`Assets:1000`: the account code under its Beancount root ('.' becomes '-')."""
+    return f"{BEANCOUNT_ROOTS[account_type]}:{code.replace('.', '-')}"
+
+
+def _quoted(value: str) -> str:
+    flat = re.sub(r"[\r\n\t]+", " ", value)
+    return '"' + flat.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _amount(cents: int) -> str:
+    return f"{cents_to_decimal(cents):.2f}"
+
+
+def _entries(conn: Connection) -> Iterator[tuple[Any, list[Any]]]:
+    """Journal entries in (effective date, position) order, each with its lines."""
+    e, line = ledger_entries.c, ledger_lines.c
+    entries = conn.execution_options(yield_per=2_000).execute(
+        select(ledger_entries).order_by(e.effective_date, e.position)
+    )
+    for chunk in entries.mappings().partitions():
+        ids = [row["entry_id"] for row in chunk]
+        lines: dict[Any, list[Any]] = {i: [] for i in ids}
+        for row in conn.execute(
+            select(ledger_lines).where(line.entry_id.in_(ids)).order_by(line.entry_id, line.line_no)
+        ).mappings():
+            lines[row["entry_id"]].append(row)
+        for row in chunk:
+            yield row, lines[row["entry_id"]]
+
+
+def export_beancount(conn: Connection, out: IO[str]) -> int:
+    """The journal as a Beancount ledger (`bean-check` accepts it); returns entries written."""
+    a = ledger_accounts.c
+    accounts = conn.execute(select(a.code, a.name, a.account_type).order_by(a.code)).all()
+    first_day = conn.execute(select(func.min(ledger_entries.c.effective_date))).scalar()
+    opened_on: date = first_day or date.today()
+    names: dict[str, str] = {}
+    out.write('option "title" "Cooperative journal (exported by coop audit export)"\n')
+    out.write('option "operating_currency" "EUR"\n\n')
+    for code, name, kind in accounts:
+        account = beancount_account(code, AccountType(kind))
+        if account in names.values():
+            raise ValueError(f"account codes collide in Beancount as {account}")
+        names[code] = account
+        # Opened at the first entry's date: the chart's events carry no effective date.
+        out.write(f"{opened_on.isoformat()} open {account} EUR\n  name: {_quoted(name)}\n")
+    out.write("\n")
+    written = 0
+    for entry, lines in _entries(conn):
+        out.write(f"{entry['effective_date'].isoformat()} * {_quoted(entry['description'])}\n")
+        out.write(f"  entry-id: {_quoted(str(entry['entry_id']))}\n")
+        out.write(f"  position: {int(entry['position'])}\n")
+        out.write(f"  cause: {_quoted(entry['cause_id'])}\n")
+        out.write(f"  actor: {_quoted(entry['actor'])}\n")
+        if entry["reverses_entry_id"] is not None:
+            out.write(f"  reverses: {_quoted(str(entry['reverses_entry_id']))}\n")
+        for line in lines:
+            cents = int(line["debit_cents"]) - int(line["credit_cents"])
+            out.write(f"  {names[line['account_code']]}  {_amount(cents)} EUR\n")
+        out.write("\n")
+        written += 1
+    return written
+
+
+JOURNAL_CSV_COLUMNS = (
+    "entry_id",
+    "position",
+    "effective_date",
+    "recorded_at",
+    "description",
+    "cause_id",
+    "actor",
+    "reverses_entry_id",
+    "reversed_by_entry_id",
+    "line_no",
+    "account",
+    "debit",
+    "credit",
+)
+
+
+def export_journal_csv(conn: Connection, out: IO[str]) -> int:
+    """One row per journal line (amounts as decimal EUR); returns lines written."""
+    writer = csv.writer(out)
+    writer.writerow(JOURNAL_CSV_COLUMNS)
+    written = 0
+    for entry, lines in _entries(conn):
+        for line in lines:
+            writer.writerow(
+                [
+                    entry["entry_id"],
+                    entry["position"],
+                    entry["effective_date"].isoformat(),
+                    entry["recorded_at"].isoformat(),
+                    entry["description"],
+                    entry["cause_id"],
+                    entry["actor"],
+                    entry["reverses_entry_id"] or "",
+                    entry["reversed_by_entry_id"] or "",
+                    line["line_no"],
+                    line["account_code"],
+                    _amount(int(line["debit_cents"])),
+                    _amount(int(line["credit_cents"])),
+                ]
+            )
+            written += 1
+    return written
+
+
+def trial_balance_rows(conn: Connection, as_of: date) -> list[tuple[str, str, str, int]]:
+    """(code, name, type, net cents = debits - credits) of non-zero accounts on `as_of`.
+
+    The same rule as GraphQL's trialBalance: entries effective on or before the day.
+    """
+    d = ledger_daily_balances.c
+    latest = (
+        select(d.account_code, func.max(d.day).label("day"))
+        .where(d.day <= as_of)
+        .group_by(d.account_code)
+        .subquery()
+    )
+    closing = dict(
+        conn.execute(
+            select(d.account_code, d.closing_cents).join(
+                latest, and_(d.account_code == latest.c.account_code, d.day == latest.c.day)
+            )
+        ).all()
+    )
+    a = ledger_accounts.c
+    return [
+        (code, name, kind, int(closing[code]))
+        for code, name, kind in conn.execute(
+            select(a.code, a.name, a.account_type).order_by(a.code)
+        ).all()
+        if closing.get(code)
+    ]
+
+
+def export_trial_balance_csv(conn: Connection, out: IO[str], as_of: date) -> tuple[int, int]:
+    """account, name, type, debit, credit, then a TOTAL row; returns the totals in cents."""
+    writer = csv.writer(out)
+    writer.writerow(("as_of", "account", "name", "type", "debit", "credit"))
+    total_debit = total_credit = 0
+    for code, name, kind, net in trial_balance_rows(conn, as_of):
+        debit, credit = (net, 0) if net > 0 else (0, -net)
+        total_debit += debit
+        total_credit += credit
+        writer.writerow((as_of.isoformat(), code, name, kind, _amount(debit), _amount(credit)))
+    writer.writerow(
+        (as_of.isoformat(), "TOTAL", "", "", _amount(total_debit), _amount(total_credit))
+    )
+    return total_debit, total_credit
+
+
+def write_all(
+    conn: Connection,
+    settings: Settings,
+    directory: Path,
+    *,
+    as_of: date,
+    head: int,
+    progress: ProgressCallback | None = None,
+) -> dict[str, Path]:
+    """Every export into `directory`; returns the files by kind."""
+    directory.mkdir(parents=True, exist_ok=True)
+    files = {
+        "events": directory / "events.jsonl",
+        "beancount": directory / "journal.beancount",
+        "journal": directory / "journal.csv",
+        "trial_balance": directory / f"trial-balance-{as_of.isoformat()}.csv",
+    }
+    with files["events"].open("w", encoding="utf-8") as out:
+        export_events(conn, settings, out, head=head, progress=progress)
+    with files["beancount"].open("w", encoding="utf-8") as out:
+        export_beancount(conn, out)
+    with files["journal"].open("w", encoding="utf-8", newline="") as out:
+        export_journal_csv(conn, out)
+    with files["trial_balance"].open("w", encoding="utf-8", newline="") as out:
+        export_trial_balance_csv(conn, out, as_of)
+    return files

@@ -1,0 +1,103 @@
+"""GraphQL types of the audit."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import strawberry
+
+from services.audit.application import HistoryEvent
+from services.audit.domain import VerifyResult
+from services.audit.store import ChainHead, PublishedHeadRow
+from services.common.graphql import PageInfo
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)  # SQLite: UTC
+
+
+@strawberry.type
+class VerifyLedgerResult:
+    ok: bool
+    events_checked: int
+    head_position: int = strawberry.field(description="The last position checked.")
+    head_hash: str = strawberry.field(description="Recomputed chain hash there (hex).")
+    first_bad_position: int | None
+    reason: str | None
+
+    @classmethod
+    def from_result(cls, result: VerifyResult) -> VerifyLedgerResult:
+        return cls(
+            ok=result.ok,
+            events_checked=result.events_checked,
+            head_position=result.head_position,
+            head_hash=result.head_hash.hex(),
+            first_bad_position=result.first_bad_position,
+            reason=result.reason,
+        )
+
+
+@strawberry.type
+class AuditHead:
+    position: int
+    hash: str
+
+    @classmethod
+    def from_head(cls, head: ChainHead) -> AuditHead:
+        return cls(position=head.position, hash=head.hash.hex())
+
+
+@strawberry.type
+class PublishedAuditHead:
+    position: int
+    hash: str
+    published_at: datetime
+    actor: str
+
+    @classmethod
+    def from_row(cls, row: PublishedHeadRow) -> PublishedAuditHead:
+        return cls(
+            position=row.position,
+            hash=row.hash,
+            published_at=_aware(row.published_at),
+            actor=row.actor,
+        )
+
+
+@strawberry.type
+class AuditEvent:
+    position: int = strawberry.field(description="Position in the event log.")
+    aggregate_id: strawberry.ID
+    version: int
+    type: str = strawberry.field(description='The event class, e.g. "JournalEntry.Posted".')
+    topic: str
+    recorded_at: datetime | None
+    effective_date: date | None = strawberry.field(
+        description="The date the event takes effect, for events that have one."
+    )
+    actor: str | None
+    causation_id: str | None = strawberry.field(
+        description="Why it happened (a ledger entry's cause), for events that carry one."
+    )
+    chain_hash: str | None = strawberry.field(description="Null until chained.")
+
+    @classmethod
+    def from_event(cls, event: HistoryEvent) -> AuditEvent:
+        return cls(
+            position=event.position,
+            aggregate_id=strawberry.ID(str(event.aggregate_id)),
+            version=event.version,
+            type=event.type,
+            topic=event.topic,
+            recorded_at=None if event.recorded_at is None else _aware(event.recorded_at),
+            effective_date=event.effective_date,
+            actor=event.actor,
+            causation_id=event.causation_id,
+            chain_hash=None if event.chain_hash is None else event.chain_hash.hex(),
+        )
+
+
+@strawberry.type
+class EventHistoryConnection:
+    nodes: list[AuditEvent]
+    page_info: PageInfo

@@ -1,0 +1,1 @@
+"""Audit read models: the hash chain and the published heads."""

@@ -1,0 +1,72 @@
+"""The chain projector (every notification, raw) and the published-heads projector.
+
+The chain is extended exactly once per event: the runner commits the page's rows and
+the tracking position together, and the previous hash is read in that transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+from uuid import UUID
+
+from eventsourcing.persistence import Notification
+from eventsourcing.utils import get_topic
+from sqlalchemy import Connection, Table, insert, select
+
+from services.audit.domain import GENESIS_HASH, PublishedHead, StoredRecord, link_hash
+from services.audit.projections.tables import audit_chain, audit_published_heads
+from services.common.projections import DomainEvent, Projection, RawProjection
+
+
+def as_record(notification: Notification) -> StoredRecord:
+    originator_id = notification.originator_id
+    return StoredRecord(
+        position=notification.id,
+        aggregate_id=originator_id if isinstance(originator_id, UUID) else UUID(originator_id),
+        version=notification.originator_version,
+        topic=notification.topic,
+        state=bytes(notification.state),
+    )
+
+
+def last_link(conn: Connection) -> bytes:
+    """The hash of the newest chained event (genesis on an empty chain)."""
+    row = conn.execute(
+        select(audit_chain.c.hash).order_by(audit_chain.c.position.desc()).limit(1)
+    ).first()
+    return bytes(row[0]) if row is not None else GENESIS_HASH
+
+
+class AuditChainProjection(RawProjection):
+    name: ClassVar[str] = "audit_chain"
+    tables: ClassVar[tuple[Table, ...]] = (audit_chain,)
+
+    def apply_notifications(self, conn: Connection, notifications: Sequence[Notification]) -> None:
+        previous_hash = last_link(conn)
+        rows: list[dict[str, Any]] = []
+        for notification in notifications:
+            previous_hash = link_hash(previous_hash, as_record(notification))
+            rows.append({"position": notification.id, "hash": previous_hash})
+        conn.execute(insert(audit_chain), rows)
+
+
+class AuditHeadsProjection(Projection):
+    name: ClassVar[str] = "audit_heads"
+    tables: ClassVar[tuple[Table, ...]] = (audit_published_heads,)
+    topics: ClassVar[frozenset[str]] = frozenset({get_topic(PublishedHead.Published)})
+
+    def apply(self, conn: Connection, events: Sequence[tuple[int, DomainEvent]]) -> None:
+        rows = [
+            {
+                "position": event.position,
+                "hash": event.head_hash,
+                "published_at": event.timestamp,
+                "actor": event.actor,
+                "head_id": event.originator_id,
+            }
+            for _position, event in events
+            if isinstance(event, PublishedHead.Published)
+        ]
+        if rows:
+            conn.execute(insert(audit_published_heads), rows)

@@ -1,0 +1,59 @@
+"""Async reads over the audit read models and the ledger's cause links (GraphQL)."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.audit.projections.tables import audit_chain, audit_published_heads
+from services.audit.store import ChainHead, PublishedHeadRow
+from services.ledger.projections.tables import ledger_entries
+
+
+async def current_head(conn: AsyncConnection) -> ChainHead | None:
+    row = (
+        await conn.execute(
+            select(audit_chain.c.position, audit_chain.c.hash)
+            .order_by(audit_chain.c.position.desc())
+            .limit(1)
+        )
+    ).first()
+    return None if row is None else ChainHead(int(row[0]), bytes(row[1]))
+
+
+async def list_published_heads(conn: AsyncConnection, first: int) -> list[PublishedHeadRow]:
+    h = audit_published_heads.c
+    rows = await conn.execute(
+        select(h.position, h.hash, h.published_at, h.actor).order_by(h.position.desc()).limit(first)
+    )
+    return [PublishedHeadRow(int(p), str(d), at, str(a)) for p, d, at, a in rows]
+
+
+async def published_head(conn: AsyncConnection, head_id: UUID) -> PublishedHeadRow | None:
+    h = audit_published_heads.c
+    row = (
+        await conn.execute(
+            select(h.position, h.hash, h.published_at, h.actor).where(h.head_id == head_id)
+        )
+    ).first()
+    return None if row is None else PublishedHeadRow(int(row[0]), str(row[1]), row[2], str(row[3]))
+
+
+async def entry_ids_by_cause(conn: AsyncConnection, cause: str, first: int) -> list[UUID]:
+    """Entries caused by `cause`: its exact cause id, or a cause id ending in ":<cause>".
+
+    So a business object's id (a booking id) finds "hotel:checkout:<booking id>" and
+    its siblings, and an entry id finds its reversal ("reversal-of:<entry id>").
+    The suffix match scans the entries table (no index serves it); `first` bounds it.
+    """
+    e = ledger_entries.c
+    escaped = cause.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    rows = await conn.execute(
+        select(e.entry_id)
+        .where(or_(e.cause_id == cause, e.cause_id.like(f"%:{escaped}", escape="\\")))
+        .order_by(e.position)
+        .limit(first)
+    )
+    return [r[0] for r in rows]

@@ -1,0 +1,324 @@
+"""Replay: rebuild every registered read model into scratch storage and diff it with live.
+
+Safe while the system is live:
+- live tables are only read, in one read-only snapshot transaction (see store.py);
+- that snapshot fixes each projection's position, and the replay stops there, so the
+  live rows and the replayed rows describe the same prefix of the log;
+- the scratch is a new schema (PostgreSQL) or a new database file (SQLite), dropped
+  afterwards unless kept.
+Every projection the runtime registers is covered: the replay asks the runner for its
+list, and compares each of their tables row by row, by primary key.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+from eventsourcing.persistence import Mapper, Notification
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    String,
+    Table,
+    create_engine,
+    event,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.pool import NullPool
+
+from services.audit.store import iter_records, peek_state, recorded_at
+from services.common.database import metadata, projection_tracking
+from services.common.projections import DomainEvent, Projection, RawProjection
+from services.common.settings import Settings
+
+ProgressCallback = Callable[[int, int], None]
+REPLAY_PAGE_SIZE = 5_000  # events per scratch transaction: fewer, larger set-based writes
+DIFF_FETCH_ROWS = 5_000
+
+
+@dataclass(frozen=True)
+class RowDifference:
+    table: str
+    key: dict[str, Any]
+    kind: str  # "missing in replay" | "missing in live" | "differs"
+    columns: tuple[str, ...]
+    live: dict[str, Any] | None
+    replay: dict[str, Any] | None
+
+
+@dataclass
+class ReplayReport:
+    until: date | None
+    positions: dict[str, int]
+    events_read: int = 0
+    rows_compared: int = 0
+    row_counts: dict[str, int] = field(default_factory=dict)
+    difference_count: int = 0
+    differences: list[RowDifference] = field(default_factory=list)
+    scratch: str = ""
+    kept: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.difference_count == 0
+
+
+class Scratch:
+    """Where the replay writes: a new schema or database file, never a live table."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        token = uuid.uuid4().hex[:10]
+        if settings.is_postgres:
+            self.schema = f"audit_replay_{token}"
+            self.location = f"schema {self.schema}"
+            admin = create_engine(settings.sync_url, poolclass=NullPool)
+            with admin.begin() as conn:
+                conn.execute(text(f'CREATE SCHEMA "{self.schema}"'))
+            admin.dispose()
+            self.engine = create_engine(
+                settings.sync_url,
+                poolclass=NullPool,
+                # The scratch is disposable: no need to wait for the WAL flush.
+                connect_args={"options": f"-csearch_path={self.schema} -csynchronous_commit=off"},
+                execution_options={"schema_translate_map": {None: self.schema}},
+            )
+        else:
+            live = settings.sqlite_path
+            self.path = live.with_name(f"{live.stem}.replay-{token}.db")
+            self.location = f"file {self.path}"
+            self.engine = create_engine(
+                f"sqlite+pysqlite:///{self.path}",
+                poolclass=NullPool,
+                connect_args={"isolation_level": None},
+            )
+
+            @event.listens_for(self.engine, "connect")
+            def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+                dbapi_connection.execute("PRAGMA journal_mode=OFF")
+                dbapi_connection.execute("PRAGMA synchronous=OFF")
+
+            @event.listens_for(self.engine, "begin")
+            def _on_begin(connection: Any) -> None:
+                connection.exec_driver_sql("BEGIN")
+
+    def create(self, tables: Sequence[Table]) -> None:
+        metadata.create_all(self.engine, tables=[projection_tracking, *tables])
+
+    def drop(self) -> None:
+        self.engine.dispose()
+        if self.settings.is_postgres:
+            admin = create_engine(self.settings.sync_url, poolclass=NullPool)
+            with admin.begin() as conn:
+                conn.execute(text(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE'))
+            admin.dispose()
+        else:
+            Path(self.path).unlink(missing_ok=True)
+
+
+def cutoff_for(until: date, settings: Settings) -> datetime:
+    """The first instant after `until` in the cooperative's time zone."""
+    return datetime.combine(until + timedelta(days=1), time(0), tzinfo=settings.zone)
+
+
+def replay(
+    *,
+    settings: Settings,
+    snapshot_engine: Engine,
+    mapper: Mapper[Any],
+    projections: Sequence[Projection],
+    until: date | None = None,
+    keep: bool = False,
+    max_differences: int = 1000,
+    progress: ProgressCallback | None = None,
+) -> ReplayReport:
+    """Rebuild `projections` into scratch; diff with live unless `until` is given."""
+    scratch = Scratch(settings)
+    try:
+        with snapshot_engine.connect() as live:
+            tracked = dict(
+                live.execute(
+                    select(projection_tracking.c.projection, projection_tracking.c.position)
+                ).all()
+            )
+            positions = {p.name: int(tracked.get(p.name, 0)) for p in projections}
+            report = ReplayReport(until=until, positions=positions, scratch=scratch.location)
+            scratch.create([t for p in projections for t in p.tables])
+            cutoff = cutoff_for(until, settings) if until is not None else None
+            report.events_read = _rebuild(
+                live, scratch.engine, settings, mapper, projections, positions, cutoff, progress
+            )
+            with scratch.engine.connect() as built:
+                for projection in projections:
+                    for table in projection.tables:
+                        if until is None:
+                            _diff_table(live, built, table, report, max_differences)
+                        report.row_counts[table.name] = _count(built, table)
+        report.kept = keep or until is not None
+        return report
+    finally:
+        if not (keep or until is not None):
+            scratch.drop()
+        else:
+            scratch.engine.dispose()
+
+
+def _notifications(
+    live: Connection, settings: Settings, until_position: int
+) -> Iterator[Notification]:
+    for record in iter_records(live, settings, until=until_position):
+        yield Notification(
+            id=record.position,
+            originator_id=record.aggregate_id,
+            originator_version=record.version,
+            topic=record.topic,
+            state=record.state,
+        )
+
+
+def _rebuild(
+    live: Connection,
+    scratch: Engine,
+    settings: Settings,
+    mapper: Mapper[Any],
+    projections: Sequence[Projection],
+    positions: dict[str, int],
+    cutoff: datetime | None,
+    progress: ProgressCallback | None,
+) -> int:
+    end = max(positions.values(), default=0)
+    read = 0
+    page: list[Notification] = []
+
+    def flush() -> None:
+        decoded: dict[int, DomainEvent] = {}
+        with scratch.begin() as conn:
+            for projection in projections:
+                target = positions[projection.name]
+                batch = [n for n in page if n.id <= target]
+                if not batch:
+                    continue
+                if isinstance(projection, RawProjection):
+                    projection.apply_notifications(conn, batch)
+                    continue
+                events = []
+                for n in batch:
+                    if n.topic in projection.topics:
+                        if n.id not in decoded:
+                            decoded[n.id] = mapper.to_domain_event(n)
+                        events.append((n.id, decoded[n.id]))
+                if events:
+                    projection.apply(conn, events)
+        if progress is not None:
+            progress(page[-1].id, end)
+
+    for notification in _notifications(live, settings, end):
+        read += 1
+        if cutoff is not None:
+            at = recorded_at(peek_state(mapper, notification.state))
+            if at is None or at >= cutoff:
+                continue
+        page.append(notification)
+        if len(page) >= REPLAY_PAGE_SIZE:
+            flush()
+            page = []
+    if page:
+        flush()
+    with scratch.begin() as conn:
+        conn.execute(
+            insert(projection_tracking),
+            [{"projection": name, "position": pos} for name, pos in positions.items()],
+        )
+    if progress is not None:
+        progress(end, end)
+    return read
+
+
+def _count(conn: Connection, table: Table) -> int:
+    from sqlalchemy import func
+
+    return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def _order_column(conn: Connection, column: Column[Any]) -> Any:
+    # Rows are merged in Python by key: the database must order strings the way
+    # Python compares them (code points), which is PostgreSQL's "C" collation and
+    # SQLite's default BINARY one.
+    if conn.dialect.name == "postgresql" and isinstance(column.type, String):
+        return column.collate("C")
+    return column
+
+
+def _stream(conn: Connection, table: Table, keys: Sequence[Column[Any]]) -> Iterator[Any]:
+    query = select(table).order_by(*(_order_column(conn, c) for c in keys))
+    result = conn.execution_options(yield_per=DIFF_FETCH_ROWS).execute(query)
+    yield from result.mappings()
+
+
+def _diff_table(
+    live: Connection, built: Connection, table: Table, report: ReplayReport, limit: int
+) -> None:
+    keys = list(table.primary_key.columns)
+    names = [c.name for c in table.columns]
+
+    def record(kind: str, key: dict[str, Any], lrow: Any, rrow: Any, cols: Sequence[str]) -> None:
+        report.difference_count += 1
+        if len(report.differences) < limit:
+            report.differences.append(
+                RowDifference(
+                    table.name,
+                    key,
+                    kind,
+                    tuple(cols),
+                    None if lrow is None else dict(lrow),
+                    None if rrow is None else dict(rrow),
+                )
+            )
+
+    if not keys:
+        # No primary key: compare as multisets of whole rows.
+        live_rows = Counter(tuple(r[n] for n in names) for r in _stream(live, table, []))
+        built_rows = Counter(tuple(r[n] for n in names) for r in _stream(built, table, []))
+        report.rows_compared += sum(live_rows.values())
+        for row, count in (live_rows - built_rows).items():
+            for _ in range(count):
+                record("missing in replay", dict(zip(names, row, strict=True)), row, None, names)
+        for row, count in (built_rows - live_rows).items():
+            for _ in range(count):
+                record("missing in live", dict(zip(names, row, strict=True)), None, row, names)
+        return
+
+    key_names = [c.name for c in keys]
+    live_iter = _stream(live, table, keys)
+    built_iter = _stream(built, table, keys)
+    lrow = next(live_iter, None)
+    rrow = next(built_iter, None)
+    while lrow is not None or rrow is not None:
+        lkey = None if lrow is None else tuple(lrow[k] for k in key_names)
+        rkey = None if rrow is None else tuple(rrow[k] for k in key_names)
+        if rkey is None or (lkey is not None and lkey < rkey):
+            assert lkey is not None
+            record("missing in replay", dict(zip(key_names, lkey, strict=True)), lrow, None, [])
+            report.rows_compared += 1
+            lrow = next(live_iter, None)
+        elif lkey is None or rkey < lkey:
+            record("missing in live", dict(zip(key_names, rkey, strict=True)), None, rrow, [])
+            rrow = next(built_iter, None)
+        else:
+            assert lrow is not None
+            assert rrow is not None
+            changed = [n for n in names if lrow[n] != rrow[n]]
+            if changed:
+                record("differs", dict(zip(key_names, lkey, strict=True)), lrow, rrow, changed)
+            report.rows_compared += 1
+            lrow = next(live_iter, None)
+            rrow = next(built_iter, None)

@@ -1,0 +1,252 @@
+"""Read-only access to the event store and the chain, for audit commands.
+
+Audit commands run while the system is live: they read through their own engine, in
+one read-only snapshot transaction (PostgreSQL: REPEATABLE READ READ ONLY; SQLite: a
+deferred transaction on a `query_only` connection, which sees one WAL snapshot and
+never takes the write lock the projector's engine takes with BEGIN IMMEDIATE).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import Mapper
+from sqlalchemy import Connection, Engine, TableClause, column, create_engine, event, select, table
+from sqlalchemy.pool import NullPool
+
+from services.audit.domain import StoredRecord
+from services.audit.projections.tables import audit_chain, audit_published_heads
+from services.common.database import SQLITE_BUSY_TIMEOUT_S
+from services.common.eventstore import STORE_NAME
+from services.common.settings import Settings
+
+READ_PAGE_SIZE = 10_000  # rows per keyset page: bounded memory, few round trips
+
+
+def create_snapshot_engine(settings: Settings) -> Engine:
+    """An engine whose transactions are read-only snapshots of the live database."""
+    if settings.is_postgres:
+        search_path = f"{settings.database_schema},public" if settings.database_schema else "public"
+        return create_engine(
+            settings.sync_url,
+            poolclass=NullPool,
+            isolation_level="REPEATABLE READ",
+            connect_args={
+                "options": f"-csearch_path={search_path} -cdefault_transaction_read_only=on"
+            },
+        )
+    engine = create_engine(
+        settings.sync_url,
+        poolclass=NullPool,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "isolation_level": None},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA query_only=ON")
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+def events_table(settings: Settings) -> tuple[TableClause, Any]:
+    """The library's events table and its position column on this backend."""
+    if settings.is_postgres:
+        events = table(
+            f"{STORE_NAME}_events",
+            column("notification_id"),
+            column("originator_id"),
+            column("originator_version"),
+            column("topic"),
+            column("state"),
+        )
+        return events, events.c.notification_id
+    # SQLite: the notification id is the table's rowid.
+    events = table(
+        "stored_events",
+        column("rowid"),
+        column("originator_id"),
+        column("originator_version"),
+        column("topic"),
+        column("state"),
+    )
+    return events, events.c.rowid
+
+
+def _as_bytes(value: Any) -> bytes:
+    # A hand-edited SQLite row can hold TEXT where the library wrote a BLOB; hash
+    # what is there rather than fail, so verification can say where it differs.
+    return value.encode("utf-8") if isinstance(value, str) else bytes(value)
+
+
+def _as_uuid(value: Any) -> UUID:
+    return value if isinstance(value, UUID) else UUID(str(value))
+
+
+def iter_records(
+    conn: Connection,
+    settings: Settings,
+    *,
+    after: int = 0,
+    until: int | None = None,
+    page_size: int = READ_PAGE_SIZE,
+) -> Iterator[StoredRecord]:
+    """Every stored event with position in (after, until], in order."""
+    events, position = events_table(settings)
+    last = after
+    while True:
+        query = (
+            select(
+                position,
+                events.c.originator_id,
+                events.c.originator_version,
+                events.c.topic,
+                events.c.state,
+            )
+            .where(position > last)
+            .order_by(position)
+            .limit(page_size)
+        )
+        if until is not None:
+            query = query.where(position <= until)
+        rows = conn.execute(query).all()
+        for notification_id, originator_id, version, topic, state in rows:
+            yield StoredRecord(
+                int(notification_id),
+                _as_uuid(originator_id),
+                int(version),
+                str(topic),
+                _as_bytes(state),
+            )
+        if len(rows) < page_size:
+            return
+        last = int(rows[-1][0])
+
+
+def iter_chain(
+    conn: Connection, *, after: int = 0, page_size: int = READ_PAGE_SIZE
+) -> Iterator[tuple[int, bytes]]:
+    """The stored chain: (position, hash) with position > after, in order."""
+    c = audit_chain.c
+    last = after
+    while True:
+        rows = conn.execute(
+            select(c.position, c.hash)
+            .where(c.position > last)
+            .order_by(c.position)
+            .limit(page_size)
+        ).all()
+        for position, digest in rows:
+            yield int(position), bytes(digest)
+        if len(rows) < page_size:
+            return
+        last = int(rows[-1][0])
+
+
+@dataclass(frozen=True)
+class ChainHead:
+    position: int
+    hash: bytes
+
+
+def chain_head(conn: Connection) -> ChainHead | None:
+    row = conn.execute(
+        select(audit_chain.c.position, audit_chain.c.hash)
+        .order_by(audit_chain.c.position.desc())
+        .limit(1)
+    ).first()
+    return None if row is None else ChainHead(int(row[0]), bytes(row[1]))
+
+
+def chain_hash_at(conn: Connection, position: int) -> bytes | None:
+    digest = conn.execute(
+        select(audit_chain.c.hash).where(audit_chain.c.position == position)
+    ).scalar_one_or_none()
+    return None if digest is None else bytes(digest)
+
+
+@dataclass(frozen=True)
+class PublishedHeadRow:
+    position: int
+    hash: str
+    published_at: datetime
+    actor: str
+
+
+def published_heads(conn: Connection) -> list[PublishedHeadRow]:
+    h = audit_published_heads.c
+    rows = conn.execute(
+        select(h.position, h.hash, h.published_at, h.actor).order_by(h.position)
+    ).all()
+    return [PublishedHeadRow(int(p), str(d), at, str(a)) for p, d, at, a in rows]
+
+
+def head_position(conn: Connection, settings: Settings) -> int:
+    _events, position = events_table(settings)
+    value = conn.execute(select(position).order_by(position.desc()).limit(1)).scalar()
+    return int(value or 0)
+
+
+# -- peeking into stored state without decoding it into classes -------------------
+
+
+def peek_state(mapper: Mapper[Any], state: bytes) -> dict[str, Any] | None:
+    """The stored JSON object, or None if it cannot be read (e.g. unknown cipher).
+
+    Only the library's own framing (cipher, compressor) is undone; fields a context
+    encrypts itself (beneficiary data) stay ciphertext. Topics need not be importable,
+    so events of every context can be shown.
+    """
+    try:
+        if mapper.cipher is not None:
+            state = mapper.cipher.decrypt(state)
+        if mapper.compressor is not None:
+            state = mapper.compressor.decompress(state)
+        value = json.loads(state)
+    except (ValueError, TypeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _typed(value: Any, type_name: str) -> str | None:
+    # The library's JSON transcoder writes custom types as {"_type_": ..., "_data_": ...}.
+    if isinstance(value, dict) and value.get("_type_") == type_name:
+        data = value.get("_data_")
+        return data if isinstance(data, str) else None
+    return None
+
+
+def recorded_at(state: dict[str, Any] | None) -> datetime | None:
+    if state is None:
+        return None
+    text = _typed(state.get("timestamp"), "datetime_iso")
+    return datetime.fromisoformat(text) if text else None
+
+
+def effective_date(state: dict[str, Any] | None) -> date | None:
+    if state is None:
+        return None
+    value = state.get("effective_date")
+    text = _typed(value, "date_iso") or (value if isinstance(value, str) else None)
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+def text_field(state: dict[str, Any] | None, *names: str) -> str | None:
+    if state is None:
+        return None
+    for name in names:
+        value = state.get(name)
+        if isinstance(value, str):
+            return value
+    return None

@@ -1,0 +1,110 @@
+"""The auditor's GraphQL: verify, heads, event history, entries by cause."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from services.common.auth import Role
+from tests.e2e.conftest import GraphQLClient
+
+POST = """
+mutation($key: String!, $description: String!) {
+  postJournalEntry(input: {idempotencyKey: $key, effectiveDate: "2025-03-04",
+    description: $description, postings: [
+      {account: "1000", side: DEBIT, amount: "12.20"},
+      {account: "4100", side: CREDIT, amount: "12.20"}]}) {
+    __typename ... on JournalEntry { id cause }
+  }
+}
+"""
+VERIFY = "{ verifyLedger { ok eventsChecked headHash headPosition firstBadPosition reason } }"
+
+
+async def test_auditor_verifies_publishes_and_follows_history(
+    client: GraphQLClient, client_as: object
+) -> None:
+    posted = (await client.data(POST, {"key": "e2e-1", "description": "Sale"}))["postJournalEntry"]
+    entry_id = posted["id"]
+    auditor = client.as_role(Role.AUDITOR)
+
+    verified = (await auditor.data(VERIFY))["verifyLedger"]
+    assert verified["ok"] is True
+    assert verified["firstBadPosition"] is None
+    head = (await auditor.data("{ auditHead { position hash } }"))["auditHead"]
+    assert verified["headPosition"] == head["position"]
+    assert verified["headHash"] == head["hash"]
+    assert verified["eventsChecked"] == head["position"]  # SQLite/PostgreSQL: no gaps here
+
+    published = (
+        await auditor.data(
+            'mutation { publishAuditHead(input: {idempotencyKey: "pub-1"}) { __typename '
+            "... on PublishedAuditHead { position hash actor publishedAt } } }"
+        )
+    )["publishAuditHead"]
+    assert published["__typename"] == "PublishedAuditHead"
+    assert published["position"] == head["position"]
+    assert published["hash"] == head["hash"]
+    assert published["actor"].startswith("device:")
+    heads = (await auditor.data("{ publishedAuditHeads { position hash } }"))["publishedAuditHeads"]
+    assert heads == [{"position": head["position"], "hash": head["hash"]}]
+
+    history = (
+        await auditor.data(
+            "query($id: ID!) { eventHistory(aggregateId: $id) { nodes { position type version "
+            "recordedAt effectiveDate actor causationId chainHash } pageInfo { hasNextPage } } }",
+            {"id": entry_id},
+        )
+    )["eventHistory"]
+    [event] = history["nodes"]
+    assert event["type"] == "JournalEntry.Posted"
+    assert event["version"] == 1
+    assert event["effectiveDate"] == "2025-03-04"
+    assert event["actor"].startswith("device:")
+    assert event["causationId"] == posted["cause"]
+    assert event["recordedAt"].endswith("+00:00")
+    assert len(event["chainHash"]) == 64
+
+    # From the cause back to its entries (exact id, and a source id after a ':').
+    by_cause = (
+        await auditor.data(
+            "query($c: String!) { ledgerEntriesByCause(cause: $c) { id cause } }",
+            {"c": posted["cause"]},
+        )
+    )["ledgerEntriesByCause"]
+    assert by_cause == [{"id": entry_id, "cause": posted["cause"]}]
+    source = posted["cause"].split(":", 1)[1]  # "manual:<key>" -> "<key>"
+    by_source = (
+        await auditor.data(
+            "query($c: String!) { ledgerEntriesByCause(cause: $c) { id } }", {"c": source}
+        )
+    )["ledgerEntriesByCause"]
+    assert by_source == [{"id": entry_id}]
+
+    # Bad input is a typed error, not a crash.
+    bad = await auditor.execute('{ eventHistory(aggregateId: "not-a-uuid") { nodes { type } } }')
+    assert bad["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    missing = await auditor.execute(
+        '{ eventHistory(aggregateId: "00000000-0000-0000-0000-000000000009") { nodes { type } } }'
+    )
+    assert missing["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    bad_head = await auditor.execute('{ verifyLedger(expectHead: "12:zz") { ok } }')
+    assert bad_head["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+    # Someone edits the stored entry: the next verification says where.
+    runtime = client.runtime
+    table, column = (
+        (f'"{runtime.settings.database_schema}".coop_store_events', "notification_id")
+        if runtime.settings.is_postgres
+        else ("stored_events", "rowid")
+    )
+    with runtime.sync_engine.begin() as conn:
+        position, state = conn.execute(
+            text(f"SELECT {column}, state FROM {table} WHERE topic LIKE '%JournalEntry.Posted'")
+        ).one()
+        conn.execute(
+            text(f"UPDATE {table} SET state = :s WHERE {column} = :p"),
+            {"s": bytes(state).replace(b"1220", b"1320"), "p": position},
+        )
+    broken = (await auditor.data(VERIFY))["verifyLedger"]
+    assert broken["ok"] is False
+    assert broken["firstBadPosition"] == position

@@ -25,6 +25,8 @@ from services.common.durability import check_durability
 from services.common.projections import Projection, ProjectionRunner
 from services.common.settings import Settings
 from services.ledger.application import LedgerApplication
+from services.ledger.funding import FundingApplication
+from services.ledger.projections.funding_projector import FundingProjection
 from services.ledger.projections.projector import LedgerProjection
 
 log = logging.getLogger("coop.runtime")
@@ -53,8 +55,9 @@ class Runtime:
         # Applications: one per context, all on the one store.
         self.ledger = LedgerApplication(settings)
         self.ledger.ensure_chart()
+        self.funding = FundingApplication(settings, self.ledger)
         # Read models: one projection per context, all followed by one runner.
-        projections: list[Projection] = [LedgerProjection()]
+        projections: list[Projection] = [LedgerProjection(), FundingProjection()]
 
         self.sync_engine = create_sync_engine(settings)
         create_tables(self.sync_engine, [*(t for p in projections for t in p.tables), *AUTH_TABLES])
@@ -131,6 +134,7 @@ class Runtime:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+        self.funding.close()
         self.ledger.close()
         self.sync_engine.dispose()
 

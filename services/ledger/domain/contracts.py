@@ -420,6 +420,7 @@ class PresenceMonth(Aggregate):
         month: str
 
     class PresenceRecorded(Aggregate.Event):
+        contract_id: UUID  # carried so read models need not resolve the register id
         day: date
         persons_present: int
         revision: int
@@ -476,7 +477,11 @@ class PresenceMonth(Aggregate):
         previous = self.days.get(day)
         revision = 1 if previous is None else previous.revision + 1
         self.trigger_event(
-            self.PresenceRecorded, day=day, persons_present=persons_present, revision=revision
+            self.PresenceRecorded,
+            contract_id=self.contract_id,
+            day=day,
+            persons_present=persons_present,
+            revision=revision,
         )
         return self.days[day]
 
@@ -609,7 +614,7 @@ class ContractInvoice(Aggregate):
         invoice_id = invoice_id_for(contract.id, register.month)
         net = presence_days * contract.daily_rate_cents
         vat = vat_cents(net, contract.vat_rate_bp)
-        pass_through = [
+        pass_through: list[dict[str, Any]] = [
             {
                 "description": item.description,
                 "quantity": presence_days,

@@ -1,6 +1,8 @@
-"""The ledger's part of the GraphQL schema."""
+"""The ledger's part of the GraphQL schema: the journal, and funding beside it."""
 
+from services.ledger.graphql.funding_mutations import FundingMutation
+from services.ledger.graphql.funding_queries import FundingQuery
 from services.ledger.graphql.mutations import LedgerMutation
 from services.ledger.graphql.queries import LedgerQuery
 
-__all__ = ["LedgerMutation", "LedgerQuery"]
+__all__ = ["FundingMutation", "FundingQuery", "LedgerMutation", "LedgerQuery"]

@@ -590,3 +590,95 @@ async def test_auditors_read_funding_but_neither_write_nor_see_donors(
     front_desk = client_as(Role.FRONT_DESK)
     denied = await front_desk.execute("query { grants { nodes { id } } }")
     assert denied["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_pro_rata_cut_and_closing_post_and_report_and_survive_a_rebuild(
+    client: GraphQLClient,
+) -> None:
+    grant = (
+        await client.data(
+            AWARD,
+            {
+                "input": {
+                    "idempotencyKey": "grant-region",
+                    "funder": "Regione Lombardia",
+                    "purpose": "Semi-autonomy housing",
+                    "amount": "20000.00",
+                    "awardedOn": "2025-01-10",
+                    "publicFunder": True,
+                    "tranches": [
+                        {"amount": "10000.00", "condition": "Start"},
+                        {"amount": "10000.00", "condition": "Cost report"},
+                    ],
+                }
+            },
+        )
+    )["awardGrant"]
+    grant_id = grant["id"]
+    for query, key, tranche, day in (
+        (RECEIVE, "r1", 1, "2025-02-01"),
+        (MEET, "m1", 1, "2025-02-01"),
+        (MEET, "m2", 2, "2025-09-30"),
+    ):
+        value = {"idempotencyKey": key, "grantId": grant_id, "tranche": tranche, "date": day}
+        await client.data(query, {"input": value})
+    reduce = (
+        "mutation($input: ReduceGrantInput!) { reduceGrant(input: $input) "
+        f"{{ __typename ... on Grant {{ {GRANT_FIELDS} }} {ERRORS} }} }}"
+    )
+    # Costs came in at 30,000 of a 40,000 budget: the award is cut to 15,000.
+    reduced = (
+        await client.data(
+            reduce,
+            {
+                "input": {
+                    "idempotencyKey": "cut",
+                    "grantId": grant_id,
+                    "budgetedCosts": "40000.00",
+                    "reportedCosts": "30000.00",
+                    "date": "2025-10-15",
+                }
+            },
+        )
+    )["reduceGrant"]
+    assert (reduced["awarded"], reduced["recognised"], reduced["outstanding"]) == (
+        "15000.00",
+        "15000.00",
+        "5000.00",
+    )
+    assert await trial(client, "2025-10-15") == {
+        "1010": ("10000.00", "0.00"),
+        "1120": ("5000.00", "0.00"),
+        "4200": ("0.00", "15000.00"),
+    }
+    close = (
+        "mutation($input: CloseGrantInput!) { closeGrant(input: $input) "
+        f"{{ __typename ... on Grant {{ {GRANT_FIELDS} }} {ERRORS} }} }}"
+    )
+    closed = (
+        await client.data(
+            close, {"input": {"idempotencyKey": "close", "grantId": grant_id, "date": "2025-12-20"}}
+        )
+    )["closeGrant"]
+    assert closed["tranches"][1]["status"] == "CANCELLED"
+    assert (closed["awarded"], closed["recognised"], closed["outstanding"]) == (
+        "10000.00",
+        "10000.00",
+        "0.00",
+    )
+    assert await trial(client, "2025-12-20") == {
+        "1010": ("10000.00", "0.00"),
+        "4200": ("0.00", "10000.00"),
+    }
+    after_close = (
+        await client.data(
+            RECEIVE,
+            {"input": {"idempotencyKey": "late", "grantId": grant_id, "tranche": 2}},
+        )
+    )["receiveGrantTranche"]
+    assert after_close["__typename"] == "Conflict"
+
+    report = "query { grants { nodes { " + GRANT_FIELDS + " } totals { awarded received } } }"
+    before = await client.data(report)
+    await client.runtime.run_sync(client.runtime.projector.rebuild)
+    assert await client.data(report) == before

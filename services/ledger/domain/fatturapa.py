@@ -61,7 +61,9 @@ def render_invoice(invoice: Mapping[str, Any]) -> str:
     sender = _add(transmission, "IdTrasmittente")
     _add(sender, "IdPaese", "IT")
     _add(sender, "IdCodice", issuer.get("tax_code") or issuer["vat_number"])
-    _add(transmission, "ProgressivoInvio", f"{int(invoice['progressive']):05d}")
+    # Unique per sender across years: the year, then the invoice's number in the year.
+    year = _day(invoice["issued_on"])[:4]
+    _add(transmission, "ProgressivoInvio", f"{year}{int(invoice['progressive']):05d}")
     _add(transmission, "FormatoTrasmissione", SCHEMA_VERSION)
     _add(transmission, "CodiceDestinatario", customer["office_code"])
 

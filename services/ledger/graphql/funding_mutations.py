@@ -199,7 +199,7 @@ class RecordVolunteerHoursInput:
 
 
 @strawberry.input
-class AddressInput:
+class InvoiceAddressInput:
     street: str
     postcode: str
     municipality: str
@@ -215,7 +215,7 @@ class SetInvoicingProfileInput:
     idempotency_key: str
     name: str
     vat_number: str
-    address: AddressInput
+    address: InvoiceAddressInput
     tax_code: str | None = None
     tax_regime: str = "RF01"
     iban: str | None = None
@@ -238,7 +238,7 @@ class RegisterContractInput:
     authority_office_code: str = strawberry.field(
         description="The public body's 6-character office code for e-invoices."
     )
-    authority_address: AddressInput
+    authority_address: InvoiceAddressInput
     capacity: int
     start_date: date
     vat_rate: str = strawberry.field(default="5", description='Percent, e.g. "5".')

@@ -28,6 +28,8 @@ from services.common.durability import check_durability
 from services.common.projections import Projection, ProjectionRunner
 from services.common.settings import Settings
 from services.ledger.application import LedgerApplication
+from services.ledger.funding import FundingApplication
+from services.ledger.projections.funding_projector import FundingProjection
 from services.ledger.projections.projector import LedgerProjection
 
 log = logging.getLogger("coop.runtime")
@@ -57,10 +59,12 @@ class Runtime:
         self.ledger = LedgerApplication(settings)
         self.ledger.ensure_chart()
         self.audit = AuditApplication(settings, share_store_with=self.ledger)
+        self.funding = FundingApplication(settings, self.ledger)
         # Read models: one projection per context, all followed by one runner.
         # `coop audit replay` rebuilds and diffs every projection listed here.
         projections: list[Projection] = [
             LedgerProjection(),
+            FundingProjection(),
             AuditChainProjection(),
             AuditHeadsProjection(),
         ]
@@ -143,6 +147,7 @@ class Runtime:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+        self.funding.close()
         self.audit.close()
         self.ledger.close()  # last: it owns the store the others share
         self.sync_engine.dispose()

@@ -22,18 +22,24 @@ from gateway.errors import MaskUnexpectedErrors
 from services.audit.graphql import AuditMutation, AuditQuery
 from services.common.graphql import MONEY_SCALAR, Money
 from services.common.settings import Settings
-from services.ledger.graphql import LedgerMutation, LedgerQuery, LedgerSubscription
+from services.ledger.graphql import (
+    FundingMutation,
+    FundingQuery,
+    LedgerMutation,
+    LedgerQuery,
+    LedgerSubscription,
+)
 
 SCHEMA_FILE = Path(__file__).with_name("schema.graphql")
 
 
 @strawberry.type
-class Query(LedgerQuery, AuditQuery):
+class Query(LedgerQuery, FundingQuery, AuditQuery):
     pass
 
 
 @strawberry.type
-class Mutation(LedgerMutation, AuditMutation):
+class Mutation(LedgerMutation, FundingMutation, AuditMutation):
     pass
 
 

@@ -1,0 +1,738 @@
+"""Public reception contracts (CAS): presence register, monthly invoices, payments.
+
+- A contract pays a daily rate per person present, plus pass-through items per
+  person per day (pocket money), which the cooperative hands on and which are
+  outside the VAT base (FatturaPA nature N1 by default).
+- The presence register is one aggregate per contract-month. A correction is a new
+  record for the day that supersedes the earlier one (its revision grows); records
+  are never edited. Invoicing the month is an event on the same aggregate, so a
+  correction and an invoice of that month cannot both win.
+- One invoice per contract-month: its id is derived from (contract, month), so a
+  second issue collides in the store. Invoice numbers come from a yearly sequence
+  aggregate saved with the invoice: gapless, and exactly one invoice gets a number.
+- Split payment (art. 17-ter DPR 633/72): the public body pays the VAT straight to
+  the Treasury. The invoice posts receivable = net + VAT + pass-through; the VAT part
+  of the receivable is then closed against the VAT liability, so what stays
+  receivable is what the body will actually pay us.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate
+
+from services.common.errors import Conflict, ValidationError
+from services.common.money import check_positive_amount, format_cents
+from services.ledger.domain.facts import (
+    LedgerFact,
+    check_not_future,
+    checked_text,
+    credit,
+    debit,
+    short_id,
+)
+from services.ledger.domain.funding_accounts import FundingAccounts
+
+CONTRACT_NAMESPACE = uuid5(NAMESPACE_URL, "urn:coop:funding:contract")
+PRESENCE_NAMESPACE = uuid5(NAMESPACE_URL, "urn:coop:funding:presence-month")
+INVOICE_NAMESPACE = uuid5(NAMESPACE_URL, "urn:coop:funding:contract-invoice")
+SEQUENCE_NAMESPACE = uuid5(NAMESPACE_URL, "urn:coop:funding:invoice-sequence")
+
+# CIG (Codice Identificativo Gara): 10 characters, digits and capital letters.
+CIG_PATTERN = re.compile(r"^[0-9A-Z]{10}$")
+MONTH_PATTERN = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])$")
+# FatturaPA field formats (Schema 1.2.2): see docs/funding.md.
+TAX_CODE_PATTERN = re.compile(r"^[A-Z0-9]{11,16}$")
+VAT_NUMBER_PATTERN = re.compile(r"^[0-9]{11}$")
+OFFICE_CODE_PATTERN = re.compile(r"^[A-Z0-9]{6}$")
+POSTCODE_PATTERN = re.compile(r"^[0-9]{5}$")
+PROVINCE_PATTERN = re.compile(r"^[A-Z]{2}$")
+IBAN_PATTERN = re.compile(r"^[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}$")
+NATURE_CODES = frozenset(
+    {
+        "N1", "N2.1", "N2.2", "N3.1", "N3.2", "N3.3", "N3.4", "N3.5", "N3.6",
+        "N4", "N5", "N6.1", "N6.2", "N6.3", "N6.4", "N6.5", "N6.6", "N6.7", "N6.8", "N6.9", "N7",
+    }
+)  # fmt: skip
+TAX_REGIMES = frozenset(f"RF{n:02d}" for n in range(1, 20) if n != 3)
+MAX_CAPACITY = 10_000
+MAX_PASS_THROUGH_ITEMS = 10
+DEFAULT_PASS_THROUGH_NATURE = "N1"  # excluded from the VAT base, art. 15 DPR 633/72
+
+
+def contract_id_for(cig: str) -> UUID:
+    """One contract per CIG: registering a CIG twice collides in the store."""
+    return uuid5(CONTRACT_NAMESPACE, cig)
+
+
+def presence_month_id(contract_id: UUID, month: str) -> UUID:
+    return uuid5(PRESENCE_NAMESPACE, f"{contract_id}:{month}")
+
+
+def invoice_id_for(contract_id: UUID, month: str) -> UUID:
+    return uuid5(INVOICE_NAMESPACE, f"{contract_id}:{month}")
+
+
+def sequence_id_for(year: int) -> UUID:
+    return uuid5(SEQUENCE_NAMESPACE, f"contract-invoices:{year}")
+
+
+def parse_month(text: str, *, field: str = "month") -> tuple[int, int]:
+    match = MONTH_PATTERN.fullmatch(text)
+    if match is None:
+        raise ValidationError(field, "a month as YYYY-MM, e.g. 2025-03")
+    return int(match.group(1)), int(match.group(2))
+
+
+def month_of(day: date) -> str:
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def last_day_of(month: str) -> date:
+    year, number = parse_month(month)
+    return date(year, number, calendar.monthrange(year, number)[1])
+
+
+def latin_text(value: str, *, field: str, max_length: int, required: bool = True) -> str:
+    """Text that goes into a FatturaPA document: Latin-1 only, bounded."""
+    value = checked_text(value, field=field, max_length=max_length, required=required)
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ValidationError(field, "use Latin characters only (e-invoice rule)") from None
+    if any(ord(c) < 32 for c in value):
+        raise ValidationError(field, "must not contain control characters")
+    return value
+
+
+def _check_pattern(value: str, pattern: re.Pattern[str], *, field: str, rule: str) -> str:
+    if not pattern.fullmatch(value):
+        raise ValidationError(field, rule)
+    return value
+
+
+@dataclass(frozen=True)
+class Address:
+    street: str
+    postcode: str
+    municipality: str
+    province: str | None
+    country: str = "IT"
+
+    def checked(self, field: str) -> Address:
+        return Address(
+            street=latin_text(self.street, field=f"{field}.street", max_length=60),
+            postcode=_check_pattern(
+                self.postcode, POSTCODE_PATTERN, field=f"{field}.postcode", rule="5 digits"
+            ),
+            municipality=latin_text(
+                self.municipality, field=f"{field}.municipality", max_length=60
+            ),
+            province=None
+            if self.province is None
+            else _check_pattern(
+                self.province, PROVINCE_PATTERN, field=f"{field}.province", rule="2 capital letters"
+            ),
+            country=_check_pattern(
+                self.country,
+                PROVINCE_PATTERN,
+                field=f"{field}.country",
+                rule="ISO 3166 code, e.g. IT",
+            ),
+        )
+
+    def as_state(self) -> dict[str, Any]:
+        return {
+            "street": self.street,
+            "postcode": self.postcode,
+            "municipality": self.municipality,
+            "province": self.province,
+            "country": self.country,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Address:
+        return cls(
+            state["street"],
+            state["postcode"],
+            state["municipality"],
+            state.get("province"),
+            state.get("country", "IT"),
+        )
+
+
+@dataclass(frozen=True)
+class PassThroughItem:
+    """Money handed on per person per day (e.g. pocket money), reimbursed at cost."""
+
+    description: str
+    amount_per_person_day_cents: int
+    vat_nature: str = DEFAULT_PASS_THROUGH_NATURE
+
+    def as_state(self) -> dict[str, Any]:
+        return {
+            "description": self.description,
+            "amount_per_person_day_cents": self.amount_per_person_day_cents,
+            "vat_nature": self.vat_nature,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> PassThroughItem:
+        return cls(
+            state["description"], int(state["amount_per_person_day_cents"]), state["vat_nature"]
+        )
+
+
+# -- invoicing profile (who issues the invoices) ------------------------------
+
+PROFILE_ID = uuid5(NAMESPACE_URL, "urn:coop:funding:invoicing-profile")
+
+
+class InvoicingProfile(Aggregate):
+    """The cooperative as an invoice issuer. Changes apply to invoices issued later;
+    each invoice keeps the profile it was issued with."""
+
+    class Started(Aggregate.Created):
+        pass
+
+    class Set(Aggregate.Event):
+        details: dict[str, Any]
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, InvoicingProfile)
+            aggregate.details = dict(self.details)
+
+    def __init__(self) -> None:
+        self.details: dict[str, Any] | None = None
+
+    @classmethod
+    def start(cls) -> InvoicingProfile:
+        return cls._create(cls.Started, id=PROFILE_ID)
+
+    def set(
+        self,
+        *,
+        name: str,
+        vat_number: str,
+        tax_code: str | None,
+        tax_regime: str,
+        address: Address,
+        iban: str | None,
+    ) -> None:
+        details = {
+            "name": latin_text(name, field="name", max_length=80),
+            "vat_number": _check_pattern(
+                vat_number, VAT_NUMBER_PATTERN, field="vatNumber", rule="11 digits (partita IVA)"
+            ),
+            "tax_code": None
+            if tax_code is None
+            else _check_pattern(
+                tax_code,
+                TAX_CODE_PATTERN,
+                field="taxCode",
+                rule="11 to 16 capital letters or digits",
+            ),
+            "tax_regime": tax_regime
+            if tax_regime in TAX_REGIMES
+            else _raise(ValidationError("taxRegime", "a FatturaPA regime code, e.g. RF01")),
+            "address": address.checked("address").as_state(),
+            "iban": None
+            if iban is None
+            else _check_pattern(iban, IBAN_PATTERN, field="iban", rule="an IBAN without spaces"),
+        }
+        self.trigger_event(self.Set, details=details)
+
+
+def _raise(exc: Exception) -> Any:
+    raise exc
+
+
+# -- contract -------------------------------------------------------------------
+
+
+class Contract(Aggregate):
+    class Registered(Aggregate.Created):
+        authority: str
+        authority_tax_code: str
+        authority_office_code: str
+        authority_address: dict[str, Any]
+        cig: str
+        agreement_reference: str
+        daily_rate_cents: int
+        vat_rate_bp: int
+        vat_nature: str | None
+        split_payment: bool
+        capacity: int
+        starts_on: date
+        ends_on: date | None
+        pass_through_items: list[dict[str, Any]]
+
+    def __init__(
+        self,
+        authority: str,
+        authority_tax_code: str,
+        authority_office_code: str,
+        authority_address: dict[str, Any],
+        cig: str,
+        agreement_reference: str,
+        daily_rate_cents: int,
+        vat_rate_bp: int,
+        vat_nature: str | None,
+        split_payment: bool,
+        capacity: int,
+        starts_on: date,
+        ends_on: date | None,
+        pass_through_items: list[dict[str, Any]],
+    ) -> None:
+        self.authority = authority
+        self.authority_tax_code = authority_tax_code
+        self.authority_office_code = authority_office_code
+        self.authority_address = Address.from_state(authority_address)
+        self.cig = cig
+        self.agreement_reference = agreement_reference
+        self.daily_rate_cents = daily_rate_cents
+        self.vat_rate_bp = vat_rate_bp
+        self.vat_nature = vat_nature
+        self.split_payment = split_payment
+        self.capacity = capacity
+        self.starts_on = starts_on
+        self.ends_on = ends_on
+        self.pass_through_items = tuple(PassThroughItem.from_state(p) for p in pass_through_items)
+
+    @classmethod
+    def register(
+        cls,
+        *,
+        authority: str,
+        authority_tax_code: str,
+        authority_office_code: str,
+        authority_address: Address,
+        cig: str,
+        agreement_reference: str | None,
+        daily_rate_cents: int,
+        vat_rate_bp: int,
+        vat_nature: str | None,
+        split_payment: bool,
+        capacity: int,
+        starts_on: date,
+        ends_on: date | None,
+        pass_through_items: list[PassThroughItem],
+        ceiling_cents: int,
+        accounts: FundingAccounts,
+    ) -> Contract:
+        cig = _check_pattern(
+            cig, CIG_PATTERN, field="cig", rule="a CIG is 10 characters: digits and capital letters"
+        )
+        authority = latin_text(authority, field="authority", max_length=80)
+        authority_tax_code = _check_pattern(
+            authority_tax_code,
+            TAX_CODE_PATTERN,
+            field="authorityTaxCode",
+            rule="11 to 16 capital letters or digits",
+        )
+        authority_office_code = _check_pattern(
+            authority_office_code,
+            OFFICE_CODE_PATTERN,
+            field="authorityOfficeCode",
+            rule="the public body's 6-character office code (codice univoco ufficio)",
+        )
+        address = authority_address.checked("authorityAddress")
+        reference = (
+            cig
+            if agreement_reference is None
+            else latin_text(agreement_reference, field="agreementReference", max_length=20)
+        )
+        check_positive_amount(daily_rate_cents, field="dailyRate", ceiling_cents=ceiling_cents)
+        if vat_rate_bp == 0:
+            if vat_nature not in NATURE_CODES:
+                raise ValidationError("vatNature", "a 0% contract names its VAT nature, e.g. N4")
+        else:
+            if vat_nature is not None:
+                raise ValidationError("vatNature", "only a 0% contract has a VAT nature")
+            if accounts.vat_payable(vat_rate_bp) is None:
+                raise ValidationError("vatRate", "no VAT payable account for this rate")
+        if not 1 <= capacity <= MAX_CAPACITY:
+            raise ValidationError("capacity", f"must be between 1 and {MAX_CAPACITY}")
+        if ends_on is not None and ends_on < starts_on:
+            raise ValidationError("endDate", "must not be before the start date")
+        if len(pass_through_items) > MAX_PASS_THROUGH_ITEMS:
+            raise ValidationError(
+                "passThroughItems", f"at most {MAX_PASS_THROUGH_ITEMS} pass-through items"
+            )
+        items: list[dict[str, Any]] = []
+        for index, item in enumerate(pass_through_items):
+            field = f"passThroughItems[{index}]"
+            check_positive_amount(
+                item.amount_per_person_day_cents,
+                field=f"{field}.amountPerPersonDay",
+                ceiling_cents=ceiling_cents,
+            )
+            if item.vat_nature not in NATURE_CODES:
+                raise ValidationError(f"{field}.vatNature", "a FatturaPA nature code, e.g. N1")
+            description = latin_text(item.description, field=f"{field}.description", max_length=200)
+            items.append(
+                PassThroughItem(
+                    description, item.amount_per_person_day_cents, item.vat_nature
+                ).as_state()
+            )
+        return cls._create(
+            cls.Registered,
+            id=contract_id_for(cig),
+            authority=authority,
+            authority_tax_code=authority_tax_code,
+            authority_office_code=authority_office_code,
+            authority_address=address.as_state(),
+            cig=cig,
+            agreement_reference=reference,
+            daily_rate_cents=daily_rate_cents,
+            vat_rate_bp=vat_rate_bp,
+            vat_nature=vat_nature,
+            split_payment=split_payment,
+            capacity=capacity,
+            starts_on=starts_on,
+            ends_on=ends_on,
+            pass_through_items=items,
+        )
+
+    def check_in_term(self, day: date, *, field: str) -> None:
+        if day < self.starts_on or (self.ends_on is not None and day > self.ends_on):
+            raise ValidationError(field, f"outside the term of contract {self.id}")
+
+
+# -- presence register ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PresenceRecord:
+    persons_present: int
+    revision: int  # 1 = first record of the day; n > 1 supersedes revision n - 1
+
+
+class PresenceMonth(Aggregate):
+    class Opened(Aggregate.Created):
+        contract_id: UUID
+        month: str
+
+    class PresenceRecorded(Aggregate.Event):
+        contract_id: UUID  # carried so read models need not resolve the register id
+        day: date
+        persons_present: int
+        revision: int
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, PresenceMonth)
+            aggregate.days[self.day] = PresenceRecord(self.persons_present, self.revision)
+
+    class Invoiced(Aggregate.Event):
+        invoice_id: UUID
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, PresenceMonth)
+            aggregate.invoice_id = self.invoice_id
+
+    def __init__(self, contract_id: UUID, month: str) -> None:
+        self.contract_id = contract_id
+        self.month = month
+        self.days: dict[date, PresenceRecord] = {}
+        self.invoice_id: UUID | None = None
+
+    @classmethod
+    def open(cls, contract_id: UUID, month: str) -> PresenceMonth:
+        return cls._create(
+            cls.Opened,
+            id=presence_month_id(contract_id, month),
+            contract_id=contract_id,
+            month=month,
+        )
+
+    @property
+    def presence_days(self) -> int:
+        """Person-days: the sum over days of the persons present (latest record of each)."""
+        return sum(record.persons_present for record in self.days.values())
+
+    def record(
+        self, *, contract: Contract, day: date, persons_present: int, today: date
+    ) -> PresenceRecord:
+        if month_of(day) != self.month:
+            raise ValidationError("date", f"not in {self.month}")
+        check_not_future(day, today, field="date", what="presence")
+        contract.check_in_term(day, field="date")
+        if persons_present < 0:
+            raise ValidationError("personsPresent", "must not be negative")
+        if persons_present > contract.capacity:
+            raise ValidationError(
+                "personsPresent", f"exceeds the contract's capacity of {contract.capacity}"
+            )
+        if self.invoice_id is not None:
+            raise Conflict(
+                f"{self.month} of contract {contract.id} is already invoiced "
+                f"({self.invoice_id}); its presence register is closed"
+            )
+        previous = self.days.get(day)
+        revision = 1 if previous is None else previous.revision + 1
+        self.trigger_event(
+            self.PresenceRecorded,
+            contract_id=self.contract_id,
+            day=day,
+            persons_present=persons_present,
+            revision=revision,
+        )
+        return self.days[day]
+
+
+class InvoiceSequence(Aggregate):
+    """Contract invoice numbers of one year: 1, 2, 3... without gaps."""
+
+    class Started(Aggregate.Created):
+        year: int
+
+    class Numbered(Aggregate.Event):
+        invoice_id: UUID
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, InvoiceSequence)
+            aggregate.last_number += 1
+
+    def __init__(self, year: int) -> None:
+        self.year = year
+        self.last_number = 0
+
+    @classmethod
+    def start(cls, year: int) -> InvoiceSequence:
+        return cls._create(cls.Started, id=sequence_id_for(year), year=year)
+
+    def next_number(self, invoice_id: UUID) -> str:
+        self.trigger_event(self.Numbered, invoice_id=invoice_id)
+        # FatturaPA Numero: at most 20 characters with at least one digit.
+        return f"PA-{self.year}-{self.last_number:04d}"
+
+
+# -- invoice ----------------------------------------------------------------------
+
+
+def vat_cents(net_cents: int, rate_bp: int) -> int:
+    """VAT on a net amount, rounded half up to the cent."""
+    return (2 * net_cents * rate_bp + 10_000) // 20_000
+
+
+class ContractInvoice(Aggregate):
+    class Issued(Aggregate.Created):
+        contract_id: UUID
+        month: str
+        number: str
+        progressive: int
+        issued_on: date
+        presence_days: int
+        days_with_presence: int
+        daily_rate_cents: int
+        net_cents: int
+        vat_rate_bp: int
+        vat_nature: str | None
+        vat_cents: int
+        split_payment: bool
+        pass_through: list[
+            dict[str, Any]
+        ]  # description, quantity, unit_cents, amount_cents, vat_nature
+        pass_through_cents: int
+        total_cents: int
+        payable_cents: int
+        issuer: dict[str, Any]
+        customer: dict[str, Any]
+        cig: str
+        agreement_reference: str
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, ContractInvoice)
+            aggregate.contract_id = self.contract_id
+            aggregate.month = self.month
+            aggregate.number = self.number
+            aggregate.issued_on = self.issued_on
+            aggregate.presence_days = self.presence_days
+            aggregate.net_cents = self.net_cents
+            aggregate.vat_rate_bp = self.vat_rate_bp
+            aggregate.vat_cents = self.vat_cents
+            aggregate.split_payment = self.split_payment
+            aggregate.pass_through_cents = self.pass_through_cents
+            aggregate.total_cents = self.total_cents
+            aggregate.payable_cents = self.payable_cents
+
+    class PaymentRecorded(Aggregate.Event):
+        payment_number: int
+        paid_on: date
+        amount_cents: int
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, ContractInvoice)
+            aggregate.paid_cents += self.amount_cents
+            aggregate.payments += 1
+
+    contract_id: UUID
+    month: str
+    number: str
+    issued_on: date
+    presence_days: int
+    net_cents: int
+    vat_rate_bp: int
+    vat_cents: int
+    split_payment: bool
+    pass_through_cents: int
+    total_cents: int
+    payable_cents: int
+
+    def __init__(self) -> None:
+        # The Issued event carries many fields; its apply() copies them.
+        self.paid_cents = 0
+        self.payments = 0
+
+    @classmethod
+    def issue(
+        cls,
+        *,
+        contract: Contract,
+        register: PresenceMonth,
+        sequence: InvoiceSequence,
+        profile: InvoicingProfile,
+        issued_on: date,
+        today: date,
+    ) -> ContractInvoice:
+        if issued_on < last_day_of(register.month):
+            raise ValidationError("issueDate", f"{register.month} is not over on that date")
+        check_not_future(issued_on, today, field="issueDate", what="an invoice")
+        if register.invoice_id is not None:
+            raise Conflict(f"{register.month} of contract {contract.id} is already invoiced")
+        presence_days = register.presence_days
+        if presence_days == 0:
+            raise ValidationError("month", f"no presence recorded in {register.month}")
+        if profile.details is None:
+            raise Conflict("set the invoicing profile (setInvoicingProfile) before invoicing")
+        invoice_id = invoice_id_for(contract.id, register.month)
+        net = presence_days * contract.daily_rate_cents
+        vat = vat_cents(net, contract.vat_rate_bp)
+        pass_through: list[dict[str, Any]] = [
+            {
+                "description": item.description,
+                "quantity": presence_days,
+                "unit_cents": item.amount_per_person_day_cents,
+                "amount_cents": presence_days * item.amount_per_person_day_cents,
+                "vat_nature": item.vat_nature,
+            }
+            for item in contract.pass_through_items
+        ]
+        pass_through_cents = sum(int(p["amount_cents"]) for p in pass_through)
+        total = net + vat + pass_through_cents
+        payable = total - vat if contract.split_payment else total
+        number = sequence.next_number(invoice_id)
+        register.trigger_event(register.Invoiced, invoice_id=invoice_id)
+        return cls._create(
+            cls.Issued,
+            id=invoice_id,
+            contract_id=contract.id,
+            month=register.month,
+            number=number,
+            progressive=sequence.last_number,
+            issued_on=issued_on,
+            presence_days=presence_days,
+            days_with_presence=sum(1 for r in register.days.values() if r.persons_present),
+            daily_rate_cents=contract.daily_rate_cents,
+            net_cents=net,
+            vat_rate_bp=contract.vat_rate_bp,
+            vat_nature=contract.vat_nature,
+            vat_cents=vat,
+            split_payment=contract.split_payment,
+            pass_through=pass_through,
+            pass_through_cents=pass_through_cents,
+            total_cents=total,
+            payable_cents=payable,
+            issuer=dict(profile.details),
+            customer={
+                "name": contract.authority,
+                "tax_code": contract.authority_tax_code,
+                "office_code": contract.authority_office_code,
+                "address": contract.authority_address.as_state(),
+            },
+            cig=contract.cig,
+            agreement_reference=contract.agreement_reference,
+        )
+
+    @property
+    def outstanding_cents(self) -> int:
+        return self.payable_cents - self.paid_cents
+
+    def ledger_facts(self, accounts: FundingAccounts) -> list[LedgerFact]:
+        """The invoice entry and, with split payment, the VAT settlement entry."""
+        vat_account = accounts.vat_payable(self.vat_rate_bp)
+        postings = [
+            debit(accounts.public_body_receivables, self.total_cents),
+            credit(accounts.contract_revenue, self.net_cents),
+        ]
+        if self.vat_cents:
+            assert vat_account is not None  # checked when the contract was registered
+            postings.append(credit(vat_account, self.vat_cents))
+        if self.pass_through_cents:
+            postings.append(credit(accounts.pass_through_payable, self.pass_through_cents))
+        facts = [
+            LedgerFact(
+                cause_id=f"funding:contract-invoice:{self.id}",
+                effective_date=self.issued_on,
+                description=f"Reception contract invoice {self.number} ({self.month}), "
+                f"{self.presence_days} presence days",
+                postings=tuple(postings),
+            )
+        ]
+        if self.split_payment and self.vat_cents:
+            assert vat_account is not None
+            facts.append(
+                LedgerFact(
+                    cause_id=f"funding:contract-invoice:{self.id}:split-payment",
+                    effective_date=self.issued_on,
+                    description=f"Split payment on invoice {self.number}: "
+                    "VAT paid by the public body to the Treasury",
+                    postings=(
+                        debit(vat_account, self.vat_cents),
+                        credit(accounts.public_body_receivables, self.vat_cents),
+                    ),
+                )
+            )
+        return facts
+
+    def record_payment(
+        self,
+        *,
+        paid_on: date,
+        amount_cents: int,
+        today: date,
+        ceiling_cents: int,
+        accounts: FundingAccounts,
+    ) -> LedgerFact:
+        check_positive_amount(amount_cents, field="amount", ceiling_cents=ceiling_cents)
+        check_not_future(paid_on, today, field="date", what="a payment")
+        if paid_on < self.issued_on:
+            raise ValidationError("date", "a payment cannot be dated before the invoice")
+        if amount_cents > self.outstanding_cents:
+            raise ValidationError(
+                "amount",
+                f"exceeds the {format_cents(self.outstanding_cents)} outstanding on invoice "
+                f"{self.number}",
+            )
+        self.trigger_event(
+            self.PaymentRecorded,
+            payment_number=self.payments + 1,
+            paid_on=paid_on,
+            amount_cents=amount_cents,
+        )
+        return LedgerFact(
+            cause_id=f"funding:contract-invoice:{self.id}:payment:{self.payments}",
+            effective_date=paid_on,
+            description=f"Payment received on contract invoice {self.number} "
+            f"(invoice {short_id(self.id)})",
+            postings=(
+                debit(accounts.bank, amount_cents),
+                credit(accounts.public_body_receivables, amount_cents),
+            ),
+        )

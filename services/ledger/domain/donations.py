@@ -1,0 +1,230 @@
+"""Donations: money (posted), goods in kind and volunteer time (reported, never posted).
+
+A donor's name is personal data: it stays on the donation record, never in a ledger
+description, an error message or a log line.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate
+
+from services.common.errors import ValidationError
+from services.common.money import check_positive_amount
+from services.ledger.domain.facts import (
+    LedgerFact,
+    check_not_future,
+    checked_text,
+    credit,
+    debit,
+    short_id,
+)
+from services.ledger.domain.funding_accounts import FundingAccounts
+
+DONATION_NAMESPACE = uuid5(NAMESPACE_URL, "urn:coop:funding:donation")
+NON_CASH_NAMESPACE = uuid5(NAMESPACE_URL, "urn:coop:funding:non-cash")
+MAX_NAME_LENGTH = 200
+MAX_TEXT_LENGTH = 500
+MINUTES_PER_HOUR = 60
+# One record is one person's shift or one day's work: a bound catches typos.
+MAX_VOLUNTEER_MINUTES = 24 * MINUTES_PER_HOUR
+
+
+class DonationMethod(StrEnum):
+    CASH = "cash"
+    BANK = "bank"
+
+
+def donation_id_for(idempotency_key: str) -> UUID:
+    return uuid5(DONATION_NAMESPACE, idempotency_key)
+
+
+def non_cash_id_for(idempotency_key: str) -> UUID:
+    return uuid5(NON_CASH_NAMESPACE, idempotency_key)
+
+
+class Donation(Aggregate):
+    class Recorded(Aggregate.Created):
+        received_on: date
+        amount_cents: int
+        restricted: bool
+        method: str
+        donor: str | None
+        purpose: str | None
+
+    def __init__(
+        self,
+        received_on: date,
+        amount_cents: int,
+        restricted: bool,
+        method: str,
+        donor: str | None,
+        purpose: str | None,
+    ) -> None:
+        self.received_on = received_on
+        self.amount_cents = amount_cents
+        self.restricted = restricted
+        self.method = DonationMethod(method)
+        self.donor = donor
+        self.purpose = purpose
+
+    @classmethod
+    def record(
+        cls,
+        *,
+        donation_id: UUID,
+        received_on: date,
+        amount_cents: int,
+        restricted: bool,
+        method: DonationMethod,
+        donor: str | None,
+        purpose: str | None,
+        today: date,
+        ceiling_cents: int,
+    ) -> Donation:
+        check_positive_amount(amount_cents, field="amount", ceiling_cents=ceiling_cents)
+        check_not_future(received_on, today, field="date", what="a donation")
+        donor = _optional_text(donor, field="donor", max_length=MAX_NAME_LENGTH)
+        purpose = _optional_text(purpose, field="purpose", max_length=MAX_TEXT_LENGTH)
+        if restricted and purpose is None:
+            raise ValidationError("purpose", "a restricted donation names its purpose")
+        return cls._create(
+            cls.Recorded,
+            id=donation_id,
+            received_on=received_on,
+            amount_cents=amount_cents,
+            restricted=restricted,
+            method=method.value,
+            donor=donor,
+            purpose=purpose,
+        )
+
+    def ledger_fact(self, accounts: FundingAccounts) -> LedgerFact:
+        money_account = accounts.cash if self.method is DonationMethod.CASH else accounts.bank
+        kind = "restricted" if self.restricted else "unrestricted"
+        return LedgerFact(
+            cause_id=f"funding:donation:{self.id}",
+            effective_date=self.received_on,
+            # The donation id, never the donor: descriptions are read by many.
+            description=f"Donation {short_id(self.id)} ({kind}, {self.method.value})",
+            postings=(
+                debit(money_account, self.amount_cents),
+                credit(accounts.donations(restricted=self.restricted), self.amount_cents),
+            ),
+        )
+
+
+class NonCashKind(StrEnum):
+    IN_KIND = "in_kind"
+    VOLUNTEER_TIME = "volunteer_time"
+
+
+class NonCashContribution(Aggregate):
+    """Goods given in kind or hours volunteered, at fair value. Reported, not posted:
+    no money moved, so nothing reaches cash, revenue or the welfare fund's base."""
+
+    class Recorded(Aggregate.Created):
+        kind: str
+        contributed_on: date
+        description: str
+        fair_value_cents: int
+        minutes: int | None
+        hourly_fair_value_cents: int | None
+        restricted: bool
+        donor: str | None
+
+    def __init__(
+        self,
+        kind: str,
+        contributed_on: date,
+        description: str,
+        fair_value_cents: int,
+        minutes: int | None,
+        hourly_fair_value_cents: int | None,
+        restricted: bool,
+        donor: str | None,
+    ) -> None:
+        self.kind = NonCashKind(kind)
+        self.contributed_on = contributed_on
+        self.description = description
+        self.fair_value_cents = fair_value_cents
+        self.minutes = minutes
+        self.hourly_fair_value_cents = hourly_fair_value_cents
+        self.restricted = restricted
+        self.donor = donor
+
+    @classmethod
+    def in_kind(
+        cls,
+        *,
+        contribution_id: UUID,
+        contributed_on: date,
+        description: str,
+        fair_value_cents: int,
+        restricted: bool,
+        donor: str | None,
+        today: date,
+        ceiling_cents: int,
+    ) -> NonCashContribution:
+        description = checked_text(description, field="description", max_length=MAX_TEXT_LENGTH)
+        check_positive_amount(fair_value_cents, field="fairValue", ceiling_cents=ceiling_cents)
+        check_not_future(contributed_on, today, field="date", what="a donation in kind")
+        return cls._create(
+            cls.Recorded,
+            id=contribution_id,
+            kind=NonCashKind.IN_KIND.value,
+            contributed_on=contributed_on,
+            description=description,
+            fair_value_cents=fair_value_cents,
+            minutes=None,
+            hourly_fair_value_cents=None,
+            restricted=restricted,
+            donor=_optional_text(donor, field="donor", max_length=MAX_NAME_LENGTH),
+        )
+
+    @classmethod
+    def volunteer_time(
+        cls,
+        *,
+        contribution_id: UUID,
+        contributed_on: date,
+        activity: str,
+        minutes: int,
+        hourly_fair_value_cents: int,
+        today: date,
+        ceiling_cents: int,
+    ) -> NonCashContribution:
+        activity = checked_text(activity, field="activity", max_length=MAX_TEXT_LENGTH)
+        if not 1 <= minutes <= MAX_VOLUNTEER_MINUTES:
+            raise ValidationError("minutes", f"must be between 1 and {MAX_VOLUNTEER_MINUTES}")
+        check_positive_amount(
+            hourly_fair_value_cents, field="hourlyFairValue", ceiling_cents=ceiling_cents
+        )
+        check_not_future(contributed_on, today, field="date", what="volunteer time")
+        # Fair value = minutes x hourly value / 60, rounded half up to the cent.
+        fair_value_cents = (2 * minutes * hourly_fair_value_cents + MINUTES_PER_HOUR) // (
+            2 * MINUTES_PER_HOUR
+        )
+        return cls._create(
+            cls.Recorded,
+            id=contribution_id,
+            kind=NonCashKind.VOLUNTEER_TIME.value,
+            contributed_on=contributed_on,
+            description=activity,
+            fair_value_cents=fair_value_cents,
+            minutes=minutes,
+            hourly_fair_value_cents=hourly_fair_value_cents,
+            restricted=False,
+            # Volunteers are not named: the shop attributes sales, not the fund's report.
+            donor=None,
+        )
+
+
+def _optional_text(value: str | None, *, field: str, max_length: int) -> str | None:
+    if value is None:
+        return None
+    value = checked_text(value, field=field, max_length=max_length, required=False)
+    return value or None

@@ -1,0 +1,67 @@
+"""What a funding fact asks the journal to post, and small input checks they share."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from uuid import UUID
+
+from services.common.errors import ValidationError
+from services.ledger.domain.journal import Posting, Side
+
+
+@dataclass(frozen=True)
+class LedgerFact:
+    """One balanced entry a business event causes; `cause_id` is unique per fact."""
+
+    cause_id: str
+    effective_date: date
+    description: str
+    postings: tuple[Posting, ...]
+
+
+def debit(account: str, amount_cents: int) -> Posting:
+    return Posting(account, Side.DEBIT, amount_cents)
+
+
+def credit(account: str, amount_cents: int) -> Posting:
+    return Posting(account, Side.CREDIT, amount_cents)
+
+
+def short_id(value: UUID) -> str:
+    """Ids in ledger descriptions: enough to find the record, no personal data."""
+    return str(value)[:8]
+
+
+def checked_text(value: str, *, field: str, max_length: int, required: bool = True) -> str:
+    value = value.strip()
+    if required and not value:
+        raise ValidationError(field, "must not be empty")
+    if len(value) > max_length:
+        raise ValidationError(field, f"must be at most {max_length} characters")
+    return value
+
+
+def check_not_future(day: date, today: date, *, field: str, what: str) -> None:
+    if day > today:
+        raise ValidationError(field, f"{what} cannot be dated in the future")
+
+
+_PERCENT = re.compile(r"^(0|[1-9][0-9]{0,2})(\.[0-9]{1,2})?$")
+
+
+def parse_percent_bp(text: str, *, field: str) -> int:
+    """ "5" or "5.00" -> 500 basis points. Strings only, at most two decimals, 0..100."""
+    if not _PERCENT.fullmatch(text):
+        raise ValidationError(field, 'a percentage as a decimal string, e.g. "5" or "5.00"')
+    whole, _, fraction = text.partition(".")
+    bp = int(whole) * 100 + int((fraction + "00")[:2])
+    if bp > 10_000:
+        raise ValidationError(field, "must be at most 100")
+    return bp
+
+
+def format_percent_bp(bp: int) -> str:
+    """500 -> "5.00" (the FatturaPA RateType form)."""
+    return f"{bp // 100}.{bp % 100:02d}"

@@ -1,0 +1,645 @@
+"""Funding application service: grants, donations, reception contracts.
+
+Load, call the aggregate, save: every business event is saved in the same save() as
+the journal entries it causes (prepared by the ledger, one unique cause per fact)
+and the idempotency claim, so a fact and its money commit together or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.domain import Aggregate
+
+from services.common.errors import Conflict, NotFound
+from services.common.eventstore import CoopApplication
+from services.common.idempotency import Decision, Outcome, execute_idempotent
+from services.common.settings import Settings
+from services.ledger.application import LedgerApplication
+from services.ledger.domain import Cause, JournalEntry
+from services.ledger.domain.contracts import (
+    PROFILE_ID,
+    Address,
+    Contract,
+    ContractInvoice,
+    InvoiceSequence,
+    InvoicingProfile,
+    PassThroughItem,
+    PresenceMonth,
+    contract_id_for,
+    month_of,
+    parse_month,
+    presence_month_id,
+    sequence_id_for,
+)
+from services.ledger.domain.donations import (
+    Donation,
+    DonationMethod,
+    NonCashContribution,
+    donation_id_for,
+    non_cash_id_for,
+)
+from services.ledger.domain.facts import LedgerFact
+from services.ledger.domain.funding_accounts import DEFAULT_FUNDING_ACCOUNTS, FundingAccounts
+from services.ledger.domain.grants import Grant, TrancheTerms, grant_id_for
+
+A = TypeVar("A", bound=Aggregate)
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class PresenceResult:
+    contract_id: UUID
+    day: date
+    persons_present: int
+    revision: int
+
+
+class FundingApplication(CoopApplication):
+    def __init__(
+        self,
+        settings: Settings,
+        ledger: LedgerApplication,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        accounts: FundingAccounts = DEFAULT_FUNDING_ACCOUNTS,
+        create_table: bool = True,
+    ) -> None:
+        self.ledger = ledger
+        self.accounts = accounts
+        self._clock = clock
+        super().__init__(settings, create_table=create_table, share_store_with=ledger)
+
+    def today(self) -> date:
+        """The cooperative's calendar day: what "future" means for dates users enter."""
+        now = self._clock() if self._clock is not None else datetime.now(self.settings.zone)
+        return now.astimezone(self.settings.zone).date()
+
+    @property
+    def ceiling_cents(self) -> int:
+        return self.settings.amount_ceiling_cents
+
+    # -- plumbing ----------------------------------------------------------------
+
+    def _get(self, cls: type[A], aggregate_id: UUID, what: str) -> A:
+        try:
+            aggregate: Aggregate = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            raise NotFound(f"{what} {aggregate_id} does not exist") from None
+        if not isinstance(aggregate, cls):
+            raise NotFound(f"{what} {aggregate_id} does not exist")
+        return aggregate
+
+    def _entries(self, facts: Sequence[LedgerFact | None], actor: str) -> tuple[JournalEntry, ...]:
+        return tuple(
+            self.ledger.prepare_entry(
+                effective_date=fact.effective_date,
+                description=fact.description,
+                postings=fact.postings,
+                cause=Cause(fact.cause_id, actor),
+            )
+            for fact in facts
+            if fact is not None
+        )
+
+    def _run(
+        self,
+        *,
+        key: str,
+        operation: str,
+        request: Mapping[str, Any],
+        decide: Callable[[], Decision[R]],
+        load_result: Callable[[Mapping[str, str]], R],
+    ) -> Outcome[R]:
+        return execute_idempotent(
+            self,
+            key=key,
+            operation=operation,
+            request=request,
+            decide=decide,
+            load_result=load_result,
+        )
+
+    # -- grants ------------------------------------------------------------------
+
+    def grant(self, grant_id: UUID) -> Grant:
+        return self._get(Grant, grant_id, "grant")
+
+    def _load_grant(self, ref: Mapping[str, str]) -> Grant:
+        return self.grant(UUID(ref["grant_id"]))
+
+    def award_grant(
+        self,
+        *,
+        key: str,
+        actor: str,
+        funder: str,
+        purpose: str,
+        amount_cents: int,
+        restricted: bool,
+        public_funder: bool,
+        tranches: Sequence[TrancheTerms],
+        awarded_on: date | None = None,
+    ) -> Outcome[Grant]:
+        def decide() -> Decision[Grant]:
+            grant = Grant.award(
+                grant_id=grant_id_for(key),
+                funder=funder,
+                purpose=purpose,
+                amount_cents=amount_cents,
+                restricted=restricted,
+                public_funder=public_funder,
+                awarded_on=awarded_on or self.today(),
+                tranches=list(tranches),
+                today=self.today(),
+                ceiling_cents=self.ceiling_cents,
+            )
+            return Decision((grant,), grant, {"grant_id": str(grant.id)})
+
+        return self._run(
+            key=key,
+            operation="awardGrant",
+            request={
+                "funder": funder,
+                "purpose": purpose,
+                "amount_cents": amount_cents,
+                "restricted": restricted,
+                "public_funder": public_funder,
+                "awarded_on": awarded_on,
+                "tranches": [[t.amount_cents, t.condition, t.expected_on] for t in tranches],
+                "actor": actor,
+            },
+            decide=decide,
+            load_result=self._load_grant,
+        )
+
+    def _grant_command(
+        self,
+        *,
+        key: str,
+        actor: str,
+        operation: str,
+        grant_id: UUID,
+        request: Mapping[str, Any],
+        act: Callable[[Grant], LedgerFact | None],
+    ) -> Outcome[Grant]:
+        def decide() -> Decision[Grant]:
+            grant = self.grant(grant_id)
+            fact = act(grant)
+            entries = self._entries([fact], actor)
+            return Decision((grant, *entries), grant, {"grant_id": str(grant.id)})
+
+        return self._run(
+            key=key,
+            operation=operation,
+            request={**request, "grant_id": str(grant_id), "actor": actor},
+            decide=decide,
+            load_result=self._load_grant,
+        )
+
+    def receive_grant_tranche(
+        self, *, key: str, actor: str, grant_id: UUID, tranche: int, received_on: date | None
+    ) -> Outcome[Grant]:
+        return self._grant_command(
+            key=key,
+            actor=actor,
+            operation="receiveGrantTranche",
+            grant_id=grant_id,
+            request={"tranche": tranche, "date": received_on},
+            act=lambda grant: grant.receive_tranche(
+                tranche, received_on or self.today(), today=self.today(), accounts=self.accounts
+            ),
+        )
+
+    def meet_grant_condition(
+        self, *, key: str, actor: str, grant_id: UUID, tranche: int, met_on: date | None
+    ) -> Outcome[Grant]:
+        return self._grant_command(
+            key=key,
+            actor=actor,
+            operation="meetGrantCondition",
+            grant_id=grant_id,
+            request={"tranche": tranche, "date": met_on},
+            act=lambda grant: grant.meet_condition(
+                tranche, met_on or self.today(), today=self.today(), accounts=self.accounts
+            ),
+        )
+
+    def reduce_grant(
+        self,
+        *,
+        key: str,
+        actor: str,
+        grant_id: UUID,
+        budget_cents: int,
+        reported_cents: int,
+        reduced_on: date | None,
+    ) -> Outcome[Grant]:
+        return self._grant_command(
+            key=key,
+            actor=actor,
+            operation="reduceGrant",
+            grant_id=grant_id,
+            request={"budget": budget_cents, "reported": reported_cents, "date": reduced_on},
+            act=lambda grant: grant.reduce_pro_rata(
+                budget_cents=budget_cents,
+                reported_cents=reported_cents,
+                reduced_on=reduced_on or self.today(),
+                today=self.today(),
+                ceiling_cents=self.ceiling_cents,
+                accounts=self.accounts,
+            ),
+        )
+
+    def close_grant(
+        self, *, key: str, actor: str, grant_id: UUID, closed_on: date | None
+    ) -> Outcome[Grant]:
+        return self._grant_command(
+            key=key,
+            actor=actor,
+            operation="closeGrant",
+            grant_id=grant_id,
+            request={"date": closed_on},
+            act=lambda grant: grant.close(
+                closed_on or self.today(), today=self.today(), accounts=self.accounts
+            ),
+        )
+
+    # -- donations ---------------------------------------------------------------
+
+    def record_donation(
+        self,
+        *,
+        key: str,
+        actor: str,
+        amount_cents: int,
+        restricted: bool,
+        method: DonationMethod,
+        donor: str | None,
+        purpose: str | None,
+        received_on: date | None,
+    ) -> Outcome[Donation]:
+        def decide() -> Decision[Donation]:
+            donation = Donation.record(
+                donation_id=donation_id_for(key),
+                received_on=received_on or self.today(),
+                amount_cents=amount_cents,
+                restricted=restricted,
+                method=method,
+                donor=donor,
+                purpose=purpose,
+                today=self.today(),
+                ceiling_cents=self.ceiling_cents,
+            )
+            entries = self._entries([donation.ledger_fact(self.accounts)], actor)
+            return Decision((donation, *entries), donation, {"donation_id": str(donation.id)})
+
+        return self._run(
+            key=key,
+            operation="recordDonation",
+            # The request hash covers the donor, but only the hash is stored.
+            request={
+                "amount_cents": amount_cents,
+                "restricted": restricted,
+                "method": method.value,
+                "donor": donor,
+                "purpose": purpose,
+                "date": received_on,
+                "actor": actor,
+            },
+            decide=decide,
+            load_result=lambda ref: self._get(Donation, UUID(ref["donation_id"]), "donation"),
+        )
+
+    def record_in_kind_donation(
+        self,
+        *,
+        key: str,
+        actor: str,
+        description: str,
+        fair_value_cents: int,
+        restricted: bool,
+        donor: str | None,
+        received_on: date | None,
+    ) -> Outcome[NonCashContribution]:
+        def decide() -> Decision[NonCashContribution]:
+            contribution = NonCashContribution.in_kind(
+                contribution_id=non_cash_id_for(key),
+                contributed_on=received_on or self.today(),
+                description=description,
+                fair_value_cents=fair_value_cents,
+                restricted=restricted,
+                donor=donor,
+                today=self.today(),
+                ceiling_cents=self.ceiling_cents,
+            )
+            return Decision((contribution,), contribution, {"id": str(contribution.id)})
+
+        return self._run(
+            key=key,
+            operation="recordInKindDonation",
+            request={
+                "description": description,
+                "fair_value_cents": fair_value_cents,
+                "restricted": restricted,
+                "donor": donor,
+                "date": received_on,
+                "actor": actor,
+            },
+            decide=decide,
+            load_result=self._load_non_cash,
+        )
+
+    def record_volunteer_time(
+        self,
+        *,
+        key: str,
+        actor: str,
+        activity: str,
+        minutes: int,
+        hourly_fair_value_cents: int,
+        worked_on: date | None,
+    ) -> Outcome[NonCashContribution]:
+        def decide() -> Decision[NonCashContribution]:
+            contribution = NonCashContribution.volunteer_time(
+                contribution_id=non_cash_id_for(key),
+                contributed_on=worked_on or self.today(),
+                activity=activity,
+                minutes=minutes,
+                hourly_fair_value_cents=hourly_fair_value_cents,
+                today=self.today(),
+                ceiling_cents=self.ceiling_cents,
+            )
+            return Decision((contribution,), contribution, {"id": str(contribution.id)})
+
+        return self._run(
+            key=key,
+            operation="recordVolunteerHours",
+            request={
+                "activity": activity,
+                "minutes": minutes,
+                "hourly_fair_value_cents": hourly_fair_value_cents,
+                "date": worked_on,
+                "actor": actor,
+            },
+            decide=decide,
+            load_result=self._load_non_cash,
+        )
+
+    def _load_non_cash(self, ref: Mapping[str, str]) -> NonCashContribution:
+        return self._get(NonCashContribution, UUID(ref["id"]), "contribution")
+
+    # -- contracts ---------------------------------------------------------------
+
+    def profile(self) -> InvoicingProfile:
+        try:
+            profile: InvoicingProfile = self.repository.get(PROFILE_ID)
+        except AggregateNotFoundError:
+            return InvoicingProfile.start()
+        return profile
+
+    def set_invoicing_profile(
+        self,
+        *,
+        key: str,
+        actor: str,
+        name: str,
+        vat_number: str,
+        tax_code: str | None,
+        tax_regime: str,
+        address: Address,
+        iban: str | None,
+    ) -> Outcome[InvoicingProfile]:
+        def decide() -> Decision[InvoicingProfile]:
+            profile = self.profile()
+            profile.set(
+                name=name,
+                vat_number=vat_number,
+                tax_code=tax_code,
+                tax_regime=tax_regime,
+                address=address,
+                iban=iban,
+            )
+            return Decision((profile,), profile, {})
+
+        return self._run(
+            key=key,
+            operation="setInvoicingProfile",
+            request={
+                "name": name,
+                "vat_number": vat_number,
+                "tax_code": tax_code,
+                "tax_regime": tax_regime,
+                "address": address.as_state(),
+                "iban": iban,
+                "actor": actor,
+            },
+            decide=decide,
+            load_result=lambda _ref: self.profile(),
+        )
+
+    def contract(self, contract_id: UUID) -> Contract:
+        return self._get(Contract, contract_id, "contract")
+
+    def register_contract(
+        self,
+        *,
+        key: str,
+        actor: str,
+        authority: str,
+        authority_tax_code: str,
+        authority_office_code: str,
+        authority_address: Address,
+        cig: str,
+        agreement_reference: str | None,
+        daily_rate_cents: int,
+        vat_rate_bp: int,
+        vat_nature: str | None,
+        split_payment: bool,
+        capacity: int,
+        starts_on: date,
+        ends_on: date | None,
+        pass_through_items: Sequence[PassThroughItem],
+    ) -> Outcome[Contract]:
+        def decide() -> Decision[Contract]:
+            contract = Contract.register(
+                authority=authority,
+                authority_tax_code=authority_tax_code,
+                authority_office_code=authority_office_code,
+                authority_address=authority_address,
+                cig=cig,
+                agreement_reference=agreement_reference,
+                daily_rate_cents=daily_rate_cents,
+                vat_rate_bp=vat_rate_bp,
+                vat_nature=vat_nature,
+                split_payment=split_payment,
+                capacity=capacity,
+                starts_on=starts_on,
+                ends_on=ends_on,
+                pass_through_items=list(pass_through_items),
+                ceiling_cents=self.ceiling_cents,
+                accounts=self.accounts,
+            )
+            try:
+                self.repository.get(contract.id)
+            except AggregateNotFoundError:
+                pass
+            else:
+                raise Conflict(f"a contract with CIG {contract.cig} is already registered")
+            return Decision((contract,), contract, {"contract_id": str(contract.id)})
+
+        return self._run(
+            key=key,
+            operation="registerContract",
+            request={
+                "authority": authority,
+                "authority_tax_code": authority_tax_code,
+                "authority_office_code": authority_office_code,
+                "authority_address": authority_address.as_state(),
+                "cig": cig,
+                "agreement_reference": agreement_reference,
+                "daily_rate_cents": daily_rate_cents,
+                "vat_rate_bp": vat_rate_bp,
+                "vat_nature": vat_nature,
+                "split_payment": split_payment,
+                "capacity": capacity,
+                "starts_on": starts_on,
+                "ends_on": ends_on,
+                "pass_through_items": [p.as_state() for p in pass_through_items],
+                "actor": actor,
+            },
+            decide=decide,
+            load_result=lambda ref: self.contract(UUID(ref["contract_id"])),
+        )
+
+    def presence_month(self, contract_id: UUID, month: str) -> PresenceMonth | None:
+        try:
+            register: PresenceMonth = self.repository.get(presence_month_id(contract_id, month))
+        except AggregateNotFoundError:
+            return None
+        return register
+
+    def record_presence(
+        self, *, key: str, actor: str, contract_id: UUID, day: date, persons_present: int
+    ) -> Outcome[PresenceResult]:
+        def decide() -> Decision[PresenceResult]:
+            contract = self.contract(contract_id)
+            month = month_of(day)
+            register = self.presence_month(contract_id, month) or PresenceMonth.open(
+                contract_id, month
+            )
+            record = register.record(
+                contract=contract, day=day, persons_present=persons_present, today=self.today()
+            )
+            result = PresenceResult(contract_id, day, record.persons_present, record.revision)
+            return Decision((register,), result, {"revision": str(record.revision)})
+
+        def load(ref: Mapping[str, str]) -> PresenceResult:
+            return PresenceResult(contract_id, day, persons_present, int(ref["revision"]))
+
+        return self._run(
+            key=key,
+            operation="recordPresence",
+            request={
+                "contract_id": str(contract_id),
+                "date": day,
+                "persons_present": persons_present,
+                "actor": actor,
+            },
+            decide=decide,
+            load_result=load,
+        )
+
+    def invoice(self, invoice_id: UUID) -> ContractInvoice:
+        return self._get(ContractInvoice, invoice_id, "invoice")
+
+    def _load_invoice(self, ref: Mapping[str, str]) -> ContractInvoice:
+        return self.invoice(UUID(ref["invoice_id"]))
+
+    def invoice_contract(
+        self, *, key: str, actor: str, contract_id: UUID, month: str, issued_on: date | None
+    ) -> Outcome[ContractInvoice]:
+        def decide() -> Decision[ContractInvoice]:
+            parse_month(month)
+            contract = self.contract(contract_id)
+            register = self.presence_month(contract_id, month) or PresenceMonth.open(
+                contract_id, month
+            )
+            issue_date = issued_on or self.today()
+            sequence = self._sequence(issue_date.year)
+            invoice = ContractInvoice.issue(
+                contract=contract,
+                register=register,
+                sequence=sequence,
+                profile=self.profile(),
+                issued_on=issue_date,
+                today=self.today(),
+            )
+            entries = self._entries(invoice.ledger_facts(self.accounts), actor)
+            return Decision(
+                (register, sequence, invoice, *entries),
+                invoice,
+                {"invoice_id": str(invoice.id)},
+            )
+
+        return self._run(
+            key=key,
+            operation="invoiceContract",
+            request={
+                "contract_id": str(contract_id),
+                "month": month,
+                "issue_date": issued_on,
+                "actor": actor,
+            },
+            decide=decide,
+            load_result=self._load_invoice,
+        )
+
+    def _sequence(self, year: int) -> InvoiceSequence:
+        try:
+            sequence: InvoiceSequence = self.repository.get(sequence_id_for(year))
+        except AggregateNotFoundError:
+            return InvoiceSequence.start(year)
+        return sequence
+
+    def record_contract_payment(
+        self,
+        *,
+        key: str,
+        actor: str,
+        invoice_id: UUID,
+        amount_cents: int,
+        paid_on: date | None,
+    ) -> Outcome[ContractInvoice]:
+        def decide() -> Decision[ContractInvoice]:
+            invoice = self.invoice(invoice_id)
+            fact = invoice.record_payment(
+                paid_on=paid_on or self.today(),
+                amount_cents=amount_cents,
+                today=self.today(),
+                ceiling_cents=self.ceiling_cents,
+                accounts=self.accounts,
+            )
+            entries = self._entries([fact], actor)
+            return Decision((invoice, *entries), invoice, {"invoice_id": str(invoice.id)})
+
+        return self._run(
+            key=key,
+            operation="recordContractPayment",
+            request={
+                "invoice_id": str(invoice_id),
+                "amount_cents": amount_cents,
+                "date": paid_on,
+                "actor": actor,
+            },
+            decide=decide,
+            load_result=self._load_invoice,
+        )
+
+
+__all__ = ["FundingApplication", "PresenceResult", "contract_id_for"]

@@ -1,0 +1,423 @@
+"""GraphQL types of grants, donations and reception contracts."""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import Enum
+
+import strawberry
+
+from gateway.permissions import allow
+from services.common.auth import Role
+from services.common.graphql import Money, PageInfo, money
+from services.ledger.domain.contracts import last_day_of
+from services.ledger.domain.donations import DonationMethod, NonCashKind
+from services.ledger.domain.facts import format_percent_bp
+from services.ledger.domain.fatturapa import render_invoice
+from services.ledger.projections.funding_queries import (
+    ContractRow,
+    DonationRow,
+    GrantRow,
+    InvoiceRow,
+    NonCashRow,
+    Page,
+    PresenceDayRow,
+    PublicGrantReceipt,
+    TrancheRow,
+)
+
+strawberry.enum(DonationMethod, name="DonationMethod")
+strawberry.enum(NonCashKind, name="NonCashKind")
+
+# Donor names are personal data: admins see them, auditors see the amounts.
+ADMIN_ONLY = allow(Role.ADMIN)
+
+
+def page_info(page: Page) -> PageInfo:
+    return PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor)
+
+
+def _id(value: object) -> strawberry.ID:
+    return strawberry.ID(str(value))
+
+
+@strawberry.enum
+class TrancheStatus(Enum):
+    PENDING = "pending"
+    ADVANCE = "advance"
+    RECEIVABLE = "receivable"
+    RECOGNISED = "recognised"
+    CUT = "cut"
+    CANCELLED = "cancelled"
+
+
+@strawberry.type
+class GrantTranche:
+    number: int
+    amount: Money
+    condition: str
+    expected_date: date | None
+    received_on: date | None
+    condition_met_on: date | None
+    cancelled_on: date | None
+    status: TrancheStatus
+
+    @classmethod
+    def from_row(cls, row: TrancheRow) -> GrantTranche:
+        return cls(
+            number=row.number,
+            amount=money(row.amount_cents),
+            condition=row.condition,
+            expected_date=row.expected_on,
+            received_on=row.received_on,
+            condition_met_on=row.condition_met_on,
+            cancelled_on=row.cancelled_on,
+            status=TrancheStatus(row.status),
+        )
+
+
+@strawberry.type
+class Grant:
+    id: strawberry.ID
+    funder: str
+    purpose: str
+    restricted: bool
+    public_funder: bool
+    awarded_on: date
+    original_amount: Money = strawberry.field(description="The award before any pro-rata cut.")
+    awarded: Money = strawberry.field(description="The award as it stands now.")
+    received: Money
+    recognised: Money = strawberry.field(description="Recognised as revenue (conditions met).")
+    outstanding: Money = strawberry.field(description="Awarded, not yet received.")
+    advances: Money = strawberry.field(
+        description="Received before the condition was met: a refundable liability."
+    )
+    reduced_on: date | None
+    closed_on: date | None
+    tranches: list[GrantTranche]
+
+    @classmethod
+    def from_row(cls, row: GrantRow) -> Grant:
+        return cls(
+            id=_id(row.grant_id),
+            funder=row.funder,
+            purpose=row.purpose,
+            restricted=row.restricted,
+            public_funder=row.public_funder,
+            awarded_on=row.awarded_on,
+            original_amount=money(row.original_cents),
+            awarded=money(row.awarded_cents),
+            received=money(row.received_cents),
+            recognised=money(row.recognised_cents),
+            outstanding=money(row.outstanding_cents),
+            advances=money(row.advances_cents),
+            reduced_on=row.reduced_on,
+            closed_on=row.closed_on,
+            tranches=[GrantTranche.from_row(t) for t in row.tranches],
+        )
+
+
+@strawberry.type
+class GrantTotals:
+    awarded: Money
+    received: Money
+    recognised: Money
+    outstanding: Money
+    advances: Money
+
+
+@strawberry.type
+class GrantConnection:
+    nodes: list[Grant]
+    page_info: PageInfo
+    totals: GrantTotals = strawberry.field(description="Totals of the grants on this page.")
+
+    @classmethod
+    def from_rows(cls, rows: list[GrantRow], page: Page) -> GrantConnection:
+        return cls(
+            nodes=[Grant.from_row(r) for r in rows],
+            page_info=page_info(page),
+            totals=GrantTotals(
+                awarded=money(sum(r.awarded_cents for r in rows)),
+                received=money(sum(r.received_cents for r in rows)),
+                recognised=money(sum(r.recognised_cents for r in rows)),
+                outstanding=money(sum(r.outstanding_cents for r in rows)),
+                advances=money(sum(r.advances_cents for r in rows)),
+            ),
+        )
+
+
+@strawberry.type
+class PublicGrantReceiptLine:
+    grant_id: strawberry.ID
+    payer: str
+    purpose: str
+    tranche: int
+    amount: Money
+    received_on: date
+
+    @classmethod
+    def from_row(cls, row: PublicGrantReceipt) -> PublicGrantReceiptLine:
+        return cls(
+            grant_id=_id(row.grant_id),
+            payer=row.payer,
+            purpose=row.purpose,
+            tranche=row.tranche,
+            amount=money(row.amount_cents),
+            received_on=row.received_on,
+        )
+
+
+@strawberry.type(
+    description="Public grants received in a year, for the publication due by 30 June "
+    "of the next year when their total reaches the threshold (law 124/2017)."
+)
+class PublicGrantsReport:
+    year: int
+    threshold: Money
+    total: Money
+    duty_applies: bool
+    publish_by: date
+    receipts: list[PublicGrantReceiptLine]
+
+
+@strawberry.type
+class Donation:
+    id: strawberry.ID
+    date: date
+    amount: Money
+    restricted: bool
+    method: DonationMethod
+    purpose: str | None
+    donor: str | None = strawberry.field(permission_classes=ADMIN_ONLY)
+
+    @classmethod
+    def from_row(cls, row: DonationRow) -> Donation:
+        return cls(
+            id=_id(row.donation_id),
+            date=row.received_on,
+            amount=money(row.amount_cents),
+            restricted=row.restricted,
+            method=DonationMethod(row.method),
+            purpose=row.purpose,
+            donor=row.donor,
+        )
+
+
+@strawberry.type
+class DonationConnection:
+    nodes: list[Donation]
+    page_info: PageInfo
+
+
+@strawberry.type(description="Goods in kind or volunteer time at fair value; never posted.")
+class NonCashContribution:
+    id: strawberry.ID
+    kind: NonCashKind
+    date: date
+    description: str
+    fair_value: Money
+    minutes: int | None
+    restricted: bool
+    donor: str | None = strawberry.field(permission_classes=ADMIN_ONLY)
+
+    @classmethod
+    def from_row(cls, row: NonCashRow) -> NonCashContribution:
+        return cls(
+            id=_id(row.contribution_id),
+            kind=NonCashKind(row.kind),
+            date=row.contributed_on,
+            description=row.description,
+            fair_value=money(row.fair_value_cents),
+            minutes=row.minutes,
+            restricted=row.restricted,
+            donor=row.donor,
+        )
+
+
+@strawberry.type
+class NonCashReport:
+    in_kind_fair_value: Money
+    volunteer_minutes: int
+    volunteer_fair_value: Money
+    nodes: list[NonCashContribution]
+    page_info: PageInfo
+
+
+@strawberry.type
+class PassThroughItem:
+    description: str
+    amount_per_person_day: Money
+    vat_nature: str
+
+
+@strawberry.type
+class Contract:
+    id: strawberry.ID
+    authority: str
+    cig: str
+    daily_rate: Money
+    vat_rate: str = strawberry.field(description='Percent, e.g. "5.00".')
+    vat_nature: str | None
+    split_payment: bool
+    capacity: int
+    start_date: date
+    end_date: date | None
+    pass_through_items: list[PassThroughItem]
+    presence_days: int = strawberry.field(description="Person-days present (in the period).")
+    invoiced: Money = strawberry.field(description="Invoice totals (in the period).")
+    payable: Money = strawberry.field(description="Invoiced less VAT paid by split payment.")
+    paid: Money
+    outstanding: Money
+
+    @classmethod
+    def from_row(cls, row: ContractRow) -> Contract:
+        return cls(
+            id=_id(row.contract_id),
+            authority=row.authority,
+            cig=row.cig,
+            daily_rate=money(row.daily_rate_cents),
+            vat_rate=format_percent_bp(row.vat_rate_bp),
+            vat_nature=row.vat_nature,
+            split_payment=row.split_payment,
+            capacity=row.capacity,
+            start_date=row.starts_on,
+            end_date=row.ends_on,
+            pass_through_items=[
+                PassThroughItem(
+                    description=item["description"],
+                    amount_per_person_day=money(int(item["amount_per_person_day_cents"])),
+                    vat_nature=item["vat_nature"],
+                )
+                for item in row.pass_through_items
+            ],
+            presence_days=row.presence_days,
+            invoiced=money(row.invoiced_cents),
+            payable=money(row.payable_cents),
+            paid=money(row.paid_cents),
+            outstanding=money(row.outstanding_cents),
+        )
+
+
+@strawberry.type
+class ContractConnection:
+    nodes: list[Contract]
+    page_info: PageInfo
+
+
+@strawberry.type
+class PresenceRecord:
+    contract_id: strawberry.ID
+    date: date
+    persons_present: int
+    revision: int = strawberry.field(description="1 for the first record; more for corrections.")
+
+
+@strawberry.type
+class PresenceDay:
+    date: date
+    persons_present: int
+    revision: int
+
+    @classmethod
+    def from_row(cls, row: PresenceDayRow) -> PresenceDay:
+        return cls(date=row.day, persons_present=row.persons_present, revision=row.revision)
+
+
+@strawberry.type
+class PresenceRegister:
+    contract_id: strawberry.ID
+    month: str
+    days: list[PresenceDay]
+    presence_days: int
+    corrections: int
+
+
+@strawberry.type
+class InvoicePassThroughLine:
+    description: str
+    quantity: int
+    unit_amount: Money
+    amount: Money
+    vat_nature: str
+
+
+@strawberry.type
+class ContractInvoice:
+    id: strawberry.ID
+    contract_id: strawberry.ID
+    month: str
+    number: str
+    issue_date: date
+    presence_days: int
+    daily_rate: Money
+    net: Money
+    vat_rate: str
+    vat: Money
+    split_payment: bool
+    pass_through: list[InvoicePassThroughLine]
+    pass_through_total: Money
+    total: Money
+    payable: Money = strawberry.field(description="What the public body pays us.")
+    paid: Money
+    outstanding: Money
+    cig: str
+    document: strawberry.Private[dict[str, object]]
+
+    @strawberry.field(description="The FatturaPA (FPA12) XML document.")
+    def xml(self) -> str:
+        return render_invoice(self.document)
+
+    @classmethod
+    def from_row(cls, row: InvoiceRow) -> ContractInvoice:
+        doc = row.document
+        return cls(
+            id=_id(row.invoice_id),
+            contract_id=_id(row.contract_id),
+            month=row.month,
+            number=row.number,
+            issue_date=row.issued_on,
+            presence_days=row.presence_days,
+            daily_rate=money(int(doc["daily_rate_cents"])),
+            net=money(row.net_cents),
+            vat_rate=format_percent_bp(int(doc["vat_rate_bp"])),
+            vat=money(row.vat_cents),
+            split_payment=bool(doc["split_payment"]),
+            pass_through=[
+                InvoicePassThroughLine(
+                    description=item["description"],
+                    quantity=int(item["quantity"]),
+                    unit_amount=money(int(item["unit_cents"])),
+                    amount=money(int(item["amount_cents"])),
+                    vat_nature=item["vat_nature"],
+                )
+                for item in doc["pass_through"]
+            ],
+            pass_through_total=money(row.pass_through_cents),
+            total=money(row.total_cents),
+            payable=money(row.payable_cents),
+            paid=money(row.paid_cents),
+            outstanding=money(row.outstanding_cents),
+            cig=str(doc["cig"]),
+            document=doc,
+        )
+
+
+@strawberry.type
+class ContractInvoiceConnection:
+    nodes: list[ContractInvoice]
+    page_info: PageInfo
+
+
+@strawberry.type
+class InvoicingProfile:
+    name: str
+    vat_number: str
+    tax_code: str | None
+    tax_regime: str
+    iban: str | None
+
+
+def month_bounds(month: str) -> tuple[date, date]:
+    last = last_day_of(month)
+    return last.replace(day=1), last

@@ -1,0 +1,525 @@
+"""Read-side queries over the funding read models (async; asyncpg / aiosqlite)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.common.errors import ValidationError
+from services.ledger.projections.funding_tables import (
+    funding_contracts,
+    funding_donations,
+    funding_grants,
+    funding_invoices,
+    funding_non_cash,
+    funding_presence,
+    funding_tranches,
+)
+
+# -- cursors: the position in the event log of the record's first event --------------
+
+
+def encode_cursor(position: int) -> str:
+    return base64.urlsafe_b64encode(f"p{position}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor.encode()).decode()
+        if not text.startswith("p"):
+            raise ValueError(cursor)
+        return int(text[1:])
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValidationError("after", "not a cursor returned by this query") from None
+
+
+@dataclass(frozen=True)
+class Page:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+def _paged(query: Select[Any], position: Any, first: int, after: str | None) -> Select[Any]:
+    if after is not None:
+        query = query.where(position > decode_cursor(after))
+    return query.order_by(position).limit(first + 1)
+
+
+def _page(rows: list[Any], first: int) -> tuple[list[Any], Page]:
+    has_next = len(rows) > first
+    rows = rows[:first]
+    end = encode_cursor(int(rows[-1]["position"])) if rows else None
+    return rows, Page(has_next, end)
+
+
+# -- grants -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrancheRow:
+    number: int
+    amount_cents: int
+    condition: str
+    expected_on: date | None
+    received_on: date | None
+    condition_met_on: date | None
+    cancelled_on: date | None
+
+    @property
+    def status(self) -> str:
+        if self.cancelled_on is not None:
+            return "cancelled"
+        if self.amount_cents == 0:
+            return "cut"
+        if self.received_on is not None and self.condition_met_on is not None:
+            return "recognised"
+        if self.received_on is not None:
+            return "advance"
+        if self.condition_met_on is not None:
+            return "receivable"
+        return "pending"
+
+
+@dataclass(frozen=True)
+class GrantRow:
+    grant_id: UUID
+    position: int
+    funder: str
+    purpose: str
+    restricted: bool
+    public_funder: bool
+    awarded_on: date
+    original_cents: int
+    reduced_on: date | None
+    closed_on: date | None
+    tranches: tuple[TrancheRow, ...]
+
+    @property
+    def awarded_cents(self) -> int:
+        """The award as it stands: after any pro-rata cut, less what a closure cancelled."""
+        return sum(t.amount_cents for t in self.tranches if t.cancelled_on is None)
+
+    @property
+    def received_cents(self) -> int:
+        return sum(t.amount_cents for t in self.tranches if t.received_on is not None)
+
+    @property
+    def recognised_cents(self) -> int:
+        return sum(
+            t.amount_cents
+            for t in self.tranches
+            if t.condition_met_on is not None and t.cancelled_on is None
+        )
+
+    @property
+    def outstanding_cents(self) -> int:
+        """Awarded and not yet received."""
+        return self.awarded_cents - self.received_cents
+
+    @property
+    def advances_cents(self) -> int:
+        """Received before the condition was met: a refundable liability."""
+        return sum(
+            t.amount_cents
+            for t in self.tranches
+            if t.received_on is not None and t.condition_met_on is None
+        )
+
+
+async def grants(
+    conn: AsyncConnection,
+    *,
+    grant_ids: list[UUID] | None = None,
+    first: int = 500,
+    after: str | None = None,
+) -> tuple[list[GrantRow], Page]:
+    g = funding_grants.c
+    query = select(funding_grants)
+    if grant_ids is not None:
+        query = query.where(g.grant_id.in_(grant_ids))
+    rows, page = _page(
+        list((await conn.execute(_paged(query, g.position, first, after))).mappings()), first
+    )
+    tranches: dict[UUID, list[TrancheRow]] = defaultdict(list)
+    if rows:
+        t = funding_tranches.c
+        result = await conn.execute(
+            select(funding_tranches)
+            .where(t.grant_id.in_([row["grant_id"] for row in rows]))
+            .order_by(t.grant_id, t.number)
+        )
+        for tr in result.mappings():
+            tranches[tr["grant_id"]].append(
+                TrancheRow(
+                    number=int(tr["number"]),
+                    amount_cents=int(tr["amount_cents"]),
+                    condition=tr["condition"],
+                    expected_on=tr["expected_on"],
+                    received_on=tr["received_on"],
+                    condition_met_on=tr["condition_met_on"],
+                    cancelled_on=tr["cancelled_on"],
+                )
+            )
+    return [
+        GrantRow(
+            grant_id=row["grant_id"],
+            position=int(row["position"]),
+            funder=row["funder"],
+            purpose=row["purpose"],
+            restricted=bool(row["restricted"]),
+            public_funder=bool(row["public_funder"]),
+            awarded_on=row["awarded_on"],
+            original_cents=int(row["original_cents"]),
+            reduced_on=row["reduced_on"],
+            closed_on=row["closed_on"],
+            tranches=tuple(tranches[row["grant_id"]]),
+        )
+        for row in rows
+    ], page
+
+
+async def grant_by_id(conn: AsyncConnection, grant_id: UUID) -> GrantRow | None:
+    rows, _ = await grants(conn, grant_ids=[grant_id], first=1)
+    return rows[0] if rows else None
+
+
+@dataclass(frozen=True)
+class PublicGrantReceipt:
+    grant_id: UUID
+    payer: str
+    purpose: str
+    tranche: int
+    amount_cents: int
+    received_on: date
+
+
+async def public_grant_receipts(conn: AsyncConnection, year: int) -> list[PublicGrantReceipt]:
+    """Money received in `year` from public funders, one row per tranche received."""
+    g, t = funding_grants.c, funding_tranches.c
+    result = await conn.execute(
+        select(g.grant_id, g.funder, g.purpose, t.number, t.amount_cents, t.received_on)
+        .select_from(funding_tranches.join(funding_grants, t.grant_id == g.grant_id))
+        .where(g.public_funder.is_(True))
+        .where(t.received_on >= date(year, 1, 1))
+        .where(t.received_on <= date(year, 12, 31))
+        .order_by(t.received_on, g.position, t.number)
+    )
+    return [
+        PublicGrantReceipt(grant_id, funder, purpose, int(number), int(cents), received_on)
+        for grant_id, funder, purpose, number, cents, received_on in result
+    ]
+
+
+# -- donations --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DonationRow:
+    donation_id: UUID
+    position: int
+    received_on: date
+    amount_cents: int
+    restricted: bool
+    method: str
+    donor: str | None
+    purpose: str | None
+
+
+async def donations(
+    conn: AsyncConnection,
+    *,
+    from_date: date | None,
+    to_date: date | None,
+    first: int,
+    after: str | None,
+    donation_id: UUID | None = None,
+) -> tuple[list[DonationRow], Page]:
+    d = funding_donations.c
+    query = select(funding_donations)
+    if donation_id is not None:
+        query = query.where(d.donation_id == donation_id)
+    if from_date is not None:
+        query = query.where(d.received_on >= from_date)
+    if to_date is not None:
+        query = query.where(d.received_on <= to_date)
+    rows, page = _page(
+        list((await conn.execute(_paged(query, d.position, first, after))).mappings()), first
+    )
+    return [
+        DonationRow(
+            donation_id=row["donation_id"],
+            position=int(row["position"]),
+            received_on=row["received_on"],
+            amount_cents=int(row["amount_cents"]),
+            restricted=bool(row["restricted"]),
+            method=row["method"],
+            donor=row["donor"],
+            purpose=row["purpose"],
+        )
+        for row in rows
+    ], page
+
+
+@dataclass(frozen=True)
+class NonCashRow:
+    contribution_id: UUID
+    position: int
+    kind: str
+    contributed_on: date
+    description: str
+    fair_value_cents: int
+    minutes: int | None
+    restricted: bool
+    donor: str | None
+
+
+async def non_cash(
+    conn: AsyncConnection,
+    *,
+    from_date: date | None,
+    to_date: date | None,
+    first: int,
+    after: str | None,
+    contribution_id: UUID | None = None,
+) -> tuple[list[NonCashRow], Page]:
+    n = funding_non_cash.c
+    query = select(funding_non_cash)
+    if contribution_id is not None:
+        query = query.where(n.contribution_id == contribution_id)
+    if from_date is not None:
+        query = query.where(n.contributed_on >= from_date)
+    if to_date is not None:
+        query = query.where(n.contributed_on <= to_date)
+    rows, page = _page(
+        list((await conn.execute(_paged(query, n.position, first, after))).mappings()), first
+    )
+    return [
+        NonCashRow(
+            contribution_id=row["contribution_id"],
+            position=int(row["position"]),
+            kind=row["kind"],
+            contributed_on=row["contributed_on"],
+            description=row["description"],
+            fair_value_cents=int(row["fair_value_cents"]),
+            minutes=None if row["minutes"] is None else int(row["minutes"]),
+            restricted=bool(row["restricted"]),
+            donor=row["donor"],
+        )
+        for row in rows
+    ], page
+
+
+@dataclass(frozen=True)
+class NonCashTotals:
+    in_kind_cents: int
+    volunteer_minutes: int
+    volunteer_cents: int
+
+
+async def non_cash_totals(
+    conn: AsyncConnection, *, from_date: date | None, to_date: date | None
+) -> NonCashTotals:
+    n = funding_non_cash.c
+    query = select(
+        n.kind,
+        func.coalesce(func.sum(n.fair_value_cents), 0),
+        func.coalesce(func.sum(n.minutes), 0),
+    ).group_by(n.kind)
+    if from_date is not None:
+        query = query.where(n.contributed_on >= from_date)
+    if to_date is not None:
+        query = query.where(n.contributed_on <= to_date)
+    totals = {
+        kind: (int(cents), int(minutes)) for kind, cents, minutes in await conn.execute(query)
+    }
+    in_kind = totals.get("in_kind", (0, 0))
+    volunteer = totals.get("volunteer_time", (0, 0))
+    return NonCashTotals(in_kind[0], volunteer[1], volunteer[0])
+
+
+# -- contracts --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ContractRow:
+    contract_id: UUID
+    position: int
+    authority: str
+    cig: str
+    daily_rate_cents: int
+    vat_rate_bp: int
+    vat_nature: str | None
+    split_payment: bool
+    capacity: int
+    starts_on: date
+    ends_on: date | None
+    pass_through_items: list[dict[str, Any]]
+    presence_days: int
+    invoiced_cents: int
+    payable_cents: int
+    paid_cents: int
+
+    @property
+    def outstanding_cents(self) -> int:
+        return self.payable_cents - self.paid_cents
+
+
+async def contracts(
+    conn: AsyncConnection,
+    *,
+    first: int,
+    after: str | None,
+    contract_id: UUID | None = None,
+    from_date: date | None = None,
+    to_date: date | None = None,
+) -> tuple[list[ContractRow], Page]:
+    """Contracts with presence days (in the period) and invoices (issued in the period)."""
+    c = funding_contracts.c
+    query = select(funding_contracts)
+    if contract_id is not None:
+        query = query.where(c.contract_id == contract_id)
+    rows, page = _page(
+        list((await conn.execute(_paged(query, c.position, first, after))).mappings()), first
+    )
+    ids = [row["contract_id"] for row in rows]
+    presence: dict[UUID, int] = {}
+    invoiced: dict[UUID, tuple[int, int, int]] = {}
+    if ids:
+        p = funding_presence.c
+        presence_query = (
+            select(p.contract_id, func.sum(p.persons_present))
+            .where(p.contract_id.in_(ids))
+            .group_by(p.contract_id)
+        )
+        i = funding_invoices.c
+        invoice_query = (
+            select(
+                i.contract_id,
+                func.sum(i.total_cents),
+                func.sum(i.payable_cents),
+                func.sum(i.paid_cents),
+            )
+            .where(i.contract_id.in_(ids))
+            .group_by(i.contract_id)
+        )
+        if from_date is not None:
+            presence_query = presence_query.where(p.day >= from_date)
+            invoice_query = invoice_query.where(i.issued_on >= from_date)
+        if to_date is not None:
+            presence_query = presence_query.where(p.day <= to_date)
+            invoice_query = invoice_query.where(i.issued_on <= to_date)
+        presence = {cid: int(total) for cid, total in await conn.execute(presence_query)}
+        invoiced = {
+            cid: (int(total), int(payable), int(paid))
+            for cid, total, payable, paid in await conn.execute(invoice_query)
+        }
+    return [
+        ContractRow(
+            contract_id=row["contract_id"],
+            position=int(row["position"]),
+            authority=row["authority"],
+            cig=row["cig"],
+            daily_rate_cents=int(row["daily_rate_cents"]),
+            vat_rate_bp=int(row["vat_rate_bp"]),
+            vat_nature=row["vat_nature"],
+            split_payment=bool(row["split_payment"]),
+            capacity=int(row["capacity"]),
+            starts_on=row["starts_on"],
+            ends_on=row["ends_on"],
+            pass_through_items=list(row["pass_through_items"]),
+            presence_days=presence.get(row["contract_id"], 0),
+            invoiced_cents=invoiced.get(row["contract_id"], (0, 0, 0))[0],
+            payable_cents=invoiced.get(row["contract_id"], (0, 0, 0))[1],
+            paid_cents=invoiced.get(row["contract_id"], (0, 0, 0))[2],
+        )
+        for row in rows
+    ], page
+
+
+@dataclass(frozen=True)
+class PresenceDayRow:
+    day: date
+    persons_present: int
+    revision: int
+
+
+async def presence_days(
+    conn: AsyncConnection, contract_id: UUID, first_day: date, last_day: date
+) -> list[PresenceDayRow]:
+    p = funding_presence.c
+    result = await conn.execute(
+        select(p.day, p.persons_present, p.revision)
+        .where(p.contract_id == contract_id)
+        .where(p.day >= first_day)
+        .where(p.day <= last_day)
+        .order_by(p.day)
+    )
+    return [PresenceDayRow(day, int(persons), int(revision)) for day, persons, revision in result]
+
+
+@dataclass(frozen=True)
+class InvoiceRow:
+    invoice_id: UUID
+    position: int
+    contract_id: UUID
+    month: str
+    number: str
+    issued_on: date
+    presence_days: int
+    net_cents: int
+    vat_cents: int
+    pass_through_cents: int
+    total_cents: int
+    payable_cents: int
+    paid_cents: int
+    document: dict[str, Any]
+
+    @property
+    def outstanding_cents(self) -> int:
+        return self.payable_cents - self.paid_cents
+
+
+async def invoices(
+    conn: AsyncConnection,
+    *,
+    first: int,
+    after: str | None,
+    contract_id: UUID | None = None,
+    invoice_id: UUID | None = None,
+) -> tuple[list[InvoiceRow], Page]:
+    i = funding_invoices.c
+    query = select(funding_invoices)
+    if contract_id is not None:
+        query = query.where(i.contract_id == contract_id)
+    if invoice_id is not None:
+        query = query.where(i.invoice_id == invoice_id)
+    rows, page = _page(
+        list((await conn.execute(_paged(query, i.position, first, after))).mappings()), first
+    )
+    return [
+        InvoiceRow(
+            invoice_id=row["invoice_id"],
+            position=int(row["position"]),
+            contract_id=row["contract_id"],
+            month=row["month"],
+            number=row["number"],
+            issued_on=row["issued_on"],
+            presence_days=int(row["presence_days"]),
+            net_cents=int(row["net_cents"]),
+            vat_cents=int(row["vat_cents"]),
+            pass_through_cents=int(row["pass_through_cents"]),
+            total_cents=int(row["total_cents"]),
+            payable_cents=int(row["payable_cents"]),
+            paid_cents=int(row["paid_cents"]),
+            document=dict(row["document"]),
+        )
+        for row in rows
+    ], page

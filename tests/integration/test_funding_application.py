@@ -1,0 +1,172 @@
+"""Funding commands on real stores: retries, and exactly one winner among rivals."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from datetime import date
+from typing import Any
+
+import pytest
+
+from services.common.errors import Conflict, CoopError, IdempotencyKeyReused
+from services.common.settings import Settings
+from services.ledger.application import LedgerApplication
+from services.ledger.domain import entry_id_for_cause
+from services.ledger.domain.contracts import Address, ContractInvoice, PassThroughItem
+from services.ledger.domain.grants import TrancheTerms
+from services.ledger.funding import FundingApplication
+
+
+@pytest.fixture
+def funding(settings: Settings) -> Iterator[FundingApplication]:
+    ledger = LedgerApplication(settings)
+    ledger.ensure_chart()
+    app = FundingApplication(settings, ledger)
+    yield app
+    app.close()
+    ledger.close()
+
+
+def head(app: FundingApplication) -> int:
+    return app.recorder.max_notification_id() or 0
+
+
+def contract(app: FundingApplication) -> Any:
+    app.set_invoicing_profile(
+        key="profile",
+        actor="admin",
+        name="K-Pax",
+        vat_number="03012345678",
+        tax_code=None,
+        tax_regime="RF01",
+        address=Address("Via Mazzini 12", "25043", "Breno", "BS"),
+        iban=None,
+    )
+    return app.register_contract(
+        key="contract",
+        actor="admin",
+        authority="Prefettura di Brescia",
+        authority_tax_code="80012345678",
+        authority_office_code="UFA7KD",
+        authority_address=Address("Piazza Paolo VI 16", "25121", "Brescia", "BS"),
+        cig="8A1234567B",
+        agreement_reference=None,
+        daily_rate_cents=2_900,
+        vat_rate_bp=500,
+        vat_nature=None,
+        split_payment=True,
+        capacity=20,
+        starts_on=date(2025, 1, 1),
+        ends_on=None,
+        pass_through_items=[PassThroughItem("Pocket money", 250)],
+    ).result
+
+
+def race(*commands: Callable[[], Any]) -> list[Any]:
+    """Run the commands at once; return each one's result or expected error."""
+    barrier = threading.Barrier(len(commands))
+    results: list[Any] = [None] * len(commands)
+
+    def run(index: int) -> None:
+        barrier.wait()
+        try:
+            results[index] = commands[index]()
+        except CoopError as exc:
+            results[index] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(commands))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def test_two_invoices_for_the_same_month_exactly_one_wins(funding: FundingApplication) -> None:
+    c = contract(funding)
+    for day in range(1, 4):
+        funding.record_presence(
+            key=f"p{day}",
+            actor="admin",
+            contract_id=c.id,
+            day=date(2025, 3, day),
+            persons_present=5,
+        )
+
+    def invoice(key: str) -> Callable[[], Any]:
+        return lambda: funding.invoice_contract(
+            key=key, actor="admin", contract_id=c.id, month="2025-03", issued_on=date(2025, 4, 1)
+        )
+
+    results = race(invoice("inv-a"), invoice("inv-b"), invoice("inv-c"))
+    winners = [r for r in results if not isinstance(r, CoopError)]
+    assert len(winners) == 1
+    assert all(isinstance(r, Conflict) for r in results if isinstance(r, CoopError))
+    won: ContractInvoice = winners[0].result
+    assert won.number == "PA-2025-0001"
+    assert won.net_cents == 15 * 2_900
+    # The invoice entry posted once; numbering has no gap for the next month.
+    entry = funding.ledger.get_entry(entry_id_for_cause(f"funding:contract-invoice:{won.id}"))
+    assert entry.total_cents == won.total_cents
+    funding.record_presence(
+        key="p-apr", actor="admin", contract_id=c.id, day=date(2025, 4, 1), persons_present=1
+    )
+    april = funding.invoice_contract(
+        key="inv-apr", actor="admin", contract_id=c.id, month="2025-04", issued_on=date(2025, 5, 1)
+    )
+    assert april.result.number == "PA-2025-0002"
+
+
+def test_a_presence_retry_changes_nothing_and_a_reused_key_is_refused(
+    funding: FundingApplication,
+) -> None:
+    c = contract(funding)
+
+    def record(persons: int) -> Any:
+        return funding.record_presence(
+            key="p-1",
+            actor="admin",
+            contract_id=c.id,
+            day=date(2025, 3, 1),
+            persons_present=persons,
+        )
+
+    first = record(12)
+    written = head(funding)
+    again = record(12)
+    assert again.replayed
+    assert again.result.revision == first.result.revision == 1
+    assert head(funding) == written
+    with pytest.raises(IdempotencyKeyReused):
+        record(13)
+    assert head(funding) == written
+
+
+def test_a_tranche_received_by_two_clerks_at_once_is_received_once(
+    funding: FundingApplication,
+) -> None:
+    grant = funding.award_grant(
+        key="grant",
+        actor="admin",
+        funder="Regione Lombardia",
+        purpose="Housing",
+        amount_cents=500_000,
+        restricted=True,
+        public_funder=True,
+        tranches=[TrancheTerms(500_000, "Start", None)],
+        awarded_on=date(2025, 1, 1),
+    ).result
+
+    def receive(key: str) -> Callable[[], Any]:
+        return lambda: funding.receive_grant_tranche(
+            key=key, actor="admin", grant_id=grant.id, tranche=1, received_on=date(2025, 2, 1)
+        )
+
+    results = race(receive("r-a"), receive("r-b"))
+    assert sum(1 for r in results if not isinstance(r, CoopError)) == 1
+    assert all(isinstance(r, Conflict) for r in results if isinstance(r, CoopError))
+    entry = funding.ledger.get_entry(
+        entry_id_for_cause(f"funding:grant:{grant.id}:tranche:1:received")
+    )
+    assert entry.total_cents == 500_000

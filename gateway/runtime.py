@@ -26,6 +26,8 @@ from services.common.projections import Projection, ProjectionRunner
 from services.common.settings import Settings
 from services.ledger.application import LedgerApplication
 from services.ledger.projections.projector import LedgerProjection
+from services.shop.application import ShopApplication
+from services.shop.projections.projector import ShopProjection
 
 log = logging.getLogger("coop.runtime")
 
@@ -53,8 +55,10 @@ class Runtime:
         # Applications: one per context, all on the one store.
         self.ledger = LedgerApplication(settings)
         self.ledger.ensure_chart()
+        self.shop = ShopApplication(settings, self.ledger)
+        self.shop.ensure_config()
         # Read models: one projection per context, all followed by one runner.
-        projections: list[Projection] = [LedgerProjection()]
+        projections: list[Projection] = [LedgerProjection(), ShopProjection()]
 
         self.sync_engine = create_sync_engine(settings)
         create_tables(self.sync_engine, [*(t for p in projections for t in p.tables), *AUTH_TABLES])
@@ -131,6 +135,7 @@ class Runtime:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+        self.shop.close()
         self.ledger.close()
         self.sync_engine.dispose()
 

@@ -13,17 +13,18 @@ from strawberry.types import ExecutionContext
 from gateway.errors import MaskUnexpectedErrors
 from services.common.graphql import MONEY_SCALAR, Money
 from services.ledger.graphql import LedgerMutation, LedgerQuery
+from services.shop.graphql import ShopMutation, ShopQuery
 
 SCHEMA_FILE = Path(__file__).with_name("schema.graphql")
 
 
 @strawberry.type
-class Query(LedgerQuery):
+class Query(LedgerQuery, ShopQuery):
     pass
 
 
 @strawberry.type
-class Mutation(LedgerMutation):
+class Mutation(LedgerMutation, ShopMutation):
     pass
 
 

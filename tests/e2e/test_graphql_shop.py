@@ -99,7 +99,7 @@ mutation Close($input: CloseCashSessionInput!) {
 XREPORT = "query($id: ID!) { xReport(sessionId: $id) { status " + REPORT_FIELDS + "} }"
 
 CATEGORIES = ("CLOTHES", "SHOES", "ACCESSORIES", "HOUSEHOLD", "OTHER")
-REVENUE_ACCOUNT = dict(zip(CATEGORIES, ("4101", "4102", "4103", "4104", "4105"), strict=True))
+REVENUE_ACCOUNT = dict(zip(CATEGORIES, ("4110", "4120", "4130", "4140", "4150"), strict=True))
 
 
 def cents(text: str) -> int:

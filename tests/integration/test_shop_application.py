@@ -70,7 +70,7 @@ def test_ensure_config_is_idempotent_and_opens_the_category_accounts(
     shop.ensure_config()
     assert shop.recorder.max_notification_id() == head
     chart = shop.ledger.chart()
-    for code in ("4101", "4102", "4103", "4104", "4105"):
+    for code in ("4110", "4120", "4130", "4140", "4150"):
         assert chart.accounts[code].account_type.value == "revenue"
 
 

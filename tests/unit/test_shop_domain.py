@@ -77,7 +77,7 @@ def test_change_comes_from_cash_and_the_entry_balances() -> None:
     credit = sum(p.amount_cents for p in postings if p.side is Side.CREDIT)
     assert debit == credit == 2220
     by_account = {p.account_code: p.amount_cents for p in postings}
-    assert by_account == {"1020": 1000, "1000": 1220, "4101": 1000, "4102": 820, "2000": 400}
+    assert by_account == {"1020": 1000, "1000": 1220, "4110": 1000, "4120": 820, "2000": 400}
 
 
 @pytest.mark.parametrize("parts", [[1, 1, 1], [2, 1], [1, 2], [3]])

@@ -252,12 +252,14 @@ class ShopConfig(Aggregate):
 # taxable at 22% unless configured otherwise.
 DEFAULT_EFFECTIVE_FROM = date(2000, 1, 1)
 DEFAULT_VAT_RATE_BP = 2200
+# Revenue accounts 4110..4150 under 4100 "Shop revenue"; 41x1..41x9 stay free for
+# accounts an admin opens by hand.
 DEFAULT_CATEGORIES: tuple[tuple[str, str, str], ...] = (
-    ("CLOTHES", "Clothes", "4101"),
-    ("SHOES", "Shoes", "4102"),
-    ("ACCESSORIES", "Accessories", "4103"),
-    ("HOUSEHOLD", "Household goods", "4104"),
-    ("OTHER", "Other", "4105"),
+    ("CLOTHES", "Clothes", "4110"),
+    ("SHOES", "Shoes", "4120"),
+    ("ACCESSORIES", "Accessories", "4130"),
+    ("HOUSEHOLD", "Household goods", "4140"),
+    ("OTHER", "Other", "4150"),
 )
 
 

@@ -8,13 +8,23 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import pytest
+from sqlalchemy import select
 
+from gateway.runtime import Runtime
 from services.common.errors import Conflict, CoopError
 from services.common.settings import Settings
 from services.ledger.application import LedgerApplication
 from services.ledger.domain import entry_id_for_cause
 from services.shop.application import ShopApplication
-from services.shop.domain import LineInput, PaymentInput, PaymentMethod, SessionAlreadyOpen
+from services.shop.domain import (
+    CashDirection,
+    LineInput,
+    PaymentInput,
+    PaymentMethod,
+    RefundLineInput,
+    SessionAlreadyOpen,
+)
+from services.shop.projections.tables import SHOP_TABLES
 
 T = TypeVar("T")
 NOW = datetime(2025, 5, 2, 9, 30, tzinfo=UTC)
@@ -157,3 +167,81 @@ def test_a_retry_after_the_close_still_answers_with_the_original_sale(
     assert again.replayed
     assert again.result.id == first.result.id
     assert shop.recorder.max_notification_id() == head
+
+
+def test_the_shop_read_models_rebuild_to_the_same_rows(runtime: Runtime) -> None:
+    shop = runtime.shop
+    session = open_session(shop)
+    for n in range(5):
+        shop.ring_sale(
+            key=f"s{n}",
+            actor="person:anna",
+            till_scope=None,
+            session_id=session.id,
+            lines=[LineInput("SHOES", "boots", 2, 750), *COAT],
+            payments=[PaymentInput(PaymentMethod.CASH, 5000)],
+            at=NOW,
+        )
+    shop.refund_sale(
+        key="r",
+        actor="person:anna",
+        till_scope=None,
+        sale_id=shop.ring_sale(
+            key="s0",
+            actor="person:anna",
+            till_scope=None,
+            session_id=session.id,
+            lines=[LineInput("SHOES", "boots", 2, 750), *COAT],
+            payments=[PaymentInput(PaymentMethod.CASH, 5000)],
+            at=NOW,
+        ).result.id,
+        session_id=None,
+        lines=[RefundLineInput(1, 1)],
+        method=None,
+        at=NOW,
+    )
+    shop.move_cash(
+        key="m",
+        actor="person:anna",
+        till_scope=None,
+        session_id=session.id,
+        direction=CashDirection.OUT,
+        amount_cents=300,
+        reason="SUPPLIES",
+        note="",
+        at=NOW,
+    )
+    shop.close_session(
+        key="z",
+        actor="person:anna",
+        till_scope=None,
+        session_id=session.id,
+        counted_cash_cents=0,
+        terminal_card_cents=None,
+        at=NOW,
+    )
+    shop.record_intake(
+        key="i",
+        actor="person:anna",
+        received_on=NOW.date(),
+        category="SHOES",
+        bags=1,
+        items=9,
+        at=NOW,
+    )
+    runtime.projector.run_until_caught_up()
+
+    def rows() -> dict[str, list[Any]]:
+        with runtime.sync_engine.connect() as conn:
+            return {
+                table.name: sorted(
+                    (tuple(str(v) for v in row) for row in conn.execute(select(table))),
+                )
+                for table in SHOP_TABLES
+            }
+
+    before = rows()
+    assert len(before["shop_documents"]) == 6
+    assert len(before["shop_sessions"]) == 1
+    runtime.projector.rebuild(["shop"])
+    assert rows() == before

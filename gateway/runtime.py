@@ -31,6 +31,8 @@ from services.ledger.application import LedgerApplication
 from services.ledger.funding import FundingApplication
 from services.ledger.projections.funding_projector import FundingProjection
 from services.ledger.projections.projector import LedgerProjection
+from services.shop.application import ShopApplication
+from services.shop.projections.projector import ShopProjection
 
 log = logging.getLogger("coop.runtime")
 
@@ -60,11 +62,14 @@ class Runtime:
         self.ledger.ensure_chart()
         self.audit = AuditApplication(settings, share_store_with=self.ledger)
         self.funding = FundingApplication(settings, self.ledger)
+        self.shop = ShopApplication(settings, self.ledger)
+        self.shop.ensure_config()
         # Read models: one projection per context, all followed by one runner.
         # `coop audit replay` rebuilds and diffs every projection listed here.
         projections: list[Projection] = [
             LedgerProjection(),
             FundingProjection(),
+            ShopProjection(),
             AuditChainProjection(),
             AuditHeadsProjection(),
         ]
@@ -147,6 +152,7 @@ class Runtime:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+        self.shop.close()
         self.funding.close()
         self.audit.close()
         self.ledger.close()  # last: it owns the store the others share

@@ -29,17 +29,18 @@ from services.ledger.graphql import (
     LedgerQuery,
     LedgerSubscription,
 )
+from services.shop.graphql import ShopMutation, ShopQuery
 
 SCHEMA_FILE = Path(__file__).with_name("schema.graphql")
 
 
 @strawberry.type
-class Query(LedgerQuery, FundingQuery, AuditQuery):
+class Query(LedgerQuery, FundingQuery, ShopQuery, AuditQuery):
     pass
 
 
 @strawberry.type
-class Mutation(LedgerMutation, FundingMutation, AuditMutation):
+class Mutation(LedgerMutation, FundingMutation, ShopMutation, AuditMutation):
     pass
 
 

@@ -40,6 +40,23 @@ EXPECTED: dict[str, frozenset[Role]] = {
     "Mutation.openAccount": frozenset({A}),
     "Mutation.closeAccount": frozenset({A}),
     "Subscription.accountBalanceUpdates": frozenset({A, AU}),
+    # Shop (issue #4): volunteers (own till, checked in the service) and admin; auditors read.
+    "Mutation.closeCashSession": frozenset({A, V}),
+    "Mutation.openCashSession": frozenset({A, V}),
+    "Mutation.recordCashMovement": frozenset({A, V}),
+    "Mutation.recordGoodsIntake": frozenset({A, V}),
+    "Mutation.refundSale": frozenset({A, V}),
+    "Mutation.ringSale": frozenset({A, V}),
+    "Mutation.setShopPolicy": frozenset({A}),
+    "Query.cashSession": frozenset({A, AU, V}),
+    "Query.dailyClose": frozenset({A, AU, V}),
+    "Query.openCashSessionOf": frozenset({A, AU, V}),
+    "Query.sale": frozenset({A, AU, V}),
+    "Query.sales": frozenset({A, AU, V}),
+    "Query.sellThrough": frozenset({A, AU, V}),
+    "Query.shopPolicy": frozenset({A, AU, V}),
+    "Query.shopTotals": frozenset({A, AU, V}),
+    "Query.xReport": frozenset({A, AU, V}),
     # Funding (issue #5): admin writes; admin and auditor read.
     "Mutation.awardGrant": frozenset({A}),
     "Mutation.closeGrant": frozenset({A}),
@@ -169,7 +186,8 @@ async def test_each_role_reaches_exactly_its_operations(
         else:
             assert codes == {"FORBIDDEN"}, (name, role, body)
             assert app_client.head() == head, f"{name} stored something for {role}"
-            assert body.get("data") is None
+            # Nothing leaks: no data, or only the nulled forbidden field.
+            assert not any((body.get("data") or {}).values()), (name, body)
 
 
 async def test_anonymous_callers_reach_nothing(app_client: GraphQLClient) -> None:

@@ -1,0 +1,35 @@
+"""Shop-specific members of the error tree. Messages name ids and fields, never people."""
+
+from __future__ import annotations
+
+from services.common.errors import Conflict, NotFound, ValidationError
+
+
+class UnknownCategory(ValidationError):
+    def __init__(self, field: str, code: str, known: list[str]) -> None:
+        super().__init__(field, f"unknown category {code!r}; use one of {', '.join(known)}")
+        self.code = code
+
+
+class SessionNotFound(NotFound):
+    pass
+
+
+class SaleNotFound(NotFound):
+    pass
+
+
+class SessionAlreadyOpen(Conflict):
+    """A till has at most one open cash session."""
+
+
+class SessionClosed(Conflict):
+    """No sale, refund or cash movement on a closed session."""
+
+
+class NoOpenSession(NotFound):
+    pass
+
+
+class WrongTill(Conflict):
+    """The caller's credentials are scoped to another till than the session's."""

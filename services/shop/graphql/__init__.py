@@ -1,0 +1,6 @@
+"""The shop's part of the GraphQL schema."""
+
+from services.shop.graphql.mutations import ShopMutation
+from services.shop.graphql.queries import ShopQuery
+
+__all__ = ["ShopMutation", "ShopQuery"]

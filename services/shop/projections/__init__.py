@@ -1,0 +1,1 @@
+"""Shop read models: sessions, documents (sales and refunds), cash movements, intake."""

@@ -1,0 +1,526 @@
+"""Read-side queries over the shop read models (async; asyncpg / aiosqlite).
+
+Amounts of refunds are kept positive in the tables; reports show sales, refunds and
+their difference ("net") side by side, as a Z report or a daily close does.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import ColumnElement, Table, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.common.errors import ValidationError
+from services.shop.projections.tables import (
+    shop_cash_movements,
+    shop_documents,
+    shop_intakes,
+    shop_lines,
+    shop_payments,
+    shop_sessions,
+)
+
+
+@dataclass(frozen=True)
+class MethodTotal:
+    method: str
+    sales_cents: int
+    refunds_cents: int
+
+    @property
+    def net_cents(self) -> int:
+        return self.sales_cents - self.refunds_cents
+
+
+@dataclass(frozen=True)
+class CategoryTotal:
+    category: str
+    quantity_sold: int
+    quantity_refunded: int
+    sales_cents: int
+    refunds_cents: int
+    net_cents: int  # excluding VAT, after refunds
+    vat_cents: int  # after refunds
+
+    @property
+    def total_cents(self) -> int:
+        return self.sales_cents - self.refunds_cents
+
+
+@dataclass(frozen=True)
+class VatRateTotal:
+    rate_bp: int
+    total_cents: int  # VAT included, after refunds
+    net_cents: int
+    vat_cents: int
+
+
+@dataclass(frozen=True)
+class VolunteerTotal:
+    volunteer: str
+    sales_count: int
+    refunds_count: int
+    sales_cents: int
+    refunds_cents: int
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    sales_cents: int = 0
+    refunds_cents: int = 0
+    sales_count: int = 0
+    refunds_count: int = 0
+    first_receipt: int | None = None
+    last_receipt: int | None = None
+    by_method: list[MethodTotal] = field(default_factory=list)
+    by_category: list[CategoryTotal] = field(default_factory=list)
+    by_vat_rate: list[VatRateTotal] = field(default_factory=list)
+
+    @property
+    def net_cents(self) -> int:
+        return self.sales_cents - self.refunds_cents
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    session_id: UUID
+    till_id: str
+    z_number: int
+    business_date: date
+    opened_at: datetime
+    opened_by: str
+    opening_float_cents: int
+    is_open: bool
+    closed_at: datetime | None
+    closed_by: str | None
+    expected_cash_cents: int | None
+    counted_cash_cents: int | None
+    difference_cents: int | None
+    tolerance_cents: int | None
+    within_tolerance: bool | None
+    terminal_card_cents: int | None
+
+
+@dataclass(frozen=True)
+class SessionReport:
+    session: SessionRow
+    breakdown: Breakdown
+    cash_in_cents: int
+    cash_out_cents: int
+
+    @property
+    def expected_cash_cents(self) -> int:
+        if self.session.expected_cash_cents is not None:  # as recorded at the close
+            return self.session.expected_cash_cents
+        cash = next((m for m in self.breakdown.by_method if m.method == "CASH"), None)
+        return (
+            self.session.opening_float_cents
+            + (cash.net_cents if cash else 0)
+            + self.cash_in_cents
+            - self.cash_out_cents
+        )
+
+    @property
+    def card_cents(self) -> int:
+        card = next((m for m in self.breakdown.by_method if m.method == "CARD"), None)
+        return card.net_cents if card else 0
+
+
+@dataclass(frozen=True)
+class LineRow:
+    line_no: int
+    category: str
+    description: str
+    quantity: int
+    unit_price_cents: int
+    gross_cents: int
+    net_cents: int
+    vat_cents: int
+    vat_rate_bp: int
+
+
+@dataclass(frozen=True)
+class PaymentRow:
+    method: str
+    tendered_cents: int
+    amount_cents: int
+
+
+@dataclass(frozen=True)
+class DocumentRow:
+    document_id: UUID
+    kind: str
+    position: int
+    session_id: UUID
+    till_id: str
+    z_number: int
+    business_date: date
+    receipt_number: int
+    recorded_at: datetime
+    actor: str
+    total_cents: int
+    vat_cents: int
+    change_cents: int
+    sale_id: UUID | None
+    lines: list[LineRow]
+    payments: list[PaymentRow]
+
+
+@dataclass(frozen=True)
+class DocumentPage:
+    documents: list[DocumentRow]
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@dataclass(frozen=True)
+class TillDay:
+    till_id: str
+    business_date: date
+    z_numbers: list[int]
+    all_closed: bool
+    breakdown: Breakdown
+
+
+@dataclass(frozen=True)
+class SellThroughRow:
+    category: str
+    bags_received: int
+    items_received: int
+    items_sold: int
+    items_refunded: int
+
+
+def _filters(
+    table: Table,
+    *,
+    session_id: UUID | None = None,
+    till_id: str | None = None,
+    from_date: date | None = None,
+    to_date: date | None = None,
+) -> list[ColumnElement[bool]]:
+    c = table.c
+    out: list[ColumnElement[bool]] = []
+    if session_id is not None:
+        out.append(c.session_id == session_id)
+    if till_id is not None:
+        out.append(c.till_id == till_id)
+    if from_date is not None:
+        out.append(c.business_date >= from_date)
+    if to_date is not None:
+        out.append(c.business_date <= to_date)
+    return out
+
+
+async def breakdown(conn: AsyncConnection, **filters: Any) -> Breakdown:
+    d, ln, p = shop_documents.c, shop_lines.c, shop_payments.c
+    counts: dict[str, tuple[int, int]] = {}
+    receipts: tuple[Any, Any] = (None, None)
+    for kind, count, total, first, last in await conn.execute(
+        select(
+            d.kind,
+            func.count(),
+            func.sum(d.total_cents),
+            func.min(d.receipt_number),
+            func.max(d.receipt_number),
+        )
+        .where(*_filters(shop_documents, **filters))
+        .group_by(d.kind)
+    ):
+        counts[kind] = (int(count), int(total))
+        # Receipt numbers run across sales and refunds (one till and day).
+        low, high = receipts
+        receipts = (
+            int(first) if low is None else min(low, int(first)),
+            int(last) if high is None else max(high, int(last)),
+        )
+    methods: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for kind, method, amount in await conn.execute(
+        select(p.kind, p.method, func.sum(p.amount_cents))
+        .where(*_filters(shop_payments, **filters))
+        .group_by(p.kind, p.method)
+    ):
+        methods[method][0 if kind == "sale" else 1] += int(amount)
+    categories: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0, 0])
+    rates: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for kind, category, rate, quantity, gross, net, vat in await conn.execute(
+        select(
+            ln.kind,
+            ln.category,
+            ln.vat_rate_bp,
+            func.sum(ln.quantity),
+            func.sum(ln.gross_cents),
+            func.sum(ln.net_cents),
+            func.sum(ln.vat_cents),
+        )
+        .where(*_filters(shop_lines, **filters))
+        .group_by(ln.kind, ln.category, ln.vat_rate_bp)
+    ):
+        sign = 1 if kind == "sale" else -1
+        totals = categories[category]
+        if kind == "sale":
+            totals[0] += int(quantity)
+            totals[2] += int(gross)
+        else:
+            totals[1] += int(quantity)
+            totals[3] += int(gross)
+        totals[4] += sign * int(net)
+        totals[5] += sign * int(vat)
+        rate_totals = rates[int(rate)]
+        rate_totals[0] += sign * int(gross)
+        rate_totals[1] += sign * int(net)
+        rate_totals[2] += sign * int(vat)
+    return Breakdown(
+        sales_cents=counts.get("sale", (0, 0))[1],
+        refunds_cents=counts.get("refund", (0, 0))[1],
+        sales_count=counts.get("sale", (0, 0))[0],
+        refunds_count=counts.get("refund", (0, 0))[0],
+        first_receipt=receipts[0],
+        last_receipt=receipts[1],
+        by_method=[MethodTotal(m, s, r) for m, (s, r) in sorted(methods.items())],
+        by_category=[CategoryTotal(c, *t) for c, t in sorted(categories.items())],
+        by_vat_rate=[VatRateTotal(r, *t) for r, t in sorted(rates.items())],
+    )
+
+
+def _session_row(row: Any) -> SessionRow:
+    return SessionRow(
+        session_id=row.session_id,
+        till_id=row.till_id,
+        z_number=int(row.z_number),
+        business_date=row.business_date,
+        opened_at=row.opened_at,
+        opened_by=row.opened_by,
+        opening_float_cents=int(row.opening_float_cents),
+        is_open=bool(row.is_open),
+        closed_at=row.closed_at,
+        closed_by=row.closed_by,
+        expected_cash_cents=row.expected_cash_cents,
+        counted_cash_cents=row.counted_cash_cents,
+        difference_cents=row.difference_cents,
+        tolerance_cents=row.tolerance_cents,
+        within_tolerance=row.within_tolerance,
+        terminal_card_cents=row.terminal_card_cents,
+    )
+
+
+async def session_by_id(conn: AsyncConnection, session_id: UUID) -> SessionRow | None:
+    row = (
+        await conn.execute(select(shop_sessions).where(shop_sessions.c.session_id == session_id))
+    ).first()
+    return None if row is None else _session_row(row)
+
+
+async def session_report(conn: AsyncConnection, session: SessionRow) -> SessionReport:
+    m = shop_cash_movements.c
+    moved = {
+        direction: int(amount)
+        for direction, amount in await conn.execute(
+            select(m.direction, func.sum(m.amount_cents))
+            .where(m.session_id == session.session_id)
+            .group_by(m.direction)
+        )
+    }
+    return SessionReport(
+        session=session,
+        breakdown=await breakdown(conn, session_id=session.session_id),
+        cash_in_cents=moved.get("IN", 0),
+        cash_out_cents=moved.get("OUT", 0),
+    )
+
+
+def encode_cursor(position: int) -> str:
+    return base64.urlsafe_b64encode(f"doc|{position}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        tag, position = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        if tag != "doc":
+            raise ValueError(tag)
+        return int(position)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValidationError("after", "not a cursor returned by this query") from None
+
+
+async def documents_page(
+    conn: AsyncConnection,
+    *,
+    kind: str,
+    from_date: date | None,
+    to_date: date | None,
+    till_id: str | None,
+    first: int,
+    after: str | None,
+) -> DocumentPage:
+    """Documents in recording order; keyset pagination on the log position."""
+    d = shop_documents.c
+    query = select(shop_documents).where(
+        d.kind == kind,
+        *_filters(shop_documents, till_id=till_id, from_date=from_date, to_date=to_date),
+    )
+    if after is not None:
+        query = query.where(d.position > decode_cursor(after))
+    rows = (await conn.execute(query.order_by(d.position).limit(first + 1))).all()
+    has_next = len(rows) > first
+    documents = await _with_details(conn, rows[:first])
+    return DocumentPage(
+        documents=documents,
+        has_next_page=has_next,
+        end_cursor=encode_cursor(documents[-1].position) if documents else None,
+    )
+
+
+async def document_by_id(conn: AsyncConnection, document_id: UUID) -> DocumentRow | None:
+    rows = (
+        await conn.execute(
+            select(shop_documents).where(shop_documents.c.document_id == document_id)
+        )
+    ).all()
+    documents = await _with_details(conn, rows)
+    return documents[0] if documents else None
+
+
+async def refunds_of(conn: AsyncConnection, sale_ids: list[UUID]) -> dict[UUID, list[DocumentRow]]:
+    if not sale_ids:
+        return {}
+    d = shop_documents.c
+    rows = (
+        await conn.execute(
+            select(shop_documents).where(d.sale_id.in_(sale_ids)).order_by(d.position)
+        )
+    ).all()
+    out: dict[UUID, list[DocumentRow]] = defaultdict(list)
+    for document in await _with_details(conn, rows):
+        assert document.sale_id is not None
+        out[document.sale_id].append(document)
+    return out
+
+
+async def _with_details(conn: AsyncConnection, rows: Any) -> list[DocumentRow]:
+    ids = [row.document_id for row in rows]
+    lines: dict[UUID, list[LineRow]] = defaultdict(list)
+    payments: dict[UUID, list[PaymentRow]] = defaultdict(list)
+    if ids:
+        ln, p = shop_lines.c, shop_payments.c
+        for line in await conn.execute(
+            select(shop_lines).where(ln.document_id.in_(ids)).order_by(ln.document_id, ln.line_no)
+        ):
+            lines[line.document_id].append(
+                LineRow(
+                    line_no=int(line.line_no),
+                    category=line.category,
+                    description=line.description,
+                    quantity=int(line.quantity),
+                    unit_price_cents=int(line.unit_price_cents),
+                    gross_cents=int(line.gross_cents),
+                    net_cents=int(line.net_cents),
+                    vat_cents=int(line.vat_cents),
+                    vat_rate_bp=int(line.vat_rate_bp),
+                )
+            )
+        for payment in await conn.execute(
+            select(shop_payments)
+            .where(p.document_id.in_(ids))
+            .order_by(p.document_id, p.payment_no)
+        ):
+            payments[payment.document_id].append(
+                PaymentRow(payment.method, int(payment.tendered_cents), int(payment.amount_cents))
+            )
+    return [
+        DocumentRow(
+            document_id=row.document_id,
+            kind=row.kind,
+            position=int(row.position),
+            session_id=row.session_id,
+            till_id=row.till_id,
+            z_number=int(row.z_number),
+            business_date=row.business_date,
+            receipt_number=int(row.receipt_number),
+            recorded_at=row.recorded_at,
+            actor=row.actor,
+            total_cents=int(row.total_cents),
+            vat_cents=int(row.vat_cents),
+            change_cents=int(row.change_cents),
+            sale_id=row.sale_id,
+            lines=lines[row.document_id],
+            payments=payments[row.document_id],
+        )
+        for row in rows
+    ]
+
+
+async def volunteer_totals(conn: AsyncConnection, **filters: Any) -> list[VolunteerTotal]:
+    d = shop_documents.c
+    per: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for actor, kind, count, total in await conn.execute(
+        select(d.actor, d.kind, func.count(), func.sum(d.total_cents))
+        .where(*_filters(shop_documents, **filters))
+        .group_by(d.actor, d.kind)
+    ):
+        totals = per[actor]
+        if kind == "sale":
+            totals[0] += int(count)
+            totals[2] += int(total)
+        else:
+            totals[1] += int(count)
+            totals[3] += int(total)
+    return [VolunteerTotal(a, *t) for a, t in sorted(per.items())]
+
+
+async def daily_close(conn: AsyncConnection, day: date, till_id: str | None) -> list[TillDay]:
+    """Per till, the day's documents as the electronic-receipt daily close reports them."""
+    s = shop_sessions.c
+    sessions: dict[str, list[tuple[int, bool]]] = defaultdict(list)
+    query = select(s.till_id, s.z_number, s.is_open).where(s.business_date == day)
+    if till_id is not None:
+        query = query.where(s.till_id == till_id)
+    for till, z_number, is_open in await conn.execute(query):
+        sessions[till].append((int(z_number), bool(is_open)))
+    d = shop_documents.c
+    tills_query = select(d.till_id).where(d.business_date == day).distinct()
+    if till_id is not None:
+        tills_query = tills_query.where(d.till_id == till_id)
+    tills = set(sessions) | set((await conn.execute(tills_query)).scalars())
+    out = []
+    for till in sorted(tills):
+        numbers = sorted(sessions.get(till, []))
+        out.append(
+            TillDay(
+                till_id=till,
+                business_date=day,
+                z_numbers=[z for z, _ in numbers],
+                all_closed=not any(is_open for _, is_open in numbers),
+                breakdown=await breakdown(conn, till_id=till, from_date=day, to_date=day),
+            )
+        )
+    return out
+
+
+async def sell_through(
+    conn: AsyncConnection, from_date: date | None, to_date: date | None
+) -> list[SellThroughRow]:
+    i, ln = shop_intakes.c, shop_lines.c
+    per: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    intake_query = select(i.category, func.sum(i.bags), func.sum(i["items"])).group_by(i.category)
+    if from_date is not None:
+        intake_query = intake_query.where(i.received_on >= from_date)
+    if to_date is not None:
+        intake_query = intake_query.where(i.received_on <= to_date)
+    for category, bags, items in await conn.execute(intake_query):
+        per[category][0] += int(bags)
+        per[category][1] += int(items)
+    for kind, category, quantity in await conn.execute(
+        select(ln.kind, ln.category, func.sum(ln.quantity))
+        .where(*_filters(shop_lines, from_date=from_date, to_date=to_date))
+        .group_by(ln.kind, ln.category)
+    ):
+        per[category][2 if kind == "sale" else 3] += int(quantity)
+    return [SellThroughRow(c, *t) for c, t in sorted(per.items())]

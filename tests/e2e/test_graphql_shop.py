@@ -1,0 +1,678 @@
+"""The charity shop's till through GraphQL over HTTP, as a volunteer uses it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Callable
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+import pytest
+
+from services.common.auth import Role
+from tests.e2e.conftest import GraphQLClient
+
+ERRORS = """
+    ... on ValidationError { field message }
+    ... on NotFound { message }
+    ... on Conflict { message }
+    ... on IdempotencyKeyReused { message }
+    ... on WrongTill { message }
+"""
+
+OPEN = (
+    """
+mutation Open($input: OpenCashSessionInput!) {
+  openCashSession(input: $input) {
+    __typename
+    ... on CashSession { id tillId zNumber status openingFloat expectedCash openedBy }
+"""
+    + ERRORS
+    + "} }"
+)
+
+RING = (
+    """
+mutation Ring($input: RingSaleInput!) {
+  ringSale(input: $input) {
+    __typename
+    ... on Sale {
+      id receiptNumber total vat net change volunteer tillId businessDate
+      lines { lineNo category quantity unitPrice total net vat vatRate refundedQuantity }
+      payments { method tendered amount }
+    }
+"""
+    + ERRORS
+    + "} }"
+)
+
+REFUND = (
+    """
+mutation Refund($input: RefundSaleInput!) {
+  refundSale(input: $input) {
+    __typename
+    ... on SaleRefund {
+      id receiptNumber total vat
+      lines { lineNo category quantity total net vat }
+      payments { method amount }
+      original { saleId receiptNumber tillId businessDate zNumber }
+    }
+"""
+    + ERRORS
+    + "} }"
+)
+
+MOVE = (
+    """
+mutation Move($input: RecordCashMovementInput!) {
+  recordCashMovement(input: $input) {
+    __typename
+    ... on CashSession { id expectedCash }
+"""
+    + ERRORS
+    + "} }"
+)
+
+REPORT_FIELDS = """
+      expectedCash salesTotal refundsTotal netTotal salesCount refundsCount
+      firstReceipt lastReceipt cashIn cashOut cardTotal
+      byMethod { method sales refunds net }
+      byCategory { category quantitySold quantityRefunded sales refunds total net vat }
+      byVatRate { rate total net vat }
+"""
+
+CLOSE = (
+    """
+mutation Close($input: CloseCashSessionInput!) {
+  closeCashSession(input: $input) {
+    __typename
+    ... on ZReport {
+      zNumber countedCash difference withinTolerance tolerance cardTerminalTotal cardDifference
+"""
+    + REPORT_FIELDS
+    + "}"
+    + ERRORS
+    + "} }"
+)
+
+XREPORT = "query($id: ID!) { xReport(sessionId: $id) { status " + REPORT_FIELDS + "} }"
+
+CATEGORIES = ("CLOTHES", "SHOES", "ACCESSORIES", "HOUSEHOLD", "OTHER")
+REVENUE_ACCOUNT = dict(zip(CATEGORIES, ("4110", "4120", "4130", "4140", "4150"), strict=True))
+
+
+def cents(text: str) -> int:
+    return int(Decimal(text) * 100)
+
+
+def eur(amount_cents: int) -> str:
+    return f"{Decimal(amount_cents) / 100:.2f}"
+
+
+def net_by_hand(gross_cents: int) -> int:
+    """VAT 22% included: net = gross / 1.22, rounded half up to the cent."""
+    return int((Decimal(gross_cents) / Decimal("1.22")).quantize(Decimal(1), ROUND_HALF_UP))
+
+
+def day_of_sales() -> list[dict[str, Any]]:
+    """30 sales: one or two lines, every category; even ones by card, odd ones in cash
+    (tendered rounded up to the next 5 euros), two of them split cash + card."""
+    prices = ("3.00", "4.50", "7.00", "12.00", "15.50", "2.20", "9.90")
+    sales = []
+    for i in range(30):
+        lines: list[dict[str, Any]] = [
+            {
+                "category": CATEGORIES[i % 5],
+                "description": f"item {i}",
+                "quantity": 1 + i % 3,
+                "unitPrice": prices[i % 7],
+            }
+        ]
+        if i % 4 == 0:
+            lines.append(
+                {
+                    "category": CATEGORIES[(i + 2) % 5],
+                    "description": f"extra {i}",
+                    "quantity": 1,
+                    "unitPrice": prices[(i + 3) % 7],
+                }
+            )
+        total = sum(line["quantity"] * cents(line["unitPrice"]) for line in lines)
+        if i in (7, 21):
+            payments = [
+                {"method": "CARD", "amount": eur(total // 2)},
+                {"method": "CASH", "amount": eur(total - total // 2)},
+            ]
+        elif i % 2 == 0:
+            payments = [{"method": "CARD", "amount": eur(total)}]
+        else:
+            tendered = -(-total // 500) * 500
+            payments = [{"method": "CASH", "amount": eur(tendered)}]
+        sales.append({"lines": lines, "payments": payments, "total": total})
+    return sales
+
+
+async def open_session(
+    till: GraphQLClient, key: str = "open-1", till_id: str = "till-1", opening: str = "100.00"
+) -> dict[str, Any]:
+    result = (
+        await till.data(
+            OPEN, {"input": {"idempotencyKey": key, "tillId": till_id, "openingFloat": opening}}
+        )
+    )["openCashSession"]
+    return dict(result)
+
+
+async def ring(
+    till: GraphQLClient, session_id: str, key: str, lines: list[Any], payments: list[Any]
+) -> dict[str, Any]:
+    result = (
+        await till.data(
+            RING,
+            {
+                "input": {
+                    "idempotencyKey": key,
+                    "sessionId": session_id,
+                    "lines": lines,
+                    "payments": payments,
+                }
+            },
+        )
+    )["ringSale"]
+    return dict(result)
+
+
+ONE_COAT = [
+    {"category": "CLOTHES", "description": "winter coat", "quantity": 1, "unitPrice": "12.20"}
+]
+
+
+async def test_a_day_at_the_shop_reproduces_hand_totals_in_the_z_report_and_the_ledger(
+    client: GraphQLClient, client_as: Callable[..., GraphQLClient]
+) -> None:
+    till = client_as(Role.VOLUNTEER, "till-1")
+    session = await open_session(till)
+    assert session["__typename"] == "CashSession", session
+    assert session["status"] == "OPEN"
+    assert session["zNumber"] == 1
+    session_id = session["id"]
+
+    sales = day_of_sales()
+    rung = []
+    for i, sale in enumerate(sales):
+        result = await ring(till, session_id, f"sale-{i}", sale["lines"], sale["payments"])
+        assert result["__typename"] == "Sale", result
+        rung.append(result)
+    assert [s["receiptNumber"] for s in rung] == list(range(1, 31))
+    assert rung[0]["volunteer"].startswith("device:test-volunteer")
+
+    # By hand: totals, cash kept (tendered minus change), card, VAT per line.
+    total_sales = sum(s["total"] for s in sales)
+    card_sales = sum(
+        cents(p["amount"]) for s in sales for p in s["payments"] if p["method"] == "CARD"
+    )
+    cash_sales = total_sales - card_sales
+    category_gross: dict[str, int] = defaultdict(int)
+    category_net: dict[str, int] = defaultdict(int)
+    for sale in sales:
+        for line in sale["lines"]:
+            gross = line["quantity"] * cents(line["unitPrice"])
+            category_gross[line["category"]] += gross
+            category_net[line["category"]] += net_by_hand(gross)
+    for sale, result in zip(sales, rung, strict=True):
+        assert cents(result["total"]) == sale["total"]
+        tendered = sum(cents(p["amount"]) for p in sale["payments"])
+        assert cents(result["change"]) == tendered - sale["total"]
+
+    # A partial return: one of the two pairs of shoes of receipt 2 (cash), back in cash.
+    returned = rung[1]
+    assert returned["lines"][0]["quantity"] == 2
+    unit = cents(returned["lines"][0]["unitPrice"])
+    refund = (
+        await till.data(
+            REFUND,
+            {
+                "input": {
+                    "idempotencyKey": "refund-1",
+                    "saleId": returned["id"],
+                    "lines": [{"lineNo": 1, "quantity": 1}],
+                }
+            },
+        )
+    )["refundSale"]
+    assert refund["__typename"] == "SaleRefund", refund
+    assert refund["receiptNumber"] == 31
+    assert cents(refund["total"]) == unit
+    assert refund["payments"] == [{"method": "CASH", "amount": eur(unit)}]
+    assert refund["original"]["receiptNumber"] == 2
+    assert refund["original"]["zNumber"] == 1
+    refund_category = returned["lines"][0]["category"]
+    # Half of the line refunded: net of the refunded half = split of the half (cumulative).
+    refund_net = net_by_hand(unit)
+    assert cents(refund["lines"][0]["net"]) == refund_net
+
+    # Cash out for supplies.
+    moved = (
+        await till.data(
+            MOVE,
+            {
+                "input": {
+                    "idempotencyKey": "supplies-1",
+                    "sessionId": session_id,
+                    "amount": "7.30",
+                    "direction": "OUT",
+                    "reason": "SUPPLIES",
+                    "note": "bin bags",
+                }
+            },
+        )
+    )["recordCashMovement"]
+    assert moved["__typename"] == "CashSession", moved
+
+    expected_cash = 10_000 + cash_sales - unit - 730
+    assert cents(moved["expectedCash"]) == expected_cash
+    x = (await till.data(XREPORT, {"id": session_id}))["xReport"]
+    assert x["status"] == "OPEN"
+    assert cents(x["expectedCash"]) == expected_cash
+    assert x["salesCount"] == 30
+    assert x["refundsCount"] == 1
+
+    # Z close, EUR 0.50 short, with the card terminal agreeing.
+    z = (
+        await till.data(
+            CLOSE,
+            {
+                "input": {
+                    "idempotencyKey": "close-1",
+                    "sessionId": session_id,
+                    "countedCash": eur(expected_cash - 50),
+                    "cardTerminalTotal": eur(card_sales),
+                }
+            },
+        )
+    )["closeCashSession"]
+    assert z["__typename"] == "ZReport", z
+    assert cents(z["expectedCash"]) == expected_cash
+    assert cents(z["countedCash"]) == expected_cash - 50
+    assert z["difference"] == "-0.50"
+    assert z["withinTolerance"] is True  # default tolerance EUR 1.00
+    assert cents(z["salesTotal"]) == total_sales
+    assert cents(z["refundsTotal"]) == unit
+    assert cents(z["netTotal"]) == total_sales - unit
+    assert (z["firstReceipt"], z["lastReceipt"]) == (1, 31)
+    assert cents(z["cashOut"]) == 730
+    assert z["cardDifference"] == "0.00"
+    assert {m["method"]: (cents(m["sales"]), cents(m["refunds"])) for m in z["byMethod"]} == {
+        "CASH": (cash_sales, unit),
+        "CARD": (card_sales, 0),
+    }
+    by_category = {c["category"]: c for c in z["byCategory"]}
+    assert set(by_category) == set(CATEGORIES)
+    for category in CATEGORIES:
+        refunded = unit if category == refund_category else 0
+        assert cents(by_category[category]["total"]) == category_gross[category] - refunded
+        net = category_net[category] - (refund_net if category == refund_category else 0)
+        assert cents(by_category[category]["net"]) == net
+    total_vat = sum(category_gross.values()) - sum(category_net.values()) - (unit - refund_net)
+    assert z["byVatRate"] == [
+        {
+            "rate": "22.00",
+            "total": eur(total_sales - unit),
+            "net": eur(total_sales - unit - total_vat),
+            "vat": eur(total_vat),
+        }
+    ]
+
+    # The ledger agrees, account by account.
+    trial = (
+        await client.data(
+            "query { trialBalance { balanced totalDebit lines { account debit credit } } }"
+        )
+    )["trialBalance"]
+    assert trial["balanced"] is True
+    balances = {
+        line["account"]: cents(line["debit"]) - cents(line["credit"]) for line in trial["lines"]
+    }
+    expected = {
+        "1000": cash_sales - unit - 730 - 50,  # the float was already cash on hand
+        "1020": card_sales,
+        "2000": -total_vat,
+        "5100": 50,
+        "5200": 730,
+    }
+    for category in CATEGORIES:
+        net = category_net[category] - (refund_net if category == refund_category else 0)
+        expected[REVENUE_ACCOUNT[category]] = -net
+    assert balances == expected
+
+    # The closed session takes nothing more; the till can open its next one.
+    late = await ring(till, session_id, "late", ONE_COAT, [{"method": "CASH", "amount": "20.00"}])
+    assert late["__typename"] == "Conflict"
+    again = await open_session(till, key="open-2")
+    assert again["zNumber"] == 2
+    # Numbers run per till and day across sessions.
+    next_sale = await ring(
+        till, again["id"], "s2", ONE_COAT, [{"method": "CARD", "amount": "12.20"}]
+    )
+    assert next_sale["receiptNumber"] == 32
+
+    daily = (
+        await client.data(
+            "query($d: Date!) { dailyClose(date: $d) { tillId zNumbers closed receiptsCount "
+            "refundsCount firstReceipt lastReceipt salesTotal refundsTotal "
+            "byVatRate { rate vat } } }",
+            {"d": rung[0]["businessDate"]},
+        )
+    )["dailyClose"]
+    assert daily[0]["tillId"] == "till-1"
+    assert daily[0]["zNumbers"] == [1, 2]
+    assert daily[0]["closed"] is False
+    assert (daily[0]["receiptsCount"], daily[0]["refundsCount"]) == (31, 1)
+    assert (daily[0]["firstReceipt"], daily[0]["lastReceipt"]) == (1, 32)
+    assert cents(daily[0]["salesTotal"]) == total_sales + 1220
+
+
+@pytest.mark.parametrize(
+    ("lines", "payments", "field"),
+    [
+        ([], [{"method": "CASH", "amount": "5.00"}], "lines"),
+        (
+            [{"category": "CLOTHES", "description": "coat", "quantity": 0, "unitPrice": "5.00"}],
+            [{"method": "CASH", "amount": "5.00"}],
+            "lines[0].quantity",
+        ),
+        (
+            [{"category": "CLOTHES", "description": "coat", "quantity": -2, "unitPrice": "5.00"}],
+            [{"method": "CASH", "amount": "5.00"}],
+            "lines[0].quantity",
+        ),
+        (
+            [{"category": "CLOTHES", "description": "coat", "quantity": 1, "unitPrice": "0.00"}],
+            [{"method": "CASH", "amount": "5.00"}],
+            "lines[0].unitPrice",
+        ),
+        (
+            [{"category": "CARS", "description": "coat", "quantity": 1, "unitPrice": "5.00"}],
+            [{"method": "CASH", "amount": "5.00"}],
+            "lines[0].category",
+        ),
+        (
+            [{"category": "CLOTHES", "description": " ", "quantity": 1, "unitPrice": "5.00"}],
+            [{"method": "CASH", "amount": "5.00"}],
+            "lines[0].description",
+        ),
+        (ONE_COAT, [{"method": "CASH", "amount": "12.00"}], "payments"),
+        (ONE_COAT, [], "payments"),
+        (ONE_COAT, [{"method": "CARD", "amount": "15.00"}], "payments"),
+        (
+            ONE_COAT,
+            [{"method": "CARD", "amount": "10.00"}, {"method": "CARD", "amount": "3.00"}],
+            "payments",
+        ),
+        (ONE_COAT, [{"method": "CASH", "amount": "-15.00"}], "payments[0].amount"),
+    ],
+)
+async def test_bad_sales_get_a_typed_error_and_store_nothing(
+    client_as: Callable[..., GraphQLClient],
+    lines: list[Any],
+    payments: list[Any],
+    field: str,
+) -> None:
+    till = client_as(Role.VOLUNTEER, "till-1")
+    session = await open_session(till)
+    head = till.head()
+    result = await ring(till, session["id"], "bad", lines, payments)
+    assert result["__typename"] == "ValidationError", result
+    assert result["field"] == field
+    assert till.head() == head
+    # The key was not used up: the corrected sale rings with it, as receipt 1.
+    good = await ring(till, session["id"], "bad", ONE_COAT, [{"method": "CASH", "amount": "20.00"}])
+    assert good["receiptNumber"] == 1
+    assert good["change"] == "7.80"
+
+
+@pytest.mark.parametrize("bad_amount", [12.2, 12, "12.345", "1e3", "NaN", None])
+async def test_floats_for_money_are_refused_and_nothing_is_stored(
+    client_as: Callable[..., GraphQLClient], bad_amount: object
+) -> None:
+    till = client_as(Role.VOLUNTEER, "till-1")
+    session = await open_session(till)
+    head = till.head()
+    body = await till.execute(
+        RING,
+        {
+            "input": {
+                "idempotencyKey": "float",
+                "sessionId": session["id"],
+                "lines": [{**ONE_COAT[0], "unitPrice": bad_amount}],
+                "payments": [{"method": "CASH", "amount": "20.00"}],
+            }
+        },
+    )
+    assert body.get("data") is None
+    assert body["errors"][0]["extensions"]["code"] in ("BAD_USER_INPUT", "BAD_REQUEST")
+    assert "unitPrice" in body["errors"][0]["message"]
+    assert till.head() == head
+
+
+async def test_double_tap_rings_once(client_as: Callable[..., GraphQLClient]) -> None:
+    till = client_as(Role.VOLUNTEER, "till-1")
+    session = await open_session(till)
+    pay = [{"method": "CASH", "amount": "20.00"}]
+    first, second = await asyncio.gather(
+        ring(till, session["id"], "tap", ONE_COAT, pay),
+        ring(till, session["id"], "tap", ONE_COAT, pay),
+    )
+    assert first["__typename"] == second["__typename"] == "Sale"
+    assert first["id"] == second["id"]
+    head = till.head()
+    third = await ring(till, session["id"], "tap", ONE_COAT, pay)
+    assert third == first
+    assert till.head() == head
+    x = (await till.data(XREPORT, {"id": session["id"]}))["xReport"]
+    assert x["salesCount"] == 1
+    assert x["salesTotal"] == "12.20"
+    other = await ring(
+        till, session["id"], "tap", ONE_COAT, [{"method": "CARD", "amount": "12.20"}]
+    )
+    assert other["__typename"] == "IdempotencyKeyReused"
+
+
+async def test_a_volunteer_cannot_act_on_another_tills_session(
+    client_as: Callable[..., GraphQLClient],
+) -> None:
+    till_1 = client_as(Role.VOLUNTEER, "till-1")
+    till_2 = client_as(Role.VOLUNTEER, "till-2")
+    session = await open_session(till_1)
+    head = till_1.head()
+    wrong_open = await open_session(till_2, key="steal", till_id="till-1")
+    assert wrong_open["__typename"] == "WrongTill"
+    sale = await ring(till_2, session["id"], "x", ONE_COAT, [{"method": "CASH", "amount": "20.00"}])
+    assert sale["__typename"] == "WrongTill"
+    assert "till-2" in sale["message"]
+    moved = (
+        await till_2.data(
+            MOVE,
+            {
+                "input": {
+                    "idempotencyKey": "m",
+                    "sessionId": session["id"],
+                    "amount": "1.00",
+                    "direction": "OUT",
+                    "reason": "SUPPLIES",
+                }
+            },
+        )
+    )["recordCashMovement"]
+    assert moved["__typename"] == "WrongTill"
+    closed = (
+        await till_2.data(
+            CLOSE,
+            {"input": {"idempotencyKey": "c", "sessionId": session["id"], "countedCash": "0.00"}},
+        )
+    )["closeCashSession"]
+    assert closed["__typename"] == "WrongTill"
+    assert till_1.head() == head
+    body = await till_2.execute(XREPORT, {"id": session["id"]})
+    assert body["errors"][0]["extensions"]["code"] == "CONFLICT"
+
+
+async def test_one_open_session_per_till_exactly_one_wins(
+    client_as: Callable[..., GraphQLClient],
+) -> None:
+    till = client_as(Role.VOLUNTEER, "till-1")
+    results = await asyncio.gather(*(open_session(till, key=f"open-{i}") for i in range(4)))
+    kinds = sorted(r["__typename"] for r in results)
+    assert kinds.count("CashSession") == 1
+    assert set(kinds) <= {"CashSession", "Conflict"}
+
+
+async def test_concurrent_rings_on_one_session_number_receipts_without_gaps(
+    client_as: Callable[..., GraphQLClient],
+) -> None:
+    till = client_as(Role.VOLUNTEER, "till-1")
+    session = await open_session(till)
+    pay = [{"method": "CARD", "amount": "12.20"}]
+
+    async def ring_until_it_wins(n: int) -> dict[str, Any]:
+        for _ in range(50):
+            result = await ring(till, session["id"], f"c-{n}", ONE_COAT, pay)
+            if result["__typename"] != "Conflict":
+                return result
+        raise AssertionError("never won")
+
+    results = await asyncio.gather(*(ring_until_it_wins(n) for n in range(8)))
+    assert sorted(r["receiptNumber"] for r in results) == list(range(1, 9))
+
+
+async def test_refunds_never_exceed_what_was_sold(
+    client: GraphQLClient, client_as: Callable[..., GraphQLClient]
+) -> None:
+    till = client_as(Role.VOLUNTEER, "till-1")
+    session = await open_session(till)
+    lines = [
+        {"category": "SHOES", "description": "boots", "quantity": 3, "unitPrice": "10.00"},
+        {"category": "OTHER", "description": "book", "quantity": 1, "unitPrice": "2.00"},
+    ]
+    sale = await ring(
+        till,
+        session["id"],
+        "s",
+        lines,
+        [{"method": "CARD", "amount": "20.00"}, {"method": "CASH", "amount": "12.00"}],
+    )
+
+    async def refund(key: str, **extra: Any) -> dict[str, Any]:
+        value = {"idempotencyKey": key, "saleId": sale["id"], **extra}
+        return dict((await till.data(REFUND, {"input": value}))["refundSale"])
+
+    head = till.head()
+    too_many = await refund("r0", lines=[{"lineNo": 1, "quantity": 4}])
+    assert too_many["__typename"] == "ValidationError"
+    assert too_many["field"] == "lines[0].quantity"
+    no_line = await refund("r0", lines=[{"lineNo": 3, "quantity": 1}])
+    assert no_line["field"] == "lines[0].lineNo"
+    assert till.head() == head
+
+    first = await refund("r1", lines=[{"lineNo": 1, "quantity": 2}])
+    assert first["__typename"] == "SaleRefund"
+    assert first["payments"] == [{"method": "CARD", "amount": "20.00"}]  # card first
+    more = await refund("r2", lines=[{"lineNo": 1, "quantity": 2}])
+    assert more["__typename"] == "ValidationError"
+    assert "only 1" in more["message"]
+    rest = await refund("r3")  # the rest: one pair of boots and the book
+    assert rest["__typename"] == "SaleRefund"
+    assert rest["total"] == "12.00"
+    assert rest["payments"] == [{"method": "CASH", "amount": "12.00"}]
+    # Refunded in two parts, the line's VAT comes back exactly.
+    boots_vat = sum(cents(r["lines"][0]["vat"]) for r in (first, rest))
+    assert boots_vat == 3000 - net_by_hand(3000)
+    done = await refund("r4")
+    assert done["__typename"] == "Conflict"
+
+    sold = (
+        await client.data(
+            "query($id: ID!) { sale(id: $id) "
+            "{ lines { refundedQuantity } refunds { receiptNumber } } }",
+            {"id": sale["id"]},
+        )
+    )["sale"]
+    assert [line["refundedQuantity"] for line in sold["lines"]] == [3, 1]
+    assert [r["receiptNumber"] for r in sold["refunds"]] == [2, 3]
+
+
+async def test_totals_by_volunteer_category_and_method_and_sell_through(
+    client: GraphQLClient, client_as: Callable[..., GraphQLClient]
+) -> None:
+    maria = client_as(Role.VOLUNTEER, "till-1")
+    luca = client_as(Role.VOLUNTEER, "till-2")
+    s1 = await open_session(maria)
+    s2 = await open_session(luca, key="open-2", till_id="till-2")
+    await ring(maria, s1["id"], "a", ONE_COAT, [{"method": "CASH", "amount": "12.20"}])
+    await ring(luca, s2["id"], "b", ONE_COAT, [{"method": "CARD", "amount": "12.20"}])
+    await ring(
+        luca,
+        s2["id"],
+        "c",
+        [{"category": "SHOES", "description": "boots", "quantity": 2, "unitPrice": "5.00"}],
+        [{"method": "CASH", "amount": "10.00"}],
+    )
+    intake = await maria.data(
+        'mutation { recordGoodsIntake(input: {idempotencyKey: "in-1", receivedOn: "2020-01-02", '
+        'category: "CLOTHES", bags: 3, items: 40}) { __typename ... on GoodsIntake { items } } }'
+    )
+    assert intake["recordGoodsIntake"] == {"__typename": "GoodsIntake", "items": 40}
+    totals = (
+        await client.data(
+            "query { shopTotals { salesTotal salesCount byVolunteer { salesCount sales } "
+            "byMethod { method net } byCategory { category quantitySold total } } }"
+        )
+    )["shopTotals"]
+    assert totals["salesTotal"] == "34.40"
+    assert sorted((v["salesCount"], v["sales"]) for v in totals["byVolunteer"]) == [
+        (1, "12.20"),
+        (2, "22.20"),
+    ]
+    assert {m["method"]: m["net"] for m in totals["byMethod"]} == {"CASH": "22.20", "CARD": "12.20"}
+    assert {c["category"]: (c["quantitySold"], c["total"]) for c in totals["byCategory"]} == {
+        "CLOTHES": (2, "24.40"),
+        "SHOES": (2, "10.00"),
+    }
+    through = (
+        await client.data(
+            "query { sellThrough { category itemsReceived itemsSold sellThroughPercent } }"
+        )
+    )["sellThrough"]
+    assert through == [
+        {"category": "CLOTHES", "itemsReceived": 40, "itemsSold": 2, "sellThroughPercent": "5.0"},
+        {"category": "SHOES", "itemsReceived": 0, "itemsSold": 2, "sellThroughPercent": None},
+    ]
+
+
+async def test_z_close_beyond_tolerance_is_flagged_and_tolerance_is_configuration(
+    client: GraphQLClient, client_as: Callable[..., GraphQLClient]
+) -> None:
+    till = client_as(Role.VOLUNTEER, "till-1")
+    session = await open_session(till, opening="50.00")
+    z = (
+        await till.data(
+            CLOSE,
+            {"input": {"idempotencyKey": "c", "sessionId": session["id"], "countedCash": "53.00"}},
+        )
+    )["closeCashSession"]
+    assert (z["difference"], z["withinTolerance"], z["tolerance"]) == ("3.00", False, "1.00")
+    balance = await client.data('query { accountBalance(code: "5100") { balance } }')
+    assert balance["accountBalance"]["balance"] == "-3.00"  # cash over: a credit
+
+    policy = (await client.data("query { shopPolicy { zTolerance categories { code vatRate } } }"))[
+        "shopPolicy"
+    ]
+    assert policy["zTolerance"] == "1.00"
+    assert {c["vatRate"] for c in policy["categories"]} == {"22.00"}
+    bad = await client.data(
+        'mutation { setShopPolicy(input: {idempotencyKey: "p", effectiveFrom: "2001-01-01", '
+        'zTolerance: "5.00", categories: [], cashReasons: []}) '
+        "{ __typename ... on ValidationError { field } } }"
+    )
+    assert bad["setShopPolicy"] == {"__typename": "ValidationError", "field": "categories"}

@@ -1,0 +1,247 @@
+"""The shop application on real stores (SQLite and PostgreSQL): concurrency, atomicity."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import pytest
+from sqlalchemy import select
+
+from gateway.runtime import Runtime
+from services.common.errors import Conflict, CoopError
+from services.common.settings import Settings
+from services.ledger.application import LedgerApplication
+from services.ledger.domain import entry_id_for_cause
+from services.shop.application import ShopApplication
+from services.shop.domain import (
+    CashDirection,
+    LineInput,
+    PaymentInput,
+    PaymentMethod,
+    RefundLineInput,
+    SessionAlreadyOpen,
+)
+from services.shop.projections.tables import SHOP_TABLES
+
+T = TypeVar("T")
+NOW = datetime(2025, 5, 2, 9, 30, tzinfo=UTC)
+COAT = [LineInput("CLOTHES", "coat", 1, 1220)]
+CARD = [PaymentInput(PaymentMethod.CARD, 1220)]
+
+
+@pytest.fixture
+def shop(settings: Settings) -> Iterator[ShopApplication]:
+    ledger = LedgerApplication(settings)
+    ledger.ensure_chart()
+    app = ShopApplication(settings, ledger)
+    app.ensure_config()
+    yield app
+    app.close()
+    ledger.close()
+
+
+def all_at_once(count: int, fn: Callable[[int], T]) -> list[T | CoopError]:
+    barrier = threading.Barrier(count)
+    results: list[T | CoopError] = [None] * count  # type: ignore[list-item]
+
+    def worker(n: int) -> None:
+        barrier.wait()
+        try:
+            results[n] = fn(n)
+        except CoopError as exc:
+            results[n] = exc
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def open_session(shop: ShopApplication, key: str = "open", till: str = "till-1") -> Any:
+    return shop.open_session(
+        key=key,
+        actor="person:anna",
+        till_scope=None,
+        till_id=till,
+        opening_float_cents=5000,
+        at=NOW,
+    ).result
+
+
+def test_ensure_config_is_idempotent_and_opens_the_category_accounts(
+    shop: ShopApplication,
+) -> None:
+    head = shop.recorder.max_notification_id()
+    shop.ensure_config()
+    assert shop.recorder.max_notification_id() == head
+    chart = shop.ledger.chart()
+    for code in ("4110", "4120", "4130", "4140", "4150"):
+        assert chart.accounts[code].account_type.value == "revenue"
+
+
+def test_concurrent_opens_of_one_till_exactly_one_wins(shop: ShopApplication) -> None:
+    results = all_at_once(4, lambda n: open_session(shop, key=f"open-{n}"))
+    winners = [r for r in results if not isinstance(r, CoopError)]
+    assert len(winners) == 1
+    # Losers either saw the open session or lost the race on the till's version.
+    assert all(isinstance(r, SessionAlreadyOpen | Conflict) for r in results if r not in winners)
+
+
+def test_concurrent_rings_on_one_session_never_share_or_skip_a_number(
+    shop: ShopApplication,
+) -> None:
+    session = open_session(shop)
+
+    def ring_until_it_wins(n: int) -> int:
+        for _ in range(100):
+            try:
+                sale = shop.ring_sale(
+                    key=f"sale-{n}",
+                    actor="person:anna",
+                    till_scope=None,
+                    session_id=session.id,
+                    lines=COAT,
+                    payments=CARD,
+                    at=NOW,
+                ).result
+            except Conflict:
+                continue
+            return sale.receipt_number
+        raise AssertionError("never won")
+
+    won = [r for r in all_at_once(6, ring_until_it_wins) if isinstance(r, int)]
+    assert sorted(won) == list(range(1, 7))
+    # Each sale's entry was saved with it: one entry per sale, no more.
+    for n in range(6):
+        sale = shop.ring_sale(
+            key=f"sale-{n}",
+            actor="person:anna",
+            till_scope=None,
+            session_id=session.id,
+            lines=COAT,
+            payments=CARD,
+            at=NOW,
+        )
+        assert sale.replayed
+        shop.ledger.get_entry(entry_id_for_cause(f"shop:sale:{sale.result.id}"))
+    assert shop.get_session(session.id).card_sales_cents == 6 * 1220
+
+
+def test_a_retry_after_the_close_still_answers_with_the_original_sale(
+    shop: ShopApplication,
+) -> None:
+    session = open_session(shop)
+    first = shop.ring_sale(
+        key="s",
+        actor="person:anna",
+        till_scope=None,
+        session_id=session.id,
+        lines=COAT,
+        payments=CARD,
+        at=NOW,
+    )
+    shop.close_session(
+        key="z",
+        actor="person:anna",
+        till_scope=None,
+        session_id=session.id,
+        counted_cash_cents=5000,
+        terminal_card_cents=1220,
+        at=NOW,
+    )
+    head = shop.recorder.max_notification_id()
+    again = shop.ring_sale(
+        key="s",
+        actor="person:anna",
+        till_scope=None,
+        session_id=session.id,
+        lines=COAT,
+        payments=CARD,
+        at=NOW,
+    )
+    assert again.replayed
+    assert again.result.id == first.result.id
+    assert shop.recorder.max_notification_id() == head
+
+
+def test_the_shop_read_models_rebuild_to_the_same_rows(runtime: Runtime) -> None:
+    shop = runtime.shop
+    session = open_session(shop)
+    for n in range(5):
+        shop.ring_sale(
+            key=f"s{n}",
+            actor="person:anna",
+            till_scope=None,
+            session_id=session.id,
+            lines=[LineInput("SHOES", "boots", 2, 750), *COAT],
+            payments=[PaymentInput(PaymentMethod.CASH, 5000)],
+            at=NOW,
+        )
+    shop.refund_sale(
+        key="r",
+        actor="person:anna",
+        till_scope=None,
+        sale_id=shop.ring_sale(
+            key="s0",
+            actor="person:anna",
+            till_scope=None,
+            session_id=session.id,
+            lines=[LineInput("SHOES", "boots", 2, 750), *COAT],
+            payments=[PaymentInput(PaymentMethod.CASH, 5000)],
+            at=NOW,
+        ).result.id,
+        session_id=None,
+        lines=[RefundLineInput(1, 1)],
+        method=None,
+        at=NOW,
+    )
+    shop.move_cash(
+        key="m",
+        actor="person:anna",
+        till_scope=None,
+        session_id=session.id,
+        direction=CashDirection.OUT,
+        amount_cents=300,
+        reason="SUPPLIES",
+        note="",
+        at=NOW,
+    )
+    shop.close_session(
+        key="z",
+        actor="person:anna",
+        till_scope=None,
+        session_id=session.id,
+        counted_cash_cents=0,
+        terminal_card_cents=None,
+        at=NOW,
+    )
+    shop.record_intake(
+        key="i",
+        actor="person:anna",
+        received_on=NOW.date(),
+        category="SHOES",
+        bags=1,
+        items=9,
+        at=NOW,
+    )
+    runtime.projector.run_until_caught_up()
+
+    def rows() -> dict[str, list[Any]]:
+        with runtime.sync_engine.connect() as conn:
+            return {
+                table.name: sorted(
+                    (tuple(str(v) for v in row) for row in conn.execute(select(table))),
+                )
+                for table in SHOP_TABLES
+            }
+
+    before = rows()
+    assert len(before["shop_documents"]) == 6
+    assert len(before["shop_sessions"]) == 1
+    runtime.projector.rebuild(["shop"])
+    assert rows() == before

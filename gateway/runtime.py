@@ -24,6 +24,8 @@ from services.common.database import (
 from services.common.durability import check_durability
 from services.common.projections import Projection, ProjectionRunner
 from services.common.settings import Settings
+from services.hotel.application import HotelApplication
+from services.hotel.projections.projector import HotelProjection
 from services.ledger.application import LedgerApplication
 from services.ledger.projections.projector import LedgerProjection
 
@@ -53,8 +55,10 @@ class Runtime:
         # Applications: one per context, all on the one store.
         self.ledger = LedgerApplication(settings)
         self.ledger.ensure_chart()
+        self.hotel = HotelApplication(settings, self.ledger)
+        self.hotel.ensure_configuration()
         # Read models: one projection per context, all followed by one runner.
-        projections: list[Projection] = [LedgerProjection()]
+        projections: list[Projection] = [LedgerProjection(), HotelProjection()]
 
         self.sync_engine = create_sync_engine(settings)
         create_tables(self.sync_engine, [*(t for p in projections for t in p.tables), *AUTH_TABLES])
@@ -131,6 +135,7 @@ class Runtime:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+        self.hotel.close()
         self.ledger.close()
         self.sync_engine.dispose()
 

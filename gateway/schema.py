@@ -12,18 +12,19 @@ from strawberry.types import ExecutionContext
 
 from gateway.errors import MaskUnexpectedErrors
 from services.common.graphql import MONEY_SCALAR, Money
+from services.hotel.graphql import HotelMutation, HotelQuery
 from services.ledger.graphql import LedgerMutation, LedgerQuery
 
 SCHEMA_FILE = Path(__file__).with_name("schema.graphql")
 
 
 @strawberry.type
-class Query(LedgerQuery):
+class Query(LedgerQuery, HotelQuery):
     pass
 
 
 @strawberry.type
-class Mutation(LedgerMutation):
+class Mutation(LedgerMutation, HotelMutation):
     pass
 
 

@@ -62,6 +62,15 @@ class HotelApplication(CoopApplication):
         self.ceiling_cents = settings.amount_ceiling_cents
         super().__init__(settings, create_table=create_table)
 
+    def construct_factory(self, env: Any) -> Any:
+        # One store, one connection pool: the hotel writes through the ledger's
+        # infrastructure (measured: a second pool per process exhausted PostgreSQL's
+        # connections under 20 concurrent requests).
+        return self.ledger.factory
+
+    def close(self) -> None:
+        self.closing.set()  # the shared infrastructure is closed by the ledger
+
     def construct_env(self, name: str, env: Any = None) -> Any:
         merged = dict(env or eventsourcing_env(self.settings))
         merged.setdefault("AGGREGATE_CACHE_MAXSIZE", "1000")
@@ -87,13 +96,17 @@ class HotelApplication(CoopApplication):
             self.save(config)  # a collision means another process seeded it first
         return self.configuration()
 
-    def configuration(self) -> HotelConfiguration:
-        config: HotelConfiguration = self.repository.get(CONFIG_ID)
+    def configuration(self, *, read_only: bool = True) -> HotelConfiguration:
+        """Commands on bookings only read it: skip the cache's defensive deep copy
+        (measured: a fifth of a command's time). Changes ask for `read_only=False`."""
+        config: HotelConfiguration = self.repository.get(
+            CONFIG_ID, deepcopy_from_cache=not read_only
+        )
         return config
 
     def set_policy(self, *, key: str, actor: str, policy: HotelPolicy) -> Outcome[HotelPolicy]:
         def decide() -> Decision[HotelPolicy]:
-            config = self.configuration()
+            config = self.configuration(read_only=False)
             config.set_policy(policy)
             return Decision(
                 (config,), policy, {"effective_from": policy.effective_from.isoformat()}
@@ -113,7 +126,7 @@ class HotelApplication(CoopApplication):
 
     def define_room(self, *, key: str, actor: str, room: Room) -> Outcome[Room]:
         def decide() -> Decision[Room]:
-            config = self.configuration()
+            config = self.configuration(read_only=False)
             config.define_room(room, ceiling_cents=self.ceiling_cents)
             ref = {"number": room.number, "effective_from": room.effective_from.isoformat()}
             return Decision((config,), room, ref)

@@ -96,6 +96,7 @@ class Booking(Aggregate):
             aggregate.tourist_tax = TouristTax.from_state(self.tourist_tax)
 
     class ChargePosted(Aggregate.Event):
+        number: int  # 1, 2, ... in the folio's extra charges
         line: dict[str, Any]
 
         def apply(self, aggregate: Any) -> None:
@@ -103,6 +104,7 @@ class Booking(Aggregate):
             aggregate.extra_lines.append(FolioLine.from_state(self.line))
 
     class PaymentRecorded(Aggregate.Event):
+        number: int  # 1, 2, ... in the booking's payments (the deposit is number 1)
         payment: dict[str, Any]
 
         def apply(self, aggregate: Any) -> None:
@@ -349,7 +351,9 @@ class Booking(Aggregate):
             raise ValidationError("businessDate", "a charge is on or after the arrival day")
         rate = config.policy_on(on).vat_bp(kind)
         line = FolioLine.priced(kind, description, on, amount_cents, rate)
-        self.trigger_event(self.ChargePosted, line=line.as_state())
+        self.trigger_event(
+            self.ChargePosted, number=len(self.extra_lines) + 1, line=line.as_state()
+        )
         return line
 
     def record_payment(
@@ -377,7 +381,9 @@ class Booking(Aggregate):
         if self.payments and on < min(p.on for p in self.payments):
             raise ValidationError("businessDate", "a payment cannot precede the booking's first")
         payment = Payment(PAYMENT, method, amount_cents, on)
-        self.trigger_event(self.PaymentRecorded, payment=payment.as_state())
+        self.trigger_event(
+            self.PaymentRecorded, number=len(self.payments) + 1, payment=payment.as_state()
+        )
         return payment
 
     def record_refund(
@@ -394,7 +400,9 @@ class Booking(Aggregate):
                 "amount", f"exceeds the {format_cents(received)} EUR paid since check-in"
             )
         payment = Payment(REFUND, method, amount_cents, on)
-        self.trigger_event(self.PaymentRecorded, payment=payment.as_state())
+        self.trigger_event(
+            self.PaymentRecorded, number=len(self.payments) + 1, payment=payment.as_state()
+        )
         return payment
 
     def check_out(self, config: HotelConfiguration, *, on: date) -> list[date]:

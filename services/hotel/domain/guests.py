@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Self
 
 from services.common.errors import ValidationError
 
@@ -30,6 +30,11 @@ MAX_EXEMPTION_REASON_LENGTH = 200
 
 @dataclass(frozen=True)
 class Guest:
+    # Immutable values: the repository cache's defensive copy of a booking need not
+    # rebuild them (measured: most of a cached booking's copy time).
+    def __deepcopy__(self, memo: dict[int, Any]) -> Self:
+        return self
+
     surname: str
     given_name: str
     sex: str  # "M" or "F" (the record's 1 / 2)

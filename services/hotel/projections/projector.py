@@ -2,8 +2,9 @@
 
 Booking events carry the folio lines they add or replace (priced when the command
 ran), so this projector never reads configuration: it mirrors what the events say.
-Inserts of a page are batched; totals of the touched bookings are recomputed from
-their lines and payments with one statement at the end of the page.
+Inserts of a page are batched; folio totals are kept by deltas (a charge adds to the
+extras, a payment to what was paid) or set from a repriced stay, never recomputed
+with subqueries, so an event costs one or two statements.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.utils import get_topic
-from sqlalchemy import Connection, Table, and_, case, delete, func, insert, select, update
+from sqlalchemy import Connection, Table, delete, func, insert, select, update
 
 from services.common.projections import DomainEvent, Projection
 from services.hotel.domain import Booking
@@ -24,7 +25,6 @@ from services.hotel.domain.folio import (
     EXEMPT_CAP,
     EXEMPT_OTHER,
     EXEMPT_RESIDENT,
-    PAYMENT,
     TOURIST_TAX,
     FolioLine,
     Payment,
@@ -125,108 +125,119 @@ class HotelProjection(Projection):
 
     def apply(self, conn: Connection, events: Sequence[tuple[int, DomainEvent]]) -> None:
         page = _Page(conn)
-        touched: set[UUID] = set()
-        # Sequence numbers of extra lines and payments per booking, read once per page.
-        counters: dict[tuple[UUID, str], int] = {}
-
-        def next_seq(booking_id: UUID, what: str) -> int:
-            key = (booking_id, what)
-            if key not in counters:
-                table = hotel_folio_lines if what == "line" else hotel_payments
-                where = table.c.booking_id == booking_id
-                if what == "line":
-                    where = and_(where, table.c.section == EXTRA)
-                page.flush()
-                counters[key] = int(
-                    conn.execute(
-                        select(func.coalesce(func.max(table.c.seq), -1)).where(where)
-                    ).scalar_one()
-                )
-            counters[key] += 1
-            return counters[key]
-
+        b = hotel_bookings.c
         for position, event in events:
             booking_id = event.originator_id
-            touched.add(booking_id)
+            this = b.booking_id == booking_id
             if isinstance(event, Booking.Booked):
                 self._booked(page, position, event)
-                counters[(booking_id, "line")] = -1
-                counters[(booking_id, "payment")] = len(event.payments) - 1
             elif isinstance(event, Booking.CheckedIn):
                 self._replace_stay(page, booking_id, event.stay_lines)
                 page.execute(
                     update(hotel_bookings)
-                    .where(hotel_bookings.c.booking_id == booking_id)
+                    .where(this)
                     .values(
                         status="CHECKED_IN",
                         checked_in_on=event.on,
-                        checked_in_at=_instant(event.timestamp),
+                        checked_in_at=event.timestamp,
+                        **_stay_totals(event.stay_lines),
                     )
                 )
             elif isinstance(event, Booking.ChargePosted):
-                seq = next_seq(booking_id, "line")
-                page.add(hotel_folio_lines, [_line_row(booking_id, EXTRA, seq, event.line)])
-            elif isinstance(event, Booking.PaymentRecorded):
-                seq = next_seq(booking_id, "payment")
-                page.add(hotel_payments, [_payment_row(booking_id, seq, event.payment)])
-            elif isinstance(event, Booking.CheckedOut):
-                self._replace_stay(page, booking_id, event.stay_lines)
-                released = [date.fromisoformat(n) for n in event.released_nights]
-                if released:
-                    page.execute(
-                        delete(hotel_room_nights).where(
-                            hotel_room_nights.c.booking_id == booking_id,
-                            hotel_room_nights.c.night.in_(released),
-                        )
-                    )
+                page.add(
+                    hotel_folio_lines, [_line_row(booking_id, EXTRA, event.number, event.line)]
+                )
                 page.execute(
                     update(hotel_bookings)
-                    .where(hotel_bookings.c.booking_id == booking_id)
-                    .values(
-                        status="CHECKED_OUT",
-                        checked_out_on=event.on,
-                        stay_end=_stay_end(event.stay_lines),
-                    )
+                    .where(this)
+                    .values(extras_cents=b.extras_cents + int(event.line["cents"]))
                 )
-                tax = TouristTax.from_state(event.tourist_tax)
+            elif isinstance(event, Booking.PaymentRecorded):
                 page.add(
-                    hotel_tourist_tax,
-                    [
-                        {
-                            "booking_id": booking_id,
-                            "collected_on": event.on,
-                            "amount_cents": tax.amount_cents,
-                            "taxed_guest_nights": tax.taxed_guest_nights,
-                            "exempt_age": tax.exempt_guest_nights.get(EXEMPT_AGE, 0),
-                            "exempt_resident": tax.exempt_guest_nights.get(EXEMPT_RESIDENT, 0),
-                            "exempt_other": tax.exempt_guest_nights.get(EXEMPT_OTHER, 0),
-                            "exempt_cap": tax.exempt_guest_nights.get(EXEMPT_CAP, 0),
-                        }
-                    ],
+                    hotel_payments, [_payment_row(booking_id, event.number - 1, event.payment)]
                 )
+                signed = Payment.from_state(event.payment).signed_cents
+                page.execute(
+                    update(hotel_bookings).where(this).values(paid_cents=b.paid_cents + signed)
+                )
+            elif isinstance(event, Booking.CheckedOut):
+                self._checked_out(page, booking_id, event)
             elif isinstance(event, Booking.Cancelled | Booking.MarkedNoShow):
                 status = "CANCELLED" if isinstance(event, Booking.Cancelled) else "NO_SHOW"
                 self._replace_stay(page, booking_id, event.closing_lines)
-                for state in event.payments:
-                    seq = next_seq(booking_id, "payment")
-                    page.add(hotel_payments, [_payment_row(booking_id, seq, state)])
+                if event.payments:
+                    page.flush()
+                    first = int(
+                        conn.execute(
+                            select(func.count()).where(hotel_payments.c.booking_id == booking_id)
+                        ).scalar_one()
+                    )
+                    page.add(
+                        hotel_payments,
+                        [
+                            _payment_row(booking_id, first + i, state)
+                            for i, state in enumerate(event.payments)
+                        ],
+                    )
+                signed = sum(Payment.from_state(p).signed_cents for p in event.payments)
                 page.execute(
                     delete(hotel_room_nights).where(hotel_room_nights.c.booking_id == booking_id)
                 )
                 page.execute(
                     update(hotel_bookings)
-                    .where(hotel_bookings.c.booking_id == booking_id)
-                    .values(status=status, closed_on=event.on)
+                    .where(this)
+                    .values(
+                        status=status,
+                        closed_on=event.on,
+                        paid_cents=b.paid_cents + signed,
+                        **_stay_totals(event.closing_lines),
+                    )
                 )
             elif isinstance(event, Booking.GuestsReported):
                 page.execute(
                     update(hotel_bookings)
-                    .where(hotel_bookings.c.booking_id == booking_id)
+                    .where(this)
                     .values(reported_at=datetime.fromisoformat(event.reported_at))
                 )
         page.flush()
-        if touched:
-            self._refresh_totals(conn, touched)
+
+    @staticmethod
+    def _checked_out(page: _Page, booking_id: UUID, event: Booking.CheckedOut) -> None:
+        HotelProjection._replace_stay(page, booking_id, event.stay_lines)
+        released = [date.fromisoformat(n) for n in event.released_nights]
+        if released:
+            page.execute(
+                delete(hotel_room_nights).where(
+                    hotel_room_nights.c.booking_id == booking_id,
+                    hotel_room_nights.c.night.in_(released),
+                )
+            )
+        page.execute(
+            update(hotel_bookings)
+            .where(hotel_bookings.c.booking_id == booking_id)
+            .values(
+                status="CHECKED_OUT",
+                checked_out_on=event.on,
+                stay_end=_stay_end(event.stay_lines),
+                **_stay_totals(event.stay_lines),
+            )
+        )
+        tax = TouristTax.from_state(event.tourist_tax)
+        page.add(
+            hotel_tourist_tax,
+            [
+                {
+                    "booking_id": booking_id,
+                    "collected_on": event.on,
+                    "amount_cents": tax.amount_cents,
+                    "taxed_guest_nights": tax.taxed_guest_nights,
+                    "exempt_age": tax.exempt_guest_nights.get(EXEMPT_AGE, 0),
+                    "exempt_resident": tax.exempt_guest_nights.get(EXEMPT_RESIDENT, 0),
+                    "exempt_other": tax.exempt_guest_nights.get(EXEMPT_OTHER, 0),
+                    "exempt_cap": tax.exempt_guest_nights.get(EXEMPT_CAP, 0),
+                }
+            ],
+        )
 
     @staticmethod
     def _booked(page: _Page, position: int, event: Booking.Booked) -> None:
@@ -247,9 +258,9 @@ class HotelProjection(Projection):
                     "guest_count": len(event.guests),
                     "nightly_rate_cents": event.nightly_rate_cents,
                     "deposit_cents": deposit,
-                    "total_cents": 0,
-                    "paid_cents": 0,
-                    "tourist_tax_cents": 0,
+                    "extras_cents": 0,
+                    "paid_cents": deposit,
+                    **_stay_totals(event.stay_lines),
                     "booked_on": event.booked_on,
                 }
             ],
@@ -292,47 +303,15 @@ class HotelProjection(Projection):
             [_line_row(booking_id, STAY, i, s) for i, s in enumerate(states)],
         )
 
-    @staticmethod
-    def _refresh_totals(conn: Connection, booking_ids: set[UUID]) -> None:
-        lines, payments = hotel_folio_lines.c, hotel_payments.c
-        b = hotel_bookings.c
-        total = (
-            select(func.coalesce(func.sum(lines.amount_cents), 0))
-            .where(lines.booking_id == b.booking_id)
-            .scalar_subquery()
-        )
-        tax = (
-            select(func.coalesce(func.sum(lines.amount_cents), 0))
-            .where(lines.booking_id == b.booking_id, lines.kind == TOURIST_TAX)
-            .scalar_subquery()
-        )
-        paid = (
-            select(
-                func.coalesce(
-                    func.sum(
-                        case(
-                            (payments.kind.in_((DEPOSIT, PAYMENT)), payments.amount_cents),
-                            else_=-payments.amount_cents,
-                        )
-                    ),
-                    0,
-                )
-            )
-            .where(payments.booking_id == b.booking_id)
-            .scalar_subquery()
-        )
-        conn.execute(
-            update(hotel_bookings)
-            .where(b.booking_id.in_(list(booking_ids)))
-            .values(total_cents=total, paid_cents=paid, tourist_tax_cents=tax)
-        )
+
+def _stay_totals(states: list[dict[str, Any]]) -> dict[str, int]:
+    return {
+        "stay_cents": sum(int(s["cents"]) for s in states),
+        "tourist_tax_cents": sum(int(s["cents"]) for s in states if s["kind"] == TOURIST_TAX),
+    }
 
 
 def _stay_end(stay_lines: list[dict[str, Any]]) -> date:
     """The day after the last night charged (a check-out charges at least one night)."""
     last_night = max(date.fromisoformat(s["date"]) for s in stay_lines if s["kind"] == "ROOM")
     return last_night + timedelta(days=1)
-
-
-def _instant(timestamp: datetime) -> datetime:
-    return timestamp

@@ -87,7 +87,7 @@ def _view(row: Any) -> BookingView:
         guest_count=int(row["guest_count"]),
         nightly_rate_cents=int(row["nightly_rate_cents"]),
         deposit_cents=int(row["deposit_cents"]),
-        total_cents=int(row["total_cents"]),
+        total_cents=int(row["stay_cents"]) + int(row["extras_cents"]),
         paid_cents=int(row["paid_cents"]),
         tourist_tax_cents=int(row["tourist_tax_cents"]),
         booked_on=row["booked_on"],

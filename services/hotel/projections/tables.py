@@ -35,7 +35,9 @@ hotel_bookings = Table(
     Column("guest_count", Integer, nullable=False),
     Column("nightly_rate_cents", BigInteger, nullable=False),
     Column("deposit_cents", BigInteger, nullable=False),
-    Column("total_cents", BigInteger, nullable=False),
+    # Folio totals, kept by deltas: total = stay + extras; paid = money in - money back.
+    Column("stay_cents", BigInteger, nullable=False),
+    Column("extras_cents", BigInteger, nullable=False),
     Column("paid_cents", BigInteger, nullable=False),
     Column("tourist_tax_cents", BigInteger, nullable=False),
     Column("booked_on", Date, nullable=False),

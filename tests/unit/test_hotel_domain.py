@@ -305,7 +305,7 @@ def test_guest_validation_names_the_field_never_the_value(
     overrides: dict[str, object], field: str
 ) -> None:
     with pytest.raises(ValidationError) as error:
-        guest(0, **overrides)
+        guest(0, **overrides)  # type: ignore[arg-type]
     assert error.value.field == field
     for value in overrides.values():
         if isinstance(value, str) and value.strip():

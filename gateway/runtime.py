@@ -27,6 +27,8 @@ from services.common.database import (
 from services.common.durability import check_durability
 from services.common.projections import Projection, ProjectionRunner
 from services.common.settings import Settings
+from services.hotel.application import HotelApplication
+from services.hotel.projections.projector import HotelProjection
 from services.ledger.application import LedgerApplication
 from services.ledger.funding import FundingApplication
 from services.ledger.projections.funding_projector import FundingProjection
@@ -64,12 +66,15 @@ class Runtime:
         self.funding = FundingApplication(settings, self.ledger)
         self.shop = ShopApplication(settings, self.ledger)
         self.shop.ensure_config()
+        self.hotel = HotelApplication(settings, self.ledger)
+        self.hotel.ensure_configuration()
         # Read models: one projection per context, all followed by one runner.
         # `coop audit replay` rebuilds and diffs every projection listed here.
         projections: list[Projection] = [
             LedgerProjection(),
             FundingProjection(),
             ShopProjection(),
+            HotelProjection(),
             AuditChainProjection(),
             AuditHeadsProjection(),
         ]
@@ -152,6 +157,7 @@ class Runtime:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+        self.hotel.close()
         self.shop.close()
         self.funding.close()
         self.audit.close()

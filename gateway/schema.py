@@ -22,6 +22,7 @@ from gateway.errors import MaskUnexpectedErrors
 from services.audit.graphql import AuditMutation, AuditQuery
 from services.common.graphql import MONEY_SCALAR, Money
 from services.common.settings import Settings
+from services.hotel.graphql import HotelMutation, HotelQuery
 from services.ledger.graphql import (
     FundingMutation,
     FundingQuery,
@@ -35,12 +36,12 @@ SCHEMA_FILE = Path(__file__).with_name("schema.graphql")
 
 
 @strawberry.type
-class Query(LedgerQuery, FundingQuery, ShopQuery, AuditQuery):
+class Query(LedgerQuery, FundingQuery, ShopQuery, HotelQuery, AuditQuery):
     pass
 
 
 @strawberry.type
-class Mutation(LedgerMutation, FundingMutation, ShopMutation, AuditMutation):
+class Mutation(LedgerMutation, FundingMutation, ShopMutation, HotelMutation, AuditMutation):
     pass
 
 

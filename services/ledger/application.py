@@ -91,8 +91,10 @@ class LedgerApplication(CoopApplication):
             self.save(chart)  # a collision means another process created it first
         return self.chart()
 
-    def chart(self) -> ChartOfAccounts:
-        chart: ChartOfAccounts = self.repository.get(CHART_ID)
+    def chart(self, *, read_only: bool = False) -> ChartOfAccounts:
+        """The chart; `read_only=True` skips the cache's defensive copy (measured: the
+        copy was a third of a hotel command's time). Never change a read-only chart."""
+        chart: ChartOfAccounts = self.repository.get(CHART_ID, deepcopy_from_cache=not read_only)
         return chart
 
     def open_account(
@@ -144,7 +146,7 @@ class LedgerApplication(CoopApplication):
     ) -> JournalEntry:
         """A validated entry for another context to save together with its own events."""
         return JournalEntry.post(
-            chart=self.chart(),
+            chart=self.chart(read_only=True),
             effective_date=effective_date,
             description=description,
             postings=postings,

@@ -1,0 +1,550 @@
+"""A booking and its folio, from confirmation to check-out, cancellation or no-show.
+
+    CONFIRMED --checkIn--> CHECKED_IN --checkOut--> CHECKED_OUT
+        |--cancelBooking--> CANCELLED
+        |--markNoShow----> NO_SHOW
+
+Every event that changes the folio carries the lines it adds or replaces, priced with
+the configuration in force, so the folio (and the read model) never depends on
+configuration read later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, timedelta
+from enum import StrEnum
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate
+
+from services.common.errors import ValidationError
+from services.common.money import check_positive_amount, format_cents
+from services.hotel.domain.config import CHARGE_KINDS, PAYMENT_METHODS, HotelConfiguration
+from services.hotel.domain.errors import BalanceDue, IllegalTransition, RoomUnavailable
+from services.hotel.domain.folio import (
+    DEPOSIT,
+    DEPOSIT_REFUND,
+    NO_SHOW_PENALTY,
+    PAYMENT,
+    REFUND,
+    RETAINED_DEPOSIT,
+    FolioLine,
+    Payment,
+    TouristTax,
+    nights_between,
+    price_stay,
+)
+from services.hotel.domain.guests import MAX_GUESTS, Guest
+
+BOOKING_NAMESPACE = uuid5(NAMESPACE_URL, "urn:coop:hotel:booking")
+ROOM_NIGHT_NAMESPACE = uuid5(NAMESPACE_URL, "urn:coop:hotel:room-night")
+MAX_CHARGE_DESCRIPTION_LENGTH = 200
+MAX_CHARGES = 500  # per booking: bounds the folio
+
+
+class BookingStatus(StrEnum):
+    CONFIRMED = "CONFIRMED"
+    CHECKED_IN = "CHECKED_IN"
+    CHECKED_OUT = "CHECKED_OUT"
+    CANCELLED = "CANCELLED"
+    NO_SHOW = "NO_SHOW"
+
+
+class PartyType(StrEnum):
+    FAMILY = "FAMILY"
+    GROUP = "GROUP"
+
+
+def booking_id_for_key(idempotency_key: str) -> UUID:
+    """The booking created by a request: a retried key names the same booking."""
+    return uuid5(BOOKING_NAMESPACE, idempotency_key)
+
+
+def room_night_id(room_number: str, night: date) -> UUID:
+    return uuid5(ROOM_NIGHT_NAMESPACE, f"{room_number}|{night.isoformat()}")
+
+
+def _lines(states: Sequence[dict[str, Any]]) -> list[FolioLine]:
+    return [FolioLine.from_state(s) for s in states]
+
+
+class Booking(Aggregate):
+    class Booked(Aggregate.Created):
+        room_number: str
+        arrival: date
+        departure: date
+        nightly_rate_cents: int
+        party_type: str
+        guests: list[dict[str, Any]]
+        booked_on: date
+        stay_lines: list[dict[str, Any]]  # the quote: room nights and tourist tax
+        tourist_tax: dict[str, Any]
+        payments: list[dict[str, Any]]  # the deposit, if any
+
+    class CheckedIn(Aggregate.Event):
+        on: date
+        stay_lines: list[dict[str, Any]]
+        tourist_tax: dict[str, Any]
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, Booking)
+            aggregate.status = BookingStatus.CHECKED_IN
+            aggregate.checked_in_on = self.on
+            aggregate.stay_lines = _lines(self.stay_lines)
+            aggregate.tourist_tax = TouristTax.from_state(self.tourist_tax)
+
+    class ChargePosted(Aggregate.Event):
+        number: int  # 1, 2, ... in the folio's extra charges
+        line: dict[str, Any]
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, Booking)
+            aggregate.extra_lines.append(FolioLine.from_state(self.line))
+
+    class PaymentRecorded(Aggregate.Event):
+        number: int  # 1, 2, ... in the booking's payments (the deposit is number 1)
+        payment: dict[str, Any]
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, Booking)
+            aggregate.payments.append(Payment.from_state(self.payment))
+
+    class CheckedOut(Aggregate.Event):
+        on: date
+        stay_lines: list[dict[str, Any]]  # the nights actually stayed
+        tourist_tax: dict[str, Any]
+        released_nights: list[str]  # unstayed nights of an early departure
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, Booking)
+            aggregate.status = BookingStatus.CHECKED_OUT
+            aggregate.checked_out_on = self.on
+            aggregate.stay_lines = _lines(self.stay_lines)
+            aggregate.tourist_tax = TouristTax.from_state(self.tourist_tax)
+
+    class Cancelled(Aggregate.Event):
+        on: date
+        closing_lines: list[dict[str, Any]]  # a retained deposit, or nothing
+        payments: list[dict[str, Any]]  # a refunded deposit, or nothing
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, Booking)
+            aggregate._close(BookingStatus.CANCELLED, self.on, self.closing_lines, self.payments)
+
+    class MarkedNoShow(Aggregate.Event):
+        on: date
+        closing_lines: list[dict[str, Any]]  # the penalty
+        payments: list[dict[str, Any]]  # the part of the deposit above the penalty
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, Booking)
+            aggregate._close(BookingStatus.NO_SHOW, self.on, self.closing_lines, self.payments)
+
+    class GuestsReported(Aggregate.Event):
+        reported_at: str  # ISO instant the records were accepted by Alloggiati Web
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, Booking)
+            aggregate.reported_at = self.reported_at
+
+    def __init__(
+        self,
+        room_number: str,
+        arrival: date,
+        departure: date,
+        nightly_rate_cents: int,
+        party_type: str,
+        guests: list[dict[str, Any]],
+        booked_on: date,
+        stay_lines: list[dict[str, Any]],
+        tourist_tax: dict[str, Any],
+        payments: list[dict[str, Any]],
+    ) -> None:
+        self.room_number = room_number
+        self.arrival = arrival
+        self.departure = departure
+        self.nightly_rate_cents = nightly_rate_cents
+        self.party_type = PartyType(party_type)
+        self.guests = [Guest.from_state(g) for g in guests]
+        self.booked_on = booked_on
+        self.status = BookingStatus.CONFIRMED
+        self.stay_lines = _lines(stay_lines)
+        self.tourist_tax = TouristTax.from_state(tourist_tax)
+        self.extra_lines: list[FolioLine] = []
+        self.payments = [Payment.from_state(p) for p in payments]
+        self.checked_in_on: date | None = None
+        self.checked_out_on: date | None = None
+        self.closed_on: date | None = None
+        self.reported_at: str | None = None
+
+    def _close(
+        self,
+        status: BookingStatus,
+        on: date,
+        closing_lines: list[dict[str, Any]],
+        payments: list[dict[str, Any]],
+    ) -> None:
+        self.status = status
+        self.closed_on = on
+        self.stay_lines = _lines(closing_lines)
+        self.tourist_tax = TouristTax()
+        self.payments.extend(Payment.from_state(p) for p in payments)
+
+    # -- the folio -------------------------------------------------------------
+
+    @property
+    def lines(self) -> list[FolioLine]:
+        return [*self.stay_lines, *self.extra_lines]
+
+    @property
+    def total_cents(self) -> int:
+        return sum(line.amount_cents for line in self.lines)
+
+    @property
+    def paid_cents(self) -> int:
+        return sum(p.signed_cents for p in self.payments)
+
+    @property
+    def balance_cents(self) -> int:
+        return self.total_cents - self.paid_cents
+
+    @property
+    def deposit_cents(self) -> int:
+        return sum(p.amount_cents for p in self.payments if p.kind == DEPOSIT)
+
+    @property
+    def deposit_method(self) -> str | None:
+        return next((p.method for p in self.payments if p.kind == DEPOSIT), None)
+
+    @property
+    def nights(self) -> list[date]:
+        return nights_between(self.arrival, self.departure)
+
+    @property
+    def label(self) -> str:
+        """How messages and ledger descriptions name the booking: its id, no names."""
+        return f"booking {self.id}"
+
+    # -- commands --------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        config: HotelConfiguration,
+        *,
+        booking_id: UUID,
+        room_number: str,
+        arrival: date,
+        departure: date,
+        guests: Sequence[Guest],
+        party_type: PartyType,
+        nightly_rate_cents: int | None,
+        deposit_cents: int | None,
+        deposit_method: str,
+        booked_on: date,
+        ceiling_cents: int,
+    ) -> Booking:
+        if departure <= arrival:
+            raise ValidationError("departure", "must be after the arrival")
+        policy = config.policy_on(arrival)
+        nights = (departure - arrival).days
+        if nights > policy.max_stay_nights:
+            raise ValidationError("departure", f"a stay is at most {policy.max_stay_nights} nights")
+        room = config.room_on(room_number, arrival)
+        if not guests:
+            raise ValidationError("guests", "a booking needs at least one guest")
+        if len(guests) > min(room.capacity, MAX_GUESTS):
+            raise ValidationError(
+                "guests", f"room {room.number} holds at most {room.capacity} guest(s)"
+            )
+        rate = room.nightly_rate_cents if nightly_rate_cents is None else nightly_rate_cents
+        check_positive_amount(rate, field="nightlyRate", ceiling_cents=ceiling_cents)
+        lines, tax = price_stay(
+            config,
+            room_number=room.number,
+            arrival=arrival,
+            end=departure,
+            nightly_rate_cents=rate,
+            guests=guests,
+        )
+        payments: list[dict[str, Any]] = []
+        if deposit_cents is not None:
+            check_positive_amount(deposit_cents, field="deposit", ceiling_cents=ceiling_cents)
+            quoted = sum(line.amount_cents for line in lines)
+            if deposit_cents > quoted:
+                raise ValidationError(
+                    "deposit", f"must not exceed the stay's total of {format_cents(quoted)} EUR"
+                )
+            if deposit_method not in PAYMENT_METHODS:
+                raise ValidationError("depositMethod", "CASH, CARD or TRANSFER")
+            payments.append(Payment(DEPOSIT, deposit_method, deposit_cents, booked_on).as_state())
+        return cls._create(
+            cls.Booked,
+            id=booking_id,
+            room_number=room.number,
+            arrival=arrival,
+            departure=departure,
+            nightly_rate_cents=rate,
+            party_type=(party_type if len(guests) > 1 else PartyType.FAMILY).value,
+            guests=[g.as_state() for g in guests],
+            booked_on=booked_on,
+            stay_lines=[line.as_state() for line in lines],
+            tourist_tax=tax.as_state(),
+            payments=payments,
+        )
+
+    def _require(self, *allowed: BookingStatus, action: str) -> None:
+        if self.status not in allowed:
+            raise IllegalTransition(
+                f"{self.label} is {self.status.value}: cannot {action}", self.status.value
+            )
+
+    def check_in(self, config: HotelConfiguration, *, on: date) -> None:
+        self._require(BookingStatus.CONFIRMED, action="check in")
+        if on < self.arrival:
+            raise ValidationError("businessDate", "check-in is on or after the arrival day")
+        if on >= self.departure:
+            raise ValidationError("businessDate", "check-in is before the departure day")
+        # Priced again with the configuration in force now; a late arrival still pays
+        # the nights the room was held for.
+        lines, tax = price_stay(
+            config,
+            room_number=self.room_number,
+            arrival=self.arrival,
+            end=self.departure,
+            nightly_rate_cents=self.nightly_rate_cents,
+            guests=self.guests,
+        )
+        self.trigger_event(
+            self.CheckedIn,
+            on=on,
+            stay_lines=[line.as_state() for line in lines],
+            tourist_tax=tax.as_state(),
+        )
+
+    def post_charge(
+        self,
+        config: HotelConfiguration,
+        *,
+        kind: str,
+        description: str,
+        amount_cents: int,
+        on: date,
+        ceiling_cents: int,
+    ) -> FolioLine:
+        if kind not in CHARGE_KINDS:
+            raise ValidationError("kind", "ROOM, FOOD, BEVERAGE or OTHER")
+        description = " ".join(description.split())
+        if not description:
+            raise ValidationError("description", "must not be empty")
+        if len(description) > MAX_CHARGE_DESCRIPTION_LENGTH:
+            raise ValidationError(
+                "description", f"must be at most {MAX_CHARGE_DESCRIPTION_LENGTH} characters"
+            )
+        check_positive_amount(amount_cents, field="amount", ceiling_cents=ceiling_cents)
+        self._require(BookingStatus.CHECKED_IN, action="post a charge")
+        if len(self.extra_lines) >= MAX_CHARGES:
+            raise ValidationError("bookingId", f"a folio holds at most {MAX_CHARGES} charges")
+        if on < self.arrival:
+            raise ValidationError("businessDate", "a charge is on or after the arrival day")
+        rate = config.policy_on(on).vat_bp(kind)
+        line = FolioLine.priced(kind, description, on, amount_cents, rate)
+        self.trigger_event(
+            self.ChargePosted, number=len(self.extra_lines) + 1, line=line.as_state()
+        )
+        return line
+
+    def record_payment(
+        self, *, method: str, amount_cents: int, on: date, ceiling_cents: int
+    ) -> Payment:
+        if method not in PAYMENT_METHODS:
+            raise ValidationError("method", "CASH, CARD or TRANSFER")
+        check_positive_amount(amount_cents, field="amount", ceiling_cents=ceiling_cents)
+        if self.status is BookingStatus.CONFIRMED:
+            raise IllegalTransition(
+                f"{self.label} is not checked in: take a deposit with the booking, "
+                "payments after check-in",
+                self.status.value,
+            )
+        owed = self.balance_cents
+        if self.status is not BookingStatus.CHECKED_IN and owed <= 0:
+            raise IllegalTransition(
+                f"{self.label} is {self.status.value} and settled: no payment is due",
+                self.status.value,
+            )
+        if amount_cents > owed:
+            raise ValidationError(
+                "amount", f"exceeds the balance due of {format_cents(max(owed, 0))} EUR"
+            )
+        if self.payments and on < min(p.on for p in self.payments):
+            raise ValidationError("businessDate", "a payment cannot precede the booking's first")
+        payment = Payment(PAYMENT, method, amount_cents, on)
+        self.trigger_event(
+            self.PaymentRecorded, number=len(self.payments) + 1, payment=payment.as_state()
+        )
+        return payment
+
+    def record_refund(
+        self, *, method: str, amount_cents: int, on: date, ceiling_cents: int
+    ) -> Payment:
+        """Money back to the guest, e.g. after an early departure; at most what was paid."""
+        if method not in PAYMENT_METHODS:
+            raise ValidationError("method", "CASH, CARD or TRANSFER")
+        check_positive_amount(amount_cents, field="amount", ceiling_cents=ceiling_cents)
+        self._require(BookingStatus.CHECKED_IN, action="refund a payment")
+        received = sum(p.signed_cents for p in self.payments if p.kind in (PAYMENT, REFUND))
+        if amount_cents > received:
+            raise ValidationError(
+                "amount", f"exceeds the {format_cents(received)} EUR paid since check-in"
+            )
+        payment = Payment(REFUND, method, amount_cents, on)
+        self.trigger_event(
+            self.PaymentRecorded, number=len(self.payments) + 1, payment=payment.as_state()
+        )
+        return payment
+
+    def check_out(self, config: HotelConfiguration, *, on: date) -> list[date]:
+        """Close the folio on the nights actually stayed; returns the nights released."""
+        if self.status is BookingStatus.CONFIRMED:
+            raise IllegalTransition(
+                f"{self.label} was never checked in: cannot check out", self.status.value
+            )
+        self._require(BookingStatus.CHECKED_IN, action="check out")
+        assert self.checked_in_on is not None
+        if on < self.checked_in_on:
+            raise ValidationError("businessDate", "check-out cannot precede the check-in")
+        # A same-day departure still pays one night; a late one pays the booked nights.
+        end = min(max(on, self.arrival + timedelta(days=1)), self.departure)
+        lines, tax = price_stay(
+            config,
+            room_number=self.room_number,
+            arrival=self.arrival,
+            end=end,
+            nightly_rate_cents=self.nightly_rate_cents,
+            guests=self.guests,
+        )
+        total = sum(line.amount_cents for line in [*lines, *self.extra_lines])
+        balance = total - self.paid_cents
+        if balance != 0:
+            raise BalanceDue(str(self.id), balance)
+        released = nights_between(end, self.departure)
+        self.trigger_event(
+            self.CheckedOut,
+            on=on,
+            stay_lines=[line.as_state() for line in lines],
+            tourist_tax=tax.as_state(),
+            released_nights=[night.isoformat() for night in released],
+        )
+        return released
+
+    def cancel(self, config: HotelConfiguration, *, on: date) -> None:
+        """Before arrival: the deposit is refunded if early enough, otherwise retained."""
+        self._require(BookingStatus.CONFIRMED, action="cancel")
+        policy = config.policy_on(on)
+        deposit = self.deposit_cents
+        method = self.deposit_method or "TRANSFER"
+        closing: list[dict[str, Any]] = []
+        refunds: list[dict[str, Any]] = []
+        if deposit:
+            if (self.arrival - on).days >= policy.cancellation_free_days:
+                refunds.append(Payment(DEPOSIT_REFUND, method, deposit, on).as_state())
+            else:
+                closing.append(
+                    FolioLine.outside_vat(
+                        RETAINED_DEPOSIT, "Deposit retained on late cancellation", on, deposit
+                    ).as_state()
+                )
+        self.trigger_event(self.Cancelled, on=on, closing_lines=closing, payments=refunds)
+
+    def mark_no_show(self, config: HotelConfiguration, *, on: date) -> None:
+        """The guest never came: the penalty is taken from the deposit; any rest is due."""
+        self._require(BookingStatus.CONFIRMED, action="mark as no-show")
+        if on < self.arrival:
+            raise ValidationError("businessDate", "a no-show is recorded from the arrival day")
+        policy = config.policy_on(self.arrival)
+        nights = min(policy.no_show_penalty_nights, len(self.nights))
+        penalty = nights * self.nightly_rate_cents
+        deposit = self.deposit_cents
+        closing: list[dict[str, Any]] = []
+        refunds: list[dict[str, Any]] = []
+        if penalty:
+            closing.append(
+                FolioLine.outside_vat(
+                    NO_SHOW_PENALTY, f"No-show penalty: {nights} night(s)", on, penalty
+                ).as_state()
+            )
+        if deposit > penalty:
+            method = self.deposit_method or "TRANSFER"
+            refunds.append(Payment(DEPOSIT_REFUND, method, deposit - penalty, on).as_state())
+        self.trigger_event(self.MarkedNoShow, on=on, closing_lines=closing, payments=refunds)
+
+    def mark_reported(self, *, reported_at: str) -> None:
+        self._require(
+            BookingStatus.CHECKED_IN, BookingStatus.CHECKED_OUT, action="report its guests"
+        )
+        if self.reported_at is not None:
+            raise IllegalTransition(
+                f"{self.label}: its guests were already reported", self.status.value
+            )
+        self.trigger_event(self.GuestsReported, reported_at=reported_at)
+
+
+class RoomNight(Aggregate):
+    """One room on one night: held by at most one booking.
+
+    Its id is derived from (room, night), so two bookings that claim the same night
+    both write this aggregate: the store lets exactly one of them commit. A release
+    (cancellation, no-show, early departure) and a later claim are further events on
+    the same aggregate, so they too are ordered by its version.
+    """
+
+    class Claimed(Aggregate.Created):
+        room_number: str
+        night: date
+        booking_id: UUID
+
+    class Reclaimed(Aggregate.Event):
+        booking_id: UUID
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, RoomNight)
+            aggregate.booking_id = self.booking_id
+
+    class Released(Aggregate.Event):
+        booking_id: UUID
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, RoomNight)
+            aggregate.booking_id = None
+
+    def __init__(self, room_number: str, night: date, booking_id: UUID) -> None:
+        self.room_number = room_number
+        self.night = night
+        self.booking_id: UUID | None = booking_id
+
+    @classmethod
+    def claim(
+        cls, existing: RoomNight | None, *, room_number: str, night: date, booking_id: UUID
+    ) -> RoomNight:
+        if existing is None:
+            return cls._create(
+                cls.Claimed,
+                id=room_night_id(room_number, night),
+                room_number=room_number,
+                night=night,
+                booking_id=booking_id,
+            )
+        if existing.booking_id is not None and existing.booking_id != booking_id:
+            raise RoomUnavailable(
+                f"room {room_number} is already booked for the night of {night.isoformat()}"
+            )
+        if existing.booking_id is None:
+            existing.trigger_event(cls.Reclaimed, booking_id=booking_id)
+        return existing
+
+    def release(self, booking_id: UUID) -> None:
+        if self.booking_id != booking_id:
+            return  # not ours (never happens while bookings release only their nights)
+        self.trigger_event(self.Released, booking_id=booking_id)

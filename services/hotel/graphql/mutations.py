@@ -1,0 +1,556 @@
+"""Hotel mutations: the front desk's day (bookings, check-in, charges, payments,
+check-out, cancellations, no-shows, police reporting) and the admin's configuration."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Annotated, TypeVar
+
+import strawberry
+
+from gateway.context import Info
+from gateway.permissions import allow
+from services.common.auth import Role
+from services.common.errors import CoopError, NotFound, ValidationError
+from services.common.graphql import (
+    ConflictResult,
+    ErrorResult,
+    IdempotencyKeyReusedResult,
+    Money,
+    NotFoundResult,
+    ValidationErrorResult,
+    error_result,
+    money,
+)
+from services.common.idempotency import Outcome
+from services.common.money import decimal_to_cents
+from services.hotel.domain import (
+    BalanceDue,
+    Guest,
+    HotelPolicy,
+    PartyType,
+    Room,
+    make_guest,
+)
+from services.hotel.domain import Booking as BookingModel
+from services.hotel.domain.config import ACCOUNT_ROLES
+from services.hotel.domain.guests import MAX_GUESTS
+from services.hotel.graphql.queries import parse_booking_id
+from services.hotel.graphql.types import (
+    BalanceDueResult,
+    Booking,
+    ChargeKind,
+    HotelPolicyType,
+    PaymentMethod,
+    RoomType,
+    Sex,
+)
+from services.hotel.projections import queries
+
+T = TypeVar("T")
+HOTEL = allow(Role.FRONT_DESK, Role.ADMIN)
+ADMIN = allow(Role.ADMIN)
+ERRORS = (
+    ValidationErrorResult,
+    NotFoundResult,
+    ConflictResult,
+    IdempotencyKeyReusedResult,
+    BalanceDueResult,
+)
+
+BookingResult = Annotated[
+    Booking
+    | ValidationErrorResult
+    | NotFoundResult
+    | ConflictResult
+    | IdempotencyKeyReusedResult
+    | BalanceDueResult,
+    strawberry.union("BookingResult"),
+]
+
+
+@strawberry.type
+class BookingList:
+    bookings: list[Booking]
+
+
+BookingListResult = Annotated[
+    BookingList
+    | ValidationErrorResult
+    | NotFoundResult
+    | ConflictResult
+    | IdempotencyKeyReusedResult,
+    strawberry.union("BookingListResult"),
+]
+HotelPolicyResult = Annotated[
+    HotelPolicyType
+    | ValidationErrorResult
+    | NotFoundResult
+    | ConflictResult
+    | IdempotencyKeyReusedResult,
+    strawberry.union("HotelPolicyResult"),
+]
+RoomResult = Annotated[
+    RoomType | ValidationErrorResult | NotFoundResult | ConflictResult | IdempotencyKeyReusedResult,
+    strawberry.union("RoomResult"),
+]
+
+
+@strawberry.input
+class GuestInput:
+    surname: str
+    given_name: str
+    sex: Sex
+    birth_date: date
+    birth_country_code: str = strawberry.field(description="Alloggiati code, 9 digits.")
+    citizenship_code: str
+    residence_country_code: str
+    birth_municipality_code: str | None = strawberry.field(
+        default=None, description="Born in Italy: the municipality's Alloggiati code."
+    )
+    birth_province: str | None = None
+    residence_municipality_code: str | None = None
+    residence_province: str | None = None
+    document_type: str | None = strawberry.field(
+        default=None, description="Leader only, e.g. IDENT, PASOR, PATEN."
+    )
+    document_number: str | None = None
+    document_issue_place_code: str | None = None
+    tax_exemption_reason: str | None = strawberry.field(
+        default=None, description="Another recorded reason for tourist-tax exemption."
+    )
+
+
+@strawberry.input
+class CreateBookingInput:
+    idempotency_key: str
+    room_number: str
+    arrival: date
+    departure: date
+    guests: list[GuestInput] = strawberry.field(description="The head of family/group first.")
+    nightly_rate: Money | None = strawberry.field(
+        default=None, description="VAT-inclusive; default: the room's rate."
+    )
+    deposit: Money | None = None
+    deposit_method: PaymentMethod = PaymentMethod.CARD
+    party_type: PartyType = PartyType.FAMILY
+    business_date: date | None = strawberry.field(
+        default=None, description="The day it happened (default: today)."
+    )
+
+
+@strawberry.input
+class CheckInInput:
+    idempotency_key: str
+    booking_id: strawberry.ID
+    business_date: date | None = None
+
+
+@strawberry.input
+class PostChargeInput:
+    idempotency_key: str
+    booking_id: strawberry.ID
+    kind: ChargeKind
+    description: str
+    amount: Money = strawberry.field(description="VAT-inclusive.")
+    business_date: date | None = None
+
+
+@strawberry.input
+class RecordPaymentInput:
+    idempotency_key: str
+    booking_id: strawberry.ID
+    method: PaymentMethod
+    amount: Money
+    business_date: date | None = None
+
+
+@strawberry.input
+class RecordRefundInput:
+    idempotency_key: str
+    booking_id: strawberry.ID
+    method: PaymentMethod
+    amount: Money
+    business_date: date | None = None
+
+
+@strawberry.input
+class CheckOutInput:
+    idempotency_key: str
+    booking_id: strawberry.ID
+    business_date: date | None = None
+
+
+@strawberry.input
+class CancelBookingInput:
+    idempotency_key: str
+    booking_id: strawberry.ID
+    business_date: date | None = None
+
+
+@strawberry.input
+class MarkNoShowInput:
+    idempotency_key: str
+    booking_id: strawberry.ID
+    business_date: date | None = None
+
+
+@strawberry.input
+class MarkGuestsReportedInput:
+    idempotency_key: str
+    booking_ids: list[strawberry.ID]
+    reported_at: datetime = strawberry.field(description="When Alloggiati Web accepted them.")
+
+
+@strawberry.input
+class TouristTaxRateInput:
+    stars: int
+    amount: Money
+
+
+@strawberry.input
+class SetHotelPolicyInput:
+    idempotency_key: str
+    effective_from: date
+    hotel_stars: int
+    municipality_code: str
+    tourist_tax_by_stars: list[TouristTaxRateInput]
+    tourist_tax_exempt_under_age: int
+    tourist_tax_max_nights: int
+    max_stay_nights: int
+    cancellation_free_days: int
+    no_show_penalty_nights: int
+    vat_room: str = strawberry.field(description='Percent, e.g. "10".')
+    vat_food: str
+    vat_beverage: str
+    vat_other: str
+
+
+@strawberry.input
+class DefineRoomInput:
+    idempotency_key: str
+    number: str
+    room_type: str
+    capacity: int
+    nightly_rate: Money
+    active: bool = True
+    effective_from: date
+
+
+async def _run(
+    info: Info, command: Callable[[], Outcome[T]]
+) -> Outcome[T] | ErrorResult | BalanceDueResult:
+    """gateway.context.run_command, plus the hotel's own error member (BalanceDue)."""
+    runtime = info.context.runtime
+    try:
+        outcome = await runtime.run_sync(command)
+    except BalanceDue as exc:
+        return BalanceDueResult(message=exc.message, amount_due=money(exc.balance_cents))
+    except CoopError as exc:
+        return error_result(exc)
+    await runtime.wait_for_position(outcome.position)
+    return outcome
+
+
+async def _booking_result(info: Info, outcome: Outcome[BookingModel]) -> Booking:
+    async with info.context.runtime.read_engine.connect() as conn:
+        view = await queries.booking_by_id(conn, outcome.result.id)
+    if view is None:  # the wait above guarantees the projection has it
+        raise NotFound(f"booking {outcome.result.id} is not projected yet")
+    return Booking.from_view(view)
+
+
+def _guests(inputs: list[GuestInput], arrival: date) -> list[Guest]:
+    if len(inputs) > MAX_GUESTS:
+        raise ValidationError("guests", f"at most {MAX_GUESTS} guests per booking")
+    return [
+        make_guest(
+            index=index,
+            is_leader=index == 0,
+            arrival=arrival,
+            surname=g.surname,
+            given_name=g.given_name,
+            sex=g.sex.value,
+            birth_date=g.birth_date,
+            birth_country_code=g.birth_country_code,
+            birth_municipality_code=g.birth_municipality_code,
+            birth_province=g.birth_province,
+            citizenship_code=g.citizenship_code,
+            residence_country_code=g.residence_country_code,
+            residence_municipality_code=g.residence_municipality_code,
+            residence_province=g.residence_province,
+            document_type=g.document_type,
+            document_number=g.document_number,
+            document_issue_place_code=g.document_issue_place_code,
+            tax_exemption_reason=g.tax_exemption_reason,
+        )
+        for index, g in enumerate(inputs)
+    ]
+
+
+def _bp(text: str, field: str) -> int:
+    """A percent string ("10", "5.5") to basis points."""
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise ValidationError(field, 'a percent such as "10" or "5.5"') from None
+    bp = value * 100
+    if not value.is_finite() or bp != bp.to_integral_value() or not 0 <= bp <= 10_000:
+        raise ValidationError(field, "a percent between 0 and 100 with at most 2 decimals")
+    return int(bp)
+
+
+async def _booking_mutation(
+    info: Info, command: Callable[[], Outcome[BookingModel]]
+) -> BookingResult:
+    outcome = await _run(info, command)
+    if isinstance(outcome, ERRORS):
+        return outcome
+    assert isinstance(outcome, Outcome)
+    return await _booking_result(info, outcome)
+
+
+@strawberry.type
+class HotelMutation:
+    @strawberry.mutation(permission_classes=HOTEL, description="Book a room (optional deposit).")
+    async def create_booking(self, info: Info, input: CreateBookingInput) -> BookingResult:
+        hotel, actor = info.context.runtime.hotel, info.context.actor
+
+        def command() -> Outcome[BookingModel]:
+            return hotel.create_booking(
+                key=input.idempotency_key,
+                actor=actor,
+                room_number=input.room_number,
+                arrival=input.arrival,
+                departure=input.departure,
+                guests=_guests(input.guests, input.arrival),
+                party_type=input.party_type,
+                nightly_rate_cents=None
+                if input.nightly_rate is None
+                else decimal_to_cents(input.nightly_rate, field="nightlyRate"),
+                deposit_cents=None
+                if input.deposit is None
+                else decimal_to_cents(input.deposit, field="deposit"),
+                deposit_method=input.deposit_method.value,
+                on=input.business_date,
+            )
+
+        return await _booking_mutation(info, command)
+
+    @strawberry.mutation(permission_classes=HOTEL, description="The guests have arrived.")
+    async def check_in(self, info: Info, input: CheckInInput) -> BookingResult:
+        hotel, actor = info.context.runtime.hotel, info.context.actor
+
+        def command() -> Outcome[BookingModel]:
+            return hotel.check_in(
+                key=input.idempotency_key,
+                actor=actor,
+                booking_id=parse_booking_id(input.booking_id),
+                on=input.business_date,
+            )
+
+        return await _booking_mutation(info, command)
+
+    @strawberry.mutation(
+        permission_classes=HOTEL, description="Add a charge (VAT-inclusive) to the folio."
+    )
+    async def post_charge(self, info: Info, input: PostChargeInput) -> BookingResult:
+        hotel, actor = info.context.runtime.hotel, info.context.actor
+
+        def command() -> Outcome[BookingModel]:
+            return hotel.post_charge(
+                key=input.idempotency_key,
+                actor=actor,
+                booking_id=parse_booking_id(input.booking_id),
+                kind=input.kind.value,
+                description=input.description,
+                amount_cents=decimal_to_cents(input.amount, field="amount"),
+                on=input.business_date,
+            )
+
+        return await _booking_mutation(info, command)
+
+    @strawberry.mutation(permission_classes=HOTEL, description="Take a payment on the folio.")
+    async def record_payment(self, info: Info, input: RecordPaymentInput) -> BookingResult:
+        hotel, actor = info.context.runtime.hotel, info.context.actor
+
+        def command() -> Outcome[BookingModel]:
+            return hotel.record_payment(
+                key=input.idempotency_key,
+                actor=actor,
+                booking_id=parse_booking_id(input.booking_id),
+                method=input.method.value,
+                amount_cents=decimal_to_cents(input.amount, field="amount"),
+                on=input.business_date,
+            )
+
+        return await _booking_mutation(info, command)
+
+    @strawberry.mutation(
+        permission_classes=HOTEL,
+        description="Give money back (e.g. after an early departure); at most what was paid.",
+    )
+    async def record_refund(self, info: Info, input: RecordRefundInput) -> BookingResult:
+        hotel, actor = info.context.runtime.hotel, info.context.actor
+
+        def command() -> Outcome[BookingModel]:
+            return hotel.record_payment(
+                key=input.idempotency_key,
+                actor=actor,
+                booking_id=parse_booking_id(input.booking_id),
+                method=input.method.value,
+                amount_cents=decimal_to_cents(input.amount, field="amount"),
+                on=input.business_date,
+                refund=True,
+            )
+
+        return await _booking_mutation(info, command)
+
+    @strawberry.mutation(
+        permission_classes=HOTEL,
+        description="Close the folio (refused with BalanceDue unless the balance is zero).",
+    )
+    async def check_out(self, info: Info, input: CheckOutInput) -> BookingResult:
+        hotel, actor = info.context.runtime.hotel, info.context.actor
+
+        def command() -> Outcome[BookingModel]:
+            return hotel.check_out(
+                key=input.idempotency_key,
+                actor=actor,
+                booking_id=parse_booking_id(input.booking_id),
+                on=input.business_date,
+            )
+
+        return await _booking_mutation(info, command)
+
+    @strawberry.mutation(
+        permission_classes=HOTEL,
+        description="Cancel before arrival: the deposit is refunded or retained per policy.",
+    )
+    async def cancel_booking(self, info: Info, input: CancelBookingInput) -> BookingResult:
+        hotel, actor = info.context.runtime.hotel, info.context.actor
+
+        def command() -> Outcome[BookingModel]:
+            return hotel.cancel_booking(
+                key=input.idempotency_key,
+                actor=actor,
+                booking_id=parse_booking_id(input.booking_id),
+                on=input.business_date,
+            )
+
+        return await _booking_mutation(info, command)
+
+    @strawberry.mutation(
+        permission_classes=HOTEL,
+        description="The guest never came: the no-show penalty per policy; the room is freed.",
+    )
+    async def mark_no_show(self, info: Info, input: MarkNoShowInput) -> BookingResult:
+        hotel, actor = info.context.runtime.hotel, info.context.actor
+
+        def command() -> Outcome[BookingModel]:
+            return hotel.mark_no_show(
+                key=input.idempotency_key,
+                actor=actor,
+                booking_id=parse_booking_id(input.booking_id),
+                on=input.business_date,
+            )
+
+        return await _booking_mutation(info, command)
+
+    @strawberry.mutation(
+        permission_classes=HOTEL,
+        description="Record that Alloggiati Web accepted these bookings' guest records.",
+    )
+    async def mark_guests_reported(
+        self, info: Info, input: MarkGuestsReportedInput
+    ) -> BookingListResult:
+        hotel, actor = info.context.runtime.hotel, info.context.actor
+
+        def command() -> Outcome[list[BookingModel]]:
+            return hotel.mark_reported(
+                key=input.idempotency_key,
+                actor=actor,
+                booking_ids=[
+                    parse_booking_id(b, f"bookingIds[{i}]") for i, b in enumerate(input.booking_ids)
+                ],
+                reported_at=input.reported_at,
+            )
+
+        outcome = await _run(info, command)
+        if isinstance(outcome, ERRORS):
+            assert not isinstance(outcome, BalanceDueResult)
+            return outcome
+        assert isinstance(outcome, Outcome)
+        async with info.context.runtime.read_engine.connect() as conn:
+            views = [await queries.booking_by_id(conn, b.id) for b in outcome.result]
+        return BookingList(bookings=[Booking.from_view(v) for v in views if v is not None])
+
+    @strawberry.mutation(
+        permission_classes=ADMIN,
+        description="A new version of the hotel policy from its effective date.",
+    )
+    async def set_hotel_policy(self, info: Info, input: SetHotelPolicyInput) -> HotelPolicyResult:
+        hotel, actor = info.context.runtime.hotel, info.context.actor
+
+        def command() -> Outcome[HotelPolicy]:
+            current = hotel.configuration().policy_on(input.effective_from)
+            rates = {
+                str(rate.stars): decimal_to_cents(rate.amount, field=f"touristTaxByStars[{i}]")
+                for i, rate in enumerate(input.tourist_tax_by_stars)
+            }
+            policy = HotelPolicy(
+                effective_from=input.effective_from,
+                hotel_stars=input.hotel_stars,
+                municipality_code=input.municipality_code,
+                tourist_tax_cents_by_stars=rates,
+                tourist_tax_exempt_under_age=input.tourist_tax_exempt_under_age,
+                tourist_tax_max_nights=input.tourist_tax_max_nights,
+                max_stay_nights=input.max_stay_nights,
+                cancellation_free_days=input.cancellation_free_days,
+                no_show_penalty_nights=input.no_show_penalty_nights,
+                vat_bp_by_kind={
+                    "ROOM": _bp(input.vat_room, "vatRoom"),
+                    "FOOD": _bp(input.vat_food, "vatFood"),
+                    "BEVERAGE": _bp(input.vat_beverage, "vatBeverage"),
+                    "OTHER": _bp(input.vat_other, "vatOther"),
+                },
+                # Accounts follow the version in force (opened through the ledger).
+                vat_account_by_bp=dict(current.vat_account_by_bp),
+                accounts={role: current.accounts[role] for role in ACCOUNT_ROLES},
+            )
+            return hotel.set_policy(key=input.idempotency_key, actor=actor, policy=policy)
+
+        outcome = await _run(info, command)
+        if isinstance(outcome, ERRORS):
+            assert not isinstance(outcome, BalanceDueResult)
+            return outcome
+        assert isinstance(outcome, Outcome)
+        return HotelPolicyType.from_policy(outcome.result)
+
+    @strawberry.mutation(
+        permission_classes=ADMIN,
+        description="Add or change a room from its effective date (active: false retires it).",
+    )
+    async def define_room(self, info: Info, input: DefineRoomInput) -> RoomResult:
+        hotel, actor = info.context.runtime.hotel, info.context.actor
+
+        def command() -> Outcome[Room]:
+            room = Room(
+                number=input.number,
+                room_type=input.room_type.strip(),
+                capacity=input.capacity,
+                nightly_rate_cents=decimal_to_cents(input.nightly_rate, field="nightlyRate"),
+                active=input.active,
+                effective_from=input.effective_from,
+            )
+            return hotel.define_room(key=input.idempotency_key, actor=actor, room=room)
+
+        outcome = await _run(info, command)
+        if isinstance(outcome, ERRORS):
+            assert not isinstance(outcome, BalanceDueResult)
+            return outcome
+        assert isinstance(outcome, Outcome)
+        return RoomType.from_room(outcome.result)

@@ -1,0 +1,254 @@
+"""Hotel queries: bookings, occupancy, police and ISTAT reports, tourist tax, configuration."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Annotated
+from uuid import UUID
+
+import strawberry
+
+from gateway.context import Info
+from gateway.permissions import allow
+from services.common.auth import Role
+from services.common.errors import ValidationError
+from services.common.graphql import PageInfo, check_page_size, money
+from services.hotel.domain import BookingStatus
+from services.hotel.domain.alloggiati import LINE_END, StayGuest, build_records, deadline_for
+from services.hotel.graphql.types import (
+    AlloggiatiFile,
+    Booking,
+    BookingConnection,
+    HotelConfigurationView,
+    HotelPolicyType,
+    IstatMonth,
+    NightOccupancy,
+    PendingReport,
+    ResidenceLine,
+    RoomType,
+    TouristTaxMonth,
+    TouristTaxReport,
+)
+from services.hotel.projections import queries
+
+# Auditors read everything except beneficiary data (docs/auth.md), bookings included.
+READS = allow(Role.FRONT_DESK, Role.ADMIN, Role.AUDITOR)
+MAX_RANGE_DAYS = 366  # occupancy and tax reports cover at most a year per call
+MAX_PENDING = 500
+
+
+def parse_booking_id(value: str, field: str = "bookingId") -> UUID:
+    try:
+        return UUID(value)
+    except ValueError:
+        raise ValidationError(field, "not a booking id") from None
+
+
+def _check_range(from_date: date, to_date: date) -> None:
+    if to_date < from_date:
+        raise ValidationError("to", "must not be before from")
+    if (to_date - from_date).days >= MAX_RANGE_DAYS:
+        raise ValidationError("to", f"a range covers at most {MAX_RANGE_DAYS} days")
+
+
+@strawberry.type
+class HotelQuery:
+    @strawberry.field(permission_classes=READS, description="One booking with its folio.")
+    async def booking(self, info: Info, id: strawberry.ID) -> Booking | None:
+        booking_id = parse_booking_id(id, "id")
+        async with info.context.runtime.read_engine.connect() as conn:
+            view = await queries.booking_by_id(conn, booking_id)
+        return None if view is None else Booking.from_view(view)
+
+    @strawberry.field(
+        permission_classes=READS,
+        description="Bookings whose nights overlap [from, to], by arrival, paginated.",
+    )
+    async def bookings(
+        self,
+        info: Info,
+        status: BookingStatus | None = None,
+        from_: Annotated[date | None, strawberry.argument(name="from")] = None,
+        to: date | None = None,
+        first: int = 50,
+        after: str | None = None,
+    ) -> BookingConnection:
+        check_page_size(first, info.context.runtime.settings.max_page_size)
+        async with info.context.runtime.read_engine.connect() as conn:
+            page = await queries.bookings_page(
+                conn,
+                status=status.value if status else None,
+                from_date=from_,
+                to_date=to,
+                first=first,
+                after=after,
+            )
+        return BookingConnection(
+            nodes=[Booking.from_view(v) for v in page.bookings],
+            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+        )
+
+    @strawberry.field(permission_classes=READS, description="Rooms sold per night.")
+    async def occupancy(
+        self,
+        info: Info,
+        from_: Annotated[date, strawberry.argument(name="from")],
+        to: date,
+    ) -> list[NightOccupancy]:
+        _check_range(from_, to)
+        runtime = info.context.runtime
+        config = await runtime.run_sync(runtime.hotel.configuration)
+        async with runtime.read_engine.connect() as conn:
+            nights = await queries.occupancy(conn, from_, to)
+        out = []
+        for night in nights:
+            rooms = len(config.rooms_on(night.night))
+            share = (
+                (Decimal(night.rooms_sold * 100) / rooms).quantize(
+                    Decimal("0.1"), rounding=ROUND_HALF_UP
+                )
+                if rooms
+                else Decimal("0.0")
+            )
+            out.append(
+                NightOccupancy(
+                    night=night.night,
+                    rooms_sold=night.rooms_sold,
+                    rooms_available=rooms,
+                    guests=night.guests,
+                    occupancy_percent=f"{share:f}",
+                )
+            )
+        return out
+
+    @strawberry.field(
+        permission_classes=READS,
+        description="Alloggiati Web records of the guests who arrived on `date`, validated.",
+    )
+    async def alloggiati_records(self, info: Info, date: date) -> AlloggiatiFile:
+        async with info.context.runtime.read_engine.connect() as conn:
+            arrivals = await queries.arrivals_on(conn, date)
+        stays = [
+            StayGuest(
+                booking_id=view.booking_id,
+                position=position,
+                party_type=view.party_type,
+                party_size=len(view.guests),
+                arrival=date,
+                nights=max((view.stay_end - date).days, 1),
+                guest=guest,
+            )
+            for view in arrivals
+            for position, guest in enumerate(view.guests)
+        ]
+        records = build_records(stays)
+        return AlloggiatiFile(
+            date=date,
+            count=len(records),
+            records=records,
+            content="".join(record + LINE_END for record in records),
+        )
+
+    @strawberry.field(
+        permission_classes=READS,
+        description="Checked-in bookings not reported to Alloggiati Web whose deadline is "
+        "past or within `withinHours`.",
+    )
+    async def alloggiati_pending(self, info: Info, within_hours: int = 6) -> list[PendingReport]:
+        if not 0 <= within_hours <= 48:
+            raise ValidationError("withinHours", "must be between 0 and 48")
+        now = datetime.now(UTC)
+        horizon = now + timedelta(hours=within_hours)
+        async with info.context.runtime.read_engine.connect() as conn:
+            views = await queries.unreported(conn, MAX_PENDING)
+        out = []
+        for view in views:
+            if view.checked_in_at is None:
+                continue
+            nights = (view.departure - view.arrival).days
+            deadline = deadline_for(view.checked_in_at, nights)
+            if deadline <= horizon:
+                out.append(
+                    PendingReport(
+                        booking_id=strawberry.ID(str(view.booking_id)),
+                        room_number=view.room_number,
+                        arrival=view.arrival,
+                        nights=nights,
+                        guest_count=view.guest_count,
+                        checked_in_at=view.checked_in_at,
+                        deadline=deadline,
+                        overdue=deadline <= now,
+                    )
+                )
+        return out
+
+    @strawberry.field(
+        permission_classes=READS,
+        description="ISTAT monthly survey: arrivals and nights by residence (zero months too).",
+    )
+    async def istat_monthly(self, info: Info, month: str) -> IstatMonth:
+        first_day, last_day = queries.month_bounds(month)
+        async with info.context.runtime.read_engine.connect() as conn:
+            lines = await queries.istat_month(conn, first_day, last_day)
+        return IstatMonth(
+            month=month,
+            arrivals=sum(line.arrivals for line in lines),
+            nights=sum(line.nights for line in lines),
+            by_residence=[
+                ResidenceLine(residence=r.residence, arrivals=r.arrivals, nights=r.nights)
+                for r in lines
+            ],
+        )
+
+    @strawberry.field(
+        permission_classes=READS,
+        description="Tourist tax collected on check-outs in [from, to], for the municipality.",
+    )
+    async def tourist_tax_report(
+        self,
+        info: Info,
+        from_: Annotated[date, strawberry.argument(name="from")],
+        to: date,
+    ) -> TouristTaxReport:
+        _check_range(from_, to)
+        async with info.context.runtime.read_engine.connect() as conn:
+            months = await queries.tourist_tax_totals(conn, from_, to)
+        return TouristTaxReport(
+            from_=from_,
+            to=to,
+            amount=money(sum(t.amount_cents for _, t in months)),
+            stays=sum(t.stays for _, t in months),
+            taxed_guest_nights=sum(t.taxed_guest_nights for _, t in months),
+            exempt_guest_nights=sum(sum(t.exempt.values()) for _, t in months),
+            by_month=[
+                TouristTaxMonth(
+                    month=month,
+                    stays=t.stays,
+                    amount=money(t.amount_cents),
+                    taxed_guest_nights=t.taxed_guest_nights,
+                    exempt_age=t.exempt["age"],
+                    exempt_resident=t.exempt["resident"],
+                    exempt_other=t.exempt["other"],
+                    exempt_cap=t.exempt["cap"],
+                )
+                for month, t in months
+            ],
+        )
+
+    @strawberry.field(
+        permission_classes=READS,
+        description="Rooms and policy in force on a day (default: today), and every version.",
+    )
+    async def hotel_configuration(
+        self, info: Info, on: date | None = None
+    ) -> HotelConfigurationView:
+        runtime = info.context.runtime
+        day = on or runtime.hotel.today()
+        config = await runtime.run_sync(runtime.hotel.configuration)
+        return HotelConfigurationView(
+            on=day,
+            policy=HotelPolicyType.from_policy(config.policy_on(day)),
+            rooms=[RoomType.from_room(room) for room in config.rooms_on(day)],
+            policies=[HotelPolicyType.from_policy(p) for p in config.policies],
+        )

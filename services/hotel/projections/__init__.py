@@ -1,0 +1,1 @@
+"""Hotel read models: bookings, folios, guests, room nights, tourist tax."""

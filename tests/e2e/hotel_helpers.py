@@ -1,0 +1,152 @@
+"""GraphQL documents and inputs the hotel tests share (the front desk's calls)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.e2e.conftest import GraphQLClient
+
+BOOKING_FIELDS = """
+    __typename
+    ... on Booking {
+      id roomNumber arrival departure nights status guestCount nightlyRate deposit
+      checkedInOn checkedOutOn
+      folio {
+        lines { kind description date amount vatRate net vat }
+        touristTax total paid balance roundingRule
+        vatSummary { rate net vat gross }
+        payments { kind method amount date }
+      }
+      guests { position recordType residence }
+    }
+    ... on ValidationError { field message }
+    ... on NotFound { message }
+    ... on Conflict { message }
+    ... on IdempotencyKeyReused { message }
+    ... on BalanceDue { message amountDue }
+"""
+
+
+def mutation(name: str, input_type: str) -> str:
+    return f"mutation Op($input: {input_type}!) {{ {name}(input: $input) {{ {BOOKING_FIELDS} }} }}"
+
+
+CREATE = mutation("createBooking", "CreateBookingInput")
+CHECK_IN = mutation("checkIn", "CheckInInput")
+CHARGE = mutation("postCharge", "PostChargeInput")
+PAY = mutation("recordPayment", "RecordPaymentInput")
+REFUND = mutation("recordRefund", "RecordRefundInput")
+CHECK_OUT = mutation("checkOut", "CheckOutInput")
+CANCEL = mutation("cancelBooking", "CancelBookingInput")
+NO_SHOW = mutation("markNoShow", "MarkNoShowInput")
+
+JOURNAL = """
+query J($from: Date, $to: Date, $after: String) {
+  journal(from: $from, to: $to, first: 500, after: $after) {
+    nodes { id effectiveDate description cause lines { account debit credit } }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+"""
+
+ITALY = "100000100"
+MILANO = "403015146"
+GERMANY = "100000216"
+BRENO = "403017028"
+
+
+def adult(surname: str = "Rossi", given: str = "Maria", **overrides: Any) -> dict[str, Any]:
+    guest: dict[str, Any] = {
+        "surname": surname,
+        "givenName": given,
+        "sex": "F",
+        "birthDate": "1980-04-12",
+        "birthCountryCode": ITALY,
+        "birthMunicipalityCode": MILANO,
+        "birthProvince": "MI",
+        "citizenshipCode": ITALY,
+        "residenceCountryCode": ITALY,
+        "residenceMunicipalityCode": MILANO,
+        "residenceProvince": "MI",
+        "documentType": "IDENT",
+        "documentNumber": "CA12345AB",
+        "documentIssuePlaceCode": MILANO,
+    }
+    guest.update(overrides)
+    return guest
+
+
+def member(surname: str, given: str, sex: str, birth: str) -> dict[str, Any]:
+    return {
+        "surname": surname,
+        "givenName": given,
+        "sex": sex,
+        "birthDate": birth,
+        "birthCountryCode": ITALY,
+        "birthMunicipalityCode": MILANO,
+        "birthProvince": "MI",
+        "citizenshipCode": ITALY,
+        "residenceCountryCode": ITALY,
+        "residenceMunicipalityCode": MILANO,
+        "residenceProvince": "MI",
+    }
+
+
+def family() -> list[dict[str, Any]]:
+    """Two adults and a child of seven (under the tourist tax's age limit of 14)."""
+    return [
+        adult(),
+        member("Rossi", "Paolo", "M", "1978-09-30"),
+        member("Rossi", "Giulia", "F", "2018-05-05"),
+    ]
+
+
+def booking_input(key: str = "book-1", **overrides: Any) -> dict[str, Any]:
+    value: dict[str, Any] = {
+        "idempotencyKey": key,
+        "roomNumber": "105",  # a triple
+        "arrival": "2025-07-01",
+        "departure": "2025-07-04",
+        "guests": family(),
+        "nightlyRate": "90.00",
+        "businessDate": "2025-06-01",
+    }
+    value.update(overrides)
+    return value
+
+
+async def run(
+    client: GraphQLClient, document: str, value: dict[str, Any], field: str
+) -> dict[str, Any]:
+    result: dict[str, Any] = (await client.data(document, {"input": value}))[field]
+    return result
+
+
+async def book(client: GraphQLClient, key: str = "book-1", **overrides: Any) -> dict[str, Any]:
+    result = await run(client, CREATE, booking_input(key, **overrides), "createBooking")
+    assert result["__typename"] == "Booking", result
+    return result
+
+
+async def entries_for(client: GraphQLClient, booking_id: str) -> list[dict[str, Any]]:
+    """Every journal entry caused by this booking (the cause names it)."""
+    out: list[dict[str, Any]] = []
+    after = None
+    while True:
+        page = (await client.data(JOURNAL, {"after": after}))["journal"]
+        out.extend(n for n in page["nodes"] if booking_id in n["cause"])
+        if not page["pageInfo"]["hasNextPage"]:
+            return out
+        after = page["pageInfo"]["endCursor"]
+
+
+def account_totals(entries: list[dict[str, Any]]) -> dict[str, str]:
+    """Net per account over the entries, in cents (debit positive)."""
+    from decimal import Decimal
+
+    totals: dict[str, Decimal] = {}
+    for entry in entries:
+        for line in entry["lines"]:
+            net = Decimal(line["debit"]) - Decimal(line["credit"])
+            totals[line["account"]] = totals.get(line["account"], Decimal(0)) + net
+    return {account: f"{value:.2f}" for account, value in sorted(totals.items()) if value}

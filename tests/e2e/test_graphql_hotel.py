@@ -1,0 +1,731 @@
+"""The front desk's day through GraphQL over HTTP, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+
+from services.common.auth import Role
+from tests.e2e.conftest import GraphQLClient
+from tests.e2e.hotel_helpers import (
+    CANCEL,
+    CHARGE,
+    CHECK_IN,
+    CHECK_OUT,
+    CREATE,
+    GERMANY,
+    NO_SHOW,
+    PAY,
+    REFUND,
+    account_totals,
+    adult,
+    book,
+    booking_input,
+    entries_for,
+    member,
+    run,
+)
+
+
+async def test_three_night_family_stay_with_dinner_and_card_payment(
+    client: GraphQLClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    booking = await book(client)
+    booking_id = booking["id"]
+    assert booking["status"] == "CONFIRMED"
+    assert booking["nights"] == 3
+
+    checked_in = await run(
+        client,
+        CHECK_IN,
+        {"idempotencyKey": "in-1", "bookingId": booking_id, "businessDate": "2025-07-01"},
+        "checkIn",
+    )
+    assert checked_in["status"] == "CHECKED_IN"
+    dinner = await run(
+        client,
+        CHARGE,
+        {
+            "idempotencyKey": "dinner-1",
+            "bookingId": booking_id,
+            "kind": "FOOD",
+            "description": "Dinner for three",
+            "amount": "48.00",
+            "businessDate": "2025-07-02",
+        },
+        "postCharge",
+    )
+    # By hand: 3 nights x 90.00 = 270.00; tourist tax 2 adults x 3 nights x 1.00 = 6.00
+    # (the child of seven is exempt); dinner 48.00. Total 324.00.
+    assert dinner["folio"]["total"] == "324.00"
+    assert dinner["folio"]["balance"] == "324.00"
+    paid = await run(
+        client,
+        PAY,
+        {
+            "idempotencyKey": "pay-1",
+            "bookingId": booking_id,
+            "method": "CARD",
+            "amount": "324.00",
+            "businessDate": "2025-07-04",
+        },
+        "recordPayment",
+    )
+    assert paid["folio"]["balance"] == "0.00"
+    out = await run(
+        client,
+        CHECK_OUT,
+        {"idempotencyKey": "out-1", "bookingId": booking_id, "businessDate": "2025-07-04"},
+        "checkOut",
+    )
+    assert out["status"] == "CHECKED_OUT"
+    folio = out["folio"]
+    # Each night: 90.00 gross -> net 9000 / 1.10 = 8181.8 -> 81.82, VAT 8.18.
+    # Dinner: 48.00 -> net 4800 / 1.10 = 4363.6 -> 43.64, VAT 4.36.
+    assert folio["lines"] == [
+        {
+            "kind": "ROOM",
+            "description": f"Room 105, night of 2025-07-0{day}",
+            "date": f"2025-07-0{day}",
+            "amount": "90.00",
+            "vatRate": "10",
+            "net": "81.82",
+            "vat": "8.18",
+        }
+        for day in (1, 2, 3)
+    ] + [
+        {
+            "kind": "TOURIST_TAX",
+            "description": "Tourist tax: 6 guest-night(s) at 1.00 EUR",
+            "date": "2025-07-01",
+            "amount": "6.00",
+            "vatRate": None,
+            "net": "6.00",
+            "vat": "0.00",
+        },
+        {
+            "kind": "FOOD",
+            "description": "Dinner for three",
+            "date": "2025-07-02",
+            "amount": "48.00",
+            "vatRate": "10",
+            "net": "43.64",
+            "vat": "4.36",
+        },
+    ]
+    assert folio["touristTax"] == "6.00"
+    assert folio["total"] == "324.00"
+    assert folio["paid"] == "324.00"
+    assert folio["balance"] == "0.00"
+    assert folio["vatSummary"] == [
+        {"rate": "10", "net": "289.10", "vat": "28.90", "gross": "318.00"}
+    ]
+    assert "rounded half up" in folio["roundingRule"]
+    assert folio["payments"] == [
+        {"kind": "PAYMENT", "method": "CARD", "amount": "324.00", "date": "2025-07-04"}
+    ]
+
+    entries = await entries_for(client, booking_id)
+    by_cause = {e["cause"]: e for e in entries}
+    assert set(by_cause) == {
+        f"hotel:charge:{booking_id}:1",
+        f"hotel:payment:{booking_id}:1",
+        f"hotel:checkout:{booking_id}",
+    }
+    assert by_cause[f"hotel:charge:{booking_id}:1"]["lines"] == [
+        {"account": "1100", "debit": "48.00", "credit": "0.00"},
+        {"account": "4010", "debit": "0.00", "credit": "43.64"},
+        {"account": "2010", "debit": "0.00", "credit": "4.36"},
+    ]
+    assert by_cause[f"hotel:payment:{booking_id}:1"]["lines"] == [
+        {"account": "1020", "debit": "324.00", "credit": "0.00"},
+        {"account": "1100", "debit": "0.00", "credit": "324.00"},
+    ]
+    checkout = by_cause[f"hotel:checkout:{booking_id}"]
+    assert checkout["effectiveDate"] == "2025-07-04"
+    assert checkout["lines"] == [
+        {"account": "1100", "debit": "276.00", "credit": "0.00"},
+        {"account": "4000", "debit": "0.00", "credit": "245.46"},
+        {"account": "2010", "debit": "0.00", "credit": "24.54"},
+        {"account": "2100", "debit": "0.00", "credit": "6.00"},
+    ]
+    # Over the booking's entries: revenue + VAT + tourist tax = the folio total, the
+    # receivable is settled, and the card clearing holds what was paid.
+    assert account_totals(entries) == {
+        "1020": "324.00",
+        "2010": "-28.90",
+        "2100": "-6.00",
+        "4000": "-245.46",
+        "4010": "-43.64",
+    }
+    assert "Rossi" not in str(entries)  # no personal data in the ledger
+    assert "Rossi" not in caplog.text
+    assert "CA12345AB" not in caplog.text
+
+    # The police records of that day's arrivals: leader (head of family) first.
+    records = (
+        await client.data(
+            'query { alloggiatiRecords(date: "2025-07-01") { count records content } }'
+        )
+    )["alloggiatiRecords"]
+    assert records["count"] == 3
+    assert [len(r) for r in records["records"]] == [168, 168, 168]
+    assert [r[:2] for r in records["records"]] == ["17", "19", "19"]
+    assert records["records"][0][2:14] == "01/07/202503"
+    assert records["records"][0][14:64].rstrip() == "Rossi"
+    assert records["records"][0][-34:].rstrip() == "IDENTCA12345AB" + " " * 11 + "403015146"
+    assert records["records"][1][-34:] == " " * 34  # members carry no document
+    assert records["content"].count("\r\n") == 3
+
+    istat = await client.data(
+        'query { j: istatMonthly(month: "2025-07") { arrivals nights '
+        "byResidence { residence arrivals nights } } "
+        'f: istatMonthly(month: "2025-02") { arrivals nights byResidence { residence } } }'
+    )
+    assert istat["j"] == {
+        "arrivals": 3,
+        "nights": 9,
+        "byResidence": [{"residence": "IT-MI", "arrivals": 3, "nights": 9}],
+    }
+    assert istat["f"] == {"arrivals": 0, "nights": 0, "byResidence": []}
+
+    tax = (
+        await client.data(
+            'query { touristTaxReport(from: "2025-07-01", to: "2025-07-31") '
+            "{ amount stays taxedGuestNights exemptGuestNights "
+            "byMonth { month amount exemptAge } } }"
+        )
+    )["touristTaxReport"]
+    assert tax == {
+        "amount": "6.00",
+        "stays": 1,
+        "taxedGuestNights": 6,
+        "exemptGuestNights": 3,
+        "byMonth": [{"month": "2025-07", "amount": "6.00", "exemptAge": 3}],
+    }
+
+
+async def checked_in_booking(client: GraphQLClient, key: str = "book-1", **kw: Any) -> str:
+    booking_id = str((await book(client, key, **kw))["id"])
+    result = await run(
+        client,
+        CHECK_IN,
+        {"idempotencyKey": f"in-{key}", "bookingId": booking_id, "businessDate": "2025-07-01"},
+        "checkIn",
+    )
+    assert result["__typename"] == "Booking"
+    return booking_id
+
+
+async def test_twenty_concurrent_check_outs_one_wins(client: GraphQLClient) -> None:
+    booking_id = await checked_in_booking(client)
+    pay = {
+        "idempotencyKey": "pay",
+        "bookingId": booking_id,
+        "method": "CASH",
+        "amount": "276.00",
+        "businessDate": "2025-07-04",
+    }
+    assert (await run(client, PAY, pay, "recordPayment"))["folio"]["balance"] == "0.00"
+
+    async def check_out(n: int) -> str:
+        result = await run(
+            client,
+            CHECK_OUT,
+            {"idempotencyKey": f"out-{n}", "bookingId": booking_id, "businessDate": "2025-07-04"},
+            "checkOut",
+        )
+        return str(result["__typename"])
+
+    outcomes = await asyncio.gather(*(check_out(n) for n in range(20)))
+    assert sorted(outcomes) == ["Booking"] + ["Conflict"] * 19
+    entries = await entries_for(client, booking_id)
+    assert [e["cause"] for e in entries].count(f"hotel:checkout:{booking_id}") == 1
+    assert account_totals(entries) == {
+        "1000": "276.00",
+        "2010": "-24.54",
+        "2100": "-6.00",
+        "4000": "-245.46",
+    }
+
+
+async def test_two_desks_booking_overlapping_nights_one_wins(client: GraphQLClient) -> None:
+    desk = client.as_role(Role.FRONT_DESK)
+    first = booking_input("desk-a")
+    second = booking_input("desk-b", arrival="2025-07-03", departure="2025-07-06")
+    results = await asyncio.gather(
+        run(client, CREATE, first, "createBooking"), run(desk, CREATE, second, "createBooking")
+    )
+    assert sorted(r["__typename"] for r in results) == ["Booking", "Conflict"]
+    winner = next(r for r in results if r["__typename"] == "Booking")
+    # A later attempt is refused with the night named, and nothing is stored.
+    head = client.head()
+    loser_input = second if winner["arrival"] == "2025-07-01" else first
+    again = await run(client, CREATE, {**loser_input, "idempotencyKey": "desk-c"}, "createBooking")
+    assert again["__typename"] == "Conflict"
+    assert "room 105 is already booked for the night of 2025-07-03" in again["message"]
+    assert client.head() == head
+    # Cancelling frees the nights for another booking.
+    cancelled = await run(
+        client,
+        CANCEL,
+        {"idempotencyKey": "cancel", "bookingId": winner["id"], "businessDate": "2025-06-02"},
+        "cancelBooking",
+    )
+    assert cancelled["status"] == "CANCELLED"
+    rebooked = await run(
+        client, CREATE, {**loser_input, "idempotencyKey": "desk-d"}, "createBooking"
+    )
+    assert rebooked["__typename"] == "Booking"
+    occupancy = (
+        await client.data(
+            'query { occupancy(from: "2025-07-03", to: "2025-07-03") '
+            "{ night roomsSold roomsAvailable guests occupancyPercent } }"
+        )
+    )["occupancy"]
+    assert occupancy == [
+        {
+            "night": "2025-07-03",
+            "roomsSold": 1,
+            "roomsAvailable": 20,
+            "guests": 3,
+            "occupancyPercent": "5.0",
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"departure": "2025-07-01"}, "departure"),
+        ({"departure": "2025-06-30"}, "departure"),
+        ({"departure": "2025-08-15"}, "departure"),  # 45 nights > the 30 allowed
+        ({"roomNumber": "999"}, "roomNumber"),
+        ({"roomNumber": "101"}, "guests"),  # a single room for three
+        ({"nightlyRate": "-90.00"}, "nightlyRate"),
+        ({"nightlyRate": "0.00"}, "nightlyRate"),
+        ({"deposit": "-10.00"}, "deposit"),
+        ({"deposit": "500.00"}, "deposit"),  # more than the stay
+        ({"guests": []}, "guests"),
+        ({"idempotencyKey": ""}, "idempotencyKey"),
+        ({"guests": [adult(surname="Ro55i")]}, "guests[0].surname"),
+        ({"guests": [adult(documentNumber=None)]}, "guests[0].documentNumber"),
+        ({"guests": [adult(birthProvince=None)]}, "guests[0].birthProvince"),
+        ({"guests": [adult(birthCountryCode=GERMANY)]}, "guests[0].birthMunicipalityCode"),
+        ({"guests": [adult(birthDate="2026-01-01")]}, "guests[0].birthDate"),
+        ({"guests": [adult(), {**adult(), "surname": "Bianchi"}]}, "guests[1].documentType"),
+    ],
+)
+async def test_bad_bookings_get_a_typed_error_and_store_nothing(
+    client: GraphQLClient,
+    caplog: pytest.LogCaptureFixture,
+    overrides: dict[str, Any],
+    field: str,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    head = client.head()
+    result = await run(client, CREATE, booking_input(**overrides), "createBooking")
+    assert result["__typename"] == "ValidationError", result
+    assert result["field"] == field
+    assert client.head() == head
+    # Personal data is neither echoed nor logged.
+    for secret in ("Ro55i", "Rossi", "CA12345AB", "1980-04-12"):
+        assert secret not in result["message"]
+        assert secret not in caplog.text
+
+
+@pytest.mark.parametrize("amount", [48.0, 48, "48.001", "1e3", "NaN"])
+async def test_float_and_malformed_amounts_are_refused(
+    client: GraphQLClient, amount: object
+) -> None:
+    booking_id = await checked_in_booking(client)
+    head = client.head()
+    body = await client.execute(
+        CHARGE,
+        {
+            "input": {
+                "idempotencyKey": "c",
+                "bookingId": booking_id,
+                "kind": "FOOD",
+                "description": "Dinner",
+                "amount": amount,
+            }
+        },
+    )
+    assert body.get("data") is None
+    assert body["errors"][0]["extensions"]["code"] in ("BAD_USER_INPUT", "BAD_REQUEST")
+    assert client.head() == head
+
+
+async def test_illegal_transitions_and_closed_folios(client: GraphQLClient) -> None:
+    booking_id = str((await book(client))["id"])
+    never_in = await run(
+        client, CHECK_OUT, {"idempotencyKey": "o0", "bookingId": booking_id}, "checkOut"
+    )
+    assert never_in["__typename"] == "Conflict"
+    assert "never checked in" in never_in["message"]
+    early = await run(
+        client,
+        CHECK_IN,
+        {"idempotencyKey": "in-early", "bookingId": booking_id, "businessDate": "2025-06-30"},
+        "checkIn",
+    )
+    assert early == {
+        "__typename": "ValidationError",
+        "field": "businessDate",
+        "message": "check-in is on or after the arrival day",
+    }
+    await run(
+        client,
+        CHECK_IN,
+        {"idempotencyKey": "in", "bookingId": booking_id, "businessDate": "2025-07-01"},
+        "checkIn",
+    )
+    charge = {
+        "idempotencyKey": "neg",
+        "bookingId": booking_id,
+        "kind": "BEVERAGE",
+        "description": "Wine",
+        "amount": "-5.00",
+    }
+    negative = await run(client, CHARGE, charge, "postCharge")
+    assert (negative["__typename"], negative["field"]) == ("ValidationError", "amount")
+
+    due = await run(
+        client,
+        CHECK_OUT,
+        {"idempotencyKey": "o1", "bookingId": booking_id, "businessDate": "2025-07-04"},
+        "checkOut",
+    )
+    assert due["__typename"] == "BalanceDue"
+    assert due["amountDue"] == "276.00"
+    assert "276.00 EUR is still due" in due["message"]
+    too_much = await run(
+        client,
+        PAY,
+        {"idempotencyKey": "p0", "bookingId": booking_id, "method": "CASH", "amount": "300.00"},
+        "recordPayment",
+    )
+    assert (too_much["__typename"], too_much["field"]) == ("ValidationError", "amount")
+    await run(
+        client,
+        PAY,
+        {"idempotencyKey": "p1", "bookingId": booking_id, "method": "CASH", "amount": "276.00"},
+        "recordPayment",
+    )
+    await run(
+        client,
+        CHECK_OUT,
+        {"idempotencyKey": "o2", "bookingId": booking_id, "businessDate": "2025-07-04"},
+        "checkOut",
+    )
+    head = client.head()
+    late_charge = await run(
+        client, CHARGE, {**charge, "idempotencyKey": "late", "amount": "5.00"}, "postCharge"
+    )
+    assert late_charge["__typename"] == "Conflict"
+    assert "CHECKED_OUT" in late_charge["message"]
+    closed_payment = await run(
+        client,
+        PAY,
+        {"idempotencyKey": "p2", "bookingId": booking_id, "method": "CASH", "amount": "1.00"},
+        "recordPayment",
+    )
+    assert closed_payment["__typename"] == "Conflict"
+    assert client.head() == head
+    missing = await run(
+        client,
+        CHECK_IN,
+        {"idempotencyKey": "x", "bookingId": "00000000-0000-0000-0000-000000000000"},
+        "checkIn",
+    )
+    assert missing["__typename"] == "NotFound"
+    garbage = await run(client, CHECK_IN, {"idempotencyKey": "y", "bookingId": "nope"}, "checkIn")
+    assert (garbage["__typename"], garbage["field"]) == ("ValidationError", "bookingId")
+
+
+async def test_retried_keys_change_nothing_twice(client: GraphQLClient) -> None:
+    first = await book(client)
+    head = client.head()
+    assert await book(client) == first
+    assert client.head() == head
+    reused = await run(client, CREATE, booking_input(nightlyRate="95.00"), "createBooking")
+    assert reused["__typename"] == "IdempotencyKeyReused"
+    assert client.head() == head
+
+
+async def test_cancellation_refunds_or_retains_the_deposit_per_policy(
+    client: GraphQLClient,
+) -> None:
+    # Seven days' notice or more (the default policy): the deposit goes back.
+    early = await book(client, "early", deposit="100.00", depositMethod="TRANSFER")
+    cancelled = await run(
+        client,
+        CANCEL,
+        {"idempotencyKey": "c1", "bookingId": early["id"], "businessDate": "2025-06-20"},
+        "cancelBooking",
+    )
+    assert cancelled["folio"]["total"] == "0.00"
+    assert cancelled["folio"]["balance"] == "0.00"
+    assert [p["kind"] for p in cancelled["folio"]["payments"]] == ["DEPOSIT", "DEPOSIT_REFUND"]
+    assert account_totals(await entries_for(client, early["id"])) == {}
+
+    late = await book(client, "late", roomNumber="108", deposit="100.00")
+    kept = await run(
+        client,
+        CANCEL,
+        {"idempotencyKey": "c2", "bookingId": late["id"], "businessDate": "2025-06-28"},
+        "cancelBooking",
+    )
+    assert kept["folio"]["lines"][0]["kind"] == "RETAINED_DEPOSIT"
+    assert kept["folio"]["total"] == "100.00"
+    assert kept["folio"]["balance"] == "0.00"
+    assert account_totals(await entries_for(client, late["id"])) == {
+        "1020": "100.00",
+        "4030": "-100.00",
+    }
+
+
+async def test_no_show_takes_one_night_from_the_deposit(client: GraphQLClient) -> None:
+    booking = await book(client, deposit="150.00", depositMethod="CARD")
+    result = await run(
+        client,
+        NO_SHOW,
+        {"idempotencyKey": "ns", "bookingId": booking["id"], "businessDate": "2025-07-02"},
+        "markNoShow",
+    )
+    assert result["status"] == "NO_SHOW"
+    assert result["folio"]["lines"] == [
+        {
+            "kind": "NO_SHOW_PENALTY",
+            "description": "No-show penalty: 1 night(s)",
+            "date": "2025-07-02",
+            "amount": "90.00",
+            "vatRate": None,
+            "net": "90.00",
+            "vat": "0.00",
+        }
+    ]
+    assert result["folio"]["balance"] == "0.00"
+    # 150.00 taken, 60.00 back on the card, 90.00 kept as a penalty outside VAT.
+    assert account_totals(await entries_for(client, booking["id"])) == {
+        "1020": "90.00",
+        "4030": "-90.00",
+    }
+    free = await run(client, CREATE, booking_input("again"), "createBooking")
+    assert free["__typename"] == "Booking"  # the nights were released
+
+
+async def test_early_departure_charges_the_nights_stayed_and_frees_the_rest(
+    client: GraphQLClient,
+) -> None:
+    booking_id = await checked_in_booking(
+        client,
+        guests=[
+            adult(
+                residenceCountryCode=GERMANY, residenceMunicipalityCode=None, residenceProvince=None
+            )
+        ],
+        roomNumber="101",
+    )
+    await run(
+        client,
+        PAY,
+        {"idempotencyKey": "p", "bookingId": booking_id, "method": "CARD", "amount": "273.00"},
+        "recordPayment",
+    )
+    # Leaving after one night: 90.00 + 1.00 tax is due; 182.00 goes back first.
+    due = await run(
+        client,
+        CHECK_OUT,
+        {"idempotencyKey": "o1", "bookingId": booking_id, "businessDate": "2025-07-02"},
+        "checkOut",
+    )
+    assert due["__typename"] == "BalanceDue"
+    assert due["amountDue"] == "-182.00"
+    await run(
+        client,
+        REFUND,
+        {"idempotencyKey": "r", "bookingId": booking_id, "method": "CARD", "amount": "182.00"},
+        "recordRefund",
+    )
+    out = await run(
+        client,
+        CHECK_OUT,
+        {"idempotencyKey": "o2", "bookingId": booking_id, "businessDate": "2025-07-02"},
+        "checkOut",
+    )
+    assert out["status"] == "CHECKED_OUT"
+    assert out["folio"]["total"] == "91.00"
+    assert account_totals(await entries_for(client, booking_id)) == {
+        "1020": "91.00",
+        "2010": "-8.18",
+        "2100": "-1.00",
+        "4000": "-81.82",
+    }
+    nights = (
+        await client.data('query { occupancy(from: "2025-07-01", to: "2025-07-03") { roomsSold } }')
+    )["occupancy"]
+    assert [n["roomsSold"] for n in nights] == [1, 0, 0]
+    istat = (
+        await client.data(
+            'query { istatMonthly(month: "2025-07") { byResidence { residence arrivals nights } } }'
+        )
+    )["istatMonthly"]
+    assert istat["byResidence"] == [{"residence": GERMANY, "arrivals": 1, "nights": 1}]
+
+
+async def test_guests_pending_report_until_marked(client: GraphQLClient) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    booking_id = await checked_in_booking(client)
+    pending = (
+        await client.data("query { alloggiatiPending { bookingId overdue deadline checkedInAt } }")
+    )["alloggiatiPending"]
+    # Checked in just now for 3 nights: due within 24 h, not within the next 6 h.
+    assert pending == []
+    pending = (
+        await client.data(
+            "query { alloggiatiPending(withinHours: 24) "
+            "{ bookingId overdue deadline checkedInAt } }"
+        )
+    )["alloggiatiPending"]
+    assert [p["bookingId"] for p in pending] == [booking_id]
+    assert pending[0]["overdue"] is False
+    deadline = datetime.fromisoformat(pending[0]["deadline"])
+    checked_in = datetime.fromisoformat(pending[0]["checkedInAt"])
+    assert deadline - checked_in == timedelta(hours=24)
+    assert abs(checked_in - datetime.now(UTC)) < timedelta(minutes=5)
+    marked = await client.data(
+        "mutation($input: MarkGuestsReportedInput!) { markGuestsReported(input: $input) "
+        "{ __typename ... on BookingList { bookings { id } } } }",
+        {
+            "input": {
+                "idempotencyKey": "rep",
+                "bookingIds": [booking_id],
+                "reportedAt": datetime.now(UTC).isoformat(),
+            }
+        },
+    )
+    assert marked["markGuestsReported"]["bookings"] == [{"id": booking_id}]
+    pending = (await client.data("query { alloggiatiPending(withinHours: 48) { bookingId } }"))[
+        "alloggiatiPending"
+    ]
+    assert pending == []
+
+
+async def test_roles(client: GraphQLClient) -> None:
+    volunteer = client.as_role(Role.VOLUNTEER, "till-1")
+    body = await volunteer.execute(CREATE, {"input": booking_input()})
+    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    auditor = client.as_role(Role.AUDITOR)
+    assert (await auditor.execute(CREATE, {"input": booking_input()}))["errors"][0]["extensions"][
+        "code"
+    ] == "FORBIDDEN"
+    report = await auditor.data('query { istatMonthly(month: "2025-07") { arrivals } }')
+    assert report == {"istatMonthly": {"arrivals": 0}}
+    anonymous = client.anonymous()
+    body = await anonymous.execute('query { booking(id: "x") { id } }')
+    assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    desk = client.as_role(Role.FRONT_DESK)
+    created = await run(desk, CREATE, booking_input(), "createBooking")
+    assert created["__typename"] == "Booking"
+    policy = await desk.execute(
+        'mutation { defineRoom(input: {idempotencyKey: "r", number: "301", roomType: "DOUBLE", '
+        'capacity: 2, nightlyRate: "80.00", effectiveFrom: "2025-01-01"}) { __typename } }'
+    )
+    assert policy["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_configuration_changes_take_effect_from_their_date(client: GraphQLClient) -> None:
+    room = await client.data(
+        'mutation { defineRoom(input: {idempotencyKey: "r", number: "301", roomType: "SUITE", '
+        'capacity: 2, nightlyRate: "150.00", effectiveFrom: "2025-08-01"}) '
+        "{ __typename ... on Room { number capacity nightlyRate } } }"
+    )
+    assert room["defineRoom"] == {
+        "__typename": "Room",
+        "number": "301",
+        "capacity": 2,
+        "nightlyRate": "150.00",
+    }
+    before = await run(
+        client,
+        CREATE,
+        booking_input("b", roomNumber="301", guests=[adult()], nightlyRate=None),
+        "createBooking",
+    )
+    assert (before["__typename"], before["field"]) == ("ValidationError", "roomNumber")
+    policy = await client.data(
+        "mutation($input: SetHotelPolicyInput!) { setHotelPolicy(input: $input) "
+        "{ __typename ... on HotelPolicy { effectiveFrom touristTaxPerNight vatRoom } "
+        "... on ValidationError { field message } } }",
+        {
+            "input": {
+                "idempotencyKey": "p",
+                "effectiveFrom": "2025-08-01",
+                "hotelStars": 4,
+                "municipalityCode": "403017028",
+                "touristTaxByStars": [
+                    {"stars": 3, "amount": "1.00"},
+                    {"stars": 4, "amount": "1.50"},
+                ],
+                "touristTaxExemptUnderAge": 12,
+                "touristTaxMaxNights": 2,
+                "maxStayNights": 14,
+                "cancellationFreeDays": 3,
+                "noShowPenaltyNights": 1,
+                "vatRoom": "10",
+                "vatFood": "10",
+                "vatBeverage": "10",
+                "vatOther": "22",
+            }
+        },
+    )
+    assert policy["setHotelPolicy"] == {
+        "__typename": "HotelPolicy",
+        "effectiveFrom": "2025-08-01",
+        "touristTaxPerNight": "1.50",
+        "vatRoom": "10",
+    }
+    # A stay across the change: each night is taxed at the rate in force that night.
+    across = await book(
+        client,
+        "a",
+        arrival="2025-07-31",
+        departure="2025-08-02",
+        guests=[adult(), member("Rossi", "Paolo", "M", "1978-09-30")],
+    )
+    taxes = [line for line in across["folio"]["lines"] if line["kind"] == "TOURIST_TAX"]
+    assert [(t["description"], t["amount"]) for t in taxes] == [
+        ("Tourist tax: 2 guest-night(s) at 1.00 EUR", "2.00"),
+        ("Tourist tax: 2 guest-night(s) at 1.50 EUR", "3.00"),
+    ]
+    # The new room from its date; only two nights taxed (the new cap), 4-star rate.
+    suite = await book(
+        client,
+        "s",
+        roomNumber="301",
+        arrival="2025-08-01",
+        departure="2025-08-04",
+        guests=[adult()],
+        nightlyRate=None,
+    )
+    assert suite["nightlyRate"] == "150.00"
+    assert suite["folio"]["touristTax"] == "3.00"
+    assert suite["folio"]["total"] == "453.00"
+    too_long = await run(
+        client,
+        CREATE,
+        booking_input("l", arrival="2025-08-10", departure="2025-08-30"),
+        "createBooking",
+    )
+    assert too_long == {
+        "__typename": "ValidationError",
+        "field": "departure",
+        "message": "a stay is at most 14 nights",
+    }

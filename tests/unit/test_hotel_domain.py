@@ -1,0 +1,324 @@
+"""Hotel domain in memory: pricing, tourist tax, postings, police records."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date
+from uuid import uuid4
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.common.errors import ValidationError
+from services.hotel.domain import (
+    DEFAULT_POLICIES,
+    DEFAULT_ROOMS,
+    Booking,
+    BookingStatus,
+    HotelConfiguration,
+    IllegalTransition,
+    PartyType,
+    RoomNight,
+    RoomUnavailable,
+    make_guest,
+)
+from services.hotel.domain.accounting import (
+    charge_postings,
+    checkout_postings,
+    closing_postings,
+)
+from services.hotel.domain.alloggiati import (
+    RECORD_LENGTH,
+    StayGuest,
+    build_records,
+    format_record,
+    validate_records,
+)
+from services.hotel.domain.folio import DEPOSIT_REFUND, FolioLine, Payment, price_stay
+from services.hotel.domain.guests import ITALY_CODE, Guest
+from services.ledger.domain import Side
+
+CEILING = 1_000_000_000
+MILANO = "403015146"
+BRENO = "403017028"
+
+
+def config() -> HotelConfiguration:
+    c = HotelConfiguration.start()
+    for policy in DEFAULT_POLICIES:
+        c.set_policy(policy)
+    for room in DEFAULT_ROOMS:
+        c.define_room(room, ceiling_cents=CEILING)
+    return c
+
+
+def guest(
+    index: int = 0, birth: date = date(1980, 1, 1), residence: str = MILANO, **kw: object
+) -> Guest:
+    leader = index == 0
+    values: dict[str, object] = {
+        "index": index,
+        "is_leader": leader,
+        "arrival": date(2025, 7, 1),
+        "surname": "Verdi",
+        "given_name": "Luca",
+        "sex": "M",
+        "birth_date": birth,
+        "birth_country_code": ITALY_CODE,
+        "birth_municipality_code": MILANO,
+        "birth_province": "MI",
+        "citizenship_code": ITALY_CODE,
+        "residence_country_code": ITALY_CODE,
+        "residence_municipality_code": residence,
+        "residence_province": "BS" if residence == BRENO else "MI",
+        "document_type": "IDENT" if leader else None,
+        "document_number": "AB123" if leader else None,
+        "document_issue_place_code": MILANO if leader else None,
+        "tax_exemption_reason": None,
+    }
+    values.update(kw)
+    return make_guest(**values)  # type: ignore[arg-type]
+
+
+def test_tourist_tax_exemptions_and_the_cap_on_nights() -> None:
+    guests = [
+        guest(0),
+        guest(1, birth=date(2012, 7, 2)),  # 12 on arrival: under 14, exempt
+        guest(2, residence=BRENO),  # resident of the municipality
+        guest(3, tax_exemption_reason="Bus driver of a school group"),
+    ]
+    lines, tax = price_stay(
+        config(),
+        room_number="109",
+        arrival=date(2025, 7, 1),
+        end=date(2025, 7, 8),  # 7 nights; only the first 5 are taxed
+        nightly_rate_cents=11000,
+        guests=guests,
+    )
+    assert [line.kind for line in lines].count("ROOM") == 7
+    assert tax.amount_cents == 500
+    assert tax.taxed_guest_nights == 5
+    assert tax.exempt_guest_nights == {"age": 7, "resident": 7, "other": 7, "cap": 2}
+
+
+def test_no_tax_before_it_was_introduced() -> None:
+    lines, tax = price_stay(
+        config(),
+        room_number="102",
+        arrival=date(2025, 5, 30),
+        end=date(2025, 6, 2),
+        nightly_rate_cents=7500,
+        guests=[guest(0)],
+    )
+    # 30 and 31 May untaxed (no rate in force, not counted as exempt); 1 June taxed.
+    assert tax.amount_cents == 100
+    assert tax.exempt_guest_nights == {}
+    assert lines[-1].description == "Tourist tax: 1 guest-night(s) at 1.00 EUR"
+
+
+def test_room_night_claims_exactly_one_holder() -> None:
+    first, second = uuid4(), uuid4()
+    claim = RoomNight.claim(None, room_number="101", night=date(2025, 7, 1), booking_id=first)
+    with pytest.raises(RoomUnavailable):
+        RoomNight.claim(claim, room_number="101", night=date(2025, 7, 1), booking_id=second)
+    claim.release(first)
+    again = RoomNight.claim(claim, room_number="101", night=date(2025, 7, 1), booking_id=second)
+    assert again.booking_id == second
+    assert [type(e).__name__ for e in again.collect_events()] == [
+        "Claimed",
+        "Released",
+        "Reclaimed",
+    ]
+
+
+def make_booking(deposit: int | None = None) -> Booking:
+    return Booking.create(
+        config(),
+        booking_id=uuid4(),
+        room_number="105",
+        arrival=date(2025, 7, 1),
+        departure=date(2025, 7, 4),
+        guests=[guest(0), guest(1)],
+        party_type=PartyType.GROUP,
+        nightly_rate_cents=9000,
+        deposit_cents=deposit,
+        deposit_method="CARD",
+        booked_on=date(2025, 6, 1),
+        ceiling_cents=CEILING,
+    )
+
+
+def test_lifecycle_refuses_illegal_transitions() -> None:
+    booking = make_booking()
+    with pytest.raises(IllegalTransition):
+        booking.post_charge(
+            config(),
+            kind="FOOD",
+            description="Dinner",
+            amount_cents=100,
+            on=date(2025, 7, 1),
+            ceiling_cents=CEILING,
+        )
+    with pytest.raises(IllegalTransition):
+        booking.record_payment(
+            method="CASH", amount_cents=100, on=date(2025, 7, 1), ceiling_cents=CEILING
+        )
+    booking.check_in(config(), on=date(2025, 7, 1))
+    with pytest.raises(IllegalTransition):
+        booking.check_in(config(), on=date(2025, 7, 1))
+    with pytest.raises(IllegalTransition):
+        booking.cancel(config(), on=date(2025, 7, 1))
+    assert booking.status is BookingStatus.CHECKED_IN
+
+
+@given(
+    nights=st.integers(1, 10),
+    rate=st.integers(1, 50_000),
+    charges=st.lists(
+        st.tuples(st.sampled_from(["ROOM", "FOOD", "BEVERAGE", "OTHER"]), st.integers(1, 99_999)),
+        max_size=5,
+    ),
+    deposit_share=st.integers(0, 100),
+)
+def test_every_posting_balances_and_the_ledger_equals_the_folio(
+    nights: int, rate: int, charges: list[tuple[str, int]], deposit_share: int
+) -> None:
+    c = config()
+    policy = c.policy_on(date(2025, 7, 1))
+    stay, _tax = price_stay(
+        c,
+        room_number="105",
+        arrival=date(2025, 7, 1),
+        end=date(2025, 7, 1 + nights),
+        nightly_rate_cents=rate,
+        guests=[guest(0)],
+    )
+    stay_total = sum(line.amount_cents for line in stay)
+    deposit = stay_total * deposit_share // 100
+    extras = [
+        FolioLine.priced(kind, "x", date(2025, 7, 1), amount, policy.vat_bp(kind))
+        for kind, amount in charges
+    ]
+    entries = [charge_postings(policy, line) for line in extras]
+    entries.append(checkout_postings(policy, stay, deposit))
+    revenue_vat_tax = 0
+    receivable = 0
+    for postings in entries:
+        debit = sum(p.amount_cents for p in postings if p.side is Side.DEBIT)
+        credit = sum(p.amount_cents for p in postings if p.side is Side.CREDIT)
+        assert debit == credit
+        assert all(p.amount_cents > 0 for p in postings)
+        for p in postings:
+            sign = 1 if p.side is Side.DEBIT else -1
+            if p.account_code == "1100":
+                receivable += sign * p.amount_cents
+            elif p.account_code[0] in "24" and p.account_code != "2200":
+                revenue_vat_tax -= sign * p.amount_cents
+    folio_total = stay_total + sum(line.amount_cents for line in extras)
+    assert revenue_vat_tax == folio_total
+    # What the guest still owes after the deposit: paid at the desk to settle.
+    assert receivable == folio_total - deposit
+
+
+def test_cancellation_and_no_show_postings_balance() -> None:
+    policy = DEFAULT_POLICIES[-1]
+    penalty = FolioLine.outside_vat("NO_SHOW_PENALTY", "p", date(2025, 7, 1), 9000)
+    refund = Payment(DEPOSIT_REFUND, "CARD", 6000, date(2025, 7, 1))
+    postings = closing_postings(
+        policy, deposit_cents=15000, closing_lines=[penalty], refunds=[refund]
+    )
+    assert {(p.account_code, p.side, p.amount_cents) for p in postings} == {
+        ("2200", Side.DEBIT, 15000),
+        ("4030", Side.CREDIT, 9000),
+        ("1020", Side.CREDIT, 6000),
+    }
+    short = closing_postings(policy, deposit_cents=5000, closing_lines=[penalty], refunds=[])
+    assert {(p.account_code, p.side, p.amount_cents) for p in short} == {
+        ("2200", Side.DEBIT, 5000),
+        ("1100", Side.DEBIT, 4000),
+        ("4030", Side.CREDIT, 9000),
+    }
+
+
+def stay_guests(party: list[Guest], booking_id: object = None) -> list[StayGuest]:
+    bid = booking_id or uuid4()
+    return [
+        StayGuest(bid, i, "FAMILY", len(party), date(2025, 7, 1), 3, g)  # type: ignore[arg-type]
+        for i, g in enumerate(party)
+    ]
+
+
+def test_alloggiati_records_are_fixed_width_with_members_after_their_leader() -> None:
+    records = build_records(stay_guests([guest(0), guest(1, sex="F"), guest(2)]))
+    assert [len(r) for r in records] == [RECORD_LENGTH] * 3
+    assert [r[:2] for r in records] == ["17", "19", "19"]
+    assert records[0][:14] == "1701/07/202503"
+    assert records[1][64:94].rstrip() == "Luca"
+    assert records[1][94] == "2"
+    single = build_records(stay_guests([guest(0)]))
+    assert single[0][:2] == "16"
+    foreign = guest(
+        0,
+        birth_country_code="100000216",
+        birth_municipality_code=None,
+        birth_province=None,
+    )
+    line = format_record(stay_guests([foreign])[0])
+    assert line[105:116] == " " * 11  # no municipality or province for a foreign birth
+    assert line[116:125] == "100000216"
+
+
+def test_alloggiati_validation_refuses_bad_files_without_echoing_them() -> None:
+    party = stay_guests([guest(0), guest(1)])
+    good = [(s.booking_id, format_record(s)) for s in party]
+    validate_records(good)
+    with pytest.raises(ValidationError) as members_first:
+        validate_records(list(reversed(good)))
+    assert members_first.value.field == "records[0].type"
+    with pytest.raises(ValidationError) as short:
+        validate_records([(good[0][0], good[0][1][:-1])])
+    assert short.value.field == "records[0].length"
+    no_document = good[0][1][:134] + " " * 34
+    with pytest.raises(ValidationError) as missing:
+        validate_records([(good[0][0], no_document)])
+    assert missing.value.field == "records[0].documentType"
+    assert "Verdi" not in str(missing.value)
+    other_booking = [good[0], (uuid4(), good[1][1])]
+    with pytest.raises(ValidationError):
+        validate_records(other_booking)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"surname": "  "}, "guests[0].surname"),
+        ({"surname": "x" * 51}, "guests[0].surname"),
+        ({"given_name": "Lu1ca"}, "guests[0].givenName"),
+        ({"sex": "X"}, "guests[0].sex"),
+        ({"citizenship_code": "IT"}, "guests[0].citizenshipCode"),
+        ({"document_type": "XY"}, "guests[0].documentType"),
+        ({"residence_province": None}, "guests[0].residenceProvince"),
+    ],
+)
+def test_guest_validation_names_the_field_never_the_value(
+    overrides: dict[str, object], field: str
+) -> None:
+    with pytest.raises(ValidationError) as error:
+        guest(0, **overrides)  # type: ignore[arg-type]
+    assert error.value.field == field
+    for value in overrides.values():
+        if isinstance(value, str) and value.strip():
+            assert value not in str(error.value)
+
+
+def test_policy_versions_apply_from_their_date() -> None:
+    c = config()
+    assert c.policy_on(date(2025, 5, 31)).tourist_tax_cents == 0
+    assert c.policy_on(date(2025, 6, 1)).tourist_tax_cents == 100
+    c.set_policy(replace(DEFAULT_POLICIES[-1], effective_from=date(2026, 1, 1), hotel_stars=4))
+    assert c.policy_on(date(2026, 1, 1)).tourist_tax_cents == 150
+    with pytest.raises(ValidationError):
+        c.set_policy(replace(DEFAULT_POLICIES[-1], hotel_stars=6))
+    with pytest.raises(ValidationError):
+        c.room_on("999", date(2025, 1, 1))

@@ -30,7 +30,7 @@ from services.ledger.graphql import (
     LedgerQuery,
     LedgerSubscription,
 )
-from services.shop.graphql import ShopMutation, ShopQuery
+from services.shop.graphql import ShopMutation, ShopQuery, ShopSubscription
 
 SCHEMA_FILE = Path(__file__).with_name("schema.graphql")
 
@@ -46,7 +46,7 @@ class Mutation(LedgerMutation, FundingMutation, ShopMutation, HotelMutation, Aud
 
 
 @strawberry.type
-class Subscription(LedgerSubscription):
+class Subscription(LedgerSubscription, ShopSubscription):
     pass
 
 

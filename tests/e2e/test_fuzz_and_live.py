@@ -111,3 +111,73 @@ def test_balance_subscription_is_authenticated_and_live(
         update = _receive(ws)
         assert update["payload"]["data"]["accountBalanceUpdates"] == {"balance": "25.00"}
         ws.send_text(json.dumps({"id": "1", "type": "complete"}))
+
+
+def _receive_for(ws: Any, subscription_id: str) -> dict[str, Any]:
+    """The next message of one subscription (others on the socket are skipped)."""
+    while True:
+        message = _receive(ws)
+        if message.get("id") == subscription_id:
+            return message
+
+
+def _gql(client: TestClient, headers: dict[str, str], query: str, variables: dict[str, Any]) -> Any:
+    body = client.post("/graphql", headers=headers, json={"query": query, "variables": variables})
+    return body.json()["data"]
+
+
+def test_till_totals_are_live_and_scoped_to_the_volunteers_till(settings: Settings) -> None:
+    app = create_app(settings)
+    with TestClient(app) as client:
+        credentials = app.state.runtime.credentials
+        till_1 = {"X-Api-Key": credentials.issue_key("tablet-1", Role.VOLUNTEER, "till-1").key}
+        totals = 'subscription { tillTotals(tillId: "till-1") { salesTotal salesCount } }'
+        other = 'subscription { tillTotals(tillId: "till-2") { salesTotal } }'
+
+        with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
+            ws.send_text(json.dumps({"type": "connection_init", "payload": till_1}))
+            assert _receive(ws)["type"] == "connection_ack"
+            ws.send_text(json.dumps({"id": "x", "type": "subscribe", "payload": {"query": other}}))
+            refused = _receive_for(ws, "x")
+            assert "till-2" in json.dumps(refused), refused
+            assert not (refused.get("payload", {}).get("data") or {}).get("tillTotals")
+
+            ws.send_text(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": totals}}))
+            assert _receive_for(ws, "1")["payload"]["data"]["tillTotals"] is None  # no session
+            opened = _gql(
+                client,
+                till_1,
+                "mutation($i: OpenCashSessionInput!) { openCashSession(input: $i) "
+                "{ ... on CashSession { id } } }",
+                {"i": {"idempotencyKey": "open-1", "tillId": "till-1", "openingFloat": "50.00"}},
+            )
+            session_id = opened["openCashSession"]["id"]
+            assert _receive_for(ws, "1")["payload"]["data"]["tillTotals"] == {
+                "salesTotal": "0.00",
+                "salesCount": 0,
+            }
+            _gql(
+                client,
+                till_1,
+                "mutation($i: RingSaleInput!) { ringSale(input: $i) { __typename } }",
+                {
+                    "i": {
+                        "idempotencyKey": "sale-1",
+                        "sessionId": session_id,
+                        "lines": [
+                            {
+                                "category": "CLOTHES",
+                                "description": "winter coat",
+                                "quantity": 1,
+                                "unitPrice": "12.20",
+                            }
+                        ],
+                        "payments": [{"method": "CASH", "amount": "20.00"}],
+                    }
+                },
+            )
+            assert _receive_for(ws, "1")["payload"]["data"]["tillTotals"] == {
+                "salesTotal": "12.20",
+                "salesCount": 1,
+            }
+            ws.send_text(json.dumps({"id": "1", "type": "complete"}))

@@ -40,6 +40,7 @@ EXPECTED: dict[str, frozenset[Role]] = {
     "Mutation.openAccount": frozenset({A}),
     "Mutation.closeAccount": frozenset({A}),
     "Subscription.accountBalanceUpdates": frozenset({A, AU}),
+    "Subscription.tillTotals": frozenset({A, AU, V}),
     # Hotel (issue #3): front desk and admin; auditors read the reports.
     "Mutation.cancelBooking": frozenset({A, FD}),
     "Mutation.checkIn": frozenset({A, FD}),

@@ -2,5 +2,6 @@
 
 from services.shop.graphql.mutations import ShopMutation
 from services.shop.graphql.queries import ShopQuery
+from services.shop.graphql.subscriptions import ShopSubscription
 
-__all__ = ["ShopMutation", "ShopQuery"]
+__all__ = ["ShopMutation", "ShopQuery", "ShopSubscription"]

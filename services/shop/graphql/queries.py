@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from typing import Annotated
+from uuid import UUID
 
 import strawberry
 from sqlalchemy import select
@@ -33,7 +34,7 @@ SHOP_READERS = allow(Role.VOLUNTEER, Role.ADMIN, Role.AUDITOR)
 MAX_REPORT_DAYS = 366 * 5
 
 
-def _scope(info: Info) -> str | None:
+def scope_of(info: Info) -> str | None:
     """Volunteers read their own till's sessions; admins and auditors read all."""
     principal = info.context.principal
     assert principal is not None
@@ -50,6 +51,17 @@ def _period(from_: date | None, to: date | None) -> None:
             raise ValidationError("to", f"a period covers at most {MAX_REPORT_DAYS} days")
 
 
+async def open_session_id(info: Info, till_id: str) -> UUID | None:
+    s = shop_sessions.c
+    async with info.context.runtime.read_engine.connect() as conn:
+        session_id: UUID | None = (
+            await conn.execute(
+                select(s.session_id).where(s.till_id == till_id, s.is_open.is_(True))
+            )
+        ).scalar_one_or_none()
+    return session_id
+
+
 def _till(till_id: str | None) -> None:
     if till_id is not None:
         check_till_id(till_id)
@@ -60,7 +72,7 @@ class ShopQuery:
     @strawberry.field(permission_classes=SHOP_READERS, description="A cash session by id.")
     async def cash_session(self, info: Info, id: strawberry.ID) -> CashSession:
         report = await session_report(info, parse_id(id, "id"))
-        check_scope(_scope(info), report.session.till_id)
+        check_scope(scope_of(info), report.session.till_id)
         return CashSession.of(report)
 
     @strawberry.field(
@@ -68,14 +80,8 @@ class ShopQuery:
     )
     async def open_cash_session_of(self, info: Info, till_id: str) -> CashSession | None:
         check_till_id(till_id)
-        check_scope(_scope(info), till_id)
-        s = shop_sessions.c
-        async with info.context.runtime.read_engine.connect() as conn:
-            session_id = (
-                await conn.execute(
-                    select(s.session_id).where(s.till_id == till_id, s.is_open.is_(True))
-                )
-            ).scalar_one_or_none()
+        check_scope(scope_of(info), till_id)
+        session_id = await open_session_id(info, till_id)
         if session_id is None:
             return None
         return CashSession.of(await session_report(info, session_id))
@@ -86,7 +92,7 @@ class ShopQuery:
     )
     async def x_report(self, info: Info, session_id: strawberry.ID) -> XReport:
         report = await session_report(info, parse_id(session_id, "sessionId"))
-        check_scope(_scope(info), report.session.till_id)
+        check_scope(scope_of(info), report.session.till_id)
         return XReport.of(report)
 
     @strawberry.field(permission_classes=SHOP_READERS, description="One sale with its refunds.")

@@ -22,22 +22,27 @@ from gateway.errors import MaskUnexpectedErrors
 from services.common.graphql import MONEY_SCALAR, Money
 from services.common.settings import Settings
 from services.ledger.graphql import LedgerMutation, LedgerQuery, LedgerSubscription
+from services.welfare_fund.graphql import (
+    WelfareFundMutation,
+    WelfareFundQuery,
+    WelfareFundSubscription,
+)
 
 SCHEMA_FILE = Path(__file__).with_name("schema.graphql")
 
 
 @strawberry.type
-class Query(LedgerQuery):
+class Query(LedgerQuery, WelfareFundQuery):
     pass
 
 
 @strawberry.type
-class Mutation(LedgerMutation):
+class Mutation(LedgerMutation, WelfareFundMutation):
     pass
 
 
 @strawberry.type
-class Subscription(LedgerSubscription):
+class Subscription(LedgerSubscription, WelfareFundSubscription):
     pass
 
 

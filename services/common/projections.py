@@ -44,6 +44,22 @@ class Projection(ABC):
         """Apply a page of (notification id, event), in order, inside `conn`'s transaction."""
 
 
+class Process(ABC):
+    """A follower that writes events, not read models (e.g. the welfare fund's accrual).
+
+    It keeps its own exactly-once position in the event store (its writes and its
+    position are saved together), so the runner only drives it: before each page of
+    projections, `step` reads at most `page_size` notifications and returns how many
+    it read. Its effects are events, which the projections then read like any other.
+    """
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def step(self, page_size: int) -> int:
+        """Follow the log one page further; return the number of notifications read."""
+
+
 class TrackingConflict(Exception):
     """Another runner advanced this projection first; the page was rolled back."""
 
@@ -67,10 +83,12 @@ class ProjectionRunner:
         projections: Sequence[Projection],
         *,
         page_size: int,
+        processes: Sequence[Process] = (),
     ) -> None:
         self.app = app
         self.engine = engine
         self.projections = list(projections)
+        self.processes = list(processes)
         self.page_size = page_size
         self._wanted_topics = frozenset().union(*(p.topics for p in self.projections))
         self.wake = threading.Event()
@@ -110,7 +128,13 @@ class ProjectionRunner:
     # -- processing ------------------------------------------------------------
 
     def step(self) -> int:
-        """Process one page for every projection behind; return notifications read."""
+        """Process one page for every process and projection behind; return the most
+        notifications any of them read. Processes go first, so the projections' page
+        already holds the events a process wrote for the same notifications."""
+        read_by_processes = max((p.step(self.page_size) for p in self.processes), default=0)
+        return max(read_by_processes, self._step_projections())
+
+    def _step_projections(self) -> int:
         positions = self.positions()
         start = min(positions.values(), default=0)
         notifications = self.app.recorder.select_notifications(

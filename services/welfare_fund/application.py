@@ -71,6 +71,14 @@ class WelfareFundApplication(CoopApplication):
         merged.setdefault("AGGREGATE_CACHE_MAXSIZE", "256")
         return super().construct_env(name, merged)
 
+    def construct_factory(self, env: Any) -> Any:
+        # One store, one connection pool: the ledger's. A second pool per process
+        # would double the PostgreSQL connections for nothing.
+        return self.ledger.factory
+
+    def close(self) -> None:
+        self.closing.set()  # the shared factory is the ledger's to close
+
     # -- the book ----------------------------------------------------------------
 
     def ensure_fund(self) -> WelfareFund:

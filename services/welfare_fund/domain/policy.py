@@ -51,7 +51,7 @@ class Program(StrEnum):
 # Revenue accounts of the default chart (services/ledger/domain/accounts.py) by
 # prefix; the longest matching prefix wins. A policy may carry its own mapping.
 DEFAULT_ACCOUNT_STREAMS: tuple[tuple[str, Stream], ...] = (
-    ("400", Stream.HOTEL),  # 4000 rooms, 4010 food, 4020 other, 4030 retained deposits
+    ("40", Stream.HOTEL),  # 4000 rooms, 4010 food, 4020 other, 4030 retained deposits
     ("41", Stream.SHOP),
     ("4200", Stream.GRANT_UNRESTRICTED),
     ("4210", Stream.GRANT_RESTRICTED),

@@ -45,9 +45,12 @@ def parse_id(value: str, field: str) -> UUID:
 
 
 async def fund_settled(info: Info) -> None:
-    """Wait (bounded) until the accrual entries written so far are in the read models,
-    so a query after a ledger posting sees the posting's accrual."""
+    """Wait (bounded) until every ledger entry recorded before this query is accrued
+    and the accrual entries are in the read models: the fund is never silently behind
+    the ledger (after the bounded wait, PROJECTION_LAG says so instead)."""
     runtime = info.context.runtime
+    head = await runtime.run_sync(runtime.ledger.recorder.max_notification_id)
+    await runtime.wait_for_position(head or 0)
     async with runtime.read_engine.connect() as conn:
         written = await queries.written_position(conn)
     await runtime.wait_for_position(written)

@@ -111,3 +111,52 @@ def test_balance_subscription_is_authenticated_and_live(
         update = _receive(ws)
         assert update["payload"]["data"]["accountBalanceUpdates"] == {"balance": "25.00"}
         ws.send_text(json.dumps({"id": "1", "type": "complete"}))
+
+
+def test_fund_balance_subscription_follows_accruals(
+    live: tuple[TestClient, dict[str, str]],
+) -> None:
+    client, headers = live
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    officer = {"X-Api-Key": runtime.credentials.issue_key("fo", Role.FUND_OFFICER).key}
+    policy = client.post(
+        "/graphql",
+        headers=officer,
+        json={
+            "query": 'mutation { setRedistributionPolicy(input: {idempotencyKey: "p", '
+            'effectiveFrom: "2020-01-01", shares: [{stream: DONATION, percent: "10"}]}) '
+            "{ __typename } }"
+        },
+    )
+    assert policy.json()["data"]["setRedistributionPolicy"]["__typename"] == "RedistributionPolicy"
+    subscription = "subscription { fundBalanceUpdates { accrued } }"
+    with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
+        ws.send_text(json.dumps({"type": "connection_init", "payload": officer}))
+        assert _receive(ws)["type"] == "connection_ack"
+        ws.send_text(
+            json.dumps({"id": "1", "type": "subscribe", "payload": {"query": subscription}})
+        )
+        assert _receive(ws)["payload"]["data"]["fundBalanceUpdates"] == {"accrued": "0.00"}
+        posted = client.post(
+            "/graphql",
+            headers=headers,
+            json={
+                "query": "mutation($i: PostJournalEntryInput!) "
+                "{ postJournalEntry(input: $i) { __typename } }",
+                "variables": {
+                    "i": {
+                        "idempotencyKey": "gift-1",
+                        "effectiveDate": "2025-01-02",
+                        "description": "Donation",
+                        "postings": [
+                            {"account": "1010", "side": "DEBIT", "amount": "25.00"},
+                            {"account": "4400", "side": "CREDIT", "amount": "25.00"},
+                        ],
+                    }
+                },
+            },
+        )
+        assert posted.json()["data"]["postJournalEntry"]["__typename"] == "JournalEntry"
+        update = _receive(ws)
+        assert update["payload"]["data"]["fundBalanceUpdates"] == {"accrued": "2.50"}
+        ws.send_text(json.dumps({"id": "1", "type": "complete"}))

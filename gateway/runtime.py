@@ -35,6 +35,10 @@ from services.ledger.projections.funding_projector import FundingProjection
 from services.ledger.projections.projector import LedgerProjection
 from services.shop.application import ShopApplication
 from services.shop.projections.projector import ShopProjection
+from services.welfare_fund.application import WelfareFundApplication
+from services.welfare_fund.keystore import KEY_TABLES, KeyStore
+from services.welfare_fund.process import PROCESS_TABLES, WelfareAccrualProcess
+from services.welfare_fund.projections.projector import WelfareFundProjection
 
 log = logging.getLogger("coop.runtime")
 
@@ -75,12 +79,25 @@ class Runtime:
             FundingProjection(),
             ShopProjection(),
             HotelProjection(),
+            WelfareFundProjection(),
             AuditChainProjection(),
             AuditHeadsProjection(),
         ]
 
         self.sync_engine = create_sync_engine(settings)
-        create_tables(self.sync_engine, [*(t for p in projections for t in p.tables), *AUTH_TABLES])
+        create_tables(
+            self.sync_engine,
+            [
+                *(t for p in projections for t in p.tables),
+                *AUTH_TABLES,
+                *KEY_TABLES,
+                *PROCESS_TABLES,
+            ],
+        )
+        # The welfare fund needs the key store (a table outside the event store).
+        self.welfare = WelfareFundApplication(settings, self.ledger, KeyStore(self.sync_engine))
+        self.welfare.ensure_fund()
+        self.welfare_accrual = WelfareAccrualProcess(self.welfare, self.sync_engine)
         self.credentials = CredentialStore(self.sync_engine, settings.token_ttl_s)
         self.rate_limiter = RateLimiter(settings.mutations_per_minute)
         self.projector = ProjectionRunner(
@@ -88,8 +105,13 @@ class Runtime:
             self.sync_engine,
             projections,
             page_size=settings.projection_page_size,
+            processes=[self.welfare_accrual],
         )
-        self._projection_names = [p.name for p in self.projector.projections]
+        # Read-your-writes also waits for the accrual process to have read a position.
+        self._projection_names = [
+            *(p.name for p in self.projector.projections),
+            self.welfare_accrual.name,
+        ]
         self._read_engine: AsyncEngine | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -157,6 +179,7 @@ class Runtime:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+        self.welfare.close()
         self.hotel.close()
         self.shop.close()
         self.funding.close()

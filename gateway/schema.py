@@ -31,22 +31,34 @@ from services.ledger.graphql import (
     LedgerSubscription,
 )
 from services.shop.graphql import ShopMutation, ShopQuery, ShopSubscription
+from services.welfare_fund.graphql import (
+    WelfareFundMutation,
+    WelfareFundQuery,
+    WelfareFundSubscription,
+)
 
 SCHEMA_FILE = Path(__file__).with_name("schema.graphql")
 
 
 @strawberry.type
-class Query(LedgerQuery, FundingQuery, ShopQuery, HotelQuery, AuditQuery):
+class Query(LedgerQuery, FundingQuery, ShopQuery, HotelQuery, WelfareFundQuery, AuditQuery):
     pass
 
 
 @strawberry.type
-class Mutation(LedgerMutation, FundingMutation, ShopMutation, HotelMutation, AuditMutation):
+class Mutation(
+    LedgerMutation,
+    FundingMutation,
+    ShopMutation,
+    HotelMutation,
+    WelfareFundMutation,
+    AuditMutation,
+):
     pass
 
 
 @strawberry.type
-class Subscription(LedgerSubscription, ShopSubscription):
+class Subscription(LedgerSubscription, ShopSubscription, WelfareFundSubscription):
     pass
 
 

@@ -13,7 +13,7 @@ import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from gateway.demo import funding, hotel, shop
+from gateway.demo import funding, hotel, shop, welfare
 from gateway.demo.steps import DemoStep
 
 if TYPE_CHECKING:
@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 SEED = 2013  # the year Hotel Giardino opened
 
-CONTRIBUTORS = (funding, hotel, shop)
+# Appended last: each module's random seed depends on its index.
+CONTRIBUTORS = (funding, hotel, shop, welfare)
 
 
 def demo_steps(year: int) -> list[DemoStep]:

@@ -62,6 +62,22 @@ class RawProjection(Projection):
         raise TypeError(f"{self.name} reads raw notifications; use apply_notifications")
 
 
+class Process(ABC):
+    """A follower that writes events, not read models (e.g. the welfare fund's accrual).
+
+    It keeps its own exactly-once position in the event store (its writes and its
+    position are saved together), so the runner only drives it: before each page of
+    projections, `step` reads at most `page_size` notifications and returns how many
+    it read. Its effects are events, which the projections then read like any other.
+    """
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def step(self, page_size: int) -> int:
+        """Follow the log one page further; return the number of notifications read."""
+
+
 class TrackingConflict(Exception):
     """Another runner advanced this projection first; the page was rolled back."""
 
@@ -85,10 +101,12 @@ class ProjectionRunner:
         projections: Sequence[Projection],
         *,
         page_size: int,
+        processes: Sequence[Process] = (),
     ) -> None:
         self.app = app
         self.engine = engine
         self.projections = list(projections)
+        self.processes = list(processes)
         self.page_size = page_size
         self._wanted_topics = frozenset().union(*(p.topics for p in self.projections))
         self.wake = threading.Event()
@@ -128,9 +146,14 @@ class ProjectionRunner:
     # -- processing ------------------------------------------------------------
 
     def step(self) -> int:
-        """Process one page for every projection behind; return notifications read.
+        """Process one page for every process and projection behind; return the most
+        notifications any of them read. Processes go first, so the projections' page
+        already holds the events a process wrote for the same notifications."""
+        read_by_processes = max((p.step(self.page_size) for p in self.processes), default=0)
+        return max(read_by_processes, self._step_projections())
 
-        All projections' changes and positions for the page commit in ONE transaction:
+    def _step_projections(self) -> int:
+        """All projections' changes and positions for the page commit in ONE transaction:
         one commit (one WAL flush) per page instead of one per projection, which is
         most of a small page's cost and so of a mutation's read-your-writes wait.
         """

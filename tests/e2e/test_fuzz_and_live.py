@@ -34,6 +34,9 @@ SCHEMA = printed_schema()
 def live(settings: Settings) -> Iterator[tuple[TestClient, dict[str, str]]]:
     app = create_app(settings)
     with TestClient(app) as client:
+        # A fresh store: let the read models take in the default chart before
+        # subscribing to an account (the projector thread starts with the app).
+        app.state.runtime.projector.run_until_caught_up()
         key = app.state.runtime.credentials.issue_key("fuzz-admin", Role.ADMIN)
         yield client, {"X-Api-Key": key.key}
 
@@ -129,6 +132,7 @@ def _gql(client: TestClient, headers: dict[str, str], query: str, variables: dic
 def test_till_totals_are_live_and_scoped_to_the_volunteers_till(settings: Settings) -> None:
     app = create_app(settings)
     with TestClient(app) as client:
+        app.state.runtime.projector.run_until_caught_up()
         credentials = app.state.runtime.credentials
         till_1 = {"X-Api-Key": credentials.issue_key("tablet-1", Role.VOLUNTEER, "till-1").key}
         totals = 'subscription { tillTotals(tillId: "till-1") { salesTotal salesCount } }'
@@ -181,3 +185,52 @@ def test_till_totals_are_live_and_scoped_to_the_volunteers_till(settings: Settin
                 "salesCount": 1,
             }
             ws.send_text(json.dumps({"id": "1", "type": "complete"}))
+
+
+def test_fund_balance_subscription_follows_accruals(
+    live: tuple[TestClient, dict[str, str]],
+) -> None:
+    client, headers = live
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    officer = {"X-Api-Key": runtime.credentials.issue_key("fo", Role.FUND_OFFICER).key}
+    policy = client.post(
+        "/graphql",
+        headers=officer,
+        json={
+            "query": 'mutation { setRedistributionPolicy(input: {idempotencyKey: "p", '
+            'effectiveFrom: "2020-01-01", shares: [{stream: DONATION, percent: "10"}]}) '
+            "{ __typename } }"
+        },
+    )
+    assert policy.json()["data"]["setRedistributionPolicy"]["__typename"] == "RedistributionPolicy"
+    subscription = "subscription { fundBalanceUpdates { accrued } }"
+    with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
+        ws.send_text(json.dumps({"type": "connection_init", "payload": officer}))
+        assert _receive(ws)["type"] == "connection_ack"
+        ws.send_text(
+            json.dumps({"id": "1", "type": "subscribe", "payload": {"query": subscription}})
+        )
+        assert _receive(ws)["payload"]["data"]["fundBalanceUpdates"] == {"accrued": "0.00"}
+        posted = client.post(
+            "/graphql",
+            headers=headers,
+            json={
+                "query": "mutation($i: PostJournalEntryInput!) "
+                "{ postJournalEntry(input: $i) { __typename } }",
+                "variables": {
+                    "i": {
+                        "idempotencyKey": "gift-1",
+                        "effectiveDate": "2025-01-02",
+                        "description": "Donation",
+                        "postings": [
+                            {"account": "1010", "side": "DEBIT", "amount": "25.00"},
+                            {"account": "4400", "side": "CREDIT", "amount": "25.00"},
+                        ],
+                    }
+                },
+            },
+        )
+        assert posted.json()["data"]["postJournalEntry"]["__typename"] == "JournalEntry"
+        update = _receive(ws)
+        assert update["payload"]["data"]["fundBalanceUpdates"] == {"accrued": "2.50"}
+        ws.send_text(json.dumps({"id": "1", "type": "complete"}))

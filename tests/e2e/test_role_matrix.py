@@ -108,6 +108,27 @@ EXPECTED: dict[str, frozenset[Role]] = {
     "Query.eventHistory": frozenset({A, AU}),
     "Query.ledgerEntriesByCause": frozenset({A, AU}),
     "Mutation.publishAuditHead": frozenset({A, AU}),
+    # Welfare fund: aggregates for the fund officer, admin and auditor; beneficiary
+    # data for the fund officer only. approveDisbursement admits admin to the
+    # resolver, which refuses it with ApprovalNotAllowed (test_welfare_graphql.py).
+    "Query.fundBalance": frozenset({FO, A, AU}),
+    "Query.fundStatement": frozenset({FO, A, AU}),
+    "Query.provenance": frozenset({FO, A, AU}),
+    "Query.redistributionPolicies": frozenset({FO, A, AU}),
+    "Query.disbursements": frozenset({FO, A, AU}),
+    "Query.disbursement": frozenset({FO, A, AU}),
+    "Query.beneficiary": frozenset({FO}),
+    "Query.beneficiaries": frozenset({FO}),
+    "Mutation.setRedistributionPolicy": frozenset({FO, A}),
+    "Mutation.setStipendRules": frozenset({FO, A}),
+    "Mutation.enrollBeneficiary": frozenset({FO}),
+    "Mutation.recordAttendance": frozenset({FO}),
+    "Mutation.commitDisbursement": frozenset({FO}),
+    "Mutation.approveDisbursement": frozenset({FO, A}),
+    "Mutation.payDisbursement": frozenset({FO, A}),
+    "Mutation.cancelDisbursement": frozenset({FO, A}),
+    "Mutation.forgetBeneficiary": frozenset({FO}),
+    "Subscription.fundBalanceUpdates": frozenset({FO, A, AU}),
 }
 
 SCALAR_SAMPLES: dict[str, Any] = {

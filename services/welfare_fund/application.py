@@ -1,0 +1,537 @@
+"""Welfare fund application service: load, call the aggregates, save. Plus the accrual
+step that follows the ledger (see process.py for how it is driven)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date
+from typing import Any, ClassVar, TypeVar
+from uuid import UUID, uuid4
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
+
+from services.common.errors import Conflict, NotFound, ValidationError
+from services.common.eventstore import CoopApplication, eventsourcing_env
+from services.common.idempotency import Decision, Outcome, execute_idempotent
+from services.common.money import check_positive_amount
+from services.common.settings import Settings
+from services.ledger.application import LedgerApplication
+from services.ledger.domain import Cause, JournalEntry, Posting, Side
+from services.welfare_fund.domain import (
+    DEFAULT_ACCOUNT_STREAMS,
+    DEFAULT_PROGRAM_SHARES_PPM,
+    FUND_ID,
+    ApprovalNotAllowed,
+    Beneficiary,
+    Disbursement,
+    DisbursementKind,
+    IncomeSource,
+    PolicyVersion,
+    Program,
+    StipendRules,
+    Stream,
+    WelfareFund,
+    accrual_postings,
+    check_month,
+    disbursement_id_for,
+)
+from services.welfare_fund.domain.policy import check_policy
+from services.welfare_fund.keystore import KeyStore, seal
+
+R = TypeVar("R")
+
+ACCRUAL_ACTOR = "process:welfare-accrual"
+MAX_CASE_NOTE_LENGTH = 2000
+# Commands that touch the fund's book may lose against the accrual process, which
+# writes the book after every page of income: decide again a few times.
+BOOK_ATTEMPTS = 5
+# Before any rules are configured, the DOMAIN.md figures apply from the start.
+DEFAULT_STIPEND_RULES = StipendRules(effective_from=date(2000, 1, 1))
+
+
+class WelfareFundApplication(CoopApplication):
+    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {WelfareFund: 50}
+
+    def __init__(
+        self,
+        settings: Settings,
+        ledger: LedgerApplication,
+        keys: KeyStore,
+        *,
+        create_table: bool = True,
+    ) -> None:
+        self.ledger = ledger
+        self.keys = keys
+        # One store, one connection pool: the ledger's.
+        super().__init__(settings, create_table=create_table, share_store_with=ledger)
+
+    def construct_env(self, name: str, env: Any = None) -> Any:
+        merged = dict(env or eventsourcing_env(self.settings))
+        merged.setdefault("AGGREGATE_CACHE_MAXSIZE", "256")
+        return super().construct_env(name, merged)
+
+    # -- the book ----------------------------------------------------------------
+
+    def ensure_fund(self) -> WelfareFund:
+        try:
+            return self.fund()
+        except AggregateNotFoundError:
+            pass
+        with contextlib.suppress(IntegrityError):
+            self.save(WelfareFund.start(DEFAULT_STIPEND_RULES))
+        return self.fund()
+
+    def fund(self) -> WelfareFund:
+        fund: WelfareFund = self.repository.get(FUND_ID)
+        return fund
+
+    def _retrying(self, run: Callable[[], Outcome[R]]) -> Outcome[R]:
+        for attempt in range(BOOK_ATTEMPTS):
+            try:
+                return run()
+            except Conflict as exc:
+                # Only a lost race is worth another decision; domain conflicts repeat.
+                if type(exc) is not Conflict or attempt == BOOK_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    # -- policy and rules ----------------------------------------------------------
+
+    def set_policy(
+        self,
+        *,
+        key: str,
+        actor: str,
+        effective_from: date,
+        shares: Sequence[tuple[Stream, int]],
+        program_shares: Sequence[tuple[Program, int]] | None = None,
+        account_streams: Sequence[tuple[str, Stream]] | None = None,
+    ) -> Outcome[PolicyVersion]:
+        programs = tuple(program_shares) if program_shares is not None else None
+        accounts = tuple(account_streams) if account_streams is not None else None
+
+        def decide() -> Decision[PolicyVersion]:
+            fund = self.fund()
+            previous = fund.policy_versions()
+            latest = previous[-1] if previous else None
+            version = PolicyVersion(
+                effective_from=effective_from,
+                shares_ppm=dict(shares),
+                program_shares_ppm=programs
+                or (latest.program_shares_ppm if latest else DEFAULT_PROGRAM_SHARES_PPM),
+                account_streams=accounts
+                or (latest.account_streams if latest else DEFAULT_ACCOUNT_STREAMS),
+            )
+            check_policy(list(shares), version.program_shares_ppm, version.account_streams)
+            fund.set_policy(version)
+            return Decision((fund,), version, {"effective_from": effective_from.isoformat()})
+
+        return self._retrying(
+            lambda: execute_idempotent(
+                self,
+                key=key,
+                operation="setRedistributionPolicy",
+                request={
+                    "effective_from": effective_from.isoformat(),
+                    "shares": [[s.value, p] for s, p in shares],
+                    "programs": None if programs is None else [[p.value, x] for p, x in programs],
+                    "accounts": None if accounts is None else [[a, s.value] for a, s in accounts],
+                    "actor": actor,
+                },
+                decide=decide,
+                load_result=self._load_policy,
+            )
+        )
+
+    def _load_policy(self, ref: Mapping[str, str]) -> PolicyVersion:
+        return PolicyVersion.from_state(self.fund().policies[ref["effective_from"]])
+
+    def set_stipend_rules(
+        self, *, key: str, actor: str, rules: StipendRules
+    ) -> Outcome[StipendRules]:
+        for field, cents in (
+            ("fullAmount", rules.full_cents),
+            ("withMealsAmount", rules.with_meals_cents),
+            ("partTimeAmount", rules.part_time_cents),
+            ("floorAmount", rules.floor_cents),
+        ):
+            check_positive_amount(
+                cents, field=field, ceiling_cents=self.settings.amount_ceiling_cents
+            )
+        if not 0 < rules.full_attendance_ppm <= 1_000_000:
+            raise ValidationError("fullAttendancePercent", "must be above 0 and at most 100")
+
+        def decide() -> Decision[StipendRules]:
+            fund = self.fund()
+            fund.set_stipend_rules(rules)
+            return Decision((fund,), rules, {"effective_from": rules.effective_from.isoformat()})
+
+        return self._retrying(
+            lambda: execute_idempotent(
+                self,
+                key=key,
+                operation="setStipendRules",
+                request={"rules": rules.as_state(), "actor": actor},
+                decide=decide,
+                load_result=lambda ref: StipendRules.from_state(
+                    self.fund().stipend_rules[ref["effective_from"]]
+                ),
+            )
+        )
+
+    # -- beneficiaries -------------------------------------------------------------
+
+    def enroll(
+        self, *, key: str, actor: str, program: Program, enrolled_on: date, case_note: str | None
+    ) -> Outcome[Beneficiary]:
+        if case_note is not None and len(case_note) > MAX_CASE_NOTE_LENGTH:
+            raise ValidationError("caseNote", f"must be at most {MAX_CASE_NOTE_LENGTH} characters")
+        created: list[UUID] = []
+
+        def decide() -> Decision[Beneficiary]:
+            # A random id: the reference says nothing about the person or the request.
+            beneficiary_id = uuid4()
+            sealed = None
+            if case_note:
+                created.append(beneficiary_id)
+                sealed = seal(self.keys.create(beneficiary_id), beneficiary_id, case_note)
+            beneficiary = Beneficiary.enroll(beneficiary_id, program, enrolled_on, sealed)
+            return Decision((beneficiary,), beneficiary, {"beneficiary_id": str(beneficiary_id)})
+
+        try:
+            outcome = execute_idempotent(
+                self,
+                key=key,
+                operation="enrollBeneficiary",
+                # The note is not part of the request hash: no derivative of it is stored.
+                request={"program": program.value, "enrolled_on": enrolled_on.isoformat()},
+                decide=decide,
+                load_result=lambda ref: self.get_beneficiary(UUID(ref["beneficiary_id"])),
+            )
+        except Exception:
+            for orphan in created:
+                self.keys.delete(orphan)
+            raise
+        for orphan in created:
+            if orphan != outcome.result.id:  # a replay: this attempt's key is unused
+                self.keys.delete(orphan)
+        return outcome
+
+    def get_beneficiary(self, beneficiary_id: UUID) -> Beneficiary:
+        try:
+            beneficiary: Beneficiary = self.repository.get(beneficiary_id)
+        except AggregateNotFoundError:
+            raise NotFound(f"beneficiary {beneficiary_id} does not exist") from None
+        if not isinstance(beneficiary, Beneficiary):
+            raise NotFound(f"beneficiary {beneficiary_id} does not exist")
+        return beneficiary
+
+    def record_attendance(
+        self,
+        *,
+        key: str,
+        actor: str,
+        beneficiary_id: UUID,
+        month: str,
+        scheduled_days: int,
+        attended_days: int,
+        meals_provided: bool,
+        part_time: bool,
+    ) -> Outcome[Beneficiary]:
+        def decide() -> Decision[Beneficiary]:
+            beneficiary = self.get_beneficiary(beneficiary_id)
+            rules = self.fund().stipend_rules_on(check_month(month))
+            beneficiary.record_attendance(
+                month=month,
+                scheduled_days=scheduled_days,
+                attended_days=attended_days,
+                meals_provided=meals_provided,
+                part_time=part_time,
+                rules=rules,
+            )
+            return Decision((beneficiary,), beneficiary, {"beneficiary_id": str(beneficiary_id)})
+
+        return execute_idempotent(
+            self,
+            key=key,
+            operation="recordAttendance",
+            request={
+                "beneficiary_id": str(beneficiary_id),
+                "month": month,
+                "scheduled": scheduled_days,
+                "attended": attended_days,
+                "meals": meals_provided,
+                "part_time": part_time,
+            },
+            decide=decide,
+            load_result=lambda ref: self.get_beneficiary(UUID(ref["beneficiary_id"])),
+        )
+
+    def forget(self, *, key: str, actor: str, beneficiary_id: UUID) -> Outcome[Beneficiary]:
+        def decide() -> Decision[Beneficiary]:
+            beneficiary = self.get_beneficiary(beneficiary_id)
+            beneficiary.forget()
+            return Decision((beneficiary,), beneficiary, {"beneficiary_id": str(beneficiary_id)})
+
+        outcome = execute_idempotent(
+            self,
+            key=key,
+            operation="forgetBeneficiary",
+            request={"beneficiary_id": str(beneficiary_id)},
+            decide=decide,
+            load_result=lambda ref: self.get_beneficiary(UUID(ref["beneficiary_id"])),
+        )
+        # After the Forgotten event is stored (and again on every retry): shred the key.
+        # Should this fail, the retry with the same idempotency key deletes it.
+        self.keys.delete(beneficiary_id)
+        return outcome
+
+    # -- disbursements -------------------------------------------------------------
+
+    def get_disbursement(self, disbursement_id: UUID) -> Disbursement:
+        try:
+            disbursement: Disbursement = self.repository.get(disbursement_id)
+        except AggregateNotFoundError:
+            raise NotFound(f"disbursement {disbursement_id} does not exist") from None
+        if not isinstance(disbursement, Disbursement):
+            raise NotFound(f"disbursement {disbursement_id} does not exist")
+        return disbursement
+
+    def _load_disbursement(self, ref: Mapping[str, str]) -> Disbursement:
+        return self.get_disbursement(UUID(ref["disbursement_id"]))
+
+    def commit(
+        self,
+        *,
+        key: str,
+        actor: str,
+        beneficiary_id: UUID,
+        kind: DisbursementKind,
+        month: str,
+        amount_cents: int | None,
+        committed_on: date,
+    ) -> Outcome[Disbursement]:
+        check_month(month)
+        if kind is DisbursementKind.STIPEND:
+            if amount_cents is not None:
+                raise ValidationError("amount", "a stipend's amount follows from the attendance")
+        elif amount_cents is None:
+            raise ValidationError("amount", "required for housing support")
+        else:
+            check_positive_amount(
+                amount_cents, field="amount", ceiling_cents=self.settings.amount_ceiling_cents
+            )
+        disbursement_id = disbursement_id_for(key)
+
+        def decide() -> Decision[Disbursement]:
+            beneficiary = self.get_beneficiary(beneficiary_id)
+            if beneficiary.forgotten:
+                raise Conflict(f"beneficiary {beneficiary.ref} was forgotten")
+            if beneficiary.program is not kind.program:
+                raise ValidationError(
+                    "kind",
+                    f"{kind.value} belongs to {kind.program.value}; the beneficiary is "
+                    f"enrolled in {beneficiary.program.value}",
+                )
+            touched: list[Any] = []
+            amount = amount_cents
+            if kind is DisbursementKind.STIPEND:
+                amount = beneficiary.commit_stipend(month, disbursement_id)
+                touched.append(beneficiary)
+                if amount == 0:
+                    raise ValidationError("month", "no stipend is due for that attendance")
+            assert amount is not None
+            disbursement = Disbursement.commit(
+                disbursement_id=disbursement_id,
+                beneficiary_id=beneficiary_id,
+                kind=kind,
+                month=month,
+                amount_cents=amount,
+                committed_on=committed_on,
+            )
+            fund = self.fund()
+            fund.reserve(disbursement_id, kind.program, amount)
+            return Decision(
+                (fund, disbursement, *touched),
+                disbursement,
+                {"disbursement_id": str(disbursement_id)},
+            )
+
+        return self._retrying(
+            lambda: execute_idempotent(
+                self,
+                key=key,
+                operation="commitDisbursement",
+                request={
+                    "beneficiary_id": str(beneficiary_id),
+                    "kind": kind.value,
+                    "month": month,
+                    "amount_cents": amount_cents,
+                    "committed_on": committed_on.isoformat(),
+                    "actor": actor,
+                },
+                decide=decide,
+                load_result=self._load_disbursement,
+            )
+        )
+
+    def approve(
+        self,
+        *,
+        key: str,
+        actor: str,
+        approver_is_fund_officer: bool,
+        disbursement_id: UUID,
+        approved_on: date,
+    ) -> Outcome[Disbursement]:
+        if not approver_is_fund_officer:
+            raise ApprovalNotAllowed
+
+        def decide() -> Decision[Disbursement]:
+            disbursement = self.get_disbursement(disbursement_id)
+            disbursement.approve(approved_on=approved_on, approver=actor)
+            return Decision(
+                (disbursement,), disbursement, {"disbursement_id": str(disbursement_id)}
+            )
+
+        return execute_idempotent(
+            self,
+            key=key,
+            operation="approveDisbursement",
+            request={
+                "disbursement_id": str(disbursement_id),
+                "approved_on": approved_on.isoformat(),
+                "actor": actor,
+            },
+            decide=decide,
+            load_result=self._load_disbursement,
+        )
+
+    def pay(
+        self,
+        *,
+        key: str,
+        actor: str,
+        disbursement_id: UUID,
+        amount_cents: int,
+        paid_on: date,
+    ) -> Outcome[Disbursement]:
+        check_positive_amount(
+            amount_cents, field="amount", ceiling_cents=self.settings.amount_ceiling_cents
+        )
+
+        def decide() -> Decision[Disbursement]:
+            disbursement = self.get_disbursement(disbursement_id)
+            cause_id = f"welfare:payment:{disbursement_id}:{disbursement.payments + 1}"
+            entry = self.ledger.prepare_entry(
+                effective_date=paid_on,
+                description=f"Welfare fund disbursement {disbursement_id} paid "
+                f"({disbursement.kind.value.lower()}, {disbursement.month})",
+                postings=[
+                    Posting("2400", Side.DEBIT, amount_cents),
+                    Posting("1010", Side.CREDIT, amount_cents),
+                ],
+                cause=Cause(cause_id, actor),
+            )
+            disbursement.pay(amount_cents=amount_cents, paid_on=paid_on, entry_id=entry.id)
+            return Decision(
+                (disbursement, entry), disbursement, {"disbursement_id": str(disbursement_id)}
+            )
+
+        return execute_idempotent(
+            self,
+            key=key,
+            operation="payDisbursement",
+            request={
+                "disbursement_id": str(disbursement_id),
+                "amount_cents": amount_cents,
+                "paid_on": paid_on.isoformat(),
+                "actor": actor,
+            },
+            decide=decide,
+            load_result=self._load_disbursement,
+        )
+
+    def cancel(
+        self, *, key: str, actor: str, disbursement_id: UUID, cancelled_on: date
+    ) -> Outcome[Disbursement]:
+        def decide() -> Decision[Disbursement]:
+            disbursement = self.get_disbursement(disbursement_id)
+            released = disbursement.cancel(cancelled_on=cancelled_on)
+            fund = self.fund()
+            fund.release(disbursement_id, disbursement.program, released)
+            touched: list[Any] = [fund, disbursement]
+            if disbursement.kind is DisbursementKind.STIPEND:
+                beneficiary = self.get_beneficiary(disbursement.beneficiary_id)
+                if not beneficiary.forgotten:
+                    beneficiary.release_stipend(disbursement.month)
+                    touched.append(beneficiary)
+            return Decision(tuple(touched), disbursement, {"disbursement_id": str(disbursement_id)})
+
+        return self._retrying(
+            lambda: execute_idempotent(
+                self,
+                key=key,
+                operation="cancelDisbursement",
+                request={
+                    "disbursement_id": str(disbursement_id),
+                    "cancelled_on": cancelled_on.isoformat(),
+                    "actor": actor,
+                },
+                decide=decide,
+                load_result=self._load_disbursement,
+            )
+        )
+
+    # -- accrual -------------------------------------------------------------------
+
+    def accrue(self, postings: Sequence[tuple[int, JournalEntry.Posted]]) -> int | None:
+        """Accrue the fund's share of these ledger entries (in log order).
+
+        The book records the last ledger position it accrued, in the same save as the
+        accrual entries: a page is accrued exactly once, even with two followers (one
+        loses on the book's version and finds the page done). Returns the highest
+        position written, or None if nothing was.
+        """
+        for _attempt in range(BOOK_ATTEMPTS):
+            fund = self.fund()
+            sources = [
+                IncomeSource(
+                    position=position,
+                    entry_id=str(event.originator_id),
+                    effective_date=event.effective_date,
+                    postings=[Posting.from_state(p) for p in event.postings],
+                )
+                for position, event in postings
+                if position > fund.position
+            ]
+            items = fund.plan_accruals(sources)
+            if not items:
+                return None
+            net_by_day: dict[date, int] = {}
+            for item in items:
+                day = date.fromisoformat(item["date"])
+                net_by_day[day] = net_by_day.get(day, 0) + int(item["accrued"])
+            last = max(int(item["position"]) for item in items)
+            first = min(int(item["position"]) for item in items)
+            entries = []
+            for day, day_postings in sorted(accrual_postings(net_by_day).items()):
+                count = len({i["entry_id"] for i in items if i["date"] == day.isoformat()})
+                entries.append(
+                    self.ledger.prepare_entry(
+                        effective_date=day,
+                        description=f"Welfare fund accrual on {count} income entries effective "
+                        f"{day.isoformat()} (ledger positions {first}-{last})",
+                        postings=day_postings,
+                        cause=Cause(f"welfare:accrual:{last}:{day.isoformat()}", ACCRUAL_ACTOR),
+                    )
+                )
+            fund.record_accruals(last, items, [str(e.id) for e in entries])
+            try:
+                recordings = self.save(fund, *entries)
+            except IntegrityError:
+                continue  # a command or another follower wrote the book first: re-plan
+            return max(r.notification.id for r in recordings)
+        raise Conflict("the welfare fund's book kept changing; accrual will be retried")

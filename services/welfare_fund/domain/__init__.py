@@ -1,0 +1,55 @@
+"""Welfare fund domain: pure Python, no I/O."""
+
+from services.welfare_fund.domain.beneficiary import Beneficiary, check_month
+from services.welfare_fund.domain.disbursement import (
+    Disbursement,
+    DisbursementKind,
+    DisbursementStatus,
+    disbursement_id_for,
+)
+from services.welfare_fund.domain.errors import (
+    ApprovalNotAllowed,
+    InsufficientFunds,
+    PaymentExceedsApproval,
+)
+from services.welfare_fund.domain.fund import FUND_ID, IncomeSource, WelfareFund, accrual_postings
+from services.welfare_fund.domain.policy import (
+    DEFAULT_ACCOUNT_STREAMS,
+    DEFAULT_PROGRAM_SHARES_PPM,
+    PolicyVersion,
+    Program,
+    StipendRules,
+    Stream,
+    accrue,
+    accrued_total,
+    allocate,
+    format_percent,
+    parse_percent,
+)
+
+__all__ = [
+    "DEFAULT_ACCOUNT_STREAMS",
+    "DEFAULT_PROGRAM_SHARES_PPM",
+    "FUND_ID",
+    "ApprovalNotAllowed",
+    "Beneficiary",
+    "Disbursement",
+    "DisbursementKind",
+    "DisbursementStatus",
+    "IncomeSource",
+    "InsufficientFunds",
+    "PaymentExceedsApproval",
+    "PolicyVersion",
+    "Program",
+    "StipendRules",
+    "Stream",
+    "WelfareFund",
+    "accrual_postings",
+    "accrue",
+    "accrued_total",
+    "allocate",
+    "check_month",
+    "disbursement_id_for",
+    "format_percent",
+    "parse_percent",
+]

@@ -1,0 +1,154 @@
+"""Beneficiaries: a pseudonymous reference, a program, attendance. Nothing that names
+a person: an optional case note arrives here already encrypted with the
+beneficiary's own key (kept outside the event store; see keystore.py)."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+from services.common.errors import Conflict, NotFound, ValidationError
+from services.welfare_fund.domain.policy import Program, StipendRules
+
+_MONTH_PATTERN = re.compile(r"^(19|20|21)[0-9]{2}-(0[1-9]|1[0-2])$")
+MAX_DAYS_PER_MONTH = 31
+
+
+def check_month(month: str, *, field: str = "month") -> date:
+    """ "2025-06" -> date(2025, 6, 1)."""
+    if not isinstance(month, str) or not _MONTH_PATTERN.fullmatch(month):
+        raise ValidationError(field, 'a month as "YYYY-MM", e.g. "2025-06"')
+    return date(int(month[:4]), int(month[5:]), 1)
+
+
+class Beneficiary(Aggregate):
+    class Enrolled(Aggregate.Created):
+        program: str
+        enrolled_on: date
+        case_note_sealed: str | None
+
+    class AttendanceRecorded(Aggregate.Event):
+        month: str
+        scheduled_days: int
+        attended_days: int
+        meals_provided: bool
+        part_time: bool
+        stipend_cents: int
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, Beneficiary)
+            aggregate.stipends[self.month] = self.stipend_cents
+
+    class StipendCommitted(Aggregate.Event):
+        month: str
+        disbursement_id: UUID
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, Beneficiary)
+            aggregate.committed_stipends[self.month] = str(self.disbursement_id)
+
+    class StipendReleased(Aggregate.Event):
+        month: str
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, Beneficiary)
+            aggregate.committed_stipends.pop(self.month, None)
+
+    class Forgotten(Aggregate.Event):
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, Beneficiary)
+            aggregate.forgotten = True
+
+    def __init__(self, program: str, enrolled_on: date, case_note_sealed: str | None) -> None:
+        self.program = Program(program)
+        self.enrolled_on = enrolled_on
+        self.case_note_sealed = case_note_sealed
+        self.stipends: dict[str, int] = {}
+        self.committed_stipends: dict[str, str] = {}
+        self.forgotten = False
+
+    @classmethod
+    def enroll(
+        cls, beneficiary_id: UUID, program: Program, enrolled_on: date, case_note_sealed: str | None
+    ) -> Beneficiary:
+        return cls._create(
+            cls.Enrolled,
+            id=beneficiary_id,
+            program=program.value,
+            enrolled_on=enrolled_on,
+            case_note_sealed=case_note_sealed,
+        )
+
+    @property
+    def ref(self) -> str:
+        return str(self.id)
+
+    def _check_active(self) -> None:
+        if self.forgotten:
+            raise Conflict(f"beneficiary {self.ref} was forgotten; nothing new can be recorded")
+
+    def record_attendance(
+        self,
+        *,
+        month: str,
+        scheduled_days: int,
+        attended_days: int,
+        meals_provided: bool,
+        part_time: bool,
+        rules: StipendRules,
+    ) -> int:
+        self._check_active()
+        if self.program is not Program.INTERNSHIP:
+            raise ValidationError("beneficiaryRef", "attendance is recorded for internships only")
+        check_month(month)
+        if not 1 <= scheduled_days <= MAX_DAYS_PER_MONTH:
+            raise ValidationError("scheduledDays", f"must be 1 to {MAX_DAYS_PER_MONTH}")
+        if not 0 <= attended_days <= scheduled_days:
+            raise ValidationError("attendedDays", "must be 0 to the scheduled days")
+        if month in self.committed_stipends:
+            raise Conflict(
+                f"the stipend for {month} is already committed "
+                f"(disbursement {self.committed_stipends[month]}); cancel it first"
+            )
+        stipend_cents = rules.stipend_cents(
+            scheduled_days=scheduled_days,
+            attended_days=attended_days,
+            meals_provided=meals_provided,
+            part_time=part_time,
+        )
+        self.trigger_event(
+            self.AttendanceRecorded,
+            month=month,
+            scheduled_days=scheduled_days,
+            attended_days=attended_days,
+            meals_provided=meals_provided,
+            part_time=part_time,
+            stipend_cents=stipend_cents,
+        )
+        return stipend_cents
+
+    def commit_stipend(self, month: str, disbursement_id: UUID) -> int:
+        """Mark the month's stipend committed; returns its amount."""
+        self._check_active()
+        if month not in self.stipends:
+            raise NotFound(f"no attendance recorded for {self.ref} in {month}")
+        if month in self.committed_stipends:
+            raise Conflict(
+                f"the stipend for {month} is already committed "
+                f"(disbursement {self.committed_stipends[month]})"
+            )
+        self.trigger_event(self.StipendCommitted, month=month, disbursement_id=disbursement_id)
+        return self.stipends[month]
+
+    def release_stipend(self, month: str) -> None:
+        if month in self.committed_stipends:
+            self.trigger_event(self.StipendReleased, month=month)
+
+    def forget(self) -> None:
+        if self.forgotten:
+            raise Conflict(f"beneficiary {self.ref} was already forgotten")
+        self.trigger_event(self.Forgotten)

@@ -1,0 +1,176 @@
+"""Disbursements: committed (funds reserved), approved by the territorial enterprise,
+paid (in one or more payments, never beyond the approval), or cancelled (the unpaid
+rest released)."""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate
+
+from services.common.errors import Conflict, ValidationError
+from services.welfare_fund.domain.errors import PaymentExceedsApproval
+from services.welfare_fund.domain.policy import Program
+
+DISBURSEMENT_NAMESPACE = uuid5(NAMESPACE_URL, "urn:coop:welfare-fund:disbursement")
+
+
+class DisbursementKind(StrEnum):
+    STIPEND = "STIPEND"
+    RENT = "RENT"
+    DEPOSIT = "DEPOSIT"
+    UTILITIES = "UTILITIES"
+
+    @property
+    def program(self) -> Program:
+        return Program.INTERNSHIP if self is DisbursementKind.STIPEND else Program.HOUSING
+
+
+class DisbursementStatus(StrEnum):
+    COMMITTED = "COMMITTED"
+    APPROVED = "APPROVED"
+    PAID = "PAID"
+    CANCELLED = "CANCELLED"
+
+
+def disbursement_id_for(idempotency_key: str) -> UUID:
+    return uuid5(DISBURSEMENT_NAMESPACE, idempotency_key)
+
+
+class Disbursement(Aggregate):
+    class Committed(Aggregate.Created):
+        beneficiary_id: UUID
+        program: str
+        kind: str
+        month: str
+        amount_cents: int
+        committed_on: date
+
+    class Approved(Aggregate.Event):
+        approved_on: date
+        approver: str
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, Disbursement)
+            aggregate.status = DisbursementStatus.APPROVED
+            aggregate.approved_on = self.approved_on
+
+    class Paid(Aggregate.Event):
+        program: str
+        amount_cents: int
+        paid_on: date
+        entry_id: UUID
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, Disbursement)
+            aggregate.paid_cents += self.amount_cents
+            aggregate.payments += 1
+            aggregate.last_paid_on = self.paid_on
+            if aggregate.paid_cents == aggregate.amount_cents:
+                aggregate.status = DisbursementStatus.PAID
+
+    class Cancelled(Aggregate.Event):
+        program: str
+        cancelled_on: date
+        released_cents: int
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, Disbursement)
+            aggregate.status = DisbursementStatus.CANCELLED
+            aggregate.released_cents = self.released_cents
+
+    def __init__(
+        self,
+        beneficiary_id: UUID,
+        program: str,
+        kind: str,
+        month: str,
+        amount_cents: int,
+        committed_on: date,
+    ) -> None:
+        self.beneficiary_id = beneficiary_id
+        self.program = Program(program)
+        self.kind = DisbursementKind(kind)
+        self.month = month
+        self.amount_cents = amount_cents
+        self.committed_on = committed_on
+        self.status = DisbursementStatus.COMMITTED
+        self.approved_on: date | None = None
+        self.last_paid_on: date | None = None
+        self.paid_cents = 0
+        self.payments = 0
+        self.released_cents = 0
+
+    @classmethod
+    def commit(
+        cls,
+        *,
+        disbursement_id: UUID,
+        beneficiary_id: UUID,
+        kind: DisbursementKind,
+        month: str,
+        amount_cents: int,
+        committed_on: date,
+    ) -> Disbursement:
+        if amount_cents <= 0:
+            raise ValidationError("amount", "amount must be greater than zero")
+        return cls._create(
+            cls.Committed,
+            id=disbursement_id,
+            beneficiary_id=beneficiary_id,
+            program=kind.program.value,
+            kind=kind.value,
+            month=month,
+            amount_cents=amount_cents,
+            committed_on=committed_on,
+        )
+
+    @property
+    def unpaid_cents(self) -> int:
+        return self.amount_cents - self.paid_cents
+
+    def approve(self, *, approved_on: date, approver: str) -> None:
+        if self.status is not DisbursementStatus.COMMITTED:
+            raise Conflict(f"disbursement {self.id} is {self.status.value.lower()}, not committed")
+        if approved_on < self.committed_on:
+            raise ValidationError("effectiveDate", "approval cannot precede the commitment")
+        self.trigger_event(self.Approved, approved_on=approved_on, approver=approver)
+
+    def pay(self, *, amount_cents: int, paid_on: date, entry_id: UUID) -> None:
+        if self.status is DisbursementStatus.COMMITTED:
+            raise PaymentExceedsApproval(amount_cents, 0, 0)
+        if self.status is not DisbursementStatus.APPROVED:
+            raise Conflict(f"disbursement {self.id} is {self.status.value.lower()}")
+        if amount_cents <= 0:
+            raise ValidationError("amount", "amount must be greater than zero")
+        if amount_cents > self.unpaid_cents:
+            raise PaymentExceedsApproval(amount_cents, self.amount_cents, self.paid_cents)
+        assert self.approved_on is not None
+        if paid_on < self.approved_on:
+            raise ValidationError("paidOn", "a payment cannot precede the approval")
+        self.trigger_event(
+            self.Paid,
+            program=self.program.value,
+            amount_cents=amount_cents,
+            paid_on=paid_on,
+            entry_id=entry_id,
+        )
+
+    def cancel(self, *, cancelled_on: date) -> int:
+        """Cancel; returns the unpaid amount released back to the fund."""
+        if self.status in (DisbursementStatus.PAID, DisbursementStatus.CANCELLED):
+            raise Conflict(f"disbursement {self.id} is {self.status.value.lower()}")
+        latest = self.last_paid_on or self.approved_on or self.committed_on
+        if cancelled_on < latest:
+            raise ValidationError("effectiveDate", "cancellation cannot precede earlier steps")
+        released = self.unpaid_cents
+        self.trigger_event(
+            self.Cancelled,
+            program=self.program.value,
+            cancelled_on=cancelled_on,
+            released_cents=released,
+        )
+        return released

@@ -1,0 +1,38 @@
+"""Welfare fund members of the error tree. Messages name references, never people."""
+
+from __future__ import annotations
+
+from services.common.errors import Conflict, CoopError
+from services.common.money import format_cents
+
+
+class InsufficientFunds(Conflict):
+    """A commitment beyond what the program has available; nothing was reserved."""
+
+    def __init__(self, program: str, requested_cents: int, available_cents: int) -> None:
+        super().__init__(
+            f"commitment of {format_cents(requested_cents)} EUR exceeds the "
+            f"{format_cents(available_cents)} EUR available for {program}"
+        )
+        self.program = program
+        self.requested_cents = requested_cents
+        self.available_cents = available_cents
+
+
+class PaymentExceedsApproval(Conflict):
+    def __init__(self, requested_cents: int, approved_cents: int, paid_cents: int) -> None:
+        super().__init__(
+            f"payment of {format_cents(requested_cents)} EUR exceeds what is approved and "
+            f"unpaid ({format_cents(approved_cents - paid_cents)} EUR of "
+            f"{format_cents(approved_cents)} EUR approved)"
+        )
+        self.requested_cents = requested_cents
+        self.approved_cents = approved_cents
+        self.paid_cents = paid_cents
+
+
+class ApprovalNotAllowed(CoopError):
+    """Only the territorial enterprise's fund officer approves disbursements."""
+
+    def __init__(self) -> None:
+        super().__init__("only a fund officer of the territorial enterprise may approve")

@@ -1,0 +1,261 @@
+"""The fund's book: policy versions, stipend rules, accrual state and reservations.
+
+One long-lived aggregate (snapshotted). Everything that must be decided against the
+same numbers lives here, so optimistic concurrency on this one aggregate makes
+conflicting commands exclusive: a policy change against the accrual process (the
+past-policy rule), two commitments against the same available funds.
+
+State is kept in JSON-friendly shapes (string keys, plain dicts) so snapshots need
+no custom transcodings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate
+
+from services.common.errors import ValidationError
+from services.ledger.domain import Posting, Side
+from services.welfare_fund.domain.errors import InsufficientFunds
+from services.welfare_fund.domain.policy import (
+    DEFAULT_ACCOUNT_STREAMS,
+    DEFAULT_PROGRAM_SHARES_PPM,
+    PolicyVersion,
+    Program,
+    StipendRules,
+    Stream,
+    accrue,
+    allocate,
+    stream_of,
+)
+
+FUND_ID: UUID = uuid5(NAMESPACE_URL, "urn:coop:welfare-fund:book")
+NO_POLICY = ""  # the period before the first policy version: rate 0
+
+
+@dataclass(frozen=True)
+class IncomeSource:
+    """A journal entry as the fund sees it: its position, date and postings."""
+
+    position: int
+    entry_id: str
+    effective_date: date
+    postings: Sequence[Posting]
+
+
+class WelfareFund(Aggregate):
+    class Started(Aggregate.Created):
+        stipend_rules: dict[str, Any]
+
+    class PolicySet(Aggregate.Event):
+        policy: dict[str, Any]
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, WelfareFund)
+            aggregate.policies[str(self.policy["effective_from"])] = self.policy
+
+    class StipendRulesSet(Aggregate.Event):
+        rules: dict[str, Any]
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, WelfareFund)
+            aggregate.stipend_rules[str(self.rules["effective_from"])] = self.rules
+
+    class AccrualsRecorded(Aggregate.Event):
+        # The last ledger position read: the process's own exactly-once tracking.
+        source_position: int
+        items: list[dict[str, Any]]
+        entry_ids: list[str]
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, WelfareFund)
+            aggregate.position = self.source_position
+            for item in self.items:
+                key = f"{item['stream']}|{item['period']}"
+                totals = aggregate.cumulative.setdefault(key, [0, 0])
+                totals[0] += int(item["base"])
+                totals[1] += int(item["accrued"])
+                for program, cents in item["programs"].items():
+                    accrued = aggregate.accrued_by_program
+                    accrued[program] = accrued.get(program, 0) + int(cents)
+                day = str(item["date"])
+                if aggregate.latest_accrued_date is None or day > aggregate.latest_accrued_date:
+                    aggregate.latest_accrued_date = day
+
+    class FundsReserved(Aggregate.Event):
+        disbursement_id: UUID
+        program: str
+        amount_cents: int
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, WelfareFund)
+            reserved = aggregate.reserved_by_program
+            reserved[self.program] = reserved.get(self.program, 0) + self.amount_cents
+
+    class FundsReleased(Aggregate.Event):
+        disbursement_id: UUID
+        program: str
+        amount_cents: int
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, WelfareFund)
+            reserved = aggregate.reserved_by_program
+            reserved[self.program] = reserved.get(self.program, 0) - self.amount_cents
+
+    def __init__(self, stipend_rules: dict[str, Any]) -> None:
+        self.policies: dict[str, dict[str, Any]] = {}
+        self.stipend_rules: dict[str, dict[str, Any]] = {
+            str(stipend_rules["effective_from"]): stipend_rules
+        }
+        self.position = 0
+        self.latest_accrued_date: str | None = None
+        # "<stream>|<policy effective_from>" -> [cumulative base, cumulative accrued]
+        self.cumulative: dict[str, list[int]] = {}
+        self.accrued_by_program: dict[str, int] = {}
+        # Committed (outstanding) plus paid, per program: what is no longer available.
+        self.reserved_by_program: dict[str, int] = {}
+
+    @classmethod
+    def start(cls, stipend_rules: StipendRules) -> WelfareFund:
+        return cls._create(cls.Started, id=FUND_ID, stipend_rules=stipend_rules.as_state())
+
+    # -- policy ----------------------------------------------------------------
+
+    def policy_versions(self) -> list[PolicyVersion]:
+        return [PolicyVersion.from_state(self.policies[k]) for k in sorted(self.policies)]
+
+    def set_policy(self, version: PolicyVersion) -> None:
+        """Record a policy version. A version never rewrites accrued history.
+
+        Rule: refused when any income posting dated on or after `effective_from` has
+        already been accrued (under the policy then in force). There is no
+        restatement: to change the past, reverse and repost the income.
+        """
+        latest = self.latest_accrued_date
+        if latest is not None and version.effective_from.isoformat() <= latest:
+            earliest = date.fromisoformat(latest) + timedelta(days=1)
+            raise ValidationError(
+                "effectiveFrom",
+                f"income up to {latest} was already accrued under the policy then in force; "
+                f"a new policy can take effect on {earliest.isoformat()} or later",
+            )
+        self.trigger_event(self.PolicySet, policy=version.as_state())
+
+    def set_stipend_rules(self, rules: StipendRules) -> None:
+        self.trigger_event(self.StipendRulesSet, rules=rules.as_state())
+
+    def stipend_rules_on(self, day: date) -> StipendRules:
+        applicable = [k for k in self.stipend_rules if k <= day.isoformat()]
+        key = max(applicable) if applicable else min(self.stipend_rules)
+        return StipendRules.from_state(self.stipend_rules[key])
+
+    # -- accrual ---------------------------------------------------------------
+
+    def plan_accruals(self, sources: Iterable[IncomeSource]) -> list[dict[str, Any]]:
+        """The accrual items for these ledger entries (in order), without recording them."""
+        versions = self.policy_versions()
+        cumulative = {key: list(totals) for key, totals in self.cumulative.items()}
+        items: list[dict[str, Any]] = []
+        for source in sources:
+            if source.position <= self.position:
+                continue  # already accrued (a replayed page)
+            version = _governing(versions, source.effective_date)
+            mapping = version.stream_of if version is not None else _default_stream_of
+            base_by_stream: dict[Stream, int] = {}
+            for posting in source.postings:
+                stream = mapping(posting.account_code)
+                if stream is None:
+                    continue
+                signed = (
+                    posting.amount_cents if posting.side is Side.CREDIT else -posting.amount_cents
+                )
+                base_by_stream[stream] = base_by_stream.get(stream, 0) + signed
+            for stream, base_cents in base_by_stream.items():
+                period = version.effective_from.isoformat() if version else NO_POLICY
+                totals = cumulative.setdefault(f"{stream.value}|{period}", [0, 0])
+                rate_ppm = version.rate_ppm(stream) if version else 0
+                accrued_cents = accrue(rate_ppm, totals[0], base_cents)
+                proportions = version.program_shares_ppm if version else DEFAULT_PROGRAM_SHARES_PPM
+                programs = allocate(totals[1], accrued_cents, proportions)
+                totals[0] += base_cents
+                totals[1] += accrued_cents
+                items.append(
+                    {
+                        "entry_id": source.entry_id,
+                        "position": source.position,
+                        "date": source.effective_date.isoformat(),
+                        "stream": stream.value,
+                        "period": period,
+                        "base": base_cents,
+                        "accrued": accrued_cents,
+                        "programs": {p.value: c for p, c in programs.items()},
+                    }
+                )
+        return items
+
+    def record_accruals(
+        self, source_position: int, items: list[dict[str, Any]], entry_ids: list[str]
+    ) -> None:
+        if source_position <= self.position:
+            raise ValueError("accruals must move the fund's position forward")
+        self.trigger_event(
+            self.AccrualsRecorded,
+            source_position=source_position,
+            items=items,
+            entry_ids=entry_ids,
+        )
+
+    # -- reservations ----------------------------------------------------------
+
+    def available_cents(self, program: Program) -> int:
+        return self.accrued_by_program.get(program.value, 0) - self.reserved_by_program.get(
+            program.value, 0
+        )
+
+    def reserve(self, disbursement_id: UUID, program: Program, amount_cents: int) -> None:
+        available = self.available_cents(program)
+        if amount_cents > available:
+            raise InsufficientFunds(program.value, amount_cents, max(available, 0))
+        self.trigger_event(
+            self.FundsReserved,
+            disbursement_id=disbursement_id,
+            program=program.value,
+            amount_cents=amount_cents,
+        )
+
+    def release(self, disbursement_id: UUID, program: Program, amount_cents: int) -> None:
+        if amount_cents > 0:
+            self.trigger_event(
+                self.FundsReleased,
+                disbursement_id=disbursement_id,
+                program=program.value,
+                amount_cents=amount_cents,
+            )
+
+
+def _governing(versions: Sequence[PolicyVersion], day: date) -> PolicyVersion | None:
+    governing = None
+    for version in versions:  # sorted by effective_from; a handful per year
+        if version.effective_from <= day:
+            governing = version
+    return governing
+
+
+def _default_stream_of(account_code: str) -> Stream | None:
+    return stream_of(account_code, DEFAULT_ACCOUNT_STREAMS)
+
+
+def accrual_postings(net_by_day: dict[date, int]) -> dict[date, list[Posting]]:
+    """The fund's ledger postings per day: Dr 5000 / Cr 2400 (or back for a reduction)."""
+    out: dict[date, list[Posting]] = {}
+    for day, cents in net_by_day.items():
+        if cents > 0:
+            out[day] = [Posting("5000", Side.DEBIT, cents), Posting("2400", Side.CREDIT, cents)]
+        elif cents < 0:
+            out[day] = [Posting("2400", Side.DEBIT, -cents), Posting("5000", Side.CREDIT, -cents)]
+    return out

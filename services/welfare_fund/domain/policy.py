@@ -1,0 +1,257 @@
+"""Redistribution policy: streams, shares, programs, and the exact accrual arithmetic.
+
+Pure Python. Rates are integers in millionths of the base ("ppm"): a percentage with
+at most 4 decimals (e.g. "2.5", "12.3456") is exactly `percent * 10_000` ppm, so no
+rate is ever rounded.
+
+Accrual rule (no drift): within one stream and one policy period (the days governed
+by one policy version) postings are taken in ledger recording order; after each one
+
+    accrued so far = floor(rate_ppm * cumulative base / 1_000_000)
+
+and the posting accrues the difference from what was accrued before it. Summed over
+any prefix of the period, accrued = floor(rate * base of that prefix), to the cent,
+however many postings there are; a reversal lowers the cumulative base and accrues a
+negative difference. Allocation to programs is cumulative in the same way: each
+program but the last gets floor(its proportion * cumulative accrued), the last gets
+the rest, so the allocations of every posting sum exactly to its accrual.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+
+from services.common.errors import ValidationError
+
+PPM_PER_UNIT = 1_000_000  # a rate of 100% in millionths
+PPM_PER_PERCENT = 10_000
+_PERCENT_PATTERN = re.compile(r"^(0|[1-9][0-9]{0,2})(\.[0-9]{1,4})?$")
+
+
+class Stream(StrEnum):
+    HOTEL = "HOTEL"
+    SHOP = "SHOP"
+    DONATION = "DONATION"
+    GRANT_UNRESTRICTED = "GRANT_UNRESTRICTED"
+    CONTRACT = "CONTRACT"
+    # Restricted income funds only its purpose: tracked, but its share defaults to 0.
+    GRANT_RESTRICTED = "GRANT_RESTRICTED"
+    DONATION_RESTRICTED = "DONATION_RESTRICTED"
+
+
+class Program(StrEnum):
+    INTERNSHIP = "INTERNSHIP"
+    HOUSING = "HOUSING"
+
+
+# Revenue accounts of the default chart (services/ledger/domain/accounts.py) by
+# prefix; the longest matching prefix wins. A policy may carry its own mapping.
+DEFAULT_ACCOUNT_STREAMS: tuple[tuple[str, Stream], ...] = (
+    ("40", Stream.HOTEL),  # 4000 rooms, 4010 food, 4020 other, 4030 retained deposits
+    ("41", Stream.SHOP),
+    ("4200", Stream.GRANT_UNRESTRICTED),
+    ("4210", Stream.GRANT_RESTRICTED),
+    ("43", Stream.CONTRACT),
+    ("4400", Stream.DONATION),
+    ("4410", Stream.DONATION_RESTRICTED),
+)
+
+# Until the territorial enterprise agrees otherwise: half to each program.
+DEFAULT_PROGRAM_SHARES_PPM: tuple[tuple[Program, int], ...] = (
+    (Program.INTERNSHIP, 500_000),
+    (Program.HOUSING, 500_000),
+)
+
+
+def parse_percent(text: str, *, field: str) -> int:
+    """ "12.3456" -> 123456 ppm. 0 to 100, at most 4 decimals, decimal notation only."""
+    if not isinstance(text, str) or not _PERCENT_PATTERN.fullmatch(text):
+        raise ValidationError(
+            field, 'percent must be a decimal string from 0 to 100 with at most 4 decimals, "2.5"'
+        )
+    whole, _, fraction = text.partition(".")
+    ppm = int(whole) * PPM_PER_PERCENT + int((fraction or "0").ljust(4, "0"))
+    if ppm > 100 * PPM_PER_PERCENT:
+        raise ValidationError(field, "percent must be at most 100")
+    return ppm
+
+
+def format_percent(ppm: int) -> str:
+    """123456 -> "12.3456"; 25000 -> "2.5"; 0 -> "0"."""
+    whole, fraction = divmod(ppm, PPM_PER_PERCENT)
+    text = f"{fraction:04d}".rstrip("0")
+    return f"{whole}.{text}" if text else str(whole)
+
+
+@dataclass(frozen=True)
+class PolicyVersion:
+    effective_from: date
+    shares_ppm: Mapping[Stream, int]
+    program_shares_ppm: tuple[tuple[Program, int], ...]
+    account_streams: tuple[tuple[str, Stream], ...]
+
+    def rate_ppm(self, stream: Stream) -> int:
+        return self.shares_ppm.get(stream, 0)
+
+    def stream_of(self, account_code: str) -> Stream | None:
+        return stream_of(account_code, self.account_streams)
+
+    def as_state(self) -> dict[str, object]:
+        return {
+            "effective_from": self.effective_from.isoformat(),
+            "shares": {s.value: p for s, p in self.shares_ppm.items()},
+            "programs": [[p.value, ppm] for p, ppm in self.program_shares_ppm],
+            "accounts": [[prefix, s.value] for prefix, s in self.account_streams],
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, object]) -> PolicyVersion:
+        shares = state["shares"]
+        programs = state["programs"]
+        accounts = state["accounts"]
+        assert isinstance(shares, dict)
+        assert isinstance(programs, list)
+        assert isinstance(accounts, list)
+        return cls(
+            effective_from=date.fromisoformat(str(state["effective_from"])),
+            shares_ppm={Stream(s): int(p) for s, p in shares.items()},
+            program_shares_ppm=tuple((Program(p), int(ppm)) for p, ppm in programs),
+            account_streams=tuple((str(prefix), Stream(s)) for prefix, s in accounts),
+        )
+
+
+def stream_of(account_code: str, account_streams: Sequence[tuple[str, Stream]]) -> Stream | None:
+    best: tuple[int, Stream] | None = None
+    for prefix, stream in account_streams:
+        if account_code.startswith(prefix) and (best is None or len(prefix) > best[0]):
+            best = (len(prefix), stream)
+    return None if best is None else best[1]
+
+
+def check_policy(
+    shares: Sequence[tuple[Stream, int]],
+    program_shares: Sequence[tuple[Program, int]],
+    account_streams: Sequence[tuple[str, Stream]],
+) -> None:
+    seen: set[Stream] = set()
+    for index, (stream, _ppm) in enumerate(shares):
+        if stream in seen:
+            raise ValidationError(f"shares[{index}].stream", f"{stream.value} is listed twice")
+        seen.add(stream)
+    if not program_shares:
+        raise ValidationError("programShares", "name at least one program")
+    programs: set[Program] = set()
+    for index, (program, _ppm) in enumerate(program_shares):
+        if program in programs:
+            raise ValidationError(
+                f"programShares[{index}].program", f"{program.value} is listed twice"
+            )
+        programs.add(program)
+    if sum(ppm for _p, ppm in program_shares) != PPM_PER_UNIT:
+        raise ValidationError("programShares", "program proportions must add up to 100")
+    prefixes: set[str] = set()
+    for index, (prefix, _stream) in enumerate(account_streams):
+        if not re.fullmatch(r"4[0-9A-Z.\-]{0,15}", prefix):
+            raise ValidationError(
+                f"accountStreams[{index}].accountPrefix",
+                "a revenue account prefix: starts with 4, at most 16 characters",
+            )
+        if prefix in prefixes:
+            raise ValidationError(
+                f"accountStreams[{index}].accountPrefix", f"prefix {prefix!r} is listed twice"
+            )
+        prefixes.add(prefix)
+
+
+def accrued_total(rate_ppm: int, cumulative_base_cents: int) -> int:
+    """floor(rate * cumulative base), in cents. Python's // floors negatives too."""
+    return rate_ppm * cumulative_base_cents // PPM_PER_UNIT
+
+
+def accrue(rate_ppm: int, base_before_cents: int, base_cents: int) -> int:
+    """What one posting with net base `base_cents` accrues after `base_before_cents`."""
+    return accrued_total(rate_ppm, base_before_cents + base_cents) - accrued_total(
+        rate_ppm, base_before_cents
+    )
+
+
+def allocate_total(
+    amount_cents: int, proportions: Sequence[tuple[Program, int]]
+) -> dict[Program, int]:
+    """Split a cumulative amount over programs; the parts sum to the amount exactly."""
+    parts: dict[Program, int] = {}
+    given = 0
+    for index, (program, ppm) in enumerate(proportions):
+        if index == len(proportions) - 1:
+            parts[program] = amount_cents - given
+        else:
+            parts[program] = amount_cents * ppm // PPM_PER_UNIT
+            given += parts[program]
+    return parts
+
+
+def allocate(
+    accrued_before_cents: int, accrued_cents: int, proportions: Sequence[tuple[Program, int]]
+) -> dict[Program, int]:
+    """The programs' parts of one accrual, as the difference of cumulative allocations."""
+    after = allocate_total(accrued_before_cents + accrued_cents, proportions)
+    before = allocate_total(accrued_before_cents, proportions)
+    return {program: after[program] - before[program] for program in after}
+
+
+@dataclass(frozen=True)
+class StipendRules:
+    """Lombardy extracurricular internships (DOMAIN.md); every figure is configurable."""
+
+    effective_from: date
+    full_cents: int = 50_000
+    with_meals_cents: int = 40_000
+    part_time_cents: int = 35_000
+    floor_cents: int = 30_000
+    full_attendance_ppm: int = 800_000  # 80%
+
+    def stipend_cents(
+        self, *, scheduled_days: int, attended_days: int, meals_provided: bool, part_time: bool
+    ) -> int:
+        """Monthly stipend from recorded attendance.
+
+        Base: the lowest amount that applies (meals and part time both lower it).
+        Full base at attendance >= the threshold; otherwise pro rata (rounded half up
+        to the cent), never below the floor. No attendance at all pays nothing.
+        """
+        base = self.full_cents
+        if meals_provided:
+            base = min(base, self.with_meals_cents)
+        if part_time:
+            base = min(base, self.part_time_cents)
+        if attended_days == 0:
+            return 0
+        if attended_days * PPM_PER_UNIT >= self.full_attendance_ppm * scheduled_days:
+            return base
+        pro_rata = (2 * base * attended_days + scheduled_days) // (2 * scheduled_days)
+        return min(base, max(pro_rata, self.floor_cents))
+
+    def as_state(self) -> dict[str, object]:
+        return {
+            "effective_from": self.effective_from.isoformat(),
+            "full": self.full_cents,
+            "with_meals": self.with_meals_cents,
+            "part_time": self.part_time_cents,
+            "floor": self.floor_cents,
+            "full_attendance_ppm": self.full_attendance_ppm,
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, object]) -> StipendRules:
+        return cls(
+            effective_from=date.fromisoformat(str(state["effective_from"])),
+            full_cents=int(str(state["full"])),
+            with_meals_cents=int(str(state["with_meals"])),
+            part_time_cents=int(str(state["part_time"])),
+            floor_cents=int(str(state["floor"])),
+            full_attendance_ppm=int(str(state["full_attendance_ppm"])),
+        )

@@ -1,0 +1,481 @@
+"""Welfare fund mutations. Inputs are converted inside the command function, so bad
+input comes back as a ValidationError member and nothing is stored."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+import strawberry
+
+from gateway.context import Info, run_command
+from gateway.permissions import allow
+from services.common.auth import Role
+from services.common.graphql import (
+    ConflictResult,
+    IdempotencyKeyReusedResult,
+    Money,
+    NotFoundResult,
+    ValidationErrorResult,
+    money,
+)
+from services.common.idempotency import Outcome
+from services.common.money import decimal_to_cents
+from services.welfare_fund import domain
+from services.welfare_fund.domain import DisbursementKind, Program, StipendRules, Stream
+from services.welfare_fund.graphql.queries import load_beneficiary, parse_id
+from services.welfare_fund.graphql.types import (
+    ApprovalNotAllowed,
+    Beneficiary,
+    Disbursement,
+    InsufficientFunds,
+    PaymentExceedsApproval,
+    RedistributionPolicy,
+    StipendRuleSet,
+    is_fund_officer,
+)
+from services.welfare_fund.projections import queries
+
+ERRORS = (ValidationErrorResult, NotFoundResult, ConflictResult, IdempotencyKeyReusedResult)
+FUND_ERRORS = (
+    domain.InsufficientFunds,
+    domain.PaymentExceedsApproval,
+    domain.ApprovalNotAllowed,
+)
+FundErrorResult = InsufficientFunds | PaymentExceedsApproval | ApprovalNotAllowed
+
+PolicyResult = Annotated[
+    RedistributionPolicy
+    | ValidationErrorResult
+    | NotFoundResult
+    | ConflictResult
+    | IdempotencyKeyReusedResult,
+    strawberry.union("SetRedistributionPolicyResult"),
+]
+StipendRulesResult = Annotated[
+    StipendRuleSet
+    | ValidationErrorResult
+    | NotFoundResult
+    | ConflictResult
+    | IdempotencyKeyReusedResult,
+    strawberry.union("SetStipendRulesResult"),
+]
+BeneficiaryResult = Annotated[
+    Beneficiary
+    | ValidationErrorResult
+    | NotFoundResult
+    | ConflictResult
+    | IdempotencyKeyReusedResult,
+    strawberry.union("BeneficiaryResult"),
+]
+DisbursementResult = Annotated[
+    Disbursement
+    | InsufficientFunds
+    | PaymentExceedsApproval
+    | ApprovalNotAllowed
+    | ValidationErrorResult
+    | NotFoundResult
+    | ConflictResult
+    | IdempotencyKeyReusedResult,
+    strawberry.union("DisbursementResult"),
+]
+
+
+@strawberry.input
+class StreamShareInput:
+    stream: Stream
+    percent: str
+
+
+@strawberry.input
+class ProgramShareInput:
+    program: Program
+    percent: str
+
+
+@strawberry.input
+class AccountStreamInput:
+    account_prefix: str
+    stream: Stream
+
+
+@strawberry.input
+class SetRedistributionPolicyInput:
+    idempotency_key: str
+    effective_from: date
+    shares: list[StreamShareInput]
+    program_shares: list[ProgramShareInput] | None = strawberry.field(
+        default=None, description="Default: the previous version's (50/50 at first)."
+    )
+    account_streams: list[AccountStreamInput] | None = strawberry.field(
+        default=None, description="Revenue account prefix -> stream. Default: previous/chart."
+    )
+
+
+@strawberry.input
+class SetStipendRulesInput:
+    idempotency_key: str
+    effective_from: date
+    full_amount: Money
+    with_meals_amount: Money
+    part_time_amount: Money
+    floor_amount: Money
+    full_attendance_percent: str
+
+
+@strawberry.input
+class EnrollBeneficiaryInput:
+    idempotency_key: str
+    program: Program
+    enrolled_on: date | None = None
+    case_note: str | None = strawberry.field(
+        default=None, description="Encrypted with the beneficiary's own key; never logged."
+    )
+
+
+@strawberry.input
+class RecordAttendanceInput:
+    idempotency_key: str
+    beneficiary_ref: str
+    month: str = strawberry.field(description='"YYYY-MM"')
+    scheduled_days: int
+    attended_days: int
+    meals_provided: bool = False
+    part_time: bool = False
+
+
+@strawberry.input
+class CommitDisbursementInput:
+    idempotency_key: str
+    beneficiary_ref: str
+    kind: DisbursementKind
+    month: str = strawberry.field(description='"YYYY-MM"')
+    amount: Money | None = strawberry.field(
+        default=None, description="Housing only; a stipend follows from the attendance."
+    )
+    effective_date: date | None = None
+
+
+@strawberry.input
+class ApproveDisbursementInput:
+    idempotency_key: str
+    disbursement_id: strawberry.ID
+    effective_date: date | None = None
+
+
+@strawberry.input
+class PayDisbursementInput:
+    idempotency_key: str
+    disbursement_id: strawberry.ID
+    amount: Money
+    paid_on: date | None = None
+
+
+@strawberry.input
+class CancelDisbursementInput:
+    idempotency_key: str
+    disbursement_id: strawberry.ID
+    effective_date: date | None = None
+
+
+@strawberry.input
+class ForgetBeneficiaryInput:
+    idempotency_key: str
+    beneficiary_ref: str
+
+
+def _today(info: Info) -> date:
+    return datetime.now(UTC).astimezone(info.context.runtime.settings.zone).date()
+
+
+def _fund_error(exc: Exception) -> FundErrorResult:
+    if isinstance(exc, domain.InsufficientFunds):
+        return InsufficientFunds(
+            message=exc.message,
+            program=Program(exc.program),
+            requested=money(exc.requested_cents),
+            available=money(exc.available_cents),
+        )
+    if isinstance(exc, domain.PaymentExceedsApproval):
+        return PaymentExceedsApproval(
+            message=exc.message, approved=money(exc.approved_cents), paid=money(exc.paid_cents)
+        )
+    assert isinstance(exc, domain.ApprovalNotAllowed)
+    return ApprovalNotAllowed(message=exc.message)
+
+
+async def _run(info: Info, command: Callable[[], Outcome[Any]]) -> Any:
+    """run_command, with the fund's own typed errors kept as their union members."""
+
+    def guarded() -> Outcome[Any]:
+        try:
+            return command()
+        except FUND_ERRORS as exc:
+            return Outcome(result=exc, position=0, replayed=False)
+
+    outcome = await run_command(info, guarded)
+    if isinstance(outcome, ERRORS):
+        return outcome
+    if isinstance(outcome.result, FUND_ERRORS):
+        return _fund_error(outcome.result)
+    return outcome
+
+
+async def _disbursement(info: Info, disbursement_id: UUID) -> Disbursement:
+    async with info.context.runtime.read_engine.connect() as conn:
+        row = await queries.disbursement(conn, disbursement_id)
+    return Disbursement.from_row(row)
+
+
+@strawberry.type
+class WelfareFundMutation:
+    @strawberry.mutation(
+        permission_classes=allow(Role.FUND_OFFICER, Role.ADMIN),
+        description="Add a version of the redistribution policy (shares per income stream). "
+        "Refused if income on or after effectiveFrom was already accrued.",
+    )
+    async def set_redistribution_policy(
+        self, info: Info, input: SetRedistributionPolicyInput
+    ) -> PolicyResult:
+        app = info.context.runtime.welfare
+        actor = info.context.actor
+
+        def command() -> Outcome[domain.PolicyVersion]:
+            shares = [
+                (s.stream, domain.parse_percent(s.percent, field=f"shares[{i}].percent"))
+                for i, s in enumerate(input.shares)
+            ]
+            programs = None
+            if input.program_shares is not None:
+                programs = [
+                    (
+                        p.program,
+                        domain.parse_percent(p.percent, field=f"programShares[{i}].percent"),
+                    )
+                    for i, p in enumerate(input.program_shares)
+                ]
+            accounts = None
+            if input.account_streams is not None:
+                accounts = [(a.account_prefix, a.stream) for a in input.account_streams]
+            return app.set_policy(
+                key=input.idempotency_key,
+                actor=actor,
+                effective_from=input.effective_from,
+                shares=shares,
+                program_shares=programs,
+                account_streams=accounts,
+            )
+
+        outcome = await _run(info, command)
+        if not isinstance(outcome, Outcome):
+            return outcome  # type: ignore[no-any-return]
+        return RedistributionPolicy.from_version(outcome.result)
+
+    @strawberry.mutation(
+        permission_classes=allow(Role.FUND_OFFICER, Role.ADMIN),
+        description="Add a version of the internship stipend rules.",
+    )
+    async def set_stipend_rules(
+        self, info: Info, input: SetStipendRulesInput
+    ) -> StipendRulesResult:
+        app = info.context.runtime.welfare
+        actor = info.context.actor
+
+        def command() -> Outcome[StipendRules]:
+            rules = StipendRules(
+                effective_from=input.effective_from,
+                full_cents=decimal_to_cents(input.full_amount, field="fullAmount"),
+                with_meals_cents=decimal_to_cents(input.with_meals_amount, field="withMealsAmount"),
+                part_time_cents=decimal_to_cents(input.part_time_amount, field="partTimeAmount"),
+                floor_cents=decimal_to_cents(input.floor_amount, field="floorAmount"),
+                full_attendance_ppm=domain.parse_percent(
+                    input.full_attendance_percent, field="fullAttendancePercent"
+                ),
+            )
+            return app.set_stipend_rules(key=input.idempotency_key, actor=actor, rules=rules)
+
+        outcome = await _run(info, command)
+        if not isinstance(outcome, Outcome):
+            return outcome  # type: ignore[no-any-return]
+        return StipendRuleSet.from_rules(outcome.result)
+
+    @strawberry.mutation(
+        permission_classes=allow(Role.FUND_OFFICER),
+        description="Enrol a beneficiary; returns a pseudonymous reference.",
+    )
+    async def enroll_beneficiary(
+        self, info: Info, input: EnrollBeneficiaryInput
+    ) -> BeneficiaryResult:
+        app = info.context.runtime.welfare
+        actor = info.context.actor
+        enrolled_on = input.enrolled_on or _today(info)
+
+        def command() -> Outcome[domain.Beneficiary]:
+            return app.enroll(
+                key=input.idempotency_key,
+                actor=actor,
+                program=input.program,
+                enrolled_on=enrolled_on,
+                case_note=input.case_note,
+            )
+
+        outcome = await _run(info, command)
+        if not isinstance(outcome, Outcome):
+            return outcome  # type: ignore[no-any-return]
+        return await load_beneficiary(info, outcome.result.id)
+
+    @strawberry.mutation(
+        permission_classes=allow(Role.FUND_OFFICER),
+        description="Record an intern's attendance for a month; computes the stipend.",
+    )
+    async def record_attendance(
+        self, info: Info, input: RecordAttendanceInput
+    ) -> BeneficiaryResult:
+        app = info.context.runtime.welfare
+        actor = info.context.actor
+
+        def command() -> Outcome[domain.Beneficiary]:
+            return app.record_attendance(
+                key=input.idempotency_key,
+                actor=actor,
+                beneficiary_id=parse_id(input.beneficiary_ref, "beneficiaryRef"),
+                month=input.month,
+                scheduled_days=input.scheduled_days,
+                attended_days=input.attended_days,
+                meals_provided=input.meals_provided,
+                part_time=input.part_time,
+            )
+
+        outcome = await _run(info, command)
+        if not isinstance(outcome, Outcome):
+            return outcome  # type: ignore[no-any-return]
+        return await load_beneficiary(info, outcome.result.id)
+
+    @strawberry.mutation(
+        permission_classes=allow(Role.FUND_OFFICER),
+        description="Commit a disbursement, reserving the program's available funds.",
+    )
+    async def commit_disbursement(
+        self, info: Info, input: CommitDisbursementInput
+    ) -> DisbursementResult:
+        app = info.context.runtime.welfare
+        actor = info.context.actor
+        committed_on = input.effective_date or _today(info)
+
+        def command() -> Outcome[domain.Disbursement]:
+            amount = None
+            if input.amount is not None:
+                amount = decimal_to_cents(input.amount, field="amount")
+            return app.commit(
+                key=input.idempotency_key,
+                actor=actor,
+                beneficiary_id=parse_id(input.beneficiary_ref, "beneficiaryRef"),
+                kind=input.kind,
+                month=input.month,
+                amount_cents=amount,
+                committed_on=committed_on,
+            )
+
+        outcome = await _run(info, command)
+        if not isinstance(outcome, Outcome):
+            return outcome  # type: ignore[no-any-return]
+        return await _disbursement(info, outcome.result.id)
+
+    @strawberry.mutation(
+        permission_classes=allow(Role.FUND_OFFICER, Role.ADMIN),
+        description="Approve a committed disbursement: fund officers only "
+        "(other roles get ApprovalNotAllowed).",
+    )
+    async def approve_disbursement(
+        self, info: Info, input: ApproveDisbursementInput
+    ) -> DisbursementResult:
+        app = info.context.runtime.welfare
+        actor = info.context.actor
+        approved_on = input.effective_date or _today(info)
+        officer = is_fund_officer(info)
+
+        def command() -> Outcome[domain.Disbursement]:
+            return app.approve(
+                key=input.idempotency_key,
+                actor=actor,
+                approver_is_fund_officer=officer,
+                disbursement_id=parse_id(input.disbursement_id, "disbursementId"),
+                approved_on=approved_on,
+            )
+
+        outcome = await _run(info, command)
+        if not isinstance(outcome, Outcome):
+            return outcome  # type: ignore[no-any-return]
+        return await _disbursement(info, outcome.result.id)
+
+    @strawberry.mutation(
+        permission_classes=allow(Role.FUND_OFFICER, Role.ADMIN),
+        description="Pay (part of) an approved disbursement: Dr 2400 / Cr 1010.",
+    )
+    async def pay_disbursement(self, info: Info, input: PayDisbursementInput) -> DisbursementResult:
+        app = info.context.runtime.welfare
+        actor = info.context.actor
+        paid_on = input.paid_on or _today(info)
+
+        def command() -> Outcome[domain.Disbursement]:
+            return app.pay(
+                key=input.idempotency_key,
+                actor=actor,
+                disbursement_id=parse_id(input.disbursement_id, "disbursementId"),
+                amount_cents=decimal_to_cents(input.amount, field="amount"),
+                paid_on=paid_on,
+            )
+
+        outcome = await _run(info, command)
+        if not isinstance(outcome, Outcome):
+            return outcome  # type: ignore[no-any-return]
+        return await _disbursement(info, outcome.result.id)
+
+    @strawberry.mutation(
+        permission_classes=allow(Role.FUND_OFFICER, Role.ADMIN),
+        description="Cancel a disbursement; the unpaid amount returns to the fund.",
+    )
+    async def cancel_disbursement(
+        self, info: Info, input: CancelDisbursementInput
+    ) -> DisbursementResult:
+        app = info.context.runtime.welfare
+        actor = info.context.actor
+        cancelled_on = input.effective_date or _today(info)
+
+        def command() -> Outcome[domain.Disbursement]:
+            return app.cancel(
+                key=input.idempotency_key,
+                actor=actor,
+                disbursement_id=parse_id(input.disbursement_id, "disbursementId"),
+                cancelled_on=cancelled_on,
+            )
+
+        outcome = await _run(info, command)
+        if not isinstance(outcome, Outcome):
+            return outcome  # type: ignore[no-any-return]
+        return await _disbursement(info, outcome.result.id)
+
+    @strawberry.mutation(
+        permission_classes=allow(Role.FUND_OFFICER),
+        description="Erase a beneficiary's personal details (their key is destroyed); "
+        "the accounting facts and every fund total stay.",
+    )
+    async def forget_beneficiary(
+        self, info: Info, input: ForgetBeneficiaryInput
+    ) -> BeneficiaryResult:
+        app = info.context.runtime.welfare
+        actor = info.context.actor
+
+        def command() -> Outcome[domain.Beneficiary]:
+            return app.forget(
+                key=input.idempotency_key,
+                actor=actor,
+                beneficiary_id=parse_id(input.beneficiary_ref, "beneficiaryRef"),
+            )
+
+        outcome = await _run(info, command)
+        if not isinstance(outcome, Outcome):
+            return outcome  # type: ignore[no-any-return]
+        return await load_beneficiary(info, outcome.result.id)

@@ -1,0 +1,184 @@
+"""Welfare fund queries: balances and statements (aggregates), provenance, and the
+fund officer's beneficiary data."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Annotated
+from uuid import UUID
+
+import strawberry
+
+from gateway.context import Info
+from gateway.permissions import allow
+from services.common.auth import Role
+from services.common.errors import ValidationError
+from services.common.graphql import as_of_date, check_page_size
+from services.welfare_fund.domain import DisbursementStatus
+from services.welfare_fund.graphql.types import (
+    Attendance,
+    Beneficiary,
+    BeneficiaryConnection,
+    Disbursement,
+    DisbursementConnection,
+    FundBalance,
+    FundStatement,
+    Provenance,
+    ProvenanceSource,
+    RedistributionPolicy,
+)
+from services.welfare_fund.keystore import read_key, unseal
+from services.welfare_fund.projections import queries
+
+AGGREGATE_READERS = (Role.FUND_OFFICER, Role.ADMIN, Role.AUDITOR)
+FIFO_RULE = (
+    "FIFO: the program's live commitments, in commitment order, consume the program's "
+    "positive accrual shares in ledger order"
+)
+
+
+def parse_id(value: str, field: str) -> UUID:
+    try:
+        return UUID(value)
+    except ValueError:
+        raise ValidationError(field, "not an id returned by this API") from None
+
+
+async def fund_settled(info: Info) -> None:
+    """Wait (bounded) until every ledger entry recorded before this query is accrued
+    and the accrual entries are in the read models: the fund is never silently behind
+    the ledger (after the bounded wait, PROJECTION_LAG says so instead)."""
+    runtime = info.context.runtime
+    head = await runtime.run_sync(runtime.ledger.recorder.max_notification_id)
+    await runtime.wait_for_position(head or 0)
+    async with runtime.read_engine.connect() as conn:
+        written = await queries.written_position(conn)
+    await runtime.wait_for_position(written)
+
+
+async def load_beneficiary(info: Info, beneficiary_id: UUID) -> Beneficiary:
+    async with info.context.runtime.read_engine.connect() as conn:
+        row = await queries.beneficiary(conn, beneficiary_id)
+        key = await read_key(conn, beneficiary_id) if row.case_note_sealed else None
+    note = None
+    if key is not None and row.case_note_sealed is not None:
+        note = unseal(key, beneficiary_id, row.case_note_sealed)
+    return Beneficiary(
+        beneficiary_ref=str(row.beneficiary_id),
+        program=row.program,  # type: ignore[arg-type]
+        enrolled_on=row.enrolled_on,
+        forgotten=row.forgotten,
+        case_note=None if row.forgotten else note,
+        attendance=[Attendance.from_row(a) for a in row.attendance],
+    )
+
+
+@strawberry.type
+class WelfareFundQuery:
+    @strawberry.field(
+        permission_classes=allow(*AGGREGATE_READERS),
+        description="What the fund has accrued, committed, disbursed and available, as of "
+        "an instant (default: now): totals, by program and by stream.",
+    )
+    async def fund_balance(self, info: Info, as_of: datetime | None = None) -> FundBalance:
+        day = as_of_date(as_of, info.context.runtime.settings.zone)
+        await fund_settled(info)
+        async with info.context.runtime.read_engine.connect() as conn:
+            view = await queries.fund_balance(conn, day)
+        return FundBalance.from_view(view)
+
+    @strawberry.field(
+        permission_classes=allow(*AGGREGATE_READERS),
+        description="Opening and closing balances and the movements of a period.",
+    )
+    async def fund_statement(
+        self, info: Info, from_: Annotated[date, strawberry.argument(name="from")], to: date
+    ) -> FundStatement:
+        if to < from_:
+            raise ValidationError("to", "must not be before from")
+        if from_ == date.min:
+            raise ValidationError("from", "must be after 0001-01-01")
+        await fund_settled(info)
+        async with info.context.runtime.read_engine.connect() as conn:
+            opening = await queries.fund_balance(conn, from_ - timedelta(days=1))
+            closing = await queries.fund_balance(conn, to)
+        return FundStatement.from_views(from_, to, opening, closing)
+
+    @strawberry.field(
+        permission_classes=allow(*AGGREGATE_READERS),
+        description="The income postings whose accruals fund a disbursement (FIFO).",
+    )
+    async def provenance(self, info: Info, disbursement_id: strawberry.ID) -> Provenance:
+        disbursement_uuid = parse_id(disbursement_id, "disbursementId")
+        await fund_settled(info)
+        async with info.context.runtime.read_engine.connect() as conn:
+            row, traced_cents, sources = await queries.provenance(conn, disbursement_uuid)
+        from services.common.graphql import money
+
+        return Provenance(
+            disbursement_id=strawberry.ID(str(row.disbursement_id)),
+            program=row.program,  # type: ignore[arg-type]
+            amount=money(traced_cents),
+            rule=FIFO_RULE,
+            sources=[ProvenanceSource.from_row(s) for s in sources],
+        )
+
+    @strawberry.field(
+        permission_classes=allow(*AGGREGATE_READERS),
+        description="Every version of the redistribution policy, oldest first.",
+    )
+    async def redistribution_policies(self, info: Info) -> list[RedistributionPolicy]:
+        async with info.context.runtime.read_engine.connect() as conn:
+            versions = await queries.policies(conn)
+        return [RedistributionPolicy.from_version(v) for v in versions]
+
+    @strawberry.field(
+        permission_classes=allow(*AGGREGATE_READERS),
+        description="Disbursements in commitment order (beneficiary refs: fund officers).",
+    )
+    async def disbursements(
+        self,
+        info: Info,
+        status: DisbursementStatus | None = None,
+        first: int = 50,
+        after: str | None = None,
+    ) -> DisbursementConnection:
+        check_page_size(first, info.context.runtime.settings.max_page_size)
+        async with info.context.runtime.read_engine.connect() as conn:
+            rows, has_next = await queries.disbursements_page(
+                conn, status=status.value if status else None, first=first, after=after
+            )
+        return DisbursementConnection(
+            nodes=[Disbursement.from_row(r) for r in rows],
+            has_next_page=has_next,
+            end_cursor=str(rows[-1].position) if rows else None,
+        )
+
+    @strawberry.field(permission_classes=allow(*AGGREGATE_READERS))
+    async def disbursement(self, info: Info, id: strawberry.ID) -> Disbursement:
+        async with info.context.runtime.read_engine.connect() as conn:
+            row = await queries.disbursement(conn, parse_id(id, "id"))
+        return Disbursement.from_row(row)
+
+    @strawberry.field(
+        permission_classes=allow(Role.FUND_OFFICER),
+        description="A beneficiary by pseudonymous reference (fund officers only).",
+    )
+    async def beneficiary(self, info: Info, beneficiary_ref: str) -> Beneficiary:
+        return await load_beneficiary(info, parse_id(beneficiary_ref, "beneficiaryRef"))
+
+    @strawberry.field(
+        permission_classes=allow(Role.FUND_OFFICER),
+        description="Beneficiaries in enrolment order (fund officers only).",
+    )
+    async def beneficiaries(
+        self, info: Info, first: int = 50, after: str | None = None
+    ) -> BeneficiaryConnection:
+        check_page_size(first, info.context.runtime.settings.max_page_size)
+        async with info.context.runtime.read_engine.connect() as conn:
+            ids, has_next = await queries.beneficiary_ids(conn, first=first, after=after)
+            cursor = None
+            if ids:
+                cursor = str(await queries.beneficiary_position(conn, ids[-1]))
+        nodes = [await load_beneficiary(info, i) for i in ids]
+        return BeneficiaryConnection(nodes=nodes, has_next_page=has_next, end_cursor=cursor)

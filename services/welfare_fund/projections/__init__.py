@@ -1,0 +1,1 @@
+"""Welfare fund read models."""

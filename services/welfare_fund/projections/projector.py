@@ -1,0 +1,281 @@
+"""Fills the welfare fund read models from the fund's, beneficiaries' and
+disbursements' events. Accrual-heavy pages are folded in memory and written with a
+few set-based statements; the rare workflow events are written as they come."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import date
+from typing import Any, ClassVar
+from uuid import UUID
+
+from eventsourcing.utils import get_topic
+from sqlalchemy import Connection, Table, and_, func, insert, or_, select, update
+
+from services.common.projections import DomainEvent, Projection
+from services.ledger.projections.projector import upsert
+from services.welfare_fund.domain import Beneficiary, Disbursement, WelfareFund
+from services.welfare_fund.projections.tables import (
+    welfare_accrual_items,
+    welfare_attendance,
+    welfare_beneficiaries,
+    welfare_daily,
+    welfare_disbursements,
+    welfare_policies,
+)
+
+STREAM, PROGRAM = "stream", "program"
+BASE, ACCRUED, COMMITTED, DISBURSED = range(4)
+
+
+class WelfareFundProjection(Projection):
+    name: ClassVar[str] = "welfare_fund"
+    tables: ClassVar[tuple[Table, ...]] = (
+        welfare_policies,
+        welfare_daily,
+        welfare_accrual_items,
+        welfare_disbursements,
+        welfare_beneficiaries,
+        welfare_attendance,
+    )
+    topics: ClassVar[frozenset[str]] = frozenset(
+        get_topic(cls)
+        for cls in (
+            WelfareFund.PolicySet,
+            WelfareFund.AccrualsRecorded,
+            Beneficiary.Enrolled,
+            Beneficiary.AttendanceRecorded,
+            Beneficiary.Forgotten,
+            Disbursement.Committed,
+            Disbursement.Approved,
+            Disbursement.Paid,
+            Disbursement.Cancelled,
+        )
+    )
+
+    def apply(self, conn: Connection, events: Sequence[tuple[int, DomainEvent]]) -> None:
+        # (scope, key, day) -> [base, accrued, committed, disbursed] movements
+        activity: dict[tuple[str, str, date], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+        items: list[dict[str, Any]] = []
+        fifo_end: dict[str, int] = {}
+        for position, event in events:
+            if isinstance(event, WelfareFund.AccrualsRecorded):
+                for item in event.items:
+                    day = date.fromisoformat(item["date"])
+                    stream_day = activity[(STREAM, item["stream"], day)]
+                    stream_day[BASE] += int(item["base"])
+                    stream_day[ACCRUED] += int(item["accrued"])
+                    for program, cents in item["programs"].items():
+                        activity[(PROGRAM, program, day)][ACCRUED] += int(cents)
+                        if int(cents) <= 0:
+                            continue  # reductions are not funding sources (FIFO rule)
+                        if program not in fifo_end:
+                            fifo_end[program] = _fifo_end(conn, program)
+                        start = fifo_end[program]
+                        fifo_end[program] = start + int(cents)
+                        items.append(
+                            {
+                                "entry_id": UUID(item["entry_id"]),
+                                "stream": item["stream"],
+                                "program": program,
+                                "source_position": int(item["position"]),
+                                "effective_date": day,
+                                "base_cents": int(item["base"]),
+                                "accrued_cents": int(item["accrued"]),
+                                "share_cents": int(cents),
+                                "fifo_start_cents": start,
+                                "fifo_end_cents": start + int(cents),
+                            }
+                        )
+            elif isinstance(event, WelfareFund.PolicySet):
+                conn.execute(
+                    upsert(conn, welfare_policies)
+                    .values(
+                        effective_from=date.fromisoformat(event.policy["effective_from"]),
+                        policy_json=json.dumps(event.policy, sort_keys=True),
+                        position=position,
+                    )
+                    .on_conflict_do_update(
+                        index_elements=[welfare_policies.c.effective_from],
+                        set_={
+                            "policy_json": json.dumps(event.policy, sort_keys=True),
+                            "position": position,
+                        },
+                    )
+                )
+            elif isinstance(event, Disbursement.Committed):
+                conn.execute(
+                    insert(welfare_disbursements).values(
+                        disbursement_id=event.originator_id,
+                        position=position,
+                        beneficiary_id=event.beneficiary_id,
+                        program=event.program,
+                        kind=event.kind,
+                        month=event.month,
+                        amount_cents=event.amount_cents,
+                        paid_cents=0,
+                        released_cents=0,
+                        status="COMMITTED",
+                        committed_on=event.committed_on,
+                    )
+                )
+                activity[(PROGRAM, event.program, event.committed_on)][COMMITTED] += (
+                    event.amount_cents
+                )
+            elif isinstance(event, Disbursement.Approved):
+                conn.execute(
+                    update(welfare_disbursements)
+                    .where(welfare_disbursements.c.disbursement_id == event.originator_id)
+                    .values(status="APPROVED", approved_on=event.approved_on)
+                )
+            elif isinstance(event, Disbursement.Paid):
+                d = welfare_disbursements.c
+                conn.execute(
+                    update(welfare_disbursements)
+                    .where(d.disbursement_id == event.originator_id)
+                    .values(
+                        paid_cents=d.paid_cents + event.amount_cents,
+                        last_paid_on=event.paid_on,
+                    )
+                )
+                conn.execute(
+                    update(welfare_disbursements)
+                    .where(d.disbursement_id == event.originator_id)
+                    .where(d.paid_cents == d.amount_cents)
+                    .values(status="PAID")
+                )
+                day_totals = activity[(PROGRAM, event.program, event.paid_on)]
+                day_totals[COMMITTED] -= event.amount_cents
+                day_totals[DISBURSED] += event.amount_cents
+            elif isinstance(event, Disbursement.Cancelled):
+                conn.execute(
+                    update(welfare_disbursements)
+                    .where(welfare_disbursements.c.disbursement_id == event.originator_id)
+                    .values(
+                        status="CANCELLED",
+                        cancelled_on=event.cancelled_on,
+                        released_cents=event.released_cents,
+                    )
+                )
+                activity[(PROGRAM, event.program, event.cancelled_on)][COMMITTED] -= (
+                    event.released_cents
+                )
+            elif isinstance(event, Beneficiary.Enrolled):
+                conn.execute(
+                    insert(welfare_beneficiaries).values(
+                        beneficiary_id=event.originator_id,
+                        position=position,
+                        program=event.program,
+                        enrolled_on=event.enrolled_on,
+                        forgotten=False,
+                        case_note_sealed=event.case_note_sealed,
+                    )
+                )
+            elif isinstance(event, Beneficiary.AttendanceRecorded):
+                values = {
+                    "scheduled_days": event.scheduled_days,
+                    "attended_days": event.attended_days,
+                    "meals_provided": event.meals_provided,
+                    "part_time": event.part_time,
+                    "stipend_cents": event.stipend_cents,
+                }
+                conn.execute(
+                    upsert(conn, welfare_attendance)
+                    .values(beneficiary_id=event.originator_id, month=event.month, **values)
+                    .on_conflict_do_update(
+                        index_elements=[
+                            welfare_attendance.c.beneficiary_id,
+                            welfare_attendance.c.month,
+                        ],
+                        set_=values,
+                    )
+                )
+            elif isinstance(event, Beneficiary.Forgotten):
+                # The sealed note is unreadable once the key is gone; drop it anyway.
+                conn.execute(
+                    update(welfare_beneficiaries)
+                    .where(welfare_beneficiaries.c.beneficiary_id == event.originator_id)
+                    .values(forgotten=True, case_note_sealed=None)
+                )
+        if items:
+            conn.execute(insert(welfare_accrual_items), items)
+        if activity:
+            _apply_daily(conn, activity)
+
+
+def _fifo_end(conn: Connection, program: str) -> int:
+    i = welfare_accrual_items.c
+    value = conn.execute(
+        select(func.max(i.fifo_end_cents)).where(i.program == program)
+    ).scalar_one_or_none()
+    return int(value or 0)
+
+
+def _apply_daily(conn: Connection, activity: dict[tuple[str, str, date], list[int]]) -> None:
+    """Merge the page's movements into the daily rows and recompute the cumulative
+    totals from the earliest touched day of each key on."""
+    first_day: dict[tuple[str, str], date] = {}
+    for scope, key, day in activity:
+        if (scope, key) not in first_day or day < first_day[(scope, key)]:
+            first_day[(scope, key)] = day
+    d = welfare_daily.c
+    movements = (d.base_cents, d.accrued_cents, d.committed_cents, d.disbursed_cents)
+    totals = (d.base_total_cents, d.accrued_total_cents, d.committed_total_cents,
+              d.disbursed_total_cents)  # fmt: skip
+    existing: dict[tuple[str, str], dict[date, list[int]]] = defaultdict(dict)
+    rows = conn.execute(
+        select(d.scope, d.key, d.day, *movements).where(
+            or_(
+                *(
+                    and_(d.scope == scope, d.key == key, d.day >= day)
+                    for (scope, key), day in first_day.items()
+                )
+            )
+        )
+    ).all()
+    for scope, key, day, *moves in rows:
+        existing[(scope, key)][day] = [int(m) for m in moves]
+    opening: dict[tuple[str, str], list[int]] = {}
+    for (scope, key), day in first_day.items():
+        row = conn.execute(
+            select(*totals)
+            .where(d.scope == scope, d.key == key, d.day < day)
+            .order_by(d.day.desc())
+            .limit(1)
+        ).first()
+        opening[(scope, key)] = [int(v) for v in row] if row is not None else [0, 0, 0, 0]
+    for (scope, key, day), moves in activity.items():
+        day_moves = existing[(scope, key)].setdefault(day, [0, 0, 0, 0])
+        for index in range(4):
+            day_moves[index] += moves[index]
+    out: list[dict[str, Any]] = []
+    for (scope, key), days in existing.items():
+        running = list(opening[(scope, key)])
+        for day in sorted(days):
+            moves = days[day]
+            running = [running[i] + moves[i] for i in range(4)]
+            out.append(
+                {
+                    "scope": scope,
+                    "key": key,
+                    "day": day,
+                    "base_cents": moves[BASE],
+                    "accrued_cents": moves[ACCRUED],
+                    "committed_cents": moves[COMMITTED],
+                    "disbursed_cents": moves[DISBURSED],
+                    "base_total_cents": running[BASE],
+                    "accrued_total_cents": running[ACCRUED],
+                    "committed_total_cents": running[COMMITTED],
+                    "disbursed_total_cents": running[DISBURSED],
+                }
+            )
+    stmt = upsert(conn, welfare_daily)
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[d.scope, d.key, d.day],
+            set_={c.name: stmt.excluded[c.name] for c in (*movements, *totals)},
+        ),
+        out,
+    )

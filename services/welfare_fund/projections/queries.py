@@ -1,0 +1,308 @@
+"""Read-side queries over the welfare fund read models (async)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import func, literal, select, union_all
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.common.errors import NotFound, ValidationError
+from services.welfare_fund.domain import PolicyVersion, Program, Stream
+from services.welfare_fund.process import welfare_accrual_progress
+from services.welfare_fund.projections.tables import (
+    welfare_accrual_items,
+    welfare_attendance,
+    welfare_beneficiaries,
+    welfare_daily,
+    welfare_disbursements,
+    welfare_policies,
+)
+
+
+@dataclass(frozen=True)
+class StreamTotals:
+    stream: Stream
+    base_cents: int = 0
+    accrued_cents: int = 0
+
+
+@dataclass(frozen=True)
+class ProgramTotals:
+    program: Program
+    accrued_cents: int = 0
+    committed_cents: int = 0
+    disbursed_cents: int = 0
+
+    @property
+    def available_cents(self) -> int:
+        return self.accrued_cents - self.committed_cents - self.disbursed_cents
+
+
+@dataclass(frozen=True)
+class BalanceView:
+    as_of: date
+    streams: list[StreamTotals] = field(default_factory=list)
+    programs: list[ProgramTotals] = field(default_factory=list)
+
+    @property
+    def accrued_cents(self) -> int:
+        return sum(p.accrued_cents for p in self.programs)
+
+    @property
+    def committed_cents(self) -> int:
+        return sum(p.committed_cents for p in self.programs)
+
+    @property
+    def disbursed_cents(self) -> int:
+        return sum(p.disbursed_cents for p in self.programs)
+
+    @property
+    def available_cents(self) -> int:
+        return sum(p.available_cents for p in self.programs)
+
+
+async def fund_balance(conn: AsyncConnection, as_of: date) -> BalanceView:
+    """Totals as of the end of `as_of`: the latest daily row per key, one index probe
+    each (all in one statement), so the cost does not grow with the history."""
+    d = welfare_daily.c
+    keys = [("stream", s.value) for s in Stream] + [("program", p.value) for p in Program]
+    probes = []
+    for scope, key in keys:
+        latest = (
+            select(
+                literal(scope).label("scope"),
+                literal(key).label("key"),
+                d.base_total_cents,
+                d.accrued_total_cents,
+                d.committed_total_cents,
+                d.disbursed_total_cents,
+            )
+            .where(d.scope == scope, d.key == key, d.day <= as_of)
+            .order_by(d.day.desc())
+            .limit(1)
+            .subquery()
+        )
+        probes.append(select(latest))
+    rows = {(r[0], r[1]): [int(v) for v in r[2:]] for r in await conn.execute(union_all(*probes))}
+    streams = []
+    for stream in Stream:
+        base, accrued, _c, _d = rows.get(("stream", stream.value), [0, 0, 0, 0])
+        streams.append(StreamTotals(stream, base, accrued))
+    programs = []
+    for program in Program:
+        _b, accrued, committed, disbursed = rows.get(("program", program.value), [0, 0, 0, 0])
+        programs.append(ProgramTotals(program, accrued, committed, disbursed))
+    return BalanceView(as_of, streams, programs)
+
+
+async def written_position(conn: AsyncConnection) -> int:
+    value = (
+        await conn.execute(select(welfare_accrual_progress.c.written_position))
+    ).scalar_one_or_none()
+    return int(value or 0)
+
+
+async def policies(conn: AsyncConnection) -> list[PolicyVersion]:
+    rows = await conn.execute(
+        select(welfare_policies.c.policy_json).order_by(welfare_policies.c.effective_from)
+    )
+    return [PolicyVersion.from_state(json.loads(text)) for (text,) in rows]
+
+
+@dataclass(frozen=True)
+class DisbursementRow:
+    disbursement_id: UUID
+    position: int
+    beneficiary_id: UUID
+    program: str
+    kind: str
+    month: str
+    amount_cents: int
+    paid_cents: int
+    released_cents: int
+    status: str
+    committed_on: date
+    approved_on: date | None
+    last_paid_on: date | None
+    cancelled_on: date | None
+
+    @classmethod
+    def from_mapping(cls, row: Any) -> DisbursementRow:
+        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+
+
+async def disbursement(conn: AsyncConnection, disbursement_id: UUID) -> DisbursementRow:
+    row = (
+        (
+            await conn.execute(
+                select(welfare_disbursements).where(
+                    welfare_disbursements.c.disbursement_id == disbursement_id
+                )
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise NotFound(f"disbursement {disbursement_id} does not exist")
+    return DisbursementRow.from_mapping(row)
+
+
+async def disbursements_page(
+    conn: AsyncConnection, *, status: str | None, first: int, after: str | None
+) -> tuple[list[DisbursementRow], bool]:
+    d = welfare_disbursements.c
+    query = select(welfare_disbursements)
+    if status is not None:
+        query = query.where(d.status == status)
+    if after is not None:
+        if not after.isdigit() or len(after) > 18:
+            raise ValidationError("after", "not a cursor returned by this query")
+        query = query.where(d.position > int(after))
+    rows = (await conn.execute(query.order_by(d.position).limit(first + 1))).mappings().all()
+    return [DisbursementRow.from_mapping(r) for r in rows[:first]], len(rows) > first
+
+
+@dataclass(frozen=True)
+class SourceRow:
+    entry_id: UUID
+    effective_date: date
+    stream: str
+    base_cents: int
+    accrued_cents: int
+    share_cents: int
+    used_cents: int
+
+
+async def provenance(
+    conn: AsyncConnection, disbursement_id: UUID
+) -> tuple[DisbursementRow, int, list[SourceRow]]:
+    """FIFO: the program's live commitments, in commitment order, consume its positive
+    accrual shares in ledger order. Returns the disbursement, the amount traced and
+    the income postings whose shares fund it."""
+    row = await disbursement(conn, disbursement_id)
+    d = welfare_disbursements.c
+    # A cancelled commitment keeps only what was paid before the cancellation.
+    effective = d.amount_cents - d.released_cents
+    before = (
+        await conn.execute(
+            select(func.coalesce(func.sum(effective), 0)).where(
+                d.program == row.program, d.position < row.position
+            )
+        )
+    ).scalar_one()
+    start = int(before)
+    end = start + row.amount_cents - row.released_cents
+    i = welfare_accrual_items.c
+    items = await conn.execute(
+        select(
+            i.entry_id,
+            i.effective_date,
+            i.stream,
+            i.base_cents,
+            i.accrued_cents,
+            i.share_cents,
+            i.fifo_start_cents,
+            i.fifo_end_cents,
+        )
+        .where(i.program == row.program, i.fifo_end_cents > start, i.fifo_start_cents < end)
+        .order_by(i.fifo_end_cents)
+    )
+    sources = [
+        SourceRow(
+            entry_id=entry_id,
+            effective_date=day,
+            stream=stream,
+            base_cents=int(base),
+            accrued_cents=int(accrued),
+            share_cents=int(share),
+            used_cents=min(end, int(fifo_end)) - max(start, int(fifo_start)),
+        )
+        for entry_id, day, stream, base, accrued, share, fifo_start, fifo_end in items
+    ]
+    return row, end - start, sources
+
+
+@dataclass(frozen=True)
+class AttendanceRow:
+    month: str
+    scheduled_days: int
+    attended_days: int
+    meals_provided: bool
+    part_time: bool
+    stipend_cents: int
+
+
+@dataclass(frozen=True)
+class BeneficiaryRow:
+    beneficiary_id: UUID
+    program: str
+    enrolled_on: date
+    forgotten: bool
+    case_note_sealed: str | None
+    attendance: list[AttendanceRow]
+
+
+async def beneficiary(conn: AsyncConnection, beneficiary_id: UUID) -> BeneficiaryRow:
+    b = welfare_beneficiaries.c
+    row = (
+        (
+            await conn.execute(
+                select(welfare_beneficiaries).where(b.beneficiary_id == beneficiary_id)
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise NotFound(f"beneficiary {beneficiary_id} does not exist")
+    a = welfare_attendance.c
+    attendance = await conn.execute(
+        select(
+            a.month,
+            a.scheduled_days,
+            a.attended_days,
+            a.meals_provided,
+            a.part_time,
+            a.stipend_cents,
+        )
+        .where(a.beneficiary_id == beneficiary_id)
+        .order_by(a.month)
+    )
+    return BeneficiaryRow(
+        beneficiary_id=row["beneficiary_id"],
+        program=row["program"],
+        enrolled_on=row["enrolled_on"],
+        forgotten=bool(row["forgotten"]),
+        case_note_sealed=row["case_note_sealed"],
+        attendance=[
+            AttendanceRow(m, int(s), int(at), bool(me), bool(pt), int(c))
+            for m, s, at, me, pt, c in attendance
+        ],
+    )
+
+
+async def beneficiary_ids(
+    conn: AsyncConnection, *, first: int, after: str | None
+) -> tuple[list[UUID], bool]:
+    b = welfare_beneficiaries.c
+    query = select(b.beneficiary_id, b.position)
+    if after is not None:
+        if not after.isdigit() or len(after) > 18:
+            raise ValidationError("after", "not a cursor returned by this query")
+        query = query.where(b.position > int(after))
+    rows = (await conn.execute(query.order_by(b.position).limit(first + 1))).all()
+    return [r[0] for r in rows[:first]], len(rows) > first
+
+
+async def beneficiary_position(conn: AsyncConnection, beneficiary_id: UUID) -> int:
+    b = welfare_beneficiaries.c
+    value = (
+        await conn.execute(select(b.position).where(b.beneficiary_id == beneficiary_id))
+    ).scalar_one()
+    return int(value)

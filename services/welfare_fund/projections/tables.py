@@ -1,0 +1,113 @@
+"""Welfare fund read models. Rebuildable from the event log at any time.
+
+Nothing here names a person: beneficiaries are pseudonymous ids, and a case note is
+kept only sealed (and dropped when the beneficiary is forgotten).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    Uuid,
+)
+
+from services.common.database import metadata
+
+welfare_policies = Table(
+    "welfare_policies",
+    metadata,
+    Column("effective_from", Date, primary_key=True),
+    Column("policy_json", Text, nullable=False),
+    Column("position", BigInteger, nullable=False),
+)
+
+# One row per (scope, key, day) with activity: the day's movements and cumulative
+# totals. scope "stream" (key = stream) carries base and accrued; scope "program"
+# (key = program) carries accrued, committed (outstanding) and disbursed. A balance
+# as of D is the latest row on or before D per key: one index lookup per key,
+# however long the history. Back-dated facts rewrite the days after them.
+welfare_daily = Table(
+    "welfare_daily",
+    metadata,
+    Column("scope", String(10), primary_key=True),
+    Column("key", String(40), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("base_cents", BigInteger, nullable=False),
+    Column("accrued_cents", BigInteger, nullable=False),
+    Column("committed_cents", BigInteger, nullable=False),
+    Column("disbursed_cents", BigInteger, nullable=False),
+    Column("base_total_cents", BigInteger, nullable=False),
+    Column("accrued_total_cents", BigInteger, nullable=False),
+    Column("committed_total_cents", BigInteger, nullable=False),
+    Column("disbursed_total_cents", BigInteger, nullable=False),
+)
+
+# Each positive program share of an accrual, with its place in the program's FIFO
+# queue of funding: [fifo_start_cents, fifo_end_cents) (see docs/welfare_fund.md).
+welfare_accrual_items = Table(
+    "welfare_accrual_items",
+    metadata,
+    Column("entry_id", Uuid, primary_key=True),
+    Column("stream", String(40), primary_key=True),
+    Column("program", String(40), primary_key=True),
+    Column("source_position", BigInteger, nullable=False),
+    Column("effective_date", Date, nullable=False),
+    Column("base_cents", BigInteger, nullable=False),
+    Column("accrued_cents", BigInteger, nullable=False),
+    Column("share_cents", BigInteger, nullable=False),
+    Column("fifo_start_cents", BigInteger, nullable=False),
+    Column("fifo_end_cents", BigInteger, nullable=False),
+    Index("ix_welfare_accrual_items_fifo", "program", "fifo_end_cents"),
+)
+
+welfare_disbursements = Table(
+    "welfare_disbursements",
+    metadata,
+    Column("disbursement_id", Uuid, primary_key=True),
+    Column("position", BigInteger, nullable=False),
+    Column("beneficiary_id", Uuid, nullable=False),
+    Column("program", String(40), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("month", String(7), nullable=False),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("paid_cents", BigInteger, nullable=False),
+    Column("released_cents", BigInteger, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("committed_on", Date, nullable=False),
+    Column("approved_on", Date, nullable=True),
+    Column("last_paid_on", Date, nullable=True),
+    Column("cancelled_on", Date, nullable=True),
+    Index("ix_welfare_disbursements_program_position", "program", "position"),
+    Index("ix_welfare_disbursements_beneficiary", "beneficiary_id"),
+)
+
+welfare_beneficiaries = Table(
+    "welfare_beneficiaries",
+    metadata,
+    Column("beneficiary_id", Uuid, primary_key=True),
+    Column("position", BigInteger, nullable=False),
+    Column("program", String(40), nullable=False),
+    Column("enrolled_on", Date, nullable=False),
+    Column("forgotten", Boolean, nullable=False),
+    Column("case_note_sealed", Text, nullable=True),
+)
+
+welfare_attendance = Table(
+    "welfare_attendance",
+    metadata,
+    Column("beneficiary_id", Uuid, primary_key=True),
+    Column("month", String(7), primary_key=True),
+    Column("scheduled_days", Integer, nullable=False),
+    Column("attended_days", Integer, nullable=False),
+    Column("meals_provided", Boolean, nullable=False),
+    Column("part_time", Boolean, nullable=False),
+    Column("stipend_cents", BigInteger, nullable=False),
+)

@@ -1,0 +1,420 @@
+"""The welfare fund through GraphQL, as the territorial enterprise uses it."""
+
+from __future__ import annotations
+
+import calendar
+from collections import defaultdict
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+import anyio.to_thread
+from sqlalchemy import inspect, select, text
+
+from gateway.demo import load_demo
+from services.common.auth import Role
+from services.ledger.projections.tables import ledger_entries, ledger_lines
+from tests.e2e.conftest import GraphQLClient
+
+BALANCE = """
+query B($asOf: DateTime) {
+  fundBalance(asOf: $asOf) {
+    accrued committed disbursed available
+    byProgram { program accrued committed disbursed available }
+    byStream { stream base accrued }
+  }
+}
+"""
+POLICY = """
+mutation P($input: SetRedistributionPolicyInput!) {
+  setRedistributionPolicy(input: $input) {
+    __typename
+    ... on RedistributionPolicy { effectiveFrom shares { stream percent } }
+    ... on ValidationError { field message }
+  }
+}
+"""
+ENROLL = """
+mutation E($input: EnrollBeneficiaryInput!) {
+  enrollBeneficiary(input: $input) {
+    __typename ... on Beneficiary { beneficiaryRef program caseNote }
+  }
+}
+"""
+DISBURSEMENT_FIELDS = """
+    __typename
+    ... on Disbursement { id status amount paid released beneficiaryRef }
+    ... on InsufficientFunds { message program requested available }
+    ... on PaymentExceedsApproval { message approved paid }
+    ... on ApprovalNotAllowed { message }
+    ... on ValidationError { field message }
+    ... on Conflict { message }
+    ... on NotFound { message }
+"""
+COMMIT = f"""
+mutation C($input: CommitDisbursementInput!) {{ commitDisbursement(input: $input) {{
+{DISBURSEMENT_FIELDS} }} }}
+"""
+APPROVE = f"""
+mutation A($input: ApproveDisbursementInput!) {{ approveDisbursement(input: $input) {{
+{DISBURSEMENT_FIELDS} }} }}
+"""
+PAY = f"""
+mutation Pay($input: PayDisbursementInput!) {{ payDisbursement(input: $input) {{
+{DISBURSEMENT_FIELDS} }} }}
+"""
+CANCEL = f"""
+mutation X($input: CancelDisbursementInput!) {{ cancelDisbursement(input: $input) {{
+{DISBURSEMENT_FIELDS} }} }}
+"""
+POST = """
+mutation Post($input: PostJournalEntryInput!) { postJournalEntry(input: $input) { __typename } }
+"""
+
+# The test's own statement of the rules (independent of services/welfare_fund).
+ACCOUNT_STREAM = {
+    "4000": "HOTEL",
+    "4010": "HOTEL",
+    "4020": "HOTEL",
+    "4030": "HOTEL",
+    "4100": "SHOP",
+    # The shop's per-category revenue accounts (services/shop/domain/config.py).
+    "4110": "SHOP",
+    "4120": "SHOP",
+    "4130": "SHOP",
+    "4140": "SHOP",
+    "4150": "SHOP",
+    "4200": "GRANT_UNRESTRICTED",
+    "4210": "GRANT_RESTRICTED",
+    "4300": "CONTRACT",
+    "4400": "DONATION",
+    "4410": "DONATION_RESTRICTED",
+}
+DEMO_POLICIES = {  # effective from -> (percent per million per stream, internship share)
+    "01-01": ({"HOTEL": 80_000, "SHOP": 100_000, "DONATION": 25_000, "CONTRACT": 20_000}, 600_000),
+    "06-01": ({"HOTEL": 90_000, "SHOP": 125_000, "DONATION": 25_000, "CONTRACT": 15_000}, 500_000),
+}
+
+
+def cents(money: str) -> int:
+    whole, _, fraction = money.lstrip("-").partition(".")
+    value = int(whole) * 100 + int(fraction.ljust(2, "0"))
+    return -value if money.startswith("-") else value
+
+
+def expected_by_month(client: GraphQLClient, year: int) -> dict[int, dict[str, Any]]:
+    """Per month end: base and accrued per stream, accrued per program, computed from
+    the ledger's own read model with the documented cumulative-floor rule."""
+    with client.runtime.sync_engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                ledger_entries.c.position,
+                ledger_entries.c.effective_date,
+                ledger_lines.c.account_code,
+                ledger_lines.c.credit_cents - ledger_lines.c.debit_cents,
+            )
+            .join(ledger_lines, ledger_lines.c.entry_id == ledger_entries.c.entry_id)
+            .where(ledger_lines.c.account_code.like("4%"))
+            .order_by(ledger_entries.c.position, ledger_lines.c.line_no)
+        ).all()
+    per_entry: dict[tuple[int, date, str], int] = defaultdict(int)
+    for position, day, account, net in rows:
+        per_entry[(position, day, ACCOUNT_STREAM[account])] += int(net)
+    cumulative: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+    moves: list[tuple[date, str, int, int, int]] = []  # day, stream, base, accrued, internship
+    for (_position, day, stream), base in sorted(per_entry.items()):
+        period = "06-01" if day >= date(year, 6, 1) else "01-01"
+        rates, internship_ppm = DEMO_POLICIES[period]
+        totals = cumulative[(stream, period)]
+        before = rates.get(stream, 0) * totals[0] // 1_000_000
+        totals[0] += base
+        after = rates.get(stream, 0) * totals[0] // 1_000_000
+        totals[1] += after - before
+        internship_after = totals[1] * internship_ppm // 1_000_000
+        internship = internship_after - totals[2]
+        totals[2] = internship_after
+        moves.append((day, stream, base, after - before, internship))
+    out: dict[int, dict[str, Any]] = {}
+    for month in range(1, 13):
+        end = date(year, month, calendar.monthrange(year, month)[1])
+        streams: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        internship = 0
+        for day, stream, base, accrued, to_internship in moves:
+            if day <= end:
+                streams[stream][0] += base
+                streams[stream][1] += accrued
+                internship += to_internship
+        total = sum(a for _b, a in streams.values())
+        out[month] = {
+            "streams": dict(streams),
+            "accrued": total,
+            "INTERNSHIP": internship,
+            "HOUSING": total - internship,
+        }
+    return out
+
+
+def ledger_balance(client: GraphQLClient, account: str, end: date) -> int:
+    with client.runtime.sync_engine.connect() as conn:
+        value = conn.execute(
+            select((ledger_lines.c.credit_cents - ledger_lines.c.debit_cents).label("net")).where(
+                ledger_lines.c.account_code == account, ledger_lines.c.effective_date <= end
+            )
+        ).all()
+    return sum(int(v[0]) for v in value)
+
+
+async def test_a_year_with_a_june_policy_change_matches_an_independent_computation(
+    app_client: GraphQLClient,
+) -> None:
+    year = 2024
+    runtime = app_client.runtime
+    await anyio.to_thread.run_sync(load_demo, runtime, year)
+    officer = app_client.as_role(Role.FUND_OFFICER)
+    await officer.data(BALANCE)  # waits until the ledger and the fund have caught up
+    expected = expected_by_month(app_client, year)
+    assert expected[12]["accrued"] > 1_000_000  # a real year: over EUR 10,000 accrued
+    for month in range(1, 13):
+        end = date(year, month, calendar.monthrange(year, month)[1])
+        balance = (await officer.data(BALANCE, {"asOf": f"{end}T12:00:00+00:00"}))["fundBalance"]
+        want = expected[month]
+        assert cents(balance["accrued"]) == want["accrued"], month
+        by_stream = {
+            s["stream"]: (cents(s["base"]), cents(s["accrued"])) for s in balance["byStream"]
+        }
+        for stream, (base, accrued) in want["streams"].items():
+            assert by_stream[stream] == (base, accrued), (month, stream)
+        by_program = {p["program"]: p for p in balance["byProgram"]}
+        for program in ("INTERNSHIP", "HOUSING"):
+            assert cents(by_program[program]["accrued"]) == want[program], (month, program)
+            p = by_program[program]
+            assert cents(p["available"]) == (
+                cents(p["accrued"]) - cents(p["committed"]) - cents(p["disbursed"])
+            )
+        # The ledger agrees: what the cooperative owes the fund (2400) is accrued - paid,
+        # and the contribution expense (5000) is what was accrued.
+        owed = ledger_balance(app_client, "2400", end)
+        assert owed == cents(balance["accrued"]) - cents(balance["disbursed"]), month
+        assert -ledger_balance(app_client, "5000", end) == cents(balance["accrued"]), month
+    assert cents(balance["disbursed"]) > 0
+    statement = await officer.data(
+        'query { fundStatement(from: "2024-06-01", to: "2024-06-30") '
+        "{ accrued opening { accrued } closing { accrued } } }"
+    )
+    june = statement["fundStatement"]
+    assert cents(june["accrued"]) == expected[6]["accrued"] - expected[5]["accrued"]
+    trial = await app_client.as_role(Role.AUDITOR).data("query { trialBalance { balanced } }")
+    assert trial["trialBalance"]["balanced"] is True
+
+
+async def _policy(client: GraphQLClient, key: str, day: str, shares: list[dict[str, str]]) -> Any:
+    body = await client.data(
+        POLICY,
+        {"input": {"idempotencyKey": key, "effectiveFrom": day, "shares": shares}},
+    )
+    return body["setRedistributionPolicy"]
+
+
+async def _income(client: GraphQLClient, key: str, day: str, account: str, amount: str) -> None:
+    posted = await client.data(
+        POST,
+        {
+            "input": {
+                "idempotencyKey": key,
+                "effectiveDate": day,
+                "description": "Income",
+                "postings": [
+                    {"account": "1010", "side": "DEBIT", "amount": amount},
+                    {"account": account, "side": "CREDIT", "amount": amount},
+                ],
+            }
+        },
+    )
+    assert posted["postJournalEntry"]["__typename"] == "JournalEntry"
+
+
+async def test_policy_bad_input_and_the_past_rule_store_nothing(app_client: GraphQLClient) -> None:
+    officer = app_client.as_role(Role.FUND_OFFICER)
+    admin = app_client.as_role(Role.ADMIN)
+    for index, percent in enumerate(["100.5", "1.23456", "-1", "abc", "1e1", "12.5%"]):
+        head = app_client.head()
+        result = await _policy(
+            officer, f"bad-{index}", "2025-01-01", [{"stream": "HOTEL", "percent": percent}]
+        )
+        assert result["__typename"] == "ValidationError", percent
+        assert result["field"] == "shares[0].percent"
+        assert app_client.head() == head
+    ok = await _policy(officer, "p1", "2025-01-01", [{"stream": "HOTEL", "percent": "10"}])
+    assert ok["__typename"] == "RedistributionPolicy"
+    await _income(admin, "stay-1", "2025-03-10", "4000", "100.00")
+    # Read-your-writes: the accrual of the posting just made is visible.
+    balance = (await officer.data(BALANCE))["fundBalance"]
+    assert balance["accrued"] == "10.00"
+    head = app_client.head()
+    past = await _policy(officer, "p2", "2025-03-01", [{"stream": "HOTEL", "percent": "20"}])
+    assert past["__typename"] == "ValidationError"
+    assert past["field"] == "effectiveFrom"
+    assert "2025-03-11" in past["message"]
+    assert app_client.head() == head
+    future = await _policy(officer, "p3", "2025-03-11", [{"stream": "HOTEL", "percent": "20"}])
+    assert future["__typename"] == "RedistributionPolicy"
+    await _income(admin, "stay-2", "2025-03-12", "4000", "100.00")
+    assert (await officer.data(BALANCE))["fundBalance"]["accrued"] == "30.00"
+
+
+async def test_disbursement_workflow_roles_and_limits(app_client: GraphQLClient) -> None:
+    officer = app_client.as_role(Role.FUND_OFFICER)
+    admin = app_client.as_role(Role.ADMIN)
+    await _policy(officer, "p1", "2025-01-01", [{"stream": "SHOP", "percent": "50"}])
+    await _income(admin, "sale-1", "2025-02-01", "4100", "1000.00")  # 500 accrued: 250 each
+    await _income(admin, "sale-2", "2025-02-02", "4100", "600.00")  # 300 accrued: 150 each
+    enrolled = (
+        await officer.data(
+            ENROLL,
+            {"input": {"idempotencyKey": "e1", "program": "HOUSING", "enrolledOn": "2025-02-01"}},
+        )
+    )["enrollBeneficiary"]
+    ref = enrolled["beneficiaryRef"]
+    commit = {
+        "idempotencyKey": "c1",
+        "beneficiaryRef": ref,
+        "kind": "RENT",
+        "month": "2025-02",
+        "amount": "450.00",
+        "effectiveDate": "2025-02-03",
+    }
+    head = app_client.head()
+    refused = (await officer.data(COMMIT, {"input": commit}))["commitDisbursement"]
+    assert refused["__typename"] == "InsufficientFunds"
+    assert refused["available"] == "400.00"
+    assert "400.00" in refused["message"]
+    assert app_client.head() == head
+    commit.update(idempotencyKey="c2", amount="300.00")
+    first = (await officer.data(COMMIT, {"input": commit}))["commitDisbursement"]
+    assert first["__typename"] == "Disbursement"
+    assert first["beneficiaryRef"] == ref
+    again = (await officer.data(COMMIT, {"input": commit}))["commitDisbursement"]
+    assert again["id"] == first["id"]  # a retry changes nothing twice
+    housing = {p["program"]: p for p in (await officer.data(BALANCE))["fundBalance"]["byProgram"]}
+    assert housing["HOUSING"]["committed"] == "300.00"
+    assert housing["HOUSING"]["available"] == "100.00"
+
+    approve = {"idempotencyKey": "a1", "disbursementId": first["id"], "effectiveDate": "2025-02-04"}
+    head = app_client.head()
+    by_admin = (await admin.data(APPROVE, {"input": approve}))["approveDisbursement"]
+    assert by_admin["__typename"] == "ApprovalNotAllowed"
+    assert app_client.head() == head
+    pay = {"idempotencyKey": "pay0", "disbursementId": first["id"], "amount": "100.00"}
+    early = (await admin.data(PAY, {"input": {**pay, "paidOn": "2025-02-05"}}))["payDisbursement"]
+    assert early["__typename"] == "PaymentExceedsApproval"
+    approved = (await officer.data(APPROVE, {"input": approve}))["approveDisbursement"]
+    assert approved["status"] == "APPROVED"
+    too_much = {**pay, "idempotencyKey": "pay1", "amount": "300.01", "paidOn": "2025-02-05"}
+    refused_pay = (await admin.data(PAY, {"input": too_much}))["payDisbursement"]
+    assert refused_pay["__typename"] == "PaymentExceedsApproval"
+    paid = (
+        await admin.data(
+            PAY,
+            {
+                "input": {
+                    **pay,
+                    "idempotencyKey": "pay2",
+                    "amount": "200.00",
+                    "paidOn": "2025-02-06",
+                }
+            },
+        )
+    )["payDisbursement"]
+    assert (paid["paid"], paid["beneficiaryRef"]) == ("200.00", None)  # admin: no refs
+    cancelled = (
+        await officer.data(
+            CANCEL,
+            {
+                "input": {
+                    "idempotencyKey": "x1",
+                    "disbursementId": first["id"],
+                    "effectiveDate": "2025-02-07",
+                }
+            },
+        )
+    )["cancelDisbursement"]
+    assert (cancelled["status"], cancelled["released"]) == ("CANCELLED", "100.00")
+    balance = (await officer.data(BALANCE))["fundBalance"]
+    housing = {p["program"]: p for p in balance["byProgram"]}["HOUSING"]
+    assert (housing["committed"], housing["disbursed"], housing["available"]) == (
+        "0.00",
+        "200.00",
+        "200.00",
+    )
+    as_of = (await officer.data(BALANCE, {"asOf": "2025-02-05T12:00:00+01:00"}))["fundBalance"]
+    housing_then = {p["program"]: p for p in as_of["byProgram"]}["HOUSING"]
+    assert (housing_then["committed"], housing_then["disbursed"]) == ("300.00", "0.00")
+
+    provenance = await app_client.as_role(Role.AUDITOR).data(
+        "query P($id: ID!) { provenance(disbursementId: $id) { amount rule "
+        "sources { journalEntryId effectiveDate stream share amount } } }",
+        {"id": first["id"]},
+    )
+    sources = provenance["provenance"]["sources"]
+    assert provenance["provenance"]["amount"] == "200.00"
+    assert [(s["effectiveDate"], s["stream"], s["amount"]) for s in sources] == [
+        ("2025-02-01", "SHOP", "200.00")
+    ]
+
+
+async def test_forgetting_a_beneficiary_shreds_the_note_and_keeps_every_total(
+    app_client: GraphQLClient,
+) -> None:
+    officer = app_client.as_role(Role.FUND_OFFICER)
+    admin = app_client.as_role(Role.ADMIN)
+    note = "Maria Rossi, via Roma 1, Breno: left a violent partner in March"
+    await _policy(officer, "p1", "2025-01-01", [{"stream": "HOTEL", "percent": "50"}])
+    await _income(admin, "stay-1", "2025-02-01", "4000", "2000.00")
+    enrolled = (
+        await officer.data(
+            ENROLL,
+            {"input": {"idempotencyKey": "e1", "program": "HOUSING", "caseNote": note}},
+        )
+    )["enrollBeneficiary"]
+    assert enrolled["caseNote"] == note
+    ref = enrolled["beneficiaryRef"]
+    commit = {"idempotencyKey": "c1", "beneficiaryRef": ref, "kind": "DEPOSIT",
+              "month": "2025-02", "amount": "300.00", "effectiveDate": "2025-02-02"}  # fmt: skip
+    disbursement = (await officer.data(COMMIT, {"input": commit}))["commitDisbursement"]
+    assert disbursement["__typename"] == "Disbursement"
+
+    engine = app_client.runtime.sync_engine
+    with engine.connect() as conn:
+        tables = [t for t in inspect(conn).get_table_names() if "event" in t or "snapshot" in t]
+        assert tables
+        for table in tables:
+            for (state,) in conn.execute(text(f'SELECT state FROM "{table}"')):
+                raw = bytes(state)
+                assert b"Rossi" not in raw, table
+                assert b"Roma" not in raw, table
+
+    statement_query = (
+        'query { fundStatement(from: "2025-01-01", to: "2025-12-31") '
+        "{ accrued committed disbursed closing { available byProgram { program available } } } }"
+    )
+    before = (await officer.data(BALANCE))["fundBalance"], await officer.data(statement_query)
+    forgotten = (
+        await officer.data(
+            "mutation F($input: ForgetBeneficiaryInput!) { forgetBeneficiary(input: $input) "
+            "{ __typename ... on Beneficiary { forgotten caseNote } } }",
+            {"input": {"idempotencyKey": "f1", "beneficiaryRef": ref}},
+        )
+    )["forgetBeneficiary"]
+    assert forgotten == {"__typename": "Beneficiary", "forgotten": True, "caseNote": None}
+    after = (await officer.data(BALANCE))["fundBalance"], await officer.data(statement_query)
+    assert after == before
+    # The sealed note still in the events can no longer be opened by anyone.
+    app = app_client.runtime.welfare
+
+    assert app.keys.get(UUID(ref)) is None
+    assert app.get_beneficiary(UUID(ref)).case_note_sealed is not None
+    looked_up = await officer.data(
+        "query B($r: String!) { beneficiary(beneficiaryRef: $r) { forgotten caseNote } }",
+        {"r": ref},
+    )
+    assert looked_up["beneficiary"] == {"forgotten": True, "caseNote": None}

@@ -1,0 +1,182 @@
+"""Welfare fund domain: the accrual rule, allocation, percentages, stipends, policy."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from services.common.errors import ValidationError
+from services.ledger.domain import Posting, Side
+from services.welfare_fund.domain import (
+    DEFAULT_ACCOUNT_STREAMS,
+    IncomeSource,
+    PolicyVersion,
+    Program,
+    StipendRules,
+    Stream,
+    WelfareFund,
+    accrue,
+    accrued_total,
+    allocate,
+    format_percent,
+    parse_percent,
+)
+from services.welfare_fund.domain.policy import allocate_total
+
+PROPORTIONS = ((Program.INTERNSHIP, 333_333), (Program.HOUSING, 666_667))
+
+
+@given(
+    rate_ppm=st.integers(min_value=0, max_value=1_000_000),
+    sales=st.lists(st.integers(min_value=-500, max_value=5_000), min_size=1_000, max_size=3_000),
+)
+@hypothesis_settings(max_examples=40, deadline=None)
+def test_accrual_never_drifts_over_thousands_of_small_sales(
+    rate_ppm: int, sales: list[int]
+) -> None:
+    base = accrued = 0
+    for cents in sales:
+        accrued += accrue(rate_ppm, base, cents)
+        base += cents
+        # After every sale, what was accrued is exactly floor(rate x base so far).
+        assert accrued == rate_ppm * base // 1_000_000
+    assert accrued == accrued_total(rate_ppm, sum(sales))
+
+
+def test_rounding_each_sale_separately_would_drift() -> None:
+    # 1,000 sales of EUR 0.99 at 2.5%: per sale 2.475 cents -> 2; cumulatively 2,475.
+    per_sale = sum(99 * 25_000 // 1_000_000 for _ in range(1000))
+    base = accrued = 0
+    for _ in range(1000):
+        accrued += accrue(25_000, base, 99)
+        base += 99
+    assert (per_sale, accrued) == (2_000, 2_475)
+
+
+@given(steps=st.lists(st.integers(min_value=-300, max_value=3_000), min_size=1, max_size=300))
+def test_program_allocations_sum_exactly_to_each_accrual(steps: list[int]) -> None:
+    total = 0
+    given_by_program = {p: 0 for p, _ in PROPORTIONS}
+    for cents in steps:
+        parts = allocate(total, cents, PROPORTIONS)
+        assert sum(parts.values()) == cents
+        total += cents
+        for program, part in parts.items():
+            given_by_program[program] += part
+    assert given_by_program == allocate_total(total, PROPORTIONS)
+
+
+@pytest.mark.parametrize(
+    ("text", "ppm"),
+    [("0", 0), ("2.5", 25_000), ("12.3456", 123_456), ("100", 1_000_000), ("0.0001", 1)],
+)
+def test_percentages_are_exact(text: str, ppm: int) -> None:
+    assert parse_percent(text, field="p") == ppm
+    assert parse_percent(format_percent(ppm), field="p") == ppm
+
+
+@pytest.mark.parametrize(
+    "text", ["100.0001", "101", "-1", "1.23456", "1e2", "NaN", "", " 5", "5.", ".5", "05"]
+)
+def test_bad_percentages_name_the_field(text: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        parse_percent(text, field="shares[0].percent")
+    assert caught.value.field == "shares[0].percent"
+
+
+RULES = StipendRules(effective_from=date(2000, 1, 1))
+
+
+@pytest.mark.parametrize(
+    ("scheduled", "attended", "meals", "part_time", "cents"),
+    [
+        (20, 20, False, False, 50_000),
+        (20, 16, False, False, 50_000),  # 80%: full
+        (20, 16, True, False, 40_000),
+        (20, 16, False, True, 35_000),
+        (20, 15, False, False, 37_500),  # 75%: pro rata
+        (20, 10, False, False, 30_000),  # 50% -> 250, never below 300
+        (21, 13, False, False, 30_952),  # 61.9%: rounded half up to the cent
+        (20, 0, False, False, 0),  # no attendance, no stipend
+    ],
+)
+def test_stipend_rules(
+    scheduled: int, attended: int, meals: bool, part_time: bool, cents: int
+) -> None:
+    assert (
+        RULES.stipend_cents(
+            scheduled_days=scheduled,
+            attended_days=attended,
+            meals_provided=meals,
+            part_time=part_time,
+        )
+        == cents
+    )
+
+
+def _policy(day: date, hotel_ppm: int) -> PolicyVersion:
+    return PolicyVersion(
+        effective_from=day,
+        shares_ppm={Stream.HOTEL: hotel_ppm},
+        program_shares_ppm=PROPORTIONS,
+        account_streams=DEFAULT_ACCOUNT_STREAMS,
+    )
+
+
+def _sale(position: int, day: date, cents: int, account: str = "4000") -> IncomeSource:
+    return IncomeSource(
+        position,
+        f"entry-{position}",
+        day,
+        [Posting("1000", Side.DEBIT, cents), Posting(account, Side.CREDIT, cents)],
+    )
+
+
+def test_each_posting_follows_the_policy_on_its_date_and_the_past_is_closed() -> None:
+    fund = WelfareFund.start(RULES)
+    fund.set_policy(_policy(date(2025, 1, 1), 50_000))
+    fund.set_policy(_policy(date(2025, 6, 1), 100_000))
+    items = fund.plan_accruals(
+        [_sale(1, date(2025, 5, 31), 1_000), _sale(2, date(2025, 6, 1), 1_000)]
+    )
+    assert [(i["period"], i["accrued"]) for i in items] == [
+        ("2025-01-01", 50),
+        ("2025-06-01", 100),
+    ]
+    fund.record_accruals(2, items, [])
+    with pytest.raises(ValidationError) as caught:
+        fund.set_policy(_policy(date(2025, 6, 1), 0))
+    assert caught.value.field == "effectiveFrom"
+    assert "2025-06-02" in caught.value.message
+    fund.set_policy(_policy(date(2025, 6, 2), 0))  # the future stays open
+
+
+def test_reversals_reduce_the_base_and_vat_accounts_are_not_income() -> None:
+    fund = WelfareFund.start(RULES)
+    fund.set_policy(_policy(date(2025, 1, 1), 100_000))
+    sale = IncomeSource(
+        1,
+        "sale",
+        date(2025, 2, 1),
+        [
+            Posting("1000", Side.DEBIT, 1_100),
+            Posting("4000", Side.CREDIT, 1_000),
+            Posting("2010", Side.CREDIT, 100),
+        ],
+    )
+    reversal = IncomeSource(
+        2,
+        "reversal",
+        date(2025, 2, 2),
+        [
+            Posting("1000", Side.CREDIT, 1_100),
+            Posting("4000", Side.DEBIT, 1_000),
+            Posting("2010", Side.DEBIT, 100),
+        ],
+    )
+    items = fund.plan_accruals([sale, reversal])
+    assert [(i["base"], i["accrued"]) for i in items] == [(1_000, 100), (-1_000, -100)]

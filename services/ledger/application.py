@@ -132,7 +132,7 @@ class LedgerApplication(CoopApplication):
         )
 
     def _load_account(self, ref: Mapping[str, str]) -> Account:
-        return self.chart().accounts[ref["code"]]
+        return self.chart(read_only=True).accounts[ref["code"]]
 
     # Journal -----------------------------------------------------------------
 
@@ -213,7 +213,7 @@ class LedgerApplication(CoopApplication):
         def decide() -> Decision[JournalEntry]:
             original = self.get_entry(entry_id)
             reversal = original.reverse(
-                chart=self.chart(),
+                chart=self.chart(read_only=True),
                 effective_date=effective_date,
                 description=description,
                 actor=actor,

@@ -13,12 +13,13 @@ from datetime import date
 from typing import Any, ClassVar
 
 from eventsourcing.utils import get_topic
-from sqlalchemy import Connection, Table, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, Table, and_, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from services.common.projections import DomainEvent, Projection
 from services.ledger.domain import ChartOfAccounts, JournalEntry, Side
 from services.ledger.projections.tables import (
+    closing_balances_statement,
     ledger_account_balances,
     ledger_accounts,
     ledger_daily_balances,
@@ -178,25 +179,12 @@ class LedgerProjection(Projection):
         ).all()
         for account, day, debit, credit in rows:
             existing[account][day] = [int(debit), int(credit)]
-        previous_day = (
-            select(daily.account_code, func.max(daily.day).label("day"))
-            .where(
-                or_(*(and_(daily.account_code == a, daily.day < d) for a, d in first_day.items()))
-            )
-            .group_by(daily.account_code)
-            .subquery()
-        )
+        accounts = list(first_day)
+        opening_row = conn.execute(closing_balances_statement(first_day, inclusive=False)).one()
         opening = {
             account: int(closing)
-            for account, closing in conn.execute(
-                select(daily.account_code, daily.closing_cents).join(
-                    previous_day,
-                    and_(
-                        daily.account_code == previous_day.c.account_code,
-                        daily.day == previous_day.c.day,
-                    ),
-                )
-            ).all()
+            for account, closing in zip(accounts, opening_row, strict=True)
+            if closing is not None
         }
         for (account, day), (debit, credit) in activity.items():
             day_totals = existing[account].setdefault(day, [0, 0])

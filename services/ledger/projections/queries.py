@@ -9,15 +9,15 @@ from datetime import date
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, func, select, tuple_
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.common.errors import NotFound, ValidationError
 from services.ledger.domain import AccountType
 from services.ledger.projections.tables import (
+    closing_balances_statement,
     ledger_account_balances,
     ledger_accounts,
-    ledger_daily_balances,
     ledger_entries,
     ledger_lines,
 )
@@ -190,29 +190,20 @@ async def journal_page(
     return EntryPage(entries, has_next, end_cursor)
 
 
-def _latest_closing_on_or_before(as_of: date, account_code: str | None = None) -> Any:
-    d = ledger_daily_balances.c
-    latest = select(d.account_code, func.max(d.day).label("day")).where(d.day <= as_of)
-    if account_code is not None:
-        latest = latest.where(d.account_code == account_code)
-    latest_subquery = latest.group_by(d.account_code).subquery()
-    return select(d.account_code, d.closing_cents).join(
-        latest_subquery,
-        and_(d.account_code == latest_subquery.c.account_code, d.day == latest_subquery.c.day),
-    )
-
-
 async def trial_balance(conn: AsyncConnection, as_of: date) -> list[BalanceRow]:
     """Every account with a non-zero balance on `as_of` (entries effective that day count)."""
-    closing = {
-        code: int(cents) for code, cents in await conn.execute(_latest_closing_on_or_before(as_of))
-    }
     a = ledger_accounts.c
-    accounts = await conn.execute(select(a.code, a.name, a.account_type).order_by(a.code))
+    accounts = (await conn.execute(select(a.code, a.name, a.account_type).order_by(a.code))).all()
+    if not accounts:
+        return []
+    statement = closing_balances_statement(
+        {code: as_of for code, _n, _t in accounts}, inclusive=True
+    )
+    closings = (await conn.execute(statement)).one()
     return [
-        BalanceRow(code, name, AccountType(kind), closing[code])
-        for code, name, kind in accounts
-        if closing.get(code)
+        BalanceRow(code, name, AccountType(kind), int(closing))
+        for (code, name, kind), closing in zip(accounts, closings, strict=True)
+        if closing
     ]
 
 
@@ -223,8 +214,8 @@ async def account_balance(conn: AsyncConnection, code: str, as_of: date) -> Bala
     ).first()
     if account is None:
         raise NotFound(f"account {code!r} does not exist")
-    closing = (await conn.execute(_latest_closing_on_or_before(as_of, code))).first()
-    net = int(closing[1]) if closing is not None else 0
+    closing = (await conn.execute(closing_balances_statement({code: as_of}, inclusive=True))).one()
+    net = int(closing[0]) if closing[0] is not None else 0
     return BalanceRow(account[0], account[1], AccountType(account[2]), net)
 
 

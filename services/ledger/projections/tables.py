@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import date
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -10,9 +13,11 @@ from sqlalchemy import (
     DateTime,
     Index,
     Integer,
+    Select,
     String,
     Table,
     Uuid,
+    select,
 )
 
 from services.common.database import metadata
@@ -76,3 +81,25 @@ ledger_daily_balances = Table(
     Column("credit_cents", BigInteger, nullable=False),
     Column("closing_cents", BigInteger, nullable=False),
 )
+
+
+def closing_balances_statement(days_by_account: dict[str, date], *, inclusive: bool) -> Select[Any]:
+    """One row: each account's latest closing balance before (or on) its day.
+
+    One scalar subquery per account, each an index lookup on (account_code, day)
+    read backwards with LIMIT 1: the cost does not grow with the length of history
+    (a GROUP BY over the daily rows would).
+    """
+    d = ledger_daily_balances.c
+    columns = []
+    for index, (account, day) in enumerate(days_by_account.items()):
+        bound = d.day <= day if inclusive else d.day < day
+        columns.append(
+            select(d.closing_cents)
+            .where(d.account_code == account, bound)
+            .order_by(d.day.desc())
+            .limit(1)
+            .scalar_subquery()
+            .label(f"c{index}")
+        )
+    return select(*columns)

@@ -1,0 +1,256 @@
+"""GraphQL gateway under load: 16 connections against a real `coop serve` (uvicorn).
+
+For `fundBalance` and for `ringSale`, each measured beside a trivial query
+(`{ __typename }`, authenticated like the rest) in the same run, on the same server:
+
+    python -m bench.gateway [--backend postgres|sqlite] [--seconds 10] [--connections 16]
+
+Prints requests/s and p50/p99 latency per operation and the ratios the issue sets as
+targets: fundBalance p99 <= 2x trivial p99; ringSale >= 50% of trivial throughput.
+Traffic goes to 127.0.0.1 only; every loop is bounded by --seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.stores import add_store_arguments, open_store, postgres_problem, selected_backends
+from gateway.runtime import Runtime
+from services.common.auth import Role
+from services.ledger.domain import Posting, Side
+from services.welfare_fund.domain import Stream
+
+TRIVIAL = "{ __typename }"
+FUND_BALANCE = "{ fundBalance { accrued committed disbursed available } }"
+RING = """mutation($i: RingSaleInput!) { ringSale(input: $i) { __typename ... on Sale { id } } }"""
+OPEN = """mutation($i: OpenCashSessionInput!) { openCashSession(input: $i) {
+  __typename ... on CashSession { id } } }"""
+
+
+@dataclass
+class Result:
+    name: str
+    latencies_s: list[float]
+    elapsed_s: float
+    errors: int
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies_s) / self.elapsed_s
+
+    def percentile_ms(self, q: int) -> float:
+        ordered = sorted(self.latencies_s)
+        return 1000 * ordered[min(len(ordered) - 1, int(len(ordered) * q / 100))]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def seed(runtime: Runtime, tills: int) -> tuple[str, list[str]]:
+    """A policy and some income (so the fund has accruals); keys for an officer and tills."""
+    credentials = runtime.credentials
+    officer = credentials.issue_key("bench-officer", Role.FUND_OFFICER).key
+    # Shares in parts per million: 10% of donations, 5% of shop sales.
+    runtime.welfare.set_policy(
+        key="bench-policy",
+        actor="bench",
+        effective_from=date(2020, 1, 1),
+        shares=[(Stream.DONATION, 100_000), (Stream.SHOP, 50_000)],
+    )
+    for i in range(200):
+        runtime.ledger.post_entry(
+            key=f"bench-gift-{i}",
+            actor="bench",
+            effective_date=date(2025, 1, 1 + i % 28),
+            description="Donation",
+            postings=[Posting("1010", Side.DEBIT, 2500), Posting("4400", Side.CREDIT, 2500)],
+        )
+    till_keys = [
+        credentials.issue_key(f"bench-till-{i}", Role.VOLUNTEER, f"bench-{i}").key
+        for i in range(tills)
+    ]
+    return officer, till_keys
+
+
+async def measure(
+    name: str,
+    connections: int,
+    seconds: float,
+    call: Callable[[int, int], Awaitable[bool]],
+) -> Result:
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker(index: int) -> None:
+        nonlocal errors
+        n = 0
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            ok = await call(index, n)
+            latencies.append(time.perf_counter() - started)
+            errors += 0 if ok else 1
+            n += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(i) for i in range(connections)))
+    return Result(name, latencies, time.perf_counter() - started, errors)
+
+
+async def run_load(base: str, officer: str, till_keys: list[str], args: argparse.Namespace) -> None:
+    limits = httpx.Limits(
+        max_connections=args.connections, max_keepalive_connections=args.connections
+    )
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as http:
+
+        async def gql(key: str, query: str, variables: dict[str, Any] | None = None) -> Any:
+            response = await http.post(
+                "/graphql",
+                json={"query": query, "variables": variables or {}},
+                headers={"X-Api-Key": key},
+            )
+            return response.json()
+
+        sessions: list[str] = []
+        for i, key in enumerate(till_keys):
+            body = await gql(
+                key,
+                OPEN,
+                {
+                    "i": {
+                        "idempotencyKey": f"open-{i}",
+                        "tillId": f"bench-{i}",
+                        "openingFloat": "100.00",
+                    }
+                },
+            )
+            sessions.append(body["data"]["openCashSession"]["id"])
+
+        async def trivial(index: int, _n: int) -> bool:
+            return "errors" not in await gql(officer, TRIVIAL)
+
+        async def fund_balance(_index: int, _n: int) -> bool:
+            return "errors" not in await gql(officer, FUND_BALANCE)
+
+        async def ring(index: int, n: int) -> bool:
+            body = await gql(
+                till_keys[index],
+                RING,
+                {
+                    "i": {
+                        "idempotencyKey": f"sale-{index}-{n}-{time.time_ns()}",
+                        "sessionId": sessions[index],
+                        "lines": [
+                            {
+                                "category": "CLOTHES",
+                                "description": "shirt",
+                                "quantity": 1,
+                                "unitPrice": "5.00",
+                            }
+                        ],
+                        "payments": [{"method": "CARD", "amount": "5.00"}],
+                    }
+                },
+            )
+            typename = (body.get("data") or {}).get("ringSale", {}).get("__typename")
+            return bool(typename == "Sale")
+
+        await measure("warm-up", args.connections, 1.0, trivial)
+        results = [
+            await measure("trivial", args.connections, args.seconds, trivial),
+            await measure("fundBalance", args.connections, args.seconds, fund_balance),
+            await measure("trivial (again)", args.connections, args.seconds, trivial),
+            await measure("ringSale", args.connections, args.seconds, ring),
+        ]
+    print(f"{'operation':<18}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+    for r in results:
+        print(
+            f"{r.name:<18}{r.rate:>9.0f}{r.percentile_ms(50):>9.1f}"
+            f"{r.percentile_ms(99):>9.1f}{r.errors:>8}"
+        )
+    trivial_p99 = statistics.mean([results[0].percentile_ms(99), results[2].percentile_ms(99)])
+    trivial_rate = statistics.mean([results[0].rate, results[2].rate])
+    fund_ratio = results[1].percentile_ms(99) / trivial_p99
+    print(f"fundBalance p99 / trivial p99 = {fund_ratio:.2f} (target <= 2)")
+    print(f"ringSale rate / trivial rate  = {results[3].rate / trivial_rate:.0%} (target >= 50%)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_store_arguments(parser)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+    for backend in selected_backends(args.backend):
+        if backend == "postgres" and (problem := postgres_problem(args.postgres_url)):
+            print(f"PostgreSQL skipped: {problem}")
+            continue
+        store = open_store(
+            backend, "gateway", postgres_url=args.postgres_url, sqlite_dir=args.sqlite_dir
+        )
+        store.destroy()
+        store.create()
+        runtime = Runtime(store.settings)
+        try:
+            officer, till_keys = seed(runtime, args.connections)
+            runtime.projector.run_until_caught_up()
+        finally:
+            runtime.close_sync()
+        port = free_port()
+        env = {
+            **os.environ,
+            "COOP_DATABASE_URL": store.settings.database_url,
+            "COOP_DATABASE_SCHEMA": store.settings.database_schema,
+            "COOP_PORT": str(port),
+            "COOP_MUTATIONS_PER_MINUTE": "1000000",
+            "COOP_LOG_JSON": "true",
+            "COOP_DATABASE_POOL_SIZE": "8",
+        }
+        coop = Path(sys.executable).with_name("coop")
+        server = subprocess.Popen(
+            [str(coop), "serve", "--workers", str(args.workers)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.2)
+            print(
+                f"== {backend} ({store.label}), {args.connections} connections, "
+                f"{args.workers} worker(s), {os.cpu_count()} cores"
+            )
+            asyncio.run(run_load(base, officer, till_keys, args))
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+            store.destroy()
+
+
+if __name__ == "__main__":
+    main()

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Notification
-from sqlalchemy import Connection, Engine, Table, delete, insert, select, text, update
+from sqlalchemy import Connection, Engine, Table, delete, func, insert, select, text, update
 
 from services.common.database import projection_tracking
 from services.common.eventstore import CoopApplication
@@ -107,6 +107,10 @@ class ProjectionRunner:
         self.engine = engine
         self.projections = list(projections)
         self.processes = list(processes)
+        # Position every projection and process had reached after this runner's last
+        # pass (read from the tracking table, so other runners' work counts too).
+        # Read-your-writes waits in this process compare against it in memory.
+        self.reached = 0
         self.page_size = page_size
         self._wanted_topics = frozenset().union(*(p.topics for p in self.projections))
         self.wake = threading.Event()
@@ -134,6 +138,16 @@ class ProjectionRunner:
                 )
             ).all()
         return {name: int(position) for name, position in rows}
+
+    def _tracked_minimum(self) -> int:
+        names = [p.name for p in self.projections] + [p.name for p in self.processes]
+        with self.engine.connect() as conn:
+            reached = conn.execute(
+                select(func.min(projection_tracking.c.position)).where(
+                    projection_tracking.c.projection.in_(names)
+                )
+            ).scalar_one_or_none()
+        return int(reached or 0)
 
     def head(self) -> int:
         return self.app.recorder.max_notification_id() or 0
@@ -225,6 +239,7 @@ class ProjectionRunner:
             if progress is not None:
                 progress(min(self.positions().values(), default=0), self.head())
             if count < self.page_size:
+                self.reached = self._tracked_minimum()
                 with self.caught_up:
                     self.caught_up.notify_all()
                 return processed

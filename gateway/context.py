@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 from strawberry.fastapi import BaseContext
@@ -13,10 +13,11 @@ from gateway.auth import AuthenticationFailed, principal_for_key, principal_for_
 from gateway.runtime import Runtime
 from services.common.auth import Principal
 from services.common.errors import CoopError
-from services.common.graphql import ErrorResult, error_result
+from services.common.graphql import ERROR_TYPES, ErrorResult, error_result
 from services.common.idempotency import Outcome
 
 T = TypeVar("T")
+M = TypeVar("M")
 
 
 class CoopContext(BaseContext):
@@ -99,6 +100,19 @@ async def run_command(info: Info, command: Callable[[], Outcome[T]]) -> Outcome[
         return error_result(exc)
     await runtime.wait_for_position(outcome.position)
     return outcome
+
+
+async def run_mutation(
+    info: Info,
+    command: Callable[[], Outcome[M]],
+    present: Callable[[Outcome[M]], Awaitable[T]],
+) -> T | ErrorResult:
+    """run_command, then `present` the outcome (read from the read models); expected
+    errors come back as their union members."""
+    outcome = await run_command(info, command)
+    if isinstance(outcome, ERROR_TYPES):
+        return outcome
+    return await present(outcome)
 
 
 async def projection_changes(info: Info, poll_interval_s: float = 0.25) -> AsyncIterator[int]:

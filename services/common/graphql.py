@@ -85,6 +85,8 @@ class IdempotencyKeyReusedResult:
 
 
 ErrorResult = ValidationErrorResult | NotFoundResult | ConflictResult | IdempotencyKeyReusedResult
+# The same members as a tuple, for isinstance checks.
+ERROR_TYPES = (ValidationErrorResult, NotFoundResult, ConflictResult, IdempotencyKeyReusedResult)
 
 
 def error_result(exc: CoopError) -> ErrorResult:

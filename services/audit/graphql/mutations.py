@@ -14,6 +14,7 @@ from services.audit.projections import queries
 from services.common.auth import Role
 from services.common.errors import NotFound
 from services.common.graphql import (
+    ERROR_TYPES,
     ConflictResult,
     IdempotencyKeyReusedResult,
     NotFoundResult,
@@ -21,7 +22,7 @@ from services.common.graphql import (
 )
 from services.common.idempotency import Outcome
 
-ERRORS = (ValidationErrorResult, NotFoundResult, ConflictResult, IdempotencyKeyReusedResult)
+ERRORS = ERROR_TYPES
 
 PublishAuditHeadResult = Annotated[
     PublishedAuditHead

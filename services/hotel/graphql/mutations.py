@@ -14,6 +14,7 @@ from gateway.permissions import allow
 from services.common.auth import Role
 from services.common.errors import CoopError, NotFound, ValidationError
 from services.common.graphql import (
+    ERROR_TYPES,
     ConflictResult,
     ErrorResult,
     IdempotencyKeyReusedResult,
@@ -51,13 +52,7 @@ from services.hotel.projections import queries
 T = TypeVar("T")
 HOTEL = allow(Role.FRONT_DESK, Role.ADMIN)
 ADMIN = allow(Role.ADMIN)
-ERRORS = (
-    ValidationErrorResult,
-    NotFoundResult,
-    ConflictResult,
-    IdempotencyKeyReusedResult,
-    BalanceDueResult,
-)
+ERRORS = (*ERROR_TYPES, BalanceDueResult)
 
 BookingResult = Annotated[
     Booking

@@ -9,7 +9,7 @@ from uuid import UUID
 
 import strawberry
 
-from gateway.context import Info, run_command
+from gateway.context import Info, run_mutation
 from gateway.permissions import allow
 from services.common.auth import Role
 from services.common.errors import NotFound, ValidationError
@@ -38,7 +38,6 @@ from services.ledger.graphql.funding_types import (
 )
 from services.ledger.projections import funding_queries as queries
 
-ERRORS = (ValidationErrorResult, NotFoundResult, ConflictResult, IdempotencyKeyReusedResult)
 T = TypeVar("T")
 M = TypeVar("M")
 
@@ -97,17 +96,6 @@ def parse_id(value: str, *, field: str) -> UUID:
 
 def cents(amount: Money, field: str) -> int:
     return decimal_to_cents(amount, field=field)
-
-
-async def _respond(
-    info: Info,
-    command: Callable[[], Outcome[M]],
-    read: Callable[[Outcome[M]], Awaitable[T]],
-) -> T | ValidationErrorResult | NotFoundResult | ConflictResult | IdempotencyKeyReusedResult:
-    outcome = await run_command(info, command)
-    if isinstance(outcome, ERRORS):
-        return outcome
-    return await read(outcome)
 
 
 async def _read(info: Info, fetch: Callable[[Any], Awaitable[T | None]], what: str) -> T:
@@ -319,7 +307,7 @@ class FundingMutation:
                 ],
             )
 
-        return await _respond(info, command, lambda o: _grant(info, o))
+        return await run_mutation(info, command, lambda o: _grant(info, o))
 
     @strawberry.mutation(
         permission_classes=ADMIN,
@@ -338,7 +326,7 @@ class FundingMutation:
                 received_on=input.date,
             )
 
-        return await _respond(info, command, lambda o: _grant(info, o))
+        return await run_mutation(info, command, lambda o: _grant(info, o))
 
     @strawberry.mutation(
         permission_classes=ADMIN,
@@ -357,7 +345,7 @@ class FundingMutation:
                 met_on=input.date,
             )
 
-        return await _respond(info, command, lambda o: _grant(info, o))
+        return await run_mutation(info, command, lambda o: _grant(info, o))
 
     @strawberry.mutation(
         permission_classes=ADMIN,
@@ -378,7 +366,7 @@ class FundingMutation:
                 reduced_on=input.date,
             )
 
-        return await _respond(info, command, lambda o: _grant(info, o))
+        return await run_mutation(info, command, lambda o: _grant(info, o))
 
     @strawberry.mutation(
         permission_classes=ADMIN,
@@ -396,7 +384,7 @@ class FundingMutation:
                 closed_on=input.date,
             )
 
-        return await _respond(info, command, lambda o: _grant(info, o))
+        return await run_mutation(info, command, lambda o: _grant(info, o))
 
     @strawberry.mutation(permission_classes=ADMIN, description="Record a cash or bank donation.")
     async def record_donation(self, info: Info, input: RecordDonationInput) -> DonationResult:
@@ -429,7 +417,7 @@ class FundingMutation:
 
             return Donation.from_row(await _read(info, fetch, "donation"))
 
-        return await _respond(info, command, read)
+        return await run_mutation(info, command, read)
 
     @strawberry.mutation(
         permission_classes=ADMIN,
@@ -452,7 +440,7 @@ class FundingMutation:
                 received_on=input.date,
             )
 
-        return await _respond(info, command, lambda o: _non_cash(info, o))
+        return await run_mutation(info, command, lambda o: _non_cash(info, o))
 
     @strawberry.mutation(
         permission_classes=ADMIN,
@@ -474,7 +462,7 @@ class FundingMutation:
                 worked_on=input.date,
             )
 
-        return await _respond(info, command, lambda o: _non_cash(info, o))
+        return await run_mutation(info, command, lambda o: _non_cash(info, o))
 
     @strawberry.mutation(
         permission_classes=ADMIN,
@@ -508,7 +496,7 @@ class FundingMutation:
                 iban=details["iban"],
             )
 
-        return await _respond(info, command, read)
+        return await run_mutation(info, command, read)
 
     @strawberry.mutation(
         permission_classes=ADMIN, description="Register a reception contract (one per CIG)."
@@ -555,7 +543,7 @@ class FundingMutation:
 
             return Contract.from_row(await _read(info, fetch, "contract"))
 
-        return await _respond(info, command, read)
+        return await run_mutation(info, command, read)
 
     @strawberry.mutation(
         permission_classes=ADMIN,
@@ -583,7 +571,7 @@ class FundingMutation:
                 revision=result.revision,
             )
 
-        return await _respond(info, command, read)
+        return await run_mutation(info, command, read)
 
     @strawberry.mutation(
         permission_classes=ADMIN,
@@ -606,7 +594,7 @@ class FundingMutation:
                 issued_on=input.issue_date,
             )
 
-        return await _respond(info, command, lambda o: _invoice(info, o.result.id))
+        return await run_mutation(info, command, lambda o: _invoice(info, o.result.id))
 
     @strawberry.mutation(
         permission_classes=ADMIN, description="Record money received from the public body."
@@ -626,7 +614,7 @@ class FundingMutation:
                 paid_on=input.date,
             )
 
-        return await _respond(info, command, lambda o: _invoice(info, o.result.id))
+        return await run_mutation(info, command, lambda o: _invoice(info, o.result.id))
 
 
 async def _non_cash(info: Info, outcome: Outcome[Any]) -> NonCashContribution:

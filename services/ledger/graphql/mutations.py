@@ -8,7 +8,7 @@ from uuid import UUID
 
 import strawberry
 
-from gateway.context import Info, run_command
+from gateway.context import Info, run_mutation
 from gateway.permissions import allow
 from services.common.auth import Role
 from services.common.errors import NotFound, ValidationError
@@ -26,8 +26,6 @@ from services.ledger.domain import AccountType, Posting, Side
 from services.ledger.domain import JournalEntry as JournalEntryModel
 from services.ledger.graphql.types import Account, JournalEntry
 from services.ledger.projections import queries
-
-ERRORS = (ValidationErrorResult, NotFoundResult, ConflictResult, IdempotencyKeyReusedResult)
 
 JournalEntryResult = Annotated[
     JournalEntry
@@ -132,10 +130,7 @@ class LedgerMutation:
                 postings=_postings(input.postings),
             )
 
-        outcome = await run_command(info, command)
-        if isinstance(outcome, ERRORS):
-            return outcome
-        return await _entry_result(info, outcome)
+        return await run_mutation(info, command, lambda o: _entry_result(info, o))
 
     @strawberry.mutation(
         permission_classes=allow(Role.ADMIN),
@@ -156,10 +151,7 @@ class LedgerMutation:
                 description=input.description,
             )
 
-        outcome = await run_command(info, command)
-        if isinstance(outcome, ERRORS):
-            return outcome
-        return await _entry_result(info, outcome)
+        return await run_mutation(info, command, lambda o: _entry_result(info, o))
 
     @strawberry.mutation(
         permission_classes=allow(Role.ADMIN), description="Add an account to the chart."
@@ -177,10 +169,7 @@ class LedgerMutation:
                 account_type=input.type,
             )
 
-        outcome = await run_command(info, command)
-        if isinstance(outcome, ERRORS):
-            return outcome
-        return await _account_result(info, outcome)
+        return await run_mutation(info, command, lambda o: _account_result(info, o))
 
     @strawberry.mutation(
         permission_classes=allow(Role.ADMIN),
@@ -193,7 +182,4 @@ class LedgerMutation:
         def command() -> Outcome[AccountModel]:
             return ledger.close_account(key=input.idempotency_key, actor=actor, code=input.code)
 
-        outcome = await run_command(info, command)
-        if isinstance(outcome, ERRORS):
-            return outcome
-        return await _account_result(info, outcome)
+        return await run_mutation(info, command, lambda o: _account_result(info, o))

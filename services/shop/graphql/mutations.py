@@ -16,6 +16,7 @@ from gateway.permissions import allow
 from services.common.auth import Role
 from services.common.errors import NotFound, ValidationError
 from services.common.graphql import (
+    ERROR_TYPES,
     ConflictResult,
     ErrorResult,
     IdempotencyKeyReusedResult,
@@ -55,13 +56,7 @@ from services.shop.graphql.types import (
 from services.shop.projections import queries
 
 T = TypeVar("T")
-ERRORS = (
-    ValidationErrorResult,
-    NotFoundResult,
-    ConflictResult,
-    IdempotencyKeyReusedResult,
-    WrongTillResult,
-)
+ERRORS = (*ERROR_TYPES, WrongTillResult)
 SHOP_ROLES = allow(Role.VOLUNTEER, Role.ADMIN)
 
 CashSessionResult = Annotated[

@@ -14,6 +14,7 @@ from gateway.context import Info, run_command
 from gateway.permissions import allow
 from services.common.auth import Role
 from services.common.graphql import (
+    ERROR_TYPES,
     ConflictResult,
     IdempotencyKeyReusedResult,
     Money,
@@ -38,7 +39,7 @@ from services.welfare_fund.graphql.types import (
 )
 from services.welfare_fund.projections import queries
 
-ERRORS = (ValidationErrorResult, NotFoundResult, ConflictResult, IdempotencyKeyReusedResult)
+ERRORS = ERROR_TYPES
 FUND_ERRORS = (
     domain.InsufficientFunds,
     domain.PaymentExceedsApproval,

@@ -22,7 +22,7 @@ from gateway.runtime import Runtime
 from services.common.auth import Role
 from services.common.errors import CoopError
 from services.common.projections import projector_leadership
-from services.common.settings import get_settings
+from services.common.settings import ConfigurationError, get_settings
 
 app = typer.Typer(help="Event-sourced backend of a social cooperative.", no_args_is_help=True)
 db_app = typer.Typer(help="Database set-up.", no_args_is_help=True)
@@ -446,4 +446,8 @@ def _describe_store() -> str:
 
 def main() -> None:
     configure_logging(json_logs=False)  # the CLI talks to a person; the server logs JSON
-    app()
+    try:
+        app()
+    except ConfigurationError as exc:
+        Console(stderr=True).print(f"[red]Configuration refused:[/red] {exc}")
+        raise SystemExit(2) from None

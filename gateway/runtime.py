@@ -26,7 +26,7 @@ from services.common.database import (
 )
 from services.common.durability import check_durability
 from services.common.projections import Projection, ProjectionRunner
-from services.common.settings import Settings
+from services.common.settings import ConfigurationError, Settings
 from services.hotel.application import HotelApplication
 from services.hotel.projections.projector import HotelProjection
 from services.ledger.application import LedgerApplication
@@ -96,7 +96,11 @@ class Runtime:
         )
         # The welfare fund needs the key store (a table outside the event store).
         self.welfare = WelfareFundApplication(settings, self.ledger, KeyStore(self.sync_engine))
-        self.welfare.ensure_fund()
+        try:
+            self.welfare.ensure_fund()
+        except ConfigurationError:
+            self._close_applications()
+            raise
         self.welfare_accrual = WelfareAccrualProcess(self.welfare, self.sync_engine)
         self.credentials = CredentialStore(self.sync_engine, settings.token_ttl_s)
         self.rate_limiter = RateLimiter(settings.mutations_per_minute)
@@ -192,6 +196,9 @@ class Runtime:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+        self._close_applications()
+
+    def _close_applications(self) -> None:
         self.welfare.close()
         self.hotel.close()
         self.shop.close()

@@ -31,7 +31,9 @@ from services.ledger.graphql import (
     LedgerSubscription,
 )
 from services.shop.graphql import ShopMutation, ShopQuery, ShopSubscription
+from services.welfare_fund.domain import Program
 from services.welfare_fund.graphql import (
+    PROGRAM_SCALAR,
     WelfareFundMutation,
     WelfareFundQuery,
     WelfareFundSubscription,
@@ -88,7 +90,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,
-        config=StrawberryConfig(scalar_map={Money: MONEY_SCALAR}),
+        config=StrawberryConfig(scalar_map={Money: MONEY_SCALAR, Program: PROGRAM_SCALAR}),
     )
 
 

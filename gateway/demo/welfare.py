@@ -105,7 +105,7 @@ def steps(year: int, rng: random.Random) -> Iterator[DemoStep]:
             scheduled = rng.randint(18, 22)
             attended = max(scheduled - rng.choice((0, 0, 1, 2, 5, 9)), 0)
             kinds = [DisbursementKind.STIPEND]
-            if program is Program.HOUSING:
+            if program == Program.HOUSING:
                 kinds = [DisbursementKind.RENT]
                 if month % 3 == 0:
                     kinds.append(DisbursementKind.UTILITIES)

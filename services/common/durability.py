@@ -9,12 +9,12 @@ from __future__ import annotations
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from services.common.settings import Settings
+from services.common.settings import ConfigurationError, Settings
 
 REQUIRED_ON = ("fsync", "synchronous_commit", "full_page_writes")
 
 
-class UnsafeDatabaseSettings(RuntimeError):
+class UnsafeDatabaseSettings(ConfigurationError):
     pass
 
 

@@ -5,6 +5,7 @@ Obtained through `get_settings()` (cached) so tests and the CLI can build their 
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -15,6 +16,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 
 DEFAULT_SQLITE_URL = "sqlite:///./var/coop.db"
+ProgramSupport = Literal["STIPEND", "HOUSING", "ALLOWANCE"]
+DEFAULT_WELFARE_PROGRAMS: dict[str, ProgramSupport] = {
+    "INTERNSHIP": "STIPEND",
+    "HOUSING": "HOUSING",
+}
+
+
+class ConfigurationError(RuntimeError):
+    """The configuration cannot run against this store (e.g. unsafe durability
+    settings, a welfare program dropped that the fund's history uses)."""
 
 
 class Settings(BaseSettings):
@@ -50,6 +61,15 @@ class Settings(BaseSettings):
     readyz_max_lag_events: int = Field(default=10_000, ge=0)
     log_json: bool = True
 
+    # Welfare fund programs and what each pays (STIPEND, HOUSING or ALLOWANCE); JSON in
+    # the environment, e.g. COOP_WELFARE_PROGRAMS='{"INTERNSHIP": "STIPEND",
+    # "HOUSING": "HOUSING", "TRAINING": "ALLOWANCE"}'. See docs/welfare_fund.md.
+    welfare_programs: dict[str, ProgramSupport] = Field(
+        default_factory=lambda: dict(DEFAULT_WELFARE_PROGRAMS),
+        min_length=1,
+        max_length=20,
+    )
+
     # Authentication.
     token_ttl_s: int = Field(default=8 * 3600, ge=60, le=30 * 86400)
 
@@ -62,6 +82,17 @@ class Settings(BaseSettings):
     @classmethod
     def _known_timezone(cls, value: str) -> str:
         ZoneInfo(value)  # raises for an unknown zone
+        return value
+
+    @field_validator("welfare_programs")
+    @classmethod
+    def _program_codes(cls, value: dict[str, str]) -> dict[str, str]:
+        for code in value:
+            if not re.fullmatch(r"[A-Z][A-Z0-9_]{1,31}", code):
+                raise ValueError(
+                    f"program code {code!r}: 2 to 32 capital letters, digits or _, "
+                    "starting with a letter"
+                )
         return value
 
     @field_validator("database_url")

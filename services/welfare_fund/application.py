@@ -16,12 +16,11 @@ from services.common.errors import Conflict, NotFound, ValidationError
 from services.common.eventstore import CoopApplication, eventsourcing_env
 from services.common.idempotency import Decision, Outcome, execute_idempotent
 from services.common.money import check_positive_amount
-from services.common.settings import Settings
+from services.common.settings import ConfigurationError, Settings
 from services.ledger.application import LedgerApplication
 from services.ledger.domain import Cause, JournalEntry, Posting, Side
 from services.welfare_fund.domain import (
     DEFAULT_ACCOUNT_STREAMS,
-    DEFAULT_PROGRAM_SHARES_PPM,
     FUND_ID,
     ApprovalNotAllowed,
     Beneficiary,
@@ -30,6 +29,7 @@ from services.welfare_fund.domain import (
     IncomeSource,
     PolicyVersion,
     Program,
+    ProgramCatalog,
     StipendRules,
     Stream,
     WelfareFund,
@@ -64,6 +64,7 @@ class WelfareFundApplication(CoopApplication):
     ) -> None:
         self.ledger = ledger
         self.keys = keys
+        self.programs = ProgramCatalog.from_config(settings.welfare_programs)
         # One store, one connection pool: the ledger's.
         super().__init__(settings, create_table=create_table, share_store_with=ledger)
 
@@ -75,13 +76,21 @@ class WelfareFundApplication(CoopApplication):
     # -- the book ----------------------------------------------------------------
 
     def ensure_fund(self) -> WelfareFund:
+        """Start the book if it does not exist; refuse a configuration that dropped a
+        program still holding money or named by a policy (its totals would vanish)."""
         try:
-            return self.fund()
+            fund = self.fund()
         except AggregateNotFoundError:
-            pass
-        with contextlib.suppress(IntegrityError):
-            self.save(WelfareFund.start(DEFAULT_STIPEND_RULES))
-        return self.fund()
+            with contextlib.suppress(IntegrityError):
+                self.save(WelfareFund.start(DEFAULT_STIPEND_RULES))
+            fund = self.fund()
+        missing = sorted(fund.programs_in_use() - set(self.programs.programs))
+        if missing:
+            raise ConfigurationError(
+                f"COOP_WELFARE_PROGRAMS leaves out {', '.join(missing)}, which the fund's "
+                "history uses; keep every program that holds accruals or has a policy share"
+            )
+        return fund
 
     def fund(self) -> WelfareFund:
         fund: WelfareFund = self.repository.get(FUND_ID)
@@ -120,11 +129,13 @@ class WelfareFundApplication(CoopApplication):
                 effective_from=effective_from,
                 shares_ppm=dict(shares),
                 program_shares_ppm=programs
-                or (latest.program_shares_ppm if latest else DEFAULT_PROGRAM_SHARES_PPM),
+                or (latest.program_shares_ppm if latest else self.programs.default_shares_ppm()),
                 account_streams=accounts
                 or (latest.account_streams if latest else DEFAULT_ACCOUNT_STREAMS),
             )
-            check_policy(list(shares), version.program_shares_ppm, version.account_streams)
+            check_policy(
+                list(shares), version.program_shares_ppm, version.account_streams, self.programs
+            )
             fund.set_policy(version)
             return Decision((fund,), version, {"effective_from": effective_from.isoformat()})
 
@@ -136,7 +147,7 @@ class WelfareFundApplication(CoopApplication):
                 request={
                     "effective_from": effective_from.isoformat(),
                     "shares": [[s.value, p] for s, p in shares],
-                    "programs": None if programs is None else [[p.value, x] for p, x in programs],
+                    "programs": None if programs is None else [[str(p), x] for p, x in programs],
                     "accounts": None if accounts is None else [[a, s.value] for a, s in accounts],
                     "actor": actor,
                 },
@@ -188,6 +199,7 @@ class WelfareFundApplication(CoopApplication):
     ) -> Outcome[Beneficiary]:
         if case_note is not None and len(case_note) > MAX_CASE_NOTE_LENGTH:
             raise ValidationError("caseNote", f"must be at most {MAX_CASE_NOTE_LENGTH} characters")
+        program = self.programs.check(program)
         created: list[UUID] = []
 
         def decide() -> Decision[Beneficiary]:
@@ -206,7 +218,7 @@ class WelfareFundApplication(CoopApplication):
                 key=key,
                 operation="enrollBeneficiary",
                 # The note is not part of the request hash: no derivative of it is stored.
-                request={"program": program.value, "enrolled_on": enrolled_on.isoformat()},
+                request={"program": str(program), "enrolled_on": enrolled_on.isoformat()},
                 decide=decide,
                 load_result=lambda ref: self.get_beneficiary(UUID(ref["beneficiary_id"])),
             )
@@ -250,6 +262,7 @@ class WelfareFundApplication(CoopApplication):
                 meals_provided=meals_provided,
                 part_time=part_time,
                 rules=rules,
+                support=self.programs.support_of(beneficiary.program),
             )
             return Decision((beneficiary,), beneficiary, {"beneficiary_id": str(beneficiary_id)})
 
@@ -318,7 +331,7 @@ class WelfareFundApplication(CoopApplication):
             if amount_cents is not None:
                 raise ValidationError("amount", "a stipend's amount follows from the attendance")
         elif amount_cents is None:
-            raise ValidationError("amount", "required for housing support")
+            raise ValidationError("amount", f"required for {kind.value.lower()}")
         else:
             check_positive_amount(
                 amount_cents, field="amount", ceiling_cents=self.settings.amount_ceiling_cents
@@ -329,12 +342,8 @@ class WelfareFundApplication(CoopApplication):
             beneficiary = self.get_beneficiary(beneficiary_id)
             if beneficiary.forgotten:
                 raise Conflict(f"beneficiary {beneficiary.ref} was forgotten")
-            if beneficiary.program is not kind.program:
-                raise ValidationError(
-                    "kind",
-                    f"{kind.value} belongs to {kind.program.value}; the beneficiary is "
-                    f"enrolled in {beneficiary.program.value}",
-                )
+            support = self.programs.support_of(beneficiary.program)
+            kind.check_paid_by(beneficiary.program, support)
             touched: list[Any] = []
             amount = amount_cents
             if kind is DisbursementKind.STIPEND:
@@ -346,13 +355,15 @@ class WelfareFundApplication(CoopApplication):
             disbursement = Disbursement.commit(
                 disbursement_id=disbursement_id,
                 beneficiary_id=beneficiary_id,
+                program=beneficiary.program,
+                support=support,
                 kind=kind,
                 month=month,
                 amount_cents=amount,
                 committed_on=committed_on,
             )
             fund = self.fund()
-            fund.reserve(disbursement_id, kind.program, amount)
+            fund.reserve(disbursement_id, beneficiary.program, amount)
             return Decision(
                 (fund, disbursement, *touched),
                 disbursement,

@@ -140,6 +140,7 @@ SCALAR_SAMPLES: dict[str, Any] = {
     "Date": "2025-01-01",
     "DateTime": "2025-01-01T12:00:00+00:00",
     "Money": "1.00",
+    "Program": "INTERNSHIP",
 }
 
 

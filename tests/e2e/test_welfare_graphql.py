@@ -9,12 +9,15 @@ from typing import Any
 from uuid import UUID
 
 import anyio.to_thread
+import pytest
 from sqlalchemy import inspect, select, text
 
 from gateway.demo import load_demo
+from gateway.runtime import Runtime
 from services.common.auth import Role
+from services.common.settings import ConfigurationError, Settings
 from services.ledger.projections.tables import ledger_entries, ledger_lines
-from tests.e2e.conftest import GraphQLClient
+from tests.e2e.conftest import GraphQLClient, serving
 
 BALANCE = """
 query B($asOf: DateTime) {
@@ -418,3 +421,85 @@ async def test_forgetting_a_beneficiary_shreds_the_note_and_keeps_every_total(
         {"r": ref},
     )
     assert looked_up["beneficiary"] == {"forgotten": True, "caseNote": None}
+
+
+async def test_a_program_added_by_configuration_accrues_and_pays(settings: Settings) -> None:
+    """TRAINING (course fees, paid as an allowance) beside the two default programs."""
+    with_training = settings.model_copy(
+        update={
+            "welfare_programs": {
+                "INTERNSHIP": "STIPEND",
+                "HOUSING": "HOUSING",
+                "TRAINING": "ALLOWANCE",
+            }
+        }
+    )
+    async with serving(with_training) as app_client:
+        officer = app_client.as_role(Role.FUND_OFFICER)
+        admin = app_client.as_role(Role.ADMIN)
+        # Program codes are accepted bare, as enum values used to be, or quoted.
+        policy = await officer.data(
+            """mutation { setRedistributionPolicy(input: {idempotencyKey: "p1",
+              effectiveFrom: "2025-01-01", shares: [{stream: SHOP, percent: "10"}],
+              programShares: [{program: INTERNSHIP, percent: "50"},
+                              {program: HOUSING, percent: "25"},
+                              {program: "TRAINING", percent: "25"}]}) {
+              __typename ... on ValidationError { field message } } }"""
+        )
+        assert policy["setRedistributionPolicy"] == {"__typename": "RedistributionPolicy"}
+        await _income(admin, "sale-1", "2025-02-01", "4100", "1000.00")  # 100.00 accrued
+        balance = (await officer.data(BALANCE))["fundBalance"]
+        by_program = {p["program"]: p for p in balance["byProgram"]}
+        assert list(by_program) == ["INTERNSHIP", "HOUSING", "TRAINING"]
+        assert [by_program[p]["accrued"] for p in by_program] == ["50.00", "25.00", "25.00"]
+
+        head = app_client.head()
+        unknown = await officer.execute(
+            ENROLL, {"input": {"idempotencyKey": "e0", "program": "CHILDCARE"}}
+        )
+        assert unknown["data"]["enrollBeneficiary"]["__typename"] == "ValidationError"
+        lowercase = await officer.execute(
+            ENROLL, {"input": {"idempotencyKey": "e0", "program": "training"}}
+        )
+        assert "capital letters" in lowercase["errors"][0]["message"]
+        assert app_client.head() == head
+
+        enroll = {"idempotencyKey": "e1", "program": "TRAINING", "enrolledOn": "2025-02-01"}
+        ref = (await officer.data(ENROLL, {"input": enroll}))["enrollBeneficiary"]["beneficiaryRef"]
+        commit = {
+            "idempotencyKey": "c1",
+            "beneficiaryRef": ref,
+            "kind": "RENT",
+            "month": "2025-02",
+            "amount": "20.00",
+            "effectiveDate": "2025-02-03",
+        }
+        head = app_client.head()
+        wrong_kind = (await officer.data(COMMIT, {"input": commit}))["commitDisbursement"]
+        assert (wrong_kind["__typename"], wrong_kind["field"]) == ("ValidationError", "kind")
+        attendance = await officer.data(
+            """mutation A($ref: String!) { recordAttendance(input: {idempotencyKey: "a1",
+              beneficiaryRef: $ref, month: "2025-02", scheduledDays: 20, attendedDays: 20}) {
+              __typename } }""",
+            {"ref": ref},
+        )
+        assert attendance["recordAttendance"]["__typename"] == "ValidationError"
+        assert app_client.head() == head
+        commit.update(idempotencyKey="c2", kind="ALLOWANCE")
+        committed = (await officer.data(COMMIT, {"input": commit}))["commitDisbursement"]
+        assert committed["__typename"] == "Disbursement"
+        commit.update(idempotencyKey="c3", amount="5.01")
+        short = (await officer.data(COMMIT, {"input": commit}))["commitDisbursement"]
+        assert (short["__typename"], short["program"], short["available"]) == (
+            "InsufficientFunds",
+            "TRAINING",
+            "5.00",
+        )
+        training = {
+            p["program"]: p for p in (await officer.data(BALANCE))["fundBalance"]["byProgram"]
+        }["TRAINING"]
+        assert (training["committed"], training["available"]) == ("20.00", "5.00")
+
+    # A configuration that drops a program holding money is refused at start.
+    with pytest.raises(ConfigurationError, match="TRAINING"):
+        Runtime(settings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from uuid import uuid4
 
 import pytest
 from hypothesis import given
@@ -13,11 +14,16 @@ from services.common.errors import ValidationError
 from services.ledger.domain import Posting, Side
 from services.welfare_fund.domain import (
     DEFAULT_ACCOUNT_STREAMS,
+    Beneficiary,
+    Disbursement,
+    DisbursementKind,
     IncomeSource,
     PolicyVersion,
     Program,
+    ProgramCatalog,
     StipendRules,
     Stream,
+    Support,
     WelfareFund,
     accrue,
     accrued_total,
@@ -180,3 +186,53 @@ def test_reversals_reduce_the_base_and_vat_accounts_are_not_income() -> None:
     )
     items = fund.plan_accruals([sale, reversal])
     assert [(i["base"], i["accrued"]) for i in items] == [(1_000, 100), (-1_000, -100)]
+
+
+def test_programs_come_from_configuration() -> None:
+    catalog = ProgramCatalog.from_config(
+        {"INTERNSHIP": "STIPEND", "HOUSING": "HOUSING", "TRAINING": "ALLOWANCE"}
+    )
+    assert catalog.programs == ("INTERNSHIP", "HOUSING", "TRAINING")
+    assert catalog.check("TRAINING") == "TRAINING"
+    assert catalog.support_of("TRAINING") is Support.ALLOWANCE
+    # Equal default shares that still add up to exactly 100%.
+    shares = catalog.default_shares_ppm()
+    assert [ppm for _p, ppm in shares] == [333_333, 333_333, 333_334]
+    with pytest.raises(ValidationError) as unknown:
+        catalog.check("CHILDCARE", field="programShares[2].program")
+    assert unknown.value.field == "programShares[2].program"
+    assert "INTERNSHIP, HOUSING, TRAINING" in unknown.value.message
+    for bad in ["training", "T", "1ST", "A-B", "X" * 33]:
+        with pytest.raises(ValidationError):
+            Program(bad)
+    with pytest.raises(ValueError, match="STIPEND"):
+        ProgramCatalog.from_config({"TRAINING": "SCHOLARSHIP"})
+
+
+def test_a_disbursement_kind_must_be_one_its_program_pays() -> None:
+    training = Program("TRAINING")
+    common = {
+        "disbursement_id": uuid4(),
+        "beneficiary_id": uuid4(),
+        "program": training,
+        "support": Support.ALLOWANCE,
+        "month": "2025-03",
+        "amount_cents": 12_000,
+        "committed_on": date(2025, 3, 1),
+    }
+    with pytest.raises(ValidationError) as wrong:
+        Disbursement.commit(kind=DisbursementKind.RENT, **common)  # type: ignore[arg-type]
+    assert wrong.value.field == "kind"
+    allowance = Disbursement.commit(kind=DisbursementKind.ALLOWANCE, **common)  # type: ignore[arg-type]
+    assert (allowance.program, allowance.amount_cents) == ("TRAINING", 12_000)
+    beneficiary = Beneficiary.enroll(uuid4(), training, date(2025, 1, 1), None)
+    with pytest.raises(ValidationError, match="stipends"):
+        beneficiary.record_attendance(
+            month="2025-03",
+            scheduled_days=20,
+            attended_days=20,
+            meals_provided=False,
+            part_time=False,
+            rules=StipendRules(effective_from=date(2025, 1, 1)),
+            support=Support.ALLOWANCE,
+        )

@@ -15,11 +15,13 @@ from services.welfare_fund.domain.errors import (
 from services.welfare_fund.domain.fund import FUND_ID, IncomeSource, WelfareFund, accrual_postings
 from services.welfare_fund.domain.policy import (
     DEFAULT_ACCOUNT_STREAMS,
-    DEFAULT_PROGRAM_SHARES_PPM,
+    DEFAULT_PROGRAMS,
     PolicyVersion,
     Program,
+    ProgramCatalog,
     StipendRules,
     Stream,
+    Support,
     accrue,
     accrued_total,
     allocate,
@@ -29,7 +31,7 @@ from services.welfare_fund.domain.policy import (
 
 __all__ = [
     "DEFAULT_ACCOUNT_STREAMS",
-    "DEFAULT_PROGRAM_SHARES_PPM",
+    "DEFAULT_PROGRAMS",
     "FUND_ID",
     "ApprovalNotAllowed",
     "Beneficiary",
@@ -41,8 +43,10 @@ __all__ = [
     "PaymentExceedsApproval",
     "PolicyVersion",
     "Program",
+    "ProgramCatalog",
     "StipendRules",
     "Stream",
+    "Support",
     "WelfareFund",
     "accrual_postings",
     "accrue",

@@ -12,7 +12,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from services.common.errors import Conflict, NotFound, ValidationError
-from services.welfare_fund.domain.policy import Program, StipendRules
+from services.welfare_fund.domain.policy import Program, StipendRules, Support
 
 _MONTH_PATTERN = re.compile(r"^(19|20|21)[0-9]{2}-(0[1-9]|1[0-2])$")
 MAX_DAYS_PER_MONTH = 31
@@ -78,7 +78,7 @@ class Beneficiary(Aggregate):
         return cls._create(
             cls.Enrolled,
             id=beneficiary_id,
-            program=program.value,
+            program=str(program),
             enrolled_on=enrolled_on,
             case_note_sealed=case_note_sealed,
         )
@@ -100,10 +100,14 @@ class Beneficiary(Aggregate):
         meals_provided: bool,
         part_time: bool,
         rules: StipendRules,
+        support: Support,
     ) -> int:
+        """`support` is what the beneficiary's program pays (from the configuration)."""
         self._check_active()
-        if self.program is not Program.INTERNSHIP:
-            raise ValidationError("beneficiaryRef", "attendance is recorded for internships only")
+        if support is not Support.STIPEND:
+            raise ValidationError(
+                "beneficiaryRef", "attendance is recorded only in programs that pay stipends"
+            )
         check_month(month)
         if not 1 <= scheduled_days <= MAX_DAYS_PER_MONTH:
             raise ValidationError("scheduledDays", f"must be 1 to {MAX_DAYS_PER_MONTH}")

@@ -13,7 +13,7 @@ from eventsourcing.domain import Aggregate
 
 from services.common.errors import Conflict, ValidationError
 from services.welfare_fund.domain.errors import PaymentExceedsApproval
-from services.welfare_fund.domain.policy import Program
+from services.welfare_fund.domain.policy import Program, Support
 
 DISBURSEMENT_NAMESPACE = uuid5(NAMESPACE_URL, "urn:coop:welfare-fund:disbursement")
 
@@ -23,10 +23,22 @@ class DisbursementKind(StrEnum):
     RENT = "RENT"
     DEPOSIT = "DEPOSIT"
     UTILITIES = "UTILITIES"
+    ALLOWANCE = "ALLOWANCE"
 
     @property
-    def program(self) -> Program:
-        return Program.INTERNSHIP if self is DisbursementKind.STIPEND else Program.HOUSING
+    def support(self) -> Support:
+        """The kind of program that pays this kind of disbursement."""
+        if self is DisbursementKind.STIPEND:
+            return Support.STIPEND
+        if self is DisbursementKind.ALLOWANCE:
+            return Support.ALLOWANCE
+        return Support.HOUSING
+
+    def check_paid_by(self, program: Program, support: Support) -> None:
+        if self.support is not support:
+            raise ValidationError(
+                "kind", f"{program} pays {support.value.lower()}; {self.value} is not one of them"
+            )
 
 
 class DisbursementStatus(StrEnum):
@@ -110,18 +122,22 @@ class Disbursement(Aggregate):
         *,
         disbursement_id: UUID,
         beneficiary_id: UUID,
+        program: Program,
+        support: Support,
         kind: DisbursementKind,
         month: str,
         amount_cents: int,
         committed_on: date,
     ) -> Disbursement:
+        """`support` is what the beneficiary's program pays (from the configuration)."""
+        kind.check_paid_by(program, support)
         if amount_cents <= 0:
             raise ValidationError("amount", "amount must be greater than zero")
         return cls._create(
             cls.Committed,
             id=disbursement_id,
             beneficiary_id=beneficiary_id,
-            program=kind.program.value,
+            program=str(program),
             kind=kind.value,
             month=month,
             amount_cents=amount_cents,
@@ -153,7 +169,7 @@ class Disbursement(Aggregate):
             raise ValidationError("paidOn", "a payment cannot precede the approval")
         self.trigger_event(
             self.Paid,
-            program=self.program.value,
+            program=str(self.program),
             amount_cents=amount_cents,
             paid_on=paid_on,
             entry_id=entry_id,
@@ -169,7 +185,7 @@ class Disbursement(Aggregate):
         released = self.unpaid_cents
         self.trigger_event(
             self.Cancelled,
-            program=self.program.value,
+            program=str(self.program),
             cancelled_on=cancelled_on,
             released_cents=released,
         )

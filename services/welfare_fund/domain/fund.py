@@ -24,7 +24,6 @@ from services.ledger.domain import Posting, Side
 from services.welfare_fund.domain.errors import InsufficientFunds
 from services.welfare_fund.domain.policy import (
     DEFAULT_ACCOUNT_STREAMS,
-    DEFAULT_PROGRAM_SHARES_PPM,
     PolicyVersion,
     Program,
     StipendRules,
@@ -180,8 +179,12 @@ class WelfareFund(Aggregate):
                 totals = cumulative.setdefault(f"{stream.value}|{period}", [0, 0])
                 rate_ppm = version.rate_ppm(stream) if version else 0
                 accrued_cents = accrue(rate_ppm, totals[0], base_cents)
-                proportions = version.program_shares_ppm if version else DEFAULT_PROGRAM_SHARES_PPM
-                programs = allocate(totals[1], accrued_cents, proportions)
+                # Before any policy nothing accrues, so nothing is allocated.
+                programs = (
+                    allocate(totals[1], accrued_cents, version.program_shares_ppm)
+                    if version
+                    else {}
+                )
                 totals[0] += base_cents
                 totals[1] += accrued_cents
                 items.append(
@@ -193,7 +196,7 @@ class WelfareFund(Aggregate):
                         "period": period,
                         "base": base_cents,
                         "accrued": accrued_cents,
-                        "programs": {p.value: c for p, c in programs.items()},
+                        "programs": {str(p): c for p, c in programs.items()},
                     }
                 )
         return items
@@ -213,18 +216,24 @@ class WelfareFund(Aggregate):
     # -- reservations ----------------------------------------------------------
 
     def available_cents(self, program: Program) -> int:
-        return self.accrued_by_program.get(program.value, 0) - self.reserved_by_program.get(
-            program.value, 0
-        )
+        return self.accrued_by_program.get(program, 0) - self.reserved_by_program.get(program, 0)
+
+    def programs_in_use(self) -> set[str]:
+        """Programs that hold accruals or that a policy version allocates to: they must
+        stay configured, or their money would drop out of every balance."""
+        used = {program for program, cents in self.accrued_by_program.items() if cents}
+        for version in self.policy_versions():
+            used.update(str(program) for program, _ppm in version.program_shares_ppm)
+        return used
 
     def reserve(self, disbursement_id: UUID, program: Program, amount_cents: int) -> None:
         available = self.available_cents(program)
         if amount_cents > available:
-            raise InsufficientFunds(program.value, amount_cents, max(available, 0))
+            raise InsufficientFunds(program, amount_cents, max(available, 0))
         self.trigger_event(
             self.FundsReserved,
             disbursement_id=disbursement_id,
-            program=program.value,
+            program=str(program),
             amount_cents=amount_cents,
         )
 
@@ -233,7 +242,7 @@ class WelfareFund(Aggregate):
             self.trigger_event(
                 self.FundsReleased,
                 disbursement_id=disbursement_id,
-                program=program.value,
+                program=str(program),
                 amount_cents=amount_cents,
             )
 

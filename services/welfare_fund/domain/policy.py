@@ -24,12 +24,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
+from typing import ClassVar
 
 from services.common.errors import ValidationError
 
 PPM_PER_UNIT = 1_000_000  # a rate of 100% in millionths
 PPM_PER_PERCENT = 10_000
 _PERCENT_PATTERN = re.compile(r"^(0|[1-9][0-9]{0,2})(\.[0-9]{1,4})?$")
+_PROGRAM_PATTERN = re.compile(r"^[A-Z][A-Z0-9_]{1,31}$")
 
 
 class Stream(StrEnum):
@@ -43,9 +45,84 @@ class Stream(StrEnum):
     DONATION_RESTRICTED = "DONATION_RESTRICTED"
 
 
-class Program(StrEnum):
-    INTERNSHIP = "INTERNSHIP"
-    HOUSING = "HOUSING"
+class Program(str):
+    """A welfare program's code. INTERNSHIP and HOUSING are the default programs; more
+    are added by configuration (a ProgramCatalog), so this is a checked string, not an
+    enumeration."""
+
+    __slots__ = ()
+    INTERNSHIP: ClassVar[Program]
+    HOUSING: ClassVar[Program]
+
+    def __new__(cls, code: str) -> Program:
+        if not isinstance(code, str) or not _PROGRAM_PATTERN.fullmatch(code):
+            raise ValidationError(
+                "program",
+                "a program code is 2 to 32 capital letters, digits or _, starting with a letter",
+            )
+        return super().__new__(cls, code)
+
+
+Program.INTERNSHIP = Program("INTERNSHIP")
+Program.HOUSING = Program("HOUSING")
+
+
+class Support(StrEnum):
+    """What a program pays out, and so which disbursement kinds it takes."""
+
+    STIPEND = "STIPEND"  # internship stipends, from recorded attendance
+    HOUSING = "HOUSING"  # rent, deposit and utilities
+    ALLOWANCE = "ALLOWANCE"  # a stated amount per month (course fees, emergency support...)
+
+
+@dataclass(frozen=True)
+class ProgramCatalog:
+    """The programs the fund runs, each with what it pays (configuration:
+    COOP_WELFARE_PROGRAMS). Order matters only for listings and default shares."""
+
+    supports: tuple[tuple[Program, Support], ...]
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, str]) -> ProgramCatalog:
+        if not config:
+            raise ValueError("configure at least one welfare program")
+        choices = [s.value for s in Support]
+        for code, support in config.items():
+            if support not in choices:
+                raise ValueError(f"{code} pays {support!r}; choose one of {', '.join(choices)}")
+        return cls(tuple((Program(code), Support(support)) for code, support in config.items()))
+
+    @property
+    def programs(self) -> tuple[Program, ...]:
+        return tuple(program for program, _support in self.supports)
+
+    def check(self, code: str, *, field: str = "program") -> Program:
+        """The configured program with this code, or a ValidationError naming the choices."""
+        for program, _support in self.supports:
+            if program == code:
+                return program
+        raise ValidationError(
+            field, f"not a configured program; choose one of {', '.join(self.programs)}"
+        )
+
+    def support_of(self, program: str) -> Support:
+        for configured, support in self.supports:
+            if configured == program:
+                return support
+        raise ValidationError("program", f"{program} is no longer a configured program")
+
+    def default_shares_ppm(self) -> tuple[tuple[Program, int], ...]:
+        """Equal parts; the last program takes the remainder so they add up to 100%."""
+        count = len(self.supports)
+        return tuple(
+            (program, PPM_PER_UNIT // count + (PPM_PER_UNIT % count if i == count - 1 else 0))
+            for i, program in enumerate(self.programs)
+        )
+
+
+DEFAULT_PROGRAMS = ProgramCatalog(
+    ((Program.INTERNSHIP, Support.STIPEND), (Program.HOUSING, Support.HOUSING))
+)
 
 
 # Revenue accounts of the default chart (services/ledger/domain/accounts.py) by
@@ -58,12 +135,6 @@ DEFAULT_ACCOUNT_STREAMS: tuple[tuple[str, Stream], ...] = (
     ("43", Stream.CONTRACT),
     ("4400", Stream.DONATION),
     ("4410", Stream.DONATION_RESTRICTED),
-)
-
-# Until the territorial enterprise agrees otherwise: half to each program.
-DEFAULT_PROGRAM_SHARES_PPM: tuple[tuple[Program, int], ...] = (
-    (Program.INTERNSHIP, 500_000),
-    (Program.HOUSING, 500_000),
 )
 
 
@@ -104,7 +175,7 @@ class PolicyVersion:
         return {
             "effective_from": self.effective_from.isoformat(),
             "shares": {s.value: p for s, p in self.shares_ppm.items()},
-            "programs": [[p.value, ppm] for p, ppm in self.program_shares_ppm],
+            "programs": [[str(p), ppm] for p, ppm in self.program_shares_ppm],
             "accounts": [[prefix, s.value] for prefix, s in self.account_streams],
         }
 
@@ -136,6 +207,7 @@ def check_policy(
     shares: Sequence[tuple[Stream, int]],
     program_shares: Sequence[tuple[Program, int]],
     account_streams: Sequence[tuple[str, Stream]],
+    catalog: ProgramCatalog,
 ) -> None:
     seen: set[Stream] = set()
     for index, (stream, _ppm) in enumerate(shares):
@@ -146,10 +218,9 @@ def check_policy(
         raise ValidationError("programShares", "name at least one program")
     programs: set[Program] = set()
     for index, (program, _ppm) in enumerate(program_shares):
+        catalog.check(program, field=f"programShares[{index}].program")
         if program in programs:
-            raise ValidationError(
-                f"programShares[{index}].program", f"{program.value} is listed twice"
-            )
+            raise ValidationError(f"programShares[{index}].program", f"{program} is listed twice")
         programs.add(program)
     if sum(ppm for _p, ppm in program_shares) != PPM_PER_UNIT:
         raise ValidationError("programShares", "program proportions must add up to 100")

@@ -83,8 +83,9 @@ class WelfareFundQuery:
     async def fund_balance(self, info: Info, as_of: datetime | None = None) -> FundBalance:
         day = as_of_date(as_of, info.context.runtime.settings.zone)
         await fund_settled(info)
+        programs = info.context.runtime.welfare.programs.programs
         async with info.context.runtime.read_engine.connect() as conn:
-            view = await queries.fund_balance(conn, day)
+            view = await queries.fund_balance(conn, day, programs)
         return FundBalance.from_view(view)
 
     @strawberry.field(
@@ -99,9 +100,10 @@ class WelfareFundQuery:
         if from_ == date.min:
             raise ValidationError("from", "must be after 0001-01-01")
         await fund_settled(info)
+        programs = info.context.runtime.welfare.programs.programs
         async with info.context.runtime.read_engine.connect() as conn:
-            opening = await queries.fund_balance(conn, from_ - timedelta(days=1))
-            closing = await queries.fund_balance(conn, to)
+            opening = await queries.fund_balance(conn, from_ - timedelta(days=1), programs)
+            closing = await queries.fund_balance(conn, to, programs)
         return FundStatement.from_views(from_, to, opening, closing)
 
     @strawberry.field(

@@ -22,11 +22,12 @@ class WelfareFundSubscription:
     )
     async def fund_balance_updates(self, info: Info) -> AsyncGenerator[FundBalance, None]:
         zone = info.context.runtime.settings.zone
+        programs = info.context.runtime.welfare.programs.programs
         last: FundBalance | None = None
         async for _position in projection_changes(info):
             today = datetime.now(UTC).astimezone(zone).date()
             async with info.context.runtime.read_engine.connect() as conn:
-                view = await queries.fund_balance(conn, today)
+                view = await queries.fund_balance(conn, today, programs)
             current = FundBalance.from_view(view)
             if current != last:
                 last = current

@@ -9,6 +9,7 @@ import strawberry
 
 from gateway.context import Info
 from services.common.auth import Role
+from services.common.errors import ValidationError
 from services.common.graphql import Money, money
 from services.welfare_fund.domain import (
     DisbursementKind,
@@ -30,7 +31,27 @@ from services.welfare_fund.projections.queries import (
 )
 
 strawberry.enum(Stream, name="IncomeStream")
-strawberry.enum(Program, name="Program")
+
+
+def _parse_program(value: object) -> Program:
+    if not isinstance(value, str):
+        raise ValueError("a program code is a string such as INTERNSHIP")
+    try:
+        return Program(value)
+    except ValidationError as exc:
+        raise ValueError(exc.message) from None
+
+
+# A scalar, not an enum: programs beyond INTERNSHIP and HOUSING come from configuration
+# (COOP_WELFARE_PROGRAMS). Both `program: INTERNSHIP` and `program: "INTERNSHIP"` are
+# accepted in a query; registered through the schema's scalar_map (gateway/schema.py).
+PROGRAM_SCALAR = strawberry.scalar(
+    name="Program",
+    description="A welfare program's code as configured (COOP_WELFARE_PROGRAMS): "
+    "INTERNSHIP and HOUSING by default. Unknown codes are refused with a ValidationError.",
+    serialize=str,
+    parse_value=_parse_program,
+)
 strawberry.enum(DisbursementKind, name="DisbursementKind")
 strawberry.enum(DisbursementStatus, name="DisbursementStatus")
 

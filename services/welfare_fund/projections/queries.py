@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -66,11 +67,16 @@ class BalanceView:
         return sum(p.available_cents for p in self.programs)
 
 
-async def fund_balance(conn: AsyncConnection, as_of: date) -> BalanceView:
+async def fund_balance(
+    conn: AsyncConnection, as_of: date, programs: Sequence[Program]
+) -> BalanceView:
     """Totals as of the end of `as_of`: the latest daily row per key, one index probe
-    each (all in one statement), so the cost does not grow with the history."""
+    each (all in one statement), so the cost does not grow with the history.
+
+    `programs` are the configured ones; the application refuses to start with a
+    configuration that leaves out a program holding money, so none is missed."""
     d = welfare_daily.c
-    keys = [("stream", s.value) for s in Stream] + [("program", p.value) for p in Program]
+    keys = [("stream", s.value) for s in Stream] + [("program", str(p)) for p in programs]
     probes = []
     for scope, key in keys:
         latest = (
@@ -93,11 +99,11 @@ async def fund_balance(conn: AsyncConnection, as_of: date) -> BalanceView:
     for stream in Stream:
         base, accrued, _c, _d = rows.get(("stream", stream.value), [0, 0, 0, 0])
         streams.append(StreamTotals(stream, base, accrued))
-    programs = []
-    for program in Program:
-        _b, accrued, committed, disbursed = rows.get(("program", program.value), [0, 0, 0, 0])
-        programs.append(ProgramTotals(program, accrued, committed, disbursed))
-    return BalanceView(as_of, streams, programs)
+    program_totals = []
+    for program in programs:
+        _b, accrued, committed, disbursed = rows.get(("program", str(program)), [0, 0, 0, 0])
+        program_totals.append(ProgramTotals(program, accrued, committed, disbursed))
+    return BalanceView(as_of, streams, program_totals)
 
 
 async def written_position(conn: AsyncConnection) -> int:

@@ -95,8 +95,8 @@ class Runtime:
             ],
         )
         # The welfare fund needs the key store (a table outside the event store).
-        self.welfare = WelfareFundApplication(settings, self.ledger, KeyStore(self.sync_engine))
         try:
+            self.welfare = WelfareFundApplication(settings, self.ledger, KeyStore(self.sync_engine))
             self.welfare.ensure_fund()
         except ConfigurationError:
             self._close_applications()
@@ -199,7 +199,8 @@ class Runtime:
         self._close_applications()
 
     def _close_applications(self) -> None:
-        self.welfare.close()
+        if hasattr(self, "welfare"):  # absent when its configuration was refused
+            self.welfare.close()
         self.hotel.close()
         self.shop.close()
         self.funding.close()

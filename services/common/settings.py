@@ -5,7 +5,6 @@ Obtained through `get_settings()` (cached) so tests and the CLI can build their 
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -82,17 +81,6 @@ class Settings(BaseSettings):
     @classmethod
     def _known_timezone(cls, value: str) -> str:
         ZoneInfo(value)  # raises for an unknown zone
-        return value
-
-    @field_validator("welfare_programs")
-    @classmethod
-    def _program_codes(cls, value: dict[str, str]) -> dict[str, str]:
-        for code in value:
-            if not re.fullmatch(r"[A-Z][A-Z0-9_]{1,31}", code):
-                raise ValueError(
-                    f"program code {code!r}: 2 to 32 capital letters, digits or _, "
-                    "starting with a letter"
-                )
         return value
 
     @field_validator("database_url")

@@ -64,7 +64,10 @@ class WelfareFundApplication(CoopApplication):
     ) -> None:
         self.ledger = ledger
         self.keys = keys
-        self.programs = ProgramCatalog.from_config(settings.welfare_programs)
+        try:
+            self.programs = ProgramCatalog.from_config(settings.welfare_programs)
+        except ValueError as exc:
+            raise ConfigurationError(f"COOP_WELFARE_PROGRAMS: {exc}") from None
         # One store, one connection pool: the ledger's.
         super().__init__(settings, create_table=create_table, share_store_with=ledger)
 

@@ -501,5 +501,8 @@ async def test_a_program_added_by_configuration_accrues_and_pays(settings: Setti
         assert (training["committed"], training["available"]) == ("20.00", "5.00")
 
     # A configuration that drops a program holding money is refused at start.
-    with pytest.raises(ConfigurationError, match="TRAINING"):
+    with pytest.raises(ConfigurationError, match="leaves out TRAINING"):
         Runtime(settings)
+    misspelt = settings.model_copy(update={"welfare_programs": {"training": "ALLOWANCE"}})
+    with pytest.raises(ConfigurationError, match="COOP_WELFARE_PROGRAMS"):
+        Runtime(misspelt)

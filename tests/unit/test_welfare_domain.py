@@ -207,6 +207,8 @@ def test_programs_come_from_configuration() -> None:
             Program(bad)
     with pytest.raises(ValueError, match="STIPEND"):
         ProgramCatalog.from_config({"TRAINING": "SCHOLARSHIP"})
+    with pytest.raises(ValueError, match="capital letters"):
+        ProgramCatalog.from_config({"training": "ALLOWANCE"})
 
 
 def test_a_disbursement_kind_must_be_one_its_program_pays() -> None:

@@ -88,6 +88,11 @@ class ProgramCatalog:
             raise ValueError("configure at least one welfare program")
         choices = [s.value for s in Support]
         for code, support in config.items():
+            if not _PROGRAM_PATTERN.fullmatch(code):
+                raise ValueError(
+                    f"program code {code!r}: 2 to 32 capital letters, digits or _, "
+                    "starting with a letter"
+                )
             if support not in choices:
                 raise ValueError(f"{code} pays {support!r}; choose one of {', '.join(choices)}")
         return cls(tuple((Program(code), Support(support)) for code, support in config.items()))

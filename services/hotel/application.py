@@ -45,7 +45,7 @@ from services.hotel.domain.accounting import (
 )
 from services.hotel.domain.folio import DEPOSIT_REFUND, FolioLine
 from services.ledger.application import LedgerApplication
-from services.ledger.domain import Cause, JournalEntry, Posting
+from services.ledger.domain import Cause, JournalEntry, Posting, entry_id_for_cause
 
 MAX_BOOKINGS_PER_REPORT = 100
 
@@ -327,6 +327,40 @@ class HotelApplication(CoopApplication):
         request = _request(booking_id, on, actor)
         request.update(kind=kind, description=description, amount_cents=amount_cents)
         return self._run(key=key, operation="postCharge", request=request, decide=decide)
+
+    def void_charge(
+        self,
+        *,
+        key: str,
+        actor: str,
+        booking_id: UUID,
+        number: int,
+        reason: str,
+        on: date | None = None,
+    ) -> Outcome[Booking]:
+        """Void extra charge `number`: a negative folio line, and the charge's journal
+        entry reversed, in one save."""
+
+        def decide() -> tuple[Booking, Sequence[Aggregate]]:
+            booking = self.get_booking(booking_id)
+            day = on or self.today()
+            booking.void_charge(number=number, reason=reason, on=day)
+            original = self.ledger.get_entry(
+                entry_id_for_cause(f"hotel:charge:{booking_id}:{number}")
+            )
+            reversal = original.reverse(
+                chart=self.ledger.chart(read_only=True),
+                effective_date=day,
+                # As with charges, the front desk's reason stays out of the ledger.
+                description=f"Hotel booking {booking_id}: void of charge {number}",
+                actor=actor,
+                limits=self.ledger.limits,
+            )
+            return booking, (original, reversal)
+
+        request = _request(booking_id, on, actor)
+        request.update(number=number, reason=reason)
+        return self._run(key=key, operation="voidCharge", request=request, decide=decide)
 
     def record_payment(
         self,

@@ -12,7 +12,7 @@ BOOKING_FIELDS = """
       id roomNumber arrival departure nights status guestCount nightlyRate deposit
       checkedInOn checkedOutOn
       folio {
-        lines { kind description date amount vatRate net vat }
+        lines { kind description date amount vatRate net vat chargeNumber }
         touristTax total paid balance roundingRule
         vatSummary { rate net vat gross }
         payments { kind method amount date }
@@ -36,6 +36,7 @@ CHECK_IN = mutation("checkIn", "CheckInInput")
 CHARGE = mutation("postCharge", "PostChargeInput")
 PAY = mutation("recordPayment", "RecordPaymentInput")
 REFUND = mutation("recordRefund", "RecordRefundInput")
+VOID = mutation("voidCharge", "VoidChargeInput")
 CHECK_OUT = mutation("checkOut", "CheckOutInput")
 CANCEL = mutation("cancelBooking", "CancelBookingInput")
 NO_SHOW = mutation("markNoShow", "MarkNoShowInput")

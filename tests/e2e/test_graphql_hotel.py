@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -17,9 +18,11 @@ from tests.e2e.hotel_helpers import (
     CHECK_OUT,
     CREATE,
     GERMANY,
+    JOURNAL,
     NO_SHOW,
     PAY,
     REFUND,
+    VOID,
     account_totals,
     adult,
     book,
@@ -729,3 +732,135 @@ async def test_configuration_changes_take_effect_from_their_date(client: GraphQL
         "field": "departure",
         "message": "a stay is at most 14 nights",
     }
+
+
+async def test_a_mistaken_charge_is_voided_by_a_negative_line_and_a_reversal(
+    client: GraphQLClient,
+) -> None:
+    booking_id = await checked_in_booking(client)
+    charge = {"bookingId": booking_id, "businessDate": "2025-07-02"}
+    await run(
+        client,
+        CHARGE,
+        {**charge, "idempotencyKey": "c1", "kind": "BEVERAGE", "description": "Minibar",
+         "amount": "35.00"},
+        "postCharge",
+    )  # fmt: skip
+    charged = await run(
+        client,
+        CHARGE,
+        {**charge, "idempotencyKey": "c2", "kind": "OTHER", "description": "Laundry",
+         "amount": "12.20"},
+        "postCharge",
+    )  # fmt: skip
+    numbers = {line["description"]: line["chargeNumber"] for line in charged["folio"]["lines"]}
+    assert (numbers["Minibar"], numbers["Laundry"]) == (1, 2)
+    assert all(line["chargeNumber"] is None for line in charged["folio"]["lines"][:-2])
+    # 270.00 room + 6.00 tourist tax + 35.00 + 12.20
+    assert charged["folio"]["total"] == "323.20"
+
+    void = {
+        "idempotencyKey": "v1",
+        "bookingId": booking_id,
+        "chargeNumber": 1,
+        "reason": "Posted to the wrong room",
+        "businessDate": "2025-07-03",
+    }
+    voided = await run(client, VOID, void, "voidCharge")
+    assert voided["__typename"] == "Booking", voided
+    folio = voided["folio"]
+    assert folio["total"] == "288.20"
+    assert folio["lines"][-1] == {
+        "kind": "BEVERAGE",
+        "description": "Void of charge 1: Posted to the wrong room",
+        "date": "2025-07-03",
+        "amount": "-35.00",
+        "vatRate": "10",
+        "net": "-31.82",
+        "vat": "-3.18",
+        "chargeNumber": 3,
+    }
+    minibar = next(line for line in folio["lines"] if line["description"] == "Minibar")
+    assert (minibar["net"], minibar["vat"]) == ("31.82", "3.18")  # the void mirrors it exactly
+    head = client.head()
+    assert await run(client, VOID, void, "voidCharge") == voided  # a retry changes nothing
+    assert client.head() == head
+
+    refusals: list[tuple[dict[str, Any], str, str]] = [
+        ({"idempotencyKey": "v2"}, "Conflict", "already voided"),
+        ({"idempotencyKey": "v3", "chargeNumber": 3}, "Conflict", "cannot be voided"),
+        ({"idempotencyKey": "v4", "chargeNumber": 9}, "NotFound", "no charge number 9"),
+        ({"idempotencyKey": "v5", "chargeNumber": 2, "reason": "  "}, "ValidationError", ""),
+        (
+            {"idempotencyKey": "v6", "chargeNumber": 2, "businessDate": "2025-07-01"},
+            "ValidationError",
+            "cannot precede",
+        ),
+    ]
+    for change, typename, text in refusals:
+        refused = await run(client, VOID, {**void, **change}, "voidCharge")
+        assert refused["__typename"] == typename, (change, refused)
+        assert text in refused.get("message", ""), refused
+    assert client.head() == head
+
+    # Every euro once: the charge's entry and its reversal cancel out in the ledger,
+    # and the receivable is zero once the corrected folio is paid and closed.
+    await run(
+        client,
+        PAY,
+        {"idempotencyKey": "p", "bookingId": booking_id, "method": "CARD", "amount": "288.20"},
+        "recordPayment",
+    )
+    out = await run(
+        client,
+        CHECK_OUT,
+        {"idempotencyKey": "o", "bookingId": booking_id, "businessDate": "2025-07-04"},
+        "checkOut",
+    )
+    assert out["status"] == "CHECKED_OUT"
+    journal = (await client.data(JOURNAL))["journal"]["nodes"]
+    mine = [n for n in journal if booking_id in n["description"]]
+    minibar_entry = next(n for n in mine if n["description"].endswith("beverage charge 1"))
+    reversal = next(n for n in mine if n["description"].endswith("void of charge 1"))
+    assert reversal["effectiveDate"] == "2025-07-03"
+    assert "Posted to the wrong room" not in str(mine)  # the reason stays out of the ledger
+    swapped = [
+        {"account": line["account"], "debit": line["credit"], "credit": line["debit"]}
+        for line in minibar_entry["lines"]
+    ]
+    assert sorted(reversal["lines"], key=str) == sorted(swapped, key=str)
+    totals = account_totals(mine)
+    assert "1100" not in totals  # the guest receivable nets to zero
+    revenue_and_taxes = sum(
+        -Decimal(amount) for account, amount in totals.items() if account[0] in "24"
+    )
+    assert revenue_and_taxes == Decimal("288.20")  # what the corrected folio charged
+
+
+async def test_two_desks_voiding_the_same_charge_one_wins(client: GraphQLClient) -> None:
+    booking_id = await checked_in_booking(client)
+    await run(
+        client,
+        CHARGE,
+        {"idempotencyKey": "c1", "bookingId": booking_id, "kind": "FOOD",
+         "description": "Lunch", "amount": "20.00", "businessDate": "2025-07-02"},
+        "postCharge",
+    )  # fmt: skip
+    void = {
+        "bookingId": booking_id,
+        "chargeNumber": 1,
+        "reason": "Duplicate",
+        "businessDate": "2025-07-02",
+    }
+    results = await asyncio.gather(
+        *(run(client, VOID, {**void, "idempotencyKey": f"v{n}"}, "voidCharge") for n in range(4))
+    )
+    assert sorted(r["__typename"] for r in results) == [
+        "Booking",
+        "Conflict",
+        "Conflict",
+        "Conflict",
+    ]
+    journal = (await client.data(JOURNAL))["journal"]["nodes"]
+    voids = [n for n in journal if n["description"].endswith(f"{booking_id}: void of charge 1")]
+    assert len(voids) == 1

@@ -50,6 +50,7 @@ EXPECTED: dict[str, frozenset[Role]] = {
     "Mutation.markGuestsReported": frozenset({A, FD}),
     "Mutation.markNoShow": frozenset({A, FD}),
     "Mutation.postCharge": frozenset({A, FD}),
+    "Mutation.voidCharge": frozenset({A, FD}),
     "Mutation.recordPayment": frozenset({A, FD}),
     "Mutation.recordRefund": frozenset({A, FD}),
     "Mutation.setHotelPolicy": frozenset({A}),

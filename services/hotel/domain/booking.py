@@ -19,7 +19,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from services.common.errors import ValidationError
+from services.common.errors import Conflict, NotFound, ValidationError
 from services.common.money import check_positive_amount, format_cents
 from services.hotel.domain.config import CHARGE_KINDS, PAYMENT_METHODS, HotelConfiguration
 from services.hotel.domain.errors import BalanceDue, IllegalTransition, RoomUnavailable
@@ -103,6 +103,18 @@ class Booking(Aggregate):
             assert isinstance(aggregate, Booking)
             aggregate.extra_lines.append(FolioLine.from_state(self.line))
 
+    class ChargeVoided(Aggregate.Event):
+        """A mistaken charge is corrected by a negative line, never by an edit."""
+
+        number: int  # the new (negative) line's number in the folio's extra charges
+        voids: int  # the number of the charge it cancels
+        line: dict[str, Any]
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, Booking)
+            aggregate.extra_lines.append(FolioLine.from_state(self.line))
+            aggregate.voided_charges[self.voids] = self.number
+
     class PaymentRecorded(Aggregate.Event):
         number: int  # 1, 2, ... in the booking's payments (the deposit is number 1)
         payment: dict[str, Any]
@@ -173,6 +185,8 @@ class Booking(Aggregate):
         self.stay_lines = _lines(stay_lines)
         self.tourist_tax = TouristTax.from_state(tourist_tax)
         self.extra_lines: list[FolioLine] = []
+        # charge number -> the number of the line that voids it
+        self.voided_charges: dict[int, int] = {}
         self.payments = [Payment.from_state(p) for p in payments]
         self.checked_in_on: date | None = None
         self.checked_out_on: date | None = None
@@ -353,6 +367,49 @@ class Booking(Aggregate):
         line = FolioLine.priced(kind, description, on, amount_cents, rate)
         self.trigger_event(
             self.ChargePosted, number=len(self.extra_lines) + 1, line=line.as_state()
+        )
+        return line
+
+    def void_charge(self, *, number: int, reason: str, on: date) -> FolioLine:
+        """Cancel extra charge `number` with a negative copy of its line (same kind and
+        VAT rate, so the VAT summary nets out). Before check-out only: afterwards the
+        folio is closed and a refund is the correction."""
+        reason = " ".join(reason.split())
+        if not reason:
+            raise ValidationError("reason", "must not be empty")
+        if len(reason) > MAX_CHARGE_DESCRIPTION_LENGTH:
+            raise ValidationError(
+                "reason", f"must be at most {MAX_CHARGE_DESCRIPTION_LENGTH} characters"
+            )
+        self._require(BookingStatus.CHECKED_IN, action="void a charge")
+        if not 1 <= number <= len(self.extra_lines):
+            raise NotFound(f"{self.label} has no charge number {number}")
+        original = self.extra_lines[number - 1]
+        if original.amount_cents < 0:
+            raise Conflict(f"line {number} of {self.label} voids a charge; it cannot be voided")
+        if number in self.voided_charges:
+            raise Conflict(
+                f"charge {number} of {self.label} was already voided "
+                f"(line {self.voided_charges[number]})"
+            )
+        if len(self.extra_lines) >= MAX_CHARGES:
+            raise ValidationError("bookingId", f"a folio holds at most {MAX_CHARGES} charges")
+        if on < original.service_date:
+            raise ValidationError("businessDate", "a void cannot precede the charge it voids")
+        line = FolioLine(
+            kind=original.kind,
+            description=f"Void of charge {number}: {reason}",
+            service_date=on,
+            amount_cents=-original.amount_cents,
+            vat_rate_bp=original.vat_rate_bp,
+            net_cents=-original.net_cents,
+            vat_cents=-original.vat_cents,
+        )
+        self.trigger_event(
+            self.ChargeVoided,
+            number=len(self.extra_lines) + 1,
+            voids=number,
+            line=line.as_state(),
         )
         return line
 

@@ -153,6 +153,15 @@ class PostChargeInput:
 
 
 @strawberry.input
+class VoidChargeInput:
+    idempotency_key: str
+    booking_id: strawberry.ID
+    charge_number: int = strawberry.field(description="The folio line's chargeNumber.")
+    reason: str
+    business_date: date | None = None
+
+
+@strawberry.input
 class RecordPaymentInput:
     idempotency_key: str
     booking_id: strawberry.ID
@@ -363,6 +372,26 @@ class HotelMutation:
                 kind=input.kind.value,
                 description=input.description,
                 amount_cents=decimal_to_cents(input.amount, field="amount"),
+                on=input.business_date,
+            )
+
+        return await _booking_mutation(info, command)
+
+    @strawberry.mutation(
+        permission_classes=HOTEL,
+        description="Void a mistaken charge before check-out: a negative folio line and "
+        "the charge's journal entry reversed. A charge is voided at most once.",
+    )
+    async def void_charge(self, info: Info, input: VoidChargeInput) -> BookingResult:
+        hotel, actor = info.context.runtime.hotel, info.context.actor
+
+        def command() -> Outcome[BookingModel]:
+            return hotel.void_charge(
+                key=input.idempotency_key,
+                actor=actor,
+                booking_id=parse_booking_id(input.booking_id),
+                number=input.charge_number,
+                reason=input.reason,
                 on=input.business_date,
             )
 

@@ -56,6 +56,10 @@ class FolioLine:
     vat_rate: str | None = strawberry.field(description='Percent, e.g. "10"; null: outside VAT.')
     net: Money
     vat: Money
+    charge_number: int | None = strawberry.field(
+        description="An extra charge's number in the folio (what voidCharge takes); null "
+        "for the stay's room nights and tourist tax."
+    )
 
 
 @strawberry.type
@@ -147,8 +151,9 @@ class Booking:
                         vat_rate=None if line.vat_rate_bp is None else percent(line.vat_rate_bp),
                         net=money(line.net_cents),
                         vat=money(line.vat_cents),
+                        charge_number=number,
                     )
-                    for line in view.lines
+                    for line, number in zip(view.lines, view.charge_numbers, strict=True)
                 ],
                 tourist_tax=money(
                     sum(line.amount_cents for line in view.lines if line.kind == TOURIST_TAX)

@@ -33,7 +33,9 @@ from services.hotel.domain.folio import (
 )
 from services.hotel.domain.guests import Guest
 from services.hotel.projections.tables import (
+    EXTRA,
     HOTEL_TABLES,
+    STAY,
     hotel_bookings,
     hotel_folio_lines,
     hotel_guests,
@@ -41,8 +43,6 @@ from services.hotel.projections.tables import (
     hotel_room_nights,
     hotel_tourist_tax,
 )
-
-STAY, EXTRA = 0, 1
 
 
 def _line_row(booking_id: UUID, section: int, seq: int, state: dict[str, Any]) -> dict[str, Any]:
@@ -115,6 +115,7 @@ class HotelProjection(Projection):
             Booking.Booked,
             Booking.CheckedIn,
             Booking.ChargePosted,
+            Booking.ChargeVoided,
             Booking.PaymentRecorded,
             Booking.CheckedOut,
             Booking.Cancelled,
@@ -143,7 +144,7 @@ class HotelProjection(Projection):
                         **_stay_totals(event.stay_lines),
                     )
                 )
-            elif isinstance(event, Booking.ChargePosted):
+            elif isinstance(event, Booking.ChargePosted | Booking.ChargeVoided):
                 page.add(
                     hotel_folio_lines, [_line_row(booking_id, EXTRA, event.number, event.line)]
                 )

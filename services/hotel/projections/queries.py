@@ -17,6 +17,7 @@ from services.common.errors import ValidationError
 from services.hotel.domain.folio import FolioLine, Payment
 from services.hotel.domain.guests import Guest
 from services.hotel.projections.tables import (
+    EXTRA,
     hotel_bookings,
     hotel_folio_lines,
     hotel_guests,
@@ -51,6 +52,9 @@ class BookingView:
     closed_on: date | None
     reported_at: datetime | None
     lines: list[FolioLine] = field(default_factory=list)
+    # Parallel to `lines`: an extra charge's number (what voidCharge takes), None for
+    # the stay's own lines.
+    charge_numbers: list[int | None] = field(default_factory=list)
     payments: list[Payment] = field(default_factory=list)
     guests: list[Guest] = field(default_factory=list)
 
@@ -124,6 +128,7 @@ async def _with_details(conn: AsyncConnection, views: list[BookingView]) -> list
         return views
     ids = [v.booking_id for v in views]
     lines: dict[UUID, list[FolioLine]] = defaultdict(list)
+    charge_numbers: dict[UUID, list[int | None]] = defaultdict(list)
     payments: dict[UUID, list[Payment]] = defaultdict(list)
     guests: dict[UUID, list[Guest]] = defaultdict(list)
     fl = hotel_folio_lines.c
@@ -145,6 +150,9 @@ async def _with_details(conn: AsyncConnection, views: list[BookingView]) -> list
                 int(row["vat_cents"]),
             )
         )
+        charge_numbers[row["booking_id"]].append(
+            int(row["seq"]) if row["section"] == EXTRA else None
+        )
     p = hotel_payments.c
     for row in (
         await conn.execute(
@@ -164,6 +172,7 @@ async def _with_details(conn: AsyncConnection, views: list[BookingView]) -> list
     out = []
     for view in views:
         view.lines.extend(lines[view.booking_id])
+        view.charge_numbers.extend(charge_numbers[view.booking_id])
         view.payments.extend(payments[view.booking_id])
         view.guests.extend(guests[view.booking_id])
         out.append(view)

@@ -52,7 +52,9 @@ hotel_bookings = Table(
 )
 
 # section 0: the stay (room nights, tourist tax, or a cancellation's closing line),
-# replaced as a whole when the stay is repriced; section 1: extra charges.
+# replaced as a whole when the stay is repriced; section 1: extra charges and their
+# voids, seq being the charge's number.
+STAY, EXTRA = 0, 1
 hotel_folio_lines = Table(
     "hotel_folio_lines",
     metadata,

@@ -11,6 +11,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 
+from services.common.errors import Conflict
 from services.common.eventstore import CoopApplication, eventsourcing_env
 from services.common.idempotency import Decision, Outcome, execute_idempotent
 from services.common.settings import Settings
@@ -26,7 +27,9 @@ from services.ledger.domain import (
     LedgerLimits,
     Posting,
     entry_id_for_cause,
+    manual_cause_id,
 )
+from services.ledger.domain.journal import MANUAL_CAUSE_PREFIX
 
 
 class AccountAsDict(Transcoding):
@@ -165,7 +168,7 @@ class LedgerApplication(CoopApplication):
         cause_id: str | None = None,
     ) -> Outcome[JournalEntry]:
         """Post an entry. The cause defaults to the idempotency key (a manual entry)."""
-        cause = Cause(cause_id or f"manual:{key}", actor)
+        cause = Cause(cause_id or manual_cause_id(key), actor)
 
         def decide() -> Decision[JournalEntry]:
             entry = self.prepare_entry(
@@ -212,6 +215,15 @@ class LedgerApplication(CoopApplication):
     ) -> Outcome[JournalEntry]:
         def decide() -> Decision[JournalEntry]:
             original = self.get_entry(entry_id)
+            business = not original.cause_id.startswith(MANUAL_CAUSE_PREFIX)
+            if business and original.reverses_entry_id is None:
+                # A hotel charge, a sale, a grant tranche, an accrual: reversing it here
+                # would leave its context's records saying otherwise.
+                context = original.cause_id.split(":", 1)[0]
+                raise Conflict(
+                    f"entry {entry_id} was posted by {context}, not by hand; correct it "
+                    "there (e.g. voidCharge for a hotel charge, refundSale for a sale)"
+                )
             reversal = original.reverse(
                 chart=self.chart(read_only=True),
                 effective_date=effective_date,

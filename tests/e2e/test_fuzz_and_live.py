@@ -26,6 +26,10 @@ SCALARS = {
     .map(nodes.String),
     "Date": st.dates().map(lambda d: d.isoformat()).map(nodes.String),
     "DateTime": st.datetimes(timezones=st.just(UTC)).map(lambda d: d.isoformat()).map(nodes.String),
+    # Configured codes, unknown ones, and text that is no code at all.
+    "Program": st.one_of(
+        st.sampled_from(["INTERNSHIP", "HOUSING", "TRAINING"]), st.text(max_size=40)
+    ).map(nodes.String),
 }
 SCHEMA = printed_schema()
 

@@ -802,6 +802,21 @@ async def test_a_mistaken_charge_is_voided_by_a_negative_line_and_a_reversal(
         assert refused["__typename"] == typename, (change, refused)
         assert text in refused.get("message", ""), refused
     assert client.head() == head
+    # The ledger will not reverse the charge behind the folio's back.
+    laundry_entry = next(
+        n
+        for n in (await client.data(JOURNAL))["journal"]["nodes"]
+        if n["description"].endswith(f"{booking_id}: other charge 2")
+    )
+    by_hand = await client.data(
+        """mutation R($input: ReverseJournalEntryInput!) { reverseJournalEntry(input: $input) {
+          __typename ... on Conflict { message } } }""",
+        {"input": {"idempotencyKey": "r1", "entryId": laundry_entry["id"],
+                   "description": "Laundry by mistake"}},
+    )  # fmt: skip
+    assert by_hand["reverseJournalEntry"]["__typename"] == "Conflict"
+    assert "voidCharge" in by_hand["reverseJournalEntry"]["message"]
+    assert client.head() == head
 
     # Every euro once: the charge's entry and its reversal cancel out in the ledger,
     # and the receivable is zero once the corrected folio is paid and closed.

@@ -372,8 +372,8 @@ class Booking(Aggregate):
 
     def void_charge(self, *, number: int, reason: str, on: date) -> FolioLine:
         """Cancel extra charge `number` with a negative copy of its line (same kind and
-        VAT rate, so the VAT summary nets out). Before check-out only: afterwards the
-        folio is closed and a refund is the correction."""
+        VAT rate, so the VAT summary nets out). Before check-out only: a closed folio
+        has no correction command yet (see docs/hotel.md)."""
         reason = " ".join(reason.split())
         if not reason:
             raise ValidationError("reason", "must not be empty")
@@ -392,8 +392,8 @@ class Booking(Aggregate):
                 f"charge {number} of {self.label} was already voided "
                 f"(line {self.voided_charges[number]})"
             )
-        if len(self.extra_lines) >= MAX_CHARGES:
-            raise ValidationError("bookingId", f"a folio holds at most {MAX_CHARGES} charges")
+        # No cap here: one void per charge bounds the folio at twice MAX_CHARGES lines,
+        # and a full folio must still be correctable.
         if on < original.service_date:
             raise ValidationError("businessDate", "a void cannot precede the charge it voids")
         line = FolioLine(

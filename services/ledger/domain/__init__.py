@@ -21,6 +21,7 @@ from services.ledger.domain.journal import (
     Posting,
     Side,
     entry_id_for_cause,
+    manual_cause_id,
 )
 
 __all__ = [
@@ -40,4 +41,5 @@ __all__ = [
     "UnbalancedEntry",
     "UnknownAccount",
     "entry_id_for_cause",
+    "manual_cause_id",
 ]

@@ -73,6 +73,13 @@ def reversal_cause_id(entry_id: UUID) -> str:
     return f"reversal-of:{entry_id}"
 
 
+MANUAL_CAUSE_PREFIX = "manual:"
+
+
+def manual_cause_id(key: str) -> str:
+    return f"{MANUAL_CAUSE_PREFIX}{key}"
+
+
 class JournalEntry(Aggregate):
     class Posted(Aggregate.Created):
         # v2 added `actor`: who caused the entry. v1 events get UNKNOWN_ACTOR.

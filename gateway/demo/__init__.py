@@ -39,6 +39,7 @@ def count_demo_steps(year: int) -> int:
 
 def load_demo(runtime: Runtime, year: int, progress: Callable[[int], None] | None = None) -> int:
     """Run the demo year; returns the number of steps that changed something."""
+    welfare.check_programs(runtime.welfare.programs)
     changed = 0
     for step in demo_steps(year):
         changed += 1 if step.run(runtime) else 0

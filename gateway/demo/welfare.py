@@ -14,7 +14,14 @@ from uuid import UUID
 
 from gateway.demo.steps import DemoStep
 from services.common.errors import CoopError
-from services.welfare_fund.domain import DisbursementKind, Program, Stream
+from services.common.settings import ConfigurationError
+from services.welfare_fund.domain import (
+    DEFAULT_PROGRAMS,
+    DisbursementKind,
+    Program,
+    ProgramCatalog,
+    Stream,
+)
 
 if TYPE_CHECKING:
     from gateway.runtime import Runtime
@@ -40,6 +47,17 @@ JANUARY_PROGRAMS_PPM = ((Program.INTERNSHIP, 600_000), (Program.HOUSING, 400_000
 JUNE_PROGRAMS_PPM = ((Program.INTERNSHIP, 500_000), (Program.HOUSING, 500_000))
 RENT_CENTS = 40_000
 UTILITIES_CENTS = 9_000
+
+
+def check_programs(catalog: ProgramCatalog) -> None:
+    """The demo year enrols interns and housing beneficiaries: it needs both programs,
+    paying what they pay by default (other configured programs just get no share)."""
+    for program, support in DEFAULT_PROGRAMS.supports:
+        if program not in catalog.programs or catalog.support_of(program) is not support:
+            raise ConfigurationError(
+                f"the demo needs the {program} program paying {support.value} in "
+                "COOP_WELFARE_PROGRAMS"
+            )
 
 
 def _catch_up(runtime: Runtime) -> None:

@@ -12,7 +12,7 @@ BOOKING_FIELDS = """
       id roomNumber arrival departure nights status guestCount nightlyRate deposit
       checkedInOn checkedOutOn
       folio {
-        lines { kind description date amount vatRate net vat chargeNumber }
+        lines { kind description date amount vatRate net vat }
         touristTax total paid balance roundingRule
         vatSummary { rate net vat gross }
         payments { kind method amount date }
@@ -27,8 +27,12 @@ BOOKING_FIELDS = """
 """
 
 
-def mutation(name: str, input_type: str) -> str:
-    return f"mutation Op($input: {input_type}!) {{ {name}(input: $input) {{ {BOOKING_FIELDS} }} }}"
+# The same, with each folio line's chargeNumber (what voidCharge takes).
+NUMBERED_FIELDS = BOOKING_FIELDS.replace("vatRate net vat }", "vatRate net vat chargeNumber }")
+
+
+def mutation(name: str, input_type: str, fields: str = BOOKING_FIELDS) -> str:
+    return f"mutation Op($input: {input_type}!) {{ {name}(input: $input) {{ {fields} }} }}"
 
 
 CREATE = mutation("createBooking", "CreateBookingInput")
@@ -36,7 +40,8 @@ CHECK_IN = mutation("checkIn", "CheckInInput")
 CHARGE = mutation("postCharge", "PostChargeInput")
 PAY = mutation("recordPayment", "RecordPaymentInput")
 REFUND = mutation("recordRefund", "RecordRefundInput")
-VOID = mutation("voidCharge", "VoidChargeInput")
+VOID = mutation("voidCharge", "VoidChargeInput", NUMBERED_FIELDS)
+NUMBERED_CHARGE = mutation("postCharge", "PostChargeInput", NUMBERED_FIELDS)
 CHECK_OUT = mutation("checkOut", "CheckOutInput")
 CANCEL = mutation("cancelBooking", "CancelBookingInput")
 NO_SHOW = mutation("markNoShow", "MarkNoShowInput")

@@ -20,6 +20,7 @@ from tests.e2e.hotel_helpers import (
     GERMANY,
     JOURNAL,
     NO_SHOW,
+    NUMBERED_CHARGE,
     PAY,
     REFUND,
     VOID,
@@ -741,14 +742,14 @@ async def test_a_mistaken_charge_is_voided_by_a_negative_line_and_a_reversal(
     charge = {"bookingId": booking_id, "businessDate": "2025-07-02"}
     await run(
         client,
-        CHARGE,
+        NUMBERED_CHARGE,
         {**charge, "idempotencyKey": "c1", "kind": "BEVERAGE", "description": "Minibar",
          "amount": "35.00"},
         "postCharge",
     )  # fmt: skip
     charged = await run(
         client,
-        CHARGE,
+        NUMBERED_CHARGE,
         {**charge, "idempotencyKey": "c2", "kind": "OTHER", "description": "Laundry",
          "amount": "12.20"},
         "postCharge",
@@ -812,7 +813,7 @@ async def test_a_mistaken_charge_is_voided_by_a_negative_line_and_a_reversal(
         """mutation R($input: ReverseJournalEntryInput!) { reverseJournalEntry(input: $input) {
           __typename ... on Conflict { message } } }""",
         {"input": {"idempotencyKey": "r1", "entryId": laundry_entry["id"],
-                   "description": "Laundry by mistake"}},
+                   "effectiveDate": "2025-07-03", "description": "Laundry by mistake"}},
     )  # fmt: skip
     assert by_hand["reverseJournalEntry"]["__typename"] == "Conflict"
     assert "voidCharge" in by_hand["reverseJournalEntry"]["message"]

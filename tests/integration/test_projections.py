@@ -26,7 +26,14 @@ from services.common.database import (
 from services.common.projections import ProjectionRunner
 from services.common.settings import Settings
 from services.ledger.application import LedgerApplication
-from services.ledger.domain import AccountType, Cause, JournalEntry, Posting, Side
+from services.ledger.domain import (
+    AccountType,
+    Cause,
+    JournalEntry,
+    Posting,
+    Side,
+    manual_cause_id,
+)
 from services.ledger.projections import queries
 from services.ledger.projections.projector import LedgerProjection
 from services.ledger.projections.tables import (
@@ -68,7 +75,8 @@ def save_entries(
             effective_date=day,
             description=f"Entry {i}",
             postings=postings,
-            cause=Cause(f"{prefix}:{i}", "t"),
+            # Entries typed in by hand: only those may be reversed by hand.
+            cause=Cause(manual_cause_id(f"{prefix}:{i}"), "t"),
         )
         ledger.save(entry)
         saved.append(entry)

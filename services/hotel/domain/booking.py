@@ -21,6 +21,7 @@ from eventsourcing.domain import Aggregate
 
 from services.common.errors import Conflict, NotFound, ValidationError
 from services.common.money import check_positive_amount, format_cents
+from services.common.text import collapsed_text
 from services.hotel.domain.config import CHARGE_KINDS, PAYMENT_METHODS, HotelConfiguration
 from services.hotel.domain.errors import BalanceDue, IllegalTransition, RoomUnavailable
 from services.hotel.domain.folio import (
@@ -350,13 +351,9 @@ class Booking(Aggregate):
     ) -> FolioLine:
         if kind not in CHARGE_KINDS:
             raise ValidationError("kind", "ROOM, FOOD, BEVERAGE or OTHER")
-        description = " ".join(description.split())
-        if not description:
-            raise ValidationError("description", "must not be empty")
-        if len(description) > MAX_CHARGE_DESCRIPTION_LENGTH:
-            raise ValidationError(
-                "description", f"must be at most {MAX_CHARGE_DESCRIPTION_LENGTH} characters"
-            )
+        description = collapsed_text(
+            description, field="description", max_length=MAX_CHARGE_DESCRIPTION_LENGTH
+        )
         check_positive_amount(amount_cents, field="amount", ceiling_cents=ceiling_cents)
         self._require(BookingStatus.CHECKED_IN, action="post a charge")
         if len(self.extra_lines) >= MAX_CHARGES:
@@ -374,13 +371,7 @@ class Booking(Aggregate):
         """Cancel extra charge `number` with a negative copy of its line (same kind and
         VAT rate, so the VAT summary nets out). Before check-out only: a closed folio
         has no correction command yet (see docs/hotel.md)."""
-        reason = " ".join(reason.split())
-        if not reason:
-            raise ValidationError("reason", "must not be empty")
-        if len(reason) > MAX_CHARGE_DESCRIPTION_LENGTH:
-            raise ValidationError(
-                "reason", f"must be at most {MAX_CHARGE_DESCRIPTION_LENGTH} characters"
-            )
+        reason = collapsed_text(reason, field="reason", max_length=MAX_CHARGE_DESCRIPTION_LENGTH)
         self._require(BookingStatus.CHECKED_IN, action="void a charge")
         if not 1 <= number <= len(self.extra_lines):
             raise NotFound(f"{self.label} has no charge number {number}")

@@ -12,6 +12,7 @@ from datetime import date
 from typing import Any, Self
 
 from services.common.errors import ValidationError
+from services.common.text import collapsed_text
 
 # Alloggiati Web code of Italy in its table of States: Italian birth places and
 # residences need a municipality code and a province; foreign ones must not have one.
@@ -98,11 +99,7 @@ def _clean(value: str | None) -> str | None:
 
 
 def _name(value: str, field: str, max_length: int) -> str:
-    value = " ".join(value.split())
-    if not value:
-        raise ValidationError(field, "must not be empty")
-    if len(value) > max_length:
-        raise ValidationError(field, f"must be at most {max_length} characters")
+    value = collapsed_text(value, field=field, max_length=max_length)
     if not _NAME.fullmatch(value):
         raise ValidationError(field, "letters, spaces, apostrophes and hyphens only")
     return value

@@ -13,11 +13,12 @@ from gateway.auth import AuthenticationFailed, principal_for_key, principal_for_
 from gateway.runtime import Runtime
 from services.common.auth import Principal
 from services.common.errors import CoopError
-from services.common.graphql import ERROR_TYPES, ErrorResult, error_result
+from services.common.graphql import ErrorResult, error_result
 from services.common.idempotency import Outcome
 
 T = TypeVar("T")
 M = TypeVar("M")
+E = TypeVar("E")
 
 
 class CoopContext(BaseContext):
@@ -85,11 +86,21 @@ async def authenticate_credentials(
 Info = StrawberryInfo[CoopContext, None]
 
 
-async def run_command(info: Info, command: Callable[[], Outcome[T]]) -> Outcome[T] | ErrorResult:
+def _no_own_errors(_exc: CoopError) -> None:
+    return None
+
+
+async def run_command(
+    info: Info,
+    command: Callable[[], Outcome[T]],
+    own_errors: Callable[[CoopError], E | None] = _no_own_errors,
+) -> Outcome[T] | ErrorResult | E:
     """Run a command in the threadpool, map expected errors, then wait for read models.
 
     `command` also does the input conversion (money strings to cents and so on), so a
-    bad input comes back as a ValidationError member and nothing is stored.
+    bad input comes back as a ValidationError member and nothing is stored. A context
+    with union members of its own (BalanceDue, WrongTill, InsufficientFunds...) maps
+    them in `own_errors`; anything it returns None for gets the shared mapping.
     """
     runtime = info.context.runtime
     principal = info.context.principal
@@ -97,7 +108,8 @@ async def run_command(info: Info, command: Callable[[], Outcome[T]]) -> Outcome[
     try:
         outcome = await runtime.run_sync(command)
     except CoopError as exc:
-        return error_result(exc)
+        own = own_errors(exc)
+        return own if own is not None else error_result(exc)
     await runtime.wait_for_position(outcome.position)
     return outcome
 
@@ -106,11 +118,12 @@ async def run_mutation(
     info: Info,
     command: Callable[[], Outcome[M]],
     present: Callable[[Outcome[M]], Awaitable[T]],
-) -> T | ErrorResult:
+    own_errors: Callable[[CoopError], E | None] = _no_own_errors,
+) -> T | ErrorResult | E:
     """run_command, then `present` the outcome (read from the read models); expected
     errors come back as their union members."""
-    outcome = await run_command(info, command)
-    if isinstance(outcome, ERROR_TYPES):
+    outcome = await run_command(info, command, own_errors)
+    if not isinstance(outcome, Outcome):
         return outcome
     return await present(outcome)
 

@@ -202,6 +202,12 @@ async def test_mutations_are_rate_limited_per_key(tmp_path: Path, backend: str) 
         limited = await till.execute(POST, entry("r3"))
         assert code_of(limited) == "RATE_LIMITED"
         assert till.head() == head
+        # Every context's mutations spend the same budget (the hotel's once did not).
+        check_in = await till.execute(
+            'mutation { checkIn(input: {idempotencyKey: "h1", bookingId: '
+            '"00000000-0000-0000-0000-000000000000"}) { __typename } }'
+        )
+        assert code_of(check_in) == "RATE_LIMITED"
         # Another key has its own budget.
         assert "errors" not in await other.execute(POST, entry("o1"))
 

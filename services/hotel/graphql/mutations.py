@@ -5,23 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime
-from typing import Annotated, TypeVar
+from typing import Annotated, Protocol
 
 import strawberry
 
-from gateway.context import Info
+from gateway.context import Info, run_mutation
 from gateway.permissions import allow
 from services.common.auth import Role
 from services.common.errors import CoopError, NotFound, ValidationError
 from services.common.graphql import (
-    ERROR_TYPES,
     ConflictResult,
-    ErrorResult,
     IdempotencyKeyReusedResult,
     Money,
     NotFoundResult,
     ValidationErrorResult,
-    error_result,
     money,
 )
 from services.common.idempotency import Outcome
@@ -49,10 +46,8 @@ from services.hotel.graphql.types import (
 )
 from services.hotel.projections import queries
 
-T = TypeVar("T")
 HOTEL = allow(Role.FRONT_DESK, Role.ADMIN)
 ADMIN = allow(Role.ADMIN)
-ERRORS = (*ERROR_TYPES, BalanceDueResult)
 
 BookingResult = Annotated[
     Booking
@@ -242,19 +237,11 @@ class DefineRoomInput:
     effective_from: date
 
 
-async def _run(
-    info: Info, command: Callable[[], Outcome[T]]
-) -> Outcome[T] | ErrorResult | BalanceDueResult:
-    """gateway.context.run_command, plus the hotel's own error member (BalanceDue)."""
-    runtime = info.context.runtime
-    try:
-        outcome = await runtime.run_sync(command)
-    except BalanceDue as exc:
+def _balance_due(exc: CoopError) -> BalanceDueResult | None:
+    """The hotel's own union member: check-out refused with the amount due."""
+    if isinstance(exc, BalanceDue):
         return BalanceDueResult(message=exc.message, amount_due=money(exc.balance_cents))
-    except CoopError as exc:
-        return error_result(exc)
-    await runtime.wait_for_position(outcome.position)
-    return outcome
+    return None
 
 
 async def _booking_result(info: Info, outcome: Outcome[BookingModel]) -> Booking:
@@ -310,11 +297,30 @@ def _bp(text: str, field: str) -> int:
 async def _booking_mutation(
     info: Info, command: Callable[[], Outcome[BookingModel]]
 ) -> BookingResult:
-    outcome = await _run(info, command)
-    if isinstance(outcome, ERRORS):
-        return outcome
-    assert isinstance(outcome, Outcome)
-    return await _booking_result(info, outcome)
+    return await run_mutation(info, command, lambda o: _booking_result(info, o), _balance_due)
+
+
+class _BookingStepInput(Protocol):
+    idempotency_key: str
+    booking_id: strawberry.ID
+    business_date: date | None
+
+
+async def _booking_step(
+    info: Info, input: _BookingStepInput, step: Callable[..., Outcome[BookingModel]]
+) -> BookingResult:
+    """A lifecycle step that needs only the booking and the business day."""
+    actor = info.context.actor
+
+    def command() -> Outcome[BookingModel]:
+        return step(
+            key=input.idempotency_key,
+            actor=actor,
+            booking_id=parse_booking_id(input.booking_id),
+            on=input.business_date,
+        )
+
+    return await _booking_mutation(info, command)
 
 
 @strawberry.type
@@ -346,17 +352,7 @@ class HotelMutation:
 
     @strawberry.mutation(permission_classes=HOTEL, description="The guests have arrived.")
     async def check_in(self, info: Info, input: CheckInInput) -> BookingResult:
-        hotel, actor = info.context.runtime.hotel, info.context.actor
-
-        def command() -> Outcome[BookingModel]:
-            return hotel.check_in(
-                key=input.idempotency_key,
-                actor=actor,
-                booking_id=parse_booking_id(input.booking_id),
-                on=input.business_date,
-            )
-
-        return await _booking_mutation(info, command)
+        return await _booking_step(info, input, info.context.runtime.hotel.check_in)
 
     @strawberry.mutation(
         permission_classes=HOTEL, description="Add a charge (VAT-inclusive) to the folio."
@@ -438,51 +434,21 @@ class HotelMutation:
         description="Close the folio (refused with BalanceDue unless the balance is zero).",
     )
     async def check_out(self, info: Info, input: CheckOutInput) -> BookingResult:
-        hotel, actor = info.context.runtime.hotel, info.context.actor
-
-        def command() -> Outcome[BookingModel]:
-            return hotel.check_out(
-                key=input.idempotency_key,
-                actor=actor,
-                booking_id=parse_booking_id(input.booking_id),
-                on=input.business_date,
-            )
-
-        return await _booking_mutation(info, command)
+        return await _booking_step(info, input, info.context.runtime.hotel.check_out)
 
     @strawberry.mutation(
         permission_classes=HOTEL,
         description="Cancel before arrival: the deposit is refunded or retained per policy.",
     )
     async def cancel_booking(self, info: Info, input: CancelBookingInput) -> BookingResult:
-        hotel, actor = info.context.runtime.hotel, info.context.actor
-
-        def command() -> Outcome[BookingModel]:
-            return hotel.cancel_booking(
-                key=input.idempotency_key,
-                actor=actor,
-                booking_id=parse_booking_id(input.booking_id),
-                on=input.business_date,
-            )
-
-        return await _booking_mutation(info, command)
+        return await _booking_step(info, input, info.context.runtime.hotel.cancel_booking)
 
     @strawberry.mutation(
         permission_classes=HOTEL,
         description="The guest never came: the no-show penalty per policy; the room is freed.",
     )
     async def mark_no_show(self, info: Info, input: MarkNoShowInput) -> BookingResult:
-        hotel, actor = info.context.runtime.hotel, info.context.actor
-
-        def command() -> Outcome[BookingModel]:
-            return hotel.mark_no_show(
-                key=input.idempotency_key,
-                actor=actor,
-                booking_id=parse_booking_id(input.booking_id),
-                on=input.business_date,
-            )
-
-        return await _booking_mutation(info, command)
+        return await _booking_step(info, input, info.context.runtime.hotel.mark_no_show)
 
     @strawberry.mutation(
         permission_classes=HOTEL,
@@ -503,14 +469,12 @@ class HotelMutation:
                 reported_at=input.reported_at,
             )
 
-        outcome = await _run(info, command)
-        if isinstance(outcome, ERRORS):
-            assert not isinstance(outcome, BalanceDueResult)
-            return outcome
-        assert isinstance(outcome, Outcome)
-        async with info.context.runtime.read_engine.connect() as conn:
-            views = [await queries.booking_by_id(conn, b.id) for b in outcome.result]
-        return BookingList(bookings=[Booking.from_view(v) for v in views if v is not None])
+        async def present(outcome: Outcome[list[BookingModel]]) -> BookingList:
+            async with info.context.runtime.read_engine.connect() as conn:
+                views = [await queries.booking_by_id(conn, b.id) for b in outcome.result]
+            return BookingList(bookings=[Booking.from_view(v) for v in views if v is not None])
+
+        return await run_mutation(info, command, present)
 
     @strawberry.mutation(
         permission_classes=ADMIN,
@@ -547,12 +511,10 @@ class HotelMutation:
             )
             return hotel.set_policy(key=input.idempotency_key, actor=actor, policy=policy)
 
-        outcome = await _run(info, command)
-        if isinstance(outcome, ERRORS):
-            assert not isinstance(outcome, BalanceDueResult)
-            return outcome
-        assert isinstance(outcome, Outcome)
-        return HotelPolicyType.from_policy(outcome.result)
+        async def present(outcome: Outcome[HotelPolicy]) -> HotelPolicyType:
+            return HotelPolicyType.from_policy(outcome.result)
+
+        return await run_mutation(info, command, present)
 
     @strawberry.mutation(
         permission_classes=ADMIN,
@@ -572,9 +534,7 @@ class HotelMutation:
             )
             return hotel.define_room(key=input.idempotency_key, actor=actor, room=room)
 
-        outcome = await _run(info, command)
-        if isinstance(outcome, ERRORS):
-            assert not isinstance(outcome, BalanceDueResult)
-            return outcome
-        assert isinstance(outcome, Outcome)
-        return RoomType.from_room(outcome.result)
+        async def present(outcome: Outcome[Room]) -> RoomType:
+            return RoomType.from_room(outcome.result)
+
+        return await run_mutation(info, command, present)

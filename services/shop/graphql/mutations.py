@@ -14,7 +14,7 @@ import strawberry
 from gateway.context import Info, run_command
 from gateway.permissions import allow
 from services.common.auth import Role
-from services.common.errors import NotFound, ValidationError
+from services.common.errors import CoopError, NotFound, ValidationError
 from services.common.graphql import (
     ERROR_TYPES,
     ConflictResult,
@@ -266,19 +266,11 @@ async def shop_command(
         scope_error = exc
     if scope_error is not None:
         return WrongTillResult(message=scope_error.message)
-    wrong: list[WrongTill] = []
+    return await run_command(info, command, _wrong_till)
 
-    def guarded() -> Outcome[T]:
-        try:
-            return command()
-        except WrongTill as exc:
-            wrong.append(exc)
-            raise
 
-    result = await run_command(info, guarded)
-    if wrong:
-        return WrongTillResult(message=wrong[0].message)
-    return result
+def _wrong_till(exc: CoopError) -> WrongTillResult | None:
+    return WrongTillResult(message=exc.message) if isinstance(exc, WrongTill) else None
 
 
 async def session_report(info: Info, session_id: UUID) -> queries.SessionReport:

@@ -3,18 +3,17 @@ input comes back as a ValidationError member and nothing is stored."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 import strawberry
 
-from gateway.context import Info, run_command
+from gateway.context import Info, run_mutation
 from gateway.permissions import allow
 from services.common.auth import Role
+from services.common.errors import CoopError
 from services.common.graphql import (
-    ERROR_TYPES,
     ConflictResult,
     IdempotencyKeyReusedResult,
     Money,
@@ -39,12 +38,6 @@ from services.welfare_fund.graphql.types import (
 )
 from services.welfare_fund.projections import queries
 
-ERRORS = ERROR_TYPES
-FUND_ERRORS = (
-    domain.InsufficientFunds,
-    domain.PaymentExceedsApproval,
-    domain.ApprovalNotAllowed,
-)
 FundErrorResult = InsufficientFunds | PaymentExceedsApproval | ApprovalNotAllowed
 
 PolicyResult = Annotated[
@@ -191,7 +184,8 @@ def _today(info: Info) -> date:
     return datetime.now(UTC).astimezone(info.context.runtime.settings.zone).date()
 
 
-def _fund_error(exc: Exception) -> FundErrorResult:
+def _fund_error(exc: CoopError) -> FundErrorResult | None:
+    """The fund's own union members; None: the shared mapping applies."""
     if isinstance(exc, domain.InsufficientFunds):
         return InsufficientFunds(
             message=exc.message,
@@ -203,25 +197,9 @@ def _fund_error(exc: Exception) -> FundErrorResult:
         return PaymentExceedsApproval(
             message=exc.message, approved=money(exc.approved_cents), paid=money(exc.paid_cents)
         )
-    assert isinstance(exc, domain.ApprovalNotAllowed)
-    return ApprovalNotAllowed(message=exc.message)
-
-
-async def _run(info: Info, command: Callable[[], Outcome[Any]]) -> Any:
-    """run_command, with the fund's own typed errors kept as their union members."""
-
-    def guarded() -> Outcome[Any]:
-        try:
-            return command()
-        except FUND_ERRORS as exc:
-            return Outcome(result=exc, position=0, replayed=False)
-
-    outcome = await run_command(info, guarded)
-    if isinstance(outcome, ERRORS):
-        return outcome
-    if isinstance(outcome.result, FUND_ERRORS):
-        return _fund_error(outcome.result)
-    return outcome
+    if isinstance(exc, domain.ApprovalNotAllowed):
+        return ApprovalNotAllowed(message=exc.message)
+    return None
 
 
 async def _disbursement(info: Info, disbursement_id: UUID) -> Disbursement:
@@ -269,10 +247,10 @@ class WelfareFundMutation:
                 account_streams=accounts,
             )
 
-        outcome = await _run(info, command)
-        if not isinstance(outcome, Outcome):
-            return outcome  # type: ignore[no-any-return]
-        return RedistributionPolicy.from_version(outcome.result)
+        async def present(o: Outcome[domain.PolicyVersion]) -> RedistributionPolicy:
+            return RedistributionPolicy.from_version(o.result)
+
+        return await run_mutation(info, command, present)
 
     @strawberry.mutation(
         permission_classes=allow(Role.FUND_OFFICER, Role.ADMIN),
@@ -297,10 +275,10 @@ class WelfareFundMutation:
             )
             return app.set_stipend_rules(key=input.idempotency_key, actor=actor, rules=rules)
 
-        outcome = await _run(info, command)
-        if not isinstance(outcome, Outcome):
-            return outcome  # type: ignore[no-any-return]
-        return StipendRuleSet.from_rules(outcome.result)
+        async def present(o: Outcome[StipendRules]) -> StipendRuleSet:
+            return StipendRuleSet.from_rules(o.result)
+
+        return await run_mutation(info, command, present)
 
     @strawberry.mutation(
         permission_classes=allow(Role.FUND_OFFICER),
@@ -322,10 +300,7 @@ class WelfareFundMutation:
                 case_note=input.case_note,
             )
 
-        outcome = await _run(info, command)
-        if not isinstance(outcome, Outcome):
-            return outcome  # type: ignore[no-any-return]
-        return await load_beneficiary(info, outcome.result.id)
+        return await run_mutation(info, command, lambda o: load_beneficiary(info, o.result.id))
 
     @strawberry.mutation(
         permission_classes=allow(Role.FUND_OFFICER),
@@ -349,10 +324,7 @@ class WelfareFundMutation:
                 part_time=input.part_time,
             )
 
-        outcome = await _run(info, command)
-        if not isinstance(outcome, Outcome):
-            return outcome  # type: ignore[no-any-return]
-        return await load_beneficiary(info, outcome.result.id)
+        return await run_mutation(info, command, lambda o: load_beneficiary(info, o.result.id))
 
     @strawberry.mutation(
         permission_classes=allow(Role.FUND_OFFICER),
@@ -379,10 +351,9 @@ class WelfareFundMutation:
                 committed_on=committed_on,
             )
 
-        outcome = await _run(info, command)
-        if not isinstance(outcome, Outcome):
-            return outcome  # type: ignore[no-any-return]
-        return await _disbursement(info, outcome.result.id)
+        return await run_mutation(
+            info, command, lambda o: _disbursement(info, o.result.id), _fund_error
+        )
 
     @strawberry.mutation(
         permission_classes=allow(Role.FUND_OFFICER, Role.ADMIN),
@@ -406,10 +377,9 @@ class WelfareFundMutation:
                 approved_on=approved_on,
             )
 
-        outcome = await _run(info, command)
-        if not isinstance(outcome, Outcome):
-            return outcome  # type: ignore[no-any-return]
-        return await _disbursement(info, outcome.result.id)
+        return await run_mutation(
+            info, command, lambda o: _disbursement(info, o.result.id), _fund_error
+        )
 
     @strawberry.mutation(
         permission_classes=allow(Role.FUND_OFFICER, Role.ADMIN),
@@ -429,10 +399,9 @@ class WelfareFundMutation:
                 paid_on=paid_on,
             )
 
-        outcome = await _run(info, command)
-        if not isinstance(outcome, Outcome):
-            return outcome  # type: ignore[no-any-return]
-        return await _disbursement(info, outcome.result.id)
+        return await run_mutation(
+            info, command, lambda o: _disbursement(info, o.result.id), _fund_error
+        )
 
     @strawberry.mutation(
         permission_classes=allow(Role.FUND_OFFICER, Role.ADMIN),
@@ -453,10 +422,9 @@ class WelfareFundMutation:
                 cancelled_on=cancelled_on,
             )
 
-        outcome = await _run(info, command)
-        if not isinstance(outcome, Outcome):
-            return outcome  # type: ignore[no-any-return]
-        return await _disbursement(info, outcome.result.id)
+        return await run_mutation(
+            info, command, lambda o: _disbursement(info, o.result.id), _fund_error
+        )
 
     @strawberry.mutation(
         permission_classes=allow(Role.FUND_OFFICER),
@@ -476,7 +444,4 @@ class WelfareFundMutation:
                 beneficiary_id=parse_id(input.beneficiary_ref, "beneficiaryRef"),
             )
 
-        outcome = await _run(info, command)
-        if not isinstance(outcome, Outcome):
-            return outcome  # type: ignore[no-any-return]
-        return await load_beneficiary(info, outcome.result.id)
+        return await run_mutation(info, command, lambda o: load_beneficiary(info, o.result.id))

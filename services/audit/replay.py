@@ -37,7 +37,13 @@ from sqlalchemy.pool import NullPool
 
 from services.audit.store import iter_records, peek_state, recorded_at
 from services.common.database import metadata, projection_tracking
-from services.common.projections import DomainEvent, Projection, RawProjection
+from services.common.projections import (
+    DomainEvent,
+    Projection,
+    RawProjection,
+    collector_paused,
+    secondary_indexes,
+)
 from services.common.settings import Settings
 
 ProgressCallback = Callable[[int, int], None]
@@ -153,10 +159,20 @@ def replay(
             positions = {p.name: int(tracked.get(p.name, 0)) for p in projections}
             report = ReplayReport(until=until, positions=positions, scratch=scratch.location)
             scratch.create([t for p in projections for t in p.tables])
+            # Secondary indexes are built once at the end, and only for a scratch that
+            # stays to be queried: the diff reads by primary key.
+            indexes = secondary_indexes(projections)
+            with scratch.engine.begin() as conn:
+                for index in indexes:
+                    index.drop(conn)
             cutoff = cutoff_for(until, settings) if until is not None else None
             report.events_read = _rebuild(
                 live, scratch.engine, settings, mapper, projections, positions, cutoff, progress
             )
+            if keep or until is not None:
+                with scratch.engine.begin() as conn:
+                    for index in indexes:
+                        index.create(conn)
             with scratch.engine.connect() as built:
                 for projection in projections:
                     for table in projection.tables:
@@ -201,7 +217,7 @@ def _rebuild(
 
     def flush() -> None:
         decoded: dict[int, DomainEvent] = {}
-        with scratch.begin() as conn:
+        with collector_paused(), scratch.begin() as conn:
             for projection in projections:
                 target = positions[projection.name]
                 batch = [n for n in page if n.id <= target]
@@ -259,9 +275,11 @@ def _order_column(conn: Connection, column: Column[Any]) -> Any:
 
 
 def _stream(conn: Connection, table: Table, keys: Sequence[Column[Any]]) -> Iterator[Any]:
+    """The table's rows as tuples in column order, sorted by `keys`."""
     query = select(table).order_by(*(_order_column(conn, c) for c in keys))
     result = conn.execution_options(yield_per=DIFF_FETCH_ROWS).execute(query)
-    yield from result.mappings()
+    for partition in result.partitions():
+        yield from map(tuple, partition)
 
 
 def _diff_table(
@@ -279,15 +297,15 @@ def _diff_table(
                     key,
                     kind,
                     tuple(cols),
-                    None if lrow is None else dict(lrow),
-                    None if rrow is None else dict(rrow),
+                    None if lrow is None else dict(zip(names, lrow, strict=True)),
+                    None if rrow is None else dict(zip(names, rrow, strict=True)),
                 )
             )
 
     if not keys:
         # No primary key: compare as multisets of whole rows.
-        live_rows = Counter(tuple(r[n] for n in names) for r in _stream(live, table, []))
-        built_rows = Counter(tuple(r[n] for n in names) for r in _stream(built, table, []))
+        live_rows = Counter(_stream(live, table, []))
+        built_rows = Counter(_stream(built, table, []))
         report.rows_compared += sum(live_rows.values())
         for row, count in (live_rows - built_rows).items():
             for _ in range(count):
@@ -298,27 +316,42 @@ def _diff_table(
         return
 
     key_names = [c.name for c in keys]
+    key_indexes = [names.index(k) for k in key_names]
+
+    def key_of(row: tuple[Any, ...]) -> tuple[Any, ...]:
+        return tuple([row[i] for i in key_indexes])
+
     live_iter = _stream(live, table, keys)
     built_iter = _stream(built, table, keys)
     lrow = next(live_iter, None)
     rrow = next(built_iter, None)
-    while lrow is not None or rrow is not None:
-        lkey = None if lrow is None else tuple(lrow[k] for k in key_names)
-        rkey = None if rrow is None else tuple(rrow[k] for k in key_names)
-        if rkey is None or (lkey is not None and lkey < rkey):
-            assert lkey is not None
-            record("missing in replay", dict(zip(key_names, lkey, strict=True)), lrow, None, [])
-            report.rows_compared += 1
+    compared = 0
+    while lrow is not None and rrow is not None:
+        # Most rows are equal: one tuple comparison in C, keys only when they differ.
+        if lrow == rrow:
+            compared += 1
             lrow = next(live_iter, None)
-        elif lkey is None or rkey < lkey:
+            rrow = next(built_iter, None)
+            continue
+        lkey, rkey = key_of(lrow), key_of(rrow)
+        if lkey < rkey:
+            record("missing in replay", dict(zip(key_names, lkey, strict=True)), lrow, None, [])
+            compared += 1
+            lrow = next(live_iter, None)
+        elif rkey < lkey:
             record("missing in live", dict(zip(key_names, rkey, strict=True)), None, rrow, [])
             rrow = next(built_iter, None)
         else:
-            assert lrow is not None
-            assert rrow is not None
-            changed = [n for n in names if lrow[n] != rrow[n]]
-            if changed:
-                record("differs", dict(zip(key_names, lkey, strict=True)), lrow, rrow, changed)
-            report.rows_compared += 1
+            changed = [n for n, lv, rv in zip(names, lrow, rrow, strict=True) if lv != rv]
+            record("differs", dict(zip(key_names, lkey, strict=True)), lrow, rrow, changed)
+            compared += 1
             lrow = next(live_iter, None)
             rrow = next(built_iter, None)
+    while lrow is not None:
+        record("missing in replay", dict(zip(key_names, key_of(lrow), strict=True)), lrow, None, [])
+        compared += 1
+        lrow = next(live_iter, None)
+    while rrow is not None:
+        record("missing in live", dict(zip(key_names, key_of(rrow), strict=True)), None, rrow, [])
+        rrow = next(built_iter, None)
+    report.rows_compared += compared

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, inspect, select
 
 from services.common.database import (
     create_read_engine,
@@ -172,13 +172,46 @@ def test_rebuild_reproduces_the_read_models_exactly(
         key="acc", actor="a", code="4199", name="Other", account_type=AccountType.REVENUE
     )
     ledger.close_account(key="close", actor="a", code="4199")
-    runner = ProjectionRunner(ledger, engine, [LedgerProjection()], page_size=1000)
+    # Pages of 7: the rebuild commits 10 pages at a time, so this crosses several
+    # transactions and ends on a partial one.
+    runner = ProjectionRunner(ledger, engine, [LedgerProjection()], page_size=7)
     runner.run_until_caught_up()
     before = table_rows(engine)
     assert len(before["ledger_entries"]) == 151
     runner.rebuild()
     assert table_rows(engine) == before
     assert runner.status()[0].lag == 0
+    # The secondary indexes it dropped for the replay are back.
+    assert index_names(engine) == declared_index_names()
+
+
+def index_names(engine: Engine) -> set[str]:
+    found = inspect(engine)
+    return {
+        str(index["name"])
+        for table in LedgerProjection.tables
+        for index in found.get_indexes(table.name)
+        if str(index["name"]).startswith("ix_")
+    }
+
+
+def declared_index_names() -> set[str]:
+    names = {str(index.name) for table in LedgerProjection.tables for index in table.indexes}
+    assert names  # the check below means something only if there are some
+    return names
+
+
+def test_a_runner_restores_indexes_an_interrupted_rebuild_dropped(
+    ledger: LedgerApplication, engine: Engine
+) -> None:
+    save_entries(ledger, random_entries(random.Random(5), 5, date(2025, 1, 1)), "ix")
+    with engine.begin() as conn:
+        for table in LedgerProjection.tables:
+            for index in table.indexes:
+                index.drop(conn)
+    assert index_names(engine) == set()
+    ProjectionRunner(ledger, engine, [LedgerProjection()], page_size=1000)
+    assert index_names(engine) == declared_index_names()
 
 
 @given(

@@ -13,9 +13,10 @@ from datetime import date
 from typing import Any, ClassVar
 
 from eventsourcing.utils import get_topic
-from sqlalchemy import Connection, Table, and_, insert, or_, select, update
+from sqlalchemy import Connection, Table, and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from services.common.bulk import insert_rows, upsert_rows
 from services.common.projections import DomainEvent, Projection
 from services.ledger.domain import ChartOfAccounts, JournalEntry, Side
 from services.ledger.projections.tables import (
@@ -55,46 +56,46 @@ class LedgerProjection(Projection):
     )
 
     def apply(self, conn: Connection, events: Sequence[tuple[int, DomainEvent]]) -> None:
-        entry_rows: list[dict[str, Any]] = []
-        line_rows: list[dict[str, Any]] = []
+        # Rows are tuples in the tables' column order (see insert_rows).
+        entry_rows: list[tuple[Any, ...]] = []
+        line_rows: list[tuple[Any, ...]] = []
         reversals: list[tuple[Any, Any]] = []
         # (account, day) -> [debit, credit]
         activity: dict[tuple[str, date], list[int]] = defaultdict(lambda: [0, 0])
+        debit_side = Side.DEBIT.value
         for position, event in events:
             if isinstance(event, JournalEntry.Posted):
+                entry_id = event.originator_id
+                effective_date = event.effective_date
                 total_cents = 0
                 for line_no, state in enumerate(event.postings):
                     cents = int(state["cents"])
-                    is_debit = state["side"] == Side.DEBIT.value
-                    debit, credit = (cents, 0) if is_debit else (0, cents)
-                    total_cents += debit
-                    line_rows.append(
-                        {
-                            "entry_id": event.originator_id,
-                            "line_no": line_no,
-                            "account_code": state["account"],
-                            "debit_cents": debit,
-                            "credit_cents": credit,
-                            "effective_date": event.effective_date,
-                            "position": position,
-                        }
-                    )
-                    day_activity = activity[(state["account"], event.effective_date)]
-                    day_activity[0] += debit
-                    day_activity[1] += credit
+                    account = state["account"]
+                    day_activity = activity[(account, effective_date)]
+                    if state["side"] == debit_side:
+                        total_cents += cents
+                        day_activity[0] += cents
+                        line_rows.append(
+                            (entry_id, line_no, account, cents, 0, effective_date, position)
+                        )
+                    else:
+                        day_activity[1] += cents
+                        line_rows.append(
+                            (entry_id, line_no, account, 0, cents, effective_date, position)
+                        )
                 entry_rows.append(
-                    {
-                        "entry_id": event.originator_id,
-                        "position": position,
-                        "effective_date": event.effective_date,
-                        "recorded_at": event.timestamp,
-                        "description": event.description,
-                        "cause_id": event.cause_id,
-                        "actor": event.actor,
-                        "total_cents": total_cents,
-                        "reverses_entry_id": event.reverses_entry_id,
-                        "reversed_by_entry_id": None,
-                    }
+                    (
+                        entry_id,
+                        position,
+                        effective_date,
+                        event.timestamp,
+                        event.description,
+                        event.cause_id,
+                        event.actor,
+                        total_cents,
+                        event.reverses_entry_id,
+                        None,  # reversed_by_entry_id: set when the reversal is recorded
+                    )
                 )
             elif isinstance(event, JournalEntry.Reversed):
                 reversals.append((event.originator_id, event.reversal_entry_id))
@@ -125,14 +126,12 @@ class LedgerProjection(Projection):
     @staticmethod
     def _write_entries(
         conn: Connection,
-        entry_rows: list[dict[str, Any]],
-        line_rows: list[dict[str, Any]],
+        entry_rows: list[tuple[Any, ...]],
+        line_rows: list[tuple[Any, ...]],
         reversals: list[tuple[Any, Any]],
     ) -> None:
-        if entry_rows:
-            conn.execute(insert(ledger_entries), entry_rows)
-        if line_rows:
-            conn.execute(insert(ledger_lines), line_rows)
+        insert_rows(conn, ledger_entries, entry_rows)
+        insert_rows(conn, ledger_lines, line_rows)
         for entry_id, reversal_id in reversals:
             conn.execute(
                 update(ledger_entries)
@@ -190,30 +189,11 @@ class LedgerProjection(Projection):
             day_totals = existing[account].setdefault(day, [0, 0])
             day_totals[0] += debit
             day_totals[1] += credit
-        out: list[dict[str, Any]] = []
+        out: list[tuple[Any, ...]] = []
         for account, days in existing.items():
             closing = opening.get(account, 0)
             for day in sorted(days):
                 debit, credit = days[day]
                 closing += debit - credit
-                out.append(
-                    {
-                        "account_code": account,
-                        "day": day,
-                        "debit_cents": debit,
-                        "credit_cents": credit,
-                        "closing_cents": closing,
-                    }
-                )
-        stmt = upsert(conn, ledger_daily_balances)
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[daily.account_code, daily.day],
-                set_={
-                    "debit_cents": stmt.excluded.debit_cents,
-                    "credit_cents": stmt.excluded.credit_cents,
-                    "closing_cents": stmt.excluded.closing_cents,
-                },
-            ),
-            out,
-        )
+                out.append((account, day, debit, credit, closing))
+        upsert_rows(conn, ledger_daily_balances, out)

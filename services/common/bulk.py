@@ -1,0 +1,105 @@
+"""Many-row inserts for projections, through the driver inside SQLAlchemy's transaction.
+
+A page of a replay writes hundreds of thousands of rows. Handing them to SQLAlchemy as
+dicts costs more than the database's own work (per-row parameter processing), and on
+PostgreSQL psycopg's `executemany` still sends one INSERT per row. Here rows are plain
+tuples in the table's column order:
+- PostgreSQL: one `COPY ... FROM STDIN` per call (psycopg adapts UUID, date, datetime
+  exactly as it does for SQLAlchemy's parameters);
+- SQLite: sqlite3 `executemany`, each value first passed through the column type's own
+  SQLAlchemy bind processor, so the stored text (UUID hex, ISO dates) is what an ORM
+  insert would have stored and every query reads it back the same way.
+The rows join the caller's transaction: the page and its tracking position still
+commit together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Table
+
+Processor = Callable[[Any], Any]
+
+
+def insert_rows(conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert `rows` (tuples of every column of `table`, in order) in `conn`'s transaction."""
+    if not rows:
+        return
+    column_list = _column_list(table)
+    dbapi_connection: Any = conn.connection.driver_connection
+    if conn.dialect.name == "postgresql":
+        # Unqualified: the connection's search_path (or the audit scratch schema) decides.
+        statement = f'COPY "{table.name}" ({column_list}) FROM STDIN'
+        with dbapi_connection.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    _sqlite_executemany(
+        conn, table, f'INSERT INTO "{table.name}" ({column_list}) {_sqlite_values(table)}', rows
+    )
+
+
+def upsert_rows(conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert `rows` (every column, in order); a row whose primary key exists replaces
+    that row's other columns. One statement on PostgreSQL (the rows as arrays, unnested),
+    one executemany on SQLite."""
+    if not rows:
+        return
+    column_list = _column_list(table)
+    keys = ", ".join(f'"{c.name}"' for c in table.primary_key.columns)
+    replaced = ", ".join(
+        f'"{c.name}" = excluded."{c.name}"' for c in table.columns if not c.primary_key
+    )
+    on_conflict = f"ON CONFLICT ({keys}) DO UPDATE SET {replaced}"
+    if conn.dialect.name == "postgresql":
+        arrays = ", ".join(
+            f"%s::{column.type.compile(dialect=conn.dialect)}[]" for column in table.columns
+        )
+        statement = (
+            f'INSERT INTO "{table.name}" ({column_list}) '
+            f"SELECT * FROM unnest({arrays}) {on_conflict}"
+        )
+        dbapi_connection: Any = conn.connection.driver_connection
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(statement, [list(values) for values in zip(*rows, strict=True)])
+        return
+    _sqlite_executemany(
+        conn,
+        table,
+        f'INSERT INTO "{table.name}" ({column_list}) {_sqlite_values(table)} {on_conflict}',
+        rows,
+    )
+
+
+def _column_list(table: Table) -> str:
+    return ", ".join(f'"{column.name}"' for column in table.columns)
+
+
+def _sqlite_values(table: Table) -> str:
+    return f"VALUES ({', '.join('?' for _ in table.columns)})"
+
+
+def _sqlite_executemany(
+    conn: Connection, table: Table, statement: str, rows: Sequence[tuple[Any, ...]]
+) -> None:
+    processors = _bind_processors(conn, table)
+    if any(process is not None for process in processors):
+        # Column by column: zip and map run in C, so only the processors' own calls
+        # cost Python time (bind processors accept None, as SQLAlchemy passes it too).
+        values_by_column: list[Sequence[Any]] = list(zip(*rows, strict=True))
+        for index, process in enumerate(processors):
+            if process is not None:
+                values_by_column[index] = list(map(process, values_by_column[index]))
+        rows = list(zip(*values_by_column, strict=True))
+    dbapi_connection: Any = conn.connection.driver_connection
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.executemany(statement, rows)
+    finally:
+        cursor.close()
+
+
+def _bind_processors(conn: Connection, table: Table) -> list[Processor | None]:
+    return [column.type.bind_processor(conn.dialect) for column in table.columns]

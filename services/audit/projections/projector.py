@@ -7,7 +7,7 @@ the tracking position together, and the previous hash is read in that transactio
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 from uuid import UUID
 
 from eventsourcing.persistence import Notification
@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Table, insert, select
 
 from services.audit.domain import GENESIS_HASH, PublishedHead, StoredRecord, link_hash
 from services.audit.projections.tables import audit_chain, audit_published_heads
+from services.common.bulk import insert_rows
 from services.common.projections import DomainEvent, Projection, RawProjection
 
 
@@ -44,11 +45,11 @@ class AuditChainProjection(RawProjection):
 
     def apply_notifications(self, conn: Connection, notifications: Sequence[Notification]) -> None:
         previous_hash = last_link(conn)
-        rows: list[dict[str, Any]] = []
+        rows: list[tuple[int, bytes]] = []
         for notification in notifications:
             previous_hash = link_hash(previous_hash, as_record(notification))
-            rows.append({"position": notification.id, "hash": previous_hash})
-        conn.execute(insert(audit_chain), rows)
+            rows.append((notification.id, previous_hash))
+        insert_rows(conn, audit_chain, rows)
 
 
 class AuditHeadsProjection(Projection):

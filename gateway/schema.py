@@ -18,6 +18,7 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
+from gateway.document_cache import DocumentCache
 from gateway.errors import MaskUnexpectedErrors
 from services.audit.graphql import AuditMutation, AuditQuery
 from services.common.graphql import MONEY_SCALAR, Money
@@ -79,6 +80,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     extensions: list[Callable[[], SchemaExtension]] = [MaskUnexpectedErrors]
     if settings is not None:
         extensions += [
+            DocumentCache(settings.max_cached_documents).extension(),
             partial(QueryDepthLimiter, max_depth=settings.max_query_depth),
             partial(MaxAliasesLimiter, max_alias_count=settings.max_aliases),
             partial(MaxTokensLimiter, max_token_count=settings.max_query_tokens),

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     max_query_depth: int = Field(default=10, ge=2, le=50)
     max_aliases: int = Field(default=15, ge=1, le=1000)
     max_query_tokens: int = Field(default=2000, ge=100, le=100_000)
+    # Distinct query texts kept parsed and validated (gateway/document_cache.py).
+    max_cached_documents: int = Field(default=500, ge=1, le=100_000)
     max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=64 * 1024 * 1024)
     mutations_per_minute: int = Field(default=600, ge=1, le=1_000_000)  # per key or user
     readyz_max_lag_events: int = Field(default=10_000, ge=0)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -173,16 +174,18 @@ def replay(
                 with scratch.engine.begin() as conn:
                     for index in indexes:
                         index.create(conn)
+            tables = [table for projection in projections for table in projection.tables]
             with scratch.engine.connect() as built:
-                for projection in projections:
-                    for table in projection.tables:
-                        if until is None:
-                            same_rows = _count_if_identical(live, built, table)
-                            if same_rows is not None:
-                                report.rows_compared += same_rows
-                            else:
-                                _diff_table(live, built, table, report, max_differences)
-                        report.row_counts[table.name] = _count(built, table)
+                if until is None:
+                    identical = _identical_row_counts(live, built, tables)
+                    for table in tables:
+                        same_rows = identical[table.name]
+                        if same_rows is not None:
+                            report.rows_compared += same_rows
+                        else:
+                            _diff_table(live, built, table, report, max_differences)
+                for table in tables:
+                    report.row_counts[table.name] = _count(built, table)
         report.kept = keep or until is not None
         return report
     finally:
@@ -278,45 +281,47 @@ def _order_column(conn: Connection, column: Column[Any]) -> Any:
     return column
 
 
-def _ordered_select_sql(conn: Connection, table: Table) -> str:
-    keys = list(table.primary_key.columns)
-    query = select(table).order_by(*(_order_column(conn, c) for c in keys))
-    return str(query.compile(dialect=conn.dialect))
+DIGEST_CHUNK_ROWS = 10_000
 
 
-def _count_if_identical(live: Connection, built: Connection, table: Table) -> int | None:
-    """The row count if both sides hold exactly the same rows, else None (then the
-    row-by-row diff says what differs).
+def _identical_row_counts(
+    live: Connection, built: Connection, tables: Sequence[Table]
+) -> dict[str, int | None]:
+    """Per table, the row count if both sides hold exactly the same rows, else None
+    (then the row-by-row diff says what differs).
 
-    Both sides are read in primary-key order as the database writes them out: COPY
-    text on PostgreSQL (compared as bytes, never parsed), driver tuples in chunks on
-    SQLite (compared a chunk at a time). The same column types on both sides give
-    the same text, so equal bytes are equal rows; any difference at all, even one the
-    row diff would not report, sends the table to the row diff.
+    PostgreSQL hashes each side in chunks of rows in primary-key order, inside the
+    server (SHA-256 of the rows' text, one result row per 10,000 rows): nothing is
+    fetched row by row, and the two sides are hashed at the same time (the scratch's
+    in a second thread; each connection is used by one thread). SQLite compares
+    driver tuples a chunk at a time. The same column types on both sides give the
+    same text, so equal digests are equal rows; any difference at all sends the table
+    to the row diff. A table without a primary key always goes to the row diff.
     """
-    if not table.primary_key.columns:
-        return None
-    sql = _ordered_select_sql(live, table)
-    live_driver: Any = live.connection.driver_connection
-    built_driver: Any = built.connection.driver_connection
+    keyed = [table for table in tables if table.primary_key.columns]
+    counts: dict[str, int | None] = {table.name: None for table in tables}
     if live.dialect.name == "postgresql":
-        copy_sql = f"COPY ({sql}) TO STDOUT"
-        with (
-            live_driver.cursor() as live_cursor,
-            built_driver.cursor() as built_cursor,
-            live_cursor.copy(copy_sql) as live_copy,
-            built_cursor.copy(copy_sql) as built_copy,
-        ):
-            live_chunks, built_chunks = iter(live_copy), iter(built_copy)
-            same_rows = _count_if_same_bytes(live_chunks, built_chunks)
-            # A COPY must be read to its end before the connection takes another query.
-            for _ in live_chunks:
-                pass
-            for _ in built_chunks:
-                pass
-            return same_rows
-    live_rows = live_driver.execute(sql)
-    built_rows = built_driver.execute(sql)
+
+        def digests(conn: Connection) -> list[list[Any]]:
+            return [list(conn.exec_driver_sql(_digest_sql(t)).all()) for t in keyed]
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-digest") as pool:
+            built_pending = pool.submit(digests, built)
+            live_digests = digests(live)
+            built_digests = built_pending.result()
+        for table, mine, theirs in zip(keyed, live_digests, built_digests, strict=True):
+            if mine == theirs:
+                counts[table.name] = sum(int(count) for _digest, count in mine)
+        return counts
+    for table in keyed:
+        counts[table.name] = _count_if_same_tuples(live, built, table)
+    return counts
+
+
+def _count_if_same_tuples(live: Connection, built: Connection, table: Table) -> int | None:
+    sql = str(select(table).order_by(*table.primary_key.columns).compile(dialect=live.dialect))
+    live_rows = live.connection.driver_connection.execute(sql)  # type: ignore[union-attr]
+    built_rows = built.connection.driver_connection.execute(sql)  # type: ignore[union-attr]
     count = 0
     while True:
         live_chunk = live_rows.fetchmany(DIFF_FETCH_ROWS)
@@ -327,37 +332,17 @@ def _count_if_identical(live: Connection, built: Connection, table: Table) -> in
         count += len(live_chunk)
 
 
-def _count_if_same_bytes(live: Iterator[Any], built: Iterator[Any]) -> int | None:
-    """Newlines in two byte streams if they are identical, else None."""
-    live_buffer, built_buffer = bytearray(), bytearray()
-    live_done = built_done = False
-    lines = 0
-    while not (live_done and built_done):
-        # Read from the side that is behind (or the only one left).
-        if not live_done and (built_done or len(live_buffer) <= len(built_buffer)):
-            chunk = next(live, None)
-            if chunk is None:
-                live_done = True
-            else:
-                live_buffer += chunk
-        else:
-            chunk = next(built, None)
-            if chunk is None:
-                built_done = True
-            else:
-                built_buffer += chunk
-        common = min(len(live_buffer), len(built_buffer))
-        if common:
-            if live_buffer[:common] != built_buffer[:common]:
-                return None
-            lines += live_buffer.count(b"\n", 0, common)
-            del live_buffer[:common]
-            del built_buffer[:common]
-        if (live_done and not live_buffer and built_buffer) or (
-            built_done and not built_buffer and live_buffer
-        ):
-            return None
-    return lines if not live_buffer and not built_buffer else None
+def _digest_sql(table: Table) -> str:
+    order = ", ".join(
+        f'"{c.name}"' + (' COLLATE "C"' if isinstance(c.type, String) else "")
+        for c in table.primary_key.columns
+    )
+    return (
+        "SELECT sha256(convert_to(string_agg(r.line, E'\\n' ORDER BY r.n), 'UTF8')), count(*) "
+        f"FROM (SELECT t::text AS line, row_number() OVER (ORDER BY {order}) AS n "
+        f'FROM "{table.name}" t) r '
+        f"GROUP BY (r.n - 1) / {DIGEST_CHUNK_ROWS} ORDER BY (r.n - 1) / {DIGEST_CHUNK_ROWS}"
+    )
 
 
 def _stream(conn: Connection, table: Table, keys: Sequence[Column[Any]]) -> Iterator[Any]:

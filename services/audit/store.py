@@ -120,11 +120,11 @@ def iter_records(
         rows = conn.execute(query).all()
         for notification_id, originator_id, version, topic, state in rows:
             yield StoredRecord(
-                int(notification_id),
-                _as_uuid(originator_id),
-                int(version),
-                str(topic),
-                _as_bytes(state),
+                notification_id,
+                originator_id if type(originator_id) is UUID else _as_uuid(originator_id),
+                version,
+                topic,
+                state if type(state) is bytes else _as_bytes(state),
             )
         if len(rows) < page_size:
             return

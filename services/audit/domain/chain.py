@@ -23,6 +23,7 @@ import hashlib
 import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 from uuid import UUID
 
 GENESIS_HASH = bytes(32)
@@ -30,9 +31,8 @@ _FIXED = struct.Struct(">32sQ16sqI")
 _STATE_LENGTH = struct.Struct(">Q")
 
 
-@dataclass(frozen=True)
-class StoredRecord:
-    """One stored event as the chain sees it."""
+class StoredRecord(NamedTuple):
+    """One stored event as the chain sees it (a tuple: a replay builds millions)."""
 
     position: int
     aggregate_id: UUID

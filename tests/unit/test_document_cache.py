@@ -19,7 +19,7 @@ TYPENAME = "{ __typename }"
 @pytest.fixture
 def parse_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
-    original = strawberry_schema.parse
+    original = strawberry_schema.parse  # type: ignore[attr-defined]
 
     def counting_parse(source: Any, **options: Any) -> DocumentNode:
         calls.append(str(source))

@@ -200,7 +200,11 @@ class ProjectionRunner:
                 yield conn
             finally:
                 if is_sqlite:
-                    driver.execute("PRAGMA synchronous=FULL")
+                    try:
+                        driver.execute("PRAGMA synchronous=FULL")
+                    except Exception:
+                        # Never hand a relaxed connection back to a pool.
+                        conn.invalidate()
 
     def _read_pages(self, start: int, pages: int) -> list[Notification]:
         notifications: list[Notification] = []

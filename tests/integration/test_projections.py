@@ -295,3 +295,19 @@ def test_only_one_projector_leads_a_postgres_store(tmp_path: Path) -> None:
         first.dispose()
         second.dispose()
         drop_schema(settings)
+
+
+def test_the_projectors_relaxed_commits_stay_on_its_own_connection(
+    ledger: LedgerApplication, engine: Engine
+) -> None:
+    # Projector commits skip the WAL flush (derived data, re-done after a crash); the
+    # same engine also stores keys and credentials, which must stay fully durable.
+    save_entries(ledger, random_entries(random.Random(3), 3, date(2025, 1, 1)), "dur")
+    runner = ProjectionRunner(ledger, engine, [LedgerProjection()], page_size=2)
+    assert runner.run_until_caught_up() > 0
+    runner.rebuild()
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
+        else:
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL

@@ -233,18 +233,20 @@ def _rebuild(
         with collector_paused(), scratch.begin() as conn:
             for projection in projections:
                 target = positions[projection.name]
-                batch = [n for n in page if n.id <= target]
+                batch = page if page[-1].id <= target else [n for n in page if n.id <= target]
                 if not batch:
                     continue
                 if isinstance(projection, RawProjection):
                     projection.apply_notifications(conn, batch)
                     continue
                 events = []
+                topics = projection.topics
                 for n in batch:
-                    if n.topic in projection.topics:
-                        if n.id not in decoded:
-                            decoded[n.id] = mapper.to_domain_event(n)
-                        events.append((n.id, decoded[n.id]))
+                    if n.topic in topics:
+                        event = decoded.get(n.id)
+                        if event is None:
+                            event = decoded[n.id] = mapper.to_domain_event(n)
+                        events.append((n.id, event))
                 if events:
                     projection.apply(conn, events)
         if progress is not None:

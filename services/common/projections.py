@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Notification
 from sqlalchemy import Connection, Engine, Index, Table, delete, func, insert, select, text, update
+from sqlalchemy.schema import CreateIndex
 
 from services.common.database import projection_tracking
 from services.common.eventstore import CoopApplication
@@ -356,7 +357,8 @@ class ProjectionRunner:
         """Create any secondary index of the projections' tables that is missing."""
         with self.engine.begin() as conn:
             for index in secondary_indexes(projections or self.projections):
-                index.create(conn, checkfirst=True)
+                # IF NOT EXISTS: several processes may start at once.
+                conn.execute(CreateIndex(index, if_not_exists=True))
 
 
 def secondary_indexes(projections: Sequence[Projection]) -> list[Index]:

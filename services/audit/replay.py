@@ -170,7 +170,7 @@ def replay(
             # stays to be queried: the diff reads by primary key.
             indexes = secondary_indexes(projections)
             with scratch.engine.begin() as conn:
-                for index in indexes:
+                for _table, index in indexes:
                     index.drop(conn)
             cutoff = cutoff_for(until, settings) if until is not None else None
             report.events_read = _rebuild(
@@ -178,7 +178,7 @@ def replay(
             )
             if keep or until is not None:
                 with scratch.engine.begin() as conn:
-                    for index in indexes:
+                    for _table, index in indexes:
                         index.create(conn)
             tables = [table for projection in projections for table in projection.tables]
             with scratch.engine.connect() as built:

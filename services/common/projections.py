@@ -16,14 +16,26 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Notification
-from sqlalchemy import Connection, Engine, Index, Table, delete, func, insert, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Index,
+    Table,
+    delete,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.schema import CreateIndex
 
 from services.common.database import projection_tracking
@@ -167,16 +179,13 @@ class ProjectionRunner:
 
     # -- processing ------------------------------------------------------------
 
-    def step(self, conn: Connection | None = None, pages: int = 1) -> int:
-        """Process up to `pages` pages for every process and projection behind; return
-        the most notifications any of them read. Processes go first, so the projections'
-        pages already hold the events a process wrote for the same notifications.
-        `conn` is the connection to write with (a new one if None)."""
+    def step(self, conn: Connection, pages: int = 1) -> int:
+        """Process up to `pages` pages for every process and projection behind, writing
+        with `conn`; return the most notifications any of them read. Processes go first,
+        so the projections' pages already hold the events a process wrote for the same
+        notifications."""
         limit = self.page_size * pages
         read_by_processes = max((p.step(limit) for p in self.processes), default=0)
-        if conn is None:
-            with self.projector_connection() as own:
-                return max(read_by_processes, self._step_projections(own, pages))
         return max(read_by_processes, self._step_projections(conn, pages))
 
     @contextmanager
@@ -293,10 +302,7 @@ class ProjectionRunner:
         processed = 0
         with self.projector_connection() as conn:
             while True:
-                if pages_per_transaction > 1:
-                    with collector_paused():
-                        count = self.step(conn, pages_per_transaction)
-                else:
+                with collector_paused() if pages_per_transaction > 1 else nullcontext():
                     count = self.step(conn, pages_per_transaction)
                 processed += count
                 if progress is not None:
@@ -340,7 +346,7 @@ class ProjectionRunner:
             for projection in rebuilt:
                 for table in reversed(projection.tables):
                     conn.execute(delete(table))
-                for index in secondary_indexes([projection]):
+                for _table, index in secondary_indexes([projection]):
                     index.drop(conn, checkfirst=True)
                 conn.execute(
                     update(projection_tracking)
@@ -356,15 +362,20 @@ class ProjectionRunner:
     def ensure_indexes(self, projections: Sequence[Projection] | None = None) -> None:
         """Create any secondary index of the projections' tables that is missing."""
         with self.engine.begin() as conn:
-            for index in secondary_indexes(projections or self.projections):
-                # IF NOT EXISTS: several processes may start at once.
-                conn.execute(CreateIndex(index, if_not_exists=True))
+            # Inspect first: CREATE INDEX locks the table even when the index exists,
+            # and every process runs this at start. IF NOT EXISTS for the race of
+            # several processes starting at once.
+            found = inspect(conn)
+            for table, index in secondary_indexes(projections or self.projections):
+                if not found.has_index(table.name, str(index.name)):
+                    conn.execute(CreateIndex(index, if_not_exists=True))
 
 
-def secondary_indexes(projections: Sequence[Projection]) -> list[Index]:
+def secondary_indexes(projections: Sequence[Projection]) -> list[tuple[Table, Index]]:
+    """(table, index) for every index a rebuild may drop and build again at the end."""
     # Primary keys and UNIQUE constraints (not in `Table.indexes`) stay.
     return [
-        index
+        (table, index)
         for p in projections
         for table in p.tables
         for index in table.indexes

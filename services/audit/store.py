@@ -16,7 +16,17 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import Mapper
-from sqlalchemy import Connection, Engine, TableClause, column, create_engine, event, select, table
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    TableClause,
+    column,
+    create_engine,
+    event,
+    select,
+    table,
+)
 from sqlalchemy.pool import NullPool
 
 from services.audit.domain import StoredRecord
@@ -117,7 +127,7 @@ def iter_records(
         )
         if until is not None:
             query = query.where(position <= until)
-        rows = conn.execute(query).all()
+        rows = _fetch_all(conn, query)
         for notification_id, originator_id, version, topic, state in rows:
             yield StoredRecord(
                 notification_id,
@@ -129,6 +139,20 @@ def iter_records(
         if len(rows) < page_size:
             return
         last = int(rows[-1][0])
+
+
+def _fetch_all(conn: Connection, query: Select[Any]) -> list[Any]:
+    """Rows as driver tuples, in `conn`'s transaction (its snapshot). A replay reads
+    every stored event: on PostgreSQL in binary (bytea arrives as bytes, not hex text
+    to decode), measured at less than half the time of SQLAlchemy's rows. The query's
+    bounds are integers, rendered inline."""
+    sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+    driver: Any = conn.connection.driver_connection
+    if conn.dialect.name == "postgresql":
+        with driver.cursor(binary=True) as cursor:
+            cursor.execute(sql)
+            return list(cursor.fetchall())
+    return list(driver.execute(sql).fetchall())
 
 
 def iter_chain(

@@ -58,6 +58,10 @@ class Projection(ABC):
     name: ClassVar[str]
     tables: ClassVar[tuple[Table, ...]]
     topics: ClassVar[frozenset[str]]
+    # Tables `apply` only ever inserts into (never reads, updates or upserts): a replay
+    # into empty scratch storage may load them without their primary key and add it
+    # once at the end (audit/replay.py).
+    insert_only_tables: ClassVar[tuple[Table, ...]] = ()
 
     @abstractmethod
     def apply(self, conn: Connection, events: Sequence[tuple[int, DomainEvent]]) -> None:

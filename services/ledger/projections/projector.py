@@ -45,6 +45,7 @@ class LedgerProjection(Projection):
         ledger_account_balances,
         ledger_daily_balances,
     )
+    insert_only_tables: ClassVar[tuple[Table, ...]] = (ledger_lines,)
     topics: ClassVar[frozenset[str]] = frozenset(
         get_topic(cls)
         for cls in (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import select, text
+from sqlalchemy import create_engine, inspect, select, text
 
 from gateway.runtime import Runtime
 from services.audit.replay import ReplayReport, replay
@@ -112,8 +112,31 @@ def test_replay_until_a_date_builds_the_state_known_then(runtime: Runtime) -> No
     try:
         assert report.row_counts["ledger_entries"] == 5
         assert report.row_counts["ledger_accounts"] > 30
+        # A kept scratch is there to be queried: keys and indexes are all back.
+        assert scratch_keys_and_indexes(runtime, report) == (
+            ["entry_id", "line_no"],
+            {"ix_ledger_lines_account_date"},
+        )
     finally:
         _drop(runtime, report)
+
+
+def scratch_keys_and_indexes(runtime: Runtime, report: ReplayReport) -> tuple[list[str], set[str]]:
+    """ledger_lines' primary key columns and index names in a kept scratch."""
+    if runtime.settings.is_postgres:
+        schema = report.scratch.removeprefix("schema ")
+        found = inspect(runtime.sync_engine)
+        key = found.get_pk_constraint("ledger_lines", schema=schema)["constrained_columns"]
+        names = {str(i["name"]) for i in found.get_indexes("ledger_lines", schema=schema)}
+        return list(key), names
+    engine = create_engine(f"sqlite:///{report.scratch.removeprefix('file ')}")
+    try:
+        found = inspect(engine)
+        key = found.get_pk_constraint("ledger_lines")["constrained_columns"]
+        names = {str(i["name"]) for i in found.get_indexes("ledger_lines")}
+        return list(key), names
+    finally:
+        engine.dispose()
 
 
 def _drop(runtime: Runtime, report: ReplayReport) -> None:

@@ -4,8 +4,8 @@ A page of a replay writes hundreds of thousands of rows. Handing them to SQLAlch
 dicts costs more than the database's own work (per-row parameter processing), and on
 PostgreSQL psycopg's `executemany` still sends one INSERT per row. Here rows are plain
 tuples in the table's column order:
-- PostgreSQL: one `COPY ... FROM STDIN` per call (psycopg adapts UUID, date, datetime
-  exactly as it does for SQLAlchemy's parameters);
+- PostgreSQL: one binary `COPY ... FROM STDIN` per call, typed with the columns' own
+  PostgreSQL types;
 - SQLite: sqlite3 `executemany`, each value first passed through the column type's own
   SQLAlchemy bind processor, so the stored text (UUID hex, ISO dates) is what an ORM
   insert would have stored and every query reads it back the same way.
@@ -31,8 +31,10 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]])
     dbapi_connection: Any = conn.connection.driver_connection
     if conn.dialect.name == "postgresql":
         # Unqualified: the connection's search_path (or the audit scratch schema) decides.
-        statement = f'COPY "{table.name}" ({column_list}) FROM STDIN'
+        # Binary: psycopg packs ints, dates and UUIDs without formatting them as text.
+        statement = f'COPY "{table.name}" ({column_list}) FROM STDIN (FORMAT BINARY)'
         with dbapi_connection.cursor() as cursor, cursor.copy(statement) as copy:
+            copy.set_types(_postgres_type_names(conn, table))
             for row in rows:
                 copy.write_row(row)
         return
@@ -71,6 +73,15 @@ def upsert_rows(conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]])
         f'INSERT INTO "{table.name}" ({column_list}) {_sqlite_values(table)} {on_conflict}',
         rows,
     )
+
+
+def _postgres_type_names(conn: Connection, table: Table) -> list[str]:
+    # "VARCHAR(64)" -> "varchar", "TIMESTAMP WITH TIME ZONE" -> "timestamp with time zone":
+    # names psycopg's type registry knows.
+    return [
+        column.type.compile(dialect=conn.dialect).split("(")[0].strip().lower()
+        for column in table.columns
+    ]
 
 
 def _column_list(table: Table) -> str:

@@ -298,24 +298,32 @@ class ProjectionRunner:
                 projection.apply(conn, events)
 
     def run_until_caught_up(
-        self, progress: ProgressCallback | None = None, *, pages_per_transaction: int = 1
+        self, progress: ProgressCallback | None = None, *, pages_per_transaction: int | None = None
     ) -> int:
-        """Apply pages until the log's end. One connection throughout, so its page
-        cache stays warm; `pages_per_transaction` pages commit together (a rebuild
-        uses several: fewer commits, the same exactly-once tracking)."""
+        """Apply pages until the log's end, on one connection (its page cache stays warm).
+
+        `pages_per_transaction` pages commit together (a rebuild uses several: fewer
+        commits, the same exactly-once tracking). By default it adapts: one page while
+        the runner follows the log's end (a mutation's read-your-writes wait is one
+        small transaction), doubling up to REBUILD_PAGES_PER_TRANSACTION while each
+        transaction comes back full, i.e. while the runner is catching up.
+        """
+        pages = pages_per_transaction or 1
         processed = 0
         with self.projector_connection() as conn:
             while True:
-                with collector_paused() if pages_per_transaction > 1 else nullcontext():
-                    count = self.step(conn, pages_per_transaction)
+                with collector_paused() if pages > 1 else nullcontext():
+                    count = self.step(conn, pages)
                 processed += count
                 if progress is not None:
                     progress(min(self.positions().values(), default=0), self.head())
-                if count < self.page_size * pages_per_transaction:
+                if count < self.page_size * pages:
                     self.reached = self._tracked_minimum()
                     with self.caught_up:
                         self.caught_up.notify_all()
                     return processed
+                if pages_per_transaction is None:
+                    pages = min(pages * 2, REBUILD_PAGES_PER_TRANSACTION)
 
     def follow(self, stop: threading.Event, poll_interval_s: float) -> None:
         """Catch up, then follow the log until `stop` is set. Errors are logged and retried."""

@@ -350,7 +350,8 @@ def _identical_row_counts(
 
 
 def _count_if_same_tuples(live: Connection, built: Connection, table: Table) -> int | None:
-    sql = str(select(table).order_by(*table.primary_key.columns).compile(dialect=live.dialect))
+    query = _ordered_select(live, table, list(table.primary_key.columns))
+    sql = str(query.compile(dialect=live.dialect))
     live_rows = live.connection.driver_connection.execute(sql)  # type: ignore[union-attr]
     built_rows = built.connection.driver_connection.execute(sql)  # type: ignore[union-attr]
     count = 0
@@ -376,9 +377,13 @@ def _digest_sql(table: Table) -> str:
     )
 
 
+def _ordered_select(conn: Connection, table: Table, keys: Sequence[Column[Any]]) -> Any:
+    return select(table).order_by(*(_order_column(conn, c) for c in keys))
+
+
 def _stream(conn: Connection, table: Table, keys: Sequence[Column[Any]]) -> Iterator[Any]:
     """The table's rows as tuples in column order, sorted by `keys`."""
-    query = select(table).order_by(*(_order_column(conn, c) for c in keys))
+    query = _ordered_select(conn, table, keys)
     result = conn.execution_options(yield_per=DIFF_FETCH_ROWS).execute(query)
     for partition in result.partitions():
         yield from map(tuple, partition)

@@ -7,19 +7,76 @@ See docs/adr/0001-event-store-and-read-models.md.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, ClassVar
 from uuid import UUID
 
-from eventsourcing.application import Application
-from eventsourcing.persistence import InfrastructureFactory, JSONTranscoder, Transcoding
+import psycopg
+from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import (
+    InfrastructureFactory,
+    InterfaceError,
+    JSONTranscoder,
+    OperationalError,
+    Recording,
+    StoredEvent,
+    Transcoding,
+)
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
-from eventsourcing.utils import Environment, get_topic
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+from eventsourcing.utils import Environment, get_topic, retry
 from psycopg.sql import SQL, Identifier
 
+from services.common.errors import Conflict
 from services.common.settings import Settings
 
 STORE_NAME = "coop_store"
+
+# How many times a save re-checks its guarded reads before giving up with a Conflict.
+# Each retry means another process changed a guarded aggregate (the chart of accounts)
+# during this save: rare, so a few attempts are plenty.
+MAX_STALE_READ_RETRIES = 5
+
+_STALE_READ_MESSAGE = "coop_stale_read"
+_READ_GUARDS_ATTRIBUTE = "_coop_read_guards"
+
+
+class StaleRead(Exception):
+    """A guarded read moved on before the save committed; nothing was written."""
+
+
+@dataclass(frozen=True)
+class ReadGuard:
+    """A decision depended on `aggregate_id` as it was at `version`.
+
+    Aggregates read on every command (the chart of accounts) are taken from the
+    repository cache without a fast-forward query. Instead, the save checks, inside
+    its own write transaction and under the store's write lock, that no event past
+    `version` exists: so a decision can never commit against a state that has
+    changed, even one changed by another process a moment before. `recheck` brings the
+    aggregate up to date, re-runs the checks that depended on it (raising their error
+    if they now fail) and returns the guard for the new version.
+    """
+
+    aggregate_id: UUID
+    version: int
+    recheck: Callable[[], ReadGuard]
+
+
+def guard_read(aggregate: Aggregate, guard: ReadGuard) -> None:
+    """Make the save of `aggregate` conditional on `guard` (see ReadGuard)."""
+    aggregate.__dict__.setdefault(_READ_GUARDS_ATTRIBUTE, []).append(guard)
+
+
+def _take_read_guards(objs: Sequence[object]) -> list[ReadGuard]:
+    guards: list[ReadGuard] = []
+    for obj in objs:
+        if isinstance(obj, Aggregate):
+            guards.extend(obj.__dict__.pop(_READ_GUARDS_ATTRIBUTE, ()))
+    return guards
 
 
 class DateAsISO(Transcoding):
@@ -36,30 +93,44 @@ class DateAsISO(Transcoding):
 
 
 class OrderedPostgresApplicationRecorder(PostgresApplicationRecorder):
-    """The library's recorder with its DB function, plus the table lock.
+    """The library's recorder with its DB function, plus the table lock and read guards.
 
     The library's plain insert path locks the events table so that notification ids
     are committed in order (a follower can then never skip an id that commits later).
     Its faster DB-function path (POSTGRES_ENABLE_DB_FUNCTIONS) does not take that lock,
     so two concurrent transactions can commit ids out of order. We keep the function
-    (one round trip per save) and put the lock back inside it.
+    (one round trip per save) and put the lock back inside it. Under that lock the
+    function also checks the save's read guards (see ReadGuard): every writer takes the
+    lock, so no event can be added between the check and the commit.
     """
 
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
-        self.pg_function_name_insert_events = (
-            f"coop_insert_events_ordered_{self.datastore.originator_id_type}"
-        )
-        self.sql_invoke_pg_function_insert_events = SQL("SELECT * FROM {schema}.{fn}((%s))").format(
+        id_type = self.datastore.originator_id_type
+        self.pg_function_name_insert_events = f"coop_insert_events_guarded_{id_type}"
+        self.sql_invoke_pg_function_insert_events = SQL(
+            "SELECT * FROM {schema}.{fn}(%s, %s::{id_type}[], %s::bigint[])"
+        ).format(
             schema=Identifier(self.datastore.schema),
             fn=Identifier(self.pg_function_name_insert_events),
+            id_type=SQL(id_type),
         )
         self.sql_create_pg_function_insert_events = SQL(
-            "CREATE OR REPLACE FUNCTION {schema}.{fn}(events {schema}.{event}[]) "
+            "CREATE OR REPLACE FUNCTION {schema}.{fn}("
+            "  events {schema}.{event}[], guard_ids {id_type}[], guard_versions bigint[]) "
             "RETURNS SETOF bigint LANGUAGE plpgsql AS $BODY$ "
             "BEGIN "
             "  SET LOCAL lock_timeout = '{lock_timeout}s'; "
             "  LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; "
+            # One primary-key probe per guard (a join could be planned as a scan
+            # of the events table, under the lock every writer waits for).
+            "  FOR i IN 1 .. coalesce(array_length(guard_ids, 1), 0) LOOP "
+            "    IF EXISTS (SELECT 1 FROM {schema}.{table} "
+            "               WHERE originator_id = guard_ids[i] "
+            "               AND originator_version > guard_versions[i]) THEN "
+            "      RAISE EXCEPTION '{stale}'; "
+            "    END IF; "
+            "  END LOOP; "
             "  NOTIFY {channel}; "
             "  RETURN QUERY INSERT INTO {schema}.{table} AS t "
             "    (originator_id, originator_version, topic, state) "
@@ -70,13 +141,74 @@ class OrderedPostgresApplicationRecorder(PostgresApplicationRecorder):
             schema=Identifier(self.datastore.schema),
             fn=Identifier(self.pg_function_name_insert_events),
             event=Identifier(self.stored_event_type_name),
+            id_type=SQL(id_type),
             lock_timeout=self.datastore.lock_timeout,
+            stale=SQL(_STALE_READ_MESSAGE),
             channel=Identifier(self.channel_name),
             table=Identifier(self.events_table_name),
         )
         self.sql_create_statements[self.create_insert_function_statement_index] = (
             self.sql_create_pg_function_insert_events
         )
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_events(
+        self,
+        stored_events: Sequence[StoredEvent],
+        *,
+        read_guards: Mapping[UUID, int] | None = None,
+        **kwargs: Any,
+    ) -> Sequence[int] | None:
+        guards = read_guards or {}
+        pg_stored_events = [
+            self.construct_pg_stored_event(
+                originator_id=e.originator_id,
+                originator_version=e.originator_version,
+                topic=e.topic,
+                state=e.state,
+            )
+            for e in stored_events
+        ]
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            try:
+                curs.execute(
+                    self.sql_invoke_pg_function_insert_events,
+                    (pg_stored_events, list(guards), list(guards.values())),
+                    prepare=True,
+                )
+            except psycopg.errors.RaiseException as exc:
+                if exc.diag.message_primary == _STALE_READ_MESSAGE:
+                    raise StaleRead(sorted(map(str, guards))) from None
+                raise
+            return [r[self.pg_function_name_insert_events] for r in curs.fetchall()]
+
+
+class GuardedSQLiteApplicationRecorder(SQLiteApplicationRecorder):
+    """The library's SQLite recorder, plus read guards (see ReadGuard).
+
+    The guards are checked after the insert, inside the same transaction: the insert
+    took SQLite's write lock, so the check reads the latest committed state and no
+    other writer can commit before this transaction does.
+    """
+
+    def _insert_events(
+        self,
+        c: SQLiteCursor,
+        stored_events: Sequence[StoredEvent],
+        *,
+        read_guards: Mapping[UUID, int] | None = None,
+        **kwargs: Any,
+    ) -> Sequence[int] | None:
+        notification_ids = super()._insert_events(c, stored_events, **kwargs)
+        for aggregate_id, version in (read_guards or {}).items():
+            c.execute(
+                f"SELECT 1 FROM {self.events_table_name} "
+                "WHERE originator_id = ? AND originator_version > ? LIMIT 1",
+                (aggregate_id.hex, version),
+            )
+            if c.fetchone() is not None:
+                raise StaleRead(str(aggregate_id))
+        return notification_ids
 
 
 def eventsourcing_env(settings: Settings, *, create_table: bool = True) -> dict[str, str]:
@@ -107,6 +239,7 @@ def eventsourcing_env(settings: Settings, *, create_table: bool = True) -> dict[
             PERSISTENCE_MODULE="eventsourcing.sqlite",
             SQLITE_DBNAME=str(path),
             SQLITE_LOCK_TIMEOUT="30",
+            APPLICATION_RECORDER_TOPIC=get_topic(GuardedSQLiteApplicationRecorder),
         )
     return env
 
@@ -153,3 +286,29 @@ class CoopApplication(Application[UUID]):
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         transcoder.register(DateAsISO())
+
+    def save(self, *objs: Aggregate | Any | None, **kwargs: Any) -> list[Recording[UUID]]:
+        guards = _take_read_guards(objs)
+        if guards:
+            kwargs["read_guards"] = guards
+        return super().save(*objs, **kwargs)
+
+    def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
+        guards: list[ReadGuard] = processing_event.saved_kwargs.pop("read_guards", [])
+        if not guards:
+            return super()._record(processing_event)
+        for _attempt in range(MAX_STALE_READ_RETRIES):
+            processing_event.saved_kwargs["read_guards"] = {
+                g.aggregate_id: g.version for g in guards
+            }
+            try:
+                return super()._record(processing_event)
+            except StaleRead:
+                # Another process changed what this decision read. Re-check against
+                # the current state (its error if the decision no longer holds) and
+                # try again; the events themselves do not change.
+                guards = [g.recheck() for g in guards]
+        raise Conflict(
+            "what this command was checked against (e.g. the chart of accounts) kept "
+            "changing while it was saved; nothing was written. Try again."
+        )

@@ -11,8 +11,8 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 
-from services.common.errors import Conflict
-from services.common.eventstore import CoopApplication, eventsourcing_env
+from services.common.errors import Conflict, CoopError
+from services.common.eventstore import CoopApplication, ReadGuard, eventsourcing_env, guard_read
 from services.common.idempotency import Decision, Outcome, execute_idempotent
 from services.common.settings import Settings
 from services.ledger.domain import (
@@ -26,6 +26,7 @@ from services.ledger.domain import (
     JournalEntry,
     LedgerLimits,
     Posting,
+    check_postings,
     entry_id_for_cause,
     manual_cause_id,
 )
@@ -147,15 +148,60 @@ class LedgerApplication(CoopApplication):
         postings: Sequence[Posting],
         cause: Cause,
     ) -> JournalEntry:
-        """A validated entry for another context to save together with its own events."""
-        return JournalEntry.post(
-            chart=self.chart(read_only=True),
-            effective_date=effective_date,
-            description=description,
-            postings=postings,
-            cause=cause,
-            limits=self.limits,
-        )
+        """A validated entry for another context to save together with its own events.
+
+        It is validated against the cached chart, without asking the store whether the
+        chart moved on (that query was a quarter of a posting's time); its save checks
+        that instead, in the write transaction (ReadGuard), and re-validates if it did.
+        """
+        chart = self._cached_chart()
+        chart_version = chart.version
+        try:
+            entry = JournalEntry.post(
+                chart=chart,
+                effective_date=effective_date,
+                description=description,
+                postings=postings,
+                cause=cause,
+                limits=self.limits,
+            )
+        except CoopError:
+            # The cached chart may predate an account opened (or reopened) elsewhere:
+            # refuse only what the current chart refuses.
+            chart = self.chart(read_only=True)
+            chart_version = chart.version
+            entry = JournalEntry.post(
+                chart=chart,
+                effective_date=effective_date,
+                description=description,
+                postings=postings,
+                cause=cause,
+                limits=self.limits,
+            )
+        guard_read(entry, self._chart_guard(chart_version, tuple(postings)))
+        return entry
+
+    def _cached_chart(self) -> ChartOfAccounts:
+        """The chart as this process last saw it (no query when it is cached)."""
+        cache = self.repository.cache
+        if cache is not None:
+            try:
+                cached = cache.get(CHART_ID)
+            except KeyError:
+                pass
+            else:
+                assert isinstance(cached, ChartOfAccounts)
+                return cached
+        return self.chart(read_only=True)
+
+    def _chart_guard(self, chart_version: int, postings: tuple[Posting, ...]) -> ReadGuard:
+        def recheck() -> ReadGuard:
+            chart = self.chart(read_only=True)  # fast-forwards the cached chart
+            version = chart.version
+            check_postings(chart, postings, self.limits)
+            return self._chart_guard(version, postings)
+
+        return ReadGuard(CHART_ID, chart_version, recheck)
 
     def post_entry(
         self,

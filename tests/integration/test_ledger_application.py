@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date
 from typing import Any
 
 import pytest
 
 from services.common.errors import Conflict, CoopError, IdempotencyKeyReused, ValidationError
+from services.common.settings import Settings
 from services.ledger.application import LedgerApplication
 from services.ledger.domain import (
     AccountClosed,
@@ -222,3 +223,82 @@ def test_concurrent_account_opening_exactly_one_wins(ledger: LedgerApplication) 
     chart = ledger.chart()
     opened = {f"48{i}" for i in range(6)} & set(chart.accounts)
     assert len(opened) == len(results)
+
+
+# -- The chart is read from the cache; the save checks it (ReadGuard) --------------
+
+
+@pytest.fixture
+def other_process(settings: Settings) -> Iterator[LedgerApplication]:
+    """A second ledger application on the same store: another process's cache."""
+    app = LedgerApplication(settings)
+    yield app
+    app.close()
+
+
+def test_an_account_closed_by_another_process_refuses_the_next_posting(
+    ledger: LedgerApplication, other_process: LedgerApplication
+) -> None:
+    post(ledger, "warm")  # this process now holds the chart in its cache
+    other_process.close_account(key="close-4100", actor="admin", code="4100")
+    before = head(ledger)
+    with pytest.raises(AccountClosed):
+        post(ledger, "after-close")
+    assert head(ledger) == before
+    assert not any(e.cause_id == "manual:after-close" for e in _entries(ledger))
+
+
+def test_an_account_opened_by_another_process_takes_postings_at_once(
+    ledger: LedgerApplication, other_process: LedgerApplication
+) -> None:
+    post(ledger, "warm")
+    other_process.open_account(
+        key="open-4150",
+        actor="admin",
+        code="4150",
+        name="Shop: books",
+        account_type=AccountType.REVENUE,
+    )
+    books = (Posting("1000", Side.DEBIT, 500), Posting("4150", Side.CREDIT, 500))
+    assert post(ledger, "books", books).result.postings[1].account_code == "4150"
+
+
+def test_another_chart_change_does_not_refuse_a_valid_posting(
+    ledger: LedgerApplication, other_process: LedgerApplication
+) -> None:
+    post(ledger, "warm")
+    other_process.close_account(key="close-4200", actor="admin", code="4200")
+    outcome = post(ledger, "still-fine")
+    assert not outcome.replayed
+    assert outcome.result.cause_id == "manual:still-fine"
+
+
+def test_postings_racing_an_account_closing_never_land_after_it(
+    ledger: LedgerApplication, other_process: LedgerApplication
+) -> None:
+    post(ledger, "warm")
+
+    def attempt(i: int) -> Any:
+        if i == 0:
+            return other_process.close_account(key="close-race", actor="admin", code="4100")
+        return post(ledger, f"race-{i}")
+
+    _results, errors = _race(6, attempt)
+    assert all(isinstance(e, AccountClosed) for e in errors), errors
+    # Every entry on 4100 was recorded before the closing, in the log's order.
+    closing_position = max(
+        n.id
+        for n in ledger.recorder.select_notifications(1, 10_000)
+        if n.topic.endswith("AccountClosedEvent")
+    )
+    for notification in ledger.recorder.select_notifications(1, 10_000):
+        if notification.topic.endswith("JournalEntry.Posted"):
+            assert notification.id < closing_position
+
+
+def _entries(ledger: LedgerApplication) -> list[Any]:
+    return [
+        ledger.mapper.to_domain_event(n)
+        for n in ledger.recorder.select_notifications(1, 10_000)
+        if n.topic.endswith("JournalEntry.Posted")
+    ]

@@ -20,6 +20,7 @@ from services.ledger.domain.journal import (
     LedgerLimits,
     Posting,
     Side,
+    check_postings,
     entry_id_for_cause,
     manual_cause_id,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "Side",
     "UnbalancedEntry",
     "UnknownAccount",
+    "check_postings",
     "entry_id_for_cause",
     "manual_cause_id",
 ]

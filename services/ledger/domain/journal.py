@@ -138,7 +138,7 @@ class JournalEntry(Aggregate):
         limits: LedgerLimits,
     ) -> JournalEntry:
         description = _checked_description(description, limits)
-        _check_postings(chart, postings, limits)
+        check_postings(chart, postings, limits)
         if not cause.cause_id or len(cause.cause_id) > 300:
             raise ValidationError("cause", "cause id must be 1 to 300 characters")
         return cls._create(
@@ -220,9 +220,11 @@ def _checked_description(description: str, limits: LedgerLimits) -> str:
     return description
 
 
-def _check_postings(
+def check_postings(
     chart: ChartOfAccounts, postings: Sequence[Posting], limits: LedgerLimits
 ) -> None:
+    """Raise unless `postings` make a valid entry on `chart`: the only part of an
+    entry's validity that depends on the chart (the rest is fixed by the request)."""
     if len(postings) < 2:
         raise ValidationError("postings", "an entry needs at least two postings")
     if len(postings) > limits.max_entry_lines:

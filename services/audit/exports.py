@@ -106,14 +106,16 @@ def _entries(conn: Connection) -> Iterator[tuple[Any, list[Any]]]:
         select(ledger_entries).order_by(e.effective_date, e.position)
     )
     for chunk in entries.mappings().partitions():
-        ids = [row["entry_id"] for row in chunk]
-        lines: dict[Any, list[Any]] = {i: [] for i in ids}
+        positions = [row["position"] for row in chunk]
+        lines: dict[Any, list[Any]] = {p: [] for p in positions}
         for row in conn.execute(
-            select(ledger_lines).where(line.entry_id.in_(ids)).order_by(line.entry_id, line.line_no)
+            select(ledger_lines)
+            .where(line.position.in_(positions))
+            .order_by(line.position, line.line_no)
         ).mappings():
-            lines[row["entry_id"]].append(row)
+            lines[row["position"]].append(row)
         for row in chunk:
-            yield row, lines[row["entry_id"]]
+            yield row, lines[row["position"]]
 
 
 def export_beancount(conn: Connection, out: IO[str]) -> int:

@@ -138,8 +138,43 @@ class ProjectionRunner:
         self._wanted_topics = frozenset().union(*(p.topics for p in self.projections))
         self.wake = threading.Event()
         self.caught_up = threading.Condition()
+        self.reset_changed_read_models()
         self.ensure_tracking_rows()
         self.ensure_indexes()
+
+    # -- schema ----------------------------------------------------------------
+
+    def reset_changed_read_models(self) -> list[str]:
+        """Empty, recreate and re-project every read model whose stored tables no longer
+        match their definition (columns or primary key); return their names.
+
+        A read model is derived data: after an upgrade that changes its shape, the one
+        correct migration is to build it again from the log. Its tables are recreated
+        from the definitions and its position goes back to 0, so the runner replays it
+        at once (and a running gateway's read-your-writes waits meanwhile).
+        """
+        reset: list[str] = []
+        with self.engine.begin() as conn:
+            for projection in self.projections:
+                changed = _changed_tables(conn, projection.tables)
+                if not changed:
+                    continue
+                log.warning(
+                    "read model %s: tables %s differ from their definition; rebuilding it",
+                    projection.name,
+                    ", ".join(changed),
+                )
+                for table in reversed(projection.tables):
+                    table.drop(conn, checkfirst=True)
+                for table in projection.tables:
+                    table.create(conn)
+                conn.execute(
+                    update(projection_tracking)
+                    .where(projection_tracking.c.projection == projection.name)
+                    .values(position=0, updated_at=datetime.now(UTC))
+                )
+                reset.append(projection.name)
+        return reset
 
     # -- tracking --------------------------------------------------------------
 
@@ -381,6 +416,23 @@ class ProjectionRunner:
             for table, index in secondary_indexes(projections or self.projections):
                 if not found.has_index(table.name, str(index.name)):
                     conn.execute(CreateIndex(index, if_not_exists=True))
+
+
+def _changed_tables(conn: Connection, tables: Sequence[Table]) -> list[str]:
+    """Names of the existing `tables` whose columns or primary key differ from their
+    definitions (column types are not compared: a type change needs a new column name)."""
+    found = inspect(conn)
+    changed: list[str] = []
+    for table in tables:
+        if not found.has_table(table.name):
+            continue
+        columns = {column["name"] for column in found.get_columns(table.name)}
+        key = found.get_pk_constraint(table.name)["constrained_columns"]
+        if columns != {c.name for c in table.columns} or list(key) != [
+            c.name for c in table.primary_key.columns
+        ]:
+            changed.append(table.name)
+    return changed
 
 
 def secondary_indexes(projections: Sequence[Projection]) -> list[tuple[Table, Index]]:

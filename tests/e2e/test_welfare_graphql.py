@@ -116,7 +116,7 @@ def expected_by_month(client: GraphQLClient, year: int) -> dict[int, dict[str, A
                 ledger_lines.c.account_code,
                 ledger_lines.c.credit_cents - ledger_lines.c.debit_cents,
             )
-            .join(ledger_lines, ledger_lines.c.entry_id == ledger_entries.c.entry_id)
+            .join(ledger_lines, ledger_lines.c.position == ledger_entries.c.position)
             .where(ledger_lines.c.account_code.like("4%"))
             .order_by(ledger_entries.c.position, ledger_lines.c.line_no)
         ).all()

@@ -114,7 +114,7 @@ def test_replay_until_a_date_builds_the_state_known_then(runtime: Runtime) -> No
         assert report.row_counts["ledger_accounts"] > 30
         # A kept scratch is there to be queried: keys and indexes are all back.
         assert scratch_keys_and_indexes(runtime, report) == (
-            ["entry_id", "line_no"],
+            ["position", "line_no"],
             {"ix_ledger_lines_account_date"},
         )
     finally:

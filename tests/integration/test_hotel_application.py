@@ -102,7 +102,7 @@ def test_ledger_equals_folios_and_rebuild_reproduces_the_read_models(runtime: Ru
             select(
                 ledger_lines.c.account_code, ledger_lines.c.debit_cents, ledger_lines.c.credit_cents
             )
-            .join(ledger_entries, ledger_entries.c.entry_id == ledger_lines.c.entry_id)
+            .join(ledger_entries, ledger_entries.c.position == ledger_lines.c.position)
             .where(ledger_entries.c.cause_id.like("hotel:%"))
         ).all()
     net: dict[str, int] = {}

@@ -76,14 +76,10 @@ class LedgerProjection(Projection):
                     if state["side"] == debit_side:
                         total_cents += cents
                         day_activity[0] += cents
-                        line_rows.append(
-                            (entry_id, line_no, account, cents, 0, effective_date, position)
-                        )
+                        line_rows.append((position, line_no, account, cents, 0, effective_date))
                     else:
                         day_activity[1] += cents
-                        line_rows.append(
-                            (entry_id, line_no, account, 0, cents, effective_date, position)
-                        )
+                        line_rows.append((position, line_no, account, 0, cents, effective_date))
                 entry_rows.append(
                     (
                         entry_id,
@@ -186,15 +182,22 @@ class LedgerProjection(Projection):
             for account, closing in zip(accounts, opening_row, strict=True)
             if closing is not None
         }
+        # Every stored row of these accounts from their first touched day on was just
+        # read, so a day not among them has no row yet: those are inserted (COPY on
+        # PostgreSQL; a replay's rows are nearly all new), the others replaced.
+        stored = {(account, day) for account, days in existing.items() for day in days}
         for (account, day), (debit, credit) in activity.items():
             day_totals = existing[account].setdefault(day, [0, 0])
             day_totals[0] += debit
             day_totals[1] += credit
-        out: list[tuple[Any, ...]] = []
+        new_rows: list[tuple[Any, ...]] = []
+        changed_rows: list[tuple[Any, ...]] = []
         for account, days in existing.items():
             closing = opening.get(account, 0)
             for day in sorted(days):
                 debit, credit = days[day]
                 closing += debit - credit
-                out.append((account, day, debit, credit, closing))
-        upsert_rows(conn, ledger_daily_balances, out)
+                row = (account, day, debit, credit, closing)
+                (changed_rows if (account, day) in stored else new_rows).append(row)
+        upsert_rows(conn, ledger_daily_balances, changed_rows)
+        insert_rows(conn, ledger_daily_balances, new_rows)

@@ -138,10 +138,10 @@ async def journal_page(
     if to_date is not None:
         query = query.where(e.effective_date <= to_date)
     if account_code is not None:
-        touching = select(ledger_lines.c.entry_id).where(
+        touching = select(ledger_lines.c.position).where(
             ledger_lines.c.account_code == account_code
         )
-        query = query.where(e.entry_id.in_(touching))
+        query = query.where(e.position.in_(touching))
     if after is not None:
         after_date, after_position = decode_cursor(after)
         query = query.where(tuple_(e.effective_date, e.position) > (after_date, after_position))
@@ -152,15 +152,15 @@ async def journal_page(
     )
     has_next = len(rows) > first
     rows = rows[:first]
-    lines_by_entry: dict[UUID, list[LineRow]] = {row["entry_id"]: [] for row in rows}
+    lines_by_entry: dict[int, list[LineRow]] = {row["position"]: [] for row in rows}
     if rows:
         line_result = await conn.execute(
             select(ledger_lines)
-            .where(ledger_lines.c.entry_id.in_(list(lines_by_entry)))
-            .order_by(ledger_lines.c.entry_id, ledger_lines.c.line_no)
+            .where(ledger_lines.c.position.in_([row["position"] for row in rows]))
+            .order_by(ledger_lines.c.position, ledger_lines.c.line_no)
         )
         for line in line_result.mappings():
-            lines_by_entry[line["entry_id"]].append(
+            lines_by_entry[line["position"]].append(
                 LineRow(
                     line["line_no"],
                     line["account_code"],
@@ -180,7 +180,7 @@ async def journal_page(
             total_cents=int(row["total_cents"]),
             reverses_entry_id=row["reverses_entry_id"],
             reversed_by_entry_id=row["reversed_by_entry_id"],
-            lines=tuple(lines_by_entry[row["entry_id"]]),
+            lines=tuple(lines_by_entry[row["position"]]),
         )
         for row in rows
     ]

@@ -13,6 +13,7 @@ from sqlalchemy import (
     DateTime,
     Index,
     Integer,
+    PrimaryKeyConstraint,
     Select,
     String,
     Table,
@@ -47,17 +48,22 @@ ledger_entries = Table(
     Index("ix_ledger_entries_date_position", "effective_date", "position"),
 )
 
+# Keyed by the entry's position in the log (ledger_entries.position), not its UUID:
+# lines are most of the rows a replay writes, and a key that only grows is appended at
+# the B-tree's right edge instead of landing on a random page (on SQLite the table is
+# that B-tree itself). Join to the entry on position.
 ledger_lines = Table(
     "ledger_lines",
     metadata,
-    Column("entry_id", Uuid, primary_key=True),
-    Column("line_no", Integer, primary_key=True),
+    Column("position", BigInteger, nullable=False),
+    Column("line_no", Integer, nullable=False),
     Column("account_code", String(64), nullable=False),
     Column("debit_cents", BigInteger, nullable=False),
     Column("credit_cents", BigInteger, nullable=False),
     Column("effective_date", Date, nullable=False),
-    Column("position", BigInteger, nullable=False),
+    PrimaryKeyConstraint("position", "line_no", name="pk_ledger_lines"),
     Index("ix_ledger_lines_account_date", "account_code", "effective_date", "position"),
+    sqlite_with_rowid=False,
 )
 
 # Current totals per account (one row per account that has postings).

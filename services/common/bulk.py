@@ -16,9 +16,10 @@ commit together.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, Date, Table
 
 Processor = Callable[[Any], Any]
 
@@ -98,13 +99,19 @@ def _sqlite_executemany(
     conn: Connection, table: Table, statement: str, rows: Sequence[tuple[Any, ...]]
 ) -> None:
     processors = _bind_processors(conn, table)
-    if any(process is not None for process in processors):
+    dates = [
+        processors[index] is None and type(column.type) is Date
+        for index, column in enumerate(table.columns)
+    ]
+    if any(process is not None for process in processors) or any(dates):
         # Column by column: zip and map run in C, so only the processors' own calls
         # cost Python time (bind processors accept None, as SQLAlchemy passes it too).
         values_by_column: list[Sequence[Any]] = list(zip(*rows, strict=True))
         for index, process in enumerate(processors):
             if process is not None:
                 values_by_column[index] = list(map(process, values_by_column[index]))
+            elif dates[index]:
+                values_by_column[index] = _dates_as_text(values_by_column[index])
         rows = list(zip(*values_by_column, strict=True))
     dbapi_connection: Any = conn.connection.driver_connection
     cursor = dbapi_connection.cursor()
@@ -116,3 +123,10 @@ def _sqlite_executemany(
 
 def _bind_processors(conn: Connection, table: Table) -> list[Processor | None]:
     return [column.type.bind_processor(conn.dialect) for column in table.columns]
+
+
+def _dates_as_text(values: Sequence[Any]) -> list[Any]:
+    """What sqlite3's default adapter stores for a date (`isoformat()`), computed once
+    per distinct day: a page's hundreds of thousands of values hold a few hundred."""
+    texts = {v: v.isoformat() if type(v) is date else v for v in set(values)}
+    return list(map(texts.__getitem__, values))

@@ -407,15 +407,17 @@ class ProjectionRunner:
         return processed
 
     def ensure_indexes(self, projections: Sequence[Projection] | None = None) -> None:
-        """Create any secondary index of the projections' tables that is missing."""
+        """Create any declared index of the projections' tables that is missing."""
         with self.engine.begin() as conn:
             # Inspect first: CREATE INDEX locks the table even when the index exists,
             # and every process runs this at start. IF NOT EXISTS for the race of
             # several processes starting at once.
             found = inspect(conn)
-            for table, index in secondary_indexes(projections or self.projections):
-                if not found.has_index(table.name, str(index.name)):
-                    conn.execute(CreateIndex(index, if_not_exists=True))
+            for projection in projections or self.projections:
+                for table in projection.tables:
+                    for index in table.indexes:
+                        if not found.has_index(table.name, str(index.name)):
+                            conn.execute(CreateIndex(index, if_not_exists=True))
 
 
 def _changed_tables(conn: Connection, tables: Sequence[Table]) -> list[str]:

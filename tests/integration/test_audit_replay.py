@@ -56,11 +56,11 @@ def test_replay_reports_tampered_live_rows_one_by_one(runtime: Runtime) -> None:
     runtime.projector.run_until_caught_up()
     with runtime.sync_engine.begin() as conn:
         victim = conn.execute(
-            select(ledger_entries.c.entry_id).order_by(ledger_entries.c.position).limit(1)
+            select(ledger_entries.c.position).order_by(ledger_entries.c.position).limit(1)
         ).scalar_one()
         conn.execute(
             ledger_entries.update()
-            .where(ledger_entries.c.entry_id == victim)
+            .where(ledger_entries.c.position == victim)
             .values(description="edited behind the ledger's back", total_cents=1)
         )
         conn.execute(text("DELETE FROM ledger_daily_balances WHERE account_code = '4100'"))
@@ -77,7 +77,7 @@ def test_replay_reports_tampered_live_rows_one_by_one(runtime: Runtime) -> None:
     assert ("ledger_daily_balances", "missing in live") in by_kind
     assert ("ledger_accounts", "missing in replay") in by_kind
     edited = next(d for d in report.differences if d.kind == "differs")
-    assert edited.key == {"entry_id": victim}
+    assert edited.key == {"position": victim}  # the entry's position in the log
     assert set(edited.columns) == {"description", "total_cents"}
     assert edited.replay is not None
     assert edited.replay["description"] == "sale 0"

@@ -191,7 +191,7 @@ def index_names(engine: Engine) -> set[str]:
         str(index["name"])
         for table in LedgerProjection.tables
         for index in found.get_indexes(table.name)
-        if str(index["name"]).startswith("ix_")
+        if str(index["name"]).startswith(("ix_", "ux_"))
     }
 
 

@@ -32,11 +32,19 @@ ledger_accounts = Table(
     Column("is_open", Boolean, nullable=False),
 )
 
+# Keyed by position for the same reason as the lines below; on SQLite the key is
+# the rowid itself (INTEGER PRIMARY KEY), so a row is one B-tree append plus its
+# entry_id index entry.
 ledger_entries = Table(
     "ledger_entries",
     metadata,
-    Column("entry_id", Uuid, primary_key=True),
-    Column("position", BigInteger, nullable=False, unique=True),
+    Column("entry_id", Uuid, nullable=False),
+    Column(
+        "position",
+        BigInteger().with_variant(Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=False,
+    ),
     Column("effective_date", Date, nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
     Column("description", String(10_000), nullable=False),
@@ -45,6 +53,7 @@ ledger_entries = Table(
     Column("total_cents", BigInteger, nullable=False),
     Column("reverses_entry_id", Uuid, nullable=True),
     Column("reversed_by_entry_id", Uuid, nullable=True),
+    Index("ux_ledger_entries_entry_id", "entry_id", unique=True),
     Index("ix_ledger_entries_date_position", "effective_date", "position"),
 )
 

@@ -23,6 +23,7 @@ from services.common.database import (
     create_tables,
     ensure_schema,
     projection_tracking,
+    startup_lock,
 )
 from services.common.durability import check_durability
 from services.common.projections import Projection, ProjectionRunner
@@ -61,8 +62,18 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         if settings.is_production:
             check_durability(settings)
-        ensure_schema(settings)
         self.settings = settings
+        # Gateway workers and the projector start together; their CREATE ... IF NOT
+        # EXISTS / OR REPLACE statements would collide on PostgreSQL ("tuple
+        # concurrently updated"), so one process at a time sets the database up.
+        with startup_lock(settings):
+            self._set_up(settings)
+        self._read_engine: AsyncEngine | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _set_up(self, settings: Settings) -> None:
+        ensure_schema(settings)
         # Applications: one per context, all on the one store.
         self.ledger = LedgerApplication(settings)
         self.ledger.ensure_chart()
@@ -116,9 +127,6 @@ class Runtime:
             *(p.name for p in self.projector.projections),
             self.welfare_accrual.name,
         ]
-        self._read_engine: AsyncEngine | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     @property
     def read_engine(self) -> AsyncEngine:

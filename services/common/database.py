@@ -7,7 +7,8 @@ once. See docs/adr/0001-event-store-and-read-models.md.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import (
@@ -101,6 +102,36 @@ def ensure_schema(settings: Settings) -> None:
     try:
         with engine.begin() as conn:
             conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{settings.database_schema}"'))
+    finally:
+        engine.dispose()
+
+
+# Session-level advisory lock key: processes setting up one PostgreSQL database take
+# turns. (The projector's leadership lock is another key.)
+STARTUP_LOCK_KEY = 0x636F6F7073  # "coops"
+
+
+@contextmanager
+def startup_lock(settings: Settings) -> Iterator[None]:
+    """Hold PostgreSQL's startup advisory lock for the block (a no-op on SQLite, where
+    the database file's own lock already serialises schema changes).
+
+    Concurrent CREATE OR REPLACE FUNCTION (the event store's insert function) and
+    CREATE TABLE IF NOT EXISTS fail on PostgreSQL with "tuple concurrently updated" or
+    a duplicate type: several gateway workers and a projector starting at once did.
+    The lock is released with the session if the process dies.
+    """
+    if not settings.is_postgres:
+        yield
+        return
+    engine = create_engine(settings.sync_url, poolclass=NullPool)
+    try:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": STARTUP_LOCK_KEY})
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": STARTUP_LOCK_KEY})
     finally:
         engine.dispose()
 

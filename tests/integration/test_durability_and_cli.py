@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -36,6 +37,34 @@ def test_production_refuses_a_postgres_that_can_lose_commits(tmp_path: Path) -> 
     finally:
         admin.execute(f'ALTER DATABASE "{database}" RESET synchronous_commit')
         admin.close()
+        drop_schema(settings)
+
+
+@pytest.mark.postgres
+def test_gateway_workers_and_a_projector_can_start_at_once(tmp_path: Path) -> None:
+    """`coop serve --workers N` and `coop projections run` start together; their
+    set-up statements once collided ("tuple concurrently updated")."""
+    settings = make_settings("postgres", tmp_path)
+    Runtime(settings).close_sync()  # an existing store, as on every restart
+    barrier = threading.Barrier(4)
+    failures: list[BaseException] = []
+
+    def start() -> None:
+        barrier.wait()
+        try:
+            Runtime(settings).close_sync()
+        except BaseException as exc:
+            failures.append(exc)
+
+    try:
+        for _round in range(3):
+            threads = [threading.Thread(target=start) for _ in range(4)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        assert failures == []
+    finally:
         drop_schema(settings)
 
 

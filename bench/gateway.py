@@ -199,6 +199,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--projector-process",
+        action="store_true",
+        help="the production shape: the projector as its own process (`coop projections "
+        "run`), the gateway workers without one",
+    )
     args = parser.parse_args()
     for backend in selected_backends(args.backend):
         if backend == "postgres" and (problem := postgres_problem(args.postgres_url)):
@@ -226,6 +232,15 @@ def main() -> None:
             "COOP_DATABASE_POOL_SIZE": "8",
         }
         coop = Path(sys.executable).with_name("coop")
+        projector: subprocess.Popen[bytes] | None = None
+        if args.projector_process:
+            env["COOP_RUN_PROJECTOR_IN_PROCESS"] = "false"
+            projector = subprocess.Popen(
+                [str(coop), "projections", "run"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         server = subprocess.Popen(
             [str(coop), "serve", "--workers", str(args.workers)],
             env=env,
@@ -241,14 +256,17 @@ def main() -> None:
                         break
                 except httpx.TransportError:
                     time.sleep(0.2)
+            shape = "projector process" if projector else "projector thread in each worker"
             print(
                 f"== {backend} ({store.label}), {args.connections} connections, "
-                f"{args.workers} worker(s), {os.cpu_count()} cores"
+                f"{args.workers} worker(s), {shape}, {os.cpu_count()} cores"
             )
             asyncio.run(run_load(base, officer, till_keys, args))
         finally:
-            server.terminate()
-            server.wait(timeout=30)
+            for process in (server, projector):
+                if process is not None:
+                    process.terminate()
+                    process.wait(timeout=30)
             store.destroy()
 
 

@@ -21,8 +21,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+import psycopg
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Notification
+from psycopg import sql as psycopg_sql
 from sqlalchemy import (
     Connection,
     Engine,
@@ -361,17 +363,58 @@ class ProjectionRunner:
                     pages = min(pages * 2, REBUILD_PAGES_PER_TRANSACTION)
 
     def follow(self, stop: threading.Event, poll_interval_s: float) -> None:
-        """Catch up, then follow the log until `stop` is set. Errors are logged and retried."""
+        """Catch up, then follow the log until `stop` is set. Errors are logged and retried.
+
+        On PostgreSQL the runner also wakes as soon as events are committed (the insert
+        function NOTIFYs; see `_wake_on_notify`), so a projector in its own process
+        does not leave a mutation's read-your-writes wait to the poll interval.
+        """
         backoff_s = poll_interval_s
-        while not stop.is_set():
-            try:
-                self.run_until_caught_up()
-                backoff_s = poll_interval_s
-            except Exception:
-                log.exception("projection runner failed; retrying in %.1fs", backoff_s)
-                backoff_s = min(backoff_s * 2, 30.0)
-            self.wake.wait(timeout=backoff_s)
-            self.wake.clear()
+        with self._wake_on_notify(stop):
+            while not stop.is_set():
+                try:
+                    self.run_until_caught_up()
+                    backoff_s = poll_interval_s
+                except Exception:
+                    log.exception("projection runner failed; retrying in %.1fs", backoff_s)
+                    backoff_s = min(backoff_s * 2, 30.0)
+                self.wake.wait(timeout=backoff_s)
+                self.wake.clear()
+
+    @contextmanager
+    def _wake_on_notify(self, stop: threading.Event) -> Iterator[None]:
+        """A thread that LISTENs on the events table's channel and sets `wake`."""
+        channel = getattr(self.app.recorder, "channel_name", None)
+        if self.engine.dialect.name != "postgresql" or channel is None:
+            yield
+            return
+        conninfo = self.engine.url.set(drivername="postgresql").render_as_string(
+            hide_password=False
+        )
+        done = threading.Event()
+
+        def listen() -> None:
+            while not (stop.is_set() or done.is_set()):
+                try:
+                    with psycopg.connect(conninfo, autocommit=True) as listener:
+                        listener.execute(
+                            psycopg_sql.SQL("LISTEN {}").format(psycopg_sql.Identifier(channel))
+                        )
+                        while not (stop.is_set() or done.is_set()):
+                            for _notify in listener.notifies(timeout=0.5):
+                                self.wake.set()
+                except psycopg.Error as exc:
+                    # Polling still runs; only the early wake-ups are missing meanwhile.
+                    log.warning("projector: LISTEN failed (%s); polling only", type(exc).__name__)
+                    done.wait(5.0)
+
+        thread = threading.Thread(target=listen, name="coop-projector-listen", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join(timeout=2.0)
 
     def rebuild(
         self, names: Iterable[str] | None = None, progress: ProgressCallback | None = None

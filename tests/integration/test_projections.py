@@ -6,6 +6,7 @@ import asyncio
 import random
 import tempfile
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -342,3 +343,35 @@ def test_the_projectors_relaxed_commits_stay_on_its_own_connection(
             assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
         else:
             assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+
+
+@pytest.mark.postgres
+def test_a_following_projector_wakes_on_commit_not_on_its_poll(tmp_path: Path) -> None:
+    """A projector in its own process hears of new events from PostgreSQL (NOTIFY)."""
+    from services.common.projections import wait_until
+    from tests.conftest import drop_schema, make_settings
+
+    settings = make_settings("postgres", tmp_path)
+    ledger = LedgerApplication(settings)
+    ledger.ensure_chart()
+    engine = create_sync_engine(settings)
+    create_tables(engine, LedgerProjection.tables)
+    runner = ProjectionRunner(ledger, engine, [LedgerProjection()], page_size=100)
+    stop = threading.Event()
+    # Polls only every 60 s: only a notification can wake it within the test.
+    follower = threading.Thread(target=runner.follow, args=(stop, 60.0), daemon=True)
+    follower.start()
+    try:
+        assert wait_until(lambda: runner.reached >= (ledger.recorder.max_notification_id() or 0), 5)
+        time.sleep(0.3)  # the listener is connected and the runner asleep on its poll
+        saved = save_entries(ledger, random_entries(random.Random(3), 1, date(2025, 1, 1)), "n")
+        position = ledger.recorder.max_notification_id() or 0
+        assert saved
+        assert wait_until(lambda: runner.reached >= position, 5)
+    finally:
+        stop.set()
+        runner.wake.set()
+        follower.join(timeout=5)
+        ledger.close()
+        engine.dispose()
+        drop_schema(settings)

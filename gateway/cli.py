@@ -239,7 +239,7 @@ def projections_run() -> None:
                 return
             _catch_up(runtime, "Catching up")
             console.print("Following the event log; Ctrl-C stops.")
-            runtime.projector.follow(stop, settings.projector_poll_interval_s)
+            runtime.projector.follow(stop, settings.projector_poll_interval_s, listen=True)
     finally:
         runtime.close_sync()
 

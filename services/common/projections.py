@@ -362,15 +362,19 @@ class ProjectionRunner:
                 if pages_per_transaction is None:
                     pages = min(pages * 2, REBUILD_PAGES_PER_TRANSACTION)
 
-    def follow(self, stop: threading.Event, poll_interval_s: float) -> None:
+    def follow(
+        self, stop: threading.Event, poll_interval_s: float, *, listen: bool = False
+    ) -> None:
         """Catch up, then follow the log until `stop` is set. Errors are logged and retried.
 
-        On PostgreSQL the runner also wakes as soon as events are committed (the insert
+        `listen`: on PostgreSQL, also wake as soon as events are committed (the insert
         function NOTIFYs; see `_wake_on_notify`), so a projector in its own process
-        does not leave a mutation's read-your-writes wait to the poll interval.
+        does not leave a mutation's read-your-writes wait to the poll interval. A
+        projector thread inside the gateway does not need it: the request that waits
+        wakes it (`Runtime.wait_for_position`).
         """
         backoff_s = poll_interval_s
-        with self._wake_on_notify(stop):
+        with self._wake_on_notify(stop) if listen else nullcontext():
             while not stop.is_set():
                 try:
                     self.run_until_caught_up()

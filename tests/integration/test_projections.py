@@ -359,7 +359,9 @@ def test_a_following_projector_wakes_on_commit_not_on_its_poll(tmp_path: Path) -
     runner = ProjectionRunner(ledger, engine, [LedgerProjection()], page_size=100)
     stop = threading.Event()
     # Polls only every 60 s: only a notification can wake it within the test.
-    follower = threading.Thread(target=runner.follow, args=(stop, 60.0), daemon=True)
+    follower = threading.Thread(
+        target=runner.follow, args=(stop, 60.0), kwargs={"listen": True}, daemon=True
+    )
     follower.start()
     try:
         assert wait_until(lambda: runner.reached >= (ledger.recorder.max_notification_id() or 0), 5)

@@ -28,6 +28,9 @@ from services.ledger.projections.tables import (
     ledger_lines,
 )
 
+# Below this many new daily-balance rows a page upserts them with the changed ones.
+COPY_MIN_ROWS = 100
+
 
 def upsert(conn: Connection, table: Table) -> Any:
     """The dialect's INSERT that supports ON CONFLICT."""
@@ -206,5 +209,9 @@ class LedgerProjection(Projection):
                 closing += debit - credit
                 row = (account, day, debit, credit, closing)
                 (changed_rows if (account, day) in stored else new_rows).append(row)
-        upsert_rows(conn, ledger_daily_balances, changed_rows)
-        insert_rows(conn, ledger_daily_balances, new_rows)
+        if len(new_rows) < COPY_MIN_ROWS:
+            # A live page (a sale or two): one statement beats an upsert plus a COPY.
+            upsert_rows(conn, ledger_daily_balances, changed_rows + new_rows)
+        else:
+            upsert_rows(conn, ledger_daily_balances, changed_rows)
+            insert_rows(conn, ledger_daily_balances, new_rows)

@@ -154,10 +154,8 @@ class LedgerApplication(CoopApplication):
         chart moved on (that query was a quarter of a posting's time); its save checks
         that instead, in the write transaction (ReadGuard), and re-validates if it did.
         """
-        chart = self._cached_chart()
-        chart_version = chart.version
-        try:
-            entry = JournalEntry.post(
+        def post_on(chart: ChartOfAccounts) -> JournalEntry:
+            return JournalEntry.post(
                 chart=chart,
                 effective_date=effective_date,
                 description=description,
@@ -165,19 +163,17 @@ class LedgerApplication(CoopApplication):
                 cause=cause,
                 limits=self.limits,
             )
+
+        chart = self._cached_chart()
+        chart_version = chart.version
+        try:
+            entry = post_on(chart)
         except CoopError:
             # The cached chart may predate an account opened (or reopened) elsewhere:
             # refuse only what the current chart refuses.
             chart = self.chart(read_only=True)
             chart_version = chart.version
-            entry = JournalEntry.post(
-                chart=chart,
-                effective_date=effective_date,
-                description=description,
-                postings=postings,
-                cause=cause,
-                limits=self.limits,
-            )
+            entry = post_on(chart)
         guard_read(entry, self._chart_guard(chart_version, tuple(postings)))
         return entry
 

@@ -154,6 +154,7 @@ class LedgerApplication(CoopApplication):
         chart moved on (that query was a quarter of a posting's time); its save checks
         that instead, in the write transaction (ReadGuard), and re-validates if it did.
         """
+
         def post_on(chart: ChartOfAccounts) -> JournalEntry:
             return JournalEntry.post(
                 chart=chart,

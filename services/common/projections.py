@@ -170,11 +170,7 @@ class ProjectionRunner:
                     table.drop(conn, checkfirst=True)
                 for table in projection.tables:
                     table.create(conn)
-                conn.execute(
-                    update(projection_tracking)
-                    .where(projection_tracking.c.projection == projection.name)
-                    .values(position=0, updated_at=datetime.now(UTC))
-                )
+                _restart_from_zero(conn, projection.name)
                 reset.append(projection.name)
         return reset
 
@@ -442,11 +438,7 @@ class ProjectionRunner:
                     conn.execute(delete(table))
                 for _table, index in secondary_indexes([projection]):
                     index.drop(conn, checkfirst=True)
-                conn.execute(
-                    update(projection_tracking)
-                    .where(projection_tracking.c.projection == projection.name)
-                    .values(position=0, updated_at=datetime.now(UTC))
-                )
+                _restart_from_zero(conn, projection.name)
         processed = self.run_until_caught_up(
             progress, pages_per_transaction=REBUILD_PAGES_PER_TRANSACTION
         )
@@ -465,6 +457,15 @@ class ProjectionRunner:
                     for index in table.indexes:
                         if not found.has_index(table.name, str(index.name)):
                             conn.execute(CreateIndex(index, if_not_exists=True))
+
+
+def _restart_from_zero(conn: Connection, projection_name: str) -> None:
+    """Set a projection's tracking position back to 0 (its tables were just emptied)."""
+    conn.execute(
+        update(projection_tracking)
+        .where(projection_tracking.c.projection == projection_name)
+        .values(position=0, updated_at=datetime.now(UTC))
+    )
 
 
 def _changed_tables(conn: Connection, tables: Sequence[Table]) -> list[str]:

@@ -27,8 +27,11 @@ from services.common.database import (
 )
 from services.common.durability import check_durability
 from services.common.projections import Projection, ProjectionRunner
+from services.common.sealing import KeyStore
 from services.common.settings import ConfigurationError, Settings
 from services.hotel.application import HotelApplication
+from services.hotel.keys import KEY_TABLES as HOTEL_KEY_TABLES
+from services.hotel.keys import hotel_guest_keys
 from services.hotel.projections.projector import HotelProjection
 from services.ledger.application import LedgerApplication
 from services.ledger.funding import FundingApplication
@@ -37,7 +40,8 @@ from services.ledger.projections.projector import LedgerProjection
 from services.shop.application import ShopApplication
 from services.shop.projections.projector import ShopProjection
 from services.welfare_fund.application import WelfareFundApplication
-from services.welfare_fund.keystore import KEY_TABLES, KeyStore
+from services.welfare_fund.keystore import KEY_TABLES as WELFARE_KEY_TABLES
+from services.welfare_fund.keystore import KeyStore as BeneficiaryKeyStore
 from services.welfare_fund.process import PROCESS_TABLES, WelfareAccrualProcess
 from services.welfare_fund.projections.projector import WelfareFundProjection
 
@@ -74,6 +78,7 @@ class Runtime:
 
     def _set_up(self, settings: Settings) -> None:
         ensure_schema(settings)
+        self.sync_engine = create_sync_engine(settings)
         # Applications: one per context, all on the one store.
         self.ledger = LedgerApplication(settings)
         self.ledger.ensure_chart()
@@ -81,7 +86,9 @@ class Runtime:
         self.funding = FundingApplication(settings, self.ledger)
         self.shop = ShopApplication(settings, self.ledger)
         self.shop.ensure_config()
-        self.hotel = HotelApplication(settings, self.ledger)
+        self.hotel = HotelApplication(
+            settings, self.ledger, KeyStore(self.sync_engine, hotel_guest_keys)
+        )
         self.hotel.ensure_configuration()
         # Read models: one projection per context, all followed by one runner.
         # `coop audit replay` rebuilds and diffs every projection listed here.
@@ -95,19 +102,21 @@ class Runtime:
             AuditHeadsProjection(),
         ]
 
-        self.sync_engine = create_sync_engine(settings)
         create_tables(
             self.sync_engine,
             [
                 *(t for p in projections for t in p.tables),
                 *AUTH_TABLES,
-                *KEY_TABLES,
+                *WELFARE_KEY_TABLES,
+                *HOTEL_KEY_TABLES,
                 *PROCESS_TABLES,
             ],
         )
         # The welfare fund needs the key store (a table outside the event store).
         try:
-            self.welfare = WelfareFundApplication(settings, self.ledger, KeyStore(self.sync_engine))
+            self.welfare = WelfareFundApplication(
+                settings, self.ledger, BeneficiaryKeyStore(self.sync_engine)
+            )
             self.welfare.ensure_fund()
         except ConfigurationError:
             self._close_applications()

@@ -8,6 +8,7 @@ all of it commits, or none of it does.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, ClassVar
@@ -20,6 +21,7 @@ from eventsourcing.persistence import IntegrityError
 from services.common.errors import ValidationError
 from services.common.eventstore import CoopApplication, eventsourcing_env
 from services.common.idempotency import Decision, Outcome, execute_idempotent
+from services.common.sealing import KeyStore, seal
 from services.common.settings import Settings
 from services.hotel.domain import (
     CONFIG_ID,
@@ -56,9 +58,17 @@ class HotelApplication(CoopApplication):
     snapshotting_intervals: ClassVar[dict[type[Any], int]] = {HotelConfiguration: 50}
 
     def __init__(
-        self, settings: Settings, ledger: LedgerApplication, *, create_table: bool = True
+        self,
+        settings: Settings,
+        ledger: LedgerApplication,
+        guest_keys: KeyStore,
+        *,
+        create_table: bool = True,
     ) -> None:
         self.ledger = ledger
+        # Guests' identities are sealed under a key per booking (hotel_guest_keys),
+        # kept outside the log.
+        self.guest_keys = guest_keys
         self.ceiling_cents = settings.amount_ceiling_cents
         # One store, one connection pool (measured: a second pool per process
         # exhausted PostgreSQL's connections under 20 concurrent requests).
@@ -220,6 +230,7 @@ class HotelApplication(CoopApplication):
         def decide() -> tuple[Booking, Sequence[Aggregate]]:
             config = self.configuration()
             booked_on = on or self.today()
+            identities = json.dumps([g.identity_state() for g in guests])
             booking = Booking.create(
                 config,
                 booking_id=booking_id,
@@ -227,6 +238,9 @@ class HotelApplication(CoopApplication):
                 arrival=arrival,
                 departure=departure,
                 guests=guests,
+                guest_identities_sealed=seal(
+                    self.guest_keys.get_or_create(booking_id), booking_id, identities
+                ),
                 party_type=party_type,
                 nightly_rate_cents=nightly_rate_cents,
                 deposit_cents=deposit_cents,
@@ -486,6 +500,27 @@ class HotelApplication(CoopApplication):
                 )
             )
         return released
+
+    def erase_guest_data(
+        self, *, key: str, actor: str, booking_id: UUID, on: date | None = None
+    ) -> Outcome[Booking]:
+        """Shred a closed booking's guest identities: record it, then delete the key."""
+
+        def decide() -> tuple[Booking, Sequence[Aggregate]]:
+            booking = self.get_booking(booking_id)
+            booking.erase_guest_data(on=on or self.today())
+            return booking, ()
+
+        outcome = self._run(
+            key=key,
+            operation="eraseGuestData",
+            request=_request(booking_id, on, actor),
+            decide=decide,
+        )
+        # Also when the outcome is a retried request's: if the process died between
+        # the save and this delete, the retry finishes the job.
+        self.guest_keys.delete(booking_id)
+        return outcome
 
     def mark_reported(
         self, *, key: str, actor: str, booking_ids: Sequence[UUID], reported_at: datetime

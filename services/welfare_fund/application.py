@@ -16,6 +16,7 @@ from services.common.errors import Conflict, NotFound, ValidationError
 from services.common.eventstore import CoopApplication, eventsourcing_env
 from services.common.idempotency import Decision, Outcome, execute_idempotent
 from services.common.money import check_positive_amount
+from services.common.sealing import seal
 from services.common.settings import ConfigurationError, Settings
 from services.ledger.application import LedgerApplication
 from services.ledger.domain import Cause, JournalEntry, Posting, Side
@@ -38,7 +39,7 @@ from services.welfare_fund.domain import (
     disbursement_id_for,
 )
 from services.welfare_fund.domain.policy import check_policy
-from services.welfare_fund.keystore import KeyStore, seal
+from services.welfare_fund.keystore import KeyStore
 
 R = TypeVar("R")
 

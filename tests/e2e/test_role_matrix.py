@@ -48,6 +48,7 @@ EXPECTED: dict[str, frozenset[Role]] = {
     "Mutation.createBooking": frozenset({A, FD}),
     "Mutation.defineRoom": frozenset({A}),
     "Mutation.markGuestsReported": frozenset({A, FD}),
+    "Mutation.eraseGuestData": frozenset({A}),
     "Mutation.markNoShow": frozenset({A, FD}),
     "Mutation.postCharge": frozenset({A, FD}),
     "Mutation.voidCharge": frozenset({A, FD}),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -94,7 +95,7 @@ def test_tourist_tax_exemptions_and_the_cap_on_nights() -> None:
         arrival=date(2025, 7, 1),
         end=date(2025, 7, 8),  # 7 nights; only the first 5 are taxed
         nightly_rate_cents=11000,
-        guests=guests,
+        guests=[g.facts(date(2025, 7, 1)) for g in guests],
     )
     assert [line.kind for line in lines].count("ROOM") == 7
     assert tax.amount_cents == 500
@@ -109,7 +110,7 @@ def test_no_tax_before_it_was_introduced() -> None:
         arrival=date(2025, 5, 30),
         end=date(2025, 6, 2),
         nightly_rate_cents=7500,
-        guests=[guest(0)],
+        guests=[guest(0).facts(date(2025, 5, 30))],
     )
     # 30 and 31 May untaxed (no rate in force, not counted as exempt); 1 June taxed.
     assert tax.amount_cents == 100
@@ -140,6 +141,7 @@ def make_booking(deposit: int | None = None) -> Booking:
         arrival=date(2025, 7, 1),
         departure=date(2025, 7, 4),
         guests=[guest(0), guest(1)],
+        guest_identities_sealed="v1:sealed-by-the-application",
         party_type=PartyType.GROUP,
         nightly_rate_cents=9000,
         deposit_cents=deposit,
@@ -172,6 +174,49 @@ def test_lifecycle_refuses_illegal_transitions() -> None:
     assert booking.status is BookingStatus.CHECKED_IN
 
 
+def test_guest_data_is_erased_only_after_the_stay_and_its_police_report() -> None:
+    booking = make_booking()
+    with pytest.raises(IllegalTransition, match="cannot erase"):
+        booking.erase_guest_data(on=date(2025, 6, 2))  # the stay is ahead
+    booking.check_in(config(), on=date(2025, 7, 1))
+    booking.record_payment(
+        method="CARD", amount_cents=booking.balance_cents, on=date(2025, 7, 1),
+        ceiling_cents=CEILING,
+    )  # fmt: skip
+    booking.check_out(config(), on=date(2025, 7, 4))
+    with pytest.raises(IllegalTransition, match="not reported"):
+        booking.erase_guest_data(on=date(2025, 7, 5))
+    booking.mark_reported(reported_at="2025-07-01T18:00:00+00:00")
+    booking.erase_guest_data(on=date(2025, 7, 5))
+    assert booking.guest_data_erased
+    with pytest.raises(IllegalTransition, match="already erased"):
+        booking.erase_guest_data(on=date(2025, 7, 6))
+    # The facts that priced the stay are untouched.
+    assert [g.age_on_arrival for g in booking.guests] == [45, 45]
+
+
+def test_a_v1_booking_is_upcast_to_facts_and_keeps_its_legacy_identities() -> None:
+    arrival = date(2025, 7, 1)
+    child = guest(1, birth=date(2012, 7, 2), residence=BRENO)
+    state: dict[str, Any] = {
+        "arrival": arrival,
+        "guests": [guest(0).as_state(), child.as_state()],
+    }
+    Booking.Booked.upcast_v1_v2(state)
+    assert state["guests"] == [guest(0).facts(arrival).as_state(), child.facts(arrival).as_state()]
+    assert state["guests"][1]["age_on_arrival"] == 12
+    assert state["guest_identities_sealed"] is None
+    legacy = state["guest_identities_legacy"]
+    assert legacy == [guest(0).identity_state(), child.identity_state()]
+    assert "surname" not in str(state["guests"])
+    # Their identities are in the log in clear: no key to delete, so no erasure.
+    booking = make_booking()
+    booking.guest_data_sealed = False
+    booking.cancel(config(), on=date(2025, 6, 2))
+    with pytest.raises(IllegalTransition, match="predates sealing"):
+        booking.erase_guest_data(on=date(2025, 6, 3))
+
+
 @given(
     nights=st.integers(1, 10),
     rate=st.integers(1, 50_000),
@@ -192,7 +237,7 @@ def test_every_posting_balances_and_the_ledger_equals_the_folio(
         arrival=date(2025, 7, 1),
         end=date(2025, 7, 1 + nights),
         nightly_rate_cents=rate,
-        guests=[guest(0)],
+        guests=[guest(0).facts(date(2025, 7, 1))],
     )
     stay_total = sum(line.amount_cents for line in stay)
     deposit = stay_total * deposit_share // 100

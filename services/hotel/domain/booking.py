@@ -37,7 +37,7 @@ from services.hotel.domain.folio import (
     nights_between,
     price_stay,
 )
-from services.hotel.domain.guests import MAX_GUESTS, Guest
+from services.hotel.domain.guests import MAX_GUESTS, Guest, GuestFacts
 
 BOOKING_NAMESPACE = uuid5(NAMESPACE_URL, "urn:coop:hotel:booking")
 ROOM_NIGHT_NAMESPACE = uuid5(NAMESPACE_URL, "urn:coop:hotel:room-night")
@@ -73,16 +73,29 @@ def _lines(states: Sequence[dict[str, Any]]) -> list[FolioLine]:
 
 class Booking(Aggregate):
     class Booked(Aggregate.Created):
+        # v2: `guests` holds each guest's GuestFacts facts; the identities are sealed
+        # under the booking's key (`guest_identities_sealed`). v1 events held whole
+        # guests in clear: upcast to facts, their identities kept aside as legacy.
+        class_version = 2
         room_number: str
         arrival: date
         departure: date
         nightly_rate_cents: int
         party_type: str
         guests: list[dict[str, Any]]
+        guest_identities_sealed: str | None
+        guest_identities_legacy: list[dict[str, Any]] | None
         booked_on: date
         stay_lines: list[dict[str, Any]]  # the quote: room nights and tourist tax
         tourist_tax: dict[str, Any]
         payments: list[dict[str, Any]]  # the deposit, if any
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            guests = [Guest.from_state(g) for g in state["guests"]]
+            state["guests"] = [g.facts(state["arrival"]).as_state() for g in guests]
+            state["guest_identities_sealed"] = None
+            state["guest_identities_legacy"] = [g.identity_state() for g in guests]
 
     class CheckedIn(Aggregate.Event):
         on: date
@@ -155,6 +168,13 @@ class Booking(Aggregate):
             assert isinstance(aggregate, Booking)
             aggregate._close(BookingStatus.NO_SHOW, self.on, self.closing_lines, self.payments)
 
+    class GuestDataErased(Aggregate.Event):
+        on: date
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, Booking)
+            aggregate.guest_data_erased = True
+
     class GuestsReported(Aggregate.Event):
         reported_at: str  # ISO instant the records were accepted by Alloggiati Web
 
@@ -170,6 +190,8 @@ class Booking(Aggregate):
         nightly_rate_cents: int,
         party_type: str,
         guests: list[dict[str, Any]],
+        guest_identities_sealed: str | None,
+        guest_identities_legacy: list[dict[str, Any]] | None,
         booked_on: date,
         stay_lines: list[dict[str, Any]],
         tourist_tax: dict[str, Any],
@@ -180,7 +202,11 @@ class Booking(Aggregate):
         self.departure = departure
         self.nightly_rate_cents = nightly_rate_cents
         self.party_type = PartyType(party_type)
-        self.guests = [Guest.from_state(g) for g in guests]
+        self.guests = [GuestFacts.from_state(g) for g in guests]
+        # The sealed text is in the Booked event; the aggregate needs only to know
+        # whether there is one to erase.
+        self.guest_data_sealed = guest_identities_sealed is not None
+        self.guest_data_erased = False
         self.booked_on = booked_on
         self.status = BookingStatus.CONFIRMED
         self.stay_lines = _lines(stay_lines)
@@ -254,6 +280,7 @@ class Booking(Aggregate):
         arrival: date,
         departure: date,
         guests: Sequence[Guest],
+        guest_identities_sealed: str,
         party_type: PartyType,
         nightly_rate_cents: int | None,
         deposit_cents: int | None,
@@ -276,13 +303,14 @@ class Booking(Aggregate):
             )
         rate = room.nightly_rate_cents if nightly_rate_cents is None else nightly_rate_cents
         check_positive_amount(rate, field="nightlyRate", ceiling_cents=ceiling_cents)
+        facts = [g.facts(arrival) for g in guests]
         lines, tax = price_stay(
             config,
             room_number=room.number,
             arrival=arrival,
             end=departure,
             nightly_rate_cents=rate,
-            guests=guests,
+            guests=facts,
         )
         payments: list[dict[str, Any]] = []
         if deposit_cents is not None:
@@ -303,7 +331,9 @@ class Booking(Aggregate):
             departure=departure,
             nightly_rate_cents=rate,
             party_type=(party_type if len(guests) > 1 else PartyType.FAMILY).value,
-            guests=[g.as_state() for g in guests],
+            guests=[f.as_state() for f in facts],
+            guest_identities_sealed=guest_identities_sealed,
+            guest_identities_legacy=None,
             booked_on=booked_on,
             stay_lines=[line.as_state() for line in lines],
             tourist_tax=tax.as_state(),
@@ -537,6 +567,34 @@ class Booking(Aggregate):
                 f"{self.label}: its guests were already reported", self.status.value
             )
         self.trigger_event(self.GuestsReported, reported_at=reported_at)
+
+    def erase_guest_data(self, *, on: date) -> None:
+        """Shred the guests' identities (the application deletes the booking's key);
+        the stay's facts and its accounts stay. Only once the stay is over, and, if the
+        guests arrived, once the police report was accepted: it needs the identities."""
+        self._require(
+            BookingStatus.CHECKED_OUT,
+            BookingStatus.CANCELLED,
+            BookingStatus.NO_SHOW,
+            action="erase its guests' data",
+        )
+        if self.guest_data_erased:
+            raise IllegalTransition(
+                f"{self.label}: its guests' data was already erased", self.status.value
+            )
+        if not self.guest_data_sealed:
+            # Recorded before identities were sealed (Booked v1): they are in the event
+            # log in clear, which cannot be shredded by deleting a key.
+            raise IllegalTransition(
+                f"{self.label}: its guests' data predates sealing and cannot be erased",
+                self.status.value,
+            )
+        if self.checked_in_on is not None and self.reported_at is None:
+            raise IllegalTransition(
+                f"{self.label}: its guests were not reported to the police yet",
+                self.status.value,
+            )
+        self.trigger_event(self.GuestDataErased, on=on)
 
 
 class RoomNight(Aggregate):

@@ -16,7 +16,7 @@ from typing import Any, Self
 
 from services.common.money import format_cents, split_vat_included
 from services.hotel.domain.config import HotelConfiguration
-from services.hotel.domain.guests import Guest
+from services.hotel.domain.guests import GuestFacts
 
 ROUNDING_RULE = (
     "Prices include VAT. Each line is split on its own: net = gross / (1 + rate), "
@@ -154,12 +154,12 @@ def nights_between(first: date, end: date) -> list[date]:
     return [first + timedelta(days=i) for i in range((end - first).days)]
 
 
-def exemption(guest: Guest, arrival: date, *, under_age: int, municipality: str) -> str | None:
-    if guest.age_on(arrival) < under_age:
+def exemption(guest: GuestFacts, *, under_age: int, municipality: str) -> str | None:
+    if guest.age_on_arrival < under_age:
         return EXEMPT_AGE
     if guest.residence_municipality_code == municipality:
         return EXEMPT_RESIDENT
-    if guest.tax_exemption_reason:
+    if guest.has_exemption_reason:
         return EXEMPT_OTHER
     return None
 
@@ -171,7 +171,7 @@ def price_stay(
     arrival: date,
     end: date,
     nightly_rate_cents: int,
-    guests: Sequence[Guest],
+    guests: Sequence[GuestFacts],
 ) -> tuple[list[FolioLine], TouristTax]:
     """Room lines (one per night, VAT in force that night) and the tourist tax.
 
@@ -201,7 +201,6 @@ def price_stay(
         for guest in guests:
             reason = exemption(
                 guest,
-                arrival,
                 under_age=policy.tourist_tax_exempt_under_age,
                 municipality=policy.municipality_code,
             )

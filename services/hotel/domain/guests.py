@@ -2,6 +2,13 @@
 
 Personal data: validation messages name the field (e.g. `guests[1].surname`), never
 the value, so nothing a guest typed ends up in a log line or an error.
+
+A `Guest` is split in two for storage (see docs/hotel.md, "Guests and personal data"):
+- `GuestFacts`, the facts the accounts and statistics need for years (age on arrival
+  for the tourist tax, residence for the tax and ISTAT, whether an exemption reason was
+  given), recorded in clear;
+- the identity (`identity_state`: name, sex, birth, citizenship, document, the
+  exemption reason's text), sealed under the booking's key and gone when it is erased.
 """
 
 from __future__ import annotations
@@ -60,10 +67,34 @@ class Guest:
 
     @property
     def residence(self) -> str:
-        """ISTAT groups arrivals by country, and Italians by province."""
-        if self.residence_country_code == ITALY_CODE and self.residence_province:
-            return f"IT-{self.residence_province}"
-        return self.residence_country_code
+        return residence_key(self.residence_country_code, self.residence_province)
+
+    def facts(self, arrival: date) -> GuestFacts:
+        return GuestFacts(
+            age_on_arrival=self.age_on(arrival),
+            residence_country_code=self.residence_country_code,
+            residence_municipality_code=self.residence_municipality_code,
+            residence_province=self.residence_province,
+            has_exemption_reason=self.tax_exemption_reason is not None,
+        )
+
+    def identity_state(self) -> dict[str, Any]:
+        """What only the police report needs: sealed, never recorded in clear."""
+        state = self.as_state()
+        for name in RESIDENCE_FIELDS:
+            del state[name]
+        return state
+
+    @classmethod
+    def from_parts(cls, identity: dict[str, Any], facts: GuestFacts) -> Guest:
+        return cls.from_state(
+            {
+                **identity,
+                "residence_country_code": facts.residence_country_code,
+                "residence_municipality_code": facts.residence_municipality_code,
+                "residence_province": facts.residence_province,
+            }
+        )
 
     def as_state(self) -> dict[str, Any]:
         return {
@@ -89,6 +120,47 @@ class Guest:
         values = dict(state)
         values["birth_date"] = date.fromisoformat(state["birth_date"])
         return cls(**values)
+
+
+def residence_key(country_code: str, province: str | None) -> str:
+    """ISTAT groups arrivals by country, and Italians by province."""
+    if country_code == ITALY_CODE and province:
+        return f"IT-{province}"
+    return country_code
+
+
+RESIDENCE_FIELDS = ("residence_country_code", "residence_municipality_code", "residence_province")
+
+
+@dataclass(frozen=True)
+class GuestFacts:
+    """A guest as the booking keeps it: no name, no birth date, no document."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Self:
+        return self
+
+    age_on_arrival: int
+    residence_country_code: str
+    residence_municipality_code: str | None
+    residence_province: str | None
+    has_exemption_reason: bool
+
+    @property
+    def residence(self) -> str:
+        return residence_key(self.residence_country_code, self.residence_province)
+
+    def as_state(self) -> dict[str, Any]:
+        return {
+            "age_on_arrival": self.age_on_arrival,
+            "residence_country_code": self.residence_country_code,
+            "residence_municipality_code": self.residence_municipality_code,
+            "residence_province": self.residence_province,
+            "has_exemption_reason": self.has_exemption_reason,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> GuestFacts:
+        return cls(**state)
 
 
 def _clean(value: str | None) -> str | None:

@@ -196,6 +196,13 @@ class MarkNoShowInput:
 
 
 @strawberry.input
+class EraseGuestDataInput:
+    idempotency_key: str
+    booking_id: strawberry.ID
+    business_date: date | None = None
+
+
+@strawberry.input
 class MarkGuestsReportedInput:
     idempotency_key: str
     booking_ids: list[strawberry.ID]
@@ -449,6 +456,16 @@ class HotelMutation:
     )
     async def mark_no_show(self, info: Info, input: MarkNoShowInput) -> BookingResult:
         return await _booking_step(info, input, info.context.runtime.hotel.mark_no_show)
+
+    @strawberry.mutation(
+        permission_classes=ADMIN,
+        description="Erase a closed booking's guest identities (names, birth, document): "
+        "their key is deleted, so no copy can be read again. Age on arrival, residence "
+        "and the accounts stay. After check-out, cancellation or no-show, and once the "
+        "guests were reported to Alloggiati Web.",
+    )
+    async def erase_guest_data(self, info: Info, input: EraseGuestDataInput) -> BookingResult:
+        return await _booking_step(info, input, info.context.runtime.hotel.erase_guest_data)
 
     @strawberry.mutation(
         permission_classes=HOTEL,

@@ -134,7 +134,7 @@ class HotelQuery:
                 booking_id=view.booking_id,
                 position=position,
                 party_type=view.party_type,
-                party_size=len(view.guests),
+                party_size=view.guest_count,
                 arrival=date,
                 nights=max((view.stay_end - date).days, 1),
                 guest=guest,

@@ -121,7 +121,10 @@ class Booking:
     closed_on: date | None
     guests_reported_at: datetime | None
     folio: Folio
-    guests: list[GuestRecord]
+    guest_data_erased: bool
+    guests: list[GuestRecord] = strawberry.field(
+        description="Empty once the guests' data was erased (guestDataErased)."
+    )
 
     @classmethod
     def from_view(cls, view: BookingView) -> Booking:
@@ -141,6 +144,7 @@ class Booking:
             checked_out_on=view.checked_out_on,
             closed_on=view.closed_on,
             guests_reported_at=view.reported_at,
+            guest_data_erased=view.guest_data_erased,
             folio=Folio(
                 lines=[
                     FolioLine(
@@ -184,7 +188,7 @@ class Booking:
             guests=[
                 GuestRecord(
                     position=i,
-                    record_type=record_type(view.party_type, len(view.guests), i),
+                    record_type=record_type(view.party_type, view.guest_count, i),
                     surname=g.surname,
                     given_name=g.given_name,
                     sex=Sex(g.sex),

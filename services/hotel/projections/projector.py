@@ -9,6 +9,7 @@ with subqueries, so an event costs one or two statements.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any, ClassVar
@@ -31,7 +32,7 @@ from services.hotel.domain.folio import (
     TouristTax,
     nights_between,
 )
-from services.hotel.domain.guests import Guest
+from services.hotel.domain.guests import GuestFacts
 from services.hotel.projections.tables import (
     EXTRA,
     HOTEL_TABLES,
@@ -74,15 +75,13 @@ def _payment_row(booking_id: UUID, seq: int, state: dict[str, Any]) -> dict[str,
 
 
 def _guest_row(booking_id: UUID, position: int, state: dict[str, Any]) -> dict[str, Any]:
-    guest = Guest.from_state(state)
-    row = dict(guest.as_state())
-    row.update(
-        booking_id=booking_id,
-        position=position,
-        birth_date=guest.birth_date,
-        residence=guest.residence,
-    )
-    return row
+    guest = GuestFacts.from_state(state)
+    return {
+        **guest.as_state(),
+        "booking_id": booking_id,
+        "position": position,
+        "residence": guest.residence,
+    }
 
 
 class _Page:
@@ -121,6 +120,7 @@ class HotelProjection(Projection):
             Booking.Cancelled,
             Booking.MarkedNoShow,
             Booking.GuestsReported,
+            Booking.GuestDataErased,
         )
     )
 
@@ -200,6 +200,13 @@ class HotelProjection(Projection):
                     .where(this)
                     .values(reported_at=datetime.fromisoformat(event.reported_at))
                 )
+            elif isinstance(event, Booking.GuestDataErased):
+                # The key is deleted too; drop the unreadable text all the same.
+                page.execute(
+                    update(hotel_bookings)
+                    .where(this)
+                    .values(guest_identities_sealed=None, guest_data_erased=True)
+                )
         page.flush()
 
     @staticmethod
@@ -263,6 +270,13 @@ class HotelProjection(Projection):
                     "paid_cents": deposit,
                     **_stay_totals(event.stay_lines),
                     "booked_on": event.booked_on,
+                    "guest_identities_sealed": event.guest_identities_sealed,
+                    "guest_identities_legacy": (
+                        None
+                        if event.guest_identities_legacy is None
+                        else json.dumps(event.guest_identities_legacy)
+                    ),
+                    "guest_data_erased": False,
                 }
             ],
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -14,8 +15,10 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.common.errors import ValidationError
+from services.common.sealing import read_keys, unseal
 from services.hotel.domain.folio import FolioLine, Payment
-from services.hotel.domain.guests import Guest
+from services.hotel.domain.guests import Guest, GuestFacts
+from services.hotel.keys import hotel_guest_keys
 from services.hotel.projections.tables import (
     EXTRA,
     hotel_bookings,
@@ -51,6 +54,11 @@ class BookingView:
     checked_out_on: date | None
     closed_on: date | None
     reported_at: datetime | None
+    guest_data_erased: bool
+    # The guests' identities as stored (sealed, or legacy clear JSON): opened by
+    # _with_details, never shown.
+    stored_identities: str | None = field(default=None, repr=False)
+    identities_sealed: bool = field(default=True, repr=False)
     lines: list[FolioLine] = field(default_factory=list)
     # Parallel to `lines`: an extra charge's number (what voidCharge takes), None for
     # the stay's own lines.
@@ -100,27 +108,40 @@ def _view(row: Any) -> BookingView:
         checked_out_on=row["checked_out_on"],
         closed_on=row["closed_on"],
         reported_at=_utc(row["reported_at"]),
+        guest_data_erased=bool(row["guest_data_erased"]),
+        stored_identities=row["guest_identities_sealed"] or row["guest_identities_legacy"],
+        identities_sealed=row["guest_identities_legacy"] is None,
     )
 
 
-def _guest(row: Any) -> Guest:
-    return Guest(
-        surname=row["surname"],
-        given_name=row["given_name"],
-        sex=row["sex"],
-        birth_date=row["birth_date"],
-        birth_country_code=row["birth_country_code"],
-        birth_municipality_code=row["birth_municipality_code"],
-        birth_province=row["birth_province"],
-        citizenship_code=row["citizenship_code"],
+def _guest_facts(row: Any) -> GuestFacts:
+    return GuestFacts(
+        age_on_arrival=int(row["age_on_arrival"]),
         residence_country_code=row["residence_country_code"],
         residence_municipality_code=row["residence_municipality_code"],
         residence_province=row["residence_province"],
-        document_type=row["document_type"],
-        document_number=row["document_number"],
-        document_issue_place_code=row["document_issue_place_code"],
-        tax_exemption_reason=row["tax_exemption_reason"],
+        has_exemption_reason=bool(row["has_exemption_reason"]),
     )
+
+
+async def _identities(
+    conn: AsyncConnection, views: list[BookingView]
+) -> dict[UUID, list[dict[str, Any]]]:
+    """Each booking's guest identities, opened with its key; none for a booking whose
+    key is gone (erased)."""
+    sealed = [v for v in views if v.stored_identities is not None and v.identities_sealed]
+    keys = await read_keys(conn, hotel_guest_keys, [v.booking_id for v in sealed])
+    out: dict[UUID, list[dict[str, Any]]] = {}
+    for view in views:
+        text = view.stored_identities
+        if text is None:
+            continue
+        if view.identities_sealed:
+            key = keys.get(view.booking_id)
+            text = None if key is None else unseal(key, view.booking_id, text)
+        if text is not None:
+            out[view.booking_id] = json.loads(text)
+    return out
 
 
 async def _with_details(conn: AsyncConnection, views: list[BookingView]) -> list[BookingView]:
@@ -162,13 +183,18 @@ async def _with_details(conn: AsyncConnection, views: list[BookingView]) -> list
         payments[row["booking_id"]].append(
             Payment(row["kind"], row["method"], int(row["amount_cents"]), row["on_date"])
         )
+    identities = await _identities(conn, views)
     g = hotel_guests.c
     for row in (
         await conn.execute(
             select(hotel_guests).where(g.booking_id.in_(ids)).order_by(g.booking_id, g.position)
         )
     ).mappings():
-        guests[row["booking_id"]].append(_guest(row))
+        booking_identities = identities.get(row["booking_id"])
+        if booking_identities is not None:
+            guests[row["booking_id"]].append(
+                Guest.from_parts(booking_identities[row["position"]], _guest_facts(row))
+            )
     out = []
     for view in views:
         view.lines.extend(lines[view.booking_id])

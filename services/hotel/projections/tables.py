@@ -1,13 +1,16 @@
 """Hotel read models. Rebuildable from the event log at any time.
 
-Guest personal data is here because the front desk and the police report need it;
-it never goes to the ledger's tables.
+Guests' identities are here only sealed (as in the Booked event), opened with the
+booking's key when the front desk or the police report reads them, and dropped when
+they are erased. The facts kept in clear (age on arrival, residence) serve the tourist
+tax and ISTAT. None of it goes to the ledger's tables.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Date,
     DateTime,
@@ -15,6 +18,7 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
+    Text,
     Uuid,
 )
 
@@ -46,6 +50,11 @@ hotel_bookings = Table(
     Column("checked_out_on", Date, nullable=True),
     Column("closed_on", Date, nullable=True),
     Column("reported_at", DateTime(timezone=True), nullable=True),
+    # JSON list of the guests' identities, sealed under the booking's key; NULL once
+    # erased. `_legacy`: bookings recorded before sealing (Booked v1), in clear.
+    Column("guest_identities_sealed", Text, nullable=True),
+    Column("guest_identities_legacy", Text, nullable=True),
+    Column("guest_data_erased", Boolean, nullable=False),
     Index("ix_hotel_bookings_arrival", "arrival"),
     Index("ix_hotel_bookings_status_arrival", "status", "arrival"),
     Index("ix_hotel_bookings_checked_in_on", "checked_in_on"),
@@ -86,22 +95,12 @@ hotel_guests = Table(
     metadata,
     Column("booking_id", Uuid, primary_key=True),
     Column("position", Integer, primary_key=True),  # 0 = the leader
-    Column("surname", String(50), nullable=False),
-    Column("given_name", String(30), nullable=False),
-    Column("sex", String(1), nullable=False),
-    Column("birth_date", Date, nullable=False),
-    Column("birth_country_code", String(9), nullable=False),
-    Column("birth_municipality_code", String(9), nullable=True),
-    Column("birth_province", String(2), nullable=True),
-    Column("citizenship_code", String(9), nullable=False),
+    Column("age_on_arrival", Integer, nullable=False),
     Column("residence_country_code", String(9), nullable=False),
     Column("residence_municipality_code", String(9), nullable=True),
     Column("residence_province", String(2), nullable=True),
     Column("residence", String(12), nullable=False),  # ISTAT key: country, or IT-<province>
-    Column("document_type", String(5), nullable=True),
-    Column("document_number", String(20), nullable=True),
-    Column("document_issue_place_code", String(9), nullable=True),
-    Column("tax_exemption_reason", String(200), nullable=True),
+    Column("has_exemption_reason", Boolean, nullable=False),
 )
 
 # One row per room and night held by a booking (released nights are deleted).

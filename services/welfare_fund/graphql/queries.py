@@ -14,6 +14,7 @@ from gateway.permissions import allow
 from services.common.auth import Role
 from services.common.errors import ValidationError
 from services.common.graphql import as_of_date, check_page_size
+from services.common.sealing import unseal
 from services.welfare_fund.domain import DisbursementStatus
 from services.welfare_fund.graphql.types import (
     Attendance,
@@ -27,7 +28,7 @@ from services.welfare_fund.graphql.types import (
     ProvenanceSource,
     RedistributionPolicy,
 )
-from services.welfare_fund.keystore import read_key, unseal
+from services.welfare_fund.keystore import read_key
 from services.welfare_fund.projections import queries
 
 AGGREGATE_READERS = (Role.FUND_OFFICER, Role.ADMIN, Role.AUDITOR)

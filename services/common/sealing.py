@@ -1,0 +1,136 @@
+"""Crypto-shredding: personal data sealed under a key per data subject, the keys kept
+in a table outside the event store.
+
+A text is sealed with AES-256-GCM under its subject's key, the subject's id bound as
+associated data (a sealed text copied onto another subject does not open). Deleting
+the key makes every copy of the sealed text unreadable (events, snapshots, read
+models, exports, backups of those) while the facts recorded beside it stay. A key
+table is NOT a read model: `coop projections rebuild` never empties it; back it up on
+its own and expire those backups.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from uuid import UUID
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Engine,
+    LargeBinary,
+    Table,
+    Uuid,
+    delete,
+    insert,
+    select,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.common.database import metadata
+
+KEY_BYTES = 32
+NONCE_BYTES = 12
+SEAL_VERSION = "v1:"
+
+
+def key_table(name: str, subject_column: str) -> Table:
+    """A table of one key per subject (its id in `subject_column`)."""
+    return Table(
+        name,
+        metadata,
+        Column(subject_column, Uuid, primary_key=True),
+        Column("key_bytes", LargeBinary(KEY_BYTES), nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+    )
+
+
+def seal(key: bytes, subject_id: UUID, plaintext: str) -> str:
+    nonce = os.urandom(NONCE_BYTES)
+    sealed = AESGCM(key).encrypt(nonce, plaintext.encode(), subject_id.bytes)
+    return SEAL_VERSION + base64.b64encode(nonce + sealed).decode()
+
+
+def unseal(key: bytes, subject_id: UUID, sealed: str) -> str | None:
+    """The plaintext, or None if the text was not sealed with this key for this subject."""
+    if not sealed.startswith(SEAL_VERSION):
+        return None
+    try:
+        raw = base64.b64decode(sealed[len(SEAL_VERSION) :], validate=True)
+        return AESGCM(key).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], subject_id.bytes).decode()
+    except (InvalidTag, binascii.Error, ValueError):
+        return None
+
+
+def _subject_column(table: Table) -> Column[UUID]:
+    (column,) = table.primary_key.columns
+    return column
+
+
+class KeyStore:
+    """The synchronous side, used by applications: create, fetch and delete keys."""
+
+    def __init__(self, engine: Engine, table: Table) -> None:
+        self.engine = engine
+        self.table = table
+        self.subject = _subject_column(table)
+
+    def create(self, subject_id: UUID) -> bytes:
+        key = AESGCM.generate_key(bit_length=KEY_BYTES * 8)
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(self.table).values(
+                    {
+                        self.subject.name: subject_id,
+                        "key_bytes": key,
+                        "created_at": datetime.now(UTC),
+                    }
+                )
+            )
+        return key
+
+    def get_or_create(self, subject_id: UUID) -> bytes:
+        """The subject's key, created if it has none. A retried command (same subject)
+        seals under the key its first attempt created; of two racing creates, one
+        inserts and the other reads that key."""
+        key = self.get(subject_id)
+        if key is not None:
+            return key
+        try:
+            return self.create(subject_id)
+        except IntegrityError:
+            key = self.get(subject_id)
+            if key is None:  # created and deleted in between: start again
+                return self.create(subject_id)
+            return key
+
+    def get(self, subject_id: UUID) -> bytes | None:
+        with self.engine.connect() as conn:
+            key = conn.execute(
+                select(self.table.c.key_bytes).where(self.subject == subject_id)
+            ).scalar_one_or_none()
+        return None if key is None else bytes(key)
+
+    def delete(self, subject_id: UUID) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(self.table).where(self.subject == subject_id))
+
+
+async def read_keys(
+    conn: AsyncConnection, table: Table, subject_ids: Iterable[UUID]
+) -> dict[UUID, bytes]:
+    """The asynchronous side, for resolvers that open sealed data: the keys that still
+    exist for these subjects (an erased subject has none)."""
+    ids = list(subject_ids)
+    if not ids:
+        return {}
+    subject = _subject_column(table)
+    rows = await conn.execute(select(subject, table.c.key_bytes).where(subject.in_(ids)))
+    return {subject_id: bytes(key) for subject_id, key in rows}

@@ -1,0 +1,198 @@
+"""Guests' identities: sealed in the log, shown to the front desk, erased after the
+stay (crypto-shredding) while the accounts, the tourist tax and ISTAT stay whole.
+On SQLite and PostgreSQL, through GraphQL over HTTP."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+
+from services.common.auth import Role
+from tests.e2e.conftest import GraphQLClient
+from tests.e2e.hotel_helpers import (
+    CANCEL,
+    CHECK_IN,
+    CHECK_OUT,
+    PAY,
+    book,
+    family,
+    run,
+)
+
+# What the front desk typed that identifies someone: the leader's surname and
+# document number, a member's given name (hotel_helpers.family()).
+IDENTIFYING = ("Rossi", "CA12345AB", "Giulia")
+
+ERASE = """
+mutation($input: EraseGuestDataInput!) {
+  eraseGuestData(input: $input) {
+    __typename
+    ... on Booking { id guestDataErased guestCount
+                     guests { position surname givenName birthDate residence }
+                     folio { total paid } }
+    ... on Conflict { message }
+  }
+}
+"""
+
+BOOKING = """
+query($id: ID!) {
+  booking(id: $id) {
+    guestDataErased guestCount
+    guests { position recordType surname givenName birthDate residence taxExemptReason }
+    folio { total paid touristTax }
+  }
+}
+"""
+
+
+def stored_states(client: GraphQLClient) -> list[bytes]:
+    """Every event's state exactly as stored (what `coop audit export` writes out)."""
+    recorder = client.runtime.ledger.recorder
+    return [n.state for n in recorder.select_notifications(start=1, limit=100_000)]
+
+
+def guest_keys(client: GraphQLClient) -> int:
+    from services.hotel.keys import hotel_guest_keys
+
+    with client.runtime.sync_engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(hotel_guest_keys)).scalar_one())
+
+
+async def stayed_and_reported(client: GraphQLClient) -> str:
+    booking = await book(client, "fam", guests=family())
+    booking_id = str(booking["id"])
+    await run(
+        client,
+        CHECK_IN,
+        {"idempotencyKey": "in", "bookingId": booking_id, "businessDate": "2025-07-01"},
+        "checkIn",
+    )
+    due = (await client.data(BOOKING, {"id": booking_id}))["booking"]["folio"]["total"]
+    await run(
+        client,
+        PAY,
+        {"idempotencyKey": "pay", "bookingId": booking_id, "method": "CARD", "amount": due},
+        "recordPayment",
+    )
+    await run(
+        client,
+        CHECK_OUT,
+        {"idempotencyKey": "out", "bookingId": booking_id, "businessDate": "2025-07-04"},
+        "checkOut",
+    )
+    return booking_id
+
+
+async def mark_reported(client: GraphQLClient, booking_id: str) -> None:
+    await client.data(
+        "mutation($input: MarkGuestsReportedInput!) { markGuestsReported(input: $input) "
+        "{ __typename } }",
+        {
+            "input": {
+                "idempotencyKey": f"rep-{booking_id}",
+                "bookingIds": [booking_id],
+                "reportedAt": datetime.now(UTC).isoformat(),
+            }
+        },
+    )
+
+
+async def erase(client: GraphQLClient, booking_id: str, key: str) -> dict[str, Any]:
+    result: dict[str, Any] = (
+        await client.data(ERASE, {"input": {"idempotencyKey": key, "bookingId": booking_id}})
+    )["eraseGuestData"]
+    return result
+
+
+async def test_identities_are_sealed_in_the_log_and_open_for_the_front_desk(
+    client: GraphQLClient,
+) -> None:
+    booking_id = await stayed_and_reported(client)
+    states = stored_states(client)
+    assert states, "the log holds the stay's events"
+    for text in IDENTIFYING:
+        assert not any(text.encode() in state for state in states), text
+    # The front desk still reads them: opened with the booking's key.
+    desk = client.as_role(Role.FRONT_DESK)
+    booking = (await desk.data(BOOKING, {"id": booking_id}))["booking"]
+    assert booking["guestDataErased"] is False
+    assert [g["surname"] for g in booking["guests"]] == ["Rossi", "Rossi", "Rossi"]
+    assert [g["recordType"] for g in booking["guests"]] == ["17", "19", "19"]
+    records = (
+        await desk.data('query { alloggiatiRecords(date: "2025-07-01") { count content } }')
+    )["alloggiatiRecords"]
+    assert records["count"] == 3
+    assert "ROSSI" in records["content"].upper()
+
+
+async def test_erasure_shreds_the_identities_and_keeps_the_accounts(
+    client: GraphQLClient,
+) -> None:
+    booking_id = await stayed_and_reported(client)
+    before = (await client.data(BOOKING, {"id": booking_id}))["booking"]
+    istat_before = await client.data('query { istatMonthly(month: "2025-07") { arrivals nights } }')
+    keys_before = guest_keys(client)
+
+    # Not before the police report: it needs the identities.
+    refused = await erase(client, booking_id, "erase-early")
+    assert refused["__typename"] == "Conflict"
+    assert "not reported" in refused["message"]
+    await mark_reported(client, booking_id)
+    # An admin task: the front desk may not.
+    desk = client.as_role(Role.FRONT_DESK)
+    forbidden = await desk.execute(
+        ERASE, {"input": {"idempotencyKey": "erase-desk", "bookingId": booking_id}}
+    )
+    assert forbidden["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+    erased = await erase(client, booking_id, "erase")
+    assert erased["__typename"] == "Booking"
+    assert erased["guestDataErased"] is True
+    assert erased["guests"] == []
+    assert erased["guestCount"] == 3
+    assert erased["folio"] == {"total": before["folio"]["total"], "paid": before["folio"]["paid"]}
+    assert guest_keys(client) == keys_before - 1
+
+    after = (await client.data(BOOKING, {"id": booking_id}))["booking"]
+    assert after["folio"] == before["folio"]  # the tourist tax included
+    assert after["guests"] == []
+    # ISTAT's arrivals and nights by residence are facts kept in clear.
+    assert (
+        await client.data('query { istatMonthly(month: "2025-07") { arrivals nights } }')
+        == istat_before
+    )
+    records = (await client.data('query { alloggiatiRecords(date: "2025-07-01") { count } }'))[
+        "alloggiatiRecords"
+    ]
+    assert records == {"count": 0}
+
+    # A retried request changes nothing twice; a new one is refused.
+    head = client.head()
+    again = await erase(client, booking_id, "erase")
+    assert again["guestDataErased"] is True
+    assert client.head() == head
+    twice = await erase(client, booking_id, "erase-again")
+    assert twice["__typename"] == "Conflict"
+
+    # A rebuild from the log cannot bring the identities back: their key is gone.
+    client.runtime.projector.rebuild()
+    rebuilt = (await client.data(BOOKING, {"id": booking_id}))["booking"]
+    assert rebuilt == after
+
+
+async def test_a_cancelled_booking_is_erased_without_a_report(client: GraphQLClient) -> None:
+    booking_id = str((await book(client, "cancel-me"))["id"])
+    confirmed = await erase(client, booking_id, "too-soon")
+    assert confirmed["__typename"] == "Conflict"  # the stay is not over
+    await run(
+        client,
+        CANCEL,
+        {"idempotencyKey": "cancel", "bookingId": booking_id, "businessDate": "2025-06-01"},
+        "cancelBooking",
+    )
+    erased = await erase(client, booking_id, "erase-cancelled")
+    assert erased["__typename"] == "Booking"
+    assert erased["guestDataErased"] is True

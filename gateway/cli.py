@@ -5,17 +5,18 @@ from __future__ import annotations
 import signal
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.observability import configure_logging
 from gateway.runtime import Runtime
@@ -37,6 +38,13 @@ audit_app = typer.Typer(
     help="Audit: verify the hash chain, publish heads, replay, export.", no_args_is_help=True
 )
 app.add_typer(audit_app, name="audit")
+hotel_app = typer.Typer(help="Hotel: guests' data retention.", no_args_is_help=True)
+app.add_typer(hotel_app, name="hotel")
+
+# Bookings listed per query of a retention run.
+ERASE_BATCH = 100
+
+T = TypeVar("T")
 
 console = Console()
 
@@ -434,6 +442,75 @@ def audit_export(
         runtime.close_sync()
     for kind, path in files.items():
         console.print(f"{kind}: {path}")
+
+
+@hotel_app.command("erase-guests")
+def hotel_erase_guests(
+    ended_before: Annotated[
+        datetime,
+        typer.Option(formats=["%Y-%m-%d"], help="Erase stays that ended before this day."),
+    ],
+    dry_run: Annotated[bool, typer.Option(help="List the bookings, erase nothing.")] = False,
+) -> None:
+    """Erase the guest identities of closed bookings whose stay ended before a day.
+
+    The hotel's retention policy, run by hand or from a timer. The same rules as
+    `eraseGuestData`: only after check-out, cancellation or no-show, and after the
+    police report for guests who arrived. Accounts, tourist tax and ISTAT stay.
+    """
+    import asyncio
+
+    from services.hotel.projections import queries
+
+    async def read(query: Callable[[AsyncConnection], Awaitable[T]], runtime: Runtime) -> T:
+        try:
+            async with runtime.read_engine.connect() as conn:
+                return await query(conn)
+        finally:
+            await runtime.read_engine.dispose()
+
+    with _runtime() as runtime:
+        runtime.projector.run_until_caught_up()
+        # Keys an interrupted erasure left behind go first: their bookings are no
+        # longer listed as erasable.
+        leftover = asyncio.run(read(queries.erased_with_keys, runtime))
+        if not dry_run:
+            for booking_id in leftover:
+                runtime.hotel.guest_keys.delete(booking_id)
+        listed, erased, refused = 0, 0, 0
+        cursor: tuple[date, int] | None = None
+        while True:
+
+            async def page(conn: AsyncConnection, after: tuple[date, int] | None = cursor) -> Any:
+                return await queries.erasable(conn, ended_before.date(), ERASE_BATCH, after)
+
+            batch: list[queries.ErasableBooking] = asyncio.run(read(page, runtime))
+            if not batch:
+                break
+            cursor = (batch[-1].ended_on, batch[-1].position)
+            for booking in batch:
+                listed += 1
+                if dry_run:
+                    console.print(f"{booking.booking_id}  {booking.status}  {booking.ended_on}")
+                    continue
+                try:
+                    runtime.hotel.erase_guest_data(
+                        key=f"retention:{booking.booking_id}",
+                        actor="cli:erase-guests",
+                        booking_id=booking.booking_id,
+                    )
+                    erased += 1
+                except CoopError as exc:
+                    refused += 1
+                    console.print(f"[yellow]{booking.booking_id}: {exc.message}[/yellow]")
+        if dry_run:
+            console.print(f"{listed} booking(s) would be erased.")
+            if leftover:
+                console.print(f"{len(leftover)} erased booking(s) still have a key to delete.")
+        else:
+            console.print(f"Erased the guest data of {erased} booking(s); {refused} refused.")
+            if leftover:
+                console.print(f"Deleted the leftover keys of {len(leftover)} erased booking(s).")
 
 
 def _describe_store() -> str:

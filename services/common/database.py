@@ -48,16 +48,23 @@ def _postgres_search_path(settings: Settings) -> str:
     return f"{settings.database_schema},public" if settings.database_schema else "public"
 
 
+# SQL errors are logged with their statement; without this their bound parameters too
+# (sealing keys, credentials' hashes, typed text). The statement is enough to debug.
+HIDE_PARAMETERS = True
+
+
 def create_sync_engine(settings: Settings) -> Engine:
     if settings.is_postgres:
         return create_engine(
             settings.sync_url,
+            hide_parameters=HIDE_PARAMETERS,
             pool_size=settings.database_pool_size,
             connect_args={"options": f"-csearch_path={_postgres_search_path(settings)}"},
         )
     settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         settings.sync_url,
+        hide_parameters=HIDE_PARAMETERS,
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "isolation_level": None},
         poolclass=NullPool,
     )
@@ -84,11 +91,13 @@ def create_read_engine(settings: Settings) -> AsyncEngine:
     if settings.is_postgres:
         return create_async_engine(
             settings.async_url,
+            hide_parameters=HIDE_PARAMETERS,
             pool_size=settings.database_pool_size,
             connect_args={"server_settings": {"search_path": _postgres_search_path(settings)}},
         )
     return create_async_engine(
         settings.async_url,
+        hide_parameters=HIDE_PARAMETERS,
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S},
         poolclass=NullPool,
     )

@@ -32,6 +32,7 @@ from services.hotel.domain import (
     Guest,
     HotelConfiguration,
     HotelPolicy,
+    IllegalTransition,
     PartyType,
     Room,
     RoomNight,
@@ -230,7 +231,11 @@ class HotelApplication(CoopApplication):
         def decide() -> tuple[Booking, Sequence[Aggregate]]:
             config = self.configuration()
             booked_on = on or self.today()
-            identities = json.dumps([g.identity_state() for g in guests])
+
+            def seal_identities(identities: list[dict[str, Any]]) -> str:
+                key = self.guest_keys.get_or_create(booking_id)
+                return seal(key, booking_id, json.dumps(identities))
+
             booking = Booking.create(
                 config,
                 booking_id=booking_id,
@@ -238,9 +243,7 @@ class HotelApplication(CoopApplication):
                 arrival=arrival,
                 departure=departure,
                 guests=guests,
-                guest_identities_sealed=seal(
-                    self.guest_keys.get_or_create(booking_id), booking_id, identities
-                ),
+                seal_identities=seal_identities,
                 party_type=party_type,
                 nightly_rate_cents=nightly_rate_cents,
                 deposit_cents=deposit_cents,
@@ -278,7 +281,9 @@ class HotelApplication(CoopApplication):
                 "room_number": room_number,
                 "arrival": arrival.isoformat(),
                 "departure": departure.isoformat(),
-                "guests": [g.as_state() for g in guests],
+                # Facts only: the claim (and its hash) outlives an erasure, and a hash
+                # of a name and birth date can be confirmed by anyone who guesses them.
+                "guests": [g.facts(arrival).as_state() for g in guests],
                 "party_type": party_type.value,
                 "nightly_rate_cents": nightly_rate_cents,
                 "deposit_cents": deposit_cents,
@@ -511,14 +516,20 @@ class HotelApplication(CoopApplication):
             booking.erase_guest_data(on=on or self.today())
             return booking, ()
 
-        outcome = self._run(
-            key=key,
-            operation="eraseGuestData",
-            request=_request(booking_id, on, actor),
-            decide=decide,
-        )
-        # Also when the outcome is a retried request's: if the process died between
-        # the save and this delete, the retry finishes the job.
+        try:
+            outcome = self._run(
+                key=key,
+                operation="eraseGuestData",
+                request=_request(booking_id, on, actor),
+                decide=decide,
+            )
+        except IllegalTransition:
+            # "Already erased": if the process died between an earlier request's save
+            # and its key delete, this request (whatever its idempotency key) finishes it.
+            if self.get_booking(booking_id).guest_data_erased:
+                self.guest_keys.delete(booking_id)
+            raise
+        # Also when the outcome is a retried request's, for the same reason.
         self.guest_keys.delete(booking_id)
         return outcome
 

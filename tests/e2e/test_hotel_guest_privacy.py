@@ -15,15 +15,17 @@ from tests.e2e.hotel_helpers import (
     CANCEL,
     CHECK_IN,
     CHECK_OUT,
+    CREATE,
     PAY,
     book,
+    booking_input,
     family,
     run,
 )
 
-# What the front desk typed that identifies someone: the leader's surname and
-# document number, a member's given name (hotel_helpers.family()).
-IDENTIFYING = ("Rossi", "CA12345AB", "Giulia")
+# What the front desk typed that identifies someone (hotel_helpers.family()): the
+# surname, the leader's document number, a member's given name, birth dates.
+IDENTIFYING = ("Rossi", "CA12345AB", "Giulia", "1980-04-12", "2018-05-05", "1978-09-30")
 
 ERASE = """
 mutation($input: EraseGuestDataInput!) {
@@ -196,3 +198,89 @@ async def test_a_cancelled_booking_is_erased_without_a_report(client: GraphQLCli
     erased = await erase(client, booking_id, "erase-cancelled")
     assert erased["__typename"] == "Booking"
     assert erased["guestDataErased"] is True
+
+
+ERASABLE = """
+query($before: Date!) { guestDataErasable(endedBefore: $before) { bookingId status endedOn } }
+"""
+
+
+async def erasable(client: GraphQLClient, before: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = (await client.data(ERASABLE, {"before": before}))[
+        "guestDataErasable"
+    ]
+    return rows
+
+
+async def test_the_retention_list_names_what_may_be_erased(client: GraphQLClient) -> None:
+    stayed = await stayed_and_reported(client)  # checked out on 4 July, not reported
+    cancelled = str((await book(client, "to-cancel", roomNumber="108"))["id"])
+    await run(
+        client,
+        CANCEL,
+        {"idempotencyKey": "cancel", "bookingId": cancelled, "businessDate": "2025-06-02"},
+        "cancelBooking",
+    )
+    await book(client, "still-ahead", roomNumber="109")  # confirmed: never listed
+    assert await erasable(client, "2025-12-31") == [
+        {"bookingId": cancelled, "status": "CANCELLED", "endedOn": "2025-06-02"}
+    ]
+    await mark_reported(client, stayed)
+    assert [r["bookingId"] for r in await erasable(client, "2025-12-31")] == [cancelled, stayed]
+    assert [r["bookingId"] for r in await erasable(client, "2025-07-04")] == [cancelled]
+    await erase(client, cancelled, "erase-c")
+    assert await erasable(client, "2025-12-31") == [
+        {"bookingId": stayed, "status": "CHECKED_OUT", "endedOn": "2025-07-04"}
+    ]
+
+
+async def test_an_interrupted_erasure_is_finished_by_any_later_attempt(
+    client: GraphQLClient, monkeypatch: Any
+) -> None:
+    booking_id = await stayed_and_reported(client)
+    await mark_reported(client, booking_id)
+    hotel = client.runtime.hotel
+    keys_before = guest_keys(client)
+
+    def crash(_booking_id: object) -> None:
+        raise OSError("the process died here")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(hotel.guest_keys, "delete", crash)
+        body = await client.execute(
+            ERASE, {"input": {"idempotencyKey": "erase-1", "bookingId": booking_id}}
+        )
+        assert body["errors"][0]["extensions"]["code"] == "INTERNAL"
+    assert guest_keys(client) == keys_before  # recorded as erased, key still there
+    # Another request, with another key: "already erased", and the key goes.
+    again = await erase(client, booking_id, "erase-2")
+    assert again["__typename"] == "Conflict"
+    assert guest_keys(client) == keys_before - 1
+
+
+async def test_a_lost_key_refuses_the_police_file_instead_of_dropping_guests(
+    client: GraphQLClient,
+) -> None:
+    from services.hotel.keys import hotel_guest_keys
+
+    booking_id = await stayed_and_reported(client)
+    with client.runtime.sync_engine.begin() as conn:
+        conn.execute(hotel_guest_keys.delete())  # e.g. restored from an older backup
+    booking = (await client.data(BOOKING, {"id": booking_id}))["booking"]
+    assert booking["guests"] == []
+    assert booking["guestDataErased"] is False
+    body = await client.execute('query { alloggiatiRecords(date: "2025-07-01") { count } }')
+    assert body["errors"][0]["extensions"]["code"] == "CONFLICT"
+    assert booking_id in body["errors"][0]["message"]
+
+
+async def test_the_request_hash_holds_no_identity(client: GraphQLClient) -> None:
+    """The idempotency claim outlives an erasure, so it is computed from the facts
+    only: a retry that differs in a name alone is the same request."""
+    first = await book(client, "same-key")
+    renamed = [{**g, "surname": "Bianchi"} for g in family()]
+    retried = await book(client, "same-key", guests=renamed)
+    assert retried["id"] == first["id"]
+    older = [{**g, "birthDate": "1960-01-01"} for g in family()]  # age on arrival differs
+    body = await client.data(CREATE, {"input": {**booking_input("same-key"), "guests": older}})
+    assert body["createBooking"]["__typename"] == "IdempotencyKeyReused"

@@ -87,6 +87,22 @@ def test_db_init_then_status(cli_env: Settings) -> None:
     assert "ledger" in status.output
 
 
+def guest_key_count(settings: Settings) -> int:
+    from sqlalchemy import func, select
+
+    from services.common.database import create_sync_engine
+    from services.hotel.keys import hotel_guest_keys
+
+    engine = create_sync_engine(settings)
+    try:
+        with engine.connect() as conn:
+            return int(
+                conn.execute(select(func.count()).select_from(hotel_guest_keys)).scalar_one()
+            )
+    finally:
+        engine.dispose()
+
+
 def test_demo_loads_a_balanced_year_once_and_rebuild_agrees(cli_env: Settings) -> None:
     runner = CliRunner()
     first = runner.invoke(cli, ["demo", "--year", "2025"])
@@ -114,3 +130,20 @@ def test_demo_loads_a_balanced_year_once_and_rebuild_agrees(cli_env: Settings) -
     rebuilt = runner.invoke(cli, ["projections", "rebuild"])
     assert rebuilt.exit_code == 0, rebuilt.output
     assert asyncio.run(year_end()) == before
+
+    # The hotel's retention run: the demo's early stays lose their guests' identities,
+    # the accounts do not move, and a second run finds nothing left to erase.
+    listed = runner.invoke(
+        cli, ["hotel", "erase-guests", "--ended-before", "2025-04-01", "--dry-run"]
+    )
+    assert listed.exit_code == 0, listed.output
+    would = int(listed.output.split(" booking(s) would be erased")[0].split()[-1])
+    assert would > 0
+    keys_before = guest_key_count(cli_env)
+    erased = runner.invoke(cli, ["hotel", "erase-guests", "--ended-before", "2025-04-01"])
+    assert erased.exit_code == 0, erased.output
+    assert f"Erased the guest data of {would} booking(s); 0 refused." in erased.output
+    assert guest_key_count(cli_env) == keys_before - would
+    assert asyncio.run(year_end()) == before
+    again = runner.invoke(cli, ["hotel", "erase-guests", "--ended-before", "2025-04-01"])
+    assert "Erased the guest data of 0 booking(s)" in again.output

@@ -6,6 +6,7 @@ import asyncio
 from datetime import date
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from gateway.runtime import Runtime
@@ -127,3 +128,75 @@ async def _occupied(runtime: Runtime) -> int:
         return sum(n.rooms_sold for n in nights)
     finally:
         await runtime.read_engine.dispose()
+
+
+def test_a_booking_recorded_before_sealing_still_reads_and_cannot_be_erased(
+    runtime: Runtime,
+) -> None:
+    """A store written before guests were sealed holds Booked v1 events (whole guests
+    in clear, no class_version). They upcast on read, the read model shows their
+    guests, and erasure is refused: deleting a key cannot shred clear text."""
+    from uuid import uuid4
+
+    from eventsourcing.persistence import StoredEvent
+    from eventsourcing.utils import get_topic
+
+    from services.common.errors import Conflict
+    from services.hotel.domain import Booking, PartyType
+    from services.hotel.projections import queries
+
+    arrival = date(2025, 8, 1)
+    party = guests(2, arrival)
+    current = Booking.create(
+        runtime.hotel.configuration(),
+        booking_id=uuid4(),
+        room_number="105",
+        arrival=arrival,
+        departure=date(2025, 8, 3),
+        guests=party,
+        seal_identities=lambda identities: "unused",
+        party_type=PartyType.FAMILY,
+        nightly_rate_cents=None,
+        deposit_cents=None,
+        deposit_method="CARD",
+        booked_on=date(2025, 7, 1),
+        ceiling_cents=10**9,
+    )
+    (booked,) = current.collect_events()
+    v1_state = dict(booked.__dict__)
+    del v1_state["guest_identities_sealed"], v1_state["guest_identities_legacy"]
+    v1_state["guests"] = [g.as_state() for g in party]
+    runtime.hotel.recorder.insert_events(
+        [
+            StoredEvent(
+                originator_id=current.id,
+                originator_version=1,
+                topic=get_topic(Booking.Booked),
+                state=runtime.hotel.mapper.transcoder.encode(v1_state),
+            )
+        ]
+    )
+    runtime.projector.run_until_caught_up()
+
+    booking = runtime.hotel.get_booking(current.id)
+    assert [g.age_on_arrival for g in booking.guests] == [35, 25]
+    assert not booking.guest_data_sealed
+
+    async def read() -> queries.BookingView | None:
+        try:
+            async with runtime.read_engine.connect() as conn:
+                return await queries.booking_by_id(conn, current.id)
+        finally:
+            await runtime.read_engine.dispose()
+
+    view = asyncio.run(read())
+    assert view is not None
+    assert [(g.surname, g.document_number) for g in view.guests] == [
+        ("Neri", "XY99"),
+        ("Neri", None),
+    ]
+    runtime.hotel.cancel_booking(
+        key="cancel-v1", actor="t", booking_id=current.id, on=date(2025, 7, 2)
+    )
+    with pytest.raises(Conflict, match="predates sealing"):
+        runtime.hotel.erase_guest_data(key="erase-v1", actor="t", booking_id=current.id)

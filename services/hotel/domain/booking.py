@@ -11,7 +11,7 @@ configuration read later.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 from enum import StrEnum
 from typing import Any
@@ -280,7 +280,7 @@ class Booking(Aggregate):
         arrival: date,
         departure: date,
         guests: Sequence[Guest],
-        guest_identities_sealed: str,
+        seal_identities: Callable[[list[dict[str, Any]]], str],
         party_type: PartyType,
         nightly_rate_cents: int | None,
         deposit_cents: int | None,
@@ -332,7 +332,9 @@ class Booking(Aggregate):
             nightly_rate_cents=rate,
             party_type=(party_type if len(guests) > 1 else PartyType.FAMILY).value,
             guests=[f.as_state() for f in facts],
-            guest_identities_sealed=guest_identities_sealed,
+            # Sealed last, once everything else was accepted: a refused booking leaves
+            # no key behind.
+            guest_identities_sealed=seal_identities([g.identity_state() for g in guests]),
             guest_identities_legacy=None,
             booked_on=booked_on,
             stay_lines=[line.as_state() for line in lines],

@@ -75,7 +75,7 @@ class Guest:
             residence_country_code=self.residence_country_code,
             residence_municipality_code=self.residence_municipality_code,
             residence_province=self.residence_province,
-            has_exemption_reason=self.tax_exemption_reason is not None,
+            has_exemption_reason=bool(self.tax_exemption_reason),
         )
 
     def identity_state(self) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import strawberry
 from gateway.context import Info
 from gateway.permissions import allow
 from services.common.auth import Role
-from services.common.errors import ValidationError
+from services.common.errors import Conflict, ValidationError
 from services.common.graphql import PageInfo, check_page_size, money
 from services.hotel.domain import BookingStatus
 from services.hotel.domain.alloggiati import LINE_END, StayGuest, build_records, deadline_for
@@ -20,6 +20,7 @@ from services.hotel.graphql.types import (
     AlloggiatiFile,
     Booking,
     BookingConnection,
+    ErasableBooking,
     HotelConfigurationView,
     HotelPolicyType,
     IstatMonth,
@@ -34,6 +35,7 @@ from services.hotel.projections import queries
 
 # Auditors read everything except beneficiary data (docs/auth.md), bookings included.
 READS = allow(Role.FRONT_DESK, Role.ADMIN, Role.AUDITOR)
+ADMIN = allow(Role.ADMIN)
 MAX_RANGE_DAYS = 366  # occupancy and tax reports cover at most a year per call
 MAX_PENDING = 500
 
@@ -129,6 +131,13 @@ class HotelQuery:
     async def alloggiati_records(self, info: Info, date: date) -> AlloggiatiFile:
         async with info.context.runtime.read_engine.connect() as conn:
             arrivals = await queries.arrivals_on(conn, date)
+        unreadable = [str(v.booking_id) for v in arrivals if v.guest_data_unreadable]
+        if unreadable:
+            # A file missing guests would be an incomplete police report: refuse it.
+            raise Conflict(
+                f"the guest data of booking(s) {', '.join(unreadable)} cannot be opened: "
+                "their key is missing from hotel_guest_keys (restore it from its backup)"
+            )
         stays = [
             StayGuest(
                 booking_id=view.booking_id,
@@ -182,6 +191,27 @@ class HotelQuery:
                     )
                 )
         return out
+
+    @strawberry.field(
+        permission_classes=ADMIN,
+        description="Closed bookings whose stay ended before `endedBefore` and whose guest "
+        "data may be erased (eraseGuestData): reported to the police if they arrived, not "
+        "erased yet. The earliest first. For the hotel's retention policy.",
+    )
+    async def guest_data_erasable(
+        self, info: Info, ended_before: date, first: int = 100
+    ) -> list[ErasableBooking]:
+        check_page_size(first, info.context.runtime.settings.max_page_size)
+        async with info.context.runtime.read_engine.connect() as conn:
+            rows = await queries.erasable(conn, ended_before, first)
+        return [
+            ErasableBooking(
+                booking_id=strawberry.ID(str(r.booking_id)),
+                status=BookingStatus(r.status),
+                ended_on=r.ended_on,
+            )
+            for r in rows
+        ]
 
     @strawberry.field(
         permission_classes=READS,

@@ -226,6 +226,13 @@ class AlloggiatiFile:
 
 
 @strawberry.type
+class ErasableBooking:
+    booking_id: strawberry.ID
+    status: BookingStatus
+    ended_on: date = strawberry.field(description="Check-out, cancellation or no-show day.")
+
+
+@strawberry.type
 class PendingReport:
     booking_id: strawberry.ID
     room_number: str

@@ -6,12 +6,12 @@ import base64
 import binascii
 import json
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.common.errors import ValidationError
@@ -30,6 +30,7 @@ from services.hotel.projections.tables import (
 )
 
 ACTIVE_STAY = ("CHECKED_IN", "CHECKED_OUT")
+ERASABLE_STATUSES = ("CHECKED_OUT", "CANCELLED", "NO_SHOW")
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,9 @@ class BookingView:
     # _with_details, never shown.
     stored_identities: str | None = field(default=None, repr=False)
     identities_sealed: bool = field(default=True, repr=False)
+    # Not erased, yet its identities could not be opened (its key is missing, e.g. a
+    # key table restored from an older backup): `guests` is empty for another reason.
+    guest_data_unreadable: bool = False
     lines: list[FolioLine] = field(default_factory=list)
     # Parallel to `lines`: an extra charge's number (what voidCharge takes), None for
     # the stay's own lines.
@@ -128,7 +132,7 @@ async def _identities(
     conn: AsyncConnection, views: list[BookingView]
 ) -> dict[UUID, list[dict[str, Any]]]:
     """Each booking's guest identities, opened with its key; none for a booking whose
-    key is gone (erased)."""
+    key is gone (erased, or lost)."""
     sealed = [v for v in views if v.stored_identities is not None and v.identities_sealed]
     keys = await read_keys(conn, hotel_guest_keys, [v.booking_id for v in sealed])
     out: dict[UUID, list[dict[str, Any]]] = {}
@@ -201,6 +205,8 @@ async def _with_details(conn: AsyncConnection, views: list[BookingView]) -> list
         view.charge_numbers.extend(charge_numbers[view.booking_id])
         view.payments.extend(payments[view.booking_id])
         view.guests.extend(guests[view.booking_id])
+        if view.stored_identities is not None and view.booking_id not in identities:
+            view = replace(view, guest_data_unreadable=True)
         out.append(view)
     return out
 
@@ -306,6 +312,56 @@ async def arrivals_on(conn: AsyncConnection, day: date) -> list[BookingView]:
         .all()
     )
     return await _with_details(conn, [_view(row) for row in rows])
+
+
+@dataclass(frozen=True)
+class ErasableBooking:
+    booking_id: UUID
+    status: str
+    ended_on: date
+    position: int  # with ended_on, the cursor of the next page
+
+
+async def erasable(
+    conn: AsyncConnection,
+    ended_before: date,
+    limit: int,
+    after: tuple[date, int] | None = None,
+) -> list[ErasableBooking]:
+    """Bookings whose guest identities may be erased (Booking.erase_guest_data's rules)
+    and whose stay ended before `ended_before`, by end day then booking order, from
+    after the (ended_on, position) cursor `after`."""
+    b = hotel_bookings.c
+    ended = func.coalesce(b.checked_out_on, b.closed_on)
+    query = select(b.booking_id, b.status, ended, b.position).where(
+        b.status.in_(ERASABLE_STATUSES),
+        ended < ended_before,
+        b.guest_data_erased.is_(False),
+        b.guest_identities_sealed.is_not(None),
+        or_(b.checked_in_on.is_(None), b.reported_at.is_not(None)),
+    )
+    if after is not None:
+        after_day, after_position = after
+        query = query.where(
+            or_(ended > after_day, and_(ended == after_day, b.position > after_position))
+        )
+    rows = await conn.execute(query.order_by(ended, b.position).limit(limit))
+    return [
+        ErasableBooking(booking_id, status, ended_on, int(position))
+        for booking_id, status, ended_on, position in rows
+    ]
+
+
+async def erased_with_keys(conn: AsyncConnection) -> list[UUID]:
+    """Erased bookings whose key still exists: an erasure interrupted between its
+    event and its key delete, or a key created again by a retried booking request."""
+    b, k = hotel_bookings.c, hotel_guest_keys.c
+    rows = await conn.execute(
+        select(b.booking_id)
+        .select_from(hotel_bookings.join(hotel_guest_keys, k.booking_id == b.booking_id))
+        .where(b.guest_data_erased.is_(True))
+    )
+    return [booking_id for (booking_id,) in rows]
 
 
 async def unreported(conn: AsyncConnection, limit: int) -> list[BookingView]:

@@ -356,14 +356,18 @@ class HotelApplication(CoopApplication):
         number: int,
         reason: str,
         on: date | None = None,
+        refund_method: str | None = None,
     ) -> Outcome[Booking]:
         """Void extra charge `number`: a negative folio line, and the charge's journal
-        entry reversed, in one save."""
+        entry reversed, in one save; after check-out also the refund and its entry
+        (a credit note)."""
 
         def decide() -> tuple[Booking, Sequence[Aggregate]]:
             booking = self.get_booking(booking_id)
             day = on or self.today()
-            booking.void_charge(number=number, reason=reason, on=day)
+            _line, refund = booking.void_charge(
+                number=number, reason=reason, on=day, refund_method=refund_method
+            )
             original = self.ledger.get_entry(
                 entry_id_for_cause(f"hotel:charge:{booking_id}:{number}")
             )
@@ -375,10 +379,22 @@ class HotelApplication(CoopApplication):
                 actor=actor,
                 limits=self.ledger.limits,
             )
-            return booking, (original, reversal)
+            if refund is None:
+                return booking, (original, reversal)
+            refund_entry = self._entry(
+                cause_id=f"hotel:refund:{booking_id}:{len(booking.payments)}",
+                actor=actor,
+                on=day,
+                description=(
+                    f"Hotel booking {booking_id}: {refund.method.lower()} refund "
+                    f"of voided charge {number}"
+                ),
+                postings=payment_postings(self.configuration().policy_on(day), refund),
+            )
+            return booking, (original, reversal, refund_entry)
 
         request = _request(booking_id, on, actor)
-        request.update(number=number, reason=reason)
+        request.update(number=number, reason=reason, refund_method=refund_method)
         return self._run(key=key, operation="voidCharge", request=request, decide=decide)
 
     def record_payment(

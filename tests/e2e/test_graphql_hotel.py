@@ -797,6 +797,11 @@ async def test_a_mistaken_charge_is_voided_by_a_negative_line_and_a_reversal(
             "ValidationError",
             "cannot precede",
         ),
+        (
+            {"idempotencyKey": "v7", "chargeNumber": 2, "refundMethod": "CASH"},
+            "ValidationError",
+            "only after check-out",
+        ),
     ]
     for change, typename, text in refusals:
         refused = await run(client, VOID, {**void, **change}, "voidCharge")
@@ -851,6 +856,30 @@ async def test_a_mistaken_charge_is_voided_by_a_negative_line_and_a_reversal(
         -Decimal(amount) for account, amount in totals.items() if account[0] in "24"
     )
     assert revenue_and_taxes == Decimal("288.20")  # what the corrected folio charged
+
+    # After check-out the laundry turns out to be someone else's: a credit note, the
+    # void and its refund in one step; the folio stays settled.
+    late = {**void, "idempotencyKey": "late", "chargeNumber": 2, "businessDate": "2025-07-06"}
+    no_method = await run(client, VOID, late, "voidCharge")
+    assert no_method["__typename"] == "ValidationError"
+    assert no_method["field"] == "refundMethod"
+    credited = await run(client, VOID, {**late, "refundMethod": "CARD"}, "voidCharge")
+    assert credited["__typename"] == "Booking", credited
+    assert credited["status"] == "CHECKED_OUT"
+    assert credited["folio"]["lines"][-1]["amount"] == "-12.20"
+    assert (credited["folio"]["total"], credited["folio"]["paid"]) == ("276.00", "276.00")
+    assert credited["folio"]["balance"] == "0.00"
+    assert credited["folio"]["payments"][-1] == {
+        "kind": "REFUND", "method": "CARD", "amount": "12.20", "date": "2025-07-06",
+    }  # fmt: skip
+    journal = (await client.data(JOURNAL))["journal"]["nodes"]
+    mine = [n for n in journal if booking_id in n["description"]]
+    totals = account_totals(mine)
+    assert "1100" not in totals  # still settled
+    assert totals["1020"] == "276.00"  # the card clearing holds what was kept
+    assert sum(
+        -Decimal(amount) for account, amount in totals.items() if account[0] in "24"
+    ) == Decimal("276.00")
 
 
 async def test_two_desks_voiding_the_same_charge_one_wins(client: GraphQLClient) -> None:

@@ -399,12 +399,28 @@ class Booking(Aggregate):
         )
         return line
 
-    def void_charge(self, *, number: int, reason: str, on: date) -> FolioLine:
+    def void_charge(
+        self, *, number: int, reason: str, on: date, refund_method: str | None = None
+    ) -> tuple[FolioLine, Payment | None]:
         """Cancel extra charge `number` with a negative copy of its line (same kind and
-        VAT rate, so the VAT summary nets out). Before check-out only: a closed folio
-        has no correction command yet (see docs/hotel.md)."""
+        VAT rate, so the VAT summary nets out).
+
+        In house, the void lowers what the guest owes. After check-out the folio was
+        settled, so the void is a credit note: the amount goes back to the guest by
+        `refund_method` in the same command, and the folio stays settled.
+        """
         reason = collapsed_text(reason, field="reason", max_length=MAX_CHARGE_DESCRIPTION_LENGTH)
-        self._require(BookingStatus.CHECKED_IN, action="void a charge")
+        self._require(BookingStatus.CHECKED_IN, BookingStatus.CHECKED_OUT, action="void a charge")
+        if self.status is BookingStatus.CHECKED_OUT:
+            if refund_method not in PAYMENT_METHODS:
+                raise ValidationError(
+                    "refundMethod",
+                    "after check-out the voided amount is refunded: CASH, CARD or TRANSFER",
+                )
+        elif refund_method is not None:
+            raise ValidationError(
+                "refundMethod", "only after check-out: in house a void lowers what is owed"
+            )
         if not 1 <= number <= len(self.extra_lines):
             raise NotFound(f"{self.label} has no charge number {number}")
         original = self.extra_lines[number - 1]
@@ -434,7 +450,13 @@ class Booking(Aggregate):
             voids=number,
             line=line.as_state(),
         )
-        return line
+        if refund_method is None:
+            return line, None
+        refund = Payment(REFUND, refund_method, original.amount_cents, on)
+        self.trigger_event(
+            self.PaymentRecorded, number=len(self.payments) + 1, payment=refund.as_state()
+        )
+        return line, refund
 
     def record_payment(
         self, *, method: str, amount_cents: int, on: date, ceiling_cents: int

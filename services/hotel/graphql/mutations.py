@@ -154,6 +154,10 @@ class VoidChargeInput:
     charge_number: int = strawberry.field(description="The folio line's chargeNumber.")
     reason: str
     business_date: date | None = None
+    refund_method: PaymentMethod | None = strawberry.field(
+        default=None,
+        description="After check-out only, and then required: how the amount goes back.",
+    )
 
 
 @strawberry.input
@@ -382,8 +386,9 @@ class HotelMutation:
 
     @strawberry.mutation(
         permission_classes=HOTEL,
-        description="Void a mistaken charge before check-out: a negative folio line and "
-        "the charge's journal entry reversed. A charge is voided at most once.",
+        description="Void a mistaken charge: a negative folio line and the charge's journal "
+        "entry reversed. After check-out it is a credit note: the amount is refunded by "
+        "refundMethod in the same step. A charge is voided at most once.",
     )
     async def void_charge(self, info: Info, input: VoidChargeInput) -> BookingResult:
         hotel, actor = info.context.runtime.hotel, info.context.actor
@@ -396,6 +401,7 @@ class HotelMutation:
                 number=input.charge_number,
                 reason=input.reason,
                 on=input.business_date,
+                refund_method=None if input.refund_method is None else input.refund_method.value,
             )
 
         return await _booking_mutation(info, command)

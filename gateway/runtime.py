@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.auth import AUTH_TABLES, CredentialStore
+from gateway.projected import ProjectedPosition
 from gateway.ratelimit import RateLimiter
 from services.audit.application import AuditApplication
 from services.audit.projections.projector import AuditChainProjection, AuditHeadsProjection
@@ -73,6 +74,7 @@ class Runtime:
         with startup_lock(settings):
             self._set_up(settings)
         self._read_engine: AsyncEngine | None = None
+        self._projected: ProjectedPosition | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -178,12 +180,31 @@ class Runtime:
                 await asyncio.sleep(interval_s)
                 interval_s = min(interval_s * 2, 0.01)
             return
+        watch = self._projected_watch()
+        if watch is not None:
+            if await watch.wait_until(position, deadline):
+                return
+            if time.monotonic() >= deadline:
+                raise ProjectionLag(position, self.settings.read_your_writes_timeout_s)
+            # Not listening (the connection failed or dropped): poll instead.
         interval_s = 0.002
         while await self.projected_position() < position:
             if time.monotonic() >= deadline:
                 raise ProjectionLag(position, self.settings.read_your_writes_timeout_s)
             await asyncio.sleep(interval_s)
             interval_s = min(interval_s * 2, 0.05)
+
+    def _projected_watch(self) -> ProjectedPosition | None:
+        """The projector's announced position (PostgreSQL, projector in another process)."""
+        channel = self.projector.projected_channel
+        if channel is None:
+            return None
+        if self._projected is None:
+            dsn = self.settings.url.set(drivername="postgresql")
+            self._projected = ProjectedPosition(
+                dsn.render_as_string(hide_password=False), channel, self.projected_position
+            )
+        return self._projected
 
     async def projected_position(self) -> int:
         """The position every projection of this runtime has reached."""
@@ -203,6 +224,9 @@ class Runtime:
 
     async def aclose(self) -> None:
         self.close_sync()
+        if self._projected is not None:
+            await self._projected.close()
+            self._projected = None
         if self._read_engine is not None:
             await self._read_engine.dispose()
             self._read_engine = None

@@ -136,6 +136,13 @@ class ProjectionRunner:
         # pass (read from the tracking table, so other runners' work counts too).
         # Read-your-writes waits in this process compare against it in memory.
         self.reached = 0
+        # On PostgreSQL each pass that moves `reached` NOTIFYs it on this channel, so
+        # gateway workers in other processes wake their waiting requests at once
+        # (gateway/projected.py) instead of each polling the tracking table.
+        self.projected_channel = (
+            projected_channel(app) if engine.dialect.name == "postgresql" else None
+        )
+        self._announced = 0
         self.page_size = page_size
         self._wanted_topics = frozenset().union(*(p.topics for p in self.projections))
         self.wake = threading.Event()
@@ -354,9 +361,20 @@ class ProjectionRunner:
                     self.reached = self._tracked_minimum()
                     with self.caught_up:
                         self.caught_up.notify_all()
+                    self._announce(conn)
                     return processed
                 if pages_per_transaction is None:
                     pages = min(pages * 2, REBUILD_PAGES_PER_TRANSACTION)
+
+    def _announce(self, conn: Connection) -> None:
+        """NOTIFY the position reached, if it moved (delivered when this commits)."""
+        if self.projected_channel is None or self.reached <= self._announced:
+            return
+        with conn.begin():
+            # Nothing durable here: a lost notification only leaves a waiter to its poll.
+            conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+            conn.execute(select(func.pg_notify(self.projected_channel, str(self.reached))))
+        self._announced = self.reached
 
     def follow(
         self, stop: threading.Event, poll_interval_s: float, *, listen: bool = False
@@ -457,6 +475,16 @@ class ProjectionRunner:
                     for index in table.indexes:
                         if not found.has_index(table.name, str(index.name)):
                             conn.execute(CreateIndex(index, if_not_exists=True))
+
+
+def projected_channel(app: CoopApplication) -> str | None:
+    """The channel runners NOTIFY the projected position on (None off PostgreSQL): the
+    event store's own channel name (one per tenant schema) with a suffix, kept within
+    PostgreSQL's 63-byte identifiers."""
+    channel: str | None = getattr(app.recorder, "channel_name", None)
+    if channel is None:
+        return None
+    return f"{channel[:48]}_projected"
 
 
 def _restart_from_zero(conn: Connection, projection_name: str) -> None:

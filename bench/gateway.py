@@ -96,6 +96,8 @@ async def measure(
     seconds: float,
     call: Callable[[int, int], Awaitable[bool]],
 ) -> Result:
+    # On stderr as it starts: lets a profiler attach to one phase (see bench/README).
+    print(f"phase {name}: {seconds:g} s", file=sys.stderr, flush=True)
     latencies: list[float] = []
     errors = 0
     deadline = time.perf_counter() + seconds

@@ -479,6 +479,53 @@ async def test_double_tap_rings_once(client_as: Callable[..., GraphQLClient]) ->
     assert other["__typename"] == "IdempotencyKeyReused"
 
 
+SALE_FIELDS = """
+  id receiptNumber tillId sessionId zNumber businessDate recordedAt volunteer
+  total vat net change
+  lines { lineNo category description quantity unitPrice total net vat vatRate
+          refundedQuantity }
+  payments { method tendered amount }
+  vatByRate { rate total net vat }
+  refunds { id }
+"""
+
+
+async def test_a_sale_answers_as_the_read_model_will_show_it(
+    client_as: Callable[..., GraphQLClient],
+) -> None:
+    """ringSale answers from the sale it just recorded, not from a read-back: every
+    field must be what `sale(id)` then shows, across VAT rates, change and refunds."""
+    till = client_as(Role.VOLUNTEER, "till-1")
+    session = await open_session(till)
+    lines = [
+        {"category": "CLOTHES", "description": "coat", "quantity": 2, "unitPrice": "12.20"},
+        {"category": "HOUSEHOLD", "description": "lamp", "quantity": 1, "unitPrice": "7.35"},
+    ]
+    payments = [{"method": "CARD", "amount": "10.00"}, {"method": "CASH", "amount": "30.00"}]
+    rung = (
+        await till.data(
+            "mutation($input: RingSaleInput!) { ringSale(input: $input) { __typename "
+            "... on Sale {" + SALE_FIELDS + "} } }",
+            {
+                "input": {
+                    "idempotencyKey": "answer",
+                    "sessionId": session["id"],
+                    "lines": lines,
+                    "payments": payments,
+                }
+            },
+        )
+    )["ringSale"]
+    assert rung["__typename"] == "Sale"
+    assert rung["change"] == "8.25"
+    shown = (
+        await till.data(
+            "query($id: ID!) { sale(id: $id) {" + SALE_FIELDS + "} }", {"id": rung["id"]}
+        )
+    )["sale"]
+    assert {**shown, "__typename": "Sale"} == rung
+
+
 async def test_a_volunteer_cannot_act_on_another_tills_session(
     client_as: Callable[..., GraphQLClient],
 ) -> None:

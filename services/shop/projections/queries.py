@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -18,6 +19,7 @@ from sqlalchemy import ColumnElement, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.common.errors import ValidationError
+from services.shop.domain.sale import Sale
 from services.shop.projections.tables import (
     shop_cash_movements,
     shop_documents,
@@ -404,6 +406,50 @@ async def refunds_of(conn: AsyncConnection, sale_ids: list[UUID]) -> dict[UUID, 
     return out
 
 
+def line_row(values: Mapping[Any, Any]) -> LineRow:
+    """A document line from its stored row or from the event's line state (same keys)."""
+    return LineRow(
+        line_no=int(values["line_no"]),
+        category=values["category"],
+        description=values["description"],
+        quantity=int(values["quantity"]),
+        unit_price_cents=int(values["unit_price_cents"]),
+        gross_cents=int(values["gross_cents"]),
+        net_cents=int(values["net_cents"]),
+        vat_cents=int(values["vat_cents"]),
+        vat_rate_bp=int(values["vat_rate_bp"]),
+    )
+
+
+def rung_sale_document(sale: Sale, position: int) -> DocumentRow:
+    """The document a sale just rung will have in the read model, from the aggregate
+    itself: what the projector writes from its Rung event (see projector._document),
+    so a mutation can answer without reading it back."""
+    return DocumentRow(
+        document_id=sale.id,
+        kind="sale",
+        position=position,
+        session_id=sale.session_id,
+        till_id=sale.till_id,
+        z_number=sale.z_number,
+        business_date=sale.business_date,
+        receipt_number=sale.receipt_number,
+        recorded_at=sale.rung_at,
+        actor=sale.actor,
+        total_cents=sale.total_cents,
+        vat_cents=sale.vat_cents,
+        change_cents=sale.change_cents,
+        sale_id=None,
+        lines=[line_row(line) for line in sale.lines],
+        payments=[
+            PaymentRow(
+                p["method"], int(p.get("tendered_cents", p["amount_cents"])), int(p["amount_cents"])
+            )
+            for p in sale.payments
+        ],
+    )
+
+
 async def _with_details(conn: AsyncConnection, rows: Any) -> list[DocumentRow]:
     ids = [row.document_id for row in rows]
     lines: dict[UUID, list[LineRow]] = defaultdict(list)
@@ -413,19 +459,7 @@ async def _with_details(conn: AsyncConnection, rows: Any) -> list[DocumentRow]:
         for line in await conn.execute(
             select(shop_lines).where(ln.document_id.in_(ids)).order_by(ln.document_id, ln.line_no)
         ):
-            lines[line.document_id].append(
-                LineRow(
-                    line_no=int(line.line_no),
-                    category=line.category,
-                    description=line.description,
-                    quantity=int(line.quantity),
-                    unit_price_cents=int(line.unit_price_cents),
-                    gross_cents=int(line.gross_cents),
-                    net_cents=int(line.net_cents),
-                    vat_cents=int(line.vat_cents),
-                    vat_rate_bp=int(line.vat_rate_bp),
-                )
-            )
+            lines[line.document_id].append(line_row(line._mapping))
         for payment in await conn.execute(
             select(shop_payments)
             .where(p.document_id.in_(ids))

@@ -23,6 +23,7 @@ from services.shop.domain import (
     PaymentMethod,
     RefundLineInput,
     SessionAlreadyOpen,
+    SessionClosed,
 )
 from services.shop.projections.tables import SHOP_TABLES
 
@@ -245,3 +246,46 @@ def test_the_shop_read_models_rebuild_to_the_same_rows(runtime: Runtime) -> None
     assert len(before["shop_sessions"]) == 1
     runtime.projector.rebuild(["shop"])
     assert rows() == before
+
+
+def ring(shop: ShopApplication, key: str, session_id: Any) -> Any:
+    return shop.ring_sale(
+        key=key,
+        actor="person:anna",
+        till_scope=None,
+        session_id=session_id,
+        lines=COAT,
+        payments=CARD,
+        at=NOW,
+    ).result
+
+
+def test_a_session_moved_on_by_another_process_is_decided_on_again(
+    shop: ShopApplication, settings: Settings
+) -> None:
+    """A sale starts from the session this process cached (no query); when another
+    process rang on it or closed it meanwhile, the sale is decided again on the session
+    as stored: numbers stay gapless and a closed session takes no sale."""
+    other = ShopApplication(settings, shop.ledger)
+    try:
+        session = open_session(shop)
+        assert ring(shop, "here-1", session.id).receipt_number == 1  # cached here
+        assert ring(other, "there-1", session.id).receipt_number == 2
+        assert ring(shop, "here-2", session.id).receipt_number == 3  # not a Conflict
+        assert ring(shop, "here-3", session.id).receipt_number == 4
+        other.close_session(
+            key="close",
+            actor="person:anna",
+            till_scope=None,
+            session_id=session.id,
+            counted_cash_cents=5000,
+            terminal_card_cents=4 * 1220,
+            at=NOW,
+        )
+        before = shop.recorder.max_notification_id()
+        with pytest.raises(SessionClosed):
+            ring(shop, "here-after-close", session.id)
+        assert shop.recorder.max_notification_id() == before
+        assert shop.get_session(session.id).card_sales_cents == 4 * 1220
+    finally:
+        other.close()

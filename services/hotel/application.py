@@ -46,7 +46,7 @@ from services.hotel.domain.accounting import (
     deposit_postings,
     payment_postings,
 )
-from services.hotel.domain.folio import DEPOSIT_REFUND, FolioLine
+from services.hotel.domain.folio import DEPOSIT_REFUND, REFUND, FolioLine, Payment
 from services.ledger.application import LedgerApplication
 from services.ledger.domain import Cause, JournalEntry, Posting, entry_id_for_cause
 
@@ -188,6 +188,19 @@ class HotelApplication(CoopApplication):
             description=description,
             postings=postings,
             cause=Cause(cause_id, actor),
+        )
+
+    def _payment_entry(
+        self, booking: Booking, payment: Payment, *, actor: str, on: date, note: str = ""
+    ) -> JournalEntry:
+        """The entry of the booking's payment or refund just recorded (its last)."""
+        what = "refund" if payment.kind == REFUND else "payment"
+        return self._entry(
+            cause_id=f"hotel:{what}:{booking.id}:{len(booking.payments)}",
+            actor=actor,
+            on=on,
+            description=f"Hotel booking {booking.id}: {payment.method.lower()} {what}{note}",
+            postings=payment_postings(self.configuration().policy_on(on), payment),
         )
 
     def _run(
@@ -381,15 +394,8 @@ class HotelApplication(CoopApplication):
             )
             if refund is None:
                 return booking, (original, reversal)
-            refund_entry = self._entry(
-                cause_id=f"hotel:refund:{booking_id}:{len(booking.payments)}",
-                actor=actor,
-                on=day,
-                description=(
-                    f"Hotel booking {booking_id}: {refund.method.lower()} refund "
-                    f"of voided charge {number}"
-                ),
-                postings=payment_postings(self.configuration().policy_on(day), refund),
+            refund_entry = self._payment_entry(
+                booking, refund, actor=actor, on=day, note=f" of voided charge {number}"
             )
             return booking, (original, reversal, refund_entry)
 
@@ -409,23 +415,13 @@ class HotelApplication(CoopApplication):
         refund: bool = False,
     ) -> Outcome[Booking]:
         def decide() -> tuple[Booking, Sequence[Aggregate]]:
-            config = self.configuration()
             booking = self.get_booking(booking_id)
             day = on or self.today()
             record = booking.record_refund if refund else booking.record_payment
             payment = record(
                 method=method, amount_cents=amount_cents, on=day, ceiling_cents=self.ceiling_cents
             )
-            number = len(booking.payments)
-            what = "refund" if refund else "payment"
-            entry = self._entry(
-                cause_id=f"hotel:{what}:{booking_id}:{number}",
-                actor=actor,
-                on=day,
-                description=f"Hotel booking {booking_id}: {method.lower()} {what}",
-                postings=payment_postings(config.policy_on(day), payment),
-            )
-            return booking, (entry,)
+            return booking, (self._payment_entry(booking, payment, actor=actor, on=day),)
 
         request = _request(booking_id, on, actor)
         request.update(method=method, amount_cents=amount_cents)

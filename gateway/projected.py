@@ -1,14 +1,18 @@
 """Read-your-writes in a gateway worker whose projector runs in another process.
 
-The projector NOTIFYs the position every projection and process reached after each
-pass that moved it (`ProjectionRunner._announce`). One LISTEN connection per worker
-keeps that position in memory and wakes every request waiting for it; before this,
-each waiting request polled the tracking table with back-off (measured: about a tenth
-of a worker's CPU under sales load, and up to 50 ms of needless latency per wait).
+The projector NOTIFYs after each pass that moved the read models, and when a read
+model is set back to position 0 (a rebuild, a changed table shape). One LISTEN
+connection per worker turns those notifications into wake-ups for every request
+waiting on a position; before this, each waiting request polled the tracking table
+with back-off (about a tenth of a worker's CPU under sales load, and up to 50 ms of
+late wake-up).
 
-A notification can be lost (the listening connection drops and reconnects): a waiter
-that hears nothing for SAFETY_POLL_S reads the tracking table once, and while the
-connection is down the runtime falls back to polling.
+A notification is only a wake-up: the position itself is always read from the
+tracking table, once per notification however many requests wait, and a position read
+stays trusted only until the next notification (a rebuild may have set it back). A
+waiter that hears nothing for SAFETY_POLL_S reads the table itself (a notification
+can be lost while the connection reconnects), and while the connection is down the
+runtime polls as before.
 """
 
 from __future__ import annotations
@@ -27,21 +31,29 @@ log = logging.getLogger("coop.projected")
 SAFETY_POLL_S = 0.25
 # After a failed connection, polling only for this long before trying again.
 RECONNECT_AFTER_S = 5.0
+# Connecting is bounded by the caller's deadline, and by this.
+CONNECT_TIMEOUT_S = 2.0
 
 
 class ProjectedPosition:
-    """The projected position as the projector announces it, for one event loop."""
+    """The projected position as the tracking table holds it, re-read when the
+    projector says it changed. Bound to the event loop it was created in."""
 
     def __init__(self, dsn: str, channel: str, poll: Callable[[], Awaitable[int]]) -> None:
+        self.loop = asyncio.get_running_loop()
         self._dsn = dsn
         self._channel = channel
         self._poll = poll
-        self.position = 0
-        self._moved = asyncio.Event()
+        self._position = 0
+        # Notifications heard so far; a read is trusted while this has not moved.
+        self._heard = 0
+        self._read_at_heard = -1
+        self._changed = asyncio.Event()
+        self._reading: asyncio.Task[None] | None = None
         self._connection: Any = None  # asyncpg.Connection while listening
         self._starting = asyncio.Lock()
         self._failed_at = float("-inf")
-        self.polls = 0  # tracking-table reads, for tests and metrics
+        self.polls = 0  # tracking-table reads, for tests
 
     @property
     def listening(self) -> bool:
@@ -50,29 +62,43 @@ class ProjectedPosition:
     async def wait_until(self, position: int, deadline: float) -> bool:
         """True once `position` is projected; False if the deadline passed first or
         nobody is listening (the caller polls then)."""
-        if self.position >= position:
-            return True
-        if not await self._listen():
+        if not await self._listen(deadline):
             return False
-        while self.position < position:
+        while True:
+            while self._read_at_heard != self._heard:  # a notification since the read
+                await self._read()
+            if self._position >= position:
+                return True
+            if not self.listening:
+                return False
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            moved = self._moved
+            # No await since the read: a notification from now on sets this event.
+            changed = self._changed
             try:
-                await asyncio.wait_for(moved.wait(), timeout=min(remaining, SAFETY_POLL_S))
+                await asyncio.wait_for(changed.wait(), timeout=min(remaining, SAFETY_POLL_S))
             except TimeoutError:
-                await self._read()
-            if not self.listening:
-                return self.position >= position
-        return True
+                self._heard += 1  # heard nothing for a while: read for ourselves
 
     async def close(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None and not connection.is_closed():
             await connection.close()
 
-    async def _listen(self) -> bool:
+    async def _read(self) -> None:
+        """One read of the tracking table for every waiter that needs one now."""
+        if self._reading is None or self._reading.done():
+            self._reading = asyncio.ensure_future(self._read_once())
+        await asyncio.shield(self._reading)
+
+    async def _read_once(self) -> None:
+        heard = self._heard
+        self.polls += 1
+        self._position = await self._poll()
+        self._read_at_heard = heard
+
+    async def _listen(self, deadline: float) -> bool:
         if self.listening:
             return True
         if time.monotonic() - self._failed_at < RECONNECT_AFTER_S:
@@ -80,38 +106,31 @@ class ProjectedPosition:
         async with self._starting:
             if self.listening:
                 return True
+            timeout = min(CONNECT_TIMEOUT_S, max(deadline - time.monotonic(), 0.01))
+            connection = None
             try:
-                connection = await asyncpg.connect(self._dsn)
+                connection = await asyncpg.connect(self._dsn, timeout=timeout)
                 await connection.add_listener(self._channel, self._on_notify)
                 connection.add_termination_listener(self._on_terminated)
-            except (OSError, asyncpg.PostgresError) as exc:
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 self._failed_at = time.monotonic()
                 log.warning("projected: LISTEN failed (%s); polling", type(exc).__name__)
+                if connection is not None:
+                    connection.terminate()
                 return False
             self._connection = connection
-            # Read after LISTEN took effect: nothing announced since can be missed.
-            await self._read()
+            self._heard += 1  # anything announced before LISTEN took effect: read
             return True
 
-    async def _read(self) -> None:
-        self.polls += 1
-        self._advance(await self._poll())
+    def _wake(self) -> None:
+        self._heard += 1
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
 
-    def _advance(self, position: int) -> None:
-        if position > self.position:
-            self.position = position
-            moved, self._moved = self._moved, asyncio.Event()
-            moved.set()
-
-    def _on_notify(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
-        try:
-            self._advance(int(payload))
-        except ValueError:
-            log.warning("projected: ignored a notification that is not a position")
+    def _on_notify(self, _connection: Any, _pid: int, _channel: str, _payload: str) -> None:
+        self._wake()
 
     def _on_terminated(self, _connection: Any) -> None:
         self._connection = None
         self._failed_at = time.monotonic()
-        # Wake the waiters: they poll while the connection is down.
-        moved, self._moved = self._moved, asyncio.Event()
-        moved.set()
+        self._wake()  # the waiters poll while the connection is down

@@ -199,6 +199,10 @@ class Runtime:
         channel = self.projector.projected_channel
         if channel is None:
             return None
+        if self._projected is not None and self._projected.loop is not asyncio.get_running_loop():
+            # A runtime used from another event loop (a CLI's asyncio.run): the old
+            # connection belongs to a loop that is gone.
+            self._projected = None
         if self._projected is None:
             dsn = self.settings.url.set(drivername="postgresql")
             self._projected = ProjectedPosition(

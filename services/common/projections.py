@@ -11,6 +11,7 @@ Only notifications whose topic a projection declares are decoded. A `RawProjecti
 from __future__ import annotations
 
 import gc
+import hashlib
 import logging
 import threading
 import time
@@ -183,7 +184,7 @@ class ProjectionRunner:
                     table.drop(conn, checkfirst=True)
                 for table in projection.tables:
                     table.create(conn)
-                _restart_from_zero(conn, projection.name)
+                self._restart_from_zero(conn, projection.name)
                 reset.append(projection.name)
         return reset
 
@@ -377,14 +378,30 @@ class ProjectionRunner:
                     pages = min(pages * 2, REBUILD_PAGES_PER_TRANSACTION)
 
     def _announce(self, conn: Connection) -> None:
-        """NOTIFY the position reached, if it moved (delivered when this commits)."""
-        if self.projected_channel is None or self.reached <= self._announced:
+        """NOTIFY that the read models moved, if they did (delivered when this commits).
+        Gateway workers take it as a wake-up and read the tracking table themselves."""
+        if self.projected_channel is None or self.reached == self._announced:
             return
         with conn.begin():
             # Nothing durable here: a lost notification only leaves a waiter to its poll.
             conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
-            conn.execute(select(func.pg_notify(self.projected_channel, str(self.reached))))
+            self._notify_projected(conn)
         self._announced = self.reached
+
+    def _notify_projected(self, conn: Connection) -> None:
+        if self.projected_channel is not None:
+            conn.execute(select(func.pg_notify(self.projected_channel, str(self.reached))))
+
+    def _restart_from_zero(self, conn: Connection, projection_name: str) -> None:
+        """Set a projection's tracking position back to 0 (its tables were just emptied),
+        telling gateway workers in the same transaction: a position they read before is
+        no longer true."""
+        conn.execute(
+            update(projection_tracking)
+            .where(projection_tracking.c.projection == projection_name)
+            .values(position=0, updated_at=datetime.now(UTC))
+        )
+        self._notify_projected(conn)
 
     def follow(
         self, stop: threading.Event, poll_interval_s: float, *, listen: bool = False
@@ -466,7 +483,7 @@ class ProjectionRunner:
                     conn.execute(delete(table))
                 for _table, index in secondary_indexes([projection]):
                     index.drop(conn, checkfirst=True)
-                _restart_from_zero(conn, projection.name)
+                self._restart_from_zero(conn, projection.name)
         processed = self.run_until_caught_up(
             progress, pages_per_transaction=REBUILD_PAGES_PER_TRANSACTION
         )
@@ -545,22 +562,16 @@ def _advance_tracking(conn: Connection, moves: dict[str, tuple[int, int]]) -> No
 
 
 def projected_channel(app: CoopApplication) -> str | None:
-    """The channel runners NOTIFY the projected position on (None off PostgreSQL): the
-    event store's own channel name (one per tenant schema) with a suffix, kept within
-    PostgreSQL's 63-byte identifiers."""
+    """The channel runners NOTIFY on when read models move (None off PostgreSQL).
+
+    One per store: channels are database-wide, and the event store's own channel is
+    named after its table only, the same in every tenant schema. So the schema and
+    the table are hashed into the name (63-byte identifiers)."""
     channel: str | None = getattr(app.recorder, "channel_name", None)
     if channel is None:
         return None
-    return f"{channel[:48]}_projected"
-
-
-def _restart_from_zero(conn: Connection, projection_name: str) -> None:
-    """Set a projection's tracking position back to 0 (its tables were just emptied)."""
-    conn.execute(
-        update(projection_tracking)
-        .where(projection_tracking.c.projection == projection_name)
-        .values(position=0, updated_at=datetime.now(UTC))
-    )
+    store = f"{app.settings.database_schema or 'public'}.{channel}"
+    return f"coop_projected_{hashlib.sha256(store.encode()).hexdigest()[:32]}"
 
 
 def _changed_tables(conn: Connection, tables: Sequence[Table]) -> list[str]:

@@ -28,13 +28,32 @@ def post_sale(runtime: Runtime, key: str) -> int:
     return outcome.position
 
 
-def follow(runtime: Runtime, stop: threading.Event) -> threading.Thread:
-    """The projector process's loop: LISTENs for commits, polls only every 60 s."""
-    thread = threading.Thread(
-        target=runtime.projector.follow, args=(stop, 60.0), kwargs={"listen": True}
-    )
-    thread.start()
-    return thread
+class ProjectorProcess:
+    """`coop projections run`, in a thread: LISTENs for commits (`listen`), and polls
+    only every `poll_s`."""
+
+    def __init__(self, runtime: Runtime, poll_s: float = 60.0, *, listen: bool = True) -> None:
+        self.runtime = runtime
+        self.poll_s = poll_s
+        self.listen = listen
+        self.stopping = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.stopping.clear()
+        self.thread = threading.Thread(
+            target=self.runtime.projector.follow,
+            args=(self.stopping, self.poll_s),
+            kwargs={"listen": self.listen},
+        )
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.runtime.projector.wake.set()
+        if self.thread is not None:
+            self.thread.join(timeout=10)
+            self.thread = None
 
 
 @pytest.mark.postgres
@@ -43,9 +62,9 @@ def test_a_worker_waits_on_the_projectors_notifications(tmp_path: Path) -> None:
 
     settings = make_settings("postgres", tmp_path, read_your_writes_timeout_s=1.0)
     worker = Runtime(settings)  # no projector thread: like `coop serve` in production
-    projector = Runtime(settings)  # like `coop projections run`
-    stop = threading.Event()
-    follower = follow(projector, stop)
+    projector = Runtime(settings)
+    process = ProjectorProcess(projector)
+    process.start()
 
     async def sales() -> None:
         waits = 5
@@ -63,9 +82,7 @@ def test_a_worker_waits_on_the_projectors_notifications(tmp_path: Path) -> None:
 
         # A rebuild sets the read models back: a position the worker saw reached is
         # no longer, and the wait must not take the old reading for the truth.
-        stop.set()
-        projector.projector.wake.set()
-        follower.join(timeout=10)
+        process.stop()
         heard = watch._heard
         with projector.sync_engine.begin() as conn:  # what `rebuild()` starts with
             for table in reversed(LedgerProjection.tables):
@@ -78,24 +95,15 @@ def test_a_worker_waits_on_the_projectors_notifications(tmp_path: Path) -> None:
             await asyncio.sleep(0.01)
         with pytest.raises(ProjectionLag):
             await worker.wait_for_position(position)
-        stop.clear()
-        again = follow(projector, stop)
-        try:
-            projector.projector.wake.set()
-            await worker.wait_for_position(position)
-            assert await worker.projected_position() >= position
-        finally:
-            stop.set()
-            projector.projector.wake.set()
-            again.join(timeout=10)
+        process.start()
+        await worker.wait_for_position(position)
+        assert await worker.projected_position() >= position
         await worker.aclose()
 
     try:
         asyncio.run(sales())
     finally:
-        stop.set()
-        projector.projector.wake.set()
-        follower.join(timeout=10)
+        process.stop()
         projector.close_sync()
         drop_schema(settings)
 
@@ -107,9 +115,8 @@ def test_without_a_listener_the_worker_polls(tmp_path: Path) -> None:
     settings = make_settings("postgres", tmp_path)
     worker = Runtime(settings)
     projector = Runtime(settings)
-    stop = threading.Event()
-    follower = threading.Thread(target=projector.projector.follow, args=(stop, 0.05))
-    follower.start()
+    process = ProjectorProcess(projector, poll_s=0.05, listen=False)
+    process.start()
 
     async def sale() -> bool:
         channel = worker.projector.projected_channel
@@ -128,9 +135,7 @@ def test_without_a_listener_the_worker_polls(tmp_path: Path) -> None:
     try:
         assert asyncio.run(sale())
     finally:
-        stop.set()
-        projector.projector.wake.set()
-        follower.join(timeout=10)
+        process.stop()
         projector.close_sync()
         drop_schema(settings)
 

@@ -7,6 +7,7 @@ See docs/adr/0001-event-store-and-read-models.md.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -106,6 +107,11 @@ class OrderedPostgresApplicationRecorder(PostgresApplicationRecorder):
 
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
+        # The library names the channel after the table alone, the same in every
+        # tenant schema, and NOTIFY is database-wide: each tenant's commits woke every
+        # tenant's projector. One channel per store instead (63-byte identifiers).
+        store = f"{self.datastore.schema}.{self.events_table_name}"
+        self.channel_name = f"coop_events_{hashlib.sha256(store.encode()).hexdigest()[:32]}"
         id_type = self.datastore.originator_id_type
         self.pg_function_name_insert_events = f"coop_insert_events_guarded_{id_type}"
         self.sql_invoke_pg_function_insert_events = SQL(

@@ -151,9 +151,12 @@ def test_each_store_has_its_own_channel(tmp_path: Path) -> None:
     stores = [make_settings("postgres", tmp_path / name) for name in ("a", "b")]
     apps = [LedgerApplication(settings) for settings in stores]
     try:
-        channels = [projected_channel(app) for app in apps]
-        assert channels[0] != channels[1]
-        assert all(c is not None and len(c) <= 63 for c in channels)
+        for channels in (
+            [projected_channel(app) for app in apps],  # read models moved
+            [getattr(app.recorder, "channel_name", None) for app in apps],  # events committed
+        ):
+            assert channels[0] != channels[1]
+            assert all(c is not None and len(c) <= 63 for c in channels)
     finally:
         for app, settings in zip(apps, stores, strict=True):
             app.close()

@@ -7,7 +7,7 @@ import threading
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any, TypeVar
@@ -447,9 +447,15 @@ def audit_export(
 @hotel_app.command("erase-guests")
 def hotel_erase_guests(
     ended_before: Annotated[
-        datetime,
+        datetime | None,
         typer.Option(formats=["%Y-%m-%d"], help="Erase stays that ended before this day."),
-    ],
+    ] = None,
+    older_than_days: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Erase stays that ended more than this many days ago (for a timer)."
+        ),
+    ] = None,
     dry_run: Annotated[bool, typer.Option(help="List the bookings, erase nothing.")] = False,
 ) -> None:
     """Erase the guest identities of closed bookings whose stay ended before a day.
@@ -461,6 +467,14 @@ def hotel_erase_guests(
     import asyncio
 
     from services.hotel.projections import queries
+
+    if (ended_before is None) == (older_than_days is None):
+        raise typer.BadParameter("give exactly one of --ended-before and --older-than-days")
+    if ended_before is not None:
+        before = ended_before.date()
+    else:
+        assert older_than_days is not None
+        before = datetime.now(get_settings().zone).date() - timedelta(days=older_than_days)
 
     async def read(query: Callable[[AsyncConnection], Awaitable[T]], runtime: Runtime) -> T:
         try:
@@ -482,7 +496,7 @@ def hotel_erase_guests(
         while True:
 
             async def page(conn: AsyncConnection, after: tuple[date, int] | None = cursor) -> Any:
-                return await queries.erasable(conn, ended_before.date(), ERASE_BATCH, after)
+                return await queries.erasable(conn, before, ERASE_BATCH, after)
 
             batch: list[queries.ErasableBooking] = asyncio.run(read(page, runtime))
             if not batch:

@@ -47,7 +47,12 @@ def coop_invocations() -> list[tuple[str, list[str]]]:
 
 def test_deployment_files_call_coop() -> None:
     files = {name for name, _ in coop_invocations()}
-    assert files == {"compose.yaml", "coop-gateway.service", "coop-projector.service"}
+    assert files == {
+        "compose.yaml",
+        "coop-gateway.service",
+        "coop-projector.service",
+        "coop-guest-retention.service",
+    }
 
 
 @pytest.mark.parametrize(("source", "argv"), coop_invocations())

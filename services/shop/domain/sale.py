@@ -14,7 +14,7 @@ VAT, never a cent more or less.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -163,6 +163,12 @@ def _payments(
         )
     out.reverse()
     return out, change
+
+
+def tendered_cents(payment: Mapping[str, Any]) -> int:
+    """What was handed over for a payment as its event records it: a sale's payments
+    carry it (cash over the total is change), a refund's do not (tendered = amount)."""
+    return int(payment.get("tendered_cents", payment["amount_cents"]))
 
 
 class Sale(Aggregate):

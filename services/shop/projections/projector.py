@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Table, insert, update
 
 from services.common.projections import DomainEvent, Projection
 from services.shop.domain import CashSession, GoodsIntake, Sale
+from services.shop.domain.sale import tendered_cents
 from services.shop.projections.tables import (
     SHOP_TABLES,
     shop_cash_movements,
@@ -201,7 +202,7 @@ def _document(
                 **common,
                 "payment_no": number,
                 "method": payment["method"],
-                "tendered_cents": int(payment.get("tendered_cents", payment["amount_cents"])),
+                "tendered_cents": tendered_cents(payment),
                 "amount_cents": int(payment["amount_cents"]),
             }
         )

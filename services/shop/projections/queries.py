@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.common.errors import ValidationError
-from services.shop.domain.sale import Sale
+from services.shop.domain.sale import Sale, tendered_cents
 from services.shop.projections.tables import (
     shop_cash_movements,
     shop_documents,
@@ -442,9 +442,7 @@ def rung_sale_document(sale: Sale, position: int) -> DocumentRow:
         sale_id=None,
         lines=[line_row(line) for line in sale.lines],
         payments=[
-            PaymentRow(
-                p["method"], int(p.get("tendered_cents", p["amount_cents"])), int(p["amount_cents"])
-            )
+            PaymentRow(p["method"], tendered_cents(p), int(p["amount_cents"]))
             for p in sale.payments
         ],
     )

@@ -6,12 +6,15 @@ year after year from bench/entries.py, one event per entry), two figures in even
 - plain:   the notification log read in pages of 1,000 and every notification
            decoded to a domain event. The floor cost of any replay.
 - rebuild: `ProjectionRunner.rebuild()` of the ledger projection: empty its tables,
-           then read, decode, fold and write every page with its tracking row.
+           then read, decode, fold and write every page with its tracking row. By
+           default as `coop projections rebuild` runs it, with worker processes
+           reading and preparing pages while the runner writes (`--workers 0`: serial).
 
 The ratio rebuild/plain says how much the projection adds. Target: >= 45%.
 
     python -m bench.replay                          # both backends, 100,000 events
     python -m bench.replay --backend sqlite --events 20000 --keep
+    python -m bench.replay --workers 0              # the serial rebuild
 """
 
 from __future__ import annotations
@@ -42,7 +45,11 @@ from services.common.database import (
     metadata,
     projection_tracking,
 )
-from services.common.projections import ProjectionRunner
+from services.common.projections import (
+    ProjectionRunner,
+    can_fork_workers,
+    default_rebuild_workers,
+)
 from services.ledger.application import LedgerApplication
 from services.ledger.domain import Cause, JournalEntry
 from services.ledger.projections.projector import LedgerProjection
@@ -158,14 +165,16 @@ def timed_plain(ledger: LedgerApplication, page_size: int) -> Timing:
     return Timing(count, time.perf_counter() - started)
 
 
-def timed_rebuild(ledger: LedgerApplication, engine: Engine, page_size: int) -> Timing:
+def timed_rebuild(
+    ledger: LedgerApplication, engine: Engine, page_size: int, workers: int
+) -> Timing:
     """Rebuild into freshly created (empty) read-model tables, so every run starts alike."""
     tables = [projection_tracking, *LedgerProjection.tables]
     metadata.drop_all(engine, tables=tables)
     create_tables(engine, LedgerProjection.tables)
     runner = ProjectionRunner(ledger, engine, [LedgerProjection()], page_size=page_size)
     started = time.perf_counter()
-    count = runner.rebuild()
+    count = runner.rebuild(workers=workers)
     return Timing(count, time.perf_counter() - started)
 
 
@@ -176,7 +185,9 @@ def count_rows(engine: Engine) -> tuple[int, int]:
     return int(entries), int(lines)
 
 
-def measure_backend(store: Store, *, events: int, page_size: int, keep: bool, repeat: int) -> Row:
+def measure_backend(
+    store: Store, *, events: int, page_size: int, keep: bool, repeat: int, workers: int
+) -> Row:
     print(f"{store.backend}: {store.label}", flush=True)
     reuse = False
     if keep and store.exists():
@@ -202,7 +213,8 @@ def measure_backend(store: Store, *, events: int, page_size: int, keep: bool, re
         plain_read(ledger, page_size)  # warm-up: connections, caches, the page cache
         plain = min((timed_plain(ledger, page_size) for _ in range(repeat)), key=_seconds)
         rebuild = min(
-            (timed_rebuild(ledger, engine, page_size) for _ in range(repeat)), key=_seconds
+            (timed_rebuild(ledger, engine, page_size, workers) for _ in range(repeat)),
+            key=_seconds,
         )
         entries_rows, lines_rows = count_rows(engine)
     finally:
@@ -241,16 +253,27 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="keep the generated store (file replay_<N>.db or schema bench_replay_<N>) "
         "and reuse it on the next run with the same --events",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=default_rebuild_workers(),
+        help="rebuild worker processes, 0 for a serial rebuild "
+        f"(default here: {default_rebuild_workers()}, as `coop projections rebuild`)",
+    )
     args = parser.parse_args(argv)
     if args.events < 1 or args.page_size < 1 or args.repeat < 1:
         parser.error("--events, --page-size and --repeat must be at least 1")
+    if args.workers < 0:
+        parser.error("--workers must be 0 or more")
     return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     print(
-        f"replay: {describe_machine()}; {args.events:,} events, pages of {args.page_size}",
+        f"replay: {describe_machine()}; {args.events:,} events, pages of {args.page_size}, "
+        f"rebuild workers: {args.workers or 'none (serial)'}"
+        f"{'' if args.workers == 0 or can_fork_workers() else ' (cannot fork here: serial)'}",
         flush=True,
     )
     rows: list[Row] = []
@@ -275,6 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             page_size=args.page_size,
             keep=args.keep,
             repeat=args.repeat,
+            workers=args.workers,
         )
         print(
             f"  plain {row.plain.per_second:,.0f} events/s, "

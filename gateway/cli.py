@@ -59,7 +59,9 @@ def _progress() -> Progress:
     )
 
 
-def _catch_up(runtime: Runtime, description: str, *, rebuild: bool = False) -> int:
+def _catch_up(
+    runtime: Runtime, description: str, *, rebuild: bool = False, workers: int | None = None
+) -> int:
     with _progress() as progress:
         task = progress.add_task(description, total=max(runtime.projector.head(), 1))
 
@@ -67,7 +69,7 @@ def _catch_up(runtime: Runtime, description: str, *, rebuild: bool = False) -> i
             progress.update(task, completed=position, total=max(head, 1))
 
         if rebuild:
-            return runtime.projector.rebuild(progress=report)
+            return runtime.projector.rebuild(progress=report, workers=workers)
         return runtime.projector.run_until_caught_up(report)
 
 
@@ -253,10 +255,17 @@ def projections_run() -> None:
 
 
 @projections_app.command("rebuild")
-def projections_rebuild() -> None:
+def projections_rebuild(
+    workers: int | None = typer.Option(
+        None,
+        min=0,
+        help="Processes that read and prepare pages while this one writes (Linux); "
+        "0 for a serial replay. Default: one per CPU, at most four, none on one CPU.",
+    ),
+) -> None:
     """Empty every read model and replay it from event 0."""
     with _runtime() as runtime:
-        count = _catch_up(runtime, "Rebuilding", rebuild=True)
+        count = _catch_up(runtime, "Rebuilding", rebuild=True, workers=workers)
         console.print(f"Rebuilt from {count} notifications.")
 
 

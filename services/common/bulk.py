@@ -11,21 +11,27 @@ tuples in the table's column order:
   insert would have stored and every query reads it back the same way.
 The rows join the caller's transaction: the page and its tracking position still
 commit together.
+
+`bind_columns` does the per-value Python work ahead of time, without a connection, so a
+replay's worker processes can do it (services/common/projections.py, parallel rebuild)
+and `insert_rows(..., bound=True)` is left with the driver's own work.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from datetime import date
+from collections.abc import Sequence
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Date, Table
-
-Processor = Callable[[Any], Any]
+from sqlalchemy import Connection, Date, DateTime, Dialect, Table
 
 
-def insert_rows(conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Insert `rows` (tuples of every column of `table`, in order) in `conn`'s transaction."""
+def insert_rows(
+    conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]], *, bound: bool = False
+) -> None:
+    """Insert `rows` (tuples of every column of `table`, in order) in `conn`'s transaction.
+
+    `bound`: the rows came from `bind_rows` for this connection's dialect."""
     if not rows:
         return
     column_list = _column_list(table)
@@ -40,7 +46,9 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]])
                 copy.write_row(row)
         return
     _sqlite_executemany(
-        conn, table, f'INSERT INTO "{table.name}" ({column_list}) {_sqlite_values(table)}', rows
+        conn,
+        f'INSERT INTO "{table.name}" ({column_list}) {_sqlite_values(table)}',
+        rows if bound else list(zip(*bind_columns(conn.dialect, table, rows), strict=True)),
     )
 
 
@@ -72,9 +80,8 @@ def upsert_rows(conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]])
         return
     _sqlite_executemany(
         conn,
-        table,
         f'INSERT INTO "{table.name}" ({column_list}) {_sqlite_values(table)} {on_conflict}',
-        rows,
+        list(zip(*bind_columns(conn.dialect, table, rows), strict=True)),
     )
 
 
@@ -95,24 +102,38 @@ def _sqlite_values(table: Table) -> str:
     return f"VALUES ({', '.join('?' for _ in table.columns)})"
 
 
-def _sqlite_executemany(
-    conn: Connection, table: Table, statement: str, rows: Sequence[tuple[Any, ...]]
-) -> None:
-    processors = _bind_processors(conn, table)
-    dates = [
-        processors[index] is None and type(column.type) is Date
-        for index, column in enumerate(table.columns)
-    ]
-    if any(process is not None for process in processors) or any(dates):
-        # Column by column: zip and map run in C, so only the processors' own calls
-        # cost Python time (bind processors accept None, as SQLAlchemy passes it too).
-        values_by_column: list[Sequence[Any]] = list(zip(*rows, strict=True))
-        for index, process in enumerate(processors):
-            if process is not None:
-                values_by_column[index] = list(map(process, values_by_column[index]))
-            elif dates[index]:
-                values_by_column[index] = _dates_as_text(values_by_column[index])
-        rows = list(zip(*values_by_column, strict=True))
+Columns = list[Sequence[Any]]
+
+
+def bind_columns(dialect: Dialect, table: Table, rows: Sequence[tuple[Any, ...]]) -> Columns:
+    """`rows` as columns, each value as `insert_rows` hands it to the driver of `dialect`:
+    on SQLite passed through its column type's bind processor (UUIDs as hex), dates and
+    times as the ISO text sqlite3's default adapters would store; on PostgreSQL as they
+    are (COPY packs the Python values itself). A few columns pickle in a fraction of
+    the time of many rows: a rebuild's worker processes send them (`insert_columns`).
+    """
+    values_by_column: Columns = list(zip(*rows, strict=True)) or [() for _ in table.columns]
+    if dialect.name != "sqlite" or not rows:
+        return values_by_column
+    # Column by column: zip and map run in C, so only the processors' own calls
+    # cost Python time (bind processors accept None, as SQLAlchemy passes it too).
+    for index, column in enumerate(table.columns):
+        process = column.type.bind_processor(dialect)
+        if process is not None:
+            values_by_column[index] = list(map(process, values_by_column[index]))
+        elif type(column.type) is Date:
+            values_by_column[index] = _dates_as_text(values_by_column[index])
+        elif type(column.type) is DateTime:
+            values_by_column[index] = list(map(_datetime_as_text, values_by_column[index]))
+    return values_by_column
+
+
+def insert_columns(conn: Connection, table: Table, columns: Columns) -> None:
+    """Insert the rows `bind_columns` returned for this connection's dialect."""
+    insert_rows(conn, table, list(zip(*columns, strict=True)), bound=True)
+
+
+def _sqlite_executemany(conn: Connection, statement: str, rows: Sequence[tuple[Any, ...]]) -> None:
     dbapi_connection: Any = conn.connection.driver_connection
     cursor = dbapi_connection.cursor()
     try:
@@ -121,12 +142,13 @@ def _sqlite_executemany(
         cursor.close()
 
 
-def _bind_processors(conn: Connection, table: Table) -> list[Processor | None]:
-    return [column.type.bind_processor(conn.dialect) for column in table.columns]
-
-
 def _dates_as_text(values: Sequence[Any]) -> list[Any]:
     """What sqlite3's default adapter stores for a date (`isoformat()`), computed once
     per distinct day: a page's hundreds of thousands of values hold a few hundred."""
     texts = {v: v.isoformat() if type(v) is date else v for v in set(values)}
     return list(map(texts.__getitem__, values))
+
+
+def _datetime_as_text(value: Any) -> Any:
+    """What sqlite3's default adapter stores for a datetime."""
+    return value.isoformat(" ") if isinstance(value, datetime) else value

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import random
 import tempfile
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,14 +19,16 @@ import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, inspect, select, text
+from sqlalchemy import Dialect, Engine, inspect, select, text
 
+from services.audit.projections.projector import AuditChainProjection
+from services.audit.projections.tables import audit_chain
 from services.common.database import (
     create_read_engine,
     create_sync_engine,
     create_tables,
 )
-from services.common.projections import ProjectionRunner
+from services.common.projections import DomainEvent, ProjectionRunner, can_fork_workers
 from services.common.settings import Settings
 from services.ledger.application import LedgerApplication
 from services.ledger.domain import (
@@ -157,9 +161,12 @@ def test_two_runners_racing_apply_each_event_once(
     )
 
 
+@pytest.mark.parametrize("workers", [0, 2], ids=["serial", "two-workers"])
 def test_rebuild_reproduces_the_read_models_exactly(
-    ledger: LedgerApplication, engine: Engine
+    ledger: LedgerApplication, engine: Engine, workers: int, caplog: pytest.LogCaptureFixture
 ) -> None:
+    if workers and not can_fork_workers():
+        pytest.skip("parallel rebuilds fork worker processes: Linux only")
     entries = random_entries(random.Random(11), 150, date(2025, 1, 1))
     saved = save_entries(ledger, entries, "rb")
     ledger.reverse_entry(
@@ -173,17 +180,66 @@ def test_rebuild_reproduces_the_read_models_exactly(
         key="acc", actor="a", code="4199", name="Other", account_type=AccountType.REVENUE
     )
     ledger.close_account(key="close", actor="a", code="4199")
+    save_entries(ledger, random_entries(random.Random(12), 20, date(2025, 3, 1)), "late")
+    # The audit chain reads raw notifications, so with workers it is applied by the
+    # runner itself, beside the ledger's pages prepared in the workers.
+    create_tables(engine, AuditChainProjection.tables)
+    projections = [LedgerProjection(), AuditChainProjection()]
     # Pages of 7: the rebuild commits 10 pages at a time, so this crosses several
     # transactions and ends on a partial one.
-    runner = ProjectionRunner(ledger, engine, [LedgerProjection()], page_size=7)
+    runner = ProjectionRunner(ledger, engine, projections, page_size=7)
     runner.run_until_caught_up()
     before = table_rows(engine)
-    assert len(before["ledger_entries"]) == 151
-    runner.rebuild()
+    chain_before = chain_rows(engine)
+    assert len(before["ledger_entries"]) == 171
+    with caplog.at_level(logging.INFO, logger="coop.projections"):
+        processed = runner.rebuild(workers=workers)
+    assert processed == runner.head()
     assert table_rows(engine) == before
-    assert runner.status()[0].lag == 0
+    assert chain_rows(engine) == chain_before
+    assert [s.lag for s in runner.status()] == [0, 0]
+    in_parallel = [r for r in caplog.records if "worker processes" in r.getMessage()]
+    assert len(in_parallel) == (1 if workers else 0)
     # The secondary indexes it dropped for the replay are back.
     assert index_names(engine) == declared_index_names()
+
+
+class DyingLedgerProjection(LedgerProjection):
+    """Kills the worker process that prepares the page holding `fatal_position`."""
+
+    def __init__(self, parent_pid: int, fatal_position: int) -> None:
+        self.parent_pid = parent_pid
+        self.fatal_position = fatal_position
+
+    def prepare(self, events: Sequence[tuple[int, DomainEvent]], dialect: Dialect) -> Any:
+        if os.getpid() != self.parent_pid and any(p == self.fatal_position for p, _ in events):
+            os._exit(1)
+        return super().prepare(events, dialect)
+
+
+def test_a_rebuild_whose_worker_dies_finishes_serially_and_exactly(
+    ledger: LedgerApplication, engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    if not can_fork_workers():
+        pytest.skip("parallel rebuilds fork worker processes: Linux only")
+    save_entries(ledger, random_entries(random.Random(13), 120, date(2025, 1, 1)), "die")
+    runner = ProjectionRunner(ledger, engine, [LedgerProjection()], page_size=5)
+    runner.run_until_caught_up()
+    before = table_rows(engine)
+    dying = ProjectionRunner(
+        ledger, engine, [DyingLedgerProjection(os.getpid(), runner.head() - 20)], page_size=5
+    )
+    with caplog.at_level(logging.WARNING, logger="coop.projections"):
+        assert dying.rebuild(workers=2) == runner.head()
+    assert "worker process died" in caplog.text
+    assert table_rows(engine) == before
+    assert dying.status()[0].lag == 0
+
+
+def chain_rows(engine: Engine) -> list[tuple[Any, ...]]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(audit_chain).order_by(audit_chain.c.position))
+        return [tuple(row) for row in rows]
 
 
 def index_names(engine: Engine) -> set[str]:

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, ClassVar
 
 from eventsourcing.utils import get_topic
-from sqlalchemy import Connection, Table, and_, or_, select, update
+from sqlalchemy import Connection, Dialect, Table, and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from services.common.bulk import insert_rows, upsert_rows
-from services.common.projections import DomainEvent, Projection
+from services.common.bulk import bind_columns, insert_columns, insert_rows, upsert_rows
+from services.common.projections import DomainEvent, PreparedProjection
 from services.ledger.domain import ChartOfAccounts, JournalEntry, Side
 from services.ledger.projections.tables import (
     closing_balances_statement,
@@ -39,7 +40,20 @@ def upsert(conn: Connection, table: Table) -> Any:
     return sqlite.insert(table)
 
 
-class LedgerProjection(Projection):
+@dataclass
+class LedgerPage:
+    """A page of ledger events as rows to write (`LedgerProjection.prepare`).
+
+    `steps` in log order: ("rows", entry columns, line columns, reversals) (see
+    `bind_columns`), ("opened", code,
+    name, account type) or ("closed", code). `activity`: (account, day) -> [debit
+    cents, credit cents], which `write` folds into the stored balances."""
+
+    steps: list[tuple[Any, ...]] = field(default_factory=list)
+    activity: dict[tuple[str, date], list[int]] = field(default_factory=dict)
+
+
+class LedgerProjection(PreparedProjection):
     name: ClassVar[str] = "ledger"
     tables: ClassVar[tuple[Table, ...]] = (
         ledger_accounts,
@@ -59,15 +73,31 @@ class LedgerProjection(Projection):
         )
     )
 
-    def apply(self, conn: Connection, events: Sequence[tuple[int, DomainEvent]]) -> None:
-        # Rows are tuples in the tables' column order (see insert_rows).
+    def prepare(self, events: Sequence[tuple[int, DomainEvent]], dialect: Dialect) -> LedgerPage:
+        # Rows are tuples in the tables' column order, handed over as bound columns
+        # (see services/common/bulk.py).
+        page = LedgerPage()
         entry_rows: list[tuple[Any, ...]] = []
         line_rows: list[tuple[Any, ...]] = []
         reversals: list[tuple[Any, Any]] = []
         # (account, day) -> [debit, credit]
-        activity: dict[tuple[str, date], list[int]] = {}
+        activity = page.activity
         debit_side = Side.DEBIT.value
         add_line = line_rows.append
+
+        def flush() -> None:
+            if entry_rows or reversals:
+                page.steps.append(
+                    (
+                        "rows",
+                        bind_columns(dialect, ledger_entries, entry_rows),
+                        bind_columns(dialect, ledger_lines, line_rows),
+                        list(reversals),
+                    )
+                )
+            for written in (entry_rows, line_rows, reversals):
+                written.clear()  # in place: add_line appends to line_rows
+
         for position, event in events:
             if isinstance(event, JournalEntry.Posted):
                 entry_id = event.originator_id
@@ -106,45 +136,43 @@ class LedgerProjection(Projection):
             elif isinstance(event, JournalEntry.Reversed):
                 reversals.append((event.originator_id, event.reversal_entry_id))
             elif isinstance(event, ChartOfAccounts.AccountOpened):
-                # Flush what came before, so an account's rows follow its opening.
-                self._write_entries(conn, entry_rows, line_rows, reversals)
-                for written in (entry_rows, line_rows, reversals):
-                    written.clear()  # in place: add_line appends to line_rows
+                # What came before is written first, so an account's rows follow its
+                # opening.
+                flush()
+                page.steps.append(("opened", event.code, event.name, event.account_type))
+            elif isinstance(event, ChartOfAccounts.AccountClosedEvent):
+                flush()
+                page.steps.append(("closed", event.code))
+        flush()
+        return page
+
+    def write(self, conn: Connection, prepared: LedgerPage) -> None:
+        for step in prepared.steps:
+            if step[0] == "rows":
+                _kind, entry_columns, line_columns, reversals = step
+                insert_columns(conn, ledger_entries, entry_columns)
+                insert_columns(conn, ledger_lines, line_columns)
+                for entry_id, reversal_id in reversals:
+                    conn.execute(
+                        update(ledger_entries)
+                        .where(ledger_entries.c.entry_id == entry_id)
+                        .values(reversed_by_entry_id=reversal_id)
+                    )
+            elif step[0] == "opened":
+                _kind, code, name, account_type = step
                 conn.execute(
                     upsert(conn, ledger_accounts)
-                    .values(
-                        code=event.code,
-                        name=event.name,
-                        account_type=event.account_type,
-                        is_open=True,
-                    )
+                    .values(code=code, name=name, account_type=account_type, is_open=True)
                     .on_conflict_do_nothing()
                 )
-            elif isinstance(event, ChartOfAccounts.AccountClosedEvent):
+            else:
                 conn.execute(
                     update(ledger_accounts)
-                    .where(ledger_accounts.c.code == event.code)
+                    .where(ledger_accounts.c.code == step[1])
                     .values(is_open=False)
                 )
-        self._write_entries(conn, entry_rows, line_rows, reversals)
-        if activity:
-            self._apply_balances(conn, activity)
-
-    @staticmethod
-    def _write_entries(
-        conn: Connection,
-        entry_rows: list[tuple[Any, ...]],
-        line_rows: list[tuple[Any, ...]],
-        reversals: list[tuple[Any, Any]],
-    ) -> None:
-        insert_rows(conn, ledger_entries, entry_rows)
-        insert_rows(conn, ledger_lines, line_rows)
-        for entry_id, reversal_id in reversals:
-            conn.execute(
-                update(ledger_entries)
-                .where(ledger_entries.c.entry_id == entry_id)
-                .values(reversed_by_entry_id=reversal_id)
-            )
+        if prepared.activity:
+            self._apply_balances(conn, prepared.activity)
 
     @staticmethod
     def _apply_balances(conn: Connection, activity: dict[tuple[str, date], list[int]]) -> None:

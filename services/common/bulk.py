@@ -12,26 +12,36 @@ tuples in the table's column order:
 The rows join the caller's transaction: the page and its tracking position still
 commit together.
 
-`bind_columns` does the per-value Python work ahead of time, without a connection, so a
+`bind_rows` does the per-value Python work ahead of time, without a connection, so a
 replay's worker processes can do it (services/common/projections.py, parallel rebuild)
-and `insert_rows(..., bound=True)` is left with the driver's own work.
+and `insert_bound` is left with one driver call: the rows in COPY's text format on
+PostgreSQL, the bound values on SQLite.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Date, DateTime, Dialect, Table
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    Date,
+    DateTime,
+    Dialect,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Uuid,
+)
 
 
-def insert_rows(
-    conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]], *, bound: bool = False
-) -> None:
-    """Insert `rows` (tuples of every column of `table`, in order) in `conn`'s transaction.
-
-    `bound`: the rows came from `bind_rows` for this connection's dialect."""
+def insert_rows(conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert `rows` (tuples of every column of `table`, in order) in `conn`'s transaction."""
     if not rows:
         return
     column_list = _column_list(table)
@@ -48,7 +58,51 @@ def insert_rows(
     _sqlite_executemany(
         conn,
         f'INSERT INTO "{table.name}" ({column_list}) {_sqlite_values(table)}',
-        rows if bound else list(zip(*bind_columns(conn.dialect, table, rows), strict=True)),
+        list(zip(*_sqlite_columns(conn.dialect, table, rows), strict=True)),
+    )
+
+
+@dataclass(frozen=True)
+class BoundRows:
+    """Rows of one table ready for one driver call (`bind_rows`, then `insert_bound`).
+
+    Small to pickle (a rebuild's workers send them): one string, or a few columns,
+    instead of many row tuples."""
+
+    count: int
+    copy_text: str = ""  # PostgreSQL: the rows in COPY's text format
+    columns: Sequence[Sequence[Any]] = ()  # SQLite: the bound values, column by column
+
+
+def bind_rows(dialect: Dialect, table: Table, rows: Sequence[tuple[Any, ...]]) -> BoundRows:
+    """`rows` (tuples of every column of `table`, in order) ready for `dialect`'s driver,
+    stored as `insert_rows` would store them."""
+    if not rows:
+        return BoundRows(0)
+    if dialect.name == "postgresql":
+        text_columns = [
+            _copy_text_column(column, values)
+            for column, values in zip(table.columns, zip(*rows, strict=True), strict=True)
+        ]
+        lines = map("\t".join, zip(*text_columns, strict=True))
+        return BoundRows(len(rows), copy_text="\n".join(lines) + "\n")
+    return BoundRows(len(rows), columns=_sqlite_columns(dialect, table, rows))
+
+
+def insert_bound(conn: Connection, table: Table, bound: BoundRows) -> None:
+    """Insert rows `bind_rows` made for this connection's dialect, in its transaction."""
+    if not bound.count:
+        return
+    if conn.dialect.name == "postgresql":
+        dbapi_connection: Any = conn.connection.driver_connection
+        statement = f'COPY "{table.name}" ({_column_list(table)}) FROM STDIN'
+        with dbapi_connection.cursor() as cursor, cursor.copy(statement) as copy:
+            copy.write(bound.copy_text.encode())
+        return
+    _sqlite_executemany(
+        conn,
+        f'INSERT INTO "{table.name}" ({_column_list(table)}) {_sqlite_values(table)}',
+        list(zip(*bound.columns, strict=True)),
     )
 
 
@@ -81,7 +135,7 @@ def upsert_rows(conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]])
     _sqlite_executemany(
         conn,
         f'INSERT INTO "{table.name}" ({column_list}) {_sqlite_values(table)} {on_conflict}',
-        list(zip(*bind_columns(conn.dialect, table, rows), strict=True)),
+        list(zip(*_sqlite_columns(conn.dialect, table, rows), strict=True)),
     )
 
 
@@ -102,19 +156,12 @@ def _sqlite_values(table: Table) -> str:
     return f"VALUES ({', '.join('?' for _ in table.columns)})"
 
 
-Columns = list[Sequence[Any]]
-
-
-def bind_columns(dialect: Dialect, table: Table, rows: Sequence[tuple[Any, ...]]) -> Columns:
-    """`rows` as columns, each value as `insert_rows` hands it to the driver of `dialect`:
-    on SQLite passed through its column type's bind processor (UUIDs as hex), dates and
-    times as the ISO text sqlite3's default adapters would store; on PostgreSQL as they
-    are (COPY packs the Python values itself). A few columns pickle in a fraction of
-    the time of many rows: a rebuild's worker processes send them (`insert_columns`).
-    """
-    values_by_column: Columns = list(zip(*rows, strict=True)) or [() for _ in table.columns]
-    if dialect.name != "sqlite" or not rows:
-        return values_by_column
+def _sqlite_columns(
+    dialect: Dialect, table: Table, rows: Sequence[tuple[Any, ...]]
+) -> list[Sequence[Any]]:
+    """`rows` as columns, each value passed through its column type's bind processor
+    (UUIDs as hex), dates and times as the ISO text sqlite3's default adapters store."""
+    values_by_column: list[Sequence[Any]] = list(zip(*rows, strict=True))
     # Column by column: zip and map run in C, so only the processors' own calls
     # cost Python time (bind processors accept None, as SQLAlchemy passes it too).
     for index, column in enumerate(table.columns):
@@ -128,9 +175,43 @@ def bind_columns(dialect: Dialect, table: Table, rows: Sequence[tuple[Any, ...]]
     return values_by_column
 
 
-def insert_columns(conn: Connection, table: Table, columns: Columns) -> None:
-    """Insert the rows `bind_columns` returned for this connection's dialect."""
-    insert_rows(conn, table, list(zip(*columns, strict=True)), bound=True)
+# COPY's text format: a tab between columns, a newline after each row, \N for NULL,
+# and these four characters escaped inside values.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text_column(column: Column[Any], values: Sequence[Any]) -> Sequence[str]:
+    """One column's values in COPY's text format, as PostgreSQL parses them for its type.
+
+    A replay's columns hold hundreds of thousands of values, so each type takes the
+    path that keeps the work in C: `str` through `map`, escaping only a column that
+    needs it, dates formatted once per distinct day."""
+    column_type = column.type
+    if isinstance(column_type, String):
+        if None in values:
+            return [r"\N" if v is None else _escaped(v) for v in values]
+        joined = "\0".join(values)
+        if any(special in joined for special in "\\\t\n\r"):
+            return list(map(_escaped, values))
+        return values
+    if isinstance(column_type, Date) and not isinstance(column_type, DateTime):
+        return [r"\N" if v is None else v for v in _dates_as_text(values)]
+    if isinstance(column_type, LargeBinary):
+        return [r"\N" if v is None else _bytea_text(v) for v in values]
+    if isinstance(column_type, Integer | Uuid | DateTime | Boolean):
+        # str() of an int, a UUID, a datetime ("2025-01-01 08:00:00+00:00") or a bool
+        # is what PostgreSQL's input functions read; only None needs replacing.
+        texts = list(map(str, values))
+        return [r"\N" if t == "None" else t for t in texts] if column.nullable else texts
+    raise TypeError(f"{column.name}: no COPY text form for {column_type!r}; use insert_rows")
+
+
+def _escaped(value: str) -> str:
+    return value.translate(_COPY_ESCAPES)
+
+
+def _bytea_text(value: bytes) -> str:
+    return "\\\\x" + value.hex()  # \x<hex>, its backslash escaped for COPY
 
 
 def _sqlite_executemany(conn: Connection, statement: str, rows: Sequence[tuple[Any, ...]]) -> None:

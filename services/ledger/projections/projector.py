@@ -17,7 +17,7 @@ from eventsourcing.utils import get_topic
 from sqlalchemy import Connection, Dialect, Table, and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from services.common.bulk import bind_columns, insert_columns, insert_rows, upsert_rows
+from services.common.bulk import bind_rows, insert_bound, insert_rows, upsert_rows
 from services.common.projections import DomainEvent, PreparedProjection
 from services.ledger.domain import ChartOfAccounts, JournalEntry, Side
 from services.ledger.projections.tables import (
@@ -44,8 +44,8 @@ def upsert(conn: Connection, table: Table) -> Any:
 class LedgerPage:
     """A page of ledger events as rows to write (`LedgerProjection.prepare`).
 
-    `steps` in log order: ("rows", entry columns, line columns, reversals) (see
-    `bind_columns`), ("opened", code,
+    `steps` in log order: ("rows", entries, lines, reversals) (`BoundRows`
+    of the two tables), ("opened", code,
     name, account type) or ("closed", code). `activity`: (account, day) -> [debit
     cents, credit cents], which `write` folds into the stored balances."""
 
@@ -74,8 +74,8 @@ class LedgerProjection(PreparedProjection):
     )
 
     def prepare(self, events: Sequence[tuple[int, DomainEvent]], dialect: Dialect) -> LedgerPage:
-        # Rows are tuples in the tables' column order, handed over as bound columns
-        # (see services/common/bulk.py).
+        # Rows are tuples in the tables' column order, handed over bound for the
+        # dialect (see services/common/bulk.py).
         page = LedgerPage()
         entry_rows: list[tuple[Any, ...]] = []
         line_rows: list[tuple[Any, ...]] = []
@@ -90,8 +90,8 @@ class LedgerProjection(PreparedProjection):
                 page.steps.append(
                     (
                         "rows",
-                        bind_columns(dialect, ledger_entries, entry_rows),
-                        bind_columns(dialect, ledger_lines, line_rows),
+                        bind_rows(dialect, ledger_entries, entry_rows),
+                        bind_rows(dialect, ledger_lines, line_rows),
                         list(reversals),
                     )
                 )
@@ -149,9 +149,9 @@ class LedgerProjection(PreparedProjection):
     def write(self, conn: Connection, prepared: LedgerPage) -> None:
         for step in prepared.steps:
             if step[0] == "rows":
-                _kind, entry_columns, line_columns, reversals = step
-                insert_columns(conn, ledger_entries, entry_columns)
-                insert_columns(conn, ledger_lines, line_columns)
+                _kind, entries, lines, reversals = step
+                insert_bound(conn, ledger_entries, entries)
+                insert_bound(conn, ledger_lines, lines)
                 for entry_id, reversal_id in reversals:
                     conn.execute(
                         update(ledger_entries)

@@ -97,7 +97,8 @@ def insert_bound(conn: Connection, table: Table, bound: BoundRows) -> None:
         dbapi_connection: Any = conn.connection.driver_connection
         statement = f'COPY "{table.name}" ({_column_list(table)}) FROM STDIN'
         with dbapi_connection.cursor() as cursor, cursor.copy(statement) as copy:
-            copy.write(bound.copy_text.encode())
+            # As str: psycopg encodes it in the connection's client encoding.
+            copy.write(bound.copy_text)
         return
     _sqlite_executemany(
         conn,
@@ -165,6 +166,10 @@ def _sqlite_columns(
     # Column by column: zip and map run in C, so only the processors' own calls
     # cost Python time (bind processors accept None, as SQLAlchemy passes it too).
     for index, column in enumerate(table.columns):
+        if isinstance(column.type, LargeBinary):
+            # sqlite3 stores bytes as the BLOB its processor's memoryview would be,
+            # and bytes pickle (a rebuild's workers send these columns).
+            continue
         process = column.type.bind_processor(dialect)
         if process is not None:
             values_by_column[index] = list(map(process, values_by_column[index]))
@@ -194,16 +199,32 @@ def _copy_text_column(column: Column[Any], values: Sequence[Any]) -> Sequence[st
         if any(special in joined for special in "\\\t\n\r"):
             return list(map(_escaped, values))
         return values
-    if isinstance(column_type, Date) and not isinstance(column_type, DateTime):
-        return [r"\N" if v is None else v for v in _dates_as_text(values)]
+    if isinstance(column_type, Date):
+        # As binary COPY stores them: a datetime in a date column is its date.
+        days = [v.date() if isinstance(v, datetime) else v for v in values]
+        return [r"\N" if v is None else v for v in _dates_as_text(days)]
     if isinstance(column_type, LargeBinary):
         return [r"\N" if v is None else _bytea_text(v) for v in values]
+    if isinstance(column_type, DateTime):
+        _check_zones(column, values)
     if isinstance(column_type, Integer | Uuid | DateTime | Boolean):
         # str() of an int, a UUID, a datetime ("2025-01-01 08:00:00+00:00") or a bool
         # is what PostgreSQL's input functions read; only None needs replacing.
         texts = list(map(str, values))
         return [r"\N" if t == "None" else t for t in texts] if column.nullable else texts
     raise TypeError(f"{column.name}: no COPY text form for {column_type!r}; use insert_rows")
+
+
+def _check_zones(column: Column[Any], values: Sequence[Any]) -> None:
+    """Binary COPY refuses an aware datetime for a column without a time zone and a
+    naive one for a column with one; text would silently drop or assume the zone."""
+    with_zone = bool(getattr(column.type, "timezone", False))
+    for value in values:
+        if value is not None and (value.tzinfo is not None) != with_zone:
+            raise TypeError(
+                f"{column.name}: a {'naive' if with_zone else 'zone-aware'} datetime for a "
+                f"column {'with' if with_zone else 'without'} a time zone"
+            )
 
 
 def _escaped(value: str) -> str:

@@ -14,6 +14,7 @@ import gc
 import hashlib
 import logging
 import multiprocessing
+import multiprocessing.util
 import os
 import sys
 import threading
@@ -57,7 +58,6 @@ from sqlalchemy.schema import CreateIndex
 
 from services.common.database import projection_tracking
 from services.common.eventstore import CoopApplication
-from services.common.settings import Settings
 
 log = logging.getLogger("coop.projections")
 
@@ -502,7 +502,7 @@ class ProjectionRunner:
 
         `workers`: processes that decode and prepare pages for the projections that
         can (`PreparedProjection`) while this one writes; 0 for a serial replay; by
-        default one per CPU beyond the first (`default_rebuild_workers`).
+        default one per CPU, at most four, none on one CPU (`default_rebuild_workers`).
 
         Their secondary indexes are dropped for the replay and built again at the end:
         building an index once over all rows costs a fraction of keeping it up to date
@@ -560,7 +560,12 @@ class ProjectionRunner:
         processed = 0
         # Fork, not spawn: a spawned worker would first spend about a second importing
         # the application. The children use nothing of the parent's but the mapper and
-        # the projections (plain objects); each opens its own connection.
+        # the projections (plain objects); each opens its own connection. They are
+        # forked at the first submit below, while this process has no transaction
+        # open. On SQLite (WAL) a child still inherits the lock bookkeeping of this
+        # process's open connections, so its reader takes its own WAL read lock but
+        # counts on this process's SHARED lock on the file: that holds because the
+        # application's connections stay open for the whole rebuild.
         context = multiprocessing.get_context("fork")
         with (
             warnings.catch_warnings(),
@@ -602,6 +607,11 @@ class ProjectionRunner:
                 # A worker died (killed, out of memory): what was committed stands, and
                 # the serial replay that follows goes on from there.
                 log.warning("rebuild: a worker process died; going on serially")
+            except Exception as exc:
+                # A worker's error (its connection refused, say). The serial replay
+                # goes on from the last commit, and raises it there if it is the
+                # data's, with this process's full traceback.
+                log.warning("rebuild: a worker failed (%s); going on serially", type(exc).__name__)
             finally:
                 for future in pending:
                     future.cancel()
@@ -701,10 +711,10 @@ MAX_REBUILD_WORKERS = 4
 
 @dataclass
 class _RangeWorker:
-    """A rebuild worker process's state: the store's settings, the parent's mapper (to
-    decode as the parent would) and the projections to prepare."""
+    """A rebuild worker process's state: its own reader of the store, the parent's
+    mapper (to decode as the parent would) and the projections to prepare."""
 
-    settings: Settings
+    reader: CoopApplication
     mapper: Any
     projections: Sequence[PreparedProjection]
     dialect: Dialect
@@ -722,8 +732,18 @@ def _start_range_worker(
     page_size: int,
 ) -> None:
     global _range_worker
+    # Forked inside the parent's `collector_paused`, the collector stays off here: a
+    # collection would walk the whole heap inherited from the parent, copying it page
+    # by page, for the few small cycles a worker leaves (about 3 KB a range).
+
+    # Its own connection to the store, never the parent's: one, as it reads serially.
+    settings = parent_app.settings.model_copy(update={"database_pool_size": 1})
+    reader = CoopApplication(settings, create_table=False)
+    # A pool's worker process ends without running atexit handlers, but with
+    # multiprocessing's own finalizers: close the connection there.
+    multiprocessing.util.Finalize(reader, reader.close, exitpriority=10)
     _range_worker = _RangeWorker(
-        parent_app.settings,
+        reader,
         parent_app.mapper,
         projections,
         dialect,
@@ -739,36 +759,26 @@ def _prepare_range(low: int, high: int) -> tuple[int, dict[str, Any]]:
     worker = _range_worker
     if worker is None:
         raise RuntimeError("rebuild worker not started")
-    # Its own connection to the store, never the parent's, closed before the range's
-    # result goes back (a worker is ended without running finalizers).
-    reader = CoopApplication(worker.settings, create_table=False)
-    try:
-        with collector_paused():
-            events: dict[str, list[tuple[int, DomainEvent]]] = {
-                p.name: [] for p in worker.projections
-            }
-            to_domain_event = worker.mapper.to_domain_event
-            count = 0
-            while True:
-                page = reader.recorder.select_notifications(
-                    start=low, limit=worker.page_size, stop=high, inclusive_of_start=False
-                )
-                count += len(page)
-                for notification in page:
-                    if notification.topic not in worker.topics:
-                        continue
-                    event = to_domain_event(notification)
-                    for projection in worker.projections:
-                        if notification.topic in projection.topics:
-                            events[projection.name].append((notification.id, event))
-                if len(page) < worker.page_size:
-                    break
-                low = page[-1].id
-            prepared = {
-                p.name: p.prepare(events[p.name], worker.dialect) for p in worker.projections
-            }
-    finally:
-        reader.close()
+    with collector_paused():
+        events: dict[str, list[tuple[int, DomainEvent]]] = {p.name: [] for p in worker.projections}
+        to_domain_event = worker.mapper.to_domain_event
+        count = 0
+        while True:
+            page = worker.reader.recorder.select_notifications(
+                start=low, limit=worker.page_size, stop=high, inclusive_of_start=False
+            )
+            count += len(page)
+            for notification in page:
+                if notification.topic not in worker.topics:
+                    continue
+                event = to_domain_event(notification)
+                for projection in worker.projections:
+                    if notification.topic in projection.topics:
+                        events[projection.name].append((notification.id, event))
+            if len(page) < worker.page_size:
+                break
+            low = page[-1].id
+        prepared = {p.name: p.prepare(events[p.name], worker.dialect) for p in worker.projections}
     return count, prepared
 
 

@@ -198,27 +198,47 @@ def test_rebuild_reproduces_the_read_models_exactly(
     assert table_rows(engine) == before
     assert chain_rows(engine) == chain_before
     assert [s.lag for s in runner.status()] == [0, 0]
-    in_parallel = [r for r in caplog.records if "worker processes" in r.getMessage()]
-    assert len(in_parallel) == (1 if workers else 0)
+    in_parallel = [r.getMessage() for r in caplog.records if "worker processes" in r.getMessage()]
+    if workers:
+        # "rebuild: <n> notifications prepared by 2 worker processes", n > 0: the
+        # ranges really were prepared in the workers, none fell back to the serial path.
+        assert len(in_parallel) == 1
+        assert int(in_parallel[0].split()[1]) > 0
+        assert "going on serially" not in caplog.text
+        assert "advanced by another runner" not in caplog.text
+    else:
+        assert in_parallel == []
     # The secondary indexes it dropped for the replay are back.
     assert index_names(engine) == declared_index_names()
 
 
 class DyingLedgerProjection(LedgerProjection):
-    """Kills the worker process that prepares the page holding `fatal_position`."""
+    """Kills (or fails) the worker process that prepares the page holding
+    `fatal_position`."""
 
-    def __init__(self, parent_pid: int, fatal_position: int) -> None:
+    def __init__(self, parent_pid: int, fatal_position: int, *, how: str) -> None:
         self.parent_pid = parent_pid
         self.fatal_position = fatal_position
+        self.how = how
 
     def prepare(self, events: Sequence[tuple[int, DomainEvent]], dialect: Dialect) -> Any:
         if os.getpid() != self.parent_pid and any(p == self.fatal_position for p, _ in events):
-            os._exit(1)
+            if self.how == "dies":
+                os._exit(1)
+            raise ConnectionError("the worker lost its connection")
         return super().prepare(events, dialect)
 
 
+@pytest.mark.parametrize(
+    ("how", "logged"),
+    [("dies", "worker process died"), ("fails", "worker failed (ConnectionError)")],
+)
 def test_a_rebuild_whose_worker_dies_finishes_serially_and_exactly(
-    ledger: LedgerApplication, engine: Engine, caplog: pytest.LogCaptureFixture
+    ledger: LedgerApplication,
+    engine: Engine,
+    caplog: pytest.LogCaptureFixture,
+    how: str,
+    logged: str,
 ) -> None:
     if not can_fork_workers():
         pytest.skip("parallel rebuilds fork worker processes: Linux only")
@@ -227,11 +247,14 @@ def test_a_rebuild_whose_worker_dies_finishes_serially_and_exactly(
     runner.run_until_caught_up()
     before = table_rows(engine)
     dying = ProjectionRunner(
-        ledger, engine, [DyingLedgerProjection(os.getpid(), runner.head() - 20)], page_size=5
+        ledger,
+        engine,
+        [DyingLedgerProjection(os.getpid(), runner.head() - 20, how=how)],
+        page_size=5,
     )
     with caplog.at_level(logging.WARNING, logger="coop.projections"):
         assert dying.rebuild(workers=2) == runner.head()
-    assert "worker process died" in caplog.text
+    assert logged in caplog.text
     assert table_rows(engine) == before
     assert dying.status()[0].lag == 0
 

@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 
 import psycopg
 from eventsourcing.domain import DomainEventProtocol
-from eventsourcing.persistence import Notification
+from eventsourcing.persistence import ApplicationRecorder, Notification
 from psycopg import sql as psycopg_sql
 from sqlalchemy import (
     BigInteger,
@@ -298,16 +298,11 @@ class ProjectionRunner:
                         conn.invalidate()
 
     def _read_pages(self, start: int, pages: int) -> list[Notification]:
-        notifications: list[Notification] = []
-        for _ in range(pages):
-            page = self.app.recorder.select_notifications(
-                start=start, limit=self.page_size, inclusive_of_start=False
-            )
-            notifications.extend(page)
-            if len(page) < self.page_size:
-                break
-            start = page[-1].id
-        return notifications
+        return [
+            n
+            for page in read_log(self.app.recorder, start, self.page_size, max_pages=pages)
+            for n in page
+        ]
 
     def _step_projections(
         self, conn: Connection, pages: int, read_ahead: _ReadAhead | None = None
@@ -335,16 +330,8 @@ class ProjectionRunner:
                     batch = [n for n in notifications if n.id > position]
                     if not batch:
                         continue
-                    if isinstance(projection, RawProjection):
-                        page: Sequence[Any] = batch
-                    else:
-                        page = [
-                            (n.id, self._decode(n, decoded))
-                            for n in batch
-                            if n.topic in projection.topics
-                        ]
                     moves[projection.name] = (position, batch[-1].id)
-                    work.append((projection, page))
+                    work.append((projection, self._page_for(projection, batch, decoded)))
                 _advance_tracking(conn, moves)
                 for projection, page in work:
                     if page:
@@ -354,6 +341,20 @@ class ProjectionRunner:
             # entirely. The next step starts from the positions it left.
             log.info("projection %s advanced by another runner", conflict)
         return len(notifications)
+
+    def _page_for(
+        self,
+        projection: Projection,
+        notifications: Sequence[Notification],
+        decoded: dict[int, DomainEvent],
+    ) -> Sequence[Any]:
+        """What `projection` reads of `notifications`: all of them, as stored, for a
+        RawProjection; else (id, event) for those of its topics, each decoded once
+        across projections (`decoded`)."""
+        if isinstance(projection, RawProjection):
+            return notifications
+        topics = projection.topics
+        return [(n.id, self._decode(n, decoded)) for n in notifications if n.topic in topics]
 
     def _decode(self, notification: Notification, cache: dict[int, DomainEvent]) -> DomainEvent:
         event = cache.get(notification.id)
@@ -622,27 +623,14 @@ class ProjectionRunner:
         self, conn: Connection, projections: Sequence[Projection], low: int, high: int
     ) -> None:
         """Apply the notifications in (low, high] to `projections`, read and decoded here."""
-        notifications: list[Notification] = []
-        while True:
-            page = self.app.recorder.select_notifications(
-                start=low, limit=self.page_size, stop=high, inclusive_of_start=False
-            )
-            notifications.extend(page)
-            if len(page) < self.page_size:
-                break
-            low = page[-1].id
+        notifications = [
+            n for page in read_log(self.app.recorder, low, self.page_size, stop=high) for n in page
+        ]
         decoded: dict[int, DomainEvent] = {}
         for projection in projections:
-            if isinstance(projection, RawProjection):
-                page_for: Sequence[Any] = notifications
-            else:
-                page_for = [
-                    (n.id, self._decode(n, decoded))
-                    for n in notifications
-                    if n.topic in projection.topics
-                ]
-            if page_for:
-                self._apply(conn, projection, page_for)
+            page = self._page_for(projection, notifications, decoded)
+            if page:
+                self._apply(conn, projection, page)
 
     def ensure_indexes(self, projections: Sequence[Projection] | None = None) -> None:
         """Create any declared index of the projections' tables that is missing."""
@@ -690,6 +678,28 @@ class _ReadAhead:
 
     def __exit__(self, *_exc: object) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def read_log(
+    recorder: ApplicationRecorder,
+    start: int,
+    page_size: int,
+    *,
+    stop: int | None = None,
+    max_pages: int | None = None,
+) -> Iterator[Sequence[Notification]]:
+    """The notification log after `start` (up to `stop`, inclusive), page by page, until
+    a page comes back short or `max_pages` were read."""
+    pages = 0
+    while True:
+        page = recorder.select_notifications(
+            start=start, limit=page_size, stop=stop, inclusive_of_start=False
+        )
+        yield page
+        pages += 1
+        if len(page) < page_size or (max_pages is not None and pages >= max_pages):
+            return
+        start = page[-1].id
 
 
 def can_fork_workers() -> bool:
@@ -763,10 +773,7 @@ def _prepare_range(low: int, high: int) -> tuple[int, dict[str, Any]]:
         events: dict[str, list[tuple[int, DomainEvent]]] = {p.name: [] for p in worker.projections}
         to_domain_event = worker.mapper.to_domain_event
         count = 0
-        while True:
-            page = worker.reader.recorder.select_notifications(
-                start=low, limit=worker.page_size, stop=high, inclusive_of_start=False
-            )
+        for page in read_log(worker.reader.recorder, low, worker.page_size, stop=high):
             count += len(page)
             for notification in page:
                 if notification.topic not in worker.topics:
@@ -775,9 +782,6 @@ def _prepare_range(low: int, high: int) -> tuple[int, dict[str, Any]]:
                 for projection in worker.projections:
                     if notification.topic in projection.topics:
                         events[projection.name].append((notification.id, event))
-            if len(page) < worker.page_size:
-                break
-            low = page[-1].id
         prepared = {p.name: p.prepare(events[p.name], worker.dialect) for p in worker.projections}
     return count, prepared
 

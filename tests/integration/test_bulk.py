@@ -148,9 +148,14 @@ def test_no_rows_bind_to_nothing_and_insert_nothing(engine: Engine) -> None:
     assert stored(engine, bound) == []
 
 
+# Client encodings are PostgreSQL's; SQLite stores datetimes as text, zone or not.
+ON_POSTGRES_ONLY = pytest.mark.parametrize(
+    "backend", [pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+
+
+@ON_POSTGRES_ONLY
 def test_bound_text_follows_the_connections_client_encoding(engine: Engine) -> None:
-    if engine.dialect.name != "postgresql":
-        pytest.skip("client encodings are PostgreSQL's")
     text = "Caffè già pronto"  # every character has a LATIN1 form
     row = (1, 0, None, None, None, text, None, None)
     prepared = bind_rows(engine.dialect, bound, [row])
@@ -160,9 +165,8 @@ def test_bound_text_follows_the_connections_client_encoding(engine: Engine) -> N
     assert [r[5] for r in stored(engine, bound)] == [text]
 
 
+@ON_POSTGRES_ONLY
 def test_a_datetime_without_the_columns_zone_is_refused(engine: Engine) -> None:
-    if engine.dialect.name != "postgresql":
-        pytest.skip("SQLite stores datetimes as text, zone or not")
     naive = (1, 0, None, None, datetime(2025, 1, 1, 8, 0), "x", None, None)
     with pytest.raises(TypeError, match="recorded_at: a naive datetime"):
         bind_rows(engine.dialect, bound, [naive])

@@ -44,9 +44,9 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]])
     """Insert `rows` (tuples of every column of `table`, in order) in `conn`'s transaction."""
     if not rows:
         return
-    column_list = _column_list(table)
-    dbapi_connection: Any = conn.connection.driver_connection
     if conn.dialect.name == "postgresql":
+        column_list = _column_list(table)
+        dbapi_connection: Any = conn.connection.driver_connection
         # Unqualified: the connection's search_path (or the audit scratch schema) decides.
         # Binary: psycopg packs ints, dates and UUIDs without formatting them as text.
         statement = f'COPY "{table.name}" ({column_list}) FROM STDIN (FORMAT BINARY)'
@@ -55,11 +55,7 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]])
             for row in rows:
                 copy.write_row(row)
         return
-    _sqlite_executemany(
-        conn,
-        f'INSERT INTO "{table.name}" ({column_list}) {_sqlite_values(table)}',
-        list(zip(*_sqlite_columns(conn.dialect, table, rows), strict=True)),
-    )
+    insert_bound(conn, table, bind_rows(conn.dialect, table, rows))
 
 
 @dataclass(frozen=True)

@@ -320,9 +320,7 @@ class ProjectionRunner:
             return 0
         decoded: dict[int, DomainEvent] = {}
         try:
-            with conn.begin():
-                if conn.dialect.name == "postgresql":
-                    conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+            with projector_transaction(conn):
                 moves: dict[str, tuple[int, int]] = {}  # name -> (old, new position)
                 work: list[tuple[Projection, Sequence[Any]]] = []
                 for projection in self.projections:
@@ -413,9 +411,8 @@ class ProjectionRunner:
         Gateway workers take it as a wake-up and read the tracking table themselves."""
         if self.projected_channel is None or self.reached == self._announced:
             return
-        with conn.begin():
-            # Nothing durable here: a lost notification only leaves a waiter to its poll.
-            conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+        # Nothing durable here: a lost notification only leaves a waiter to its poll.
+        with projector_transaction(conn):
             self._notify_projected(conn)
         self._announced = self.reached
 
@@ -591,9 +588,7 @@ class ProjectionRunner:
                     count, pages = pending.popleft().result()
                     for next_range in islice(ahead, 1):
                         pending.append(pool.submit(_prepare_range, *next_range))
-                    with conn.begin():
-                        if conn.dialect.name == "postgresql":
-                            conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+                    with projector_transaction(conn):
                         _advance_tracking(conn, {p.name: (low, high) for p in rebuilt})
                         for projection in prepared:
                             projection.write(conn, pages[projection.name])
@@ -784,6 +779,16 @@ def _prepare_range(low: int, high: int) -> tuple[int, dict[str, Any]]:
                         events[projection.name].append((notification.id, event))
         prepared = {p.name: p.prepare(events[p.name], worker.dialect) for p in worker.projections}
     return count, prepared
+
+
+@contextmanager
+def projector_transaction(conn: Connection) -> Iterator[None]:
+    """A transaction of the projector's: on PostgreSQL its commit does not wait for the
+    WAL flush (`ProjectionRunner.projector_connection` says why that is safe)."""
+    with conn.begin():
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+        yield
 
 
 def _advance_tracking(conn: Connection, moves: dict[str, tuple[int, int]]) -> None:

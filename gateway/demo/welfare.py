@@ -61,9 +61,8 @@ def check_programs(catalog: ProgramCatalog) -> None:
 
 
 def _catch_up(runtime: Runtime) -> None:
-    page = runtime.settings.projection_page_size
-    while runtime.welfare_accrual.step(page) >= page:
-        pass
+    """Accrue the income so far (the runner drives the accrual process)."""
+    runtime.projector.run_until_caught_up()
 
 
 def steps(year: int, rng: random.Random) -> Iterator[DemoStep]:

@@ -42,6 +42,7 @@ from sqlalchemy import (
     Engine,
     Index,
     Table,
+    Text,
     and_,
     case,
     delete,
@@ -127,17 +128,26 @@ class RawProjection(Projection):
 class Process(ABC):
     """A follower that writes events, not read models (e.g. the welfare fund's accrual).
 
-    It keeps its own exactly-once position in the event store (its writes and its
-    position are saved together), so the runner only drives it: before each page of
-    projections, `step` reads at most `page_size` notifications and returns how many
-    it read. Its effects are events, which the projections then read like any other.
+    The runner drives it with the read models, from the same read of the log: each
+    step hands it the page's events of its `topics` (decoded once for everybody)
+    before the projections apply the page, and tracks its position with theirs, in
+    the page's transaction. Its effects are events, which the projections read on the
+    next step like any other. It must be exactly-once on its own, through what it
+    saves with its events (a page is handed over again after a crash, or to a second
+    runner), since its writes commit before the runner's transaction does.
     """
 
     name: ClassVar[str]
+    topics: ClassVar[frozenset[str]]
 
     @abstractmethod
-    def step(self, page_size: int) -> int:
-        """Follow the log one page further; return the number of notifications read."""
+    def handle(self, events: Sequence[tuple[int, DomainEvent]]) -> int | None:
+        """Act on (notification id, event) of its topics, in log order; return the
+        highest notification id it wrote, or None if it wrote nothing."""
+
+    @abstractmethod
+    def record(self, conn: Connection, written: int) -> None:
+        """Note, in the runner's transaction, that `handle` wrote up to `written`."""
 
 
 class TrackingConflict(Exception):
@@ -169,21 +179,23 @@ class ProjectionRunner:
         self.engine = engine
         self.projections = list(projections)
         self.processes = list(processes)
-        # Position every projection and process had reached after this runner's last
-        # pass (read from the tracking table, so other runners' work counts too).
+        self._tracked_names = [p.name for p in self.projections] + [p.name for p in self.processes]
+        # The lowest position of every projection and process, as the tracking table
+        # held it at this runner's last step (so other runners' work counts too).
         # Read-your-writes waits in this process compare against it in memory.
         self.reached = 0
-        # On PostgreSQL each pass that moves `reached` NOTIFYs it on this channel, so
-        # gateway workers in other processes wake their waiting requests at once
+        # The tracked positions as this runner last committed or read them (None: read
+        # them at the next step). See `_known_positions`.
+        self._positions: dict[str, int] | None = None
+        # On PostgreSQL each step that moves the read models NOTIFYs on this channel,
+        # so gateway workers in other processes wake their waiting requests at once
         # (gateway/projected.py) instead of each polling the tracking table.
         self.projected_channel = (
             projected_channel(app) if engine.dialect.name == "postgresql" else None
         )
-        self._announced = 0
         self.page_size = page_size
         self._wanted_topics = frozenset().union(*(p.topics for p in self.projections))
         self.wake = threading.Event()
-        self.caught_up = threading.Condition()
         self.reset_changed_read_models()
         self.ensure_tracking_rows()
         self.ensure_indexes()
@@ -223,7 +235,7 @@ class ProjectionRunner:
     def ensure_tracking_rows(self) -> None:
         with self.engine.begin() as conn:
             known = set(conn.execute(select(projection_tracking.c.projection)).scalars())
-            missing = [p.name for p in self.projections if p.name not in known]
+            missing = [name for name in self._tracked_names if name not in known]
             if missing:
                 conn.execute(
                     insert(projection_tracking),
@@ -240,16 +252,6 @@ class ProjectionRunner:
             ).all()
         return {name: int(position) for name, position in rows}
 
-    def _tracked_minimum(self) -> int:
-        names = [p.name for p in self.projections] + [p.name for p in self.processes]
-        with self.engine.connect() as conn:
-            reached = conn.execute(
-                select(func.min(projection_tracking.c.position)).where(
-                    projection_tracking.c.projection.in_(names)
-                )
-            ).scalar_one_or_none()
-        return int(reached or 0)
-
     def head(self) -> int:
         return self.app.recorder.max_notification_id() or 0
 
@@ -262,12 +264,110 @@ class ProjectionRunner:
 
     def step(self, conn: Connection, pages: int = 1, read_ahead: _ReadAhead | None = None) -> int:
         """Process up to `pages` pages for every process and projection behind, writing
-        with `conn`; return the most notifications any of them read. Processes go first,
-        so the projections' pages already hold the events a process wrote for the same
-        notifications."""
-        limit = self.page_size * pages
-        read_by_processes = max((p.step(limit) for p in self.processes), default=0)
-        return max(read_by_processes, self._step_projections(conn, pages, read_ahead))
+        with `conn`; return the notifications read, or a full count (more to do) when a
+        process wrote events, which are new notifications for everyone."""
+        notifications, written = self._step(conn, pages, read_ahead)
+        return self.page_size * pages if written else len(notifications)
+
+    def _step(
+        self, conn: Connection, pages: int, read_ahead: _ReadAhead | None
+    ) -> tuple[Sequence[Notification], bool]:
+        """One read of the log for everyone behind. Processes act on it first (their
+        events commit on their own); then all projections' changes, every tracked
+        position and the new `reached` commit in ONE transaction: one commit (one WAL
+        flush) for the page, which is most of a small page's cost and so of a
+        mutation's read-your-writes wait. Gateway workers are told in that commit.
+        """
+        fresh = self._positions is None
+        positions = self._known_positions(conn)
+        start = min(positions.values(), default=0)
+        notifications = (
+            read_ahead.take(start, pages) if read_ahead else self._read_pages(start, pages)
+        )
+        if not notifications:
+            if not fresh:  # idle: see what other runners (or a rebuild) did meanwhile
+                positions = self._known_positions(conn, fresh=True)
+            self.reached = min(positions.values(), default=0)
+            return notifications, False
+        decoded: dict[int, DomainEvent] = {}
+        moves: dict[str, tuple[int, int]] = {}  # name -> (old, new position)
+        written: list[tuple[Process, int]] = []
+        for process in self.processes:
+            position = positions[process.name]
+            batch = [n for n in notifications if n.id > position]
+            if not batch:
+                continue
+            moves[process.name] = (position, batch[-1].id)
+            events = [(n.id, self._decode(n, decoded)) for n in batch if n.topic in process.topics]
+            last = process.handle(events) if events else None
+            if last is not None:
+                written.append((process, last))
+        try:
+            with projector_transaction(conn):
+                work: list[tuple[Projection, Sequence[Any]]] = []
+                for projection in self.projections:
+                    position = positions[projection.name]
+                    batch = [n for n in notifications if n.id > position]
+                    if not batch:
+                        continue
+                    moves[projection.name] = (position, batch[-1].id)
+                    work.append((projection, self._page_for(projection, batch, decoded)))
+                _advance_tracking(conn, moves)
+                for process, last in written:
+                    process.record(conn, last)
+                for projection, page in work:
+                    if page:
+                        self._apply(conn, projection, page)
+                reached = self._reached_and_announced(conn)
+        except TrackingConflict as conflict:
+            # Another runner applied (part of) these pages first; ours rolled back
+            # entirely. The next step starts from the positions it left. What a
+            # process wrote stands (it is exactly-once on its own): note it apart.
+            log.info("projection %s advanced by another runner", conflict)
+            self._positions = None
+            if written:
+                with projector_transaction(conn):
+                    for process, last in written:
+                        process.record(conn, last)
+            return notifications, bool(written)
+        except BaseException:
+            self._positions = None
+            raise
+        positions.update({name: new for name, (_old, new) in moves.items()})
+        self.reached = reached
+        return notifications, bool(written)
+
+    def _known_positions(self, conn: Connection, *, fresh: bool = False) -> dict[str, int]:
+        """Every tracked position, as this runner last committed or read them.
+
+        Kept between steps rather than read each time: a position another runner (or a
+        rebuild) moved meanwhile fails the next compare-and-set, and the step after
+        that reads them again; so does an idle step.
+        """
+        if fresh or self._positions is None:
+            with projector_transaction(conn):
+                self._positions = self._read_positions(conn)
+        return self._positions
+
+    def _read_positions(self, conn: Connection) -> dict[str, int]:
+        rows = conn.execute(
+            select(projection_tracking.c.projection, projection_tracking.c.position).where(
+                projection_tracking.c.projection.in_(self._tracked_names)
+            )
+        ).all()
+        return {name: int(position) for name, position in rows}
+
+    def _reached_and_announced(self, conn: Connection) -> int:
+        """The lowest tracked position, in the page's transaction; on PostgreSQL also
+        a NOTIFY, delivered with its commit, in the same round trip (gateway workers
+        take it as a wake-up and read the tracking table themselves)."""
+        t = projection_tracking.c
+        query = select(func.min(t.position)).where(t.projection.in_(self._tracked_names))
+        if self.projected_channel is not None:
+            query = query.add_columns(
+                func.pg_notify(self.projected_channel, func.min(t.position).cast(Text))
+            )
+        return int(conn.execute(query).scalar_one_or_none() or 0)
 
     @contextmanager
     def projector_connection(self) -> Iterator[Connection]:
@@ -303,42 +403,6 @@ class ProjectionRunner:
             for page in read_log(self.app.recorder, start, self.page_size, max_pages=pages)
             for n in page
         ]
-
-    def _step_projections(
-        self, conn: Connection, pages: int, read_ahead: _ReadAhead | None = None
-    ) -> int:
-        """All projections' changes and positions for the pages commit in ONE
-        transaction: one commit (one WAL flush) instead of one per projection, which is
-        most of a small page's cost and so of a mutation's read-your-writes wait.
-        """
-        positions = self.positions()
-        start = min(positions.values(), default=0)
-        notifications = (
-            read_ahead.take(start, pages) if read_ahead else self._read_pages(start, pages)
-        )
-        if not notifications:
-            return 0
-        decoded: dict[int, DomainEvent] = {}
-        try:
-            with projector_transaction(conn):
-                moves: dict[str, tuple[int, int]] = {}  # name -> (old, new position)
-                work: list[tuple[Projection, Sequence[Any]]] = []
-                for projection in self.projections:
-                    position = positions[projection.name]
-                    batch = [n for n in notifications if n.id > position]
-                    if not batch:
-                        continue
-                    moves[projection.name] = (position, batch[-1].id)
-                    work.append((projection, self._page_for(projection, batch, decoded)))
-                _advance_tracking(conn, moves)
-                for projection, page in work:
-                    if page:
-                        self._apply(conn, projection, page)
-        except TrackingConflict as conflict:
-            # Another runner applied (part of) these pages first; ours rolled back
-            # entirely. The next step starts from the positions it left.
-            log.info("projection %s advanced by another runner", conflict)
-        return len(notifications)
 
     def _page_for(
         self,
@@ -398,32 +462,19 @@ class ProjectionRunner:
                 if progress is not None:
                     progress(min(self.positions().values(), default=0), self.head())
                 if count < self.page_size * pages:
-                    self.reached = self._tracked_minimum()
-                    with self.caught_up:
-                        self.caught_up.notify_all()
-                    self._announce(conn)
                     return processed
                 if pages_per_transaction is None:
                     pages = min(pages * 2, REBUILD_PAGES_PER_TRANSACTION)
 
-    def _announce(self, conn: Connection) -> None:
-        """NOTIFY that the read models moved, if they did (delivered when this commits).
-        Gateway workers take it as a wake-up and read the tracking table themselves."""
-        if self.projected_channel is None or self.reached == self._announced:
-            return
-        # Nothing durable here: a lost notification only leaves a waiter to its poll.
-        with projector_transaction(conn):
-            self._notify_projected(conn)
-        self._announced = self.reached
-
     def _notify_projected(self, conn: Connection) -> None:
         if self.projected_channel is not None:
-            conn.execute(select(func.pg_notify(self.projected_channel, str(self.reached))))
+            conn.execute(select(func.pg_notify(self.projected_channel, "0")))
 
     def _restart_from_zero(self, conn: Connection, projection_name: str) -> None:
         """Set a projection's tracking position back to 0 (its tables were just emptied),
         telling gateway workers in the same transaction: a position they read before is
         no longer true."""
+        self._positions = None
         conn.execute(
             update(projection_tracking)
             .where(projection_tracking.c.projection == projection_name)

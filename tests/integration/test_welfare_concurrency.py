@@ -8,6 +8,7 @@ from datetime import date
 
 from gateway.runtime import Runtime
 from services.common.errors import CoopError
+from services.common.projections import ProjectionRunner
 from services.ledger.domain import Posting, Side
 from services.welfare_fund.domain import InsufficientFunds, Program, Stream
 from services.welfare_fund.domain.disbursement import DisbursementKind
@@ -30,20 +31,27 @@ def test_two_followers_accrue_each_posting_once(runtime: Runtime) -> None:
     )
     for n in range(60):
         _sale(runtime, n, 999 + n)
-    second = WelfareAccrualProcess(runtime.welfare, runtime.sync_engine)
+    # Two runners of the process alone, each with its own instance, on small pages.
+    followers = [
+        ProjectionRunner(
+            runtime.ledger,
+            runtime.sync_engine,
+            [],
+            page_size=7,
+            processes=[WelfareAccrualProcess(runtime.welfare, runtime.sync_engine)],
+        )
+        for _ in range(2)
+    ]
     errors: list[Exception] = []
 
-    def follow(process: WelfareAccrualProcess) -> None:
+    def follow(runner: ProjectionRunner) -> None:
         try:
-            while process.step(7) >= 7:
-                pass
+            runner.run_until_caught_up()
         except Exception as exc:  # a lost race surfaces as Conflict; the rest is a bug
             if not isinstance(exc, CoopError):
                 errors.append(exc)
 
-    threads = [
-        threading.Thread(target=follow, args=(p,)) for p in (runtime.welfare_accrual, second)
-    ]
+    threads = [threading.Thread(target=follow, args=(f,)) for f in followers]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -73,7 +73,7 @@ async def authenticate_credentials(
     Wrong, expired and revoked credentials are all None: the answer never says which.
     """
     try:
-        async with runtime.read_engine.connect() as conn:
+        async with runtime.statement_engine.connect() as conn:
             if authorization.lower().startswith("bearer "):
                 return await principal_for_token(conn, authorization[7:].strip())
             if api_key:

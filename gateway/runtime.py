@@ -74,6 +74,7 @@ class Runtime:
         with startup_lock(settings):
             self._set_up(settings)
         self._read_engine: AsyncEngine | None = None
+        self._statement_engine: AsyncEngine | None = None
         self._projected: ProjectedPosition | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -147,6 +148,17 @@ class Runtime:
             self._read_engine = create_read_engine(self.settings)
         return self._read_engine
 
+    @property
+    def statement_engine(self) -> AsyncEngine:
+        """The read engine for a lone SELECT: no transaction around it. Through the
+        read engine one SELECT is three round trips (BEGIN, SELECT, ROLLBACK); every
+        request's authentication and every read-your-writes position check is one."""
+        if self._statement_engine is None:
+            self._statement_engine = self.read_engine.execution_options(
+                isolation_level="AUTOCOMMIT"
+            )
+        return self._statement_engine
+
     # -- projector -------------------------------------------------------------
 
     def start_projector(self) -> None:
@@ -212,7 +224,7 @@ class Runtime:
 
     async def projected_position(self) -> int:
         """The position every projection of this runtime has reached."""
-        async with self.read_engine.connect() as conn:
+        async with self.statement_engine.connect() as conn:
             reached = (
                 await conn.execute(
                     select(func.min(projection_tracking.c.position)).where(
@@ -233,7 +245,7 @@ class Runtime:
             self._projected = None
         if self._read_engine is not None:
             await self._read_engine.dispose()
-            self._read_engine = None
+            self._read_engine = self._statement_engine = None
 
     def close_sync(self) -> None:
         self._stop.set()

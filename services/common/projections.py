@@ -66,6 +66,10 @@ DomainEvent = DomainEventProtocol[Any]
 ProgressCallback = Callable[[int, int], None]  # (position reached, head)
 
 
+# Marks (in Connection.info) a projector connection whose session commits without
+# waiting for the disk.
+RELAXED_COMMIT = "coop_relaxed_commit"
+
 # A rebuild commits this many pages at a time: a replay's cost is dominated by its
 # commits otherwise (about 20 ms each on SQLite with synchronous=FULL).
 REBUILD_PAGES_PER_TRANSACTION = 10
@@ -383,19 +387,26 @@ class ProjectionRunner:
         with self.engine.connect() as conn:
             driver: Any = conn.connection.driver_connection
             is_sqlite = conn.dialect.name == "sqlite"
-            if is_sqlite:
-                # On the driver connection: through SQLAlchemy it would open a
-                # transaction (BEGIN IMMEDIATE), and the pragma is per connection.
-                driver.execute("PRAGMA synchronous=NORMAL")
+            # On the driver connection, outside any transaction: through SQLAlchemy
+            # it would open one, and the setting is for the session. For the session
+            # rather than each transaction (SET LOCAL): one round trip for the whole
+            # of `follow`, not one per page.
+            relax, restore = (
+                ("PRAGMA synchronous=NORMAL", "PRAGMA synchronous=FULL")
+                if is_sqlite
+                else ("SET synchronous_commit = off", "RESET synchronous_commit")
+            )
+            _execute_outside_transaction(driver, relax)
+            conn.info[RELAXED_COMMIT] = True
             try:
                 yield conn
             finally:
-                if is_sqlite:
-                    try:
-                        driver.execute("PRAGMA synchronous=FULL")
-                    except Exception:
-                        # Never hand a relaxed connection back to a pool.
-                        conn.invalidate()
+                conn.info.pop(RELAXED_COMMIT, None)
+                try:
+                    _execute_outside_transaction(driver, restore)
+                except Exception:
+                    # Never hand a relaxed connection back to a pool.
+                    conn.invalidate()
 
     def _read_pages(self, start: int, pages: int) -> list[Notification]:
         return [
@@ -434,7 +445,11 @@ class ProjectionRunner:
             projection.apply(conn, events)
 
     def run_until_caught_up(
-        self, progress: ProgressCallback | None = None, *, pages_per_transaction: int | None = None
+        self,
+        progress: ProgressCallback | None = None,
+        *,
+        pages_per_transaction: int | None = None,
+        connection: Connection | None = None,
     ) -> int:
         """Apply pages until the log's end, on one connection (its page cache stays warm).
 
@@ -443,6 +458,7 @@ class ProjectionRunner:
         the runner follows the log's end (a mutation's read-your-writes wait is one
         small transaction), doubling up to REBUILD_PAGES_PER_TRANSACTION while each
         transaction comes back full, i.e. while the runner is catching up.
+        `connection`: a `projector_connection` to use (`follow` keeps one).
         """
         pages = pages_per_transaction or 1
         processed = 0
@@ -454,7 +470,10 @@ class ProjectionRunner:
             if pages_per_transaction and self.engine.dialect.name == "postgresql"
             else None
         )
-        with self.projector_connection() as conn, read_ahead or nullcontext():
+        with (
+            nullcontext(connection) if connection else self.projector_connection() as conn,
+            read_ahead or nullcontext(),
+        ):
             while True:
                 with collector_paused() if pages > 1 else nullcontext():
                     count = self.step(conn, pages, read_ahead)
@@ -497,13 +516,19 @@ class ProjectionRunner:
         with self._wake_on_notify(stop) if listen else nullcontext():
             while not stop.is_set():
                 try:
-                    self.run_until_caught_up()
-                    backoff_s = poll_interval_s
+                    # One connection while it works: its session settings and
+                    # prepared statements outlive each catch-up.
+                    with self.projector_connection() as conn:
+                        while not stop.is_set():
+                            self.run_until_caught_up(connection=conn)
+                            backoff_s = poll_interval_s
+                            self.wake.wait(timeout=backoff_s)
+                            self.wake.clear()
                 except Exception:
                     log.exception("projection runner failed; retrying in %.1fs", backoff_s)
                     backoff_s = min(backoff_s * 2, 30.0)
-                self.wake.wait(timeout=backoff_s)
-                self.wake.clear()
+                    self.wake.wait(timeout=backoff_s)
+                    self.wake.clear()
 
     @contextmanager
     def _wake_on_notify(self, stop: threading.Event) -> Iterator[None]:
@@ -835,11 +860,25 @@ def _prepare_range(low: int, high: int) -> tuple[int, dict[str, Any]]:
 @contextmanager
 def projector_transaction(conn: Connection) -> Iterator[None]:
     """A transaction of the projector's: on PostgreSQL its commit does not wait for the
-    WAL flush (`ProjectionRunner.projector_connection` says why that is safe)."""
+    WAL flush (`ProjectionRunner.projector_connection` says why that is safe), for the
+    session on a projector connection, else for the transaction."""
     with conn.begin():
-        if conn.dialect.name == "postgresql":
+        if conn.dialect.name == "postgresql" and not conn.info.get(RELAXED_COMMIT):
             conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
         yield
+
+
+def _execute_outside_transaction(driver: Any, statement: str) -> None:
+    """Run a session setting on an idle DB-API connection (sqlite3 is in autocommit
+    mode already; psycopg is put in it for the statement)."""
+    if isinstance(driver, psycopg.Connection):
+        driver.autocommit = True
+        try:
+            driver.execute(statement)
+        finally:
+            driver.autocommit = False
+    else:
+        driver.execute(statement)
 
 
 def _advance_tracking(conn: Connection, moves: dict[str, tuple[int, int]]) -> None:

@@ -7,12 +7,16 @@ waiting on a position; before this, each waiting request polled the tracking tab
 with back-off (about a tenth of a worker's CPU under sales load, and up to 50 ms of
 late wake-up).
 
-A notification is only a wake-up: the position itself is always read from the
-tracking table, once per notification however many requests wait, and a position read
-stays trusted only until the next notification (a rebuild may have set it back). A
-waiter that hears nothing for SAFETY_POLL_S reads the table itself (a notification
-can be lost while the connection reconnects), and while the connection is down the
-runtime polls as before.
+A notification from a projector step carries the lowest tracked position as that
+step committed it, with a fingerprint of the names it tracks: when they are this
+worker's names, the payload is the position (PostgreSQL delivers notifications in
+commit order), and nobody reads the table. Any other notification (a rebuild setting
+a read model back, a projector tracking other names) is a wake-up only: the position
+is read from the tracking table, once per notification however many requests wait.
+Either way a position stays trusted only until the next notification. A waiter that
+hears nothing for SAFETY_POLL_S reads the table itself (a notification can be lost
+while the connection reconnects), and while the connection is down the runtime polls
+as before.
 """
 
 from __future__ import annotations
@@ -39,10 +43,18 @@ class ProjectedPosition:
     """The projected position as the tracking table holds it, re-read when the
     projector says it changed. Bound to the event loop it was created in."""
 
-    def __init__(self, dsn: str, channel: str, poll: Callable[[], Awaitable[int]]) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        channel: str,
+        poll: Callable[[], Awaitable[int]],
+        payload_suffix: str | None = None,
+    ) -> None:
         self.loop = asyncio.get_running_loop()
         self._dsn = dsn
         self._channel = channel
+        # ":<fingerprint>" of the names this worker waits for (None: never trust one).
+        self._payload_suffix = payload_suffix
         self._poll = poll
         self._position = 0
         # Notifications heard so far; a read is trusted while this has not moved.
@@ -54,6 +66,7 @@ class ProjectedPosition:
         self._starting = asyncio.Lock()
         self._failed_at = float("-inf")
         self.polls = 0  # tracking-table reads, for tests
+        self.trusted = 0  # positions taken from a notification, for tests
 
     @property
     def listening(self) -> bool:
@@ -127,8 +140,14 @@ class ProjectedPosition:
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 
-    def _on_notify(self, _connection: Any, _pid: int, _channel: str, _payload: str) -> None:
+    def _on_notify(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
         self._wake()
+        suffix = self._payload_suffix
+        if suffix and payload.endswith(suffix) and payload[: -len(suffix)].isdigit():
+            # As good as a read of the table made now.
+            self.trusted += 1
+            self._position = int(payload[: -len(suffix)])
+            self._read_at_heard = self._heard
 
     def _on_terminated(self, _connection: Any) -> None:
         self._connection = None

@@ -27,7 +27,7 @@ from services.common.database import (
     startup_lock,
 )
 from services.common.durability import check_durability
-from services.common.projections import Projection, ProjectionRunner
+from services.common.projections import Projection, ProjectionRunner, tracked_fingerprint
 from services.common.sealing import KeyStore
 from services.common.settings import ConfigurationError, Settings
 from services.hotel.application import HotelApplication
@@ -218,7 +218,10 @@ class Runtime:
         if self._projected is None:
             dsn = self.settings.url.set(drivername="postgresql")
             self._projected = ProjectedPosition(
-                dsn.render_as_string(hide_password=False), channel, self.projected_position
+                dsn.render_as_string(hide_password=False),
+                channel,
+                self.projected_position,
+                f":{tracked_fingerprint(self._projection_names)}",
             )
         return self._projected
 

@@ -197,6 +197,7 @@ class ProjectionRunner:
         self.projected_channel = (
             projected_channel(app) if engine.dialect.name == "postgresql" else None
         )
+        self._payload_suffix = f":{tracked_fingerprint(self._tracked_names)}"
         self.page_size = page_size
         self._wanted_topics = frozenset().union(*(p.topics for p in self.projections))
         self.wake = threading.Event()
@@ -363,14 +364,18 @@ class ProjectionRunner:
 
     def _reached_and_announced(self, conn: Connection) -> int:
         """The lowest tracked position, in the page's transaction; on PostgreSQL also
-        a NOTIFY, delivered with its commit, in the same round trip (gateway workers
-        take it as a wake-up and read the tracking table themselves)."""
+        a NOTIFY of it, delivered with the commit, in the same round trip.
+
+        The payload is "<position>:<fingerprint of the tracked names>": a gateway
+        worker that tracks the same names takes the position as read from the table
+        (notifications arrive in commit order), and any other only as a wake-up.
+        """
         t = projection_tracking.c
-        query = select(func.min(t.position)).where(t.projection.in_(self._tracked_names))
+        reached = func.min(t.position)
+        query = select(reached).where(t.projection.in_(self._tracked_names))
         if self.projected_channel is not None:
-            query = query.add_columns(
-                func.pg_notify(self.projected_channel, func.min(t.position).cast(Text))
-            )
+            payload = func.concat(reached.cast(Text), self._payload_suffix)
+            query = query.add_columns(func.pg_notify(self.projected_channel, payload))
         return int(conn.execute(query).scalar_one_or_none() or 0)
 
     @contextmanager
@@ -549,6 +554,9 @@ class ProjectionRunner:
                         listener.execute(
                             psycopg_sql.SQL("LISTEN {}").format(psycopg_sql.Identifier(channel))
                         )
+                        # A commit between the runner's last read and this LISTEN was
+                        # announced to nobody: look once more, or it waits for the poll.
+                        self.wake.set()
                         while not (stop.is_set() or done.is_set()):
                             for _notify in listener.notifies(timeout=0.5):
                                 self.wake.set()
@@ -902,6 +910,12 @@ def _advance_tracking(conn: Connection, moves: dict[str, tuple[int, int]]) -> No
     )
     if advanced.rowcount != len(moves):
         raise TrackingConflict(", ".join(moves))
+
+
+def tracked_fingerprint(names: Iterable[str]) -> str:
+    """A short name for a set of tracked projections and processes (see
+    `ProjectionRunner._reached_and_announced`)."""
+    return hashlib.sha256(",".join(sorted(set(names))).encode()).hexdigest()[:16]
 
 
 def projected_channel(app: CoopApplication) -> str | None:

@@ -27,7 +27,7 @@ from services.common.database import (
     startup_lock,
 )
 from services.common.durability import check_durability
-from services.common.projections import Projection, ProjectionRunner, tracked_fingerprint
+from services.common.projections import Projection, ProjectionRunner
 from services.common.sealing import KeyStore
 from services.common.settings import ConfigurationError, Settings
 from services.hotel.application import HotelApplication
@@ -134,11 +134,6 @@ class Runtime:
             page_size=settings.projection_page_size,
             processes=[self.welfare_accrual],
         )
-        # Read-your-writes also waits for the accrual process to have read a position.
-        self._projection_names = [
-            *(p.name for p in self.projector.projections),
-            self.welfare_accrual.name,
-        ]
 
     @property
     def read_engine(self) -> AsyncEngine:
@@ -221,7 +216,7 @@ class Runtime:
                 dsn.render_as_string(hide_password=False),
                 channel,
                 self.projected_position,
-                f":{tracked_fingerprint(self._projection_names)}",
+                self.projector.payload_suffix,
             )
         return self._projected
 
@@ -231,7 +226,7 @@ class Runtime:
             reached = (
                 await conn.execute(
                     select(func.min(projection_tracking.c.position)).where(
-                        projection_tracking.c.projection.in_(self._projection_names)
+                        projection_tracking.c.projection.in_(self.projector.tracked_names)
                     )
                 )
             ).scalar_one_or_none()

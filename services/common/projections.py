@@ -183,7 +183,8 @@ class ProjectionRunner:
         self.engine = engine
         self.projections = list(projections)
         self.processes = list(processes)
-        self._tracked_names = [p.name for p in self.projections] + [p.name for p in self.processes]
+        # Read-your-writes waits for all of them (gateway/runtime.py).
+        self.tracked_names = [p.name for p in self.projections] + [p.name for p in self.processes]
         # The lowest position of every projection and process, as the tracking table
         # held it at this runner's last step (so other runners' work counts too).
         # Read-your-writes waits in this process compare against it in memory.
@@ -197,7 +198,10 @@ class ProjectionRunner:
         self.projected_channel = (
             projected_channel(app) if engine.dialect.name == "postgresql" else None
         )
-        self._payload_suffix = f":{tracked_fingerprint(self._tracked_names)}"
+        # Ends this runner's NOTIFY payloads; a worker whose runtime tracks the same
+        # names trusts the position before it (gateway/projected.py).
+        names = ",".join(sorted(set(self.tracked_names)))
+        self.payload_suffix = f":{hashlib.sha256(names.encode()).hexdigest()[:16]}"
         self.page_size = page_size
         self._wanted_topics = frozenset().union(*(p.topics for p in self.projections))
         self.wake = threading.Event()
@@ -240,7 +244,7 @@ class ProjectionRunner:
     def ensure_tracking_rows(self) -> None:
         with self.engine.begin() as conn:
             known = set(conn.execute(select(projection_tracking.c.projection)).scalars())
-            missing = [name for name in self._tracked_names if name not in known]
+            missing = [name for name in self.tracked_names if name not in known]
             if missing:
                 conn.execute(
                     insert(projection_tracking),
@@ -248,14 +252,10 @@ class ProjectionRunner:
                 )
 
     def positions(self) -> dict[str, int]:
-        names = [p.name for p in self.projections]
+        """The read models' positions (not the processes')."""
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(projection_tracking.c.projection, projection_tracking.c.position).where(
-                    projection_tracking.c.projection.in_(names)
-                )
-            ).all()
-        return {name: int(position) for name, position in rows}
+            tracked = self._read_positions(conn)
+        return {p.name: tracked[p.name] for p in self.projections if p.name in tracked}
 
     def head(self) -> int:
         return self.app.recorder.max_notification_id() or 0
@@ -294,29 +294,32 @@ class ProjectionRunner:
                 positions = self._known_positions(conn, fresh=True)
             self.reached = min(positions.values(), default=0)
             return notifications, False
-        decoded: dict[int, DomainEvent] = {}
+        # What each projection and process has not seen yet, and where it moves to.
+        batches: dict[str, list[Notification]] = {}
         moves: dict[str, tuple[int, int]] = {}  # name -> (old, new position)
+        for name, position in positions.items():
+            batch = [n for n in notifications if n.id > position]
+            if batch:
+                batches[name] = batch
+                moves[name] = (position, batch[-1].id)
+        decoded: dict[int, DomainEvent] = {}
         written: list[tuple[Process, int]] = []
         for process in self.processes:
-            position = positions[process.name]
-            batch = [n for n in notifications if n.id > position]
-            if not batch:
-                continue
-            moves[process.name] = (position, batch[-1].id)
-            events = [(n.id, self._decode(n, decoded)) for n in batch if n.topic in process.topics]
+            events = [
+                (n.id, self._decode(n, decoded))
+                for n in batches.get(process.name, ())
+                if n.topic in process.topics
+            ]
             last = process.handle(events) if events else None
             if last is not None:
                 written.append((process, last))
         try:
             with projector_transaction(conn):
-                work: list[tuple[Projection, Sequence[Any]]] = []
-                for projection in self.projections:
-                    position = positions[projection.name]
-                    batch = [n for n in notifications if n.id > position]
-                    if not batch:
-                        continue
-                    moves[projection.name] = (position, batch[-1].id)
-                    work.append((projection, self._page_for(projection, batch, decoded)))
+                work = [
+                    (projection, self._page_for(projection, batches[projection.name], decoded))
+                    for projection in self.projections
+                    if projection.name in batches
+                ]
                 _advance_tracking(conn, moves)
                 for process, last in written:
                     process.record(conn, last)
@@ -357,7 +360,7 @@ class ProjectionRunner:
     def _read_positions(self, conn: Connection) -> dict[str, int]:
         rows = conn.execute(
             select(projection_tracking.c.projection, projection_tracking.c.position).where(
-                projection_tracking.c.projection.in_(self._tracked_names)
+                projection_tracking.c.projection.in_(self.tracked_names)
             )
         ).all()
         return {name: int(position) for name, position in rows}
@@ -366,15 +369,16 @@ class ProjectionRunner:
         """The lowest tracked position, in the page's transaction; on PostgreSQL also
         a NOTIFY of it, delivered with the commit, in the same round trip.
 
-        The payload is "<position>:<fingerprint of the tracked names>": a gateway
-        worker that tracks the same names takes the position as read from the table
-        (notifications arrive in commit order), and any other only as a wake-up.
+        The payload is the position then `payload_suffix` (a hash of the tracked
+        names): a gateway worker that tracks the same names takes the position as read
+        from the table (notifications arrive in commit order), any other only as a
+        wake-up.
         """
         t = projection_tracking.c
         reached = func.min(t.position)
-        query = select(reached).where(t.projection.in_(self._tracked_names))
+        query = select(reached).where(t.projection.in_(self.tracked_names))
         if self.projected_channel is not None:
-            payload = func.concat(reached.cast(Text), self._payload_suffix)
+            payload = func.concat(reached.cast(Text), self.payload_suffix)
             query = query.add_columns(func.pg_notify(self.projected_channel, payload))
         return int(conn.execute(query).scalar_one_or_none() or 0)
 
@@ -910,12 +914,6 @@ def _advance_tracking(conn: Connection, moves: dict[str, tuple[int, int]]) -> No
     )
     if advanced.rowcount != len(moves):
         raise TrackingConflict(", ".join(moves))
-
-
-def tracked_fingerprint(names: Iterable[str]) -> str:
-    """A short name for a set of tracked projections and processes (see
-    `ProjectionRunner._reached_and_announced`)."""
-    return hashlib.sha256(",".join(sorted(set(names))).encode()).hexdigest()[:16]
 
 
 def projected_channel(app: CoopApplication) -> str | None:

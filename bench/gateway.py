@@ -182,6 +182,7 @@ async def run_load(base: str, officer: str, till_keys: list[str], args: argparse
             await measure("trivial (again)", args.connections, args.seconds, trivial),
             await measure("ringSale", args.connections, args.seconds, ring),
         ]
+    print("phase end: 0 s", file=sys.stderr, flush=True)
     print(f"{'operation':<18}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
     for r in results:
         print(

@@ -10,7 +10,8 @@ tuples in the table's column order:
   SQLAlchemy bind processor, so the stored text (UUID hex, ISO dates) is what an ORM
   insert would have stored and every query reads it back the same way.
 The rows join the caller's transaction: the page and its tracking position still
-commit together.
+commit together. A live page (a few sales) is too small for COPY's two round trips:
+up to `UNNEST_MAX_ROWS` rows go as one INSERT of unnested binary arrays instead.
 
 `bind_rows` does the per-value Python work ahead of time, without a connection, so a
 replay's worker processes can do it (services/common/projections.py, parallel rebuild)
@@ -20,9 +21,10 @@ PostgreSQL, the bound values on SQLite.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -37,7 +39,12 @@ from sqlalchemy import (
     String,
     Table,
     Uuid,
+    insert,
 )
+
+# Measured on the live path (bench/gateway): one statement per table and page instead
+# of a COPY (statement, then data) or one INSERT per row.
+UNNEST_MAX_ROWS = 64
 
 
 def insert_rows(conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -45,6 +52,9 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]])
     if not rows:
         return
     if conn.dialect.name == "postgresql":
+        if len(rows) <= UNNEST_MAX_ROWS:
+            _insert_unnested(conn, table, rows, "")
+            return
         column_list = _column_list(table)
         dbapi_connection: Any = conn.connection.driver_connection
         # Unqualified: the connection's search_path (or the audit scratch schema) decides.
@@ -56,6 +66,19 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]])
                 copy.write_row(row)
         return
     insert_bound(conn, table, bind_rows(conn.dialect, table, rows))
+
+
+def insert_mappings(conn: Connection, table: Table, mappings: Sequence[Mapping[str, Any]]) -> None:
+    """Insert rows given as column name -> value (a missing column is NULL): through
+    `insert_rows` on PostgreSQL, SQLAlchemy's own executemany on SQLite (values stored
+    exactly as every other SQLAlchemy insert stores them)."""
+    if not mappings:
+        return
+    names = [column.name for column in table.columns]
+    if conn.dialect.name == "postgresql":
+        insert_rows(conn, table, [tuple(map(mapping.get, names)) for mapping in mappings])
+        return
+    conn.execute(insert(table), [{name: m.get(name) for name in names} for m in mappings])
 
 
 @dataclass(frozen=True)
@@ -103,36 +126,55 @@ def insert_bound(conn: Connection, table: Table, bound: BoundRows) -> None:
     )
 
 
-def upsert_rows(conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]]) -> None:
+def upsert_rows(
+    conn: Connection,
+    table: Table,
+    rows: Sequence[tuple[Any, ...]],
+    *,
+    accumulate: bool = False,
+) -> None:
     """Insert `rows` (every column, in order); a row whose primary key exists replaces
-    that row's other columns. One statement on PostgreSQL (the rows as arrays, unnested),
-    one executemany on SQLite."""
+    that row's other columns, or with `accumulate` adds to them (running totals). One
+    statement on PostgreSQL (the rows as arrays, unnested), one executemany on SQLite."""
     if not rows:
         return
-    column_list = _column_list(table)
     keys = ", ".join(f'"{c.name}"' for c in table.primary_key.columns)
-    replaced = ", ".join(
-        f'"{c.name}" = excluded."{c.name}"' for c in table.columns if not c.primary_key
-    )
-    on_conflict = f"ON CONFLICT ({keys}) DO UPDATE SET {replaced}"
+    others = [f'"{c.name}"' for c in table.columns if not c.primary_key]
+    if accumulate:
+        updates = (f'{name} = "{table.name}".{name} + excluded.{name}' for name in others)
+    else:
+        updates = (f"{name} = excluded.{name}" for name in others)
+    on_conflict = f"ON CONFLICT ({keys}) DO UPDATE SET {', '.join(updates)}"
     if conn.dialect.name == "postgresql":
-        # %b: the arrays travel in binary (measured: text arrays cost 2.4x more, quoting
-        # every element).
-        arrays = ", ".join(
-            f"%b::{column.type.compile(dialect=conn.dialect)}[]" for column in table.columns
-        )
-        statement = (
-            f'INSERT INTO "{table.name}" ({column_list}) '
-            f"SELECT * FROM unnest({arrays}) {on_conflict}"
-        )
-        dbapi_connection: Any = conn.connection.driver_connection
-        with dbapi_connection.cursor() as cursor:
-            cursor.execute(statement, [list(values) for values in zip(*rows, strict=True)])
+        _insert_unnested(conn, table, rows, on_conflict)
         return
     _sqlite_executemany(
         conn,
-        f'INSERT INTO "{table.name}" ({column_list}) {_sqlite_values(table)} {on_conflict}',
+        f'INSERT INTO "{table.name}" ({_column_list(table)}) {_sqlite_values(table)} {on_conflict}',
         list(zip(*_sqlite_columns(conn.dialect, table, rows), strict=True)),
+    )
+
+
+def _insert_unnested(
+    conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]], on_conflict: str
+) -> None:
+    """PostgreSQL: one INSERT of the rows as one array per column, unnested."""
+    dbapi_connection: Any = conn.connection.driver_connection
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute(
+            _unnest_statement(table, conn.dialect, on_conflict),
+            [list(values) for values in zip(*rows, strict=True)],
+        )
+
+
+@lru_cache(maxsize=256)
+def _unnest_statement(table: Table, dialect: Dialect, on_conflict: str) -> str:
+    # %b: the arrays travel in binary (measured: text arrays cost 2.4x more, quoting
+    # every element). The same text every time, so psycopg prepares it.
+    arrays = ", ".join(f"%b::{column.type.compile(dialect=dialect)}[]" for column in table.columns)
+    return (
+        f'INSERT INTO "{table.name}" ({_column_list(table)}) '
+        f"SELECT * FROM unnest({arrays}) {on_conflict}"
     )
 
 

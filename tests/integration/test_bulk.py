@@ -29,7 +29,8 @@ from sqlalchemy import (
     select,
 )
 
-from services.common.bulk import bind_rows, insert_bound, insert_rows
+from services.common import bulk
+from services.common.bulk import bind_rows, insert_bound, insert_mappings, insert_rows, upsert_rows
 from services.common.database import create_sync_engine
 from services.common.settings import Settings
 
@@ -170,3 +171,65 @@ def test_a_datetime_without_the_columns_zone_is_refused(engine: Engine) -> None:
     naive = (1, 0, None, None, datetime(2025, 1, 1, 8, 0), "x", None, None)
     with pytest.raises(TypeError, match="recorded_at: a naive datetime"):
         bind_rows(engine.dialect, bound, [naive])
+
+
+def test_few_rows_and_many_rows_are_stored_alike(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A live page's rows (one unnested INSERT on PostgreSQL) and a replay's (COPY)."""
+    rows = sample_rows()
+    with engine.begin() as conn:
+        insert_rows(conn, direct, rows)
+        monkeypatch.setattr(bulk, "UNNEST_MAX_ROWS", 0)
+        insert_rows(conn, bound, rows)
+    assert stored_text(engine, direct) == stored_text(engine, bound)
+
+
+def test_mappings_are_stored_as_rows_with_missing_columns_null(engine: Engine) -> None:
+    rows = sample_rows()
+    keys = direct.c.keys()
+    mappings = [{k: v for k, v in zip(keys, row, strict=True) if v is not None} for row in rows]
+    with engine.begin() as conn:
+        keys_reference = reference.c.keys()
+        conn.execute(
+            insert(reference), [dict(zip(keys_reference, row, strict=True)) for row in rows]
+        )
+        insert_mappings(conn, direct, mappings)
+    assert stored_text(engine, direct) == stored_text(engine, reference)
+
+
+def test_upserts_replace_or_accumulate_the_other_columns(engine: Engine) -> None:
+    first = [
+        (1, 10, None, None, None, "one", True, None),
+        (2, 20, None, None, None, "two", None, None),
+    ]
+    with engine.begin() as conn:
+        upsert_rows(conn, direct, first)
+        upsert_rows(conn, direct, [(2, 5, None, None, None, "deux", None, None)])
+        upsert_rows(conn, direct, [(3, 7, None, None, None, "three", None, None)])
+    assert [(r[0], r[1], r[5]) for r in stored(engine, direct)] == [
+        (1, 10, "one"),
+        (2, 5, "deux"),
+        (3, 7, "three"),
+    ]
+    totals = Table(
+        "bulk_totals",
+        metadata,
+        Column("account_code", String(64), primary_key=True),
+        Column("debit_cents", BigInteger, nullable=False),
+        Column("credit_cents", BigInteger, nullable=False),
+    )
+    totals.create(engine)
+    try:
+        with engine.begin() as conn:
+            upsert_rows(conn, totals, [("A", 100, 0), ("B", 0, 250)], accumulate=True)
+            upsert_rows(conn, totals, [("A", 5, 7), ("C", 1, 1)], accumulate=True)
+        with engine.connect() as conn:
+            assert sorted(conn.execute(select(totals))) == [
+                ("A", 105, 7),
+                ("B", 0, 250),
+                ("C", 1, 1),
+            ]
+    finally:
+        totals.drop(engine)
+        metadata.remove(totals)

@@ -14,14 +14,14 @@ from datetime import date
 from typing import Any, ClassVar
 
 from eventsourcing.utils import get_topic
-from sqlalchemy import Connection, Dialect, Table, and_, or_, select, update
+from sqlalchemy import Connection, Dialect, Table, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from services.common.bulk import bind_rows, insert_bound, insert_rows, upsert_rows
 from services.common.projections import DomainEvent, PreparedProjection
 from services.ledger.domain import ChartOfAccounts, JournalEntry, Side
 from services.ledger.projections.tables import (
-    closing_balances_statement,
+    daily_rows_from_statement,
     ledger_account_balances,
     ledger_accounts,
     ledger_daily_balances,
@@ -176,50 +176,34 @@ class LedgerProjection(PreparedProjection):
 
     @staticmethod
     def _apply_balances(conn: Connection, activity: dict[tuple[str, date], list[int]]) -> None:
-        # Current totals per account.
+        # Current totals per account, added to the stored ones in one statement.
         per_account: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         for (account, _day), (debit, credit) in activity.items():
             per_account[account][0] += debit
             per_account[account][1] += credit
-        stmt = upsert(conn, ledger_account_balances)
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[ledger_account_balances.c.account_code],
-                set_={
-                    "debit_cents": ledger_account_balances.c.debit_cents
-                    + stmt.excluded.debit_cents,
-                    "credit_cents": ledger_account_balances.c.credit_cents
-                    + stmt.excluded.credit_cents,
-                },
-            ),
-            [
-                {"account_code": a, "debit_cents": d, "credit_cents": c}
-                for a, (d, c) in per_account.items()
-            ],
+        upsert_rows(
+            conn,
+            ledger_account_balances,
+            [(account, debit, credit) for account, (debit, credit) in per_account.items()],
+            accumulate=True,
         )
 
         # Daily balances: load each touched account's rows from its earliest touched
-        # day on, plus its last closing before that day, and recompute in memory.
+        # day on, plus the row of its last day before (its opening closing balance),
+        # and recompute in memory.
         first_day: dict[str, date] = {}
         for account, day in activity:
             if account not in first_day or day < first_day[account]:
                 first_day[account] = day
-        daily = ledger_daily_balances.c
         existing: dict[str, dict[date, list[int]]] = defaultdict(dict)
-        rows = conn.execute(
-            select(daily.account_code, daily.day, daily.debit_cents, daily.credit_cents).where(
-                or_(*(and_(daily.account_code == a, daily.day >= d) for a, d in first_day.items()))
-            )
-        ).all()
-        for account, day, debit, credit in rows:
-            existing[account][day] = [int(debit), int(credit)]
-        accounts = list(first_day)
-        opening_row = conn.execute(closing_balances_statement(first_day, inclusive=False)).one()
-        opening = {
-            account: int(closing)
-            for account, closing in zip(accounts, opening_row, strict=True)
-            if closing is not None
-        }
+        opening: dict[str, int] = {}
+        for account, day, debit, credit, closing in conn.execute(
+            daily_rows_from_statement(first_day)
+        ):
+            if day < first_day[account]:
+                opening[account] = int(closing)
+            else:
+                existing[account][day] = [int(debit), int(credit)]
         # Every stored row of these accounts from their first touched day on was just
         # read, so a day not among them has no row yet: those are inserted (COPY on
         # PostgreSQL; a replay's rows are nearly all new), the others replaced.

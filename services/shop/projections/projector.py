@@ -1,7 +1,7 @@
 """Fills the shop read models from session, sale and intake events.
 
-A page is folded into row lists and written with a few executemany statements;
-session closes are updates, applied after the page's inserts.
+A page is folded into row lists and written with one insert per table
+(services/common/bulk.py); session closes are updates, applied after the page's inserts.
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from eventsourcing.utils import get_topic
-from sqlalchemy import Connection, Table, insert, update
+from sqlalchemy import Connection, Table, update
 
+from services.common.bulk import insert_mappings
 from services.common.projections import DomainEvent, Projection
 from services.shop.domain import CashSession, GoodsIntake, Sale
 from services.shop.domain.sale import tendered_cents
@@ -128,17 +129,15 @@ class ShopProjection(Projection):
                         "actor": event.actor,
                     }
                 )
-        if rows["sessions"]:
-            conn.execute(insert(shop_sessions), rows["sessions"])
         for key, table in (
+            ("sessions", shop_sessions),
             ("documents", shop_documents),
             ("lines", shop_lines),
             ("payments", shop_payments),
             ("movements", shop_cash_movements),
             ("intakes", shop_intakes),
         ):
-            if rows[key]:
-                conn.execute(insert(table), rows[key])
+            insert_mappings(conn, table, rows[key])
         for close in closes:
             session_id = close.pop("session_id")
             conn.execute(

@@ -14,6 +14,7 @@ from uuid import UUID
 from eventsourcing.utils import get_topic
 from sqlalchemy import Connection, Table, and_, func, insert, or_, select, update
 
+from services.common.bulk import insert_mappings, upsert_rows
 from services.common.projections import DomainEvent, Projection
 from services.ledger.projections.projector import upsert
 from services.welfare_fund.domain import Beneficiary, Disbursement, WelfareFund
@@ -59,7 +60,6 @@ class WelfareFundProjection(Projection):
         # (scope, key, day) -> [base, accrued, committed, disbursed] movements
         activity: dict[tuple[str, str, date], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
         items: list[dict[str, Any]] = []
-        fifo_end: dict[str, int] = {}
         for position, event in events:
             if isinstance(event, WelfareFund.AccrualsRecorded):
                 for item in event.items:
@@ -71,10 +71,6 @@ class WelfareFundProjection(Projection):
                         activity[(PROGRAM, program, day)][ACCRUED] += int(cents)
                         if int(cents) <= 0:
                             continue  # reductions are not funding sources (FIFO rule)
-                        if program not in fifo_end:
-                            fifo_end[program] = _fifo_end(conn, program)
-                        start = fifo_end[program]
-                        fifo_end[program] = start + int(cents)
                         items.append(
                             {
                                 "entry_id": UUID(item["entry_id"]),
@@ -85,8 +81,6 @@ class WelfareFundProjection(Projection):
                                 "base_cents": int(item["base"]),
                                 "accrued_cents": int(item["accrued"]),
                                 "share_cents": int(cents),
-                                "fifo_start_cents": start,
-                                "fifo_end_cents": start + int(cents),
                             }
                         )
             elif isinstance(event, WelfareFund.PolicySet):
@@ -200,17 +194,26 @@ class WelfareFundProjection(Projection):
                     .values(forgotten=True, case_note_sealed=None)
                 )
         if items:
-            conn.execute(insert(welfare_accrual_items), items)
+            # Each program's sources queue up in log order after its stored ones.
+            fifo_end = _fifo_ends(conn, {item["program"] for item in items})
+            for item in items:
+                start = fifo_end.get(item["program"], 0)
+                fifo_end[item["program"]] = item["fifo_end_cents"] = start + item["share_cents"]
+                item["fifo_start_cents"] = start
+            insert_mappings(conn, welfare_accrual_items, items)
         if activity:
             _apply_daily(conn, activity)
 
 
-def _fifo_end(conn: Connection, program: str) -> int:
+def _fifo_ends(conn: Connection, programs: set[str]) -> dict[str, int]:
+    """Where each program's funding queue ends (a program without sources is absent)."""
     i = welfare_accrual_items.c
-    value = conn.execute(
-        select(func.max(i.fifo_end_cents)).where(i.program == program)
-    ).scalar_one_or_none()
-    return int(value or 0)
+    rows = conn.execute(
+        select(i.program, func.max(i.fifo_end_cents))
+        .where(i.program.in_(sorted(programs)))
+        .group_by(i.program)
+    )
+    return {program: int(end) for program, end in rows}
 
 
 def _apply_daily(conn: Connection, activity: dict[tuple[str, str, date], list[int]]) -> None:
@@ -225,57 +228,36 @@ def _apply_daily(conn: Connection, activity: dict[tuple[str, str, date], list[in
     totals = (d.base_total_cents, d.accrued_total_cents, d.committed_total_cents,
               d.disbursed_total_cents)  # fmt: skip
     existing: dict[tuple[str, str], dict[date, list[int]]] = defaultdict(dict)
-    rows = conn.execute(
-        select(d.scope, d.key, d.day, *movements).where(
-            or_(
-                *(
-                    and_(d.scope == scope, d.key == key, d.day >= day)
-                    for (scope, key), day in first_day.items()
-                )
-            )
-        )
-    ).all()
-    for scope, key, day, *moves in rows:
-        existing[(scope, key)][day] = [int(m) for m in moves]
     opening: dict[tuple[str, str], list[int]] = {}
+    earlier = welfare_daily.alias("earlier")
+    ranges = []
     for (scope, key), day in first_day.items():
-        row = conn.execute(
-            select(*totals)
-            .where(d.scope == scope, d.key == key, d.day < day)
-            .order_by(d.day.desc())
-            .limit(1)
-        ).first()
-        opening[(scope, key)] = [int(v) for v in row] if row is not None else [0, 0, 0, 0]
+        # From the key's last day before its first touched day (whose totals open
+        # the recomputation) on: one index range each.
+        last_day_before = (
+            select(func.max(earlier.c.day))
+            .where(earlier.c.scope == scope, earlier.c.key == key, earlier.c.day < day)
+            .scalar_subquery()
+        )
+        ranges.append(
+            and_(d.scope == scope, d.key == key, d.day >= func.coalesce(last_day_before, day))
+        )
+    for scope, key, day, *values in conn.execute(
+        select(d.scope, d.key, d.day, *movements, *totals).where(or_(*ranges))
+    ):
+        if day < first_day[(scope, key)]:
+            opening[(scope, key)] = [int(v) for v in values[4:]]
+        else:
+            existing[(scope, key)][day] = [int(v) for v in values[:4]]
     for (scope, key, day), moves in activity.items():
         day_moves = existing[(scope, key)].setdefault(day, [0, 0, 0, 0])
         for index in range(4):
             day_moves[index] += moves[index]
-    out: list[dict[str, Any]] = []
+    out: list[tuple[Any, ...]] = []
     for (scope, key), days in existing.items():
-        running = list(opening[(scope, key)])
+        running = list(opening.get((scope, key), [0, 0, 0, 0]))
         for day in sorted(days):
             moves = days[day]
             running = [running[i] + moves[i] for i in range(4)]
-            out.append(
-                {
-                    "scope": scope,
-                    "key": key,
-                    "day": day,
-                    "base_cents": moves[BASE],
-                    "accrued_cents": moves[ACCRUED],
-                    "committed_cents": moves[COMMITTED],
-                    "disbursed_cents": moves[DISBURSED],
-                    "base_total_cents": running[BASE],
-                    "accrued_total_cents": running[ACCRUED],
-                    "committed_total_cents": running[COMMITTED],
-                    "disbursed_total_cents": running[DISBURSED],
-                }
-            )
-    stmt = upsert(conn, welfare_daily)
-    conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[d.scope, d.key, d.day],
-            set_={c.name: stmt.excluded[c.name] for c in (*movements, *totals)},
-        ),
-        out,
-    )
+            out.append((scope, key, day, *moves, *running))  # welfare_daily's column order
+    upsert_rows(conn, welfare_daily, out)

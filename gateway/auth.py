@@ -24,14 +24,14 @@ from sqlalchemy import (
     Engine,
     String,
     Table,
+    bindparam,
     insert,
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.common.auth import Principal, Role
-from services.common.database import metadata
+from services.common.database import LoneReads, metadata
 from services.common.errors import Conflict, NotFound, ValidationError
 
 auth_users = Table(
@@ -228,43 +228,44 @@ class CredentialStore:
             return [dict(row) for row in rows]
 
 
-async def principal_for_token(conn: AsyncConnection, token: str) -> Principal:
-    row = (
-        await conn.execute(
-            select(
-                auth_tokens.c.expires_at,
-                auth_users.c.username,
-                auth_users.c.roles,
-                auth_users.c.till_id,
-                auth_users.c.disabled,
-            )
-            .join(auth_users, auth_users.c.username == auth_tokens.c.username)
-            .where(auth_tokens.c.token_hash == _sha256(token))
-        )
-    ).first()
-    if row is None or row.disabled or _utc(row.expires_at) <= datetime.now(UTC):
+# Built once: LoneReads compiles each statement once (see services/common/database.py).
+TOKEN_LOOKUP = (
+    select(
+        auth_tokens.c.expires_at,
+        auth_users.c.username,
+        auth_users.c.roles,
+        auth_users.c.till_id,
+        auth_users.c.disabled,
+    )
+    .join(auth_users, auth_users.c.username == auth_tokens.c.username)
+    .where(auth_tokens.c.token_hash == bindparam("token_hash"))
+)
+KEY_LOOKUP = select(
+    auth_api_keys.c.secret_hash,
+    auth_api_keys.c.name,
+    auth_api_keys.c.role,
+    auth_api_keys.c.till_id,
+    auth_api_keys.c.revoked_at,
+).where(auth_api_keys.c.key_id == bindparam("key_id"))
+
+
+async def principal_for_token(reads: LoneReads, token: str) -> Principal:
+    row = await reads.first(TOKEN_LOOKUP, {"token_hash": _sha256(token)})
+    if row is None or row["disabled"] or _utc(row["expires_at"]) <= datetime.now(UTC):
         raise AuthenticationFailed
-    return Principal(row.username, "person", _roles(row.roles), row.till_id)
+    return Principal(row["username"], "person", _roles(row["roles"]), row["till_id"])
 
 
-async def principal_for_key(conn: AsyncConnection, key: str) -> Principal:
+async def principal_for_key(reads: LoneReads, key: str) -> Principal:
     parts = key.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX:
         raise AuthenticationFailed
     _prefix, key_id, secret = parts
-    row = (
-        await conn.execute(
-            select(
-                auth_api_keys.c.secret_hash,
-                auth_api_keys.c.name,
-                auth_api_keys.c.role,
-                auth_api_keys.c.till_id,
-                auth_api_keys.c.revoked_at,
-            ).where(auth_api_keys.c.key_id == key_id)
-        )
-    ).first()
-    if row is None or row.revoked_at is not None:
+    row = await reads.first(KEY_LOOKUP, {"key_id": key_id})
+    if row is None or row["revoked_at"] is not None:
         raise AuthenticationFailed
-    if not hmac.compare_digest(row.secret_hash, _sha256(secret)):
+    if not hmac.compare_digest(row["secret_hash"], _sha256(secret)):
         raise AuthenticationFailed
-    return Principal(f"{row.name}#{key_id}", "device", frozenset({Role(row.role)}), row.till_id)
+    return Principal(
+        f"{row['name']}#{key_id}", "device", frozenset({Role(row["role"])}), row["till_id"]
+    )

@@ -73,11 +73,10 @@ async def authenticate_credentials(
     Wrong, expired and revoked credentials are all None: the answer never says which.
     """
     try:
-        async with runtime.statement_engine.connect() as conn:
-            if authorization.lower().startswith("bearer "):
-                return await principal_for_token(conn, authorization[7:].strip())
-            if api_key:
-                return await principal_for_key(conn, api_key.strip())
+        if authorization.lower().startswith("bearer "):
+            return await principal_for_token(runtime.lone_reads, authorization[7:].strip())
+        if api_key:
+            return await principal_for_key(runtime.lone_reads, api_key.strip())
     except AuthenticationFailed:
         return None
     return None

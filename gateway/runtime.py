@@ -19,6 +19,7 @@ from gateway.ratelimit import RateLimiter
 from services.audit.application import AuditApplication
 from services.audit.projections.projector import AuditChainProjection, AuditHeadsProjection
 from services.common.database import (
+    LoneReads,
     create_read_engine,
     create_sync_engine,
     create_tables,
@@ -75,6 +76,7 @@ class Runtime:
             self._set_up(settings)
         self._read_engine: AsyncEngine | None = None
         self._statement_engine: AsyncEngine | None = None
+        self._lone_reads: LoneReads | None = None
         self._projected: ProjectedPosition | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -153,6 +155,13 @@ class Runtime:
                 isolation_level="AUTOCOMMIT"
             )
         return self._statement_engine
+
+    @property
+    def lone_reads(self) -> LoneReads:
+        """Lone one-row SELECTs at the driver's cost: every request's authentication."""
+        if self._lone_reads is None:
+            self._lone_reads = LoneReads(self.settings, self.statement_engine)
+        return self._lone_reads
 
     # -- projector -------------------------------------------------------------
 
@@ -241,6 +250,9 @@ class Runtime:
         if self._projected is not None:
             await self._projected.close()
             self._projected = None
+        if self._lone_reads is not None:
+            await self._lone_reads.close()
+            self._lone_reads = None
         if self._read_engine is not None:
             await self._read_engine.dispose()
             self._read_engine = self._statement_engine = None

@@ -9,9 +9,9 @@ exist together or not at all. Entry causes are unique per document
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.application import AggregateNotFoundError
@@ -19,7 +19,12 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
 from services.common.errors import Conflict, ValidationError
-from services.common.eventstore import CoopApplication, eventsourcing_env
+from services.common.eventstore import (
+    CoopApplication,
+    ReadGuard,
+    eventsourcing_env,
+    guard_read,
+)
 from services.common.idempotency import Decision, Outcome, execute_idempotent
 from services.common.money import check_positive_amount
 from services.common.settings import Settings
@@ -34,6 +39,7 @@ from services.shop.domain import (
     NoOpenSession,
     PaymentInput,
     PaymentMethod,
+    PolicyMovedOn,
     RefundLineInput,
     Sale,
     SaleNotFound,
@@ -57,6 +63,9 @@ MAX_NOTE_LENGTH = 200
 
 def id_for_key(kind: str, key: str) -> UUID:
     return uuid5(SHOP_NAMESPACE, f"{kind}:{key}")
+
+
+R = TypeVar("R")
 
 
 class ShopApplication(CoopApplication):
@@ -119,6 +128,53 @@ class ShopApplication(CoopApplication):
 
     def policy_on(self, day: date) -> ShopPolicy:
         return self.config().policy_on(day)
+
+    def guarded_policy_on(self, day: date, saved_with: Aggregate) -> ShopPolicy:
+        """The policy of `day` for a till's document, read without a query.
+
+        Every sale and refund reads the shop's configuration: from the repository cache,
+        as this process last saw it, with a ReadGuard on `saved_with` (an aggregate the
+        decision saves) instead of a fast-forward query. The save then checks, in its
+        write transaction, that the configuration has not moved on; if it has and the
+        day's policy is no longer the one used, nothing is written (Conflict)."""
+        config = self._cached_config()
+        policy = config.policy_on(day)
+        guard_read(saved_with, self._policy_guard(config.version, day, policy))
+        return policy
+
+    def _cached_config(self) -> ShopConfig:
+        cache = self.repository.cache
+        if cache is not None:
+            try:
+                cached = cache.get(CONFIG_ID)
+            except KeyError:
+                pass
+            else:
+                assert isinstance(cached, ShopConfig)
+                return cached
+        return self.config()
+
+    def _policy_guard(self, version: int, day: date, policy: ShopPolicy) -> ReadGuard:
+        def recheck() -> ReadGuard:
+            config = self.config()  # fast-forwards the cached configuration
+            if config.policy_on(day) != policy:
+                raise PolicyMovedOn(
+                    f"the shop's policy for {day.isoformat()} changed while this document "
+                    "was saved; nothing was written. Try again."
+                )
+            return self._policy_guard(config.version, day, policy)
+
+        return ReadGuard(CONFIG_ID, version, recheck)
+
+    @staticmethod
+    def _with_current_policy(run: Callable[[], Outcome[R]]) -> Outcome[R]:
+        """Run a command that read its policy through `guarded_policy_on`; once more if
+        the policy had moved on (its recheck has brought the cache up to date), so a
+        change made by another process never fails the first document after it."""
+        try:
+            return run()
+        except PolicyMovedOn:
+            return run()
 
     def set_policy(
         self, *, key: str, actor: str, policy: ShopPolicy, today: date
@@ -224,7 +280,7 @@ class ShopApplication(CoopApplication):
             session.check_scope(till_scope)
             session.check_open()
             day = self._day(at)
-            policy = self.policy_on(day)
+            policy = self.guarded_policy_on(day, session)
             sale = Sale.ring(
                 sale_id=sale_id,
                 session_id=session.id,
@@ -258,20 +314,23 @@ class ShopApplication(CoopApplication):
             )
             return Decision((session, sale, entry), sale, {"sale_id": str(sale.id)})
 
-        return execute_idempotent(
-            self,
-            key=key,
-            operation="ringSale",
-            request={
-                "session_id": str(session_id),
-                "lines": [
-                    [ln.category, ln.description, ln.quantity, ln.unit_price_cents] for ln in lines
-                ],
-                "payments": [[p.method.value, p.amount_cents] for p in payments],
-                "actor": actor,
-            },
-            decide=decide,
-            load_result=lambda ref: self.get_sale(UUID(ref["sale_id"])),
+        return self._with_current_policy(
+            lambda: execute_idempotent(
+                self,
+                key=key,
+                operation="ringSale",
+                request={
+                    "session_id": str(session_id),
+                    "lines": [
+                        [ln.category, ln.description, ln.quantity, ln.unit_price_cents]
+                        for ln in lines
+                    ],
+                    "payments": [[p.method.value, p.amount_cents] for p in payments],
+                    "actor": actor,
+                },
+                decide=decide,
+                load_result=lambda ref: self.get_sale(UUID(ref["sale_id"])),
+            )
         )
 
     def refund_sale(
@@ -315,7 +374,7 @@ class ShopApplication(CoopApplication):
                 cash_cents=by_method.get(PaymentMethod.CASH.value, 0),
                 card_cents=by_method.get(PaymentMethod.CARD.value, 0),
             )
-            policy = self.policy_on(day)
+            policy = self.guarded_policy_on(day, session)
             entry = self.ledger.prepare_entry(
                 effective_date=day,
                 description=(
@@ -331,19 +390,21 @@ class ShopApplication(CoopApplication):
             result = {"refund_id": str(refund_id), "sale_id": str(sale.id)}
             return Decision((session, sale, entry), result, result)
 
-        return execute_idempotent(
-            self,
-            key=key,
-            operation="refundSale",
-            request={
-                "sale_id": str(sale_id),
-                "session_id": str(session_id) if session_id else None,
-                "lines": None if lines is None else [[ln.line_no, ln.quantity] for ln in lines],
-                "method": method.value if method else None,
-                "actor": actor,
-            },
-            decide=decide,
-            load_result=dict,
+        return self._with_current_policy(
+            lambda: execute_idempotent(
+                self,
+                key=key,
+                operation="refundSale",
+                request={
+                    "sale_id": str(sale_id),
+                    "session_id": str(session_id) if session_id else None,
+                    "lines": None if lines is None else [[ln.line_no, ln.quantity] for ln in lines],
+                    "method": method.value if method else None,
+                    "actor": actor,
+                },
+                decide=decide,
+                load_result=dict,
+            )
         )
 
     def _refund_session(self, session_id: UUID | None, till_id: str) -> CashSession:

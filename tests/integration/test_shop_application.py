@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -24,6 +25,7 @@ from services.shop.domain import (
     RefundLineInput,
     SessionAlreadyOpen,
     SessionClosed,
+    default_policy,
 )
 from services.shop.projections.tables import SHOP_TABLES
 
@@ -287,5 +289,31 @@ def test_a_session_moved_on_by_another_process_is_decided_on_again(
             ring(shop, "here-after-close", session.id)
         assert shop.recorder.max_notification_id() == before
         assert shop.get_session(session.id).card_sales_cents == 4 * 1220
+    finally:
+        other.close()
+
+
+def test_a_policy_changed_by_another_process_prices_the_next_sale(
+    shop: ShopApplication, settings: Settings
+) -> None:
+    """Sales read the shop's policy from this process's cache (no query); a change
+    another process made is still the one the next sale is rung with, never the cached
+    rates and never a Conflict for the volunteer at the till."""
+    other = ShopApplication(settings, shop.ledger)
+    try:
+        session = open_session(shop)
+        assert ring(shop, "at-22", session.id).vat_cents == 220  # 12.20 at 22%: cached here
+        reduced = replace(
+            default_policy(),
+            effective_from=NOW.date(),
+            categories=tuple(replace(c, vat_rate_bp=1000) for c in default_policy().categories),
+        )
+        other.set_policy(key="vat-10", actor="person:anna", policy=reduced, today=NOW.date())
+        before = shop.recorder.max_notification_id()
+        sale = ring(shop, "at-10", session.id)
+        assert sale.vat_cents == 111  # 12.20 at 10%, rounded half up
+        # One sale written: the stale decision was dropped, not saved as well.
+        assert shop.get_session(session.id).card_sales_cents == 2 * 1220
+        assert shop.recorder.max_notification_id() > before
     finally:
         other.close()

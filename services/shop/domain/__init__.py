@@ -11,6 +11,7 @@ from services.shop.domain.config import (
 )
 from services.shop.domain.errors import (
     NoOpenSession,
+    PolicyMovedOn,
     SaleNotFound,
     SessionAlreadyOpen,
     SessionClosed,
@@ -46,6 +47,7 @@ __all__ = [
     "NoOpenSession",
     "PaymentInput",
     "PaymentMethod",
+    "PolicyMovedOn",
     "RefundLineInput",
     "Sale",
     "SaleNotFound",

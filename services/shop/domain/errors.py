@@ -33,3 +33,8 @@ class NoOpenSession(NotFound):
 
 class WrongTill(Conflict):
     """The caller's credentials are scoped to another till than the session's."""
+
+
+class PolicyMovedOn(Conflict):
+    """The day's policy changed between a document's decision and its save (another
+    process changed the shop's configuration); nothing was written."""

@@ -42,8 +42,10 @@ from sqlalchemy import (
     insert,
 )
 
-# Measured on the live path (bench/gateway): one statement per table and page instead
-# of a COPY (statement, then data) or one INSERT per row.
+# A live projector step writes a few rows per table: one statement (one round trip)
+# instead of a COPY (statement, then data). A replay's pages are thousands of rows,
+# where COPY is the faster path. The bound is a round figure between the two, not
+# tuned.
 UNNEST_MAX_ROWS = 64
 
 

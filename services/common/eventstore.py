@@ -293,6 +293,17 @@ class CoopApplication(Application[UUID]):
         super().register_transcodings(transcoder)
         transcoder.register(DateAsISO())
 
+    def as_last_seen(self, aggregate_id: UUID) -> Any:
+        """The aggregate as this process last saw it: from the repository cache without
+        a query (read-only, not a copy), else loaded. For reads under a ReadGuard."""
+        cache = self.repository.cache
+        if cache is not None:
+            try:
+                return cache.get(aggregate_id)
+            except KeyError:
+                pass
+        return self.repository.get(aggregate_id, deepcopy_from_cache=False)
+
     def save(self, *objs: Aggregate | Any | None, **kwargs: Any) -> list[Recording[UUID]]:
         guards = _take_read_guards(objs)
         if guards:

@@ -180,16 +180,9 @@ class LedgerApplication(CoopApplication):
 
     def _cached_chart(self) -> ChartOfAccounts:
         """The chart as this process last saw it (no query when it is cached)."""
-        cache = self.repository.cache
-        if cache is not None:
-            try:
-                cached = cache.get(CHART_ID)
-            except KeyError:
-                pass
-            else:
-                assert isinstance(cached, ChartOfAccounts)
-                return cached
-        return self.chart(read_only=True)
+        chart = self.as_last_seen(CHART_ID)
+        assert isinstance(chart, ChartOfAccounts)
+        return chart
 
     def _chart_guard(self, chart_version: int, postings: tuple[Posting, ...]) -> ReadGuard:
         def recheck() -> ReadGuard:

@@ -136,23 +136,17 @@ class ShopApplication(CoopApplication):
         as this process last saw it, with a ReadGuard on `saved_with` (an aggregate the
         decision saves) instead of a fast-forward query. The save then checks, in its
         write transaction, that the configuration has not moved on; if it has and the
-        day's policy is no longer the one used, nothing is written (Conflict)."""
+        day's policy is no longer the one used, nothing is written (PolicyMovedOn) and
+        `_with_current_policy` decides the command again."""
         config = self._cached_config()
         policy = config.policy_on(day)
         guard_read(saved_with, self._policy_guard(config.version, day, policy))
         return policy
 
     def _cached_config(self) -> ShopConfig:
-        cache = self.repository.cache
-        if cache is not None:
-            try:
-                cached = cache.get(CONFIG_ID)
-            except KeyError:
-                pass
-            else:
-                assert isinstance(cached, ShopConfig)
-                return cached
-        return self.config()
+        config = self.as_last_seen(CONFIG_ID)
+        assert isinstance(config, ShopConfig)
+        return config
 
     def _policy_guard(self, version: int, day: date, policy: ShopPolicy) -> ReadGuard:
         def recheck() -> ReadGuard:

@@ -10,20 +10,26 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import date
 from typing import Any
 
 import asyncpg
 from sqlalchemy import (
     BigInteger,
     Column,
+    ColumnElement,
     DateTime,
     Engine,
     MetaData,
     Select,
     String,
     Table,
+    and_,
     create_engine,
     event,
+    func,
+    or_,
+    select,
     text,
 )
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -104,6 +110,30 @@ def create_read_engine(settings: Settings) -> AsyncEngine:
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S},
         poolclass=NullPool,
     )
+
+
+def from_last_day_before(
+    table: Table, keys: Sequence[str], first_days: Mapping[tuple[Any, ...], date]
+) -> ColumnElement[bool]:
+    """Rows of a daily table (primary key: `keys`, then "day") from each key's first
+    day on, plus the row of its last day before that one (whose running totals open the
+    first day): one index range per key, started at the last earlier day found by a
+    backwards index lookup (an uncorrelated subquery, evaluated once).
+
+    `first_days`: key values (in the order of `keys`) -> first day. A projector reads
+    these rows once before it recomputes running totals from the first day on."""
+    earlier = table.alias("earlier")  # an alias, or the subquery would correlate
+    ranges = []
+    for values, day in first_days.items():
+        same_key = [table.c[k] == v for k, v in zip(keys, values, strict=True)]
+        earlier_same_key = [earlier.c[k] == v for k, v in zip(keys, values, strict=True)]
+        last_day_before = (
+            select(func.max(earlier.c.day))
+            .where(*earlier_same_key, earlier.c.day < day)
+            .scalar_subquery()
+        )
+        ranges.append(and_(*same_key, table.c.day >= func.coalesce(last_day_before, day)))
+    return or_(*ranges)
 
 
 class LoneReads:

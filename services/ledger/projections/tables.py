@@ -18,13 +18,10 @@ from sqlalchemy import (
     String,
     Table,
     Uuid,
-    and_,
-    func,
-    or_,
     select,
 )
 
-from services.common.database import metadata
+from services.common.database import from_last_day_before, metadata
 
 ledger_accounts = Table(
     "ledger_accounts",
@@ -126,20 +123,12 @@ def closing_balances_statement(days_by_account: dict[str, date], *, inclusive: b
 def daily_rows_from_statement(first_day_by_account: dict[str, date]) -> Select[Any]:
     """Each account's daily rows (account, day, debit, credit, closing) from its first
     day on, and the row of its last day before that one, whose closing balance opens
-    the first day: the projector's one read before it recomputes the closings.
-
-    Per account one index range, started at the last earlier day found by a backwards
-    index lookup (an uncorrelated subquery, evaluated once)."""
+    the first day: the projector's one read before it recomputes the closings."""
     d = ledger_daily_balances.c
-    earlier = ledger_daily_balances.alias("earlier")
-    ranges = []
-    for account, day in first_day_by_account.items():
-        last_day_before = (
-            select(func.max(earlier.c.day))
-            .where(earlier.c.account_code == account, earlier.c.day < day)
-            .scalar_subquery()
-        )
-        ranges.append(and_(d.account_code == account, d.day >= func.coalesce(last_day_before, day)))
     return select(d.account_code, d.day, d.debit_cents, d.credit_cents, d.closing_cents).where(
-        or_(*ranges)
+        from_last_day_before(
+            ledger_daily_balances,
+            ("account_code",),
+            {(account,): day for account, day in first_day_by_account.items()},
+        )
     )

@@ -12,9 +12,10 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.utils import get_topic
-from sqlalchemy import Connection, Table, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, Table, func, insert, select, update
 
 from services.common.bulk import insert_mappings, upsert_rows
+from services.common.database import from_last_day_before
 from services.common.projections import DomainEvent, Projection
 from services.ledger.projections.projector import upsert
 from services.welfare_fund.domain import Beneficiary, Disbursement, WelfareFund
@@ -229,21 +230,12 @@ def _apply_daily(conn: Connection, activity: dict[tuple[str, str, date], list[in
               d.disbursed_total_cents)  # fmt: skip
     existing: dict[tuple[str, str], dict[date, list[int]]] = defaultdict(dict)
     opening: dict[tuple[str, str], list[int]] = {}
-    earlier = welfare_daily.alias("earlier")
-    ranges = []
-    for (scope, key), day in first_day.items():
-        # From the key's last day before its first touched day (whose totals open
-        # the recomputation) on: one index range each.
-        last_day_before = (
-            select(func.max(earlier.c.day))
-            .where(earlier.c.scope == scope, earlier.c.key == key, earlier.c.day < day)
-            .scalar_subquery()
-        )
-        ranges.append(
-            and_(d.scope == scope, d.key == key, d.day >= func.coalesce(last_day_before, day))
-        )
     for scope, key, day, *values in conn.execute(
-        select(d.scope, d.key, d.day, *movements, *totals).where(or_(*ranges))
+        select(d.scope, d.key, d.day, *movements, *totals).where(
+            # From each key's last day before its first touched day (whose totals
+            # open the recomputation) on.
+            from_last_day_before(welfare_daily, ("scope", "key"), first_day)
+        )
     ):
         if day < first_day[(scope, key)]:
             opening[(scope, key)] = [int(v) for v in values[4:]]

@@ -135,10 +135,11 @@ class Process(ABC):
     The runner drives it with the read models, from the same read of the log: each
     step hands it the page's events of its `topics` (decoded once for everybody)
     before the projections apply the page, and tracks its position with theirs, in
-    the page's transaction. Its effects are events, which the projections read on the
-    next step like any other. It must be exactly-once on its own, through what it
-    saves with its events (a page is handed over again after a crash, or to a second
-    runner), since its writes commit before the runner's transaction does.
+    the page's transaction. Its effects are events, which the projections apply in
+    the same step (`ProjectionRunner._fold`). It must be exactly-once on its own,
+    through what it saves with its events (a page is handed over again after a crash,
+    or to a second runner), since its writes commit before the runner's transaction
+    does.
     """
 
     name: ClassVar[str]
@@ -271,8 +272,8 @@ class ProjectionRunner:
         """Process up to `pages` pages for every process and projection behind, writing
         with `conn`; return the notifications read, or a full count (more to do) when a
         process wrote events, which are new notifications for everyone."""
-        notifications, written = self._step(conn, pages, read_ahead)
-        return self.page_size * pages if written else len(notifications)
+        notifications, more = self._step(conn, pages, read_ahead)
+        return self.page_size * pages if more else len(notifications)
 
     def _step(
         self, conn: Connection, pages: int, read_ahead: _ReadAhead | None
@@ -282,6 +283,10 @@ class ProjectionRunner:
         position and the new `reached` commit in ONE transaction: one commit (one WAL
         flush) for the page, which is most of a small page's cost and so of a
         mutation's read-your-writes wait. Gateway workers are told in that commit.
+
+        What the processes wrote is projected in the same transaction (`_fold`), so a
+        sale's accrual is visible as soon as the sale is. Returns the notifications
+        read and whether more may be waiting (a process wrote beyond what was folded).
         """
         fresh = self._positions is None
         positions = self._known_positions(conn)
@@ -313,6 +318,11 @@ class ProjectionRunner:
             last = process.handle(events) if events else None
             if last is not None:
                 written.append((process, last))
+        more = bool(written)
+        if written and read_ahead is None:
+            more = self._fold(
+                notifications, max(last for _p, last in written), positions, batches, moves
+            )
         try:
             with projector_transaction(conn):
                 work = [
@@ -343,7 +353,36 @@ class ProjectionRunner:
             raise
         positions.update({name: new for name, (_old, new) in moves.items()})
         self.reached = reached
-        return notifications, bool(written)
+        return notifications, more
+
+    def _fold(
+        self,
+        notifications: Sequence[Notification],
+        written: int,
+        positions: dict[str, int],
+        batches: dict[str, list[Notification]],
+        moves: dict[str, tuple[int, int]],
+    ) -> bool:
+        """Extend the projections' batches with the page after `notifications`, which
+        holds what the processes just wrote (committed) and whatever else came in
+        meanwhile; return whether more may be waiting.
+
+        Without it every page that makes a process write (each page of sales accrues
+        to the welfare fund) costs a second step, a second transaction, commit and
+        NOTIFY, for the events it wrote; measured, a third of the projector's work
+        under sales load. The processes themselves keep their positions: they act on
+        the extension at the next step, as before (their own events they skip).
+        """
+        extension = self._read_pages(notifications[-1].id, 1)
+        for projection in self.projections:
+            name = projection.name
+            position = moves[name][1] if name in moves else positions[name]
+            added = [n for n in extension if n.id > position]
+            if added:
+                batches[name] = batches.get(name, []) + added
+                moves[name] = (positions[name], added[-1].id)
+        covered = bool(extension) and extension[-1].id >= written
+        return not covered or len(extension) == self.page_size
 
     def _known_positions(self, conn: Connection, *, fresh: bool = False) -> dict[str, int]:
         """Every tracked position, as this runner last committed or read them.

@@ -1,10 +1,13 @@
-"""Welfare fund on real stores: exactly-once accrual with two followers, and two
-commitments racing for the same funds (exactly one wins)."""
+"""Welfare fund on real stores: exactly-once accrual with two followers, a sale's
+accrual projected with the sale, and two commitments racing for the same funds
+(exactly one wins)."""
 
 from __future__ import annotations
 
 import threading
 from datetime import date
+
+from sqlalchemy import func, select
 
 from gateway.runtime import Runtime
 from services.common.errors import CoopError
@@ -13,6 +16,7 @@ from services.ledger.domain import Posting, Side
 from services.welfare_fund.domain import InsufficientFunds, Program, Stream
 from services.welfare_fund.domain.disbursement import DisbursementKind
 from services.welfare_fund.process import WelfareAccrualProcess
+from services.welfare_fund.projections.tables import welfare_accrual_items
 
 
 def _sale(runtime: Runtime, n: int, cents: int) -> None:
@@ -64,6 +68,30 @@ def test_two_followers_accrue_each_posting_once(runtime: Runtime) -> None:
     # Replaying the log from the start changes nothing.
     runtime.projector.rebuild()
     assert runtime.welfare.fund().accrued_by_program == fund.accrued_by_program
+
+
+def test_one_projector_step_shows_a_sale_and_its_accrual_together(runtime: Runtime) -> None:
+    runtime.welfare.set_policy(
+        key="p", actor="t", effective_from=date(2025, 1, 1), shares=[(Stream.SHOP, 100_000)]
+    )
+    runtime.projector.run_until_caught_up()
+    _sale(runtime, 1, 5_000)
+    sale_position = runtime.ledger.recorder.max_notification_id() or 0
+
+    with runtime.projector.projector_connection() as conn:
+        read = runtime.projector.step(conn)
+
+    # The step wrote the accrual (a new event after the sale) and projected it in the
+    # same transaction as the sale: nothing is left for a second step, and a fund
+    # query that waited for the sale already sees its 10%.
+    assert (runtime.ledger.recorder.max_notification_id() or 0) > sale_position
+    assert read < runtime.projector.page_size
+    assert runtime.projector.reached >= sale_position
+    with runtime.sync_engine.connect() as conn:
+        shares = conn.execute(select(func.sum(welfare_accrual_items.c.share_cents))).scalar()
+    assert shares == 500
+    positions = runtime.projector.positions()
+    assert positions["welfare_fund"] == runtime.ledger.recorder.max_notification_id()
 
 
 def test_two_commitments_for_the_same_funds_exactly_one_wins(runtime: Runtime) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 
 import strawberry
@@ -11,7 +10,6 @@ from graphql import GraphQLError
 from strawberry.extensions import (
     DisableIntrospection,
     MaxAliasesLimiter,
-    MaxTokensLimiter,
     QueryDepthLimiter,
     SchemaExtension,
 )
@@ -79,14 +77,16 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     # Factories, so each request gets fresh extension instances.
     extensions: list[Callable[[], SchemaExtension]] = [MaskUnexpectedErrors]
     if settings is not None:
-        extensions += [
-            DocumentCache(settings.max_cached_documents).extension(),
-            partial(QueryDepthLimiter, max_depth=settings.max_query_depth),
-            partial(MaxAliasesLimiter, max_alias_count=settings.max_aliases),
-            partial(MaxTokensLimiter, max_token_count=settings.max_query_tokens),
+        # strawberry's limiter extensions, built once for their rule classes; the
+        # document cache's extension applies them (gateway/document_cache.py).
+        rules = [
+            *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
+            *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
         ]
         if settings.is_production:
-            extensions.append(DisableIntrospection)
+            rules += DisableIntrospection().validation_rules
+        cache = DocumentCache(settings.max_cached_documents)
+        extensions.append(cache.extension(rules, max_tokens=settings.max_query_tokens))
     return CoopSchema(
         query=Query,
         mutation=Mutation,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
+from copy import deepcopy
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, ClassVar
@@ -303,6 +304,19 @@ class CoopApplication(Application[UUID]):
             except KeyError:
                 pass
         return self.repository.get(aggregate_id, deepcopy_from_cache=False)
+
+    def last_seen_to_change(self, aggregate_id: UUID) -> Any:
+        """A copy of the aggregate as this process last saw it, to change and save
+        without first asking the store for newer events: a stale copy cannot be saved
+        (its next version exists, IntegrityError), and the caller then retries with
+        `repository.get`. For a writer that is nearly always the only one."""
+        cache = self.repository.cache
+        if cache is not None:
+            try:
+                return deepcopy(cache.get(aggregate_id))
+            except KeyError:
+                pass
+        return self.repository.get(aggregate_id)
 
     def save(self, *objs: Aggregate | Any | None, **kwargs: Any) -> list[Recording[UUID]]:
         guards = _take_read_guards(objs)

@@ -510,8 +510,10 @@ class WelfareFundApplication(CoopApplication):
         loses on the book's version and finds the page done). Returns the highest
         position written, or None if nothing was.
         """
-        for _attempt in range(BOOK_ATTEMPTS):
-            fund = self.fund()
+        for attempt in range(BOOK_ATTEMPTS):
+            # The follower is nearly always the book's only writer: the first attempt
+            # plans on the book as last seen (no read); a stale one loses the save.
+            fund: WelfareFund = self.last_seen_to_change(FUND_ID) if attempt == 0 else self.fund()
             sources = [
                 IncomeSource(
                     position=position,

@@ -94,6 +94,29 @@ def test_one_projector_step_shows_a_sale_and_its_accrual_together(runtime: Runti
     assert set(runtime.projector.positions().values()) == {head}
 
 
+def test_a_policy_set_in_another_process_governs_the_next_accrual(runtime: Runtime) -> None:
+    runtime.welfare.set_policy(
+        key="p1", actor="t", effective_from=date(2025, 1, 1), shares=[(Stream.SHOP, 100_000)]
+    )
+    _sale(runtime, 1, 10_000)  # 2025-03-02, at 10%
+    runtime.projector.run_until_caught_up()  # the follower has now seen the book
+    other_worker = Runtime(runtime.settings)
+    try:
+        other_worker.welfare.set_policy(
+            key="p2",
+            actor="t",
+            effective_from=date(2025, 3, 10),
+            shares=[(Stream.SHOP, 500_000)],
+        )
+    finally:
+        other_worker.close_sync()
+    _sale(runtime, 10, 10_000)  # 2025-03-11, at 50%
+    runtime.projector.run_until_caught_up()
+    # The follower's copy of the book predates the new policy: planning on it must
+    # lose the save and be redone on the book as stored.
+    assert sum(runtime.welfare.fund().accrued_by_program.values()) == 1_000 + 5_000
+
+
 def test_two_commitments_for_the_same_funds_exactly_one_wins(runtime: Runtime) -> None:
     app = runtime.welfare
     app.set_policy(

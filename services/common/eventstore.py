@@ -325,6 +325,31 @@ class CoopApplication(Application[UUID]):
         return super().save(*objs, **kwargs)
 
     def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
+        recordings = self._record_guarded(processing_event)
+        self._remember_saved(processing_event)
+        return recordings
+
+    def _remember_saved(self, processing_event: ProcessingEvent[UUID]) -> None:
+        """Put the saved aggregates the cache already held in it, as saved.
+
+        With fast-forwarding on, the library leaves the cache at the version it last
+        loaded, so `last_seen_to_change` would always hand out a stale copy of what
+        this process itself just saved. Only aggregates already cached, and only over
+        an older version: new sales and claims do not crowd the cache out, and of two
+        threads saving the same aggregate the later version stays.
+        """
+        cache = self.repository.cache
+        if cache is None:
+            return
+        for aggregate_id, aggregate in processing_event.aggregates.items():
+            try:
+                cached = cache.get(aggregate_id)
+            except KeyError:
+                continue
+            if cached.version < aggregate.version:
+                cache.put(aggregate_id, aggregate)
+
+    def _record_guarded(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
         guards: list[ReadGuard] = processing_event.saved_kwargs.pop("read_guards", [])
         if not guards:
             return super()._record(processing_event)

@@ -161,6 +161,24 @@ class ShopApplication(CoopApplication):
         return ReadGuard(CONFIG_ID, version, recheck)
 
     @staticmethod
+    def _on_last_seen(run: Callable[[bool], Outcome[R]]) -> Outcome[R]:
+        """Run a sale on what this process last saw, without reading the store: the
+        policy under a read guard and the session as a copy of the cached one (a till
+        rings on one connection, so one worker, whose copy is current). If either had
+        moved on (another worker rang on the session, or changed the policy), the save
+        fails and nothing is written; then it runs once more on the stored state.
+
+        Only for decisions a stale session cannot wrongly refuse: a sale's checks
+        (open, till, next receipt) fail on a stale copy only at the save. A refund's
+        cash check could, so refunds read the session fresh."""
+        try:
+            return run(False)
+        except Conflict as exc:
+            if type(exc) is not Conflict and not isinstance(exc, PolicyMovedOn):
+                raise  # a domain conflict (closed session, other till) stands
+            return run(True)
+
+    @staticmethod
     def _with_current_policy(run: Callable[[], Outcome[R]]) -> Outcome[R]:
         """Run a command that read its policy through `guarded_policy_on`; once more if
         the policy had moved on (its recheck has brought the cache up to date), so a
@@ -269,8 +287,8 @@ class ShopApplication(CoopApplication):
     ) -> Outcome[Sale]:
         sale_id = id_for_key("sale", key)
 
-        def decide() -> Decision[Sale]:
-            session = self.get_session(session_id)
+        def decide(fresh: bool) -> Decision[Sale]:
+            session = self.get_session(session_id, fresh=fresh)
             session.check_scope(till_scope)
             session.check_open()
             day = self._day(at)
@@ -308,8 +326,8 @@ class ShopApplication(CoopApplication):
             )
             return Decision((session, sale, entry), sale, {"sale_id": str(sale.id)})
 
-        return self._with_current_policy(
-            lambda: execute_idempotent(
+        return self._on_last_seen(
+            lambda fresh: execute_idempotent(
                 self,
                 key=key,
                 operation="ringSale",
@@ -322,7 +340,7 @@ class ShopApplication(CoopApplication):
                     "payments": [[p.method.value, p.amount_cents] for p in payments],
                     "actor": actor,
                 },
-                decide=decide,
+                decide=lambda: decide(fresh),
                 load_result=lambda ref: self.get_sale(UUID(ref["sale_id"])),
             )
         )
@@ -598,9 +616,13 @@ class ShopApplication(CoopApplication):
 
     # Loading -------------------------------------------------------------------
 
-    def get_session(self, session_id: UUID) -> CashSession:
+    def get_session(self, session_id: UUID, *, fresh: bool = True) -> CashSession:
+        """The session to decide on; `fresh=False`: as this process last saw it (see
+        `_on_last_seen`)."""
         try:
-            session: Aggregate = self.repository.get(session_id)
+            session: Aggregate = (
+                self.repository.get(session_id) if fresh else self.last_seen_to_change(session_id)
+            )
         except AggregateNotFoundError:
             raise SessionNotFound(f"cash session {session_id} does not exist") from None
         if not isinstance(session, CashSession):

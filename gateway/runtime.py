@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import anyio.to_thread
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.auth import AUTH_TABLES, CredentialStore
@@ -28,6 +28,7 @@ from services.common.database import (
     startup_lock,
 )
 from services.common.durability import check_durability
+from services.common.eventstore import log_head_statement
 from services.common.projections import Projection, ProjectionRunner
 from services.common.sealing import KeyStore
 from services.common.settings import ConfigurationError, Settings
@@ -77,6 +78,7 @@ class Runtime:
         self._read_engine: AsyncEngine | None = None
         self._statement_engine: AsyncEngine | None = None
         self._lone_reads: LoneReads | None = None
+        self._head_statement: Select[tuple[int]] | None = None
         self._projected: ProjectedPosition | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -162,6 +164,14 @@ class Runtime:
         if self._lone_reads is None:
             self._lone_reads = LoneReads(self.settings, self.statement_engine)
         return self._lone_reads
+
+    async def log_head(self) -> int:
+        """The notification log's last position, as a lone SELECT (no thread hop to
+        the synchronous recorder: measured, a fifth of a fund balance query's CPU)."""
+        if self._head_statement is None:
+            self._head_statement = log_head_statement(self.ledger.recorder)
+        row = await self.lone_reads.first(self._head_statement, {})
+        return int(row["head"] or 0) if row is not None else 0
 
     # -- projector -------------------------------------------------------------
 

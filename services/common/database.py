@@ -18,6 +18,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     ColumnElement,
+    CompoundSelect,
     DateTime,
     Engine,
     MetaData,
@@ -153,7 +154,9 @@ class LoneReads:
     def __init__(self, settings: Settings, engine: AsyncEngine) -> None:
         self._settings = settings
         self._engine = engine
-        self._compiled: dict[Select[Any], tuple[str, tuple[str, ...]]] = {}
+        self._compiled: dict[
+            Select[Any] | CompoundSelect[Any], tuple[str, tuple[str, ...], dict[str, Any]]
+        ] = {}
         self._pool: asyncpg.Pool | None = None
         self._pool_loop: asyncio.AbstractEventLoop | None = None
 
@@ -164,17 +167,36 @@ class LoneReads:
             async with self._engine.connect() as conn:
                 row = (await conn.execute(statement, dict(params))).first()
             return None if row is None else row._mapping
-        sql, names = self._compile(statement)
+        sql, args = self._compile(statement, params)
         pool = await self._postgres_pool()
-        record = await pool.fetchrow(sql, *(params[name] for name in names))
+        record = await pool.fetchrow(sql, *args)
         return None if record is None else dict(record.items())
 
-    def _compile(self, statement: Select[Any]) -> tuple[str, tuple[str, ...]]:
+    async def all(
+        self, statement: Select[Any] | CompoundSelect[Any], params: Mapping[str, Any]
+    ) -> Sequence[Mapping[str, Any]]:
+        """Every row of a lone SELECT (small results: a balance's few rows)."""
+        if not self._settings.is_postgres:
+            async with self._engine.connect() as conn:
+                return [row._mapping for row in await conn.execute(statement, dict(params))]
+        sql, args = self._compile(statement, params)
+        pool = await self._postgres_pool()
+        records = await pool.fetch(sql, *args)
+        return [dict(record.items()) for record in records]
+
+    def _compile(
+        self, statement: Select[Any] | CompoundSelect[Any], params: Mapping[str, Any]
+    ) -> tuple[str, list[Any]]:
+        """The statement's SQL for asyncpg and its arguments: `params` by name, and the
+        values bound when it was built (literals) for the rest."""
         compiled = self._compiled.get(statement)
         if compiled is None:
             form = statement.compile(dialect=self._engine.dialect)
-            compiled = self._compiled[statement] = (str(form), tuple(form.positiontup or ()))
-        return compiled
+            names = tuple(form.positiontup or ())
+            constants = {name: form.params[name] for name in names if name not in params}
+            compiled = self._compiled[statement] = (str(form), names, constants)
+        sql, names, constants = compiled
+        return sql, [params[name] if name in params else constants[name] for name in names]
 
     async def _postgres_pool(self) -> asyncpg.Pool:
         loop = asyncio.get_running_loop()

@@ -19,6 +19,7 @@ import psycopg
 from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
+    ApplicationRecorder,
     InfrastructureFactory,
     InterfaceError,
     JSONTranscoder,
@@ -31,6 +32,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastor
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from eventsourcing.utils import Environment, get_topic, retry
 from psycopg.sql import SQL, Identifier
+from sqlalchemy import Select, column, func, select, table
 
 from services.common.errors import Conflict
 from services.common.settings import Settings
@@ -216,6 +218,20 @@ class GuardedSQLiteApplicationRecorder(SQLiteApplicationRecorder):
             if c.fetchone() is not None:
                 raise StaleRead(str(aggregate_id))
         return notification_ids
+
+
+def log_head_statement(recorder: ApplicationRecorder) -> Select[tuple[int]]:
+    """`SELECT max(<notification id>) AS head` on the store's events table, for a
+    reader outside the library (`Runtime.log_head`). Its columns are the library's:
+    on SQLite the notification id is the table's rowid."""
+    if isinstance(recorder, PostgresApplicationRecorder):
+        notification_id = "notification_id"
+    elif isinstance(recorder, SQLiteApplicationRecorder):
+        notification_id = "rowid"
+    else:
+        raise TypeError(f"no events table known for {type(recorder).__name__}")
+    events = table(recorder.events_table_name, column(notification_id))
+    return select(func.max(events.c[notification_id]).label("head"))
 
 
 def eventsourcing_env(settings: Settings, *, create_table: bool = True) -> dict[str, str]:

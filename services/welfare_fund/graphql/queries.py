@@ -50,11 +50,8 @@ async def fund_settled(info: Info) -> None:
     and the accrual entries are in the read models: the fund is never silently behind
     the ledger (after the bounded wait, PROJECTION_LAG says so instead)."""
     runtime = info.context.runtime
-    head = await runtime.run_sync(runtime.ledger.recorder.max_notification_id)
-    await runtime.wait_for_position(head or 0)
-    async with runtime.read_engine.connect() as conn:
-        written = await queries.written_position(conn)
-    await runtime.wait_for_position(written)
+    await runtime.wait_for_position(await runtime.log_head())
+    await runtime.wait_for_position(await queries.written_position(runtime.lone_reads))
 
 
 async def load_beneficiary(info: Info, beneficiary_id: UUID) -> Beneficiary:
@@ -84,9 +81,9 @@ class WelfareFundQuery:
     async def fund_balance(self, info: Info, as_of: datetime | None = None) -> FundBalance:
         day = as_of_date(as_of, info.context.runtime.settings.zone)
         await fund_settled(info)
-        programs = info.context.runtime.welfare.programs.programs
-        async with info.context.runtime.read_engine.connect() as conn:
-            view = await queries.fund_balance(conn, day, programs)
+        runtime = info.context.runtime
+        programs = runtime.welfare.programs.programs
+        view = await queries.fund_balance(runtime.lone_reads, day, programs)
         return FundBalance.from_view(view)
 
     @strawberry.field(
@@ -101,10 +98,12 @@ class WelfareFundQuery:
         if from_ == date.min:
             raise ValidationError("from", "must be after 0001-01-01")
         await fund_settled(info)
-        programs = info.context.runtime.welfare.programs.programs
-        async with info.context.runtime.read_engine.connect() as conn:
-            opening = await queries.fund_balance(conn, from_ - timedelta(days=1), programs)
-            closing = await queries.fund_balance(conn, to, programs)
+        runtime = info.context.runtime
+        programs = runtime.welfare.programs.programs
+        opening = await queries.fund_balance(
+            runtime.lone_reads, from_ - timedelta(days=1), programs
+        )
+        closing = await queries.fund_balance(runtime.lone_reads, to, programs)
         return FundStatement.from_views(from_, to, opening, closing)
 
     @strawberry.field(

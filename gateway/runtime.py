@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio.to_thread
 from sqlalchemy import Select, func, select
@@ -45,7 +45,11 @@ from services.shop.projections.projector import ShopProjection
 from services.welfare_fund.application import WelfareFundApplication
 from services.welfare_fund.keystore import KEY_TABLES as WELFARE_KEY_TABLES
 from services.welfare_fund.keystore import KeyStore as BeneficiaryKeyStore
-from services.welfare_fund.process import PROCESS_TABLES, WelfareAccrualProcess
+from services.welfare_fund.process import (
+    PROCESS_TABLES,
+    WelfareAccrualProcess,
+    welfare_accrual_progress,
+)
 from services.welfare_fund.projections.projector import WelfareFundProjection
 
 log = logging.getLogger("coop.runtime")
@@ -78,7 +82,7 @@ class Runtime:
         self._read_engine: AsyncEngine | None = None
         self._statement_engine: AsyncEngine | None = None
         self._lone_reads: LoneReads | None = None
-        self._head_statement: Select[tuple[int]] | None = None
+        self._settled_statement: Select[Any] | None = None
         self._projected: ProjectedPosition | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -165,13 +169,41 @@ class Runtime:
             self._lone_reads = LoneReads(self.settings, self.statement_engine)
         return self._lone_reads
 
-    async def log_head(self) -> int:
-        """The notification log's last position, as a lone SELECT (no thread hop to
-        the synchronous recorder: measured, a fifth of a fund balance query's CPU)."""
-        if self._head_statement is None:
-            self._head_statement = log_head_statement(self.ledger.recorder)
-        row = await self.lone_reads.first(self._head_statement, {})
-        return int(row["head"] or 0) if row is not None else 0
+    async def fund_settled(self) -> None:
+        """Wait (bounded) until every ledger entry recorded before now is accrued and
+        the accrual entries are in the read models (see the welfare fund's queries).
+
+        One lone SELECT reads, in one snapshot, the log's head, the accrual process's
+        last write and what every projection reached (the runner commits the last two
+        together): when the read models are already there, as when nothing is being
+        written, that is the whole cost. Otherwise: wait for the head, then for what
+        the process wrote up to it."""
+        statement = self._settled_statement
+        if statement is None:
+            statement = self._build_settled_statement()
+        row = await self.lone_reads.first(statement, {})
+        assert row is not None  # a SELECT of scalar subqueries always returns its row
+        head_position, written_position = int(row["head"] or 0), int(row["written"] or 0)
+        if int(row["reached"] or 0) >= max(head_position, written_position):
+            return
+        await self.wait_for_position(head_position)
+        row = await self.lone_reads.first(statement, {})
+        assert row is not None
+        await self.wait_for_position(int(row["written"] or 0))
+
+    def _build_settled_statement(self) -> Select[Any]:
+        head = log_head_statement(self.ledger.recorder).scalar_subquery()
+        written = select(welfare_accrual_progress.c.written_position).scalar_subquery()
+        reached = (
+            select(func.min(projection_tracking.c.position))
+            .where(projection_tracking.c.projection.in_(self.projector.tracked_names))
+            .scalar_subquery()
+        )
+        statement: Select[Any] = select(
+            head.label("head"), written.label("written"), reached.label("reached")
+        )
+        self._settled_statement = statement
+        return statement
 
     # -- projector -------------------------------------------------------------
 

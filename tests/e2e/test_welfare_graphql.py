@@ -16,7 +16,9 @@ from gateway.demo import load_demo
 from gateway.runtime import Runtime
 from services.common.auth import Role
 from services.common.settings import ConfigurationError, Settings
+from services.ledger.domain import Posting, Side
 from services.ledger.projections.tables import ledger_entries, ledger_lines
+from services.welfare_fund.domain import Stream
 from tests.e2e.conftest import GraphQLClient, serving
 
 BALANCE = """
@@ -506,3 +508,36 @@ async def test_a_program_added_by_configuration_accrues_and_pays(settings: Setti
     misspelt = settings.model_copy(update={"welfare_programs": {"training": "ALLOWANCE"}})
     with pytest.raises(ConfigurationError, match="COOP_WELFARE_PROGRAMS"):
         Runtime(misspelt)
+
+
+async def test_a_fund_query_waits_for_postings_made_elsewhere_then_says_it_lags(
+    settings: Settings,
+) -> None:
+    """Income posted by another process (not through this client's mutations) must be
+    accrued before the fund answers; when the read models do not catch up in time
+    the answer is PROJECTION_LAG, never a balance silently missing that income."""
+    behind = settings.model_copy(
+        update={"run_projector_in_process": False, "read_your_writes_timeout_s": 0.3}
+    )
+    async with serving(behind) as app_client:
+        officer = app_client.as_role(Role.FUND_OFFICER)
+        runtime = app_client.runtime
+        runtime.welfare.set_policy(
+            key="p", actor="t", effective_from=date(2025, 1, 1), shares=[(Stream.SHOP, 100_000)]
+        )
+        await anyio.to_thread.run_sync(runtime.projector.run_until_caught_up)
+        assert (await officer.data(BALANCE))["fundBalance"]["accrued"] == "0.00"
+
+        runtime.ledger.post_entry(
+            key="till-sale",
+            actor="another-process",
+            effective_date=date(2025, 2, 1),
+            description="Shop sale",
+            postings=[Posting("1000", Side.DEBIT, 20_000), Posting("4100", Side.CREDIT, 20_000)],
+        )
+        lagging = await officer.execute(BALANCE)
+        assert lagging["data"] is None
+        assert lagging["errors"][0]["extensions"]["code"] == "PROJECTION_LAG"
+
+        await anyio.to_thread.run_sync(runtime.projector.run_until_caught_up)
+        assert (await officer.data(BALANCE))["fundBalance"]["accrued"] == "20.00"

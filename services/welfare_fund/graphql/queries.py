@@ -49,9 +49,7 @@ async def fund_settled(info: Info) -> None:
     """Wait (bounded) until every ledger entry recorded before this query is accrued
     and the accrual entries are in the read models: the fund is never silently behind
     the ledger (after the bounded wait, PROJECTION_LAG says so instead)."""
-    runtime = info.context.runtime
-    await runtime.wait_for_position(await runtime.log_head())
-    await runtime.wait_for_position(await queries.written_position(runtime.lone_reads))
+    await info.context.runtime.fund_settled()
 
 
 async def load_beneficiary(info: Info, beneficiary_id: UUID) -> Beneficiary:

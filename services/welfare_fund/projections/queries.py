@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.common.database import LoneReads
 from services.common.errors import NotFound, ValidationError
 from services.welfare_fund.domain import PolicyVersion, Program, Stream
-from services.welfare_fund.process import welfare_accrual_progress
 from services.welfare_fund.projections.tables import (
     welfare_accrual_items,
     welfare_attendance,
@@ -125,14 +124,6 @@ async def fund_balance(reads: LoneReads, as_of: date, programs: Sequence[Program
         _b, accrued, committed, disbursed = rows.get(("program", str(program)), [0, 0, 0, 0])
         program_totals.append(ProgramTotals(program, accrued, committed, disbursed))
     return BalanceView(as_of, streams, program_totals)
-
-
-WRITTEN_POSITION = select(welfare_accrual_progress.c.written_position)
-
-
-async def written_position(reads: LoneReads) -> int:
-    row = await reads.first(WRITTEN_POSITION, {})
-    return int(row["written_position"]) if row is not None else 0
 
 
 async def policies(conn: AsyncConnection) -> list[PolicyVersion]:

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -118,13 +119,22 @@ async def measure(
 
 
 async def run_load(base: str, officer: str, till_keys: list[str], args: argparse.Namespace) -> None:
-    limits = httpx.Limits(
-        max_connections=args.connections, max_keepalive_connections=args.connections
-    )
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as http:
+    # One keep-alive connection per simulated client, as each till is a device of its
+    # own: a till's requests reach the server on its connection, so one worker, not
+    # whichever connection of a shared pool is free.
+    one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    async with AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(
+                httpx.AsyncClient(base_url=base, limits=one, timeout=30)
+            )
+            for _ in range(args.connections)
+        ]
 
-        async def gql(key: str, query: str, variables: dict[str, Any] | None = None) -> Any:
-            response = await http.post(
+        async def gql(
+            key: str, query: str, variables: dict[str, Any] | None = None, client: int = 0
+        ) -> Any:
+            response = await clients[client].post(
                 "/graphql",
                 json={"query": query, "variables": variables or {}},
                 headers={"X-Api-Key": key},
@@ -143,14 +153,15 @@ async def run_load(base: str, officer: str, till_keys: list[str], args: argparse
                         "openingFloat": "100.00",
                     }
                 },
+                client=i,
             )
             sessions.append(body["data"]["openCashSession"]["id"])
 
         async def trivial(index: int, _n: int) -> bool:
-            return "errors" not in await gql(officer, TRIVIAL)
+            return "errors" not in await gql(officer, TRIVIAL, client=index)
 
-        async def fund_balance(_index: int, _n: int) -> bool:
-            return "errors" not in await gql(officer, FUND_BALANCE)
+        async def fund_balance(index: int, _n: int) -> bool:
+            return "errors" not in await gql(officer, FUND_BALANCE, client=index)
 
         async def ring(index: int, n: int) -> bool:
             body = await gql(
@@ -171,6 +182,7 @@ async def run_load(base: str, officer: str, till_keys: list[str], args: argparse
                         "payments": [{"method": "CARD", "amount": "5.00"}],
                     }
                 },
+                client=index,
             )
             typename = (body.get("data") or {}).get("ringSale", {}).get("__typename")
             return bool(typename == "Sale")

@@ -6,11 +6,11 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar, cast
 
 import anyio.to_thread
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.auth import AUTH_TABLES, CredentialStore
@@ -82,7 +82,7 @@ class Runtime:
         self._read_engine: AsyncEngine | None = None
         self._statement_engine: AsyncEngine | None = None
         self._lone_reads: LoneReads | None = None
-        self._settled_statement: Select[Any] | None = None
+        self._settlement: Select[Any] | None = None
         self._projected: ProjectedPosition | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -169,41 +169,63 @@ class Runtime:
             self._lone_reads = LoneReads(self.settings, self.statement_engine)
         return self._lone_reads
 
-    async def fund_settled(self) -> None:
+    async def fund_settled(self, positions: Sequence[int] | None = None) -> None:
         """Wait (bounded) until every ledger entry recorded before now is accrued and
         the accrual entries are in the read models (see the welfare fund's queries).
 
-        One lone SELECT reads, in one snapshot, the log's head, the accrual process's
+        `settlement()` reads, in one snapshot, the log's head, the accrual process's
         last write and what every projection reached (the runner commits the last two
         together): when the read models are already there, as when nothing is being
-        written, that is the whole cost. Otherwise: wait for the head, then for what
+        written, that is the whole cost. `positions`: those three, if the caller read
+        them already (with its own query). Otherwise: wait for the head, then for what
         the process wrote up to it."""
-        statement = self._settled_statement
-        if statement is None:
-            statement = self._build_settled_statement()
-        row = await self.lone_reads.first(statement, {})
-        assert row is not None  # a SELECT of scalar subqueries always returns its row
-        head_position, written_position = int(row["head"] or 0), int(row["written"] or 0)
-        if int(row["reached"] or 0) >= max(head_position, written_position):
+        if positions is None:
+            positions = await self._settlement_positions()
+        if self.is_settled(positions):
             return
-        await self.wait_for_position(head_position)
-        row = await self.lone_reads.first(statement, {})
-        assert row is not None
-        await self.wait_for_position(int(row["written"] or 0))
+        await self.wait_for_position(positions[0])
+        await self.wait_for_position((await self._settlement_positions())[1])
 
-    def _build_settled_statement(self) -> Select[Any]:
+    @staticmethod
+    def is_settled(positions: Sequence[int]) -> bool:
+        """`positions`: the settlement row's numbers (head, written, reached, ...)."""
+        head, written, reached = positions[:3]
+        return reached >= max(head, written)
+
+    def settlement(self) -> Select[Any]:
+        """One row: ("settlement", "", head, written, reached, 0), shaped like a fund
+        balance row so that a fund query can add it to its own statement (UNION ALL)
+        and learn in the same round trip whether its answer is settled. Built once."""
+        if self._settlement is None:
+            self._settlement = self._build_settlement()
+        return self._settlement
+
+    def _build_settlement(self) -> Select[Any]:
         head = log_head_statement(self.ledger.recorder).scalar_subquery()
         written = select(welfare_accrual_progress.c.written_position).scalar_subquery()
+        tracked = projection_tracking.c.projection
         reached = (
             select(func.min(projection_tracking.c.position))
-            .where(projection_tracking.c.projection.in_(self.projector.tracked_names))
+            .where(or_(*(tracked == name for name in self.projector.tracked_names)))
             .scalar_subquery()
         )
-        statement: Select[Any] = select(
-            head.label("head"), written.label("written"), reached.label("reached")
+        # Typed loosely: LoneReads takes any SELECT.
+        return cast(
+            "Select[Any]",
+            select(
+                literal("settlement").label("scope"),
+                literal("").label("key"),
+                func.coalesce(head, 0).label("head"),
+                func.coalesce(written, 0).label("written"),
+                func.coalesce(reached, 0).label("reached"),
+                literal(0).label("unused"),
+            ),
         )
-        self._settled_statement = statement
-        return statement
+
+    async def _settlement_positions(self) -> list[int]:
+        row = await self.lone_reads.first(self.settlement(), {})
+        assert row is not None  # a SELECT of scalar subqueries always returns its row
+        return [int(value) for value in list(row.values())[2:5]]
 
     # -- projector -------------------------------------------------------------
 

@@ -191,10 +191,10 @@ class LoneReads:
         values bound when it was built (literals) for the rest."""
         compiled = self._compiled.get(statement)
         if compiled is None:
-            # Lists in IN (...) become one parameter each, fixed with the statement.
-            form = statement.compile(
-                dialect=self._engine.dialect, compile_kwargs={"render_postcompile": True}
-            )
+            form = statement.compile(dialect=self._engine.dialect)
+            if "POSTCOMPILE" in str(form):
+                # Rendering them would need every parameter's value at compile time.
+                raise TypeError("LoneReads statements take no IN lists; compare with =")
             names = tuple(form.positiontup or ())
             constants = {name: form.params[name] for name in names if name not in params}
             compiled = self._compiled[statement] = (str(form), names, constants)

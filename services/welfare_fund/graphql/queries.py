@@ -78,10 +78,16 @@ class WelfareFundQuery:
     )
     async def fund_balance(self, info: Info, as_of: datetime | None = None) -> FundBalance:
         day = as_of_date(as_of, info.context.runtime.settings.zone)
-        await fund_settled(info)
         runtime = info.context.runtime
         programs = runtime.welfare.programs.programs
-        view = await queries.fund_balance(runtime.lone_reads, day, programs)
+        # The balance and whether it is settled, in one statement; read again only
+        # after waiting, when it was not.
+        view, positions = await queries.fund_balance(
+            runtime.lone_reads, day, programs, runtime.settlement()
+        )
+        if not runtime.is_settled(positions):
+            await runtime.fund_settled(positions)
+            view, _ = await queries.fund_balance(runtime.lone_reads, day, programs)
         return FundBalance.from_view(view)
 
     @strawberry.field(
@@ -98,10 +104,10 @@ class WelfareFundQuery:
         await fund_settled(info)
         runtime = info.context.runtime
         programs = runtime.welfare.programs.programs
-        opening = await queries.fund_balance(
+        opening, _ = await queries.fund_balance(
             runtime.lone_reads, from_ - timedelta(days=1), programs
         )
-        closing = await queries.fund_balance(runtime.lone_reads, to, programs)
+        closing, _ = await queries.fund_balance(runtime.lone_reads, to, programs)
         return FundStatement.from_views(from_, to, opening, closing)
 
     @strawberry.field(

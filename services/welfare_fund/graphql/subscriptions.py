@@ -26,7 +26,7 @@ class WelfareFundSubscription:
         last: FundBalance | None = None
         async for _position in projection_changes(info):
             today = datetime.now(UTC).astimezone(zone).date()
-            view = await queries.fund_balance(info.context.runtime.lone_reads, today, programs)
+            view, _ = await queries.fund_balance(info.context.runtime.lone_reads, today, programs)
             current = FundBalance.from_view(view)
             if current != last:
                 last = current

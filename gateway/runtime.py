@@ -295,15 +295,7 @@ class Runtime:
 
     async def projected_position(self) -> int:
         """The position every projection of this runtime has reached."""
-        async with self.statement_engine.connect() as conn:
-            reached = (
-                await conn.execute(
-                    select(func.min(projection_tracking.c.position)).where(
-                        projection_tracking.c.projection.in_(self.projector.tracked_names)
-                    )
-                )
-            ).scalar_one_or_none()
-        return int(reached or 0)
+        return (await self._settlement_positions())[2]
 
     async def run_sync(self, fn: Callable[[], T]) -> T:
         """Commands go through the synchronous library: run them off the event loop."""

@@ -196,7 +196,8 @@ class LoneReads:
                 # Rendering them would need every parameter's value at compile time.
                 raise TypeError("LoneReads statements take no IN lists; compare with =")
             names = tuple(form.positiontup or ())
-            constants = {name: form.params[name] for name in names if name not in params}
+            binds = {name: form.binds[name] for name in names}
+            constants = {n: b.effective_value for n, b in binds.items() if not b.required}
             compiled = self._compiled[statement] = (str(form), names, constants)
         sql, names, constants = compiled
         return sql, [params[name] if name in params else constants[name] for name in names]

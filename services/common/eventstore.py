@@ -222,7 +222,7 @@ class GuardedSQLiteApplicationRecorder(SQLiteApplicationRecorder):
 
 def log_head_statement(recorder: ApplicationRecorder) -> Select[tuple[int]]:
     """`SELECT max(<notification id>) AS head` on the store's events table, for a
-    reader outside the library (`Runtime.log_head`). Its columns are the library's:
+    reader outside the library (the gateway's fund settlement). Its columns are the library's:
     on SQLite the notification id is the table's rowid."""
     if isinstance(recorder, PostgresApplicationRecorder):
         notification_id = "notification_id"

@@ -271,7 +271,7 @@ class ProjectionRunner:
     def step(self, conn: Connection, pages: int = 1, read_ahead: _ReadAhead | None = None) -> int:
         """Process up to `pages` pages for every process and projection behind, writing
         with `conn`; return the notifications read, or a full count (more to do) when a
-        process wrote events, which are new notifications for everyone."""
+        process wrote events beyond what the step could fold in (see `_step`)."""
         notifications, more = self._step(conn, pages, read_ahead)
         return self.page_size * pages if more else len(notifications)
 

@@ -137,7 +137,8 @@ class ShopApplication(CoopApplication):
         decision saves) instead of a fast-forward query. The save then checks, in its
         write transaction, that the configuration has not moved on; if it has and the
         day's policy is no longer the one used, nothing is written (PolicyMovedOn) and
-        `_with_current_policy` decides the command again."""
+        `_on_last_seen` (sales) or `_with_current_policy` (refunds) decides the command
+        again."""
         config = self._cached_config()
         policy = config.policy_on(day)
         guard_read(saved_with, self._policy_guard(config.version, day, policy))

@@ -7,7 +7,10 @@ For `fundBalance` and for `ringSale`, each measured beside a trivial query
 
 Prints requests/s and p50/p99 latency per operation and the ratios the issue sets as
 targets: fundBalance p99 <= 2x trivial p99; ringSale >= 50% of trivial throughput.
-Traffic goes to 127.0.0.1 only; every loop is bounded by --seconds.
+On Linux also the CPU milliseconds per request of each process group (this load
+generator, the gateway, the projector process, PostgreSQL), which is where a rate
+comes from once the CPU is saturated. Each simulated client has its own keep-alive
+connection. Traffic goes to 127.0.0.1 only; every loop is bounded by --seconds.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ class Result:
     latencies_s: list[float]
     elapsed_s: float
     errors: int
+    cpu_s: dict[str, float] | None = None  # CPU seconds per process group in the phase
 
     @property
     def rate(self) -> float:
@@ -91,11 +95,80 @@ def seed(runtime: Runtime, tills: int) -> tuple[str, list[str]]:
     return officer, till_keys
 
 
+class CpuMeter:
+    """CPU seconds used by each process group, read from /proc (Linux only; elsewhere
+    the bench prints no CPU table): this load generator, the gateway (the `coop serve`
+    process and its workers), the projector process, and PostgreSQL's processes on
+    this machine (all of them: run the bench on an otherwise idle server)."""
+
+    GROUPS = ("client", "gateway", "projector", "postgres")
+
+    def __init__(self, server_pid: int, projector_pid: int | None) -> None:
+        self.server_pid = server_pid
+        self.projector_pid = projector_pid
+        self.ticks_per_s = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self.available = Path("/proc/self/stat").exists()
+
+    def sample(self) -> dict[int, tuple[str, float]]:
+        """pid -> (group, CPU seconds so far) for every process in a group."""
+        if not self.available:
+            return {}
+        parents: dict[int, int] = {}
+        found: dict[int, tuple[str, float]] = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue  # exited meanwhile
+            command, fields = (
+                stat[stat.index("(") + 1 : stat.rindex(")")],
+                stat.rsplit(")", 1)[1].split(),
+            )
+            pid, parent = int(entry.name), int(fields[1])
+            parents[pid] = parent
+            cpu_s = (int(fields[11]) + int(fields[12])) / self.ticks_per_s
+            found[pid] = ("postgres" if command.startswith("postgres") else "", cpu_s)
+        groups: dict[int, tuple[str, float]] = {}
+        for pid, (group, cpu_s) in found.items():
+            if pid == os.getpid():
+                group = "client"
+            elif self._descends(pid, self.server_pid, parents):
+                group = "gateway"
+            elif self.projector_pid and self._descends(pid, self.projector_pid, parents):
+                group = "projector"
+            if group:
+                groups[pid] = (group, cpu_s)
+        return groups
+
+    @staticmethod
+    def _descends(pid: int, ancestor: int, parents: dict[int, int]) -> bool:
+        while pid > 1:
+            if pid == ancestor:
+                return True
+            pid = parents.get(pid, 0)
+        return False
+
+    @staticmethod
+    def spent(
+        before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]
+    ) -> dict[str, float]:
+        """CPU seconds per group between two samples (a process started in between
+        counts from zero; one that ended in between is missed)."""
+        totals = dict.fromkeys(CpuMeter.GROUPS, 0.0)
+        for pid, (group, cpu_s) in after.items():
+            earlier = before.get(pid)
+            totals[group] += cpu_s - (earlier[1] if earlier else 0.0)
+        return totals
+
+
 async def measure(
     name: str,
     connections: int,
     seconds: float,
     call: Callable[[int, int], Awaitable[bool]],
+    meter: CpuMeter | None = None,
 ) -> Result:
     # On stderr as it starts: lets a profiler attach to one phase (see bench/README).
     print(f"phase {name}: {seconds:g} s", file=sys.stderr, flush=True)
@@ -113,12 +186,21 @@ async def measure(
             errors += 0 if ok else 1
             n += 1
 
+    before = meter.sample() if meter else {}
     started = time.perf_counter()
     await asyncio.gather(*(worker(i) for i in range(connections)))
-    return Result(name, latencies, time.perf_counter() - started, errors)
+    elapsed_s = time.perf_counter() - started
+    cpu_s = CpuMeter.spent(before, meter.sample()) if meter and meter.available else None
+    return Result(name, latencies, elapsed_s, errors, cpu_s)
 
 
-async def run_load(base: str, officer: str, till_keys: list[str], args: argparse.Namespace) -> None:
+async def run_load(
+    base: str,
+    officer: str,
+    till_keys: list[str],
+    args: argparse.Namespace,
+    meter: CpuMeter,
+) -> None:
     # One keep-alive connection per simulated client, as each till is a device of its
     # own: a till's requests reach the server on its connection, so one worker, not
     # whichever connection of a shared pool is free.
@@ -189,10 +271,10 @@ async def run_load(base: str, officer: str, till_keys: list[str], args: argparse
 
         await measure("warm-up", args.connections, 1.0, trivial)
         results = [
-            await measure("trivial", args.connections, args.seconds, trivial),
-            await measure("fundBalance", args.connections, args.seconds, fund_balance),
-            await measure("trivial (again)", args.connections, args.seconds, trivial),
-            await measure("ringSale", args.connections, args.seconds, ring),
+            await measure("trivial", args.connections, args.seconds, trivial, meter),
+            await measure("fundBalance", args.connections, args.seconds, fund_balance, meter),
+            await measure("trivial (again)", args.connections, args.seconds, trivial, meter),
+            await measure("ringSale", args.connections, args.seconds, ring, meter),
         ]
     print("phase end: 0 s", file=sys.stderr, flush=True)
     print(f"{'operation':<18}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
@@ -206,6 +288,15 @@ async def run_load(base: str, officer: str, till_keys: list[str], args: argparse
     fund_ratio = results[1].percentile_ms(99) / trivial_p99
     print(f"fundBalance p99 / trivial p99 = {fund_ratio:.2f} (target <= 2)")
     print(f"ringSale rate / trivial rate  = {results[3].rate / trivial_rate:.0%} (target >= 50%)")
+    if all(r.cpu_s is not None for r in results):
+        # Where a request's cost goes: with the CPU saturated, the rate follows it.
+        print("CPU ms per request:")
+        print(f"{'operation':<18}" + "".join(f"{g:>11}" for g in (*CpuMeter.GROUPS, "total")))
+        for r in results:
+            assert r.cpu_s is not None
+            count = max(len(r.latencies_s), 1)
+            per = [1000 * r.cpu_s[g] / count for g in CpuMeter.GROUPS]
+            print(f"{r.name:<18}" + "".join(f"{v:>11.2f}" for v in (*per, sum(per))))
 
 
 def main() -> None:
@@ -276,7 +367,8 @@ def main() -> None:
                 f"== {backend} ({store.label}), {args.connections} connections, "
                 f"{args.workers} worker(s), {shape}, {os.cpu_count()} cores"
             )
-            asyncio.run(run_load(base, officer, till_keys, args))
+            meter = CpuMeter(server.pid, projector.pid if projector else None)
+            asyncio.run(run_load(base, officer, till_keys, args, meter))
         finally:
             for process in (server, projector):
                 if process is not None:

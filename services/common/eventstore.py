@@ -326,13 +326,7 @@ class CoopApplication(Application[UUID]):
         without first asking the store for newer events: a stale copy cannot be saved
         (its next version exists, IntegrityError), and the caller then retries with
         `repository.get`. For a writer that is nearly always the only one."""
-        cache = self.repository.cache
-        if cache is not None:
-            try:
-                return deepcopy(cache.get(aggregate_id))
-            except KeyError:
-                pass
-        return self.repository.get(aggregate_id)
+        return deepcopy(self.as_last_seen(aggregate_id))
 
     def save(self, *objs: Aggregate | Any | None, **kwargs: Any) -> list[Recording[UUID]]:
         guards = _take_read_guards(objs)

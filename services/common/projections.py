@@ -28,6 +28,7 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from itertools import islice
 from typing import Any, ClassVar
 
@@ -41,15 +42,17 @@ from sqlalchemy import (
     Dialect,
     Engine,
     Index,
+    Select,
     Table,
     Text,
+    Update,
     and_,
+    bindparam,
     case,
     delete,
     func,
     insert,
     inspect,
-    literal,
     or_,
     select,
     text,
@@ -203,6 +206,7 @@ class ProjectionRunner:
         # names trusts the position before it (gateway/projected.py).
         names = ",".join(sorted(set(self.tracked_names)))
         self.payload_suffix = f":{hashlib.sha256(names.encode()).hexdigest()[:16]}"
+        self._reached_query: Select[Any] | None = None
         self.page_size = page_size
         self._wanted_topics = frozenset().union(*(p.topics for p in self.projections))
         self.wake = threading.Event()
@@ -428,12 +432,15 @@ class ProjectionRunner:
         from the table (notifications arrive in commit order), any other only as a
         wake-up.
         """
-        t = projection_tracking.c
-        reached = func.min(t.position)
-        query = select(reached).where(t.projection.in_(self.tracked_names))
-        if self.projected_channel is not None:
-            payload = func.concat(reached.cast(Text), self.payload_suffix)
-            query = query.add_columns(func.pg_notify(self.projected_channel, payload))
+        query = self._reached_query
+        if query is None:  # built once: building it cost more than running it
+            t = projection_tracking.c
+            reached = func.min(t.position)
+            query = select(reached).where(t.projection.in_(self.tracked_names))
+            if self.projected_channel is not None:
+                payload = func.concat(reached.cast(Text), self.payload_suffix)
+                query = query.add_columns(func.pg_notify(self.projected_channel, payload))
+            self._reached_query = query
         return int(conn.execute(query).scalar_one_or_none() or 0)
 
     @contextmanager
@@ -954,20 +961,34 @@ def _advance_tracking(conn: Connection, moves: dict[str, tuple[int, int]]) -> No
     runner applied first rolls back whole (TrackingConflict)."""
     if not moves:
         return
-    t = projection_tracking.c
-    advanced = conn.execute(
-        update(projection_tracking)
-        .where(or_(*(and_(t.projection == n, t.position == old) for n, (old, _) in moves.items())))
-        .values(
-            position=case(
-                {n: literal(new, BigInteger()) for n, (_, new) in moves.items()},
-                value=t.projection,
-            ),
-            updated_at=datetime.now(UTC),
-        )
-    )
+    params: dict[str, Any] = {"moved_at": datetime.now(UTC)}
+    for index, (old, new) in enumerate(moves.values()):
+        params[f"old{index}"], params[f"new{index}"] = old, new
+    advanced = conn.execute(_tracking_update(tuple(moves)), params)
     if advanced.rowcount != len(moves):
         raise TrackingConflict(", ".join(moves))
+
+
+@lru_cache(maxsize=256)
+def _tracking_update(names: tuple[str, ...]) -> Update:
+    """`_advance_tracking`'s statement for these names, positions left as parameters:
+    built once per set of names (building it each step cost several times what
+    running it does; a statement used again also keeps SQLAlchemy's cache key)."""
+    t = projection_tracking.c
+    where_it_was = []
+    new_positions = {}
+    for index, name in enumerate(names):
+        old = bindparam(f"old{index}", type_=BigInteger())
+        where_it_was.append(and_(t.projection == name, t.position == old))
+        new_positions[name] = bindparam(f"new{index}", type_=BigInteger())
+    return (
+        update(projection_tracking)
+        .where(or_(*where_it_was))
+        .values(
+            position=case(new_positions, value=t.projection),
+            updated_at=bindparam("moved_at", type_=t.updated_at.type),
+        )
+    )
 
 
 def projected_channel(app: CoopApplication) -> str | None:

@@ -29,6 +29,7 @@ from sqlalchemy import (
     Engine,
     Integer,
     Table,
+    bindparam,
     insert,
     select,
     update,
@@ -47,6 +48,14 @@ welfare_accrual_progress = Table(
 )
 
 PROCESS_TABLES = (welfare_accrual_progress,)
+
+# Built once: run on every projector step that accrued.
+_RECORD_WRITTEN = (
+    update(welfare_accrual_progress)
+    .where(welfare_accrual_progress.c.id == 1)
+    .where(welfare_accrual_progress.c.written_position < bindparam("written"))
+    .values(written_position=bindparam("written"))
+)
 POSTED_TOPIC = get_topic(JournalEntry.Posted)
 
 
@@ -71,9 +80,4 @@ class WelfareAccrualProcess(Process):
         return self.app.accrue(postings) if postings else None
 
     def record(self, conn: Connection, written: int) -> None:
-        conn.execute(
-            update(welfare_accrual_progress)
-            .where(welfare_accrual_progress.c.id == 1)
-            .where(welfare_accrual_progress.c.written_position < written)
-            .values(written_position=written)
-        )
+        conn.execute(_RECORD_WRITTEN, {"written": written})

@@ -31,11 +31,12 @@ def as_record(notification: Notification) -> StoredRecord:
     )
 
 
+_LAST_LINK = select(audit_chain.c.hash).order_by(audit_chain.c.position.desc()).limit(1)
+
+
 def last_link(conn: Connection) -> bytes:
     """The hash of the newest chained event (genesis on an empty chain)."""
-    row = conn.execute(
-        select(audit_chain.c.hash).order_by(audit_chain.c.position.desc()).limit(1)
-    ).first()
+    row = conn.execute(_LAST_LINK).first()
     return bytes(row[0]) if row is not None else GENESIS_HASH
 
 

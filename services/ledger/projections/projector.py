@@ -18,10 +18,10 @@ from sqlalchemy import Connection, Dialect, Table, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from services.common.bulk import bind_rows, insert_bound, insert_rows, upsert_rows
+from services.common.database import daily_rows_from
 from services.common.projections import DomainEvent, PreparedProjection
 from services.ledger.domain import ChartOfAccounts, JournalEntry, Side
 from services.ledger.projections.tables import (
-    daily_rows_from_statement,
     ledger_account_balances,
     ledger_accounts,
     ledger_daily_balances,
@@ -197,8 +197,8 @@ class LedgerProjection(PreparedProjection):
                 first_day[account] = day
         existing: dict[str, dict[date, list[int]]] = defaultdict(dict)
         opening: dict[str, int] = {}
-        for account, day, debit, credit, closing in conn.execute(
-            daily_rows_from_statement(first_day)
+        for account, day, debit, credit, closing in daily_rows_from(
+            conn, ledger_daily_balances, ("account_code",), {(a,): d for a, d in first_day.items()}
         ):
             if day < first_day[account]:
                 opening[account] = int(closing)

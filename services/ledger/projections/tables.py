@@ -21,7 +21,7 @@ from sqlalchemy import (
     select,
 )
 
-from services.common.database import from_last_day_before, metadata
+from services.common.database import metadata
 
 ledger_accounts = Table(
     "ledger_accounts",
@@ -118,17 +118,3 @@ def closing_balances_statement(days_by_account: dict[str, date], *, inclusive: b
             .label(f"c{index}")
         )
     return select(*columns)
-
-
-def daily_rows_from_statement(first_day_by_account: dict[str, date]) -> Select[Any]:
-    """Each account's daily rows (account, day, debit, credit, closing) from its first
-    day on, and the row of its last day before that one, whose closing balance opens
-    the first day: the projector's one read before it recomputes the closings."""
-    d = ledger_daily_balances.c
-    return select(d.account_code, d.day, d.debit_cents, d.credit_cents, d.closing_cents).where(
-        from_last_day_before(
-            ledger_daily_balances,
-            ("account_code",),
-            {(account,): day for account, day in first_day_by_account.items()},
-        )
-    )

@@ -12,10 +12,10 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.utils import get_topic
-from sqlalchemy import Connection, Table, func, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
 
 from services.common.bulk import insert_mappings, upsert_rows
-from services.common.database import from_last_day_before
+from services.common.database import daily_rows_from
 from services.common.projections import DomainEvent, Projection
 from services.ledger.projections.projector import upsert
 from services.welfare_fund.domain import Beneficiary, Disbursement, WelfareFund
@@ -206,14 +206,18 @@ class WelfareFundProjection(Projection):
             _apply_daily(conn, activity)
 
 
+# Built once, the programs as a parameter (see services/common/database.py
+# `_daily_rows_statement`: building a statement costs more than running it).
+_FIFO_ENDS = (
+    select(welfare_accrual_items.c.program, func.max(welfare_accrual_items.c.fifo_end_cents))
+    .where(welfare_accrual_items.c.program.in_(bindparam("programs", expanding=True)))
+    .group_by(welfare_accrual_items.c.program)
+)
+
+
 def _fifo_ends(conn: Connection, programs: set[str]) -> dict[str, int]:
     """Where each program's funding queue ends (a program without sources is absent)."""
-    i = welfare_accrual_items.c
-    rows = conn.execute(
-        select(i.program, func.max(i.fifo_end_cents))
-        .where(i.program.in_(sorted(programs)))
-        .group_by(i.program)
-    )
+    rows = conn.execute(_FIFO_ENDS, {"programs": sorted(programs)})
     return {program: int(end) for program, end in rows}
 
 
@@ -224,19 +228,12 @@ def _apply_daily(conn: Connection, activity: dict[tuple[str, str, date], list[in
     for scope, key, day in activity:
         if (scope, key) not in first_day or day < first_day[(scope, key)]:
             first_day[(scope, key)] = day
-    d = welfare_daily.c
-    movements = (d.base_cents, d.accrued_cents, d.committed_cents, d.disbursed_cents)
-    totals = (d.base_total_cents, d.accrued_total_cents, d.committed_total_cents,
-              d.disbursed_total_cents)  # fmt: skip
     existing: dict[tuple[str, str], dict[date, list[int]]] = defaultdict(dict)
     opening: dict[tuple[str, str], list[int]] = {}
-    for scope, key, day, *values in conn.execute(
-        select(d.scope, d.key, d.day, *movements, *totals).where(
-            # From each key's last day before its first touched day (whose totals
-            # open the recomputation) on.
-            from_last_day_before(welfare_daily, ("scope", "key"), first_day)
-        )
-    ):
+    # From each key's last day before its first touched day (whose totals open the
+    # recomputation) on; every column, in the table's order.
+    rows = daily_rows_from(conn, welfare_daily, ("scope", "key"), first_day)
+    for scope, key, day, *values in rows:
         if day < first_day[(scope, key)]:
             opening[(scope, key)] = [int(v) for v in values[4:]]
         else:

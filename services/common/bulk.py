@@ -16,7 +16,8 @@ up to `UNNEST_MAX_ROWS` rows go as one INSERT of unnested binary arrays instead.
 `bind_rows` does the per-value Python work ahead of time, without a connection, so a
 replay's worker processes can do it (services/common/projections.py, parallel rebuild)
 and `insert_bound` is left with one driver call: the rows in COPY's text format on
-PostgreSQL, the bound values on SQLite.
+PostgreSQL (a live page's few rows as they are, for the one INSERT above), the bound
+values on SQLite.
 """
 
 from __future__ import annotations
@@ -91,7 +92,8 @@ class BoundRows:
     instead of many row tuples."""
 
     count: int
-    copy_text: str = ""  # PostgreSQL: the rows in COPY's text format
+    copy_text: str = ""  # PostgreSQL, many rows: the rows in COPY's text format
+    rows: Sequence[tuple[Any, ...]] = ()  # PostgreSQL, up to UNNEST_MAX_ROWS: as given
     columns: Sequence[Sequence[Any]] = ()  # SQLite: the bound values, column by column
 
 
@@ -101,6 +103,11 @@ def bind_rows(dialect: Dialect, table: Table, rows: Sequence[tuple[Any, ...]]) -
     if not rows:
         return BoundRows(0)
     if dialect.name == "postgresql":
+        if len(rows) <= UNNEST_MAX_ROWS:  # a live page: one INSERT, as `insert_rows`
+            for column, values in zip(table.columns, zip(*rows, strict=True), strict=True):
+                if isinstance(column.type, DateTime):
+                    _check_zones(column, values)
+            return BoundRows(len(rows), rows=tuple(rows))
         text_columns = [
             _copy_text_column(column, values)
             for column, values in zip(table.columns, zip(*rows, strict=True), strict=True)
@@ -115,6 +122,9 @@ def insert_bound(conn: Connection, table: Table, bound: BoundRows) -> None:
     if not bound.count:
         return
     if conn.dialect.name == "postgresql":
+        if bound.rows:
+            _insert_unnested(conn, table, bound.rows, "")
+            return
         dbapi_connection: Any = conn.connection.driver_connection
         statement = f'COPY "{table.name}" ({_column_list(table)}) FROM STDIN'
         with dbapi_connection.cursor() as cursor, cursor.copy(statement) as copy:

@@ -113,7 +113,17 @@ def stored_text(engine: Engine, table: Table) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in conn.execute(select(*columns).order_by(table.c.position))]
 
 
-def test_bound_rows_are_stored_exactly_as_sqlalchemy_stores_them(engine: Engine) -> None:
+# A live page's few rows are bound as they are (one unnested INSERT on PostgreSQL), a
+# replay's many in COPY's text format: both must store the same.
+FEW_OR_MANY = pytest.mark.parametrize("many", [False, True], ids=["few", "many"])
+
+
+@FEW_OR_MANY
+def test_bound_rows_are_stored_exactly_as_sqlalchemy_stores_them(
+    engine: Engine, many: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if many:
+        monkeypatch.setattr(bulk, "UNNEST_MAX_ROWS", 0)
     rows = sample_rows()
     # As a rebuild's worker process sends them.
     prepared = pickle.loads(pickle.dumps(bind_rows(engine.dialect, bound, rows)))
@@ -167,7 +177,12 @@ def test_bound_text_follows_the_connections_client_encoding(engine: Engine) -> N
 
 
 @ON_POSTGRES_ONLY
-def test_a_datetime_without_the_columns_zone_is_refused(engine: Engine) -> None:
+@FEW_OR_MANY
+def test_a_datetime_without_the_columns_zone_is_refused(
+    engine: Engine, many: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if many:
+        monkeypatch.setattr(bulk, "UNNEST_MAX_ROWS", 0)
     naive = (1, 0, None, None, datetime(2025, 1, 1, 8, 0), "x", None, None)
     with pytest.raises(TypeError, match="recorded_at: a naive datetime"):
         bind_rows(engine.dialect, bound, [naive])

@@ -182,8 +182,14 @@ def _insert_unnested(
 @lru_cache(maxsize=256)
 def _unnest_statement(table: Table, dialect: Dialect, on_conflict: str) -> str:
     # %b: the arrays travel in binary (measured: text arrays cost 2.4x more, quoting
-    # every element). The same text every time, so psycopg prepares it.
-    arrays = ", ".join(f"%b::{column.type.compile(dialect=dialect)}[]" for column in table.columns)
+    # every element). The same text every time, so psycopg prepares it. Each array is
+    # cast to its column's type without a length: an explicit cast to VARCHAR(n)
+    # would silently cut a longer value, where the insert's own conversion refuses
+    # it, as COPY and SQLAlchemy's insert do.
+    arrays = ", ".join(
+        f"%b::{column.type.compile(dialect=dialect).split('(')[0].strip()}[]"
+        for column in table.columns
+    )
     return (
         f'INSERT INTO "{table.name}" ({_column_list(table)}) '
         f"SELECT * FROM unnest({arrays}) {on_conflict}"

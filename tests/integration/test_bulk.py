@@ -166,7 +166,12 @@ ON_POSTGRES_ONLY = pytest.mark.parametrize(
 
 
 @ON_POSTGRES_ONLY
-def test_bound_text_follows_the_connections_client_encoding(engine: Engine) -> None:
+@FEW_OR_MANY
+def test_bound_text_follows_the_connections_client_encoding(
+    engine: Engine, many: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if many:
+        monkeypatch.setattr(bulk, "UNNEST_MAX_ROWS", 0)
     text = "Caffè già pronto"  # every character has a LATIN1 form
     row = (1, 0, None, None, None, text, None, None)
     prepared = bind_rows(engine.dialect, bound, [row])
@@ -248,3 +253,19 @@ def test_upserts_replace_or_accumulate_the_other_columns(engine: Engine) -> None
     finally:
         totals.drop(engine)
         metadata.remove(totals)
+
+
+@FEW_OR_MANY
+def test_a_text_longer_than_its_column_is_refused_not_cut(
+    engine: Engine, many: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if many:
+        monkeypatch.setattr(bulk, "UNNEST_MAX_ROWS", 0)
+    row = (1, 0, None, None, None, "x" * 201, None, None)  # description is String(200)
+    if engine.dialect.name == "sqlite":
+        pytest.skip("SQLite does not enforce VARCHAR lengths")
+    with pytest.raises(Exception, match="value too long"), engine.begin() as conn:
+        insert_bound(conn, bound, bind_rows(engine.dialect, bound, [row]))
+    with pytest.raises(Exception, match="value too long"), engine.begin() as conn:
+        insert_rows(conn, direct, [row])
+    assert stored(engine, bound) == stored(engine, direct) == []

@@ -364,6 +364,12 @@ def audit_replay(
     ] = None,
     keep: bool = typer.Option(False, help="Keep the scratch schema or file afterwards."),
     max_differences: int = typer.Option(50, min=1, max=100_000, help="Differences to list."),
+    workers: int | None = typer.Option(
+        None,
+        min=0,
+        help="Processes that read and prepare pages while this one writes (PostgreSQL on "
+        "Linux); 0 for a serial replay. Default: one per CPU, at most four, none on one CPU.",
+    ),
 ) -> None:
     """Rebuild every read model into scratch storage from event 0 and diff it with live."""
     from services.audit.replay import replay
@@ -383,6 +389,7 @@ def audit_replay(
                 progress=lambda position, head: progress.update(
                     task, completed=position, total=max(head, 1)
                 ),
+                workers=workers,
             )
     finally:
         runtime.close_sync()

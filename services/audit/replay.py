@@ -16,6 +16,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -40,15 +41,20 @@ from services.audit.store import iter_records, peek_state, recorded_at
 from services.common.database import metadata, projection_tracking
 from services.common.projections import (
     DomainEvent,
+    PreparedProjection,
     Projection,
-    RawProjection,
+    RangePreparers,
+    apply_page,
     collector_paused,
+    default_rebuild_workers,
+    page_for,
     secondary_indexes,
 )
 from services.common.settings import Settings
 
 ProgressCallback = Callable[[int, int], None]
 REPLAY_PAGE_SIZE = 20_000  # events per scratch transaction: fewer, larger set-based writes
+WORKER_READ_PAGE_SIZE = 5_000  # events per read of a worker process
 DIFF_FETCH_ROWS = 5_000
 
 
@@ -153,8 +159,13 @@ def replay(
     keep: bool = False,
     max_differences: int = 1000,
     progress: ProgressCallback | None = None,
+    workers: int | None = None,
 ) -> ReplayReport:
-    """Rebuild `projections` into scratch; diff with live unless `until` is given."""
+    """Rebuild `projections` into scratch; diff with live unless `until` is given.
+
+    `workers`: processes that read and prepare pages while this one writes (see
+    `_rebuild`); 0 for a serial replay; by default as a rebuild has them
+    (`default_rebuild_workers`)."""
     scratch = Scratch(settings)
     try:
         with snapshot_engine.connect() as live:
@@ -191,7 +202,15 @@ def replay(
                     conn.execute(text(f'ALTER TABLE "{table.name}" DROP CONSTRAINT "{name}"'))
             cutoff = cutoff_for(until, settings) if until is not None else None
             report.events_read = _rebuild(
-                live, scratch.engine, settings, mapper, projections, positions, cutoff, progress
+                live,
+                scratch.engine,
+                settings,
+                mapper,
+                projections,
+                positions,
+                cutoff,
+                progress,
+                default_rebuild_workers() if workers is None else workers,
             )
             with scratch.engine.begin() as conn:
                 for table in keyed_after:
@@ -237,6 +256,79 @@ def _notifications(
         )
 
 
+@dataclass(frozen=True)
+class RecordedBefore:
+    """Whether a notification was recorded before `cutoff` (a replay as of a date)."""
+
+    mapper: Mapper[Any]
+    cutoff: datetime
+
+    def __call__(self, notification: Notification) -> bool:
+        at = recorded_at(peek_state(self.mapper, notification.state))
+        return at is not None and at < self.cutoff
+
+
+def _apply_page(
+    conn: Connection,
+    page: Sequence[Notification],
+    projections: Sequence[Projection],
+    positions: dict[str, int],
+    mapper: Mapper[Any],
+    prepared_rows: dict[str, Any] | None = None,
+) -> None:
+    """Apply `page` (in log order) to `projections`, each up to its live position; a
+    projection in `prepared_rows` writes those rows (a worker prepared them) instead."""
+    decoded: dict[int, DomainEvent] = {}
+    for projection in projections:
+        if prepared_rows is not None and projection.name in prepared_rows:
+            assert isinstance(projection, PreparedProjection)
+            projection.write(conn, prepared_rows[projection.name])
+            continue
+        target = positions[projection.name]
+        batch = [n for n in page if n.id <= target] if page and page[-1].id > target else page
+        events = page_for(projection, batch, mapper, decoded)
+        if events:
+            apply_page(conn, projection, events)
+
+
+class _Stream:
+    """The snapshot's notifications in log order, those `keep` accepts (all without
+    it), taken a page at a time; `read` counts every notification read."""
+
+    def __init__(
+        self, notifications: Iterator[Notification], keep: Callable[[Notification], bool] | None
+    ) -> None:
+        self._notifications = notifications
+        self.keep = keep
+        self.read = 0
+        self._next: Notification | None = None  # read past the last page taken
+
+    def through(self, high: int) -> list[Notification]:
+        """The accepted notifications up to position `high`, inclusive."""
+        page: list[Notification] = []
+        while (notification := self._pull()) is not None:
+            if notification.id > high:
+                self._next = notification
+                break
+            if self.keep is None or self.keep(notification):
+                page.append(notification)
+        return page
+
+    def rest(self) -> Iterator[Notification]:
+        while (notification := self._pull()) is not None:
+            if self.keep is None or self.keep(notification):
+                yield notification
+
+    def _pull(self) -> Notification | None:
+        if self._next is not None:
+            held, self._next = self._next, None
+            return held
+        read = next(self._notifications, None)
+        if read is not None:
+            self.read += 1
+        return read
+
+
 def _rebuild(
     live: Connection,
     scratch: Engine,
@@ -246,47 +338,62 @@ def _rebuild(
     positions: dict[str, int],
     cutoff: datetime | None,
     progress: ProgressCallback | None,
+    workers: int,
 ) -> int:
-    end = max(positions.values(), default=0)
-    read = 0
-    page: list[Notification] = []
+    """Replay the log up to the live positions into `scratch`; return the events read.
 
-    def flush() -> None:
-        decoded: dict[int, DomainEvent] = {}
+    Pages of REPLAY_PAGE_SIZE events, each in one scratch transaction. On PostgreSQL
+    with `workers` > 0, pages are ranges of positions, and worker processes read,
+    decode and prepare them for the projections that can (`PreparedProjection`: the
+    ledger, most of the work) while this process writes them, applies the others and
+    hashes the chain from its own read of the snapshot. The workers read the store
+    itself: events up to the snapshot's positions never change. Not on SQLite: its
+    workers would fork while this process holds the snapshot's read transaction on
+    the file.
+    """
+    end = max(positions.values(), default=0)
+    keep = RecordedBefore(mapper, cutoff) if cutoff is not None else None
+    stream = _Stream(_notifications(live, settings, end), keep)
+    prepared = [p for p in projections if isinstance(p, PreparedProjection)]
+    ranges = (
+        RangePreparers.ranges(0, end, REPLAY_PAGE_SIZE)
+        if workers > 0 and prepared and settings.is_postgres
+        else []
+    )
+    if ranges:
+        preparers = RangePreparers(
+            settings,
+            mapper,
+            prepared,
+            scratch.dialect,
+            WORKER_READ_PAGE_SIZE,
+            label="audit replay",
+            keep=keep,
+            stops={p.name: positions[p.name] for p in prepared},
+        )
+        # Forked at the first range asked for, inside `collector_paused`. A worker's
+        # failure ends the ranges early; the serial loop below goes on from there.
+        with collector_paused(), closing(preparers.run(ranges, workers)) as prepared_ranges:
+            for _low, high, _count, rows in prepared_ranges:
+                with scratch.begin() as conn:
+                    _apply_page(conn, stream.through(high), projections, positions, mapper, rows)
+                if progress is not None:
+                    progress(high, end)
+
+    def flush(page: list[Notification]) -> None:
         with collector_paused(), scratch.begin() as conn:
-            for projection in projections:
-                target = positions[projection.name]
-                batch = page if page[-1].id <= target else [n for n in page if n.id <= target]
-                if not batch:
-                    continue
-                if isinstance(projection, RawProjection):
-                    projection.apply_notifications(conn, batch)
-                    continue
-                events = []
-                topics = projection.topics
-                for n in batch:
-                    if n.topic in topics:
-                        event = decoded.get(n.id)
-                        if event is None:
-                            event = decoded[n.id] = mapper.to_domain_event(n)
-                        events.append((n.id, event))
-                if events:
-                    projection.apply(conn, events)
+            _apply_page(conn, page, projections, positions, mapper)
         if progress is not None:
             progress(page[-1].id, end)
 
-    for notification in _notifications(live, settings, end):
-        read += 1
-        if cutoff is not None:
-            at = recorded_at(peek_state(mapper, notification.state))
-            if at is None or at >= cutoff:
-                continue
+    page: list[Notification] = []
+    for notification in stream.rest():
         page.append(notification)
         if len(page) >= REPLAY_PAGE_SIZE:
-            flush()
+            flush(page)
             page = []
     if page:
-        flush()
+        flush(page)
     with scratch.begin() as conn:
         conn.execute(
             insert(projection_tracking),
@@ -294,7 +401,7 @@ def _rebuild(
         )
     if progress is not None:
         progress(end, end)
-    return read
+    return stream.read
 
 
 def _count(conn: Connection, table: Table) -> int:

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 from sqlalchemy import (
@@ -136,7 +136,8 @@ def daily_rows_from(
         params.update({f"k{index}_{k}": v for k, v in zip(keys, values, strict=True)})
         params[f"d{index}"] = day
     statement = _daily_rows_statement(table, tuple(keys), len(first_days))
-    return conn.execute(statement, params).tuples().all()
+    # Rows are tuples; typed so, as SQLAlchemy's Row[Any] does not unpack for mypy.
+    return cast(Sequence[tuple[Any, ...]], conn.execute(statement, params).all())
 
 
 @lru_cache(maxsize=256)

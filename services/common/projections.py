@@ -22,10 +22,9 @@ import time
 import warnings
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager, nullcontext
+from contextlib import closing, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -62,6 +61,7 @@ from sqlalchemy.schema import CreateIndex
 
 from services.common.database import projection_tracking
 from services.common.eventstore import CoopApplication
+from services.common.settings import Settings
 
 log = logging.getLogger("coop.projections")
 
@@ -171,6 +171,40 @@ class ProjectionStatus:
     @property
     def lag(self) -> int:
         return max(self.head - self.position, 0)
+
+
+def page_for(
+    projection: Projection,
+    notifications: Sequence[Notification],
+    mapper: Any,
+    decoded: dict[int, DomainEvent],
+) -> Sequence[Any]:
+    """What `projection` reads of `notifications`: all of them, as stored, for a
+    RawProjection; else (id, event) for those of its topics, each decoded once across
+    projections (`decoded`)."""
+    if isinstance(projection, RawProjection):
+        return notifications
+    topics = projection.topics
+    return [(n.id, decode_once(mapper, n, decoded)) for n in notifications if n.topic in topics]
+
+
+def decode_once(
+    mapper: Any, notification: Notification, cache: dict[int, DomainEvent]
+) -> DomainEvent:
+    event = cache.get(notification.id)
+    if event is None:
+        event = mapper.to_domain_event(notification)
+        cache[notification.id] = event
+    return event
+
+
+def apply_page(conn: Connection, projection: Projection, page: Sequence[Any]) -> None:
+    """Apply what `page_for` gave: (id, event) pairs, or notifications for a
+    RawProjection."""
+    if isinstance(projection, RawProjection):
+        projection.apply_notifications(conn, page)
+    else:
+        projection.apply(conn, page)
 
 
 class ProjectionRunner:
@@ -319,7 +353,10 @@ class ProjectionRunner:
         try:
             with projector_transaction(conn):
                 work = [
-                    (projection, self._page_for(projection, batches[projection.name], decoded))
+                    (
+                        projection,
+                        page_for(projection, batches[projection.name], self.app.mapper, decoded),
+                    )
                     for projection in self.projections
                     if projection.name in batches
                 ]
@@ -328,7 +365,7 @@ class ProjectionRunner:
                     process.record(conn, last)
                 for projection, page in work:
                     if page:
-                        self._apply(conn, projection, page)
+                        apply_page(conn, projection, page)
                 reached = self._reached_and_announced(conn)
         except TrackingConflict as conflict:
             # Another runner applied (part of) these pages first; ours rolled back
@@ -359,7 +396,7 @@ class ProjectionRunner:
         wrote = False
         for process in self.processes:
             events = [
-                (n.id, self._decode(n, decoded))
+                (n.id, decode_once(self.app.mapper, n, decoded))
                 for n in batches.get(process.name, ())
                 if n.topic in process.topics
             ]
@@ -484,35 +521,6 @@ class ProjectionRunner:
             for page in read_log(self.app.recorder, start, self.page_size, max_pages=pages)
             for n in page
         ]
-
-    def _page_for(
-        self,
-        projection: Projection,
-        notifications: Sequence[Notification],
-        decoded: dict[int, DomainEvent],
-    ) -> Sequence[Any]:
-        """What `projection` reads of `notifications`: all of them, as stored, for a
-        RawProjection; else (id, event) for those of its topics, each decoded once
-        across projections (`decoded`)."""
-        if isinstance(projection, RawProjection):
-            return notifications
-        topics = projection.topics
-        return [(n.id, self._decode(n, decoded)) for n in notifications if n.topic in topics]
-
-    def _decode(self, notification: Notification, cache: dict[int, DomainEvent]) -> DomainEvent:
-        event = cache.get(notification.id)
-        if event is None:
-            event = self.app.mapper.to_domain_event(notification)
-            cache[notification.id] = event
-        return event
-
-    @staticmethod
-    def _apply(conn: Connection, projection: Projection, events: Sequence[Any]) -> None:
-        """`events` is (id, event) pairs, or notifications for a RawProjection."""
-        if isinstance(projection, RawProjection):
-            projection.apply_notifications(conn, events)
-        else:
-            projection.apply(conn, events)
 
     def run_until_caught_up(
         self,
@@ -692,51 +700,36 @@ class ProjectionRunner:
         Nothing happens (0) where processes cannot be forked, or for a short log.
         """
         prepared = [p for p in rebuilt if isinstance(p, PreparedProjection)]
-        if not prepared or not can_fork_workers():
+        if not prepared:
             return 0
         positions = self.positions()
         start = positions[rebuilt[0].name]
         if any(positions[p.name] != start for p in rebuilt):
             return 0  # moved by another runner meanwhile: leave it to the serial path
         head = self.head()
-        span = self.page_size * REBUILD_PAGES_PER_TRANSACTION
-        if head - start < 2 * span:
+        ranges = RangePreparers.ranges(start, head, self.page_size * REBUILD_PAGES_PER_TRANSACTION)
+        if not ranges:
             return 0
-        ranges = [(low, min(low + span, head)) for low in range(start, head, span)]
         others = [p for p in rebuilt if not isinstance(p, PreparedProjection)]
         processed = 0
-        # Fork, not spawn: a spawned worker would first spend about a second importing
-        # the application. The children use nothing of the parent's but the mapper and
-        # the projections (plain objects); each opens its own connection. They are
-        # forked at the first submit below, while this process has no transaction
-        # open. On SQLite (WAL) a child still inherits the lock bookkeeping of this
-        # process's open connections, so its reader takes its own WAL read lock but
-        # counts on this process's SHARED lock on the file: that holds because the
-        # application's connections stay open for the whole rebuild.
-        context = multiprocessing.get_context("fork")
+        preparers = RangePreparers(
+            self.app.settings,
+            self.app.mapper,
+            prepared,
+            self.engine.dialect,
+            self.page_size,
+            label="rebuild",
+        )
+        # The workers are forked at the first range asked for, inside this
+        # `collector_paused` and while this process has no transaction open; closing
+        # the ranges (a conflict, an error here) stops them.
         with (
-            warnings.catch_warnings(),
-            ProcessPoolExecutor(
-                max_workers=workers,
-                mp_context=context,
-                initializer=_start_range_worker,
-                initargs=(self.app, prepared, self.engine.dialect, self.page_size),
-            ) as pool,
             self.projector_connection() as conn,
             collector_paused(),
+            closing(preparers.run(ranges, workers)) as prepared_ranges,
         ):
-            # Python 3.12+ warns when a process with threads forks (a lock another
-            # thread held stays held in the child). The children take no lock of the
-            # parent's: they open their own connections and decode in memory.
-            warnings.filterwarnings("ignore", "This process .* use of fork", DeprecationWarning)
-            # At most two ranges a worker in flight: memory stays bounded.
-            ahead = iter(ranges)
-            pending = deque(pool.submit(_prepare_range, *r) for r in islice(ahead, 2 * workers))
             try:
-                for low, high in ranges:
-                    count, pages = pending.popleft().result()
-                    for next_range in islice(ahead, 1):
-                        pending.append(pool.submit(_prepare_range, *next_range))
+                for low, high, count, pages in prepared_ranges:
                     with projector_transaction(conn):
                         _advance_tracking(conn, {p.name: (low, high) for p in rebuilt})
                         for projection in prepared:
@@ -748,18 +741,6 @@ class ProjectionRunner:
                         progress(high, head)
             except TrackingConflict as conflict:
                 log.info("rebuild: projection %s advanced by another runner", conflict)
-            except BrokenProcessPool:
-                # A worker died (killed, out of memory): what was committed stands, and
-                # the serial replay that follows goes on from there.
-                log.warning("rebuild: a worker process died; going on serially")
-            except Exception as exc:
-                # A worker's error (its connection refused, say). The serial replay
-                # goes on from the last commit, and raises it there if it is the
-                # data's, with this process's full traceback.
-                log.warning("rebuild: a worker failed (%s); going on serially", type(exc).__name__)
-            finally:
-                for future in pending:
-                    future.cancel()
         log.info("rebuild: %d notifications prepared by %d worker processes", processed, workers)
         return processed
 
@@ -772,9 +753,9 @@ class ProjectionRunner:
         ]
         decoded: dict[int, DomainEvent] = {}
         for projection in projections:
-            page = self._page_for(projection, notifications, decoded)
+            page = page_for(projection, notifications, self.app.mapper, decoded)
             if page:
-                self._apply(conn, projection, page)
+                apply_page(conn, projection, page)
 
     def ensure_indexes(self, projections: Sequence[Projection] | None = None) -> None:
         """Create any declared index of the projections' tables that is missing."""
@@ -863,9 +844,102 @@ def default_rebuild_workers() -> int:
 MAX_REBUILD_WORKERS = 4
 
 
+class RangePreparers:
+    """Worker processes that read ranges of the log, decode them and `prepare` them for
+    PreparedProjections, ahead of the one process that writes them in log order (a
+    rebuild, an audit replay).
+
+    Each worker reads with a connection of its own (`settings`' store) and decodes with
+    the parent's `mapper`. `keep`: which notifications count at all (an audit replay as
+    of a date leaves out what was recorded later); `stops`: a projection's last
+    position (past it, its events are left out). Workers are forked (Linux only, see
+    `can_fork_workers`): the caller forks them, at the first range `run` asks for,
+    inside `collector_paused` and with no transaction open. `label` names the caller
+    in the log.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        mapper: Any,
+        projections: Sequence[PreparedProjection],
+        dialect: Dialect,
+        page_size: int,
+        *,
+        label: str,
+        keep: Callable[[Notification], bool] | None = None,
+        stops: dict[str, int] | None = None,
+    ) -> None:
+        self._initargs = (settings, mapper, projections, dialect, page_size, keep, stops)
+        self.label = label
+
+    @staticmethod
+    def ranges(start: int, end: int, span: int) -> list[tuple[int, int]]:
+        """The (low, high] ranges of `span` positions from `start` to `end`, for workers
+        to prepare; none where they cannot be forked, or for fewer than two spans (not
+        worth starting them)."""
+        if not can_fork_workers() or end - start < 2 * span:
+            return []
+        return [(low, min(low + span, end)) for low in range(start, end, span)]
+
+    def run(
+        self, ranges: Sequence[tuple[int, int]], workers: int
+    ) -> Generator[tuple[int, int, int, dict[str, Any]], None, None]:
+        """(low, high, notifications read, prepared rows by projection name) for each
+        range (low, high], in order; at most two ranges a worker in flight, so memory
+        stays bounded.
+
+        If a worker fails (an error of its own, or it died), this logs it and stops:
+        the caller goes on serially from the first range not yielded, and meets the
+        error there if it is the data's. An error of the caller's own work between
+        ranges is the caller's: it is not caught here."""
+        # Fork, not spawn: a spawned worker would first spend about a second importing
+        # the application. The children use nothing of the parent's but the mapper and
+        # the projections (plain objects); each opens its own connection. On SQLite
+        # (WAL) a child still inherits the lock bookkeeping of this process's open
+        # connections, so its reader takes its own WAL read lock but counts on this
+        # process's SHARED lock on the file: that holds while the caller keeps its
+        # application's connections open.
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=context,
+            initializer=_start_range_worker,
+            initargs=self._initargs,
+        ) as pool:
+            ahead = iter(ranges)
+            with warnings.catch_warnings():
+                # Python 3.12+ warns when a process with threads forks (a lock another
+                # thread held stays held in the child). The children take no lock of
+                # the parent's: they open their own connections and decode in memory.
+                # With fork, every worker starts at the first submit.
+                warnings.filterwarnings("ignore", "This process .* use of fork", DeprecationWarning)
+                pending = deque(
+                    (r, pool.submit(_prepare_range, *r)) for r in islice(ahead, 2 * workers)
+                )
+            try:
+                while pending:
+                    (low, high), future = pending.popleft()
+                    try:
+                        count, pages = future.result()
+                    except Exception as exc:  # BrokenProcessPool: a worker died
+                        log.warning(
+                            "%s: a worker failed (%s); going on serially",
+                            self.label,
+                            type(exc).__name__,
+                        )
+                        return
+                    for next_range in islice(ahead, 1):
+                        pending.append((next_range, pool.submit(_prepare_range, *next_range)))
+                    yield low, high, count, pages
+            finally:
+                for _range, future in pending:
+                    future.cancel()
+
+
 @dataclass
 class _RangeWorker:
-    """A rebuild worker process's state: its own reader of the store, the parent's
+    """A range worker process's state: its own reader of the store, the parent's
     mapper (to decode as the parent would) and the projections to prepare."""
 
     reader: CoopApplication
@@ -874,16 +948,21 @@ class _RangeWorker:
     dialect: Dialect
     page_size: int
     topics: frozenset[str]
+    keep: Callable[[Notification], bool] | None
+    stops: dict[str, int]
 
 
 _range_worker: _RangeWorker | None = None
 
 
 def _start_range_worker(
-    parent_app: CoopApplication,
+    settings: Settings,
+    mapper: Any,
     projections: Sequence[PreparedProjection],
     dialect: Dialect,
     page_size: int,
+    keep: Callable[[Notification], bool] | None,
+    stops: dict[str, int] | None,
 ) -> None:
     global _range_worker
     # Forked inside the parent's `collector_paused`, the collector stays off here: a
@@ -891,18 +970,21 @@ def _start_range_worker(
     # by page, for the few small cycles a worker leaves (about 3 KB a range).
 
     # Its own connection to the store, never the parent's: one, as it reads serially.
-    settings = parent_app.settings.model_copy(update={"database_pool_size": 1})
-    reader = CoopApplication(settings, create_table=False)
+    reader = CoopApplication(
+        settings.model_copy(update={"database_pool_size": 1}), create_table=False
+    )
     # A pool's worker process ends without running atexit handlers, but with
     # multiprocessing's own finalizers: close the connection there.
     multiprocessing.util.Finalize(reader, reader.close, exitpriority=10)
     _range_worker = _RangeWorker(
         reader,
-        parent_app.mapper,
+        mapper,
         projections,
         dialect,
         page_size,
         frozenset().union(*(p.topics for p in projections)),
+        keep,
+        stops or {},
     )
 
 
@@ -912,19 +994,25 @@ def _prepare_range(low: int, high: int) -> tuple[int, dict[str, Any]]:
     projection name)."""
     worker = _range_worker
     if worker is None:
-        raise RuntimeError("rebuild worker not started")
+        raise RuntimeError("range worker not started")
     with collector_paused():
         events: dict[str, list[tuple[int, DomainEvent]]] = {p.name: [] for p in worker.projections}
         to_domain_event = worker.mapper.to_domain_event
+        keep = worker.keep
         count = 0
         for page in read_log(worker.reader.recorder, low, worker.page_size, stop=high):
             count += len(page)
             for notification in page:
                 if notification.topic not in worker.topics:
                     continue
+                if keep is not None and not keep(notification):
+                    continue
                 event = to_domain_event(notification)
                 for projection in worker.projections:
-                    if notification.topic in projection.topics:
+                    stop = worker.stops.get(projection.name)
+                    if notification.topic in projection.topics and (
+                        stop is None or notification.id <= stop
+                    ):
                         events[projection.name].append((notification.id, event))
         prepared = {p.name: p.prepare(events[p.name], worker.dialect) for p in worker.projections}
     return count, prepared

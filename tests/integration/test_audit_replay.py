@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Generator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import create_engine, inspect, select, text
+import pytest
+from sqlalchemy import Connection, create_engine, inspect, select, text
 
+import services.audit.replay as replay_module
+import services.common.projections as projections_module
 from gateway.runtime import Runtime
 from services.audit.replay import ReplayReport, replay
+from services.common.projections import ProjectionRunner
+from services.ledger.projections.projector import LedgerProjection
 from services.ledger.projections.tables import ledger_entries
 from tests.integration.test_audit_chain import post
 
@@ -147,3 +154,136 @@ def _drop(runtime: Runtime, report: ReplayReport) -> None:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         else:
             Path(report.scratch.removeprefix("file ")).unlink()
+
+
+# Worker processes read and prepare the ledger's pages (PostgreSQL, where forking
+# beside the open snapshot is safe). Pages of a few events here, so a small log is
+# cut into many ranges.
+ON_POSTGRES_ONLY = pytest.mark.parametrize(
+    "backend", [pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+
+
+class CountingPreparers(projections_module.RangePreparers):
+    yielded = 0
+
+    def run(
+        self, ranges: Sequence[tuple[int, int]], workers: int
+    ) -> Generator[tuple[int, int, int, dict[str, Any]], None, None]:
+        for prepared in super().run(ranges, workers):
+            CountingPreparers.yielded += 1
+            yield prepared
+
+
+@pytest.fixture
+def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(replay_module, "REPLAY_PAGE_SIZE", 7)
+    monkeypatch.setattr(replay_module, "RangePreparers", CountingPreparers)
+    CountingPreparers.yielded = 0
+
+
+@ON_POSTGRES_ONLY
+@pytest.mark.usefixtures("small_pages")
+def test_a_replay_with_worker_processes_builds_what_a_serial_one_builds(
+    runtime: Runtime,
+) -> None:
+    post(runtime, 30)
+    runtime.projector.run_until_caught_up()
+    post(runtime, 3, start=30)  # not projected: the workers must stop where live is
+    serial = run_replay(runtime, workers=0)
+    assert CountingPreparers.yielded == 0
+    parallel = run_replay(runtime, workers=2)
+    assert CountingPreparers.yielded >= 4  # the workers prepared the ranges
+    assert parallel.ok, parallel.differences
+    assert parallel.events_read == serial.events_read
+    assert parallel.row_counts == serial.row_counts
+    assert parallel.row_counts["ledger_entries"] == 30
+
+
+@ON_POSTGRES_ONLY
+@pytest.mark.usefixtures("small_pages")
+def test_a_replay_until_a_date_with_workers_leaves_out_what_came_later(
+    runtime: Runtime,
+) -> None:
+    post(runtime, 20)
+    runtime.projector.run_until_caught_up()
+    today = datetime.now(UTC).astimezone(runtime.settings.zone).date()
+    for until, entries in ((today - timedelta(days=1), 0), (today, 20)):
+        report = run_replay(runtime, until=until, workers=2)
+        try:
+            assert report.row_counts["ledger_entries"] == entries
+            assert report.row_counts["ledger_lines"] == 2 * entries
+        finally:
+            _drop(runtime, report)
+    assert CountingPreparers.yielded >= 4
+
+
+def fail_after_the_first_range(low: int, high: int) -> tuple[int, dict[str, Any]]:
+    """A worker that fails from its second range on (run in the forked workers)."""
+    if low > 0:
+        raise RuntimeError("worker lost its connection")
+    return ORIGINAL_PREPARE_RANGE(low, high)
+
+
+ORIGINAL_PREPARE_RANGE = projections_module._prepare_range
+
+
+@ON_POSTGRES_ONLY
+@pytest.mark.usefixtures("small_pages")
+def test_a_worker_failure_lets_the_replay_go_on_serially(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    post(runtime, 20)
+    runtime.projector.run_until_caught_up()
+    monkeypatch.setattr(projections_module, "_prepare_range", fail_after_the_first_range)
+    report = run_replay(runtime, workers=2)
+    assert report.ok, report.differences
+    assert report.row_counts["ledger_entries"] == 20
+    assert CountingPreparers.yielded == 1  # the first range came from a worker
+    assert "a worker failed (RuntimeError); going on serially" in caplog.text
+
+
+@ON_POSTGRES_ONLY
+@pytest.mark.usefixtures("small_pages")
+def test_workers_stop_each_read_model_where_live_stands(runtime: Runtime) -> None:
+    post(runtime, 20)
+    runtime.projector.run_until_caught_up()
+    post(runtime, 10, start=20)
+    # Every read model but the ledger moves on: the ledger's live tables hold 20
+    # entries, the chain all 30, and the replay must match both.
+    others = [p for p in runtime.projector.projections if p.name != "ledger"]
+    others_only = ProjectionRunner(runtime.ledger, runtime.sync_engine, others, page_size=50)
+    others_only.run_until_caught_up()
+    report = run_replay(runtime, workers=2)
+    assert CountingPreparers.yielded >= 4
+    assert report.positions["ledger"] < report.positions["audit_chain"]
+    assert report.ok, report.differences
+    assert report.row_counts["ledger_entries"] == 20
+    assert report.row_counts["audit_chain"] == report.events_read
+
+
+@ON_POSTGRES_ONLY
+@pytest.mark.usefixtures("small_pages")
+def test_an_error_of_the_replaying_process_is_raised_not_skipped(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a worker's failure sends the replay on serially; its own errors stand (a
+    serial replay would meet them too), and nothing is left behind."""
+    post(runtime, 20)
+    runtime.projector.run_until_caught_up()
+    before = scratch_tables(runtime)
+    writes = 0
+    original_write = LedgerProjection.write
+
+    def write_then_fail(self: LedgerProjection, conn: Connection, prepared: Any) -> None:
+        nonlocal writes
+        writes += 1
+        if writes == 2:
+            raise RuntimeError("the scratch's disk is full")
+        original_write(self, conn, prepared)
+
+    monkeypatch.setattr(LedgerProjection, "write", write_then_fail)
+    with pytest.raises(RuntimeError, match="disk is full"):
+        run_replay(runtime, workers=2)
+    assert CountingPreparers.yielded == 2
+    assert scratch_tables(runtime) == before

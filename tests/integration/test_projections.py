@@ -231,7 +231,7 @@ class DyingLedgerProjection(LedgerProjection):
 
 @pytest.mark.parametrize(
     ("how", "logged"),
-    [("dies", "worker process died"), ("fails", "worker failed (ConnectionError)")],
+    [("dies", "worker failed (BrokenProcessPool)"), ("fails", "worker failed (ConnectionError)")],
 )
 def test_a_rebuild_whose_worker_dies_finishes_serially_and_exactly(
     ledger: LedgerApplication,

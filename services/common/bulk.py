@@ -171,12 +171,16 @@ def _insert_unnested(
     conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]], on_conflict: str
 ) -> None:
     """PostgreSQL: one INSERT of the rows as one array per column, unnested."""
+    columns = [list(values) for values in zip(*rows, strict=True)]
+    for index, column in enumerate(table.columns):
+        if isinstance(column.type, Date):
+            # As COPY stores it: a datetime in a date column is its own date, not
+            # the date the server's cast would give in the session's time zone.
+            values = columns[index]
+            columns[index] = [v.date() if isinstance(v, datetime) else v for v in values]
     dbapi_connection: Any = conn.connection.driver_connection
     with dbapi_connection.cursor() as cursor:
-        cursor.execute(
-            _unnest_statement(table, conn.dialect, on_conflict),
-            [list(values) for values in zip(*rows, strict=True)],
-        )
+        cursor.execute(_unnest_statement(table, conn.dialect, on_conflict), columns)
 
 
 @lru_cache(maxsize=256)

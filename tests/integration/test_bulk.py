@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import (
@@ -269,3 +270,21 @@ def test_a_text_longer_than_its_column_is_refused_not_cut(
     with pytest.raises(Exception, match="value too long"), engine.begin() as conn:
         insert_rows(conn, direct, [row])
     assert stored(engine, bound) == stored(engine, direct) == []
+
+
+@ON_POSTGRES_ONLY
+@FEW_OR_MANY
+def test_a_datetime_in_a_date_column_is_stored_as_its_own_date(
+    engine: Engine, many: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if many:
+        monkeypatch.setattr(bulk, "UNNEST_MAX_ROWS", 0)
+    # Half past midnight in Rome is still the day before in UTC.
+    at = datetime(2025, 1, 2, 0, 30, tzinfo=ZoneInfo("Europe/Rome"))
+    row = (1, 0, None, at, None, None, None, None)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("SET LOCAL TIME ZONE 'UTC'")
+        insert_bound(conn, bound, bind_rows(engine.dialect, bound, [row]))
+        insert_rows(conn, direct, [row])
+    assert [r[3] for r in stored(engine, bound)] == [date(2025, 1, 2)]
+    assert [r[3] for r in stored(engine, direct)] == [date(2025, 1, 2)]

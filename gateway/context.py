@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
@@ -127,17 +126,8 @@ async def run_mutation(
     return await present(outcome)
 
 
-async def projection_changes(info: Info, poll_interval_s: float = 0.25) -> AsyncIterator[int]:
-    """Yield the projections' position now and each time it moves (for subscriptions).
-
-    Polling the tracking table works the same on SQLite and PostgreSQL and costs one
-    indexed read per interval per subscriber.
-    """
-    runtime = info.context.runtime
-    last = -1
-    while True:
-        position = await runtime.projected_position()
-        if position != last:
-            last = position
-            yield position
-        await asyncio.sleep(poll_interval_s)
+async def projection_changes(info: Info) -> AsyncIterator[int]:
+    """Yield the projections' position now and each time it moves (for subscriptions;
+    see `Runtime.position_changes`)."""
+    async for position in info.context.runtime.position_changes():
+        yield position

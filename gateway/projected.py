@@ -72,15 +72,32 @@ class ProjectedPosition:
     def listening(self) -> bool:
         return self._connection is not None and not self._connection.is_closed()
 
+    @property
+    def position(self) -> int:
+        """The position as last read or announced."""
+        return self._position
+
     async def wait_until(self, position: int, deadline: float) -> bool:
         """True once `position` is projected; False if the deadline passed first or
         nobody is listening (the caller polls then)."""
+        return await self._wait(lambda p: p >= position, deadline, SAFETY_POLL_S)
+
+    async def changed_from(self, last: int, deadline: float) -> int | None:
+        """The position once it is not `last` (any move: a rebuild sets it back), for
+        live updates; None if the deadline passed first or nobody is listening. Until
+        the deadline it trusts the notifications: nothing is read while nothing moves."""
+        moved = await self._wait(lambda p: p != last, deadline, safety_poll_s=None)
+        return self._position if moved else None
+
+    async def _wait(
+        self, done: Callable[[int], bool], deadline: float, safety_poll_s: float | None
+    ) -> bool:
         if not await self._listen(deadline):
             return False
         while True:
             while self._read_at_heard != self._heard:  # a notification since the read
                 await self._read()
-            if self._position >= position:
+            if done(self._position):
                 return True
             if not self.listening:
                 return False
@@ -89,10 +106,12 @@ class ProjectedPosition:
                 return False
             # No await since the read: a notification from now on sets this event.
             changed = self._changed
+            timeout = remaining if safety_poll_s is None else min(remaining, safety_poll_s)
             try:
-                await asyncio.wait_for(changed.wait(), timeout=min(remaining, SAFETY_POLL_S))
+                await asyncio.wait_for(changed.wait(), timeout=timeout)
             except TimeoutError:
-                self._heard += 1  # heard nothing for a while: read for ourselves
+                if safety_poll_s is not None:
+                    self._heard += 1  # heard nothing for a while: read for ourselves
 
     async def close(self) -> None:
         connection, self._connection = self._connection, None

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any, TypeVar, cast
 
 import anyio.to_thread
@@ -55,6 +55,12 @@ from services.welfare_fund.projections.projector import WelfareFundProjection
 log = logging.getLogger("coop.runtime")
 
 T = TypeVar("T")
+
+# Live updates (subscriptions): with the projectors' notifications heard (PostgreSQL),
+# the table is read only after this long without one (a safety net: a live LISTEN
+# connection does not lose them); without (SQLite), it is read this often.
+LIVE_QUIET_RECHECK_S = 5.0
+LIVE_POLL_S = 0.25
 
 
 class ProjectionLag(Exception):
@@ -292,6 +298,34 @@ class Runtime:
                 self.projector.payload_suffix,
             )
         return self._projected
+
+    async def position_changes(self) -> AsyncGenerator[int, None]:
+        """The projected position now, then each time it moves (live updates).
+
+        On PostgreSQL, where every projector NOTIFYs what it reached (in this process
+        or another), a move is pushed as soon as the projector commits, and nobody
+        reads the tracking table while nothing moves; on SQLite the table is read
+        every LIVE_POLL_S.
+        """
+        last = await self.projected_position()
+        yield last
+        while True:
+            position = await self._next_position(last)
+            if position != last:
+                last = position
+                yield position
+
+    async def _next_position(self, last: int) -> int:
+        """The projected position once it is not `last`, or as it is after a while."""
+        watch = self._projected_watch()
+        if watch is not None:
+            moved = await watch.changed_from(last, time.monotonic() + LIVE_QUIET_RECHECK_S)
+            if moved is not None:
+                return moved
+            if watch.listening:  # heard nothing for a while: look once
+                return await self.projected_position()
+        await asyncio.sleep(LIVE_POLL_S)  # nobody to hear (SQLite, a lost connection)
+        return await self.projected_position()
 
     async def projected_position(self) -> int:
         """The position every projection of this runtime has reached."""

@@ -164,3 +164,53 @@ def test_each_store_has_its_own_channel(tmp_path: Path) -> None:
         for app, settings in zip(apps, stores, strict=True):
             app.close()
             drop_schema(settings)
+
+
+@pytest.mark.postgres
+def test_live_updates_follow_the_projectors_notifications_without_polling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A subscription's next update comes with the projector's NOTIFY; while nothing
+    moves, nobody reads the tracking table (each subscriber did, four times a second)."""
+    from tests.conftest import drop_schema, make_settings
+
+    settings = make_settings("postgres", tmp_path)
+    worker = Runtime(settings)
+    projector = Runtime(settings)
+    process = ProjectorProcess(projector)
+    process.start()
+    reads = 0
+    read_positions = worker._settlement_positions
+
+    async def counted_read() -> list[int]:
+        nonlocal reads
+        reads += 1
+        return await read_positions()
+
+    monkeypatch.setattr(worker, "_settlement_positions", counted_read)
+
+    async def live() -> None:
+        # What start-up wrote (the chart of accounts, the fund) projected first.
+        await worker.wait_for_position(worker.ledger.recorder.max_notification_id() or 0)
+        changes = worker.position_changes()
+        first = await anext(changes)
+        waiting = asyncio.ensure_future(anext(changes))
+        await asyncio.sleep(0.3)  # it starts listening (one read of the table)
+        reads_when_listening = reads
+        await asyncio.sleep(1.0)
+        assert not waiting.done()
+        assert reads == reads_when_listening
+        position = post_sale(worker, "sale")
+        assert await asyncio.wait_for(waiting, timeout=30) >= position > first
+        watch = worker._projected
+        assert watch is not None
+        assert watch.trusted >= 1
+        await changes.aclose()
+        await worker.aclose()
+
+    try:
+        asyncio.run(live())
+    finally:
+        process.stop()
+        projector.close_sync()
+        drop_schema(settings)

@@ -256,6 +256,7 @@ def test_upserts_replace_or_accumulate_the_other_columns(engine: Engine) -> None
         metadata.remove(totals)
 
 
+@ON_POSTGRES_ONLY  # SQLite does not enforce VARCHAR lengths
 @FEW_OR_MANY
 def test_a_text_longer_than_its_column_is_refused_not_cut(
     engine: Engine, many: bool, monkeypatch: pytest.MonkeyPatch
@@ -263,8 +264,6 @@ def test_a_text_longer_than_its_column_is_refused_not_cut(
     if many:
         monkeypatch.setattr(bulk, "UNNEST_MAX_ROWS", 0)
     row = (1, 0, None, None, None, "x" * 201, None, None)  # description is String(200)
-    if engine.dialect.name == "sqlite":
-        pytest.skip("SQLite does not enforce VARCHAR lengths")
     with pytest.raises(Exception, match="value too long"), engine.begin() as conn:
         insert_bound(conn, bound, bind_rows(engine.dialect, bound, [row]))
     with pytest.raises(Exception, match="value too long"), engine.begin() as conn:

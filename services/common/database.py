@@ -108,11 +108,15 @@ def create_read_engine(settings: Settings) -> AsyncEngine:
             pool_size=settings.database_pool_size,
             connect_args={"server_settings": {"search_path": _postgres_search_path(settings)}},
         )
+    # Pooled: an aiosqlite connection is a thread of its own, and opening one for
+    # each read (NullPool) cost a trivial query most of its CPU (measured: a trivial
+    # request 3.1 -> 2.0-2.4 ms of the gateway's CPU, 314 -> 395-482 requests/s).
+    # Python's sqlite3 opens no transaction for a SELECT, so a pooled connection
+    # holds no snapshot between reads.
     return create_async_engine(
         settings.async_url,
         hide_parameters=HIDE_PARAMETERS,
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S},
-        poolclass=NullPool,
     )
 
 

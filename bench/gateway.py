@@ -32,7 +32,7 @@ from typing import Any
 
 import httpx
 
-from bench.stores import add_store_arguments, open_store, postgres_problem, selected_backends
+from bench.stores import add_store_arguments, fresh_stores
 from gateway.runtime import Runtime
 from services.common.auth import Role
 from services.ledger.domain import Posting, Side
@@ -312,15 +312,7 @@ def main() -> None:
         "run`), the gateway workers without one",
     )
     args = parser.parse_args()
-    for backend in selected_backends(args.backend):
-        if backend == "postgres" and (problem := postgres_problem(args.postgres_url)):
-            print(f"PostgreSQL skipped: {problem}")
-            continue
-        store = open_store(
-            backend, "gateway", postgres_url=args.postgres_url, sqlite_dir=args.sqlite_dir
-        )
-        store.destroy()
-        store.create()
+    for store in fresh_stores(args, "gateway"):
         runtime = Runtime(store.settings)
         try:
             officer, till_keys = seed(runtime, args.connections)
@@ -364,7 +356,7 @@ def main() -> None:
                     time.sleep(0.2)
             shape = "projector process" if projector else "projector thread in each worker"
             print(
-                f"== {backend} ({store.label}), {args.connections} connections, "
+                f"== {store.backend} ({store.label}), {args.connections} connections, "
                 f"{args.workers} worker(s), {shape}, {os.cpu_count()} cores"
             )
             meter = CpuMeter(server.pid, projector.pid if projector else None)
@@ -374,7 +366,6 @@ def main() -> None:
                 if process is not None:
                     process.terminate()
                     process.wait(timeout=30)
-            store.destroy()
 
 
 if __name__ == "__main__":

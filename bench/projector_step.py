@@ -21,7 +21,7 @@ import time
 from datetime import UTC, datetime
 
 from bench.gateway import seed
-from bench.stores import add_store_arguments, open_store, postgres_problem, selected_backends
+from bench.stores import add_store_arguments, fresh_stores
 from gateway.runtime import Runtime
 from services.shop.domain import PaymentMethod
 from services.shop.domain.sale import LineInput, PaymentInput
@@ -81,26 +81,17 @@ def main() -> None:
     parser.add_argument("--sales-per-step", type=int, action="append", dest="page_sizes")
     args = parser.parse_args()
     page_sizes: list[int] = args.page_sizes or [1, 8, 32]
-    for backend in selected_backends(args.backend):
-        if backend == "postgres" and (problem := postgres_problem(args.postgres_url)):
-            print(f"PostgreSQL skipped: {problem}")
-            continue
-        store = open_store(
-            backend, "projector_step", postgres_url=args.postgres_url, sqlite_dir=args.sqlite_dir
-        )
-        store.destroy()
-        store.create()
+    for store in fresh_stores(args, "projector_step"):
         runtime = Runtime(store.settings)
         try:
             seed(runtime, 1)
             runtime.projector.run_until_caught_up()
-            print(f"== {backend} ({store.label}), {args.steps} steps per page size")
+            print(f"== {store.backend} ({store.label}), {args.steps} steps per page size")
             print(f"{'sales':>6}{'command ms':>14}{'step ms':>12}{'projector/sale':>18}")
             for size in page_sizes:
                 measure(runtime, args.steps, size, f"p{size}")
         finally:
             runtime.close_sync()
-            store.destroy()
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import os
 import platform
 import sqlite3
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,6 +131,26 @@ def postgres_problem(postgres_url: str) -> str | None:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         return f"{type(exc).__name__}: {first_line}"
     return None
+
+
+def fresh_stores(args: argparse.Namespace, name: str) -> Iterator[Store]:
+    """For each store `args` selects (see `add_store_arguments`), a new empty one named
+    `name`, deleted once the caller's loop moves on or stops. A PostgreSQL that does not
+    answer is skipped, with a line saying why. Close every application and engine on a
+    store before the loop moves on."""
+    for backend in selected_backends(args.backend):
+        if backend == "postgres" and (problem := postgres_problem(args.postgres_url)):
+            print(f"PostgreSQL skipped: {problem}")
+            continue
+        store = open_store(
+            backend, name, postgres_url=args.postgres_url, sqlite_dir=args.sqlite_dir
+        )
+        store.destroy()
+        store.create()
+        try:
+            yield store
+        finally:
+            store.destroy()
 
 
 def describe_machine() -> str:

@@ -72,11 +72,6 @@ class ProjectedPosition:
     def listening(self) -> bool:
         return self._connection is not None and not self._connection.is_closed()
 
-    @property
-    def position(self) -> int:
-        """The position as last read or announced."""
-        return self._position
-
     async def wait_until(self, position: int, deadline: float) -> bool:
         """True once `position` is projected; False if the deadline passed first or
         nobody is listening (the caller polls then)."""

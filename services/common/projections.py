@@ -327,7 +327,11 @@ class ProjectionRunner:
         read and whether more may be waiting (a process wrote beyond what was folded).
         """
         fresh = self._positions is None
-        positions = self._known_positions(conn)
+        # This step's own copy: a runner shared by two threads (a demo load catching up
+        # beside the gateway's projector thread) must not see the other's step move
+        # the positions in the middle of this one (`_fold` would then take a moved
+        # position for where this step started, and apply events twice).
+        positions = dict(self._known_positions(conn))
         start = min(positions.values(), default=0)
         notifications = (
             read_ahead.take(start, pages) if read_ahead else self._read_pages(start, pages)
@@ -382,6 +386,7 @@ class ProjectionRunner:
             self._positions = None
             raise
         positions.update({name: new for name, (_old, new) in moves.items()})
+        self._positions = positions
         self.reached = reached
         return notifications, more
 

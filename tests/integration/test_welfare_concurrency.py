@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import threading
 from datetime import date
+from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from gateway.runtime import Runtime
 from services.common.errors import CoopError
 from services.common.projections import ProjectionRunner
 from services.ledger.domain import Posting, Side
+from services.ledger.projections.tables import ledger_account_balances, ledger_entries
 from services.welfare_fund.domain import InsufficientFunds, Program, Stream
 from services.welfare_fund.domain.disbursement import DisbursementKind
 from services.welfare_fund.process import WelfareAccrualProcess
@@ -156,3 +159,55 @@ def test_two_commitments_for_the_same_funds_exactly_one_wins(runtime: Runtime) -
     assert len(refused) == 1
     assert refused[0].available_cents == 20_000
     assert app.fund().reserved_by_program == {"HOUSING": 30_000}
+
+
+def test_a_runner_shared_by_two_threads_applies_each_event_once(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A demo load catching up beside the gateway's projector thread shares one runner.
+    Here the other thread's step runs, deterministically, while this step's process
+    is writing: this step must then lose on the positions (they moved), not take the
+    moved ones for where it started and apply the sale a second time."""
+    runtime.welfare.set_policy(
+        key="p", actor="t", effective_from=date(2025, 1, 1), shares=[(Stream.SHOP, 100_000)]
+    )
+    runtime.projector.run_until_caught_up()
+    _sale(runtime, 1, 5_000)
+    process = runtime.welfare_accrual
+    accrue = process.handle
+    interleaved: list[int] = []
+
+    def accrue_while_the_other_thread_steps(events: Any) -> int | None:
+        written = accrue(events)
+        if not interleaved:
+            interleaved.append(1)
+            with runtime.projector.projector_connection() as other:
+                interleaved.append(runtime.projector.step(other))
+        return written
+
+    monkeypatch.setattr(process, "handle", accrue_while_the_other_thread_steps)
+    with runtime.projector.projector_connection() as conn:
+        runtime.projector.step(conn)
+    assert interleaved[1] > 0  # the other step did apply the sale
+    runtime.projector.run_until_caught_up()
+    head = runtime.ledger.recorder.max_notification_id() or 0
+    assert set(runtime.projector.positions().values()) == {head}
+    live = ledger_and_fund_rows(runtime)
+    assert live[2] == 500  # the sale's 10%, accrued once
+    # What a replay from event 0 builds is what the two interleaved steps built.
+    runtime.projector.rebuild()
+    assert ledger_and_fund_rows(runtime) == live
+
+
+def ledger_and_fund_rows(runtime: Runtime) -> tuple[Any, ...]:
+    with runtime.sync_engine.connect() as conn:
+        entries = conn.execute(
+            select(ledger_entries.c.position, ledger_entries.c.total_cents).order_by(
+                ledger_entries.c.position
+            )
+        ).all()
+        balances = conn.execute(
+            select(ledger_account_balances).order_by(ledger_account_balances.c.account_code)
+        ).all()
+        shares = conn.execute(select(func.sum(welfare_accrual_items.c.share_cents))).scalar()
+    return [tuple(r) for r in entries], [tuple(r) for r in balances], shares

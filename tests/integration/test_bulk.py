@@ -114,17 +114,21 @@ def stored_text(engine: Engine, table: Table) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in conn.execute(select(*columns).order_by(table.c.position))]
 
 
-# A live page's few rows are bound as they are (one unnested INSERT on PostgreSQL), a
-# replay's many in COPY's text format: both must store the same.
-FEW_OR_MANY = pytest.mark.parametrize("many", [False, True], ids=["few", "many"])
+@pytest.fixture(params=["few", "many"])
+def few_or_many(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A live page's few rows are bound as they are (one unnested INSERT on
+    PostgreSQL), a replay's many in COPY's text format: both must store the same.
+    "many" sends even these tests' few rows the replay's way."""
+    if request.param == "many":
+        monkeypatch.setattr(bulk, "UNNEST_MAX_ROWS", 0)
+    return str(request.param)
+
+
+FEW_OR_MANY = pytest.mark.usefixtures("few_or_many")
 
 
 @FEW_OR_MANY
-def test_bound_rows_are_stored_exactly_as_sqlalchemy_stores_them(
-    engine: Engine, many: bool, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    if many:
-        monkeypatch.setattr(bulk, "UNNEST_MAX_ROWS", 0)
+def test_bound_rows_are_stored_exactly_as_sqlalchemy_stores_them(engine: Engine) -> None:
     rows = sample_rows()
     # As a rebuild's worker process sends them.
     prepared = pickle.loads(pickle.dumps(bind_rows(engine.dialect, bound, rows)))
@@ -168,11 +172,7 @@ ON_POSTGRES_ONLY = pytest.mark.parametrize(
 
 @ON_POSTGRES_ONLY
 @FEW_OR_MANY
-def test_bound_text_follows_the_connections_client_encoding(
-    engine: Engine, many: bool, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    if many:
-        monkeypatch.setattr(bulk, "UNNEST_MAX_ROWS", 0)
+def test_bound_text_follows_the_connections_client_encoding(engine: Engine) -> None:
     text = "Caffè già pronto"  # every character has a LATIN1 form
     row = (1, 0, None, None, None, text, None, None)
     prepared = bind_rows(engine.dialect, bound, [row])
@@ -184,11 +184,7 @@ def test_bound_text_follows_the_connections_client_encoding(
 
 @ON_POSTGRES_ONLY
 @FEW_OR_MANY
-def test_a_datetime_without_the_columns_zone_is_refused(
-    engine: Engine, many: bool, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    if many:
-        monkeypatch.setattr(bulk, "UNNEST_MAX_ROWS", 0)
+def test_a_datetime_without_the_columns_zone_is_refused(engine: Engine) -> None:
     naive = (1, 0, None, None, datetime(2025, 1, 1, 8, 0), "x", None, None)
     with pytest.raises(TypeError, match="recorded_at: a naive datetime"):
         bind_rows(engine.dialect, bound, [naive])
@@ -258,11 +254,7 @@ def test_upserts_replace_or_accumulate_the_other_columns(engine: Engine) -> None
 
 @ON_POSTGRES_ONLY  # SQLite does not enforce VARCHAR lengths
 @FEW_OR_MANY
-def test_a_text_longer_than_its_column_is_refused_not_cut(
-    engine: Engine, many: bool, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    if many:
-        monkeypatch.setattr(bulk, "UNNEST_MAX_ROWS", 0)
+def test_a_text_longer_than_its_column_is_refused_not_cut(engine: Engine) -> None:
     row = (1, 0, None, None, None, "x" * 201, None, None)  # description is String(200)
     with pytest.raises(Exception, match="value too long"), engine.begin() as conn:
         insert_bound(conn, bound, bind_rows(engine.dialect, bound, [row]))
@@ -273,11 +265,7 @@ def test_a_text_longer_than_its_column_is_refused_not_cut(
 
 @ON_POSTGRES_ONLY
 @FEW_OR_MANY
-def test_a_datetime_in_a_date_column_is_stored_as_its_own_date(
-    engine: Engine, many: bool, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    if many:
-        monkeypatch.setattr(bulk, "UNNEST_MAX_ROWS", 0)
+def test_a_datetime_in_a_date_column_is_stored_as_its_own_date(engine: Engine) -> None:
     # Half past midnight in Rome is still the day before in UTC.
     at = datetime(2025, 1, 2, 0, 30, tzinfo=ZoneInfo("Europe/Rome"))
     row = (1, 0, None, at, None, None, None, None)

@@ -86,7 +86,6 @@ class Runtime:
         with startup_lock(settings):
             self._set_up(settings)
         self._read_engine: AsyncEngine | None = None
-        self._statement_engine: AsyncEngine | None = None
         self._lone_reads: LoneReads | None = None
         self._settlement: Select[Any] | None = None
         self._projected: ProjectedPosition | None = None
@@ -158,21 +157,10 @@ class Runtime:
         return self._read_engine
 
     @property
-    def statement_engine(self) -> AsyncEngine:
-        """The read engine for a lone SELECT: no transaction around it. Through the
-        read engine one SELECT is three round trips (BEGIN, SELECT, ROLLBACK); every
-        request's authentication and every read-your-writes position check is one."""
-        if self._statement_engine is None:
-            self._statement_engine = self.read_engine.execution_options(
-                isolation_level="AUTOCOMMIT"
-            )
-        return self._statement_engine
-
-    @property
     def lone_reads(self) -> LoneReads:
         """Lone one-row SELECTs at the driver's cost: every request's authentication."""
         if self._lone_reads is None:
-            self._lone_reads = LoneReads(self.settings, self.statement_engine)
+            self._lone_reads = LoneReads(self.settings, self.read_engine)
         return self._lone_reads
 
     async def fund_settled(self, positions: Sequence[int] | None = None) -> None:
@@ -345,7 +333,7 @@ class Runtime:
             self._lone_reads = None
         if self._read_engine is not None:
             await self._read_engine.dispose()
-            self._read_engine = self._statement_engine = None
+            self._read_engine = None
 
     def close_sync(self) -> None:
         self._stop.set()

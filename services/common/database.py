@@ -176,7 +176,13 @@ class LoneReads:
     executing and reading the row 130, asyncpg's own part 30: measured in one worker),
     a tenth of what a whole trivial request costs it. So on PostgreSQL they go straight
     to an asyncpg pool of their own, each statement compiled once by SQLAlchemy for
-    asyncpg; on SQLite they go through `engine` as any other read.
+    asyncpg; on SQLite they go through `engine` (the read engine) as any other read.
+    Not with an AUTOCOMMIT execution option there: Python's sqlite3 opens no
+    transaction for a SELECT anyway, and on aiosqlite the option sets the isolation
+    level at each checkout and resets it at each return, two thread hops per read; a
+    read cancelled between them (graphql-core cancels a query's other root fields
+    when one fails) left its connection checked out until the garbage collector
+    found it.
 
     Statements must be built once (module constants, parameters as `bindparam`): the
     compiled text is kept per statement object.

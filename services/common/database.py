@@ -112,10 +112,14 @@ def create_read_engine(settings: Settings) -> AsyncEngine:
     # each read (NullPool) cost a trivial query most of its CPU (measured: a trivial
     # request 3.1 -> 2.0-2.4 ms of the gateway's CPU, 314 -> 395-482 requests/s).
     # Python's sqlite3 opens no transaction for a SELECT, so a pooled connection
-    # holds no snapshot between reads.
+    # holds no snapshot between reads. Sized by COOP_DATABASE_POOL_SIZE as on
+    # PostgreSQL: with SQLAlchemy's default (5), a sixth concurrent read opened a
+    # connection, so a thread, and closed it on return (16 connections, one worker:
+    # trivial 778-792 -> 847-852 requests/s with the bench's pool of 8).
     return create_async_engine(
         settings.async_url,
         hide_parameters=HIDE_PARAMETERS,
+        pool_size=settings.database_pool_size,
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S},
     )
 

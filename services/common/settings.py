@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_SQLITE_URL
     # PostgreSQL only: the schema that holds this cooperative's tables (one per tenant).
     database_schema: str = Field(default="", pattern=r"^[a-z_][a-z0-9_]{0,62}$|^$")
+    # Per process: commands' and reads' pools on PostgreSQL, the read pool on SQLite.
     database_pool_size: int = Field(default=10, ge=1, le=200)
     timezone: str = "Europe/Rome"
 

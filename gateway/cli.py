@@ -119,13 +119,6 @@ def serve(
     host = host or settings.host
     port = port or settings.port
     workers = workers or settings.workers
-    if workers > 1 and not settings.is_postgres:
-        console.print(
-            "[yellow]SQLite takes one writer at a time for the whole file, and worker "
-            "processes writing it wait on each other: measured, two workers and a "
-            "projector process rang about a third of the sales one worker did. Use one "
-            "worker on SQLite, or PostgreSQL for more (docs/scaling.md).[/yellow]"
-        )
     if workers > 1 and settings.run_projector_in_process:
         console.print(
             "[yellow]Several workers each follow the log in-process; that is safe "

@@ -77,6 +77,11 @@ RELAXED_COMMIT = "coop_relaxed_commit"
 # commits otherwise (about 20 ms each on SQLite with synchronous=FULL).
 REBUILD_PAGES_PER_TRANSACTION = 10
 
+# A projector that nobody can wake (its own process, on SQLite) looks again this soon
+# after a step that applied events, then twice as late after each empty one, up to
+# its poll interval.
+UNWOKEN_BUSY_POLL_S = 0.005
+
 
 class Projection(ABC):
     """A read model: its tables, the event topics it reads, and how it applies them."""
@@ -593,19 +598,33 @@ class ProjectionRunner:
         function NOTIFYs; see `_wake_on_notify`), so a projector in its own process
         does not leave a mutation's read-your-writes wait to the poll interval. A
         projector thread inside the gateway does not need it: the request that waits
-        wakes it (`Runtime.wait_for_position`).
+        wakes it (`Runtime.wait_for_position`). On SQLite there is nothing to LISTEN
+        to: a projector asked to listen polls soon after events instead (below).
         """
         backoff_s = poll_interval_s
+        # A projector process on SQLite has nothing to wake it: no NOTIFY, and the
+        # requests that wait for it are in other processes. It polls, soon after
+        # events came (each mutation waits for its step) and less often while none
+        # do. Measured: two gateway workers and a projector process on SQLite rang
+        # 77 sales/s with a fixed 0.2 s poll, each sale waiting for the next poll.
+        unwoken = listen and self.engine.dialect.name != "postgresql"
         with self._wake_on_notify(stop) if listen else nullcontext():
             while not stop.is_set():
                 try:
                     # One connection while it works: its session settings and
                     # prepared statements outlive each catch-up.
                     with self.projector_connection() as conn:
+                        wait_s = poll_interval_s
                         while not stop.is_set():
-                            self.run_until_caught_up(connection=conn)
+                            processed = self.run_until_caught_up(connection=conn)
                             backoff_s = poll_interval_s
-                            self.wake.wait(timeout=backoff_s)
+                            if unwoken:
+                                wait_s = (
+                                    UNWOKEN_BUSY_POLL_S
+                                    if processed
+                                    else min(wait_s * 2, poll_interval_s)
+                                )
+                            self.wake.wait(timeout=wait_s)
                             self.wake.clear()
                 except Exception:
                     log.exception("projection runner failed; retrying in %.1fs", backoff_s)

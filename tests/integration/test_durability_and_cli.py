@@ -87,28 +87,6 @@ def test_db_init_then_status(cli_env: Settings) -> None:
     assert "ledger" in status.output
 
 
-def test_serve_warns_against_several_workers_on_sqlite(
-    cli_env: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Several workers write one SQLite file through its lock and wait on each other;
-    on PostgreSQL they are the way to use more cores."""
-    import uvicorn
-
-    served: list[int] = []
-    monkeypatch.setattr(uvicorn, "run", lambda *_a, **kw: served.append(kw["workers"]))
-    monkeypatch.setenv("COOP_RUN_PROJECTOR_IN_PROCESS", "false")
-    get_settings.cache_clear()
-    runner = CliRunner()
-    several = runner.invoke(cli, ["serve", "--workers", "2"])
-    one = runner.invoke(cli, ["serve", "--workers", "1"])
-    assert several.exit_code == 0, several.output
-    assert one.exit_code == 0, one.output
-    assert served == [2, 1]
-    warned = "Use one worker on SQLite" in " ".join(several.output.split())
-    assert warned == (not cli_env.is_postgres), several.output
-    assert "one worker" not in " ".join(one.output.split())
-
-
 def guest_key_count(settings: Settings) -> int:
     from sqlalchemy import func, select
 

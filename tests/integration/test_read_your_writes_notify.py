@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from datetime import date
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from sqlalchemy import delete
 
 from gateway.projected import ProjectedPosition
 from gateway.runtime import ProjectionLag, Runtime
+from services.common.projections import wait_until
 from services.ledger.domain import Posting, Side
 from services.ledger.projections.projector import LedgerProjection
 
@@ -212,5 +214,38 @@ def test_live_updates_follow_the_projectors_notifications_without_polling(
         asyncio.run(live())
     finally:
         process.stop()
+        projector.close_sync()
+        drop_schema(settings)
+
+
+def test_a_projector_process_follows_a_run_of_mutations_without_waiting_its_poll(
+    tmp_path: Path, backend: str
+) -> None:
+    """`coop projections run` on SQLite has no NOTIFY to wake it, and the requests
+    waiting for it are in other processes. While mutations keep coming it must look
+    again soon after each step, not at its poll interval: each mutation waits for its
+    step (read-your-writes). Five sales, each waited for in turn, within less than one
+    poll interval in all (on PostgreSQL the LISTEN wakes it)."""
+    from tests.conftest import drop_schema, make_settings
+
+    poll_s = 3.0
+    settings = make_settings(backend, tmp_path)
+    worker = Runtime(settings)
+    projector = Runtime(settings)
+    process = ProjectorProcess(projector, poll_s=poll_s, listen=True)
+    process.start()
+
+    def reached(position: int) -> bool:
+        return wait_until(lambda: projector.projector.reached >= position, timeout_s=4 * poll_s)
+
+    try:
+        assert reached(post_sale(worker, "first"))  # the first may wait for a poll
+        started = time.monotonic()
+        for n in range(5):
+            assert reached(post_sale(worker, f"sale-{n}"))
+        assert time.monotonic() - started < poll_s
+    finally:
+        process.stop()
+        worker.close_sync()
         projector.close_sync()
         drop_schema(settings)

@@ -8,11 +8,22 @@ import json
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date
+from functools import lru_cache
 from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.utils import get_topic
-from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
+from sqlalchemy import (
+    CompoundSelect,
+    Connection,
+    Table,
+    bindparam,
+    func,
+    insert,
+    select,
+    union_all,
+    update,
+)
 
 from services.common.bulk import insert_mappings, upsert_rows
 from services.common.database import daily_rows_from
@@ -206,19 +217,38 @@ class WelfareFundProjection(Projection):
             _apply_daily(conn, activity)
 
 
-# Built once, the programs as a parameter (see services/common/database.py
-# `_daily_rows_statement`: building a statement costs more than running it).
-_FIFO_ENDS = (
-    select(welfare_accrual_items.c.program, func.max(welfare_accrual_items.c.fifo_end_cents))
-    .where(welfare_accrual_items.c.program.in_(bindparam("programs", expanding=True)))
-    .group_by(welfare_accrual_items.c.program)
-)
+@lru_cache(maxsize=16)
+def _fifo_ends_statement(program_count: int) -> CompoundSelect[Any]:
+    """Each program's end of queue as its own `max()` under `program = :pN`: an index
+    lookup (ix_welfare_accrual_items_fifo, from the top) on both stores. One `max()`
+    grouped by program over `program IN (...)` read every item of those programs
+    instead: PostgreSQL's most expensive statement under sales load (1.2 ms a step
+    with 3,000 items, 9 ms with 40,000), growing with the fund's history. Built once
+    per number of programs (building a statement costs more than running it)."""
+    item = welfare_accrual_items.c
+    return union_all(
+        *(
+            select(
+                bindparam(f"p{index}", type_=item.program.type).label("program"),
+                select(func.max(item.fifo_end_cents))
+                .where(item.program == bindparam(f"p{index}", type_=item.program.type))
+                .scalar_subquery()
+                .label("fifo_end_cents"),
+            )
+            for index in range(program_count)
+        )
+    )
 
 
 def _fifo_ends(conn: Connection, programs: set[str]) -> dict[str, int]:
     """Where each program's funding queue ends (a program without sources is absent)."""
-    rows = conn.execute(_FIFO_ENDS, {"programs": sorted(programs)})
-    return {program: int(end) for program, end in rows}
+    ordered = sorted(programs)
+    if not ordered:
+        return {}
+    rows = conn.execute(
+        _fifo_ends_statement(len(ordered)), {f"p{i}": p for i, p in enumerate(ordered)}
+    )
+    return {program: int(end) for program, end in rows if end is not None}
 
 
 def _apply_daily(conn: Connection, activity: dict[tuple[str, str, date], list[int]]) -> None:

@@ -37,7 +37,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import AsyncAdaptedQueuePool, NullPool
 
 from services.common.settings import Settings
 
@@ -119,6 +119,9 @@ def create_read_engine(settings: Settings) -> AsyncEngine:
     return create_async_engine(
         settings.async_url,
         hide_parameters=HIDE_PARAMETERS,
+        # Named: SQLAlchemy before 2.0.38 gave aiosqlite file databases NullPool, which
+        # takes no pool_size.
+        poolclass=AsyncAdaptedQueuePool,
         pool_size=settings.database_pool_size,
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S},
     )

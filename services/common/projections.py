@@ -619,10 +619,9 @@ class ProjectionRunner:
                             processed = self.run_until_caught_up(connection=conn)
                             backoff_s = poll_interval_s
                             if unwoken:
-                                wait_s = (
-                                    UNWOKEN_BUSY_POLL_S
-                                    if processed
-                                    else min(wait_s * 2, poll_interval_s)
+                                wait_s = min(
+                                    UNWOKEN_BUSY_POLL_S if processed else wait_s * 2,
+                                    poll_interval_s,
                                 )
                             self.wake.wait(timeout=wait_s)
                             self.wake.clear()

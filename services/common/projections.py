@@ -607,8 +607,8 @@ class ProjectionRunner:
         # events came (each mutation waits for its step) and less often while none
         # do. Measured: two gateway workers and a projector process on SQLite rang
         # 77 sales/s with a fixed 0.2 s poll, each sale waiting for the next poll.
-        unwoken = listen and self.engine.dialect.name != "postgresql"
-        with self._wake_on_notify(stop) if listen else nullcontext():
+        # The same on PostgreSQL while its LISTEN connection is down.
+        with self._wake_on_notify(stop) if listen else nullcontext(None) as listening:
             while not stop.is_set():
                 try:
                     # One connection while it works: its session settings and
@@ -618,11 +618,13 @@ class ProjectionRunner:
                         while not stop.is_set():
                             processed = self.run_until_caught_up(connection=conn)
                             backoff_s = poll_interval_s
-                            if unwoken:
+                            if listen and not (listening and listening.is_set()):
                                 wait_s = min(
                                     UNWOKEN_BUSY_POLL_S if processed else wait_s * 2,
                                     poll_interval_s,
                                 )
+                            else:
+                                wait_s = poll_interval_s
                             self.wake.wait(timeout=wait_s)
                             self.wake.clear()
                 except Exception:
@@ -632,16 +634,21 @@ class ProjectionRunner:
                     self.wake.clear()
 
     @contextmanager
-    def _wake_on_notify(self, stop: threading.Event) -> Iterator[None]:
-        """A thread that LISTENs on the events table's channel and sets `wake`."""
+    def _wake_on_notify(self, stop: threading.Event) -> Iterator[threading.Event | None]:
+        """A thread that LISTENs on the events table's channel and sets `wake`.
+
+        Yields an event that is set while the LISTEN is in effect (None where there is
+        nothing to listen to), so that `follow` polls soon after events meanwhile.
+        """
         channel = getattr(self.app.recorder, "channel_name", None)
         if self.engine.dialect.name != "postgresql" or channel is None:
-            yield
+            yield None
             return
         conninfo = self.engine.url.set(drivername="postgresql").render_as_string(
             hide_password=False
         )
         done = threading.Event()
+        listening = threading.Event()
 
         def listen() -> None:
             while not (stop.is_set() or done.is_set()):
@@ -650,6 +657,7 @@ class ProjectionRunner:
                         listener.execute(
                             psycopg_sql.SQL("LISTEN {}").format(psycopg_sql.Identifier(channel))
                         )
+                        listening.set()
                         # A commit between the runner's last read and this LISTEN was
                         # announced to nobody: look once more, or it waits for the poll.
                         self.wake.set()
@@ -657,14 +665,16 @@ class ProjectionRunner:
                             for _notify in listener.notifies(timeout=0.5):
                                 self.wake.set()
                 except psycopg.Error as exc:
-                    # Polling still runs; only the early wake-ups are missing meanwhile.
-                    log.warning("projector: LISTEN failed (%s); polling only", type(exc).__name__)
+                    # Polling still runs, soon after events (`follow`), until it is back.
+                    listening.clear()
+                    log.warning("projector: LISTEN failed (%s); polling", type(exc).__name__)
                     done.wait(5.0)
+                listening.clear()
 
         thread = threading.Thread(target=listen, name="coop-projector-listen", daemon=True)
         thread.start()
         try:
-            yield
+            yield listening
         finally:
             done.set()
             thread.join(timeout=2.0)

@@ -249,3 +249,46 @@ def test_a_projector_process_follows_a_run_of_mutations_without_waiting_its_poll
         worker.close_sync()
         projector.close_sync()
         drop_schema(settings)
+
+
+@pytest.mark.postgres
+def test_a_projector_process_whose_listen_fails_still_follows_mutations_soon(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On PostgreSQL the projector process is woken by NOTIFY. While its LISTEN
+    connection cannot be had it must poll soon after events, as on SQLite, and not
+    leave every mutation waiting for its poll interval."""
+    import psycopg
+
+    from tests.conftest import drop_schema, make_settings
+
+    poll_s = 3.0
+    settings = make_settings("postgres", tmp_path)
+    worker = Runtime(settings)
+    projector = Runtime(settings)
+
+    def refuse(*_args: object, **_kwargs: object) -> psycopg.Connection[object]:
+        raise psycopg.OperationalError("connection refused")
+
+    # Only the LISTEN connection is made with psycopg.connect; the event store's
+    # connections come from its pool, made before this.
+    monkeypatch.setattr(psycopg, "connect", refuse)
+    process = ProjectorProcess(projector, poll_s=poll_s, listen=True)
+    process.start()
+
+    def reached(position: int) -> bool:
+        return wait_until(lambda: projector.projector.reached >= position, timeout_s=4 * poll_s)
+
+    try:
+        assert reached(post_sale(worker, "first"))  # the first may wait for a poll
+        started = time.monotonic()
+        for n in range(5):
+            assert reached(post_sale(worker, f"sale-{n}"))
+        assert time.monotonic() - started < poll_s
+        assert "LISTEN failed (OperationalError); polling" in caplog.text
+    finally:
+        process.stop()
+        monkeypatch.undo()
+        worker.close_sync()
+        projector.close_sync()
+        drop_schema(settings)

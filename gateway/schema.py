@@ -18,6 +18,7 @@ from strawberry.types import ExecutionContext
 
 from gateway.document_cache import DocumentCache
 from gateway.errors import MaskUnexpectedErrors
+from gateway.settled_fields import settle_sibling_fields
 from services.audit.graphql import AuditMutation, AuditQuery
 from services.common.graphql import MONEY_SCALAR, Money
 from services.common.settings import Settings
@@ -74,6 +75,7 @@ class CoopSchema(strawberry.Schema):
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     """The schema with the limits of `settings` (none when only printing it)."""
+    settle_sibling_fields()
     # Factories, so each request gets fresh extension instances.
     extensions: list[Callable[[], SchemaExtension]] = [MaskUnexpectedErrors]
     if settings is not None:

@@ -187,9 +187,9 @@ class LoneReads:
     Not with an AUTOCOMMIT execution option there: Python's sqlite3 opens no
     transaction for a SELECT anyway, and on aiosqlite the option sets the isolation
     level at each checkout and resets it at each return, two thread hops per read; a
-    read cancelled between them (graphql-core cancels a query's other root fields
-    when one fails) left its connection checked out until the garbage collector
-    found it.
+    read cancelled between them (a client gone, or graphql-core cancelling a
+    failed field's siblings, which gateway/settled_fields.py has since stopped) left
+    its connection checked out until the garbage collector found it.
 
     Statements must be built once (module constants, parameters as `bindparam`): the
     compiled text is kept per statement object.

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import event, update
 from sqlalchemy.exc import SAWarning
 
 from gateway.auth import auth_tokens, principal_for_key
@@ -304,3 +304,49 @@ async def test_cancelled_lone_reads_leave_no_connection_checked_out(
             assert engine_pool.checkedout() == 0  # type: ignore[attr-defined]
         # And the reads still work.
         assert (await principal_for_key(runtime.lone_reads, key)).subject.startswith("cancelled")
+
+
+async def test_a_failed_field_leaves_the_reads_beside_it_to_finish(
+    tmp_path: Path, backend: str
+) -> None:
+    """An auditor asks in one query for the fund balance, the trial balance and a sale
+    that does not exist. The answer is the sale's NOT_FOUND (the non-null field's
+    error nulls the whole data). The reads beside it must run to their end: graphql-
+    core cancelled them when the sale's field failed, and a read cancelled half-way
+    lost its connection: the read engine's pool threw it away (about two queries in
+    three), on PostgreSQL a cancel request went to the server on a connection of its
+    own, and now and then asyncio logged "Future exception was never retrieved"."""
+    settings = make_settings(backend, tmp_path)
+    logged: list[str] = []
+    loop = asyncio.get_running_loop()
+    previous_handler = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: logged.append(str(context.get("message"))))
+    try:
+        async with serving(settings) as anon:
+            auditor = anon.as_role(Role.AUDITOR)
+            invalidated: list[object] = []
+            event.listen(
+                anon.runtime.read_engine.sync_engine.pool,
+                "invalidate",
+                lambda *_args: invalidated.append(1),
+            )
+            missing = "00000000-0000-4000-8000-000000000000"
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                for _attempt in range(60):
+                    body = await auditor.execute(
+                        "{ fundBalance { accrued } trialBalance { balanced }"
+                        f' sale(id: "{missing}") {{ id }} }}'
+                    )
+                    assert body["data"] is None
+                    assert [e["extensions"]["code"] for e in body["errors"]] == ["NOT_FOUND"]
+                gc.collect()
+                await asyncio.sleep(0.05)
+            assert [w for w in caught if issubclass(w.category, SAWarning)] == []
+            assert len(invalidated) == 0
+            # The reads still answer.
+            data = await auditor.data("{ fundBalance { accrued } }")
+            assert data["fundBalance"]["accrued"] == "0.00"
+    finally:
+        loop.set_exception_handler(previous_handler)
+    assert logged == []

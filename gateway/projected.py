@@ -167,3 +167,77 @@ class ProjectedPosition:
         self._connection = None
         self._failed_at = time.monotonic()
         self._wake()  # the waiters poll while the connection is down
+
+
+# A shared poll looks again this soon after a read that found the projector short of
+# some waiter, doubling up to POLL_MAX_S while the position does not move.
+POLL_MIN_S = 0.002
+POLL_MAX_S = 0.05
+
+
+class PolledPosition:
+    """Read-your-writes where nothing announces the projector's progress: SQLite with
+    the projector in another process (no NOTIFY), or PostgreSQL while this worker's
+    LISTEN connection is down.
+
+    One poller per worker reads the tracking table for every request waiting on a
+    position, instead of each polling it on its own (16 concurrent sales were 16
+    pollers). A read settles only the waiters that were there when it started: an
+    older answer could predate a rebuild that set a read model back. Bound to the
+    event loop it was created in.
+    """
+
+    def __init__(self, poll: Callable[[], Awaitable[int]]) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._poll = poll
+        # (position wanted, reads started when it came, its future)
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._reads_started = 0
+        self._poller: asyncio.Task[None] | None = None
+        self.polls = 0  # tracking-table reads, for tests
+
+    async def wait_until(self, position: int, deadline: float) -> bool:
+        """True once `position` is projected; False if the deadline passed first."""
+        reached = self.loop.create_future()
+        self._waiters.append((position, self._reads_started, reached))
+        if self._poller is None or self._poller.done():
+            self._poller = asyncio.ensure_future(self._run())
+        try:
+            await asyncio.wait_for(
+                asyncio.shield(reached), timeout=max(deadline - time.monotonic(), 0.0)
+            )
+        except TimeoutError:
+            return False
+        finally:
+            reached.cancel()  # a no-op once settled; otherwise the poller drops it
+        return True
+
+    async def _run(self) -> None:
+        interval_s = POLL_MIN_S
+        projected = -1
+        while self._waiters:
+            self._reads_started += 1
+            started = self._reads_started
+            self.polls += 1
+            try:
+                position = await self._poll()
+            except Exception as exc:  # every waiter gets the store's error
+                for _wanted, _since, reached in self._waiters:
+                    if not reached.done():
+                        reached.set_exception(exc)
+                self._waiters = []
+                return
+            waiting = []
+            for wanted, since, reached in self._waiters:
+                if reached.done():
+                    continue  # gave up (its deadline) or cancelled
+                if since < started and position >= wanted:
+                    reached.set_result(None)
+                else:
+                    waiting.append((wanted, since, reached))
+            self._waiters = waiting
+            if not waiting:
+                return
+            interval_s = POLL_MIN_S if position != projected else min(interval_s * 2, POLL_MAX_S)
+            projected = position
+            await asyncio.sleep(interval_s)

@@ -14,7 +14,7 @@ from sqlalchemy import Select, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.auth import AUTH_TABLES, CredentialStore
-from gateway.projected import ProjectedPosition
+from gateway.projected import PolledPosition, ProjectedPosition
 from gateway.ratelimit import RateLimiter
 from services.audit.application import AuditApplication
 from services.audit.projections.projector import AuditChainProjection, AuditHeadsProjection
@@ -89,6 +89,7 @@ class Runtime:
         self._lone_reads: LoneReads | None = None
         self._settlement: Select[Any] | None = None
         self._projected: ProjectedPosition | None = None
+        self._polled: PolledPosition | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -261,12 +262,8 @@ class Runtime:
             if time.monotonic() >= deadline:
                 raise ProjectionLag(position, self.settings.read_your_writes_timeout_s)
             # Not listening (the connection failed or dropped): poll instead.
-        interval_s = 0.002
-        while await self.projected_position() < position:
-            if time.monotonic() >= deadline:
-                raise ProjectionLag(position, self.settings.read_your_writes_timeout_s)
-            await asyncio.sleep(interval_s)
-            interval_s = min(interval_s * 2, 0.05)
+        if not await self._polled_watch().wait_until(position, deadline):
+            raise ProjectionLag(position, self.settings.read_your_writes_timeout_s)
 
     def _projected_watch(self) -> ProjectedPosition | None:
         """The projector's announced position (PostgreSQL, projector in another process)."""
@@ -286,6 +283,13 @@ class Runtime:
                 self.projector.payload_suffix,
             )
         return self._projected
+
+    def _polled_watch(self) -> PolledPosition:
+        """This worker's one poller of the projected position, for the waits that
+        nothing announces (SQLite with the projector in another process)."""
+        if self._polled is None or self._polled.loop is not asyncio.get_running_loop():
+            self._polled = PolledPosition(self.projected_position)
+        return self._polled
 
     async def position_changes(self) -> AsyncGenerator[int, None]:
         """The projected position now, then each time it moves (live updates).
@@ -328,6 +332,7 @@ class Runtime:
         if self._projected is not None:
             await self._projected.close()
             self._projected = None
+        self._polled = None  # its poller ends with its last waiter
         if self._lone_reads is not None:
             await self._lone_reads.close()
             self._lone_reads = None

@@ -10,7 +10,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, event
 
 from gateway.projected import ProjectedPosition
 from gateway.runtime import ProjectionLag, Runtime
@@ -292,3 +292,38 @@ def test_a_projector_process_whose_listen_fails_still_follows_mutations_soon(
         worker.close_sync()
         projector.close_sync()
         drop_schema(settings)
+
+
+async def test_waiting_requests_share_one_poll_of_the_projected_position(
+    tmp_path: Path,
+) -> None:
+    """SQLite with the projector in another process: nothing announces its progress,
+    so the worker polls the tracking table. Sixteen requests waiting at once must
+    share one poller, not poll it sixteen times over, and each still returns as soon
+    as the projector has reached its position."""
+    from tests.conftest import make_settings
+
+    settings = make_settings("sqlite", tmp_path)
+    worker = Runtime(settings)  # no projector thread: like `coop serve` workers
+    projector = Runtime(settings)
+    process = ProjectorProcess(projector, poll_s=0.05, listen=False)
+    positions = [post_sale(worker, f"sale-{n}") for n in range(16)]
+    reads: list[str] = []
+
+    def count_read(*args: object) -> None:
+        reads.append(str(args[2]))
+
+    event.listen(worker.read_engine.sync_engine, "before_cursor_execute", count_read)
+    try:
+        waits = [asyncio.ensure_future(worker.wait_for_position(p)) for p in positions]
+        await asyncio.sleep(0.3)  # nobody projects yet: they all wait
+        assert not any(wait.done() for wait in waits)
+        process.start()
+        await asyncio.wait_for(asyncio.gather(*waits), timeout=5)
+        assert await worker.projected_position() >= max(positions)
+        # One waiter alone polls about ten times in 0.3 s (2 ms, doubling to 50 ms).
+        assert len(reads) < 30, len(reads)
+    finally:
+        process.stop()
+        await worker.aclose()
+        projector.close_sync()

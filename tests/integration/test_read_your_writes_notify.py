@@ -228,10 +228,22 @@ def test_a_projector_process_follows_a_run_of_mutations_without_waiting_its_poll
     poll interval in all (on PostgreSQL the LISTEN wakes it)."""
     from tests.conftest import drop_schema, make_settings
 
-    poll_s = 3.0
     settings = make_settings(backend, tmp_path)
     worker = Runtime(settings)
     projector = Runtime(settings)
+    try:
+        assert_a_run_of_sales_is_followed_within_one_poll(worker, projector)
+    finally:
+        worker.close_sync()
+        projector.close_sync()
+        drop_schema(settings)
+
+
+def assert_a_run_of_sales_is_followed_within_one_poll(
+    worker: Runtime, projector: Runtime, poll_s: float = 3.0
+) -> None:
+    """A projector process (listening) follows five sales, each waited for in turn,
+    in less than one poll interval in all; the first may wait for a poll."""
     process = ProjectorProcess(projector, poll_s=poll_s, listen=True)
     process.start()
 
@@ -239,16 +251,13 @@ def test_a_projector_process_follows_a_run_of_mutations_without_waiting_its_poll
         return wait_until(lambda: projector.projector.reached >= position, timeout_s=4 * poll_s)
 
     try:
-        assert reached(post_sale(worker, "first"))  # the first may wait for a poll
+        assert reached(post_sale(worker, "first"))
         started = time.monotonic()
         for n in range(5):
             assert reached(post_sale(worker, f"sale-{n}"))
         assert time.monotonic() - started < poll_s
     finally:
         process.stop()
-        worker.close_sync()
-        projector.close_sync()
-        drop_schema(settings)
 
 
 @pytest.mark.postgres
@@ -262,7 +271,6 @@ def test_a_projector_process_whose_listen_fails_still_follows_mutations_soon(
 
     from tests.conftest import drop_schema, make_settings
 
-    poll_s = 3.0
     settings = make_settings("postgres", tmp_path)
     worker = Runtime(settings)
     projector = Runtime(settings)
@@ -273,21 +281,10 @@ def test_a_projector_process_whose_listen_fails_still_follows_mutations_soon(
     # Only the LISTEN connection is made with psycopg.connect; the event store's
     # connections come from its pool, made before this.
     monkeypatch.setattr(psycopg, "connect", refuse)
-    process = ProjectorProcess(projector, poll_s=poll_s, listen=True)
-    process.start()
-
-    def reached(position: int) -> bool:
-        return wait_until(lambda: projector.projector.reached >= position, timeout_s=4 * poll_s)
-
     try:
-        assert reached(post_sale(worker, "first"))  # the first may wait for a poll
-        started = time.monotonic()
-        for n in range(5):
-            assert reached(post_sale(worker, f"sale-{n}"))
-        assert time.monotonic() - started < poll_s
+        assert_a_run_of_sales_is_followed_within_one_poll(worker, projector)
         assert "LISTEN failed (OperationalError); polling" in caplog.text
     finally:
-        process.stop()
         monkeypatch.undo()
         worker.close_sync()
         projector.close_sync()

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from graphql import ASTValidationRule, DocumentNode
 from strawberry.extensions import SchemaExtension
 
+from gateway.nul_text import carries_nul, nul_error
+
 
 class DocumentCache:
     def __init__(self, max_documents: int) -> None:
@@ -86,7 +88,11 @@ class CheckedDocuments(SchemaExtension):
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
-        if self.hit:
+        if carries_nul(context.variables):
+            # Errors set here are the answer: strawberry then neither validates nor
+            # executes (gateway/nul_text.py).
+            context.pre_execution_errors = [nul_error()]
+        elif self.hit:
             # strawberry validates only while `pre_execution_errors` is None.
             context.pre_execution_errors = []
         yield

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import strawberry
-from graphql import GraphQLError
+from graphql import ASTValidationRule, GraphQLError
 from strawberry.extensions import (
     DisableIntrospection,
     MaxAliasesLimiter,
@@ -18,6 +18,7 @@ from strawberry.types import ExecutionContext
 
 from gateway.document_cache import DocumentCache
 from gateway.errors import MaskUnexpectedErrors
+from gateway.nul_text import NoNulInStrings
 from gateway.settled_fields import settle_sibling_fields
 from services.audit.graphql import AuditMutation, AuditQuery
 from services.common.graphql import MONEY_SCALAR, Money
@@ -81,7 +82,8 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     if settings is not None:
         # strawberry's limiter extensions, built once for their rule classes; the
         # document cache's extension applies them (gateway/document_cache.py).
-        rules = [
+        rules: list[type[ASTValidationRule]] = [
+            NoNulInStrings,
             *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
             *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
         ]

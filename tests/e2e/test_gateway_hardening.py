@@ -77,6 +77,45 @@ async def test_token_floods_are_refused(client: GraphQLClient) -> None:
     assert "token" in body["errors"][0]["message"].lower()
 
 
+async def test_text_with_a_nul_character_is_refused_and_nothing_is_stored(
+    client: GraphQLClient,
+) -> None:
+    """PostgreSQL's text cannot hold U+0000: a donor's name with one was stored as an
+    event and then stopped every projector at it, for good. It is refused before
+    execution, in variables and in literals of the query, naming no value; nothing is
+    stored and everything still answers."""
+    donate = (
+        "mutation($input: RecordDonationInput!) { recordDonation(input: $input) { __typename } }"
+    )
+    head = client.head()
+    refused = [
+        await client.execute(
+            donate,
+            {"input": {"idempotencyKey": "nul-1", "amount": "1.00", "donor": "Anna\x00Neri"}},
+        ),
+        await client.execute(
+            'mutation { recordDonation(input: {idempotencyKey: "nul-2", amount: "1.00", '
+            'donor: "Anna\\u0000Neri"}) { __typename } }'
+        ),
+        await client.execute(  # in a key, not only in free text
+            donate, {"input": {"idempotencyKey": "nul\x00-3", "amount": "1.00"}}
+        ),
+    ]
+    for body in refused:
+        assert body.get("data") is None, body
+        assert [(e["message"], e["extensions"]["code"]) for e in body["errors"]] == [
+            ("text may not contain the NUL character (U+0000)", "BAD_REQUEST")
+        ]
+        assert "Neri" not in json.dumps(body)
+    assert client.head() == head
+    data = await client.data(
+        donate, {"input": {"idempotencyKey": "ok-1", "amount": "1.00", "donor": "Anna Neri"}}
+    )
+    assert data["recordDonation"]["__typename"] == "Donation"
+    balance = await client.data("{ fundBalance { accrued } }")
+    assert balance["fundBalance"]["accrued"] is not None
+
+
 async def test_batches_are_refused(client: GraphQLClient) -> None:
     head = client.head()
     response = await client.http.post(

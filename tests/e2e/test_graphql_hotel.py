@@ -583,6 +583,120 @@ async def test_early_departure_charges_the_nights_stayed_and_frees_the_rest(
     assert istat["byResidence"] == [{"residence": GERMANY, "arrivals": 1, "nights": 1}]
 
 
+async def test_early_departure_gives_back_the_deposit_above_the_nights_stayed(
+    client: GraphQLClient,
+) -> None:
+    """Paid only by its deposit: after an early departure the excess of the deposit is
+    refunded, then the guest checks out (the refund was once capped at what was paid
+    since check-in, 0.00 here, and the guest could never check out)."""
+    booking = await book(
+        client,
+        guests=[
+            adult(
+                residenceCountryCode=GERMANY, residenceMunicipalityCode=None, residenceProvince=None
+            )
+        ],
+        roomNumber="101",
+        deposit="150.00",
+        depositMethod="CARD",
+    )
+    booking_id = booking["id"]
+    checked_in = await run(
+        client,
+        CHECK_IN,
+        {"idempotencyKey": "in", "bookingId": booking_id, "businessDate": "2025-07-01"},
+        "checkIn",
+    )
+    assert checked_in["__typename"] == "Booking"
+    due = await run(
+        client,
+        CHECK_OUT,
+        {"idempotencyKey": "o1", "bookingId": booking_id, "businessDate": "2025-07-02"},
+        "checkOut",
+    )
+    assert due["amountDue"] == "-59.00"  # one night 90.00 + 1.00 tax, against 150.00
+    too_much = await run(
+        client,
+        REFUND,
+        {"idempotencyKey": "r0", "bookingId": booking_id, "method": "CARD", "amount": "150.01"},
+        "recordRefund",
+    )
+    assert too_much["__typename"] == "ValidationError"
+    assert too_much["field"] == "amount"
+    refunded = await run(
+        client,
+        REFUND,
+        {"idempotencyKey": "r", "bookingId": booking_id, "method": "CARD", "amount": "59.00"},
+        "recordRefund",
+    )
+    assert refunded["__typename"] == "Booking", refunded
+    out = await run(
+        client,
+        CHECK_OUT,
+        {"idempotencyKey": "o2", "bookingId": booking_id, "businessDate": "2025-07-02"},
+        "checkOut",
+    )
+    assert out["status"] == "CHECKED_OUT"
+    assert out["folio"]["total"] == "91.00"
+    assert out["folio"]["balance"] == "0.00"
+    # The deposit applied in full, the receivable back at zero, 91.00 kept.
+    assert account_totals(await entries_for(client, booking_id)) == {
+        "1020": "91.00",
+        "2010": "-8.18",
+        "2100": "-1.00",
+        "4000": "-81.82",
+    }
+
+
+async def test_a_late_arrival_pays_the_held_nights_but_tourist_tax_only_for_nights_stayed(
+    client: GraphQLClient,
+) -> None:
+    """Two adults booked for three nights arrive on the third: the room was held, so
+    the three nights are paid, but the tax is per guest per night stayed (2 guest-
+    nights, not 6), as the municipality's return and ISTAT count them."""
+    abroad = {
+        "residenceCountryCode": GERMANY,
+        "residenceMunicipalityCode": None,
+        "residenceProvince": None,
+    }
+    booking = await book(
+        client, guests=[adult(**abroad), {**member("Bianchi", "Luca", "M", "1979-01-20"), **abroad}]
+    )
+    booking_id = booking["id"]
+    checked_in = await run(
+        client,
+        CHECK_IN,
+        {"idempotencyKey": "in", "bookingId": booking_id, "businessDate": "2025-07-03"},
+        "checkIn",
+    )
+    assert checked_in["folio"]["touristTax"] == "2.00"
+    await run(
+        client,
+        PAY,
+        {"idempotencyKey": "p", "bookingId": booking_id, "method": "CARD", "amount": "272.00"},
+        "recordPayment",
+    )
+    out = await run(
+        client,
+        CHECK_OUT,
+        {"idempotencyKey": "o", "bookingId": booking_id, "businessDate": "2025-07-04"},
+        "checkOut",
+    )
+    assert out["status"] == "CHECKED_OUT"
+    assert out["folio"]["total"] == "272.00"  # 3 x 90.00 + 2 x 1.00
+    tax_lines = [line for line in out["folio"]["lines"] if line["kind"] == "TOURIST_TAX"]
+    assert [line["description"] for line in tax_lines] == [
+        "Tourist tax: 2 guest-night(s) at 1.00 EUR"
+    ]
+    tax = (
+        await client.data(
+            'query { touristTaxReport(from: "2025-07-01", to: "2025-07-31") '
+            "{ amount taxedGuestNights exemptGuestNights } }"
+        )
+    )["touristTaxReport"]
+    assert tax == {"amount": "2.00", "taxedGuestNights": 2, "exemptGuestNights": 0}
+
+
 async def test_guests_pending_report_until_marked(client: GraphQLClient) -> None:
     from datetime import UTC, datetime, timedelta
 

@@ -355,7 +355,7 @@ class Booking(Aggregate):
         if on >= self.departure:
             raise ValidationError("businessDate", "check-in is before the departure day")
         # Priced again with the configuration in force now; a late arrival still pays
-        # the nights the room was held for.
+        # the nights the room was held for, but the tourist tax only from tonight.
         lines, tax = price_stay(
             config,
             room_number=self.room_number,
@@ -363,6 +363,7 @@ class Booking(Aggregate):
             end=self.departure,
             nightly_rate_cents=self.nightly_rate_cents,
             guests=self.guests,
+            present_from=on,
         )
         self.trigger_event(
             self.CheckedIn,
@@ -491,15 +492,18 @@ class Booking(Aggregate):
     def record_refund(
         self, *, method: str, amount_cents: int, on: date, ceiling_cents: int
     ) -> Payment:
-        """Money back to the guest, e.g. after an early departure; at most what was paid."""
+        """Money back to the guest, e.g. after an early departure; at most what was
+        paid, the deposit included (a deposit above a shortened stay is given back
+        this way before check-out, which then applies the whole deposit)."""
         if method not in PAYMENT_METHODS:
             raise ValidationError("method", "CASH, CARD or TRANSFER")
         check_positive_amount(amount_cents, field="amount", ceiling_cents=ceiling_cents)
         self._require(BookingStatus.CHECKED_IN, action="refund a payment")
-        received = sum(p.signed_cents for p in self.payments if p.kind in (PAYMENT, REFUND))
+        received = self.paid_cents
         if amount_cents > received:
             raise ValidationError(
-                "amount", f"exceeds the {format_cents(received)} EUR paid since check-in"
+                "amount",
+                f"exceeds the {format_cents(received)} EUR paid, the deposit included",
             )
         payment = Payment(REFUND, method, amount_cents, on)
         self.trigger_event(
@@ -526,6 +530,7 @@ class Booking(Aggregate):
             end=end,
             nightly_rate_cents=self.nightly_rate_cents,
             guests=self.guests,
+            present_from=self.checked_in_on,
         )
         total = sum(line.amount_cents for line in [*lines, *self.extra_lines])
         balance = total - self.paid_cents

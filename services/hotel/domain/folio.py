@@ -172,19 +172,23 @@ def price_stay(
     end: date,
     nightly_rate_cents: int,
     guests: Sequence[GuestFacts],
+    present_from: date | None = None,
 ) -> tuple[list[FolioLine], TouristTax]:
     """Room lines (one per night, VAT in force that night) and the tourist tax.
 
-    The tax is per guest per night at the rate in force that night for the hotel's
-    category; nights beyond the policy's cap, children under the age limit (age on
-    arrival), residents of the municipality and guests with a recorded reason are
-    exempt. One tax line per rate, outside VAT.
+    The tax is per guest per night stayed, at the rate in force that night for the
+    hotel's category; nights beyond the policy's cap, children under the age limit
+    (age on arrival), residents of the municipality and guests with a recorded reason
+    are exempt. One tax line per rate, outside VAT. `present_from`: the check-in day
+    of a late arrival; the nights before it are held (the room is paid) but nobody
+    stayed them, so they are neither taxed nor counted as exempt.
     """
     lines: list[FolioLine] = []
     taxed_by_rate: Counter[int] = Counter()
     first_night_at_rate: dict[int, date] = {}
     exempt: Counter[str] = Counter()
-    for index, night in enumerate(nights_between(arrival, end)):
+    first_present = arrival if present_from is None else max(arrival, present_from)
+    for night in nights_between(arrival, end):
         policy = config.policy_on(night)
         lines.append(
             FolioLine.priced(
@@ -196,8 +200,9 @@ def price_stay(
             )
         )
         rate = policy.tourist_tax_cents
-        if rate == 0:
-            continue  # no tax in force: nothing to report either
+        if rate == 0 or night < first_present:
+            continue  # no tax in force, or nobody there: nothing to report either
+        index = (night - first_present).days  # consecutive nights stayed, for the cap
         for guest in guests:
             reason = exemption(
                 guest,

@@ -654,7 +654,7 @@ async def test_a_late_arrival_pays_the_held_nights_but_tourist_tax_only_for_nigh
     """Two adults booked for three nights arrive on the third: the room was held, so
     the three nights are paid, but the tax is per guest per night stayed (2 guest-
     nights, not 6), as the municipality's return and ISTAT count them."""
-    abroad = {
+    abroad: dict[str, Any] = {
         "residenceCountryCode": GERMANY,
         "residenceMunicipalityCode": None,
         "residenceProvince": None,

@@ -15,7 +15,7 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
 from gateway.runtime import ProjectionLag
-from services.common.errors import CoopError
+from services.common.errors import CoopError, ValidationError
 from services.common.graphql import error_code
 
 log = logging.getLogger("coop.gateway.errors")
@@ -31,12 +31,10 @@ def _processed(error: GraphQLError) -> GraphQLError:
             error.message, nodes=error.nodes, path=error.path, extensions=extensions
         )
     if isinstance(original, CoopError):
-        return GraphQLError(
-            original.message,
-            nodes=error.nodes,
-            path=error.path,
-            extensions={"code": error_code(original)},
-        )
+        coded: dict[str, object] = {"code": error_code(original)}
+        if isinstance(original, ValidationError):
+            coded["field"] = original.field  # as a union's ValidationError names it
+        return GraphQLError(original.message, nodes=error.nodes, path=error.path, extensions=coded)
     if isinstance(original, ProjectionLag):
         return GraphQLError(
             str(original),

@@ -128,7 +128,10 @@ def as_of_date(as_of: datetime | None, zone: ZoneInfo) -> date:
         return datetime.now(UTC).astimezone(zone).date()
     if as_of.tzinfo is None:
         raise ValidationError("asOf", "must carry a UTC offset, e.g. 2025-06-30T23:59:59+02:00")
-    return as_of.astimezone(zone).date()
+    try:
+        return as_of.astimezone(zone).date()
+    except OverflowError:  # the first or last day of year 1 or 9999, moved past it
+        raise ValidationError("asOf", "is out of the calendar's range") from None
 
 
 def attempt(fn: Callable[[], T]) -> T | ErrorResult:

@@ -389,3 +389,22 @@ async def test_a_failed_field_leaves_the_reads_beside_it_to_finish(
     finally:
         loop.set_exception_handler(previous_handler)
     assert logged == []
+
+
+async def test_dates_at_the_ends_of_the_calendar_are_input_errors_not_internal_ones(
+    client: GraphQLClient,
+) -> None:
+    """An instant at the very end (or start) of the calendar, moved into the
+    cooperative's time zone, falls off it; December 9999 has no following month.
+    Each once came back as a masked internal error."""
+    for query in (
+        '{ fundBalance(asOf: "9999-12-31T23:59:59+00:00") { accrued } }',
+        '{ trialBalance(asOf: "0001-01-01T00:00:00+05:00") { balanced } }',
+    ):
+        body = await client.execute(query)
+        assert [e["extensions"] for e in body["errors"]] == [
+            {"code": "BAD_USER_INPUT", "field": "asOf"}
+        ], body
+        assert body["errors"][0]["message"] == "is out of the calendar's range"
+    data = await client.data('{ istatMonthly(month: "9999-12") { arrivals nights } }')
+    assert data["istatMonthly"] == {"arrivals": 0, "nights": 0}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import calendar
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
@@ -405,13 +406,13 @@ async def istat_month(
     )
     arrivals: dict[str, int] = defaultdict(int)
     nights: dict[str, int] = defaultdict(int)
-    month_end = last_day + timedelta(days=1)
     for checked_in_on, stay_end, residence in rows:
         if first_day <= checked_in_on <= last_day:
             arrivals[residence] += 1
         start = max(checked_in_on, first_day)
-        end = min(stay_end, month_end)
-        nights[residence] += max((end - start).days, 0)
+        # Nights up to the month's last one (no day after December 9999 to count to).
+        end = min(stay_end - timedelta(days=1), last_day)
+        nights[residence] += max((end - start).days + 1, 0)
     return [
         ResidenceCount(residence, arrivals[residence], nights[residence])
         for residence in sorted(set(arrivals) | set(nights))
@@ -470,5 +471,5 @@ def month_bounds(text: str, *, field_name: str = "month") -> tuple[date, date]:
         raise ValidationError(field_name, "a month as YYYY-MM, e.g. 2025-07") from None
     if len(text) != 7:
         raise ValidationError(field_name, "a month as YYYY-MM, e.g. 2025-07")
-    following = date(year + (month == 12), month % 12 + 1, 1)
-    return first, following - timedelta(days=1)
+    # Not the day before the next month's first: December 9999 has no next month.
+    return first, first.replace(day=calendar.monthrange(year, month)[1])

@@ -312,6 +312,8 @@ async def test_two_desks_booking_overlapping_nights_one_wins(client: GraphQLClie
         ({"roomNumber": "101"}, "guests"),  # a single room for three
         ({"nightlyRate": "-90.00"}, "nightlyRate"),
         ({"nightlyRate": "0.00"}, "nightlyRate"),
+        # Each night within the ceiling, the stay above it: check-out could never post.
+        ({"nightlyRate": "9000000.00"}, "nightlyRate"),
         ({"deposit": "-10.00"}, "deposit"),
         ({"deposit": "500.00"}, "deposit"),  # more than the stay
         ({"guests": []}, "guests"),

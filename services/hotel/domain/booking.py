@@ -312,10 +312,18 @@ class Booking(Aggregate):
             nightly_rate_cents=rate,
             guests=facts,
         )
+        quoted = sum(line.amount_cents for line in lines)
+        if quoted > ceiling_cents:
+            # Check-out posts the stay as one journal entry, whose amounts the ledger
+            # bounds: a stay above it could be booked and paid but never checked out.
+            raise ValidationError(
+                "nightlyRate",
+                f"the stay's total of {format_cents(quoted)} EUR exceeds the amount "
+                f"ceiling of {format_cents(ceiling_cents)} EUR",
+            )
         payments: list[dict[str, Any]] = []
         if deposit_cents is not None:
             check_positive_amount(deposit_cents, field="deposit", ceiling_cents=ceiling_cents)
-            quoted = sum(line.amount_cents for line in lines)
             if deposit_cents > quoted:
                 raise ValidationError(
                     "deposit", f"must not exceed the stay's total of {format_cents(quoted)} EUR"

@@ -8,6 +8,7 @@ those may carry personal data.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Iterator
 
@@ -21,6 +22,21 @@ from services.common.graphql import error_code
 log = logging.getLogger("coop.gateway.errors")
 
 
+# graphql-core's coercion and validation messages quote the value they refused: a
+# guest's whole input ("found: {'surname': ...}"), a birth date, a document number.
+# The answer names the place (".guests[0].birthDate") and the kind of fault only.
+_FOUND = re.compile(r",? found:? .*?(?=; [A-Z]|$)", re.DOTALL)
+_CANNOT_REPRESENT = re.compile(r"(cannot represent [^:]*?): .*?(?=\. |; |$)", re.DOTALL)
+_ENUM_VALUE = re.compile(r"Value '(?:[^'\\]|\\.)*' does not exist")
+
+
+def without_values(message: str) -> str:
+    """A request error's message without the values it quoted."""
+    message = _ENUM_VALUE.sub("The value does not exist", message)
+    message = _CANNOT_REPRESENT.sub(r"\1", message)
+    return _FOUND.sub("", message)
+
+
 def _processed(error: GraphQLError) -> GraphQLError:
     original = error.original_error
     if original is None or error.path is None:
@@ -28,7 +44,10 @@ def _processed(error: GraphQLError) -> GraphQLError:
         extensions = dict(error.extensions or {})
         extensions.setdefault("code", "BAD_REQUEST")
         return GraphQLError(
-            error.message, nodes=error.nodes, path=error.path, extensions=extensions
+            without_values(error.message),
+            nodes=error.nodes,
+            path=error.path,
+            extensions=extensions,
         )
     if isinstance(original, CoopError):
         coded: dict[str, object] = {"code": error_code(original)}

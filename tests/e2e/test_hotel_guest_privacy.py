@@ -17,6 +17,7 @@ from tests.e2e.hotel_helpers import (
     CHECK_OUT,
     CREATE,
     PAY,
+    adult,
     book,
     booking_input,
     family,
@@ -284,3 +285,40 @@ async def test_the_request_hash_holds_no_identity(client: GraphQLClient) -> None
     older = [{**g, "birthDate": "1960-01-01"} for g in family()]  # age on arrival differs
     body = await client.data(CREATE, {"input": {**booking_input("same-key"), "guests": older}})
     assert body["createBooking"]["__typename"] == "IdempotencyKeyReused"
+
+
+async def test_input_errors_name_the_place_never_the_guests_data(
+    client: GraphQLClient,
+) -> None:
+    """graphql-core's messages for a malformed input quote what they refused: a whole
+    guest ("found: {'surname': ...}"), a birth date, a document number. The answer
+    names the place and the fault only, and nothing is stored."""
+    head = client.head()
+    guest = adult(surname="Ghirardelli", documentNumber="AX1234567")
+    missing_sex = {k: v for k, v in guest.items() if k != "sex"}
+    cases: list[tuple[dict[str, Any], str]] = [
+        (missing_sex, "required field 'sex'"),
+        ({**guest, "fiscalCode": "GHRMRA80A01H501U"}, "unknown field 'fiscalCode'"),
+        ({**guest, "birthDate": "1980-02-30"}, "cannot represent a Date"),
+        ({**guest, "sex": "Ghirardelli"}, "does not exist in 'Sex' enum"),
+        ({**guest, "documentNumber": 9876543}, "cannot represent a non string value"),
+    ]
+    for bad_guest, fault in cases:
+        body = await client.execute(CREATE, {"input": booking_input(guests=[bad_guest])})
+        assert body.get("data") is None, body
+        [error] = body["errors"]
+        assert error["extensions"]["code"] == "BAD_REQUEST"
+        assert ".guests[0]" in error["message"], error
+        assert fault in error["message"], error
+        for secret in ("Ghirardelli", "AX1234567", "GHRMRA", "1980-02-30", "9876543"):
+            assert secret not in error["message"], error
+    literal = await client.execute(
+        'mutation { createBooking(input: {idempotencyKey: "k", roomNumber: "101", '
+        'arrival: "2025-07-01", departure: "2025-07-02", guests: [{surname: "Ghirardelli", '
+        'givenName: "Anna", sex: F, birthDate: "1980-02-30", birthCountryCode: "100000100", '
+        'citizenshipCode: "100000100", residenceCountryCode: "100000100"}]}) { __typename } }'
+    )
+    assert literal.get("data") is None
+    assert "Ghirardelli" not in str(literal), literal
+    assert "1980-02-30" not in str(literal), literal
+    assert client.head() == head

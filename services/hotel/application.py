@@ -83,6 +83,17 @@ class HotelApplication(CoopApplication):
     def today(self) -> date:
         return datetime.now(self.settings.zone).date()
 
+    def business_day(self, on: date | None) -> date:
+        """The day a front-desk fact is dated: `on`, or today. Back-dating is normal
+        (yesterday's dinner posted this morning); a day after today is a mistyped
+        year or month, which would otherwise go to the ledger as it is."""
+        today = self.today()
+        if on is None:
+            return today
+        if on > today:
+            raise ValidationError("businessDate", "cannot be after today")
+        return on
+
     # -- configuration -----------------------------------------------------------
 
     def ensure_configuration(self) -> HotelConfiguration:
@@ -243,7 +254,7 @@ class HotelApplication(CoopApplication):
 
         def decide() -> tuple[Booking, Sequence[Aggregate]]:
             config = self.configuration()
-            booked_on = on or self.today()
+            booked_on = self.business_day(on)
 
             def seal_identities(identities: list[dict[str, Any]]) -> str:
                 key = self.guest_keys.get_or_create(booking_id)
@@ -312,7 +323,7 @@ class HotelApplication(CoopApplication):
     ) -> Outcome[Booking]:
         def decide() -> tuple[Booking, Sequence[Aggregate]]:
             booking = self.get_booking(booking_id)
-            booking.check_in(self.configuration(), on=on or self.today())
+            booking.check_in(self.configuration(), on=self.business_day(on))
             return booking, ()
 
         return self._run(
@@ -336,7 +347,7 @@ class HotelApplication(CoopApplication):
         def decide() -> tuple[Booking, Sequence[Aggregate]]:
             config = self.configuration()
             booking = self.get_booking(booking_id)
-            day = on or self.today()
+            day = self.business_day(on)
             line = booking.post_charge(
                 config,
                 kind=kind,
@@ -377,7 +388,7 @@ class HotelApplication(CoopApplication):
 
         def decide() -> tuple[Booking, Sequence[Aggregate]]:
             booking = self.get_booking(booking_id)
-            day = on or self.today()
+            day = self.business_day(on)
             _line, refund = booking.void_charge(
                 number=number, reason=reason, on=day, refund_method=refund_method
             )
@@ -416,7 +427,7 @@ class HotelApplication(CoopApplication):
     ) -> Outcome[Booking]:
         def decide() -> tuple[Booking, Sequence[Aggregate]]:
             booking = self.get_booking(booking_id)
-            day = on or self.today()
+            day = self.business_day(on)
             record = booking.record_refund if refund else booking.record_payment
             payment = record(
                 method=method, amount_cents=amount_cents, on=day, ceiling_cents=self.ceiling_cents
@@ -434,7 +445,7 @@ class HotelApplication(CoopApplication):
         def decide() -> tuple[Booking, Sequence[Aggregate]]:
             config = self.configuration()
             booking = self.get_booking(booking_id)
-            day = on or self.today()
+            day = self.business_day(on)
             released_nights = booking.check_out(config, on=day)
             entry = self._entry(
                 cause_id=f"hotel:checkout:{booking_id}",
@@ -460,7 +471,7 @@ class HotelApplication(CoopApplication):
         def decide() -> tuple[Booking, Sequence[Aggregate]]:
             config = self.configuration()
             booking = self.get_booking(booking_id)
-            day = on or self.today()
+            day = self.business_day(on)
             booking.cancel(config, on=day)
             return booking, self._closing(config, booking, "cancel", "cancelled", day, actor)
 
@@ -477,7 +488,7 @@ class HotelApplication(CoopApplication):
         def decide() -> tuple[Booking, Sequence[Aggregate]]:
             config = self.configuration()
             booking = self.get_booking(booking_id)
-            day = on or self.today()
+            day = self.business_day(on)
             booking.mark_no_show(config, on=day)
             return booking, self._closing(config, booking, "no-show", "no-show", day, actor)
 
@@ -525,7 +536,7 @@ class HotelApplication(CoopApplication):
 
         def decide() -> tuple[Booking, Sequence[Aggregate]]:
             booking = self.get_booking(booking_id)
-            booking.erase_guest_data(on=on or self.today())
+            booking.erase_guest_data(on=self.business_day(on))
             return booking, ()
 
         try:

@@ -699,6 +699,57 @@ async def test_a_late_arrival_pays_the_held_nights_but_tourist_tax_only_for_nigh
     assert tax == {"amount": "2.00", "taxedGuestNights": 2, "exemptGuestNights": 0}
 
 
+async def test_front_desk_facts_cannot_be_dated_after_today(client: GraphQLClient) -> None:
+    """Back-dating is normal (yesterday's dinner posted this morning); a day after
+    today is a mistyped year, which went to the ledger as it was."""
+    from datetime import date, timedelta
+
+    tomorrow = (date.today() + timedelta(days=2)).isoformat()  # whatever the zone
+    booking_id = await checked_in_booking(client)
+    head = client.head()
+    attempts = [
+        (
+            CHARGE,
+            {
+                "idempotencyKey": "c",
+                "bookingId": booking_id,
+                "kind": "FOOD",
+                "description": "Dinner",
+                "amount": "20.00",
+                "businessDate": tomorrow,
+            },
+            "postCharge",
+        ),
+        (
+            PAY,
+            {
+                "idempotencyKey": "p",
+                "bookingId": booking_id,
+                "method": "CASH",
+                "amount": "1.00",
+                "businessDate": "9999-12-31",
+            },
+            "recordPayment",
+        ),
+        (
+            CHECK_OUT,
+            {"idempotencyKey": "o", "bookingId": booking_id, "businessDate": tomorrow},
+            "checkOut",
+        ),
+        (CREATE, booking_input("later", businessDate=tomorrow), "createBooking"),
+    ]
+    for document, value, field in attempts:
+        result = await run(client, document, value, field)
+        assert result["__typename"] == "ValidationError", (field, result)
+        assert result["field"] == "businessDate"
+    assert client.head() == head
+    # Yesterday's dinner, today: still fine.
+    dinner = await run(
+        client, CHARGE, {**attempts[0][1], "businessDate": "2025-07-02"}, "postCharge"
+    )
+    assert dinner["__typename"] == "Booking", dinner
+
+
 async def test_guests_pending_report_until_marked(client: GraphQLClient) -> None:
     from datetime import UTC, datetime, timedelta
 

@@ -126,7 +126,7 @@ class CreateBookingInput:
     deposit_method: PaymentMethod = PaymentMethod.CARD
     party_type: PartyType = PartyType.FAMILY
     business_date: date | None = strawberry.field(
-        default=None, description="The day it happened (default: today)."
+        default=None, description="The day it happened (default: today; never after today)."
     )
 
 

@@ -312,6 +312,20 @@ async def test_disbursement_workflow_roles_and_limits(app_client: GraphQLClient)
     pay = {"idempotencyKey": "pay0", "disbursementId": first["id"], "amount": "100.00"}
     early = (await admin.data(PAY, {"input": {**pay, "paidOn": "2025-02-05"}}))["payDisbursement"]
     assert early["__typename"] == "PaymentExceedsApproval"
+    head = app_client.head()
+    for document, value, name, field in (
+        (
+            APPROVE,
+            {**approve, "effectiveDate": "2999-01-01"},
+            "approveDisbursement",
+            "effectiveDate",
+        ),
+        (PAY, {**pay, "paidOn": "2999-01-01"}, "payDisbursement", "paidOn"),
+    ):
+        # Dated after today: a payment would count as disbursed only from its date.
+        future = (await officer.data(document, {"input": value}))[name]
+        assert (future["__typename"], future["field"]) == ("ValidationError", field), future
+    assert app_client.head() == head
     approved = (await officer.data(APPROVE, {"input": approve}))["approveDisbursement"]
     assert approved["status"] == "APPROVED"
     too_much = {**pay, "idempotencyKey": "pay1", "amount": "300.01", "paidOn": "2025-02-05"}

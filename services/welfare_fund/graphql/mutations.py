@@ -12,7 +12,7 @@ import strawberry
 from gateway.context import Info, run_mutation
 from gateway.permissions import allow
 from services.common.auth import Role
-from services.common.errors import CoopError
+from services.common.errors import CoopError, ValidationError
 from services.common.graphql import (
     ConflictResult,
     IdempotencyKeyReusedResult,
@@ -184,6 +184,18 @@ def _today(info: Info) -> date:
     return datetime.now(UTC).astimezone(info.context.runtime.settings.zone).date()
 
 
+def _dated(info: Info, day: date | None, field: str) -> date:
+    """The day a fund decision or payment is dated: `day`, or today; never after
+    today (a future payment counted as disbursed only from its date, so today's
+    balance disagreed with what had been paid)."""
+    today = _today(info)
+    if day is None:
+        return today
+    if day > today:
+        raise ValidationError(field, "cannot be after today")
+    return day
+
+
 def _fund_error(exc: CoopError) -> FundErrorResult | None:
     """The fund's own union members; None: the shared mapping applies."""
     if isinstance(exc, domain.InsufficientFunds):
@@ -335,7 +347,6 @@ class WelfareFundMutation:
     ) -> DisbursementResult:
         app = info.context.runtime.welfare
         actor = info.context.actor
-        committed_on = input.effective_date or _today(info)
 
         def command() -> Outcome[domain.Disbursement]:
             amount = None
@@ -348,7 +359,7 @@ class WelfareFundMutation:
                 kind=input.kind,
                 month=input.month,
                 amount_cents=amount,
-                committed_on=committed_on,
+                committed_on=_dated(info, input.effective_date, "effectiveDate"),
             )
 
         return await run_mutation(
@@ -365,7 +376,6 @@ class WelfareFundMutation:
     ) -> DisbursementResult:
         app = info.context.runtime.welfare
         actor = info.context.actor
-        approved_on = input.effective_date or _today(info)
         officer = is_fund_officer(info)
 
         def command() -> Outcome[domain.Disbursement]:
@@ -374,7 +384,7 @@ class WelfareFundMutation:
                 actor=actor,
                 approver_is_fund_officer=officer,
                 disbursement_id=parse_id(input.disbursement_id, "disbursementId"),
-                approved_on=approved_on,
+                approved_on=_dated(info, input.effective_date, "effectiveDate"),
             )
 
         return await run_mutation(
@@ -388,7 +398,6 @@ class WelfareFundMutation:
     async def pay_disbursement(self, info: Info, input: PayDisbursementInput) -> DisbursementResult:
         app = info.context.runtime.welfare
         actor = info.context.actor
-        paid_on = input.paid_on or _today(info)
 
         def command() -> Outcome[domain.Disbursement]:
             return app.pay(
@@ -396,7 +405,7 @@ class WelfareFundMutation:
                 actor=actor,
                 disbursement_id=parse_id(input.disbursement_id, "disbursementId"),
                 amount_cents=decimal_to_cents(input.amount, field="amount"),
-                paid_on=paid_on,
+                paid_on=_dated(info, input.paid_on, "paidOn"),
             )
 
         return await run_mutation(
@@ -412,14 +421,13 @@ class WelfareFundMutation:
     ) -> DisbursementResult:
         app = info.context.runtime.welfare
         actor = info.context.actor
-        cancelled_on = input.effective_date or _today(info)
 
         def command() -> Outcome[domain.Disbursement]:
             return app.cancel(
                 key=input.idempotency_key,
                 actor=actor,
                 disbursement_id=parse_id(input.disbursement_id, "disbursementId"),
-                cancelled_on=cancelled_on,
+                cancelled_on=_dated(info, input.effective_date, "effectiveDate"),
             )
 
         return await run_mutation(

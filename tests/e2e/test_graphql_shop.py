@@ -564,6 +564,26 @@ async def test_a_volunteer_cannot_act_on_another_tills_session(
     body = await till_2.execute(XREPORT, {"id": session["id"]})
     assert body["errors"][0]["extensions"]["code"] == "CONFLICT"
 
+    # Nor read another till's sales and totals: they carry its volunteers' names.
+    rung = await ring(
+        till_1, session["id"], "ok", ONE_COAT, [{"method": "CASH", "amount": "20.00"}]
+    )
+    assert rung["__typename"] == "Sale"
+    for query in (
+        '{ sale(id: "' + rung["id"] + '") { id volunteer } }',
+        '{ sales(tillId: "till-1") { nodes { id volunteer } } }',
+        '{ shopTotals(tillId: "till-1") { salesCount } }',
+        '{ dailyClose(date: "' + rung["businessDate"] + '", tillId: "till-1") { tillId } }',
+    ):
+        body = await till_2.execute(query)
+        assert body.get("data") is None, (query, body)
+        assert body["errors"][0]["extensions"]["code"] == "CONFLICT", body
+    # Without a till named, a volunteer's listings are of its own till.
+    own = await till_2.data("{ sales { nodes { id } } shopTotals { salesCount } }")
+    assert own == {"sales": {"nodes": []}, "shopTotals": {"salesCount": 0}}
+    mine = await till_1.data("{ sales { nodes { id } } shopTotals { salesCount } }")
+    assert mine == {"sales": {"nodes": [{"id": rung["id"]}]}, "shopTotals": {"salesCount": 1}}
+
 
 async def test_one_open_session_per_till_exactly_one_wins(
     client_as: Callable[..., GraphQLClient],

@@ -62,9 +62,17 @@ async def open_session_id(info: Info, till_id: str) -> UUID | None:
     return session_id
 
 
-def _till(till_id: str | None) -> None:
+def _readable_till(info: Info, till_id: str | None) -> str | None:
+    """The till a listing or report covers: any (None) or the one asked for, for
+    admins and auditors; a volunteer's own till, which asking for another refuses
+    (reports carry other volunteers' names)."""
     if till_id is not None:
         check_till_id(till_id)
+    scope = scope_of(info)
+    if scope is None:
+        return till_id
+    check_scope(scope, till_id if till_id is not None else scope)
+    return scope
 
 
 @strawberry.type
@@ -102,6 +110,7 @@ class ShopQuery:
             document = await queries.document_by_id(conn, sale_id)
             if document is None or document.kind != "sale":
                 raise NotFound(f"sale {sale_id} does not exist")
+            check_scope(scope_of(info), document.till_id)
             refunds = await queries.refunds_of(conn, [sale_id])
         return Sale.of(document, refunds.get(sale_id, []))
 
@@ -120,7 +129,7 @@ class ShopQuery:
     ) -> SaleConnection:
         check_page_size(first, info.context.runtime.settings.max_page_size)
         _period(from_, to)
-        _till(till_id)
+        till_id = _readable_till(info, till_id)
         async with info.context.runtime.read_engine.connect() as conn:
             page = await queries.documents_page(
                 conn,
@@ -149,7 +158,7 @@ class ShopQuery:
         till_id: str | None = None,
     ) -> ShopTotals:
         _period(from_, to)
-        _till(till_id)
+        till_id = _readable_till(info, till_id)
         filters = {"from_date": from_, "to_date": to, "till_id": till_id}
         async with info.context.runtime.read_engine.connect() as conn:
             breakdown = await queries.breakdown(conn, **filters)
@@ -163,7 +172,7 @@ class ShopQuery:
     async def daily_close(
         self, info: Info, date: date, till_id: str | None = None
     ) -> list[TillDailyClose]:
-        _till(till_id)
+        till_id = _readable_till(info, till_id)
         async with info.context.runtime.read_engine.connect() as conn:
             rows = await queries.daily_close(conn, date, till_id)
         return [TillDailyClose.of(row) for row in rows]

@@ -717,6 +717,41 @@ async def test_totals_by_volunteer_category_and_method_and_sell_through(
     ]
 
 
+async def test_a_count_by_denomination_names_euro_coins_and_notes_and_adds_up(
+    client_as: Callable[..., GraphQLClient],
+) -> None:
+    till = client_as(Role.VOLUNTEER, "till-1")
+    session = await open_session(till, opening="50.00")
+    head = till.head()
+
+    async def close(key: str, counted: str, denominations: list[Any]) -> dict[str, Any]:
+        value = {
+            "idempotencyKey": key,
+            "sessionId": session["id"],
+            "countedCash": counted,
+            "denominations": denominations,
+        }
+        result: dict[str, Any] = (await till.data(CLOSE, {"input": value}))["closeCashSession"]
+        return result
+
+    made_up = await close("c1", "6.00", [{"value": "3.00", "count": 2}])
+    assert (made_up["__typename"], made_up["field"]) == (
+        "ValidationError",
+        "denominations[0].value",
+    )
+    short = await close("c2", "50.00", [{"value": "20.00", "count": 2}])
+    assert (short["__typename"], short["field"]) == ("ValidationError", "denominations")
+    assert till.head() == head
+    counted = [
+        {"value": "20.00", "count": 2},
+        {"value": "5.00", "count": 1},
+        {"value": "2.00", "count": 2},
+        {"value": "0.50", "count": 2},
+    ]
+    z = await close("c3", "50.00", counted)
+    assert (z["__typename"], z["countedCash"], z["difference"]) == ("ZReport", "50.00", "0.00")
+
+
 async def test_z_close_beyond_tolerance_is_flagged_and_tolerance_is_configuration(
     client: GraphQLClient, client_as: Callable[..., GraphQLClient]
 ) -> None:

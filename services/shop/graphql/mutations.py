@@ -319,6 +319,12 @@ def _policy(input: SetShopPolicyInput) -> ShopPolicy:
     )
 
 
+# The euro's coins and notes: a count by denomination names these and no others.
+EURO_DENOMINATIONS_CENTS = frozenset(
+    (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000)
+)
+
+
 def _counted(input: CloseCashSessionInput) -> int:
     counted = decimal_to_cents(input.counted_cash, field="countedCash")
     if input.denominations is None:
@@ -328,8 +334,10 @@ def _counted(input: CloseCashSessionInput) -> int:
     total = 0
     for index, denomination in enumerate(input.denominations):
         value = decimal_to_cents(denomination.value, field=f"denominations[{index}].value")
-        if value <= 0:
-            raise ValidationError(f"denominations[{index}].value", "must be greater than zero")
+        if value not in EURO_DENOMINATIONS_CENTS:
+            raise ValidationError(
+                f"denominations[{index}].value", "a euro coin or note, 0.01 to 500.00"
+            )
         if not 0 <= denomination.count <= MAX_DENOMINATION_COUNT:
             raise ValidationError(
                 f"denominations[{index}].count", f"must be 0 to {MAX_DENOMINATION_COUNT}"

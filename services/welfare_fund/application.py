@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import Any, ClassVar, TypeVar
 from uuid import UUID, uuid4
 
@@ -267,6 +267,7 @@ class WelfareFundApplication(CoopApplication):
                 part_time=part_time,
                 rules=rules,
                 support=self.programs.support_of(beneficiary.program),
+                today=datetime.now(self.settings.zone).date(),
             )
             return Decision((beneficiary,), beneficiary, {"beneficiary_id": str(beneficiary_id)})
 
@@ -348,6 +349,7 @@ class WelfareFundApplication(CoopApplication):
                 raise Conflict(f"beneficiary {beneficiary.ref} was forgotten")
             support = self.programs.support_of(beneficiary.program)
             kind.check_paid_by(beneficiary.program, support)
+            beneficiary.check_within_enrolment(month, on=committed_on)
             touched: list[Any] = []
             amount = amount_cents
             if kind is DisbursementKind.STIPEND:

@@ -392,7 +392,14 @@ async def test_forgetting_a_beneficiary_shreds_the_note_and_keeps_every_total(
     enrolled = (
         await officer.data(
             ENROLL,
-            {"input": {"idempotencyKey": "e1", "program": "HOUSING", "caseNote": note}},
+            {
+                "input": {
+                    "idempotencyKey": "e1",
+                    "program": "HOUSING",
+                    "enrolledOn": "2025-02-01",
+                    "caseNote": note,
+                }
+            },
         )
     )["enrollBeneficiary"]
     assert enrolled["caseNote"] == note

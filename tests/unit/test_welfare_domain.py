@@ -237,4 +237,33 @@ def test_a_disbursement_kind_must_be_one_its_program_pays() -> None:
             part_time=False,
             rules=StipendRules(effective_from=date(2025, 1, 1)),
             support=Support.ALLOWANCE,
+            today=date(2025, 4, 10),
         )
+
+
+def test_attendance_and_commitments_stay_within_the_enrolment_and_the_past() -> None:
+    """Attendance for a month that has not begun, or before the enrolment, and money
+    for a month or a day before it, are refused: a commitment dated before the
+    enrolment made the program's balance as of then negative."""
+    beneficiary = Beneficiary.enroll(uuid4(), Program("INTERNSHIP"), date(2025, 6, 1), None)
+    attendance = {
+        "scheduled_days": 20,
+        "attended_days": 20,
+        "meals_provided": False,
+        "part_time": False,
+        "rules": StipendRules(effective_from=date(2025, 1, 1)),
+        "support": Support.STIPEND,
+        "today": date(2025, 7, 10),
+    }
+    for month, reason in (("2025-08", "has not begun"), ("2025-05", "before the beneficiary")):
+        with pytest.raises(ValidationError, match=reason) as refused:
+            beneficiary.record_attendance(month=month, **attendance)  # type: ignore[arg-type]
+        assert refused.value.field == "month"
+    assert beneficiary.record_attendance(month="2025-07", **attendance) > 0  # type: ignore[arg-type]
+    with pytest.raises(ValidationError) as early_month:
+        beneficiary.check_within_enrolment("2025-05", on=date(2025, 6, 2))
+    assert early_month.value.field == "month"
+    with pytest.raises(ValidationError) as early_day:
+        beneficiary.check_within_enrolment("2025-06", on=date(2025, 5, 31))
+    assert early_day.value.field == "effectiveDate"
+    beneficiary.check_within_enrolment("2025-06", on=date(2025, 6, 1))

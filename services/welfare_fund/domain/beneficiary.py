@@ -91,6 +91,15 @@ class Beneficiary(Aggregate):
         if self.forgotten:
             raise Conflict(f"beneficiary {self.ref} was forgotten; nothing new can be recorded")
 
+    def check_within_enrolment(self, month: str, *, on: date | None = None) -> None:
+        """Money or attendance for `month`, dated `on`: neither may precede the
+        enrolment (a commitment dated before it made the program's balance as of
+        then negative)."""
+        if check_month(month) < self.enrolled_on.replace(day=1):
+            raise ValidationError("month", "is before the beneficiary's enrolment")
+        if on is not None and on < self.enrolled_on:
+            raise ValidationError("effectiveDate", "is before the beneficiary's enrolment")
+
     def record_attendance(
         self,
         *,
@@ -101,14 +110,18 @@ class Beneficiary(Aggregate):
         part_time: bool,
         rules: StipendRules,
         support: Support,
+        today: date,
     ) -> int:
-        """`support` is what the beneficiary's program pays (from the configuration)."""
+        """`support` is what the beneficiary's program pays (from the configuration);
+        `today` the cooperative's day: a month that has not begun has no attendance."""
         self._check_active()
         if support is not Support.STIPEND:
             raise ValidationError(
                 "beneficiaryRef", "attendance is recorded only in programs that pay stipends"
             )
-        check_month(month)
+        if check_month(month) > today:
+            raise ValidationError("month", "has not begun yet")
+        self.check_within_enrolment(month)
         if not 1 <= scheduled_days <= MAX_DAYS_PER_MONTH:
             raise ValidationError("scheduledDays", f"must be 1 to {MAX_DAYS_PER_MONTH}")
         if not 0 <= attended_days <= scheduled_days:

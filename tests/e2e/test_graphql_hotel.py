@@ -526,6 +526,36 @@ async def test_no_show_takes_one_night_from_the_deposit(client: GraphQLClient) -
     assert free["__typename"] == "Booking"  # the nights were released
 
 
+async def refund_and_check_out_after_one_night(
+    client: GraphQLClient, booking_id: str, refund: str
+) -> None:
+    """A single guest in room 101 at 90.00 leaving on 2025-07-02: `refund` back on the
+    card, then the check-out of one night (90.00 + 1.00 tax) with the folio settled,
+    91.00 kept and the guest's receivable at zero."""
+    refunded = await run(
+        client,
+        REFUND,
+        {"idempotencyKey": "r", "bookingId": booking_id, "method": "CARD", "amount": refund},
+        "recordRefund",
+    )
+    assert refunded["__typename"] == "Booking", refunded
+    out = await run(
+        client,
+        CHECK_OUT,
+        {"idempotencyKey": "o2", "bookingId": booking_id, "businessDate": "2025-07-02"},
+        "checkOut",
+    )
+    assert out["status"] == "CHECKED_OUT"
+    assert out["folio"]["total"] == "91.00"
+    assert out["folio"]["balance"] == "0.00"
+    assert account_totals(await entries_for(client, booking_id)) == {
+        "1020": "91.00",
+        "2010": "-8.18",
+        "2100": "-1.00",
+        "4000": "-81.82",
+    }
+
+
 async def test_early_departure_charges_the_nights_stayed_and_frees_the_rest(
     client: GraphQLClient,
 ) -> None:
@@ -553,26 +583,7 @@ async def test_early_departure_charges_the_nights_stayed_and_frees_the_rest(
     )
     assert due["__typename"] == "BalanceDue"
     assert due["amountDue"] == "-182.00"
-    await run(
-        client,
-        REFUND,
-        {"idempotencyKey": "r", "bookingId": booking_id, "method": "CARD", "amount": "182.00"},
-        "recordRefund",
-    )
-    out = await run(
-        client,
-        CHECK_OUT,
-        {"idempotencyKey": "o2", "bookingId": booking_id, "businessDate": "2025-07-02"},
-        "checkOut",
-    )
-    assert out["status"] == "CHECKED_OUT"
-    assert out["folio"]["total"] == "91.00"
-    assert account_totals(await entries_for(client, booking_id)) == {
-        "1020": "91.00",
-        "2010": "-8.18",
-        "2100": "-1.00",
-        "4000": "-81.82",
-    }
+    await refund_and_check_out_after_one_night(client, booking_id, "182.00")
     nights = (
         await client.data('query { occupancy(from: "2025-07-01", to: "2025-07-03") { roomsSold } }')
     )["occupancy"]
@@ -625,29 +636,8 @@ async def test_early_departure_gives_back_the_deposit_above_the_nights_stayed(
     )
     assert too_much["__typename"] == "ValidationError"
     assert too_much["field"] == "amount"
-    refunded = await run(
-        client,
-        REFUND,
-        {"idempotencyKey": "r", "bookingId": booking_id, "method": "CARD", "amount": "59.00"},
-        "recordRefund",
-    )
-    assert refunded["__typename"] == "Booking", refunded
-    out = await run(
-        client,
-        CHECK_OUT,
-        {"idempotencyKey": "o2", "bookingId": booking_id, "businessDate": "2025-07-02"},
-        "checkOut",
-    )
-    assert out["status"] == "CHECKED_OUT"
-    assert out["folio"]["total"] == "91.00"
-    assert out["folio"]["balance"] == "0.00"
     # The deposit applied in full, the receivable back at zero, 91.00 kept.
-    assert account_totals(await entries_for(client, booking_id)) == {
-        "1020": "91.00",
-        "2010": "-8.18",
-        "2100": "-1.00",
-        "4000": "-81.82",
-    }
+    await refund_and_check_out_after_one_night(client, booking_id, "59.00")
 
 
 async def test_a_late_arrival_pays_the_held_nights_but_tourist_tax_only_for_nights_stayed(

@@ -526,6 +526,18 @@ async def test_no_show_takes_one_night_from_the_deposit(client: GraphQLClient) -
     assert free["__typename"] == "Booking"  # the nights were released
 
 
+async def guest_from_abroad_checked_in(client: GraphQLClient, **overrides: Any) -> str:
+    """One adult resident in Germany (taxed) in single room 101, 2025-07-01 to 07-04,
+    checked in on arrival."""
+    abroad: dict[str, Any] = {"residenceCountryCode": GERMANY, "residenceMunicipalityCode": None}
+    return await checked_in_booking(
+        client,
+        guests=[adult(**abroad, residenceProvince=None)],
+        roomNumber="101",
+        **overrides,
+    )
+
+
 async def refund_and_check_out_after_one_night(
     client: GraphQLClient, booking_id: str, refund: str
 ) -> None:
@@ -559,15 +571,7 @@ async def refund_and_check_out_after_one_night(
 async def test_early_departure_charges_the_nights_stayed_and_frees_the_rest(
     client: GraphQLClient,
 ) -> None:
-    booking_id = await checked_in_booking(
-        client,
-        guests=[
-            adult(
-                residenceCountryCode=GERMANY, residenceMunicipalityCode=None, residenceProvince=None
-            )
-        ],
-        roomNumber="101",
-    )
+    booking_id = await guest_from_abroad_checked_in(client)
     await run(
         client,
         PAY,
@@ -602,17 +606,7 @@ async def test_early_departure_gives_back_the_deposit_above_the_nights_stayed(
     """Paid only by its deposit: after an early departure the excess of the deposit is
     refunded, then the guest checks out (the refund was once capped at what was paid
     since check-in, 0.00 here, and the guest could never check out)."""
-    booking_id = await checked_in_booking(
-        client,
-        guests=[
-            adult(
-                residenceCountryCode=GERMANY, residenceMunicipalityCode=None, residenceProvince=None
-            )
-        ],
-        roomNumber="101",
-        deposit="150.00",
-        depositMethod="CARD",
-    )
+    booking_id = await guest_from_abroad_checked_in(client, deposit="150.00", depositMethod="CARD")
     due = await run(
         client,
         CHECK_OUT,

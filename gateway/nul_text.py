@@ -17,8 +17,8 @@ from graphql import ASTValidationRule, GraphQLError, StringValueNode
 NUL_MESSAGE = "text may not contain the NUL character (U+0000)"
 
 
-def nul_error() -> GraphQLError:
-    return GraphQLError(NUL_MESSAGE, extensions={"code": "BAD_REQUEST"})
+def nul_error(node: StringValueNode | None = None) -> GraphQLError:
+    return GraphQLError(NUL_MESSAGE, node, extensions={"code": "BAD_REQUEST"})
 
 
 def carries_nul(value: Any) -> bool:
@@ -35,4 +35,4 @@ def carries_nul(value: Any) -> bool:
 class NoNulInStrings(ASTValidationRule):
     def enter_string_value(self, node: StringValueNode, *_args: object) -> None:
         if "\x00" in node.value:
-            self.report_error(GraphQLError(NUL_MESSAGE, node, extensions={"code": "BAD_REQUEST"}))
+            self.report_error(nul_error(node))

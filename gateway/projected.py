@@ -194,7 +194,6 @@ class PolledPosition:
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._reads_started = 0
         self._poller: asyncio.Task[None] | None = None
-        self.polls = 0  # tracking-table reads, for tests
 
     async def wait_until(self, position: int, deadline: float) -> bool:
         """True once `position` is projected; False if the deadline passed first."""
@@ -218,7 +217,6 @@ class PolledPosition:
         while self._waiters:
             self._reads_started += 1
             started = self._reads_started
-            self.polls += 1
             try:
                 position = await self._poll()
             except Exception as exc:  # every waiter gets the store's error

@@ -316,6 +316,11 @@ def audit_verify(
             f"OK: {result.events_checked} events checked; head "
             f"{result.head_position}:{result.head_hash.hex()}"
         )
+        if result.log_head_position > result.head_position:
+            console.print(
+                f"[yellow]Events {result.head_position + 1} to {result.log_head_position} "
+                "are not chained yet (is `coop projections run` behind?): not checked.[/yellow]"
+            )
         return
     console.print(
         f"[red]FAILED at position {result.first_bad_position}: {result.reason}[/red] "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from uuid import UUID
 
@@ -168,13 +168,14 @@ class AuditApplication(CoopApplication):
             records = iter_records(conn, self.settings, after=start_position)
             if progress is not None:
                 records = _reporting(records, head, progress)
-            return verify(
+            result = verify(
                 records,
                 iter_chain(conn, after=start_position),
                 start_position=start_position,
                 start_hash=start_hash,
                 expected=expected,
             )
+            return replace(result, log_head_position=head)
 
     # -- history -----------------------------------------------------------------
 

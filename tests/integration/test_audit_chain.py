@@ -66,6 +66,17 @@ def test_chain_covers_every_event_exactly_once_and_matches_recomputation(
     assert result.head_position == head
     assert result.head_hash == chained[-1][1]
     assert result.first_bad_position is None
+    assert result.log_head_position == head
+
+    # Events the chain's projector has not reached are not checked, and the answer
+    # says so: the log's head is beyond the checked head (a stuck projector once
+    # looked like a verified store).
+    post(runtime, 2, start=8)
+    behind = runtime.audit.verify()
+    assert behind.ok
+    assert behind.head_position == head
+    assert behind.log_head_position == runtime.ledger.recorder.max_notification_id()
+    assert behind.log_head_position > head
 
 
 def _chained(runtime: Runtime, entries: int = 6) -> list[StoredRecord]:

@@ -74,6 +74,9 @@ class VerifyResult:
     head_hash: bytes  # the recomputed hash there
     first_bad_position: int | None
     reason: str | None
+    # The event log's last position when checked: events after head_position are not
+    # chained yet (the chain's projector is behind) and were not checked.
+    log_head_position: int = 0
 
 
 def verify(

@@ -24,6 +24,11 @@ class VerifyLedgerResult:
     head_hash: str = strawberry.field(description="Recomputed chain hash there (hex).")
     first_bad_position: int | None
     reason: str | None
+    log_head_position: int = strawberry.field(
+        description="The event log's last position when checked: events after "
+        "headPosition are not chained yet (the chain's projector is behind) and were not "
+        "checked."
+    )
 
     @classmethod
     def from_result(cls, result: VerifyResult) -> VerifyLedgerResult:
@@ -34,6 +39,7 @@ class VerifyLedgerResult:
             head_hash=result.head_hash.hex(),
             first_bad_position=result.first_bad_position,
             reason=result.reason,
+            log_head_position=result.log_head_position,
         )
 
 

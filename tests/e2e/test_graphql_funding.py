@@ -374,6 +374,16 @@ async def test_two_tranche_restricted_grant_becomes_revenue_exactly_when_conditi
     assert "already received" in twice["receiveGrantTranche"]["message"]
     assert client.head() == head
 
+    # An auditor goes from the grant's id to its entries (the id stands mid-cause).
+    by_grant = (
+        await client.data(
+            "query($c: String!) { ledgerEntriesByCause(cause: $c) { cause } }", {"c": grant_id}
+        )
+    )["ledgerEntriesByCause"]
+    causes = {entry["cause"] for entry in by_grant}
+    assert f"funding:grant:{grant_id}:tranche:1:received" in causes
+    assert f"funding:grant:{grant_id}:tranche:2:received" in causes
+
 
 def _future() -> str:
     return (date.today() + timedelta(days=3)).isoformat()

@@ -118,7 +118,8 @@ class AuditQuery:
         permission_classes=allow(Role.AUDITOR, Role.ADMIN),
         description=(
             "Journal entries caused by a business fact: the exact cause id, or any cause "
-            'id ending in ":<cause>" (so a booking id finds its checkout entry).'
+            'id with ":<cause>" as one of its segments (so a booking id finds its checkout '
+            "entry, a grant id its tranches)."
         ),
     )
     async def ledger_entries_by_cause(

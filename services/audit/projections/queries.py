@@ -42,17 +42,26 @@ async def published_head(conn: AsyncConnection, head_id: UUID) -> PublishedHeadR
 
 
 async def entry_ids_by_cause(conn: AsyncConnection, cause: str, first: int) -> list[UUID]:
-    """Entries caused by `cause`: its exact cause id, or a cause id ending in ":<cause>".
+    """Entries caused by `cause`: its exact cause id, or a cause id with ":<cause>" as
+    one of its segments after the first.
 
-    So a business object's id (a booking id) finds "hotel:checkout:<booking id>" and
-    its siblings, and an entry id finds its reversal ("reversal-of:<entry id>").
-    The suffix match scans the entries table (no index serves it); `first` bounds it.
+    So a business object's id finds its entries wherever its id stands: a booking id
+    "hotel:checkout:<booking id>", a grant id "funding:grant:<grant id>:tranche:1:
+    received", a disbursement id "welfare:payment:<disbursement id>:1"; and an entry
+    id finds its reversal ("reversal-of:<entry id>"). The segment match scans the
+    entries table (no index serves it); `first` bounds it.
     """
     e = ledger_entries.c
     escaped = cause.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     rows = await conn.execute(
         select(e.entry_id)
-        .where(or_(e.cause_id == cause, e.cause_id.like(f"%:{escaped}", escape="\\")))
+        .where(
+            or_(
+                e.cause_id == cause,
+                e.cause_id.like(f"%:{escaped}", escape="\\"),
+                e.cause_id.like(f"%:{escaped}:%", escape="\\"),
+            )
+        )
         .order_by(e.position)
         .limit(first)
     )

@@ -49,6 +49,7 @@ from services.hotel.domain.accounting import (
 from services.hotel.domain.folio import DEPOSIT_REFUND, REFUND, FolioLine, Payment
 from services.ledger.application import LedgerApplication
 from services.ledger.domain import Cause, JournalEntry, Posting, entry_id_for_cause
+from services.ledger.domain.facts import check_not_future
 
 MAX_BOOKINGS_PER_REPORT = 100
 
@@ -90,8 +91,7 @@ class HotelApplication(CoopApplication):
         today = self.today()
         if on is None:
             return today
-        if on > today:
-            raise ValidationError("businessDate", "cannot be after today")
+        check_not_future(on, today, field="businessDate", what="a front-desk fact")
         return on
 
     # -- configuration -----------------------------------------------------------

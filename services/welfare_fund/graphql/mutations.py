@@ -12,7 +12,7 @@ import strawberry
 from gateway.context import Info, run_mutation
 from gateway.permissions import allow
 from services.common.auth import Role
-from services.common.errors import CoopError, ValidationError
+from services.common.errors import CoopError
 from services.common.graphql import (
     ConflictResult,
     IdempotencyKeyReusedResult,
@@ -23,6 +23,7 @@ from services.common.graphql import (
 )
 from services.common.idempotency import Outcome
 from services.common.money import decimal_to_cents
+from services.ledger.domain.facts import check_not_future
 from services.welfare_fund import domain
 from services.welfare_fund.domain import DisbursementKind, Program, StipendRules, Stream
 from services.welfare_fund.graphql.queries import load_beneficiary, parse_id
@@ -191,8 +192,7 @@ def _dated(info: Info, day: date | None, field: str) -> date:
     today = _today(info)
     if day is None:
         return today
-    if day > today:
-        raise ValidationError(field, "cannot be after today")
+    check_not_future(day, today, field=field, what="a fund decision or payment")
     return day
 
 

@@ -9,6 +9,7 @@ from strawberry.fastapi import BaseContext
 from strawberry.types import Info as StrawberryInfo
 
 from gateway.auth import AuthenticationFailed, principal_for_key, principal_for_token
+from gateway.permissions import Unauthenticated
 from gateway.runtime import Runtime
 from services.common.auth import Principal
 from services.common.errors import CoopError
@@ -25,7 +26,11 @@ class CoopContext(BaseContext):
 
     Over HTTP the principal comes from the headers before execution. Over WebSocket
     (graphql-transport-ws) it comes from the connection_init payload, which arrives
-    after the context is built, so it is resolved on first use.
+    after the context is built, and the context lives as long as the connection: so
+    the credentials are checked again for every operation and every live update
+    (`current_principal`). A key revoked, a user disabled or a token expired stops
+    an open socket as it stops HTTP; checked once, they kept working for as long as
+    the socket stayed open, mutations included.
     """
 
     def __init__(
@@ -43,6 +48,7 @@ class CoopContext(BaseContext):
         self.request_id = request_id
 
     async def current_principal(self) -> Principal | None:
+        """Who is asking, as the credentials say now (read again over WebSocket)."""
         if not self._resolved:
             params = self.connection_params if isinstance(self.connection_params, dict) else {}
             self._principal = await authenticate_credentials(
@@ -50,7 +56,6 @@ class CoopContext(BaseContext):
                 authorization=str(params.get("Authorization") or params.get("authorization") or ""),
                 api_key=str(params.get("X-Api-Key") or params.get("apiKey") or "") or None,
             )
-            self._resolved = True
         return self._principal
 
     @property
@@ -128,6 +133,10 @@ async def run_mutation(
 
 async def projection_changes(info: Info) -> AsyncIterator[int]:
     """Yield the projections' position now and each time it moves (for subscriptions;
-    see `Runtime.position_changes`)."""
+    see `Runtime.position_changes`), as long as the caller's credentials still hold:
+    a revoked key, a disabled user or an expired token ends the subscription with
+    UNAUTHENTICATED at its next update."""
     async for position in info.context.runtime.position_changes():
+        if await info.context.current_principal() is None:
+            raise Unauthenticated
         yield position

@@ -120,6 +120,59 @@ def test_balance_subscription_is_authenticated_and_live(
         ws.send_text(json.dumps({"id": "1", "type": "complete"}))
 
 
+def test_a_revoked_key_stops_working_on_an_open_socket(
+    live: tuple[TestClient, dict[str, str]],
+) -> None:
+    """The socket's credentials are checked again for every operation and every live
+    update: revoked, the key's subscription ends and its next mutation is refused,
+    as over HTTP. Checked once at connection_init, it kept posting entries."""
+    client, admin = live
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    issued = runtime.credentials.issue_key("socket-admin", Role.ADMIN)
+    post = "mutation($i: PostJournalEntryInput!) { postJournalEntry(input: $i) { __typename } }"
+
+    def entry(key: str) -> dict[str, Any]:
+        return {
+            "idempotencyKey": key,
+            "effectiveDate": "2025-01-02",
+            "description": "Donation",
+            "postings": [
+                {"account": "1010", "side": "DEBIT", "amount": "5.00"},
+                {"account": "4400", "side": "CREDIT", "amount": "5.00"},
+            ],
+        }
+
+    with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
+        ws.send_text(json.dumps({"type": "connection_init", "payload": {"X-Api-Key": issued.key}}))
+        assert _receive(ws)["type"] == "connection_ack"
+        subscription = 'subscription { accountBalanceUpdates(code: "1010") { balance } }'
+        ws.send_text(
+            json.dumps({"id": "1", "type": "subscribe", "payload": {"query": subscription}})
+        )
+        assert _receive_for(ws, "1")["payload"]["data"] is not None
+
+        runtime.credentials.revoke_key(issued.key_id)
+        # Someone else's entry moves the balance: the revoked subscriber hears no more.
+        _gql(client, admin, post, {"i": entry("by-another")})
+        ended = _receive_for(ws, "1")
+        assert "authentication required" in json.dumps(ended), ended
+        assert "5.00" not in json.dumps(ended)  # the balance it must no longer see
+
+        head = runtime.ledger.recorder.max_notification_id()
+        ws.send_text(
+            json.dumps(
+                {
+                    "id": "2",
+                    "type": "subscribe",
+                    "payload": {"query": post, "variables": {"i": entry("by-revoked")}},
+                }
+            )
+        )
+        refused = _receive_for(ws, "2")
+        assert "authentication required" in json.dumps(refused), refused
+        assert runtime.ledger.recorder.max_notification_id() == head
+
+
 def _receive_for(ws: Any, subscription_id: str) -> dict[str, Any]:
     """The next message of one subscription (others on the socket are skipped)."""
     while True:

@@ -19,6 +19,7 @@ import os
 import sys
 import threading
 import time
+import traceback
 import warnings
 from abc import ABC, abstractmethod
 from collections import deque
@@ -81,6 +82,26 @@ REBUILD_PAGES_PER_TRANSACTION = 10
 # after a step that applied events, then twice as late after each empty one, up to
 # its poll interval.
 UNWOKEN_BUSY_POLL_S = 0.005
+
+
+def _described(exc: BaseException) -> str:
+    """An error as the log may show it: its type, and for a database error its
+    SQLSTATE, table and constraint. Not its text, which can quote the failing row's
+    values (PostgreSQL's DETAIL: "Failing row contains (...)")."""
+    parts = [type(exc).__name__]
+    original = getattr(exc, "orig", exc)
+    if original is not exc:
+        parts.append(type(original).__name__)
+    sqlstate = getattr(original, "sqlstate", None)
+    diag = getattr(original, "diag", None)
+    for label, value in (
+        ("sqlstate", sqlstate),
+        ("table", getattr(diag, "table_name", None)),
+        ("constraint", getattr(diag, "constraint_name", None)),
+    ):
+        if value:
+            parts.append(f"{label} {value}")
+    return ", ".join(parts)
 
 
 class Projection(ABC):
@@ -627,10 +648,19 @@ class ProjectionRunner:
                                 wait_s = poll_interval_s
                             self.wake.wait(timeout=wait_s)
                             self.wake.clear()
-                except Exception:
-                    log.exception("projection runner failed; retrying in %.1fs", backoff_s)
+                except Exception as exc:
+                    log.error(
+                        "projection runner failed (%s); retrying in %.1fs\n%s",
+                        _described(exc),
+                        backoff_s,
+                        "".join(traceback.format_tb(exc.__traceback__)),
+                    )
+                    # The back-off holds against `wake`: every request waiting for
+                    # read-your-writes sets it every few milliseconds, and cut short,
+                    # one waiting request meant about 95 failed steps and tracebacks
+                    # a second.
+                    stop.wait(timeout=backoff_s)
                     backoff_s = min(backoff_s * 2, 30.0)
-                    self.wake.wait(timeout=backoff_s)
                     self.wake.clear()
 
     @contextmanager

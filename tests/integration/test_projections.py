@@ -456,3 +456,42 @@ def test_a_following_projector_wakes_on_commit_not_on_its_poll(tmp_path: Path) -
         ledger.close()
         engine.dispose()
         drop_schema(settings)
+
+
+class FailingLedgerProjection(LedgerProjection):
+    """Every step fails, as a read-model write refused by the database would, with a
+    message that quotes the row."""
+
+    row = ", ".join(("Anna" + " Neri", "via Roma 1"))  # not in the source line itself
+
+    def apply(self, conn: Any, events: Sequence[tuple[int, DomainEvent]]) -> None:
+        raise RuntimeError(f"Failing row contains ({self.row})")
+
+
+def test_a_failing_projector_backs_off_however_often_it_is_woken(
+    ledger: LedgerApplication, engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Requests waiting for read-your-writes wake the projector every few
+    milliseconds. A failing projector must still keep to its back-off (the first
+    retry after the poll interval, then twice as late), not fail and log a traceback
+    at each wake-up, and its log lines must not quote the failing row."""
+    save_entries(ledger, random_entries(random.Random(5), 1, date(2025, 1, 1)), "fail")
+    runner = ProjectionRunner(ledger, engine, [FailingLedgerProjection()], page_size=100)
+    stop = threading.Event()
+    follower = threading.Thread(target=runner.follow, args=(stop, 0.2), daemon=True)
+    with caplog.at_level(logging.ERROR, logger="coop.projections"):
+        follower.start()
+        try:
+            deadline = time.monotonic() + 1.0
+            while time.monotonic() < deadline:  # a waiting request's wake-ups
+                runner.wake.set()
+                time.sleep(0.002)
+        finally:
+            stop.set()
+            runner.wake.set()
+            follower.join(timeout=5)
+    failures = [r for r in caplog.records if "projection runner failed" in r.getMessage()]
+    # At 0, 0.2 and 0.6 s (and perhaps 1.4 s on a slow machine), not hundreds.
+    assert 2 <= len(failures) <= 4, len(failures)
+    assert "RuntimeError" in failures[0].getMessage()
+    assert "Anna Neri" not in caplog.text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
@@ -117,22 +118,35 @@ def create_app(
         """Liveness: the process answers."""
         return JSONResponse({"status": "ok"})
 
+    # The projected position as readiness last saw it, and since when (monotonic s).
+    last_seen = {"position": -1, "since": 0.0}
+
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
-        """Readiness: the store answers and the read models are not far behind."""
+        """Readiness: the store answers, and the read models are neither far behind
+        nor behind and stuck (a projector failing on one event: every mutation then
+        answers PROJECTION_LAG while the lag stays small)."""
         rt: Runtime = app.state.runtime
         try:
             async with rt.read_engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
             head = await rt.run_sync(rt.projector.head)
-            lag = max(head - await rt.projected_position(), 0)
+            projected = await rt.projected_position()
         except Exception:
             log.exception("readiness check failed")
             return JSONResponse({"status": "unavailable", "store": "unreachable"}, status_code=503)
-        ready = lag <= settings.readyz_max_lag_events
+        lag = max(head - projected, 0)
+        now = time.monotonic()
+        if projected != last_seen["position"]:
+            last_seen.update(position=projected, since=now)
+        status = "ready"
+        if lag > settings.readyz_max_lag_events:
+            status = "lagging"
+        elif lag > 0 and now - last_seen["since"] > settings.readyz_max_stall_s:
+            status = "stalled"
         return JSONResponse(
-            {"status": "ready" if ready else "lagging", "head": head, "projectorLag": lag},
-            status_code=200 if ready else 503,
+            {"status": status, "head": head, "projectorLag": lag},
+            status_code=200 if status == "ready" else 503,
         )
 
     @app.get("/metrics")

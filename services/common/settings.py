@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=64 * 1024 * 1024)
     mutations_per_minute: int = Field(default=600, ge=1, le=1_000_000)  # per key or user
     readyz_max_lag_events: int = Field(default=10_000, ge=0)
+    # /readyz also answers 503 when the read models are behind and have not moved for
+    # this long: a projector failing on one event is not far behind, but stuck.
+    readyz_max_stall_s: float = Field(default=60.0, gt=0, le=86_400)
     log_json: bool = True
 
     # Welfare fund programs and what each pays (STIPEND, HOUSING or ALLOWANCE); JSON in

@@ -8,7 +8,7 @@ import contextlib
 import gc
 import json
 import warnings
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from sqlalchemy.exc import SAWarning
 
 from gateway.auth import auth_tokens, principal_for_key
 from services.common.auth import Role
+from services.ledger.domain import Posting, Side
 from tests.conftest import make_settings
 from tests.e2e.conftest import GraphQLClient, serving
 
@@ -295,6 +296,37 @@ async def test_readyz_and_metrics(tmp_path: Path, backend: str) -> None:
         assert 'coop_projector_lag_events{projection="ledger"}' in metrics
         assert "coop_events_appended" in metrics
         assert "coop_http_request_duration_seconds_bucket" in metrics
+
+
+async def test_readyz_says_stalled_when_the_read_models_are_behind_and_do_not_move(
+    tmp_path: Path, backend: str
+) -> None:
+    """A projector failing on one event is not far behind, but every mutation then
+    answers PROJECTION_LAG: readiness must not say "ready" for long."""
+    settings = make_settings(
+        backend, tmp_path, run_projector_in_process=False, readyz_max_stall_s=0.3
+    )
+    async with serving(settings) as anon:
+        runtime = anon.runtime
+        await runtime.run_sync(runtime.projector.run_until_caught_up)
+        assert (await anon.http.get("/readyz")).json()["status"] == "ready"
+        await runtime.run_sync(
+            lambda: runtime.ledger.post_entry(
+                key="behind",
+                actor="test",
+                effective_date=date(2025, 1, 2),
+                description="Donation",
+                postings=[Posting("1010", Side.DEBIT, 500), Posting("4400", Side.CREDIT, 500)],
+            )
+        )
+        behind = await anon.http.get("/readyz")  # behind, but only just
+        assert (behind.status_code, behind.json()["status"]) == (200, "ready")
+        await asyncio.sleep(0.5)
+        stalled = await anon.http.get("/readyz")
+        assert (stalled.status_code, stalled.json()["status"]) == (503, "stalled")
+        assert stalled.json()["projectorLag"] > 0
+        await runtime.run_sync(runtime.projector.run_until_caught_up)
+        assert (await anon.http.get("/readyz")).status_code == 200
 
 
 async def test_every_response_carries_a_request_id(client: GraphQLClient) -> None:

@@ -487,28 +487,47 @@ class PresenceMonth(Aggregate):
 
 
 class InvoiceSequence(Aggregate):
-    """Contract invoice numbers of one year: 1, 2, 3... without gaps."""
+    """Contract invoice numbers of one year: 1, 2, 3... without gaps, in the order of
+    their issue dates (Italian practice: a number never precedes an earlier one's
+    date)."""
 
     class Started(Aggregate.Created):
         year: int
 
     class Numbered(Aggregate.Event):
+        # v2 added `issued_on`; v1 events get None (their dates are on the invoices).
+        class_version = 2
         invoice_id: UUID
+        issued_on: date | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["issued_on"] = None
 
         def apply(self, aggregate: Any) -> None:
             assert isinstance(aggregate, InvoiceSequence)
             aggregate.last_number += 1
+            if self.issued_on is not None:
+                aggregate.last_issued_on = self.issued_on
 
     def __init__(self, year: int) -> None:
         self.year = year
         self.last_number = 0
+        self.last_issued_on: date | None = None
 
     @classmethod
     def start(cls, year: int) -> InvoiceSequence:
         return cls._create(cls.Started, id=sequence_id_for(year), year=year)
 
-    def next_number(self, invoice_id: UUID) -> str:
-        self.trigger_event(self.Numbered, invoice_id=invoice_id)
+    def next_number(self, invoice_id: UUID, issued_on: date) -> str:
+        last = getattr(self, "last_issued_on", None)  # absent from older snapshots
+        if last is not None and issued_on < last:
+            raise ValidationError(
+                "issueDate",
+                f"invoice {self.year} number {self.last_number} is dated {last.isoformat()}: "
+                "the next one cannot be dated before it",
+            )
+        self.trigger_event(self.Numbered, invoice_id=invoice_id, issued_on=issued_on)
         # FatturaPA Numero: at most 20 characters with at least one digit.
         return f"PA-{self.year}-{self.last_number:04d}"
 
@@ -627,7 +646,7 @@ class ContractInvoice(Aggregate):
         pass_through_cents = sum(int(p["amount_cents"]) for p in pass_through)
         total = net + vat + pass_through_cents
         payable = total - vat if contract.split_payment else total
-        number = sequence.next_number(invoice_id)
+        number = sequence.next_number(invoice_id, issued_on)
         register.trigger_event(register.Invoiced, invoice_id=invoice_id)
         return cls._create(
             cls.Issued,

@@ -19,6 +19,7 @@ from gateway.app import create_app
 from gateway.schema import printed_schema
 from services.common.auth import Role
 from services.common.settings import Settings
+from tests.e2e.test_gateway_hardening import POST, entry
 
 SCALARS = {
     "Money": st.decimals(min_value=Decimal("-20000000"), max_value=Decimal("20000000"), places=2)
@@ -129,19 +130,6 @@ def test_a_revoked_key_stops_working_on_an_open_socket(
     client, admin = live
     runtime = client.app.state.runtime  # type: ignore[attr-defined]
     issued = runtime.credentials.issue_key("socket-admin", Role.ADMIN)
-    post = "mutation($i: PostJournalEntryInput!) { postJournalEntry(input: $i) { __typename } }"
-
-    def entry(key: str) -> dict[str, Any]:
-        return {
-            "idempotencyKey": key,
-            "effectiveDate": "2025-01-02",
-            "description": "Donation",
-            "postings": [
-                {"account": "1010", "side": "DEBIT", "amount": "5.00"},
-                {"account": "4400", "side": "CREDIT", "amount": "5.00"},
-            ],
-        }
-
     with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
         ws.send_text(json.dumps({"type": "connection_init", "payload": {"X-Api-Key": issued.key}}))
         assert _receive(ws)["type"] == "connection_ack"
@@ -153,7 +141,7 @@ def test_a_revoked_key_stops_working_on_an_open_socket(
 
         runtime.credentials.revoke_key(issued.key_id)
         # Someone else's entry moves the balance: the revoked subscriber hears no more.
-        _gql(client, admin, post, {"i": entry("by-another")})
+        _gql(client, admin, POST, entry("by-another"))
         ended = _receive_for(ws, "1")
         assert "authentication required" in json.dumps(ended), ended
         assert "5.00" not in json.dumps(ended)  # the balance it must no longer see
@@ -164,7 +152,7 @@ def test_a_revoked_key_stops_working_on_an_open_socket(
                 {
                     "id": "2",
                     "type": "subscribe",
-                    "payload": {"query": post, "variables": {"i": entry("by-revoked")}},
+                    "payload": {"query": POST, "variables": entry("by-revoked")},
                 }
             )
         )

@@ -19,6 +19,7 @@ from eventsourcing.domain import Aggregate
 from services.common.errors import Conflict, NotFound
 from services.common.eventstore import CoopApplication
 from services.common.idempotency import Decision, Outcome, execute_idempotent
+from services.common.months import parse_month
 from services.common.settings import Settings
 from services.ledger.application import LedgerApplication
 from services.ledger.domain import Cause, JournalEntry
@@ -33,7 +34,6 @@ from services.ledger.domain.contracts import (
     PresenceMonth,
     contract_id_for,
     month_of,
-    parse_month,
     presence_month_id,
     sequence_id_for,
 )

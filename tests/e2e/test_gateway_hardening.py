@@ -440,3 +440,13 @@ async def test_dates_at_the_ends_of_the_calendar_are_input_errors_not_internal_o
         assert body["errors"][0]["message"] == "is out of the calendar's range"
     data = await client.data('{ istatMonthly(month: "9999-12") { arrivals nights } }')
     assert data["istatMonthly"] == {"arrivals": 0, "nights": 0}
+    # Year 0000 is not in the calendar: a malformed month, in every context.
+    for query in (
+        '{ istatMonthly(month: "0000-01") { nights } }',
+        '{ presenceRegister(contractId: "00000000-0000-4000-8000-000000000000", '
+        'month: "0000-01") { presenceDays } }',
+    ):
+        body = await client.execute(query)
+        assert [e["extensions"] for e in body["errors"]] == [
+            {"code": "BAD_USER_INPUT", "field": "month"}
+        ], body

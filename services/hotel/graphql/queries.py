@@ -14,6 +14,7 @@ from gateway.permissions import allow
 from services.common.auth import Role
 from services.common.errors import Conflict, ValidationError
 from services.common.graphql import PageInfo, check_page_size, money
+from services.common.months import month_bounds
 from services.hotel.domain import BookingStatus
 from services.hotel.domain.alloggiati import LINE_END, StayGuest, build_records, deadline_for
 from services.hotel.graphql.types import (
@@ -218,7 +219,7 @@ class HotelQuery:
         description="ISTAT monthly survey: arrivals and nights by residence (zero months too).",
     )
     async def istat_monthly(self, info: Info, month: str) -> IstatMonth:
-        first_day, last_day = queries.month_bounds(month)
+        first_day, last_day = month_bounds(month)
         async with info.context.runtime.read_engine.connect() as conn:
             lines = await queries.istat_month(conn, first_day, last_day)
         return IstatMonth(

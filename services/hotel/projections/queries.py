@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import calendar
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
@@ -461,15 +460,3 @@ async def tourist_tax_totals(
         )
         for month, v in sorted(months.items())
     ]
-
-
-def month_bounds(text: str, *, field_name: str = "month") -> tuple[date, date]:
-    try:
-        year, month = (int(part) for part in text.split("-"))
-        first = date(year, month, 1)
-    except ValueError:
-        raise ValidationError(field_name, "a month as YYYY-MM, e.g. 2025-07") from None
-    if len(text) != 7:
-        raise ValidationError(field_name, "a month as YYYY-MM, e.g. 2025-07")
-    # Not the day before the next month's first: December 9999 has no next month.
-    return first, first.replace(day=calendar.monthrange(year, month)[1])

@@ -18,7 +18,6 @@
 
 from __future__ import annotations
 
-import calendar
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -29,6 +28,7 @@ from eventsourcing.domain import Aggregate
 
 from services.common.errors import Conflict, ValidationError
 from services.common.money import check_positive_amount, format_cents
+from services.common.months import month_bounds
 from services.ledger.domain.facts import (
     LedgerFact,
     check_not_future,
@@ -46,7 +46,6 @@ SEQUENCE_NAMESPACE = uuid5(NAMESPACE_URL, "urn:coop:funding:invoice-sequence")
 
 # CIG (Codice Identificativo Gara): 10 characters, digits and capital letters.
 CIG_PATTERN = re.compile(r"^[0-9A-Z]{10}$")
-MONTH_PATTERN = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])$")
 # FatturaPA field formats (Schema 1.2.2): see docs/funding.md.
 TAX_CODE_PATTERN = re.compile(r"^[A-Z0-9]{11,16}$")
 VAT_NUMBER_PATTERN = re.compile(r"^[0-9]{11}$")
@@ -83,20 +82,12 @@ def sequence_id_for(year: int) -> UUID:
     return uuid5(SEQUENCE_NAMESPACE, f"contract-invoices:{year}")
 
 
-def parse_month(text: str, *, field: str = "month") -> tuple[int, int]:
-    match = MONTH_PATTERN.fullmatch(text)
-    if match is None:
-        raise ValidationError(field, "a month as YYYY-MM, e.g. 2025-03")
-    return int(match.group(1)), int(match.group(2))
-
-
 def month_of(day: date) -> str:
     return f"{day.year:04d}-{day.month:02d}"
 
 
 def last_day_of(month: str) -> date:
-    year, number = parse_month(month)
-    return date(year, number, calendar.monthrange(year, number)[1])
+    return month_bounds(month)[1]
 
 
 def latin_text(value: str, *, field: str, max_length: int, required: bool = True) -> str:

@@ -22,7 +22,8 @@ from services.common.graphql import (
 )
 from services.common.idempotency import Outcome
 from services.common.money import decimal_to_cents
-from services.ledger.domain.contracts import Address, PassThroughItem, parse_month
+from services.common.months import parse_month
+from services.ledger.domain.contracts import Address, PassThroughItem
 from services.ledger.domain.donations import DonationMethod
 from services.ledger.domain.facts import parse_percent_bp
 from services.ledger.domain.grants import TrancheTerms

@@ -13,7 +13,7 @@ from services.common.auth import Role
 from services.common.errors import NotFound, ValidationError
 from services.common.graphql import Money, check_page_size, money
 from services.common.money import decimal_to_cents
-from services.ledger.domain.contracts import parse_month
+from services.common.months import month_bounds
 from services.ledger.graphql.funding_mutations import parse_id
 from services.ledger.graphql.funding_types import (
     Contract,
@@ -30,7 +30,6 @@ from services.ledger.graphql.funding_types import (
     PresenceRegister,
     PublicGrantReceiptLine,
     PublicGrantsReport,
-    month_bounds,
     page_info,
 )
 from services.ledger.projections import funding_queries as queries
@@ -188,7 +187,6 @@ class FundingQuery:
         self, info: Info, contract_id: strawberry.ID, month: str
     ) -> PresenceRegister:
         contract = parse_id(contract_id, field="contractId")
-        parse_month(month)
         first_day, last_day = month_bounds(month)
         async with info.context.runtime.read_engine.connect() as conn:
             days = await queries.presence_days(conn, contract, first_day, last_day)

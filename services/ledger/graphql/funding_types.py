@@ -10,7 +10,6 @@ import strawberry
 from gateway.permissions import allow
 from services.common.auth import Role
 from services.common.graphql import Money, PageInfo, money
-from services.ledger.domain.contracts import last_day_of
 from services.ledger.domain.donations import DonationMethod, NonCashKind
 from services.ledger.domain.facts import format_percent_bp
 from services.ledger.domain.fatturapa import render_invoice
@@ -416,8 +415,3 @@ class InvoicingProfile:
     tax_code: str | None
     tax_regime: str
     iban: str | None
-
-
-def month_bounds(month: str) -> tuple[date, date]:
-    last = last_day_of(month)
-    return last.replace(day=1), last

@@ -70,8 +70,8 @@ def create_app(
     async def get_context(connection: HTTPConnection) -> CoopContext:
         runtime_: Runtime = connection.app.state.runtime
         if connection.scope["type"] == "websocket":
-            # Credentials arrive with connection_init; resolved on first use.
-            return CoopContext(runtime_, None, "", resolved=False)
+            # Credentials arrive with connection_init; read again at each use.
+            return CoopContext(runtime_, None, "", from_connection_params=True)
         return CoopContext(
             runtime=runtime_,
             principal=await authenticate_credentials(

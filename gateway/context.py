@@ -39,17 +39,18 @@ class CoopContext(BaseContext):
         principal: Principal | None,
         request_id: str,
         *,
-        resolved: bool = True,
+        from_connection_params: bool = False,
     ) -> None:
         super().__init__()
         self.runtime = runtime
         self._principal = principal
-        self._resolved = resolved
+        # WebSocket: read the credentials from connection_init at each use.
+        self._from_connection_params = from_connection_params
         self.request_id = request_id
 
     async def current_principal(self) -> Principal | None:
         """Who is asking, as the credentials say now (read again over WebSocket)."""
-        if not self._resolved:
+        if self._from_connection_params:
             params = self.connection_params if isinstance(self.connection_params, dict) else {}
             self._principal = await authenticate_credentials(
                 self.runtime,

@@ -33,6 +33,7 @@ from sqlalchemy import (
 from services.common.auth import Principal, Role
 from services.common.database import LoneReads, metadata
 from services.common.errors import Conflict, NotFound, ValidationError
+from services.shop.domain import check_till_id
 
 auth_users = Table(
     "auth_users",
@@ -98,6 +99,18 @@ def _roles(text: str) -> frozenset[Role]:
     return frozenset(Role(r) for r in text.split(",") if r)
 
 
+def check_till_scope(roles: frozenset[Role], till_id: str | None) -> None:
+    """A volunteer acts on one till, so has one; nobody else has one, because a till
+    scope on another role would silently narrow what that role may do."""
+    if till_id is None:
+        if Role.VOLUNTEER in roles:
+            raise ValidationError("till", "a volunteer is scoped to one till")
+        return
+    if Role.VOLUNTEER not in roles:
+        raise ValidationError("till", "only a volunteer is scoped to a till")
+    check_till_id(till_id, field="till")
+
+
 def _utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
@@ -132,6 +145,7 @@ class CredentialStore:
             raise ValidationError("password", "must be at least 12 characters")
         if not roles:
             raise ValidationError("roles", "at least one role")
+        check_till_scope(roles, till_id)
         with self.engine.begin() as conn:
             exists = conn.execute(
                 select(auth_users.c.username).where(auth_users.c.username == username)
@@ -184,8 +198,9 @@ class CredentialStore:
     # -- devices ----------------------------------------------------------------
 
     def issue_key(self, name: str, role: Role, till_id: str | None = None) -> IssuedKey:
-        if role is Role.VOLUNTEER and not till_id:
-            raise ValidationError("till", "a volunteer (till) key is scoped to one till")
+        if not name or len(name) > 100:
+            raise ValidationError("name", "must be 1 to 100 characters")
+        check_till_scope(frozenset({role}), till_id)
         key_id = secrets.token_hex(8)
         secret = secrets.token_urlsafe(32)
         with self.engine.begin() as conn:

@@ -157,3 +157,33 @@ def test_demo_loads_a_balanced_year_once_and_rebuild_agrees(cli_env: Settings) -
     )
     assert both.exit_code != 0
     assert "exactly one of" in both.output
+
+
+def test_till_scopes_belong_to_volunteers_only(cli_env: Settings) -> None:
+    runner = CliRunner()
+    assert runner.invoke(cli, ["db", "init"]).exit_code == 0
+    password = ["--password", "a long enough password"]
+
+    refused = {
+        "volunteer without a till": ["users", "add", "vol", "--role", "volunteer", *password],
+        "admin with a till": ["users", "add", "adm", "--role", "admin", "--till", "t1", *password],
+        "volunteer key without a till": ["keys", "issue", "tab", "--role", "volunteer"],
+        "admin key with a till": ["keys", "issue", "pc", "--role", "admin", "--till", "t1"],
+        "a till id no till can have": [
+            *("keys", "issue", "t", "--role", "volunteer", "--till", "a b")
+        ],
+    }
+    for case, args in refused.items():
+        result = runner.invoke(cli, args)
+        assert result.exit_code != 0, case
+        assert "till" in result.output, (case, result.output)
+    listed = runner.invoke(cli, ["keys", "list"])
+    assert "volunteer" not in listed.output  # no key row at all
+    assert "admin" not in listed.output
+
+    accepted = runner.invoke(
+        cli, ["users", "add", "vol", "--role", "volunteer", "--till", "till-1", *password]
+    )
+    assert accepted.exit_code == 0, accepted.output
+    issued = runner.invoke(cli, ["keys", "issue", "tab", "--role", "volunteer", "--till", "till-1"])
+    assert issued.exit_code == 0, issued.output

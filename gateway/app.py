@@ -15,8 +15,10 @@ from fastapi.security import OAuth2PasswordRequestForm
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.requests import HTTPConnection
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types.unset import UNSET, UnsetType
 
 from gateway.auth import AuthenticationFailed
 from gateway.context import CoopContext, authenticate_credentials
@@ -26,6 +28,17 @@ from gateway.schema import build_schema
 from services.common.settings import Settings, get_settings
 
 log = logging.getLogger("coop.gateway")
+
+
+class CoopGraphQLRouter(GraphQLRouter[CoopContext, None]):
+    async def on_ws_connect(self, context: CoopContext) -> UnsetType | dict[str, object] | None:
+        """A socket whose connection_init carries no valid credentials is closed with
+        4403 Forbidden (graphql-transport-ws), where it was acknowledged and then had
+        every operation refused: a till with a revoked key now learns it at once."""
+        if await context.current_principal() is None:
+            raise ConnectionRejectionError
+        acknowledged: UnsetType = UNSET  # a plain connection_ack
+        return acknowledged
 
 
 def create_app(
@@ -82,7 +95,7 @@ def create_app(
             request_id=request_id_var.get(),
         )
 
-    graphql_router: GraphQLRouter[CoopContext, None] = GraphQLRouter(
+    graphql_router = CoopGraphQLRouter(
         build_schema(settings),
         context_getter=get_context,
         graphql_ide=None if settings.is_production else "graphiql",

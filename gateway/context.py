@@ -52,10 +52,12 @@ class CoopContext(BaseContext):
         """Who is asking, as the credentials say now (read again over WebSocket)."""
         if self._from_connection_params:
             params = self.connection_params if isinstance(self.connection_params, dict) else {}
+            # Named like the HTTP headers, and as case-insensitive as they are.
+            named = {str(name).lower(): value for name, value in params.items()}
             self._principal = await authenticate_credentials(
                 self.runtime,
-                authorization=str(params.get("Authorization") or params.get("authorization") or ""),
-                api_key=str(params.get("X-Api-Key") or params.get("apiKey") or "") or None,
+                authorization=str(named.get("authorization") or ""),
+                api_key=str(named.get("x-api-key") or named.get("apikey") or "") or None,
             )
         return self._principal
 

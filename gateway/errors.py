@@ -13,7 +13,10 @@ import uuid
 from collections.abc import Iterator
 
 from graphql import GraphQLError
+from strawberry.exceptions import MissingQueryError
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.types import ExecutionResult, StreamExecutionResult
 
 from gateway.runtime import ProjectionLag
 from services.common.errors import CoopError, ValidationError
@@ -30,6 +33,9 @@ _CANNOT_REPRESENT = re.compile(r"(cannot represent [^:]*?): .*?(?=\. |; |$)", re
 _ENUM_VALUE = re.compile(r"Value '(?:[^'\\]|\\.)*' does not exist")
 
 
+_OPERATION_REFUSALS = (MissingQueryError, CannotGetOperationTypeError, InvalidOperationTypeError)
+
+
 def without_values(message: str) -> str:
     """A request error's message without the values it quoted."""
     message = _ENUM_VALUE.sub("The value does not exist", message)
@@ -37,18 +43,21 @@ def without_values(message: str) -> str:
     return _FOUND.sub("", message)
 
 
+def _is_about_the_request(error: GraphQLError) -> bool:
+    """Parse, validation and variable-coercion errors, and strawberry's refusals of an
+    operation (a query without a document, a mutation over GET): they locate a piece
+    of the document or have no cause of ours. An exception out of a subscription's
+    source has neither path nor location, and is not one of them."""
+    original = error.original_error
+    if original is None:
+        return True
+    if error.path is not None:
+        return False
+    return bool(error.nodes) or isinstance(original, _OPERATION_REFUSALS)
+
+
 def _processed(error: GraphQLError) -> GraphQLError:
     original = error.original_error
-    if original is None or error.path is None:
-        # Parse, validation and variable-coercion errors: about the request itself.
-        extensions = dict(error.extensions or {})
-        extensions.setdefault("code", "BAD_REQUEST")
-        return GraphQLError(
-            without_values(error.message),
-            nodes=error.nodes,
-            path=error.path,
-            extensions=extensions,
-        )
     if isinstance(original, CoopError):
         coded: dict[str, object] = {"code": error_code(original)}
         if isinstance(original, ValidationError):
@@ -61,13 +70,22 @@ def _processed(error: GraphQLError) -> GraphQLError:
             path=error.path,
             extensions={"code": "PROJECTION_LAG", "position": original.position},
         )
+    if original is None or _is_about_the_request(error):
+        extensions = dict(error.extensions or {})
+        extensions.setdefault("code", "BAD_REQUEST")
+        return GraphQLError(
+            without_values(error.message),
+            nodes=error.nodes,
+            path=error.path,
+            extensions=extensions,
+        )
     if isinstance(original, GraphQLError) and original.extensions:
         return original
     error_id = uuid.uuid4().hex
     log.error(
         "internal error %s in %s",
         error_id,
-        ".".join(str(p) for p in error.path),
+        ".".join(str(p) for p in error.path or ["(subscription source)"]),
         exc_info=(type(original), original, original.__traceback__),
     )
     return GraphQLError(
@@ -84,3 +102,11 @@ class MaskUnexpectedErrors(SchemaExtension):
         result = self.execution_context.result
         if result is not None and result.errors:
             result.errors = [_processed(error) for error in result.errors]
+
+    def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
+        # Over WebSocket each result is sent before the operation ends, so
+        # on_operation would process them too late: a subscription's WrongTill went
+        # out without its code, and an unexpected error unmasked.
+        if isinstance(result, ExecutionResult) and result.errors:
+            result.errors = [_processed(error) for error in result.errors]
+        yield

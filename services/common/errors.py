@@ -29,6 +29,11 @@ class NotFound(CoopError):
     """The thing the command refers to does not exist."""
 
 
+class Forbidden(CoopError):
+    """The caller's role allows the operation, but not on this object (another till's
+    session, say). Roles themselves are checked at the edge, before any command."""
+
+
 class Conflict(CoopError):
     """The command lost against a concurrent command or against the current state."""
 

@@ -17,6 +17,7 @@ from graphql import GraphQLError
 from services.common.errors import (
     Conflict,
     CoopError,
+    Forbidden,
     IdempotencyKeyReused,
     NotFound,
     ValidationError,
@@ -108,6 +109,8 @@ def error_code(exc: CoopError) -> str:
         return "BAD_USER_INPUT"
     if isinstance(exc, NotFound):
         return "NOT_FOUND"
+    if isinstance(exc, Forbidden):
+        return "FORBIDDEN"
     return "CONFLICT"
 
 

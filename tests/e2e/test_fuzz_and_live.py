@@ -14,6 +14,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from hypothesis_graphql import mutations, nodes, queries
 from starlette.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
 
 from gateway.app import create_app
 from gateway.schema import printed_schema
@@ -77,16 +78,6 @@ def test_balance_subscription_is_authenticated_and_live(
 ) -> None:
     client, headers = live
     subscription = 'subscription { accountBalanceUpdates(code: "1010") { balance } }'
-
-    with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
-        ws.send_text(json.dumps({"type": "connection_init", "payload": {}}))
-        assert _receive(ws)["type"] == "connection_ack"
-        ws.send_text(
-            json.dumps({"id": "1", "type": "subscribe", "payload": {"query": subscription}})
-        )
-        refused = _receive(ws)
-        assert refused["type"] in ("error", "next")
-        assert "authentication required" in json.dumps(refused)
 
     with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
         ws.send_text(json.dumps({"type": "connection_init", "payload": headers}))
@@ -161,6 +152,58 @@ def test_a_revoked_key_stops_working_on_an_open_socket(
         assert runtime.ledger.recorder.max_notification_id() == head
 
 
+def test_a_socket_without_valid_credentials_is_closed_at_connection_init(
+    live: tuple[TestClient, dict[str, str]],
+) -> None:
+    """graphql-transport-ws: 4403 Forbidden at once, where the socket was acknowledged
+    and then had every operation refused. Credential names are as case-insensitive as
+    HTTP headers."""
+    client, headers = live
+    for payload in ({}, {"X-Api-Key": "coop_0123_wrong"}, {"Authorization": "Bearer nope"}):
+        with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
+            ws.send_text(json.dumps({"type": "connection_init", "payload": payload}))
+            with pytest.raises(WebSocketDisconnect) as closed:
+                ws.receive_text()
+            assert closed.value.code == 4403, payload
+
+    lowercase = {"x-api-key": headers["X-Api-Key"]}
+    with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
+        ws.send_text(json.dumps({"type": "connection_init", "payload": lowercase}))
+        assert _receive(ws)["type"] == "connection_ack"
+        query = "{ accounts { code } }"
+        ws.send_text(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query}}))
+        assert _receive_for(ws, "1")["payload"]["data"]["accounts"]
+
+
+def test_a_failing_live_update_is_masked_with_an_error_id(
+    live: tuple[TestClient, dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An exception out of a subscription's source is a bug like any other: masked
+    with an error id, its message and stack in the log only."""
+    client, headers = live
+
+    async def broken(*_args: object) -> None:
+        raise RuntimeError("secret detail of the failure")
+
+    monkeypatch.setattr("services.ledger.graphql.subscriptions.queries.account_balance", broken)
+    subscription = 'subscription { accountBalanceUpdates(code: "1010") { balance } }'
+    with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
+        ws.send_text(json.dumps({"type": "connection_init", "payload": headers}))
+        assert _receive(ws)["type"] == "connection_ack"
+        ws.send_text(
+            json.dumps({"id": "1", "type": "subscribe", "payload": {"query": subscription}})
+        )
+        failed = _receive_for(ws, "1")
+    error = failed["payload"]["errors"][0]
+    assert error["message"] == "Internal error"
+    assert error["extensions"]["code"] == "INTERNAL"
+    assert "secret detail" not in json.dumps(failed)
+    assert error["extensions"]["errorId"] in caplog.text
+    assert "secret detail" in caplog.text
+
+
 def _receive_for(ws: Any, subscription_id: str) -> dict[str, Any]:
     """The next message of one subscription (others on the socket are skipped)."""
     while True:
@@ -189,6 +232,7 @@ def test_till_totals_are_live_and_scoped_to_the_volunteers_till(settings: Settin
             ws.send_text(json.dumps({"id": "x", "type": "subscribe", "payload": {"query": other}}))
             refused = _receive_for(ws, "x")
             assert "till-2" in json.dumps(refused), refused
+            assert refused["payload"]["errors"][0]["extensions"]["code"] == "FORBIDDEN"
             assert not (refused.get("payload", {}).get("data") or {}).get("tillTotals")
 
             ws.send_text(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": totals}}))

@@ -562,7 +562,7 @@ async def test_a_volunteer_cannot_act_on_another_tills_session(
     assert closed["__typename"] == "WrongTill"
     assert till_1.head() == head
     body = await till_2.execute(XREPORT, {"id": session["id"]})
-    assert body["errors"][0]["extensions"]["code"] == "CONFLICT"
+    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
     # Nor read another till's sales and totals: they carry its volunteers' names.
     rung = await ring(
@@ -577,7 +577,7 @@ async def test_a_volunteer_cannot_act_on_another_tills_session(
     ):
         body = await till_2.execute(query)
         assert body.get("data") is None, (query, body)
-        assert body["errors"][0]["extensions"]["code"] == "CONFLICT", body
+        assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN", body
     # Without a till named, a volunteer's listings are of its own till.
     own = await till_2.data("{ sales { nodes { id } } shopTotals { salesCount } }")
     assert own == {"sales": {"nodes": []}, "shopTotals": {"salesCount": 0}}

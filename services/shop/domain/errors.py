@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.common.errors import Conflict, NotFound, ValidationError
+from services.common.errors import Conflict, Forbidden, NotFound, ValidationError
 
 
 class UnknownCategory(ValidationError):
@@ -31,7 +31,7 @@ class NoOpenSession(NotFound):
     pass
 
 
-class WrongTill(Conflict):
+class WrongTill(Forbidden):
     """The caller's credentials are scoped to another till than the session's."""
 
 

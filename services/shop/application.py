@@ -362,6 +362,10 @@ class ShopApplication(CoopApplication):
 
         def decide() -> Decision[dict[str, Any]]:
             sale = self.get_sale(sale_id)
+            # A volunteer refunds its own till's sales only: the refund answers with
+            # the sale's lines, which another till's volunteers may not read. Another
+            # till's sale is refunded by an admin (any open session pays it out).
+            check_scope(till_scope, sale.till_id)
             session = self._refund_session(session_id, till_scope or sale.till_id)
             session.check_scope(till_scope)
             session.check_open()

@@ -578,6 +578,24 @@ async def test_a_volunteer_cannot_act_on_another_tills_session(
         body = await till_2.execute(query)
         assert body.get("data") is None, (query, body)
         assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN", body
+    # Nor refund another till's sale from its own session: the refund would answer
+    # with the sale's lines (an admin refunds across tills).
+    await open_session(till_2, key="own-2", till_id="till-2")
+    head = till_1.head()
+    across = (
+        await till_2.data(REFUND, {"input": {"idempotencyKey": "r-x", "saleId": rung["id"]}})
+    )["refundSale"]
+    assert across["__typename"] == "WrongTill", across
+    assert "lines" not in across
+    assert till_1.head() == head
+    admin_refund = (
+        await client_as(Role.ADMIN).data(
+            REFUND,
+            {"input": {"idempotencyKey": "r-a", "saleId": rung["id"], "sessionId": session["id"]}},
+        )
+    )["refundSale"]
+    assert admin_refund["__typename"] == "SaleRefund", admin_refund
+
     # Without a till named, a volunteer's listings are of its own till.
     own = await till_2.data("{ sales { nodes { id } } shopTotals { salesCount } }")
     assert own == {"sales": {"nodes": []}, "shopTotals": {"salesCount": 0}}

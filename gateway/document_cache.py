@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from graphql import ASTValidationRule, DocumentNode
 from strawberry.extensions import SchemaExtension
 
-from gateway.nul_text import carries_nul, nul_error
+from gateway.unstorable_text import carries_unstorable_text, unstorable_text_error
 
 
 class DocumentCache:
@@ -88,10 +88,10 @@ class CheckedDocuments(SchemaExtension):
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
-        if carries_nul(context.variables):
+        if carries_unstorable_text(context.variables):
             # Errors set here are the answer: strawberry then neither validates nor
-            # executes (gateway/nul_text.py).
-            context.pre_execution_errors = [nul_error()]
+            # executes (gateway/unstorable_text.py).
+            context.pre_execution_errors = [unstorable_text_error()]
         elif self.hit:
             # strawberry validates only while `pre_execution_errors` is None.
             context.pre_execution_errors = []

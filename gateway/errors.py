@@ -31,6 +31,10 @@ log = logging.getLogger("coop.gateway.errors")
 _FOUND = re.compile(r",? found:? .*?(?=; [A-Z]|$)", re.DOTALL)
 _CANNOT_REPRESENT = re.compile(r"(cannot represent [^:]*?): .*?(?=\. |; |$)", re.DOTALL)
 _ENUM_VALUE = re.compile(r"Value '(?:[^'\\]|\\.)*' does not exist")
+# A scalar's own parse error follows "cannot represent a Date." and may quote the
+# input: "Invalid isoformat string: '<what was typed>'", "got '<part of it>'".
+_SCALAR_DETAIL = re.compile(r"(cannot represent an? \w+\.)([^;]*)")
+_QUOTED = re.compile(r"(?:,? got)?,?:? ?'(?:[^'\\]|\\.)*'")
 
 
 _OPERATION_REFUSALS = (MissingQueryError, CannotGetOperationTypeError, InvalidOperationTypeError)
@@ -40,6 +44,7 @@ def without_values(message: str) -> str:
     """A request error's message without the values it quoted."""
     message = _ENUM_VALUE.sub("The value does not exist", message)
     message = _CANNOT_REPRESENT.sub(r"\1", message)
+    message = _SCALAR_DETAIL.sub(lambda m: m[1] + _QUOTED.sub("", m[2]), message)
     return _FOUND.sub("", message)
 
 

@@ -18,8 +18,8 @@ from strawberry.types import ExecutionContext
 
 from gateway.document_cache import DocumentCache
 from gateway.errors import MaskUnexpectedErrors
-from gateway.nul_text import NoNulInStrings
 from gateway.settled_fields import settle_sibling_fields
+from gateway.unstorable_text import NoUnstorableText
 from services.audit.graphql import AuditMutation, AuditQuery
 from services.common.graphql import MONEY_SCALAR, Money
 from services.common.settings import Settings
@@ -83,7 +83,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         # strawberry's limiter extensions, built once for their rule classes; the
         # document cache's extension applies them (gateway/document_cache.py).
         rules: list[type[ASTValidationRule]] = [
-            NoNulInStrings,
+            NoUnstorableText,
             *QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
             *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
         ]

@@ -17,6 +17,7 @@ from sqlalchemy import event, update
 from sqlalchemy.exc import SAWarning
 
 from gateway.auth import auth_tokens, principal_for_key
+from gateway.unstorable_text import UNSTORABLE_MESSAGE
 from services.common.auth import Role
 from services.ledger.domain import Posting, Side
 from tests.conftest import make_settings
@@ -78,7 +79,7 @@ async def test_token_floods_are_refused(client: GraphQLClient) -> None:
     assert "token" in body["errors"][0]["message"].lower()
 
 
-async def test_text_with_a_nul_character_is_refused_and_nothing_is_stored(
+async def test_text_a_store_cannot_hold_is_refused_and_nothing_is_stored(
     client: GraphQLClient,
 ) -> None:
     """PostgreSQL's text cannot hold U+0000: a donor's name with one was stored as an
@@ -101,13 +102,40 @@ async def test_text_with_a_nul_character_is_refused_and_nothing_is_stored(
         await client.execute(  # in a key, not only in free text
             donate, {"input": {"idempotencyKey": "nul\x00-3", "amount": "1.00"}}
         ),
+        # An unpaired surrogate is no character: UTF-8 cannot encode it, so it comes
+        # as JSON's escape (json.dumps writes it so; httpx's own encoder refuses it).
+        (
+            await client.http.post(
+                "/graphql",
+                content=json.dumps(
+                    {
+                        "query": donate,
+                        "variables": {
+                            "input": {
+                                "idempotencyKey": "nul-4",
+                                "amount": "1.00",
+                                "donor": "Anna\ud800Neri",
+                            }
+                        },
+                    }
+                ),
+                headers={**client.headers, "Content-Type": "application/json"},
+            )
+        ).json(),
     ]
     for body in refused:
         assert body.get("data") is None, body
         assert [(e["message"], e["extensions"]["code"]) for e in body["errors"]] == [
-            ("text may not contain the NUL character (U+0000)", "BAD_REQUEST")
+            (UNSTORABLE_MESSAGE, "BAD_REQUEST")
         ]
         assert "Neri" not in json.dumps(body)
+    # In a literal, graphql-core's parser refuses an unpaired surrogate itself.
+    literal = await client.execute(
+        'mutation { recordDonation(input: {idempotencyKey: "nul-5", amount: "1.00", '
+        'donor: "Anna\\udc00Neri"}) { __typename } }'
+    )
+    assert literal.get("data") is None
+    assert literal["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
     assert client.head() == head
     data = await client.data(
         donate, {"input": {"idempotencyKey": "ok-1", "amount": "1.00", "donor": "Anna Neri"}}

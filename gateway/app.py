@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -60,6 +61,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = runtime is None
         rt = runtime or Runtime(settings)
+        rt.rate_limiter.on_refusal(metrics.rate_limited.inc)
         if settings.run_projector_in_process:
             rt.start_projector()
         app.state.runtime = rt
@@ -108,6 +110,17 @@ def create_app(
     async def token(form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> JSONResponse:
         """OAuth2 password flow: username and password in, an expiring bearer token out."""
         rt: Runtime = app.state.runtime
+        retry_after_s = rt.sign_in_limiter.retry_after_s(form.username.casefold())
+        if retry_after_s is not None:
+            metrics.sign_ins_throttled.inc()
+            return JSONResponse(
+                {
+                    "error": "slow_down",
+                    "error_description": "too many sign-in attempts for this user; retry later",
+                },
+                status_code=429,
+                headers={"Retry-After": str(math.ceil(retry_after_s))},
+            )
         try:
             issued = await rt.run_sync(
                 lambda: rt.credentials.issue_token(form.username, form.password)

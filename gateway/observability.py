@@ -90,6 +90,11 @@ class Metrics:
             "Mutations refused by the rate limit.",
             registry=self.registry,
         )
+        self.sign_ins_throttled = Counter(
+            "coop_sign_ins_throttled_total",
+            "Sign-in attempts refused by the per-user throttle (POST /auth/token).",
+            registry=self.registry,
+        )
 
 
 class RequestContextMiddleware:

@@ -141,6 +141,7 @@ class Runtime:
         self.welfare_accrual = WelfareAccrualProcess(self.welfare, self.sync_engine)
         self.credentials = CredentialStore(self.sync_engine, settings.token_ttl_s)
         self.rate_limiter = RateLimiter(settings.mutations_per_minute)
+        self.sign_in_limiter = RateLimiter(settings.sign_ins_per_minute)
         self.projector = ProjectionRunner(
             self.ledger,
             self.sync_engine,

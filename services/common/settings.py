@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     max_cached_documents: int = Field(default=500, ge=1, le=100_000)
     max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=64 * 1024 * 1024)
     mutations_per_minute: int = Field(default=600, ge=1, le=1_000_000)  # per key or user
+    # Per user name: each attempt costs a scrypt hash, and guessing needs many.
+    sign_ins_per_minute: int = Field(default=10, ge=1, le=10_000)
     readyz_max_lag_events: int = Field(default=10_000, ge=0)
     # /readyz also answers 503 when the read models are behind and have not moved for
     # this long: a projector failing on one event is not far behind, but stuck.

@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import event, update
 from sqlalchemy.exc import SAWarning
@@ -283,6 +284,34 @@ async def test_mutations_are_rate_limited_per_key(tmp_path: Path, backend: str) 
         assert code_of(check_in) == "RATE_LIMITED"
         # Another key has its own budget.
         assert "errors" not in await other.execute(POST, entry("o1"))
+        metrics = (await anon.http.get("/metrics")).text
+        assert "coop_rate_limited_total 2.0" in metrics
+
+
+async def test_sign_ins_are_throttled_per_user(tmp_path: Path, backend: str) -> None:
+    """Each sign-in costs a scrypt hash and a guess: beyond the per-user budget the
+    answer is 429 with Retry-After, whatever the password, and no token is issued."""
+    settings = make_settings(backend, tmp_path, sign_ins_per_minute=3)
+    async with serving(settings) as anon:
+        credentials = anon.runtime.credentials
+        credentials.add_user("maria", "a long enough password", frozenset({Role.AUDITOR}))
+
+        async def sign_in(username: str, password: str) -> httpx.Response:
+            return await anon.http.post(
+                "/auth/token", data={"username": username, "password": password}
+            )
+
+        for guess in ("guess one xx", "guess two xx"):
+            assert (await sign_in("maria", guess)).status_code == 400
+        assert (await sign_in("maria", "a long enough password")).status_code == 200
+        throttled = await sign_in("Maria", "a long enough password")
+        assert throttled.status_code == 429
+        assert int(throttled.headers["Retry-After"]) >= 1
+        assert "access_token" not in throttled.text
+        # Another user has a budget of its own.
+        assert (await sign_in("nobody", "guess three x")).status_code == 400
+        metrics = (await anon.http.get("/metrics")).text
+        assert "coop_sign_ins_throttled_total 1.0" in metrics
 
 
 async def test_read_your_writes_lag_is_a_clear_error(tmp_path: Path, backend: str) -> None:

@@ -504,6 +504,13 @@ class WelfareFundApplication(CoopApplication):
 
     # -- accrual -------------------------------------------------------------------
 
+    def _reversed_entry_date(self, event: JournalEntry.Posted) -> date | None:
+        """The effective date of the entry a reversal reverses (one read, for the
+        rare reversal only; a reversal is never itself reversed)."""
+        if event.reverses_entry_id is None:
+            return None
+        return self.ledger.get_entry(event.reverses_entry_id).effective_date
+
     def accrue(self, postings: Sequence[tuple[int, JournalEntry.Posted]]) -> int | None:
         """Accrue the fund's share of these ledger entries (in log order).
 
@@ -522,6 +529,7 @@ class WelfareFundApplication(CoopApplication):
                     entry_id=str(event.originator_id),
                     effective_date=event.effective_date,
                     postings=[Posting.from_state(p) for p in event.postings],
+                    reverses_effective_date=self._reversed_entry_date(event),
                 )
                 for position, event in postings
                 if position > fund.position

@@ -115,6 +115,7 @@ def expected_by_month(client: GraphQLClient, year: int) -> dict[int, dict[str, A
             select(
                 ledger_entries.c.position,
                 ledger_entries.c.effective_date,
+                ledger_entries.c.reverses_entry_id,
                 ledger_lines.c.account_code,
                 ledger_lines.c.credit_cents - ledger_lines.c.debit_cents,
             )
@@ -122,13 +123,18 @@ def expected_by_month(client: GraphQLClient, year: int) -> dict[int, dict[str, A
             .where(ledger_lines.c.account_code.like("4%"))
             .order_by(ledger_entries.c.position, ledger_lines.c.line_no)
         ).all()
-    per_entry: dict[tuple[int, date, str], int] = defaultdict(int)
-    for position, day, account, net in rows:
-        per_entry[(position, day, ACCOUNT_STREAM[account])] += int(net)
+        date_of = dict(
+            conn.execute(select(ledger_entries.c.entry_id, ledger_entries.c.effective_date)).all()
+        )
+    # A reversal is governed by the policy of the entry it reverses.
+    per_entry: dict[tuple[int, date, date, str], int] = defaultdict(int)
+    for position, day, reverses, account, net in rows:
+        policy_day = date_of[reverses] if reverses is not None else day
+        per_entry[(position, day, policy_day, ACCOUNT_STREAM[account])] += int(net)
     cumulative: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
     moves: list[tuple[date, str, int, int, int]] = []  # day, stream, base, accrued, internship
-    for (_position, day, stream), base in sorted(per_entry.items()):
-        period = "06-01" if day >= date(year, 6, 1) else "01-01"
+    for (_position, day, policy_day, stream), base in sorted(per_entry.items()):
+        period = "06-01" if policy_day >= date(year, 6, 1) else "01-01"
         rates, internship_ppm = DEMO_POLICIES[period]
         totals = cumulative[(stream, period)]
         before = rates.get(stream, 0) * totals[0] // 1_000_000
@@ -265,6 +271,56 @@ async def test_policy_bad_input_and_the_past_rule_store_nothing(app_client: Grap
     assert future["__typename"] == "RedistributionPolicy"
     await _income(admin, "stay-2", "2025-03-12", "4000", "100.00")
     assert (await officer.data(BALANCE))["fundBalance"]["accrued"] == "30.00"
+
+
+async def test_a_reversal_after_a_rate_change_takes_back_exactly_what_was_accrued(
+    app_client: GraphQLClient,
+) -> None:
+    """A posting corrected by a reversal dated after the rate changed: the fund ends
+    where it started (the reversal is governed by the reversed entry's policy), not
+    10.00 short as when it was governed by its own date."""
+    officer = app_client.as_role(Role.FUND_OFFICER)
+    admin = app_client.as_role(Role.ADMIN)
+    await _policy(officer, "may", "2025-01-01", [{"stream": "HOTEL", "percent": "8"}])
+    await _policy(officer, "june", "2025-06-01", [{"stream": "HOTEL", "percent": "9"}])
+    await _income(admin, "kept", "2025-05-02", "4000", "100.00")
+    before = (await officer.data(BALANCE))["fundBalance"]["accrued"]
+    assert before == "8.00"
+    posted = await admin.data(
+        "mutation($i: PostJournalEntryInput!) { postJournalEntry(input: $i) "
+        "{ ... on JournalEntry { id } } }",
+        {
+            "i": {
+                "idempotencyKey": "typo",
+                "effectiveDate": "2025-05-30",
+                "description": "Room income, typed twice",
+                "postings": [
+                    {"account": "1010", "side": "DEBIT", "amount": "1000.00"},
+                    {"account": "4000", "side": "CREDIT", "amount": "1000.00"},
+                ],
+            }
+        },
+    )
+    assert (await officer.data(BALANCE))["fundBalance"]["accrued"] == "88.00"
+    reversed_ = await admin.data(
+        "mutation($i: ReverseJournalEntryInput!) { reverseJournalEntry(input: $i) { __typename } }",
+        {
+            "i": {
+                "idempotencyKey": "typo-fix",
+                "entryId": posted["postJournalEntry"]["id"],
+                "effectiveDate": "2025-06-02",
+                "description": "Typed twice",
+            }
+        },
+    )
+    assert reversed_["reverseJournalEntry"]["__typename"] == "JournalEntry"
+    balance = (await officer.data(BALANCE))["fundBalance"]
+    assert balance["accrued"] == before
+    # The ledger agrees: the contribution expense is back where it was.
+    assert -ledger_balance(app_client, "5000", date(2025, 12, 31)) == 800
+    # Income after the change still accrues at the new rate.
+    await _income(admin, "june-stay", "2025-06-03", "4000", "100.00")
+    assert (await officer.data(BALANCE))["fundBalance"]["accrued"] == "17.00"
 
 
 async def test_disbursement_workflow_roles_and_limits(app_client: GraphQLClient) -> None:

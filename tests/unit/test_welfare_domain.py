@@ -188,6 +188,26 @@ def test_reversals_reduce_the_base_and_vat_accounts_are_not_income() -> None:
     assert [(i["base"], i["accrued"]) for i in items] == [(1_000, 100), (-1_000, -100)]
 
 
+def test_a_reversal_is_governed_by_the_policy_of_the_entry_it_reverses() -> None:
+    fund = WelfareFund.start(RULES)
+    fund.set_policy(_policy(date(2025, 1, 1), 80_000))
+    fund.set_policy(_policy(date(2025, 6, 1), 90_000))
+    posted = _sale(1, date(2025, 5, 30), 100_001)
+    mirrored = [
+        Posting(p.account_code, Side.CREDIT if p.side is Side.DEBIT else Side.DEBIT, p.amount_cents)
+        for p in posted.postings
+    ]
+    reversal = IncomeSource(2, "reversal", date(2025, 6, 2), mirrored, date(2025, 5, 30))
+    items = fund.plan_accruals([posted, reversal])
+    assert [(i["period"], i["date"], i["accrued"]) for i in items] == [
+        ("2025-01-01", "2025-05-30", 8_000),
+        ("2025-01-01", "2025-06-02", -8_000),  # dated its own day, at May's rate
+    ]
+    # A refund or any other entry dated in June is June's.
+    refund = IncomeSource(2, "refund", date(2025, 6, 2), mirrored)
+    assert [i["accrued"] for i in fund.plan_accruals([posted, refund])] == [8_000, -9_001]
+
+
 def test_programs_come_from_configuration() -> None:
     catalog = ProgramCatalog.from_config(
         {"INTERNSHIP": "STIPEND", "HOUSING": "HOUSING", "TRAINING": "ALLOWANCE"}

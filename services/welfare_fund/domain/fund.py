@@ -39,12 +39,26 @@ NO_POLICY = ""  # the period before the first policy version: rate 0
 
 @dataclass(frozen=True)
 class IncomeSource:
-    """A journal entry as the fund sees it: its position, date and postings."""
+    """A journal entry as the fund sees it: its position, date and postings.
+
+    `reverses_effective_date`: for a reversal, the date of the entry it reverses. The
+    reversal is governed by that date's policy, in that policy's period, so it takes
+    back exactly what the original accrued. Governed by its own date, a correction
+    dated after a rate change left the fund richer or poorer by the difference (a
+    posting of 1,000.00 at 8% reversed under 9%: 10.00 short on income that nets to
+    nothing). A refund is no reversal: it is income given back when it is given back.
+    """
 
     position: int
     entry_id: str
     effective_date: date
     postings: Sequence[Posting]
+    reverses_effective_date: date | None = None
+
+    @property
+    def policy_date(self) -> date:
+        """The date whose policy version governs this entry."""
+        return self.reverses_effective_date or self.effective_date
 
 
 class WelfareFund(Aggregate):
@@ -163,7 +177,7 @@ class WelfareFund(Aggregate):
         for source in sources:
             if source.position <= self.position:
                 continue  # already accrued (a replayed page)
-            version = _governing(versions, source.effective_date)
+            version = _governing(versions, source.policy_date)
             mapping = version.stream_of if version is not None else _default_stream_of
             base_by_stream: dict[Stream, int] = {}
             for posting in source.postings:

@@ -8,6 +8,7 @@ from datetime import date, datetime
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.utils import get_topic
 from sqlalchemy import Connection, Engine, select
 
 from services.audit.domain import (
@@ -38,6 +39,12 @@ from services.common.errors import Conflict, ValidationError
 from services.common.eventstore import CoopApplication
 from services.common.idempotency import Decision, Outcome, execute_idempotent
 from services.common.settings import Settings
+from services.welfare_fund.domain.beneficiary import Beneficiary
+
+# A beneficiary's events are hers: their dates alone (enrolled, attended each month,
+# stipends committed) are a timeline of a woman the fund protects. Not for auditors or
+# admins, who read everything else; fund officers have their own views.
+_BENEFICIARY_EVENTS = get_topic(Beneficiary) + ".%"
 
 ProgressCallback = Callable[[int, int], None]  # (position reached, head)
 
@@ -195,6 +202,7 @@ class AuditApplication(CoopApplication):
                 )
                 .select_from(events.outerjoin(audit_chain, audit_chain.c.position == position))
                 .where(events.c.originator_id == key)
+                .where(events.c.topic.not_like(_BENEFICIARY_EVENTS))
                 .where(events.c.originator_version > after_version)
                 .order_by(events.c.originator_version)
                 .limit(first)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import json
 from collections import defaultdict
 from datetime import date
 from typing import Any
@@ -464,6 +465,16 @@ async def test_forgetting_a_beneficiary_shreds_the_note_and_keeps_every_total(
               "month": "2025-02", "amount": "300.00", "effectiveDate": "2025-02-02"}  # fmt: skip
     disbursement = (await officer.data(COMMIT, {"input": commit}))["commitDisbursement"]
     assert disbursement["__typename"] == "Disbursement"
+    # Her events' dates are a timeline of her: an auditor or admin who learnt the
+    # reference finds no history under it, exactly as under an unknown id.
+    history = "query($id: ID!) { eventHistory(aggregateId: $id) { nodes { type } } }"
+    for role in (Role.AUDITOR, Role.ADMIN):
+        body = await app_client.as_role(role).execute(history, {"id": ref})
+        assert body.get("data") is None, body
+        assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+        assert "Beneficiary" not in json.dumps(body)
+    payment = await app_client.as_role(Role.AUDITOR).data(history, {"id": disbursement["id"]})
+    assert payment["eventHistory"]["nodes"]  # the fund's own records stay auditable
 
     engine = app_client.runtime.sync_engine
     with engine.connect() as conn:

@@ -103,6 +103,7 @@ def create_app(
         graphql_ide=None if settings.is_production else "graphiql",
         allow_queries_via_get=False,
         subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
+        max_subscriptions_per_connection=settings.max_operations_per_socket,
     )
     app.include_router(graphql_router, prefix="/graphql")
 

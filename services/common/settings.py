@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     # Distinct query texts kept parsed and validated (gateway/document_cache.py).
     max_cached_documents: int = Field(default=500, ge=1, le=100_000)
     max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=64 * 1024 * 1024)
+    # Operations open at once on one WebSocket: a till or a fund screen needs two or
+    # three; each open one holds a task and wakes at every projector step.
+    max_operations_per_socket: int = Field(default=20, ge=1, le=1_000)
     mutations_per_minute: int = Field(default=600, ge=1, le=1_000_000)  # per key or user
     # Per user name: each attempt costs a scrypt hash, and guessing needs many.
     sign_ins_per_minute: int = Field(default=10, ge=1, le=10_000)

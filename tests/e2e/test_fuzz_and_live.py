@@ -204,6 +204,28 @@ def test_a_failing_live_update_is_masked_with_an_error_id(
     assert "secret detail" in caplog.text
 
 
+def test_a_socket_holds_a_bounded_number_of_operations(settings: Settings) -> None:
+    """Each open subscription holds a task that wakes at every projector step: one
+    key may not open thousands on one socket."""
+    app = create_app(settings.model_copy(update={"max_operations_per_socket": 3}))
+    with TestClient(app) as client:
+        app.state.runtime.projector.run_until_caught_up()
+        key = app.state.runtime.credentials.issue_key("till", Role.VOLUNTEER, "till-1").key
+        totals = 'subscription { tillTotals(tillId: "till-1") { salesTotal } }'
+        with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
+            ws.send_text(json.dumps({"type": "connection_init", "payload": {"X-Api-Key": key}}))
+            assert _receive(ws)["type"] == "connection_ack"
+            for n in range(4):
+                ws.send_text(
+                    json.dumps({"id": str(n), "type": "subscribe", "payload": {"query": totals}})
+                )
+            answers = [_receive(ws) for _ in range(4)]
+        assert sorted(a["type"] for a in answers) == ["error", "next", "next", "next"]
+        [refused] = [a for a in answers if a["type"] == "error"]
+        assert refused["id"] == "3"
+        assert "limit" in json.dumps(refused)
+
+
 def _receive_for(ws: Any, subscription_id: str) -> dict[str, Any]:
     """The next message of one subscription (others on the socket are skipped)."""
     while True:

@@ -309,6 +309,7 @@ async def test_two_desks_booking_overlapping_nights_one_wins(client: GraphQLClie
         ({"departure": "2025-06-30"}, "departure"),
         ({"departure": "2025-08-15"}, "departure"),  # 45 nights > the 30 allowed
         ({"roomNumber": "999"}, "roomNumber"),
+        ({"roomNumber": "Rossi"}, "roomNumber"),  # a name in the wrong box: not echoed
         ({"roomNumber": "101"}, "guests"),  # a single room for three
         ({"nightlyRate": "-90.00"}, "nightlyRate"),
         ({"nightlyRate": "0.00"}, "nightlyRate"),

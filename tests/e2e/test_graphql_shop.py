@@ -526,6 +526,39 @@ async def test_a_sale_answers_as_the_read_model_will_show_it(
     assert {**shown, "__typename": "Sale"} == rung
 
 
+async def test_codes_typed_wrong_are_not_quoted_back(
+    client_as: Callable[..., GraphQLClient],
+) -> None:
+    """A name typed into a code's box (a reason, a category) is refused without being
+    repeated: messages name the field and the codes allowed, never what was typed."""
+    till = client_as(Role.VOLUNTEER, "till-1")
+    session = await open_session(till)
+    head = till.head()
+    moved = (
+        await till.data(
+            MOVE,
+            {
+                "input": {
+                    "idempotencyKey": "paid-lucia",
+                    "sessionId": session["id"],
+                    "amount": "5.00",
+                    "direction": "OUT",
+                    "reason": "PAID LUCIA FERRI",
+                }
+            },
+        )
+    )["recordCashMovement"]
+    assert moved["__typename"] == "ValidationError"
+    assert "SUPPLIES" in moved["message"]
+    line = {**ONE_COAT[0], "category": "Lucia Ferri"}
+    sold = await ring(till, session["id"], "cat", [line], [{"method": "CASH", "amount": "20.00"}])
+    assert sold["__typename"] == "ValidationError"
+    assert "CLOTHES" in sold["message"]
+    for refused in (moved, sold):
+        assert "FERRI" not in refused["message"].upper(), refused
+    assert till.head() == head
+
+
 async def test_a_volunteer_cannot_act_on_another_tills_session(
     client_as: Callable[..., GraphQLClient],
 ) -> None:

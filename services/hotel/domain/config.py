@@ -311,7 +311,7 @@ class HotelConfiguration(Aggregate):
             if room.effective_from <= day:
                 current = room
         if current is None or not current.active:
-            raise ValidationError(field_name, f"unknown room {number[:10]!r}")
+            raise ValidationError(field_name, "no such room in service on that day")
         return current
 
     def rooms_on(self, day: date) -> list[Room]:

@@ -20,7 +20,7 @@ class UnbalancedEntry(ValidationError):
 
 class UnknownAccount(ValidationError):
     def __init__(self, field: str, code: str) -> None:
-        super().__init__(field, f"unknown account {code!r}")
+        super().__init__(field, "unknown account")
         self.code = code
 
 

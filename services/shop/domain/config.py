@@ -82,7 +82,7 @@ class ShopPolicy:
                     )
                 return reason
         known = ", ".join(r.code for r in self.cash_reasons)
-        raise ValidationError(field, f"unknown reason {code!r}; use one of {known}")
+        raise ValidationError(field, f"unknown reason; use one of {known}")
 
     def accounts(self) -> set[str]:
         codes = {self.cash_account, self.card_account, self.over_short_account}

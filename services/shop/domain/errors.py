@@ -7,7 +7,7 @@ from services.common.errors import Conflict, Forbidden, NotFound, ValidationErro
 
 class UnknownCategory(ValidationError):
     def __init__(self, field: str, code: str, known: list[str]) -> None:
-        super().__init__(field, f"unknown category {code!r}; use one of {', '.join(known)}")
+        super().__init__(field, f"unknown category; use one of {', '.join(known)}")
         self.code = code
 
 

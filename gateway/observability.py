@@ -9,13 +9,16 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -56,11 +59,22 @@ def configure_logging(*, json_logs: bool, level: int = logging.INFO) -> None:
     logging.getLogger("uvicorn.access").disabled = True
 
 
+MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+
+
 class Metrics:
-    """One registry per app, so tests and several apps in one process do not collide."""
+    """One registry per app, so tests and several apps in one process do not collide.
+
+    With several workers (`coop serve --workers N`, which sets PROMETHEUS_MULTIPROC_DIR
+    for them) every worker writes its values to files in that directory and a scrape,
+    answered by whichever worker, sums them all: scraped from one worker at a time,
+    counters went up and down between scrapes. The gauges are set at scrape time, so
+    the most recent value is the one shown.
+    """
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self.multiprocess_dir = os.environ.get(MULTIPROCESS_DIR_VARIABLE) or None
         self.requests = Counter(
             "coop_http_requests_total",
             "HTTP requests by method, path and status.",
@@ -78,12 +92,14 @@ class Metrics:
             "coop_events_appended",
             "Events in the store (the notification log's head position).",
             registry=self.registry,
+            multiprocess_mode="mostrecent",
         )
         self.projector_lag = Gauge(
             "coop_projector_lag_events",
             "Events not yet applied, per projection.",
             ["projection"],
             registry=self.registry,
+            multiprocess_mode="mostrecent",
         )
         self.rate_limited = Counter(
             "coop_rate_limited_total",
@@ -95,6 +111,26 @@ class Metrics:
             "Sign-in attempts refused by the per-user throttle (POST /auth/token).",
             registry=self.registry,
         )
+
+    def exposition(self) -> bytes:
+        """The Prometheus text of every worker (or of this process alone)."""
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+
+
+# A proxy's or client's own id is kept (so one id follows a request through every
+# hop), if it is a plain token: it goes into every log line of the request.
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
+
+
+def _callers_request_id(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == REQUEST_ID_HEADER.encode():
+            return value.decode() if _REQUEST_ID.fullmatch(value) else None
+    return None
 
 
 class RequestContextMiddleware:
@@ -109,7 +145,7 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = uuid.uuid4().hex
+        request_id = _callers_request_id(scope) or uuid.uuid4().hex
         token = request_id_var.set(request_id)
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()

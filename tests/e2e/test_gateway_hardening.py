@@ -391,6 +391,15 @@ async def test_every_response_carries_a_request_id(client: GraphQLClient) -> Non
         "/graphql", json={"query": "{ accounts { code } }"}, headers=client.headers
     )
     assert len(response.headers["x-request-id"]) == 32
+    # A proxy's id is kept, so one id follows the request through every hop; one
+    # that is no plain token (it goes into every log line) is replaced.
+    for sent, kept in (("trace-42.a:b", True), ("x" * 65, False), ('"}{evil', False)):
+        answered = await client.http.post(
+            "/graphql",
+            json={"query": "{ accounts { code } }"},
+            headers={**client.headers, "X-Request-Id": sent},
+        )
+        assert (answered.headers["x-request-id"] == sent) is kept, sent
 
 
 async def test_cancelled_lone_reads_leave_no_connection_checked_out(

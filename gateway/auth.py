@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     Table,
     bindparam,
+    delete,
     insert,
     select,
     update,
@@ -127,6 +128,26 @@ class IssuedToken:
     expires_at: datetime
 
 
+@dataclass(frozen=True)
+class UserInfo:
+    """What an admin may see of a user: never the password hash."""
+
+    username: str
+    roles: frozenset[Role]
+    till_id: str | None
+    disabled: bool
+    created_at: datetime
+
+
+def check_username(username: str) -> None:
+    """A new user's name: 1 to 100 characters, no whitespace anywhere (a name with a
+    trailing space signs in as a different person from the one the admin sees)."""
+    if not username or len(username) > 100:
+        raise ValidationError("username", "a username is 1 to 100 characters")
+    if any(character.isspace() for character in username):
+        raise ValidationError("username", "a username has no spaces or other whitespace in it")
+
+
 class CredentialStore:
     """Writes (CLI, login) through the sync engine; request checks through the async one."""
 
@@ -139,19 +160,24 @@ class CredentialStore:
     def add_user(
         self, username: str, password: str, roles: frozenset[Role], till_id: str | None = None
     ) -> None:
-        if not username or len(username) > 100:
-            raise ValidationError("username", "must be 1 to 100 characters")
+        check_username(username)
         if len(password) < 12:
             raise ValidationError("password", "must be at least 12 characters")
         if not roles:
             raise ValidationError("roles", "at least one role")
         check_till_scope(roles, till_id)
+        folded = username.casefold()
         with self.engine.begin() as conn:
-            exists = conn.execute(
-                select(auth_users.c.username).where(auth_users.c.username == username)
-            ).first()
-            if exists:
-                raise Conflict(f"user {username!r} already exists")
+            # Names that differ only in case would be two people to the database and
+            # one to anyone reading them. Compared in Python over every name: SQLite's
+            # lower() folds ASCII only, and a cooperative has tens of users, not millions.
+            for existing in conn.execute(select(auth_users.c.username)).scalars():
+                if existing == username:
+                    raise Conflict(f"user {username!r} already exists")
+                if existing.casefold() == folded:
+                    raise Conflict(
+                        f"user {existing!r} already exists ({username!r} differs in case)"
+                    )
             conn.execute(
                 insert(auth_users).values(
                     username=username,
@@ -163,13 +189,54 @@ class CredentialStore:
                 )
             )
 
-    def disable_user(self, username: str) -> None:
+    def list_users(self) -> list[UserInfo]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    auth_users.c.username,
+                    auth_users.c.roles,
+                    auth_users.c.till_id,
+                    auth_users.c.disabled,
+                    auth_users.c.created_at,
+                ).order_by(auth_users.c.username)
+            ).all()
+        return [
+            UserInfo(row.username, _roles(row.roles), row.till_id, row.disabled, row.created_at)
+            for row in rows
+        ]
+
+    def disable_user(self, username: str) -> bool:
+        """Disable a user and revoke their tokens; False if they were disabled already."""
+        return self._set_disabled(username, disabled=True)
+
+    def enable_user(self, username: str) -> bool:
+        """Enable a disabled user; False if they were not disabled. Their tokens from
+        before stay revoked: they sign in again."""
+        return self._set_disabled(username, disabled=False)
+
+    def _set_disabled(self, username: str, *, disabled: bool) -> bool:
         with self.engine.begin() as conn:
-            result = conn.execute(
-                update(auth_users).where(auth_users.c.username == username).values(disabled=True)
-            )
-            if result.rowcount != 1:
+            was = conn.execute(
+                select(auth_users.c.disabled)
+                .where(auth_users.c.username == username)
+                .with_for_update()
+            ).scalar_one_or_none()
+            if was is None:
                 raise NotFound(f"user {username!r} does not exist")
+            if was or disabled:
+                # Tokens are deleted, not only refused while the user is disabled (the
+                # lookup checks the user's flag): kept, they would work again once the
+                # user is enabled. Deleted on enabling too: a store disabled before this
+                # rule, or a sign-in that raced the disabling, may still hold some.
+                conn.execute(delete(auth_tokens).where(auth_tokens.c.username == username))
+            if was == disabled:
+                return False
+            conn.execute(
+                update(auth_users)
+                .where(auth_users.c.username == username)
+                .values(disabled=disabled)
+            )
+            return True
 
     def issue_token(self, username: str, password: str) -> IssuedToken:
         with self.engine.begin() as conn:

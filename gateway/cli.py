@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import signal
 import threading
 import uuid
@@ -11,11 +13,17 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any, TypeVar
+from zoneinfo import ZoneInfoNotFoundError
 
 import typer
+import typer.core
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+from pydantic_settings import SettingsError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.observability import configure_logging
@@ -23,12 +31,29 @@ from gateway.runtime import Runtime
 from services.common.auth import Role
 from services.common.errors import CoopError
 from services.common.projections import projector_leadership
-from services.common.settings import ConfigurationError, get_settings
+from services.common.settings import ConfigurationError, Settings, get_settings
 
-app = typer.Typer(help="Event-sourced backend of a social cooperative.", no_args_is_help=True)
+
+class _CoopGroup(typer.core.TyperGroup):
+    """The root command: a configuration fault, wherever a command meets it, is one
+    line naming the variable, not a traceback (also under typer's CliRunner, which
+    calls the command and not `main`)."""
+
+    # `Any`: the context's class is typer's vendored click, which it does not export.
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigurationError as exc:
+            typer.secho(f"Configuration refused: {exc}", err=True, fg="red")
+            raise typer.Exit(2) from None
+
+
+app = typer.Typer(
+    help="Event-sourced backend of a social cooperative.", no_args_is_help=True, cls=_CoopGroup
+)
 db_app = typer.Typer(help="Database set-up.", no_args_is_help=True)
 projections_app = typer.Typer(help="Read models: follow, rebuild, inspect.", no_args_is_help=True)
-users_app = typer.Typer(help="People: add and disable users.", no_args_is_help=True)
+users_app = typer.Typer(help="People: add, list, disable and enable users.", no_args_is_help=True)
 keys_app = typer.Typer(help="Devices: issue, revoke and list API keys.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(projections_app, name="projections")
@@ -43,10 +68,74 @@ app.add_typer(hotel_app, name="hotel")
 
 # Bookings listed per query of a retention run.
 ERASE_BATCH = 100
+# `--older-than-days` at most a century: longer than any retention period a law sets,
+# and far from the calendar's ends (date arithmetic overflows past year 1).
+MAX_RETENTION_DAYS = 36_525
 
 T = TypeVar("T")
 
 console = Console()
+
+
+def _setting_bounds(name: str) -> tuple[int, int]:
+    """The range the settings allow for `name`: a flag that overrides a setting takes
+    the same range, so the two cannot drift apart."""
+    low: int | None = None
+    high: int | None = None
+    for constraint in Settings.model_fields[name].metadata:  # Field(ge=..., le=...)
+        ge, le = getattr(constraint, "ge", None), getattr(constraint, "le", None)
+        low = ge if isinstance(ge, int) else low
+        high = le if isinstance(le, int) else high
+    if low is None or high is None:
+        raise TypeError(f"the setting {name} has no integer bounds (ge and le)")
+    return low, high
+
+
+PORT_MIN, PORT_MAX = _setting_bounds("port")
+WORKERS_MIN, WORKERS_MAX = _setting_bounds("workers")
+# Worker processes a rebuild or a replay may fork: as many as the settings allow
+# gateway workers (COOP_WORKERS), the cap on processes one command starts. Past
+# MAX_REBUILD_WORKERS they add nothing (the one writing process is the bottleneck),
+# so the cap is there to refuse a typo such as 1000, not to tune.
+REPLAY_WORKERS_MAX = WORKERS_MAX
+
+
+def _setting_fault(error: ErrorDetails) -> str:
+    """One pydantic error on the settings as `COOP_NAME: fault`, never the value."""
+    field, *inner = error["loc"]
+    variable = f"COOP_{str(field).upper()}"
+    if field == "database_url":
+        # Neither the value nor a parser's message about it: a URL can hold a password.
+        return f"{variable}: must be a sqlite:///PATH or postgresql:// URL"
+    where = f" ({'.'.join(str(part) for part in inner)})" if inner else ""
+    return f"{variable}{where}: {error['msg'].removeprefix('Value error, ')}"
+
+
+def _settings() -> Settings:
+    """The settings, or a ConfigurationError that names the variable at fault in one
+    line (turned into the CLI's answer by _CoopGroup)."""
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        faults = exc.errors(include_url=False, include_input=False, include_context=False)
+        raise ConfigurationError("; ".join(_setting_fault(e) for e in faults)) from None
+    except SettingsError as exc:  # a JSON value (e.g. COOP_WELFARE_PROGRAMS) that does not parse
+        named = re.search(r'field "(\w+)"', str(exc))
+        variable = f"COOP_{named.group(1).upper()}" if named else "a COOP_ variable"
+        raise ConfigurationError(f"{variable}: not valid JSON") from None
+    # Raised by parsers inside the settings' validators, which pydantic does not wrap.
+    except ArgumentError:
+        raise ConfigurationError(
+            "COOP_DATABASE_URL: must be a sqlite:///PATH or postgresql:// URL"
+        ) from None
+    except (ZoneInfoNotFoundError, IsADirectoryError):
+        raise ConfigurationError("COOP_TIMEZONE: no such time zone (e.g. Europe/Rome)") from None
+    if not settings.is_postgres:
+        try:
+            settings.sqlite_path  # noqa: B018 (the property refuses a URL that names no file)
+        except ValueError as exc:
+            raise ConfigurationError(f"COOP_DATABASE_URL: {exc}") from None
+    return settings
 
 
 def _progress() -> Progress:
@@ -86,10 +175,27 @@ def demo(
     year: int = typer.Option(date.today().year - 1, help="The year to load."),
     serve_after: bool = typer.Option(False, "--serve", help="Serve the API afterwards."),
 ) -> None:
-    """Load a realistic year of hotel, shop, grant, donation and contract money."""
-    from gateway.demo import count_demo_steps, load_demo
+    """Load a realistic year of hotel, shop, grant, donation and contract money.
 
-    settings = get_settings()
+    Development stores only: the year is fictional money.
+    """
+    from gateway.demo import count_demo_steps, load_demo
+    from services.hotel.domain.config import OPENING_DAY
+
+    settings = _settings()
+    if settings.is_production:
+        raise ConfigurationError(
+            "COOP_ENVIRONMENT is production: `coop demo` records a fictional year of money, "
+            "so it runs on development stores only"
+        )
+    # A whole past year: the hotel's policies start on its opening day, and the
+    # front desk refuses facts dated in the future. Checked before anything is stored
+    # (a year the steps refuse half-way would leave its first months behind).
+    first, last = OPENING_DAY.year, datetime.now(settings.zone).year - 1
+    if not first <= year <= last:
+        raise typer.BadParameter(
+            f"a demo year is a whole past year, {first} to {last}", param_hint="--year"
+        )
     with _runtime() as runtime:
         with _progress() as progress:
             task = progress.add_task(f"Demo year {year}", total=count_demo_steps(year))
@@ -109,16 +215,23 @@ def demo(
 @app.command()
 def serve(
     host: str | None = typer.Option(None, help="Bind address (default COOP_HOST)."),
-    port: int | None = typer.Option(None, help="Port (default COOP_PORT)."),
-    workers: int | None = typer.Option(None, help="Worker processes (default COOP_WORKERS)."),
+    port: int | None = typer.Option(
+        None, min=PORT_MIN, max=PORT_MAX, help="Port (default COOP_PORT)."
+    ),
+    workers: int | None = typer.Option(
+        None,
+        min=WORKERS_MIN,
+        max=WORKERS_MAX,
+        help="Worker processes (default COOP_WORKERS).",
+    ),
 ) -> None:
     """Serve GraphQL over HTTP with uvicorn."""
     import uvicorn
 
-    settings = get_settings()
+    settings = _settings()
     host = host or settings.host
-    port = port or settings.port
-    workers = workers or settings.workers
+    port = settings.port if port is None else port
+    workers = settings.workers if workers is None else workers
     if workers > 1 and settings.run_projector_in_process:
         console.print(
             "[yellow]Several workers each follow the log in-process; that is safe "
@@ -148,7 +261,7 @@ def print_schema() -> None:
 @contextmanager
 def _runtime() -> Iterator[Runtime]:
     """A runtime for one command, closed afterwards; expected errors become usage errors."""
-    runtime = Runtime(get_settings())
+    runtime = Runtime(_settings())
     try:
         yield runtime
     except CoopError as exc:
@@ -182,23 +295,61 @@ def users_add(
         console.print(f"User {username} added.")
 
 
+@users_app.command("list")
+def users_list() -> None:
+    """Every user with their roles, till, state and creation time (never a hash)."""
+    with _runtime() as runtime:
+        table = Table("username", "roles", "till", "state", "created")
+        for user in runtime.credentials.list_users():
+            table.add_row(
+                user.username,
+                ", ".join(sorted(r.value for r in user.roles)),
+                user.till_id or "",
+                "disabled" if user.disabled else "active",
+                str(user.created_at)[:19],
+            )
+        console.print(table)
+
+
 @users_app.command("disable")
 def users_disable(username: str) -> None:
-    """Disable a user: their tokens stop working at once."""
+    """Disable a user: their tokens are revoked at once. Disabling a disabled user
+    changes nothing and says so (exit 0)."""
     with _runtime() as runtime:
-        runtime.credentials.disable_user(username)
-        console.print(f"User {username} disabled.")
+        if runtime.credentials.disable_user(username):
+            console.print(f"User {username} disabled; their tokens are revoked.")
+        else:
+            console.print(f"User {username} was already disabled.")
+
+
+@users_app.command("enable")
+def users_enable(username: str) -> None:
+    """Enable a disabled user again: they sign in anew (tokens from before stay revoked)."""
+    with _runtime() as runtime:
+        if runtime.credentials.enable_user(username):
+            console.print(f"User {username} enabled; they sign in again for a new token.")
+        else:
+            console.print(f"User {username} was not disabled.")
 
 
 @keys_app.command("issue")
 def keys_issue(
     name: str,
-    role: str = typer.Option(..., help="The device's role, e.g. volunteer or frontDesk."),
+    # A list only to see a repeated --role: click would otherwise keep the last one,
+    # and a key given two roles would silently get one of them.
+    role: Annotated[
+        list[str],
+        typer.Option("--role", help="The device's one role, e.g. volunteer or frontDesk."),
+    ],
     till: str | None = typer.Option(None, help="The till a volunteer key is scoped to."),
 ) -> None:
     """Issue an API key; it is shown once and stored only as a hash."""
+    if len(role) != 1:
+        raise typer.BadParameter(
+            "a key has exactly one role: give --role once", param_hint="--role"
+        )
     with _runtime() as runtime:
-        issued = runtime.credentials.issue_key(name, next(iter(_roles([role]))), till)
+        issued = runtime.credentials.issue_key(name, next(iter(_roles(role))), till)
         console.print(f"Key id {issued.key_id}. Send it as X-Api-Key (shown once):")
         typer.echo(issued.key)
 
@@ -232,7 +383,7 @@ def keys_list() -> None:
 @projections_app.command("run")
 def projections_run() -> None:
     """Catch up, then follow the log until interrupted (one per deployment)."""
-    settings = get_settings()
+    settings = _settings()
     runtime = Runtime(settings)
     stop = threading.Event()
 
@@ -259,6 +410,7 @@ def projections_rebuild(
     workers: int | None = typer.Option(
         None,
         min=0,
+        max=REPLAY_WORKERS_MAX,
         help="Processes that read and prepare pages while this one writes (Linux); "
         "0 for a serial replay. Default: one per CPU, at most four, none on one CPU.",
     ),
@@ -293,7 +445,7 @@ def audit_verify(
 
     # Only the audit application: verification must work on a store whose events no
     # longer decode (the runtime would load the chart of accounts first).
-    audit = AuditApplication(get_settings(), create_table=False)
+    audit = AuditApplication(_settings(), create_table=False)
     try:
         held = parse_head(expect) if expect else None
         with _progress() as progress:
@@ -337,7 +489,7 @@ def audit_head(
     """Print the chain's head (after catching up); with --publish, publish it."""
     from services.audit.store import chain_head
 
-    runtime = Runtime(get_settings())
+    runtime = Runtime(_settings())
     try:
         _catch_up(runtime, "Chaining")
         if publish:
@@ -372,6 +524,7 @@ def audit_replay(
     workers: int | None = typer.Option(
         None,
         min=0,
+        max=REPLAY_WORKERS_MAX,
         help="Processes that read and prepare pages while this one writes (PostgreSQL on "
         "Linux); 0 for a serial replay. Default: one per CPU, at most four, none on one CPU.",
     ),
@@ -379,7 +532,7 @@ def audit_replay(
     """Rebuild every read model into scratch storage from event 0 and diff it with live."""
     from services.audit.replay import replay
 
-    runtime = Runtime(get_settings())
+    runtime = Runtime(_settings())
     try:
         with _progress() as progress:
             task = progress.add_task("Replaying", total=max(runtime.projector.head(), 1))
@@ -431,7 +584,9 @@ def audit_replay(
 
 @audit_app.command("export")
 def audit_export(
-    directory: Annotated[Path, typer.Argument(help="Where to write the files.")],
+    directory: Annotated[
+        Path, typer.Argument(file_okay=False, help="Where to write the files (a directory).")
+    ],
     as_of: Annotated[
         datetime | None,
         typer.Option(formats=["%Y-%m-%d"], help="Trial balance date (default: today)."),
@@ -441,7 +596,17 @@ def audit_export(
     from services.audit.exports import write_all
     from services.audit.store import chain_head
 
-    settings = get_settings()
+    settings = _settings()
+    # Checked before the store is opened: a directory that cannot be made (a file on
+    # the way, no permission) is the caller's mistake, not a crash half-way.
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise typer.BadParameter(
+            f"cannot create {directory}: {exc.strerror}", param_hint="DIRECTORY"
+        ) from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise typer.BadParameter(f"cannot write into {directory}", param_hint="DIRECTORY")
     runtime = Runtime(settings)
     day = as_of.date() if as_of else datetime.now(settings.zone).date()
     try:
@@ -474,7 +639,9 @@ def hotel_erase_guests(
     older_than_days: Annotated[
         int | None,
         typer.Option(
-            min=1, help="Erase stays that ended more than this many days ago (for a timer)."
+            min=1,
+            max=MAX_RETENTION_DAYS,
+            help="Erase stays that ended more than this many days ago (for a timer).",
         ),
     ] = None,
     dry_run: Annotated[bool, typer.Option(help="List the bookings, erase nothing.")] = False,
@@ -495,7 +662,7 @@ def hotel_erase_guests(
         before = ended_before.date()
     else:
         assert older_than_days is not None
-        before = datetime.now(get_settings().zone).date() - timedelta(days=older_than_days)
+        before = datetime.now(_settings().zone).date() - timedelta(days=older_than_days)
 
     async def read(query: Callable[[AsyncConnection], Awaitable[T]], runtime: Runtime) -> T:
         try:
@@ -549,7 +716,7 @@ def hotel_erase_guests(
 
 
 def _describe_store() -> str:
-    settings = get_settings()
+    settings = _settings()
     if settings.is_postgres:
         url = settings.url
         return f"PostgreSQL {url.host}:{url.port or 5432}/{url.database}"
@@ -558,8 +725,4 @@ def _describe_store() -> str:
 
 def main() -> None:
     configure_logging(json_logs=False)  # the CLI talks to a person; the server logs JSON
-    try:
-        app()
-    except ConfigurationError as exc:
-        Console(stderr=True).print(f"[red]Configuration refused:[/red] {exc}")
-        raise SystemExit(2) from None
+    app()  # configuration faults become one line in _CoopGroup

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
+import tempfile
 import threading
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -26,7 +28,7 @@ from rich.table import Table
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.observability import configure_logging
+from gateway.observability import MULTIPROCESS_DIR_VARIABLE, configure_logging
 from gateway.runtime import Runtime
 from services.common.auth import Role
 from services.common.errors import CoopError
@@ -240,14 +242,39 @@ def serve(
         )
     if not settings.is_production:
         console.print(f"GraphiQL: http://{host}:{port}/graphql  (store: {_describe_store()})")
-    uvicorn.run(
-        "gateway.asgi:create",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_config=None,  # our JSON logging (configured in gateway.asgi) for every worker
-    )
+    with _metrics_shared_by(workers):
+        uvicorn.run(
+            "gateway.asgi:create",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=None,  # our JSON logging (configured in gateway.asgi) for every worker
+        )
+
+
+@contextmanager
+def _metrics_shared_by(workers: int) -> Iterator[None]:
+    """With several workers, each writes its metrics to files in one directory and a
+    scrape (answered by any of them) sums them all (gateway/observability.py): scraped
+    from one worker at a time, counters went up and down. The workers inherit the
+    directory through the environment. An operator's PROMETHEUS_MULTIPROC_DIR is used
+    and emptied first (values of an earlier run would be added in); else a temporary
+    one, removed at exit."""
+    if workers == 1:
+        yield
+        return
+    given = os.environ.get(MULTIPROCESS_DIR_VARIABLE)
+    directory = Path(given) if given else Path(tempfile.mkdtemp(prefix="coop-metrics-"))
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+    os.environ[MULTIPROCESS_DIR_VARIABLE] = str(directory)
+    try:
+        yield
+    finally:
+        if not given:
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 @app.command("schema")

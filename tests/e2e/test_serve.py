@@ -103,3 +103,45 @@ def test_quick_start_demo_then_serve_answers_graphql_and_health(tmp_path: Path) 
     assert "correct horse battery" not in output
     assert "trialBalance" not in output
     assert "Demo admin API key" in output
+
+
+def test_metrics_of_several_workers_add_up_whichever_answers(tmp_path: Path) -> None:
+    """`coop serve --workers 2`: a scrape is answered by either worker, and counted
+    each its own requests, counters went up and down between scrapes. Now every
+    scrape shows the requests of both."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "COOP_DATABASE_URL": f"sqlite:///{tmp_path / 'coop.db'}",
+        "COOP_RUN_PROJECTOR_IN_PROCESS": "false",
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    coop = Path(sys.executable).with_name("coop")
+    subprocess.run([str(coop), "db", "init"], env=env, check=True, capture_output=True)
+    server = subprocess.Popen(
+        [str(coop), "serve", "--workers", "2", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        healthy = 0
+        while healthy < 40:  # both workers up, and each has answered some
+            try:
+                healthy += httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+            except httpx.TransportError:
+                assert server.poll() is None, "coop serve exited early"
+                assert time.monotonic() < deadline, "coop serve did not come up in time"
+                time.sleep(0.2)
+        line = 'coop_http_requests_total{method="GET",path="/healthz",status="200"}'
+        counted = []
+        for _ in range(6):
+            text = httpx.get(f"{base}/metrics", timeout=5).text
+            [value] = [row.split()[-1] for row in text.splitlines() if row.startswith(line)]
+            counted.append(float(value))
+        assert counted == [40.0] * 6, counted
+    finally:
+        server.terminate()
+        server.wait(timeout=15)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -77,6 +78,7 @@ MAX_RETENTION_DAYS = 36_525
 T = TypeVar("T")
 
 console = Console()
+projector_log = logging.getLogger("coop.projector")
 
 
 def _setting_bounds(name: str) -> tuple[int, int]:
@@ -409,8 +411,13 @@ def keys_list() -> None:
 
 @projections_app.command("run")
 def projections_run() -> None:
-    """Catch up, then follow the log until interrupted (one per deployment)."""
+    """Catch up, then follow the log until interrupted (one per deployment).
+
+    A service, not a conversation: it logs as the gateway does (JSON lines unless
+    COOP_LOG_JSON=false), with no progress bars, so a journal or a log shipper reads
+    it like the workers' logs."""
     settings = _settings()
+    configure_logging(json_logs=settings.log_json)
     runtime = Runtime(settings)
     stop = threading.Event()
 
@@ -421,13 +428,16 @@ def projections_run() -> None:
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     try:
-        console.print("Waiting for projector leadership (one per store) ...")
+        projector_log.info("waiting for projector leadership (one per store)")
         with projector_leadership(runtime.sync_engine, stop) as leader:
             if not leader:
+                projector_log.info("stopped before becoming the leader")
                 return
-            _catch_up(runtime, "Catching up")
-            console.print("Following the event log; Ctrl-C stops.")
+            projector_log.info("leader; catching up to position %d", runtime.projector.head())
+            applied = runtime.projector.run_until_caught_up()
+            projector_log.info("caught up (%d notifications applied); following the log", applied)
             runtime.projector.follow(stop, settings.projector_poll_interval_s, listen=True)
+            projector_log.info("stopped")
     finally:
         runtime.close_sync()
 

@@ -145,3 +145,26 @@ def test_metrics_of_several_workers_add_up_whichever_answers(tmp_path: Path) -> 
     finally:
         server.terminate()
         server.wait(timeout=15)
+
+
+def test_the_projector_service_logs_json_lines(tmp_path: Path) -> None:
+    """`coop projections run` is a service (systemd, compose): it logs JSON lines as
+    the gateway does, where it printed prose and progress bars."""
+    env = {**os.environ, "COOP_DATABASE_URL": f"sqlite:///{tmp_path / 'coop.db'}"}
+    coop = Path(sys.executable).with_name("coop")
+    subprocess.run([str(coop), "db", "init"], env=env, check=True, capture_output=True)
+    projector = subprocess.Popen(
+        [str(coop), "projections", "run"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    time.sleep(3)
+    projector.terminate()
+    output, _ = projector.communicate(timeout=15)
+    assert projector.returncode == 0, output
+    lines = [json.loads(line) for line in output.splitlines()]  # every line is JSON
+    messages = [line["msg"] for line in lines if line["logger"] == "coop.projector"]
+    assert messages[-1] == "stopped", messages
+    assert any("following the log" in message for message in messages), messages

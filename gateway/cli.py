@@ -756,7 +756,11 @@ def _describe_store() -> str:
     settings = _settings()
     if settings.is_postgres:
         url = settings.url
-        return f"PostgreSQL {url.host}:{url.port or 5432}/{url.database}"
+        # The schema too: one database holds one schema per cooperative.
+        return (
+            f"PostgreSQL {url.host}:{url.port or 5432}/{url.database}, "
+            f"schema {settings.database_schema or 'public'}"
+        )
     return f"SQLite {settings.sqlite_path}"
 
 

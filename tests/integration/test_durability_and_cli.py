@@ -82,6 +82,8 @@ def test_db_init_then_status(cli_env: Settings) -> None:
     result = runner.invoke(cli, ["db", "init"])
     assert result.exit_code == 0, result.output
     assert "Store ready" in result.output
+    if cli_env.is_postgres:  # one database holds a schema per cooperative: which one
+        assert f"schema {cli_env.database_schema}" in " ".join(result.output.split())
     status = runner.invoke(cli, ["projections", "status"])
     assert status.exit_code == 0, status.output
     assert "ledger" in status.output

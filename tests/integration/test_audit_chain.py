@@ -176,7 +176,7 @@ def test_a_rewritten_chain_is_caught_by_a_published_head(runtime: Runtime) -> No
     result = runtime.audit.verify()
     assert not result.ok
     assert result.first_bad_position == head.position
-    assert "published head" in (result.reason or "")
+    assert "expected head" in (result.reason or "")
     # A head kept outside the database catches it too, even if the heads table is emptied.
     tamper(runtime, "DELETE FROM audit_published_heads")
     held = parse_head(f"{head.position}:{head.head_hash}")

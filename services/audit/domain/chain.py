@@ -122,7 +122,11 @@ def verify(
             return failed(record.position, "the event's stored bytes do not match the chain")
         published = expected.pop(record.position, None)
         if published is not None and published != previous_hash:
-            return failed(record.position, "the chain does not pass through a published head")
+            return failed(
+                record.position,
+                "the chain does not pass through an expected head "
+                "(published, or given to --expect)",
+            )
         head_position = record.position
         checked += 1
         record = next(record_iter, None)
@@ -130,5 +134,9 @@ def verify(
     if expected:
         # A published position the chain no longer has: events were removed and the
         # chain rewritten around them, or the history was cut short.
-        return failed(min(expected), "a published head is missing from the chain")
+        return failed(
+            min(expected),
+            "an expected head's position is not in the chain "
+            "(cut short, or rewritten around removed events)",
+        )
     return VerifyResult(True, checked, head_position, previous_hash, None, None)

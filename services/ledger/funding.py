@@ -394,6 +394,65 @@ class FundingApplication(CoopApplication):
     def _load_non_cash(self, ref: Mapping[str, str]) -> NonCashContribution:
         return self._get(NonCashContribution, UUID(ref["id"]), "contribution")
 
+    def donation_record(self, donation_id: UUID) -> Donation | NonCashContribution:
+        """A money donation, or goods in kind or volunteer time; else NotFound."""
+        try:
+            record: Aggregate = self.repository.get(donation_id)
+        except AggregateNotFoundError:
+            raise NotFound(f"donation {donation_id} does not exist") from None
+        if not isinstance(record, Donation | NonCashContribution):
+            raise NotFound(f"donation {donation_id} does not exist")
+        return record
+
+    def reverse_donation(
+        self,
+        *,
+        key: str,
+        actor: str,
+        donation_id: UUID,
+        reversed_on: date,
+        reason: str,
+    ) -> Outcome[Donation | NonCashContribution]:
+        """Correct a donation recorded wrong: the record says it is reversed (at most
+        once) and, for money, its journal entry is reversed by the ledger's own
+        `JournalEntry.reverse`, all in one save (with the idempotency claim). The
+        reversal links to the original (`reverses_entry_id`), so the welfare fund takes
+        back exactly what the donation accrued. Goods in kind and volunteer time were
+        never posted: only their record is reversed."""
+
+        def decide() -> Decision[Donation | NonCashContribution]:
+            record = self.donation_record(donation_id)
+            ref = {"donation_id": str(record.id)}
+            if isinstance(record, NonCashContribution):
+                record.reverse(reversed_on=reversed_on, reason=reason, today=self.today())
+                return Decision((record,), record, ref)
+            # The donation first: it refuses a second reversal and checks the input.
+            description = record.reverse(reversed_on=reversed_on, reason=reason, today=self.today())
+            original = self.ledger.get_entry(record.entry_id)
+            reversal = original.reverse(
+                chart=self.ledger.chart(read_only=True),
+                effective_date=reversed_on,
+                description=description,
+                actor=actor,
+                limits=self.ledger.limits,
+            )
+            assert reversal.id == record.reversal_entry_id
+            return Decision((record, original, reversal), record, ref)
+
+        return self._run(
+            key=key,
+            operation="reverseDonation",
+            # The request hash covers the reason, but only the hash is stored.
+            request={
+                "donation_id": str(donation_id),
+                "effective_date": reversed_on,
+                "reason": reason,
+                "actor": actor,
+            },
+            decide=decide,
+            load_result=lambda ref: self.donation_record(UUID(ref["donation_id"])),
+        )
+
     # -- contracts ---------------------------------------------------------------
 
     def profile(self) -> InvoicingProfile:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, timedelta
 from typing import Any
 
 import pytest
 
+from services.audit.replay import replay
 from services.common.auth import Role
 from tests.e2e.conftest import GraphQLClient
 from tests.fatturapa import validate_fatturapa
@@ -719,3 +721,374 @@ async def test_pro_rata_cut_and_closing_post_and_report_and_survive_a_rebuild(
     before = await client.data(report)
     await client.runtime.run_sync(client.runtime.projector.rebuild)
     assert await client.data(report) == before
+
+
+# -- correcting a donation recorded wrong: reverseDonation ---------------------------
+
+DONATION_FIELDS = "id date amount restricted method entryId reversedOn reversalEntryId"
+RECORD_DONATION = f"""
+mutation($input: RecordDonationInput!) {{
+  recordDonation(input: $input) {{ __typename ... on Donation {{ {DONATION_FIELDS} }} {ERRORS} }}
+}}
+"""
+REVERSE_DONATION = f"""
+mutation($input: ReverseDonationInput!) {{
+  reverseDonation(input: $input) {{
+    __typename
+    ... on Donation {{ {DONATION_FIELDS} reversalReason }}
+    ... on NonCashContribution {{ id fairValue reversedOn reversalReason }}
+    {ERRORS}
+  }}
+}}
+"""
+DONATIONS_REPORT = f"""
+query($from: Date, $to: Date) {{
+  donations(from: $from, to: $to) {{
+    nodes {{ {DONATION_FIELDS} }}
+    totals {{ received reversed net unrestricted restricted cash bank }}
+  }}
+}}
+"""
+FUND_BALANCE = "query { fundBalance { accrued byStream { stream base accrued } } }"
+DONATION_POLICY = """
+mutation($input: SetRedistributionPolicyInput!) {
+  setRedistributionPolicy(input: $input) { __typename }
+}
+"""
+
+
+async def donate(client: GraphQLClient, key: str, amount: str, day: str, **more: Any) -> Any:
+    value = {"idempotencyKey": key, "amount": amount, "date": day, "method": "BANK", **more}
+    result = (await client.data(RECORD_DONATION, {"input": value}))["recordDonation"]
+    assert result["__typename"] == "Donation", result
+    return result
+
+
+async def reverse_donation(
+    client: GraphQLClient, key: str, donation_id: str, day: str, reason: str = "Typed 1000.00"
+) -> Any:
+    value = {
+        "idempotencyKey": key,
+        "donationId": donation_id,
+        "effectiveDate": day,
+        "reason": reason,
+    }
+    return (await client.data(REVERSE_DONATION, {"input": value}))["reverseDonation"]
+
+
+def topics_since(client: GraphQLClient, position: int) -> list[str]:
+    """The events recorded after `position`, by class name, sorted."""
+    notifications = client.runtime.ledger.recorder.select_notifications(position + 1, 100)
+    return sorted(n.topic.rsplit(":", 1)[-1] for n in notifications)
+
+
+async def balance_of(client: GraphQLClient, code: str, day: str) -> str:
+    result = await client.data(
+        "query($code: String!, $asOf: DateTime) "
+        "{ accountBalance(code: $code, asOf: $asOf) { balance } }",
+        {"code": code, "asOf": end_of(day)},
+    )
+    return str(result["accountBalance"]["balance"])
+
+
+async def donation_policy(officer: GraphQLClient, key: str, day: str, percent: str) -> None:
+    value = {
+        "idempotencyKey": key,
+        "effectiveFrom": day,
+        "shares": [{"stream": "DONATION", "percent": percent}],
+    }
+    result = (await officer.data(DONATION_POLICY, {"input": value}))["setRedistributionPolicy"]
+    assert result["__typename"] == "RedistributionPolicy", result
+
+
+async def test_a_wrong_donation_reversed_and_recorded_again_leaves_report_ledger_and_fund_agreeing(
+    client: GraphQLClient, client_as: Any
+) -> None:
+    officer = client_as(Role.FUND_OFFICER)
+    await donation_policy(officer, "donations-10", "2025-01-01", "10")
+
+    # 100.00 from Maria Rossi, typed as 1,000.00: the fund accrues 10% of it.
+    wrong = await donate(client, "d-wrong", "1000.00", "2025-05-10", donor="Maria Rossi")
+    assert (await officer.data(FUND_BALANCE))["fundBalance"]["accrued"] == "100.00"
+    # The rate changes before the mistake is found (allowed: nothing dated since).
+    await donation_policy(officer, "donations-12", "2025-06-01", "12")
+
+    # The ledger refuses to reverse funding's entry by hand, as before...
+    by_hand = await client.data(
+        "mutation($i: ReverseJournalEntryInput!) { reverseJournalEntry(input: $i) "
+        "{ __typename ... on Conflict { message } } }",
+        {
+            "i": {
+                "idempotencyKey": "by-hand",
+                "entryId": wrong["entryId"],
+                "effectiveDate": "2025-06-05",
+                "description": "wrong amount",
+            }
+        },
+    )
+    assert by_hand["reverseJournalEntry"]["__typename"] == "Conflict"
+    # ...and funding reverses it, with the ledger's own reversal, in one save.
+    head = client.head()
+    reversed_ = await reverse_donation(
+        client, "d-wrong-fix", wrong["id"], "2025-06-05", "Maria gave 100.00, typed 1000.00"
+    )
+    assert reversed_["__typename"] == "Donation", reversed_
+    assert reversed_["reversedOn"] == "2025-06-05"
+    assert reversed_["reversalReason"] == "Maria gave 100.00, typed 1000.00"
+    # In one save: the donation's event, the original entry's, the reversal, the claim;
+    # then the welfare fund takes the accrual back (its own entry and record).
+    assert topics_since(client, head) == [
+        "Donation.Reversed",
+        "IdempotencyClaim.Claimed",
+        "JournalEntry.Posted",
+        "JournalEntry.Posted",
+        "JournalEntry.Reversed",
+        "WelfareFund.AccrualsRecorded",
+    ]
+
+    # The right donation, and two more in June: cash unrestricted at 12%, cash restricted.
+    right = await donate(client, "d-right", "100.00", "2025-05-10", donor="Maria Rossi")
+    await donate(client, "d-june", "30.00", "2025-06-10", method="CASH")
+    await donate(
+        client,
+        "d-june-r",
+        "50.00",
+        "2025-06-10",
+        method="CASH",
+        restricted=True,
+        purpose="Housing deposits",
+    )
+
+    # By hand. Ledger, 2025: bank 100.00 (1000 - 1000 + 100), cash 30 + 50 = 80.00;
+    #   4400 = 1000 - 1000 + 100 + 30 = 130.00; 4410 = 50.00 (restricted: share 0%).
+    # Fund: the reversal takes back what the 1000.00 accrued (100.00, at its own 10%,
+    #   not 120.00 at June's 12%); the right 100.00 accrues 10.00 (May: 10%);
+    #   the June 30.00 accrues 3.60 (12%). Accrued 13.60 = 5000 = 2400.
+    year = {"from": "2025-01-01", "to": "2025-12-31"}
+    report = (await client.data(DONATIONS_REPORT, year))["donations"]
+    assert report["totals"] == {
+        "received": "1180.00",
+        "reversed": "1000.00",
+        "net": "180.00",
+        "unrestricted": "130.00",
+        "restricted": "50.00",
+        "cash": "80.00",
+        "bank": "100.00",
+    }
+    assert await trial(client, "2025-12-31") == {
+        "1000": ("80.00", "0.00"),
+        "1010": ("100.00", "0.00"),
+        "2400": ("0.00", "13.60"),
+        "4400": ("0.00", "130.00"),
+        "4410": ("0.00", "50.00"),
+        "5000": ("13.60", "0.00"),
+    }
+    assert await balance_of(client, "4400", "2025-12-31") == report["totals"]["unrestricted"]
+    assert await balance_of(client, "4410", "2025-12-31") == report["totals"]["restricted"]
+    fund = (await officer.data(FUND_BALANCE))["fundBalance"]
+    assert fund["accrued"] == "13.60"
+    donations_stream = {s["stream"]: s for s in fund["byStream"]}["DONATION"]
+    assert (donations_stream["base"], donations_stream["accrued"]) == ("130.00", "13.60")
+
+    # Any period agrees with the ledger: up to May the mistake still counts (it was
+    # reversed in June), and June takes it off.
+    may = (await client.data(DONATIONS_REPORT, {"to": "2025-05-31"}))["donations"]["totals"]
+    assert (may["received"], may["reversed"], may["net"]) == ("1100.00", "0.00", "1100.00")
+    assert await balance_of(client, "4400", "2025-05-31") == "1100.00"
+    june = (await client.data(DONATIONS_REPORT, {"from": "2025-06-01", "to": "2025-06-30"}))[
+        "donations"
+    ]["totals"]
+    assert (june["received"], june["reversed"], june["net"]) == ("80.00", "1000.00", "-920.00")
+
+    # The report shows the wrong donation as reversed, with the reversal's entry; the
+    # ledger links that entry to the donation's; no name and no reason in the ledger.
+    nodes = {n["id"]: n for n in report["nodes"]}
+    assert nodes[wrong["id"]]["reversedOn"] == "2025-06-05"
+    assert nodes[right["id"]]["reversedOn"] is None
+    journal = (
+        await client.data(
+            'query { journal(account: "4400") { nodes { id description effectiveDate '
+            "reversesEntryId reversedByEntryId } } }"
+        )
+    )["journal"]["nodes"]
+    reversal = next(e for e in journal if e["reversesEntryId"] == wrong["entryId"])
+    assert reversal["id"] == nodes[wrong["id"]]["reversalEntryId"]
+    assert reversal["effectiveDate"] == "2025-06-05"
+    assert (
+        next(e for e in journal if e["id"] == wrong["entryId"])["reversedByEntryId"]
+        == (reversal["id"])
+    )
+    assert "Maria" not in str(journal)
+    assert "typed" not in str(journal)
+    assert wrong["id"][:8] in reversal["description"]
+
+    # Read models rebuilt from event 0 say the same; the audit replay finds no difference.
+    before = await client.data(DONATIONS_REPORT, year)
+    await client.runtime.run_sync(client.runtime.projector.rebuild)
+    assert await client.data(DONATIONS_REPORT, year) == before
+    runtime = client.runtime
+    audit = await runtime.run_sync(
+        lambda: replay(
+            settings=runtime.settings,
+            snapshot_engine=runtime.audit.read_engine,
+            mapper=runtime.audit.mapper,
+            projections=runtime.projector.projections,
+        )
+    )
+    assert audit.ok, audit.differences
+    assert audit.row_counts["funding_donations"] == 4
+
+
+async def test_a_donation_is_reversed_once_even_by_two_admins_at_once(
+    client: GraphQLClient,
+) -> None:
+    d = await donate(client, "d-1", "250.00", "2025-03-08")
+    head = client.head()
+    first, second = await asyncio.gather(
+        reverse_donation(client, "fix-a", d["id"], "2025-03-09"),
+        reverse_donation(client, "fix-b", d["id"], "2025-03-09"),
+    )
+    assert sorted([first["__typename"], second["__typename"]]) == ["Conflict", "Donation"]
+    written = client.head()
+    # One reversal: the donation's event, the original's, the reversal entry, the claim,
+    # and the welfare fund's accrual of it. (Positions may skip: on PostgreSQL the
+    # loser's rolled-back insert used up a sequence number.)
+    assert topics_since(client, head) == [
+        "Donation.Reversed",
+        "IdempotencyClaim.Claimed",
+        "JournalEntry.Posted",
+        "JournalEntry.Reversed",
+        "WelfareFund.AccrualsRecorded",
+    ]
+    third = await reverse_donation(client, "fix-c", d["id"], "2025-03-10")
+    assert third["__typename"] == "Conflict"
+    assert "already reversed" in third["message"]
+    assert client.head() == written
+    journal = (await client.data('query { journal(account: "4400") { nodes { id } } }'))["journal"][
+        "nodes"
+    ]
+    assert len(journal) == 2  # the donation and its one reversal
+    totals = (await client.data(DONATIONS_REPORT))["donations"]["totals"]
+    assert (totals["received"], totals["reversed"], totals["net"]) == (
+        "250.00",
+        "250.00",
+        "0.00",
+    )
+    assert await balance_of(client, "4400", "2025-12-31") == "0.00"
+
+
+@pytest.mark.parametrize(
+    ("case", "typename", "field"),
+    [
+        ("future date", "ValidationError", "effectiveDate"),
+        ("before the donation", "ValidationError", "effectiveDate"),
+        ("unknown id", "NotFound", None),
+        ("not an id", "ValidationError", "donationId"),
+        ("empty reason", "ValidationError", "reason"),
+        ("reason too long", "ValidationError", "reason"),
+    ],
+)
+async def test_a_bad_reversal_gets_a_typed_error_and_changes_nothing(
+    client: GraphQLClient, case: str, typename: str, field: str | None
+) -> None:
+    d = await donate(client, "d-1", "1000.00", "2025-05-10")
+    day, donation_id, reason = "2025-06-05", d["id"], "Typed 1000.00"
+    if case == "future date":
+        day = _future()
+    elif case == "before the donation":
+        day = "2025-05-09"
+    elif case == "unknown id":
+        donation_id = "00000000-0000-0000-0000-000000000001"
+    elif case == "not an id":
+        donation_id = "d-1"
+    elif case == "empty reason":
+        reason = "  "
+    else:
+        reason = "x" * 501
+    report = await client.data(DONATIONS_REPORT)
+    head = client.head()
+    result = await reverse_donation(client, "bad-fix", donation_id, day, reason)
+    assert result["__typename"] == typename, result
+    if field is not None:
+        assert result["field"] == field
+    assert client.head() == head
+    assert await client.data(DONATIONS_REPORT) == report
+    # The key was not used up: the right request goes through with it.
+    fixed = await reverse_donation(client, "bad-fix", d["id"], "2025-06-05")
+    assert fixed["__typename"] == "Donation"
+
+
+async def test_a_reversal_retried_answers_the_same_and_a_reused_key_is_refused(
+    client: GraphQLClient, client_as: Any
+) -> None:
+    d = await donate(client, "d-1", "1000.00", "2025-05-10", donor="Giulia Bianchi")
+    first = await reverse_donation(client, "fix", d["id"], "2025-06-05")
+    head = client.head()
+    again = await reverse_donation(client, "fix", d["id"], "2025-06-05")
+    assert again == first
+    assert client.head() == head
+    other = await reverse_donation(client, "fix", d["id"], "2025-06-06")
+    assert other["__typename"] == "IdempotencyKeyReused"
+    assert client.head() == head
+    # Auditors see that and when it was reversed; the reason, like the donor, is not theirs.
+    auditor = client_as(Role.AUDITOR)
+    read = await auditor.execute(
+        "query { donations { nodes { reversedOn reversalEntryId reversalReason } } }"
+    )
+    node = read["data"]["donations"]["nodes"][0]
+    assert node["reversedOn"] == "2025-06-05"
+    assert node["reversalEntryId"] == first["reversalEntryId"]
+    assert node["reversalReason"] is None
+    assert read["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    denied = await auditor.execute(
+        REVERSE_DONATION,
+        {
+            "input": {
+                "idempotencyKey": "auditor-fix",
+                "donationId": d["id"],
+                "effectiveDate": "2025-06-05",
+                "reason": "x",
+            }
+        },
+    )
+    assert denied["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert client.head() == head
+
+
+async def test_goods_in_kind_valued_wrong_are_reversed_and_leave_the_report(
+    client: GraphQLClient,
+) -> None:
+    wrong = await client.data(
+        'mutation { recordInKindDonation(input: {idempotencyKey: "k-1", '
+        'description: "Winter coats (40)", fairValue: "6000.00", date: "2025-11-05"}) '
+        "{ ... on NonCashContribution { id } } }"
+    )
+    goods_id = wrong["recordInKindDonation"]["id"]
+    head = client.head()
+    reversed_ = await reverse_donation(
+        client, "k-1-fix", goods_id, "2025-11-06", "Valued 6000.00, not 600.00"
+    )
+    assert reversed_ == {
+        "__typename": "NonCashContribution",
+        "id": goods_id,
+        "fairValue": "6000.00",
+        "reversedOn": "2025-11-06",
+        "reversalReason": "Valued 6000.00, not 600.00",
+    }
+    assert client.head() == head + 2  # the record's event and the claim: nothing posted
+    await client.data(
+        'mutation { recordInKindDonation(input: {idempotencyKey: "k-2", '
+        'description: "Winter coats (40)", fairValue: "600.00", date: "2025-11-05"}) '
+        "{ __typename } }"
+    )
+    report = (
+        await client.data(
+            'query { nonCashContributions(from: "2025-01-01", to: "2025-12-31") '
+            "{ inKindFairValue nodes { id reversedOn } } }"
+        )
+    )["nonCashContributions"]
+    assert report["inKindFairValue"] == "600.00"
+    assert {n["id"]: n["reversedOn"] for n in report["nodes"]}[goods_id] == "2025-11-06"
+    assert await trial(client, "2025-12-31") == {}
+    again = await reverse_donation(client, "k-1-fix-2", goods_id, "2025-11-07")
+    assert again["__typename"] == "Conflict"

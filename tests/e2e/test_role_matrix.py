@@ -94,6 +94,7 @@ EXPECTED: dict[str, frozenset[Role]] = {
     "Mutation.recordVolunteerHours": frozenset({A}),
     "Mutation.reduceGrant": frozenset({A}),
     "Mutation.registerContract": frozenset({A}),
+    "Mutation.reverseDonation": frozenset({A}),
     "Mutation.setInvoicingProfile": frozenset({A}),
     "Query.contract": frozenset({A, AU}),
     "Query.contractInvoice": frozenset({A, AU}),

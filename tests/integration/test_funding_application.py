@@ -6,14 +6,22 @@ import threading
 from collections.abc import Callable, Iterator
 from datetime import date
 from typing import Any
+from uuid import UUID, uuid4
 
 import pytest
 
-from services.common.errors import Conflict, CoopError, IdempotencyKeyReused
+from services.common.errors import (
+    Conflict,
+    CoopError,
+    IdempotencyKeyReused,
+    NotFound,
+    ValidationError,
+)
 from services.common.settings import Settings
 from services.ledger.application import LedgerApplication
 from services.ledger.domain import entry_id_for_cause
 from services.ledger.domain.contracts import Address, ContractInvoice, PassThroughItem
+from services.ledger.domain.donations import DonationMethod
 from services.ledger.domain.grants import TrancheTerms
 from services.ledger.funding import FundingApplication
 
@@ -170,3 +178,134 @@ def test_a_tranche_received_by_two_clerks_at_once_is_received_once(
         entry_id_for_cause(f"funding:grant:{grant.id}:tranche:1:received")
     )
     assert entry.total_cents == 500_000
+
+
+def wrong_donation(app: FundingApplication, key: str = "d-wrong") -> Any:
+    return app.record_donation(
+        key=key,
+        actor="admin",
+        amount_cents=100_000,
+        restricted=False,
+        method=DonationMethod.BANK,
+        donor="Maria Rossi",
+        purpose=None,
+        received_on=date(2025, 5, 10),
+    ).result
+
+
+def reverse(app: FundingApplication, key: str, donation_id: UUID, **overrides: Any) -> Any:
+    values: dict[str, Any] = {
+        "reversed_on": date(2025, 6, 5),
+        "reason": "Typed 1000.00 for Maria's 100.00",
+    }
+    values.update(overrides)
+    return app.reverse_donation(key=key, actor="admin", donation_id=donation_id, **values)
+
+
+def test_a_reversal_saves_the_donation_and_the_ledgers_linked_reversal_together(
+    funding: FundingApplication,
+) -> None:
+    d = wrong_donation(funding)
+    before = head(funding)
+    outcome = reverse(funding, "fix", d.id)
+    # The donation's event, the original entry's Reversed, the reversal, the claim.
+    assert head(funding) == before + 4
+    assert outcome.position == head(funding)
+    assert outcome.result.reversed_on == date(2025, 6, 5)
+    original = funding.ledger.get_entry(entry_id_for_cause(f"funding:donation:{d.id}"))
+    reversal = funding.ledger.get_entry(outcome.result.reversal_entry_id)
+    assert original.reversed_by_entry_id == reversal.id
+    assert reversal.reverses_entry_id == original.id
+    assert reversal.effective_date == date(2025, 6, 5)
+    assert {(p.account_code, p.side.value, p.amount_cents) for p in reversal.postings} == {
+        ("1010", "credit", 100_000),
+        ("4400", "debit", 100_000),
+    }
+    assert "Maria" not in reversal.description
+    assert "Typed" not in reversal.description
+    # The retry answers the same and writes nothing; the key with other input is refused.
+    again = reverse(funding, "fix", d.id)
+    assert again.replayed
+    assert again.result.reversal_entry_id == reversal.id
+    assert head(funding) == before + 4
+    with pytest.raises(IdempotencyKeyReused):
+        reverse(funding, "fix", d.id, reason="Another reason")
+    # A second reversal under a new key is refused, and so is the ledger's own command.
+    with pytest.raises(Conflict):
+        reverse(funding, "fix-again", d.id)
+    with pytest.raises(Conflict):
+        funding.ledger.reverse_entry(
+            key="by-hand",
+            actor="admin",
+            entry_id=original.id,
+            effective_date=date(2025, 6, 6),
+            description="by hand",
+        )
+    assert head(funding) == before + 4
+
+
+def test_two_reversals_of_a_donation_at_once_exactly_one_wins(
+    funding: FundingApplication,
+) -> None:
+    d = wrong_donation(funding)
+    before = head(funding)
+    results = race(*(lambda k=k: reverse(funding, k, d.id) for k in ("r-a", "r-b", "r-c")))
+    winners = [r for r in results if not isinstance(r, CoopError)]
+    assert len(winners) == 1
+    assert all(isinstance(r, Conflict) for r in results if isinstance(r, CoopError))
+    # One reversal and one claim. (Positions may skip on PostgreSQL, where a loser's
+    # rolled-back insert uses up a sequence number: count the events instead.)
+    recorded = funding.recorder.select_notifications(before + 1, 100)
+    assert sorted(n.topic.rsplit(":", 1)[-1] for n in recorded) == [
+        "Donation.Reversed",
+        "IdempotencyClaim.Claimed",
+        "JournalEntry.Posted",
+        "JournalEntry.Reversed",
+    ]
+    original = funding.ledger.get_entry(entry_id_for_cause(f"funding:donation:{d.id}"))
+    assert original.reversed_by_entry_id == winners[0].result.reversal_entry_id
+
+
+def test_unknown_ids_and_bad_dates_store_nothing(funding: FundingApplication) -> None:
+    d = wrong_donation(funding)
+    grant = funding.award_grant(
+        key="grant",
+        actor="admin",
+        funder="Regione Lombardia",
+        purpose="Housing",
+        amount_cents=1_000,
+        restricted=False,
+        public_funder=True,
+        tranches=[TrancheTerms(1_000, "Start", None)],
+        awarded_on=date(2025, 1, 1),
+    ).result
+    before = head(funding)
+    for donation_id in (uuid4(), grant.id):
+        with pytest.raises(NotFound):
+            reverse(funding, f"nf-{donation_id}", donation_id)
+    with pytest.raises(ValidationError) as raised:
+        reverse(funding, "early", d.id, reversed_on=date(2025, 5, 9))
+    assert raised.value.field == "effectiveDate"
+    with pytest.raises(ValidationError) as raised:
+        reverse(funding, "empty", d.id, reason="")
+    assert raised.value.field == "reason"
+    assert head(funding) == before
+    assert funding.donation_record(d.id).reversed_on is None
+
+
+def test_goods_in_kind_are_reversed_without_a_ledger_entry(funding: FundingApplication) -> None:
+    goods = funding.record_in_kind_donation(
+        key="coats",
+        actor="admin",
+        description="Winter coats (40)",
+        fair_value_cents=600_000,
+        restricted=False,
+        donor=None,
+        received_on=date(2025, 11, 5),
+    ).result
+    before = head(funding)
+    outcome = reverse(funding, "coats-fix", goods.id, reversed_on=date(2025, 11, 6))
+    assert head(funding) == before + 2  # the contribution's event and the claim
+    assert outcome.result.reversed_on == date(2025, 11, 6)
+    with pytest.raises(Conflict):
+        reverse(funding, "coats-fix-2", goods.id, reversed_on=date(2025, 11, 6))

@@ -7,9 +7,23 @@ from datetime import date
 import pytest
 
 from services.common.errors import Conflict, ValidationError
-from services.ledger.domain import Side
+from services.ledger.domain import (
+    DEFAULT_ACCOUNTS,
+    Cause,
+    ChartOfAccounts,
+    JournalEntry,
+    LedgerLimits,
+    Side,
+)
 from services.ledger.domain.contracts import vat_cents
-from services.ledger.domain.donations import NonCashContribution, non_cash_id_for
+from services.ledger.domain.donations import (
+    Donation,
+    DonationAlreadyReversed,
+    DonationMethod,
+    NonCashContribution,
+    donation_id_for,
+    non_cash_id_for,
+)
 from services.ledger.domain.facts import LedgerFact, parse_percent_bp
 from services.ledger.domain.funding_accounts import DEFAULT_FUNDING_ACCOUNTS as ACCOUNTS
 from services.ledger.domain.grants import Grant, TrancheTerms, grant_id_for
@@ -174,3 +188,122 @@ def test_volunteer_time_is_valued_half_up(minutes: int, hourly: int, fair: int) 
         ceiling_cents=CEILING,
     )
     assert contribution.fair_value_cents == fair
+
+
+# -- reversing a donation recorded wrong ---------------------------------------------
+
+LIMITS = LedgerLimits(
+    amount_ceiling_cents=CEILING,
+    max_description_length=500,
+    max_entry_lines=50,
+    max_account_code_length=16,
+)
+
+
+def donation(amount_cents: int = 100_000, *, received_on: date = date(2025, 5, 10)) -> Donation:
+    return Donation.record(
+        donation_id=donation_id_for("d-wrong"),
+        received_on=received_on,
+        amount_cents=amount_cents,
+        restricted=False,
+        method=DonationMethod.BANK,
+        donor="Maria Rossi",
+        purpose=None,
+        today=TODAY,
+        ceiling_cents=CEILING,
+    )
+
+
+def chart() -> ChartOfAccounts:
+    chart = ChartOfAccounts.start()
+    for code, name, kind in DEFAULT_ACCOUNTS:
+        chart.open_account(code, name, kind, max_code_length=16)
+    return chart
+
+
+def test_a_donation_is_reversed_once_and_its_entry_with_the_ledgers_own_reversal() -> None:
+    d = donation()
+    fact = d.ledger_fact(ACCOUNTS)
+    original = JournalEntry.post(
+        chart=chart(),
+        effective_date=fact.effective_date,
+        description=fact.description,
+        postings=fact.postings,
+        cause=Cause(fact.cause_id, "admin"),
+        limits=LIMITS,
+    )
+    assert original.id == d.entry_id
+    description = d.reverse(
+        reversed_on=date(2025, 6, 5), reason="Typed 1000 for Maria's 100", today=TODAY
+    )
+    assert (d.reversed_on, d.reversal_reason) == (date(2025, 6, 5), "Typed 1000 for Maria's 100")
+    reversal = original.reverse(
+        chart=chart(),
+        effective_date=date(2025, 6, 5),
+        description=description,
+        actor="admin",
+        limits=LIMITS,
+    )
+    # The id the donation recorded is the ledger's reversal, linked to the original.
+    assert reversal.id == d.reversal_entry_id
+    assert reversal.reverses_entry_id == original.id
+    assert original.reversed_by_entry_id == reversal.id
+    assert lines(
+        LedgerFact("r", reversal.effective_date, reversal.description, reversal.postings)
+    ) == {"1010": -100_000, "4400": 100_000}
+    # Neither the donor's name nor the reason reaches the ledger.
+    assert "Maria" not in description
+    assert "Typed" not in description
+    assert str(d.id)[:8] in description
+    with pytest.raises(DonationAlreadyReversed):
+        d.reverse(reversed_on=date(2025, 6, 6), reason="again", today=TODAY)
+    assert isinstance(DonationAlreadyReversed("x"), Conflict)
+    assert d.reversed_on == date(2025, 6, 5)
+
+
+@pytest.mark.parametrize(
+    ("reversed_on", "reason", "field"),
+    [
+        (date(2026, 1, 1), "typo", "effectiveDate"),  # after TODAY
+        (date(2025, 5, 9), "typo", "effectiveDate"),  # before the donation
+        (date(2025, 5, 10), "   ", "reason"),
+        (date(2025, 5, 10), "x" * 501, "reason"),
+    ],
+)
+def test_a_bad_reversal_names_the_field_and_records_nothing(
+    reversed_on: date, reason: str, field: str
+) -> None:
+    d = donation()
+    for record in (d, in_kind()):
+        version = record.version
+        with pytest.raises(ValidationError) as raised:
+            record.reverse(reversed_on=reversed_on, reason=reason, today=TODAY)
+        assert raised.value.field == field
+        assert record.version == version
+        assert record.reversed_on is None
+    # Dated the donation's own day and today are both allowed.
+    d.reverse(reversed_on=date(2025, 5, 10), reason="typo", today=TODAY)
+    other = donation(received_on=TODAY)
+    other.reverse(reversed_on=TODAY, reason="typo", today=TODAY)
+
+
+def in_kind() -> NonCashContribution:
+    return NonCashContribution.in_kind(
+        contribution_id=non_cash_id_for("k"),
+        contributed_on=date(2025, 5, 10),
+        description="Winter coats (40)",
+        fair_value_cents=600_000,
+        restricted=False,
+        donor=None,
+        today=TODAY,
+        ceiling_cents=CEILING,
+    )
+
+
+def test_goods_in_kind_are_reversed_once_with_no_ledger_entry() -> None:
+    k = in_kind()
+    # Nothing was posted, so there is no ledger entry to reverse: the record just says so.
+    k.reverse(reversed_on=date(2025, 5, 12), reason="Valued 6000, not 600", today=TODAY)
+    assert k.reversed_on == date(2025, 5, 12)
+    with pytest.raises(DonationAlreadyReversed):
+        k.reverse(reversed_on=date(2025, 5, 13), reason="again", today=TODAY)

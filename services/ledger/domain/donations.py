@@ -1,18 +1,24 @@
 """Donations: money (posted), goods in kind and volunteer time (reported, never posted).
 
 A donor's name is personal data: it stays on the donation record, never in a ledger
-description, an error message or a log line.
+description, an error message or a log line. So does a reversal's reason (free text,
+which may name the donor).
+
+A donation recorded wrong is corrected by a reversal, never an edit: the record says
+it was reversed (once), and a money donation's journal entry is reversed in the same
+save; the right donation is then recorded anew.
 """
 
 from __future__ import annotations
 
 from datetime import date
 from enum import StrEnum
+from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from services.common.errors import ValidationError
+from services.common.errors import Conflict, ValidationError
 from services.common.money import check_positive_amount
 from services.ledger.domain.facts import (
     LedgerFact,
@@ -23,6 +29,7 @@ from services.ledger.domain.facts import (
     short_id,
 )
 from services.ledger.domain.funding_accounts import FundingAccounts
+from services.ledger.domain.journal import entry_id_for_cause, reversal_cause_id
 
 DONATION_NAMESPACE = uuid5(NAMESPACE_URL, "urn:coop:funding:donation")
 NON_CASH_NAMESPACE = uuid5(NAMESPACE_URL, "urn:coop:funding:non-cash")
@@ -46,6 +53,38 @@ def non_cash_id_for(idempotency_key: str) -> UUID:
     return uuid5(NON_CASH_NAMESPACE, idempotency_key)
 
 
+def donation_cause_id(donation_id: UUID) -> str:
+    return f"funding:donation:{donation_id}"
+
+
+def donation_entry_id(donation_id: UUID) -> UUID:
+    """The journal entry a money donation posted (derived from its cause)."""
+    return entry_id_for_cause(donation_cause_id(donation_id))
+
+
+def donation_reversal_entry_id(donation_id: UUID) -> UUID:
+    """The entry that reverses it: the ledger derives a reversal's id from the original's."""
+    return entry_id_for_cause(reversal_cause_id(donation_entry_id(donation_id)))
+
+
+class DonationAlreadyReversed(Conflict):
+    pass
+
+
+def _checked_reversal(
+    reversed_on: date, reason: str, *, recorded_on: date, today: date, what: str
+) -> str:
+    """The reason, cleaned, if a record of `what` dated `recorded_on` may be reversed
+    on `reversed_on`: not in the future, not before the record it corrects."""
+    check_not_future(reversed_on, today, field="effectiveDate", what="a reversal")
+    if reversed_on < recorded_on:
+        raise ValidationError(
+            "effectiveDate",
+            f"a reversal cannot be dated before the {what} it corrects ({recorded_on.isoformat()})",
+        )
+    return checked_text(reason, field="reason", max_length=MAX_TEXT_LENGTH)
+
+
 class Donation(Aggregate):
     class Recorded(Aggregate.Created):
         received_on: date
@@ -54,6 +93,17 @@ class Donation(Aggregate):
         method: str
         donor: str | None
         purpose: str | None
+
+    class Reversed(Aggregate.Event):
+        reversed_on: date
+        reason: str
+        reversal_entry_id: UUID
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, Donation)
+            aggregate.reversed_on = self.reversed_on
+            aggregate.reversal_reason = self.reason
+            aggregate.reversal_entry_id = self.reversal_entry_id
 
     def __init__(
         self,
@@ -70,6 +120,13 @@ class Donation(Aggregate):
         self.method = DonationMethod(method)
         self.donor = donor
         self.purpose = purpose
+        self.reversed_on: date | None = None
+        self.reversal_reason: str | None = None
+        self.reversal_entry_id: UUID | None = None
+
+    @property
+    def entry_id(self) -> UUID:
+        return donation_entry_id(self.id)
 
     @classmethod
     def record(
@@ -104,17 +161,43 @@ class Donation(Aggregate):
 
     def ledger_fact(self, accounts: FundingAccounts) -> LedgerFact:
         money_account = accounts.cash if self.method is DonationMethod.CASH else accounts.bank
-        kind = "restricted" if self.restricted else "unrestricted"
         return LedgerFact(
-            cause_id=f"funding:donation:{self.id}",
+            cause_id=donation_cause_id(self.id),
             effective_date=self.received_on,
             # The donation id, never the donor: descriptions are read by many.
-            description=f"Donation {short_id(self.id)} ({kind}, {self.method.value})",
+            description=f"Donation {self._label()}",
             postings=(
                 debit(money_account, self.amount_cents),
                 credit(accounts.donations(restricted=self.restricted), self.amount_cents),
             ),
         )
+
+    def _label(self) -> str:
+        kind = "restricted" if self.restricted else "unrestricted"
+        return f"{short_id(self.id)} ({kind}, {self.method.value})"
+
+    def reverse(self, *, reversed_on: date, reason: str, today: date) -> str:
+        """Record that this donation is reversed; return the description of the
+        reversing journal entry, which the caller makes with `JournalEntry.reverse` on
+        `entry_id` and saves with this record (so they never disagree).
+
+        At most once: a second reversal, even a concurrent one, collides here.
+        """
+        if self.reversed_on is not None:
+            raise DonationAlreadyReversed(
+                f"donation {self.id} was already reversed on {self.reversed_on.isoformat()}"
+            )
+        reason = _checked_reversal(
+            reversed_on, reason, recorded_on=self.received_on, today=today, what="donation"
+        )
+        self.trigger_event(
+            self.Reversed,
+            reversed_on=reversed_on,
+            reason=reason,
+            reversal_entry_id=donation_reversal_entry_id(self.id),
+        )
+        # As the donation's own entry: its id, never the donor nor the reason.
+        return f"Reversal of donation {self._label()}"
 
 
 class NonCashKind(StrEnum):
@@ -136,6 +219,15 @@ class NonCashContribution(Aggregate):
         restricted: bool
         donor: str | None
 
+    class Reversed(Aggregate.Event):
+        reversed_on: date
+        reason: str
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, NonCashContribution)
+            aggregate.reversed_on = self.reversed_on
+            aggregate.reversal_reason = self.reason
+
     def __init__(
         self,
         kind: str,
@@ -155,6 +247,8 @@ class NonCashContribution(Aggregate):
         self.hourly_fair_value_cents = hourly_fair_value_cents
         self.restricted = restricted
         self.donor = donor
+        self.reversed_on: date | None = None
+        self.reversal_reason: str | None = None
 
     @classmethod
     def in_kind(
@@ -221,6 +315,19 @@ class NonCashContribution(Aggregate):
             # Volunteers are not named: the shop attributes sales, not the fund's report.
             donor=None,
         )
+
+    def reverse(self, *, reversed_on: date, reason: str, today: date) -> None:
+        """Record that this contribution is reversed (at most once). Nothing was posted,
+        so there is nothing to reverse in the ledger: it just stops counting."""
+        if self.reversed_on is not None:
+            raise DonationAlreadyReversed(
+                f"contribution {self.id} was already reversed on {self.reversed_on.isoformat()}"
+            )
+        what = "donation in kind" if self.kind is NonCashKind.IN_KIND else "volunteer time record"
+        reason = _checked_reversal(
+            reversed_on, reason, recorded_on=self.contributed_on, today=today, what=what
+        )
+        self.trigger_event(self.Reversed, reversed_on=reversed_on, reason=reason)
 
 
 def _optional_text(value: str | None, *, field: str, max_length: int) -> str | None:

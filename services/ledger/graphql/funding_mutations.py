@@ -25,6 +25,7 @@ from services.common.money import decimal_to_cents
 from services.common.months import parse_month
 from services.ledger.domain.contracts import Address, PassThroughItem
 from services.ledger.domain.donations import DonationMethod
+from services.ledger.domain.donations import NonCashContribution as DomainNonCash
 from services.ledger.domain.facts import parse_percent_bp
 from services.ledger.domain.grants import TrancheTerms
 from services.ledger.funding import PresenceResult
@@ -77,6 +78,15 @@ PresenceResultUnion = Annotated[
     | ConflictResult
     | IdempotencyKeyReusedResult,
     strawberry.union("PresenceRecordResult"),
+]
+ReverseDonationResult = Annotated[
+    Donation
+    | NonCashContribution
+    | ValidationErrorResult
+    | NotFoundResult
+    | ConflictResult
+    | IdempotencyKeyReusedResult,
+    strawberry.union("ReverseDonationResult"),
 ]
 ContractInvoiceResult = Annotated[
     ContractInvoice
@@ -185,6 +195,21 @@ class RecordVolunteerHoursInput:
     minutes: int
     hourly_fair_value: Money
     date: date | None = None
+
+
+@strawberry.input
+class ReverseDonationInput:
+    idempotency_key: str
+    donation_id: strawberry.ID = strawberry.field(
+        description="From recordDonation, recordInKindDonation or recordVolunteerHours."
+    )
+    effective_date: date = strawberry.field(
+        description="The correction's date: not before the donation's, not in the future."
+    )
+    reason: str = strawberry.field(
+        description="Why (1-500 characters). Kept on the donation record for admins, "
+        "never in the ledger."
+    )
 
 
 @strawberry.input
@@ -404,19 +429,33 @@ class FundingMutation:
                 received_on=input.date,
             )
 
-        async def read(outcome: Outcome[Any]) -> Donation:
-            async def fetch(conn: Any) -> queries.DonationRow | None:
-                rows, _ = await queries.donations(
-                    conn,
-                    from_date=None,
-                    to_date=None,
-                    first=1,
-                    after=None,
-                    donation_id=outcome.result.id,
-                )
-                return rows[0] if rows else None
+        return await run_mutation(info, command, lambda o: _donation(info, o.result.id))
 
-            return Donation.from_row(await _read(info, fetch, "donation"))
+    @strawberry.mutation(
+        permission_classes=ADMIN,
+        description="Correct a donation recorded wrong (amount, date, donor...): reverse it "
+        "(once) and record the right one anew. For money, its journal entry is reversed in "
+        "the same save; goods in kind and volunteer time were never posted.",
+    )
+    async def reverse_donation(
+        self, info: Info, input: ReverseDonationInput
+    ) -> ReverseDonationResult:
+        funding = info.context.runtime.funding
+        actor = info.context.actor
+
+        def command() -> Outcome[Any]:
+            return funding.reverse_donation(
+                key=input.idempotency_key,
+                actor=actor,
+                donation_id=parse_id(input.donation_id, field="donationId"),
+                reversed_on=input.effective_date,
+                reason=input.reason,
+            )
+
+        async def read(outcome: Outcome[Any]) -> Donation | NonCashContribution:
+            if isinstance(outcome.result, DomainNonCash):
+                return await _non_cash(info, outcome)
+            return await _donation(info, outcome.result.id)
 
         return await run_mutation(info, command, read)
 
@@ -616,6 +655,16 @@ class FundingMutation:
             )
 
         return await run_mutation(info, command, lambda o: _invoice(info, o.result.id))
+
+
+async def _donation(info: Info, donation_id: UUID) -> Donation:
+    async def fetch(conn: Any) -> queries.DonationRow | None:
+        rows, _ = await queries.donations(
+            conn, from_date=None, to_date=None, first=1, after=None, donation_id=donation_id
+        )
+        return rows[0] if rows else None
+
+    return Donation.from_row(await _read(info, fetch, "donation"))
 
 
 async def _non_cash(info: Info, outcome: Outcome[Any]) -> NonCashContribution:

@@ -22,6 +22,7 @@ from services.ledger.graphql.funding_types import (
     ContractInvoiceConnection,
     Donation,
     DonationConnection,
+    DonationTotals,
     Grant,
     GrantConnection,
     NonCashContribution,
@@ -97,7 +98,11 @@ class FundingQuery:
             receipts=[PublicGrantReceiptLine.from_row(r) for r in receipts],
         )
 
-    @strawberry.field(permission_classes=READ, description="Cash and bank donations.")
+    @strawberry.field(
+        permission_classes=READ,
+        description="Cash and bank donations received in the period (reversed ones show "
+        "reversedOn), with the period's totals as the ledger counts them.",
+    )
     async def donations(
         self,
         info: Info,
@@ -111,13 +116,17 @@ class FundingQuery:
             rows, page = await queries.donations(
                 conn, from_date=from_, to_date=to, first=first, after=after
             )
+            totals = await queries.donation_totals(conn, from_date=from_, to_date=to)
         return DonationConnection(
-            nodes=[Donation.from_row(r) for r in rows], page_info=page_info(page)
+            nodes=[Donation.from_row(r) for r in rows],
+            page_info=page_info(page),
+            totals=DonationTotals.from_totals(totals),
         )
 
     @strawberry.field(
         permission_classes=READ,
-        description="In-kind donations and volunteer time at fair value, with totals.",
+        description="In-kind donations and volunteer time at fair value, with totals "
+        "(reversals taken off in the period they are dated in).",
     )
     async def non_cash_contributions(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from datetime import date
 from enum import Enum
 
@@ -10,7 +11,7 @@ import strawberry
 from gateway.permissions import allow
 from services.common.auth import Role
 from services.common.graphql import Money, PageInfo, money
-from services.ledger.domain.donations import DonationMethod, NonCashKind
+from services.ledger.domain.donations import DonationMethod, NonCashKind, donation_entry_id
 from services.ledger.domain.facts import format_percent_bp
 from services.ledger.domain.fatturapa import render_invoice
 from services.ledger.projections.funding_queries import (
@@ -24,6 +25,7 @@ from services.ledger.projections.funding_queries import (
     PublicGrantReceipt,
     TrancheRow,
 )
+from services.ledger.projections.funding_queries import DonationTotals as DonationTotalsRow
 
 strawberry.enum(DonationMethod, name="DonationMethod")
 strawberry.enum(NonCashKind, name="NonCashKind")
@@ -180,6 +182,10 @@ class PublicGrantsReport:
     receipts: list[PublicGrantReceiptLine]
 
 
+# A reversal's reason is free text that may name the donor: admins only, like the donor.
+REVERSAL_REASON = "Why it was reversed (admins only: it may name the donor)."
+
+
 @strawberry.type
 class Donation:
     id: strawberry.ID
@@ -188,7 +194,17 @@ class Donation:
     restricted: bool
     method: DonationMethod
     purpose: str | None
+    entry_id: strawberry.ID = strawberry.field(description="The journal entry it posted.")
+    reversed_on: dt.date | None = strawberry.field(
+        description="Set once reversed (reverseDonation): it no longer counts from that date."
+    )
+    reversal_entry_id: strawberry.ID | None = strawberry.field(
+        description="The journal entry that reversed it."
+    )
     donor: str | None = strawberry.field(permission_classes=ADMIN_ONLY)
+    reversal_reason: str | None = strawberry.field(
+        permission_classes=ADMIN_ONLY, description=REVERSAL_REASON
+    )
 
     @classmethod
     def from_row(cls, row: DonationRow) -> Donation:
@@ -199,7 +215,40 @@ class Donation:
             restricted=row.restricted,
             method=DonationMethod(row.method),
             purpose=row.purpose,
+            entry_id=_id(donation_entry_id(row.donation_id)),
+            reversed_on=row.reversed_on,
+            reversal_entry_id=(
+                None if row.reversal_entry_id is None else _id(row.reversal_entry_id)
+            ),
             donor=row.donor,
+            reversal_reason=row.reversal_reason,
+        )
+
+
+@strawberry.type(
+    description="Money donations in the period as the ledger counts them: each donation "
+    "on its date, each reversal on its own date. `net` equals the period's movement on "
+    "the donation accounts (4400 + 4410); a donation reversed within the period nets to 0."
+)
+class DonationTotals:
+    received: Money = strawberry.field(description="Donations dated in the period.")
+    reversed: Money = strawberry.field(description="Reversals dated in the period.")
+    net: Money = strawberry.field(description="received - reversed.")
+    unrestricted: Money = strawberry.field(description="Net, unrestricted (account 4400).")
+    restricted: Money = strawberry.field(description="Net, restricted (account 4410).")
+    cash: Money = strawberry.field(description="Net, received in cash.")
+    bank: Money = strawberry.field(description="Net, received by bank.")
+
+    @classmethod
+    def from_totals(cls, totals: DonationTotalsRow) -> DonationTotals:
+        return cls(
+            received=money(totals.received_cents),
+            reversed=money(totals.reversed_cents),
+            net=money(totals.net_cents),
+            unrestricted=money(totals.unrestricted_cents),
+            restricted=money(totals.restricted_cents),
+            cash=money(totals.cash_cents),
+            bank=money(totals.bank_cents),
         )
 
 
@@ -207,6 +256,9 @@ class Donation:
 class DonationConnection:
     nodes: list[Donation]
     page_info: PageInfo
+    totals: DonationTotals = strawberry.field(
+        description="Over the whole period (from..to), not just this page."
+    )
 
 
 @strawberry.type(description="Goods in kind or volunteer time at fair value; never posted.")
@@ -218,7 +270,13 @@ class NonCashContribution:
     fair_value: Money
     minutes: int | None
     restricted: bool
+    reversed_on: dt.date | None = strawberry.field(
+        description="Set once reversed (reverseDonation): it no longer counts from that date."
+    )
     donor: str | None = strawberry.field(permission_classes=ADMIN_ONLY)
+    reversal_reason: str | None = strawberry.field(
+        permission_classes=ADMIN_ONLY, description=REVERSAL_REASON
+    )
 
     @classmethod
     def from_row(cls, row: NonCashRow) -> NonCashContribution:
@@ -230,14 +288,20 @@ class NonCashContribution:
             fair_value=money(row.fair_value_cents),
             minutes=row.minutes,
             restricted=row.restricted,
+            reversed_on=row.reversed_on,
             donor=row.donor,
+            reversal_reason=row.reversal_reason,
         )
 
 
 @strawberry.type
 class NonCashReport:
-    in_kind_fair_value: Money
-    volunteer_minutes: int
+    in_kind_fair_value: Money = strawberry.field(
+        description="Goods dated in the period, less reversals dated in it."
+    )
+    volunteer_minutes: int = strawberry.field(
+        description="Minutes dated in the period, less reversals dated in it."
+    )
     volunteer_fair_value: Money
     nodes: list[NonCashContribution]
     page_info: PageInfo

@@ -81,7 +81,9 @@ class FundingProjection(Projection):
             Grant.ReducedProRata,
             Grant.Closed,
             Donation.Recorded,
+            Donation.Reversed,
             NonCashContribution.Recorded,
+            NonCashContribution.Reversed,
             Contract.Registered,
             PresenceMonth.PresenceRecorded,
             ContractInvoice.Issued,
@@ -179,7 +181,21 @@ class FundingProjection(Projection):
                         "method": event.method,
                         "donor": event.donor,
                         "purpose": event.purpose,
+                        "reversed_on": None,
+                        "reversal_entry_id": None,
+                        "reversal_reason": None,
                     },
+                )
+            elif isinstance(event, Donation.Reversed):
+                flush()
+                conn.execute(
+                    update(funding_donations)
+                    .where(funding_donations.c.donation_id == event.originator_id)
+                    .values(
+                        reversed_on=event.reversed_on,
+                        reversal_entry_id=event.reversal_entry_id,
+                        reversal_reason=event.reason,
+                    )
                 )
             elif isinstance(event, NonCashContribution.Recorded):
                 queue(
@@ -194,7 +210,16 @@ class FundingProjection(Projection):
                         "minutes": event.minutes,
                         "restricted": event.restricted,
                         "donor": event.donor,
+                        "reversed_on": None,
+                        "reversal_reason": None,
                     },
+                )
+            elif isinstance(event, NonCashContribution.Reversed):
+                flush()
+                conn.execute(
+                    update(funding_non_cash)
+                    .where(funding_non_cash.c.contribution_id == event.originator_id)
+                    .values(reversed_on=event.reversed_on, reversal_reason=event.reason)
                 )
             elif isinstance(event, Contract.Registered):
                 queue(

@@ -231,6 +231,9 @@ class DonationRow:
     method: str
     donor: str | None
     purpose: str | None
+    reversed_on: date | None
+    reversal_entry_id: UUID | None
+    reversal_reason: str | None
 
 
 async def donations(
@@ -263,9 +266,70 @@ async def donations(
             method=row["method"],
             donor=row["donor"],
             purpose=row["purpose"],
+            reversed_on=row["reversed_on"],
+            reversal_entry_id=row["reversal_entry_id"],
+            reversal_reason=row["reversal_reason"],
         )
         for row in rows
     ], page
+
+
+@dataclass(frozen=True)
+class DonationTotals:
+    """Money donations over a period, as the ledger counts them: each donation on its
+    date, each reversal (taking the donation off again) on its own date. So `net` is
+    the period's movement on the donation accounts (credits less debits)."""
+
+    received_cents: int
+    reversed_cents: int
+    unrestricted_cents: int
+    restricted_cents: int
+    cash_cents: int
+    bank_cents: int
+
+    @property
+    def net_cents(self) -> int:
+        return self.received_cents - self.reversed_cents
+
+
+def _in_period(column: Any, from_date: date | None, to_date: date | None) -> list[Any]:
+    conditions = [column.is_not(None)]
+    if from_date is not None:
+        conditions.append(column >= from_date)
+    if to_date is not None:
+        conditions.append(column <= to_date)
+    return conditions
+
+
+async def donation_totals(
+    conn: AsyncConnection, *, from_date: date | None, to_date: date | None
+) -> DonationTotals:
+    """Two grouped sums, each on an index (received_on, reversed_on): the cost grows
+    with the period's donations, not with the page asked for."""
+    d = funding_donations.c
+    sums: dict[str, dict[tuple[bool, str], int]] = {}
+    for name, day in (("received", d.received_on), ("reversed", d.reversed_on)):
+        result = await conn.execute(
+            select(d.restricted, d.method, func.sum(d.amount_cents))
+            .where(*_in_period(day, from_date, to_date))
+            .group_by(d.restricted, d.method)
+        )
+        sums[name] = {
+            (bool(restricted), method): int(cents) for restricted, method, cents in result
+        }
+    net: dict[tuple[bool, str], int] = defaultdict(int)
+    for key, cents in sums["received"].items():
+        net[key] += cents
+    for key, cents in sums["reversed"].items():
+        net[key] -= cents
+    return DonationTotals(
+        received_cents=sum(sums["received"].values()),
+        reversed_cents=sum(sums["reversed"].values()),
+        unrestricted_cents=sum(c for (restricted, _), c in net.items() if not restricted),
+        restricted_cents=sum(c for (restricted, _), c in net.items() if restricted),
+        cash_cents=sum(c for (_, method), c in net.items() if method == "cash"),
+        bank_cents=sum(c for (_, method), c in net.items() if method == "bank"),
+    )
 
 
 @dataclass(frozen=True)
@@ -279,6 +343,8 @@ class NonCashRow:
     minutes: int | None
     restricted: bool
     donor: str | None
+    reversed_on: date | None
+    reversal_reason: str | None
 
 
 async def non_cash(
@@ -312,6 +378,8 @@ async def non_cash(
             minutes=None if row["minutes"] is None else int(row["minutes"]),
             restricted=bool(row["restricted"]),
             donor=row["donor"],
+            reversed_on=row["reversed_on"],
+            reversal_reason=row["reversal_reason"],
         )
         for row in rows
     ], page
@@ -327,21 +395,24 @@ class NonCashTotals:
 async def non_cash_totals(
     conn: AsyncConnection, *, from_date: date | None, to_date: date | None
 ) -> NonCashTotals:
+    """Contributions dated in the period less reversals dated in it (as for money)."""
     n = funding_non_cash.c
-    query = select(
-        n.kind,
-        func.coalesce(func.sum(n.fair_value_cents), 0),
-        func.coalesce(func.sum(n.minutes), 0),
-    ).group_by(n.kind)
-    if from_date is not None:
-        query = query.where(n.contributed_on >= from_date)
-    if to_date is not None:
-        query = query.where(n.contributed_on <= to_date)
-    totals = {
-        kind: (int(cents), int(minutes)) for kind, cents, minutes in await conn.execute(query)
-    }
-    in_kind = totals.get("in_kind", (0, 0))
-    volunteer = totals.get("volunteer_time", (0, 0))
+    totals: dict[str, tuple[int, int]] = defaultdict(lambda: (0, 0))
+    for sign, day in ((1, n.contributed_on), (-1, n.reversed_on)):
+        query = (
+            select(
+                n.kind,
+                func.coalesce(func.sum(n.fair_value_cents), 0),
+                func.coalesce(func.sum(n.minutes), 0),
+            )
+            .where(*_in_period(day, from_date, to_date))
+            .group_by(n.kind)
+        )
+        for kind, cents, minutes in await conn.execute(query):
+            so_far = totals[kind]
+            totals[kind] = (so_far[0] + sign * int(cents), so_far[1] + sign * int(minutes))
+    in_kind = totals["in_kind"]
+    volunteer = totals["volunteer_time"]
     return NonCashTotals(in_kind[0], volunteer[1], volunteer[0])
 
 

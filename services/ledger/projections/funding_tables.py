@@ -61,7 +61,13 @@ funding_donations = Table(
     # Personal data: shown to admins only (see graphql/funding_types.py).
     Column("donor", String(200), nullable=True),
     Column("purpose", String(500), nullable=True),
+    # Set by reverseDonation (at most once); the reason is admin-only, like the donor.
+    Column("reversed_on", Date, nullable=True),
+    Column("reversal_entry_id", Uuid, nullable=True),
+    Column("reversal_reason", String(500), nullable=True),
     Index("ix_funding_donations_received_on", "received_on", "position"),
+    # The report's totals take reversals off in the period they are dated in.
+    Index("ix_funding_donations_reversed_on", "reversed_on"),
 )
 
 funding_non_cash = Table(
@@ -76,7 +82,10 @@ funding_non_cash = Table(
     Column("minutes", Integer, nullable=True),
     Column("restricted", Boolean, nullable=False),
     Column("donor", String(200), nullable=True),
+    Column("reversed_on", Date, nullable=True),
+    Column("reversal_reason", String(500), nullable=True),
     Index("ix_funding_non_cash_on", "contributed_on"),
+    Index("ix_funding_non_cash_reversed_on", "reversed_on"),
 )
 
 funding_contracts = Table(

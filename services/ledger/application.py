@@ -258,7 +258,9 @@ class LedgerApplication(CoopApplication):
                 context = original.cause_id.split(":", 1)[0]
                 raise Conflict(
                     f"entry {entry_id} was posted by {context}, not by hand; correct it "
-                    "there (e.g. voidCharge for a hotel charge, refundSale for a sale)"
+                    "there (voidCharge for a hotel charge, refundSale for a sale, "
+                    "reverseDonation for a donation, reverseDisbursementPayment for a "
+                    "welfare payment)"
                 )
             reversal = original.reverse(
                 chart=self.chart(read_only=True),

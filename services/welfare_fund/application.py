@@ -471,6 +471,58 @@ class WelfareFundApplication(CoopApplication):
             load_result=self._load_disbursement,
         )
 
+    def reverse_payment(
+        self,
+        *,
+        key: str,
+        actor: str,
+        disbursement_id: UUID,
+        payment: int,
+        reversed_on: date,
+    ) -> Outcome[Disbursement]:
+        """Correct a payment recorded in error: the disbursement records the reversal
+        (at most once per payment) and, in the same save, the ledger reverses the
+        payment's entry (Dr 1010 / Cr 2400: owed to the fund again). The amount is
+        unpaid again and stays reserved for the disbursement: pay it right, or cancel
+        to release it. The description names ids only."""
+
+        def decide() -> Decision[Disbursement]:
+            disbursement = self.get_disbursement(disbursement_id)
+            _amount_cents, entry_id = disbursement.payment_to_reverse(
+                payment, reversed_on=reversed_on
+            )
+            original = self.ledger.get_entry(entry_id)
+            reversal = original.reverse(
+                chart=self.ledger.chart(read_only=True),
+                effective_date=reversed_on,
+                description=f"Reversal of welfare fund payment {payment} of disbursement "
+                f"{disbursement_id}",
+                actor=actor,
+                limits=self.ledger.limits,
+            )
+            disbursement.reverse_payment(
+                payment=payment, reversed_on=reversed_on, reversal_entry_id=reversal.id
+            )
+            return Decision(
+                (disbursement, original, reversal),
+                disbursement,
+                {"disbursement_id": str(disbursement_id)},
+            )
+
+        return execute_idempotent(
+            self,
+            key=key,
+            operation="reverseDisbursementPayment",
+            request={
+                "disbursement_id": str(disbursement_id),
+                "payment": payment,
+                "reversed_on": reversed_on.isoformat(),
+                "actor": actor,
+            },
+            decide=decide,
+            load_result=self._load_disbursement,
+        )
+
     def cancel(
         self, *, key: str, actor: str, disbursement_id: UUID, cancelled_on: date
     ) -> Outcome[Disbursement]:

@@ -131,6 +131,7 @@ EXPECTED: dict[str, frozenset[Role]] = {
     "Mutation.approveDisbursement": frozenset({FO, A}),
     "Mutation.payDisbursement": frozenset({FO, A}),
     "Mutation.cancelDisbursement": frozenset({FO, A}),
+    "Mutation.reverseDisbursementPayment": frozenset({FO, A}),
     "Mutation.forgetBeneficiary": frozenset({FO}),
     "Subscription.fundBalanceUpdates": frozenset({FO, A, AU}),
 }

@@ -73,6 +73,10 @@ CANCEL = f"""
 mutation X($input: CancelDisbursementInput!) {{ cancelDisbursement(input: $input) {{
 {DISBURSEMENT_FIELDS} }} }}
 """
+REVERSE_PAYMENT = f"""
+mutation R($input: ReverseDisbursementPaymentInput!) {{
+  reverseDisbursementPayment(input: $input) {{ {DISBURSEMENT_FIELDS} }} }}
+"""
 POST = """
 mutation Post($input: PostJournalEntryInput!) { postJournalEntry(input: $input) { __typename } }
 """
@@ -322,6 +326,81 @@ async def test_a_reversal_after_a_rate_change_takes_back_exactly_what_was_accrue
     # Income after the change still accrues at the new rate.
     await _income(admin, "june-stay", "2025-06-03", "4000", "100.00")
     assert (await officer.data(BALANCE))["fundBalance"]["accrued"] == "17.00"
+
+
+async def test_a_payment_recorded_in_error_is_reversed_once_and_paid_again(
+    app_client: GraphQLClient,
+) -> None:
+    """A payment made on the wrong disbursement is put right by a reversal, never an
+    edit: the amount is unpaid again, still reserved, and the ledger owes it to the
+    fund again; a second reversal of it is refused, and the right payment follows."""
+    officer = app_client.as_role(Role.FUND_OFFICER)
+    admin = app_client.as_role(Role.ADMIN)
+    await _policy(officer, "p1", "2025-01-01", [{"stream": "SHOP", "percent": "50"}])
+    await _income(admin, "sale-1", "2025-02-01", "4100", "1000.00")  # 250 to housing
+    enrolled = (
+        await officer.data(
+            ENROLL,
+            {"input": {"idempotencyKey": "e1", "program": "HOUSING", "enrolledOn": "2025-02-01"}},
+        )
+    )["enrollBeneficiary"]
+    commit = {"idempotencyKey": "c1", "beneficiaryRef": enrolled["beneficiaryRef"],
+              "kind": "RENT", "month": "2025-02", "amount": "200.00",
+              "effectiveDate": "2025-02-03"}  # fmt: skip
+    disbursement = (await officer.data(COMMIT, {"input": commit}))["commitDisbursement"]
+    did = disbursement["id"]
+    approve = {"idempotencyKey": "a1", "disbursementId": did, "effectiveDate": "2025-02-04"}
+    await officer.data(APPROVE, {"input": approve})
+    pay = {"idempotencyKey": "pay1", "disbursementId": did, "amount": "200.00",
+           "paidOn": "2025-02-05"}  # fmt: skip
+    paid = (await officer.data(PAY, {"input": pay}))["payDisbursement"]
+    assert (paid["status"], paid["paid"]) == ("PAID", "200.00")
+    owed_after_payment = ledger_balance(app_client, "2400", date(2025, 12, 31))
+
+    reverse = {"idempotencyKey": "rev1", "disbursementId": did, "payment": 1,
+               "effectiveDate": "2025-02-06"}  # fmt: skip
+    head = app_client.head()
+    for bad, field in (
+        ({**reverse, "payment": 2}, "payment"),  # no such payment
+        ({**reverse, "effectiveDate": "2025-02-04"}, "effectiveDate"),  # before it
+        ({**reverse, "effectiveDate": "2999-01-01"}, "effectiveDate"),  # the future
+    ):
+        refused = await officer.data(REVERSE_PAYMENT, {"input": {**bad, "idempotencyKey": "x"}})
+        member = refused["reverseDisbursementPayment"]
+        assert (member["__typename"], member["field"]) == ("ValidationError", field), member
+    assert app_client.head() == head
+
+    reversed_ = (await officer.data(REVERSE_PAYMENT, {"input": reverse}))[
+        "reverseDisbursementPayment"
+    ]
+    assert (reversed_["status"], reversed_["paid"]) == ("APPROVED", "0.00")
+    retried = (await officer.data(REVERSE_PAYMENT, {"input": reverse}))[
+        "reverseDisbursementPayment"
+    ]
+    assert retried == reversed_  # a retry changes nothing twice
+    twice = (await admin.data(REVERSE_PAYMENT, {"input": {**reverse, "idempotencyKey": "rev2"}}))[
+        "reverseDisbursementPayment"
+    ]
+    assert twice["__typename"] == "Conflict"
+    balance = (await officer.data(BALANCE))["fundBalance"]
+    housing = {p["program"]: p for p in balance["byProgram"]}["HOUSING"]
+    assert (housing["committed"], housing["disbursed"], housing["available"]) == (
+        "200.00",
+        "0.00",
+        "50.00",
+    )
+    # The ledger owes the fund the 200.00 again (2400 is a credit balance).
+    assert ledger_balance(app_client, "2400", date(2025, 12, 31)) == owed_after_payment + 20_000
+    as_of_payment = await officer.data(BALANCE, {"asOf": "2025-02-05T12:00:00+00:00"})
+    assert as_of_payment["fundBalance"]["disbursed"] == "200.00"  # history stays
+
+    right = (await officer.data(PAY, {"input": {**pay, "idempotencyKey": "pay2",
+                                                 "paidOn": "2025-02-07"}}))  # fmt: skip
+    assert right["payDisbursement"]["status"] == "PAID"
+    balance = (await officer.data(BALANCE))["fundBalance"]
+    assert (balance["disbursed"], balance["committed"]) == ("200.00", "0.00")
+    trial = await app_client.as_role(Role.AUDITOR).data("query { trialBalance { balanced } }")
+    assert trial["trialBalance"]["balanced"] is True
 
 
 async def test_disbursement_workflow_roles_and_limits(app_client: GraphQLClient) -> None:

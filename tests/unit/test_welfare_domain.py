@@ -10,13 +10,14 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from services.common.errors import ValidationError
+from services.common.errors import Conflict, ValidationError
 from services.ledger.domain import Posting, Side
 from services.welfare_fund.domain import (
     DEFAULT_ACCOUNT_STREAMS,
     Beneficiary,
     Disbursement,
     DisbursementKind,
+    DisbursementStatus,
     IncomeSource,
     PolicyVersion,
     Program,
@@ -287,3 +288,37 @@ def test_attendance_and_commitments_stay_within_the_enrolment_and_the_past() -> 
         beneficiary.check_within_enrolment("2025-06", on=date(2025, 5, 31))
     assert early_day.value.field == "effectiveDate"
     beneficiary.check_within_enrolment("2025-06", on=date(2025, 6, 1))
+
+
+def test_a_payment_is_reversed_once_and_never_after_a_cancellation() -> None:
+    disbursement = Disbursement.commit(
+        disbursement_id=uuid4(),
+        beneficiary_id=uuid4(),
+        program=Program("HOUSING"),
+        support=Support.HOUSING,
+        kind=DisbursementKind.RENT,
+        month="2025-03",
+        amount_cents=30_000,
+        committed_on=date(2025, 3, 1),
+    )
+    disbursement.approve(approved_on=date(2025, 3, 2), approver="officer")
+    first_entry, second_entry = uuid4(), uuid4()
+    disbursement.pay(amount_cents=10_000, paid_on=date(2025, 3, 3), entry_id=first_entry)
+    disbursement.pay(amount_cents=20_000, paid_on=date(2025, 3, 5), entry_id=second_entry)
+    assert disbursement.status is DisbursementStatus.PAID
+    # The second payment's own date bounds its reversal, not the first's.
+    with pytest.raises(ValidationError):
+        disbursement.payment_to_reverse(2, reversed_on=date(2025, 3, 4))
+    assert disbursement.payment_to_reverse(2, reversed_on=date(2025, 3, 5)) == (
+        20_000,
+        second_entry,
+    )
+    disbursement.reverse_payment(payment=2, reversed_on=date(2025, 3, 6), reversal_entry_id=uuid4())
+    assert (disbursement.status, disbursement.paid_cents) == (DisbursementStatus.APPROVED, 10_000)
+    with pytest.raises(Conflict):
+        disbursement.reverse_payment(
+            payment=2, reversed_on=date(2025, 3, 6), reversal_entry_id=uuid4()
+        )
+    disbursement.cancel(cancelled_on=date(2025, 3, 7))
+    with pytest.raises(Conflict):
+        disbursement.payment_to_reverse(1, reversed_on=date(2025, 3, 8))

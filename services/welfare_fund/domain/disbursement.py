@@ -80,9 +80,31 @@ class Disbursement(Aggregate):
             assert isinstance(aggregate, Disbursement)
             aggregate.paid_cents += self.amount_cents
             aggregate.payments += 1
+            aggregate.payment_entries[aggregate.payments] = (
+                self.amount_cents,
+                self.entry_id,
+                self.paid_on,
+            )
             aggregate.last_paid_on = self.paid_on
             if aggregate.paid_cents == aggregate.amount_cents:
                 aggregate.status = DisbursementStatus.PAID
+
+    class PaymentReversed(Aggregate.Event):
+        """A payment recorded in error (the wrong disbursement, the wrong amount): its
+        amount is unpaid again, still reserved for this disbursement."""
+
+        program: str
+        payment: int
+        amount_cents: int
+        reversed_on: date
+        reversal_entry_id: UUID
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, Disbursement)
+            aggregate.paid_cents -= self.amount_cents
+            aggregate.reversed_payments.add(self.payment)
+            if aggregate.status is DisbursementStatus.PAID:
+                aggregate.status = DisbursementStatus.APPROVED
 
     class Cancelled(Aggregate.Event):
         program: str
@@ -114,6 +136,9 @@ class Disbursement(Aggregate):
         self.last_paid_on: date | None = None
         self.paid_cents = 0
         self.payments = 0
+        # Payment number -> (amount, its ledger entry, its date); those reversed.
+        self.payment_entries: dict[int, tuple[int, UUID, date]] = {}
+        self.reversed_payments: set[int] = set()
         self.released_cents = 0
 
     @classmethod
@@ -173,6 +198,32 @@ class Disbursement(Aggregate):
             amount_cents=amount_cents,
             paid_on=paid_on,
             entry_id=entry_id,
+        )
+
+    def payment_to_reverse(self, payment: int, *, reversed_on: date) -> tuple[int, UUID]:
+        """Check that payment number `payment` may be reversed on that day; its amount
+        and ledger entry. A cancelled disbursement's payments stand: the cancellation
+        released what was unpaid then, so reverse a payment before cancelling."""
+        if payment not in self.payment_entries:
+            raise ValidationError("payment", f"disbursement {self.id} has no payment {payment}")
+        if payment in self.reversed_payments:
+            raise Conflict(f"payment {payment} of disbursement {self.id} was already reversed")
+        if self.status is DisbursementStatus.CANCELLED:
+            raise Conflict(f"disbursement {self.id} is cancelled; its payments stand")
+        amount_cents, entry_id, paid_on = self.payment_entries[payment]
+        if reversed_on < paid_on:
+            raise ValidationError("effectiveDate", "a reversal cannot precede the payment")
+        return amount_cents, entry_id
+
+    def reverse_payment(self, *, payment: int, reversed_on: date, reversal_entry_id: UUID) -> None:
+        amount_cents, _entry_id = self.payment_to_reverse(payment, reversed_on=reversed_on)
+        self.trigger_event(
+            self.PaymentReversed,
+            program=str(self.program),
+            payment=payment,
+            amount_cents=amount_cents,
+            reversed_on=reversed_on,
+            reversal_entry_id=reversal_entry_id,
         )
 
     def cancel(self, *, cancelled_on: date) -> int:

@@ -176,6 +176,17 @@ class CancelDisbursementInput:
 
 
 @strawberry.input
+class ReverseDisbursementPaymentInput:
+    idempotency_key: str
+    disbursement_id: strawberry.ID
+    payment: int = strawberry.field(
+        description="The payment's number: 1 for the disbursement's first payment (its "
+        "journal entry's cause is welfare:payment:<disbursement id>:<number>)."
+    )
+    effective_date: date | None = None
+
+
+@strawberry.input
 class ForgetBeneficiaryInput:
     idempotency_key: str
     beneficiary_ref: str
@@ -428,6 +439,31 @@ class WelfareFundMutation:
                 actor=actor,
                 disbursement_id=parse_id(input.disbursement_id, "disbursementId"),
                 cancelled_on=_dated(info, input.effective_date, "effectiveDate"),
+            )
+
+        return await run_mutation(
+            info, command, lambda o: _disbursement(info, o.result.id), _fund_error
+        )
+
+    @strawberry.mutation(
+        permission_classes=allow(Role.FUND_OFFICER, Role.ADMIN),
+        description="Reverse a payment recorded in error (Dr 1010 / Cr 2400): its amount "
+        "is unpaid again and stays reserved for the disbursement (pay it right, or cancel "
+        "to release it). Before a cancellation only.",
+    )
+    async def reverse_disbursement_payment(
+        self, info: Info, input: ReverseDisbursementPaymentInput
+    ) -> DisbursementResult:
+        app = info.context.runtime.welfare
+        actor = info.context.actor
+
+        def command() -> Outcome[domain.Disbursement]:
+            return app.reverse_payment(
+                key=input.idempotency_key,
+                actor=actor,
+                disbursement_id=parse_id(input.disbursement_id, "disbursementId"),
+                payment=input.payment,
+                reversed_on=_dated(info, input.effective_date, "effectiveDate"),
             )
 
         return await run_mutation(

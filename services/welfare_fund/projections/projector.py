@@ -18,6 +18,7 @@ from sqlalchemy import (
     Connection,
     Table,
     bindparam,
+    case,
     func,
     insert,
     select,
@@ -64,6 +65,7 @@ class WelfareFundProjection(Projection):
             Disbursement.Committed,
             Disbursement.Approved,
             Disbursement.Paid,
+            Disbursement.PaymentReversed,
             Disbursement.Cancelled,
         )
     )
@@ -155,6 +157,20 @@ class WelfareFundProjection(Projection):
                 day_totals = activity[(PROGRAM, event.program, event.paid_on)]
                 day_totals[COMMITTED] -= event.amount_cents
                 day_totals[DISBURSED] += event.amount_cents
+            elif isinstance(event, Disbursement.PaymentReversed):
+                d = welfare_disbursements.c
+                conn.execute(
+                    update(welfare_disbursements)
+                    .where(d.disbursement_id == event.originator_id)
+                    .values(
+                        paid_cents=d.paid_cents - event.amount_cents,
+                        status=case((d.status == "PAID", "APPROVED"), else_=d.status),
+                    )
+                )
+                # Unpaid again, and still committed to this disbursement.
+                day_totals = activity[(PROGRAM, event.program, event.reversed_on)]
+                day_totals[COMMITTED] += event.amount_cents
+                day_totals[DISBURSED] -= event.amount_cents
             elif isinstance(event, Disbursement.Cancelled):
                 conn.execute(
                     update(welfare_disbursements)

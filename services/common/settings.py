@@ -5,6 +5,7 @@ Obtained through `get_settings()` (cached) so tests and the CLI can build their 
 
 from __future__ import annotations
 
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -37,6 +38,10 @@ class Settings(BaseSettings):
     # Per process: commands' and reads' pools on PostgreSQL, the read pool on SQLite.
     database_pool_size: int = Field(default=10, ge=1, le=200)
     timezone: str = "Europe/Rome"
+    # No money fact before it: a year typed wrong (1902 for 2025) was accepted and
+    # then sat in no report (reports start at 2000) and could not be moved. Set it
+    # to the day the cooperative's books open.
+    books_opened_on: date = Field(default=date(2000, 1, 1), ge=date(1900, 1, 1))
 
     # Limits: every input and every page has one (see docs/limits.md).
     amount_ceiling_cents: int = Field(default=1_000_000_000, ge=1)  # EUR 10,000,000.00

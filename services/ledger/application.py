@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping, Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import Any, ClassVar
 from uuid import UUID
 
@@ -30,6 +30,7 @@ from services.ledger.domain import (
     entry_id_for_cause,
     manual_cause_id,
 )
+from services.ledger.domain.facts import check_not_future
 from services.ledger.domain.journal import MANUAL_CAUSE_PREFIX
 
 
@@ -57,6 +58,7 @@ def limits_from(settings: Settings) -> LedgerLimits:
         max_description_length=settings.max_description_length,
         max_entry_lines=settings.max_entry_lines,
         max_account_code_length=settings.max_account_code_length,
+        books_opened_on=settings.books_opened_on,
     )
 
 
@@ -94,6 +96,10 @@ class LedgerApplication(CoopApplication):
         with contextlib.suppress(IntegrityError):
             self.save(chart)  # a collision means another process created it first
         return self.chart()
+
+    def today(self) -> date:
+        """The cooperative's calendar day: what "future" means for dates users enter."""
+        return datetime.now(self.settings.zone).date()
 
     def chart(self, *, read_only: bool = False) -> ChartOfAccounts:
         """The chart; `read_only=True` skips the cache's defensive copy (measured: the
@@ -207,6 +213,9 @@ class LedgerApplication(CoopApplication):
         cause = Cause(cause_id or manual_cause_id(key), actor)
 
         def decide() -> Decision[JournalEntry]:
+            # A year typed wrong the other way (2031): only another 2031 entry could
+            # have reversed it. Every other context refuses the future already.
+            check_not_future(effective_date, self.today(), field="effectiveDate", what="an entry")
             entry = self.prepare_entry(
                 effective_date=effective_date,
                 description=description,
@@ -250,6 +259,7 @@ class LedgerApplication(CoopApplication):
         description: str,
     ) -> Outcome[JournalEntry]:
         def decide() -> Decision[JournalEntry]:
+            check_not_future(effective_date, self.today(), field="effectiveDate", what="a reversal")
             original = self.get_entry(entry_id)
             business = not original.cause_id.startswith(MANUAL_CAUSE_PREFIX)
             if business and original.reverses_entry_id is None:

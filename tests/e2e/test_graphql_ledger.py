@@ -195,6 +195,9 @@ async def test_money_literal_that_is_a_number_is_refused(client: GraphQLClient) 
             "postings[1].account",
         ),
         ({"postings": [{"account": "1000", "side": "DEBIT", "amount": "1.00"}]}, "postings"),
+        # A year typed wrong either way: before the books opened, or in the future.
+        ({"effectiveDate": "1902-05-02"}, "effectiveDate"),
+        ({"effectiveDate": "2999-05-02"}, "effectiveDate"),
     ],
 )
 async def test_invalid_entries_get_a_typed_error_naming_the_field(
@@ -204,6 +207,22 @@ async def test_invalid_entries_get_a_typed_error_naming_the_field(
     result = (await client.data(POST, {"input": sale_input(**overrides)}))["postJournalEntry"]
     assert result["__typename"] == "ValidationError"
     assert result["field"] == field
+    assert client.head() == head
+
+
+async def test_no_money_fact_is_dated_before_the_books_opened(client: GraphQLClient) -> None:
+    """A donation typed as received in 1902 (for 2025) was accepted, then sat in no
+    report and could not be moved: every context's entries stop at the books' first
+    day (COOP_BOOKS_OPENED_ON)."""
+    head = client.head()
+    donated = await client.data(
+        "mutation($i: RecordDonationInput!) { recordDonation(input: $i) "
+        "{ __typename ... on ValidationError { field message } } }",
+        {"i": {"idempotencyKey": "d-1902", "amount": "50.00", "date": "1902-03-01"}},
+    )
+    refused = donated["recordDonation"]
+    assert refused["__typename"] == "ValidationError", refused
+    assert "2000-01-01" in refused["message"]
     assert client.head() == head
 
 

@@ -63,6 +63,7 @@ class LedgerLimits:
     max_description_length: int
     max_entry_lines: int
     max_account_code_length: int
+    books_opened_on: date = date(2000, 1, 1)  # no entry dated before (configurable)
 
 
 def entry_id_for_cause(cause_id: str) -> UUID:
@@ -137,6 +138,12 @@ class JournalEntry(Aggregate):
         cause: Cause,
         limits: LedgerLimits,
     ) -> JournalEntry:
+        if effective_date < limits.books_opened_on:
+            raise ValidationError(
+                "effectiveDate",
+                f"is before the books opened ({limits.books_opened_on.isoformat()}, "
+                "COOP_BOOKS_OPENED_ON): is the year right?",
+            )
         description = _checked_description(description, limits)
         check_postings(chart, postings, limits)
         if not cause.cause_id or len(cause.cause_id) > 300:

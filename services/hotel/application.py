@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable, Mapping, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 from uuid import UUID
 
@@ -570,8 +570,9 @@ class HotelApplication(CoopApplication):
 
         def decide() -> Decision[list[Booking]]:
             bookings = [self.get_booking(booking_id) for booking_id in unique]
+            now = datetime.now(UTC)
             for booking in bookings:
-                booking.mark_reported(reported_at=reported_at.isoformat())
+                booking.mark_reported(reported_at=reported_at, now=now, zone=self.settings.zone)
             ref = {"booking_ids": ",".join(str(b) for b in unique)}
             return Decision(tuple(bookings), bookings, ref)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
@@ -174,6 +174,56 @@ def test_lifecycle_refuses_illegal_transitions() -> None:
     assert booking.status is BookingStatus.CHECKED_IN
 
 
+def test_front_desk_facts_keep_the_order_of_the_stay() -> None:
+    """A tired clerk's dates: each fact of a booking follows the ones it depends on,
+    so a mistyped day is refused, not booked (a cancellation dated before the booking
+    refunded a deposit the rules retain; a payment dated 2020 was accepted)."""
+    with pytest.raises(ValidationError, match="businessDate"):
+        Booking.create(
+            config(), booking_id=uuid4(), room_number="105", arrival=date(2025, 5, 30),
+            departure=date(2025, 6, 2), guests=[guest(0)],
+            seal_identities=lambda identities: "sealed", party_type=PartyType.FAMILY,
+            nightly_rate_cents=9000, deposit_cents=None, deposit_method=None,
+            booked_on=date(2025, 6, 1), ceiling_cents=CEILING,
+        )  # fmt: skip
+    booking = make_booking(deposit=6000)  # booked 2025-06-01 for 07-01
+    with pytest.raises(ValidationError, match="precede the booking"):
+        booking.cancel(config(), on=date(2025, 5, 1))
+    with pytest.raises(ValidationError, match="no-show"):
+        booking.cancel(config(), on=date(2025, 7, 2))
+
+    booking.check_in(config(), on=date(2025, 7, 2))  # arrived a day late
+    for wrong_day in (date(2020, 1, 1), date(2025, 7, 1)):  # a year typo; before check-in
+        with pytest.raises(ValidationError, match="precede"):
+            booking.record_payment(
+                method="CASH", amount_cents=1000, on=wrong_day, ceiling_cents=CEILING
+            )
+    with pytest.raises(ValidationError, match="check-in day"):
+        booking.post_charge(
+            config(), kind="FOOD", description="Dinner", amount_cents=1500,
+            on=date(2025, 7, 1), ceiling_cents=CEILING,
+        )  # fmt: skip
+    booking.post_charge(
+        config(), kind="FOOD", description="Dinner", amount_cents=1500,
+        on=date(2025, 7, 3), ceiling_cents=CEILING,
+    )  # fmt: skip
+    booking.record_payment(method="CASH", amount_cents=1000, on=date(2025, 7, 3),
+                           ceiling_cents=CEILING)  # fmt: skip
+    with pytest.raises(ValidationError, match="precede the payment"):
+        booking.record_refund(
+            method="CASH", amount_cents=500, on=date(2025, 7, 2), ceiling_cents=CEILING
+        )
+    # The deposit came by card and 10.00 in cash: no 70.00 back in cash.
+    with pytest.raises(ValidationError, match=r"CASH took 10\.00"):
+        booking.record_refund(
+            method="CASH", amount_cents=7000, on=date(2025, 7, 3), ceiling_cents=CEILING
+        )
+    booking.record_refund(method="CARD", amount_cents=6000, on=date(2025, 7, 3),
+                          ceiling_cents=CEILING)  # fmt: skip
+    with pytest.raises(ValidationError, match="last charge"):
+        booking.check_out(config(), on=date(2025, 7, 2))
+
+
 def test_guest_data_is_erased_only_after_the_stay_and_its_police_report() -> None:
     booking = make_booking()
     with pytest.raises(IllegalTransition, match="cannot erase"):
@@ -186,7 +236,12 @@ def test_guest_data_is_erased_only_after_the_stay_and_its_police_report() -> Non
     booking.check_out(config(), on=date(2025, 7, 4))
     with pytest.raises(IllegalTransition, match="not reported"):
         booking.erase_guest_data(on=date(2025, 7, 5))
-    booking.mark_reported(reported_at="2025-07-01T18:00:00+00:00")
+    reported = datetime(2025, 7, 1, 18, tzinfo=UTC)
+    with pytest.raises(ValidationError, match="future"):
+        booking.mark_reported(reported_at=reported, now=reported - timedelta(hours=1), zone=UTC)
+    with pytest.raises(ValidationError, match="check-in"):
+        booking.mark_reported(reported_at=reported - timedelta(days=2), now=reported, zone=UTC)
+    booking.mark_reported(reported_at=reported, now=reported, zone=UTC)
     booking.erase_guest_data(on=date(2025, 7, 5))
     assert booking.guest_data_erased
     with pytest.raises(IllegalTransition, match="already erased"):

@@ -12,7 +12,7 @@ configuration read later.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from enum import StrEnum
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -290,6 +290,12 @@ class Booking(Aggregate):
     ) -> Booking:
         if departure <= arrival:
             raise ValidationError("departure", "must be after the arrival")
+        # A booking entered late is dated the day it was made (businessDate); one whose
+        # arrival came before that day was a stay booked after it began.
+        if arrival < booked_on:
+            raise ValidationError(
+                "arrival", "cannot precede the day the booking is made (its businessDate)"
+            )
         policy = config.policy_on(arrival)
         nights = (departure - arrival).days
         if nights > policy.max_stay_nights:
@@ -399,8 +405,9 @@ class Booking(Aggregate):
         self._require(BookingStatus.CHECKED_IN, action="post a charge")
         if len(self.extra_lines) >= MAX_CHARGES:
             raise ValidationError("bookingId", f"a folio holds at most {MAX_CHARGES} charges")
-        if on < self.arrival:
-            raise ValidationError("businessDate", "a charge is on or after the arrival day")
+        assert self.checked_in_on is not None  # CHECKED_IN
+        if on < self.checked_in_on:
+            raise ValidationError("businessDate", "a charge is on or after the check-in day")
         rate = config.policy_on(on).vat_bp(kind)
         line = FolioLine.priced(kind, description, on, amount_cents, rate)
         self.trigger_event(
@@ -490,7 +497,16 @@ class Booking(Aggregate):
                 "amount", f"exceeds the balance due of {format_cents(max(owed, 0))} EUR"
             )
         if self.payments and on < min(p.on for p in self.payments):
-            raise ValidationError("businessDate", "a payment cannot precede the booking's first")
+            raise ValidationError(
+                "businessDate", "a payment cannot precede the booking's first payment"
+            )
+        # Payments come with the guest (or, after a no-show, after it was recorded): a
+        # year typed wrong on the first one was otherwise accepted.
+        opened = self.checked_in_on or self.closed_on or self.booked_on
+        if on < opened:
+            raise ValidationError(
+                "businessDate", f"a payment cannot precede {opened.isoformat()} for this stay"
+            )
         payment = Payment(PAYMENT, method, amount_cents, on)
         self.trigger_event(
             self.PaymentRecorded, number=len(self.payments) + 1, payment=payment.as_state()
@@ -513,6 +529,17 @@ class Booking(Aggregate):
                 "amount",
                 f"exceeds the {format_cents(received)} EUR paid, the deposit included",
             )
+        # Back the way it came: a card refund of cash never taken by card left the card
+        # clearing account negative for the booking.
+        by_method = sum(p.signed_cents for p in self.payments if p.method == method)
+        if amount_cents > by_method:
+            raise ValidationError(
+                "method",
+                f"{method} took {format_cents(max(by_method, 0))} EUR of this stay's payments",
+            )
+        latest = max((p.on for p in self.payments if p.signed_cents > 0), default=None)
+        if latest is not None and on < latest:
+            raise ValidationError("businessDate", "a refund cannot precede the payment it returns")
         payment = Payment(REFUND, method, amount_cents, on)
         self.trigger_event(
             self.PaymentRecorded, number=len(self.payments) + 1, payment=payment.as_state()
@@ -529,6 +556,12 @@ class Booking(Aggregate):
         assert self.checked_in_on is not None
         if on < self.checked_in_on:
             raise ValidationError("businessDate", "check-out cannot precede the check-in")
+        latest = max((line.service_date for line in self.extra_lines), default=self.checked_in_on)
+        if on < latest:
+            raise ValidationError(
+                "businessDate",
+                f"check-out cannot precede the folio's last charge ({latest.isoformat()})",
+            )
         # A same-day departure still pays one night; a late one pays the booked nights.
         end = min(max(on, self.arrival + timedelta(days=1)), self.departure)
         lines, tax = price_stay(
@@ -557,6 +590,15 @@ class Booking(Aggregate):
     def cancel(self, config: HotelConfiguration, *, on: date) -> None:
         """Before arrival: the deposit is refunded if early enough, otherwise retained."""
         self._require(BookingStatus.CONFIRMED, action="cancel")
+        # Dated before the booking, a late cancellation read as an early one and
+        # refunded a deposit the rules retain; after the arrival day the guest who never
+        # came is a no-show (its penalty), not a cancellation.
+        if on < self.booked_on:
+            raise ValidationError("businessDate", "a cancellation cannot precede the booking")
+        if on > self.arrival:
+            raise ValidationError(
+                "businessDate", "after the arrival day a guest who never came is a no-show"
+            )
         policy = config.policy_on(on)
         deposit = self.deposit_cents
         method = self.deposit_method or "TRANSFER"
@@ -595,7 +637,9 @@ class Booking(Aggregate):
             refunds.append(Payment(DEPOSIT_REFUND, method, deposit - penalty, on).as_state())
         self.trigger_event(self.MarkedNoShow, on=on, closing_lines=closing, payments=refunds)
 
-    def mark_reported(self, *, reported_at: str) -> None:
+    def mark_reported(self, *, reported_at: datetime, now: datetime, zone: tzinfo) -> None:
+        """Once only (the portal's acceptance is a fact), so it must be plausible: not
+        after now, not before the check-in day."""
         self._require(
             BookingStatus.CHECKED_IN, BookingStatus.CHECKED_OUT, action="report its guests"
         )
@@ -603,7 +647,12 @@ class Booking(Aggregate):
             raise IllegalTransition(
                 f"{self.label}: its guests were already reported", self.status.value
             )
-        self.trigger_event(self.GuestsReported, reported_at=reported_at)
+        if reported_at > now:
+            raise ValidationError("reportedAt", "cannot be in the future")
+        assert self.checked_in_on is not None
+        if reported_at.astimezone(zone).date() < self.checked_in_on:
+            raise ValidationError("reportedAt", "cannot precede the check-in day")
+        self.trigger_event(self.GuestsReported, reported_at=reported_at.isoformat())
 
     def erase_guest_data(self, *, on: date) -> None:
         """Shred the guests' identities (the application deletes the booking's key);

@@ -729,41 +729,58 @@ async def test_front_desk_facts_cannot_be_dated_after_today(client: GraphQLClien
 
 async def test_guests_pending_report_until_marked(client: GraphQLClient) -> None:
     from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
 
-    booking_id = await checked_in_booking(client)
-    pending = (
-        await client.data("query { alloggiatiPending { bookingId overdue deadline checkedInAt } }")
-    )["alloggiatiPending"]
+    zone = ZoneInfo("Europe/Rome")
+    today = datetime.now(zone).date()
+    stay = {
+        "arrival": today.isoformat(),
+        "departure": (today + timedelta(days=3)).isoformat(),
+        "businessDate": today.isoformat(),
+    }
+    booking_id = str((await book(client, "today", **stay))["id"])
+    checked_in = await run(
+        client,
+        CHECK_IN,
+        {"idempotencyKey": "in-today", "bookingId": booking_id, "businessDate": stay["arrival"]},
+        "checkIn",
+    )
+    assert checked_in["__typename"] == "Booking", checked_in
+    query = (
+        "query($h: Int!) { alloggiatiPending(withinHours: $h) "
+        "{ bookingId overdue deadline checkedInAt } }"
+    )
     # Checked in just now for 3 nights: due within 24 h, not within the next 6 h.
-    assert pending == []
-    pending = (
-        await client.data(
-            "query { alloggiatiPending(withinHours: 24) "
-            "{ bookingId overdue deadline checkedInAt } }"
-        )
-    )["alloggiatiPending"]
+    assert (await client.data(query, {"h": 6}))["alloggiatiPending"] == []
+    pending = (await client.data(query, {"h": 24}))["alloggiatiPending"]
     assert [p["bookingId"] for p in pending] == [booking_id]
     assert pending[0]["overdue"] is False
     deadline = datetime.fromisoformat(pending[0]["deadline"])
-    checked_in = datetime.fromisoformat(pending[0]["checkedInAt"])
-    assert deadline - checked_in == timedelta(hours=24)
-    assert abs(checked_in - datetime.now(UTC)) < timedelta(minutes=5)
+    arrived = datetime.fromisoformat(pending[0]["checkedInAt"])
+    assert deadline - arrived == timedelta(hours=24)
+    assert abs(arrived - datetime.now(UTC)) < timedelta(minutes=5)
+
+    # A check-in typed in long after its day: the deadline runs from that day (its
+    # end, the latest the guests can have come), so it is overdue, not 24 h away.
+    late = await checked_in_booking(client, "late")  # checked in for 2025-07-01
+    pending = (await client.data(query, {"h": 0}))["alloggiatiPending"]
+    assert [p["bookingId"] for p in pending] == [late]
+    assert pending[0]["overdue"] is True
+    assert datetime.fromisoformat(pending[0]["checkedInAt"]) == datetime(2025, 7, 2, tzinfo=zone)
+
     marked = await client.data(
         "mutation($input: MarkGuestsReportedInput!) { markGuestsReported(input: $input) "
         "{ __typename ... on BookingList { bookings { id } } } }",
         {
             "input": {
                 "idempotencyKey": "rep",
-                "bookingIds": [booking_id],
+                "bookingIds": [booking_id, late],
                 "reportedAt": datetime.now(UTC).isoformat(),
             }
         },
     )
-    assert marked["markGuestsReported"]["bookings"] == [{"id": booking_id}]
-    pending = (await client.data("query { alloggiatiPending(withinHours: 48) { bookingId } }"))[
-        "alloggiatiPending"
-    ]
-    assert pending == []
+    assert marked["markGuestsReported"]["bookings"] == [{"id": booking_id}, {"id": late}]
+    assert (await client.data(query, {"h": 48}))["alloggiatiPending"] == []
 
 
 async def test_roles(client: GraphQLClient) -> None:

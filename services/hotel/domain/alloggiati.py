@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 from uuid import UUID
 
 from services.common.errors import ValidationError
@@ -76,9 +76,18 @@ def record_type(party_type: str, party_size: int, position: int) -> str:
     return HEAD_OF_FAMILY if position == 0 else FAMILY_MEMBER
 
 
-def deadline_for(checked_in_at: datetime, nights: int) -> datetime:
+def arrived_at(recorded_at: datetime, checked_in_on: date, zone: tzinfo) -> datetime:
+    """When the guests arrived, as far as the front desk says: when the check-in was
+    recorded, or, for a check-in recorded on a later day than its businessDate, the
+    end of that day (the latest they can have arrived). Counted from the recording, a
+    check-in typed in a week late was never overdue."""
+    end_of_day = datetime.combine(checked_in_on + timedelta(days=1), time(), tzinfo=zone)
+    return min(recorded_at, end_of_day)
+
+
+def deadline_for(arrived: datetime, nights: int) -> datetime:
     # A one-night stay lasts at most 24 hours (arrival afternoon, departure morning).
-    return checked_in_at + (SHORT_STAY_DEADLINE if nights <= 1 else DEADLINE)
+    return arrived + (SHORT_STAY_DEADLINE if nights <= 1 else DEADLINE)
 
 
 def _fmt(day: date) -> str:

@@ -16,7 +16,13 @@ from services.common.errors import Conflict, ValidationError
 from services.common.graphql import PageInfo, check_page_size, money
 from services.common.months import month_bounds
 from services.hotel.domain import BookingStatus
-from services.hotel.domain.alloggiati import LINE_END, StayGuest, build_records, deadline_for
+from services.hotel.domain.alloggiati import (
+    LINE_END,
+    StayGuest,
+    arrived_at,
+    build_records,
+    deadline_for,
+)
 from services.hotel.graphql.types import (
     AlloggiatiFile,
     Booking,
@@ -169,6 +175,7 @@ class HotelQuery:
         if not 0 <= within_hours <= 48:
             raise ValidationError("withinHours", "must be between 0 and 48")
         now = datetime.now(UTC)
+        zone = info.context.runtime.settings.zone
         horizon = now + timedelta(hours=within_hours)
         async with info.context.runtime.read_engine.connect() as conn:
             views = await queries.unreported(conn, MAX_PENDING)
@@ -177,7 +184,9 @@ class HotelQuery:
             if view.checked_in_at is None:
                 continue
             nights = (view.departure - view.arrival).days
-            deadline = deadline_for(view.checked_in_at, nights)
+            assert view.checked_in_on is not None  # with checked_in_at
+            arrived = arrived_at(view.checked_in_at, view.checked_in_on, zone)
+            deadline = deadline_for(arrived, nights)
             if deadline <= horizon:
                 out.append(
                     PendingReport(
@@ -186,7 +195,7 @@ class HotelQuery:
                         arrival=view.arrival,
                         nights=nights,
                         guest_count=view.guest_count,
-                        checked_in_at=view.checked_in_at,
+                        checked_in_at=arrived,
                         deadline=deadline,
                         overdue=deadline <= now,
                     )

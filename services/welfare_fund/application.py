@@ -532,7 +532,10 @@ class WelfareFundApplication(CoopApplication):
             fund = self.fund()
             fund.release(disbursement_id, disbursement.program, released)
             touched: list[Any] = [fund, disbursement]
-            if disbursement.kind is DisbursementKind.STIPEND:
+            # A stipend cancelled with nothing paid frees its month for a new one; one
+            # paid in part keeps it: released, the month's whole stipend could be
+            # committed again on top of what was already paid.
+            if disbursement.kind is DisbursementKind.STIPEND and disbursement.paid_cents == 0:
                 beneficiary = self.get_beneficiary(disbursement.beneficiary_id)
                 if not beneficiary.forgotten:
                     beneficiary.release_stipend(disbursement.month)

@@ -403,6 +403,65 @@ async def test_a_payment_recorded_in_error_is_reversed_once_and_paid_again(
     assert trial["trialBalance"]["balanced"] is True
 
 
+async def test_a_stipend_cancelled_after_a_part_payment_keeps_its_month(
+    app_client: GraphQLClient,
+) -> None:
+    """500.00 for September, 350.00 paid, the rest cancelled: the month's stipend
+    is not committed again (up to 850.00 would have gone out for a 500.00 stipend).
+    A stipend cancelled with nothing paid frees its month."""
+    officer = app_client.as_role(Role.FUND_OFFICER)
+    admin = app_client.as_role(Role.ADMIN)
+    await _policy(officer, "p1", "2025-01-01", [{"stream": "SHOP", "percent": "100"}])
+    await _income(admin, "sale-1", "2025-08-01", "4100", "5000.00")  # 2,500 per program
+    enroll = {"idempotencyKey": "e1", "program": "INTERNSHIP", "enrolledOn": "2025-08-01"}
+    ref = (await officer.data(ENROLL, {"input": enroll}))["enrollBeneficiary"]["beneficiaryRef"]
+    for month in ("2025-08", "2025-09"):
+        attended = await officer.data(
+            "mutation($i: RecordAttendanceInput!) { recordAttendance(input: $i) { __typename } }",
+            {
+                "i": {
+                    "idempotencyKey": f"att-{month}",
+                    "beneficiaryRef": ref,
+                    "month": month,
+                    "scheduledDays": 10,
+                    "attendedDays": 10,
+                }
+            },
+        )
+        assert attended["recordAttendance"]["__typename"] == "Beneficiary", attended
+
+    def stipend(key: str, month: str) -> dict[str, Any]:
+        return {"idempotencyKey": key, "beneficiaryRef": ref, "kind": "STIPEND",
+                "month": month, "effectiveDate": "2025-10-01"}  # fmt: skip
+
+    september = (await officer.data(COMMIT, {"input": stipend("s1", "2025-09")}))[
+        "commitDisbursement"
+    ]
+    assert september["__typename"] == "Disbursement", september
+    approve = {"idempotencyKey": "a1", "disbursementId": september["id"],
+               "effectiveDate": "2025-10-02"}  # fmt: skip
+    await officer.data(APPROVE, {"input": approve})
+    part = {"idempotencyKey": "pay1", "disbursementId": september["id"], "amount": "350.00",
+            "paidOn": "2025-10-03"}  # fmt: skip
+    assert (await officer.data(PAY, {"input": part}))["payDisbursement"]["paid"] == "350.00"
+    cancel = {"idempotencyKey": "x1", "disbursementId": september["id"],
+              "effectiveDate": "2025-10-04"}  # fmt: skip
+    await officer.data(CANCEL, {"input": cancel})
+    head = app_client.head()
+    again = (await officer.data(COMMIT, {"input": stipend("s2", "2025-09")}))["commitDisbursement"]
+    assert again["__typename"] == "Conflict", again
+    assert app_client.head() == head
+
+    august = (await officer.data(COMMIT, {"input": stipend("s3", "2025-08")}))["commitDisbursement"]
+    cancel_august = {"idempotencyKey": "x2", "disbursementId": august["id"],
+                     "effectiveDate": "2025-10-04"}  # fmt: skip
+    await officer.data(CANCEL, {"input": cancel_august})
+    renewed = (await officer.data(COMMIT, {"input": stipend("s4", "2025-08")}))[
+        "commitDisbursement"
+    ]
+    assert renewed["__typename"] == "Disbursement", renewed
+
+
 async def test_disbursement_workflow_roles_and_limits(app_client: GraphQLClient) -> None:
     officer = app_client.as_role(Role.FUND_OFFICER)
     admin = app_client.as_role(Role.ADMIN)

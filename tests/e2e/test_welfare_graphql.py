@@ -574,6 +574,22 @@ async def test_disbursement_workflow_roles_and_limits(app_client: GraphQLClient)
     assert [(s["effectiveDate"], s["stream"], s["amount"]) for s in sources] == [
         ("2025-02-01", "SHOP", "200.00")
     ]
+    # A commitment cancelled with nothing paid traces no source, not a 0.00 one.
+    unpaid = (await officer.data(COMMIT, {"input": {**commit, "idempotencyKey": "c9",
+                                                    "amount": "10.00"}}))  # fmt: skip
+    unpaid_id = unpaid["commitDisbursement"]["id"]
+    await officer.data(CANCEL, {"input": {"idempotencyKey": "x9", "disbursementId": unpaid_id}})
+    traced = await app_client.as_role(Role.AUDITOR).data(
+        "query P($id: ID!) { provenance(disbursementId: $id) { amount sources { amount } } }",
+        {"id": unpaid_id},
+    )
+    assert traced["provenance"] == {"amount": "0.00", "sources": []}
+    # Nor is anyone enrolled ahead of time.
+    ahead = await officer.data(
+        ENROLL,
+        {"input": {"idempotencyKey": "e-ahead", "program": "HOUSING", "enrolledOn": "2999-01-01"}},
+    )
+    assert ahead["enrollBeneficiary"]["__typename"] == "ValidationError"
 
 
 async def test_forgetting_a_beneficiary_shreds_the_note_and_keeps_every_total(

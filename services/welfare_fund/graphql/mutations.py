@@ -312,14 +312,13 @@ class WelfareFundMutation:
     ) -> BeneficiaryResult:
         app = info.context.runtime.welfare
         actor = info.context.actor
-        enrolled_on = input.enrolled_on or _today(info)
 
         def command() -> Outcome[domain.Beneficiary]:
             return app.enroll(
                 key=input.idempotency_key,
                 actor=actor,
                 program=input.program,
-                enrolled_on=enrolled_on,
+                enrolled_on=_dated(info, input.enrolled_on, "enrolledOn"),
                 case_note=input.case_note,
             )
 

@@ -265,7 +265,8 @@ async def provenance(
         )
         for entry_id, day, stream, base, accrued, share, fifo_start, fifo_end in items
     ]
-    return row, end - start, sources
+    # A commitment cancelled with nothing paid traces nothing: no 0.00 sources.
+    return row, end - start, [source for source in sources if source.used_cents > 0]
 
 
 @dataclass(frozen=True)

@@ -1013,6 +1013,16 @@ async def test_a_mistaken_charge_is_voided_by_a_negative_line_and_a_reversal(
     assert sorted(reversal["lines"], key=str) == sorted(swapped, key=str)
     totals = account_totals(mine)
     assert "1100" not in totals  # the guest receivable nets to zero
+    # An auditor going from the booking to its entries gets the void's reversal too
+    # (its cause names the charge's entry, not the booking).
+    by_cause = await client.as_role(Role.AUDITOR).data(
+        "query($c: String!) { ledgerEntriesByCause(cause: $c) "
+        "{ id lines { account debit credit } } }",
+        {"c": booking_id},
+    )
+    found = by_cause["ledgerEntriesByCause"]
+    assert reversal["id"] in {entry["id"] for entry in found}
+    assert "1100" not in account_totals(found)
     revenue_and_taxes = sum(
         -Decimal(amount) for account, amount in totals.items() if account[0] in "24"
     )

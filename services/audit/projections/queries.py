@@ -48,20 +48,24 @@ async def entry_ids_by_cause(conn: AsyncConnection, cause: str, first: int) -> l
     So a business object's id finds its entries wherever its id stands: a booking id
     "hotel:checkout:<booking id>", a grant id "funding:grant:<grant id>:tranche:1:
     received", a disbursement id "welfare:payment:<disbursement id>:1"; and an entry
-    id finds its reversal ("reversal-of:<entry id>"). The segment match scans the
-    entries table (no index serves it); `first` bounds it.
+    id finds its reversal ("reversal-of:<entry id>"). The reversals of the entries
+    found come with them. The segment match scans the entries table (no index serves
+    it); `first` bounds it.
     """
     e = ledger_entries.c
     escaped = cause.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    caused = select(e.entry_id).where(
+        or_(
+            e.cause_id == cause,
+            e.cause_id.like(f"%:{escaped}", escape="\\"),
+            e.cause_id.like(f"%:{escaped}:%", escape="\\"),
+        )
+    )
+    # And their reversals (a hotel void's cause names the charge's entry, not the
+    # booking): without them a settled booking's receivable did not net to zero.
     rows = await conn.execute(
         select(e.entry_id)
-        .where(
-            or_(
-                e.cause_id == cause,
-                e.cause_id.like(f"%:{escaped}", escape="\\"),
-                e.cause_id.like(f"%:{escaped}:%", escape="\\"),
-            )
-        )
+        .where(or_(e.entry_id.in_(caused), e.reverses_entry_id.in_(caused)))
         .order_by(e.position)
         .limit(first)
     )

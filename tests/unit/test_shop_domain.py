@@ -80,6 +80,22 @@ def test_change_comes_from_cash_and_the_entry_balances() -> None:
     assert by_account == {"1020": 1000, "1000": 1220, "4110": 1000, "4120": 820, "2000": 400}
 
 
+def test_a_cash_payment_that_would_all_be_change_is_refused() -> None:
+    """The card already pays the 5.00: a cash line of 5.00 beside it is a slip, not
+    a receipt showing 5.00 of change."""
+    with pytest.raises(ValidationError, match="leave out the cash"):
+        ring(
+            [LineInput("CLOTHES", "scarf", 1, 500)],
+            [PaymentInput(PaymentMethod.CARD, 500), PaymentInput(PaymentMethod.CASH, 500)],
+        )
+    # Cash with change beside a card that pays only part: still fine.
+    sale = ring(
+        [LineInput("CLOTHES", "scarf", 1, 500)],
+        [PaymentInput(PaymentMethod.CARD, 200), PaymentInput(PaymentMethod.CASH, 500)],
+    )
+    assert (sale.change_cents, sale.kept(PaymentMethod.CASH)) == (200, 300)
+
+
 @pytest.mark.parametrize("parts", [[1, 1, 1], [2, 1], [1, 2], [3]])
 def test_a_line_refunded_in_parts_returns_exactly_its_net_and_vat(parts: list[int]) -> None:
     sale = ring([LineInput("OTHER", "mug", 3, 333)], [PaymentInput(PaymentMethod.CASH, 999)])

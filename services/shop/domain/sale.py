@@ -144,6 +144,12 @@ def _payments(
             f"payments ({format_cents(tendered)}) do not cover the total "
             f"({format_cents(total_cents)})",
         )
+    if card == total_cents and tendered > card:
+        # The card covers it all: a cash line too is a slip (its receipt would show
+        # the whole cash amount as change).
+        raise ValidationError(
+            "payments", "the card payments cover the total; leave out the cash payment"
+        )
     change = tendered - total_cents
     # Change comes out of the cash tendered, taken from the last cash payments first.
     remaining_change = change

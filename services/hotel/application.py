@@ -46,7 +46,7 @@ from services.hotel.domain.accounting import (
     deposit_postings,
     payment_postings,
 )
-from services.hotel.domain.folio import DEPOSIT_REFUND, REFUND, FolioLine, Payment
+from services.hotel.domain.folio import DEPOSIT, DEPOSIT_REFUND, REFUND, FolioLine, Payment
 from services.ledger.application import LedgerApplication
 from services.ledger.domain import Cause, JournalEntry, Posting, entry_id_for_cause
 from services.ledger.domain.facts import check_not_future
@@ -204,14 +204,19 @@ class HotelApplication(CoopApplication):
     def _payment_entry(
         self, booking: Booking, payment: Payment, *, actor: str, on: date, note: str = ""
     ) -> JournalEntry:
-        """The entry of the booking's payment or refund just recorded (its last)."""
-        what = "refund" if payment.kind == REFUND else "payment"
+        """The entry of the booking's payment, deposit or refund just recorded (its last)."""
+        what = {REFUND: "refund", DEPOSIT: "deposit"}.get(payment.kind, "payment")
+        policy = self.configuration().policy_on(on)
         return self._entry(
             cause_id=f"hotel:{what}:{booking.id}:{len(booking.payments)}",
             actor=actor,
             on=on,
             description=f"Hotel booking {booking.id}: {payment.method.lower()} {what}{note}",
-            postings=payment_postings(self.configuration().policy_on(on), payment),
+            postings=(
+                deposit_postings(policy, payment)
+                if payment.kind == DEPOSIT
+                else payment_postings(policy, payment)
+            ),
         )
 
     def _run(

@@ -497,6 +497,44 @@ async def test_cancellation_refunds_or_retains_the_deposit_per_policy(
     }
 
 
+async def test_a_deposit_that_comes_after_the_booking_is_held_and_applied(
+    client: GraphQLClient,
+) -> None:
+    """A bank transfer arrives days after the booking: recorded before check-in it is
+    a deposit (held on 2200), applied at check-out, refunded on an early cancellation
+    the way it came; one method per booking."""
+    booking = await book(client, "transfer")  # no deposit when booked on 06-01
+    pay = {"idempotencyKey": "dep-1", "bookingId": booking["id"], "method": "TRANSFER",
+           "amount": "100.00", "businessDate": "2025-06-05"}  # fmt: skip
+    deposited = await run(client, PAY, pay, "recordPayment")
+    assert deposited["__typename"] == "Booking", deposited
+    assert [(p["kind"], p["amount"]) for p in deposited["folio"]["payments"]] == [
+        ("DEPOSIT", "100.00")
+    ]
+    assert account_totals(await entries_for(client, booking["id"])) == {
+        "1010": "100.00",
+        "2200": "-100.00",
+    }
+    head = client.head()
+    for change, field in (
+        ({"method": "CASH"}, "method"),  # a second deposit by another way
+        ({"amount": "500.00"}, "amount"),  # beyond the stay's 276.00 still open
+        ({"businessDate": "2025-05-31"}, "businessDate"),  # before the booking
+    ):
+        refused = await run(client, PAY, {**pay, "idempotencyKey": "dep-x", **change},
+                            "recordPayment")  # fmt: skip
+        assert (refused["__typename"], refused.get("field")) == ("ValidationError", field)
+    assert client.head() == head
+    cancelled = await run(
+        client,
+        CANCEL,
+        {"idempotencyKey": "c", "bookingId": booking["id"], "businessDate": "2025-06-10"},
+        "cancelBooking",
+    )
+    assert [p["kind"] for p in cancelled["folio"]["payments"]] == ["DEPOSIT", "DEPOSIT_REFUND"]
+    assert account_totals(await entries_for(client, booking["id"])) == {}
+
+
 async def test_no_show_takes_one_night_from_the_deposit(client: GraphQLClient) -> None:
     booking = await book(client, deposit="150.00", depositMethod="CARD")
     result = await run(

@@ -163,7 +163,7 @@ def test_lifecycle_refuses_illegal_transitions() -> None:
             ceiling_cents=CEILING,
         )
     with pytest.raises(IllegalTransition):
-        booking.record_payment(
+        booking.record_refund(
             method="CASH", amount_cents=100, on=date(2025, 7, 1), ceiling_cents=CEILING
         )
     booking.check_in(config(), on=date(2025, 7, 1))

@@ -481,11 +481,7 @@ class Booking(Aggregate):
             raise ValidationError("method", "CASH, CARD or TRANSFER")
         check_positive_amount(amount_cents, field="amount", ceiling_cents=ceiling_cents)
         if self.status is BookingStatus.CONFIRMED:
-            raise IllegalTransition(
-                f"{self.label} is not checked in: take a deposit with the booking, "
-                "payments after check-in",
-                self.status.value,
-            )
+            return self._record_deposit(method=method, amount_cents=amount_cents, on=on)
         owed = self.balance_cents
         if self.status is not BookingStatus.CHECKED_IN and owed <= 0:
             raise IllegalTransition(
@@ -512,6 +508,28 @@ class Booking(Aggregate):
             self.PaymentRecorded, number=len(self.payments) + 1, payment=payment.as_state()
         )
         return payment
+
+    def _record_deposit(self, *, method: str, amount_cents: int, on: date) -> Payment:
+        """Money before arrival is deposit (a bank transfer that comes days after the
+        booking): held on the deposits account until check-out, refunded or retained
+        on cancellation as the rules say. One method per booking, because a
+        cancellation gives the deposit back the way it came."""
+        held = self.deposit_method
+        if held is not None and method != held:
+            raise ValidationError("method", f"this booking's deposit was paid by {held}")
+        if amount_cents > self.balance_cents:
+            raise ValidationError(
+                "amount",
+                f"a deposit is at most the stay's {format_cents(max(self.balance_cents, 0))} EUR"
+                " still open",
+            )
+        if on < self.booked_on:
+            raise ValidationError("businessDate", "a deposit cannot precede the booking")
+        deposit = Payment(DEPOSIT, method, amount_cents, on)
+        self.trigger_event(
+            self.PaymentRecorded, number=len(self.payments) + 1, payment=deposit.as_state()
+        )
+        return deposit
 
     def record_refund(
         self, *, method: str, amount_cents: int, on: date, ceiling_cents: int

@@ -269,8 +269,9 @@ class LedgerApplication(CoopApplication):
                 raise Conflict(
                     f"entry {entry_id} was posted by {context}, not by hand; correct it "
                     "there (voidCharge for a hotel charge, refundSale for a sale, "
-                    "reverseDonation for a donation, reverseDisbursementPayment for a "
-                    "welfare payment)"
+                    "reverseDonation for a donation, reverseContractPayment for a "
+                    "contract payment, reverseGrantTrancheReceipt for a tranche received, "
+                    "reverseDisbursementPayment for a welfare payment)"
                 )
             reversal = original.reverse(
                 chart=self.chart(read_only=True),

@@ -34,6 +34,7 @@ from services.ledger.domain.contracts import (
     PresenceMonth,
     contract_id_for,
     month_of,
+    payment_entry_id,
     presence_month_id,
     sequence_id_for,
 )
@@ -214,6 +215,53 @@ class FundingApplication(CoopApplication):
             act=lambda grant: grant.receive_tranche(
                 tranche, received_on or self.today(), today=self.today(), accounts=self.accounts
             ),
+        )
+
+    def reverse_grant_tranche_receipt(
+        self,
+        *,
+        key: str,
+        actor: str,
+        grant_id: UUID,
+        tranche: int,
+        reversed_on: date,
+        reason: str,
+    ) -> Outcome[Grant]:
+        """Correct a tranche received wrong (on the wrong tranche, or before the money
+        came): the grant records that the receipt is reversed (once; refused if a later
+        step was decided on it) and the receipt's journal entry is reversed by the
+        ledger's own `JournalEntry.reverse`, all in one save with the idempotency claim.
+        The tranche can then be received again."""
+
+        def decide() -> Decision[Grant]:
+            grant = self.grant(grant_id)
+            # The grant first: it refuses a second reversal and checks the input.
+            entry_id, description = grant.reverse_receipt(
+                tranche, reversed_on=reversed_on, reason=reason, today=self.today()
+            )
+            original = self.ledger.get_entry(entry_id)
+            reversal = original.reverse(
+                chart=self.ledger.chart(read_only=True),
+                effective_date=reversed_on,
+                description=description,
+                actor=actor,
+                limits=self.ledger.limits,
+            )
+            return Decision((grant, original, reversal), grant, {"grant_id": str(grant.id)})
+
+        return self._run(
+            key=key,
+            operation="reverseGrantTrancheReceipt",
+            # The request hash covers the reason, but only the hash is stored.
+            request={
+                "grant_id": str(grant_id),
+                "tranche": tranche,
+                "effective_date": reversed_on,
+                "reason": reason,
+                "actor": actor,
+            },
+            decide=decide,
+            load_result=self._load_grant,
         )
 
     def meet_grant_condition(
@@ -694,6 +742,52 @@ class FundingApplication(CoopApplication):
                 "invoice_id": str(invoice_id),
                 "amount_cents": amount_cents,
                 "date": paid_on,
+                "actor": actor,
+            },
+            decide=decide,
+            load_result=self._load_invoice,
+        )
+
+    def reverse_contract_payment(
+        self,
+        *,
+        key: str,
+        actor: str,
+        invoice_id: UUID,
+        payment_number: int,
+        reversed_on: date,
+        reason: str,
+    ) -> Outcome[ContractInvoice]:
+        """Correct a payment recorded wrong: the invoice records that the payment is
+        reversed (at most once; the amount is outstanding again) and the payment's
+        journal entry is reversed by the ledger's own `JournalEntry.reverse`, all in one
+        save with the idempotency claim. The right payment is then recorded anew."""
+
+        def decide() -> Decision[ContractInvoice]:
+            invoice = self.invoice(invoice_id)
+            # The invoice first: it refuses a second reversal and checks the input.
+            description = invoice.reverse_payment(
+                payment_number, reversed_on=reversed_on, reason=reason, today=self.today()
+            )
+            original = self.ledger.get_entry(payment_entry_id(invoice.id, payment_number))
+            reversal = original.reverse(
+                chart=self.ledger.chart(read_only=True),
+                effective_date=reversed_on,
+                description=description,
+                actor=actor,
+                limits=self.ledger.limits,
+            )
+            return Decision((invoice, original, reversal), invoice, {"invoice_id": str(invoice.id)})
+
+        return self._run(
+            key=key,
+            operation="reverseContractPayment",
+            # The request hash covers the reason, but only the hash is stored.
+            request={
+                "invoice_id": str(invoice_id),
+                "payment_number": payment_number,
+                "effective_date": reversed_on,
+                "reason": reason,
                 "actor": actor,
             },
             decide=decide,

@@ -1092,3 +1092,639 @@ async def test_goods_in_kind_valued_wrong_are_reversed_and_leave_the_report(
     assert await trial(client, "2025-12-31") == {}
     again = await reverse_donation(client, "k-1-fix-2", goods_id, "2025-11-07")
     assert again["__typename"] == "Conflict"
+
+
+# -- correcting a contract payment recorded wrong: reverseContractPayment ------------
+
+PAYMENT_FIELDS = "number date amount entryId reversedOn reversalEntryId"
+INVOICE_WITH_PAYMENTS = f"id number payable paid outstanding payments {{ {PAYMENT_FIELDS} }}"
+PAY_WITH_PAYMENTS = f"""
+mutation($input: RecordContractPaymentInput!) {{
+  recordContractPayment(input: $input) {{
+    __typename ... on ContractInvoice {{ {INVOICE_WITH_PAYMENTS} }} {ERRORS}
+  }}
+}}
+"""
+REVERSE_PAYMENT = f"""
+mutation($input: ReverseContractPaymentInput!) {{
+  reverseContractPayment(input: $input) {{
+    __typename
+    ... on ContractInvoice {{
+      {INVOICE_WITH_PAYMENTS} payments {{ number reversalReason }}
+    }}
+    {ERRORS}
+  }}
+}}
+"""
+UNKNOWN_ID = "00000000-0000-0000-0000-000000000001"
+CONTRACTS_REPORT = "query { contracts { nodes { invoiced payable paid outstanding } } }"
+POLICY = """
+mutation($input: SetRedistributionPolicyInput!) {
+  setRedistributionPolicy(input: $input) { __typename }
+}
+"""
+
+
+async def fund_policy(officer: GraphQLClient, key: str, stream: str, percent: str) -> None:
+    value = {
+        "idempotencyKey": key,
+        "effectiveFrom": "2025-01-01",
+        "shares": [{"stream": stream, "percent": percent}],
+    }
+    result = (await officer.data(POLICY, {"input": value}))["setRedistributionPolicy"]
+    assert result["__typename"] == "RedistributionPolicy", result
+
+
+async def march_invoice(client: GraphQLClient) -> dict[str, Any]:
+    """4 days x 20 persons in March 2025, invoiced on 1 April."""
+    contract_id = await register(client)
+    for day in (3, 4, 5, 6):
+        assert (await presence(client, contract_id, f"2025-03-0{day}", 20))["revision"] == 1
+    value = {
+        "idempotencyKey": "invoice-2025-03",
+        "contractId": contract_id,
+        "month": "2025-03",
+        "issueDate": "2025-04-01",
+    }
+    invoice: dict[str, Any] = (await client.data(INVOICE, {"input": value}))["invoiceContract"]
+    assert invoice["__typename"] == "ContractInvoice", invoice
+    return invoice
+
+
+async def pay_invoice(
+    client: GraphQLClient, key: str, invoice_id: str, amount: str, day: str
+) -> dict[str, Any]:
+    value = {"idempotencyKey": key, "invoiceId": invoice_id, "amount": amount, "date": day}
+    result: dict[str, Any] = (await client.data(PAY_WITH_PAYMENTS, {"input": value}))[
+        "recordContractPayment"
+    ]
+    return result
+
+
+async def reverse_payment(
+    client: GraphQLClient,
+    key: str,
+    invoice_id: str,
+    number: int = 1,
+    day: str = "2025-05-02",
+    reason: str = "Typed 2739.69 for 2379.69",
+) -> dict[str, Any]:
+    value = {
+        "idempotencyKey": key,
+        "invoiceId": invoice_id,
+        "paymentNumber": number,
+        "effectiveDate": day,
+        "reason": reason,
+    }
+    result: dict[str, Any] = (await client.data(REVERSE_PAYMENT, {"input": value}))[
+        "reverseContractPayment"
+    ]
+    return result
+
+
+async def test_a_payment_typed_wrong_is_reversed_and_paid_right_and_contract_ledger_fund_agree(
+    client: GraphQLClient, client_as: Any
+) -> None:
+    officer = client_as(Role.FUND_OFFICER)
+    await fund_policy(officer, "contracts-10", "CONTRACT", "10")
+    invoice = await march_invoice(client)
+    # By hand: 80 presence days x 32.31 = 2,584.80 net; VAT 5% = 129.24; pocket money
+    # 80 x 2.50 = 200.00; total 2,914.04; split payment: the Prefecture pays 2,784.80.
+    # The fund accrues 10% of the contract revenue: 258.48.
+    assert (invoice["total"], invoice["payable"]) == ("2914.04", "2784.80")
+
+    # The Prefecture pays 2,379.69 on 2 May; the clerk types 2,739.69.
+    wrong = await pay_invoice(client, "pay-1", invoice["id"], "2739.69", "2025-05-02")
+    assert (wrong["paid"], wrong["outstanding"]) == ("2739.69", "45.11")
+    assert wrong["payments"][0]["number"] == 1
+    # Neither the ledger's reversal nor a negative payment can correct it...
+    by_hand = await client.data(
+        "mutation($i: ReverseJournalEntryInput!) { reverseJournalEntry(input: $i) { __typename } }",
+        {
+            "i": {
+                "idempotencyKey": "by-hand",
+                "entryId": wrong["payments"][0]["entryId"],
+                "effectiveDate": "2025-05-02",
+                "description": "wrong amount",
+            }
+        },
+    )
+    assert by_hand["reverseJournalEntry"]["__typename"] == "Conflict"
+    negative = await pay_invoice(client, "pay-minus", invoice["id"], "-360.00", "2025-05-02")
+    assert (negative["__typename"], negative["field"]) == ("ValidationError", "amount")
+
+    # ...reverseContractPayment does, dated the payment's own day.
+    head = client.head()
+    reversed_ = await reverse_payment(client, "pay-1-fix", invoice["id"])
+    assert reversed_["__typename"] == "ContractInvoice", reversed_
+    # The outstanding amount goes back up by exactly the payment: 45.11 + 2,739.69.
+    assert (reversed_["paid"], reversed_["outstanding"]) == ("0.00", "2784.80")
+    payment = reversed_["payments"][0]
+    assert (payment["amount"], payment["reversedOn"]) == ("2739.69", "2025-05-02")
+    assert payment["reversalReason"] == "Typed 2739.69 for 2379.69"
+    # One save: the invoice's event, the original entry's, the reversal, the claim.
+    assert topics_since(client, head) == [
+        "ContractInvoice.PaymentReversed",
+        "IdempotencyClaim.Claimed",
+        "JournalEntry.Posted",
+        "JournalEntry.Reversed",
+    ]
+
+    right = await pay_invoice(client, "pay-2", invoice["id"], "2379.69", "2025-05-02")
+    assert (right["paid"], right["outstanding"]) == ("2379.69", "405.11")
+    assert [(p["number"], p["amount"], p["reversedOn"]) for p in right["payments"]] == [
+        (1, "2739.69", "2025-05-02"),
+        (2, "2379.69", None),
+    ]
+
+    # By hand, 31 May: bank 2,379.69; receivable 2,784.80 - 2,379.69 = 405.11; the
+    # invoice's revenue, pocket money owed and the fund's 10% as before.
+    expected = {
+        "1010": ("2379.69", "0.00"),
+        "1110": ("405.11", "0.00"),
+        "2400": ("0.00", "258.48"),
+        "2500": ("0.00", "200.00"),
+        "4300": ("0.00", "2584.80"),
+        "5000": ("258.48", "0.00"),
+    }
+    assert await trial(client, "2025-05-02") == expected
+    assert await trial(client, "2025-05-31") == expected
+    assert (await client.data(CONTRACTS_REPORT))["contracts"]["nodes"] == [
+        {"invoiced": "2914.04", "payable": "2784.80", "paid": "2379.69", "outstanding": "405.11"}
+    ]
+    assert await balance_of(client, "1110", "2025-05-31") == "405.11"
+    assert await balance_of(client, "1010", "2025-05-31") == "2379.69"
+    fund = (await officer.data(FUND_BALANCE))["fundBalance"]
+    assert fund["accrued"] == "258.48"  # a payment is no income: nothing to take back
+
+    # The ledger links the reversal to the payment's entry; no reason in the ledger.
+    journal = (
+        await client.data(
+            'query { journal(account: "1110") { nodes { id description effectiveDate '
+            "reversesEntryId reversedByEntryId } } }"
+        )
+    )["journal"]["nodes"]
+    reversal = next(e for e in journal if e["reversesEntryId"] == payment["entryId"])
+    assert reversal["id"] == payment["reversalEntryId"]
+    assert (
+        next(e for e in journal if e["id"] == payment["entryId"])["reversedByEntryId"]
+        == (reversal["id"])
+    )
+    assert "Typed" not in str(journal)
+    assert invoice["number"] in reversal["description"]
+
+    # A second reversal is refused; the retry answers the first result; bad input,
+    # unknown ids and a reused key change nothing.
+    written = client.head()
+    again = await reverse_payment(client, "pay-1-fix-again", invoice["id"])
+    assert again["__typename"] == "Conflict"
+    assert "already reversed on 2025-05-02" in again["message"]
+    retry = await reverse_payment(client, "pay-1-fix", invoice["id"])
+    assert retry["__typename"] == "ContractInvoice"
+    assert retry["payments"][0]["reversedOn"] == "2025-05-02"
+    reused = await reverse_payment(client, "pay-1-fix", invoice["id"], reason="Other")
+    assert reused["__typename"] == "IdempotencyKeyReused"
+    for key, invoice_id, number, day, typename, field in (
+        ("future", invoice["id"], 2, _future(), "ValidationError", "effectiveDate"),
+        ("early", invoice["id"], 2, "2025-05-01", "ValidationError", "effectiveDate"),
+        ("no-payment", invoice["id"], 3, "2025-05-02", "NotFound", None),
+        ("no-invoice", UNKNOWN_ID, 1, "2025-05-02", "NotFound", None),
+        ("bad-id", "PA-2025-0001", 1, "2025-05-02", "ValidationError", "invoiceId"),
+    ):
+        bad = await reverse_payment(client, key, invoice_id, number, day)
+        assert bad["__typename"] == typename, (key, bad)
+        assert bad.get("field") == field, (key, bad)
+    empty = await reverse_payment(client, "empty", invoice["id"], 2, reason=" ")
+    assert (empty["__typename"], empty["field"]) == ("ValidationError", "reason")
+    assert client.head() == written
+
+    # Auditors see the payments, not the reason (free text), and cannot reverse.
+    auditor = client_as(Role.AUDITOR)
+    read = await auditor.execute(
+        "query($id: ID!) { contractInvoice(id: $id) { payments { number reversedOn "
+        "reversalReason } } }",
+        {"id": invoice["id"]},
+    )
+    assert read["data"]["contractInvoice"]["payments"][0]["reversedOn"] == "2025-05-02"
+    assert read["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert "Typed" not in str(read)
+    denied = await auditor.execute(
+        REVERSE_PAYMENT,
+        {
+            "input": {
+                "idempotencyKey": "auditor-fix",
+                "invoiceId": invoice["id"],
+                "paymentNumber": 2,
+                "effectiveDate": "2025-05-02",
+                "reason": "x",
+            }
+        },
+    )
+    assert denied["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert client.head() == written
+
+    # Read models rebuilt from event 0 say the same; the audit replay finds no difference.
+    invoices = f"query {{ contractInvoices {{ nodes {{ {INVOICE_WITH_PAYMENTS} }} }} }}"
+    before = (await client.data(invoices), await client.data(CONTRACTS_REPORT))
+    await client.runtime.run_sync(client.runtime.projector.rebuild)
+    assert (await client.data(invoices), await client.data(CONTRACTS_REPORT)) == before
+    runtime = client.runtime
+    audit = await runtime.run_sync(
+        lambda: replay(
+            settings=runtime.settings,
+            snapshot_engine=runtime.audit.read_engine,
+            mapper=runtime.audit.mapper,
+            projections=runtime.projector.projections,
+        )
+    )
+    assert audit.ok, audit.differences
+    assert audit.row_counts["funding_invoice_payments"] == 2
+
+
+async def test_a_payment_is_reversed_once_even_by_two_admins_at_once(
+    client: GraphQLClient,
+) -> None:
+    invoice = await march_invoice(client)
+    await pay_invoice(client, "pay-1", invoice["id"], "2739.69", "2025-05-02")
+    head = client.head()
+    first, second = await asyncio.gather(
+        reverse_payment(client, "fix-a", invoice["id"]),
+        reverse_payment(client, "fix-b", invoice["id"]),
+    )
+    assert sorted([first["__typename"], second["__typename"]]) == ["Conflict", "ContractInvoice"]
+    assert topics_since(client, head) == [
+        "ContractInvoice.PaymentReversed",
+        "IdempotencyClaim.Claimed",
+        "JournalEntry.Posted",
+        "JournalEntry.Reversed",
+    ]
+    assert await trial(client, "2025-05-31") == {
+        "1110": ("2784.80", "0.00"),
+        "2500": ("0.00", "200.00"),
+        "4300": ("0.00", "2584.80"),
+    }
+
+
+# -- correcting a tranche received wrong: reverseGrantTrancheReceipt -----------------
+
+RECEIPT_FIELDS = "receipt receivedOn amount entryId reversedOn reversalEntryId"
+GRANT_WITH_RECEIPTS = f"""
+    id awarded received recognised outstanding advances closedOn
+    tranches {{ number amount receivedOn conditionMetOn status receipts {{ {RECEIPT_FIELDS} }} }}
+"""
+REVERSE_RECEIPT = f"""
+mutation($input: ReverseGrantTrancheReceiptInput!) {{
+  reverseGrantTrancheReceipt(input: $input) {{
+    __typename
+    ... on Grant {{ {GRANT_WITH_RECEIPTS} tranches {{ receipts {{ reversalReason }} }} }}
+    {ERRORS}
+  }}
+}}
+"""
+GRANT_STEP = {
+    "receiveGrantTranche": "GrantTrancheInput",
+    "meetGrantCondition": "GrantTrancheInput",
+    "closeGrant": "CloseGrantInput",
+    "reduceGrant": "ReduceGrantInput",
+}
+PUBLIC_REPORT = (
+    "query { publicGrantsReport(year: 2025) "
+    "{ total dutyApplies receipts { tranche amount receivedOn } } }"
+)
+
+
+async def award(client: GraphQLClient, key: str, tranches: list[str], **more: Any) -> str:
+    value = {
+        "idempotencyKey": key,
+        "funder": "Regione Lombardia",
+        "purpose": "Semi-autonomy housing",
+        "amount": f"{sum(float(t) for t in tranches):.2f}",
+        "awardedOn": "2025-01-10",
+        "publicFunder": True,
+        "tranches": [{"amount": t, "condition": f"Step {i + 1}"} for i, t in enumerate(tranches)],
+        **more,
+    }
+    result = (await client.data(AWARD, {"input": value}))["awardGrant"]
+    assert result["__typename"] == "Grant", result
+    return str(result["id"])
+
+
+async def grant_step(client: GraphQLClient, mutation: str, **value: Any) -> dict[str, Any]:
+    query = (
+        f"mutation($input: {GRANT_STEP[mutation]}!) {{ {mutation}(input: $input) "
+        f"{{ __typename ... on Grant {{ {GRANT_WITH_RECEIPTS} }} {ERRORS} }} }}"
+    )
+    result: dict[str, Any] = (await client.data(query, {"input": value}))[mutation]
+    return result
+
+
+async def reverse_receipt(
+    client: GraphQLClient,
+    key: str,
+    grant_id: str,
+    tranche: int = 2,
+    day: str = "2025-03-03",
+    reason: str = "The money was tranche 1's",
+) -> dict[str, Any]:
+    value = {
+        "idempotencyKey": key,
+        "grantId": grant_id,
+        "tranche": tranche,
+        "effectiveDate": day,
+        "reason": reason,
+    }
+    result: dict[str, Any] = (await client.data(REVERSE_RECEIPT, {"input": value}))[
+        "reverseGrantTrancheReceipt"
+    ]
+    return result
+
+
+async def test_a_tranche_received_as_the_wrong_one_is_reversed_and_the_grant_closes(
+    client: GraphQLClient, client_as: Any
+) -> None:
+    officer = client_as(Role.FUND_OFFICER)
+    await fund_policy(officer, "grants-10", "GRANT_UNRESTRICTED", "10")
+    grant_id = await award(client, "grant-region", ["8000.00", "12000.00"])
+
+    # Tranche 1's 8,000.00 arrives on 3 March; the clerk records it as tranche 2.
+    wrong = await grant_step(
+        client,
+        "receiveGrantTranche",
+        idempotencyKey="t2",
+        grantId=grant_id,
+        tranche=2,
+        date="2025-03-03",
+    )
+    assert (wrong["received"], wrong["advances"]) == ("12000.00", "12000.00")
+    receipt = wrong["tranches"][1]["receipts"][0]
+    published = (await client.data(PUBLIC_REPORT))["publicGrantsReport"]
+    assert (published["total"], published["dutyApplies"]) == ("12000.00", True)
+    # Tranche 1's condition is met: revenue against a receivable (the fund takes 10%).
+    met = await grant_step(
+        client,
+        "meetGrantCondition",
+        idempotencyKey="t1-met",
+        grantId=grant_id,
+        tranche=1,
+        date="2025-03-10",
+    )
+    assert met["recognised"] == "8000.00"
+    # The grant cannot close with the advance held, nor can the ledger reverse it.
+    refused = await grant_step(
+        client, "closeGrant", idempotencyKey="close-early", grantId=grant_id, date="2025-03-15"
+    )
+    assert refused["__typename"] == "Conflict"
+    assert "holds advances on tranche(s) 2" in refused["message"]
+    by_hand = await client.data(
+        "mutation($i: ReverseJournalEntryInput!) { reverseJournalEntry(input: $i) { __typename } }",
+        {
+            "i": {
+                "idempotencyKey": "by-hand",
+                "entryId": receipt["entryId"],
+                "effectiveDate": "2025-03-15",
+                "description": "wrong tranche",
+            }
+        },
+    )
+    assert by_hand["reverseJournalEntry"]["__typename"] == "Conflict"
+    nothing = await reverse_receipt(client, "t1-fix", grant_id, tranche=1)
+    assert nothing["__typename"] == "Conflict"
+    assert "was not received" in nothing["message"]
+
+    # The receipt is reversed, dated its own day.
+    head = client.head()
+    fixed = await reverse_receipt(client, "t2-fix", grant_id)
+    assert fixed["__typename"] == "Grant", fixed
+    assert {k: fixed[k] for k in ("received", "recognised", "outstanding", "advances")} == {
+        "received": "0.00",
+        "recognised": "8000.00",
+        "outstanding": "20000.00",
+        "advances": "0.00",
+    }
+    tranche_2 = fixed["tranches"][1]
+    assert (tranche_2["status"], tranche_2["receivedOn"]) == ("PENDING", None)
+    reversed_receipt = tranche_2["receipts"][0]
+    assert reversed_receipt["reversedOn"] == "2025-03-03"
+    assert reversed_receipt["reversalReason"] == "The money was tranche 1's"
+    assert topics_since(client, head) == [
+        "Grant.TrancheReceiptReversed",
+        "IdempotencyClaim.Claimed",
+        "JournalEntry.Posted",
+        "JournalEntry.Reversed",
+    ]
+    # The advance is gone from the ledger, as it was before the receipt.
+    assert await trial(client, "2025-03-10") == {
+        "1120": ("8000.00", "0.00"),
+        "2400": ("0.00", "800.00"),
+        "4200": ("0.00", "8000.00"),
+        "5000": ("800.00", "0.00"),
+    }
+
+    # Tranche 1 is received, as it was: it settles the receivable.
+    right = await grant_step(
+        client,
+        "receiveGrantTranche",
+        idempotencyKey="t1",
+        grantId=grant_id,
+        tranche=1,
+        date="2025-03-03",
+    )
+    assert {k: right[k] for k in ("received", "recognised", "outstanding", "advances")} == {
+        "received": "8000.00",
+        "recognised": "8000.00",
+        "outstanding": "12000.00",
+        "advances": "0.00",
+    }
+    # Now it closes: tranche 2, never paid nor earned, is cancelled; nothing is posted.
+    closed = await grant_step(
+        client, "closeGrant", idempotencyKey="close", grantId=grant_id, date="2025-03-20"
+    )
+    assert closed["__typename"] == "Grant", closed
+    assert closed["tranches"][1]["status"] == "CANCELLED"
+    assert (closed["awarded"], closed["received"], closed["recognised"]) == (
+        "8000.00",
+        "8000.00",
+        "8000.00",
+    )
+
+    # By hand, year end: bank 8,000.00; revenue 8,000.00; the fund's 10% = 800.00;
+    # no advance (2300) nor receivable (1120) left.
+    assert await trial(client, "2025-12-31") == {
+        "1010": ("8000.00", "0.00"),
+        "2400": ("0.00", "800.00"),
+        "4200": ("0.00", "8000.00"),
+        "5000": ("800.00", "0.00"),
+    }
+    for code, balance in (("1010", "8000.00"), ("2300", "0.00"), ("4200", "8000.00")):
+        assert await balance_of(client, code, "2025-12-31") == balance, code
+    assert (await officer.data(FUND_BALANCE))["fundBalance"]["accrued"] == "800.00"
+    published = (await client.data(PUBLIC_REPORT))["publicGrantsReport"]
+    assert published == {
+        "total": "8000.00",
+        "dutyApplies": False,
+        "receipts": [{"tranche": 1, "amount": "8000.00", "receivedOn": "2025-03-03"}],
+    }
+    totals = (await client.data("query { grants { totals { received recognised advances } } }"))[
+        "grants"
+    ]["totals"]
+    assert totals == {"received": "8000.00", "recognised": "8000.00", "advances": "0.00"}
+
+    # The closing settled the grant on that receipt: it is not reversed any more. A
+    # second reversal is refused; the retry answers; bad input changes nothing.
+    written = client.head()
+    after_close = await reverse_receipt(client, "t1-fix-late", grant_id, tranche=1)
+    assert after_close["__typename"] == "Conflict"
+    assert "closed on 2025-03-20" in after_close["message"]
+    again = await reverse_receipt(client, "t2-fix-again", grant_id)
+    assert again["__typename"] == "Conflict"
+    assert "already reversed on 2025-03-03" in again["message"]
+    retry = await reverse_receipt(client, "t2-fix", grant_id)
+    assert retry["__typename"] == "Grant"
+    assert retry["tranches"][1]["receipts"][0]["reversedOn"] == "2025-03-03"
+    assert client.head() == written
+
+    report = "query { grants { nodes { " + GRANT_WITH_RECEIPTS + " } } }"
+    before = (await client.data(report), await client.data(PUBLIC_REPORT))
+    await client.runtime.run_sync(client.runtime.projector.rebuild)
+    assert (await client.data(report), await client.data(PUBLIC_REPORT)) == before
+    runtime = client.runtime
+    audit = await runtime.run_sync(
+        lambda: replay(
+            settings=runtime.settings,
+            snapshot_engine=runtime.audit.read_engine,
+            mapper=runtime.audit.mapper,
+            projections=runtime.projector.projections,
+        )
+    )
+    assert audit.ok, audit.differences
+    assert audit.row_counts["funding_tranche_receipts"] == 2
+
+
+async def test_a_receipt_reversed_into_its_receivable_is_received_again_with_its_own_entry(
+    client: GraphQLClient,
+) -> None:
+    grant_id = await award(client, "grant-restricted", ["5000.00"], restricted=True)
+    step = {"grantId": grant_id, "tranche": 1}
+    await grant_step(client, "meetGrantCondition", idempotencyKey="met", date="2025-02-01", **step)
+    first = await grant_step(
+        client, "receiveGrantTranche", idempotencyKey="r1", date="2025-02-10", **step
+    )
+    # Recorded on the 10th, the money came on the 20th: reverse, then receive again.
+    fixed = await reverse_receipt(client, "fix", grant_id, tranche=1, day="2025-02-10")
+    assert fixed["tranches"][0]["status"] == "RECEIVABLE"
+    assert await trial(client, "2025-02-10") == {
+        "1120": ("5000.00", "0.00"),
+        "4210": ("0.00", "5000.00"),
+    }
+    second = await grant_step(
+        client, "receiveGrantTranche", idempotencyKey="r2", date="2025-02-20", **step
+    )
+    receipts = second["tranches"][0]["receipts"]
+    assert [(r["receipt"], r["receivedOn"], r["reversedOn"]) for r in receipts] == [
+        (1, "2025-02-10", "2025-02-10"),
+        (2, "2025-02-20", None),
+    ]
+    assert receipts[0]["entryId"] == first["tranches"][0]["receipts"][0]["entryId"]
+    assert receipts[1]["entryId"] != receipts[0]["entryId"]
+    assert await trial(client, "2025-02-19") == {
+        "1120": ("5000.00", "0.00"),
+        "4210": ("0.00", "5000.00"),
+    }
+    assert await trial(client, "2025-02-20") == {
+        "1010": ("5000.00", "0.00"),
+        "4210": ("0.00", "5000.00"),
+    }
+    by_grant = (
+        await client.data(
+            "query($c: String!) { ledgerEntriesByCause(cause: $c) { cause } }", {"c": grant_id}
+        )
+    )["ledgerEntriesByCause"]
+    assert f"funding:grant:{grant_id}:tranche:1:received:2" in {e["cause"] for e in by_grant}
+
+
+async def test_a_receipt_a_later_step_depends_on_or_bad_input_is_refused_and_stores_nothing(
+    client: GraphQLClient,
+) -> None:
+    met_id = await award(client, "grant-met", ["5000.00"])
+    cut_id = await award(client, "grant-cut", ["5000.00", "5000.00"])
+    ok_id = await award(client, "grant-ok", ["1000.00"])
+    for grant_id in (met_id, cut_id, ok_id):
+        received = await grant_step(
+            client,
+            "receiveGrantTranche",
+            idempotencyKey=f"r-{grant_id}",
+            grantId=grant_id,
+            tranche=1,
+            date="2025-02-01",
+        )
+        assert received["__typename"] == "Grant"
+    await grant_step(
+        client,
+        "meetGrantCondition",
+        idempotencyKey="met",
+        grantId=met_id,
+        tranche=1,
+        date="2025-02-10",
+    )
+    await grant_step(
+        client,
+        "reduceGrant",
+        idempotencyKey="cut",
+        grantId=cut_id,
+        budgetedCosts="10000.00",
+        reportedCosts="8000.00",
+        date="2025-04-01",
+    )
+    head = client.head()
+    condition = await reverse_receipt(client, "fix-met", met_id, tranche=1)
+    assert condition["__typename"] == "Conflict"
+    assert "condition" in condition["message"]
+    assert "met on 2025-02-10, after its receipt" in condition["message"]
+    cut = await reverse_receipt(client, "fix-cut", cut_id, tranche=1)
+    assert cut["__typename"] == "Conflict"
+    assert "cut pro rata on 2025-04-01" in cut["message"]
+    for key, grant_id, tranche, day, reason, typename, field in (
+        ("future", ok_id, 1, _future(), "x", "ValidationError", "effectiveDate"),
+        ("early", ok_id, 1, "2025-01-31", "x", "ValidationError", "effectiveDate"),
+        ("no-tranche", ok_id, 2, "2025-02-01", "x", "ValidationError", "tranche"),
+        ("no-grant", UNKNOWN_ID, 1, "2025-02-01", "x", "NotFound", None),
+        ("bad-id", "grant-ok", 1, "2025-02-01", "x", "ValidationError", "grantId"),
+        ("long", ok_id, 1, "2025-02-01", "x" * 501, "ValidationError", "reason"),
+    ):
+        bad = await reverse_receipt(client, key, grant_id, tranche, day, reason)
+        assert bad["__typename"] == typename, (key, bad)
+        assert bad.get("field") == field, (key, bad)
+    assert client.head() == head
+    # Each grant's receipt stands: 11,000.00 in the bank; grant-met's 5,000.00 earned,
+    # grant-cut's and grant-ok's 6,000.00 still advances.
+    assert await trial(client, "2025-12-31") == {
+        "1010": ("11000.00", "0.00"),
+        "2300": ("0.00", "6000.00"),
+        "4200": ("0.00", "5000.00"),
+    }
+
+
+async def test_a_receipt_is_reversed_once_even_by_two_admins_at_once(
+    client: GraphQLClient,
+) -> None:
+    grant_id = await award(client, "grant-race", ["8000.00", "12000.00"])
+    await grant_step(
+        client,
+        "receiveGrantTranche",
+        idempotencyKey="t2",
+        grantId=grant_id,
+        tranche=2,
+        date="2025-03-03",
+    )
+    head = client.head()
+    first, second = await asyncio.gather(
+        reverse_receipt(client, "fix-a", grant_id), reverse_receipt(client, "fix-b", grant_id)
+    )
+    assert sorted([first["__typename"], second["__typename"]]) == ["Conflict", "Grant"]
+    assert topics_since(client, head) == [
+        "Grant.TrancheReceiptReversed",
+        "IdempotencyClaim.Claimed",
+        "JournalEntry.Posted",
+        "JournalEntry.Reversed",
+    ]
+    assert await trial(client, "2025-12-31") == {}

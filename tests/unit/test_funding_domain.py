@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from services.common.errors import Conflict, ValidationError
+from services.common.errors import Conflict, NotFound, ValidationError
 from services.ledger.domain import (
     DEFAULT_ACCOUNTS,
     Cause,
@@ -15,7 +15,18 @@ from services.ledger.domain import (
     LedgerLimits,
     Side,
 )
-from services.ledger.domain.contracts import vat_cents
+from services.ledger.domain.contracts import (
+    Address,
+    Contract,
+    ContractInvoice,
+    InvoiceSequence,
+    InvoicingProfile,
+    PassThroughItem,
+    PaymentAlreadyReversed,
+    PresenceMonth,
+    payment_entry_id,
+    vat_cents,
+)
 from services.ledger.domain.donations import (
     Donation,
     DonationAlreadyReversed,
@@ -26,7 +37,15 @@ from services.ledger.domain.donations import (
 )
 from services.ledger.domain.facts import LedgerFact, parse_percent_bp
 from services.ledger.domain.funding_accounts import DEFAULT_FUNDING_ACCOUNTS as ACCOUNTS
-from services.ledger.domain.grants import Grant, TrancheTerms, grant_id_for
+from services.ledger.domain.grants import (
+    Grant,
+    GrantClosed,
+    ReceiptNotReversible,
+    TrancheTerms,
+    grant_id_for,
+    receipt_cause_id,
+    receipt_entry_id,
+)
 
 TODAY = date(2025, 12, 31)
 CEILING = 1_000_000_000
@@ -307,3 +326,257 @@ def test_goods_in_kind_are_reversed_once_with_no_ledger_entry() -> None:
     assert k.reversed_on == date(2025, 5, 12)
     with pytest.raises(DonationAlreadyReversed):
         k.reverse(reversed_on=date(2025, 5, 13), reason="again", today=TODAY)
+
+
+# -- reversing a contract payment recorded wrong -------------------------------------
+
+
+def posted(fact: LedgerFact) -> JournalEntry:
+    return JournalEntry.post(
+        chart=chart(),
+        effective_date=fact.effective_date,
+        description=fact.description,
+        postings=fact.postings,
+        cause=Cause(fact.cause_id, "admin"),
+        limits=LIMITS,
+    )
+
+
+def reversal_of(entry: JournalEntry, day: date, description: str) -> JournalEntry:
+    return entry.reverse(
+        chart=chart(), effective_date=day, description=description, actor="admin", limits=LIMITS
+    )
+
+
+def invoice() -> ContractInvoice:
+    """March 2025: 4 days x 20 persons = 80 presence days at 32.31, VAT 5%, pocket money
+    2.50: net 2,584.80, VAT 129.24, pass-through 200.00; split payment: payable 2,784.80."""
+    contract = Contract.register(
+        authority="Prefettura di Brescia",
+        authority_tax_code="80012345678",
+        authority_office_code="UFA7KD",
+        authority_address=Address("Piazza Paolo VI 16", "25121", "Brescia", "BS"),
+        cig="8A1234567B",
+        agreement_reference=None,
+        daily_rate_cents=3_231,
+        vat_rate_bp=500,
+        vat_nature=None,
+        split_payment=True,
+        capacity=20,
+        starts_on=date(2025, 1, 1),
+        ends_on=None,
+        pass_through_items=[PassThroughItem("Pocket money", 250)],
+        ceiling_cents=CEILING,
+        accounts=ACCOUNTS,
+    )
+    register = PresenceMonth.open(contract.id, "2025-03")
+    for day in (3, 4, 5, 6):
+        register.record(contract=contract, day=date(2025, 3, day), persons_present=20, today=TODAY)
+    profile = InvoicingProfile.start()
+    profile.set(
+        name="K-Pax",
+        vat_number="03012345678",
+        tax_code=None,
+        tax_regime="RF01",
+        address=Address("Via Mazzini 12", "25043", "Breno", "BS"),
+        iban=None,
+    )
+    issued = ContractInvoice.issue(
+        contract=contract,
+        register=register,
+        sequence=InvoiceSequence.start(2025),
+        profile=profile,
+        issued_on=date(2025, 4, 1),
+        today=TODAY,
+    )
+    assert issued.payable_cents == 278_480
+    return issued
+
+
+def pay(inv: ContractInvoice, amount_cents: int, day: date = date(2025, 5, 2)) -> LedgerFact:
+    return inv.record_payment(
+        paid_on=day,
+        amount_cents=amount_cents,
+        today=TODAY,
+        ceiling_cents=CEILING,
+        accounts=ACCOUNTS,
+    )
+
+
+def test_a_payment_reversed_is_outstanding_again_and_its_entry_reversed_by_the_ledger() -> None:
+    inv = invoice()
+    wrong = pay(inv, 273_969)  # 2,739.69 typed for 2,379.69
+    assert inv.outstanding_cents == 278_480 - 273_969
+    original = posted(wrong)
+    assert original.id == payment_entry_id(inv.id, 1)
+    description = inv.reverse_payment(
+        1, reversed_on=date(2025, 5, 2), reason="Typed 2739.69 for 2379.69", today=TODAY
+    )
+    # Exactly the payment goes back to outstanding; the payment keeps its number.
+    assert (inv.paid_cents, inv.outstanding_cents) == (0, 278_480)
+    assert inv.payment(1).reversed_on == date(2025, 5, 2)
+    assert inv.payment(1).reversal_reason == "Typed 2739.69 for 2379.69"
+    reversal = reversal_of(original, date(2025, 5, 2), description)
+    assert reversal.reverses_entry_id == original.id
+    assert lines(LedgerFact("r", reversal.effective_date, "", reversal.postings)) == {
+        "1110": 273_969,
+        "1010": -273_969,
+    }
+    assert "Typed" not in description
+    assert str(inv.id)[:8] in description
+    # The right payment is number 2 (its own cause); what is outstanding limits it.
+    right = pay(inv, 237_969)
+    assert right.cause_id.endswith(":payment:2")
+    assert inv.outstanding_cents == 40_511
+    with pytest.raises(ValidationError):
+        pay(inv, 40_512)
+    # At most once per payment; an unknown payment is not found.
+    version = inv.version
+    with pytest.raises(PaymentAlreadyReversed):
+        inv.reverse_payment(1, reversed_on=date(2025, 5, 3), reason="again", today=TODAY)
+    assert isinstance(PaymentAlreadyReversed("x"), Conflict)
+    with pytest.raises(NotFound):
+        inv.reverse_payment(3, reversed_on=date(2025, 5, 3), reason="x", today=TODAY)
+    assert inv.version == version
+    assert inv.outstanding_cents == 40_511
+
+
+@pytest.mark.parametrize(
+    ("reversed_on", "reason", "field"),
+    [
+        (date(2026, 1, 1), "typo", "effectiveDate"),  # after TODAY
+        (date(2025, 5, 1), "typo", "effectiveDate"),  # before the payment
+        (date(2025, 5, 2), " ", "reason"),
+        (date(2025, 5, 2), "x" * 501, "reason"),
+    ],
+)
+def test_a_bad_payment_reversal_names_the_field_and_records_nothing(
+    reversed_on: date, reason: str, field: str
+) -> None:
+    inv = invoice()
+    pay(inv, 100_000)
+    version = inv.version
+    with pytest.raises(ValidationError) as raised:
+        inv.reverse_payment(1, reversed_on=reversed_on, reason=reason, today=TODAY)
+    assert raised.value.field == field
+    assert inv.version == version
+    assert inv.paid_cents == 100_000
+
+
+# -- reversing a tranche's receipt ---------------------------------------------------
+
+
+def test_a_receipt_on_the_wrong_tranche_is_reversed_and_the_right_tranche_received() -> None:
+    g = grant([800_000, 1_200_000], restricted=False)
+    wrong = g.receive_tranche(2, date(2025, 3, 3), today=TODAY, accounts=ACCOUNTS)
+    original = posted(wrong)
+    assert original.id == receipt_entry_id(g.id, 2, 1)
+    with pytest.raises(Conflict, match="holds advances"):
+        g.close(date(2025, 3, 4), today=TODAY, accounts=ACCOUNTS)
+
+    entry_id, description = g.reverse_receipt(
+        2, reversed_on=date(2025, 3, 3), reason="Was tranche 1", today=TODAY
+    )
+    assert entry_id == original.id
+    assert g.tranches[1].received_on is None
+    assert g.tranches[1].receipt_reversed_on == date(2025, 3, 3)
+    reversal = reversal_of(original, date(2025, 3, 3), description)
+    # The advance it made goes back: Dr 2300 / Cr 1010.
+    assert lines(LedgerFact("r", reversal.effective_date, "", reversal.postings)) == {
+        "2300": 1_200_000,
+        "1010": -1_200_000,
+    }
+    assert "Was tranche" not in description
+    assert str(g.id)[:8] in description
+
+    right = g.receive_tranche(1, date(2025, 3, 3), today=TODAY, accounts=ACCOUNTS)
+    assert right.cause_id == receipt_cause_id(g.id, 1, 1)
+    g.meet_condition(1, date(2025, 3, 10), today=TODAY, accounts=ACCOUNTS)
+    # Nothing is held any more: the grant closes, the unpaid tranche 2 is cancelled.
+    assert g.close(date(2025, 3, 20), today=TODAY, accounts=ACCOUNTS) is None
+    assert g.tranches[1].cancelled_on == date(2025, 3, 20)
+
+    # Received again after its reversal, a tranche's receipt has a cause of its own.
+    h = grant([500_000])
+    h.receive_tranche(1, date(2025, 2, 1), today=TODAY, accounts=ACCOUNTS)
+    h.reverse_receipt(1, reversed_on=date(2025, 2, 1), reason="typo", today=TODAY)
+    again = h.receive_tranche(1, date(2025, 2, 2), today=TODAY, accounts=ACCOUNTS)
+    assert again.cause_id == receipt_cause_id(h.id, 1, 2) == f"{receipt_cause_id(h.id, 1, 1)}:2"
+    entry_id, _ = h.reverse_receipt(1, reversed_on=date(2025, 2, 3), reason="typo", today=TODAY)
+    assert entry_id == receipt_entry_id(h.id, 1, 2)
+
+
+def test_a_receipt_that_settled_a_receivable_is_reversed_into_the_receivable() -> None:
+    g = grant([500_000])  # restricted
+    g.meet_condition(1, date(2025, 2, 1), today=TODAY, accounts=ACCOUNTS)  # Dr 1120 / Cr 4210
+    original = posted(g.receive_tranche(1, date(2025, 2, 10), today=TODAY, accounts=ACCOUNTS))
+    # The condition was met before the receipt: it does not depend on it.
+    _, description = g.reverse_receipt(
+        1, reversed_on=date(2025, 2, 11), reason="Not paid yet", today=TODAY
+    )
+    reversal = reversal_of(original, date(2025, 2, 11), description)
+    assert lines(LedgerFact("r", reversal.effective_date, "", reversal.postings)) == {
+        "1120": 500_000,
+        "1010": -500_000,
+    }
+    assert g.tranches[0].condition_met_on == date(2025, 2, 1)  # still recognised
+
+
+def test_a_receipt_a_later_step_was_decided_on_is_not_reversed() -> None:
+    def receipt_refused(g: Grant, number: int, match: str) -> None:
+        version = g.version
+        with pytest.raises(Conflict, match=match) as raised:
+            g.reverse_receipt(number, reversed_on=date(2025, 6, 1), reason="x", today=TODAY)
+        assert g.version == version
+        assert g.tranches[number - 1].received_on is not None
+        assert raised.type in (ReceiptNotReversible, GrantClosed)
+
+    # The condition met out of the advance the receipt made.
+    g = grant([500_000, 500_000])
+    g.receive_tranche(1, date(2025, 2, 1), today=TODAY, accounts=ACCOUNTS)
+    g.meet_condition(1, date(2025, 3, 1), today=TODAY, accounts=ACCOUNTS)
+    receipt_refused(g, 1, "condition .* was met on 2025-03-01, after its receipt")
+    # A cut shared out on the tranches unpaid then.
+    g = grant([500_000, 500_000])
+    g.receive_tranche(1, date(2025, 2, 1), today=TODAY, accounts=ACCOUNTS)
+    g.reduce_pro_rata(
+        budget_cents=100,
+        reported_cents=80,
+        reduced_on=date(2025, 4, 1),
+        today=TODAY,
+        ceiling_cents=CEILING,
+        accounts=ACCOUNTS,
+    )
+    receipt_refused(g, 1, "cut pro rata on 2025-04-01")
+    # A tranche received after the cut did not shape it: it can be reversed.
+    g.receive_tranche(2, date(2025, 4, 2), today=TODAY, accounts=ACCOUNTS)
+    g.reverse_receipt(2, reversed_on=date(2025, 4, 2), reason="x", today=TODAY)
+    # The closing.
+    g = grant([500_000])
+    g.meet_condition(1, date(2025, 2, 1), today=TODAY, accounts=ACCOUNTS)
+    g.receive_tranche(1, date(2025, 2, 2), today=TODAY, accounts=ACCOUNTS)
+    g.close(date(2025, 5, 1), today=TODAY, accounts=ACCOUNTS)
+    receipt_refused(g, 1, "closed on 2025-05-01")
+
+
+def test_nothing_received_nothing_to_reverse_and_bad_input_names_the_field() -> None:
+    g = grant([500_000, 500_000])
+    with pytest.raises(ReceiptNotReversible, match="was not received"):
+        g.reverse_receipt(1, reversed_on=date(2025, 2, 1), reason="x", today=TODAY)
+    with pytest.raises(ValidationError) as raised:
+        g.reverse_receipt(3, reversed_on=date(2025, 2, 1), reason="x", today=TODAY)
+    assert raised.value.field == "tranche"
+    g.receive_tranche(1, date(2025, 2, 1), today=TODAY, accounts=ACCOUNTS)
+    version = g.version
+    for reversed_on, reason, field in (
+        (date(2026, 1, 1), "typo", "effectiveDate"),  # after TODAY
+        (date(2025, 1, 31), "typo", "effectiveDate"),  # before the receipt
+        (date(2025, 2, 1), "", "reason"),
+    ):
+        with pytest.raises(ValidationError) as raised:
+            g.reverse_receipt(1, reversed_on=reversed_on, reason=reason, today=TODAY)
+        assert raised.value.field == field
+    assert g.version == version
+    g.reverse_receipt(1, reversed_on=date(2025, 2, 1), reason="typo", today=TODAY)
+    with pytest.raises(ReceiptNotReversible, match="already reversed on 2025-02-01"):
+        g.reverse_receipt(1, reversed_on=date(2025, 2, 2), reason="again", today=TODAY)

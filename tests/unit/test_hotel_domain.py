@@ -183,7 +183,7 @@ def test_front_desk_facts_keep_the_order_of_the_stay() -> None:
             config(), booking_id=uuid4(), room_number="105", arrival=date(2025, 5, 30),
             departure=date(2025, 6, 2), guests=[guest(0)],
             seal_identities=lambda identities: "sealed", party_type=PartyType.FAMILY,
-            nightly_rate_cents=9000, deposit_cents=None, deposit_method=None,
+            nightly_rate_cents=9000, deposit_cents=None, deposit_method="CARD",
             booked_on=date(2025, 6, 1), ceiling_cents=CEILING,
         )  # fmt: skip
     booking = make_booking(deposit=6000)  # booked 2025-06-01 for 07-01

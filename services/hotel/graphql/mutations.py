@@ -406,7 +406,10 @@ class HotelMutation:
 
         return await _booking_mutation(info, command)
 
-    @strawberry.mutation(permission_classes=HOTEL, description="Take a payment on the folio.")
+    @strawberry.mutation(
+        permission_classes=HOTEL,
+        description="Take a payment on the folio; before check-in it is a deposit.",
+    )
     async def record_payment(self, info: Info, input: RecordPaymentInput) -> BookingResult:
         hotel, actor = info.context.runtime.hotel, info.context.actor
 

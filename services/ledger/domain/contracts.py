@@ -14,6 +14,9 @@
   the Treasury. The invoice posts receivable = net + VAT + pass-through; the VAT part
   of the receivable is then closed against the VAT liability, so what stays
   receivable is what the body will actually pay us.
+- A payment recorded wrong (amount, date, invoice) is reversed, never edited: the
+  invoice records that payment N is reversed (at most once) and the payment's journal
+  entry is reversed by the ledger in the same save; the right payment is recorded anew.
 """
 
 from __future__ import annotations
@@ -26,18 +29,20 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from services.common.errors import Conflict, ValidationError
+from services.common.errors import Conflict, NotFound, ValidationError
 from services.common.money import check_positive_amount, format_cents
 from services.common.months import month_bounds
 from services.ledger.domain.facts import (
     LedgerFact,
     check_not_future,
+    checked_reversal,
     checked_text,
     credit,
     debit,
     short_id,
 )
 from services.ledger.domain.funding_accounts import FundingAccounts
+from services.ledger.domain.journal import entry_id_for_cause, reversal_cause_id
 
 CONTRACT_NAMESPACE = uuid5(NAMESPACE_URL, "urn:coop:funding:contract")
 PRESENCE_NAMESPACE = uuid5(NAMESPACE_URL, "urn:coop:funding:presence-month")
@@ -63,6 +68,9 @@ TAX_REGIMES = frozenset(f"RF{n:02d}" for n in range(1, 20) if n != 3)
 MAX_CAPACITY = 10_000
 MAX_PASS_THROUGH_ITEMS = 10
 DEFAULT_PASS_THROUGH_NATURE = "N1"  # excluded from the VAT base, art. 15 DPR 633/72
+# A monthly invoice is paid in a few transfers; corrections (a reversal and the right
+# payment) add two each. The bound keeps an invoice's payment list one short page.
+MAX_PAYMENTS_PER_INVOICE = 100
 
 
 def contract_id_for(cig: str) -> UUID:
@@ -80,6 +88,24 @@ def invoice_id_for(contract_id: UUID, month: str) -> UUID:
 
 def sequence_id_for(year: int) -> UUID:
     return uuid5(SEQUENCE_NAMESPACE, f"contract-invoices:{year}")
+
+
+def payment_cause_id(invoice_id: UUID, number: int) -> str:
+    """Payment `number` (from 1) of an invoice: the cause of its journal entry."""
+    return f"funding:contract-invoice:{invoice_id}:payment:{number}"
+
+
+def payment_entry_id(invoice_id: UUID, number: int) -> UUID:
+    return entry_id_for_cause(payment_cause_id(invoice_id, number))
+
+
+def payment_reversal_entry_id(invoice_id: UUID, number: int) -> UUID:
+    """The entry that reverses it: the ledger derives a reversal's id from the original's."""
+    return entry_id_for_cause(reversal_cause_id(payment_entry_id(invoice_id, number)))
+
+
+class PaymentAlreadyReversed(Conflict):
+    pass
 
 
 def month_of(day: date) -> str:
@@ -531,6 +557,15 @@ def vat_cents(net_cents: int, rate_bp: int) -> int:
     return (2 * net_cents * rate_bp + 10_000) // 20_000
 
 
+@dataclass
+class ContractPayment:
+    number: int  # 1-based, in the order recorded (reversed ones keep their number)
+    paid_on: date
+    amount_cents: int
+    reversed_on: date | None = None
+    reversal_reason: str | None = None
+
+
 class ContractInvoice(Aggregate):
     class Issued(Aggregate.Created):
         contract_id: UUID
@@ -581,6 +616,23 @@ class ContractInvoice(Aggregate):
             assert isinstance(aggregate, ContractInvoice)
             aggregate.paid_cents += self.amount_cents
             aggregate.payments += 1
+            aggregate.payment_records[self.payment_number] = ContractPayment(
+                self.payment_number, self.paid_on, self.amount_cents
+            )
+
+    class PaymentReversed(Aggregate.Event):
+        payment_number: int
+        reversed_on: date
+        amount_cents: int  # the payment's, carried so read models need not look it up
+        reason: str
+        reversal_entry_id: UUID
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, ContractInvoice)
+            aggregate.paid_cents -= self.amount_cents
+            payment = aggregate.payment_records[self.payment_number]
+            payment.reversed_on = self.reversed_on
+            payment.reversal_reason = self.reason
 
     contract_id: UUID
     month: str
@@ -597,8 +649,9 @@ class ContractInvoice(Aggregate):
 
     def __init__(self) -> None:
         # The Issued event carries many fields; its apply() copies them.
-        self.paid_cents = 0
-        self.payments = 0
+        self.paid_cents = 0  # net of reversed payments
+        self.payments = 0  # payments recorded, reversed or not: the last one's number
+        self.payment_records: dict[int, ContractPayment] = {}
 
     @classmethod
     def issue(
@@ -730,6 +783,11 @@ class ContractInvoice(Aggregate):
                 f"exceeds the {format_cents(self.outstanding_cents)} outstanding on invoice "
                 f"{self.number}",
             )
+        if self.payments >= MAX_PAYMENTS_PER_INVOICE:
+            raise Conflict(
+                f"invoice {self.number} already has {MAX_PAYMENTS_PER_INVOICE} payments "
+                "(reversed ones included)"
+            )
         self.trigger_event(
             self.PaymentRecorded,
             payment_number=self.payments + 1,
@@ -737,7 +795,7 @@ class ContractInvoice(Aggregate):
             amount_cents=amount_cents,
         )
         return LedgerFact(
-            cause_id=f"funding:contract-invoice:{self.id}:payment:{self.payments}",
+            cause_id=payment_cause_id(self.id, self.payments),
             effective_date=paid_on,
             description=f"Payment received on contract invoice {self.number} "
             f"(invoice {short_id(self.id)})",
@@ -745,4 +803,41 @@ class ContractInvoice(Aggregate):
                 debit(accounts.bank, amount_cents),
                 credit(accounts.public_body_receivables, amount_cents),
             ),
+        )
+
+    def payment(self, number: int) -> ContractPayment:
+        payment = self.payment_records.get(number)
+        if payment is None:
+            raise NotFound(f"invoice {self.number} has no payment {number}")
+        return payment
+
+    def reverse_payment(self, number: int, *, reversed_on: date, reason: str, today: date) -> str:
+        """Record that payment `number` is reversed: the amount is outstanding again.
+        Return the description of the reversing journal entry, which the caller makes
+        with `JournalEntry.reverse` on `payment_entry_id(...)` and saves with this
+        invoice (so they never disagree).
+
+        At most once per payment: a second reversal, even a concurrent one, collides here.
+        """
+        payment = self.payment(number)
+        if payment.reversed_on is not None:
+            raise PaymentAlreadyReversed(
+                f"payment {number} of invoice {self.number} was already reversed on "
+                f"{payment.reversed_on.isoformat()}"
+            )
+        reason = checked_reversal(
+            reversed_on, reason, recorded_on=payment.paid_on, today=today, what="payment"
+        )
+        self.trigger_event(
+            self.PaymentReversed,
+            payment_number=number,
+            reversed_on=reversed_on,
+            amount_cents=payment.amount_cents,
+            reason=reason,
+            reversal_entry_id=payment_reversal_entry_id(self.id, number),
+        )
+        # Ids only, as the payment's own entry: never the reason.
+        return (
+            f"Reversal of payment {number} on contract invoice {self.number} "
+            f"(invoice {short_id(self.id)})"
         )

@@ -23,6 +23,7 @@ from services.common.money import check_positive_amount
 from services.ledger.domain.facts import (
     LedgerFact,
     check_not_future,
+    checked_reversal,
     checked_text,
     credit,
     debit,
@@ -69,20 +70,6 @@ def donation_reversal_entry_id(donation_id: UUID) -> UUID:
 
 class DonationAlreadyReversed(Conflict):
     pass
-
-
-def _checked_reversal(
-    reversed_on: date, reason: str, *, recorded_on: date, today: date, what: str
-) -> str:
-    """The reason, cleaned, if a record of `what` dated `recorded_on` may be reversed
-    on `reversed_on`: not in the future, not before the record it corrects."""
-    check_not_future(reversed_on, today, field="effectiveDate", what="a reversal")
-    if reversed_on < recorded_on:
-        raise ValidationError(
-            "effectiveDate",
-            f"a reversal cannot be dated before the {what} it corrects ({recorded_on.isoformat()})",
-        )
-    return checked_text(reason, field="reason", max_length=MAX_TEXT_LENGTH)
 
 
 class Donation(Aggregate):
@@ -187,7 +174,7 @@ class Donation(Aggregate):
             raise DonationAlreadyReversed(
                 f"donation {self.id} was already reversed on {self.reversed_on.isoformat()}"
             )
-        reason = _checked_reversal(
+        reason = checked_reversal(
             reversed_on, reason, recorded_on=self.received_on, today=today, what="donation"
         )
         self.trigger_event(
@@ -324,7 +311,7 @@ class NonCashContribution(Aggregate):
                 f"contribution {self.id} was already reversed on {self.reversed_on.isoformat()}"
             )
         what = "donation in kind" if self.kind is NonCashKind.IN_KIND else "volunteer time record"
-        reason = _checked_reversal(
+        reason = checked_reversal(
             reversed_on, reason, recorded_on=self.contributed_on, today=today, what=what
         )
         self.trigger_event(self.Reversed, reversed_on=reversed_on, reason=reason)

@@ -43,6 +43,23 @@ def checked_text(value: str, *, field: str, max_length: int, required: bool = Tr
     return value
 
 
+MAX_REASON_LENGTH = 500  # a correction's reason, kept on the record only
+
+
+def checked_reversal(
+    reversed_on: date, reason: str, *, recorded_on: date, today: date, what: str
+) -> str:
+    """The reason, cleaned, if a record of `what` dated `recorded_on` may be reversed
+    on `reversed_on`: not in the future, not before the record it corrects."""
+    check_not_future(reversed_on, today, field="effectiveDate", what="a reversal")
+    if reversed_on < recorded_on:
+        raise ValidationError(
+            "effectiveDate",
+            f"a reversal cannot be dated before the {what} it corrects ({recorded_on.isoformat()})",
+        )
+    return checked_text(reason, field="reason", max_length=MAX_REASON_LENGTH)
+
+
 def check_not_future(day: date, today: date, *, field: str, what: str) -> None:
     if day > today:
         raise ValidationError(field, f"{what} cannot be dated in the future")

@@ -6,7 +6,11 @@ Accounting (DOMAIN.md, "Public contracts and grants"):
 - meeting the condition turns the tranche into revenue: out of the advance if the
   money came, else against a grant receivable that the later receipt settles;
 - restricted grants post to restricted revenue, so they never become the welfare
-  fund's redistributable base by accident.
+  fund's redistributable base by accident;
+- a receipt recorded wrong (on the wrong tranche, or before the money came) is
+  reversed, never edited: the tranche is not received any more and the receipt's
+  journal entry is reversed in the same save, unless a later step (the condition met
+  out of the advance, a pro-rata cut, the closing) was decided on it.
 """
 
 from __future__ import annotations
@@ -23,21 +27,42 @@ from services.common.money import check_positive_amount, format_cents
 from services.ledger.domain.facts import (
     LedgerFact,
     check_not_future,
+    checked_reversal,
     checked_text,
     credit,
     debit,
     short_id,
 )
 from services.ledger.domain.funding_accounts import FundingAccounts
+from services.ledger.domain.journal import entry_id_for_cause, reversal_cause_id
 
 GRANT_NAMESPACE = uuid5(NAMESPACE_URL, "urn:coop:funding:grant")
 MAX_TRANCHES = 24
 MAX_NAME_LENGTH = 200
 MAX_TEXT_LENGTH = 500
+# A tranche is received once; each correction is a reversal and a new receipt. The
+# bound keeps a tranche's receipt history short (and catches a loop of mistakes).
+MAX_RECEIPTS_PER_TRANCHE = 10
 
 
 def grant_id_for(idempotency_key: str) -> UUID:
     return uuid5(GRANT_NAMESPACE, idempotency_key)
+
+
+def receipt_cause_id(grant_id: UUID, number: int, receipt: int) -> str:
+    """Receipt `receipt` (from 1) of tranche `number`: the cause of its journal entry.
+    The first keeps the cause it always had; a receipt after a reversal gets its own."""
+    cause = f"funding:grant:{grant_id}:tranche:{number}:received"
+    return cause if receipt == 1 else f"{cause}:{receipt}"
+
+
+def receipt_entry_id(grant_id: UUID, number: int, receipt: int) -> UUID:
+    return entry_id_for_cause(receipt_cause_id(grant_id, number, receipt))
+
+
+def receipt_reversal_entry_id(grant_id: UUID, number: int, receipt: int) -> UUID:
+    """The entry that reverses it: the ledger derives a reversal's id from the original's."""
+    return entry_id_for_cause(reversal_cause_id(receipt_entry_id(grant_id, number, receipt)))
 
 
 class TrancheAlreadyReceived(Conflict):
@@ -46,6 +71,11 @@ class TrancheAlreadyReceived(Conflict):
 
 class GrantClosed(Conflict):
     pass
+
+
+class ReceiptNotReversible(Conflict):
+    """A tranche's receipt cannot be reversed: it is not received (any more), or a
+    later step was decided on it and must be undone first."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +94,10 @@ class Tranche:
     received_on: date | None = None
     condition_met_on: date | None = None
     cancelled_on: date | None = None  # the grant was closed before it was paid
+    receipts: int = 0  # receipts recorded, reversed ones included: the last one's number
+    # The current receipt settled a receivable (condition met first), not an advance.
+    receipt_settled_receivable: bool = False
+    receipt_reversed_on: date | None = None  # the last reversal of a receipt
 
     @property
     def is_settled(self) -> bool:
@@ -86,7 +120,24 @@ class Grant(Aggregate):
 
         def apply(self, aggregate: Any) -> None:
             assert isinstance(aggregate, Grant)
-            aggregate.tranche(self.number).received_on = self.received_on
+            tranche = aggregate.tranche(self.number)
+            tranche.received_on = self.received_on
+            tranche.receipts += 1
+            tranche.receipt_settled_receivable = tranche.condition_met_on is not None
+
+    class TrancheReceiptReversed(Aggregate.Event):
+        number: int
+        receipt: int  # which receipt of the tranche (1 = the first)
+        reversed_on: date
+        reason: str
+        reversal_entry_id: UUID
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, Grant)
+            tranche = aggregate.tranche(self.number)
+            tranche.received_on = None
+            tranche.receipt_settled_receivable = False
+            tranche.receipt_reversed_on = self.reversed_on
 
     class ConditionMet(Aggregate.Event):
         number: int
@@ -107,6 +158,10 @@ class Grant(Aggregate):
             for tranche, amount in zip(aggregate.tranches, self.amounts_cents, strict=True):
                 tranche.amount_cents = amount
             aggregate.reduced_on = self.reduced_on
+            # The cut was shared out on the tranches unpaid then: it depends on these.
+            aggregate.received_at_reduction = frozenset(
+                t.number for t in aggregate.tranches if t.received_on is not None
+            )
 
     class Closed(Aggregate.Event):
         closed_on: date
@@ -144,6 +199,7 @@ class Grant(Aggregate):
             for index, t in enumerate(tranches)
         ]
         self.reduced_on: date | None = None
+        self.received_at_reduction: frozenset[int] = frozenset()
         self.closed_on: date | None = None
 
     @property
@@ -235,6 +291,11 @@ class Grant(Aggregate):
             )
         if tranche.amount_cents == 0:
             raise Conflict(f"tranche {number} of grant {self.id} was cut to zero")
+        if tranche.receipts >= MAX_RECEIPTS_PER_TRANCHE:
+            raise Conflict(
+                f"tranche {number} of grant {self.id} was already received "
+                f"{MAX_RECEIPTS_PER_TRANCHE} times (reversed receipts included)"
+            )
         self.trigger_event(self.TrancheReceived, number=number, received_on=received_on)
         amount = tranche.amount_cents
         if tranche.condition_met_on is None:
@@ -251,11 +312,68 @@ class Grant(Aggregate):
             description = f"Grant {short_id(self.id)} tranche {number} received: receivable settled"
             postings = (debit(accounts.bank, amount), credit(accounts.grants_receivable, amount))
         return LedgerFact(
-            cause_id=f"funding:grant:{self.id}:tranche:{number}:received",
+            cause_id=receipt_cause_id(self.id, number, tranche.receipts),
             effective_date=received_on,
             description=description,
             postings=postings,
         )
+
+    def reverse_receipt(
+        self, number: int, *, reversed_on: date, reason: str, today: date
+    ) -> tuple[UUID, str]:
+        """Record that tranche `number`'s receipt is reversed: the tranche is not
+        received any more and can be received again. Return the id of the receipt's
+        journal entry and the description of its reversal, which the caller makes with
+        `JournalEntry.reverse` and saves with this grant (so they never disagree).
+
+        Refused when a later step was decided on the receipt: the condition met out of
+        the advance it made, a pro-rata cut shared out on the tranches unpaid then, the
+        closing. At most once per receipt: a second reversal, even a concurrent one,
+        collides here.
+        """
+        tranche = self.tranche(number)
+        what = f"tranche {number} of grant {self.id}"
+        if tranche.received_on is None:
+            if tranche.receipt_reversed_on is not None:
+                raise ReceiptNotReversible(
+                    f"the receipt of {what} was already reversed on "
+                    f"{tranche.receipt_reversed_on.isoformat()}; it is not received"
+                )
+            raise ReceiptNotReversible(f"{what} was not received: there is no receipt to reverse")
+        if self.closed_on is not None:
+            raise GrantClosed(
+                f"grant {self.id} was closed on {self.closed_on.isoformat()}, after the receipt "
+                f"of tranche {number}: the closing settled the grant on what was received "
+                "and must be undone first (reopening a grant is not supported)"
+            )
+        if number in self.received_at_reduction:
+            assert self.reduced_on is not None
+            raise ReceiptNotReversible(
+                f"grant {self.id} was cut pro rata on {self.reduced_on.isoformat()}, after the "
+                f"receipt of tranche {number}: the cut was shared out on the tranches unpaid "
+                "then and must be undone first (undoing a cut is not supported)"
+            )
+        if tranche.condition_met_on is not None and not tranche.receipt_settled_receivable:
+            raise ReceiptNotReversible(
+                f"the condition of {what} was met on {tranche.condition_met_on.isoformat()}, "
+                "after its receipt, turning the advance into revenue: that must be undone "
+                "first (undoing a condition met is not supported)"
+            )
+        reason = checked_reversal(
+            reversed_on, reason, recorded_on=tranche.received_on, today=today, what="receipt"
+        )
+        receipt = tranche.receipts
+        self.trigger_event(
+            self.TrancheReceiptReversed,
+            number=number,
+            receipt=receipt,
+            reversed_on=reversed_on,
+            reason=reason,
+            reversal_entry_id=receipt_reversal_entry_id(self.id, number, receipt),
+        )
+        # Ids only, as the receipt's own entry: never the funder nor the reason.
+        description = f"Reversal of grant {short_id(self.id)} tranche {number} receipt {receipt}"
+        return receipt_entry_id(self.id, number, receipt), description
 
     def meet_condition(
         self, number: int, met_on: date, *, today: date, accounts: FundingAccounts

@@ -150,6 +150,20 @@ class GrantTrancheInput:
 
 
 @strawberry.input
+class ReverseGrantTrancheReceiptInput:
+    idempotency_key: str
+    grant_id: strawberry.ID
+    tranche: int = strawberry.field(description="The number of the tranche received wrong.")
+    effective_date: date = strawberry.field(
+        description="The correction's date: not before the receipt's, not in the future."
+    )
+    reason: str = strawberry.field(
+        description="Why (1-500 characters). Kept on the receipt's record for admins, "
+        "never in the ledger."
+    )
+
+
+@strawberry.input
 class ReduceGrantInput:
     idempotency_key: str
     grant_id: strawberry.ID
@@ -287,6 +301,22 @@ class RecordContractPaymentInput:
     date: date | None = None
 
 
+@strawberry.input
+class ReverseContractPaymentInput:
+    idempotency_key: str
+    invoice_id: strawberry.ID
+    payment_number: int = strawberry.field(
+        description="The payment's number on the invoice (ContractInvoice.payments), from 1."
+    )
+    effective_date: date = strawberry.field(
+        description="The correction's date: not before the payment's, not in the future."
+    )
+    reason: str = strawberry.field(
+        description="Why (1-500 characters). Kept on the payment's record for admins, "
+        "never in the ledger."
+    )
+
+
 # -- resolvers ------------------------------------------------------------------------
 
 ADMIN = allow(Role.ADMIN)
@@ -350,6 +380,32 @@ class FundingMutation:
                 grant_id=parse_id(input.grant_id, field="grantId"),
                 tranche=input.tranche,
                 received_on=input.date,
+            )
+
+        return await run_mutation(info, command, lambda o: _grant(info, o))
+
+    @strawberry.mutation(
+        permission_classes=ADMIN,
+        description="Correct a tranche received wrong (the money was another tranche's, or "
+        "never came): the tranche is not received any more (it can be received again) and "
+        "its receipt's journal entry is reversed in the same save. Refused (Conflict) once a "
+        "later step was decided on the receipt: the condition met after it, a pro-rata cut, "
+        "the closing.",
+    )
+    async def reverse_grant_tranche_receipt(
+        self, info: Info, input: ReverseGrantTrancheReceiptInput
+    ) -> GrantResult:
+        funding = info.context.runtime.funding
+        actor = info.context.actor
+
+        def command() -> Outcome[Any]:
+            return funding.reverse_grant_tranche_receipt(
+                key=input.idempotency_key,
+                actor=actor,
+                grant_id=parse_id(input.grant_id, field="grantId"),
+                tranche=input.tranche,
+                reversed_on=input.effective_date,
+                reason=input.reason,
             )
 
         return await run_mutation(info, command, lambda o: _grant(info, o))
@@ -652,6 +708,30 @@ class FundingMutation:
                 invoice_id=parse_id(input.invoice_id, field="invoiceId"),
                 amount_cents=cents(input.amount, "amount"),
                 paid_on=input.date,
+            )
+
+        return await run_mutation(info, command, lambda o: _invoice(info, o.result.id))
+
+    @strawberry.mutation(
+        permission_classes=ADMIN,
+        description="Correct a payment recorded wrong (amount, date, invoice): reverse it "
+        "(once), so the amount is outstanding again, and record the right one anew. Its "
+        "journal entry is reversed in the same save.",
+    )
+    async def reverse_contract_payment(
+        self, info: Info, input: ReverseContractPaymentInput
+    ) -> ContractInvoiceResult:
+        funding = info.context.runtime.funding
+        actor = info.context.actor
+
+        def command() -> Outcome[Any]:
+            return funding.reverse_contract_payment(
+                key=input.idempotency_key,
+                actor=actor,
+                invoice_id=parse_id(input.invoice_id, field="invoiceId"),
+                payment_number=input.payment_number,
+                reversed_on=input.effective_date,
+                reason=input.reason,
             )
 
         return await run_mutation(info, command, lambda o: _invoice(info, o.result.id))

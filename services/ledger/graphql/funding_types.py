@@ -5,15 +5,18 @@ from __future__ import annotations
 import datetime as dt
 from datetime import date
 from enum import Enum
+from uuid import UUID
 
 import strawberry
 
 from gateway.permissions import allow
 from services.common.auth import Role
 from services.common.graphql import Money, PageInfo, money
+from services.ledger.domain.contracts import payment_entry_id
 from services.ledger.domain.donations import DonationMethod, NonCashKind, donation_entry_id
 from services.ledger.domain.facts import format_percent_bp
 from services.ledger.domain.fatturapa import render_invoice
+from services.ledger.domain.grants import receipt_entry_id
 from services.ledger.projections.funding_queries import (
     ContractRow,
     DonationRow,
@@ -21,8 +24,10 @@ from services.ledger.projections.funding_queries import (
     InvoiceRow,
     NonCashRow,
     Page,
+    PaymentRow,
     PresenceDayRow,
     PublicGrantReceipt,
+    ReceiptRow,
     TrancheRow,
 )
 from services.ledger.projections.funding_queries import DonationTotals as DonationTotalsRow
@@ -52,19 +57,59 @@ class TrancheStatus(Enum):
     CANCELLED = "cancelled"
 
 
+# A reversal's reason is free text that may name a person: admins only, like a donor.
+REVERSAL_REASON = "Why it was reversed (admins only: free text may name a person)."
+
+
+@strawberry.type(description="One receipt of a tranche's money, reversed or not.")
+class TrancheReceipt:
+    receipt: int = strawberry.field(description="1 for the tranche's first receipt, and so on.")
+    received_on: date
+    amount: Money
+    entry_id: strawberry.ID = strawberry.field(description="The journal entry it posted.")
+    reversed_on: date | None = strawberry.field(
+        description="Set once reversed (reverseGrantTrancheReceipt)."
+    )
+    reversal_entry_id: strawberry.ID | None = strawberry.field(
+        description="The journal entry that reversed it."
+    )
+    reversal_reason: str | None = strawberry.field(
+        permission_classes=ADMIN_ONLY, description=REVERSAL_REASON
+    )
+
+    @classmethod
+    def from_row(cls, grant_id: UUID, number: int, row: ReceiptRow) -> TrancheReceipt:
+        return cls(
+            receipt=row.receipt,
+            received_on=row.received_on,
+            amount=money(row.amount_cents),
+            entry_id=_id(receipt_entry_id(grant_id, number, row.receipt)),
+            reversed_on=row.reversed_on,
+            reversal_entry_id=(
+                None if row.reversal_entry_id is None else _id(row.reversal_entry_id)
+            ),
+            reversal_reason=row.reversal_reason,
+        )
+
+
 @strawberry.type
 class GrantTranche:
     number: int
     amount: Money
     condition: str
     expected_date: date | None
-    received_on: date | None
+    received_on: date | None = strawberry.field(
+        description="The current receipt's date; null if never received or reversed."
+    )
     condition_met_on: date | None
     cancelled_on: date | None
     status: TrancheStatus
+    receipts: list[TrancheReceipt] = strawberry.field(
+        description="Every receipt of this tranche, reversed ones included, oldest first."
+    )
 
     @classmethod
-    def from_row(cls, row: TrancheRow) -> GrantTranche:
+    def from_row(cls, grant_id: UUID, row: TrancheRow) -> GrantTranche:
         return cls(
             number=row.number,
             amount=money(row.amount_cents),
@@ -74,6 +119,7 @@ class GrantTranche:
             condition_met_on=row.condition_met_on,
             cancelled_on=row.cancelled_on,
             status=TrancheStatus(row.status),
+            receipts=[TrancheReceipt.from_row(grant_id, row.number, r) for r in row.receipts],
         )
 
 
@@ -114,7 +160,7 @@ class Grant:
             advances=money(row.advances_cents),
             reduced_on=row.reduced_on,
             closed_on=row.closed_on,
-            tranches=[GrantTranche.from_row(t) for t in row.tranches],
+            tranches=[GrantTranche.from_row(row.grant_id, t) for t in row.tranches],
         )
 
 
@@ -180,10 +226,6 @@ class PublicGrantsReport:
     duty_applies: bool
     publish_by: date
     receipts: list[PublicGrantReceiptLine]
-
-
-# A reversal's reason is free text that may name the donor: admins only, like the donor.
-REVERSAL_REASON = "Why it was reversed (admins only: it may name the donor)."
 
 
 @strawberry.type
@@ -405,6 +447,37 @@ class InvoicePassThroughLine:
     vat_nature: str
 
 
+@strawberry.type(description="One payment received on an invoice, reversed or not.")
+class ContractPayment:
+    number: int = strawberry.field(description="1 for the invoice's first payment, and so on.")
+    date: dt.date
+    amount: Money
+    entry_id: strawberry.ID = strawberry.field(description="The journal entry it posted.")
+    reversed_on: dt.date | None = strawberry.field(
+        description="Set once reversed (reverseContractPayment): no longer counted as paid."
+    )
+    reversal_entry_id: strawberry.ID | None = strawberry.field(
+        description="The journal entry that reversed it."
+    )
+    reversal_reason: str | None = strawberry.field(
+        permission_classes=ADMIN_ONLY, description=REVERSAL_REASON
+    )
+
+    @classmethod
+    def from_row(cls, invoice_id: UUID, row: PaymentRow) -> ContractPayment:
+        return cls(
+            number=row.number,
+            date=row.paid_on,
+            amount=money(row.amount_cents),
+            entry_id=_id(payment_entry_id(invoice_id, row.number)),
+            reversed_on=row.reversed_on,
+            reversal_entry_id=(
+                None if row.reversal_entry_id is None else _id(row.reversal_entry_id)
+            ),
+            reversal_reason=row.reversal_reason,
+        )
+
+
 @strawberry.type
 class ContractInvoice:
     id: strawberry.ID
@@ -422,9 +495,12 @@ class ContractInvoice:
     pass_through_total: Money
     total: Money
     payable: Money = strawberry.field(description="What the public body pays us.")
-    paid: Money
+    paid: Money = strawberry.field(description="Payments not reversed.")
     outstanding: Money
     cig: str
+    payments: list[ContractPayment] = strawberry.field(
+        description="Every payment recorded, reversed ones included, in order."
+    )
     document: strawberry.Private[dict[str, object]]
 
     @strawberry.field(description="The FatturaPA (FPA12) XML document.")
@@ -462,6 +538,7 @@ class ContractInvoice:
             paid=money(row.paid_cents),
             outstanding=money(row.outstanding_cents),
             cig=str(doc["cig"]),
+            payments=[ContractPayment.from_row(row.invoice_id, p) for p in row.payments],
             document=doc,
         )
 

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.utils import get_topic
-from sqlalchemy import Connection, Table, insert, update
+from sqlalchemy import Connection, Table, insert, select, update
 
 from services.common.projections import DomainEvent, Projection
 from services.ledger.domain.contracts import Contract, ContractInvoice, PresenceMonth
@@ -23,9 +23,11 @@ from services.ledger.projections.funding_tables import (
     funding_contracts,
     funding_donations,
     funding_grants,
+    funding_invoice_payments,
     funding_invoices,
     funding_non_cash,
     funding_presence,
+    funding_tranche_receipts,
     funding_tranches,
 )
 from services.ledger.projections.projector import upsert
@@ -77,6 +79,7 @@ class FundingProjection(Projection):
         for cls in (
             Grant.Awarded,
             Grant.TrancheReceived,
+            Grant.TrancheReceiptReversed,
             Grant.ConditionMet,
             Grant.ReducedProRata,
             Grant.Closed,
@@ -88,6 +91,7 @@ class FundingProjection(Projection):
             PresenceMonth.PresenceRecorded,
             ContractInvoice.Issued,
             ContractInvoice.PaymentRecorded,
+            ContractInvoice.PaymentReversed,
         )
     )
 
@@ -133,12 +137,51 @@ class FundingProjection(Projection):
                             "received_on": None,
                             "condition_met_on": None,
                             "cancelled_on": None,
+                            "receipts": 0,
                         },
                     )
             elif isinstance(event, Grant.TrancheReceived):
                 flush()
+                t = funding_tranches.c
+                amount_cents, receipts = conn.execute(
+                    select(t.amount_cents, t.receipts)
+                    .where(t.grant_id == event.originator_id)
+                    .where(t.number == event.number)
+                ).one()
                 self._update_tranche(
-                    conn, event.originator_id, event.number, received_on=event.received_on
+                    conn,
+                    event.originator_id,
+                    event.number,
+                    received_on=event.received_on,
+                    receipts=receipts + 1,
+                )
+                queue(
+                    funding_tranche_receipts,
+                    {
+                        "grant_id": event.originator_id,
+                        "number": event.number,
+                        "receipt": receipts + 1,
+                        "received_on": event.received_on,
+                        "amount_cents": amount_cents,
+                        "reversed_on": None,
+                        "reversal_entry_id": None,
+                        "reversal_reason": None,
+                    },
+                )
+            elif isinstance(event, Grant.TrancheReceiptReversed):
+                flush()
+                self._update_tranche(conn, event.originator_id, event.number, received_on=None)
+                r = funding_tranche_receipts.c
+                conn.execute(
+                    update(funding_tranche_receipts)
+                    .where(r.grant_id == event.originator_id)
+                    .where(r.number == event.number)
+                    .where(r.receipt == event.receipt)
+                    .values(
+                        reversed_on=event.reversed_on,
+                        reversal_entry_id=event.reversal_entry_id,
+                        reversal_reason=event.reason,
+                    )
                 )
             elif isinstance(event, Grant.ConditionMet):
                 flush()
@@ -286,6 +329,37 @@ class FundingProjection(Projection):
                     update(funding_invoices)
                     .where(i.invoice_id == event.originator_id)
                     .values(paid_cents=i.paid_cents + event.amount_cents)
+                )
+                queue(
+                    funding_invoice_payments,
+                    {
+                        "invoice_id": event.originator_id,
+                        "number": event.payment_number,
+                        "paid_on": event.paid_on,
+                        "amount_cents": event.amount_cents,
+                        "reversed_on": None,
+                        "reversal_entry_id": None,
+                        "reversal_reason": None,
+                    },
+                )
+            elif isinstance(event, ContractInvoice.PaymentReversed):
+                flush()
+                i = funding_invoices.c
+                conn.execute(
+                    update(funding_invoices)
+                    .where(i.invoice_id == event.originator_id)
+                    .values(paid_cents=i.paid_cents - event.amount_cents)
+                )
+                p = funding_invoice_payments.c
+                conn.execute(
+                    update(funding_invoice_payments)
+                    .where(p.invoice_id == event.originator_id)
+                    .where(p.number == event.payment_number)
+                    .values(
+                        reversed_on=event.reversed_on,
+                        reversal_entry_id=event.reversal_entry_id,
+                        reversal_reason=event.reason,
+                    )
                 )
         flush()
 

@@ -18,9 +18,11 @@ from services.ledger.projections.funding_tables import (
     funding_contracts,
     funding_donations,
     funding_grants,
+    funding_invoice_payments,
     funding_invoices,
     funding_non_cash,
     funding_presence,
+    funding_tranche_receipts,
     funding_tranches,
 )
 
@@ -64,6 +66,18 @@ def _page(rows: list[Any], first: int) -> tuple[list[Any], Page]:
 
 
 @dataclass(frozen=True)
+class ReceiptRow:
+    """One receipt of a tranche; `reversed_on` is set once it was reversed."""
+
+    receipt: int
+    received_on: date
+    amount_cents: int
+    reversed_on: date | None
+    reversal_entry_id: UUID | None
+    reversal_reason: str | None
+
+
+@dataclass(frozen=True)
 class TrancheRow:
     number: int
     amount_cents: int
@@ -72,6 +86,7 @@ class TrancheRow:
     received_on: date | None
     condition_met_on: date | None
     cancelled_on: date | None
+    receipts: tuple[ReceiptRow, ...] = ()
 
     @property
     def status(self) -> str:
@@ -150,11 +165,30 @@ async def grants(
     )
     tranches: dict[UUID, list[TrancheRow]] = defaultdict(list)
     if rows:
+        ids = [row["grant_id"] for row in rows]
+        # At most MAX_RECEIPTS_PER_TRANCHE per tranche (domain/grants.py).
+        r = funding_tranche_receipts.c
+        receipts: dict[tuple[UUID, int], list[ReceiptRow]] = defaultdict(list)
+        for rc in (
+            await conn.execute(
+                select(funding_tranche_receipts)
+                .where(r.grant_id.in_(ids))
+                .order_by(r.grant_id, r.number, r.receipt)
+            )
+        ).mappings():
+            receipts[(rc["grant_id"], int(rc["number"]))].append(
+                ReceiptRow(
+                    receipt=int(rc["receipt"]),
+                    received_on=rc["received_on"],
+                    amount_cents=int(rc["amount_cents"]),
+                    reversed_on=rc["reversed_on"],
+                    reversal_entry_id=rc["reversal_entry_id"],
+                    reversal_reason=rc["reversal_reason"],
+                )
+            )
         t = funding_tranches.c
         result = await conn.execute(
-            select(funding_tranches)
-            .where(t.grant_id.in_([row["grant_id"] for row in rows]))
-            .order_by(t.grant_id, t.number)
+            select(funding_tranches).where(t.grant_id.in_(ids)).order_by(t.grant_id, t.number)
         )
         for tr in result.mappings():
             tranches[tr["grant_id"]].append(
@@ -166,6 +200,7 @@ async def grants(
                     received_on=tr["received_on"],
                     condition_met_on=tr["condition_met_on"],
                     cancelled_on=tr["cancelled_on"],
+                    receipts=tuple(receipts[(tr["grant_id"], int(tr["number"]))]),
                 )
             )
     return [
@@ -537,6 +572,18 @@ async def presence_days(
 
 
 @dataclass(frozen=True)
+class PaymentRow:
+    """One payment of an invoice; `reversed_on` is set once it was reversed."""
+
+    number: int
+    paid_on: date
+    amount_cents: int
+    reversed_on: date | None
+    reversal_entry_id: UUID | None
+    reversal_reason: str | None
+
+
+@dataclass(frozen=True)
 class InvoiceRow:
     invoice_id: UUID
     position: int
@@ -552,6 +599,7 @@ class InvoiceRow:
     payable_cents: int
     paid_cents: int
     document: dict[str, Any]
+    payments: tuple[PaymentRow, ...] = ()
 
     @property
     def outstanding_cents(self) -> int:
@@ -575,6 +623,27 @@ async def invoices(
     rows, page = _page(
         list((await conn.execute(_paged(query, i.position, first, after))).mappings()), first
     )
+    payments: dict[UUID, list[PaymentRow]] = defaultdict(list)
+    if rows:
+        # At most MAX_PAYMENTS_PER_INVOICE per invoice (domain/contracts.py).
+        p = funding_invoice_payments.c
+        for pm in (
+            await conn.execute(
+                select(funding_invoice_payments)
+                .where(p.invoice_id.in_([row["invoice_id"] for row in rows]))
+                .order_by(p.invoice_id, p.number)
+            )
+        ).mappings():
+            payments[pm["invoice_id"]].append(
+                PaymentRow(
+                    number=int(pm["number"]),
+                    paid_on=pm["paid_on"],
+                    amount_cents=int(pm["amount_cents"]),
+                    reversed_on=pm["reversed_on"],
+                    reversal_entry_id=pm["reversal_entry_id"],
+                    reversal_reason=pm["reversal_reason"],
+                )
+            )
     return [
         InvoiceRow(
             invoice_id=row["invoice_id"],
@@ -591,6 +660,7 @@ async def invoices(
             payable_cents=int(row["payable_cents"]),
             paid_cents=int(row["paid_cents"]),
             document=dict(row["document"]),
+            payments=tuple(payments[row["invoice_id"]]),
         )
         for row in rows
     ], page

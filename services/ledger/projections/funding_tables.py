@@ -46,7 +46,25 @@ funding_tranches = Table(
     Column("received_on", Date, nullable=True),
     Column("condition_met_on", Date, nullable=True),
     Column("cancelled_on", Date, nullable=True),
+    # Receipts recorded, reversed ones included (the last one's number).
+    Column("receipts", Integer, nullable=False),
     Index("ix_funding_tranches_received_on", "received_on"),
+)
+
+# Every receipt of a tranche, reversed or not (reverseGrantTrancheReceipt): the
+# tranche's received_on is its current receipt's, NULL once that is reversed.
+funding_tranche_receipts = Table(
+    "funding_tranche_receipts",
+    metadata,
+    Column("grant_id", Uuid, primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("receipt", Integer, primary_key=True),
+    Column("received_on", Date, nullable=False),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("reversed_on", Date, nullable=True),
+    Column("reversal_entry_id", Uuid, nullable=True),
+    # Free text: shown to admins only (see graphql/funding_types.py).
+    Column("reversal_reason", String(500), nullable=True),
 )
 
 funding_donations = Table(
@@ -136,12 +154,29 @@ funding_invoices = Table(
     Index("ix_funding_invoices_contract_month", "contract_id", "month", unique=True),
 )
 
+# Every payment of an invoice, reversed or not (reverseContractPayment); the invoice's
+# paid_cents is the sum of those not reversed.
+funding_invoice_payments = Table(
+    "funding_invoice_payments",
+    metadata,
+    Column("invoice_id", Uuid, primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("paid_on", Date, nullable=False),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("reversed_on", Date, nullable=True),
+    Column("reversal_entry_id", Uuid, nullable=True),
+    # Free text: shown to admins only (see graphql/funding_types.py).
+    Column("reversal_reason", String(500), nullable=True),
+)
+
 FUNDING_TABLES = (
     funding_grants,
     funding_tranches,
+    funding_tranche_receipts,
     funding_donations,
     funding_non_cash,
     funding_contracts,
     funding_presence,
     funding_invoices,
+    funding_invoice_payments,
 )

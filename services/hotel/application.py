@@ -397,16 +397,12 @@ class HotelApplication(CoopApplication):
             _line, refund = booking.void_charge(
                 number=number, reason=reason, on=day, refund_method=refund_method
             )
-            original = self.ledger.get_entry(
-                entry_id_for_cause(f"hotel:charge:{booking_id}:{number}")
-            )
-            reversal = original.reverse(
-                chart=self.ledger.chart(read_only=True),
+            original, reversal = self.ledger.prepare_reversal(
+                entry_id_for_cause(f"hotel:charge:{booking_id}:{number}"),
                 effective_date=day,
                 # As with charges, the front desk's reason stays out of the ledger.
                 description=f"Hotel booking {booking_id}: void of charge {number}",
                 actor=actor,
-                limits=self.ledger.limits,
             )
             if refund is None:
                 return booking, (original, reversal)

@@ -146,6 +146,22 @@ class LedgerApplication(CoopApplication):
 
     # Journal -----------------------------------------------------------------
 
+    def prepare_reversal(
+        self, entry_id: UUID, *, effective_date: date, description: str, actor: str
+    ) -> tuple[JournalEntry, JournalEntry]:
+        """The entry and its reversal, for the context that posted it to save together
+        with its own correction (a void, a donation or a payment reversed): the
+        original records that it is reversed, so a second reversal collides."""
+        original = self.get_entry(entry_id)
+        reversal = original.reverse(
+            chart=self.chart(read_only=True),
+            effective_date=effective_date,
+            description=description,
+            actor=actor,
+            limits=self.limits,
+        )
+        return original, reversal
+
     def prepare_entry(
         self,
         *,

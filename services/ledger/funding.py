@@ -239,13 +239,11 @@ class FundingApplication(CoopApplication):
             entry_id, description = grant.reverse_receipt(
                 tranche, reversed_on=reversed_on, reason=reason, today=self.today()
             )
-            original = self.ledger.get_entry(entry_id)
-            reversal = original.reverse(
-                chart=self.ledger.chart(read_only=True),
+            original, reversal = self.ledger.prepare_reversal(
+                entry_id,
                 effective_date=reversed_on,
                 description=description,
                 actor=actor,
-                limits=self.ledger.limits,
             )
             return Decision((grant, original, reversal), grant, {"grant_id": str(grant.id)})
 
@@ -476,13 +474,11 @@ class FundingApplication(CoopApplication):
                 return Decision((record,), record, ref)
             # The donation first: it refuses a second reversal and checks the input.
             description = record.reverse(reversed_on=reversed_on, reason=reason, today=self.today())
-            original = self.ledger.get_entry(record.entry_id)
-            reversal = original.reverse(
-                chart=self.ledger.chart(read_only=True),
+            original, reversal = self.ledger.prepare_reversal(
+                record.entry_id,
                 effective_date=reversed_on,
                 description=description,
                 actor=actor,
-                limits=self.ledger.limits,
             )
             assert reversal.id == record.reversal_entry_id
             return Decision((record, original, reversal), record, ref)
@@ -769,13 +765,11 @@ class FundingApplication(CoopApplication):
             description = invoice.reverse_payment(
                 payment_number, reversed_on=reversed_on, reason=reason, today=self.today()
             )
-            original = self.ledger.get_entry(payment_entry_id(invoice.id, payment_number))
-            reversal = original.reverse(
-                chart=self.ledger.chart(read_only=True),
+            original, reversal = self.ledger.prepare_reversal(
+                payment_entry_id(invoice.id, payment_number),
                 effective_date=reversed_on,
                 description=description,
                 actor=actor,
-                limits=self.ledger.limits,
             )
             return Decision((invoice, original, reversal), invoice, {"invoice_id": str(invoice.id)})
 

@@ -491,14 +491,12 @@ class WelfareFundApplication(CoopApplication):
             _amount_cents, entry_id = disbursement.payment_to_reverse(
                 payment, reversed_on=reversed_on
             )
-            original = self.ledger.get_entry(entry_id)
-            reversal = original.reverse(
-                chart=self.ledger.chart(read_only=True),
+            original, reversal = self.ledger.prepare_reversal(
+                entry_id,
                 effective_date=reversed_on,
                 description=f"Reversal of welfare fund payment {payment} of disbursement "
                 f"{disbursement_id}",
                 actor=actor,
-                limits=self.ledger.limits,
             )
             disbursement.reverse_payment(
                 payment=payment, reversed_on=reversed_on, reversal_entry_id=reversal.id

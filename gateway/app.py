@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import math
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any, cast
 
 from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse, Response
@@ -19,11 +21,20 @@ from starlette.requests import HTTPConnection
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+    Operation,
+)
 from strawberry.types.unset import UNSET, UnsetType
 
 from gateway.auth import AuthenticationFailed
 from gateway.context import CoopContext, authenticate_credentials
-from gateway.observability import Metrics, RequestContextMiddleware, request_id_var
+from gateway.observability import (
+    Metrics,
+    RequestContextMiddleware,
+    record_access,
+    request_id_var,
+)
 from gateway.runtime import Runtime
 from gateway.schema import build_schema
 from services.common.settings import Settings, get_settings
@@ -31,7 +42,38 @@ from services.common.settings import Settings, get_settings
 log = logging.getLogger("coop.gateway")
 
 
+class SocketOperations(BaseGraphQLTransportWSHandler[CoopContext, None]):
+    """Each operation over a WebSocket gets what an HTTP request gets: a request id in
+    its log lines, one access-log line and a count in /metrics (method "WS", status
+    complete, cancelled or failed; the duration is a subscription's whole life). Over
+    the socket they went unlogged and uncounted."""
+
+    async def run_operation(self, operation: Operation[CoopContext, None]) -> None:
+        token = request_id_var.set(uuid.uuid4().hex)
+        started = time.perf_counter()
+        outcome = "complete"
+        try:
+            await super().run_operation(operation)
+        except asyncio.CancelledError:
+            outcome = "cancelled"  # the client's complete, or the socket closing
+            raise
+        except Exception:
+            outcome = "failed"
+            raise
+        finally:
+            router = cast(CoopGraphQLRouter, self.view)
+            duration_s = time.perf_counter() - started
+            record_access(router.metrics, "WS", "/graphql", outcome, duration_s)
+            request_id_var.reset(token)
+
+
 class CoopGraphQLRouter(GraphQLRouter[CoopContext, None]):
+    graphql_transport_ws_handler_class = SocketOperations
+
+    def __init__(self, *args: Any, metrics: Metrics, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.metrics = metrics
+
     async def on_ws_connect(self, context: CoopContext) -> UnsetType | dict[str, object] | None:
         """A socket whose connection_init carries no valid credentials is closed with
         4403 Forbidden (graphql-transport-ws), where it was acknowledged and then had
@@ -104,6 +146,7 @@ def create_app(
         allow_queries_via_get=False,
         subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
         max_subscriptions_per_connection=settings.max_operations_per_socket,
+        metrics=metrics,
     )
     app.include_router(graphql_router, prefix="/graphql")
 

@@ -133,6 +133,26 @@ def _callers_request_id(scope: Scope) -> str | None:
     return None
 
 
+def record_access(
+    metrics: Metrics, method: str, path: str, status: int | str, duration_s: float
+) -> None:
+    """One access-log line and one count per request, or per WebSocket operation
+    (method "WS", status how it ended: complete, cancelled or failed)."""
+    metrics.requests.labels(method, path, str(status)).inc()
+    access_log.info(
+        "%s %s %s",
+        method,
+        path,
+        status,
+        extra={
+            "method": method,
+            "path": path,
+            "status": status,
+            "duration_ms": round(duration_s * 1000, 2),
+        },
+    )
+
+
 class RequestContextMiddleware:
     """Request id (header and log context), access log, metrics, body size limit."""
 
@@ -171,20 +191,8 @@ class RequestContextMiddleware:
         finally:
             duration_s = time.perf_counter() - started
             status = status_holder["status"]
-            self.metrics.requests.labels(scope["method"], path, str(status)).inc()
             self.metrics.latency.labels(scope["method"], path).observe(duration_s)
-            access_log.info(
-                "%s %s %s",
-                scope["method"],
-                path,
-                status,
-                extra={
-                    "method": scope["method"],
-                    "path": path,
-                    "status": status,
-                    "duration_ms": round(duration_s * 1000, 2),
-                },
-            )
+            record_access(self.metrics, scope["method"], path, status, duration_s)
             request_id_var.reset(token)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from datetime import UTC
 from decimal import Decimal
@@ -224,6 +225,40 @@ def test_a_socket_holds_a_bounded_number_of_operations(settings: Settings) -> No
         [refused] = [a for a in answers if a["type"] == "error"]
         assert refused["id"] == "3"
         assert "limit" in json.dumps(refused)
+
+
+def test_socket_operations_are_logged_and_counted_like_requests(
+    live: tuple[TestClient, dict[str, str]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Queries, mutations and subscriptions over the socket went unlogged and
+    uncounted: each now gets an access-log line with its own request id and a count
+    in /metrics (method WS), as a request does."""
+    client, headers = live
+    caplog.set_level(logging.INFO, logger="coop.access")
+    subscription = 'subscription { accountBalanceUpdates(code: "1010") { balance } }'
+    with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
+        ws.send_text(json.dumps({"type": "connection_init", "payload": headers}))
+        assert _receive(ws)["type"] == "connection_ack"
+        query = {"query": "{ accounts { code } }"}
+        ws.send_text(json.dumps({"id": "q", "type": "subscribe", "payload": query}))
+        assert _receive_for(ws, "q")["type"] == "next"
+        assert _receive_for(ws, "q")["type"] == "complete"
+        ws.send_text(
+            json.dumps({"id": "s", "type": "subscribe", "payload": {"query": subscription}})
+        )
+        assert _receive_for(ws, "s")["type"] == "next"
+        ws.send_text(json.dumps({"id": "s", "type": "complete"}))
+        ws.send_text(json.dumps({"type": "ping"}))
+        assert _receive(ws)["type"] == "pong"  # the completion was handled before
+    metrics = client.get("/metrics").text
+    assert 'coop_http_requests_total{method="WS",path="/graphql",status="complete"} 1.0' in metrics
+    assert 'coop_http_requests_total{method="WS",path="/graphql",status="cancelled"} 1.0' in (
+        metrics
+    )
+    lines = [
+        r for r in caplog.records if r.name == "coop.access" and getattr(r, "method", "") == "WS"
+    ]
+    assert sorted(r.status for r in lines) == ["cancelled", "complete"]  # type: ignore[attr-defined]
 
 
 def _receive_for(ws: Any, subscription_id: str) -> dict[str, Any]:

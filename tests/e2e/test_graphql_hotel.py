@@ -508,6 +508,7 @@ async def test_a_deposit_that_comes_after_the_booking_is_held_and_applied(
            "amount": "100.00", "businessDate": "2025-06-05"}  # fmt: skip
     deposited = await run(client, PAY, pay, "recordPayment")
     assert deposited["__typename"] == "Booking", deposited
+    assert deposited["deposit"] == "100.00"
     assert [(p["kind"], p["amount"]) for p in deposited["folio"]["payments"]] == [
         ("DEPOSIT", "100.00")
     ]
@@ -520,10 +521,15 @@ async def test_a_deposit_that_comes_after_the_booking_is_held_and_applied(
         ({"method": "CASH"}, "method"),  # a second deposit by another way
         ({"amount": "500.00"}, "amount"),  # beyond the stay's 276.00 still open
         ({"businessDate": "2025-05-31"}, "businessDate"),  # before the booking
+        ({"businessDate": "2025-06-04"}, "businessDate"),  # before the first deposit
     ):
         refused = await run(client, PAY, {**pay, "idempotencyKey": "dep-x", **change},
                             "recordPayment")  # fmt: skip
         assert (refused["__typename"], refused.get("field")) == ("ValidationError", field)
+    # Nor a cancellation dated before the deposit it gives back (2200 went negative).
+    early = {"idempotencyKey": "c0", "bookingId": booking["id"], "businessDate": "2025-06-03"}
+    refused = await run(client, CANCEL, early, "cancelBooking")
+    assert (refused["__typename"], refused.get("field")) == ("ValidationError", "businessDate")
     assert client.head() == head
     cancelled = await run(
         client,

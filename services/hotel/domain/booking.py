@@ -525,6 +525,10 @@ class Booking(Aggregate):
             )
         if on < self.booked_on:
             raise ValidationError("businessDate", "a deposit cannot precede the booking")
+        if self.payments and on < min(p.on for p in self.payments):
+            raise ValidationError(
+                "businessDate", "a payment cannot precede the booking's first payment"
+            )
         deposit = Payment(DEPOSIT, method, amount_cents, on)
         self.trigger_event(
             self.PaymentRecorded, number=len(self.payments) + 1, payment=deposit.as_state()
@@ -611,8 +615,10 @@ class Booking(Aggregate):
         # Dated before the booking, a late cancellation read as an early one and
         # refunded a deposit the rules retain; after the arrival day the guest who never
         # came is a no-show (its penalty), not a cancellation.
-        if on < self.booked_on:
-            raise ValidationError("businessDate", "a cancellation cannot precede the booking")
+        if on < max([self.booked_on, *(p.on for p in self.payments)]):
+            raise ValidationError(
+                "businessDate", "a cancellation cannot precede the booking or its deposit"
+            )
         if on > self.arrival:
             raise ValidationError(
                 "businessDate", "after the arrival day a guest who never came is a no-show"
@@ -636,8 +642,10 @@ class Booking(Aggregate):
     def mark_no_show(self, config: HotelConfiguration, *, on: date) -> None:
         """The guest never came: the penalty is taken from the deposit; any rest is due."""
         self._require(BookingStatus.CONFIRMED, action="mark as no-show")
-        if on < self.arrival:
-            raise ValidationError("businessDate", "a no-show is recorded from the arrival day")
+        if on < max([self.arrival, *(p.on for p in self.payments)]):
+            raise ValidationError(
+                "businessDate", "a no-show is recorded from the arrival day and its deposit"
+            )
         policy = config.policy_on(self.arrival)
         nights = min(policy.no_show_penalty_nights, len(self.nights))
         penalty = nights * self.nightly_rate_cents

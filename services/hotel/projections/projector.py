@@ -157,9 +157,16 @@ class HotelProjection(Projection):
                 page.add(
                     hotel_payments, [_payment_row(booking_id, event.number - 1, event.payment)]
                 )
-                signed = Payment.from_state(event.payment).signed_cents
+                payment = Payment.from_state(event.payment)
+                # A deposit that came after the booking is a deposit too.
+                held = payment.amount_cents if payment.kind == DEPOSIT else 0
                 page.execute(
-                    update(hotel_bookings).where(this).values(paid_cents=b.paid_cents + signed)
+                    update(hotel_bookings)
+                    .where(this)
+                    .values(
+                        paid_cents=b.paid_cents + payment.signed_cents,
+                        deposit_cents=b.deposit_cents + held,
+                    )
                 )
             elif isinstance(event, Booking.CheckedOut):
                 self._checked_out(page, booking_id, event)

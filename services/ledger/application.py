@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, ClassVar
@@ -50,6 +51,28 @@ class AccountAsDict(Transcoding):
 
     def decode(self, data: dict[str, Any]) -> Account:
         return Account(data["code"], data["name"], AccountType(data["type"]), bool(data["open"]))
+
+
+# The command that corrects each kind of business entry (by its cause id's pattern).
+_CORRECTIONS = (
+    (re.compile(r"^hotel:charge:"), "voidCharge"),
+    (re.compile(r"^shop:sale:"), "refundSale"),
+    (re.compile(r"^funding:donation:"), "reverseDonation"),
+    (re.compile(r"^funding:contract-invoice:[^:]+:payment:"), "reverseContractPayment"),
+    (re.compile(r"^funding:grant:[^:]+:tranche:\d+:received"), "reverseGrantTrancheReceipt"),
+    (re.compile(r"^welfare:payment:"), "reverseDisbursementPayment"),
+)
+
+
+def correction_for(cause_id: str) -> str:
+    """What to do instead of reversing a business entry by hand."""
+    for pattern, command in _CORRECTIONS:
+        if pattern.match(cause_id):
+            return f"correct it there with {command}"
+    return (
+        "its context has no correcting command for it: post a correcting entry by hand "
+        "and say why in its description"
+    )
 
 
 def limits_from(settings: Settings) -> LedgerLimits:
@@ -283,11 +306,8 @@ class LedgerApplication(CoopApplication):
                 # would leave its context's records saying otherwise.
                 context = original.cause_id.split(":", 1)[0]
                 raise Conflict(
-                    f"entry {entry_id} was posted by {context}, not by hand; correct it "
-                    "there (voidCharge for a hotel charge, refundSale for a sale, "
-                    "reverseDonation for a donation, reverseContractPayment for a "
-                    "contract payment, reverseGrantTrancheReceipt for a tranche received, "
-                    "reverseDisbursementPayment for a welfare payment)"
+                    f"entry {entry_id} was posted by {context}, not by hand; "
+                    f"{correction_for(original.cause_id)}"
                 )
             reversal = original.reverse(
                 chart=self.chart(read_only=True),

@@ -7,6 +7,7 @@ from datetime import date
 import pytest
 
 from services.common.errors import ValidationError
+from services.ledger.application import correction_for
 from services.ledger.domain import (
     DEFAULT_ACCOUNTS,
     AccountClosed,
@@ -184,3 +185,24 @@ def test_reversal_cannot_predate_the_original(chart: ChartOfAccounts) -> None:
         )
     assert error.value.field == "effectiveDate"
     assert entry.reversed_by_entry_id is None
+
+
+@pytest.mark.parametrize(
+    ("cause_id", "named"),
+    [
+        ("hotel:charge:b1:2", "voidCharge"),
+        ("funding:donation:d1", "reverseDonation"),
+        ("funding:contract-invoice:i1:payment:2", "reverseContractPayment"),
+        ("funding:grant:g1:tranche:1:received", "reverseGrantTrancheReceipt"),
+        ("welfare:payment:x1:1", "reverseDisbursementPayment"),
+        ("welfare:accrual:76:2026-03-10", "no correcting command"),
+        ("funding:contract-invoice:i1", "no correcting command"),
+    ],
+)
+def test_a_refused_reversal_names_the_command_that_corrects_that_entry(
+    cause_id: str, named: str
+) -> None:
+    """It listed every correcting command for every entry, an accrual's included."""
+    advice = correction_for(cause_id)
+    assert named in advice
+    assert advice.count("reverse") + advice.count("void") + advice.count("refund") <= 1

@@ -492,10 +492,7 @@ class Booking(Aggregate):
             raise ValidationError(
                 "amount", f"exceeds the balance due of {format_cents(max(owed, 0))} EUR"
             )
-        if self.payments and on < min(p.on for p in self.payments):
-            raise ValidationError(
-                "businessDate", "a payment cannot precede the booking's first payment"
-            )
+        self._check_not_before_first_payment(on)
         # Payments come with the guest (or, after a no-show, after it was recorded): a
         # year typed wrong on the first one was otherwise accepted.
         opened = self.checked_in_on or self.closed_on or self.booked_on
@@ -508,6 +505,12 @@ class Booking(Aggregate):
             self.PaymentRecorded, number=len(self.payments) + 1, payment=payment.as_state()
         )
         return payment
+
+    def _check_not_before_first_payment(self, on: date) -> None:
+        if self.payments and on < min(p.on for p in self.payments):
+            raise ValidationError(
+                "businessDate", "a payment cannot precede the booking's first payment"
+            )
 
     def _record_deposit(self, *, method: str, amount_cents: int, on: date) -> Payment:
         """Money before arrival is deposit (a bank transfer that comes days after the
@@ -525,10 +528,7 @@ class Booking(Aggregate):
             )
         if on < self.booked_on:
             raise ValidationError("businessDate", "a deposit cannot precede the booking")
-        if self.payments and on < min(p.on for p in self.payments):
-            raise ValidationError(
-                "businessDate", "a payment cannot precede the booking's first payment"
-            )
+        self._check_not_before_first_payment(on)
         deposit = Payment(DEPOSIT, method, amount_cents, on)
         self.trigger_event(
             self.PaymentRecorded, number=len(self.payments) + 1, payment=deposit.as_state()

@@ -21,7 +21,7 @@ from eventsourcing.persistence import IntegrityError
 from services.common.errors import ValidationError
 from services.common.eventstore import CoopApplication, eventsourcing_env
 from services.common.idempotency import Decision, Outcome, execute_idempotent
-from services.common.sealing import KeyStore, seal
+from services.common.sealing import KeyStore, seal, unseal
 from services.common.settings import Settings
 from services.hotel.domain import (
     CONFIG_ID,
@@ -30,6 +30,7 @@ from services.hotel.domain import (
     Booking,
     BookingNotFound,
     Guest,
+    GuestFacts,
     HotelConfiguration,
     HotelPolicy,
     IllegalTransition,
@@ -182,14 +183,47 @@ class HotelApplication(CoopApplication):
             return None
         return claim
 
-    def _release(self, booking: Booking, nights: Sequence[date]) -> list[RoomNight]:
+    def _release(
+        self, booking: Booking, nights: Sequence[date], room_number: str | None = None
+    ) -> list[RoomNight]:
         released = []
         for night in nights:
-            claim = self._room_night(booking.room_number, night)
+            claim = self._room_night(room_number or booking.room_number, night)
             if claim is not None and claim.booking_id == booking.id:
                 claim.release(booking.id)
                 released.append(claim)
         return released
+
+    def _claim(self, booking: Booking, nights: Sequence[date]) -> list[RoomNight]:
+        return [
+            RoomNight.claim(
+                self._room_night(booking.room_number, night),
+                room_number=booking.room_number,
+                night=night,
+                booking_id=booking.id,
+            )
+            for night in nights
+        ]
+
+    def _guests_arriving(self, booking: Booking, arrival: date) -> list[GuestFacts]:
+        """The booking's guests as facts on another arrival day (ages change): read from
+        their identities, opened with the booking's key."""
+        if arrival == booking.arrival:
+            return booking.guests
+        identities = booking.legacy_identities
+        if identities is None and booking.sealed_identities is not None:
+            key = self.guest_keys.get(booking.id)
+            text = None if key is None else unseal(key, booking.id, booking.sealed_identities)
+            identities = None if text is None else json.loads(text)
+        if identities is None:
+            raise IllegalTransition(
+                f"{booking.label}: its guests' data cannot be read, so the arrival cannot move",
+                booking.status.value,
+            )
+        return [
+            Guest.from_parts(identity, facts).facts(arrival)
+            for identity, facts in zip(identities, booking.guests, strict=True)
+        ]
 
     def _entry(
         self, *, cause_id: str, actor: str, on: date, description: str, postings: list[Posting]
@@ -280,16 +314,7 @@ class HotelApplication(CoopApplication):
                 booked_on=booked_on,
                 ceiling_cents=self.ceiling_cents,
             )
-            claims = [
-                RoomNight.claim(
-                    self._room_night(booking.room_number, night),
-                    room_number=booking.room_number,
-                    night=night,
-                    booking_id=booking_id,
-                )
-                for night in booking.nights
-            ]
-            others: list[Aggregate] = [*claims]
+            others: list[Aggregate] = [*self._claim(booking, booking.nights)]
             if booking.payments:
                 deposit = booking.payments[0]
                 others.append(
@@ -335,6 +360,57 @@ class HotelApplication(CoopApplication):
             key=key,
             operation="checkIn",
             request=_request(booking_id, on, actor),
+            decide=decide,
+        )
+
+    def change_stay(
+        self,
+        *,
+        key: str,
+        actor: str,
+        booking_id: UUID,
+        arrival: date | None = None,
+        departure: date | None = None,
+        room_number: str | None = None,
+        nightly_rate_cents: int | None = None,
+        on: date | None = None,
+    ) -> Outcome[Booking]:
+        """What is not given stays as it is (the agreed rate too, in another room)."""
+
+        def decide() -> tuple[Booking, Sequence[Aggregate]]:
+            config = self.configuration()
+            booking = self.get_booking(booking_id)
+            day = self.business_day(on)
+            new_arrival = booking.arrival if arrival is None else arrival
+            old_room, old_nights = booking.room_number, set(booking.nights)
+            booking.change_stay(
+                config,
+                arrival=new_arrival,
+                departure=booking.departure if departure is None else departure,
+                room_number=booking.room_number if room_number is None else room_number,
+                nightly_rate_cents=(
+                    booking.nightly_rate_cents if nightly_rate_cents is None else nightly_rate_cents
+                ),
+                guests=self._guests_arriving(booking, new_arrival),
+                on=day,
+                ceiling_cents=self.ceiling_cents,
+            )
+            same_room = booking.room_number == old_room
+            kept = old_nights & set(booking.nights) if same_room else set()
+            released = self._release(booking, sorted(old_nights - kept), old_room)
+            claimed = self._claim(booking, sorted(set(booking.nights) - kept))
+            return booking, (*released, *claimed)
+
+        return self._run(
+            key=key,
+            operation="changeStay",
+            request={
+                **_request(booking_id, on, actor),
+                "arrival": arrival.isoformat() if arrival else None,
+                "departure": departure.isoformat() if departure else None,
+                "room_number": room_number,
+                "nightly_rate_cents": nightly_rate_cents,
+            },
             decide=decide,
         )
 

@@ -23,7 +23,7 @@ from services.hotel.domain.errors import (
     RoomUnavailable,
 )
 from services.hotel.domain.folio import FolioLine, Payment, TouristTax
-from services.hotel.domain.guests import Guest, make_guest
+from services.hotel.domain.guests import Guest, GuestFacts, make_guest
 
 __all__ = [
     "CONFIG_ID",
@@ -35,6 +35,7 @@ __all__ = [
     "BookingStatus",
     "FolioLine",
     "Guest",
+    "GuestFacts",
     "HotelConfiguration",
     "HotelPolicy",
     "IllegalTransition",

@@ -3,6 +3,7 @@
     CONFIRMED --checkIn--> CHECKED_IN --checkOut--> CHECKED_OUT
         |--cancelBooking--> CANCELLED
         |--markNoShow----> NO_SHOW
+    changeStay: CONFIRMED (room, dates, rate) and CHECKED_IN (departure) stay as they are
 
 Every event that changes the folio carries the lines it adds or replaces, priced with
 the configuration in force, so the folio (and the read model) never depends on
@@ -22,7 +23,12 @@ from eventsourcing.domain import Aggregate
 from services.common.errors import Conflict, NotFound, ValidationError
 from services.common.money import check_positive_amount, format_cents
 from services.common.text import collapsed_text
-from services.hotel.domain.config import CHARGE_KINDS, PAYMENT_METHODS, HotelConfiguration
+from services.hotel.domain.config import (
+    CHARGE_KINDS,
+    PAYMENT_METHODS,
+    HotelConfiguration,
+    Room,
+)
 from services.hotel.domain.errors import BalanceDue, IllegalTransition, RoomUnavailable
 from services.hotel.domain.folio import (
     DEPOSIT,
@@ -71,6 +77,52 @@ def _lines(states: Sequence[dict[str, Any]]) -> list[FolioLine]:
     return [FolioLine.from_state(s) for s in states]
 
 
+def _quote(
+    config: HotelConfiguration,
+    *,
+    room_number: str,
+    arrival: date,
+    departure: date,
+    guests: Sequence[GuestFacts],
+    nightly_rate_cents: int | None,
+    ceiling_cents: int,
+    present_from: date | None = None,
+) -> tuple[Room, int, list[FolioLine], TouristTax]:
+    """The checks every stay passes (dates, length, room, capacity, rate, total) and
+    its price: the room in service, the nightly rate, the stay's lines and tax."""
+    if departure <= arrival:
+        raise ValidationError("departure", "must be after the arrival")
+    policy = config.policy_on(arrival)
+    if (departure - arrival).days > policy.max_stay_nights:
+        raise ValidationError("departure", f"a stay is at most {policy.max_stay_nights} nights")
+    room = config.room_on(room_number, arrival)
+    if len(guests) > min(room.capacity, MAX_GUESTS):
+        raise ValidationError(
+            "guests", f"room {room.number} holds at most {room.capacity} guest(s)"
+        )
+    rate = room.nightly_rate_cents if nightly_rate_cents is None else nightly_rate_cents
+    check_positive_amount(rate, field="nightlyRate", ceiling_cents=ceiling_cents)
+    lines, tax = price_stay(
+        config,
+        room_number=room.number,
+        arrival=arrival,
+        end=departure,
+        nightly_rate_cents=rate,
+        guests=guests,
+        present_from=present_from,
+    )
+    quoted = sum(line.amount_cents for line in lines)
+    if quoted > ceiling_cents:
+        # Check-out posts the stay as one journal entry, whose amounts the ledger
+        # bounds: a stay above it could be booked and paid but never checked out.
+        raise ValidationError(
+            "nightlyRate",
+            f"the stay's total of {format_cents(quoted)} EUR exceeds the amount "
+            f"ceiling of {format_cents(ceiling_cents)} EUR",
+        )
+    return room, rate, lines, tax
+
+
 class Booking(Aggregate):
     class Booked(Aggregate.Created):
         # v2: `guests` holds each guest's GuestFacts facts; the identities are sealed
@@ -106,6 +158,28 @@ class Booking(Aggregate):
             assert isinstance(aggregate, Booking)
             aggregate.status = BookingStatus.CHECKED_IN
             aggregate.checked_in_on = self.on
+            aggregate.stay_lines = _lines(self.stay_lines)
+            aggregate.tourist_tax = TouristTax.from_state(self.tourist_tax)
+
+    class StayChanged(Aggregate.Event):
+        """The stay moved, lengthened or shortened: its room, dates, rate and price."""
+
+        on: date
+        room_number: str
+        arrival: date
+        departure: date
+        nightly_rate_cents: int
+        guests: list[dict[str, Any]]  # the facts, ages on the (new) arrival
+        stay_lines: list[dict[str, Any]]
+        tourist_tax: dict[str, Any]
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, Booking)
+            aggregate.room_number = self.room_number
+            aggregate.arrival = self.arrival
+            aggregate.departure = self.departure
+            aggregate.nightly_rate_cents = self.nightly_rate_cents
+            aggregate.guests = [GuestFacts.from_state(g) for g in self.guests]
             aggregate.stay_lines = _lines(self.stay_lines)
             aggregate.tourist_tax = TouristTax.from_state(self.tourist_tax)
 
@@ -203,8 +277,10 @@ class Booking(Aggregate):
         self.nightly_rate_cents = nightly_rate_cents
         self.party_type = PartyType(party_type)
         self.guests = [GuestFacts.from_state(g) for g in guests]
-        # The sealed text is in the Booked event; the aggregate needs only to know
-        # whether there is one to erase.
+        # Kept to age the guests again when the arrival moves (changeStay); opened
+        # only with the booking's key, which an erasure deletes.
+        self.sealed_identities = guest_identities_sealed
+        self.legacy_identities = guest_identities_legacy
         self.guest_data_sealed = guest_identities_sealed is not None
         self.guest_data_erased = False
         self.booked_on = booked_on
@@ -288,45 +364,25 @@ class Booking(Aggregate):
         booked_on: date,
         ceiling_cents: int,
     ) -> Booking:
-        if departure <= arrival:
-            raise ValidationError("departure", "must be after the arrival")
         # A booking entered late is dated the day it was made (businessDate); one whose
         # arrival came before that day was a stay booked after it began.
         if arrival < booked_on:
             raise ValidationError(
                 "arrival", "cannot precede the day the booking is made (its businessDate)"
             )
-        policy = config.policy_on(arrival)
-        nights = (departure - arrival).days
-        if nights > policy.max_stay_nights:
-            raise ValidationError("departure", f"a stay is at most {policy.max_stay_nights} nights")
-        room = config.room_on(room_number, arrival)
         if not guests:
             raise ValidationError("guests", "a booking needs at least one guest")
-        if len(guests) > min(room.capacity, MAX_GUESTS):
-            raise ValidationError(
-                "guests", f"room {room.number} holds at most {room.capacity} guest(s)"
-            )
-        rate = room.nightly_rate_cents if nightly_rate_cents is None else nightly_rate_cents
-        check_positive_amount(rate, field="nightlyRate", ceiling_cents=ceiling_cents)
         facts = [g.facts(arrival) for g in guests]
-        lines, tax = price_stay(
+        room, rate, lines, tax = _quote(
             config,
-            room_number=room.number,
+            room_number=room_number,
             arrival=arrival,
-            end=departure,
-            nightly_rate_cents=rate,
+            departure=departure,
             guests=facts,
+            nightly_rate_cents=nightly_rate_cents,
+            ceiling_cents=ceiling_cents,
         )
         quoted = sum(line.amount_cents for line in lines)
-        if quoted > ceiling_cents:
-            # Check-out posts the stay as one journal entry, whose amounts the ledger
-            # bounds: a stay above it could be booked and paid but never checked out.
-            raise ValidationError(
-                "nightlyRate",
-                f"the stay's total of {format_cents(quoted)} EUR exceeds the amount "
-                f"ceiling of {format_cents(ceiling_cents)} EUR",
-            )
         payments: list[dict[str, Any]] = []
         if deposit_cents is not None:
             check_positive_amount(deposit_cents, field="deposit", ceiling_cents=ceiling_cents)
@@ -382,6 +438,70 @@ class Booking(Aggregate):
         self.trigger_event(
             self.CheckedIn,
             on=on,
+            stay_lines=[line.as_state() for line in lines],
+            tourist_tax=tax.as_state(),
+        )
+
+    def change_stay(
+        self,
+        config: HotelConfiguration,
+        *,
+        arrival: date,
+        departure: date,
+        room_number: str,
+        nightly_rate_cents: int,
+        guests: Sequence[GuestFacts],
+        on: date,
+        ceiling_cents: int,
+    ) -> None:
+        """Move a booking (dates, room, rate) before arrival; in house, change only the
+        departure (stay longer, or plan to leave earlier). The stay is priced again, as
+        at booking or check-in; the deposit stays and is applied at check-out."""
+        self._require(BookingStatus.CONFIRMED, BookingStatus.CHECKED_IN, action="change its stay")
+        if on < self.booked_on:
+            raise ValidationError("businessDate", "a change cannot precede the booking")
+        if self.checked_in_on is not None:
+            if arrival != self.arrival:
+                raise ValidationError("arrival", "the guests have arrived: the arrival stays")
+            if room_number != self.room_number:
+                raise ValidationError(
+                    "roomNumber",
+                    "a stay in house keeps its room (moving rooms mid-stay is not supported)",
+                )
+            if on < self.checked_in_on:
+                raise ValidationError(
+                    "businessDate", "a change in house cannot precede the check-in"
+                )
+            if departure <= on:
+                raise ValidationError(
+                    "departure",
+                    "must be after the day of the change (leaving today is a check-out)",
+                )
+        elif arrival != self.arrival and arrival < on:
+            raise ValidationError("arrival", "cannot be moved before the day of the change")
+        if min(g.age_on_arrival for g in guests) < 0:
+            raise ValidationError("arrival", "cannot precede a guest's birth date")
+        unchanged = (self.arrival, self.departure, self.room_number, self.nightly_rate_cents)
+        if (arrival, departure, room_number, nightly_rate_cents) == unchanged:
+            raise ValidationError("departure", "the same room, dates and rate: nothing to change")
+        room, rate, lines, tax = _quote(
+            config,
+            room_number=room_number,
+            arrival=arrival,
+            departure=departure,
+            guests=guests,
+            nightly_rate_cents=nightly_rate_cents,
+            ceiling_cents=ceiling_cents,
+            present_from=self.checked_in_on,
+        )
+        self.trigger_event(
+            self.StayChanged,
+            on=on,
+            room_number=room.number,
+            arrival=arrival,
+            departure=departure,
+            nightly_rate_cents=rate,
+            guests=[g.as_state() for g in guests],
             stay_lines=[line.as_state() for line in lines],
             tourist_tax=tax.as_state(),
         )

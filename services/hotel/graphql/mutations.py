@@ -138,6 +138,26 @@ class CheckInInput:
 
 
 @strawberry.input
+class ChangeStayInput:
+    idempotency_key: str
+    booking_id: strawberry.ID
+    arrival: date | None = strawberry.field(
+        default=None, description="Before check-in only. Default: unchanged."
+    )
+    departure: date | None = strawberry.field(
+        default=None, description="Stay longer or leave earlier. Default: unchanged."
+    )
+    room_number: str | None = strawberry.field(
+        default=None, description="Before check-in only. Default: unchanged."
+    )
+    nightly_rate: Money | None = strawberry.field(
+        default=None,
+        description="VAT-inclusive. Default: the rate agreed at booking, in any room.",
+    )
+    business_date: date | None = None
+
+
+@strawberry.input
 class PostChargeInput:
     idempotency_key: str
     booking_id: strawberry.ID
@@ -364,6 +384,31 @@ class HotelMutation:
     @strawberry.mutation(permission_classes=HOTEL, description="The guests have arrived.")
     async def check_in(self, info: Info, input: CheckInInput) -> BookingResult:
         return await _booking_step(info, input, info.context.runtime.hotel.check_in)
+
+    @strawberry.mutation(
+        permission_classes=HOTEL,
+        description="Change a stay: before check-in its dates, room and rate; in house its "
+        "departure (stay longer, or plan to leave earlier). The stay is priced again and "
+        "its nights claimed or freed; another booking holding a night is a Conflict.",
+    )
+    async def change_stay(self, info: Info, input: ChangeStayInput) -> BookingResult:
+        hotel, actor = info.context.runtime.hotel, info.context.actor
+
+        def command() -> Outcome[BookingModel]:
+            return hotel.change_stay(
+                key=input.idempotency_key,
+                actor=actor,
+                booking_id=parse_booking_id(input.booking_id),
+                arrival=input.arrival,
+                departure=input.departure,
+                room_number=input.room_number,
+                nightly_rate_cents=None
+                if input.nightly_rate is None
+                else decimal_to_cents(input.nightly_rate, field="nightlyRate"),
+                on=input.business_date,
+            )
+
+        return await _booking_mutation(info, command)
 
     @strawberry.mutation(
         permission_classes=HOTEL, description="Add a charge (VAT-inclusive) to the folio."

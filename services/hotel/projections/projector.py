@@ -113,6 +113,7 @@ class HotelProjection(Projection):
         for cls in (
             Booking.Booked,
             Booking.CheckedIn,
+            Booking.StayChanged,
             Booking.ChargePosted,
             Booking.ChargeVoided,
             Booking.PaymentRecorded,
@@ -144,6 +145,8 @@ class HotelProjection(Projection):
                         **_stay_totals(event.stay_lines),
                     )
                 )
+            elif isinstance(event, Booking.StayChanged):
+                self._stay_changed(page, booking_id, event)
             elif isinstance(event, Booking.ChargePosted | Booking.ChargeVoided):
                 page.add(
                     hotel_folio_lines, [_line_row(booking_id, EXTRA, event.number, event.line)]
@@ -255,6 +258,29 @@ class HotelProjection(Projection):
         )
 
     @staticmethod
+    def _stay_changed(page: _Page, booking_id: UUID, event: Booking.StayChanged) -> None:
+        HotelProjection._replace_stay(page, booking_id, event.stay_lines)
+        page.execute(delete(hotel_guests).where(hotel_guests.c.booking_id == booking_id))
+        page.add(
+            hotel_guests,
+            [_guest_row(booking_id, i, state) for i, state in enumerate(event.guests)],
+        )
+        page.execute(delete(hotel_room_nights).where(hotel_room_nights.c.booking_id == booking_id))
+        page.add(hotel_room_nights, _room_night_rows(booking_id, event))
+        page.execute(
+            update(hotel_bookings)
+            .where(hotel_bookings.c.booking_id == booking_id)
+            .values(
+                room_number=event.room_number,
+                arrival=event.arrival,
+                departure=event.departure,
+                stay_end=event.departure,
+                nightly_rate_cents=event.nightly_rate_cents,
+                **_stay_totals(event.stay_lines),
+            )
+        )
+
+    @staticmethod
     def _booked(page: _Page, position: int, event: Booking.Booked) -> None:
         booking_id = event.originator_id
         deposit = sum(int(p["cents"]) for p in event.payments if p["kind"] == DEPOSIT)
@@ -299,18 +325,7 @@ class HotelProjection(Projection):
             hotel_payments,
             [_payment_row(booking_id, i, s) for i, s in enumerate(event.payments)],
         )
-        page.add(
-            hotel_room_nights,
-            [
-                {
-                    "room_number": event.room_number,
-                    "night": night,
-                    "booking_id": booking_id,
-                    "guest_count": len(event.guests),
-                }
-                for night in nights_between(event.arrival, event.departure)
-            ],
-        )
+        page.add(hotel_room_nights, _room_night_rows(booking_id, event))
 
     @staticmethod
     def _replace_stay(page: _Page, booking_id: UUID, states: list[dict[str, Any]]) -> None:
@@ -324,6 +339,20 @@ class HotelProjection(Projection):
             hotel_folio_lines,
             [_line_row(booking_id, STAY, i, s) for i, s in enumerate(states)],
         )
+
+
+def _room_night_rows(
+    booking_id: UUID, event: Booking.Booked | Booking.StayChanged
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "room_number": event.room_number,
+            "night": night,
+            "booking_id": booking_id,
+            "guest_count": len(event.guests),
+        }
+        for night in nights_between(event.arrival, event.departure)
+    ]
 
 
 def _stay_totals(states: list[dict[str, Any]]) -> dict[str, int]:

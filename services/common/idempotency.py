@@ -61,6 +61,22 @@ def request_hash(operation: str, request: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+STATE_REF = "state"
+
+
+def ref_with_state(ref: dict[str, str], state: Mapping[str, Any]) -> dict[str, str]:
+    """A result reference that carries the result's own state, for a result a later
+    command may replace (a configuration version set again for its date): a replay
+    answers with what this request stored, not with what replaced it."""
+    return {**ref, STATE_REF: json.dumps(state, sort_keys=True)}
+
+
+def state_in_ref(ref: Mapping[str, str]) -> dict[str, Any] | None:
+    """The state `ref_with_state` kept; None in references stored without one."""
+    text = ref.get(STATE_REF)
+    return None if text is None else dict(json.loads(text))
+
+
 def check_idempotency_key(key: str, *, max_length: int) -> None:
     if not key or not key.strip():
         raise ValidationError("idempotencyKey", "must not be empty")

@@ -14,7 +14,13 @@ from eventsourcing.persistence import IntegrityError
 
 from services.common.errors import Conflict, NotFound, ValidationError
 from services.common.eventstore import CoopApplication, eventsourcing_env
-from services.common.idempotency import Decision, Outcome, execute_idempotent
+from services.common.idempotency import (
+    Decision,
+    Outcome,
+    execute_idempotent,
+    ref_with_state,
+    state_in_ref,
+)
 from services.common.money import check_positive_amount
 from services.common.sealing import seal
 from services.common.settings import ConfigurationError, Settings
@@ -141,7 +147,8 @@ class WelfareFundApplication(CoopApplication):
                 list(shares), version.program_shares_ppm, version.account_streams, self.programs
             )
             fund.set_policy(version)
-            return Decision((fund,), version, {"effective_from": effective_from.isoformat()})
+            ref = {"effective_from": effective_from.isoformat()}
+            return Decision((fund,), version, ref_with_state(ref, version.as_state()))
 
         return self._retrying(
             lambda: execute_idempotent(
@@ -161,7 +168,8 @@ class WelfareFundApplication(CoopApplication):
         )
 
     def _load_policy(self, ref: Mapping[str, str]) -> PolicyVersion:
-        return PolicyVersion.from_state(self.fund().policies[ref["effective_from"]])
+        state = state_in_ref(ref) or self.fund().policies[ref["effective_from"]]
+        return PolicyVersion.from_state(state)
 
     def set_stipend_rules(
         self, *, key: str, actor: str, rules: StipendRules
@@ -181,7 +189,8 @@ class WelfareFundApplication(CoopApplication):
         def decide() -> Decision[StipendRules]:
             fund = self.fund()
             fund.set_stipend_rules(rules)
-            return Decision((fund,), rules, {"effective_from": rules.effective_from.isoformat()})
+            ref = {"effective_from": rules.effective_from.isoformat()}
+            return Decision((fund,), rules, ref_with_state(ref, rules.as_state()))
 
         return self._retrying(
             lambda: execute_idempotent(
@@ -191,7 +200,7 @@ class WelfareFundApplication(CoopApplication):
                 request={"rules": rules.as_state(), "actor": actor},
                 decide=decide,
                 load_result=lambda ref: StipendRules.from_state(
-                    self.fund().stipend_rules[ref["effective_from"]]
+                    state_in_ref(ref) or self.fund().stipend_rules[ref["effective_from"]]
                 ),
             )
         )

@@ -278,6 +278,21 @@ async def test_policy_bad_input_and_the_past_rule_store_nothing(app_client: Grap
     assert (await officer.data(BALANCE))["fundBalance"]["accrued"] == "30.00"
 
 
+async def test_a_version_set_again_for_its_day_leaves_the_first_request_its_answer(
+    app_client: GraphQLClient,
+) -> None:
+    officer = app_client.as_role(Role.FUND_OFFICER)
+    first = await _policy(officer, "p-a", "2027-01-01", [{"stream": "HOTEL", "percent": "10"}])
+    # Corrected before it takes effect (nothing was accrued under it): it is replaced.
+    second = await _policy(officer, "p-b", "2027-01-01", [{"stream": "HOTEL", "percent": "1"}])
+    assert second["__typename"] == "RedistributionPolicy"
+    head = app_client.head()
+    again = await _policy(officer, "p-a", "2027-01-01", [{"stream": "HOTEL", "percent": "10"}])
+    assert again == first
+    assert {"stream": "HOTEL", "percent": "10"} in again["shares"]
+    assert app_client.head() == head
+
+
 async def test_a_reversal_after_a_rate_change_takes_back_exactly_what_was_accrued(
     app_client: GraphQLClient,
 ) -> None:

@@ -378,7 +378,7 @@ class WelfareFundApplication(CoopApplication):
                 committed_on=committed_on,
             )
             fund = self.fund()
-            fund.reserve(disbursement_id, beneficiary.program, amount)
+            fund.reserve(disbursement_id, beneficiary.program, amount, on=committed_on)
             return Decision(
                 (fund, disbursement, *touched),
                 disbursement,
@@ -537,7 +537,7 @@ class WelfareFundApplication(CoopApplication):
             disbursement = self.get_disbursement(disbursement_id)
             released = disbursement.cancel(cancelled_on=cancelled_on)
             fund = self.fund()
-            fund.release(disbursement_id, disbursement.program, released)
+            fund.release(disbursement_id, disbursement.program, released, on=cancelled_on)
             touched: list[Any] = [fund, disbursement]
             # A stipend cancelled with nothing paid frees its month for a new one; one
             # paid in part keeps it: released, the month's whole stipend could be

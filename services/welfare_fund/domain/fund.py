@@ -61,6 +61,9 @@ class IncomeSource:
         return self.reverses_effective_date or self.effective_date
 
 
+EARLIEST = "0000-00-00"  # sorts before every ISO day
+
+
 class WelfareFund(Aggregate):
     class Started(Aggregate.Created):
         stipend_rules: dict[str, Any]
@@ -93,10 +96,11 @@ class WelfareFund(Aggregate):
                 totals = aggregate.cumulative.setdefault(key, [0, 0])
                 totals[0] += int(item["base"])
                 totals[1] += int(item["accrued"])
+                day = str(item["date"])
                 for program, cents in item["programs"].items():
                     accrued = aggregate.accrued_by_program
                     accrued[program] = accrued.get(program, 0) + int(cents)
-                day = str(item["date"])
+                    aggregate._move_available(program, day, int(cents))
                 if aggregate.latest_accrued_date is None or day > aggregate.latest_accrued_date:
                     aggregate.latest_accrued_date = day
 
@@ -104,21 +108,26 @@ class WelfareFund(Aggregate):
         disbursement_id: UUID
         program: str
         amount_cents: int
+        # The commitment's date; None in events recorded before dates were kept.
+        on: date | None = None
 
         def apply(self, aggregate: Any) -> None:
             assert isinstance(aggregate, WelfareFund)
             reserved = aggregate.reserved_by_program
             reserved[self.program] = reserved.get(self.program, 0) + self.amount_cents
+            aggregate._move_available(self.program, self.on, -self.amount_cents)
 
     class FundsReleased(Aggregate.Event):
         disbursement_id: UUID
         program: str
         amount_cents: int
+        on: date | None = None  # the cancellation's date
 
         def apply(self, aggregate: Any) -> None:
             assert isinstance(aggregate, WelfareFund)
             reserved = aggregate.reserved_by_program
             reserved[self.program] = reserved.get(self.program, 0) - self.amount_cents
+            aggregate._move_available(self.program, self.on, self.amount_cents)
 
     def __init__(self, stipend_rules: dict[str, Any]) -> None:
         self.policies: dict[str, dict[str, Any]] = {}
@@ -132,6 +141,10 @@ class WelfareFund(Aggregate):
         self.accrued_by_program: dict[str, int] = {}
         # Committed (outstanding) plus paid, per program: what is no longer available.
         self.reserved_by_program: dict[str, int] = {}
+        # program -> ISO day -> change of what is available that day (accruals in,
+        # commitments out, releases in): a back-dated commitment must be covered on its
+        # day and every day after, not only today.
+        self.available_changes: dict[str, dict[str, int]] = {}
 
     @classmethod
     def start(cls, stipend_rules: StipendRules) -> WelfareFund:
@@ -240,8 +253,38 @@ class WelfareFund(Aggregate):
             used.update(str(program) for program, _ppm in version.program_shares_ppm)
         return used
 
-    def reserve(self, disbursement_id: UUID, program: Program, amount_cents: int) -> None:
-        available = self.available_cents(program)
+    def _move_available(self, program: str, day: date | str | None, cents: int) -> None:
+        # Facts recorded before dates were kept (and a snapshot taken before) count
+        # from the beginning: the check then reads as the undated one did.
+        changes = getattr(self, "available_changes", None)
+        if changes is None:
+            return
+        key = EARLIEST if day is None else str(day)
+        by_day = changes.setdefault(program, {})
+        by_day[key] = by_day.get(key, 0) + cents
+
+    def available_from_cents(self, program: Program, day: date) -> int:
+        """What stays available to a commitment dated `day`: the least the program holds
+        on that day or any day after (a later commitment may rely on money that came
+        after `day`). Without the dated record (an old snapshot): today's figure."""
+        changes = getattr(self, "available_changes", None)
+        if changes is None:
+            return self.available_cents(program)
+        running = 0
+        lowest: int | None = None  # from the end of `day` on
+        start = day.isoformat()
+        for key, cents in sorted(changes.get(str(program), {}).items()):
+            if key > start and lowest is None:
+                lowest = running  # what the program held at the end of `day`
+            running += cents
+            if lowest is not None:
+                lowest = min(lowest, running)
+        return running if lowest is None else lowest
+
+    def reserve(
+        self, disbursement_id: UUID, program: Program, amount_cents: int, *, on: date
+    ) -> None:
+        available = self.available_from_cents(program, on)
         if amount_cents > available:
             raise InsufficientFunds(program, amount_cents, max(available, 0))
         self.trigger_event(
@@ -249,15 +292,19 @@ class WelfareFund(Aggregate):
             disbursement_id=disbursement_id,
             program=str(program),
             amount_cents=amount_cents,
+            on=on,
         )
 
-    def release(self, disbursement_id: UUID, program: Program, amount_cents: int) -> None:
+    def release(
+        self, disbursement_id: UUID, program: Program, amount_cents: int, *, on: date
+    ) -> None:
         if amount_cents > 0:
             self.trigger_event(
                 self.FundsReleased,
                 disbursement_id=disbursement_id,
                 program=str(program),
                 amount_cents=amount_cents,
+                on=on,
             )
 
 

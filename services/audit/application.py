@@ -218,7 +218,7 @@ class AuditApplication(CoopApplication):
                     topic=str(topic),
                     recorded_at=recorded_at(state),
                     effective_date=effective_date(state),
-                    actor=text_field(state, "actor"),
+                    actor=text_field(state, "actor", "approver"),
                     causation_id=text_field(state, "cause_id", "causation_id"),
                     chain_hash=None if digest is None else bytes(digest),
                 )

@@ -255,10 +255,26 @@ def recorded_at(state: dict[str, Any] | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
+EFFECTIVE_DATE_FIELDS = (
+    "effective_date",
+    "business_date",
+    "committed_on",
+    "approved_on",
+    "paid_on",
+    "reversed_on",
+    "cancelled_on",
+    "on",
+)
+
+
 def effective_date(state: dict[str, Any] | None) -> date | None:
     if state is None:
         return None
-    value = state.get("effective_date")
+    # Each context names its day after what happened on it (a payment's paid_on, a
+    # booking step's on, a sale's business_date); the first present is the one.
+    value = next(
+        (state[name] for name in EFFECTIVE_DATE_FIELDS if state.get(name) is not None), None
+    )
     text = _typed(value, "date_iso") or (value if isinstance(value, str) else None)
     try:
         return date.fromisoformat(text) if text else None

@@ -146,7 +146,7 @@ class WelfareFundApplication(CoopApplication):
             check_policy(
                 list(shares), version.program_shares_ppm, version.account_streams, self.programs
             )
-            fund.set_policy(version)
+            fund.set_policy(version, actor=actor)
             ref = {"effective_from": effective_from.isoformat()}
             return Decision((fund,), version, ref_with_state(ref, version.as_state()))
 
@@ -188,7 +188,7 @@ class WelfareFundApplication(CoopApplication):
 
         def decide() -> Decision[StipendRules]:
             fund = self.fund()
-            fund.set_stipend_rules(rules)
+            fund.set_stipend_rules(rules, actor=actor)
             ref = {"effective_from": rules.effective_from.isoformat()}
             return Decision((fund,), rules, ref_with_state(ref, rules.as_state()))
 
@@ -376,6 +376,7 @@ class WelfareFundApplication(CoopApplication):
                 month=month,
                 amount_cents=amount,
                 committed_on=committed_on,
+                actor=actor,
             )
             fund = self.fund()
             fund.reserve(disbursement_id, beneficiary.program, amount, on=committed_on)
@@ -461,7 +462,9 @@ class WelfareFundApplication(CoopApplication):
                 ],
                 cause=Cause(cause_id, actor),
             )
-            disbursement.pay(amount_cents=amount_cents, paid_on=paid_on, entry_id=entry.id)
+            disbursement.pay(
+                amount_cents=amount_cents, paid_on=paid_on, entry_id=entry.id, actor=actor
+            )
             return Decision(
                 (disbursement, entry), disbursement, {"disbursement_id": str(disbursement_id)}
             )
@@ -508,7 +511,10 @@ class WelfareFundApplication(CoopApplication):
                 actor=actor,
             )
             disbursement.reverse_payment(
-                payment=payment, reversed_on=reversed_on, reversal_entry_id=reversal.id
+                payment=payment,
+                reversed_on=reversed_on,
+                reversal_entry_id=reversal.id,
+                actor=actor,
             )
             return Decision(
                 (disbursement, original, reversal),
@@ -535,7 +541,7 @@ class WelfareFundApplication(CoopApplication):
     ) -> Outcome[Disbursement]:
         def decide() -> Decision[Disbursement]:
             disbursement = self.get_disbursement(disbursement_id)
-            released = disbursement.cancel(cancelled_on=cancelled_on)
+            released = disbursement.cancel(cancelled_on=cancelled_on, actor=actor)
             fund = self.fund()
             fund.release(disbursement_id, disbursement.program, released, on=cancelled_on)
             touched: list[Any] = [fund, disbursement]

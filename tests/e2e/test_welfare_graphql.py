@@ -414,8 +414,26 @@ async def test_a_payment_recorded_in_error_is_reversed_once_and_paid_again(
     assert right["payDisbursement"]["status"] == "PAID"
     balance = (await officer.data(BALANCE))["fundBalance"]
     assert (balance["disbursed"], balance["committed"]) == ("200.00", "0.00")
-    trial = await app_client.as_role(Role.AUDITOR).data("query { trialBalance { balanced } }")
+    auditor = app_client.as_role(Role.AUDITOR)
+    trial = await auditor.data("query { trialBalance { balanced } }")
     assert trial["trialBalance"]["balanced"] is True
+    # The auditor sees who did each step, and on which day.
+    history = (
+        await auditor.data(
+            "query($id: ID!) { eventHistory(aggregateId: $id) "
+            "{ nodes { type actor effectiveDate } } }",
+            {"id": did},
+        )
+    )["eventHistory"]["nodes"]
+    assert [(n["type"].rsplit(".", 1)[-1], n["effectiveDate"]) for n in history] == [
+        ("Committed", "2025-02-03"),
+        ("Approved", "2025-02-04"),
+        ("Paid", "2025-02-05"),
+        ("PaymentReversed", "2025-02-06"),
+        ("Paid", "2025-02-07"),
+    ]
+    assert all(n["actor"] for n in history), history
+    assert {n["actor"] for n in history[:4]} == {history[0]["actor"]}  # the officer's key
 
 
 async def test_a_stipend_cancelled_after_a_part_payment_keeps_its_month(

@@ -60,6 +60,7 @@ class Disbursement(Aggregate):
         month: str
         amount_cents: int
         committed_on: date
+        actor: str | None = None  # who did it (None in events recorded before it was kept)
 
     class Approved(Aggregate.Event):
         approved_on: date
@@ -75,6 +76,7 @@ class Disbursement(Aggregate):
         amount_cents: int
         paid_on: date
         entry_id: UUID
+        actor: str | None = None
 
         def apply(self, aggregate: Any) -> None:
             assert isinstance(aggregate, Disbursement)
@@ -98,6 +100,7 @@ class Disbursement(Aggregate):
         amount_cents: int
         reversed_on: date
         reversal_entry_id: UUID
+        actor: str | None = None
 
         def apply(self, aggregate: Any) -> None:
             assert isinstance(aggregate, Disbursement)
@@ -110,6 +113,7 @@ class Disbursement(Aggregate):
         program: str
         cancelled_on: date
         released_cents: int
+        actor: str | None = None
 
         def apply(self, aggregate: Any) -> None:
             assert isinstance(aggregate, Disbursement)
@@ -124,6 +128,7 @@ class Disbursement(Aggregate):
         month: str,
         amount_cents: int,
         committed_on: date,
+        actor: str | None = None,
     ) -> None:
         self.beneficiary_id = beneficiary_id
         self.program = Program(program)
@@ -153,6 +158,7 @@ class Disbursement(Aggregate):
         month: str,
         amount_cents: int,
         committed_on: date,
+        actor: str | None = None,
     ) -> Disbursement:
         """`support` is what the beneficiary's program pays (from the configuration)."""
         kind.check_paid_by(program, support)
@@ -167,6 +173,7 @@ class Disbursement(Aggregate):
             month=month,
             amount_cents=amount_cents,
             committed_on=committed_on,
+            actor=actor,
         )
 
     @property
@@ -180,7 +187,9 @@ class Disbursement(Aggregate):
             raise ValidationError("effectiveDate", "approval cannot precede the commitment")
         self.trigger_event(self.Approved, approved_on=approved_on, approver=approver)
 
-    def pay(self, *, amount_cents: int, paid_on: date, entry_id: UUID) -> None:
+    def pay(
+        self, *, amount_cents: int, paid_on: date, entry_id: UUID, actor: str | None = None
+    ) -> None:
         if self.status is DisbursementStatus.COMMITTED:
             raise PaymentExceedsApproval(amount_cents, 0, 0)
         if self.status is not DisbursementStatus.APPROVED:
@@ -198,6 +207,7 @@ class Disbursement(Aggregate):
             amount_cents=amount_cents,
             paid_on=paid_on,
             entry_id=entry_id,
+            actor=actor,
         )
 
     def payment_to_reverse(self, payment: int, *, reversed_on: date) -> tuple[int, UUID]:
@@ -215,7 +225,14 @@ class Disbursement(Aggregate):
             raise ValidationError("effectiveDate", "a reversal cannot precede the payment")
         return amount_cents, entry_id
 
-    def reverse_payment(self, *, payment: int, reversed_on: date, reversal_entry_id: UUID) -> None:
+    def reverse_payment(
+        self,
+        *,
+        payment: int,
+        reversed_on: date,
+        reversal_entry_id: UUID,
+        actor: str | None = None,
+    ) -> None:
         amount_cents, _entry_id = self.payment_to_reverse(payment, reversed_on=reversed_on)
         self.trigger_event(
             self.PaymentReversed,
@@ -224,9 +241,10 @@ class Disbursement(Aggregate):
             amount_cents=amount_cents,
             reversed_on=reversed_on,
             reversal_entry_id=reversal_entry_id,
+            actor=actor,
         )
 
-    def cancel(self, *, cancelled_on: date) -> int:
+    def cancel(self, *, cancelled_on: date, actor: str | None = None) -> int:
         """Cancel; returns the unpaid amount released back to the fund."""
         if self.status in (DisbursementStatus.PAID, DisbursementStatus.CANCELLED):
             raise Conflict(f"disbursement {self.id} is {self.status.value.lower()}")
@@ -239,5 +257,6 @@ class Disbursement(Aggregate):
             program=str(self.program),
             cancelled_on=cancelled_on,
             released_cents=released,
+            actor=actor,
         )
         return released

@@ -70,6 +70,7 @@ class WelfareFund(Aggregate):
 
     class PolicySet(Aggregate.Event):
         policy: dict[str, Any]
+        actor: str | None = None  # who set it (None in events recorded before it was kept)
 
         def apply(self, aggregate: Any) -> None:
             assert isinstance(aggregate, WelfareFund)
@@ -77,6 +78,7 @@ class WelfareFund(Aggregate):
 
     class StipendRulesSet(Aggregate.Event):
         rules: dict[str, Any]
+        actor: str | None = None
 
         def apply(self, aggregate: Any) -> None:
             assert isinstance(aggregate, WelfareFund)
@@ -155,7 +157,7 @@ class WelfareFund(Aggregate):
     def policy_versions(self) -> list[PolicyVersion]:
         return [PolicyVersion.from_state(self.policies[k]) for k in sorted(self.policies)]
 
-    def set_policy(self, version: PolicyVersion) -> None:
+    def set_policy(self, version: PolicyVersion, *, actor: str | None = None) -> None:
         """Record a policy version. A version never rewrites accrued history.
 
         Rule: refused when any income posting dated on or after `effective_from` has
@@ -170,10 +172,10 @@ class WelfareFund(Aggregate):
                 f"income up to {latest} was already accrued under the policy then in force; "
                 f"a new policy can take effect on {earliest.isoformat()} or later",
             )
-        self.trigger_event(self.PolicySet, policy=version.as_state())
+        self.trigger_event(self.PolicySet, policy=version.as_state(), actor=actor)
 
-    def set_stipend_rules(self, rules: StipendRules) -> None:
-        self.trigger_event(self.StipendRulesSet, rules=rules.as_state())
+    def set_stipend_rules(self, rules: StipendRules, *, actor: str | None = None) -> None:
+        self.trigger_event(self.StipendRulesSet, rules=rules.as_state(), actor=actor)
 
     def stipend_rules_on(self, day: date) -> StipendRules:
         applicable = [k for k in self.stipend_rules if k <= day.isoformat()]

@@ -540,6 +540,7 @@ async def test_disbursement_workflow_roles_and_limits(app_client: GraphQLClient)
     pay = {"idempotencyKey": "pay0", "disbursementId": first["id"], "amount": "100.00"}
     early = (await admin.data(PAY, {"input": {**pay, "paidOn": "2025-02-05"}}))["payDisbursement"]
     assert early["__typename"] == "PaymentExceedsApproval"
+    assert "is not approved yet" in early["message"]
     head = app_client.head()
     for document, value, name, field in (
         (

@@ -191,7 +191,7 @@ class Disbursement(Aggregate):
         self, *, amount_cents: int, paid_on: date, entry_id: UUID, actor: str | None = None
     ) -> None:
         if self.status is DisbursementStatus.COMMITTED:
-            raise PaymentExceedsApproval(amount_cents, 0, 0)
+            raise PaymentExceedsApproval(amount_cents, 0, 0, not_approved_yet=True)
         if self.status is not DisbursementStatus.APPROVED:
             raise Conflict(f"disbursement {self.id} is {self.status.value.lower()}")
         if amount_cents <= 0:

@@ -20,12 +20,26 @@ class InsufficientFunds(Conflict):
 
 
 class PaymentExceedsApproval(Conflict):
-    def __init__(self, requested_cents: int, approved_cents: int, paid_cents: int) -> None:
-        super().__init__(
-            f"payment of {format_cents(requested_cents)} EUR exceeds what is approved and "
-            f"unpaid ({format_cents(approved_cents - paid_cents)} EUR of "
-            f"{format_cents(approved_cents)} EUR approved)"
-        )
+    def __init__(
+        self,
+        requested_cents: int,
+        approved_cents: int,
+        paid_cents: int,
+        *,
+        not_approved_yet: bool = False,
+    ) -> None:
+        if not_approved_yet:
+            message = (
+                f"payment of {format_cents(requested_cents)} EUR refused: the disbursement "
+                "is not approved yet (a fund officer approves it first)"
+            )
+        else:
+            message = (
+                f"payment of {format_cents(requested_cents)} EUR exceeds what is approved and "
+                f"unpaid ({format_cents(approved_cents - paid_cents)} EUR of "
+                f"{format_cents(approved_cents)} EUR approved)"
+            )
+        super().__init__(message)
         self.requested_cents = requested_cents
         self.approved_cents = approved_cents
         self.paid_cents = paid_cents

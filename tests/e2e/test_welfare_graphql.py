@@ -260,6 +260,19 @@ async def test_policy_bad_input_and_the_past_rule_store_nothing(app_client: Grap
         assert result["__typename"] == "ValidationError", percent
         assert result["field"] == "shares[0].percent"
         assert app_client.head() == head
+    for index, stream in enumerate(["GRANT_RESTRICTED", "DONATION_RESTRICTED"]):
+        restricted = await _policy(
+            officer,
+            f"restricted-{index}",
+            "2025-01-01",
+            [{"stream": "HOTEL", "percent": "10"}, {"stream": stream, "percent": "50"}],
+        )
+        assert (restricted["__typename"], restricted["field"]) == (
+            "ValidationError",
+            "shares[1].stream",
+        )
+        assert "restricted income" in restricted["message"]
+    assert app_client.head() == head
     ok = await _policy(officer, "p1", "2025-01-01", [{"stream": "HOTEL", "percent": "10"}])
     assert ok["__typename"] == "RedistributionPolicy"
     await _income(admin, "stay-1", "2025-03-10", "4000", "100.00")

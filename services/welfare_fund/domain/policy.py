@@ -40,9 +40,12 @@ class Stream(StrEnum):
     DONATION = "DONATION"
     GRANT_UNRESTRICTED = "GRANT_UNRESTRICTED"
     CONTRACT = "CONTRACT"
-    # Restricted income funds only its purpose: tracked, but its share defaults to 0.
+    # Restricted income funds only its purpose: tracked, its share always 0.
     GRANT_RESTRICTED = "GRANT_RESTRICTED"
     DONATION_RESTRICTED = "DONATION_RESTRICTED"
+
+
+RESTRICTED_STREAMS = frozenset({Stream.GRANT_RESTRICTED, Stream.DONATION_RESTRICTED})
 
 
 class Program(str):
@@ -215,9 +218,15 @@ def check_policy(
     catalog: ProgramCatalog,
 ) -> None:
     seen: set[Stream] = set()
-    for index, (stream, _ppm) in enumerate(shares):
+    for index, (stream, ppm) in enumerate(shares):
         if stream in seen:
             raise ValidationError(f"shares[{index}].stream", f"{stream.value} is listed twice")
+        if stream in RESTRICTED_STREAMS and ppm:
+            raise ValidationError(
+                f"shares[{index}].stream",
+                f"{stream.value} is restricted income: it funds only the purpose it was "
+                "given for, so its share is 0",
+            )
         seen.add(stream)
     if not program_shares:
         raise ValidationError("programShares", "name at least one program")

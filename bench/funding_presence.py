@@ -46,7 +46,7 @@ def main() -> None:
         key=f"{run}:contract",
         actor="bench",
         authority="Prefettura di Brescia",
-        authority_tax_code="80012345678",
+        authority_tax_code="80012345676",
         authority_office_code="UFA7KD",
         authority_address=Address("Piazza Paolo VI 16", "25121", "Brescia", "BS"),
         cig=cig,

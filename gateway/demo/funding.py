@@ -208,7 +208,7 @@ def _contract(year: int, rng: random.Random) -> Iterator[DemoStep]:
             key=f"demo:{year}:contract",
             actor=DEMO_ACTOR,
             authority="Prefettura di Brescia",
-            authority_tax_code="80012345678",
+            authority_tax_code="80012345676",
             authority_office_code="UFA7KD",
             authority_address=Address("Piazza Paolo VI 16", "25121", "Brescia", "BS"),
             cig=cig,

@@ -518,10 +518,10 @@ class ShopApplication(CoopApplication):
         def decide() -> Decision[CashSession]:
             if counted_cash_cents < 0:
                 raise ValidationError("countedCash", "must not be negative")
-            if counted_cash_cents > self.settings.amount_ceiling_cents:
-                raise ValidationError("countedCash", "exceeds the amount ceiling")
             if terminal_card_cents is not None and terminal_card_cents < 0:
                 raise ValidationError("cardTerminalTotal", "must not be negative")
+            # Their upper bounds depend on the session's expected figures: see
+            # CashSession.close.
             session = self.get_session(session_id)
             session.check_scope(till_scope)
             day = self._day(at)
@@ -532,6 +532,7 @@ class ShopApplication(CoopApplication):
                 closed_at=at,
                 closed_by=actor,
                 terminal_card_cents=terminal_card_cents,
+                ceiling_cents=self.settings.amount_ceiling_cents,
             )
             till: Till = self.repository.get(till_aggregate_id(session.till_id))
             till.session_closed(session)

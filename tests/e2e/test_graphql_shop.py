@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Callable
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -829,3 +830,265 @@ async def test_z_close_beyond_tolerance_is_flagged_and_tolerance_is_configuratio
         "{ __typename ... on ValidationError { field } } }"
     )
     assert bad["setShopPolicy"] == {"__typename": "ValidationError", "field": "categories"}
+
+
+DAILY_CLOSE = (
+    "query($d: Date!) { dailyClose(date: $d) { tillId zNumbers closed receiptsCount "
+    "refundsCount firstReceipt lastReceipt netTotal } }"
+)
+RANGES = "receiptsByDay { date salesCount refundsCount firstReceipt lastReceipt }"
+
+
+ACROSS_MIDNIGHT_RANGES = [
+    {"date": "2025-05-02", "salesCount": 2, "refundsCount": 0, "firstReceipt": 1, "lastReceipt": 2},
+    {"date": "2025-05-03", "salesCount": 2, "refundsCount": 1, "firstReceipt": 1, "lastReceipt": 3},
+]
+
+
+async def session_across_midnight(
+    client: GraphQLClient, till: GraphQLClient, monkeypatch: pytest.MonkeyPatch
+) -> tuple[dict[str, Any], Callable[[int, int], None]]:
+    """Till-1's Z1, opened on 2025-05-02 (Rome) and left open past midnight: receipts
+    1-2 on the 2nd; receipts 1-2 and the refund 3 (of the 2nd's receipt 1) on the 3rd.
+    Returns the session and a setter of the clock (hour and minute of the 3rd)."""
+    zone = client.runtime.settings.zone
+    clock = {"now": datetime(2025, 5, 2, 20, 0, tzinfo=zone)}
+    monkeypatch.setattr("services.shop.graphql.mutations.now", lambda: clock["now"])
+
+    def at(hour: int, minute: int) -> None:
+        clock["now"] = datetime(2025, 5, 3, hour, minute, tzinfo=zone)
+
+    session = await open_session(till)
+    card = await ring(
+        till, session["id"], "d1-1", ONE_COAT, [{"method": "CARD", "amount": "12.20"}]
+    )
+    cash = [{"method": "CASH", "amount": "20.00"}]
+    assert (await ring(till, session["id"], "d1-2", ONE_COAT, cash))["receiptNumber"] == 2
+    at(0, 30)  # the till is still open
+    second_day = [
+        await ring(till, session["id"], "d2-1", ONE_COAT, cash),
+        await ring(till, session["id"], "d2-2", ONE_COAT, cash),
+    ]
+    assert [(s["businessDate"], s["receiptNumber"]) for s in second_day] == [
+        ("2025-05-03", 1),
+        ("2025-05-03", 2),
+    ]
+    refund = (await till.data(REFUND, {"input": {"idempotencyKey": "d2-r", "saleId": card["id"]}}))[
+        "refundSale"
+    ]
+    assert refund["receiptNumber"] == 3, refund
+    return session, at
+
+
+async def close_across_midnight(till: GraphQLClient, session: dict[str, Any]) -> dict[str, Any]:
+    z: dict[str, Any] = (
+        await till.data(
+            "mutation($input: CloseCashSessionInput!) { closeCashSession(input: $input) { "
+            "__typename ... on ZReport { zNumber firstReceipt lastReceipt " + RANGES + " } } }",
+            {
+                "input": {
+                    "idempotencyKey": "z1",
+                    "sessionId": session["id"],
+                    "countedCash": "160.00",
+                }
+            },
+        )
+    )["closeCashSession"]
+    return z
+
+
+async def test_a_day_rung_in_a_session_opened_the_day_before_is_closed_only_with_it(
+    client: GraphQLClient,
+    client_as: Callable[..., GraphQLClient],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Documents carry the day they are issued on, so a session left open past
+    midnight holds two fiscal days: each day's close lists that Z, and is not closed
+    until the Z is."""
+    till = client_as(Role.VOLUNTEER, "till-1")
+    session, at = await session_across_midnight(client, till, monkeypatch)
+
+    async def daily(day: str) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = (await client.data(DAILY_CLOSE, {"d": day}))["dailyClose"]
+        return rows
+
+    def row(z_numbers: list[int], closed: bool, refunds: int, last: int, net: str) -> Any:
+        return {
+            "tillId": "till-1",
+            "zNumbers": z_numbers,
+            "closed": closed,
+            "receiptsCount": 2,
+            "refundsCount": refunds,
+            "firstReceipt": 1,
+            "lastReceipt": last,
+            "netTotal": net,
+        }
+
+    # Both days' receipts sit in Z1, still open: neither day is closed.
+    assert await daily("2025-05-03") == [row([1], False, 1, 3, "12.20")]
+    assert await daily("2025-05-02") == [row([1], False, 0, 2, "24.40")]
+    assert (await close_across_midnight(till, session))["__typename"] == "ZReport"
+    # Z1 closed: both days it covers list it and are closed.
+    assert await daily("2025-05-03") == [row([1], True, 1, 3, "12.20")]
+    assert await daily("2025-05-02") == [row([1], True, 0, 2, "24.40")]
+
+    # A new session the same night continues the day's numbering; the day is open
+    # again until that session is closed too; the day before is not touched.
+    at(1, 0)
+    later = await open_session(till, key="open-2")
+    cash = [{"method": "CASH", "amount": "20.00"}]
+    assert (await ring(till, later["id"], "d2-3", ONE_COAT, cash))["receiptNumber"] == 4
+    day = await daily("2025-05-03")
+    assert [(r["zNumbers"], r["closed"], r["lastReceipt"]) for r in day] == [([1, 2], False, 4)]
+    assert await daily("2025-05-02") == [row([1], True, 0, 2, "24.40")]
+
+
+async def test_x_and_z_of_a_session_across_midnight_give_a_receipt_range_per_day(
+    client: GraphQLClient,
+    client_as: Callable[..., GraphQLClient],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Receipt numbers restart each day: one min..max over two days' numbers means
+    nothing, so the range is given per business day."""
+    till = client_as(Role.VOLUNTEER, "till-1")
+    session, at = await session_across_midnight(client, till, monkeypatch)
+    x = (
+        await till.data(
+            "query($id: ID!) { xReport(sessionId: $id) { salesCount refundsCount "
+            "firstReceipt lastReceipt " + RANGES + " } }",
+            {"id": session["id"]},
+        )
+    )["xReport"]
+    assert x == {
+        "salesCount": 4,
+        "refundsCount": 1,
+        "firstReceipt": None,  # no one range covers two days' numbering
+        "lastReceipt": None,
+        "receiptsByDay": ACROSS_MIDNIGHT_RANGES,
+    }
+    assert await close_across_midnight(till, session) == {
+        "__typename": "ZReport",
+        "zNumber": 1,
+        "firstReceipt": None,
+        "lastReceipt": None,
+        "receiptsByDay": ACROSS_MIDNIGHT_RANGES,
+    }
+    # A session of one day keeps its plain range.
+    at(1, 0)
+    later = await open_session(till, key="open-2")
+    cash = [{"method": "CASH", "amount": "20.00"}]
+    assert (await ring(till, later["id"], "d2-3", ONE_COAT, cash))["receiptNumber"] == 4
+    x2 = (
+        await till.data(
+            "query($id: ID!) { xReport(sessionId: $id) { firstReceipt lastReceipt "
+            + RANGES
+            + " } }",
+            {"id": later["id"]},
+        )
+    )["xReport"]
+    assert x2 == {
+        "firstReceipt": 4,
+        "lastReceipt": 4,
+        "receiptsByDay": [
+            {
+                "date": "2025-05-03",
+                "salesCount": 1,
+                "refundsCount": 0,
+                "firstReceipt": 4,
+                "lastReceipt": 4,
+            }
+        ],
+    }
+
+
+async def test_a_drawer_above_the_amount_ceiling_closes_on_its_true_count(
+    client_as: Callable[..., GraphQLClient],
+) -> None:
+    """The counted cash and the card terminal's total may differ from the till's
+    figures by at most the amount ceiling; the figures themselves may exceed it."""
+    till = client_as(Role.VOLUNTEER, "till-1")
+    session = await open_session(till)
+    ceiling = till.runtime.settings.amount_ceiling_cents
+    price = eur(ceiling - 1)
+    lines = [{"category": "OTHER", "description": "a painting", "quantity": 1, "unitPrice": price}]
+    big = await ring(till, session["id"], "big", lines, [{"method": "CASH", "amount": price}])
+    assert big["__typename"] == "Sale", big
+    card = await ring(
+        till, session["id"], "card", ONE_COAT, [{"method": "CARD", "amount": "12.20"}]
+    )
+    assert card["__typename"] == "Sale", card
+    expected = (await till.data(XREPORT, {"id": session["id"]}))["xReport"]["expectedCash"]
+    assert cents(expected) == 10000 + ceiling - 1 > ceiling
+    head = till.head()
+
+    async def close(key: str, counted: str, terminal: str | None) -> dict[str, Any]:
+        value = {"idempotencyKey": key, "sessionId": session["id"], "countedCash": counted}
+        if terminal is not None:
+            value["cardTerminalTotal"] = terminal
+        result: dict[str, Any] = (await till.data(CLOSE, {"input": value}))["closeCashSession"]
+        return result
+
+    for counted, terminal, field in (
+        (expected, "100000000.00", "cardTerminalTotal"),
+        (expected, eur(1220 + ceiling + 1), "cardTerminalTotal"),
+        (eur(cents(expected) + ceiling + 1), "12.20", "countedCash"),
+        (expected, "-0.01", "cardTerminalTotal"),
+    ):
+        refused = await close(f"bad-{counted}-{terminal}", counted, terminal)
+        assert (refused["__typename"], refused["field"]) == ("ValidationError", field), refused
+    assert till.head() == head
+    z = await close("z", expected, "12.20")
+    assert z["__typename"] == "ZReport", z
+    assert (z["countedCash"], z["difference"], z["withinTolerance"]) == (expected, "0.00", True)
+    assert z["cardDifference"] == "0.00"
+
+
+async def test_a_cash_session_that_does_not_exist_is_not_found_not_pending(
+    client_as: Callable[..., GraphQLClient],
+) -> None:
+    till = client_as(Role.VOLUNTEER, "till-1")
+    missing = "00000000-0000-0000-0000-000000000001"
+    for query in (
+        "query($id: ID!) { cashSession(id: $id) { id } }",
+        "query($id: ID!) { xReport(sessionId: $id) { salesCount } }",
+    ):
+        body = await till.execute(query, {"id": missing})
+        assert body["data"] is None, body
+        error = body["errors"][0]
+        assert error["extensions"]["code"] == "NOT_FOUND", body
+        assert error["message"] == f"cash session {missing} does not exist", body
+    # One just written is read back (the command waited for the read models).
+    session = await open_session(till)
+    found = await till.data(
+        "query($id: ID!) { cashSession(id: $id) { id } }", {"id": session["id"]}
+    )
+    assert found == {"cashSession": {"id": session["id"]}}
+
+
+async def test_a_cash_refund_the_drawer_cannot_pay_names_the_refund_method(
+    client_as: Callable[..., GraphQLClient],
+) -> None:
+    till = client_as(Role.VOLUNTEER, "till-1")
+    session = await open_session(till, opening="0.00")
+    sale = await ring(till, session["id"], "s", ONE_COAT, [{"method": "CASH", "amount": "20.00"}])
+    emptied = (
+        await till.data(
+            MOVE,
+            {
+                "input": {
+                    "idempotencyKey": "bank",
+                    "sessionId": session["id"],
+                    "amount": "12.20",
+                    "direction": "OUT",
+                    "reason": "BANK_DEPOSIT",
+                }
+            },
+        )
+    )["recordCashMovement"]
+    assert emptied["expectedCash"] == "0.00", emptied
+    refused = (await till.data(REFUND, {"input": {"idempotencyKey": "r", "saleId": sale["id"]}}))[
+        "refundSale"
+    ]
+    assert refused["__typename"] == "ValidationError", refused
+    assert refused["field"] == "refundMethod"
+    assert refused["message"].startswith("the drawer should hold only 0.00 EUR")

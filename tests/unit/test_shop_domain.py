@@ -12,6 +12,7 @@ import pytest
 from services.common.errors import Conflict, ValidationError
 from services.ledger.domain import Side
 from services.shop.domain import (
+    CashSession,
     LineInput,
     PaymentInput,
     PaymentMethod,
@@ -156,6 +157,7 @@ def test_one_open_session_per_till_and_receipts_continue_across_sessions() -> No
         closed_at=NOW,
         closed_by="a",
         terminal_card_cents=None,
+        ceiling_cents=CEILING,
     )
     till.session_closed(first)
     with pytest.raises(SessionClosed):
@@ -170,6 +172,80 @@ def test_one_open_session_per_till_and_receipts_continue_across_sessions() -> No
     assert second.z_number == 2
     assert second.next_receipt(NOW.date()) == 2
     assert second.next_receipt(date(2025, 5, 3)) == 1  # a new day starts at 1
+
+
+def open_session(opening_float_cents: int = 0) -> CashSession:
+    return Till.register("till-1").open_session(
+        session_id=uuid4(),
+        opening_float_cents=opening_float_cents,
+        opened_at=NOW,
+        business_date=NOW.date(),
+        opened_by="a",
+    )
+
+
+def record(session: CashSession, kind: str, cash_cents: int, card_cents: int = 0) -> None:
+    session.record_document(
+        document_id=uuid4(),
+        kind=kind,
+        receipt_day=NOW.date(),
+        receipt_number=session.next_receipt(NOW.date()),
+        cash_cents=cash_cents,
+        card_cents=card_cents,
+    )
+
+
+def close(session: CashSession, counted_cents: int, terminal_cents: int | None = None) -> None:
+    session.close(
+        counted_cash_cents=counted_cents,
+        tolerance_cents=100,
+        closed_at=NOW,
+        closed_by="a",
+        terminal_card_cents=terminal_cents,
+        ceiling_cents=1000,
+    )
+
+
+def test_a_drawer_holding_more_than_the_ceiling_closes_on_its_true_count() -> None:
+    session = open_session(opening_float_cents=900)
+    record(session, "sale", cash_cents=800, card_cents=700)
+    record(session, "sale", cash_cents=0, card_cents=900)
+    assert session.expected_cash_cents == 1700  # above the ceiling of 1000
+    assert session.card_total_cents == 1600
+    # A count (or a terminal total) further than the ceiling from the till's figure is
+    # a typo: refused, naming the field.
+    for counted, terminal, field in (
+        (2701, None, "countedCash"),
+        (699, None, "countedCash"),
+        (1700, 2601, "cardTerminalTotal"),
+        (1700, 599, "cardTerminalTotal"),
+    ):
+        with pytest.raises(ValidationError) as error:
+            close(session, counted, terminal)
+        assert error.value.field == field
+    assert session.is_open
+    close(session, 1700, 1600)  # the true counts close it
+    assert session.difference_cents == 0
+
+
+def test_a_terminal_total_is_bounded_like_any_amount() -> None:
+    session = open_session()
+    with pytest.raises(ValidationError) as error:
+        close(session, 0, 10_000_000_000)
+    assert error.value.field == "cardTerminalTotal"
+    with pytest.raises(ValidationError) as error:
+        close(session, 0, -1)
+    assert error.value.field == "cardTerminalTotal"
+    close(session, 0, 1000)  # a difference of the ceiling itself is accepted (flagged)
+
+
+def test_a_cash_refund_beyond_the_drawer_names_the_refund_method() -> None:
+    session = open_session(opening_float_cents=500)
+    with pytest.raises(ValidationError) as error:
+        record(session, "refund", cash_cents=501)
+    assert error.value.field == "refundMethod"
+    record(session, "refund", cash_cents=500)
+    assert session.expected_cash_cents == 0
 
 
 def test_configuration_versions_apply_from_their_date() -> None:

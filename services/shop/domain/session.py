@@ -248,8 +248,10 @@ class CashSession(Aggregate):
         if receipt_number != self.next_receipt(receipt_day):
             raise ValueError("receipt numbers are taken in order")  # a bug, not input
         if kind == "refund" and cash_cents > self.expected_cash_cents:
+            # Only a refund pays cash out here: name the refund's input that chooses
+            # the method (RefundSaleInput.refundMethod), which has no `payments`.
             raise ValidationError(
-                "payments",
+                "refundMethod",
                 f"the drawer should hold only {format_cents(self.expected_cash_cents)} EUR "
                 "in cash; refund by card or bring change first",
             )
@@ -295,6 +297,11 @@ class CashSession(Aggregate):
             actor=actor,
         )
 
+    @property
+    def card_total_cents(self) -> int:
+        """Card sales minus card refunds: what the card terminal should show."""
+        return self.card_sales_cents - self.card_refunds_cents
+
     def close(
         self,
         *,
@@ -303,10 +310,27 @@ class CashSession(Aggregate):
         closed_at: datetime,
         closed_by: str,
         terminal_card_cents: int | None,
+        ceiling_cents: int,
     ) -> None:
+        """Z close. A counted total is bounded by how far it is from what the till
+        expects, not by its size: the drawer (or the card terminal) may rightly hold
+        more than the amount ceiling after a busy session, and the true count must
+        close it. A count further than the ceiling from the expected figure is refused
+        as a typo (the cash difference is posted like any amount, at most the ceiling)."""
         self.check_open()
         expected = self.expected_cash_cents
         difference = counted_cash_cents - expected
+        _check_counted(
+            "countedCash", counted_cash_cents, expected, ceiling_cents, "the drawer should hold"
+        )
+        if terminal_card_cents is not None:
+            _check_counted(
+                "cardTerminalTotal",
+                terminal_card_cents,
+                self.card_total_cents,
+                ceiling_cents,
+                "the till's card total is",
+            )
         self.trigger_event(
             self.Closed,
             closed_at=closed_at,
@@ -317,4 +341,17 @@ class CashSession(Aggregate):
             tolerance_cents=tolerance_cents,
             within_tolerance=abs(difference) <= tolerance_cents,
             terminal_card_cents=terminal_card_cents,
+        )
+
+
+def _check_counted(
+    field: str, counted_cents: int, expected_cents: int, ceiling_cents: int, what: str
+) -> None:
+    if counted_cents < 0:
+        raise ValidationError(field, "must not be negative")
+    if abs(counted_cents - expected_cents) > ceiling_cents:
+        raise ValidationError(
+            field,
+            f"differs from the {format_cents(expected_cents)} EUR {what} by more than the "
+            f"amount ceiling of {format_cents(ceiling_cents)} EUR; count again",
         )

@@ -273,11 +273,18 @@ def _wrong_till(exc: CoopError) -> WrongTillResult | None:
     return WrongTillResult(message=exc.message) if isinstance(exc, WrongTill) else None
 
 
-async def session_report(info: Info, session_id: UUID) -> queries.SessionReport:
+async def session_report(
+    info: Info, session_id: UUID, *, written: bool = True
+) -> queries.SessionReport:
+    """The session's report from the read model. `written`: the caller's command has
+    just written it and run_command waited for the projections to reach it, so a
+    missing row is a lag; otherwise (a query for an id) it does not exist."""
     async with info.context.runtime.read_engine.connect() as conn:
         row = await queries.session_by_id(conn, session_id)
-        if row is None:  # the wait in run_command guarantees the projection has it
-            raise NotFound(f"cash session {session_id} is not projected yet")
+        if row is None:
+            if written:
+                raise NotFound(f"cash session {session_id} is not projected yet")
+            raise NotFound(f"cash session {session_id} does not exist")
         return await queries.session_report(conn, row)
 
 

@@ -79,7 +79,7 @@ def _readable_till(info: Info, till_id: str | None) -> str | None:
 class ShopQuery:
     @strawberry.field(permission_classes=SHOP_READERS, description="A cash session by id.")
     async def cash_session(self, info: Info, id: strawberry.ID) -> CashSession:
-        report = await session_report(info, parse_id(id, "id"))
+        report = await session_report(info, parse_id(id, "id"), written=False)
         check_scope(scope_of(info), report.session.till_id)
         return CashSession.of(report)
 
@@ -92,14 +92,14 @@ class ShopQuery:
         session_id = await open_session_id(info, till_id)
         if session_id is None:
             return None
-        return CashSession.of(await session_report(info, session_id))
+        return CashSession.of(await session_report(info, session_id, written=False))
 
     @strawberry.field(
         permission_classes=SHOP_READERS,
         description="Totals of a session so far (open or closed); changes nothing.",
     )
     async def x_report(self, info: Info, session_id: strawberry.ID) -> XReport:
-        report = await session_report(info, parse_id(session_id, "sessionId"))
+        report = await session_report(info, parse_id(session_id, "sessionId"), written=False)
         check_scope(scope_of(info), report.session.till_id)
         return XReport.of(report)
 

@@ -16,6 +16,7 @@ from services.shop.domain import CashDirection, PaymentMethod, ShopPolicy
 from services.shop.projections.queries import (
     Breakdown,
     CategoryTotal,
+    DayReceipts,
     DocumentRow,
     MethodTotal,
     SellThroughRow,
@@ -110,6 +111,35 @@ class ShopVatRateTotal:
         )
 
 
+@strawberry.type(
+    name="ShopReceiptRange",
+    description="A session's documents of one business day. Receipt numbers restart "
+    "every day, so a session left open past midnight has one range per day.",
+)
+class ShopReceiptRange:
+    date: date
+    sales_count: int
+    refunds_count: int
+    first_receipt: int
+    last_receipt: int
+
+    @classmethod
+    def of(cls, row: DayReceipts) -> ShopReceiptRange:
+        return cls(
+            date=row.business_date,
+            sales_count=row.sales_count,
+            refunds_count=row.refunds_count,
+            first_receipt=row.first_receipt,
+            last_receipt=row.last_receipt,
+        )
+
+
+RECEIPT_RANGE = (
+    "The session's first (last) receipt number, when all its documents are of one "
+    "business day; null when they span several days (see receiptsByDay) or there are none."
+)
+
+
 def _methods(b: Breakdown) -> list[ShopMethodTotal]:
     return [ShopMethodTotal.of(m) for m in b.by_method]
 
@@ -177,6 +207,7 @@ def _report_fields(report: SessionReport) -> dict[str, object]:
         "refunds_count": b.refunds_count,
         "first_receipt": b.first_receipt,
         "last_receipt": b.last_receipt,
+        "receipts_by_day": [ShopReceiptRange.of(day) for day in b.by_day],
         "by_method": _methods(b),
         "by_category": _categories(b),
         "by_vat_rate": _rates(b),
@@ -200,8 +231,11 @@ class XReport:
     net_total: Money
     sales_count: int
     refunds_count: int
-    first_receipt: int | None
-    last_receipt: int | None
+    first_receipt: int | None = strawberry.field(description=RECEIPT_RANGE)
+    last_receipt: int | None = strawberry.field(description=RECEIPT_RANGE)
+    receipts_by_day: list[ShopReceiptRange] = strawberry.field(
+        description="Counts and receipt range per business day, in date order."
+    )
     by_method: list[ShopMethodTotal]
     by_category: list[ShopCategoryTotal]
     by_vat_rate: list[ShopVatRateTotal]
@@ -238,8 +272,11 @@ class ZReport:
     net_total: Money
     sales_count: int
     refunds_count: int
-    first_receipt: int | None
-    last_receipt: int | None
+    first_receipt: int | None = strawberry.field(description=RECEIPT_RANGE)
+    last_receipt: int | None = strawberry.field(description=RECEIPT_RANGE)
+    receipts_by_day: list[ShopReceiptRange] = strawberry.field(
+        description="Counts and receipt range per business day, in date order."
+    )
     by_method: list[ShopMethodTotal]
     by_category: list[ShopCategoryTotal]
     by_vat_rate: list[ShopVatRateTotal]
@@ -491,8 +528,14 @@ class ShopTotals:
 class TillDailyClose:
     till_id: str
     date: date
-    z_numbers: list[int]
-    closed: bool = strawberry.field(description="Every session of the day is closed.")
+    z_numbers: list[int] = strawberry.field(
+        description="Every session holding documents of the day (a session left open past "
+        "midnight holds several days'), and every session opened that day."
+    )
+    closed: bool = strawberry.field(
+        description="All those sessions are closed: the day's totals are final. False while "
+        "any session holding the day's receipts is open."
+    )
     receipts_count: int
     refunds_count: int
     first_receipt: int | None

@@ -15,7 +15,7 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Table, func, select
+from sqlalchemy import ColumnElement, Table, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.common.errors import ValidationError
@@ -74,13 +74,28 @@ class VolunteerTotal:
 
 
 @dataclass(frozen=True)
+class DayReceipts:
+    """The documents of one business day: receipt numbers restart every day, so a
+    range of numbers only means something within one day (and one till)."""
+
+    business_date: date
+    sales_count: int
+    refunds_count: int
+    first_receipt: int
+    last_receipt: int
+
+
+@dataclass(frozen=True)
 class Breakdown:
     sales_cents: int = 0
     refunds_cents: int = 0
     sales_count: int = 0
     refunds_count: int = 0
+    # The receipt range when every document is of one business day; None when the
+    # documents span several days (a session left open past midnight): see by_day.
     first_receipt: int | None = None
     last_receipt: int | None = None
+    by_day: list[DayReceipts] = field(default_factory=list)
     by_method: list[MethodTotal] = field(default_factory=list)
     by_category: list[CategoryTotal] = field(default_factory=list)
     by_vat_rate: list[VatRateTotal] = field(default_factory=list)
@@ -223,10 +238,13 @@ def _filters(
 
 async def breakdown(conn: AsyncConnection, **filters: Any) -> Breakdown:
     d, ln, p = shop_documents.c, shop_lines.c, shop_payments.c
-    counts: dict[str, tuple[int, int]] = {}
-    receipts: tuple[Any, Any] = (None, None)
-    for kind, count, total, first, last in await conn.execute(
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    # Per business day: sales, refunds, first and last receipt. Receipt numbers run
+    # across sales and refunds, per till and day.
+    days: dict[date, list[int]] = {}
+    for day, kind, count, total, first, last in await conn.execute(
         select(
+            d.business_date,
             d.kind,
             func.count(),
             func.sum(d.total_cents),
@@ -234,15 +252,16 @@ async def breakdown(conn: AsyncConnection, **filters: Any) -> Breakdown:
             func.max(d.receipt_number),
         )
         .where(*_filters(shop_documents, **filters))
-        .group_by(d.kind)
+        .group_by(d.business_date, d.kind)
     ):
-        counts[kind] = (int(count), int(total))
-        # Receipt numbers run across sales and refunds (one till and day).
-        low, high = receipts
-        receipts = (
-            int(first) if low is None else min(low, int(first)),
-            int(last) if high is None else max(high, int(last)),
-        )
+        counts[kind][0] += int(count)
+        counts[kind][1] += int(total)
+        per_day = days.setdefault(day, [0, 0, int(first), int(last)])
+        per_day[0 if kind == "sale" else 1] += int(count)
+        per_day[2] = min(per_day[2], int(first))
+        per_day[3] = max(per_day[3], int(last))
+    by_day = [DayReceipts(day, *totals) for day, totals in sorted(days.items())]
+    one_day = by_day[0] if len(by_day) == 1 else None
     methods: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for kind, method, amount in await conn.execute(
         select(p.kind, p.method, func.sum(p.amount_cents))
@@ -280,12 +299,13 @@ async def breakdown(conn: AsyncConnection, **filters: Any) -> Breakdown:
         rate_totals[1] += sign * int(net)
         rate_totals[2] += sign * int(vat)
     return Breakdown(
-        sales_cents=counts.get("sale", (0, 0))[1],
-        refunds_cents=counts.get("refund", (0, 0))[1],
-        sales_count=counts.get("sale", (0, 0))[0],
-        refunds_count=counts.get("refund", (0, 0))[0],
-        first_receipt=receipts[0],
-        last_receipt=receipts[1],
+        sales_cents=counts["sale"][1],
+        refunds_cents=counts["refund"][1],
+        sales_count=counts["sale"][0],
+        refunds_count=counts["refund"][0],
+        first_receipt=one_day.first_receipt if one_day else None,
+        last_receipt=one_day.last_receipt if one_day else None,
+        by_day=by_day,
         by_method=[MethodTotal(m, s, r) for m, (s, r) in sorted(methods.items())],
         by_category=[CategoryTotal(c, *t) for c, t in sorted(categories.items())],
         by_vat_rate=[VatRateTotal(r, *t) for r, t in sorted(rates.items())],
@@ -508,20 +528,27 @@ async def volunteer_totals(conn: AsyncConnection, **filters: Any) -> list[Volunt
 
 
 async def daily_close(conn: AsyncConnection, day: date, till_id: str | None) -> list[TillDay]:
-    """Per till, the day's documents as the electronic-receipt daily close reports them."""
-    s = shop_sessions.c
-    sessions: dict[str, list[tuple[int, bool]]] = defaultdict(list)
-    query = select(s.till_id, s.z_number, s.is_open).where(s.business_date == day)
+    """Per till, the day's documents as the electronic-receipt daily close reports them.
+
+    A document carries the business day it was issued on, which for a session left
+    open past midnight is not the day the session was opened. So a day's Z numbers
+    are those of every session that holds documents of the day, plus the sessions
+    opened that day; and the day is closed only when all of them are: until then
+    receipts of the day sit in an open session and its totals are not final."""
+    s, d = shop_sessions.c, shop_documents.c
+    holding_the_day = select(d.session_id).where(d.business_date == day)
+    if till_id is not None:
+        holding_the_day = holding_the_day.where(d.till_id == till_id)
+    query = select(s.till_id, s.z_number, s.is_open).where(
+        or_(s.business_date == day, s.session_id.in_(holding_the_day.distinct()))
+    )
     if till_id is not None:
         query = query.where(s.till_id == till_id)
+    sessions: dict[str, list[tuple[int, bool]]] = defaultdict(list)
     for till, z_number, is_open in await conn.execute(query):
         sessions[till].append((int(z_number), bool(is_open)))
-    d = shop_documents.c
-    tills_query = select(d.till_id).where(d.business_date == day).distinct()
-    if till_id is not None:
-        tills_query = tills_query.where(d.till_id == till_id)
-    tills = set(sessions) | set((await conn.execute(tills_query)).scalars())
     out = []
+    tills = set(sessions)
     for till in sorted(tills):
         numbers = sorted(sessions.get(till, []))
         out.append(

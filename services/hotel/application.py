@@ -47,9 +47,10 @@ from services.hotel.domain.accounting import (
     deposit_postings,
     payment_postings,
 )
+from services.hotel.domain.config import percent
 from services.hotel.domain.folio import DEPOSIT, DEPOSIT_REFUND, REFUND, FolioLine, Payment
 from services.ledger.application import LedgerApplication
-from services.ledger.domain import Cause, JournalEntry, Posting, entry_id_for_cause
+from services.ledger.domain import AccountType, Cause, JournalEntry, Posting, entry_id_for_cause
 from services.ledger.domain.facts import check_not_future
 
 MAX_BOOKINGS_PER_REPORT = 100
@@ -124,6 +125,7 @@ class HotelApplication(CoopApplication):
         def decide() -> Decision[HotelPolicy]:
             config = self.configuration(read_only=False)
             config.set_policy(policy)
+            self._check_vat_accounts(policy)
             return Decision(
                 (config,), policy, {"effective_from": policy.effective_from.isoformat()}
             )
@@ -139,6 +141,25 @@ class HotelApplication(CoopApplication):
             decide=decide,
             load_result=load,
         )
+
+    def _check_vat_accounts(self, policy: HotelPolicy) -> None:
+        """The VAT accounts the policy's rates post to are open liability accounts of
+        the chart: a typo would otherwise surface only at a charge or a check-out."""
+        chart = self.ledger.chart(read_only=True)
+        for rate_bp in sorted(set(policy.vat_bp_by_kind.values())):
+            code = policy.vat_account(rate_bp)
+            account = chart.accounts.get(code)
+            if account is None or not account.is_open:
+                raise ValidationError(
+                    "vatAccounts",
+                    f"account {code!r} for the {percent(rate_bp)}% rate is not an open "
+                    "account of the chart (open it with openAccount first)",
+                )
+            if account.account_type is not AccountType.LIABILITY:
+                raise ValidationError(
+                    "vatAccounts",
+                    f"account {code!r} for the {percent(rate_bp)}% rate is not a liability account",
+                )
 
     def define_room(self, *, key: str, actor: str, room: Room) -> Outcome[Room]:
         def decide() -> Decision[Room]:

@@ -156,3 +156,41 @@ def account_totals(entries: list[dict[str, Any]]) -> dict[str, str]:
             net = Decimal(line["debit"]) - Decimal(line["credit"])
             totals[line["account"]] = totals.get(line["account"], Decimal(0)) + net
     return {account: f"{value:.2f}" for account, value in sorted(totals.items()) if value}
+
+
+SET_POLICY = mutation(
+    "setHotelPolicy",
+    "SetHotelPolicyInput",
+    """__typename
+    ... on HotelPolicy { effectiveFrom cancellationFreeDays noShowPenaltyNights vatRoom
+                         vatAccounts { rate account } }
+    ... on ValidationError { field message }""",
+)
+
+
+def policy_input(key: str, effective_from: str, **overrides: Any) -> dict[str, Any]:
+    """setHotelPolicy's input: the seeded Breno policy, changed by `overrides`."""
+    value: dict[str, Any] = {
+        "idempotencyKey": key,
+        "effectiveFrom": effective_from,
+        "hotelStars": 3,
+        "municipalityCode": BRENO,
+        "touristTaxByStars": [
+            {"stars": 1, "amount": "1.00"},
+            {"stars": 2, "amount": "1.00"},
+            {"stars": 3, "amount": "1.00"},
+            {"stars": 4, "amount": "1.50"},
+            {"stars": 5, "amount": "2.00"},
+        ],
+        "touristTaxExemptUnderAge": 14,
+        "touristTaxMaxNights": 5,
+        "maxStayNights": 30,
+        "cancellationFreeDays": 7,
+        "noShowPenaltyNights": 1,
+        "vatRoom": "10",
+        "vatFood": "10",
+        "vatBeverage": "10",
+        "vatOther": "22",
+    }
+    value.update(overrides)
+    return value

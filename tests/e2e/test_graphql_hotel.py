@@ -23,6 +23,7 @@ from tests.e2e.hotel_helpers import (
     NUMBERED_CHARGE,
     PAY,
     REFUND,
+    SET_POLICY,
     VOID,
     account_totals,
     adult,
@@ -30,6 +31,7 @@ from tests.e2e.hotel_helpers import (
     booking_input,
     entries_for,
     member,
+    policy_input,
     run,
 )
 
@@ -1124,3 +1126,288 @@ async def test_two_desks_voiding_the_same_charge_one_wins(client: GraphQLClient)
     journal = (await client.data(JOURNAL))["journal"]["nodes"]
     voids = [n for n in journal if n["description"].endswith(f"{booking_id}: void of charge 1")]
     assert len(voids) == 1
+
+
+async def test_nights_before_the_tax_came_in_do_not_use_up_the_cap(
+    client: GraphQLClient,
+) -> None:
+    """Review finding 1: ten nights from 28 May 2025, the tax in force from 1 June.
+    1-5 June are taxed, 6 June is exempt under the cap of 5; 28-31 May are neither."""
+    abroad: dict[str, Any] = {
+        "residenceCountryCode": GERMANY,
+        "residenceMunicipalityCode": None,
+        "residenceProvince": None,
+    }
+    booking = await book(
+        client,
+        "cap",
+        roomNumber="101",
+        arrival="2025-05-28",
+        departure="2025-06-07",
+        businessDate="2025-05-01",
+        guests=[adult(**abroad)],
+    )
+    assert booking["folio"]["touristTax"] == "5.00"
+    taxes = [line for line in booking["folio"]["lines"] if line["kind"] == "TOURIST_TAX"]
+    assert [(t["description"], t["date"]) for t in taxes] == [
+        ("Tourist tax: 5 guest-night(s) at 1.00 EUR", "2025-06-01")
+    ]
+    booking_id = booking["id"]
+    await run(
+        client,
+        CHECK_IN,
+        {"idempotencyKey": "in", "bookingId": booking_id, "businessDate": "2025-05-28"},
+        "checkIn",
+    )
+    paid = await run(
+        client,
+        PAY,
+        {"idempotencyKey": "p", "bookingId": booking_id, "method": "CARD", "amount": "905.00",
+         "businessDate": "2025-06-07"},
+        "recordPayment",
+    )  # fmt: skip
+    assert paid["folio"]["balance"] == "0.00", paid
+    out = await run(
+        client,
+        CHECK_OUT,
+        {"idempotencyKey": "o", "bookingId": booking_id, "businessDate": "2025-06-07"},
+        "checkOut",
+    )
+    assert out["folio"]["touristTax"] == "5.00"
+    report = (
+        await client.data(
+            'query { touristTaxReport(from: "2025-06-01", to: "2025-06-30") '
+            "{ amount taxedGuestNights byMonth { exemptCap } } }"
+        )
+    )["touristTaxReport"]
+    assert report == {"amount": "5.00", "taxedGuestNights": 5, "byMonth": [{"exemptCap": 1}]}
+
+
+async def test_a_void_after_check_out_refunds_only_by_a_method_that_took_the_money(
+    client: GraphQLClient,
+) -> None:
+    """Review finding 2: the folio was paid in cash; a card refund of the voided dinner
+    left the card clearing account at -40.00 for the booking."""
+    booking_id = await guest_from_abroad_checked_in(client)
+    await run(
+        client,
+        CHARGE,
+        {"idempotencyKey": "c", "bookingId": booking_id, "kind": "FOOD",
+         "description": "Dinner", "amount": "40.00", "businessDate": "2025-07-01"},
+        "postCharge",
+    )  # fmt: skip
+    # 3 nights x 90.00 + 3 x 1.00 tax + 40.00
+    await run(
+        client,
+        PAY,
+        {"idempotencyKey": "p", "bookingId": booking_id, "method": "CASH", "amount": "313.00",
+         "businessDate": "2025-07-04"},
+        "recordPayment",
+    )  # fmt: skip
+    out = await run(
+        client,
+        CHECK_OUT,
+        {"idempotencyKey": "o", "bookingId": booking_id, "businessDate": "2025-07-04"},
+        "checkOut",
+    )
+    assert out["status"] == "CHECKED_OUT", out
+    void = {"bookingId": booking_id, "chargeNumber": 1, "reason": "not eaten",
+            "businessDate": "2025-07-05"}  # fmt: skip
+    head = client.head()
+    refused = await run(
+        client, VOID, {**void, "idempotencyKey": "v1", "refundMethod": "CARD"}, "voidCharge"
+    )
+    assert refused == {
+        "__typename": "ValidationError",
+        "field": "refundMethod",
+        "message": "CARD took 0.00 EUR of this stay's payments",
+    }
+    assert client.head() == head
+    credited = await run(
+        client, VOID, {**void, "idempotencyKey": "v2", "refundMethod": "CASH"}, "voidCharge"
+    )
+    assert credited["__typename"] == "Booking", credited
+    assert credited["folio"]["payments"][-1]["method"] == "CASH"
+    # The void's reversal is caused by the charge's entry: find it by description.
+    journal = (await client.data(JOURNAL))["journal"]["nodes"]
+    totals = account_totals([n for n in journal if booking_id in n["description"]])
+    assert totals["1000"] == "273.00"  # the cash kept
+    assert "1020" not in totals
+    assert "1100" not in totals
+
+
+async def test_a_late_arrival_staying_one_night_is_reported_within_six_hours(
+    client: GraphQLClient,
+) -> None:
+    """Review finding 3: booked for three nights, the guest arrives on the last one:
+    a stay of one night, 6 h to report it (as its Alloggiati record's days say)."""
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    today = datetime.now(ZoneInfo("Europe/Rome")).date()
+    booking = await book(
+        client,
+        "late",
+        arrival=(today - timedelta(days=2)).isoformat(),
+        departure=(today + timedelta(days=1)).isoformat(),
+        businessDate=(today - timedelta(days=2)).isoformat(),
+    )
+    checked_in = await run(
+        client,
+        CHECK_IN,
+        {"idempotencyKey": "in", "bookingId": booking["id"], "businessDate": today.isoformat()},
+        "checkIn",
+    )
+    assert checked_in["__typename"] == "Booking", checked_in
+    pending = (
+        await client.data(
+            "{ alloggiatiPending(withinHours: 6) { bookingId nights checkedInAt deadline } }"
+        )
+    )["alloggiatiPending"]
+    assert [(p["bookingId"], p["nights"]) for p in pending] == [(booking["id"], 1)]
+    deadline = datetime.fromisoformat(pending[0]["deadline"])
+    assert deadline - datetime.fromisoformat(pending[0]["checkedInAt"]) == timedelta(hours=6)
+    records = (
+        await client.data(
+            "query($d: Date!) { alloggiatiRecords(date: $d) { records } }",
+            {"d": today.isoformat()},
+        )
+    )["alloggiatiRecords"]["records"]
+    assert {record[12:14] for record in records} == {"01"}  # days of stay: 1
+
+
+async def test_the_report_time_keeps_its_instant_on_every_store(client: GraphQLClient) -> None:
+    """Review finding 4: 18:00+01:00 was stored on SQLite as 18:00 and read as UTC."""
+    from datetime import UTC, datetime
+
+    booking_id = await checked_in_booking(client)  # checked in on 2025-07-01
+    marked = await client.data(
+        "mutation($input: MarkGuestsReportedInput!) { markGuestsReported(input: $input) "
+        "{ __typename ... on BookingList { bookings { id guestsReportedAt } } } }",
+        {
+            "input": {
+                "idempotencyKey": "rep",
+                "bookingIds": [booking_id],
+                "reportedAt": "2025-07-01T18:00:00+01:00",
+            }
+        },
+    )
+    expected = datetime(2025, 7, 1, 17, tzinfo=UTC)
+    shown = marked["markGuestsReported"]["bookings"][0]["guestsReportedAt"]
+    assert datetime.fromisoformat(shown) == expected
+    read = await client.data(
+        "query($id: ID!) { booking(id: $id) { guestsReportedAt } }", {"id": booking_id}
+    )
+    assert datetime.fromisoformat(read["booking"]["guestsReportedAt"]) == expected
+
+
+async def test_cancellation_and_no_show_apply_the_terms_booked_under(
+    client: GraphQLClient,
+) -> None:
+    """Review finding 5: booked on 2025-06-01 under 7 days' free cancellation and a
+    one-night no-show penalty; from 2025-06-10 the hotel asks 30 days and two nights
+    of new business. The bookings made before keep their terms."""
+    cancelled_early = await book(client, "early", deposit="50.00", depositMethod="TRANSFER")
+    absent = await book(client, "absent", roomNumber="108", deposit="200.00")
+    tightened = await run(
+        client,
+        SET_POLICY,
+        policy_input("p", "2025-06-10", cancellationFreeDays=30, noShowPenaltyNights=2),
+        "setHotelPolicy",
+    )
+    assert tightened["__typename"] == "HotelPolicy", tightened
+    cancelled = await run(
+        client,
+        CANCEL,
+        {"idempotencyKey": "c", "bookingId": cancelled_early["id"], "businessDate": "2025-06-20"},
+        "cancelBooking",
+    )
+    assert cancelled["folio"]["lines"] == []  # nothing retained: 11 days' notice >= 7
+    assert [p["kind"] for p in cancelled["folio"]["payments"]] == ["DEPOSIT", "DEPOSIT_REFUND"]
+    assert account_totals(await entries_for(client, cancelled_early["id"])) == {}
+    no_show = await run(
+        client,
+        NO_SHOW,
+        {"idempotencyKey": "ns", "bookingId": absent["id"], "businessDate": "2025-07-01"},
+        "markNoShow",
+    )
+    assert [(line["description"], line["amount"]) for line in no_show["folio"]["lines"]] == [
+        ("No-show penalty: 1 night(s)", "90.00")
+    ]
+    # New business after the change is held to the new terms.
+    later = await book(client, "later", roomNumber="109", deposit="50.00",
+                       businessDate="2025-06-15", arrival="2025-07-10",
+                       departure="2025-07-12")  # fmt: skip
+    kept = await run(
+        client,
+        CANCEL,
+        {"idempotencyKey": "c2", "bookingId": later["id"], "businessDate": "2025-06-20"},
+        "cancelBooking",
+    )
+    assert [line["kind"] for line in kept["folio"]["lines"]] == ["RETAINED_DEPOSIT"]
+
+
+async def test_a_new_vat_rate_is_set_with_its_account(client: GraphQLClient) -> None:
+    """Review finding 6: a VAT rate with no account was refused with no way to give
+    one. The admin opens the account in the ledger and names it in vatAccounts."""
+    twelve = policy_input("v1", "2025-08-01", vatRoom="12")
+    refused = await run(client, SET_POLICY, twelve, "setHotelPolicy")
+    assert refused["__typename"] == "ValidationError"
+    assert refused["field"] == "vatAccounts"
+    assert "ROOM rate of 12%" in refused["message"]
+    assert "vatAccounts" in refused["message"]
+
+    for key, account, text in (
+        ("v2", "2030", "not an open account"),  # not opened yet
+        ("v3", "4000", "not a liability account"),
+    ):
+        wrong = {**twelve, "idempotencyKey": key,
+                 "vatAccounts": [{"rate": "12", "account": account}]}  # fmt: skip
+        result = await run(client, SET_POLICY, wrong, "setHotelPolicy")
+        assert (result["__typename"], result["field"]) == ("ValidationError", "vatAccounts")
+        assert text in result["message"], result
+    opened = await client.data(
+        'mutation { openAccount(input: {idempotencyKey: "open-2030", code: "2030", '
+        'name: "VAT payable 12%", type: LIABILITY}) { __typename } }'
+    )
+    assert opened["openAccount"]["__typename"] == "Account"
+    accepted = await run(
+        client,
+        SET_POLICY,
+        {**twelve, "idempotencyKey": "v4", "vatAccounts": [{"rate": "12", "account": "2030"}]},
+        "setHotelPolicy",
+    )
+    assert accepted["__typename"] == "HotelPolicy", accepted
+    assert accepted["vatRoom"] == "12"
+    assert {"rate": "12", "account": "2030"} in accepted["vatAccounts"]
+    assert {"rate": "10", "account": "2010"} in accepted["vatAccounts"]
+
+    # A stay in August is priced and posted at 12%.
+    booking = await book(
+        client, "aug", roomNumber="101", arrival="2025-08-01", departure="2025-08-02",
+        guests=[adult()], nightlyRate="112.00",
+    )  # fmt: skip
+    room = booking["folio"]["lines"][0]
+    assert (room["vatRate"], room["net"], room["vat"]) == ("12", "100.00", "12.00")
+    booking_id = booking["id"]
+    await run(
+        client,
+        CHECK_IN,
+        {"idempotencyKey": "in", "bookingId": booking_id, "businessDate": "2025-08-01"},
+        "checkIn",
+    )
+    await run(
+        client,
+        PAY,
+        {"idempotencyKey": "p", "bookingId": booking_id, "method": "CARD", "amount": "113.00",
+         "businessDate": "2025-08-02"},
+        "recordPayment",
+    )  # fmt: skip
+    out = await run(
+        client,
+        CHECK_OUT,
+        {"idempotencyKey": "o", "bookingId": booking_id, "businessDate": "2025-08-02"},
+        "checkOut",
+    )
+    assert out["__typename"] == "Booking", out
+    assert account_totals(await entries_for(client, booking_id))["2030"] == "-12.00"

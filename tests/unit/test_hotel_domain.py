@@ -422,3 +422,139 @@ def test_policy_versions_apply_from_their_date() -> None:
         c.set_policy(replace(DEFAULT_POLICIES[-1], hotel_stars=6))
     with pytest.raises(ValidationError):
         c.room_on("999", date(2025, 1, 1))
+
+
+@pytest.mark.parametrize(
+    ("arrival", "end", "present_from", "cents", "cap"),
+    [
+        # Review: 10 nights from 28 May; the tax came in on 1 June. 1-5 June taxed, 6 June
+        # exempt under the cap of 5: the three untaxed May nights do not use it up.
+        (date(2025, 5, 28), date(2025, 6, 7), None, 500, 1),
+        # The demo year's stay: 2 nights in June, both taxed (none was).
+        (date(2025, 5, 27), date(2025, 6, 3), None, 200, 0),
+        # A late arrival's held nights do not count either.
+        (date(2025, 7, 1), date(2025, 7, 10), date(2025, 7, 3), 500, 2),
+    ],
+)
+def test_the_cap_counts_only_taxable_nights(
+    arrival: date, end: date, present_from: date | None, cents: int, cap: int
+) -> None:
+    _lines, tax = price_stay(
+        config(),
+        room_number="101",
+        arrival=arrival,
+        end=end,
+        nightly_rate_cents=6500,
+        guests=[guest(0).facts(arrival)],
+        present_from=present_from,
+    )
+    assert tax.amount_cents == cents
+    assert tax.taxed_guest_nights == cents // 100
+    assert tax.exempt_guest_nights == ({"cap": cap} if cap else {})
+
+
+def checked_out(method: str = "CASH") -> Booking:
+    """Checked in 2025-07-01 with a 40.00 dinner, paid in full by `method`, out 07-04."""
+    booking = make_booking()
+    booking.check_in(config(), on=date(2025, 7, 1))
+    booking.post_charge(
+        config(), kind="FOOD", description="Dinner", amount_cents=4000,
+        on=date(2025, 7, 1), ceiling_cents=CEILING,
+    )  # fmt: skip
+    booking.record_payment(
+        method=method, amount_cents=booking.balance_cents, on=date(2025, 7, 4),
+        ceiling_cents=CEILING,
+    )  # fmt: skip
+    booking.check_out(config(), on=date(2025, 7, 4))
+    return booking
+
+
+def test_a_void_after_check_out_refunds_only_by_a_method_that_took_the_money() -> None:
+    booking = checked_out("CASH")
+    for method in ("CARD", "TRANSFER"):
+        with pytest.raises(ValidationError) as refused:
+            booking.void_charge(
+                number=1, reason="not eaten", on=date(2025, 7, 5), refund_method=method
+            )
+        assert refused.value.field == "refundMethod"
+        assert f"{method} took 0.00 EUR" in str(refused.value)
+    assert booking.voided_charges == {}
+    _line, refund = booking.void_charge(
+        number=1, reason="not eaten", on=date(2025, 7, 5), refund_method="CASH"
+    )
+    assert refund is not None
+    assert (refund.method, refund.amount_cents) == ("CASH", 4000)
+    assert booking.balance_cents == 0
+
+
+def test_cancellation_and_no_show_keep_the_terms_of_the_booking_day() -> None:
+    """Booked 2025-06-01 under 7 days' free cancellation and a one-night no-show
+    penalty; the hotel tightens both from 2025-06-10 for new business."""
+    c = config()
+    c.set_policy(
+        replace(
+            DEFAULT_POLICIES[-1],
+            effective_from=date(2025, 6, 10),
+            cancellation_free_days=30,
+            no_show_penalty_nights=2,
+        )
+    )
+    early = make_booking(deposit=5000)
+    early.cancel(c, on=date(2025, 6, 20))  # 11 days ahead: free under the booked terms
+    assert [p.kind for p in early.payments] == ["DEPOSIT", "DEPOSIT_REFUND"]
+    assert early.stay_lines == []
+
+    late = make_booking(deposit=5000)
+    late.cancel(c, on=date(2025, 6, 25))  # 6 days ahead: retained under the booked terms
+    assert [line.kind for line in late.stay_lines] == ["RETAINED_DEPOSIT"]
+
+    absent = make_booking(deposit=20000)
+    absent.mark_no_show(c, on=date(2025, 7, 1))
+    assert [(line.kind, line.amount_cents) for line in absent.stay_lines] == [
+        ("NO_SHOW_PENALTY", 9000)
+    ]
+    assert absent.payments[-1].amount_cents == 11000  # the rest of the deposit back
+
+
+def test_a_late_arrival_who_leaves_the_day_it_came_pays_that_night() -> None:
+    booking = make_booking()  # 2025-07-01 to 07-04, two adults
+    booking.check_in(config(), on=date(2025, 7, 3))
+    booking.record_payment(
+        method="CARD", amount_cents=27200, on=date(2025, 7, 3), ceiling_cents=CEILING
+    )
+    booking.check_out(config(), on=date(2025, 7, 3))
+    assert [line.service_date for line in booking.stay_lines if line.kind == "ROOM"] == [
+        date(2025, 7, 1),
+        date(2025, 7, 2),
+        date(2025, 7, 3),
+    ]
+    assert booking.tourist_tax.taxed_guest_nights == 2  # two guests, the night of 07-03
+
+
+def test_the_police_deadline_counts_the_nights_from_the_check_in() -> None:
+    from services.hotel.domain.alloggiati import deadline_for, nights_reported
+
+    arrived = datetime(2026, 11, 24, 21, 28, tzinfo=UTC)
+    # Booked 22-25 November, arrived on the 24th: one night, a short stay.
+    nights = nights_reported(date(2026, 11, 24), date(2026, 11, 25))
+    assert nights == 1
+    assert deadline_for(arrived, nights) == arrived + timedelta(hours=6)
+    assert nights_reported(date(2026, 11, 22), date(2026, 11, 25)) == 3
+
+
+def test_a_new_vat_rate_names_its_account() -> None:
+    c = config()
+    new_rate = replace(
+        DEFAULT_POLICIES[-1],
+        effective_from=date(2028, 1, 1),
+        vat_bp_by_kind={**DEFAULT_POLICIES[-1].vat_bp_by_kind, "ROOM": 1200},
+    )
+    with pytest.raises(ValidationError) as refused:
+        c.set_policy(new_rate)
+    assert refused.value.field == "vatAccounts"
+    assert "ROOM rate of 12%" in str(refused.value)
+    assert "vatAccounts" in str(refused.value)
+    c.set_policy(
+        replace(new_rate, vat_account_by_bp={**new_rate.vat_account_by_bp, "1200": "2030"})
+    )
+    assert c.policy_on(date(2028, 1, 1)).vat_account(1200) == "2030"

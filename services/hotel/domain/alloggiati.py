@@ -85,6 +85,13 @@ def arrived_at(recorded_at: datetime, checked_in_on: date, zone: tzinfo) -> date
     return min(recorded_at, end_of_day)
 
 
+def nights_reported(arrived_on: date, stay_end: date) -> int:
+    """The nights of stay the police report counts: from the day the guests arrived
+    (the check-in, not the booked arrival: a late arrival staying one night is a short
+    stay) to the end of the stay, at least one."""
+    return max((stay_end - arrived_on).days, 1)
+
+
 def deadline_for(arrived: datetime, nights: int) -> datetime:
     # A one-night stay lasts at most 24 hours (arrival afternoon, departure morning).
     return arrived + (SHORT_STAY_DEADLINE if nights <= 1 else DEADLINE)

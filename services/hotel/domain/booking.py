@@ -571,6 +571,8 @@ class Booking(Aggregate):
         # and a full folio must still be correctable.
         if on < original.service_date:
             raise ValidationError("businessDate", "a void cannot precede the charge it voids")
+        if refund_method is not None:
+            self._check_refund_method(refund_method, original.amount_cents, field="refundMethod")
         line = FolioLine(
             kind=original.kind,
             description=f"Void of charge {number}: {reason}",
@@ -626,6 +628,17 @@ class Booking(Aggregate):
         )
         return payment
 
+    def _check_refund_method(self, method: str, amount_cents: int, *, field: str) -> None:
+        """Back the way it came: a refund only by a method that took at least that much
+        of this stay's payments (a card refund of cash never taken by card left the
+        card clearing account negative for the booking)."""
+        by_method = sum(p.signed_cents for p in self.payments if p.method == method)
+        if amount_cents > by_method:
+            raise ValidationError(
+                field,
+                f"{method} took {format_cents(max(by_method, 0))} EUR of this stay's payments",
+            )
+
     def _check_not_before_first_payment(self, on: date) -> None:
         if self.payments and on < min(p.on for p in self.payments):
             raise ValidationError(
@@ -671,14 +684,7 @@ class Booking(Aggregate):
                 "amount",
                 f"exceeds the {format_cents(received)} EUR paid, the deposit included",
             )
-        # Back the way it came: a card refund of cash never taken by card left the card
-        # clearing account negative for the booking.
-        by_method = sum(p.signed_cents for p in self.payments if p.method == method)
-        if amount_cents > by_method:
-            raise ValidationError(
-                "method",
-                f"{method} took {format_cents(max(by_method, 0))} EUR of this stay's payments",
-            )
+        self._check_refund_method(method, amount_cents, field="method")
         latest = max((p.on for p in self.payments if p.signed_cents > 0), default=None)
         if latest is not None and on < latest:
             raise ValidationError("businessDate", "a refund cannot precede the payment it returns")
@@ -704,8 +710,10 @@ class Booking(Aggregate):
                 "businessDate",
                 f"check-out cannot precede the folio's last charge ({latest.isoformat()})",
             )
-        # A same-day departure still pays one night; a late one pays the booked nights.
-        end = min(max(on, self.arrival + timedelta(days=1)), self.departure)
+        # A same-day departure still pays one night, the night of its check-in (a late
+        # arrival who leaves the day it came had the room that night); a late
+        # departure pays the booked nights.
+        end = min(max(on, self.checked_in_on + timedelta(days=1)), self.departure)
         lines, tax = price_stay(
             config,
             room_number=self.room_number,
@@ -743,7 +751,8 @@ class Booking(Aggregate):
             raise ValidationError(
                 "businessDate", "after the arrival day a guest who never came is a no-show"
             )
-        policy = config.policy_on(on)
+        # The terms the guest booked under (a later policy is for new business).
+        policy = config.policy_on(self.booked_on)
         deposit = self.deposit_cents
         method = self.deposit_method or "TRANSFER"
         closing: list[dict[str, Any]] = []
@@ -766,7 +775,8 @@ class Booking(Aggregate):
             raise ValidationError(
                 "businessDate", "a no-show is recorded from the arrival day and its deposit"
             )
-        policy = config.policy_on(self.arrival)
+        # The terms the guest booked under, as for a cancellation.
+        policy = config.policy_on(self.booked_on)
         nights = min(policy.no_show_penalty_nights, len(self.nights))
         penalty = nights * self.nightly_rate_cents
         deposit = self.deposit_cents

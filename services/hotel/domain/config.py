@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from datetime import date
+from decimal import Decimal
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -42,6 +43,12 @@ ACCOUNT_ROLES = (
 )
 
 
+def percent(rate_bp: int) -> str:
+    """1000 basis points -> "10"; 550 -> "5.5"."""
+    value = (Decimal(rate_bp) / 100).normalize()
+    return f"{value:f}"
+
+
 @dataclass(frozen=True)
 class HotelPolicy:
     """Everything about money and stays that may change on a given date."""
@@ -58,7 +65,8 @@ class HotelPolicy:
     cancellation_free_days: int  # cancel at least this many days before arrival: refund
     no_show_penalty_nights: int  # nights charged for a no-show, taken from the deposit
     vat_bp_by_kind: dict[str, int]  # VAT in basis points per charge kind (1000 = 10%)
-    vat_account_by_bp: dict[str, str]  # VAT payable account per rate
+    # VAT payable account per rate; the admin adds one for a new rate (vatAccounts).
+    vat_account_by_bp: dict[str, str]
     accounts: dict[str, str] = field(default_factory=dict)  # ACCOUNT_ROLES -> code
 
     @property
@@ -129,7 +137,17 @@ class HotelPolicy:
             if rate is None or not 0 <= rate <= 10_000:
                 raise ValidationError("vatRates", f"{kind} needs a rate between 0% and 100%")
             if not _ACCOUNT_CODE.fullmatch(self.vat_account_by_bp.get(str(rate), "")):
-                raise ValidationError("vatAccounts", f"no VAT account for the {kind} rate")
+                raise ValidationError(
+                    "vatAccounts",
+                    f"no VAT account for the {kind} rate of {percent(rate)}%: give one in "
+                    f'vatAccounts (e.g. {{rate: "{percent(rate)}", account: "<code>"}}), '
+                    "an open liability account of the ledger's chart",
+                )
+        for rate_text, code in self.vat_account_by_bp.items():
+            if not rate_text.isdigit() or not 0 <= int(rate_text) <= 10_000:
+                raise ValidationError("vatAccounts", "a rate is between 0% and 100%")
+            if not _ACCOUNT_CODE.fullmatch(code):
+                raise ValidationError("vatAccounts", "not an account code")
         for role in ACCOUNT_ROLES:
             if not _ACCOUNT_CODE.fullmatch(self.accounts.get(role, "")):
                 raise ValidationError("accounts", f"no account for {role}")

@@ -177,7 +177,8 @@ def price_stay(
     """Room lines (one per night, VAT in force that night) and the tourist tax.
 
     The tax is per guest per night stayed, at the rate in force that night for the
-    hotel's category; nights beyond the policy's cap, children under the age limit
+    hotel's category; taxable nights (a rate in force, the guests there) beyond the
+    policy's cap of consecutive taxed nights, children under the age limit
     (age on arrival), residents of the municipality and guests with a recorded reason
     are exempt. One tax line per rate, outside VAT. `present_from`: the check-in day
     of a late arrival; the nights before it are held (the room is paid) but nobody
@@ -188,6 +189,7 @@ def price_stay(
     first_night_at_rate: dict[int, date] = {}
     exempt: Counter[str] = Counter()
     first_present = arrival if present_from is None else max(arrival, present_from)
+    taxable_nights = 0  # nights so far with a rate in force and the guests there
     for night in nights_between(arrival, end):
         policy = config.policy_on(night)
         lines.append(
@@ -202,7 +204,10 @@ def price_stay(
         rate = policy.tourist_tax_cents
         if rate == 0 or night < first_present:
             continue  # no tax in force, or nobody there: nothing to report either
-        index = (night - first_present).days  # consecutive nights stayed, for the cap
+        # The cap counts taxable nights only: nights before the tax came in (or a
+        # late arrival's held nights) cannot use it up.
+        index = taxable_nights
+        taxable_nights += 1
         for guest in guests:
             reason = exemption(
                 guest,

@@ -240,6 +240,18 @@ class TouristTaxRateInput:
 
 
 @strawberry.input
+class VatAccountInput:
+    rate: str = strawberry.field(description='Percent, e.g. "12".')
+    account: str = strawberry.field(
+        description="An open liability account of the ledger's chart (openAccount first)."
+    )
+
+
+# A policy names four VAT rates; a few more entries cover rates kept for old versions.
+MAX_VAT_ACCOUNTS = 10
+
+
+@strawberry.input
 class SetHotelPolicyInput:
     idempotency_key: str
     effective_from: date
@@ -255,6 +267,11 @@ class SetHotelPolicyInput:
     vat_food: str
     vat_beverage: str
     vat_other: str
+    vat_accounts: list[VatAccountInput] | None = strawberry.field(
+        default=None,
+        description="VAT payable account per rate, added to (or replacing) those of the "
+        "version in force; a new VAT rate needs one.",
+    )
 
 
 @strawberry.input
@@ -323,6 +340,22 @@ def _bp(text: str, field: str) -> int:
     if not value.is_finite() or bp != bp.to_integral_value() or not 0 <= bp <= 10_000:
         raise ValidationError(field, "a percent between 0 and 100 with at most 2 decimals")
     return int(bp)
+
+
+def _vat_accounts(current: HotelPolicy, given: list[VatAccountInput] | None) -> dict[str, str]:
+    accounts = dict(current.vat_account_by_bp)
+    if given is None:
+        return accounts
+    if len(given) > MAX_VAT_ACCOUNTS:
+        raise ValidationError("vatAccounts", f"at most {MAX_VAT_ACCOUNTS} entries")
+    seen: set[int] = set()
+    for i, entry in enumerate(given):
+        bp = _bp(entry.rate, f"vatAccounts[{i}].rate")
+        if bp in seen:
+            raise ValidationError(f"vatAccounts[{i}].rate", "names a rate already given")
+        seen.add(bp)
+        accounts[str(bp)] = entry.account.strip()
+    return accounts
 
 
 async def _booking_mutation(
@@ -576,8 +609,9 @@ class HotelMutation:
                     "BEVERAGE": _bp(input.vat_beverage, "vatBeverage"),
                     "OTHER": _bp(input.vat_other, "vatOther"),
                 },
-                # Accounts follow the version in force (opened through the ledger).
-                vat_account_by_bp=dict(current.vat_account_by_bp),
+                # Accounts follow the version in force (opened through the ledger),
+                # with the VAT accounts the admin names for new rates.
+                vat_account_by_bp=_vat_accounts(current, input.vat_accounts),
                 accounts={role: current.accounts[role] for role in ACCOUNT_ROLES},
             )
             return hotel.set_policy(key=input.idempotency_key, actor=actor, policy=policy)

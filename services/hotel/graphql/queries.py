@@ -22,6 +22,7 @@ from services.hotel.domain.alloggiati import (
     arrived_at,
     build_records,
     deadline_for,
+    nights_reported,
 )
 from services.hotel.graphql.types import (
     AlloggiatiFile,
@@ -152,7 +153,7 @@ class HotelQuery:
                 party_type=view.party_type,
                 party_size=view.guest_count,
                 arrival=date,
-                nights=max((view.stay_end - date).days, 1),
+                nights=nights_reported(date, view.stay_end),
                 guest=guest,
             )
             for view in arrivals
@@ -183,8 +184,10 @@ class HotelQuery:
         for view in views:
             if view.checked_in_at is None:
                 continue
-            nights = (view.departure - view.arrival).days
             assert view.checked_in_on is not None  # with checked_in_at
+            # From the check-in, as the record's days of stay: the deadline follows
+            # the stay the guests actually have, not the one they booked.
+            nights = nights_reported(view.checked_in_on, view.stay_end)
             arrived = arrived_at(view.checked_in_at, view.checked_in_on, zone)
             deadline = deadline_for(arrived, nights)
             if deadline <= horizon:

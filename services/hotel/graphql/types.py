@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from decimal import Decimal
 from enum import StrEnum
 
 import strawberry
@@ -11,6 +10,7 @@ import strawberry
 from services.common.graphql import Money, PageInfo, money
 from services.hotel.domain import BookingStatus, HotelPolicy, PartyType, Room
 from services.hotel.domain.alloggiati import record_type
+from services.hotel.domain.config import percent
 from services.hotel.domain.folio import ROUNDING_RULE, TOURIST_TAX, vat_summary
 from services.hotel.projections.queries import BookingView
 
@@ -37,12 +37,6 @@ class PaymentMethod(StrEnum):
 class Sex(StrEnum):
     M = "M"
     F = "F"
-
-
-def percent(rate_bp: int) -> str:
-    """1000 basis points -> "10"; 550 -> "5.5"."""
-    value = (Decimal(rate_bp) / 100).normalize()
-    return f"{value:f}"
 
 
 @strawberry.type
@@ -236,8 +230,10 @@ class ErasableBooking:
 class PendingReport:
     booking_id: strawberry.ID
     room_number: str
-    arrival: date
-    nights: int
+    arrival: date = strawberry.field(description="The booked arrival.")
+    nights: int = strawberry.field(
+        description="Nights of stay from the check-in day, as the Alloggiati record counts."
+    )
     guest_count: int
     checked_in_at: datetime
     deadline: datetime = strawberry.field(
@@ -284,6 +280,12 @@ class TouristTaxReport:
     by_month: list[TouristTaxMonth]
 
 
+@strawberry.type
+class VatAccount:
+    rate: str = strawberry.field(description='Percent, e.g. "10".')
+    account: str = strawberry.field(description="The ledger's VAT payable account for it.")
+
+
 @strawberry.type(name="HotelPolicy")
 class HotelPolicyType:
     effective_from: date
@@ -299,6 +301,9 @@ class HotelPolicyType:
     vat_food: str
     vat_beverage: str
     vat_other: str
+    vat_accounts: list[VatAccount] = strawberry.field(
+        description="Where the VAT of each rate is posted, by rate."
+    )
 
     @classmethod
     def from_policy(cls, policy: HotelPolicy) -> HotelPolicyType:
@@ -316,6 +321,12 @@ class HotelPolicyType:
             vat_food=percent(policy.vat_bp("FOOD")),
             vat_beverage=percent(policy.vat_bp("BEVERAGE")),
             vat_other=percent(policy.vat_bp("OTHER")),
+            vat_accounts=[
+                VatAccount(rate=percent(int(bp)), account=code)
+                for bp, code in sorted(
+                    policy.vat_account_by_bp.items(), key=lambda item: int(item[0])
+                )
+            ],
         )
 
 

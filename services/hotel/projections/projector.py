@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
 from uuid import UUID
 
@@ -208,7 +208,7 @@ class HotelProjection(Projection):
                 page.execute(
                     update(hotel_bookings)
                     .where(this)
-                    .values(reported_at=datetime.fromisoformat(event.reported_at))
+                    .values(reported_at=_utc_instant(event.reported_at))
                 )
             elif isinstance(event, Booking.GuestDataErased):
                 # The key is deleted too; drop the unreadable text all the same.
@@ -366,3 +366,10 @@ def _stay_end(stay_lines: list[dict[str, Any]]) -> date:
     """The day after the last night charged (a check-out charges at least one night)."""
     last_night = max(date.fromisoformat(s["date"]) for s in stay_lines if s["kind"] == "ROOM")
     return last_night + timedelta(days=1)
+
+
+def _utc_instant(text: str) -> datetime:
+    """An ISO instant with its offset, in UTC: SQLite's DateTime keeps no offset (it
+    drops it without converting) and the read side takes what it stores as UTC, so
+    18:00+01:00 must be stored as 17:00. PostgreSQL's timestamptz gets the same."""
+    return datetime.fromisoformat(text).astimezone(UTC)

@@ -7,6 +7,7 @@ and the idempotency claim, so a fact and its money commit together or not at all
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -16,7 +17,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
-from services.common.errors import Conflict, NotFound
+from services.common.errors import Conflict, NotFound, ValidationError
 from services.common.eventstore import CoopApplication
 from services.common.idempotency import Decision, Outcome, execute_idempotent
 from services.common.months import parse_month
@@ -51,6 +52,39 @@ from services.ledger.domain.grants import Grant, TrancheTerms, grant_id_for
 
 A = TypeVar("A", bound=Aggregate)
 R = TypeVar("R")
+
+
+# The ledger names the parts of a journal entry it checks: these two stand for inputs
+# of the funding command that caused the entry (see InputFields).
+_LEDGER_DATE_FIELD = "effectiveDate"
+_LEDGER_AMOUNT_FIELD = re.compile(r"^postings\[[0-9]+\]\.amount$")
+
+
+@dataclass(frozen=True)
+class InputFields:
+    """Which input of a funding command the ledger's refusal of its entry is about: the
+    entry's date (the books not open yet) and its amounts (over the ceiling). A
+    client maps errors to the fields it sent, never to a journal posting's."""
+
+    date: str
+    amount: str
+    amount_what: str | None = None  # what the amount is, when the field is not one
+
+    def translate(self, error: ValidationError) -> ValidationError:
+        if error.field == _LEDGER_DATE_FIELD:
+            return ValidationError(self.date, error.message)
+        if _LEDGER_AMOUNT_FIELD.fullmatch(error.field):
+            message = error.message
+            if self.amount_what is not None:
+                message = f"{self.amount_what}: {message}"
+            return ValidationError(self.amount, message)
+        return error
+
+
+GRANT_RECEIPT_FIELDS = InputFields(date="date", amount="tranche")
+GRANT_SETTLEMENT_FIELDS = InputFields(
+    date="date", amount="grantId", amount_what="the grant's amount to post"
+)
 
 
 @dataclass(frozen=True)
@@ -96,17 +130,28 @@ class FundingApplication(CoopApplication):
             raise NotFound(f"{what} {aggregate_id} does not exist")
         return aggregate
 
-    def _entries(self, facts: Sequence[LedgerFact | None], actor: str) -> tuple[JournalEntry, ...]:
-        return tuple(
-            self.ledger.prepare_entry(
-                effective_date=fact.effective_date,
-                description=fact.description,
-                postings=fact.postings,
-                cause=Cause(fact.cause_id, actor),
+    def _entries(
+        self, facts: Sequence[LedgerFact | None], actor: str, fields: InputFields
+    ) -> tuple[JournalEntry, ...]:
+        """The journal entries of `facts`; the ledger's refusal of one names the
+        command's input field (`fields`) it comes from: the one mapping of ledger
+        fields for every funding command that posts."""
+        try:
+            return tuple(
+                self.ledger.prepare_entry(
+                    effective_date=fact.effective_date,
+                    description=fact.description,
+                    postings=fact.postings,
+                    cause=Cause(fact.cause_id, actor),
+                )
+                for fact in facts
+                if fact is not None
             )
-            for fact in facts
-            if fact is not None
-        )
+        except ValidationError as error:
+            translated = fields.translate(error)
+            if translated is error:
+                raise
+            raise translated from error
 
     def _run(
         self,
@@ -188,11 +233,12 @@ class FundingApplication(CoopApplication):
         grant_id: UUID,
         request: Mapping[str, Any],
         act: Callable[[Grant], LedgerFact | None],
+        fields: InputFields,
     ) -> Outcome[Grant]:
         def decide() -> Decision[Grant]:
             grant = self.grant(grant_id)
             fact = act(grant)
-            entries = self._entries([fact], actor)
+            entries = self._entries([fact], actor, fields)
             return Decision((grant, *entries), grant, {"grant_id": str(grant.id)})
 
         return self._run(
@@ -215,6 +261,7 @@ class FundingApplication(CoopApplication):
             act=lambda grant: grant.receive_tranche(
                 tranche, received_on or self.today(), today=self.today(), accounts=self.accounts
             ),
+            fields=GRANT_RECEIPT_FIELDS,
         )
 
     def reverse_grant_tranche_receipt(
@@ -274,6 +321,7 @@ class FundingApplication(CoopApplication):
             act=lambda grant: grant.meet_condition(
                 tranche, met_on or self.today(), today=self.today(), accounts=self.accounts
             ),
+            fields=GRANT_RECEIPT_FIELDS,
         )
 
     def reduce_grant(
@@ -300,6 +348,7 @@ class FundingApplication(CoopApplication):
                 ceiling_cents=self.ceiling_cents,
                 accounts=self.accounts,
             ),
+            fields=GRANT_SETTLEMENT_FIELDS,
         )
 
     def close_grant(
@@ -314,6 +363,7 @@ class FundingApplication(CoopApplication):
             act=lambda grant: grant.close(
                 closed_on or self.today(), today=self.today(), accounts=self.accounts
             ),
+            fields=GRANT_SETTLEMENT_FIELDS,
         )
 
     # -- donations ---------------------------------------------------------------
@@ -342,7 +392,11 @@ class FundingApplication(CoopApplication):
                 today=self.today(),
                 ceiling_cents=self.ceiling_cents,
             )
-            entries = self._entries([donation.ledger_fact(self.accounts)], actor)
+            entries = self._entries(
+                [donation.ledger_fact(self.accounts)],
+                actor,
+                InputFields(date="date", amount="amount"),
+            )
             return Decision((donation, *entries), donation, {"donation_id": str(donation.id)})
 
         return self._run(
@@ -683,7 +737,12 @@ class FundingApplication(CoopApplication):
                 issued_on=issue_date,
                 today=self.today(),
             )
-            entries = self._entries(invoice.ledger_facts(self.accounts), actor)
+            # The month's presence, at the contract's terms, makes the amounts.
+            entries = self._entries(
+                invoice.ledger_facts(self.accounts),
+                actor,
+                InputFields(date="issueDate", amount="month", amount_what="the month's invoice"),
+            )
             return Decision(
                 (register, sequence, invoice, *entries),
                 invoice,
@@ -728,7 +787,7 @@ class FundingApplication(CoopApplication):
                 ceiling_cents=self.ceiling_cents,
                 accounts=self.accounts,
             )
-            entries = self._entries([fact], actor)
+            entries = self._entries([fact], actor, InputFields(date="date", amount="amount"))
             return Decision((invoice, *entries), invoice, {"invoice_id": str(invoice.id)})
 
         return self._run(

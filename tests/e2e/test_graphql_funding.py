@@ -104,7 +104,7 @@ def contract_input(key: str = "contract-1", **overrides: Any) -> dict[str, Any]:
     value: dict[str, Any] = {
         "idempotencyKey": key,
         "authority": "Prefettura di Brescia",
-        "authorityTaxCode": "80012345678",
+        "authorityTaxCode": "80012345676",
         "authorityOfficeCode": "UFA7KD",
         "authorityAddress": {
             "street": "Piazza Paolo VI 16",
@@ -1520,14 +1520,28 @@ async def test_a_tranche_received_as_the_wrong_one_is_reversed_and_the_grant_clo
         "5000": ("800.00", "0.00"),
     }
 
-    # Tranche 1 is received, as it was: it settles the receivable.
+    # Tranche 1's money came on 3 March, but its condition met on the 10th is already
+    # recorded (against a receivable): a receipt dated before it would settle that
+    # receivable before it was posted, so it is refused, naming the condition's date.
+    early = await grant_step(
+        client,
+        "receiveGrantTranche",
+        idempotencyKey="t1-early",
+        grantId=grant_id,
+        tranche=1,
+        date="2025-03-03",
+    )
+    assert (early["__typename"], early["field"]) == ("ValidationError", "date")
+    assert "condition of tranche 1 met (2025-03-10)" in early["message"]
+    # Undoing a condition met is not supported: the receipt settles the receivable on
+    # or after the condition's date.
     right = await grant_step(
         client,
         "receiveGrantTranche",
         idempotencyKey="t1",
         grantId=grant_id,
         tranche=1,
-        date="2025-03-03",
+        date="2025-03-10",
     )
     assert {k: right[k] for k in ("received", "recognised", "outstanding", "advances")} == {
         "received": "8000.00",
@@ -1562,7 +1576,7 @@ async def test_a_tranche_received_as_the_wrong_one_is_reversed_and_the_grant_clo
     assert published == {
         "total": "8000.00",
         "dutyApplies": False,
-        "receipts": [{"tranche": 1, "amount": "8000.00", "receivedOn": "2025-03-03"}],
+        "receipts": [{"tranche": 1, "amount": "8000.00", "receivedOn": "2025-03-10"}],
     }
     totals = (await client.data("query { grants { totals { received recognised advances } } }"))[
         "grants"
@@ -1728,3 +1742,312 @@ async def test_a_receipt_is_reversed_once_even_by_two_admins_at_once(
         "JournalEntry.Reversed",
     ]
     assert await trial(client, "2025-12-31") == {}
+
+
+async def test_a_receipt_dated_before_its_recorded_condition_is_refused_like_the_reverse(
+    client: GraphQLClient,
+) -> None:
+    """Review F1: a receipt dated before the condition already met would settle a
+    receivable not yet posted (1120 negative in between): refused as the opposite
+    order is, and nothing is stored."""
+    met_first = await award(client, "grant-met-first", ["5000.00"])
+    met = await grant_step(
+        client,
+        "meetGrantCondition",
+        idempotencyKey="gB-c1",
+        grantId=met_first,
+        tranche=1,
+        date="2025-06-30",
+    )
+    assert met["tranches"][0]["status"] == "RECEIVABLE"
+    head = client.head()
+    early = await grant_step(
+        client,
+        "receiveGrantTranche",
+        idempotencyKey="gB-r1",
+        grantId=met_first,
+        tranche=1,
+        date="2025-03-01",
+    )
+    assert (early["__typename"], early["field"]) == ("ValidationError", "date")
+    assert "2025-06-30" in early["message"]
+    assert client.head() == head
+    assert await balance_of(client, "1120", "2025-03-31") == "0.00"
+    # The same day or later settles the receivable.
+    same_day = await grant_step(
+        client,
+        "receiveGrantTranche",
+        idempotencyKey="gB-r2",
+        grantId=met_first,
+        tranche=1,
+        date="2025-06-30",
+    )
+    assert same_day["tranches"][0]["status"] == "RECOGNISED"
+    assert await trial(client, "2025-06-30") == {
+        "1010": ("5000.00", "0.00"),
+        "4200": ("0.00", "5000.00"),
+    }
+
+    # The opposite order, refused by the same rule: a condition before the receipt.
+    received_first = await award(client, "grant-received-first", ["1000.00"])
+    await grant_step(
+        client,
+        "receiveGrantTranche",
+        idempotencyKey="gE-r1",
+        grantId=received_first,
+        tranche=1,
+        date="2025-04-01",
+    )
+    late = await grant_step(
+        client,
+        "meetGrantCondition",
+        idempotencyKey="gE-c1",
+        grantId=received_first,
+        tranche=1,
+        date="2025-03-01",
+    )
+    assert (late["__typename"], late["field"]) == ("ValidationError", "date")
+    assert "receipt of tranche 1 (2025-04-01)" in late["message"]
+
+
+async def test_a_close_or_a_cut_dated_before_the_grants_facts_is_refused_naming_the_date(
+    client: GraphQLClient,
+) -> None:
+    """Review F2 (a)-(d): a closing or a pro-rata cut is not dated before the latest
+    receipt, condition or cut already on the grant; then write-offs and cuts never
+    come before the revenue they reduce, nor a receipt after the closing."""
+    close_after_condition = await award(client, "cl-award", ["1000.00"])
+    close_after_receipt = await award(client, "g-D", ["1000.00"])
+    cut_after_condition = await award(client, "g-C", ["1000.00", "2000.00"])
+    cut_after_receipt = await award(client, "rr-award", ["1000.00", "1000.00"])
+    for key, grant_id, mutation, tranche, day in (
+        ("cl-cond", close_after_condition, "meetGrantCondition", 1, "2025-09-01"),
+        ("gD-c1", close_after_receipt, "meetGrantCondition", 1, "2025-09-01"),
+        ("gD-r1", close_after_receipt, "receiveGrantTranche", 1, "2025-09-01"),
+        ("gC-c2", cut_after_condition, "meetGrantCondition", 2, "2025-11-30"),
+        ("rr-r1", cut_after_receipt, "receiveGrantTranche", 1, "2025-04-01"),
+    ):
+        done = await grant_step(
+            client, mutation, idempotencyKey=key, grantId=grant_id, tranche=tranche, date=day
+        )
+        assert done["__typename"] == "Grant", (key, done)
+    head = client.head()
+    for key, grant_id, mutation, more, latest in (
+        ("cl-close", close_after_condition, "closeGrant", {"date": "2025-06-01"}, "2025-09-01"),
+        ("gD-close", close_after_receipt, "closeGrant", {"date": "2025-03-01"}, "2025-09-01"),
+        (
+            "gC-red",
+            cut_after_condition,
+            "reduceGrant",
+            {"budgetedCosts": "3000.00", "reportedCosts": "2000.00", "date": "2025-10-15"},
+            "2025-11-30",
+        ),
+        (
+            "rr-red",
+            cut_after_receipt,
+            "reduceGrant",
+            {"budgetedCosts": "2000.00", "reportedCosts": "1500.00", "date": "2025-03-01"},
+            "2025-04-01",
+        ),
+    ):
+        refused = await grant_step(client, mutation, idempotencyKey=key, grantId=grant_id, **more)
+        assert (refused["__typename"], refused["field"]) == ("ValidationError", "date"), key
+        assert f"({latest})" in refused["message"], (key, refused)
+    assert client.head() == head
+    # Nothing negative at any date in between.
+    for day in ("2025-06-01", "2025-10-15", "2025-11-29"):
+        lines = await trial(client, day)
+        for account in ("1120", "4200"):
+            debit_, credit_ = lines.get(account, ("0.00", "0.00"))
+            side = credit_ if account == "1120" else debit_
+            assert side == "0.00", (day, account, lines[account])
+
+    # Dated on or after the latest fact, they are accepted, and the receipt stays
+    # reversible while the cut was recorded before it was received.
+    closed = await grant_step(
+        client,
+        "closeGrant",
+        idempotencyKey="cl-close-2",
+        grantId=close_after_condition,
+        date="2025-09-01",
+    )
+    assert closed["tranches"][0]["status"] == "CANCELLED"
+    cut = await grant_step(
+        client,
+        "reduceGrant",
+        idempotencyKey="rr-red-2",
+        grantId=cut_after_receipt,
+        budgetedCosts="2000.00",
+        reportedCosts="1500.00",
+        date="2025-04-01",
+    )
+    assert cut["awarded"] == "1500.00", cut
+    refused = await reverse_receipt(
+        client, "rr-rev", cut_after_receipt, tranche=1, day="2025-04-01"
+    )
+    assert refused["__typename"] == "Conflict"
+    # The message gives both dates and does not claim an order they contradict.
+    assert "cut pro rata on 2025-04-01 with tranche 1 received (2025-04-01)" in refused["message"]
+
+
+CONTRACTS_AT = """
+query($from: Date, $to: Date) {
+  contracts(from: $from, to: $to) { nodes { invoiced payable paid outstanding } }
+}
+"""
+
+
+async def test_the_contracts_report_counts_payments_as_the_ledger_does_at_a_period_end(
+    client: GraphQLClient,
+) -> None:
+    """Review F3: `paid` counts payments dated up to `to`, less reversals dated up to
+    `to`, so with no `from` outstanding equals 1110 as of `to`, at every period end."""
+    march = await march_invoice(client)  # issued 2025-04-01, payable 2,784.80
+    contract_id = (await client.data("query { contracts { nodes { id } } }"))["contracts"]["nodes"][
+        0
+    ]["id"]
+    for day in (1, 2):
+        await presence(client, contract_id, f"2025-04-0{day}", 10)
+    april = (
+        await client.data(
+            INVOICE,
+            {
+                "input": {
+                    "idempotencyKey": "invoice-2025-04",
+                    "contractId": contract_id,
+                    "month": "2025-04",
+                    "issueDate": "2025-05-02",
+                }
+            },
+        )
+    )["invoiceContract"]
+    assert april["__typename"] == "ContractInvoice", april
+    # 20 presence days x 32.31 = 646.20 net, VAT 32.31, pocket money 50.00: payable 696.20.
+    assert april["payable"] == "696.20"
+    # March's invoice: 1,000.00 paid on 10 May, 1,784.80 on 20 June; a wrong 500.00 on
+    # 15 May is reversed on 3 June. April's: paid in full on 5 July.
+    assert (await pay_invoice(client, "p1", march["id"], "1000.00", "2025-05-10"))["paid"]
+    assert (await pay_invoice(client, "p2", march["id"], "500.00", "2025-05-15"))["paid"]
+    assert (await reverse_payment(client, "p2-fix", march["id"], 2, "2025-06-03", "wrong"))[
+        "paid"
+    ] == "1000.00"
+    assert (await pay_invoice(client, "p3", march["id"], "1784.80", "2025-06-20"))["paid"]
+    assert (await pay_invoice(client, "p4", april["id"], "696.20", "2025-07-05"))["paid"]
+
+    async def report(from_: str | None, to: str | None) -> dict[str, str]:
+        nodes = (await client.data(CONTRACTS_AT, {"from": from_, "to": to}))["contracts"]["nodes"]
+        assert len(nodes) == 1
+        return dict(nodes[0])
+
+    for as_of, paid in (
+        ("2025-04-30", "0.00"),
+        ("2025-05-10", "1000.00"),
+        ("2025-05-31", "1500.00"),  # the wrong 500.00 counts until its reversal
+        ("2025-06-03", "1000.00"),
+        ("2025-06-30", "2784.80"),
+        ("2025-07-31", "3481.00"),
+    ):
+        at = await report(None, as_of)
+        assert at["paid"] == paid, (as_of, at)
+        assert at["outstanding"] == await balance_of(client, "1110", as_of), (as_of, at)
+    # A period: April's invoices (March's, issued 1 April), with what had come in by
+    # 30 April: nothing. May's: April's invoice, unpaid on 31 May.
+    assert await report("2025-04-01", "2025-04-30") == {
+        "invoiced": "2914.04",
+        "payable": "2784.80",
+        "paid": "0.00",
+        "outstanding": "2784.80",
+    }
+    assert (await report("2025-05-01", "2025-05-31"))["paid"] == "0.00"
+    assert (await report("2025-04-01", "2025-06-30"))["paid"] == "2784.80"
+    # With no `to`, every payment not reversed: as the invoices say.
+    assert (await report(None, None))["paid"] == "3481.00"
+    assert (await report(None, None))["outstanding"] == "0.00"
+
+
+async def test_invalid_vat_numbers_and_tax_codes_are_refused_naming_the_field(
+    client: GraphQLClient,
+) -> None:
+    """Review F4: the SdI rejects an invoice with a wrong partita IVA or codice fiscale,
+    and an issued invoice cannot be re-issued: refuse them where they are recorded,
+    without repeating the value."""
+    profile = (
+        "mutation($input: SetInvoicingProfileInput!) { setInvoicingProfile(input: $input) "
+        f"{{ __typename ... on InvoicingProfile {{ name }} {ERRORS} }} }}"
+    )
+    address = {
+        "street": "Via Giardino 1",
+        "postcode": "25043",
+        "municipality": "Breno",
+        "province": "BS",
+    }
+    base = {"name": "K-Pax", "taxRegime": "RF01", "address": address}
+    head = client.head()
+    for key, more, field in (
+        ("p-check", {"vatNumber": "01234567890"}, "vatNumber"),
+        ("p-zero", {"vatNumber": "00000000000"}, "vatNumber"),
+        ("p-short", {"vatNumber": "0301234567"}, "vatNumber"),
+        ("p-tax", {"vatNumber": "03012345678", "taxCode": "03012345670"}, "taxCode"),
+    ):
+        value = {"idempotencyKey": key, **base, **more}
+        refused = (await client.data(profile, {"input": value}))["setInvoicingProfile"]
+        assert (refused["__typename"], refused["field"]) == ("ValidationError", field), key
+        for digits in more.values():
+            assert digits not in refused["message"]
+    for key, code in (
+        ("c-check", "80012345678"),
+        ("c-13", "ABCDEFGHIJKLM"),
+        ("c-zero", "00000000000"),
+        ("c-person", "RSSMRA85T10A562T"),  # the check letter is S
+    ):
+        value = contract_input(key, cig="CF13CF13CF", authorityTaxCode=code)
+        refused = (await client.data(REGISTER, {"input": value}))["registerContract"]
+        assert (refused["__typename"], refused["field"]) == ("ValidationError", "authorityTaxCode")
+        assert code not in refused["message"]
+    assert client.head() == head
+    # Valid codes: a body's 11 digits, a person's 16 characters; the profile's VAT number.
+    for key, cig, code in (
+        ("c-body", "CFBODY0001", "80012345676"),
+        ("c-person-ok", "CFPERSON01", "RSSMRA85T10A562S"),
+    ):
+        value = contract_input(key, cig=cig, authorityTaxCode=code)
+        accepted = (await client.data(REGISTER, {"input": value}))["registerContract"]
+        assert accepted["__typename"] == "Contract", accepted
+    value = {"idempotencyKey": "p-ok", **base, "vatNumber": "03012345678", "taxCode": "03012345678"}
+    accepted = (await client.data(profile, {"input": value}))["setInvoicingProfile"]
+    assert accepted["__typename"] == "InvoicingProfile", accepted
+
+
+async def test_ledger_refusals_name_the_input_field_the_caller_sent(
+    client: GraphQLClient,
+) -> None:
+    """Review F5: the ledger's checks of a funding command's entry name the command's
+    own input: `date` for a donation before the books opened, `month` for an invoice
+    over the amount ceiling (never `effectiveDate` or `postings[0].amount`)."""
+    donation = (
+        await client.data(
+            "mutation($input: RecordDonationInput!) { recordDonation(input: $input) "
+            f"{{ __typename {ERRORS} }} }}",
+            {"input": {"idempotencyKey": "d7", "amount": "5.00", "date": "1999-03-15"}},
+        )
+    )["recordDonation"]
+    assert (donation["__typename"], donation["field"]) == ("ValidationError", "date")
+    assert "books opened" in donation["message"]
+
+    contract_id = await register(
+        client, key="big", cig="BIGBIGBIG1", dailyRate="9999.99", capacity=1000, passThroughItems=[]
+    )
+    for day in ("2025-01-01", "2025-01-02"):
+        assert (await presence(client, contract_id, day, 1000))["revision"] == 1
+    head = client.head()
+    value = {
+        "idempotencyKey": "i-big",
+        "contractId": contract_id,
+        "month": "2025-01",
+        "issueDate": "2025-04-03",
+    }
+    invoice = (await client.data(INVOICE, {"input": value}))["invoiceContract"]
+    assert (invoice["__typename"], invoice["field"]) == ("ValidationError", "month")
+    assert "ceiling" in invoice["message"]
+    assert "invoice" in invoice["message"]
+    assert client.head() == head

@@ -55,7 +55,7 @@ def contract(app: FundingApplication) -> Any:
         key="contract",
         actor="admin",
         authority="Prefettura di Brescia",
-        authority_tax_code="80012345678",
+        authority_tax_code="80012345676",
         authority_office_code="UFA7KD",
         authority_address=Address("Piazza Paolo VI 16", "25121", "Brescia", "BS"),
         cig="8A1234567B",
@@ -573,3 +573,88 @@ def test_a_receipt_reversal_and_a_condition_met_at_once_leave_the_ledger_consist
         source = next(p.account_code for p in met.postings if p.side.value == "debit")
         # Out of the advance if the receipt stands; else against a receivable.
         assert source == ("2300" if tranche.received_on is not None else "1120")
+
+
+def test_the_ledgers_refusals_name_the_commands_own_input_fields(
+    funding: FundingApplication,
+) -> None:
+    """Review F5: one mapping at the funding boundary. The ledger refuses an entry dated
+    before the books opened (`effectiveDate`) or over the ceiling (`postings[0].amount`);
+    the caller sent `date`, `issueDate`, `month`: the error names those."""
+    before = head(funding)
+    with pytest.raises(ValidationError) as raised:
+        funding.record_donation(
+            key="d7",
+            actor="admin",
+            amount_cents=500,
+            restricted=False,
+            method=DonationMethod.BANK,
+            donor=None,
+            purpose=None,
+            received_on=date(1999, 3, 15),
+        )
+    assert raised.value.field == "date"
+    assert "books opened" in raised.value.message
+    assert head(funding) == before
+
+    grant = funding.award_grant(
+        key="old-grant",
+        actor="admin",
+        funder="Comune",
+        purpose="Housing",
+        amount_cents=100_000,
+        restricted=False,
+        public_funder=True,
+        tranches=[TrancheTerms(100_000, "report", None)],
+        awarded_on=date(1999, 1, 10),
+    ).result
+    with pytest.raises(ValidationError) as raised:
+        funding.receive_grant_tranche(
+            key="old-receipt",
+            actor="admin",
+            grant_id=grant.id,
+            tranche=1,
+            received_on=date(1999, 2, 1),
+        )
+    assert raised.value.field == "date"
+
+    contract(funding)  # and the invoicing profile
+    big = funding.register_contract(
+        key="big",
+        actor="admin",
+        authority="Prefettura di Brescia",
+        authority_tax_code="80012345676",
+        authority_office_code="UFA7KD",
+        authority_address=Address("Piazza Paolo VI 16", "25121", "Brescia", "BS"),
+        cig="BIGBIGBIG1",
+        agreement_reference=None,
+        daily_rate_cents=999_999,
+        vat_rate_bp=500,
+        vat_nature=None,
+        split_payment=True,
+        capacity=1_000,
+        starts_on=date(2025, 1, 1),
+        ends_on=None,
+        pass_through_items=[],
+    ).result
+    for day in (1, 2):
+        funding.record_presence(
+            key=f"big-{day}",
+            actor="admin",
+            contract_id=big.id,
+            day=date(2025, 1, day),
+            persons_present=1_000,
+        )
+    written = head(funding)
+    with pytest.raises(ValidationError) as raised:
+        funding.invoice_contract(
+            key="i-big",
+            actor="admin",
+            contract_id=big.id,
+            month="2025-01",
+            issued_on=date(2025, 4, 3),
+        )
+    assert raised.value.field == "month"
+    assert raised.value.message.startswith("the month's invoice: ")
+    assert "ceiling" in raised.value.message
+    assert head(funding) == written

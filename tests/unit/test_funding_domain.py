@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 
 import pytest
@@ -24,6 +25,8 @@ from services.ledger.domain.contracts import (
     PassThroughItem,
     PaymentAlreadyReversed,
     PresenceMonth,
+    check_tax_code,
+    check_vat_number,
     payment_entry_id,
     vat_cents,
 )
@@ -353,7 +356,7 @@ def invoice() -> ContractInvoice:
     2.50: net 2,584.80, VAT 129.24, pass-through 200.00; split payment: payable 2,784.80."""
     contract = Contract.register(
         authority="Prefettura di Brescia",
-        authority_tax_code="80012345678",
+        authority_tax_code="80012345676",
         authority_office_code="UFA7KD",
         authority_address=Address("Piazza Paolo VI 16", "25121", "Brescia", "BS"),
         cig="8A1234567B",
@@ -580,3 +583,188 @@ def test_nothing_received_nothing_to_reverse_and_bad_input_names_the_field() -> 
     g.reverse_receipt(1, reversed_on=date(2025, 2, 1), reason="typo", today=TODAY)
     with pytest.raises(ReceiptNotReversible, match="already reversed on 2025-02-01"):
         g.reverse_receipt(1, reversed_on=date(2025, 2, 2), reason="again", today=TODAY)
+
+
+def test_a_receipt_and_its_condition_keep_their_order_either_way() -> None:
+    """Review F1: one rule for both orders; nothing is recorded when it refuses."""
+    g = grant([500_000])
+    g.meet_condition(1, date(2025, 6, 30), today=TODAY, accounts=ACCOUNTS)
+    version = g.version
+    with pytest.raises(ValidationError) as raised:
+        g.receive_tranche(1, date(2025, 3, 1), today=TODAY, accounts=ACCOUNTS)
+    assert raised.value.field == "date"
+    assert "the condition of tranche 1 met (2025-06-30)" in raised.value.message
+    assert (g.version, g.tranches[0].received_on) == (version, None)
+    # On the condition's day it settles the receivable the condition posted.
+    assert lines(g.receive_tranche(1, date(2025, 6, 30), today=TODAY, accounts=ACCOUNTS)) == {
+        "1010": 500_000,
+        "1120": -500_000,
+    }
+    g = grant([500_000])
+    g.receive_tranche(1, date(2025, 4, 1), today=TODAY, accounts=ACCOUNTS)
+    with pytest.raises(ValidationError) as raised:
+        g.meet_condition(1, date(2025, 3, 1), today=TODAY, accounts=ACCOUNTS)
+    assert raised.value.field == "date"
+    assert "the receipt of tranche 1 (2025-04-01)" in raised.value.message
+
+
+def test_a_close_or_a_cut_is_not_dated_before_a_fact_already_on_the_grant() -> None:
+    """Review F2: the latest receipt, condition met, receipt reversal or cut."""
+
+    def cut(g: Grant, day: date) -> None:
+        g.reduce_pro_rata(
+            budget_cents=100,
+            reported_cents=50,
+            reduced_on=day,
+            today=TODAY,
+            ceiling_cents=CEILING,
+            accounts=ACCOUNTS,
+        )
+
+    def close(g: Grant, day: date) -> None:
+        g.close(day, today=TODAY, accounts=ACCOUNTS)
+
+    def refused(g: Grant, settle: Callable[[Grant, date], None], day: date, latest: str) -> None:
+        version = g.version
+        with pytest.raises(ValidationError) as raised:
+            settle(g, day)
+        assert raised.value.field == "date"
+        assert f"({latest})" in raised.value.message
+        assert g.version == version
+
+    g = grant([500_000, 500_000])
+    g.meet_condition(2, date(2025, 9, 1), today=TODAY, accounts=ACCOUNTS)
+    refused(g, close, date(2025, 6, 1), "2025-09-01")  # (a) a write-off before its revenue
+    refused(g, cut, date(2025, 8, 31), "2025-09-01")  # (c) a cut before the revenue it cuts
+    g = grant([500_000, 500_000])
+    g.meet_condition(1, date(2025, 2, 1), today=TODAY, accounts=ACCOUNTS)
+    g.receive_tranche(1, date(2025, 9, 1), today=TODAY, accounts=ACCOUNTS)
+    refused(g, close, date(2025, 3, 1), "2025-09-01")  # (b) money after the closing
+    refused(g, cut, date(2025, 3, 1), "2025-09-01")  # (d) a cut before the receipt
+    # A receipt reversed later is a fact too: the money was on the books until then.
+    g = grant([500_000, 500_000])
+    g.receive_tranche(1, date(2025, 2, 1), today=TODAY, accounts=ACCOUNTS)
+    g.reverse_receipt(1, reversed_on=date(2025, 5, 1), reason="wrong", today=TODAY)
+    refused(g, cut, date(2025, 4, 30), "2025-05-01")
+    refused(g, close, date(2025, 4, 30), "2025-05-01")
+    # A close is not dated before the cut.
+    cut(g, date(2025, 6, 1))
+    refused(g, close, date(2025, 5, 31), "2025-06-01")
+    # On the latest fact's day, both are accepted.
+    assert g.close(date(2025, 6, 1), today=TODAY, accounts=ACCOUNTS) is None
+    assert g.closed_on == date(2025, 6, 1)
+
+
+def test_a_receipt_refusal_gives_both_dates_and_no_false_order() -> None:
+    """Review F2 (d): a grant recorded before dates were kept in order may have its cut
+    (or closing) dated before a receipt recorded earlier; the refusal said "cut on
+    2025-03-01, after the receipt" of a receipt dated 2025-04-01."""
+    g = grant([100_000, 100_000])
+    g.receive_tranche(1, date(2025, 4, 1), today=TODAY, accounts=ACCOUNTS)
+    # As such a grant's history holds it: the cut's event, dated before the receipt.
+    g.trigger_event(
+        Grant.ReducedProRata,
+        reduced_on=date(2025, 3, 1),
+        budget_cents=200_000,
+        reported_cents=150_000,
+        amounts_cents=[100_000, 50_000],
+    )
+    with pytest.raises(ReceiptNotReversible) as raised:
+        g.reverse_receipt(1, reversed_on=date(2025, 4, 1), reason="wrong tranche", today=TODAY)
+    message = raised.value.message
+    assert "after the receipt" not in message
+    assert "cut pro rata on 2025-03-01 with tranche 1 received (2025-04-01)" in message
+    g.trigger_event(Grant.Closed, closed_on=date(2025, 3, 15))
+    with pytest.raises(GrantClosed) as closed:
+        g.reverse_receipt(1, reversed_on=date(2025, 4, 1), reason="wrong tranche", today=TODAY)
+    assert "after the receipt" not in closed.value.message
+    assert "closed on 2025-03-15 with tranche 1 received (2025-04-01)" in closed.value.message
+
+
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [
+        ("03012345678", True),
+        ("80012345676", True),
+        ("80012345678", False),  # check digit 6
+        ("01234567890", False),  # check digit 7
+        ("00000000000", False),  # passes the check digit; no taxpayer is number 0
+        ("0301234567", False),
+        ("0301234567A", False),
+    ],
+)
+def test_a_partita_iva_has_eleven_digits_and_its_check_digit(value: str, valid: bool) -> None:
+    if valid:
+        assert check_vat_number(value, field="vatNumber") == value
+        return
+    with pytest.raises(ValidationError) as raised:
+        check_vat_number(value, field="vatNumber")
+    assert raised.value.field == "vatNumber"
+    assert value not in raised.value.message
+
+
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [
+        ("80012345676", True),  # a body: 11 digits, the partita IVA's check digit
+        ("RSSMRA85T10A562S", True),  # a person
+        ("MRTMTT25D09F205Z", True),
+        ("RSSMRA85T10A56NH", True),  # omocodia: N for 2 (odd place: 5 -> 20), S + 15 = H
+        ("RSSMRA85T10A56NS", False),
+        ("80012345678", False),
+        ("00000000000", False),
+        ("ABCDEFGHIJKLM", False),  # 13 letters
+        ("RSSMRA85T10A562T", False),  # check letter S
+        ("rssmra85t10a562s", False),
+        ("RSSMRA85X10A562S", False),  # no month X
+    ],
+)
+def test_a_codice_fiscale_is_a_bodys_eleven_digits_or_a_persons_sixteen(
+    value: str, valid: bool
+) -> None:
+    if valid:
+        assert check_tax_code(value, field="authorityTaxCode") == value
+        return
+    with pytest.raises(ValidationError) as raised:
+        check_tax_code(value, field="authorityTaxCode")
+    assert raised.value.field == "authorityTaxCode"
+    assert value not in raised.value.message
+
+
+def test_the_profile_and_the_contract_refuse_codes_the_sdi_would_reject() -> None:
+    profile = InvoicingProfile.start()
+    for vat_number, tax_code, field in (
+        ("01234567890", None, "vatNumber"),
+        ("03012345678", "ABCDEFGHIJKLM", "taxCode"),
+    ):
+        with pytest.raises(ValidationError) as raised:
+            profile.set(
+                name="K-Pax",
+                vat_number=vat_number,
+                tax_code=tax_code,
+                tax_regime="RF01",
+                address=Address("Via Mazzini 12", "25043", "Breno", "BS"),
+                iban=None,
+            )
+        assert raised.value.field == field
+    assert profile.details is None
+    with pytest.raises(ValidationError) as raised:
+        Contract.register(
+            authority="Prefettura di Brescia",
+            authority_tax_code="80012345678",
+            authority_office_code="UFA7KD",
+            authority_address=Address("Piazza Paolo VI 16", "25121", "Brescia", "BS"),
+            cig="8A1234567B",
+            agreement_reference=None,
+            daily_rate_cents=3_231,
+            vat_rate_bp=500,
+            vat_nature=None,
+            split_payment=True,
+            capacity=20,
+            starts_on=date(2025, 1, 1),
+            ends_on=None,
+            pass_through_items=[],
+            ceiling_cents=CEILING,
+            accounts=ACCOUNTS,
+        )
+    assert raised.value.field == "authorityTaxCode"

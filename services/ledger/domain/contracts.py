@@ -51,9 +51,16 @@ SEQUENCE_NAMESPACE = uuid5(NAMESPACE_URL, "urn:coop:funding:invoice-sequence")
 
 # CIG (Codice Identificativo Gara): 10 characters, digits and capital letters.
 CIG_PATTERN = re.compile(r"^[0-9A-Z]{10}$")
-# FatturaPA field formats (Schema 1.2.2): see docs/funding.md.
-TAX_CODE_PATTERN = re.compile(r"^[A-Z0-9]{11,16}$")
+# FatturaPA field formats (Schema 1.2.2): see docs/funding.md. The schema only says
+# [A-Z0-9]{11,16} for a tax code; the SdI also checks the Italian codes themselves, so
+# they are checked here in full (check_vat_number, check_tax_code).
 VAT_NUMBER_PATTERN = re.compile(r"^[0-9]{11}$")
+# A person's codice fiscale: surname, name, birth year, month letter, day (+40 for
+# women), birthplace code, check letter; a digit may be swapped for a letter
+# (LMNPQRSTUV) when two people would share a code (omocodia).
+PERSON_TAX_CODE_PATTERN = re.compile(
+    r"^[A-Z]{6}[0-9LMNPQRSTUV]{2}[ABCDEHLMPRST][0-9LMNPQRSTUV]{2}[A-Z][0-9LMNPQRSTUV]{3}[A-Z]$"
+)
 OFFICE_CODE_PATTERN = re.compile(r"^[A-Z0-9]{6}$")
 POSTCODE_PATTERN = re.compile(r"^[0-9]{5}$")
 PROVINCE_PATTERN = re.compile(r"^[A-Z]{2}$")
@@ -126,6 +133,80 @@ def latin_text(value: str, *, field: str, max_length: int, required: bool = True
     if any(ord(c) < 32 for c in value):
         raise ValidationError(field, "must not contain control characters")
     return value
+
+
+def _numeric_code_error(code: str, *, what: str) -> str | None:
+    """What is wrong with an 11-digit partita IVA or numeric codice fiscale, if anything.
+    Both follow one rule (DM 23 December 1976): the first seven digits are the
+    taxpayer's number (never all zero); the check digit is the 11th: digits in odd
+    places count as they are, digits in even places doubled (less 9 when over 9), and
+    the check digit makes the sum a multiple of 10."""
+    if code[:7] == "0000000":
+        return f"not a valid {what}: the first seven digits are all zero"
+    total = 0
+    for index, char in enumerate(code[:10]):
+        digit = int(char)
+        if index % 2 == 1:
+            digit = digit * 2 - 9 if digit > 4 else digit * 2
+        total += digit
+    if (10 - total % 10) % 10 != int(code[10]):
+        return f"not a valid {what}: the check digit does not match"
+    return None
+
+
+# A person's codice fiscale: the value of a character in an odd place (1st, 3rd, ...;
+# a digit counts as the letter in its place, 0 as A); in an even place a digit counts
+# its value and a letter its place in the alphabet from 0.
+_ODD_LETTER_VALUES = (
+    1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 2, 4, 18, 20, 11, 3, 6, 8, 12, 14, 16, 10, 22, 25, 24, 23
+)  # fmt: skip
+_ODD_VALUES = {
+    **{chr(ord("A") + i): value for i, value in enumerate(_ODD_LETTER_VALUES)},
+    **{str(i): _ODD_LETTER_VALUES[i] for i in range(10)},
+}
+
+
+def _person_code_is_valid(code: str) -> bool:
+    total = 0
+    for index, char in enumerate(code[:15]):
+        if index % 2 == 0:
+            total += _ODD_VALUES[char]
+        else:
+            total += int(char) if char.isdigit() else ord(char) - ord("A")
+    return code[15] == chr(ord("A") + total % 26)
+
+
+def check_vat_number(value: str, *, field: str) -> str:
+    """An Italian VAT number (partita IVA) the SdI accepts: 11 digits, check digit
+    right. The message never repeats the value."""
+    if not VAT_NUMBER_PATTERN.fullmatch(value):
+        raise ValidationError(field, "a partita IVA is 11 digits")
+    error = _numeric_code_error(value, what="partita IVA")
+    if error is not None:
+        raise ValidationError(field, error)
+    return value
+
+
+def check_tax_code(value: str, *, field: str) -> str:
+    """An Italian tax code (codice fiscale) the SdI accepts: 11 digits for a body (a
+    public administration's always is), with the partita IVA's check digit, or 16
+    capital letters and digits for a person, with its check letter. The message never
+    repeats the value."""
+    if VAT_NUMBER_PATTERN.fullmatch(value):
+        error = _numeric_code_error(value, what="codice fiscale")
+        if error is not None:
+            raise ValidationError(field, error)
+        return value
+    if len(value) == 16 and PERSON_TAX_CODE_PATTERN.fullmatch(value):
+        if not _person_code_is_valid(value):
+            raise ValidationError(
+                field, "not a valid codice fiscale: the check letter does not match"
+            )
+        return value
+    raise ValidationError(
+        field,
+        "a codice fiscale is 11 digits (a body) or 16 capital letters and digits (a person)",
+    )
 
 
 def _check_pattern(value: str, pattern: re.Pattern[str], *, field: str, rule: str) -> str:
@@ -244,17 +325,8 @@ class InvoicingProfile(Aggregate):
     ) -> None:
         details = {
             "name": latin_text(name, field="name", max_length=80),
-            "vat_number": _check_pattern(
-                vat_number, VAT_NUMBER_PATTERN, field="vatNumber", rule="11 digits (partita IVA)"
-            ),
-            "tax_code": None
-            if tax_code is None
-            else _check_pattern(
-                tax_code,
-                TAX_CODE_PATTERN,
-                field="taxCode",
-                rule="11 to 16 capital letters or digits",
-            ),
+            "vat_number": check_vat_number(vat_number, field="vatNumber"),
+            "tax_code": None if tax_code is None else check_tax_code(tax_code, field="taxCode"),
             "tax_regime": tax_regime
             if tax_regime in TAX_REGIMES
             else _raise(ValidationError("taxRegime", "a FatturaPA regime code, e.g. RF01")),
@@ -347,12 +419,7 @@ class Contract(Aggregate):
             cig, CIG_PATTERN, field="cig", rule="a CIG is 10 characters: digits and capital letters"
         )
         authority = latin_text(authority, field="authority", max_length=80)
-        authority_tax_code = _check_pattern(
-            authority_tax_code,
-            TAX_CODE_PATTERN,
-            field="authorityTaxCode",
-            rule="11 to 16 capital letters or digits",
-        )
+        authority_tax_code = check_tax_code(authority_tax_code, field="authorityTaxCode")
         authority_office_code = _check_pattern(
             authority_office_code,
             OFFICE_CODE_PATTERN,

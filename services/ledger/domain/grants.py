@@ -15,6 +15,7 @@ Accounting (DOMAIN.md, "Public contracts and grants"):
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -85,6 +86,14 @@ class TrancheTerms:
     expected_on: date | None
 
 
+@dataclass(frozen=True)
+class DatedFact:
+    """A fact already recorded on a grant, as a later fact's date is checked against it."""
+
+    on: date
+    name: str  # e.g. "the receipt of tranche 2": shown in a refusal, never personal data
+
+
 @dataclass
 class Tranche:
     number: int  # 1-based, as people count them
@@ -98,10 +107,35 @@ class Tranche:
     # The current receipt settled a receivable (condition met first), not an advance.
     receipt_settled_receivable: bool = False
     receipt_reversed_on: date | None = None  # the last reversal of a receipt
+    latest_reversal_on: date | None = None  # the latest-dated reversal of any receipt
 
     @property
     def is_settled(self) -> bool:
         return self.cancelled_on is not None or self.amount_cents == 0
+
+    def receipt_fact(self) -> list[DatedFact]:
+        if self.received_on is None:
+            return []
+        return [DatedFact(self.received_on, f"the receipt of tranche {self.number}")]
+
+    def condition_fact(self) -> list[DatedFact]:
+        if self.condition_met_on is None:
+            return []
+        return [DatedFact(self.condition_met_on, f"the condition of tranche {self.number} met")]
+
+    def facts(self) -> list[DatedFact]:
+        """Every dated fact recorded on this tranche (a reversed receipt is dated on or
+        before its reversal, so the latest reversal stands for them)."""
+        reversal = (
+            []
+            if self.latest_reversal_on is None
+            else [
+                DatedFact(
+                    self.latest_reversal_on, f"the reversal of a receipt of tranche {self.number}"
+                )
+            ]
+        )
+        return [*self.receipt_fact(), *self.condition_fact(), *reversal]
 
 
 class Grant(Aggregate):
@@ -138,6 +172,9 @@ class Grant(Aggregate):
             tranche.received_on = None
             tranche.receipt_settled_receivable = False
             tranche.receipt_reversed_on = self.reversed_on
+            tranche.latest_reversal_on = max(
+                self.reversed_on, tranche.latest_reversal_on or self.reversed_on
+            )
 
     class ConditionMet(Aggregate.Event):
         number: int
@@ -296,6 +333,9 @@ class Grant(Aggregate):
                 f"tranche {number} of grant {self.id} was already received "
                 f"{MAX_RECEIPTS_PER_TRANCHE} times (reversed receipts included)"
             )
+        # Money dated before its condition was met is an advance the condition released:
+        # recorded after the condition, it would settle a receivable not yet posted.
+        _check_not_before(received_on, tranche.condition_fact(), field="date", what="a receipt")
         self.trigger_event(self.TrancheReceived, number=number, received_on=received_on)
         amount = tranche.amount_cents
         if tranche.condition_met_on is None:
@@ -340,18 +380,22 @@ class Grant(Aggregate):
                     f"{tranche.receipt_reversed_on.isoformat()}; it is not received"
                 )
             raise ReceiptNotReversible(f"{what} was not received: there is no receipt to reverse")
+        # Which steps depend on the receipt is a matter of what was recorded first, so
+        # the messages say that and give both dates: a grant recorded before the dates
+        # were kept in order may have a cut or a closing dated before the receipt.
+        received = f"tranche {number} received ({tranche.received_on.isoformat()})"
         if self.closed_on is not None:
             raise GrantClosed(
-                f"grant {self.id} was closed on {self.closed_on.isoformat()}, after the receipt "
-                f"of tranche {number}: the closing settled the grant on what was received "
-                "and must be undone first (reopening a grant is not supported)"
+                f"grant {self.id} was closed on {self.closed_on.isoformat()} with {received}: "
+                "the closing settled the grant on what was received and must be undone "
+                "first (reopening a grant is not supported)"
             )
         if number in self.received_at_reduction:
             assert self.reduced_on is not None
             raise ReceiptNotReversible(
-                f"grant {self.id} was cut pro rata on {self.reduced_on.isoformat()}, after the "
-                f"receipt of tranche {number}: the cut was shared out on the tranches unpaid "
-                "then and must be undone first (undoing a cut is not supported)"
+                f"grant {self.id} was cut pro rata on {self.reduced_on.isoformat()} with "
+                f"{received}: the cut was shared out on the tranches unpaid then and must "
+                "be undone first (undoing a cut is not supported)"
             )
         if tranche.condition_met_on is not None and not tranche.receipt_settled_receivable:
             raise ReceiptNotReversible(
@@ -388,11 +432,8 @@ class Grant(Aggregate):
             )
         if tranche.amount_cents == 0:
             raise Conflict(f"tranche {number} of grant {self.id} was cut to zero")
-        if tranche.received_on is not None and met_on < tranche.received_on:
-            # Otherwise the advance would be released before it existed.
-            raise ValidationError(
-                "date", "the condition of a received tranche is met on or after the receipt"
-            )
+        # Otherwise the advance would be released before it existed.
+        _check_not_before(met_on, tranche.receipt_fact(), field="date", what="a condition")
         self.trigger_event(self.ConditionMet, number=number, met_on=met_on)
         amount = tranche.amount_cents
         revenue = accounts.grant_revenue(restricted=self.restricted)
@@ -426,6 +467,9 @@ class Grant(Aggregate):
         """
         self._check_open()
         self._check_date(reduced_on, today, field="date", what="a reduction")
+        # The cut is shared out on the tranches unpaid and cuts the revenue recognised
+        # as recorded now: dated earlier, it would cut revenue before it was posted.
+        _check_not_before(reduced_on, self.facts(), field="date", what="a reduction")
         check_positive_amount(budget_cents, field="budgetedCosts", ceiling_cents=ceiling_cents)
         check_positive_amount(reported_cents, field="reportedCosts", ceiling_cents=ceiling_cents)
         if reported_cents >= budget_cents:
@@ -483,6 +527,10 @@ class Grant(Aggregate):
         """
         self._check_open()
         self._check_date(closed_on, today, field="date", what="a closure")
+        # It cancels what is unpaid and writes off what is recognised as recorded now:
+        # dated earlier, a receipt would come after the closing, a write-off before its
+        # revenue.
+        _check_not_before(closed_on, self.facts(), field="date", what="a closure")
         held = [
             t.number
             for t in self.tranches
@@ -511,6 +559,15 @@ class Grant(Aggregate):
             ),
         )
 
+    def facts(self) -> list[DatedFact]:
+        """Every dated fact recorded on the grant: what a cut or a closing settles on."""
+        facts = [DatedFact(self.awarded_on, "the award")]
+        for tranche in self.tranches:
+            facts.extend(tranche.facts())
+        if self.reduced_on is not None:
+            facts.append(DatedFact(self.reduced_on, "the pro-rata cut"))
+        return facts
+
     def _check_open(self) -> None:
         if self.closed_on is not None:
             raise GrantClosed(f"grant {self.id} was closed on {self.closed_on.isoformat()}")
@@ -519,3 +576,17 @@ class Grant(Aggregate):
         check_not_future(day, today, field=field, what=what)
         if day < self.awarded_on:
             raise ValidationError(field, f"{what} cannot be dated before the award")
+
+
+def _check_not_before(day: date, facts: Iterable[DatedFact], *, field: str, what: str) -> None:
+    """One rule for the order of a grant's facts, used by every command that adds one:
+    a fact is not dated before a fact it depends on that is already recorded. Else the
+    ledger would show, between the two dates, an effect before its cause (a negative
+    receivable, revenue written off before it was recognised)."""
+    latest = max(facts, key=lambda fact: fact.on, default=None)
+    if latest is not None and day < latest.on:
+        raise ValidationError(
+            field,
+            f"{what} cannot be dated before {latest.name} ({latest.on.isoformat()}), "
+            "already recorded on the grant",
+        )

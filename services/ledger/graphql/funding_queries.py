@@ -170,7 +170,9 @@ class FundingQuery:
     @strawberry.field(
         permission_classes=READ,
         description="Contracts with presence days, invoiced, paid and outstanding "
-        "(presence by day and invoices by issue date within from..to).",
+        "(presence by day and invoices by issue date within from..to; paid: their payments "
+        "dated up to `to`, less reversals dated up to `to`, so with no `from` outstanding "
+        "equals account 1110 as of `to`).",
     )
     async def contracts(
         self,

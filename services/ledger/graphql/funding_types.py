@@ -372,8 +372,11 @@ class Contract:
     presence_days: int = strawberry.field(description="Person-days present (in the period).")
     invoiced: Money = strawberry.field(description="Invoice totals (in the period).")
     payable: Money = strawberry.field(description="Invoiced less VAT paid by split payment.")
-    paid: Money
-    outstanding: Money
+    paid: Money = strawberry.field(
+        description="Payments of those invoices dated up to `to`, less reversals dated up "
+        "to `to` (as the ledger counts them on `to`)."
+    )
+    outstanding: Money = strawberry.field(description="Payable less paid: still due on `to`.")
 
     @classmethod
     def from_row(cls, row: ContractRow) -> Contract:

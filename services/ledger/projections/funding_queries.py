@@ -10,7 +10,7 @@ from datetime import date
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.common.errors import ValidationError
@@ -487,7 +487,12 @@ async def contracts(
     from_date: date | None = None,
     to_date: date | None = None,
 ) -> tuple[list[ContractRow], Page]:
-    """Contracts with presence days (in the period) and invoices (issued in the period)."""
+    """Contracts with presence days (in the period) and invoices (issued in the period).
+
+    `paid` counts the payments of those invoices as the ledger counts them on `to`:
+    each payment dated up to `to`, less those reversed by then (a reversal dated after
+    `to` leaves its payment in). So `outstanding` is what those invoices still had due
+    on `to`, and with no `from` it equals the balance of 1110 as of `to`."""
     c = funding_contracts.c
     query = select(funding_contracts)
     if contract_id is not None:
@@ -507,11 +512,15 @@ async def contracts(
         )
         i = funding_invoices.c
         invoice_query = (
-            select(
-                i.contract_id,
-                func.sum(i.total_cents),
-                func.sum(i.payable_cents),
-                func.sum(i.paid_cents),
+            select(i.contract_id, func.sum(i.total_cents), func.sum(i.payable_cents))
+            .where(i.contract_id.in_(ids))
+            .group_by(i.contract_id)
+        )
+        pay = funding_invoice_payments.c
+        paid_query = (
+            select(i.contract_id, func.sum(pay.amount_cents))
+            .select_from(
+                funding_invoice_payments.join(funding_invoices, pay.invoice_id == i.invoice_id)
             )
             .where(i.contract_id.in_(ids))
             .group_by(i.contract_id)
@@ -519,13 +528,20 @@ async def contracts(
         if from_date is not None:
             presence_query = presence_query.where(p.day >= from_date)
             invoice_query = invoice_query.where(i.issued_on >= from_date)
+            paid_query = paid_query.where(i.issued_on >= from_date)
         if to_date is not None:
             presence_query = presence_query.where(p.day <= to_date)
             invoice_query = invoice_query.where(i.issued_on <= to_date)
+            paid_query = paid_query.where(i.issued_on <= to_date).where(
+                pay.paid_on <= to_date, or_(pay.reversed_on.is_(None), pay.reversed_on > to_date)
+            )
+        else:
+            paid_query = paid_query.where(pay.reversed_on.is_(None))
         presence = {cid: int(total) for cid, total in await conn.execute(presence_query)}
+        paid = {cid: int(cents) for cid, cents in await conn.execute(paid_query)}
         invoiced = {
-            cid: (int(total), int(payable), int(paid))
-            for cid, total, payable, paid in await conn.execute(invoice_query)
+            cid: (int(total), int(payable), paid.get(cid, 0))
+            for cid, total, payable in await conn.execute(invoice_query)
         }
     return [
         ContractRow(

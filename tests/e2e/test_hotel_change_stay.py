@@ -249,4 +249,3 @@ async def test_two_desks_moving_into_the_same_nights_one_wins(client: GraphQLCli
     assert await occupancy(client, "2025-07-02") == {"roomsSold": 2, "guests": 6}
     kept = await change(client, loser, "stay-put", departure="2025-07-05", **into_109)
     assert kept["__typename"] == "Conflict"
-

@@ -598,6 +598,9 @@ class WelfareFundApplication(CoopApplication):
                     effective_date=event.effective_date,
                     postings=[Posting.from_state(p) for p in event.postings],
                     reverses_effective_date=self._reversed_entry_date(event),
+                    reverses_entry_id=(
+                        None if event.reverses_entry_id is None else str(event.reverses_entry_id)
+                    ),
                 )
                 for position, event in postings
                 if position > fund.position

@@ -639,6 +639,113 @@ async def test_disbursement_workflow_roles_and_limits(app_client: GraphQLClient)
     assert ahead["enrollBeneficiary"]["__typename"] == "ValidationError"
 
 
+PROVENANCE = """
+query P($id: ID!) { provenance(disbursementId: $id) {
+  amount sources { journalEntryId effectiveDate amount } } }
+"""
+
+
+async def test_provenance_stops_naming_income_that_was_reversed(
+    app_client: GraphQLClient,
+) -> None:
+    """A sale posted in error and reversed funds nothing: the commitments it was
+    traced to are traced to the income that still stands, before and after a rebuild."""
+    officer = app_client.as_role(Role.FUND_OFFICER)
+    admin = app_client.as_role(Role.ADMIN)
+    auditor = app_client.as_role(Role.AUDITOR)
+    await _policy(officer, "p1", "2025-01-01", [{"stream": "SHOP", "percent": "50"}])
+    entry_ids = []
+    takings = (("wrong", "2025-02-01", "1000.00"), ("right", "2025-02-02", "1200.00"))
+    for key, day, amount in takings:
+        posted = await admin.data(
+            "mutation($i: PostJournalEntryInput!) { postJournalEntry(input: $i) "
+            "{ ... on JournalEntry { id } } }",
+            {
+                "i": {
+                    "idempotencyKey": key,
+                    "effectiveDate": day,
+                    "description": "Shop takings",
+                    "postings": [
+                        {"account": "1010", "side": "DEBIT", "amount": amount},
+                        {"account": "4100", "side": "CREDIT", "amount": amount},
+                    ],
+                }
+            },
+        )
+        entry_ids.append(posted["postJournalEntry"]["id"])
+    wrong, right = entry_ids  # HOUSING's shares: 250.00, then 300.00
+    ref = (
+        await officer.data(
+            ENROLL,
+            {"input": {"idempotencyKey": "e1", "program": "HOUSING", "enrolledOn": "2025-02-01"}},
+        )
+    )["enrollBeneficiary"]["beneficiaryRef"]
+    commitments = []
+    for key, amount in (("c1", "200.00"), ("c2", "100.00")):
+        committed = await officer.data(
+            COMMIT,
+            {
+                "input": {
+                    "idempotencyKey": key,
+                    "beneficiaryRef": ref,
+                    "kind": "RENT",
+                    "month": "2025-02",
+                    "amount": amount,
+                    "effectiveDate": "2025-02-03",
+                }
+            },
+        )
+        commitments.append(committed["commitDisbursement"]["id"])
+
+    async def traced() -> list[list[tuple[str, str]]]:
+        answers = []
+        for disbursement_id in commitments:
+            body = await auditor.data(PROVENANCE, {"id": disbursement_id})
+            answers.append(
+                [(s["journalEntryId"], s["amount"]) for s in body["provenance"]["sources"]]
+            )
+        return answers
+
+    assert await traced() == [[(wrong, "200.00")], [(wrong, "50.00"), (right, "50.00")]]
+    reversed_ = await admin.data(
+        "mutation($i: ReverseJournalEntryInput!) { reverseJournalEntry(input: $i) { __typename } }",
+        {
+            "i": {
+                "idempotencyKey": "undo-wrong",
+                "entryId": wrong,
+                "effectiveDate": "2025-02-04",
+                "description": "Takings of another shop, posted here by mistake",
+            }
+        },
+    )
+    assert reversed_["reverseJournalEntry"]["__typename"] == "JournalEntry"
+    expected = [[(right, "200.00")], [(right, "100.00")]]
+    assert await traced() == expected
+    # Income after the correction queues after what still stands.
+    await _income(admin, "later", "2025-02-05", "4100", "400.00")  # HOUSING: 100.00
+    committed = await officer.data(
+        COMMIT,
+        {
+            "input": {
+                "idempotencyKey": "c3",
+                "beneficiaryRef": ref,
+                "kind": "RENT",
+                "month": "2025-03",
+                "amount": "50.00",
+                "effectiveDate": "2025-02-06",
+            }
+        },
+    )
+    commitments.append(committed["commitDisbursement"]["id"])
+    body = await auditor.data(PROVENANCE, {"id": commitments[2]})
+    assert [(s["effectiveDate"], s["amount"]) for s in body["provenance"]["sources"]] == [
+        ("2025-02-05", "50.00")
+    ]
+    answers = await traced()
+    app_client.runtime.projector.rebuild()
+    assert await traced() == answers
+
+
 async def test_forgetting_a_beneficiary_shreds_the_note_and_keeps_every_total(
     app_client: GraphQLClient,
 ) -> None:

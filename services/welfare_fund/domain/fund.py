@@ -47,6 +47,8 @@ class IncomeSource:
     dated after a rate change left the fund richer or poorer by the difference (a
     posting of 1,000.00 at 8% reversed under 9%: 10.00 short on income that nets to
     nothing). A refund is no reversal: it is income given back when it is given back.
+    `reverses_entry_id`: the entry it reverses, so that provenance stops counting that
+    entry's share as a source (docs/welfare_fund.md, "Queries").
     """
 
     position: int
@@ -54,6 +56,7 @@ class IncomeSource:
     effective_date: date
     postings: Sequence[Posting]
     reverses_effective_date: date | None = None
+    reverses_entry_id: str | None = None
 
     @property
     def policy_date(self) -> date:
@@ -216,18 +219,19 @@ class WelfareFund(Aggregate):
                 )
                 totals[0] += base_cents
                 totals[1] += accrued_cents
-                items.append(
-                    {
-                        "entry_id": source.entry_id,
-                        "position": source.position,
-                        "date": source.effective_date.isoformat(),
-                        "stream": stream.value,
-                        "period": period,
-                        "base": base_cents,
-                        "accrued": accrued_cents,
-                        "programs": {str(p): c for p, c in programs.items()},
-                    }
-                )
+                item: dict[str, Any] = {
+                    "entry_id": source.entry_id,
+                    "position": source.position,
+                    "date": source.effective_date.isoformat(),
+                    "stream": stream.value,
+                    "period": period,
+                    "base": base_cents,
+                    "accrued": accrued_cents,
+                    "programs": {str(p): c for p, c in programs.items()},
+                }
+                if source.reverses_entry_id is not None:
+                    item["reverses_entry_id"] = source.reverses_entry_id
+                items.append(item)
         return items
 
     def record_accruals(

@@ -74,6 +74,7 @@ class WelfareFundProjection(Projection):
         # (scope, key, day) -> [base, accrued, committed, disbursed] movements
         activity: dict[tuple[str, str, date], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
         items: list[dict[str, Any]] = []
+        withdrawn: list[tuple[UUID, str, str, int]] = []  # entry, stream, program, cents
         for position, event in events:
             if isinstance(event, WelfareFund.AccrualsRecorded):
                 for item in event.items:
@@ -83,6 +84,12 @@ class WelfareFundProjection(Projection):
                     stream_day[ACCRUED] += int(item["accrued"])
                     for program, cents in item["programs"].items():
                         activity[(PROGRAM, program, day)][ACCRUED] += int(cents)
+                        if int(cents) < 0 and "reverses_entry_id" in item:
+                            # A reversed entry's share funds nothing any more.
+                            withdrawn.append(
+                                (UUID(item["reverses_entry_id"]), item["stream"], program,
+                                 -int(cents))
+                            )  # fmt: skip
                         if int(cents) <= 0:
                             continue  # reductions are not funding sources (FIFO rule)
                         items.append(
@@ -229,6 +236,8 @@ class WelfareFundProjection(Projection):
                 fifo_end[item["program"]] = item["fifo_end_cents"] = start + item["share_cents"]
                 item["fifo_start_cents"] = start
             insert_mappings(conn, welfare_accrual_items, items)
+        for entry_id, stream, program, cents in withdrawn:
+            _withdraw_source(conn, entry_id, stream, program, cents)
         if activity:
             _apply_daily(conn, activity)
 
@@ -265,6 +274,40 @@ def _fifo_ends(conn: Connection, programs: set[str]) -> dict[str, int]:
         _fifo_ends_statement(len(ordered)), {f"p{i}": p for i, p in enumerate(ordered)}
     )
     return {program: int(end) for program, end in rows if end is not None}
+
+
+def _withdraw_source(
+    conn: Connection, entry_id: UUID, stream: str, program: str, cents: int
+) -> None:
+    """Take a reversed entry's share out of its program's funding queue: its range
+    shrinks by what the reversal took back (at most its width) and every later source
+    moves up by as much, so commitments are traced to income that still stands.
+    Reversals are rare corrections; each costs one update of the later sources."""
+    item = welfare_accrual_items.c
+    row = conn.execute(
+        select(item.fifo_start_cents, item.fifo_end_cents).where(
+            item.entry_id == entry_id, item.stream == stream, item.program == program
+        )
+    ).first()
+    if row is None:
+        return  # the reversed entry gave this program nothing to withdraw
+    start, end = int(row[0]), int(row[1])
+    taken = min(cents, end - start)
+    if taken <= 0:
+        return
+    conn.execute(
+        update(welfare_accrual_items)
+        .where(item.entry_id == entry_id, item.stream == stream, item.program == program)
+        .values(fifo_end_cents=end - taken)
+    )
+    conn.execute(
+        update(welfare_accrual_items)
+        .where(item.program == program, item.fifo_start_cents >= end)
+        .values(
+            fifo_start_cents=item.fifo_start_cents - taken,
+            fifo_end_cents=item.fifo_end_cents - taken,
+        )
+    )
 
 
 def _apply_daily(conn: Connection, activity: dict[tuple[str, str, date], list[int]]) -> None:

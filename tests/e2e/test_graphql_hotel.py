@@ -1411,3 +1411,52 @@ async def test_a_new_vat_rate_is_set_with_its_account(client: GraphQLClient) -> 
     )
     assert out["__typename"] == "Booking", out
     assert account_totals(await entries_for(client, booking_id))["2030"] == "-12.00"
+
+
+async def test_an_arrival_beyond_the_booking_horizon_is_a_mistyped_year(
+    client: GraphQLClient,
+) -> None:
+    """Two years ahead by default, the admin's policy from its date: a booking for
+    2062 (meant 2026) is refused and stores nothing; the horizon's last day is not."""
+    head = client.head()
+    typo = booking_input("typo", arrival="2062-07-01", departure="2062-07-04")
+    refused = await run(client, CREATE, typo, "createBooking")
+    assert (refused["__typename"], refused["field"]) == ("ValidationError", "arrival")
+    assert "730 days" in refused["message"]
+    assert client.head() == head
+    # Booked on 2025-06-01: 2027-06-01 is day 730.
+    await book(client, "far", arrival="2027-06-01", departure="2027-06-03")
+    one_more = booking_input("too-far", arrival="2027-06-02", departure="2027-06-03")
+    assert (await run(client, CREATE, one_more, "createBooking"))["field"] == "arrival"
+
+    shorter = policy_input("p", "2025-09-01", bookingHorizonDays=365)
+    policy = await client.data(
+        "mutation($input: SetHotelPolicyInput!) { setHotelPolicy(input: $input) "
+        "{ __typename ... on HotelPolicy { bookingHorizonDays } } }",
+        {"input": shorter},
+    )
+    assert policy["setHotelPolicy"] == {"__typename": "HotelPolicy", "bookingHorizonDays": 365}
+    late = booking_input("late", arrival="2026-10-01", departure="2026-10-02")
+    refused = await run(client, CREATE, {**late, "businessDate": "2025-09-15"}, "createBooking")
+    assert "365 days" in refused["message"]
+    # The horizon in force on the day a booking is made, not on its arrival.
+    early = await run(client, CREATE, {**late, "idempotencyKey": "early"}, "createBooking")
+    assert early["__typename"] == "Booking"
+    # Left out, the horizon stays as the version in force; out of range, refused.
+    kept = policy_input("p2", "2025-10-01")
+    again = await client.data(
+        "mutation($input: SetHotelPolicyInput!) { setHotelPolicy(input: $input) "
+        "{ __typename ... on HotelPolicy { bookingHorizonDays } } }",
+        {"input": kept},
+    )
+    assert again["setHotelPolicy"]["bookingHorizonDays"] == 365
+    for bad in (0, 3651):
+        body = await client.data(
+            "mutation($input: SetHotelPolicyInput!) { setHotelPolicy(input: $input) "
+            "{ __typename ... on ValidationError { field } } }",
+            {"input": policy_input(f"bad-{bad}", "2025-11-01", bookingHorizonDays=bad)},
+        )
+        assert body["setHotelPolicy"] == {
+            "__typename": "ValidationError",
+            "field": "bookingHorizonDays",
+        }

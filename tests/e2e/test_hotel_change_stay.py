@@ -210,6 +210,7 @@ async def test_bad_changes_in_house_are_refused_and_store_nothing(
         ({"roomNumber": "Rossi"}, "roomNumber"),
         ({"arrival": "2025-07-05", "departure": "2025-07-04"}, "departure"),
         ({"businessDate": "2025-05-31", "departure": "2025-07-05"}, "businessDate"),
+        ({"arrival": "2027-07-01", "departure": "2027-07-03"}, "arrival"),  # past the horizon
     ],
 )
 async def test_bad_moves_before_arrival_are_refused_and_store_nothing(

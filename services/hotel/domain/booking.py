@@ -77,6 +77,16 @@ def _lines(states: Sequence[dict[str, Any]]) -> list[FolioLine]:
     return [FolioLine.from_state(s) for s in states]
 
 
+def _check_horizon(config: HotelConfiguration, arrival: date, on: date) -> None:
+    """An arrival further ahead than the policy's horizon (in force on the day the
+    booking is made or moved) is a mistyped year, not a booking."""
+    horizon_days = config.policy_on(on).booking_horizon_days
+    if (arrival - on).days > horizon_days:
+        raise ValidationError(
+            "arrival", f"is more than {horizon_days} days after the day of the booking"
+        )
+
+
 def _quote(
     config: HotelConfiguration,
     *,
@@ -370,6 +380,7 @@ class Booking(Aggregate):
             raise ValidationError(
                 "arrival", "cannot precede the day the booking is made (its businessDate)"
             )
+        _check_horizon(config, arrival, booked_on)
         if not guests:
             raise ValidationError("guests", "a booking needs at least one guest")
         facts = [g.facts(arrival) for g in guests]
@@ -477,8 +488,10 @@ class Booking(Aggregate):
                     "departure",
                     "must be after the day of the change (leaving today is a check-out)",
                 )
-        elif arrival != self.arrival and arrival < on:
-            raise ValidationError("arrival", "cannot be moved before the day of the change")
+        elif arrival != self.arrival:
+            if arrival < on:
+                raise ValidationError("arrival", "cannot be moved before the day of the change")
+            _check_horizon(config, arrival, on)
         if min(g.age_on_arrival for g in guests) < 0:
             raise ValidationError("arrival", "cannot precede a guest's birth date")
         unchanged = (self.arrival, self.departure, self.room_number, self.nightly_rate_cents)

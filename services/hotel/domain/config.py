@@ -68,6 +68,8 @@ class HotelPolicy:
     # VAT payable account per rate; the admin adds one for a new rate (vatAccounts).
     vat_account_by_bp: dict[str, str]
     accounts: dict[str, str] = field(default_factory=dict)  # ACCOUNT_ROLES -> code
+    # How far ahead a stay may be booked: an arrival in 2062 is a mistyped 2026.
+    booking_horizon_days: int = 730
 
     @property
     def tourist_tax_cents(self) -> int:
@@ -93,6 +95,7 @@ class HotelPolicy:
             "vat_bp_by_kind": dict(self.vat_bp_by_kind),
             "vat_account_by_bp": dict(self.vat_account_by_bp),
             "accounts": dict(self.accounts),
+            "booking_horizon_days": self.booking_horizon_days,
         }
 
     @classmethod
@@ -112,6 +115,8 @@ class HotelPolicy:
             vat_bp_by_kind={k: int(v) for k, v in state["vat_bp_by_kind"].items()},
             vat_account_by_bp={k: str(v) for k, v in state["vat_account_by_bp"].items()},
             accounts={k: str(v) for k, v in state["accounts"].items()},
+            # Versions recorded before the horizon existed had none: two years.
+            booking_horizon_days=int(state.get("booking_horizon_days", 730)),
         )
 
     def check(self) -> None:
@@ -130,6 +135,7 @@ class HotelPolicy:
         _check_range("touristTaxExemptUnderAge", self.tourist_tax_exempt_under_age, 0, 30)
         _check_range("touristTaxMaxNights", self.tourist_tax_max_nights, 1, 365)
         _check_range("maxStayNights", self.max_stay_nights, 1, 365)
+        _check_range("bookingHorizonDays", self.booking_horizon_days, 1, 3650)
         _check_range("cancellationFreeDays", self.cancellation_free_days, 0, 365)
         _check_range("noShowPenaltyNights", self.no_show_penalty_nights, 0, 30)
         for kind in CHARGE_KINDS:

@@ -272,6 +272,11 @@ class SetHotelPolicyInput:
         description="VAT payable account per rate, added to (or replacing) those of the "
         "version in force; a new VAT rate needs one.",
     )
+    booking_horizon_days: int | None = strawberry.field(
+        default=None,
+        description="How many days ahead a stay may be booked, 1 to 3650 (default: as the "
+        "version in force).",
+    )
 
 
 @strawberry.input
@@ -613,6 +618,11 @@ class HotelMutation:
                 # with the VAT accounts the admin names for new rates.
                 vat_account_by_bp=_vat_accounts(current, input.vat_accounts),
                 accounts={role: current.accounts[role] for role in ACCOUNT_ROLES},
+                booking_horizon_days=(
+                    current.booking_horizon_days
+                    if input.booking_horizon_days is None
+                    else input.booking_horizon_days
+                ),
             )
             return hotel.set_policy(key=input.idempotency_key, actor=actor, policy=policy)
 

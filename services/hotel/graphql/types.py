@@ -304,6 +304,9 @@ class HotelPolicyType:
     vat_accounts: list[VatAccount] = strawberry.field(
         description="Where the VAT of each rate is posted, by rate."
     )
+    booking_horizon_days: int = strawberry.field(
+        description="How many days ahead of the day it is made a stay may be booked."
+    )
 
     @classmethod
     def from_policy(cls, policy: HotelPolicy) -> HotelPolicyType:
@@ -327,6 +330,7 @@ class HotelPolicyType:
                     policy.vat_account_by_bp.items(), key=lambda item: int(item[0])
                 )
             ],
+            booking_horizon_days=policy.booking_horizon_days,
         )
 
 

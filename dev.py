@@ -51,6 +51,10 @@ def main() -> int:
         args = [str(BIN / "coop"), "demo", "--serve", *sys.argv[2:]]
     else:
         args = [str(BIN / "python"), "-m", "pytest", *sys.argv[2:]]
+    if os.name == "posix":
+        # Become the server (or pytest): a stop signal sent to this process (a service
+        # manager, `timeout`, `kill`) reaches it instead of leaving it orphaned.
+        os.execv(args[0], args)
     return subprocess.call(args)
 
 

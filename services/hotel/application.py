@@ -597,6 +597,33 @@ class HotelApplication(CoopApplication):
             decide=decide,
         )
 
+    def waive_penalty(
+        self, *, key: str, actor: str, booking_id: UUID, reason: str, on: date | None = None
+    ) -> Outcome[Booking]:
+        """Waive what is still due of a no-show penalty; its entry, in the same save,
+        takes it back from the penalty revenue and the guest receivable."""
+
+        def decide() -> tuple[Booking, Sequence[Aggregate]]:
+            booking = self.get_booking(booking_id)
+            day = self.business_day(on)
+            waiver = booking.waive_penalty(reason=reason, on=day)
+            assert booking.closed_on is not None
+            # The accounts the penalty was posted to: those in force at the no-show.
+            policy = self.configuration().policy_on(booking.closed_on)
+            entry = self._entry(
+                cause_id=f"hotel:penalty-waived:{booking.id}",
+                actor=actor,
+                on=day,
+                # As with charges, the front desk's reason stays out of the ledger.
+                description=f"Hotel booking {booking.id}: no-show penalty waived",
+                postings=charge_postings(policy, waiver),
+            )
+            return booking, (entry,)
+
+        request = _request(booking_id, on, actor)
+        request.update(reason=reason)
+        return self._run(key=key, operation="waiveNoShowPenalty", request=request, decide=decide)
+
     def _closing(
         self,
         config: HotelConfiguration,

@@ -31,6 +31,7 @@ from tests.e2e.hotel_helpers import (
     booking_input,
     entries_for,
     member,
+    mutation,
     policy_input,
     run,
 )
@@ -1460,3 +1461,83 @@ async def test_an_arrival_beyond_the_booking_horizon_is_a_mistyped_year(
             "__typename": "ValidationError",
             "field": "bookingHorizonDays",
         }
+
+
+WAIVE = mutation("waiveNoShowPenalty", "WaiveNoShowPenaltyInput")
+
+
+async def test_an_unpaid_no_show_penalty_is_waived_and_the_books_close(
+    client: GraphQLClient,
+) -> None:
+    """No deposit, one night's penalty due; 40.00 paid, the rest given up: the folio
+    is settled, the receivable is back to zero and only what was paid stays revenue."""
+    booking_id = str((await book(client, "book-ns", nightlyRate="90.00"))["id"])
+    marked = await run(
+        client,
+        NO_SHOW,
+        {"idempotencyKey": "ns", "bookingId": booking_id, "businessDate": "2025-07-01"},
+        "markNoShow",
+    )
+    assert marked["folio"]["balance"] == "90.00"
+    value = {"idempotencyKey": "pay", "bookingId": booking_id, "method": "CASH",
+             "amount": "40.00", "businessDate": "2025-07-03"}  # fmt: skip
+    assert (await run(client, PAY, value, "recordPayment"))["folio"]["balance"] == "50.00"
+
+    head = client.head()
+    waive = {"idempotencyKey": "w", "bookingId": booking_id, "reason": "Guest unreachable"}
+    for bad, field in (
+        ({"businessDate": "2025-07-02"}, "businessDate"),  # before the payment
+        ({"reason": "  "}, "reason"),
+    ):
+        refused = await run(client, WAIVE, {**waive, "idempotencyKey": "bad", **bad},
+                            "waiveNoShowPenalty")  # fmt: skip
+        assert (refused["__typename"], refused["field"]) == ("ValidationError", field)
+    assert client.head() == head
+
+    waived = await run(client, WAIVE, {**waive, "businessDate": "2025-07-10"}, "waiveNoShowPenalty")
+    assert waived["status"] == "NO_SHOW"
+    assert [(line["description"], line["amount"]) for line in waived["folio"]["lines"]] == [
+        ("No-show penalty: 1 night(s)", "90.00"),
+        ("Penalty waived: Guest unreachable", "-50.00"),
+    ]
+    assert (waived["folio"]["total"], waived["folio"]["paid"]) == ("40.00", "40.00")
+    assert waived["folio"]["balance"] == "0.00"
+    entries = await entries_for(client, booking_id)
+    assert account_totals(entries) == {"1000": "40.00", "4030": "-40.00"}
+    waiver_entry = [e for e in entries if "waived" in e["description"]]
+    assert len(waiver_entry) == 1
+    assert "unreachable" not in waiver_entry[0]["description"]
+
+    # A retry changes nothing twice; a second waiver finds nothing due.
+    head = client.head()
+    again = await run(client, WAIVE, {**waive, "businessDate": "2025-07-10"}, "waiveNoShowPenalty")
+    assert again == waived
+    assert client.head() == head
+    twice = await run(client, WAIVE, {**waive, "idempotencyKey": "w2"}, "waiveNoShowPenalty")
+    assert twice["__typename"] == "Conflict"
+    assert "no penalty is due" in twice["message"]
+    # The read model agrees, before and after a rebuild.
+    query = "query($id: ID!) { booking(id: $id) { folio { total balance lines { amount } } } }"
+    read = (await client.data(query, {"id": booking_id}))["booking"]
+    assert read["folio"]["balance"] == "0.00"
+    assert [line["amount"] for line in read["folio"]["lines"]] == ["90.00", "-50.00"]
+    client.runtime.projector.rebuild()
+    assert (await client.data(query, {"id": booking_id}))["booking"] == read
+
+
+async def test_only_a_no_show_with_something_due_can_have_its_penalty_waived(
+    client: GraphQLClient,
+) -> None:
+    booking = await book(client, "kept", deposit="150.00", depositMethod="CARD")
+    waive = {"idempotencyKey": "w", "bookingId": booking["id"], "reason": "Courtesy"}
+    head = client.head()
+    confirmed = await run(client, WAIVE, waive, "waiveNoShowPenalty")
+    assert confirmed["__typename"] == "Conflict"
+    assert client.head() == head
+    value = {"idempotencyKey": "ns", "bookingId": booking["id"], "businessDate": "2025-07-02"}
+    await run(client, NO_SHOW, value, "markNoShow")  # the deposit covered the penalty
+    head = client.head()
+    settled = await run(client, WAIVE, {**waive, "idempotencyKey": "w2"}, "waiveNoShowPenalty")
+    assert settled["__typename"] == "Conflict"
+    assert "no penalty is due" in settled["message"]
+    assert client.head() == head

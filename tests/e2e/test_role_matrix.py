@@ -51,6 +51,7 @@ EXPECTED: dict[str, frozenset[Role]] = {
     "Mutation.markGuestsReported": frozenset({A, FD}),
     "Mutation.eraseGuestData": frozenset({A}),
     "Mutation.markNoShow": frozenset({A, FD}),
+    "Mutation.waiveNoShowPenalty": frozenset({A, FD}),
     "Mutation.postCharge": frozenset({A, FD}),
     "Mutation.voidCharge": frozenset({A, FD}),
     "Mutation.recordPayment": frozenset({A, FD}),

@@ -252,6 +252,14 @@ class Booking(Aggregate):
             assert isinstance(aggregate, Booking)
             aggregate._close(BookingStatus.NO_SHOW, self.on, self.closing_lines, self.payments)
 
+    class PenaltyWaived(Aggregate.Event):
+        on: date
+        closing_lines: list[dict[str, Any]]  # the penalty and the waiver that offsets it
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, Booking)
+            aggregate.stay_lines = _lines(self.closing_lines)
+
     class GuestDataErased(Aggregate.Event):
         on: date
 
@@ -805,6 +813,28 @@ class Booking(Aggregate):
             method = self.deposit_method or "TRANSFER"
             refunds.append(Payment(DEPOSIT_REFUND, method, deposit - penalty, on).as_state())
         self.trigger_event(self.MarkedNoShow, on=on, closing_lines=closing, payments=refunds)
+
+    def waive_penalty(self, *, reason: str, on: date) -> FolioLine:
+        """The hotel gives up a no-show penalty it will not collect: a negative line
+        takes what is still due off the folio, so the receivable and the penalty
+        revenue go back by as much. What was paid, or kept from the deposit, stays."""
+        reason = collapsed_text(reason, field="reason", max_length=MAX_CHARGE_DESCRIPTION_LENGTH)
+        self._require(BookingStatus.NO_SHOW, action="waive its penalty")
+        due = self.balance_cents
+        if due <= 0:
+            raise IllegalTransition(
+                f"{self.label} is {self.status.value} and settled: no penalty is due",
+                self.status.value,
+            )
+        assert self.closed_on is not None
+        if on < max([self.closed_on, *(p.on for p in self.payments)]):
+            raise ValidationError(
+                "businessDate", "a waiver cannot precede the no-show or a payment of its penalty"
+            )
+        waiver = FolioLine.outside_vat(NO_SHOW_PENALTY, f"Penalty waived: {reason}", on, -due)
+        closing = [line.as_state() for line in [*self.stay_lines, waiver]]
+        self.trigger_event(self.PenaltyWaived, on=on, closing_lines=closing)
+        return waiver
 
     def mark_reported(self, *, reported_at: datetime, now: datetime, zone: tzinfo) -> None:
         """Once only (the portal's acceptance is a fact), so it must be plausible: not

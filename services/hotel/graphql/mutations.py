@@ -220,6 +220,14 @@ class MarkNoShowInput:
 
 
 @strawberry.input
+class WaiveNoShowPenaltyInput:
+    idempotency_key: str
+    booking_id: strawberry.ID
+    reason: str = strawberry.field(description="Why it is waived (1-200 characters).")
+    business_date: date | None = None
+
+
+@strawberry.input
 class EraseGuestDataInput:
     idempotency_key: str
     booking_id: strawberry.ID
@@ -548,6 +556,28 @@ class HotelMutation:
     )
     async def mark_no_show(self, info: Info, input: MarkNoShowInput) -> BookingResult:
         return await _booking_step(info, input, info.context.runtime.hotel.mark_no_show)
+
+    @strawberry.mutation(
+        permission_classes=HOTEL,
+        description="Give up what is still due of a no-show penalty (uncollectable, or "
+        "waived as a courtesy): a negative folio line settles the folio, and the penalty "
+        "revenue and the guest receivable go back by as much. What was paid stays.",
+    )
+    async def waive_no_show_penalty(
+        self, info: Info, input: WaiveNoShowPenaltyInput
+    ) -> BookingResult:
+        hotel, actor = info.context.runtime.hotel, info.context.actor
+
+        def command() -> Outcome[BookingModel]:
+            return hotel.waive_penalty(
+                key=input.idempotency_key,
+                actor=actor,
+                booking_id=parse_booking_id(input.booking_id),
+                reason=input.reason,
+                on=input.business_date,
+            )
+
+        return await _booking_mutation(info, command)
 
     @strawberry.mutation(
         permission_classes=ADMIN,

@@ -120,6 +120,7 @@ class HotelProjection(Projection):
             Booking.CheckedOut,
             Booking.Cancelled,
             Booking.MarkedNoShow,
+            Booking.PenaltyWaived,
             Booking.GuestsReported,
             Booking.GuestDataErased,
         )
@@ -203,6 +204,11 @@ class HotelProjection(Projection):
                         paid_cents=b.paid_cents + signed,
                         **_stay_totals(event.closing_lines),
                     )
+                )
+            elif isinstance(event, Booking.PenaltyWaived):
+                self._replace_stay(page, booking_id, event.closing_lines)
+                page.execute(
+                    update(hotel_bookings).where(this).values(**_stay_totals(event.closing_lines))
                 )
             elif isinstance(event, Booking.GuestsReported):
                 page.execute(

@@ -542,6 +542,15 @@ async def test_a_deposit_that_comes_after_the_booking_is_held_and_applied(
     )
     assert [p["kind"] for p in cancelled["folio"]["payments"]] == ["DEPOSIT", "DEPOSIT_REFUND"]
     assert account_totals(await entries_for(client, booking["id"])) == {}
+    # Signed, the deposit and its refund read as money in and back, adding up to `paid`.
+    signed = await client.data(
+        "query($id: ID!) { booking(id: $id) { folio { paid payments { signedAmount } } } }",
+        {"id": booking["id"]},
+    )
+    folio = signed["booking"]["folio"]
+    amounts = [Decimal(p["signedAmount"]) for p in folio["payments"]]
+    assert [str(a) for a in amounts] == ["100.00", "-100.00"]
+    assert sum(amounts) == Decimal(folio["paid"])
 
 
 async def test_no_show_takes_one_night_from_the_deposit(client: GraphQLClient) -> None:

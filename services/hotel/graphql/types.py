@@ -68,7 +68,11 @@ class VatSummaryLine:
 class FolioPayment:
     kind: str = strawberry.field(description="DEPOSIT, PAYMENT, REFUND or DEPOSIT_REFUND.")
     method: PaymentMethod
-    amount: Money
+    amount: Money = strawberry.field(description="Positive; `kind` gives the direction.")
+    signed_amount: Money = strawberry.field(
+        description="Money in positive, money given back (REFUND, DEPOSIT_REFUND) negative: "
+        "the payments' signed amounts add up to `paid`."
+    )
     date: date
 
 
@@ -173,6 +177,7 @@ class Booking:
                         kind=p.kind,
                         method=PaymentMethod(p.method),
                         amount=money(p.amount_cents),
+                        signed_amount=money(p.signed_cents),
                         date=p.on,
                     )
                     for p in view.payments

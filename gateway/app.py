@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import logging
 import math
 import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, cast, overload
 
+from cross_web import HTTPException
 from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import OAuth2PasswordRequestForm
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
-from starlette.requests import HTTPConnection
+from starlette.requests import HTTPConnection, Request
+from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
@@ -67,12 +70,74 @@ class SocketOperations(BaseGraphQLTransportWSHandler[CoopContext, None]):
             request_id_var.reset(token)
 
 
+# strawberry's own words for a body that is not JSON; a body that is not UTF-8 gets them too.
+MALFORMED_JSON = "Unable to parse request body as JSON"
+_REFUSAL_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+
+
+def refusal(status_code: int, message: str) -> JSONResponse:
+    """A request refused before execution, in GraphQL's error shape."""
+    code = _REFUSAL_CODES.get(status_code, "BAD_REQUEST")
+    return JSONResponse(
+        {"errors": [{"message": message, "extensions": {"code": code}}]}, status_code=status_code
+    )
+
+
 class CoopGraphQLRouter(GraphQLRouter[CoopContext, None]):
     graphql_transport_ws_handler_class = SocketOperations
 
     def __init__(self, *args: Any, metrics: Metrics, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.metrics = metrics
+
+    def decode_json(self, data: str | bytes) -> object:
+        """The request body as JSON: an object (one operation) or a list (a batch, which
+        strawberry refuses next). Bytes are the body; text is a GET query parameter
+        (`variables`, `extensions`), left to strawberry's own checks.
+
+        strawberry took any JSON value and called `.get` on it, and let a body that is
+        not UTF-8 escape as UnicodeDecodeError: `"hello"`, `42` or a stray 0xFF byte
+        got a plain 500 with no request id and a traceback in the log."""
+        try:
+            decoded = json.loads(data)
+        except UnicodeDecodeError as e:  # as malformed as broken JSON, and answered so
+            raise HTTPException(400, MALFORMED_JSON) from e
+        if isinstance(data, bytes) and not isinstance(decoded, dict | list):
+            raise HTTPException(400, "the request body must be a JSON object")
+        return decoded
+
+    @overload
+    async def run(
+        self,
+        request: Request,
+        context: CoopContext = UNSET,
+        root_value: None = UNSET,
+    ) -> Response: ...
+
+    @overload
+    async def run(
+        self,
+        request: WebSocket,
+        context: CoopContext = UNSET,
+        root_value: None = UNSET,
+    ) -> WebSocket: ...
+
+    async def run(
+        self,
+        request: Request | WebSocket,
+        context: CoopContext = UNSET,
+        root_value: None = UNSET,
+    ) -> Response | WebSocket:
+        """strawberry answers the requests it refuses (a batch, a query over GET,
+        malformed JSON, no query, an unknown operation name) in plain text; every other
+        refusal is GraphQL's JSON with a code, which clients switch on. Here they get
+        that shape too: one place, for every refusal strawberry raises."""
+        if isinstance(request, WebSocket):
+            return await super().run(request, context, root_value)
+        try:
+            return await super().run(request, context, root_value)
+        except HTTPException as e:
+            return refusal(e.status_code, e.reason)
 
     async def on_ws_connect(self, context: CoopContext) -> UnsetType | dict[str, object] | None:
         """A socket whose connection_init carries no valid credentials is closed with
@@ -82,6 +147,31 @@ class CoopGraphQLRouter(GraphQLRouter[CoopContext, None]):
             raise ConnectionRejectionError
         acknowledged: UnsetType = UNSET  # a plain connection_ack
         return acknowledged
+
+
+class StallClock:
+    """How long the read models have been behind without moving, as /readyz sees it.
+
+    The clock starts at the first probe that finds them behind (or finds them moved
+    but still behind) and stops when a probe finds them caught up. It once counted
+    from when the projected position last moved: after a quiet spell longer than the
+    threshold, the first probe landing between a commit and its projection answered
+    "stalled" (503) on a healthy system, and a stopped projector was called stalled
+    before the threshold had passed since it fell behind.
+    """
+
+    def __init__(self) -> None:
+        self._position = -1
+        self._behind_since_s: float | None = None  # monotonic; None while caught up
+
+    def behind_for_s(self, projected: int, lag: int, now_s: float) -> float:
+        """Record one probe's reading; the seconds behind without moving so far."""
+        if lag == 0:
+            self._behind_since_s = None
+        elif self._behind_since_s is None or projected != self._position:
+            self._behind_since_s = now_s
+        self._position = projected
+        return 0.0 if self._behind_since_s is None else now_s - self._behind_since_s
 
 
 def create_app(
@@ -188,8 +278,7 @@ def create_app(
         """Liveness: the process answers."""
         return JSONResponse({"status": "ok"})
 
-    # The projected position as readiness last saw it, and since when (monotonic s).
-    last_seen = {"position": -1, "since": 0.0}
+    stall_clock = StallClock()
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
@@ -206,13 +295,11 @@ def create_app(
             log.exception("readiness check failed")
             return JSONResponse({"status": "unavailable", "store": "unreachable"}, status_code=503)
         lag = max(head - projected, 0)
-        now = time.monotonic()
-        if projected != last_seen["position"]:
-            last_seen.update(position=projected, since=now)
+        behind_s = stall_clock.behind_for_s(projected, lag, time.monotonic())
         status = "ready"
         if lag > settings.readyz_max_lag_events:
             status = "lagging"
-        elif lag > 0 and now - last_seen["since"] > settings.readyz_max_stall_s:
+        elif lag > 0 and behind_s > settings.readyz_max_stall_s:
             status = "stalled"
         return JSONResponse(
             {"status": status, "head": head, "projectorLag": lag},

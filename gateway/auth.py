@@ -31,6 +31,7 @@ from sqlalchemy import (
     update,
 )
 
+from gateway.unstorable_text import carries_unstorable_text
 from services.common.auth import Principal, Role
 from services.common.database import LoneReads, metadata
 from services.common.errors import Conflict, NotFound, ValidationError
@@ -239,6 +240,10 @@ class CredentialStore:
             return True
 
     def issue_token(self, username: str, password: str) -> IssuedToken:
+        if carries_unstorable_text(username):
+            # No user has such a name (none could be stored), and PostgreSQL refuses
+            # the NUL character even in a lookup: it was a plain 500 at /auth/token.
+            raise AuthenticationFailed
         with self.engine.begin() as conn:
             row = conn.execute(
                 select(auth_users.c.password_hash, auth_users.c.disabled).where(
@@ -343,6 +348,10 @@ async def principal_for_key(reads: LoneReads, key: str) -> Principal:
     if len(parts) != 3 or parts[0] != KEY_PREFIX:
         raise AuthenticationFailed
     _prefix, key_id, secret = parts
+    if carries_unstorable_text(key_id):
+        # No key has such an id; PostgreSQL refuses it even in a lookup (a key sent in
+        # a WebSocket's connection_init is JSON, which may carry one).
+        raise AuthenticationFailed
     row = await reads.first(KEY_LOOKUP, {"key_id": key_id})
     if row is None or row["revoked_at"] is not None:
         raise AuthenticationFailed

@@ -85,7 +85,13 @@ def _processed(error: GraphQLError) -> GraphQLError:
             extensions=extensions,
         )
     if isinstance(original, GraphQLError) and original.extensions:
-        return original
+        # Our own coded refusals (UNAUTHENTICATED, FORBIDDEN, RATE_LIMITED) are raised
+        # without a place; the error graphql-core located around them has it. Returning
+        # the raised one lost `path` and `locations`, so a client could not tell which
+        # field of a query was refused.
+        return GraphQLError(
+            original.message, nodes=error.nodes, path=error.path, extensions=original.extensions
+        )
     error_id = uuid.uuid4().hex
     log.error(
         "internal error %s in %s",

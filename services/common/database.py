@@ -8,6 +8,7 @@ once. See docs/adr/0001-event-store-and-read-models.md.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date
@@ -285,32 +286,52 @@ def ensure_schema(settings: Settings) -> None:
         engine.dispose()
 
 
-# Session-level advisory lock key: processes setting up one PostgreSQL database take
-# turns. (The projector's leadership lock is another key.)
-STARTUP_LOCK_KEY = 0x636F6F7073  # "coops"
+def advisory_lock_key(purpose: str, schema: str) -> int:
+    """The PostgreSQL advisory lock key for `purpose` in the store in `schema`.
+
+    Advisory locks belong to the whole database, and several cooperatives may share
+    one database, a schema each (docs/scaling.md): with one fixed key per purpose, the
+    first tenant's projector held the leadership of every tenant, whose read models
+    then never moved. So the schema is part of the key, as it is of the NOTIFY
+    channels. The key is the first 8 bytes of SHA-256("coop:<purpose>:<schema>") as a
+    signed 64-bit integer (PostgreSQL's bigint): the same in every process, on every
+    machine and in every release (Python's hash() is salted per process). Keep it so:
+    processes of two releases running side by side during an upgrade must agree.
+    """
+    digest = hashlib.sha256(f"coop:{purpose}:{schema}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def store_schema(settings: Settings) -> str:
+    """The schema of the store: the tenant's, or PostgreSQL's default."""
+    return settings.database_schema or "public"
 
 
 @contextmanager
 def startup_lock(settings: Settings) -> Iterator[None]:
-    """Hold PostgreSQL's startup advisory lock for the block (a no-op on SQLite, where
+    """Hold the store's startup advisory lock for the block (a no-op on SQLite, where
     the database file's own lock already serialises schema changes).
 
     Concurrent CREATE OR REPLACE FUNCTION (the event store's insert function) and
     CREATE TABLE IF NOT EXISTS fail on PostgreSQL with "tuple concurrently updated" or
     a duplicate type: several gateway workers and a projector starting at once did.
-    The lock is released with the session if the process dies.
+    The lock is released with the session if the process dies. It is one per store
+    (schema): everything set up lives in the store's schema, so one tenant's set-up (an
+    upgrade's new indexes, say) need not hold up the start of another tenant's
+    processes in the same database.
     """
     if not settings.is_postgres:
         yield
         return
+    key = advisory_lock_key("startup", store_schema(settings))
     engine = create_engine(settings.sync_url, poolclass=NullPool)
     try:
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": STARTUP_LOCK_KEY})
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
             try:
                 yield
             finally:
-                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": STARTUP_LOCK_KEY})
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
     finally:
         engine.dispose()
 

@@ -60,7 +60,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.schema import CreateIndex
 
-from services.common.database import projection_tracking
+from services.common.database import advisory_lock_key, projection_tracking
 from services.common.eventstore import CoopApplication
 from services.common.settings import Settings
 
@@ -1203,7 +1203,13 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-LEADER_LOCK_KEY = 0x636F6F70  # "coop": one projector leader per store (PostgreSQL)
+LEADER_LOCK_PURPOSE = "projector-leader"
+
+
+def leader_lock_key(schema: str) -> int:
+    """The advisory lock key of the projector leadership of the store in `schema`: one
+    leader per store, not per database (see `advisory_lock_key`)."""
+    return advisory_lock_key(LEADER_LOCK_PURPOSE, schema)
 
 
 @contextmanager
@@ -1212,25 +1218,30 @@ def projector_leadership(
 ) -> Iterator[bool]:
     """Hold the store's projector leadership while the block runs (PostgreSQL).
 
-    A second `coop projections run` waits here as a hot standby and takes over when the
-    leader's session ends. Correctness never depends on it (the tracking update is a
-    compare-and-set); it avoids wasted work. SQLite has one process by design: no lock.
-    Yields False if `stop` was set before leadership was won.
+    A second `coop projections run` on the same store waits here as a hot standby and
+    takes over when the leader's session ends; the projectors of other stores (tenant
+    schemas) in the same database lead at once, each under its own key. The store is
+    the schema the engine's connections write to (`current_schema()`, from the
+    search_path that `COOP_DATABASE_SCHEMA` sets). Correctness never depends on the
+    lock (the tracking update is a compare-and-set); it avoids wasted work. SQLite has
+    one process by design: no lock. Yields False if `stop` was set before leadership
+    was won.
     """
     if engine.dialect.name != "postgresql":
         yield True
         return
     with engine.connect() as conn:
+        schema = conn.execute(text("SELECT current_schema()")).scalar()
+        key = leader_lock_key(str(schema or "public"))
+        conn.commit()
         while not stop.is_set():
-            won = conn.execute(
-                text("SELECT pg_try_advisory_lock(:k)"), {"k": LEADER_LOCK_KEY}
-            ).scalar()
+            won = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
             conn.commit()
             if won:
                 try:
                     yield True
                 finally:
-                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LEADER_LOCK_KEY})
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
                     conn.commit()
                 return
             stop.wait(poll_s)

@@ -160,7 +160,15 @@ def test_a_socket_without_valid_credentials_is_closed_at_connection_init(
     and then had every operation refused. Credential names are as case-insensitive as
     HTTP headers."""
     client, headers = live
-    for payload in ({}, {"X-Api-Key": "coop_0123_wrong"}, {"Authorization": "Bearer nope"}):
+    for payload in (
+        {},
+        {"X-Api-Key": "coop_0123_wrong"},
+        {"Authorization": "Bearer nope"},
+        # Text no key id can hold: PostgreSQL refused it in the lookup and the socket
+        # ended in an internal error, with a traceback in the log.
+        {"X-Api-Key": "coop_01\x0023_wrong"},
+        {"X-Api-Key": "coop_01\ud80023_wrong"},
+    ):
         with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
             ws.send_text(json.dumps({"type": "connection_init", "payload": payload}))
             with pytest.raises(WebSocketDisconnect) as closed:

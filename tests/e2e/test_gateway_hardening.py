@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import logging
 import warnings
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -17,7 +18,10 @@ import pytest
 from sqlalchemy import event, update
 from sqlalchemy.exc import SAWarning
 
+from gateway.app import StallClock, create_app
 from gateway.auth import auth_tokens, principal_for_key
+from gateway.observability import JsonFormatter
+from gateway.runtime import Runtime
 from gateway.unstorable_text import UNSTORABLE_MESSAGE
 from services.common.auth import Role
 from services.ledger.domain import Posting, Side
@@ -154,6 +158,7 @@ async def test_batches_are_refused(client: GraphQLClient) -> None:
         headers=client.headers,
     )
     assert response.status_code == 400
+    assert code_of(response.json()) == "BAD_REQUEST"
     assert client.head() == head
 
 
@@ -165,6 +170,7 @@ async def test_mutation_via_get_is_refused(client: GraphQLClient) -> None:
         headers=client.headers,
     )
     assert response.status_code in (400, 405)
+    assert code_of(response.json()) in ("BAD_REQUEST", "METHOD_NOT_ALLOWED")
     assert client.head() == head
 
 
@@ -192,16 +198,143 @@ async def test_malformed_json_unknown_operation_and_wrong_variable_types(
         headers={**client.headers, "Content-Type": "application/json"},
     )
     assert malformed.status_code == 400
+    assert malformed.json()["errors"] == [
+        {"message": "Unable to parse request body as JSON", "extensions": {"code": "BAD_REQUEST"}}
+    ]
     unknown = await client.http.post(
         "/graphql",
         json={"query": "query A { accounts { code } }", "operationName": "B"},
         headers=client.headers,
     )
     assert unknown.status_code == 400
-    assert "B" in unknown.text
+    assert code_of(unknown.json()) == "BAD_REQUEST"
+    assert "B" in unknown.json()["errors"][0]["message"]
     wrong = await client.execute(POST, {"input": {"idempotencyKey": 42}})
     assert wrong["errors"]
     assert wrong.get("data") is None
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'"hello"', "the request body must be a JSON object"),
+        (b"42", "the request body must be a JSON object"),
+        (b"null", "the request body must be a JSON object"),
+        (b"[]", "Batching is not enabled"),
+        (b'{"query": "{ accounts { code } \xff }"}', "Unable to parse request body as JSON"),
+        (b"\xc3(", "Unable to parse request body as JSON"),
+    ],
+)
+async def test_bodies_that_are_no_json_object_or_no_utf8_are_bad_requests(
+    client: GraphQLClient, caplog: pytest.LogCaptureFixture, body: bytes, message: str
+) -> None:
+    """JSON that is not an object, and bytes that are not UTF-8, got a plain-text 500
+    without a request id (strawberry called `.get` on the value, or failed to decode
+    it), and a traceback in the log. They are malformed requests, answered as
+    malformed JSON is."""
+    response = await client.http.post(
+        "/graphql", content=body, headers={**client.headers, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {
+        "errors": [{"message": message, "extensions": {"code": "BAD_REQUEST"}}]
+    }
+    assert len(response.headers["x-request-id"]) == 32
+    assert [r for r in caplog.records if r.exc_info] == []
+
+
+async def test_a_user_name_no_store_can_hold_is_a_wrong_user_name(
+    client: GraphQLClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """PostgreSQL refuses the NUL character even in a lookup: signing in as
+    "ma\\x00ria" was a plain 500 with a traceback. It is a name no user can have."""
+    client.runtime.credentials.add_user(
+        "maria", "a long enough password", frozenset({Role.AUDITOR})
+    )
+    for username in ("ma\x00ria", "maria\x00"):
+        response = await client.http.post(
+            "/auth/token", data={"username": username, "password": "a long enough password"}
+        )
+        assert response.status_code == 400, response.text
+        assert response.json() == {
+            "error": "invalid_grant",
+            "error_description": "wrong username or password",
+        }
+        assert len(response.headers["x-request-id"]) == 32
+    assert [r for r in caplog.records if r.exc_info] == []
+
+
+async def test_an_unexpected_failure_outside_graphql_is_masked_with_ids(
+    tmp_path: Path, backend: str
+) -> None:
+    """An exception escaping the app went to Starlette's error middleware, outside the
+    one that sets request ids: a plain-text 500 without one, and a log line without
+    it. It is masked as GraphQL masks errors: an error id in the answer and the log."""
+    settings = make_settings(backend, tmp_path)
+    runtime = Runtime(settings)
+    app = create_app(settings, runtime=runtime)
+
+    async def broken() -> None:
+        raise RuntimeError("a bug")
+
+    app.add_api_route("/broken", broken)
+    lines: list[dict[str, Any]] = []
+
+    class Lines(logging.Handler):  # formatted as they are emitted, as in production
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(json.loads(JsonFormatter().format(record)))
+
+    handler = Lines()
+    logging.getLogger("coop.gateway").addHandler(handler)
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://coop.test") as http:
+                response = await http.get("/broken")
+    finally:
+        logging.getLogger("coop.gateway").removeHandler(handler)
+        await runtime.aclose()
+    assert response.status_code == 500
+    error = response.json()["errors"][0]
+    assert error["message"] == "Internal error"
+    assert error["extensions"]["code"] == "INTERNAL"
+    [logged] = [line for line in lines if "exc" in line]
+    assert error["extensions"]["errorId"] in logged["msg"]
+    assert logged["request_id"] == response.headers["x-request-id"]
+
+
+async def test_refused_fields_keep_their_path_and_location(tmp_path: Path, backend: str) -> None:
+    """FORBIDDEN, UNAUTHENTICATED and RATE_LIMITED came without `path` and
+    `locations`: in a query of several fields a client could not tell which one was
+    refused (the GraphQL spec requires the path of a field error)."""
+    settings = make_settings(backend, tmp_path, mutations_per_minute=1)
+    async with serving(settings) as anon:
+        till = anon.as_role(Role.VOLUNTEER, till_id="till-1")
+        body = await till.execute(
+            '{ openCashSessionOf(tillId: "till-1") { id }\n'
+            '  booking(id: "00000000-0000-4000-8000-000000000000") { id } }'
+        )
+        assert body["data"] == {"openCashSessionOf": None, "booking": None}
+        assert [(e["extensions"]["code"], e["path"], e["locations"]) for e in body["errors"]] == [
+            ("FORBIDDEN", ["booking"], [{"line": 2, "column": 3}])
+        ]
+
+        unauthenticated = await anon.execute("{ accounts { code } }")
+        [error] = unauthenticated["errors"]
+        assert (error["extensions"]["code"], error["path"]) == ("UNAUTHENTICATED", ["accounts"])
+        assert error["locations"] == [{"line": 1, "column": 3}]
+
+        admin = anon.as_role(Role.ADMIN)
+        donate = (
+            'recordDonation(input: {{idempotencyKey: "{key}", amount: "1.00"}}) {{ __typename }}'
+        )
+        both = await admin.execute(
+            f"mutation {{ first: {donate.format(key='d1')} second: {donate.format(key='d2')} }}"
+        )
+        [limited] = both["errors"]
+        assert (limited["extensions"]["code"], limited["path"]) == ("RATE_LIMITED", ["second"])
+        assert limited["locations"][0]["line"] == 1
 
 
 async def test_no_credentials_wrong_role_expired_token_and_revoked_key(
@@ -384,6 +517,55 @@ async def test_readyz_says_stalled_when_the_read_models_are_behind_and_do_not_mo
         assert stalled.json()["projectorLag"] > 0
         await runtime.run_sync(runtime.projector.run_until_caught_up)
         assert (await anon.http.get("/readyz")).status_code == 200
+
+
+async def test_readyz_counts_a_stall_from_when_the_read_models_fell_behind(
+    tmp_path: Path, backend: str
+) -> None:
+    """The stall clock counted from when the projected position last moved: after a
+    quiet spell longer than the threshold, the first probe between a commit and its
+    projection said "stalled" (503) on a healthy system, and a stopped projector was
+    called stalled at once. It counts from the first probe that finds it behind."""
+    settings = make_settings(
+        backend, tmp_path, run_projector_in_process=False, readyz_max_stall_s=1.0
+    )
+    async with serving(settings) as anon:
+        runtime = anon.runtime
+        await runtime.run_sync(runtime.projector.run_until_caught_up)
+        assert (await anon.http.get("/readyz")).json()["status"] == "ready"
+        await asyncio.sleep(1.2)  # a quiet spell, longer than the threshold
+        await runtime.run_sync(
+            lambda: runtime.ledger.post_entry(
+                key="after-quiet",
+                actor="test",
+                effective_date=date(2025, 1, 2),
+                description="Donation",
+                postings=[Posting("1010", Side.DEBIT, 500), Posting("4400", Side.CREDIT, 500)],
+            )
+        )
+        # The projector is off from here on: the read models stay behind.
+        behind = await anon.http.get("/readyz")
+        assert (behind.status_code, behind.json()["status"]) == (200, "ready"), behind.json()
+        assert behind.json()["projectorLag"] > 0
+        await asyncio.sleep(0.3)
+        still = await anon.http.get("/readyz")  # behind, not moving, under the threshold
+        assert (still.status_code, still.json()["status"]) == (200, "ready"), still.json()
+        await asyncio.sleep(1.0)
+        stalled = await anon.http.get("/readyz")
+        assert (stalled.status_code, stalled.json()["status"]) == (503, "stalled")
+        await runtime.run_sync(runtime.projector.run_until_caught_up)
+        assert (await anon.http.get("/readyz")).status_code == 200
+
+
+def test_the_stall_clock_restarts_when_the_read_models_move_or_catch_up() -> None:
+    clock = StallClock()
+    assert clock.behind_for_s(projected=10, lag=0, now_s=100.0) == 0.0
+    assert clock.behind_for_s(projected=10, lag=3, now_s=500.0) == 0.0  # fell behind now
+    assert clock.behind_for_s(projected=10, lag=3, now_s=530.0) == 30.0  # and has not moved
+    assert clock.behind_for_s(projected=12, lag=4, now_s=540.0) == 0.0  # moved, still behind
+    assert clock.behind_for_s(projected=12, lag=4, now_s=545.0) == 5.0
+    assert clock.behind_for_s(projected=16, lag=0, now_s=546.0) == 0.0  # caught up
+    assert clock.behind_for_s(projected=16, lag=1, now_s=900.0) == 0.0
 
 
 async def test_every_response_carries_a_request_id(client: GraphQLClient) -> None:

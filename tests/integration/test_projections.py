@@ -408,6 +408,101 @@ def test_only_one_projector_leads_a_postgres_store(tmp_path: Path) -> None:
         drop_schema(settings)
 
 
+def _leads_within(engine: Engine, timeout_s: float) -> bool:
+    """Whether `engine`'s projector wins leadership within `timeout_s` (then lets go)."""
+    from services.common.projections import projector_leadership
+
+    result: list[bool] = []
+    give_up = threading.Event()
+
+    def contend() -> None:
+        with projector_leadership(engine, give_up, poll_s=0.05) as won:
+            result.append(won)
+
+    thread = threading.Thread(target=contend)
+    thread.start()
+    thread.join(timeout=timeout_s)
+    give_up.set()
+    thread.join(timeout=5)
+    return result == [True]
+
+
+@pytest.mark.postgres
+def test_the_projectors_of_two_cooperatives_in_one_database_lead_at_once(
+    tmp_path: Path,
+) -> None:
+    """Two cooperatives, one schema each, in one database (docs/scaling.md, tenants).
+    Advisory locks belong to the whole database: with one fixed key, the first
+    tenant's projector held every tenant's leadership, and the second one's waited
+    for good, its read models frozen."""
+    from services.common.projections import projector_leadership
+    from tests.conftest import drop_schema, make_settings
+
+    one, other = make_settings("postgres", tmp_path), make_settings("postgres", tmp_path)
+    engines = [create_sync_engine(s) for s in (one, other, one)]
+    stop = threading.Event()
+    try:
+        with projector_leadership(engines[0], stop) as leading:
+            assert leading
+            assert _leads_within(engines[1], timeout_s=3), (
+                "another schema's projector could not lead while this one led"
+            )
+            # Still one leader per store: the same schema's second projector waits.
+            assert not _leads_within(engines[2], timeout_s=0.3)
+    finally:
+        stop.set()
+        for engine in engines:
+            engine.dispose()
+        drop_schema(one)
+        drop_schema(other)
+
+
+def test_the_advisory_lock_keys_are_per_store_and_stable() -> None:
+    """Processes of two releases side by side (a rolling upgrade) must agree on the
+    keys, so they are pinned here: changing them lets two projectors lead one store
+    (harmless, the tracking update is a compare-and-set, but wasted work) and two
+    processes set one store up at once."""
+    from services.common.database import advisory_lock_key
+    from services.common.projections import leader_lock_key
+
+    assert leader_lock_key("public") == -1976209051242808088
+    assert advisory_lock_key("startup", "public") == -6302804201035086925
+    assert leader_lock_key("coop_a") != leader_lock_key("coop_b")
+    assert advisory_lock_key("startup", "coop_a") != leader_lock_key("coop_a")
+
+
+@pytest.mark.postgres
+def test_the_startup_lock_is_per_store(tmp_path: Path) -> None:
+    """Processes setting up one store take turns; another tenant's need not wait."""
+    from services.common.database import startup_lock
+    from tests.conftest import drop_schema, make_settings
+
+    one, other = make_settings("postgres", tmp_path), make_settings("postgres", tmp_path)
+
+    def set_up(settings: Settings) -> tuple[threading.Thread, threading.Event]:
+        done = threading.Event()
+
+        def run() -> None:
+            with startup_lock(settings):
+                done.set()
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        return thread, done
+
+    try:
+        with startup_lock(one):
+            _thread, other_done = set_up(other)
+            assert other_done.wait(3), "another store's set-up had to wait"
+            same, same_done = set_up(one)
+            assert not same_done.wait(0.3), "two processes set one store up at once"
+        same.join(timeout=5)
+        assert same_done.is_set()
+    finally:
+        drop_schema(one)
+        drop_schema(other)
+
+
 def test_the_projectors_relaxed_commits_stay_on_its_own_connection(
     ledger: LedgerApplication, engine: Engine
 ) -> None:

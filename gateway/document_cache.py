@@ -25,7 +25,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from graphql import ASTValidationRule, DocumentNode
+from graphql import ASTValidationRule, DocumentNode, GraphQLError, OperationDefinitionNode
 from strawberry.extensions import SchemaExtension
 
 from gateway.unstorable_text import carries_unstorable_text, unstorable_text_error
@@ -92,6 +92,18 @@ class CheckedDocuments(SchemaExtension):
             # Errors set here are the answer: strawberry then neither validates nor
             # executes (gateway/unstorable_text.py).
             context.pre_execution_errors = [unstorable_text_error()]
+        elif (
+            context._provided_operation_name is None
+            and _operation_count(context.graphql_document) > 1
+        ):
+            # strawberry ran the first one (its `operation_name` falls back to the
+            # first operation's, hence the field it was given); the spec says refuse.
+            context.pre_execution_errors = [
+                GraphQLError(
+                    "Must provide operation name if query contains multiple operations.",
+                    extensions={"code": "BAD_REQUEST"},
+                )
+            ]
         elif self.hit:
             # strawberry validates only while `pre_execution_errors` is None.
             context.pre_execution_errors = []
@@ -103,3 +115,9 @@ class CheckedDocuments(SchemaExtension):
             and context.pre_execution_errors == []
         ):
             self.cache.keep(context.query, context.graphql_document)
+
+
+def _operation_count(document: DocumentNode | None) -> int:
+    if document is None:
+        return 0
+    return sum(isinstance(d, OperationDefinitionNode) for d in document.definitions)

@@ -209,6 +209,15 @@ async def test_malformed_json_unknown_operation_and_wrong_variable_types(
     assert unknown.status_code == 400
     assert code_of(unknown.json()) == "BAD_REQUEST"
     assert "B" in unknown.json()["errors"][0]["message"]
+    # Two operations and no name: the client must choose; neither runs.
+    head = client.head()
+    unnamed = await client.execute(
+        "query A { accounts { code } } mutation B($input: PostJournalEntryInput!) "
+        "{ postJournalEntry(input: $input) { __typename } }"
+    )
+    assert unnamed.get("data") is None
+    assert unnamed["errors"][0]["message"].startswith("Must provide operation name")
+    assert client.head() == head
     wrong = await client.execute(POST, {"input": {"idempotencyKey": 42}})
     assert wrong["errors"]
     assert wrong.get("data") is None

@@ -482,7 +482,7 @@ def audit_verify(
 
     # Only the audit application: verification must work on a store whose events no
     # longer decode (the runtime would load the chart of accounts first).
-    audit = AuditApplication(_settings(), create_table=False)
+    audit = AuditApplication(_existing_store(), create_table=False)
     try:
         held = parse_head(expect) if expect else None
         with _progress() as progress:
@@ -501,8 +501,9 @@ def audit_verify(
     finally:
         audit.close()
     if result.ok:
+        since = f" from position {result.start_position}" if result.start_position else ""
         console.print(
-            f"OK: {result.events_checked} events checked; head "
+            f"OK: {result.events_checked} events checked{since}; head "
             f"{result.head_position}:{result.head_hash.hex()}"
         )
         if result.log_head_position > result.head_position:
@@ -526,7 +527,7 @@ def audit_head(
     """Print the chain's head (after catching up); with --publish, publish it."""
     from services.audit.store import chain_head
 
-    runtime = Runtime(_settings())
+    runtime = Runtime(_existing_store())
     try:
         _catch_up(runtime, "Chaining")
         if publish:
@@ -567,9 +568,9 @@ def audit_replay(
     ),
 ) -> None:
     """Rebuild every read model into scratch storage from event 0 and diff it with live."""
-    from services.audit.replay import replay
+    from services.audit.replay import UnreadableEvent, replay
 
-    runtime = Runtime(_settings())
+    runtime = Runtime(_existing_store())
     try:
         with _progress() as progress:
             task = progress.add_task("Replaying", total=max(runtime.projector.head(), 1))
@@ -586,6 +587,11 @@ def audit_replay(
                 ),
                 workers=workers,
             )
+    except UnreadableEvent as exc:
+        console.print(f"[red]FAILED: {exc.message}[/red]")
+        raise typer.Exit(1) from None
+    except CoopError as exc:
+        raise typer.BadParameter(exc.message) from None
     finally:
         runtime.close_sync()
     counts = Table("table", "rows replayed")
@@ -633,7 +639,7 @@ def audit_export(
     from services.audit.exports import write_all
     from services.audit.store import chain_head
 
-    settings = _settings()
+    settings = _existing_store()
     # Checked before the store is opened: a directory that cannot be made (a file on
     # the way, no permission) is the caller's mistake, not a crash half-way.
     try:
@@ -661,6 +667,13 @@ def audit_export(
                     task, completed=position, total=max(total, 1)
                 ),
             )
+    except OSError as exc:  # a full disk, say: write_all leaves nothing half-written
+        typer.secho(
+            f"Export failed, nothing written to {directory}: {exc.strerror or exc}",
+            err=True,
+            fg="red",
+        )
+        raise typer.Exit(1) from None
     finally:
         runtime.close_sync()
     for kind, path in files.items():
@@ -750,6 +763,25 @@ def hotel_erase_guests(
             console.print(f"Erased the guest data of {erased} booking(s); {refused} refused.")
             if leftover:
                 console.print(f"Deleted the leftover keys of {len(leftover)} erased booking(s).")
+
+
+def _existing_store() -> Settings:
+    """The settings of a store that already exists, for the audit commands: they read
+    what is there, and the runtime's set-up would make a fresh store at a mistyped
+    address (and then verify it, replay it, export it as if it were the real one).
+    `coop db init` and `coop serve` create the store; an auditor's command never does."""
+    from services.audit.store import store_exists
+
+    settings = _settings()
+    if not store_exists(settings):
+        typer.secho(
+            f"No store at {_describe_store()} (mistyped COOP_DATABASE_URL or "
+            "COOP_DATABASE_SCHEMA? `coop db init` creates one)",
+            err=True,
+            fg="red",
+        )
+        raise typer.Exit(2)
+    return settings
 
 
 def _describe_store() -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from uuid import UUID
@@ -22,6 +22,7 @@ from services.audit.domain import (
 from services.audit.projections.tables import audit_chain
 from services.audit.store import (
     ChainHead,
+    PublishedHeadRow,
     chain_hash_at,
     chain_head,
     create_snapshot_engine,
@@ -139,47 +140,55 @@ class AuditApplication(CoopApplication):
         expect: ChainHead | None = None,
         progress: ProgressCallback | None = None,
     ) -> VerifyResult:
-        """Recompute the chain from event 0 (or the latest published head) and compare.
+        """Recompute the chain from event 0 (or from a published head) and compare.
 
         The recomputation must agree with the stored chain row by row, pass through
-        every published head, and pass through `expect` (a head the caller holds
-        outside this database, which is what makes a rewritten chain detectable).
+        every published head after its start, and pass through `expect` (a head the
+        caller holds outside this database, which is what makes a rewritten chain
+        detectable). `from_published_head` starts at the latest published head; with
+        `expect` before it, at the latest published head at or before `expect` (event
+        0 if none is), so the held head is always recomputed: starting after it could
+        only trust it, and the published heads are a table an insider can rewrite.
         """
         with self.read_engine.connect() as conn:
             heads = published_heads(conn)
             expected = {h.position: bytes.fromhex(h.hash) for h in heads}
-            if expect is not None:
-                if expected.get(expect.position, expect.hash) != expect.hash:
+            if expect is not None and expected.get(expect.position, expect.hash) != expect.hash:
+                return VerifyResult(
+                    False,
+                    0,
+                    0,
+                    GENESIS_HASH,
+                    expect.position,
+                    "the head you hold differs from the head published here",
+                )
+            start = ChainHead(0, GENESIS_HASH)
+            if from_published_head:
+                start = _starting_head(heads, expect)
+                if start.position and chain_hash_at(conn, start.position) != start.hash:
                     return VerifyResult(
                         False,
                         0,
-                        0,
-                        GENESIS_HASH,
-                        expect.position,
-                        "the head you hold differs from the head published here",
-                    )
-                expected[expect.position] = expect.hash
-            start_position, start_hash = 0, GENESIS_HASH
-            if from_published_head and heads:
-                start_position, start_hash = heads[-1].position, bytes.fromhex(heads[-1].hash)
-                if chain_hash_at(conn, start_position) != start_hash:
-                    return VerifyResult(
-                        False,
-                        0,
-                        start_position,
-                        start_hash,
-                        start_position,
+                        start.position,
+                        start.hash,
+                        start.position,
                         "the chain does not pass through the published head",
+                        start_position=start.position,
                     )
+            # Published heads up to the start are what a run from a published head
+            # takes on trust (the start itself was just compared with the chain).
+            expected = {p: h for p, h in expected.items() if p > start.position}
+            if expect is not None:
+                expected[expect.position] = expect.hash
             head = head_position(conn, self.settings)
-            records = iter_records(conn, self.settings, after=start_position)
+            records = iter_records(conn, self.settings, after=start.position)
             if progress is not None:
                 records = _reporting(records, head, progress)
             result = verify(
                 records,
-                iter_chain(conn, after=start_position),
-                start_position=start_position,
-                start_hash=start_hash,
+                iter_chain(conn, after=start.position),
+                start_position=start.position,
+                start_hash=start.hash,
                 expected=expected,
             )
             return replace(result, log_head_position=head)
@@ -233,6 +242,15 @@ def _current_head(conn: Connection) -> ChainHead:
     return head
 
 
+def _starting_head(heads: Sequence[PublishedHeadRow], expect: ChainHead | None) -> ChainHead:
+    """The latest published head, or with `expect` the latest at or before it
+    (`heads` in position order); event 0 (the genesis hash) when there is none."""
+    usable = [h for h in heads if expect is None or h.position <= expect.position]
+    if not usable:
+        return ChainHead(0, GENESIS_HASH)
+    return ChainHead(usable[-1].position, bytes.fromhex(usable[-1].hash))
+
+
 def _reporting(
     records: Iterator[StoredRecord], head: int, progress: ProgressCallback, every: int = 10_000
 ) -> Iterator[StoredRecord]:
@@ -243,13 +261,14 @@ def _reporting(
     progress(head, head)
 
 
-def parse_head(text: str) -> ChainHead:
-    """`POSITION:HEX` as printed by `coop audit head`."""
+def parse_head(text: str, *, field: str = "expect") -> ChainHead:
+    """`POSITION:HEX` as printed by `coop audit head`; `field` names the input that
+    carried it in the error (the CLI's `expect`, GraphQL's `expectHead`)."""
     position, _, digest = text.partition(":")
     try:
         parsed = ChainHead(int(position), bytes.fromhex(digest))
     except ValueError:
-        raise ValidationError("expect", "a head is POSITION:HASH, e.g. 1234:9f86d0...") from None
+        raise ValidationError(field, "a head is POSITION:HASH, e.g. 1234:9f86d0...") from None
     if parsed.position < 1 or len(parsed.hash) != 32:
-        raise ValidationError("expect", "a head is POSITION:HASH with a 64-digit hex hash")
+        raise ValidationError(field, "a head is POSITION:HASH with a 64-digit hex hash")
     return parsed

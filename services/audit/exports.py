@@ -13,6 +13,8 @@ import base64
 import csv
 import json
 import re
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
@@ -85,9 +87,18 @@ def export_events(
     return last
 
 
+# Beancount account names take letters, digits and '-', not '.'. The ledger's codes
+# are digits, capital letters, '.' and '-' (services/ledger/domain/accounts.py), so a
+# '.' becomes a word in lower case, which no code can contain: `4100.1` and `4100-1`
+# stay apart (as "Income:4100-dot-1" and "Income:4100-1"), where turning '.' into
+# '-' made them collide and the export fail for good (accounts are never removed).
+BEANCOUNT_DOT = "-dot-"
+
+
 def beancount_account(code: str, account_type: AccountType) -> str:
-    """`Assets:1000`: the account code under its Beancount root ('.' becomes '-')."""
-    return f"{BEANCOUNT_ROOTS[account_type]}:{code.replace('.', '-')}"
+    """`Assets:1000`: the account code under its Beancount root, one-to-one for every
+    code the ledger accepts ('.' becomes "-dot-"; the open directive keeps the code)."""
+    return f"{BEANCOUNT_ROOTS[account_type]}:{code.replace('.', BEANCOUNT_DOT)}"
 
 
 def _quoted(value: str) -> str:
@@ -129,11 +140,12 @@ def export_beancount(conn: Connection, out: IO[str]) -> int:
     out.write('option "operating_currency" "EUR"\n\n')
     for code, name, kind in accounts:
         account = beancount_account(code, AccountType(kind))
-        if account in names.values():
-            raise ValueError(f"account codes collide in Beancount as {account}")
         names[code] = account
         # Opened at the first entry's date: the chart's events carry no effective date.
-        out.write(f"{opened_on.isoformat()} open {account} EUR\n  name: {_quoted(name)}\n")
+        out.write(
+            f"{opened_on.isoformat()} open {account} EUR\n"
+            f"  code: {_quoted(code)}\n  name: {_quoted(name)}\n"
+        )
     out.write("\n")
     written = 0
     for entry, lines in _entries(conn):
@@ -169,8 +181,25 @@ JOURNAL_CSV_COLUMNS = (
 )
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (a description
+# typed as `=HYPERLINK(...)` would become a link in the accountant's Excel); tab and
+# CR are on OWASP's list too. "'" is there so that the rule can be undone: a text cell
+# that starts with "'" had one added, and only then.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def spreadsheet_text(value: object) -> str:
+    """A text cell that a spreadsheet shows as text: a leading "'" where it would
+    start a formula (docs/audit.md). Only for text columns: amounts stay numbers."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
 def export_journal_csv(conn: Connection, out: IO[str]) -> int:
-    """One row per journal line (amounts as decimal EUR); returns lines written."""
+    """One row per journal line (amounts as decimal EUR); returns lines written.
+
+    Text cells go through `spreadsheet_text`; numbers, dates and amounts as they are
+    (an amount is never negative here: debit and credit have their own columns)."""
     writer = csv.writer(out)
     writer.writerow(JOURNAL_CSV_COLUMNS)
     written = 0
@@ -178,17 +207,17 @@ def export_journal_csv(conn: Connection, out: IO[str]) -> int:
         for line in lines:
             writer.writerow(
                 [
-                    entry["entry_id"],
+                    spreadsheet_text(entry["entry_id"]),
                     entry["position"],
                     entry["effective_date"].isoformat(),
                     entry["recorded_at"].isoformat(),
-                    entry["description"],
-                    entry["cause_id"],
-                    entry["actor"],
-                    entry["reverses_entry_id"] or "",
-                    entry["reversed_by_entry_id"] or "",
+                    spreadsheet_text(entry["description"]),
+                    spreadsheet_text(entry["cause_id"]),
+                    spreadsheet_text(entry["actor"]),
+                    spreadsheet_text(entry["reverses_entry_id"]),
+                    spreadsheet_text(entry["reversed_by_entry_id"]),
                     line["line_no"],
-                    line["account_code"],
+                    spreadsheet_text(line["account_code"]),
                     _amount(int(line["debit_cents"])),
                     _amount(int(line["credit_cents"])),
                 ]
@@ -227,7 +256,10 @@ def trial_balance_rows(conn: Connection, as_of: date) -> list[tuple[str, str, st
 
 
 def export_trial_balance_csv(conn: Connection, out: IO[str], as_of: date) -> tuple[int, int]:
-    """account, name, type, debit, credit, then a TOTAL row; returns the totals in cents."""
+    """account, name, type, debit, credit, then a TOTAL row; returns the totals in cents.
+
+    Text cells go through `spreadsheet_text` (an account's name is typed by a person);
+    amounts are never negative (debit and credit have their own columns)."""
     writer = csv.writer(out)
     writer.writerow(("as_of", "account", "name", "type", "debit", "credit"))
     total_debit = total_credit = 0
@@ -235,7 +267,16 @@ def export_trial_balance_csv(conn: Connection, out: IO[str], as_of: date) -> tup
         debit, credit = (net, 0) if net > 0 else (0, -net)
         total_debit += debit
         total_credit += credit
-        writer.writerow((as_of.isoformat(), code, name, kind, _amount(debit), _amount(credit)))
+        writer.writerow(
+            (
+                as_of.isoformat(),
+                spreadsheet_text(code),
+                spreadsheet_text(name),
+                spreadsheet_text(kind),
+                _amount(debit),
+                _amount(credit),
+            )
+        )
     writer.writerow(
         (as_of.isoformat(), "TOTAL", "", "", _amount(total_debit), _amount(total_credit))
     )
@@ -251,20 +292,36 @@ def write_all(
     head: int,
     progress: ProgressCallback | None = None,
 ) -> dict[str, Path]:
-    """Every export into `directory`; returns the files by kind."""
+    """Every export into `directory`; returns the files by kind.
+
+    The files are written into a hidden directory inside `directory` and moved into
+    place only once all of them are complete: an export that fails half-way leaves
+    `directory` as it was (no journal cut off after its accounts beside an events
+    file of another snapshot), and the hidden directory is removed.
+    """
     directory.mkdir(parents=True, exist_ok=True)
-    files = {
-        "events": directory / "events.jsonl",
-        "beancount": directory / "journal.beancount",
-        "journal": directory / "journal.csv",
-        "trial_balance": directory / f"trial-balance-{as_of.isoformat()}.csv",
+    names = {
+        "events": "events.jsonl",
+        "beancount": "journal.beancount",
+        "journal": "journal.csv",
+        "trial_balance": f"trial-balance-{as_of.isoformat()}.csv",
     }
-    with files["events"].open("w", encoding="utf-8") as out:
-        export_events(conn, settings, out, head=head, progress=progress)
-    with files["beancount"].open("w", encoding="utf-8") as out:
-        export_beancount(conn, out)
-    with files["journal"].open("w", encoding="utf-8", newline="") as out:
-        export_journal_csv(conn, out)
-    with files["trial_balance"].open("w", encoding="utf-8", newline="") as out:
-        export_trial_balance_csv(conn, out, as_of)
-    return files
+    staging = Path(tempfile.mkdtemp(prefix=".coop-export-", dir=directory))
+    try:
+        staged = {kind: staging / name for kind, name in names.items()}
+        with staged["events"].open("w", encoding="utf-8") as out:
+            export_events(conn, settings, out, head=head, progress=progress)
+        with staged["beancount"].open("w", encoding="utf-8") as out:
+            export_beancount(conn, out)
+        with staged["journal"].open("w", encoding="utf-8", newline="") as out:
+            export_journal_csv(conn, out)
+        with staged["trial_balance"].open("w", encoding="utf-8", newline="") as out:
+            export_trial_balance_csv(conn, out, as_of)
+        files = {kind: directory / name for kind, name in names.items()}
+        for kind, path in staged.items():
+            # Same file system: each rename is atomic, and nothing can fail in between
+            # but the rename itself.
+            path.replace(files[kind])
+        return files
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

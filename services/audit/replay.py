@@ -39,11 +39,13 @@ from sqlalchemy.pool import NullPool
 
 from services.audit.store import iter_records, peek_state, recorded_at
 from services.common.database import metadata, projection_tracking
+from services.common.errors import CoopError, ValidationError
 from services.common.projections import (
     DomainEvent,
     PreparedProjection,
     Projection,
     RangePreparers,
+    RawProjection,
     apply_page,
     collector_paused,
     default_rebuild_workers,
@@ -144,9 +146,27 @@ class Scratch:
             Path(self.path).unlink(missing_ok=True)
 
 
+class UnreadableEvent(CoopError):
+    """A stored event the replay cannot read: it stops there, naming the position
+    (`coop audit verify` tells whether the stored bytes were changed)."""
+
+    def __init__(self, position: int, cause: str) -> None:
+        # The cause is the exception's class only: its text can quote the stored bytes.
+        super().__init__(
+            f"replay stopped at position {position}: the stored event does not decode "
+            f"({cause}); run `coop audit verify`"
+        )
+        self.position = position
+
+
 def cutoff_for(until: date, settings: Settings) -> datetime:
     """The first instant after `until` in the cooperative's time zone."""
-    return datetime.combine(until + timedelta(days=1), time(0), tzinfo=settings.zone)
+    try:
+        day_after = until + timedelta(days=1)
+    except OverflowError:  # 9999-12-31: the calendar has no day after it
+        last = date.max - timedelta(days=1)
+        raise ValidationError("until", f"the last day a replay can end is {last}") from None
+    return datetime.combine(day_after, time(0), tzinfo=settings.zone)
 
 
 def replay(
@@ -165,8 +185,15 @@ def replay(
 
     `workers`: processes that read and prepare pages while this one writes (see
     `_rebuild`); 0 for a serial replay; by default as a rebuild has them
-    (`default_rebuild_workers`)."""
+    (`default_rebuild_workers`).
+
+    The scratch is dropped afterwards, unless `keep` or `until` asks for it and the
+    replay succeeded (the report names it): a failed replay never leaves one behind,
+    whose name nobody would have been told. An event that does not decode stops the
+    replay with `UnreadableEvent`."""
+    cutoff = cutoff_for(until, settings) if until is not None else None  # before any scratch
     scratch = Scratch(settings)
+    kept = False
     try:
         with snapshot_engine.connect() as live:
             tracked = dict(
@@ -200,7 +227,6 @@ def replay(
                         {"table": f'"{table.name}"'},
                     ).scalar_one()
                     conn.execute(text(f'ALTER TABLE "{table.name}" DROP CONSTRAINT "{name}"'))
-            cutoff = cutoff_for(until, settings) if until is not None else None
             report.events_read = _rebuild(
                 live,
                 scratch.engine,
@@ -234,13 +260,13 @@ def replay(
                             _diff_table(live, built, table, report, max_differences)
                 for table in tables:
                     report.row_counts[table.name] = _count(built, table)
-        report.kept = keep or until is not None
+        report.kept = kept = keep or until is not None
         return report
     finally:
-        if not (keep or until is not None):
-            scratch.drop()
-        else:
+        if kept:
             scratch.engine.dispose()
+        else:
+            scratch.drop()
 
 
 def _notifications(
@@ -265,7 +291,10 @@ class RecordedBefore:
 
     def __call__(self, notification: Notification) -> bool:
         at = recorded_at(peek_state(self.mapper, notification.state))
-        return at is not None and at < self.cutoff
+        if at is None:
+            # Left out, it would make the state as of the date silently wrong.
+            raise UnreadableEvent(notification.id, "no recorded time can be read")
+        return at < self.cutoff
 
 
 def _apply_page(
@@ -286,9 +315,30 @@ def _apply_page(
             continue
         target = positions[projection.name]
         batch = [n for n in page if n.id <= target] if page and page[-1].id > target else page
+        _decode(projection, batch, mapper, decoded)
         events = page_for(projection, batch, mapper, decoded)
         if events:
             apply_page(conn, projection, events)
+
+
+def _decode(
+    projection: Projection,
+    batch: Sequence[Notification],
+    mapper: Mapper[Any],
+    decoded: dict[int, DomainEvent],
+) -> None:
+    """Decode into `decoded` what `page_for` will take from it, naming the position of
+    an event that does not decode (the library's error names neither it nor the row)."""
+    if isinstance(projection, RawProjection):
+        return  # the chain reads the stored bytes undecoded
+    for notification in batch:
+        if notification.topic in projection.topics and notification.id not in decoded:
+            try:
+                decoded[notification.id] = mapper.to_domain_event(notification)
+            # Whatever the library raises (cipher, JSON, topic, constructor): the
+            # stored bytes do not make an event.
+            except Exception as exc:
+                raise UnreadableEvent(notification.id, type(exc).__name__) from exc
 
 
 class _Stream:

@@ -9,7 +9,9 @@ never takes the write lock the projector's engine takes with BEGIN IMMEDIATE).
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -26,6 +28,7 @@ from sqlalchemy import (
     event,
     select,
     table,
+    text,
 )
 from sqlalchemy.pool import NullPool
 
@@ -65,6 +68,36 @@ def create_snapshot_engine(settings: Settings) -> Engine:
         connection.exec_driver_sql("BEGIN")
 
     return engine
+
+
+def store_exists(settings: Settings) -> bool:
+    """Whether the configured address holds an event store, found without creating
+    anything: neither the SQLite file (sqlite3 makes a missing one; here it is opened
+    read-only, by URI) nor the PostgreSQL schema (the runtime's set-up makes both, and
+    a mistyped address once got a fresh store and an "OK" from the audit commands)."""
+    if settings.is_postgres:
+        schema = settings.database_schema or "public"
+        engine = create_engine(settings.sync_url, poolclass=NullPool)
+        try:
+            with engine.connect() as conn:
+                found = conn.execute(
+                    text("SELECT to_regclass(:name)"),
+                    {"name": f'"{schema}"."{STORE_NAME}_events"'},
+                ).scalar()
+        finally:
+            engine.dispose()
+        return found is not None
+    path = settings.sqlite_path
+    if not path.is_file():
+        return False
+    try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            found = db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'stored_events'"
+            ).fetchone()
+    except sqlite3.DatabaseError:  # not a database at all (a mistyped path to a file)
+        return False
+    return found is not None
 
 
 def events_table(settings: Settings) -> tuple[TableClause, Any]:

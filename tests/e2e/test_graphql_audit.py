@@ -108,3 +108,44 @@ async def test_auditor_verifies_publishes_and_follows_history(
     broken = (await auditor.data(VERIFY))["verifyLedger"]
     assert broken["ok"] is False
     assert broken["firstBadPosition"] == position
+
+
+async def test_a_held_head_before_the_published_one_is_checked_with_from_published_head(
+    client: GraphQLClient,
+) -> None:
+    for n in range(3):
+        await client.data(POST, {"key": f"held-{n}", "description": "Sale"})
+    auditor = client.as_role(Role.AUDITOR)
+    held = (await auditor.data("{ auditHead { position hash } }"))["auditHead"]
+    await client.data(POST, {"key": "held-later", "description": "Sale"})
+    await auditor.data(
+        'mutation { publishAuditHead(input: {idempotencyKey: "pub-2"}) { __typename } }'
+    )
+    query = (
+        "query($h: String!) { verifyLedger(fromPublishedHead: true, expectHead: $h) "
+        "{ ok firstBadPosition reason } }"
+    )
+    wrong = f"{held['position']}:{'0' * 64}"
+    result = (await auditor.data(query, {"h": wrong}))["verifyLedger"]
+    assert result["ok"] is False
+    assert result["firstBadPosition"] == held["position"]
+    genuine = f"{held['position']}:{held['hash']}"
+    assert (await auditor.data(query, {"h": genuine}))["verifyLedger"]["ok"] is True
+
+
+async def test_bad_arguments_name_their_field(client: GraphQLClient) -> None:
+    auditor = client.as_role(Role.AUDITOR)
+    bad_head = await auditor.execute('{ verifyLedger(expectHead: "nonsense") { ok } }')
+    [error] = bad_head["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["extensions"]["field"] == "expectHead"
+    reversed_range = await auditor.execute(
+        '{ journal(from: "2025-12-31", to: "2025-01-01") { nodes { id } } }'
+    )
+    [error] = reversed_range["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["extensions"]["field"] == "to"
+    one_day = await auditor.data(
+        '{ journal(from: "2025-03-04", to: "2025-03-04") { nodes { id } } }'
+    )
+    assert one_day["journal"]["nodes"] == []

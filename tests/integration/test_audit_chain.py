@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from datetime import date
+from uuid import UUID
 
 import pytest
 from sqlalchemy import text
 
 from gateway.runtime import Runtime
 from services.audit.application import parse_head
-from services.audit.domain import GENESIS_HASH, StoredRecord, chain
-from services.audit.store import ChainHead, iter_records
+from services.audit.domain import GENESIS_HASH, StoredRecord, chain, verify
+from services.audit.store import ChainHead, chain_head, iter_records
 from services.common.errors import Conflict
 from services.common.settings import Settings
 from services.ledger.domain import Posting, Side
@@ -205,3 +206,94 @@ def test_publishing_is_idempotent_and_refused_on_an_empty_chain(
         assert isinstance(parse_head(f"1:{'00' * 32}"), ChainHead)
     finally:
         runtime.close_sync()
+
+
+def test_a_held_head_before_the_latest_published_one_is_checked_from_a_published_head(
+    runtime: Runtime,
+) -> None:
+    """`--from-head --expect P:H` with P before the latest published head once dropped
+    the held head and said OK: it is recomputed, from a published head at or before P."""
+    post(runtime, 4)
+    runtime.projector.run_until_caught_up()
+    early = runtime.audit.publish_head(key="publish-early", actor="person:auditor").result
+    runtime.projector.run_until_caught_up()
+    post(runtime, 4, start=4)
+    runtime.projector.run_until_caught_up()
+    with runtime.audit.read_engine.connect() as conn:
+        held = chain_head(conn)
+    assert held is not None
+    post(runtime, 4, start=8)
+    runtime.projector.run_until_caught_up()
+    latest = runtime.audit.publish_head(key="publish-latest", actor="person:auditor").result
+    runtime.projector.run_until_caught_up()
+    assert early.position < held.position < latest.position
+
+    wrong = ChainHead(held.position, bytes(32))
+    result = runtime.audit.verify(from_published_head=True, expect=wrong)
+    assert not result.ok
+    assert result.first_bad_position == held.position
+    assert "expected head" in (result.reason or "")
+    # Started from the published head before the held one, not from event 0.
+    assert result.start_position == early.position
+    genuine = runtime.audit.verify(from_published_head=True, expect=held)
+    assert genuine.ok
+    assert genuine.start_position == early.position
+    assert runtime.audit.verify(from_published_head=True).start_position == latest.position
+    # A held head before every published head: from event 0.
+    first = ChainHead(1, bytes(32))
+    from_zero = runtime.audit.verify(from_published_head=True, expect=first)
+    assert not from_zero.ok
+    assert from_zero.first_bad_position == 1
+    assert from_zero.start_position == 0
+    # A held head at a published head's position is checked there.
+    assert not runtime.audit.verify(
+        from_published_head=True, expect=ChainHead(early.position, bytes(32))
+    ).ok
+
+    # An insider rewrites an event after the early head, recomputes the stored chain
+    # and rewrites the published heads to match: only the held head catches it.
+    with runtime.audit.read_engine.connect() as conn:
+        records = list(iter_records(conn, runtime.settings))
+    victim = next(r for r in records if b"sale 5" in r.state)
+    assert early.position < victim.position < held.position
+    table, position = events_sql(runtime.settings)
+    tamper(
+        runtime,
+        f"UPDATE {table} SET state = :s WHERE {position} = :p",
+        s=victim.state.replace(b"sale 5", b"sale 8"),
+        p=victim.position,
+    )
+    with runtime.audit.read_engine.connect() as conn:
+        forged_records = list(iter_records(conn, runtime.settings))
+    forged = dict(zip((r.position for r in forged_records), chain(forged_records), strict=True))
+    for at, digest in forged.items():
+        tamper(runtime, "UPDATE audit_chain SET hash = :h WHERE position = :p", h=digest, p=at)
+    tamper(
+        runtime,
+        "UPDATE audit_published_heads SET hash = :h WHERE position = :p",
+        h=forged[latest.position].hex(),
+        p=latest.position,
+    )
+    assert runtime.audit.verify(from_published_head=True).ok  # nothing held: cannot tell
+    caught = runtime.audit.verify(from_published_head=True, expect=held)
+    assert not caught.ok
+    assert caught.first_bad_position == held.position
+
+
+def test_verify_refuses_to_drop_an_expected_head_before_its_start() -> None:
+    records = [StoredRecord(p, UUID(int=p), 1, "t", b"state") for p in range(1, 4)]
+    hashes = list(chain(records))
+    stored = list(zip(range(1, 4), hashes, strict=True))
+    with pytest.raises(ValueError, match="before the start"):
+        verify(
+            records[2:],
+            stored[2:],
+            start_position=2,
+            start_hash=hashes[1],
+            expected={1: hashes[0]},
+        )
+    at_start = verify(
+        records[2:], stored[2:], start_position=2, start_hash=hashes[1], expected={2: bytes(32)}
+    )
+    assert not at_start.ok
+    assert at_start.first_bad_position == 2

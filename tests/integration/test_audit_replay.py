@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Generator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Connection, create_engine, inspect, select, text
+from typer.testing import CliRunner
 
 import services.audit.replay as replay_module
 import services.common.projections as projections_module
+from gateway.cli import app as cli
 from gateway.runtime import Runtime
-from services.audit.replay import ReplayReport, replay
+from services.audit.replay import ReplayReport, UnreadableEvent, replay
+from services.common.errors import ValidationError
 from services.common.projections import ProjectionRunner
+from services.common.settings import Settings, get_settings
 from services.ledger.projections.projector import LedgerProjection
 from services.ledger.projections.tables import ledger_entries
-from tests.integration.test_audit_chain import post
+from tests.integration.test_audit_chain import events_sql, post
 
 
 def run_replay(runtime: Runtime, **options: object) -> ReplayReport:
@@ -287,3 +291,102 @@ def test_an_error_of_the_replaying_process_is_raised_not_skipped(
         run_replay(runtime, workers=2)
     assert CountingPreparers.yielded == 2
     assert scratch_tables(runtime) == before
+
+
+def test_a_replay_until_the_last_day_of_the_calendar_is_refused_before_any_scratch(
+    runtime: Runtime,
+) -> None:
+    post(runtime, 2)
+    runtime.projector.run_until_caught_up()
+    before = scratch_tables(runtime)
+    with pytest.raises(ValidationError, match="until: the last day a replay can end is"):
+        run_replay(runtime, until=date.max)
+    assert scratch_tables(runtime) == before
+    # The day before is fine: everything recorded so far.
+    report = run_replay(runtime, until=date.max - timedelta(days=1))
+    try:
+        assert report.row_counts["ledger_entries"] == 2
+    finally:
+        _drop(runtime, report)
+
+
+def test_a_failed_replay_until_a_date_leaves_no_scratch(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--until keeps its scratch to be queried, but only when the replay succeeded."""
+    post(runtime, 2)
+    runtime.projector.run_until_caught_up()
+    before = scratch_tables(runtime)
+
+    def fail(*_args: object) -> int:
+        raise RuntimeError("the scratch's disk is full")
+
+    monkeypatch.setattr(replay_module, "_count", fail)
+    today = datetime.now(UTC).astimezone(runtime.settings.zone).date()
+    with pytest.raises(RuntimeError, match="disk is full"):
+        run_replay(runtime, until=today)
+    assert scratch_tables(runtime) == before
+
+
+def _unreadable(runtime: Runtime) -> int:
+    """Make one journal entry's stored event unreadable; returns its position."""
+    post(runtime, 4)
+    runtime.projector.run_until_caught_up()
+    table, column = events_sql(runtime.settings)
+    with runtime.sync_engine.begin() as conn:
+        position = int(
+            conn.execute(
+                text(
+                    f"SELECT {column} FROM {table} WHERE topic LIKE '%JournalEntry.Posted' "
+                    f"ORDER BY {column} LIMIT 1 OFFSET 2"
+                )
+            ).scalar_one()
+        )
+        conn.execute(
+            text(f"UPDATE {table} SET state = :s WHERE {column} = :p"),
+            {"s": b"{not json", "p": position},
+        )
+    return position
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_replay_names_the_position_of_an_event_that_does_not_decode(
+    runtime: Runtime, workers: int
+) -> None:
+    position = _unreadable(runtime)
+    before = scratch_tables(runtime)
+    with pytest.raises(UnreadableEvent) as raised:
+        run_replay(runtime, workers=workers)
+    assert raised.value.position == position
+    assert f"position {position}" in raised.value.message
+    today = datetime.now(UTC).astimezone(runtime.settings.zone).date()
+    with pytest.raises(UnreadableEvent) as raised:
+        run_replay(runtime, until=today, workers=workers)
+    assert raised.value.position == position
+    assert scratch_tables(runtime) == before
+
+
+def test_the_cli_says_in_one_line_why_a_replay_stopped(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = Runtime(settings)
+    try:
+        position = _unreadable(runtime)
+        before = scratch_tables(runtime)
+        monkeypatch.setenv("COOP_DATABASE_URL", settings.database_url)
+        monkeypatch.setenv("COOP_DATABASE_SCHEMA", settings.database_schema)
+        get_settings.cache_clear()
+        try:
+            stopped = CliRunner().invoke(cli, ["audit", "replay"])
+            too_late = CliRunner().invoke(cli, ["audit", "replay", "--until", "9999-12-31"])
+        finally:
+            get_settings.cache_clear()
+        assert stopped.exit_code == 1, stopped.output
+        assert isinstance(stopped.exception, SystemExit)  # no traceback
+        assert f"FAILED: replay stopped at position {position}" in stopped.output
+        assert too_late.exit_code == 2, too_late.output
+        assert isinstance(too_late.exception, SystemExit)
+        assert "the last day a replay can end is 9999-12-30" in too_late.output
+        assert scratch_tables(runtime) == before
+    finally:
+        runtime.close_sync()

@@ -66,6 +66,11 @@ def chain(records: Iterable[StoredRecord], previous_hash: bytes = GENESIS_HASH) 
         yield previous_hash
 
 
+_NOT_THROUGH_EXPECTED = (
+    "the chain does not pass through an expected head (published, or given to --expect)"
+)
+
+
 @dataclass(frozen=True)
 class VerifyResult:
     ok: bool
@@ -77,6 +82,8 @@ class VerifyResult:
     # The event log's last position when checked: events after head_position are not
     # chained yet (the chain's projector is behind) and were not checked.
     log_head_position: int = 0
+    # Where the recomputation started (0: event 0; else a published head).
+    start_position: int = 0
 
 
 def verify(
@@ -97,9 +104,17 @@ def verify(
     - a deleted event: the chain has a position the store no longer has;
     - an inserted event: the store has a position the chain never had.
     `expected` maps positions to hashes published earlier; the recomputed chain
-    must pass through each of them.
+    must pass through each of them. A position before `start_position` cannot be
+    checked from there: the caller chooses a start at or before every head it
+    expects (ValueError otherwise; a head dropped in silence once let `--from-head`
+    report OK without checking the head the auditor held).
     """
-    expected = {p: h for p, h in (expected or {}).items() if p > start_position}
+    expected = dict(expected or {})
+    unreachable = [p for p in expected if p < start_position]
+    if unreachable:
+        raise ValueError(
+            f"expected head at {min(unreachable)} is before the start {start_position}"
+        )
     previous_hash = start_hash
     head_position = start_position
     checked = 0
@@ -109,8 +124,19 @@ def verify(
     stored = next(stored_iter, None)
 
     def failed(position: int, reason: str) -> VerifyResult:
-        return VerifyResult(False, checked, head_position, previous_hash, position, reason)
+        return VerifyResult(
+            False,
+            checked,
+            head_position,
+            previous_hash,
+            position,
+            reason,
+            start_position=start_position,
+        )
 
+    at_start = expected.pop(start_position, None)
+    if at_start is not None and at_start != start_hash:
+        return failed(start_position, _NOT_THROUGH_EXPECTED)
     while stored is not None:
         stored_position, stored_hash = stored
         if record is None or record.position > stored_position:
@@ -122,11 +148,7 @@ def verify(
             return failed(record.position, "the event's stored bytes do not match the chain")
         published = expected.pop(record.position, None)
         if published is not None and published != previous_hash:
-            return failed(
-                record.position,
-                "the chain does not pass through an expected head "
-                "(published, or given to --expect)",
-            )
+            return failed(record.position, _NOT_THROUGH_EXPECTED)
         head_position = record.position
         checked += 1
         record = next(record_iter, None)
@@ -139,4 +161,6 @@ def verify(
             "an expected head's position is not in the chain "
             "(cut short, or rewritten around removed events)",
         )
-    return VerifyResult(True, checked, head_position, previous_hash, None, None)
+    return VerifyResult(
+        True, checked, head_position, previous_hash, None, None, start_position=start_position
+    )

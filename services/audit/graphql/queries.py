@@ -48,8 +48,10 @@ class AuditQuery:
     @strawberry.field(
         permission_classes=allow(Role.AUDITOR, Role.ADMIN),
         description=(
-            "Recompute the hash chain from event 0 (or from the latest published head) "
-            "and compare it with the stored chain and every published head. "
+            "Recompute the hash chain from event 0 (or from the latest published head: "
+            "with `expectHead` before it, from the latest published head at or before "
+            "`expectHead`, so the held head is always checked) and compare it with the "
+            "stored chain and every published head after the start. "
             "`expectHead` (POSITION:HASH) is a head you kept outside this system."
         ),
     )
@@ -59,7 +61,7 @@ class AuditQuery:
         from_published_head: bool = False,
         expect_head: str | None = None,
     ) -> VerifyLedgerResult:
-        expect = parse_head(expect_head) if expect_head is not None else None
+        expect = parse_head(expect_head, field="expectHead") if expect_head is not None else None
         audit = info.context.runtime.audit
 
         def run() -> VerifyResult:

@@ -10,6 +10,7 @@ import strawberry
 from gateway.context import Info
 from gateway.permissions import allow
 from services.common.auth import Role
+from services.common.errors import ValidationError
 from services.common.graphql import PageInfo, as_of_date, check_page_size, money
 from services.ledger.domain.accounts import check_account_code
 from services.ledger.graphql.types import (
@@ -49,6 +50,9 @@ class LedgerQuery:
     ) -> JournalConnection:
         settings = info.context.runtime.settings
         check_page_size(first, settings.max_page_size)
+        if from_ is not None and to is not None and from_ > to:
+            # An empty page would read as "no entries in that period".
+            raise ValidationError("to", "must be on or after `from`")
         if account is not None:
             check_account_code(
                 account, field="account", max_length=settings.max_account_code_length

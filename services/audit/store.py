@@ -34,7 +34,7 @@ from sqlalchemy.pool import NullPool
 
 from services.audit.domain import StoredRecord
 from services.audit.projections.tables import audit_chain, audit_published_heads
-from services.common.database import SQLITE_BUSY_TIMEOUT_S
+from services.common.database import SQLITE_BUSY_TIMEOUT_S, store_schema
 from services.common.eventstore import STORE_NAME
 from services.common.settings import Settings
 
@@ -75,14 +75,14 @@ def store_exists(settings: Settings) -> bool:
     anything: neither the SQLite file (sqlite3 makes a missing one; here it is opened
     read-only, by URI) nor the PostgreSQL schema (the runtime's set-up makes both, and
     a mistyped address once got a fresh store and an "OK" from the audit commands)."""
+    events_name = events_table(settings)[0].name
     if settings.is_postgres:
-        schema = settings.database_schema or "public"
         engine = create_engine(settings.sync_url, poolclass=NullPool)
         try:
             with engine.connect() as conn:
                 found = conn.execute(
                     text("SELECT to_regclass(:name)"),
-                    {"name": f'"{schema}"."{STORE_NAME}_events"'},
+                    {"name": f'"{store_schema(settings)}"."{events_name}"'},
                 ).scalar()
         finally:
             engine.dispose()
@@ -93,7 +93,7 @@ def store_exists(settings: Settings) -> bool:
     try:
         with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
             found = db.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'stored_events'"
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (events_name,)
             ).fetchone()
     except sqlite3.DatabaseError:  # not a database at all (a mistyped path to a file)
         return False

@@ -12,6 +12,7 @@ from eventsourcing.utils import get_topic
 from sqlalchemy import Connection, Engine, select
 
 from services.audit.domain import (
+    CHAIN_FORMAT,
     GENESIS_HASH,
     PublishedHead,
     StoredRecord,
@@ -146,22 +147,16 @@ class AuditApplication(CoopApplication):
         every published head after its start, and pass through `expect` (a head the
         caller holds outside this database, which is what makes a rewritten chain
         detectable). `from_published_head` starts at the latest published head; with
-        `expect` before it, at the latest published head at or before `expect` (event
-        0 if none is), so the held head is always recomputed: starting after it could
-        only trust it, and the published heads are a table an insider can rewrite.
+        `expect`, at the latest published head before `expect` (event 0 if none is), so
+        the held head is always recomputed: starting at or after it could only trust
+        it, and the published heads are a table an insider can rewrite.
+
+        Heads in chain format 1 (published, or held, from before format 2) are checked
+        in their own format, which a run from event 0 recomputes alongside; a run
+        from a published head starts only from a head in the current format.
         """
         with self.read_engine.connect() as conn:
             heads = published_heads(conn)
-            expected = {h.position: bytes.fromhex(h.hash) for h in heads}
-            if expect is not None and expected.get(expect.position, expect.hash) != expect.hash:
-                return VerifyResult(
-                    False,
-                    0,
-                    0,
-                    GENESIS_HASH,
-                    expect.position,
-                    "the head you hold differs from the head published here",
-                )
             start = ChainHead(0, GENESIS_HASH)
             if from_published_head:
                 start = _starting_head(heads, expect)
@@ -177,9 +172,19 @@ class AuditApplication(CoopApplication):
                     )
             # Published heads up to the start are what a run from a published head
             # takes on trust (the start itself was just compared with the chain).
-            expected = {p: h for p, h in expected.items() if p > start.position}
+            expected: dict[int, list[bytes]] = {}
+            v1_positions = [0]
+            for published in heads:
+                if published.position > start.position:
+                    expected.setdefault(published.position, []).append(
+                        bytes.fromhex(published.hash)
+                    )
+                    if published.chain_format == 1:
+                        v1_positions.append(published.position)
             if expect is not None:
-                expected[expect.position] = expect.hash
+                # A head someone kept may predate format 2: it is met in either.
+                expected.setdefault(expect.position, []).append(expect.hash)
+                v1_positions.append(expect.position)
             head = head_position(conn, self.settings)
             records = iter_records(conn, self.settings, after=start.position)
             if progress is not None:
@@ -190,6 +195,7 @@ class AuditApplication(CoopApplication):
                 start_position=start.position,
                 start_hash=start.hash,
                 expected=expected,
+                v1_until=max(v1_positions),
             )
             return replace(result, log_head_position=head)
 
@@ -243,9 +249,14 @@ def _current_head(conn: Connection) -> ChainHead:
 
 
 def _starting_head(heads: Sequence[PublishedHeadRow], expect: ChainHead | None) -> ChainHead:
-    """The latest published head, or with `expect` the latest at or before it
-    (`heads` in position order); event 0 (the genesis hash) when there is none."""
-    usable = [h for h in heads if expect is None or h.position <= expect.position]
+    """The latest published head in the current chain format, or with `expect` the
+    latest before it (`heads` in position order); event 0 (the genesis hash) when
+    there is none."""
+    usable = [
+        h
+        for h in heads
+        if h.chain_format == CHAIN_FORMAT and (expect is None or h.position < expect.position)
+    ]
     if not usable:
         return ChainHead(0, GENESIS_HASH)
     return ChainHead(usable[-1].position, bytes.fromhex(usable[-1].hash))

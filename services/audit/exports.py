@@ -3,8 +3,10 @@ Beancount and CSV, the trial balance as CSV.
 
 Nothing is decrypted: events are exported as their stored bytes (base64), so what
 a context encrypts per person stays ciphertext, and an auditor can recompute the
-chain from the file alone (docs/audit.md). Everything is read in one read-only
-snapshot, so the files agree with each other while the system keeps running.
+chain from the file alone (docs/audit.md). An event about one beneficiary is
+withheld: its line gives only its position and digest, which the chain links, so the
+file still verifies whole. Everything is read in one read-only snapshot, so the
+files agree with each other while the system keeps running.
 """
 
 from __future__ import annotations
@@ -20,9 +22,12 @@ from datetime import date
 from pathlib import Path
 from typing import IO, Any
 
+from eventsourcing.utils import get_topic
 from sqlalchemy import Connection, and_, func, select
 
+from services.audit.domain import StoredRecord, event_digest
 from services.audit.store import ChainHead, iter_chain, iter_records
+from services.common.idempotency import IdempotencyClaim
 from services.common.money import cents_to_decimal
 from services.common.settings import Settings
 from services.ledger.domain import AccountType
@@ -32,6 +37,7 @@ from services.ledger.projections.tables import (
     ledger_entries,
     ledger_lines,
 )
+from services.welfare_fund.domain import concerns_a_beneficiary, names_a_beneficiary
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -55,7 +61,9 @@ def export_events(
     """One JSON object per event up to `head` (the chain's head), in order.
 
     Each carries its chain hash from the stored chain (null where the chain has no
-    row for that position: `coop audit verify` reports why). Returns the last head.
+    row for that position: `coop audit verify` reports why). An event about one
+    beneficiary is written as its position and `event_sha256` only, with `withheld`
+    saying why. Returns the last head.
     """
     chain = iter_chain(conn)
     link = next(chain, None)
@@ -64,20 +72,23 @@ def export_events(
         while link is not None and link[0] < record.position:
             link = next(chain, None)
         digest = link[1] if link is not None and link[0] == record.position else None
-        out.write(
-            json.dumps(
-                {
-                    "position": record.position,
-                    "aggregate_id": str(record.aggregate_id),
-                    "version": record.version,
-                    "topic": record.topic,
-                    "state": base64.b64encode(record.state).decode("ascii"),
-                    "hash": None if digest is None else digest.hex(),
-                },
-                separators=(",", ":"),
-            )
-            + "\n"
-        )
+        line: dict[str, Any]
+        if _withheld(record):
+            line = {
+                "position": record.position,
+                "withheld": "beneficiary",
+                "event_sha256": event_digest(record).hex(),
+            }
+        else:
+            line = {
+                "position": record.position,
+                "aggregate_id": str(record.aggregate_id),
+                "version": record.version,
+                "topic": record.topic,
+                "state": base64.b64encode(record.state).decode("ascii"),
+            }
+        line["hash"] = None if digest is None else digest.hex()
+        out.write(json.dumps(line, separators=(",", ":")) + "\n")
         if digest is not None:
             last = ChainHead(record.position, digest)
         if progress is not None and count % 10_000 == 0:
@@ -85,6 +96,24 @@ def export_events(
     if progress is not None:
         progress(head, head)
     return last
+
+
+_CLAIM_TOPIC = get_topic(IdempotencyClaim.Claimed)
+
+
+def _withheld(record: StoredRecord) -> bool:
+    """An event about one beneficiary, or the claim of a command on one (its result
+    names her). A state that is not plain JSON is ciphertext: nothing to withhold."""
+    if concerns_a_beneficiary(record.topic):
+        return True
+    if record.topic != _CLAIM_TOPIC:
+        return False
+    try:
+        state = json.loads(record.state)
+    except ValueError:
+        return False
+    ref = state.get("result_ref") if isinstance(state, dict) else None
+    return isinstance(ref, dict) and names_a_beneficiary(ref)
 
 
 # Beancount account names take letters, digits and '-', not '.'. The ledger's codes

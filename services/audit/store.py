@@ -236,14 +236,15 @@ class PublishedHeadRow:
     hash: str
     published_at: datetime
     actor: str
+    chain_format: int
 
 
 def published_heads(conn: Connection) -> list[PublishedHeadRow]:
     h = audit_published_heads.c
     rows = conn.execute(
-        select(h.position, h.hash, h.published_at, h.actor).order_by(h.position)
+        select(h.position, h.hash, h.published_at, h.actor, h.chain_format).order_by(h.position)
     ).all()
-    return [PublishedHeadRow(int(p), str(d), at, str(a)) for p, d, at, a in rows]
+    return [PublishedHeadRow(int(p), str(d), at, str(a), int(f)) for p, d, at, a, f in rows]
 
 
 def head_position(conn: Connection, settings: Settings) -> int:

@@ -27,6 +27,7 @@ from services.common.settings import ConfigurationError, Settings
 from services.ledger.application import LedgerApplication
 from services.ledger.domain import Cause, JournalEntry, Posting, Side
 from services.welfare_fund.domain import (
+    BENEFICIARY_REF,
     DEFAULT_ACCOUNT_STREAMS,
     FUND_ID,
     ApprovalNotAllowed,
@@ -223,7 +224,7 @@ class WelfareFundApplication(CoopApplication):
                 created.append(beneficiary_id)
                 sealed = seal(self.keys.create(beneficiary_id), beneficiary_id, case_note)
             beneficiary = Beneficiary.enroll(beneficiary_id, program, enrolled_on, sealed)
-            return Decision((beneficiary,), beneficiary, {"beneficiary_id": str(beneficiary_id)})
+            return Decision((beneficiary,), beneficiary, {BENEFICIARY_REF: str(beneficiary_id)})
 
         try:
             outcome = execute_idempotent(
@@ -233,7 +234,7 @@ class WelfareFundApplication(CoopApplication):
                 # The note is not part of the request hash: no derivative of it is stored.
                 request={"program": str(program), "enrolled_on": enrolled_on.isoformat()},
                 decide=decide,
-                load_result=lambda ref: self.get_beneficiary(UUID(ref["beneficiary_id"])),
+                load_result=lambda ref: self.get_beneficiary(UUID(ref[BENEFICIARY_REF])),
             )
         except Exception:
             for orphan in created:
@@ -278,7 +279,7 @@ class WelfareFundApplication(CoopApplication):
                 support=self.programs.support_of(beneficiary.program),
                 today=datetime.now(self.settings.zone).date(),
             )
-            return Decision((beneficiary,), beneficiary, {"beneficiary_id": str(beneficiary_id)})
+            return Decision((beneficiary,), beneficiary, {BENEFICIARY_REF: str(beneficiary_id)})
 
         return execute_idempotent(
             self,
@@ -293,14 +294,14 @@ class WelfareFundApplication(CoopApplication):
                 "part_time": part_time,
             },
             decide=decide,
-            load_result=lambda ref: self.get_beneficiary(UUID(ref["beneficiary_id"])),
+            load_result=lambda ref: self.get_beneficiary(UUID(ref[BENEFICIARY_REF])),
         )
 
     def forget(self, *, key: str, actor: str, beneficiary_id: UUID) -> Outcome[Beneficiary]:
         def decide() -> Decision[Beneficiary]:
             beneficiary = self.get_beneficiary(beneficiary_id)
             beneficiary.forget()
-            return Decision((beneficiary,), beneficiary, {"beneficiary_id": str(beneficiary_id)})
+            return Decision((beneficiary,), beneficiary, {BENEFICIARY_REF: str(beneficiary_id)})
 
         outcome = execute_idempotent(
             self,
@@ -308,7 +309,7 @@ class WelfareFundApplication(CoopApplication):
             operation="forgetBeneficiary",
             request={"beneficiary_id": str(beneficiary_id)},
             decide=decide,
-            load_result=lambda ref: self.get_beneficiary(UUID(ref["beneficiary_id"])),
+            load_result=lambda ref: self.get_beneficiary(UUID(ref[BENEFICIARY_REF])),
         )
         # After the Forgotten event is stored (and again on every retry): shred the key.
         # Should this fail, the retry with the same idempotency key deletes it.

@@ -290,10 +290,10 @@ def test_verify_refuses_to_drop_an_expected_head_before_its_start() -> None:
             stored[2:],
             start_position=2,
             start_hash=hashes[1],
-            expected={1: hashes[0]},
+            expected={1: [hashes[0]]},
         )
     at_start = verify(
-        records[2:], stored[2:], start_position=2, start_hash=hashes[1], expected={2: bytes(32)}
+        records[2:], stored[2:], start_position=2, start_hash=hashes[1], expected={2: [bytes(32)]}
     )
     assert not at_start.ok
     assert at_start.first_bad_position == 2

@@ -1,34 +1,42 @@
 """The hash chain over every stored event. Pure: bytes in, bytes out.
 
-    h(first) = SHA-256(GENESIS ‖ record(first)),  h(n) = SHA-256(h(n-1) ‖ record(n))
+    h(first) = SHA-256(GENESIS ‖ link(first)),  h(n) = SHA-256(h(n-1) ‖ link(n))
+    link     = position       8 bytes, unsigned big-endian
+             ‖ event digest   32 bytes
+    digest   = SHA-256(aggregate id  16 bytes, the UUID's bytes (RFC 4122 order)
+                     ‖ version       8 bytes, signed big-endian
+                     ‖ len(topic)    4 bytes, unsigned big-endian ‖ topic, UTF-8
+                     ‖ len(state)    8 bytes, unsigned big-endian ‖ state, the stored bytes)
 
 where h(n-1) is the hash of the previous stored event in notification order (positions
-may have gaps on PostgreSQL: a rolled-back insert consumes a sequence number), and
-
-    record = position        8 bytes, unsigned big-endian
-           ‖ aggregate id    16 bytes, the UUID's bytes (RFC 4122 order)
-           ‖ version         8 bytes, signed big-endian
-           ‖ len(topic)      4 bytes, unsigned big-endian ‖ topic, UTF-8
-           ‖ len(state)      8 bytes, unsigned big-endian ‖ state, the stored bytes
+may have gaps on PostgreSQL: a rolled-back insert consumes a sequence number).
 
 Every variable-length field is length-prefixed and every other field has a fixed
-width, so two different records can never encode to the same bytes. The stored bytes
+width, so two different events can never encode to the same bytes. The stored bytes
 are hashed as they are (ciphertext where a context encrypts), so crypto-shredding a
-person's key never breaks the chain. See docs/audit.md.
+person's key never breaks the chain. The chain links each event's digest rather than
+its bytes so that an export can withhold an event (a beneficiary's: a timeline of a
+protected person) and still be verified: it gives the digest in the event's place.
+
+This is chain format 2. Format 1 (until 2026-11) hashed the event's fields in the
+link itself; heads published under it still verify (`link_hash_v1`). See docs/audit.md.
 """
 
 from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 from uuid import UUID
 
 GENESIS_HASH = bytes(32)
-_FIXED = struct.Struct(">32sQ16sqI")
+CHAIN_FORMAT = 2
+_LINK = struct.Struct(">32sQ32s")
+_EVENT_FIXED = struct.Struct(">16sqI")
 _STATE_LENGTH = struct.Struct(">Q")
+_V1_FIXED = struct.Struct(">32sQ16sqI")
 
 
 class StoredRecord(NamedTuple):
@@ -41,16 +49,35 @@ class StoredRecord(NamedTuple):
     state: bytes
 
 
-def link_hash(previous_hash: bytes, record: StoredRecord) -> bytes:
-    """The chain hash of `record`, given the hash of the record before it."""
+def event_digest(record: StoredRecord) -> bytes:
+    """SHA-256 of one event's identity and stored bytes (what an export may give in
+    place of the event)."""
     topic = record.topic.encode("utf-8")
     digest = hashlib.sha256(
-        _FIXED.pack(
-            previous_hash,
-            record.position,
-            record.aggregate_id.bytes,
-            record.version,
-            len(topic),
+        _EVENT_FIXED.pack(record.aggregate_id.bytes, record.version, len(topic))
+    )
+    digest.update(topic)
+    digest.update(_STATE_LENGTH.pack(len(record.state)))
+    digest.update(record.state)
+    return digest.digest()
+
+
+def link_digest(previous_hash: bytes, position: int, digest: bytes) -> bytes:
+    """The chain hash at `position`, given the previous hash and the event's digest."""
+    return hashlib.sha256(_LINK.pack(previous_hash, position, digest)).digest()
+
+
+def link_hash(previous_hash: bytes, record: StoredRecord) -> bytes:
+    """The chain hash of `record`, given the hash of the record before it."""
+    return link_digest(previous_hash, record.position, event_digest(record))
+
+
+def link_hash_v1(previous_hash: bytes, record: StoredRecord) -> bytes:
+    """The chain hash of `record` in chain format 1 (heads published before format 2)."""
+    topic = record.topic.encode("utf-8")
+    digest = hashlib.sha256(
+        _V1_FIXED.pack(
+            previous_hash, record.position, record.aggregate_id.bytes, record.version, len(topic)
         )
     )
     digest.update(topic)
@@ -92,7 +119,8 @@ def verify(
     *,
     start_position: int = 0,
     start_hash: bytes = GENESIS_HASH,
-    expected: dict[int, bytes] | None = None,
+    expected: Mapping[int, Iterable[bytes]] | None = None,
+    v1_until: int = 0,
 ) -> VerifyResult:
     """Recompute the chain from `records` and compare it with the stored chain.
 
@@ -103,19 +131,26 @@ def verify(
     - an event whose bytes changed: the recomputed hash differs;
     - a deleted event: the chain has a position the store no longer has;
     - an inserted event: the store has a position the chain never had.
-    `expected` maps positions to hashes published earlier; the recomputed chain
-    must pass through each of them. A position before `start_position` cannot be
+    `expected` maps positions to hashes published or held earlier; the recomputed
+    chain must pass through each of them. A position before `start_position` cannot be
     checked from there: the caller chooses a start at or before every head it
     expects (ValueError otherwise; a head dropped in silence once let `--from-head`
     report OK without checking the head the auditor held).
+
+    A head taken in chain format 1 is met by the format-1 hash at its position: up to
+    `v1_until`, a run from event 0 recomputes both formats (a format-1 head can only
+    be checked from the genesis hash, which both formats share).
     """
-    expected = dict(expected or {})
-    unreachable = [p for p in expected if p < start_position]
+    pending = {position: set(hashes) for position, hashes in (expected or {}).items()}
+    unreachable = [p for p in pending if p < start_position]
     if unreachable:
         raise ValueError(
             f"expected head at {min(unreachable)} is before the start {start_position}"
         )
+    if start_position:
+        v1_until = 0
     previous_hash = start_hash
+    previous_v1 = start_hash
     head_position = start_position
     checked = 0
     record_iter = iter(records)
@@ -134,8 +169,8 @@ def verify(
             start_position=start_position,
         )
 
-    at_start = expected.pop(start_position, None)
-    if at_start is not None and at_start != start_hash:
+    at_start = pending.pop(start_position, None)
+    if at_start is not None and at_start != {start_hash}:
         return failed(start_position, _NOT_THROUGH_EXPECTED)
     while stored is not None:
         stored_position, stored_hash = stored
@@ -146,18 +181,22 @@ def verify(
         previous_hash = link_hash(previous_hash, record)
         if previous_hash != stored_hash:
             return failed(record.position, "the event's stored bytes do not match the chain")
-        published = expected.pop(record.position, None)
-        if published is not None and published != previous_hash:
-            return failed(record.position, _NOT_THROUGH_EXPECTED)
+        if record.position <= v1_until:
+            previous_v1 = link_hash_v1(previous_v1, record)
+        held = pending.pop(record.position, None)
+        if held is not None:
+            met = {previous_hash, previous_v1} if record.position <= v1_until else {previous_hash}
+            if not held <= met:
+                return failed(record.position, _NOT_THROUGH_EXPECTED)
         head_position = record.position
         checked += 1
         record = next(record_iter, None)
         stored = next(stored_iter, None)
-    if expected:
+    if pending:
         # A published position the chain no longer has: events were removed and the
         # chain rewritten around them, or the history was cut short.
         return failed(
-            min(expected),
+            min(pending),
             "an expected head's position is not in the chain "
             "(cut short, or rewritten around removed events)",
         )

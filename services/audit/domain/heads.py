@@ -10,6 +10,8 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
+from services.audit.domain.chain import CHAIN_FORMAT
+
 HEAD_NAMESPACE = uuid5(NAMESPACE_URL, "urn:coop:audit:published-head")
 
 
@@ -22,11 +24,15 @@ class PublishedHead(Aggregate):
         position: int
         head_hash: str  # hex SHA-256
         actor: str
+        # The chain format the hash is in (services/audit/domain/chain.py); heads
+        # published before the field was kept are format 1.
+        chain_format: int = 1
 
-    def __init__(self, position: int, head_hash: str, actor: str) -> None:
+    def __init__(self, position: int, head_hash: str, actor: str, chain_format: int = 1) -> None:
         self.position = position
         self.head_hash = head_hash
         self.actor = actor
+        self.chain_format = chain_format
 
     @classmethod
     def publish(cls, *, position: int, head_hash: str, actor: str) -> PublishedHead:
@@ -36,4 +42,5 @@ class PublishedHead(Aggregate):
             position=position,
             head_hash=head_hash,
             actor=actor,
+            chain_format=CHAIN_FORMAT,
         )

@@ -59,6 +59,12 @@ class PublishedAuditHead:
     hash: str
     published_at: datetime
     actor: str
+    chain_format: int = strawberry.field(
+        description=(
+            "The chain format the hash is in: 2 now, 1 for heads published before "
+            "2026-11 (docs/audit.md); verification checks each in its own."
+        )
+    )
 
     @classmethod
     def from_row(cls, row: PublishedHeadRow) -> PublishedAuditHead:
@@ -67,6 +73,7 @@ class PublishedAuditHead:
             hash=row.hash,
             published_at=_aware(row.published_at),
             actor=row.actor,
+            chain_format=row.chain_format,
         )
 
 

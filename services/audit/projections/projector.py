@@ -14,7 +14,7 @@ from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
 from sqlalchemy import Connection, Table, insert, select
 
-from services.audit.domain import GENESIS_HASH, PublishedHead, StoredRecord, link_hash
+from services.audit.domain import CHAIN_FORMAT, GENESIS_HASH, PublishedHead, StoredRecord, link_hash
 from services.audit.projections.tables import audit_chain, audit_published_heads
 from services.common.bulk import insert_rows
 from services.common.projections import DomainEvent, Projection, RawProjection
@@ -46,10 +46,10 @@ class AuditChainProjection(RawProjection):
 
     def apply_notifications(self, conn: Connection, notifications: Sequence[Notification]) -> None:
         previous_hash = last_link(conn)
-        rows: list[tuple[int, bytes]] = []
+        rows: list[tuple[int, bytes, int]] = []
         for notification in notifications:
             previous_hash = link_hash(previous_hash, as_record(notification))
-            rows.append((notification.id, previous_hash))
+            rows.append((notification.id, previous_hash, CHAIN_FORMAT))
         insert_rows(conn, audit_chain, rows)
 
 
@@ -66,6 +66,7 @@ class AuditHeadsProjection(Projection):
                 "published_at": event.timestamp,
                 "actor": event.actor,
                 "head_id": event.originator_id,
+                "chain_format": event.chain_format,
             }
             for _position, event in events
             if isinstance(event, PublishedHead.Published)

@@ -26,19 +26,25 @@ async def current_head(conn: AsyncConnection) -> ChainHead | None:
 async def list_published_heads(conn: AsyncConnection, first: int) -> list[PublishedHeadRow]:
     h = audit_published_heads.c
     rows = await conn.execute(
-        select(h.position, h.hash, h.published_at, h.actor).order_by(h.position.desc()).limit(first)
+        select(h.position, h.hash, h.published_at, h.actor, h.chain_format)
+        .order_by(h.position.desc())
+        .limit(first)
     )
-    return [PublishedHeadRow(int(p), str(d), at, str(a)) for p, d, at, a in rows]
+    return [PublishedHeadRow(int(p), str(d), at, str(a), int(f)) for p, d, at, a, f in rows]
 
 
 async def published_head(conn: AsyncConnection, head_id: UUID) -> PublishedHeadRow | None:
     h = audit_published_heads.c
     row = (
         await conn.execute(
-            select(h.position, h.hash, h.published_at, h.actor).where(h.head_id == head_id)
+            select(h.position, h.hash, h.published_at, h.actor, h.chain_format).where(
+                h.head_id == head_id
+            )
         )
     ).first()
-    return None if row is None else PublishedHeadRow(int(row[0]), str(row[1]), row[2], str(row[3]))
+    if row is None:
+        return None
+    return PublishedHeadRow(int(row[0]), str(row[1]), row[2], str(row[3]), int(row[4]))
 
 
 async def entry_ids_by_cause(conn: AsyncConnection, cause: str, first: int) -> list[UUID]:

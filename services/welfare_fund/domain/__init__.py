@@ -28,8 +28,14 @@ from services.welfare_fund.domain.policy import (
     format_percent,
     parse_percent,
 )
+from services.welfare_fund.domain.privacy import (
+    BENEFICIARY_REF,
+    concerns_a_beneficiary,
+    names_a_beneficiary,
+)
 
 __all__ = [
+    "BENEFICIARY_REF",
     "DEFAULT_ACCOUNT_STREAMS",
     "DEFAULT_PROGRAMS",
     "FUND_ID",
@@ -53,7 +59,9 @@ __all__ = [
     "accrued_total",
     "allocate",
     "check_month",
+    "concerns_a_beneficiary",
     "disbursement_id_for",
     "format_percent",
+    "names_a_beneficiary",
     "parse_percent",
 ]

@@ -1,0 +1,34 @@
+"""Which stored events concern one beneficiary.
+
+A beneficiary's events (enrolment, attendance, stipends, erasure), the commitment
+that names her, and the idempotency claims of commands on her (their result names
+her) are, even pseudonymous, a timeline of a woman the fund protects: the audit
+history does not list them and the audit export gives only their digest
+(docs/audit.md). The fund's own events (reservations, payments, accruals) carry no
+beneficiary and stay fully auditable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from eventsourcing.utils import get_topic
+
+from services.welfare_fund.domain.beneficiary import Beneficiary
+from services.welfare_fund.domain.disbursement import Disbursement
+
+# The result reference a command on one beneficiary keeps in its idempotency claim.
+BENEFICIARY_REF = "beneficiary_id"
+
+_BENEFICIARY_EVENTS = get_topic(Beneficiary) + "."
+_NAMING_A_BENEFICIARY = frozenset({get_topic(Disbursement.Committed)})
+
+
+def concerns_a_beneficiary(topic: str) -> bool:
+    """Whether an event with this stored topic is about one beneficiary."""
+    return topic.startswith(_BENEFICIARY_EVENTS) or topic in _NAMING_A_BENEFICIARY
+
+
+def names_a_beneficiary(result_ref: Mapping[str, object]) -> bool:
+    """Whether an idempotency claim's result reference is a beneficiary."""
+    return BENEFICIARY_REF in result_ref

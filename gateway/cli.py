@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gateway.observability import MULTIPROCESS_DIR_VARIABLE, configure_logging
 from gateway.runtime import Runtime
 from services.common.auth import Role
+from services.common.database import connection_shortfall
 from services.common.errors import CoopError
 from services.common.projections import projector_leadership
 from services.common.settings import ConfigurationError, Settings, get_settings
@@ -242,6 +243,11 @@ def serve(
             "(exactly-once) but wasteful. Set COOP_RUN_PROJECTOR_IN_PROCESS=false and run "
             "`coop projections run` once instead.[/yellow]"
         )
+    # The workers, and the projector: in each worker, or one process of its own.
+    processes = workers if settings.run_projector_in_process else workers + 1
+    shortfall = connection_shortfall(settings, processes)
+    if shortfall is not None:
+        console.print(f"[yellow]{shortfall}[/yellow]")
     if not settings.is_production:
         console.print(f"GraphiQL: http://{host}:{port}/graphql  (store: {_describe_store()})")
     with _metrics_shared_by(workers):

@@ -274,6 +274,43 @@ async def _keep_session(_connection: asyncpg.Connection) -> None:
     return None
 
 
+def burst_connections(pool_size: int) -> int:
+    """The PostgreSQL connections one gateway or projector process may hold at once
+    under load: the event store's, the synchronous and the asynchronous engines' pools
+    (each `pool_size` plus as many again as overflow), the lone-reads pool
+    (`pool_size`) and one LISTEN connection (docs/scaling.md)."""
+    return 7 * pool_size + 1
+
+
+def connection_shortfall(settings: Settings, processes: int) -> str | None:
+    """Why `processes` gateway and projector processes may exhaust the PostgreSQL
+    server's connections in a burst, or None when they fit (always on SQLite).
+
+    The server refuses a connection past `max_connections` (less the superuser
+    reserve) with "too many clients", which a request meets as a masked internal
+    error: better said once at start than found on a busy Saturday.
+    """
+    if not settings.is_postgres:
+        return None
+    engine = create_engine(settings.sync_url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            maximum = int(conn.execute(text("SHOW max_connections")).scalar_one())
+            reserved = int(conn.execute(text("SHOW superuser_reserved_connections")).scalar_one())
+    finally:
+        engine.dispose()
+    needed = processes * burst_connections(settings.database_pool_size)
+    available = maximum - reserved
+    if needed <= available:
+        return None
+    return (
+        f"{processes} processes at COOP_DATABASE_POOL_SIZE={settings.database_pool_size} may "
+        f"open up to {needed} PostgreSQL connections in a burst; the server allows "
+        f"{available} (max_connections {maximum} less {reserved} reserved). Raise "
+        "max_connections or lower COOP_DATABASE_POOL_SIZE (docs/scaling.md)."
+    )
+
+
 def ensure_schema(settings: Settings) -> None:
     """Create the tenant schema (PostgreSQL) before anything writes into it."""
     if not (settings.is_postgres and settings.database_schema):

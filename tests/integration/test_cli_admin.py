@@ -114,6 +114,32 @@ def test_serve_refuses_workers_and_ports_the_settings_refuse(
     assert [(kw["port"], kw["workers"]) for kw in started] == [(65535, 64)]
 
 
+def test_serve_warns_when_its_processes_may_exhaust_postgresql_connections(
+    cli_env: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A burst once ran the server out of connections with the default pool: requests
+    # failed as masked internal errors while the docs said two workers and a
+    # projector fit. The test servers allow 100 or 200 connections.
+    started: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *_a, **kw: started.append(kw))
+    monkeypatch.setenv("COOP_RUN_PROJECTOR_IN_PROCESS", "false")
+    monkeypatch.setenv("COOP_DATABASE_POOL_SIZE", "10")
+    get_settings.cache_clear()
+    crowded = invoke("serve", "--workers", "2")
+    assert crowded.exit_code == 0, crowded.output
+    if cli_env.is_postgres:
+        assert "3 processes at COOP_DATABASE_POOL_SIZE=10 may open up to 213" in said(crowded)
+    else:
+        assert "PostgreSQL connections" not in crowded.output  # SQLite has no such limit
+
+    monkeypatch.setenv("COOP_DATABASE_POOL_SIZE", "3")
+    get_settings.cache_clear()
+    fitting = invoke("serve", "--workers", "2")
+    assert fitting.exit_code == 0, fitting.output
+    assert "PostgreSQL connections" not in fitting.output
+    assert len(started) == 2  # a warning, not a refusal
+
+
 @pytest.mark.parametrize("command", [["projections", "rebuild"], ["audit", "replay"]])
 def test_rebuild_and_replay_refuse_a_thousand_workers(
     cli_env: Settings, command: list[str]

@@ -638,10 +638,14 @@ def audit_export(
     ],
     as_of: Annotated[
         datetime | None,
-        typer.Option(formats=["%Y-%m-%d"], help="Trial balance date (default: today)."),
+        typer.Option(
+            formats=["%Y-%m-%d"],
+            help="The day the journal and the trial balance run to (default: today).",
+        ),
     ] = None,
 ) -> None:
-    """Events (JSON Lines + chain hashes), journal (Beancount, CSV), trial balance (CSV)."""
+    """Events (JSON Lines + chain hashes) to the chain's head; journal (Beancount, CSV)
+    and trial balance (CSV) up to --as-of."""
     from services.audit.exports import write_all
     from services.audit.store import chain_head
 

@@ -139,12 +139,14 @@ def _amount(cents: int) -> str:
     return f"{cents_to_decimal(cents):.2f}"
 
 
-def _entries(conn: Connection) -> Iterator[tuple[Any, list[Any]]]:
-    """Journal entries in (effective date, position) order, each with its lines."""
+def _entries(conn: Connection, until: date | None) -> Iterator[tuple[Any, list[Any]]]:
+    """Journal entries effective on or before `until` (all with None) in (effective
+    date, position) order, each with its lines."""
     e, line = ledger_entries.c, ledger_lines.c
-    entries = conn.execution_options(yield_per=2_000).execute(
-        select(ledger_entries).order_by(e.effective_date, e.position)
-    )
+    query = select(ledger_entries).order_by(e.effective_date, e.position)
+    if until is not None:
+        query = query.where(e.effective_date <= until)
+    entries = conn.execution_options(yield_per=2_000).execute(query)
     for chunk in entries.mappings().partitions():
         positions = [row["position"] for row in chunk]
         lines: dict[Any, list[Any]] = {p: [] for p in positions}
@@ -158,8 +160,9 @@ def _entries(conn: Connection) -> Iterator[tuple[Any, list[Any]]]:
             yield row, lines[row["position"]]
 
 
-def export_beancount(conn: Connection, out: IO[str]) -> int:
-    """The journal as a Beancount ledger (`bean-check` accepts it); returns entries written."""
+def export_beancount(conn: Connection, out: IO[str], until: date | None = None) -> int:
+    """The journal up to `until` as a Beancount ledger (`bean-check` accepts it);
+    returns entries written."""
     a = ledger_accounts.c
     accounts = conn.execute(select(a.code, a.name, a.account_type).order_by(a.code)).all()
     first_day = conn.execute(select(func.min(ledger_entries.c.effective_date))).scalar()
@@ -177,7 +180,7 @@ def export_beancount(conn: Connection, out: IO[str]) -> int:
         )
     out.write("\n")
     written = 0
-    for entry, lines in _entries(conn):
+    for entry, lines in _entries(conn, until):
         out.write(f"{entry['effective_date'].isoformat()} * {_quoted(entry['description'])}\n")
         out.write(f"  entry-id: {_quoted(str(entry['entry_id']))}\n")
         out.write(f"  position: {int(entry['position'])}\n")
@@ -224,15 +227,22 @@ def spreadsheet_text(value: object) -> str:
     return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
-def export_journal_csv(conn: Connection, out: IO[str]) -> int:
-    """One row per journal line (amounts as decimal EUR); returns lines written.
+def export_journal_csv(conn: Connection, out: IO[str], until: date | None = None) -> int:
+    """One row per journal line up to `until` (amounts as decimal EUR); returns lines
+    written.
 
     Text cells go through `spreadsheet_text`; numbers, dates and amounts as they are
-    (an amount is never negative here: debit and credit have their own columns)."""
+    (an amount is never negative here: debit and credit have their own columns). An
+    entry reversed only after `until` shows no reversal: the file stops where the
+    trial balance beside it does."""
     writer = csv.writer(out)
     writer.writerow(JOURNAL_CSV_COLUMNS)
+    later_reversed = _reversed_after(conn, until)
     written = 0
-    for entry, lines in _entries(conn):
+    for entry, lines in _entries(conn, until):
+        reversed_by = entry["reversed_by_entry_id"]
+        if entry["entry_id"] in later_reversed:
+            reversed_by = None
         for line in lines:
             writer.writerow(
                 [
@@ -244,7 +254,7 @@ def export_journal_csv(conn: Connection, out: IO[str]) -> int:
                     spreadsheet_text(entry["cause_id"]),
                     spreadsheet_text(entry["actor"]),
                     spreadsheet_text(entry["reverses_entry_id"]),
-                    spreadsheet_text(entry["reversed_by_entry_id"]),
+                    spreadsheet_text(reversed_by),
                     line["line_no"],
                     spreadsheet_text(line["account_code"]),
                     _amount(int(line["debit_cents"])),
@@ -253,6 +263,19 @@ def export_journal_csv(conn: Connection, out: IO[str]) -> int:
             )
             written += 1
     return written
+
+
+def _reversed_after(conn: Connection, until: date | None) -> set[Any]:
+    """Ids of the entries whose reversal takes effect after `until`."""
+    if until is None:
+        return set()
+    e = ledger_entries.c
+    rows = conn.execute(
+        select(e.reverses_entry_id).where(
+            e.reverses_entry_id.is_not(None), e.effective_date > until
+        )
+    )
+    return {row[0] for row in rows}
 
 
 def trial_balance_rows(conn: Connection, as_of: date) -> list[tuple[str, str, str, int]]:
@@ -341,9 +364,9 @@ def write_all(
         with staged["events"].open("w", encoding="utf-8") as out:
             export_events(conn, settings, out, head=head, progress=progress)
         with staged["beancount"].open("w", encoding="utf-8") as out:
-            export_beancount(conn, out)
+            export_beancount(conn, out, as_of)
         with staged["journal"].open("w", encoding="utf-8", newline="") as out:
-            export_journal_csv(conn, out)
+            export_journal_csv(conn, out, as_of)
         with staged["trial_balance"].open("w", encoding="utf-8", newline="") as out:
             export_trial_balance_csv(conn, out, as_of)
         files = {kind: directory / name for kind, name in names.items()}

@@ -356,3 +356,60 @@ def test_text_cells_cannot_become_spreadsheet_formulas(cli_env: Settings, tmp_pa
     assert exports.spreadsheet_text("\tx") == "'\tx"
     assert exports.spreadsheet_text("\rx") == "'\rx"
     assert exports.spreadsheet_text(None) == ""
+
+
+def test_the_journal_files_stop_where_the_trial_balance_does(
+    cli_env: Settings, tmp_path: Path
+) -> None:
+    # An accountant closing 2025 found journal.csv and journal.beancount holding 2026
+    # entries beside a trial balance as of 31 December: the files disagreed.
+    runtime = Runtime(cli_env)
+    try:
+        sale = runtime.ledger.post_entry(
+            key="dec-sale",
+            actor="person:test",
+            effective_date=date(2025, 12, 30),
+            description="December sale",
+            postings=[Posting("1000", Side.DEBIT, 1_000), Posting("4100", Side.CREDIT, 1_000)],
+        ).result
+        runtime.ledger.post_entry(
+            key="jan-sale",
+            actor="person:test",
+            effective_date=date(2026, 1, 5),
+            description="January sale",
+            postings=[Posting("1000", Side.DEBIT, 700), Posting("4100", Side.CREDIT, 700)],
+        )
+        runtime.ledger.reverse_entry(
+            key="dec-sale-reversed",
+            actor="person:test",
+            entry_id=sale.id,
+            effective_date=date(2026, 1, 10),
+            description="Rung twice",
+        )
+        runtime.projector.run_until_caught_up()
+    finally:
+        runtime.close_sync()
+
+    out = tmp_path / "close-2025"
+    exported = CliRunner().invoke(cli, ["audit", "export", str(out), "--as-of", "2025-12-31"])
+    assert exported.exit_code == 0, exported.output
+    with (out / "journal.csv").open(newline="") as f:
+        journal = list(csv.DictReader(f))
+    assert {row["description"] for row in journal} == {"December sale"}
+    assert {row["reversed_by_entry_id"] for row in journal} == {""}  # reversed in 2026
+    entries, errors, _options = loader.load_file(str(out / "journal.beancount"))
+    assert errors == []
+    assert [t.narration for t in entries if isinstance(t, Transaction)] == ["December sale"]
+    with (out / "trial-balance-2025-12-31.csv").open(newline="") as f:
+        trial = list(csv.DictReader(f))
+    debits = sum(Decimal(row["debit"]) for row in journal)
+    assert trial[-1]["debit"] == trial[-1]["credit"] == f"{debits:.2f}" == "10.00"
+
+    # Without --as-of the files run to today: every entry, the reversal shown.
+    everything = tmp_path / "all"
+    assert CliRunner().invoke(cli, ["audit", "export", str(everything)]).exit_code == 0
+    with (everything / "journal.csv").open(newline="") as f:
+        journal = list(csv.DictReader(f))
+    assert len({row["entry_id"] for row in journal}) == 3
+    reversed_rows = [row for row in journal if row["reversed_by_entry_id"]]
+    assert {row["entry_id"] for row in reversed_rows} == {str(sale.id)}

@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Engine, select
 from services.audit.domain import (
     CHAIN_FORMAT,
     GENESIS_HASH,
+    NOT_THROUGH_EXPECTED,
     PublishedHead,
     StoredRecord,
     VerifyResult,
@@ -182,21 +183,36 @@ class AuditApplication(CoopApplication):
                     if published.chain_format == 1:
                         v1_positions.append(published.position)
             if expect is not None:
-                # A head someone kept may predate format 2: it is met in either.
                 expected.setdefault(expect.position, []).append(expect.hash)
-                v1_positions.append(expect.position)
             head = head_position(conn, self.settings)
-            records = iter_records(conn, self.settings, after=start.position)
-            if progress is not None:
-                records = _reporting(records, head, progress)
-            result = verify(
-                records,
-                iter_chain(conn, after=start.position),
-                start_position=start.position,
-                start_hash=start.hash,
-                expected=expected,
-                v1_until=max(v1_positions),
-            )
+
+            def run(v1_until: int) -> VerifyResult:
+                records = iter_records(conn, self.settings, after=start.position)
+                if progress is not None:
+                    records = _reporting(records, head, progress)
+                return verify(
+                    records,
+                    iter_chain(conn, after=start.position),
+                    start_position=start.position,
+                    start_hash=start.hash,
+                    expected=expected,
+                    v1_until=v1_until,
+                )
+
+            result = run(max(v1_positions))
+            if (
+                expect is not None
+                and not result.ok
+                and result.first_bad_position == expect.position
+                and result.reason == NOT_THROUGH_EXPECTED
+                and start.position == 0
+                and expect.position > max(v1_positions)
+            ):
+                # A head someone kept may predate format 2 (its format is not known
+                # as a published head's is): it is met in either. Format 1 is then
+                # recomputed in a second pass, which a current-format head, the
+                # usual case, never costs.
+                result = run(expect.position)
             return replace(result, log_head_position=head)
 
     # -- history -----------------------------------------------------------------

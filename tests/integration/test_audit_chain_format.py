@@ -268,11 +268,19 @@ def test_a_format_1_store_is_rechained_and_its_heads_still_verify(settings: Sett
         assert from_head.ok
         assert from_head.start_position == 0
 
+        # A format-1 head someone kept without publishing it is met too.
+        kept = GENESIS_HASH
+        for record in records[:3]:
+            kept = link_hash_v1(kept, record)
+        assert upgraded.audit.verify(expect=ChainHead(records[2].position, kept)).ok
+
         # A format-1 head that the chain does not pass through is still caught.
         wrong = ChainHead(held.position, bytes([held.hash[0] ^ 1]) + held.hash[1:])
         caught = upgraded.audit.verify(expect=wrong)
         assert not caught.ok
         assert caught.first_bad_position == held.position
+        unkept = ChainHead(records[2].position, bytes(32))
+        assert upgraded.audit.verify(expect=unkept).first_bad_position == records[2].position
 
         new = upgraded.audit.publish_head(key="head-2", actor="person:auditor").result
         upgraded.projector.run_until_caught_up()
@@ -311,3 +319,18 @@ def test_a_current_format_head_is_met_at_its_position(position: int) -> None:
     stored = list(zip(range(1, 5), hashes, strict=True))
     assert verify(records, stored, expected={position: [hashes[position - 1]]}).ok
     assert not verify(records, stored, expected={position: [hashes[position - 2]]}).ok
+
+
+def test_a_format_1_head_kept_but_never_published_is_met(runtime: Runtime) -> None:
+    # Nothing published: only the auditor's copy says the head predates format 2.
+    post(runtime, 4)
+    runtime.projector.run_until_caught_up()
+    records = _records(runtime)
+    kept = GENESIS_HASH
+    for record in records[:3]:
+        kept = link_hash_v1(kept, record)
+    assert runtime.audit.verify(expect=ChainHead(records[2].position, kept)).ok
+    other = link_hash_v1(kept, records[3])  # the next position's hash, held at this one
+    missed = runtime.audit.verify(expect=ChainHead(records[2].position, other))
+    assert not missed.ok
+    assert missed.first_bad_position == records[2].position

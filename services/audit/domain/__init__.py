@@ -3,6 +3,7 @@
 from services.audit.domain.chain import (
     CHAIN_FORMAT,
     GENESIS_HASH,
+    NOT_THROUGH_EXPECTED,
     StoredRecord,
     VerifyResult,
     chain,
@@ -17,6 +18,7 @@ from services.audit.domain.heads import PublishedHead, head_id_for
 __all__ = [
     "CHAIN_FORMAT",
     "GENESIS_HASH",
+    "NOT_THROUGH_EXPECTED",
     "PublishedHead",
     "StoredRecord",
     "VerifyResult",

@@ -93,7 +93,7 @@ def chain(records: Iterable[StoredRecord], previous_hash: bytes = GENESIS_HASH) 
         yield previous_hash
 
 
-_NOT_THROUGH_EXPECTED = (
+NOT_THROUGH_EXPECTED = (
     "the chain does not pass through an expected head (published, or given to --expect)"
 )
 
@@ -171,7 +171,7 @@ def verify(
 
     at_start = pending.pop(start_position, None)
     if at_start is not None and at_start != {start_hash}:
-        return failed(start_position, _NOT_THROUGH_EXPECTED)
+        return failed(start_position, NOT_THROUGH_EXPECTED)
     while stored is not None:
         stored_position, stored_hash = stored
         if record is None or record.position > stored_position:
@@ -187,7 +187,7 @@ def verify(
         if held is not None:
             met = {previous_hash, previous_v1} if record.position <= v1_until else {previous_hash}
             if not held <= met:
-                return failed(record.position, _NOT_THROUGH_EXPECTED)
+                return failed(record.position, NOT_THROUGH_EXPECTED)
         head_position = record.position
         checked += 1
         record = next(record_iter, None)

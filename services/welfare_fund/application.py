@@ -42,6 +42,7 @@ from services.welfare_fund.domain import (
     Stream,
     WelfareFund,
     accrual_postings,
+    check_books_open,
     check_month,
     disbursement_id_for,
 )
@@ -186,6 +187,7 @@ class WelfareFundApplication(CoopApplication):
             )
         if not 0 < rules.full_attendance_ppm <= 1_000_000:
             raise ValidationError("fullAttendancePercent", "must be above 0 and at most 100")
+        rules.check_amounts()
 
         def decide() -> Decision[StipendRules]:
             fund = self.fund()
@@ -214,6 +216,7 @@ class WelfareFundApplication(CoopApplication):
         if case_note is not None and len(case_note) > MAX_CASE_NOTE_LENGTH:
             raise ValidationError("caseNote", f"must be at most {MAX_CASE_NOTE_LENGTH} characters")
         program = self.programs.check(program)
+        check_books_open(enrolled_on, self.settings.books_opened_on, field="enrolledOn")
         created: list[UUID] = []
 
         def decide() -> Decision[Beneficiary]:
@@ -266,6 +269,12 @@ class WelfareFundApplication(CoopApplication):
         meals_provided: bool,
         part_time: bool,
     ) -> Outcome[Beneficiary]:
+        # An enrolment from before the books opened (recorded before this was checked)
+        # must not bring attendance, and so stipends, from those months.
+        check_books_open(
+            check_month(month), self.settings.books_opened_on, field="month", whole_month=True
+        )
+
         def decide() -> Decision[Beneficiary]:
             beneficiary = self.get_beneficiary(beneficiary_id)
             rules = self.fund().stipend_rules_on(check_month(month))
@@ -341,7 +350,9 @@ class WelfareFundApplication(CoopApplication):
         amount_cents: int | None,
         committed_on: date,
     ) -> Outcome[Disbursement]:
-        check_month(month)
+        opened_on = self.settings.books_opened_on
+        check_books_open(check_month(month), opened_on, field="month", whole_month=True)
+        check_books_open(committed_on, opened_on, field="effectiveDate")
         if kind is DisbursementKind.STIPEND:
             if amount_cents is not None:
                 raise ValidationError("amount", "a stipend's amount follows from the attendance")

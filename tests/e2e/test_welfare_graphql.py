@@ -291,19 +291,36 @@ async def test_policy_bad_input_and_the_past_rule_store_nothing(app_client: Grap
     assert (await officer.data(BALANCE))["fundBalance"]["accrued"] == "30.00"
 
 
-async def test_a_version_set_again_for_its_day_leaves_the_first_request_its_answer(
+async def test_a_version_for_a_day_that_has_one_is_a_conflict_and_a_retry_gets_its_answer(
     app_client: GraphQLClient,
 ) -> None:
+    """Three policies for 2027-01-01 were accepted and only the last was listed (the
+    others survived only in the event log): a second version for the day is a
+    Conflict naming it, and a retry of the first request still gets the first answer."""
     officer = app_client.as_role(Role.FUND_OFFICER)
     first = await _policy(officer, "p-a", "2027-01-01", [{"stream": "HOTEL", "percent": "10"}])
-    # Corrected before it takes effect (nothing was accrued under it): it is replaced.
-    second = await _policy(officer, "p-b", "2027-01-01", [{"stream": "HOTEL", "percent": "1"}])
-    assert second["__typename"] == "RedistributionPolicy"
+    assert first["__typename"] == "RedistributionPolicy"
     head = app_client.head()
+    second = await officer.data(
+        "mutation P($input: SetRedistributionPolicyInput!) { setRedistributionPolicy("
+        "input: $input) { __typename ... on Conflict { message } } }",
+        {"input": {"idempotencyKey": "p-b", "effectiveFrom": "2027-01-01",
+                   "shares": [{"stream": "HOTEL", "percent": "1"}]}},
+    )  # fmt: skip
+    refused = second["setRedistributionPolicy"]
+    assert refused["__typename"] == "Conflict", refused
+    assert "2027-01-01" in refused["message"]
     again = await _policy(officer, "p-a", "2027-01-01", [{"stream": "HOTEL", "percent": "10"}])
     assert again == first
     assert {"stream": "HOTEL", "percent": "10"} in again["shares"]
     assert app_client.head() == head
+    listed = await officer.data(
+        "query { redistributionPolicies { effectiveFrom shares { stream percent } } }"
+    )
+    assert [
+        (v["effectiveFrom"], {"stream": "HOTEL", "percent": "10"} in v["shares"])
+        for v in listed["redistributionPolicies"]
+    ] == [("2027-01-01", True)]
 
 
 async def test_a_reversal_after_a_rate_change_takes_back_exactly_what_was_accrued(

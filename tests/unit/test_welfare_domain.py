@@ -14,6 +14,7 @@ from services.common.errors import Conflict, ValidationError
 from services.ledger.domain import Posting, Side
 from services.welfare_fund.domain import (
     DEFAULT_ACCOUNT_STREAMS,
+    DEFAULT_PROGRAMS,
     Beneficiary,
     Disbursement,
     DisbursementKind,
@@ -26,14 +27,16 @@ from services.welfare_fund.domain import (
     StipendRules,
     Stream,
     Support,
+    VersionExists,
     WelfareFund,
     accrue,
     accrued_total,
     allocate,
+    check_books_open,
     format_percent,
     parse_percent,
 )
-from services.welfare_fund.domain.policy import allocate_total
+from services.welfare_fund.domain.policy import allocate_total, check_policy
 
 PROPORTIONS = ((Program.INTERNSHIP, 333_333), (Program.HOUSING, 666_667))
 
@@ -351,3 +354,143 @@ def test_a_commitment_is_covered_on_its_own_date_and_every_day_after() -> None:
         commit(20_000, date(2025, 2, 25))
     commit(45_000, date(2025, 4, 1))
     assert fund.available_cents(housing) == 5_001
+
+
+@pytest.mark.parametrize(
+    ("accounts", "index"),
+    [
+        # The review's policy: 4210 and 4410 mapped to DONATION.
+        ((("40", Stream.HOTEL), ("4210", Stream.DONATION), ("4410", Stream.DONATION)), 1),
+        # A prefix that covers a restricted account and wins for it.
+        ((("40", Stream.HOTEL), ("42", Stream.GRANT_UNRESTRICTED)), 1),
+        ((("4", Stream.SHOP),), 0),
+        # A sub-account of a restricted account.
+        ((*DEFAULT_ACCOUNT_STREAMS, ("44105", Stream.DONATION)), 7),
+    ],
+)
+def test_restricted_income_accounts_stay_on_restricted_streams(
+    accounts: tuple[tuple[str, Stream], ...], index: int
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        check_policy([(Stream.DONATION, 100_000)], PROPORTIONS, accounts, DEFAULT_PROGRAMS)
+    assert refused.value.field == f"accountStreams[{index}].stream"
+    assert "restricted" in refused.value.message
+
+
+def test_a_wider_prefix_is_fine_where_a_longer_one_keeps_restricted_income_apart() -> None:
+    for accounts in (
+        DEFAULT_ACCOUNT_STREAMS,
+        (
+            ("4", Stream.SHOP),
+            ("4210", Stream.GRANT_RESTRICTED),
+            ("4410", Stream.DONATION_RESTRICTED),
+        ),
+        # Either restricted stream: both are always at 0%.
+        (("42", Stream.GRANT_UNRESTRICTED), ("4210", Stream.DONATION_RESTRICTED)),
+        (("4000", Stream.HOTEL),),  # restricted accounts unmapped: no base, no share
+    ):
+        check_policy([(Stream.DONATION, 100_000)], PROPORTIONS, accounts, DEFAULT_PROGRAMS)
+
+
+def _approved_rent(cents: int = 70_000) -> Disbursement:
+    disbursement = Disbursement.commit(
+        disbursement_id=uuid4(),
+        beneficiary_id=uuid4(),
+        program=Program("HOUSING"),
+        support=Support.HOUSING,
+        kind=DisbursementKind.RENT,
+        month="2025-08",
+        amount_cents=cents,
+        committed_on=date(2025, 8, 2),
+    )
+    disbursement.approve(approved_on=date(2025, 8, 10), approver="officer")
+    return disbursement
+
+
+def test_a_payment_reversal_is_a_step_neither_a_cancellation_nor_a_payment_precedes() -> None:
+    """Review findings 2 and 3: paid 08-20, reversed 09-01. A cancellation dated
+    08-30 showed "committed" -700.00 until 09-01; a payment dated 08-25 counted the
+    disbursement as paid twice until then."""
+    disbursement = _approved_rent()
+    disbursement.pay(amount_cents=70_000, paid_on=date(2025, 8, 20), entry_id=uuid4())
+    disbursement.reverse_payment(payment=1, reversed_on=date(2025, 9, 1), reversal_entry_id=uuid4())
+    assert disbursement.last_reversed_on == date(2025, 9, 1)
+    with pytest.raises(ValidationError, match="2025-09-01") as early_cancel:
+        disbursement.cancel(cancelled_on=date(2025, 8, 30))
+    assert early_cancel.value.field == "effectiveDate"
+    with pytest.raises(ValidationError, match="2025-09-01") as early_payment:
+        disbursement.pay(amount_cents=70_000, paid_on=date(2025, 8, 25), entry_id=uuid4())
+    assert early_payment.value.field == "paidOn"
+    assert disbursement.paid_cents == 0
+    # On the reversal's day or after, both are fine.
+    disbursement.pay(amount_cents=30_000, paid_on=date(2025, 9, 1), entry_id=uuid4())
+    assert disbursement.cancel(cancelled_on=date(2025, 9, 1)) == 40_000
+
+
+def test_a_cancellation_does_not_precede_any_payment() -> None:
+    disbursement = _approved_rent()
+    disbursement.pay(amount_cents=10_000, paid_on=date(2025, 8, 20), entry_id=uuid4())
+    disbursement.pay(amount_cents=10_000, paid_on=date(2025, 8, 15), entry_id=uuid4())
+    with pytest.raises(ValidationError, match="2025-08-20"):
+        disbursement.cancel(cancelled_on=date(2025, 8, 18))
+
+
+@pytest.mark.parametrize(
+    ("amounts", "field"),
+    [
+        ({"floor_cents": 60_000}, "floorAmount"),  # above full (the review's 600 > 500)
+        ({"floor_cents": 36_000}, "floorAmount"),  # above part time (350)
+        ({"floor_cents": 45_000, "part_time_cents": 50_000}, "floorAmount"),  # above meals
+        ({"with_meals_cents": 50_001}, "withMealsAmount"),
+        ({"part_time_cents": 60_000}, "partTimeAmount"),
+    ],
+)
+def test_stipend_amounts_that_contradict_each_other_are_refused(
+    amounts: dict[str, int], field: str
+) -> None:
+    rules = StipendRules(effective_from=date(2026, 6, 1), **amounts)
+    with pytest.raises(ValidationError) as refused:
+        rules.check_amounts()
+    assert refused.value.field == field
+
+
+def test_stipend_amounts_may_be_equal() -> None:
+    RULES.check_amounts()
+    StipendRules(
+        effective_from=date(2026, 6, 1),
+        full_cents=40_000,
+        with_meals_cents=40_000,
+        part_time_cents=30_000,
+        floor_cents=30_000,
+    ).check_amounts()
+
+
+def test_a_version_for_a_day_that_has_one_is_refused_not_replaced() -> None:
+    fund = WelfareFund.start(RULES)
+    fund.set_policy(_policy(date(2027, 1, 1), 100_000))
+    with pytest.raises(VersionExists, match="2027-01-01") as policy:
+        fund.set_policy(_policy(date(2027, 1, 1), 10_000))
+    assert policy.value.effective_from == "2027-01-01"
+    assert [v.rate_ppm(Stream.HOTEL) for v in fund.policy_versions()] == [100_000]
+    fund.set_stipend_rules(StipendRules(effective_from=date(2026, 6, 1)))
+    with pytest.raises(VersionExists, match="2026-06-01"):
+        fund.set_stipend_rules(StipendRules(effective_from=date(2026, 6, 1), full_cents=10_000))
+    # The defaults the fund started with are the version from their day.
+    with pytest.raises(VersionExists, match="2000-01-01"):
+        fund.set_stipend_rules(StipendRules(effective_from=date(2000, 1, 1)))
+    assert fund.stipend_rules_on(date(2026, 7, 1)).full_cents == 50_000
+
+
+def test_nothing_is_dated_before_the_books_opened() -> None:
+    opened = date(2000, 1, 15)
+    with pytest.raises(ValidationError, match="books opened") as enrolled:
+        check_books_open(date(1900, 1, 1), opened, field="enrolledOn")
+    assert enrolled.value.field == "enrolledOn"
+    with pytest.raises(ValidationError):
+        check_books_open(date(2000, 1, 14), opened, field="enrolledOn")
+    check_books_open(opened, opened, field="enrolledOn")
+    # A month the books opened in is in the books; the month before is not.
+    check_books_open(date(2000, 1, 1), opened, field="month", whole_month=True)
+    with pytest.raises(ValidationError) as month:
+        check_books_open(date(1999, 12, 1), opened, field="month", whole_month=True)
+    assert month.value.field == "month"

@@ -1,6 +1,6 @@
 """Welfare fund domain: pure Python, no I/O."""
 
-from services.welfare_fund.domain.beneficiary import Beneficiary, check_month
+from services.welfare_fund.domain.beneficiary import Beneficiary, check_books_open, check_month
 from services.welfare_fund.domain.disbursement import (
     Disbursement,
     DisbursementKind,
@@ -11,6 +11,7 @@ from services.welfare_fund.domain.errors import (
     ApprovalNotAllowed,
     InsufficientFunds,
     PaymentExceedsApproval,
+    VersionExists,
 )
 from services.welfare_fund.domain.fund import FUND_ID, IncomeSource, WelfareFund, accrual_postings
 from services.welfare_fund.domain.policy import (
@@ -53,11 +54,13 @@ __all__ = [
     "StipendRules",
     "Stream",
     "Support",
+    "VersionExists",
     "WelfareFund",
     "accrual_postings",
     "accrue",
     "accrued_total",
     "allocate",
+    "check_books_open",
     "check_month",
     "concerns_a_beneficiary",
     "disbursement_id_for",

@@ -106,6 +106,7 @@ class Disbursement(Aggregate):
             assert isinstance(aggregate, Disbursement)
             aggregate.paid_cents -= self.amount_cents
             aggregate.reversed_payments.add(self.payment)
+            aggregate.reversal_dates[self.payment] = self.reversed_on
             if aggregate.status is DisbursementStatus.PAID:
                 aggregate.status = DisbursementStatus.APPROVED
 
@@ -144,6 +145,9 @@ class Disbursement(Aggregate):
         # Payment number -> (amount, its ledger entry, its date); those reversed.
         self.payment_entries: dict[int, tuple[int, UUID, date]] = {}
         self.reversed_payments: set[int] = set()
+        # Payment number -> the day its reversal is dated: a step like any other, so
+        # neither a cancellation nor a new payment may be dated before it.
+        self.reversal_dates: dict[int, date] = {}
         self.released_cents = 0
 
     @classmethod
@@ -180,6 +184,20 @@ class Disbursement(Aggregate):
     def unpaid_cents(self) -> int:
         return self.amount_cents - self.paid_cents
 
+    @property
+    def last_reversed_on(self) -> date | None:
+        return max(self.reversal_dates.values(), default=None)
+
+    @property
+    def latest_step_on(self) -> date:
+        """The day of the latest step so far (commitment, approval, any payment or
+        payment reversal)."""
+        days = [self.committed_on, *self.reversal_dates.values()]
+        days.extend(paid_on for _cents, _entry, paid_on in self.payment_entries.values())
+        if self.approved_on is not None:
+            days.append(self.approved_on)
+        return max(days)
+
     def approve(self, *, approved_on: date, approver: str) -> None:
         if self.status is not DisbursementStatus.COMMITTED:
             raise Conflict(f"disbursement {self.id} is {self.status.value.lower()}, not committed")
@@ -201,6 +219,15 @@ class Disbursement(Aggregate):
         assert self.approved_on is not None
         if paid_on < self.approved_on:
             raise ValidationError("paidOn", "a payment cannot precede the approval")
+        # Dated before a reversal, the new payment and the reversed one would both
+        # count as paid on the days between: the disbursement paid twice as of then.
+        reversed_on = self.last_reversed_on
+        if reversed_on is not None and paid_on < reversed_on:
+            raise ValidationError(
+                "paidOn",
+                f"a payment cannot precede the reversal of an earlier payment "
+                f"({reversed_on.isoformat()})",
+            )
         self.trigger_event(
             self.Paid,
             program=str(self.program),
@@ -248,9 +275,15 @@ class Disbursement(Aggregate):
         """Cancel; returns the unpaid amount released back to the fund."""
         if self.status in (DisbursementStatus.PAID, DisbursementStatus.CANCELLED):
             raise Conflict(f"disbursement {self.id} is {self.status.value.lower()}")
-        latest = self.last_paid_on or self.approved_on or self.committed_on
+        # A payment reversal is a step too: a cancellation dated before it released
+        # money that still stood as paid, and showed "committed" negative until then.
+        latest = self.latest_step_on
         if cancelled_on < latest:
-            raise ValidationError("effectiveDate", "cancellation cannot precede earlier steps")
+            raise ValidationError(
+                "effectiveDate",
+                f"cancellation cannot precede earlier steps (the latest is dated "
+                f"{latest.isoformat()})",
+            )
         released = self.unpaid_cents
         self.trigger_event(
             self.Cancelled,

@@ -19,6 +19,18 @@ class InsufficientFunds(Conflict):
         self.available_cents = available_cents
 
 
+class VersionExists(Conflict):
+    """A configuration version for a day that already has one. Versions are never
+    replaced: a replaced one survived only in the event log, listed nowhere."""
+
+    def __init__(self, what: str, effective_from: str) -> None:
+        super().__init__(
+            f"{what} from {effective_from} exists already; versions are not replaced: "
+            "set one from another day"
+        )
+        self.effective_from = effective_from
+
+
 class PaymentExceedsApproval(Conflict):
     def __init__(
         self,

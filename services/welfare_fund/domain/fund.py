@@ -21,7 +21,7 @@ from eventsourcing.domain import Aggregate
 
 from services.common.errors import ValidationError
 from services.ledger.domain import Posting, Side
-from services.welfare_fund.domain.errors import InsufficientFunds
+from services.welfare_fund.domain.errors import InsufficientFunds, VersionExists
 from services.welfare_fund.domain.policy import (
     DEFAULT_ACCOUNT_STREAMS,
     PolicyVersion,
@@ -167,17 +167,25 @@ class WelfareFund(Aggregate):
         already been accrued (under the policy then in force). There is no
         restatement: to change the past, reverse and repost the income.
         """
+        day = version.effective_from.isoformat()
         latest = self.latest_accrued_date
-        if latest is not None and version.effective_from.isoformat() <= latest:
+        if latest is not None and day <= latest:
             earliest = date.fromisoformat(latest) + timedelta(days=1)
             raise ValidationError(
                 "effectiveFrom",
                 f"income up to {latest} was already accrued under the policy then in force; "
                 f"a new policy can take effect on {earliest.isoformat()} or later",
             )
+        if day in self.policies:
+            raise VersionExists("a redistribution policy version", day)
         self.trigger_event(self.PolicySet, policy=version.as_state(), actor=actor)
 
     def set_stipend_rules(self, rules: StipendRules, *, actor: str | None = None) -> None:
+        """Record a version of the rules. The defaults the fund started with count as
+        the version from their date (2000-01-01)."""
+        day = rules.effective_from.isoformat()
+        if day in self.stipend_rules:
+            raise VersionExists("a version of the stipend rules", day)
         self.trigger_event(self.StipendRulesSet, rules=rules.as_state(), actor=actor)
 
     def stipend_rules_on(self, day: date) -> StipendRules:

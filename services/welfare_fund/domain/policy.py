@@ -204,11 +204,8 @@ class PolicyVersion:
 
 
 def stream_of(account_code: str, account_streams: Sequence[tuple[str, Stream]]) -> Stream | None:
-    best: tuple[int, Stream] | None = None
-    for prefix, stream in account_streams:
-        if account_code.startswith(prefix) and (best is None or len(prefix) > best[0]):
-            best = (len(prefix), stream)
-    return None if best is None else best[1]
+    index = _winner(account_code, account_streams)
+    return None if index is None else account_streams[index][1]
 
 
 def check_policy(
@@ -250,6 +247,44 @@ def check_policy(
                 f"accountStreams[{index}].accountPrefix", f"prefix {prefix!r} is listed twice"
             )
         prefixes.add(prefix)
+    _check_restricted_accounts(account_streams)
+
+
+# The revenue accounts that hold restricted income (4210 restricted grants, 4410
+# restricted donations): those the default mapping gives to restricted streams.
+RESTRICTED_ACCOUNTS: tuple[tuple[str, Stream], ...] = tuple(
+    (prefix, stream) for prefix, stream in DEFAULT_ACCOUNT_STREAMS if stream in RESTRICTED_STREAMS
+)
+
+
+def _check_restricted_accounts(account_streams: Sequence[tuple[str, Stream]]) -> None:
+    """Restricted income stays on restricted streams whatever the mapping: checking
+    only the shares' stream names let a policy map 4210 or 4410 (or a prefix such as
+    "42" that covers them) to an unrestricted stream and accrue restricted money."""
+    for index, (prefix, stream) in enumerate(account_streams):
+        if stream in RESTRICTED_STREAMS:
+            continue
+        for account, restricted_stream in RESTRICTED_ACCOUNTS:
+            # Either a sub-account of a restricted account, or the prefix that wins
+            # (the longest) for the restricted account itself.
+            inside = prefix.startswith(account)
+            covering = account.startswith(prefix) and _winner(account, account_streams) == index
+            if inside or covering:
+                raise ValidationError(
+                    f"accountStreams[{index}].stream",
+                    f"prefix {prefix!r} takes in account {account}, restricted income: it "
+                    "funds only the purpose it was given for, so it stays on a restricted "
+                    f"stream ({restricted_stream.value})",
+                )
+
+
+def _winner(account_code: str, account_streams: Sequence[tuple[str, Stream]]) -> int | None:
+    """The index of the mapping entry that governs `account_code` (longest prefix)."""
+    best: tuple[int, int] | None = None
+    for index, (prefix, _stream) in enumerate(account_streams):
+        if account_code.startswith(prefix) and (best is None or len(prefix) > best[0]):
+            best = (len(prefix), index)
+    return None if best is None else best[1]
 
 
 def accrued_total(rate_ppm: int, cumulative_base_cents: int) -> int:
@@ -298,6 +333,24 @@ class StipendRules:
     part_time_cents: int = 35_000
     floor_cents: int = 30_000
     full_attendance_ppm: int = 800_000  # 80%
+
+    def check_amounts(self) -> None:
+        """Amounts that contradict each other are refused, naming the input field: a
+        floor above the full amount paid the full stipend at any attendance, and
+        meals or part time are meant to lower the amount, never raise it."""
+        for field, cents in (
+            ("withMealsAmount", self.with_meals_cents),
+            ("partTimeAmount", self.part_time_cents),
+        ):
+            if cents > self.full_cents:
+                raise ValidationError(field, "must not be above fullAmount")
+        for other, cents in (
+            ("fullAmount", self.full_cents),
+            ("withMealsAmount", self.with_meals_cents),
+            ("partTimeAmount", self.part_time_cents),
+        ):
+            if self.floor_cents > cents:
+                raise ValidationError("floorAmount", f"must not be above {other}")
 
     def stipend_cents(
         self, *, scheduled_days: int, attended_days: int, meals_provided: bool, part_time: bool

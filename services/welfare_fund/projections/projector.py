@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     bindparam,
     case,
+    delete,
     func,
     insert,
     select,
@@ -105,6 +106,8 @@ class WelfareFundProjection(Projection):
                             }
                         )
             elif isinstance(event, WelfareFund.PolicySet):
+                # A day set twice happens only in logs from before a second version
+                # for a day was refused: the last one wins, as in the aggregate.
                 conn.execute(
                     upsert(conn, welfare_policies)
                     .values(
@@ -227,6 +230,15 @@ class WelfareFundProjection(Projection):
                     update(welfare_beneficiaries)
                     .where(welfare_beneficiaries.c.beneficiary_id == event.originator_id)
                     .values(forgotten=True, case_note_sealed=None)
+                )
+                # Her month-by-month attendance (days, meals, part time) is a timeline
+                # of her, not an accounting fact: it goes. What was committed and paid
+                # stays in the disbursements. The events keep it (they are immutable
+                # and no query shows a beneficiary's events); a rebuild drops it again.
+                conn.execute(
+                    delete(welfare_attendance).where(
+                        welfare_attendance.c.beneficiary_id == event.originator_id
+                    )
                 )
         if items:
             # Each program's sources queue up in log order after its stored ones.

@@ -19,16 +19,20 @@ from services.common.settings import Settings
 from services.ledger.domain import (
     CHART_ID,
     DEFAULT_ACCOUNTS,
+    KEPT_ACCOUNTS,
     Account,
     AccountType,
     Cause,
     ChartOfAccounts,
     EntryNotFound,
     JournalEntry,
+    KeptAccount,
     LedgerLimits,
     Posting,
+    check_hand_postings,
     check_postings,
     entry_id_for_cause,
+    kept_accounts_in,
     manual_cause_id,
 )
 from services.ledger.domain.facts import check_not_future
@@ -53,22 +57,44 @@ class AccountAsDict(Transcoding):
         return Account(data["code"], data["name"], AccountType(data["type"]), bool(data["open"]))
 
 
-# The command that corrects each kind of business entry (by its cause id's pattern).
+# What corrects each kind of business entry (by its cause id's pattern).
 _CORRECTIONS = (
-    (re.compile(r"^hotel:charge:"), "voidCharge"),
-    (re.compile(r"^shop:sale:"), "refundSale"),
-    (re.compile(r"^funding:donation:"), "reverseDonation"),
-    (re.compile(r"^funding:contract-invoice:[^:]+:payment:"), "reverseContractPayment"),
-    (re.compile(r"^funding:grant:[^:]+:tranche:\d+:received"), "reverseGrantTrancheReceipt"),
-    (re.compile(r"^welfare:payment:"), "reverseDisbursementPayment"),
+    (re.compile(r"^hotel:charge:"), "correct it there with voidCharge"),
+    (re.compile(r"^shop:sale:"), "correct it there with refundSale"),
+    (re.compile(r"^funding:donation:"), "correct it there with reverseDonation"),
+    (
+        re.compile(r"^funding:contract-invoice:[^:]+:payment:"),
+        "correct it there with reverseContractPayment",
+    ),
+    (
+        re.compile(r"^funding:grant:[^:]+:tranche:\d+:received"),
+        "correct it there with reverseGrantTrancheReceipt",
+    ),
+    (re.compile(r"^welfare:payment:"), "correct it there with reverseDisbursementPayment"),
+    # An accrual is the fund's share of income postings: a hand correction of 2400
+    # would leave the fund's figures behind (and is refused, KEPT_ACCOUNTS).
+    (
+        re.compile(r"^welfare:accrual:"),
+        "an accrual follows the income it was accrued on, and has no correcting command "
+        "of its own: correct that income entry in its own context (a manual one is "
+        "reversed here) and the fund accrues the difference by itself",
+    ),
 )
 
 
-def correction_for(cause_id: str) -> str:
-    """What to do instead of reversing a business entry by hand."""
-    for pattern, command in _CORRECTIONS:
+def correction_for(cause_id: str, kept: Sequence[KeptAccount] = ()) -> str:
+    """What to do instead of reversing a business entry by hand; `kept`: the accounts
+    of that entry a context keeps (no hand entry may correct those)."""
+    for pattern, advice in _CORRECTIONS:
         if pattern.match(cause_id):
-            return f"correct it there with {command}"
+            return advice
+    if kept:
+        account = kept[0]
+        return (
+            f"its context has no correcting command for it, and account {account.code} "
+            f"is kept by {account.kept_by}, so an entry by hand cannot correct it either: "
+            f"{account.use_instead}"
+        )
     return (
         "its context has no correcting command for it: post a correcting entry by hand "
         "and say why in its description"
@@ -89,6 +115,8 @@ class LedgerApplication(CoopApplication):
     # The chart is read on every posting and lives for years: snapshot it, and keep
     # it in the repository cache (fast-forwarded, so other processes' changes show).
     snapshotting_intervals: ClassVar[dict[type[Any], int]] = {ChartOfAccounts: 50}
+    # Accounts only their contexts post to (KeptAccount): refused in entries by hand.
+    kept_accounts: ClassVar[tuple[KeptAccount, ...]] = KEPT_ACCOUNTS
 
     def __init__(self, settings: Settings, *, create_table: bool = True) -> None:
         self.limits = limits_from(settings)
@@ -248,10 +276,13 @@ class LedgerApplication(CoopApplication):
         postings: Sequence[Posting],
         cause_id: str | None = None,
     ) -> Outcome[JournalEntry]:
-        """Post an entry. The cause defaults to the idempotency key (a manual entry)."""
+        """Post an entry by hand. The cause defaults to the idempotency key (a manual
+        entry). Contexts post through `prepare_entry` instead: only they may touch the
+        accounts they keep (`kept_accounts`)."""
         cause = Cause(cause_id or manual_cause_id(key), actor)
 
         def decide() -> Decision[JournalEntry]:
+            check_hand_postings(postings, self.kept_accounts)
             # A year typed wrong the other way (2031): only another 2031 entry could
             # have reversed it. Every other context refuses the future already.
             check_not_future(effective_date, self.today(), field="effectiveDate", what="an entry")
@@ -305,10 +336,13 @@ class LedgerApplication(CoopApplication):
                 # A hotel charge, a sale, a grant tranche, an accrual: reversing it here
                 # would leave its context's records saying otherwise.
                 context = original.cause_id.split(":", 1)[0]
+                kept = [a for _, a in kept_accounts_in(original.postings, self.kept_accounts)]
                 raise Conflict(
                     f"entry {entry_id} was posted by {context}, not by hand; "
-                    f"{correction_for(original.cause_id)}"
+                    f"{correction_for(original.cause_id, kept)}"
                 )
+            # A manual entry on a kept account (posted before such entries were
+            # refused) may still be reversed: that puts the account back in step.
             reversal = original.reverse(
                 chart=self.chart(read_only=True),
                 effective_date=effective_date,

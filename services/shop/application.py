@@ -18,7 +18,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
-from services.common.errors import Conflict, ValidationError
+from services.common.errors import Conflict, CoopError, ValidationError
 from services.common.eventstore import (
     CoopApplication,
     ReadGuard,
@@ -138,7 +138,9 @@ class ShopApplication(CoopApplication):
         write transaction, that the configuration has not moved on; if it has and the
         day's policy is no longer the one used, nothing is written (PolicyMovedOn) and
         `_on_last_seen` (sales) or `_with_current_policy` (refunds) decides the command
-        again."""
+        again. The guard covers a stale copy that accepts what the current policy
+        refuses; a stale copy that refuses (a category added elsewhere) is
+        `_on_current_config`'s part: decisions that read this run under it."""
         config = self._cached_config()
         policy = config.policy_on(day)
         guard_read(saved_with, self._policy_guard(config.version, day, policy))
@@ -161,6 +163,26 @@ class ShopApplication(CoopApplication):
 
         return ReadGuard(CONFIG_ID, version, recheck)
 
+    def _on_current_config(self, decide: Callable[[], Decision[R]]) -> Decision[R]:
+        """Decide on the configuration as this process last saw it; if that refuses
+        and the configuration has moved on since, decide once more on the current one.
+
+        The cached copy may predate a policy another worker set (a category added, an
+        account moved): a refusal it raises inside the decision comes before any save,
+        so no read guard sees it, and it would stay wrong until something else
+        refreshed the cache. As the ledger does for its chart (`prepare_entry`): refuse
+        only what the current configuration refuses. Costs one query, on refusals only.
+        `decide` must load what it changes afresh (the sales and refunds do), so its
+        second run starts from clean copies."""
+        seen_version = self._cached_config().version
+        try:
+            return decide()
+        except CoopError:
+            # config() fast-forwards the cached copy, so the second run reads it.
+            if self.config().version == seen_version:
+                raise  # decided on the current configuration already: it stands
+            return decide()
+
     @staticmethod
     def _on_last_seen(run: Callable[[bool], Outcome[R]]) -> Outcome[R]:
         """Run a sale on what this process last saw, without reading the store: the
@@ -171,7 +193,8 @@ class ShopApplication(CoopApplication):
 
         Only for decisions a stale session cannot wrongly refuse: a sale's checks
         (open, till, next receipt) fail on a stale copy only at the save. A refund's
-        cash check could, so refunds read the session fresh."""
+        cash check could, so refunds read the session fresh. A stale configuration
+        can wrongly refuse too: that is `_on_current_config`'s part."""
         try:
             return run(False)
         except Conflict as exc:
@@ -225,7 +248,17 @@ class ShopApplication(CoopApplication):
             expected.append((f"categories[{i}].vatAccount", c.vat_account, AccountType.LIABILITY))
         for i, r in enumerate(policy.cash_reasons):
             expected.append((f"cashReasons[{i}].account", r.account, None))
+        # A cash movement is typed in at the till, an entry by hand in all but name: it
+        # may not post to an account another context keeps (2400: "paid the fund"
+        # from the drawer would leave the welfare fund's figures behind).
+        kept = {k.code: k for k in self.ledger.kept_accounts}
         for field, code, account_type in expected:
+            if code in kept:
+                raise ValidationError(
+                    field,
+                    f"account {code!r} is kept by {kept[code].kept_by}; the shop may not "
+                    "post to it",
+                )
             account = chart.postable(code, field=field)
             if account_type is not None and account.account_type is not account_type:
                 raise ValidationError(
@@ -341,7 +374,7 @@ class ShopApplication(CoopApplication):
                     "payments": [[p.method.value, p.amount_cents] for p in payments],
                     "actor": actor,
                 },
-                decide=lambda: decide(fresh),
+                decide=lambda: self._on_current_config(lambda: decide(fresh)),
                 load_result=lambda ref: self.get_sale(UUID(ref["sale_id"])),
             )
         )
@@ -419,7 +452,7 @@ class ShopApplication(CoopApplication):
                     "method": method.value if method else None,
                     "actor": actor,
                 },
-                decide=decide,
+                decide=lambda: self._on_current_config(decide),
                 load_result=dict,
             )
         )

@@ -240,6 +240,27 @@ async def test_closed_account_refuses_postings(client: GraphQLClient) -> None:
     }
 
 
+async def test_a_hand_entry_on_the_welfare_fund_payable_is_refused(client: GraphQLClient) -> None:
+    """Review fund #6: Dr 2400 / Cr 1010 by hand was accepted and the fund never saw it,
+    so 2400 no longer equalled accrued - paid. The error names the posting and the
+    commands that do move 2400."""
+    head = client.head()
+    paid_by_hand = sale_input(
+        key="fund-by-hand",
+        description="Paid the welfare fund",
+        postings=[
+            {"account": "2400", "side": "DEBIT", "amount": "50.00"},
+            {"account": "1010", "side": "CREDIT", "amount": "50.00"},
+        ],
+    )
+    result = (await client.data(POST, {"input": paid_by_hand}))["postJournalEntry"]
+    assert result["__typename"] == "ValidationError", result
+    assert result["field"] == "postings[0].account"
+    assert "welfare fund" in result["message"]
+    assert "payDisbursement" in result["message"]
+    assert client.head() == head
+
+
 async def test_open_account_then_post_to_it(client: GraphQLClient) -> None:
     opened = await client.data(
         'mutation { openAccount(input: {idempotencyKey: "o1", code: "4101", '

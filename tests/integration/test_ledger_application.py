@@ -14,7 +14,9 @@ from services.common.settings import Settings
 from services.ledger.application import LedgerApplication
 from services.ledger.domain import (
     AccountClosed,
+    AccountKeptByContext,
     AccountType,
+    Cause,
     EntryAlreadyReversed,
     Posting,
     Side,
@@ -302,3 +304,91 @@ def _entries(ledger: LedgerApplication) -> list[Any]:
         for n in ledger.recorder.select_notifications(1, 10_000)
         if n.topic.endswith("JournalEntry.Posted")
     ]
+
+
+@pytest.mark.parametrize(
+    ("postings", "field", "command"),
+    [
+        # Review fund #6: paying the fund "by hand" moved 2400 and not the fund.
+        (
+            (Posting("2400", Side.DEBIT, 5000), Posting("1010", Side.CREDIT, 5000)),
+            "postings[0].account",
+            "payDisbursement",
+        ),
+        (
+            (Posting("1010", Side.DEBIT, 5000), Posting("2400", Side.CREDIT, 5000)),
+            "postings[1].account",
+            "correct the income",
+        ),
+    ],
+)
+def test_hand_entries_on_an_account_a_context_keeps_are_refused(
+    ledger: LedgerApplication, postings: tuple[Posting, ...], field: str, command: str
+) -> None:
+    before = head(ledger)
+    with pytest.raises(AccountKeptByContext) as refused:
+        post(ledger, f"kept-{field}", postings, description="Paid by hand")
+    assert refused.value.field == field
+    assert command in refused.value.message
+    assert head(ledger) == before
+    # Contexts still post there, through prepare_entry (the fund's accruals).
+    accrual = ledger.prepare_entry(
+        effective_date=date(2025, 5, 2),
+        description="Welfare fund accrual",
+        postings=(Posting("5000", Side.DEBIT, 100), Posting("2400", Side.CREDIT, 100)),
+        cause=Cause(f"welfare:accrual:{field}:2025-05-02", "system:welfare"),
+    )
+    ledger.save(accrual)
+    assert head(ledger) > before
+
+
+def test_a_hand_entry_on_a_kept_account_from_before_the_rule_may_be_reversed(
+    ledger: LedgerApplication, settings: Settings
+) -> None:
+    """Entries by hand on 2400 stored before they were refused: reversing one puts
+    the account back in step with the fund, so it stays possible."""
+
+    class BeforeTheRule(LedgerApplication):
+        kept_accounts = ()
+
+    before_the_rule = BeforeTheRule(settings, create_table=False)
+    try:
+        legacy = post(
+            before_the_rule,
+            "legacy-2400",
+            (Posting("2400", Side.DEBIT, 5000), Posting("1010", Side.CREDIT, 5000)),
+        ).result
+    finally:
+        before_the_rule.close()
+    reversal = ledger.reverse_entry(
+        key="legacy-2400-reversed",
+        actor="admin",
+        entry_id=legacy.id,
+        effective_date=date(2025, 5, 3),
+        description="Paid by hand in error",
+    ).result
+    assert reversal.reverses_entry_id == legacy.id
+
+
+def test_reversing_an_accrual_by_hand_says_to_correct_the_income_instead(
+    ledger: LedgerApplication,
+) -> None:
+    accrual = ledger.prepare_entry(
+        effective_date=date(2025, 5, 2),
+        description="Welfare fund accrual",
+        postings=(Posting("5000", Side.DEBIT, 100), Posting("2400", Side.CREDIT, 100)),
+        cause=Cause("welfare:accrual:7:2025-05-02", "system:welfare"),
+    )
+    ledger.save(accrual)
+    before = head(ledger)
+    with pytest.raises(Conflict) as refused:
+        ledger.reverse_entry(
+            key="reverse-accrual",
+            actor="admin",
+            entry_id=accrual.id,
+            effective_date=date(2025, 5, 3),
+            description="Wrong share",
+        )
+    assert "correct that income entry" in refused.value.message
+    assert "by hand" not in refused.value.message.split(";", 1)[1]
+    assert head(ledger) == before

@@ -12,19 +12,22 @@ import pytest
 from sqlalchemy import select
 
 from gateway.runtime import Runtime
-from services.common.errors import Conflict, CoopError
+from services.common.errors import Conflict, CoopError, ValidationError
 from services.common.settings import Settings
 from services.ledger.application import LedgerApplication
-from services.ledger.domain import entry_id_for_cause
+from services.ledger.domain import AccountType, Side, entry_id_for_cause
 from services.shop.application import ShopApplication
 from services.shop.domain import (
     CashDirection,
+    CashReason,
+    Category,
     LineInput,
     PaymentInput,
     PaymentMethod,
     RefundLineInput,
     SessionAlreadyOpen,
     SessionClosed,
+    UnknownCategory,
     default_policy,
 )
 from services.shop.projections.tables import SHOP_TABLES
@@ -317,3 +320,124 @@ def test_a_policy_changed_by_another_process_prices_the_next_sale(
         assert (shop.recorder.max_notification_id() or 0) > before
     finally:
         other.close()
+
+
+def test_a_category_added_by_another_worker_is_sold_on_a_worker_that_cached_the_policy(
+    shop: ShopApplication, settings: Settings
+) -> None:
+    """Review rush #1: a worker whose cached configuration predates a `setShopPolicy`
+    adding a category must sell in it (not a ValidationError "unknown category"), on
+    the first try and every one after; what the current policy refuses stays refused."""
+    other_ledger = LedgerApplication(settings)
+    other = ShopApplication(settings, other_ledger)
+    try:
+        session = open_session(shop)
+        assert ring(shop, "books-cached", session.id).receipt_number == 1  # cached here
+        other_ledger.open_account(
+            key="books-account",
+            actor="person:anna",
+            code="4160",
+            name="Shop revenue: books",
+            account_type=AccountType.REVENUE,
+        )
+        current = default_policy()
+        books = Category("BOOKS", "Books", 2200, "4160", current.categories[0].vat_account)
+        other.set_policy(
+            key="books-policy",
+            actor="person:anna",
+            policy=replace(
+                current, effective_from=NOW.date(), categories=(*current.categories, books)
+            ),
+            today=NOW.date(),
+        )
+
+        def ring_books(key: str, category: str = "BOOKS") -> Any:
+            return shop.ring_sale(
+                key=key,
+                actor="person:anna",
+                till_scope=None,
+                session_id=session.id,
+                lines=[LineInput(category, "novel", 1, 610)],
+                payments=[PaymentInput(PaymentMethod.CASH, 610)],
+                at=NOW,
+            ).result
+
+        sales = [ring_books(f"books-{n}") for n in range(3)]
+        assert [s.receipt_number for s in sales] == [2, 3, 4]
+        entry = shop.ledger.get_entry(entry_id_for_cause(f"shop:sale:{sales[0].id}"))
+        assert {p.account_code for p in entry.postings} == {"1000", "4160", "2000"}
+        # A category the current policy does not have is still refused, nothing written.
+        before = shop.recorder.max_notification_id()
+        with pytest.raises(UnknownCategory):
+            ring_books("comics", category="COMICS")
+        assert shop.recorder.max_notification_id() == before
+    finally:
+        other.close()
+        other_ledger.close()
+
+
+def test_a_refund_on_a_worker_that_cached_a_moved_card_account_is_decided_again(
+    shop: ShopApplication, settings: Settings
+) -> None:
+    """Refunds read the cached configuration too: when another worker moved the card
+    account (and closed the old one), the stale policy's posting to the closed account
+    is refused inside the decision; the refund is decided again on the current policy."""
+    other_ledger = LedgerApplication(settings)
+    other = ShopApplication(settings, other_ledger)
+    try:
+        session = open_session(shop)
+        sale = ring(shop, "card-sale", session.id)  # caches the policy (card: 1020)
+        other_ledger.open_account(
+            key="new-card-account",
+            actor="person:anna",
+            code="1030",
+            name="Card clearing, new acquirer",
+            account_type=AccountType.ASSET,
+        )
+        other.set_policy(
+            key="new-card-policy",
+            actor="person:anna",
+            policy=replace(default_policy(), effective_from=NOW.date(), card_account="1030"),
+            today=NOW.date(),
+        )
+        other_ledger.close_account(key="close-1020", actor="person:anna", code="1020")
+        shop.ledger.chart()  # this worker's chart is current; its shop policy is not
+        refund = shop.refund_sale(
+            key="card-refund",
+            actor="person:anna",
+            till_scope=None,
+            sale_id=sale.id,
+            session_id=session.id,
+            lines=None,
+            method=None,
+            at=NOW,
+        ).result
+        entry = shop.ledger.get_entry(entry_id_for_cause(f"shop:refund:{refund['refund_id']}"))
+        assert {p.account_code for p in entry.postings if p.side is Side.CREDIT} == {"1030"}
+    finally:
+        other.close()
+        other_ledger.close()
+
+
+def test_a_cash_reason_may_not_post_to_an_account_another_context_keeps(
+    shop: ShopApplication,
+) -> None:
+    """Review fund #6: a hand entry on 2400 is refused by the ledger; a cash movement
+    ("paid the welfare fund from the drawer") would be one in all but name."""
+    current = default_policy()
+    to_the_fund = CashReason("FUND", "Paid to the welfare fund", "2400", (CashDirection.OUT,))
+    before = shop.recorder.max_notification_id()
+    with pytest.raises(ValidationError) as refused:
+        shop.set_policy(
+            key="fund-reason",
+            actor="person:anna",
+            policy=replace(
+                current,
+                effective_from=NOW.date(),
+                cash_reasons=(*current.cash_reasons, to_the_fund),
+            ),
+            today=NOW.date(),
+        )
+    assert refused.value.field == f"cashReasons[{len(current.cash_reasons)}].account"
+    assert "welfare fund" in refused.value.message
+    assert shop.recorder.max_notification_id() == before

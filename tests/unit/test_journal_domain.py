@@ -10,18 +10,23 @@ from services.common.errors import ValidationError
 from services.ledger.application import correction_for
 from services.ledger.domain import (
     DEFAULT_ACCOUNTS,
+    KEPT_ACCOUNTS,
     AccountClosed,
+    AccountKeptByContext,
     AccountType,
     Cause,
     ChartOfAccounts,
     EntryAlreadyReversed,
     JournalEntry,
+    KeptAccount,
     LedgerLimits,
     Posting,
     Side,
     UnbalancedEntry,
     UnknownAccount,
+    check_hand_postings,
     entry_id_for_cause,
+    kept_accounts_in,
 )
 
 LIMITS = LedgerLimits(
@@ -195,7 +200,9 @@ def test_reversal_cannot_predate_the_original(chart: ChartOfAccounts) -> None:
         ("funding:contract-invoice:i1:payment:2", "reverseContractPayment"),
         ("funding:grant:g1:tranche:1:received", "reverseGrantTrancheReceipt"),
         ("welfare:payment:x1:1", "reverseDisbursementPayment"),
-        ("welfare:accrual:76:2026-03-10", "no correcting command"),
+        # Review fund #6: it said "post a correcting entry by hand", which breaks
+        # "2400 = accrued - paid"; the accrual follows its income.
+        ("welfare:accrual:76:2026-03-10", "correct that income entry"),
         ("funding:contract-invoice:i1", "no correcting command"),
     ],
 )
@@ -206,3 +213,32 @@ def test_a_refused_reversal_names_the_command_that_corrects_that_entry(
     advice = correction_for(cause_id)
     assert named in advice
     assert advice.count("reverse") + advice.count("void") + advice.count("refund") <= 1
+    if cause_id.startswith("welfare:"):
+        assert "by hand" not in advice
+
+
+def test_an_entry_on_a_kept_account_is_not_to_be_corrected_by_hand() -> None:
+    """An entry with no correcting command on an account a context keeps (a chart
+    that keeps its contract receivable, say): the advice must not send the user to a
+    hand entry the ledger would refuse."""
+    invoice = Posting("1110", Side.DEBIT, 100), Posting("4300", Side.CREDIT, 100)
+    receivable = KeptAccount("1110", "reception contracts", "outstanding", "invoiceContract")
+    kept = [account for _, account in kept_accounts_in(invoice, (receivable,))]
+    advice = correction_for("funding:contract-invoice:i1", kept)
+    assert "no correcting command" in advice
+    assert "1110" in advice
+    assert "post a correcting entry by hand" not in advice
+
+
+@pytest.mark.parametrize("code", [k.code for k in KEPT_ACCOUNTS])
+def test_hand_postings_to_a_kept_account_name_the_field_and_the_command(code: str) -> None:
+    postings = (Posting("1010", Side.DEBIT, 100), Posting(code, Side.CREDIT, 100))
+    with pytest.raises(AccountKeptByContext) as refused:
+        check_hand_postings(postings, KEPT_ACCOUNTS)
+    assert refused.value.field == "postings[1].account"
+    kept = next(k for k in KEPT_ACCOUNTS if k.code == code)
+    assert kept.use_instead in refused.value.message
+    check_hand_postings(postings, ())  # a chart that keeps nothing takes it
+    check_hand_postings(
+        (Posting("1010", Side.DEBIT, 1), Posting("4400", Side.CREDIT, 1)), KEPT_ACCOUNTS
+    )

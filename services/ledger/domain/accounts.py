@@ -54,6 +54,7 @@ DEFAULT_ACCOUNTS: tuple[tuple[str, str, AccountType], ...] = (
     ("2010", "VAT payable 10%", AccountType.LIABILITY),
     ("2020", "VAT payable 5%", AccountType.LIABILITY),
     ("2100", "Tourist tax payable to the municipality", AccountType.LIABILITY),
+    ("2110", "Stamp duty payable to the State (imposta di bollo)", AccountType.LIABILITY),
     ("2200", "Guest deposits held", AccountType.LIABILITY),
     ("2300", "Refundable grant advances", AccountType.LIABILITY),
     ("2400", "Welfare fund payable", AccountType.LIABILITY),
@@ -77,7 +78,39 @@ DEFAULT_ACCOUNTS: tuple[tuple[str, str, AccountType], ...] = (
     ("5200", "Supplies", AccountType.EXPENSE),
     ("5300", "Staff and internship costs", AccountType.EXPENSE),
     ("5400", "Rent and utilities", AccountType.EXPENSE),
+    ("5500", "Taxes and duties: stamp duty (imposta di bollo)", AccountType.EXPENSE),
     ("5900", "Bank and card fees", AccountType.EXPENSE),
+)
+
+
+@dataclass(frozen=True)
+class KeptAccount:
+    """An account a context keeps in step with its own records: its balance is, at any
+    date, a figure that context reports. Only that context's commands post to it; a
+    hand posting (`postJournalEntry`) would move the balance without the figure, and
+    nothing would ever bring them back together."""
+
+    code: str
+    kept_by: str  # the context, as users know it
+    figure: str  # what the balance equals
+    use_instead: str  # the commands that post to it
+
+
+# Only accounts whose docs state such an invariant. Not kept (hand entries are how
+# they are settled or corrected): VAT and tourist tax payable (paid by hand), cash,
+# bank and card clearing, guest receivables and deposits (their invariants are per
+# booking, not per account), pass-through items payable (paid out by hand, funding.md),
+# and the public bodies' receivables (1110): the contracts report's outstanding equals
+# it, but with no credit notes yet a hand entry is the only way to correct a wrong
+# invoice or write off a bad debt, and refusing it would leave no way at all.
+KEPT_ACCOUNTS: tuple[KeptAccount, ...] = (
+    KeptAccount(
+        "2400",
+        "the welfare fund",
+        "accrued minus paid (welfare_fund.md)",
+        "accruals follow the income postings, so correct the income and the fund accrues "
+        "the difference; payments are payDisbursement and reverseDisbursementPayment",
+    ),
 )
 
 

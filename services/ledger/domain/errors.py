@@ -30,6 +30,18 @@ class AccountClosed(ValidationError):
         self.code = code
 
 
+class AccountKeptByContext(ValidationError):
+    """A hand posting to an account a context keeps in step with its own figures."""
+
+    def __init__(self, field: str, code: str, kept_by: str, figure: str, use_instead: str) -> None:
+        super().__init__(
+            field,
+            f"account {code!r} is kept by {kept_by} (its balance is {figure}); an entry "
+            f"by hand would put them out of step: {use_instead}",
+        )
+        self.code = code
+
+
 class EntryNotFound(NotFound):
     pass
 

@@ -17,8 +17,12 @@ from eventsourcing.domain import Aggregate
 
 from services.common.errors import ValidationError
 from services.common.money import check_positive_amount
-from services.ledger.domain.accounts import ChartOfAccounts, check_account_code
-from services.ledger.domain.errors import EntryAlreadyReversed, UnbalancedEntry
+from services.ledger.domain.accounts import ChartOfAccounts, KeptAccount, check_account_code
+from services.ledger.domain.errors import (
+    AccountKeptByContext,
+    EntryAlreadyReversed,
+    UnbalancedEntry,
+)
 
 ENTRY_NAMESPACE = uuid5(NAMESPACE_URL, "urn:coop:ledger:journal-entry")
 CURRENCY = "EUR"
@@ -258,3 +262,30 @@ def check_postings(
             credit_cents += posting.amount_cents
     if debit_cents != credit_cents:
         raise UnbalancedEntry(debit_cents, credit_cents)
+
+
+def kept_accounts_in(
+    postings: Sequence[Posting], kept: Sequence[KeptAccount]
+) -> list[tuple[int, KeptAccount]]:
+    """The postings (index, account) that touch an account a context keeps."""
+    by_code = {k.code: k for k in kept}
+    return [
+        (index, by_code[p.account_code])
+        for index, p in enumerate(postings)
+        if p.account_code in by_code
+    ]
+
+
+def check_hand_postings(postings: Sequence[Posting], kept: Sequence[KeptAccount]) -> None:
+    """Refuse an entry by hand that touches an account a context keeps (see
+    KeptAccount); contexts post there through `prepare_entry`, never through this."""
+    found = kept_accounts_in(postings, kept)
+    if found:
+        index, account = found[0]
+        raise AccountKeptByContext(
+            f"postings[{index}].account",
+            account.code,
+            account.kept_by,
+            account.figure,
+            account.use_instead,
+        )

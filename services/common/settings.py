@@ -51,6 +51,13 @@ class Settings(BaseSettings):
     max_page_size: int = Field(default=500, ge=1, le=10_000)
     max_account_code_length: int = Field(default=16, ge=1, le=64)
 
+    # Stamp duty (imposta di bollo) on contract invoices: an invoice whose amounts
+    # outside VAT (Natura N1) exceed the threshold owes the duty (DPR 642/1972, Tariffa
+    # art. 13: EUR 77.47 and EUR 2.00 since 2013). Settings, not constants: the law
+    # changes them. A duty of 0 turns it off. See docs/funding.md.
+    stamp_duty_threshold_cents: int = Field(default=7_747, ge=0, le=100_000_000)
+    stamp_duty_cents: int = Field(default=200, ge=0, le=100_000)  # at most EUR 1,000.00
+
     # Projections.
     projection_page_size: int = Field(default=1000, ge=1, le=100_000)
     projector_poll_interval_s: float = Field(default=0.2, gt=0, le=60)

@@ -33,6 +33,7 @@ from services.ledger.domain.contracts import (
     InvoicingProfile,
     PassThroughItem,
     PresenceMonth,
+    StampDutyRule,
     contract_id_for,
     month_of,
     payment_entry_id,
@@ -46,6 +47,7 @@ from services.ledger.domain.donations import (
     donation_id_for,
     non_cash_id_for,
 )
+from services.ledger.domain.errors import AccountClosed, UnknownAccount
 from services.ledger.domain.facts import LedgerFact
 from services.ledger.domain.funding_accounts import DEFAULT_FUNDING_ACCOUNTS, FundingAccounts
 from services.ledger.domain.grants import Grant, TrancheTerms, grant_id_for
@@ -118,6 +120,14 @@ class FundingApplication(CoopApplication):
     @property
     def ceiling_cents(self) -> int:
         return self.settings.amount_ceiling_cents
+
+    @property
+    def stamp_duty(self) -> StampDutyRule:
+        """The stamp duty rule in force now (settings): each invoice records its duty."""
+        return StampDutyRule(
+            threshold_cents=self.settings.stamp_duty_threshold_cents,
+            duty_cents=self.settings.stamp_duty_cents,
+        )
 
     # -- plumbing ----------------------------------------------------------------
 
@@ -736,13 +746,21 @@ class FundingApplication(CoopApplication):
                 profile=self.profile(),
                 issued_on=issue_date,
                 today=self.today(),
+                stamp_duty=self.stamp_duty,
             )
             # The month's presence, at the contract's terms, makes the amounts.
-            entries = self._entries(
-                invoice.ledger_facts(self.accounts),
-                actor,
-                InputFields(date="issueDate", amount="month", amount_what="the month's invoice"),
-            )
+            try:
+                entries = self._entries(
+                    invoice.ledger_facts(self.accounts),
+                    actor,
+                    InputFields(
+                        date="issueDate", amount="month", amount_what="the month's invoice"
+                    ),
+                )
+            except (UnknownAccount, AccountClosed) as error:
+                if error.code not in self._stamp_duty_accounts:
+                    raise
+                raise self._stamp_duty_accounts_missing(error) from error
             return Decision(
                 (register, sequence, invoice, *entries),
                 invoice,
@@ -760,6 +778,26 @@ class FundingApplication(CoopApplication):
             },
             decide=decide,
             load_result=self._load_invoice,
+        )
+
+    @property
+    def _stamp_duty_accounts(self) -> tuple[str, str]:
+        return (self.accounts.stamp_duty_expense, self.accounts.stamp_duty_payable)
+
+    def _stamp_duty_accounts_missing(self, error: UnknownAccount | AccountClosed) -> Conflict:
+        """A chart created before stamp duty was built lacks its two accounts (the
+        default chart is only made on an empty store): say which to open, instead of
+        naming a journal posting the client never sent."""
+        codes = self._stamp_duty_accounts
+        owed = (
+            f"this invoice owes stamp duty, posted to accounts {codes[0]} (expense) and "
+            f"{codes[1]} (payable to the State)"
+        )
+        if isinstance(error, AccountClosed):
+            return Conflict(f"{owed}, and account {error.code} is closed: nothing was invoiced")
+        return Conflict(
+            f"{owed}, and the chart has no account {error.code} (it predates them): "
+            "open it (openAccount), then invoice again"
         )
 
     def _sequence(self, year: int) -> InvoiceSequence:

@@ -56,7 +56,7 @@ mutation($input: RecordPresenceInput!) {{
 """
 INVOICE_FIELDS = """
     id number month presenceDays net vatRate vat passThroughTotal total payable paid outstanding
-    cig splitPayment passThrough { description quantity unitAmount amount vatNature }
+    stampDuty cig splitPayment passThrough { description quantity unitAmount amount vatNature }
 """
 INVOICE = f"""
 mutation($input: InvoiceContractInput!) {{
@@ -195,6 +195,9 @@ async def test_fourteen_residents_over_thirty_days_with_two_corrections_invoice_
     }
     assert invoice["total"] == "15298.71"
     assert invoice["payable"] == invoice["outstanding"] == "14620.20"
+    # 1,050.00 outside VAT (N1) is over 77.47: 2.00 of stamp duty, the cooperative's cost
+    # (neither in the total nor in what the Prefecture pays).
+    assert invoice["stampDuty"] == "2.00"
     assert invoice["number"] == "PA-2025-0001"
     assert invoice["passThrough"] == [
         {
@@ -209,14 +212,20 @@ async def test_fourteen_residents_over_thirty_days_with_two_corrections_invoice_
     assert "<CodiceCIG>8A1234567B</CodiceCIG>" in xml
     assert "<EsigibilitaIVA>S</EsigibilitaIVA>" in xml
     assert "<ImportoTotaleDocumento>15298.71</ImportoTotaleDocumento>" in xml
+    assert "<DatiBollo>" in xml
+    assert "<BolloVirtuale>SI</BolloVirtuale>" in xml
+    assert "<ImportoBollo>2.00</ImportoBollo>" in xml
     validate_fatturapa(xml)
 
     # The ledger: receivable of what will be paid, revenue, pass-through owed to residents;
-    # the VAT was closed against the receivable (split payment).
+    # the VAT was closed against the receivable (split payment); the stamp duty is an
+    # expense owed to the State.
     assert await trial(client, "2025-05-02") == {
         "1110": ("14620.20", "0.00"),
+        "2110": ("0.00", "2.00"),
         "2500": ("0.00", "1050.00"),
         "4300": ("0.00", "13570.20"),
+        "5500": ("2.00", "0.00"),
     }
 
     # Retrying returns the same invoice; invoicing the month again is refused, and so
@@ -248,8 +257,10 @@ async def test_fourteen_residents_over_thirty_days_with_two_corrections_invoice_
     assert paid == {"__typename": "ContractInvoice", "paid": "14620.20", "outstanding": "0.00"}
     assert await trial(client, "2025-06-16") == {
         "1010": ("14620.20", "0.00"),
+        "2110": ("0.00", "2.00"),
         "2500": ("0.00", "1050.00"),
         "4300": ("0.00", "13570.20"),
+        "5500": ("2.00", "0.00"),
     }
     report = (
         await client.data(
@@ -293,6 +304,70 @@ async def test_invoice_numbers_follow_their_issue_dates(client: GraphQLClient) -
     assert "2025-07-01" in backwards["message"]
     assert client.head() == head
     assert (await invoice_month("2025-06", "2025-07-01"))["number"] == "PA-2025-0002"
+
+
+async def test_stamp_duty_is_owed_over_77_47_outside_vat_and_not_at_it(
+    client: GraphQLClient,
+) -> None:
+    """One person present one day: the pocket money (N1) is all the invoice has outside
+    VAT. 77.47 is not over the threshold; 77.48 is: BolloVirtuale, 2.00, posted."""
+
+    async def invoice_for(pocket_money: str, cig: str) -> dict[str, Any]:
+        contract_id = await register(
+            client,
+            key=f"contract-{cig}",
+            cig=cig,
+            passThroughItems=[{"description": "Pocket money", "amountPerPersonDay": pocket_money}],
+        )
+        recorded = await presence(client, contract_id, "2025-03-03", 1)
+        assert recorded["__typename"] == "PresenceRecord"
+        value = {
+            "idempotencyKey": f"invoice-{cig}",
+            "contractId": contract_id,
+            "month": "2025-03",
+            "issueDate": "2025-04-01",
+        }
+        result: dict[str, Any] = (await client.data(INVOICE, {"input": value}))["invoiceContract"]
+        assert result["__typename"] == "ContractInvoice", result
+        validate_fatturapa(result["xml"])
+        return result
+
+    at = await invoice_for("77.47", "BOLLO07747")
+    assert at["stampDuty"] == "0.00"
+    assert "DatiBollo" not in at["xml"]
+    assert await trial(client, "2025-04-01") == {
+        "1110": ("109.78", "0.00"),  # 32.31 + 77.47 (the VAT 1.62 went to the Treasury)
+        "2500": ("0.00", "77.47"),
+        "4300": ("0.00", "32.31"),
+    }
+
+    over = await invoice_for("77.48", "BOLLO07748")
+    assert over["stampDuty"] == "2.00"
+    # Where the schema puts it: after Numero, before ImportoTotaleDocumento.
+    assert (
+        "<Numero>PA-2025-0002</Numero>\n        <DatiBollo>\n"
+        "          <BolloVirtuale>SI</BolloVirtuale>\n"
+        "          <ImportoBollo>2.00</ImportoBollo>\n        </DatiBollo>\n"
+        "        <ImportoTotaleDocumento>111.41</ImportoTotaleDocumento>"
+    ) in over["xml"]
+    # The body pays the same as without the duty: the cooperative bears it.
+    assert (over["total"], over["payable"]) == ("111.41", "109.79")
+    assert await trial(client, "2025-04-01") == {
+        "1110": ("219.57", "0.00"),
+        "2110": ("0.00", "2.00"),
+        "2500": ("0.00", "154.95"),
+        "4300": ("0.00", "64.62"),
+        "5500": ("2.00", "0.00"),
+    }
+    # The read model answers the same as the command did.
+    listed = (await client.data("query { contractInvoices { nodes { number stampDuty xml } } }"))[
+        "contractInvoices"
+    ]["nodes"]
+    assert [(n["number"], n["stampDuty"]) for n in listed] == [
+        ("PA-2025-0001", "0.00"),
+        ("PA-2025-0002", "2.00"),
+    ]
+    assert listed[1]["xml"] == over["xml"]
 
 
 async def test_two_tranche_restricted_grant_becomes_revenue_exactly_when_conditions_are_met(
@@ -1238,14 +1313,17 @@ async def test_a_payment_typed_wrong_is_reversed_and_paid_right_and_contract_led
     ]
 
     # By hand, 31 May: bank 2,379.69; receivable 2,784.80 - 2,379.69 = 405.11; the
-    # invoice's revenue, pocket money owed and the fund's 10% as before.
+    # invoice's revenue, pocket money owed, its stamp duty (200.00 of pocket money is
+    # over 77.47) and the fund's 10% as before.
     expected = {
         "1010": ("2379.69", "0.00"),
         "1110": ("405.11", "0.00"),
+        "2110": ("0.00", "2.00"),
         "2400": ("0.00", "258.48"),
         "2500": ("0.00", "200.00"),
         "4300": ("0.00", "2584.80"),
         "5000": ("258.48", "0.00"),
+        "5500": ("2.00", "0.00"),
     }
     assert await trial(client, "2025-05-02") == expected
     assert await trial(client, "2025-05-31") == expected
@@ -1360,8 +1438,10 @@ async def test_a_payment_is_reversed_once_even_by_two_admins_at_once(
     ]
     assert await trial(client, "2025-05-31") == {
         "1110": ("2784.80", "0.00"),
+        "2110": ("0.00", "2.00"),
         "2500": ("0.00", "200.00"),
         "4300": ("0.00", "2584.80"),
+        "5500": ("2.00", "0.00"),
     }
 
 

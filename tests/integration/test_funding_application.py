@@ -19,11 +19,23 @@ from services.common.errors import (
 )
 from services.common.settings import Settings
 from services.ledger.application import LedgerApplication
-from services.ledger.domain import entry_id_for_cause
-from services.ledger.domain.contracts import Address, ContractInvoice, PassThroughItem
+from services.ledger.domain import (
+    DEFAULT_ACCOUNTS,
+    AccountType,
+    ChartOfAccounts,
+    entry_id_for_cause,
+)
+from services.ledger.domain.contracts import (
+    Address,
+    ContractInvoice,
+    PassThroughItem,
+    stamp_duty_cause_id,
+)
 from services.ledger.domain.donations import DonationMethod
+from services.ledger.domain.fatturapa import render_invoice
 from services.ledger.domain.grants import TrancheTerms
 from services.ledger.funding import FundingApplication
+from services.ledger.projections.funding_projector import INVOICE_DOCUMENT_FIELDS
 
 
 @pytest.fixture
@@ -40,7 +52,7 @@ def head(app: FundingApplication) -> int:
     return app.recorder.max_notification_id() or 0
 
 
-def contract(app: FundingApplication) -> Any:
+def contract(app: FundingApplication, *, pocket_money_cents: int = 250) -> Any:
     app.set_invoicing_profile(
         key="profile",
         actor="admin",
@@ -67,7 +79,7 @@ def contract(app: FundingApplication) -> Any:
         capacity=20,
         starts_on=date(2025, 1, 1),
         ends_on=None,
-        pass_through_items=[PassThroughItem("Pocket money", 250)],
+        pass_through_items=[PassThroughItem("Pocket money", pocket_money_cents)],
     ).result
 
 
@@ -658,3 +670,231 @@ def test_the_ledgers_refusals_name_the_commands_own_input_fields(
     assert raised.value.message.startswith("the month's invoice: ")
     assert "ceiling" in raised.value.message
     assert head(funding) == written
+
+
+# -- stamp duty (imposta di bollo) ------------------------------------------------------
+
+
+def invoice_one_person_day(app: FundingApplication, contract_id: UUID, month: int) -> Any:
+    """One person present on the 3rd of `month` 2025, invoiced on the 1st of the next."""
+    app.record_presence(
+        key=f"p-{contract_id}-{month}",
+        actor="admin",
+        contract_id=contract_id,
+        day=date(2025, month, 3),
+        persons_present=1,
+    )
+    return app.invoice_contract(
+        key=f"inv-{contract_id}-{month}",
+        actor="admin",
+        contract_id=contract_id,
+        month=f"2025-{month:02d}",
+        issued_on=date(2025, month + 1, 1),
+    ).result
+
+
+def test_stamp_duty_is_recorded_and_posted_only_over_the_threshold(
+    funding: FundingApplication,
+) -> None:
+    """Default settings: over EUR 77.47 outside VAT (the pocket money, N1) owes EUR 2.00."""
+    assert (funding.settings.stamp_duty_threshold_cents, funding.settings.stamp_duty_cents) == (
+        7_747,
+        200,
+    )
+    at = invoice_one_person_day(funding, contract(funding, pocket_money_cents=7_747).id, 1)
+    assert at.stamp_duty_cents == 0
+    with pytest.raises(NotFound):
+        funding.ledger.get_entry(entry_id_for_cause(stamp_duty_cause_id(at.id)))
+
+    over = funding.register_contract(
+        key="contract-over",
+        actor="admin",
+        authority="Prefettura di Brescia",
+        authority_tax_code="80012345676",
+        authority_office_code="UFA7KD",
+        authority_address=Address("Piazza Paolo VI 16", "25121", "Brescia", "BS"),
+        cig="8A1234567C",
+        agreement_reference=None,
+        daily_rate_cents=2_900,
+        vat_rate_bp=500,
+        vat_nature=None,
+        split_payment=True,
+        capacity=20,
+        starts_on=date(2025, 1, 1),
+        ends_on=None,
+        pass_through_items=[PassThroughItem("Pocket money", 7_748)],
+    ).result
+    owed = invoice_one_person_day(funding, over.id, 1)
+    # Stored and loaded again: the duty is on the recorded invoice.
+    assert funding.invoice(owed.id).stamp_duty_cents == 200
+    # The cooperative bears it: the body owes the same as without it.
+    assert owed.payable_cents == 2_900 + 7_748
+    entry = funding.ledger.get_entry(entry_id_for_cause(stamp_duty_cause_id(owed.id)))
+    assert entry.effective_date == date(2025, 2, 1)
+    assert {(p.account_code, p.side.value, p.amount_cents) for p in entry.postings} == {
+        ("5500", "debit", 200),
+        ("2110", "credit", 200),
+    }
+    assert owed.number in entry.description
+
+
+def test_the_stamp_duty_settings_are_read_at_issue(settings: Settings) -> None:
+    """Threshold and duty come from the settings (COOP_STAMP_DUTY_*), not the code."""
+    changed = settings.model_copy(
+        update={"stamp_duty_threshold_cents": 3_749, "stamp_duty_cents": 250}
+    )
+    ledger = LedgerApplication(changed)
+    ledger.ensure_chart()
+    app = FundingApplication(changed, ledger)
+    try:
+        c = contract(app)  # 3 days x 5 persons x 2.50 = 37.50 of pocket money
+        for day in range(1, 4):
+            app.record_presence(
+                key=f"p{day}",
+                actor="admin",
+                contract_id=c.id,
+                day=date(2025, 3, day),
+                persons_present=5,
+            )
+        inv = app.invoice_contract(
+            key="inv", actor="admin", contract_id=c.id, month="2025-03", issued_on=date(2025, 4, 1)
+        ).result
+        assert inv.stamp_duty_cents == 250
+        entry = ledger.get_entry(entry_id_for_cause(stamp_duty_cause_id(inv.id)))
+        assert entry.total_cents == 250
+    finally:
+        app.close()
+        ledger.close()
+
+
+def test_an_invoice_recorded_before_stamp_duty_decodes_with_none(
+    funding: FundingApplication,
+) -> None:
+    """An Issued event stored without `stamp_duty_cents` (recorded before the field
+    existed) decodes as 0: the invoice and its document are as they were."""
+    c = contract(funding)
+    for day in range(1, 4):
+        funding.record_presence(
+            key=f"p{day}",
+            actor="admin",
+            contract_id=c.id,
+            day=date(2025, 3, day),
+            persons_present=5,
+        )
+    issued = funding.invoice_contract(
+        key="inv", actor="admin", contract_id=c.id, month="2025-03", issued_on=date(2025, 4, 1)
+    ).result
+    (stored,) = [
+        s
+        for s in funding.recorder.select_events(issued.id)
+        if s.topic.endswith("ContractInvoice.Issued")
+    ]
+    event = funding.mapper.to_domain_event(stored)
+    old = object.__new__(type(event))
+    state = dict(event.__dict__)
+    del state["stamp_duty_cents"]
+    object.__setattr__(old, "__dict__", state)
+    old_stored = funding.mapper.to_stored_event(old)
+    assert b"stamp_duty" not in old_stored.state
+
+    decoded = funding.mapper.to_domain_event(old_stored)
+    assert isinstance(decoded, ContractInvoice.Issued)
+    assert decoded.stamp_duty_cents == 0
+    invoice = decoded.mutate(None)
+    assert isinstance(invoice, ContractInvoice)
+    assert invoice.stamp_duty_cents == 0
+    assert [f.cause_id for f in invoice.ledger_facts(funding.accounts)] == [
+        f"funding:contract-invoice:{issued.id}",
+        f"funding:contract-invoice:{issued.id}:split-payment",
+    ]
+    document = {name: getattr(decoded, name) for name in INVOICE_DOCUMENT_FIELDS}
+    assert render_invoice(document) == render_invoice(
+        {k: v for k, v in document.items() if k != "stamp_duty_cents"}
+    )
+
+
+def test_a_chart_without_the_stamp_duty_accounts_refuses_the_invoice_until_opened(
+    settings: Settings,
+) -> None:
+    """The default chart is made only on an empty store: one made before stamp duty
+    lacks 2110 and 5500. The invoice that owes the duty is refused, naming them, with
+    nothing stored; once they are opened, it is issued."""
+    ledger = LedgerApplication(settings)
+    old_chart = ChartOfAccounts.start()
+    for code, name, kind in DEFAULT_ACCOUNTS:
+        if code not in ("2110", "5500"):
+            old_chart.open_account(code, name, kind, max_code_length=16)
+    ledger.save(old_chart)
+    app = FundingApplication(settings, ledger)
+    try:
+        c = contract(app, pocket_money_cents=10_000)
+        app.record_presence(
+            key="p", actor="admin", contract_id=c.id, day=date(2025, 3, 3), persons_present=1
+        )
+
+        def invoice(key: str) -> Any:
+            return app.invoice_contract(
+                key=key,
+                actor="admin",
+                contract_id=c.id,
+                month="2025-03",
+                issued_on=date(2025, 4, 1),
+            )
+
+        before = head(app)
+        with pytest.raises(Conflict) as raised:
+            invoice("inv-1")
+        assert "2110" in raised.value.message
+        assert "5500" in raised.value.message
+        assert "openAccount" in raised.value.message
+        assert head(app) == before
+        ledger.open_account(
+            key="open-5500",
+            actor="admin",
+            code="5500",
+            name="Taxes and duties: stamp duty",
+            account_type=AccountType.EXPENSE,
+        )
+        with pytest.raises(Conflict):
+            invoice("inv-2")
+        ledger.open_account(
+            key="open-2110",
+            actor="admin",
+            code="2110",
+            name="Stamp duty payable",
+            account_type=AccountType.LIABILITY,
+        )
+        issued = invoice("inv-3").result
+        assert issued.number == "PA-2025-0001"  # the refusals used no number
+        assert issued.stamp_duty_cents == 200
+    finally:
+        app.close()
+        ledger.close()
+
+
+def test_a_closed_stamp_duty_account_refuses_only_the_invoices_that_owe_the_duty(
+    funding: FundingApplication,
+) -> None:
+    funding.ledger.close_account(key="close-2110", actor="admin", code="2110")
+    c = contract(funding, pocket_money_cents=7_748)
+    before = head(funding)
+    funding.record_presence(
+        key="p", actor="admin", contract_id=c.id, day=date(2025, 3, 3), persons_present=1
+    )
+    written = head(funding)
+    with pytest.raises(Conflict) as raised:
+        funding.invoice_contract(
+            key="inv", actor="admin", contract_id=c.id, month="2025-03", issued_on=date(2025, 4, 1)
+        )
+    assert "account 2110 is closed" in raised.value.message
+    assert head(funding) == written > before
+    # An invoice that owes no duty never touches the account.
+    funding.settings = funding.settings.model_copy(update={"stamp_duty_cents": 0})
+    issued = funding.invoice_contract(
+        key="inv-no-duty",
+        actor="admin",
+        contract_id=c.id,
+        month="2025-03",
+        issued_on=date(2025, 4, 1),
+    ).result
+    assert issued.stamp_duty_cents == 0

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from datetime import date
 
 import pytest
 
 from services.common.errors import Conflict, NotFound, ValidationError
+from services.common.money import format_cents
 from services.ledger.domain import (
     DEFAULT_ACCOUNTS,
     Cause,
@@ -25,6 +27,7 @@ from services.ledger.domain.contracts import (
     PassThroughItem,
     PaymentAlreadyReversed,
     PresenceMonth,
+    StampDutyRule,
     check_tax_code,
     check_vat_number,
     payment_entry_id,
@@ -39,6 +42,7 @@ from services.ledger.domain.donations import (
     non_cash_id_for,
 )
 from services.ledger.domain.facts import LedgerFact, parse_percent_bp
+from services.ledger.domain.fatturapa import render_invoice
 from services.ledger.domain.funding_accounts import DEFAULT_FUNDING_ACCOUNTS as ACCOUNTS
 from services.ledger.domain.grants import (
     Grant,
@@ -49,6 +53,7 @@ from services.ledger.domain.grants import (
     receipt_cause_id,
     receipt_entry_id,
 )
+from tests.fatturapa import validate_fatturapa
 
 TODAY = date(2025, 12, 31)
 CEILING = 1_000_000_000
@@ -351,9 +356,19 @@ def reversal_of(entry: JournalEntry, day: date, description: str) -> JournalEntr
     )
 
 
-def invoice() -> ContractInvoice:
-    """March 2025: 4 days x 20 persons = 80 presence days at 32.31, VAT 5%, pocket money
-    2.50: net 2,584.80, VAT 129.24, pass-through 200.00; split payment: payable 2,784.80."""
+# The rule as the default settings have it: over EUR 77.47 outside VAT owes EUR 2.00.
+STAMP_DUTY = StampDutyRule(threshold_cents=7_747, duty_cents=200)
+
+
+def issued_invoice(
+    *,
+    persons: int = 20,
+    days: tuple[int, ...] = (3, 4, 5, 6),
+    items: tuple[PassThroughItem, ...] = (PassThroughItem("Pocket money", 250),),
+    vat_nature: str | None = None,
+    stamp_duty: StampDutyRule = STAMP_DUTY,
+) -> ContractInvoice:
+    """A March 2025 invoice at 32.31 per person per day, VAT 5% (or `vat_nature`)."""
     contract = Contract.register(
         authority="Prefettura di Brescia",
         authority_tax_code="80012345676",
@@ -362,19 +377,21 @@ def invoice() -> ContractInvoice:
         cig="8A1234567B",
         agreement_reference=None,
         daily_rate_cents=3_231,
-        vat_rate_bp=500,
-        vat_nature=None,
+        vat_rate_bp=0 if vat_nature else 500,
+        vat_nature=vat_nature,
         split_payment=True,
         capacity=20,
         starts_on=date(2025, 1, 1),
         ends_on=None,
-        pass_through_items=[PassThroughItem("Pocket money", 250)],
+        pass_through_items=list(items),
         ceiling_cents=CEILING,
         accounts=ACCOUNTS,
     )
     register = PresenceMonth.open(contract.id, "2025-03")
-    for day in (3, 4, 5, 6):
-        register.record(contract=contract, day=date(2025, 3, day), persons_present=20, today=TODAY)
+    for day in days:
+        register.record(
+            contract=contract, day=date(2025, 3, day), persons_present=persons, today=TODAY
+        )
     profile = InvoicingProfile.start()
     profile.set(
         name="K-Pax",
@@ -384,14 +401,21 @@ def invoice() -> ContractInvoice:
         address=Address("Via Mazzini 12", "25043", "Breno", "BS"),
         iban=None,
     )
-    issued = ContractInvoice.issue(
+    return ContractInvoice.issue(
         contract=contract,
         register=register,
         sequence=InvoiceSequence.start(2025),
         profile=profile,
         issued_on=date(2025, 4, 1),
         today=TODAY,
+        stamp_duty=stamp_duty,
     )
+
+
+def invoice() -> ContractInvoice:
+    """March 2025: 4 days x 20 persons = 80 presence days at 32.31, VAT 5%, pocket money
+    2.50: net 2,584.80, VAT 129.24, pass-through 200.00; split payment: payable 2,784.80."""
+    issued = issued_invoice()
     assert issued.payable_cents == 278_480
     return issued
 
@@ -768,3 +792,109 @@ def test_the_profile_and_the_contract_refuse_codes_the_sdi_would_reject() -> Non
             accounts=ACCOUNTS,
         )
     assert raised.value.field == "authorityTaxCode"
+
+
+# -- stamp duty (imposta di bollo) on contract invoices --------------------------------
+
+
+def document(inv: ContractInvoice) -> dict[str, object]:
+    """The Issued event's fields: what the read model keeps and renders the XML from."""
+    (issued,) = [e for e in inv.collect_events() if isinstance(e, ContractInvoice.Issued)]
+    return dict(issued.__dict__)
+
+
+def one_person_day(pocket_money_cents: int) -> ContractInvoice:
+    """One person present one day: the pocket money is the invoice's whole N1 amount."""
+    return issued_invoice(
+        persons=1, days=(3,), items=(PassThroughItem("Pocket money", pocket_money_cents),)
+    )
+
+
+def test_stamp_duty_is_owed_strictly_over_the_threshold() -> None:
+    at = one_person_day(7_747)  # EUR 77.47 outside VAT: not "over" 77.47
+    over = one_person_day(7_748)
+    assert at.stamp_duty_cents == 0
+    assert over.stamp_duty_cents == 200
+    # The cooperative bears the duty: not an invoice line, the body pays the same.
+    assert (over.total_cents, over.payable_cents) == (
+        at.total_cents + 1,
+        at.payable_cents + 1,
+    )
+    assert [f.cause_id for f in at.ledger_facts(ACCOUNTS)] == [
+        f"funding:contract-invoice:{at.id}",
+        f"funding:contract-invoice:{at.id}:split-payment",
+    ]
+    facts = over.ledger_facts(ACCOUNTS)
+    assert facts[-1].cause_id == f"funding:contract-invoice:{over.id}:stamp-duty"
+    assert facts[-1].effective_date == over.issued_on
+    # Dr taxes and duties / Cr stamp duty payable to the State; the receivable is untouched.
+    assert lines(facts[-1]) == {"5500": 200, "2110": -200}
+    assert lines(facts[0])["1110"] == over.total_cents
+    for fact in facts:
+        posted(fact)  # balanced, on accounts of the default chart
+
+
+def test_the_document_declares_virtual_stamp_duty_where_the_schema_puts_it() -> None:
+    over = one_person_day(7_748)
+    xml = render_invoice(document(over))
+    validate_fatturapa(xml)
+    root = ET.fromstring(xml)
+    general = root.find("FatturaElettronicaBody/DatiGenerali/DatiGeneraliDocumento")
+    assert general is not None
+    assert [child.tag for child in general] == [
+        "TipoDocumento",
+        "Divisa",
+        "Data",
+        "Numero",
+        "DatiBollo",
+        "ImportoTotaleDocumento",
+        "Causale",
+    ]
+    assert general.findtext("DatiBollo/BolloVirtuale") == "SI"
+    assert general.findtext("DatiBollo/ImportoBollo") == "2.00"
+    # The duty is no part of the document's total.
+    assert general.findtext("ImportoTotaleDocumento") == format_cents(over.total_cents)
+
+    at = render_invoice(document(one_person_day(7_747)))
+    validate_fatturapa(at)
+    assert "DatiBollo" not in at
+
+
+def test_an_invoice_recorded_before_stamp_duty_renders_as_it_always_did() -> None:
+    """Invoices issued before the field existed have no `stamp_duty_cents` in their
+    recorded data: their document must not change (it is a pure function of it)."""
+    doc = document(invoice())
+    assert doc.pop("stamp_duty_cents") == 200  # 200.00 of pocket money today owes it
+    old = render_invoice(doc)
+    assert "DatiBollo" not in old
+    assert old == render_invoice({**doc, "stamp_duty_cents": 0})
+
+
+@pytest.mark.parametrize(
+    ("items", "vat_nature", "owed"),
+    [
+        # Several N1 items count together: 40.00 + 40.00 is over 77.47.
+        ((PassThroughItem("Pocket money", 4_000), PassThroughItem("Phone card", 4_000)), None, 200),
+        # Only N1 amounts count: the N4 item is not outside the VAT scope in that sense.
+        (
+            (PassThroughItem("Pocket money", 4_000), PassThroughItem("Other", 4_000, "N4")),
+            None,
+            0,
+        ),
+        # A contract whose own line is N1 (0%, excluded) counts its net too: 32.31 + 50.00.
+        ((PassThroughItem("Pocket money", 5_000),), "N1", 200),
+        ((), None, 0),
+    ],
+)
+def test_the_threshold_counts_the_n1_amounts_of_the_invoice(
+    items: tuple[PassThroughItem, ...], vat_nature: str | None, owed: int
+) -> None:
+    inv = issued_invoice(persons=1, days=(3,), items=items, vat_nature=vat_nature)
+    assert inv.stamp_duty_cents == owed
+
+
+def test_the_rule_in_force_at_issue_is_the_one_recorded() -> None:
+    """Threshold and duty are settings: another law, another figure; 0 turns it off."""
+    assert issued_invoice(stamp_duty=StampDutyRule(7_747, 0)).stamp_duty_cents == 0
+    assert issued_invoice(stamp_duty=StampDutyRule(20_000, 200)).stamp_duty_cents == 0
+    assert issued_invoice(stamp_duty=StampDutyRule(19_999, 300)).stamp_duty_cents == 300

@@ -14,6 +14,9 @@
   the Treasury. The invoice posts receivable = net + VAT + pass-through; the VAT part
   of the receivable is then closed against the VAT liability, so what stays
   receivable is what the body will actually pay us.
+- Stamp duty (imposta di bollo): an invoice whose amounts outside VAT (N1) exceed a
+  threshold owes a fixed duty, decided at issue with the rule in force (settings) and
+  recorded on the invoice; the cooperative bears it (expense, payable to the State).
 - A payment recorded wrong (amount, date, invoice) is reversed, never edited: the
   invoice records that payment N is reversed (at most once) and the payment's journal
   entry is reversed by the ledger in the same save; the right payment is recorded anew.
@@ -95,6 +98,11 @@ def invoice_id_for(contract_id: UUID, month: str) -> UUID:
 
 def sequence_id_for(year: int) -> UUID:
     return uuid5(SEQUENCE_NAMESPACE, f"contract-invoices:{year}")
+
+
+def stamp_duty_cause_id(invoice_id: UUID) -> str:
+    """The cause of an invoice's stamp duty entry (one per invoice, at issue)."""
+    return f"funding:contract-invoice:{invoice_id}:stamp-duty"
 
 
 def payment_cause_id(invoice_id: UUID, number: int) -> str:
@@ -624,6 +632,28 @@ def vat_cents(net_cents: int, rate_bp: int) -> int:
     return (2 * net_cents * rate_bp + 10_000) // 20_000
 
 
+# Natures whose amounts count towards the stamp duty threshold: N1, excluded from the
+# VAT base under art. 15 DPR 633/72 (the pass-through items). Exempt (N4) and other
+# non-VAT amounts can owe the duty by law too; not counted yet (docs/funding.md).
+STAMP_DUTY_NATURES = frozenset({"N1"})
+
+
+@dataclass(frozen=True)
+class StampDutyRule:
+    """Imposta di bollo on an invoice (DPR 642/1972, Tariffa art. 13; DM 17/6/2014): an
+    invoice whose amounts outside VAT exceed the threshold owes the duty, paid
+    virtually. Both figures are settings (the law changes them), fixed on each invoice
+    at issue, so a later change never alters an invoice already issued."""
+
+    threshold_cents: int
+    duty_cents: int
+
+    def duty_on(self, excluded_cents: int) -> int:
+        """The duty owed by an invoice with `excluded_cents` outside VAT: strictly over
+        the threshold (EUR 77.47 owes nothing, 77.48 owes it)."""
+        return self.duty_cents if excluded_cents > self.threshold_cents else 0
+
+
 @dataclass
 class ContractPayment:
     number: int  # 1-based, in the order recorded (reversed ones keep their number)
@@ -658,6 +688,10 @@ class ContractInvoice(Aggregate):
         customer: dict[str, Any]
         cig: str
         agreement_reference: str
+        # Stamp duty the cooperative owes on the invoice (0: none). Added later: events
+        # recorded before it have no such field and decode as 0 (this default), so
+        # their documents render as they always did.
+        stamp_duty_cents: int = 0
 
         def apply(self, aggregate: Any) -> None:
             assert isinstance(aggregate, ContractInvoice)
@@ -673,6 +707,7 @@ class ContractInvoice(Aggregate):
             aggregate.pass_through_cents = self.pass_through_cents
             aggregate.total_cents = self.total_cents
             aggregate.payable_cents = self.payable_cents
+            aggregate.stamp_duty_cents = self.stamp_duty_cents
 
     class PaymentRecorded(Aggregate.Event):
         payment_number: int
@@ -713,6 +748,7 @@ class ContractInvoice(Aggregate):
     pass_through_cents: int
     total_cents: int
     payable_cents: int
+    stamp_duty_cents: int
 
     def __init__(self) -> None:
         # The Issued event carries many fields; its apply() copies them.
@@ -730,6 +766,7 @@ class ContractInvoice(Aggregate):
         profile: InvoicingProfile,
         issued_on: date,
         today: date,
+        stamp_duty: StampDutyRule,
     ) -> ContractInvoice:
         if issued_on < last_day_of(register.month):
             raise ValidationError("issueDate", f"{register.month} is not over on that date")
@@ -755,6 +792,12 @@ class ContractInvoice(Aggregate):
             for item in contract.pass_through_items
         ]
         pass_through_cents = sum(int(p["amount_cents"]) for p in pass_through)
+        excluded_cents = sum(
+            int(p["amount_cents"]) for p in pass_through if p["vat_nature"] in STAMP_DUTY_NATURES
+        ) + (net if contract.vat_nature in STAMP_DUTY_NATURES else 0)
+        # The cooperative bears the duty: it is not an invoice line, so the total and
+        # what the body pays are unchanged (a recharge to the body is not built).
+        duty = stamp_duty.duty_on(excluded_cents)
         total = net + vat + pass_through_cents
         payable = total - vat if contract.split_payment else total
         number = sequence.next_number(invoice_id, issued_on)
@@ -788,6 +831,7 @@ class ContractInvoice(Aggregate):
             },
             cig=contract.cig,
             agreement_reference=contract.agreement_reference,
+            stamp_duty_cents=duty,
         )
 
     @property
@@ -795,7 +839,8 @@ class ContractInvoice(Aggregate):
         return self.payable_cents - self.paid_cents
 
     def ledger_facts(self, accounts: FundingAccounts) -> list[LedgerFact]:
-        """The invoice entry and, with split payment, the VAT settlement entry."""
+        """The invoice entry, with split payment the VAT settlement entry, and the
+        stamp duty's entry when the invoice owes it."""
         vat_account = accounts.vat_payable(self.vat_rate_bp)
         postings = [
             debit(accounts.public_body_receivables, self.total_cents),
@@ -826,6 +871,20 @@ class ContractInvoice(Aggregate):
                     postings=(
                         debit(vat_account, self.vat_cents),
                         credit(accounts.public_body_receivables, self.vat_cents),
+                    ),
+                )
+            )
+        if self.stamp_duty_cents:
+            # The cooperative's cost, owed to the State (paid quarterly with F24), not
+            # the public body's: the receivable does not move.
+            facts.append(
+                LedgerFact(
+                    cause_id=stamp_duty_cause_id(self.id),
+                    effective_date=self.issued_on,
+                    description=f"Stamp duty (imposta di bollo, virtual) on invoice {self.number}",
+                    postings=(
+                        debit(accounts.stamp_duty_expense, self.stamp_duty_cents),
+                        credit(accounts.stamp_duty_payable, self.stamp_duty_cents),
                     ),
                 )
             )

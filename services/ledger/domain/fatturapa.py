@@ -5,7 +5,8 @@ renders the same bytes. The fields a public body's office checks:
 - FormatoTrasmissione FPA12 and CodiceDestinatario = the body's 6-character office code;
 - DatiOrdineAcquisto/CodiceCIG: the tender's CIG (without it the body may not pay);
 - EsigibilitaIVA "S" on the VAT summary: split payment;
-- Natura on every 0% line and summary (pass-through items: N1, outside the VAT base).
+- Natura on every 0% line and summary (pass-through items: N1, outside the VAT base);
+- DatiBollo (BolloVirtuale SI, ImportoBollo) when the invoice owes stamp duty.
 A test validates the output against the official XSD (tests/data/fatturapa/).
 """
 
@@ -91,6 +92,14 @@ def render_invoice(invoice: Mapping[str, Any]) -> str:
     _add(document, "Divisa", "EUR")
     _add(document, "Data", _day(invoice["issued_on"]))
     _add(document, "Numero", invoice["number"])
+    # Recorded at issue; invoices issued before stamp duty was built have no such field
+    # and none is owed on them, so their documents stay as they were.
+    stamp_duty_cents = int(invoice.get("stamp_duty_cents") or 0)
+    if stamp_duty_cents:
+        # The schema's order: after DatiRitenuta (none here), before ImportoTotaleDocumento.
+        stamp = _add(document, "DatiBollo")
+        _add(stamp, "BolloVirtuale", "SI")  # paid to the State by the issuer, not stamped
+        _add(stamp, "ImportoBollo", format_cents(stamp_duty_cents))
     _add(document, "ImportoTotaleDocumento", format_cents(int(invoice["total_cents"])))
     _add(document, "Causale", f"Servizio di accoglienza, mese {invoice['month']}")
     order = _add(general, "DatiOrdineAcquisto")

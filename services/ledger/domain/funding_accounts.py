@@ -21,6 +21,10 @@ class FundingAccounts:
     contract_revenue: str = "4300"
     donations_unrestricted: str = "4400"
     donations_restricted: str = "4410"
+    # Stamp duty (imposta di bollo) on contract invoices: the cooperative's cost, owed
+    # to the State until paid (quarterly, F24).
+    stamp_duty_expense: str = "5500"
+    stamp_duty_payable: str = "2110"
     # VAT payable per rate in basis points; a contract at a rate without an account
     # here is refused at registration, so an invoice can always post.
     vat_payable_by_rate_bp: tuple[tuple[int, str], ...] = (

@@ -500,6 +500,12 @@ class ContractInvoice:
     payable: Money = strawberry.field(description="What the public body pays us.")
     paid: Money = strawberry.field(description="Payments not reversed.")
     outstanding: Money
+    stamp_duty: Money = strawberry.field(
+        description="Virtual stamp duty (imposta di bollo) owed on the invoice, decided at "
+        "issue: due when its amounts outside VAT (Natura N1) exceed the threshold in force "
+        "then; 0.00 when none. The cooperative's cost, payable to the State: not part of "
+        "the total or of what the public body pays."
+    )
     cig: str
     payments: list[ContractPayment] = strawberry.field(
         description="Every payment recorded, reversed ones included, in order."
@@ -540,6 +546,8 @@ class ContractInvoice:
             payable=money(row.payable_cents),
             paid=money(row.paid_cents),
             outstanding=money(row.outstanding_cents),
+            # Invoices issued before stamp duty was recorded owe none.
+            stamp_duty=money(int(doc.get("stamp_duty_cents") or 0)),
             cig=str(doc["cig"]),
             payments=[ContractPayment.from_row(row.invoice_id, p) for p in row.payments],
             document=doc,

@@ -68,6 +68,7 @@ INVOICE_DOCUMENT_FIELDS = (
     "customer",
     "cig",
     "agreement_reference",
+    "stamp_duty_cents",  # 0 for invoices issued before it was recorded
 )
 
 

@@ -26,6 +26,7 @@ from services.common.sealing import seal
 from services.common.settings import ConfigurationError, Settings
 from services.ledger.application import LedgerApplication
 from services.ledger.domain import Cause, JournalEntry, Posting, Side
+from services.ledger.domain.journal import check_books_open
 from services.welfare_fund.domain import (
     BENEFICIARY_REF,
     DEFAULT_ACCOUNT_STREAMS,
@@ -42,7 +43,6 @@ from services.welfare_fund.domain import (
     Stream,
     WelfareFund,
     accrual_postings,
-    check_books_open,
     check_month,
     disbursement_id_for,
 )

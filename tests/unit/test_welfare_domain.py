@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from services.common.errors import Conflict, ValidationError
 from services.ledger.domain import Posting, Side
+from services.ledger.domain.journal import check_books_open
 from services.welfare_fund.domain import (
     DEFAULT_ACCOUNT_STREAMS,
     DEFAULT_PROGRAMS,
@@ -32,7 +33,6 @@ from services.welfare_fund.domain import (
     accrue,
     accrued_total,
     allocate,
-    check_books_open,
     format_percent,
     parse_percent,
 )

@@ -85,6 +85,22 @@ def manual_cause_id(key: str) -> str:
     return f"{MANUAL_CAUSE_PREFIX}{key}"
 
 
+def check_books_open(
+    day: date, books_opened_on: date, *, field: str, whole_month: bool = False
+) -> None:
+    """Nothing is dated before the books opened (COOP_BOOKS_OPENED_ON): no journal entry,
+    and no fact of another context (an enrolment typed as 1900 let stipends be committed
+    for months no report covers). With `whole_month`, `day` is a month's first day, and
+    a month the books opened in is still in the books."""
+    first_allowed = books_opened_on.replace(day=1) if whole_month else books_opened_on
+    if day < first_allowed:
+        raise ValidationError(
+            field,
+            f"is before the books opened ({books_opened_on.isoformat()}, "
+            "COOP_BOOKS_OPENED_ON): is the year right?",
+        )
+
+
 class JournalEntry(Aggregate):
     class Posted(Aggregate.Created):
         # v2 added `actor`: who caused the entry. v1 events get UNKNOWN_ACTOR.
@@ -142,12 +158,7 @@ class JournalEntry(Aggregate):
         cause: Cause,
         limits: LedgerLimits,
     ) -> JournalEntry:
-        if effective_date < limits.books_opened_on:
-            raise ValidationError(
-                "effectiveDate",
-                f"is before the books opened ({limits.books_opened_on.isoformat()}, "
-                "COOP_BOOKS_OPENED_ON): is the year right?",
-            )
+        check_books_open(effective_date, limits.books_opened_on, field="effectiveDate")
         description = _checked_description(description, limits)
         check_postings(chart, postings, limits)
         if not cause.cause_id or len(cause.cause_id) > 300:

@@ -1,6 +1,6 @@
 """Welfare fund domain: pure Python, no I/O."""
 
-from services.welfare_fund.domain.beneficiary import Beneficiary, check_books_open, check_month
+from services.welfare_fund.domain.beneficiary import Beneficiary, check_month
 from services.welfare_fund.domain.disbursement import (
     Disbursement,
     DisbursementKind,
@@ -60,7 +60,6 @@ __all__ = [
     "accrue",
     "accrued_total",
     "allocate",
-    "check_books_open",
     "check_month",
     "concerns_a_beneficiary",
     "disbursement_id_for",

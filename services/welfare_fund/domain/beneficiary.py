@@ -25,22 +25,6 @@ def check_month(month: str, *, field: str = "month") -> date:
     return date(int(month[:4]), int(month[5:]), 1)
 
 
-def check_books_open(
-    day: date, books_opened_on: date, *, field: str, whole_month: bool = False
-) -> None:
-    """Nothing is dated before the books opened (COOP_BOOKS_OPENED_ON), as in the
-    ledger: an enrolment typed as 1900 let stipends be committed for months no report
-    covers. With `whole_month`, `day` is a month's first day, and a month the books
-    opened in is still in the books."""
-    first_allowed = books_opened_on.replace(day=1) if whole_month else books_opened_on
-    if day < first_allowed:
-        raise ValidationError(
-            field,
-            f"is before the books opened ({books_opened_on.isoformat()}, "
-            "COOP_BOOKS_OPENED_ON): is the year right?",
-        )
-
-
 class Beneficiary(Aggregate):
     class Enrolled(Aggregate.Created):
         program: str

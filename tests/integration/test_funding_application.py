@@ -52,7 +52,13 @@ def head(app: FundingApplication) -> int:
     return app.recorder.max_notification_id() or 0
 
 
-def contract(app: FundingApplication, *, pocket_money_cents: int = 250) -> Any:
+def contract(
+    app: FundingApplication,
+    *,
+    pocket_money_cents: int = 250,
+    key: str = "contract",
+    cig: str = "8A1234567B",
+) -> Any:
     app.set_invoicing_profile(
         key="profile",
         actor="admin",
@@ -64,13 +70,13 @@ def contract(app: FundingApplication, *, pocket_money_cents: int = 250) -> Any:
         iban=None,
     )
     return app.register_contract(
-        key="contract",
+        key=key,
         actor="admin",
         authority="Prefettura di Brescia",
         authority_tax_code="80012345676",
         authority_office_code="UFA7KD",
         authority_address=Address("Piazza Paolo VI 16", "25121", "Brescia", "BS"),
-        cig="8A1234567B",
+        cig=cig,
         agreement_reference=None,
         daily_rate_cents=2_900,
         vat_rate_bp=500,
@@ -706,24 +712,7 @@ def test_stamp_duty_is_recorded_and_posted_only_over_the_threshold(
     with pytest.raises(NotFound):
         funding.ledger.get_entry(entry_id_for_cause(stamp_duty_cause_id(at.id)))
 
-    over = funding.register_contract(
-        key="contract-over",
-        actor="admin",
-        authority="Prefettura di Brescia",
-        authority_tax_code="80012345676",
-        authority_office_code="UFA7KD",
-        authority_address=Address("Piazza Paolo VI 16", "25121", "Brescia", "BS"),
-        cig="8A1234567C",
-        agreement_reference=None,
-        daily_rate_cents=2_900,
-        vat_rate_bp=500,
-        vat_nature=None,
-        split_payment=True,
-        capacity=20,
-        starts_on=date(2025, 1, 1),
-        ends_on=None,
-        pass_through_items=[PassThroughItem("Pocket money", 7_748)],
-    ).result
+    over = contract(funding, pocket_money_cents=7_748, key="contract-over", cig="8A1234567C")
     owed = invoice_one_person_day(funding, over.id, 1)
     # Stored and loaded again: the duty is on the recorded invoice.
     assert funding.invoice(owed.id).stamp_duty_cents == 200

@@ -8,7 +8,6 @@ from datetime import date, datetime
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.utils import get_topic
 from sqlalchemy import Connection, Engine, select
 
 from services.audit.domain import (
@@ -42,12 +41,12 @@ from services.common.errors import Conflict, ValidationError
 from services.common.eventstore import CoopApplication
 from services.common.idempotency import Decision, Outcome, execute_idempotent
 from services.common.settings import Settings
-from services.welfare_fund.domain.beneficiary import Beneficiary
+from services.welfare_fund.domain.privacy import BENEFICIARY_EVENT_TOPIC_PREFIX
 
 # A beneficiary's events are hers: their dates alone (enrolled, attended each month,
 # stipends committed) are a timeline of a woman the fund protects. Not for auditors or
 # admins, who read everything else; fund officers have their own views.
-_BENEFICIARY_EVENTS = get_topic(Beneficiary) + ".%"
+_BENEFICIARY_EVENTS = BENEFICIARY_EVENT_TOPIC_PREFIX + "%"
 
 ProgressCallback = Callable[[int, int], None]  # (position reached, head)
 

@@ -20,13 +20,14 @@ from services.welfare_fund.domain.disbursement import Disbursement
 # The result reference a command on one beneficiary keeps in its idempotency claim.
 BENEFICIARY_REF = "beneficiary_id"
 
-_BENEFICIARY_EVENTS = get_topic(Beneficiary) + "."
+# Every event of a Beneficiary aggregate has a topic starting so.
+BENEFICIARY_EVENT_TOPIC_PREFIX = get_topic(Beneficiary) + "."
 _NAMING_A_BENEFICIARY = frozenset({get_topic(Disbursement.Committed)})
 
 
 def concerns_a_beneficiary(topic: str) -> bool:
     """Whether an event with this stored topic is about one beneficiary."""
-    return topic.startswith(_BENEFICIARY_EVENTS) or topic in _NAMING_A_BENEFICIARY
+    return topic.startswith(BENEFICIARY_EVENT_TOPIC_PREFIX) or topic in _NAMING_A_BENEFICIARY
 
 
 def names_a_beneficiary(result_ref: Mapping[str, object]) -> bool:

@@ -620,7 +620,9 @@ def audit_replay(
         columns = d.columns or ()
         diff.add_row(
             d.table,
-            ", ".join(f"{k}={v}" for k, v in d.key.items()),
+            f"(withheld: {d.withheld})"
+            if d.withheld
+            else ", ".join(f"{k}={v}" for k, v in d.key.items()),
             d.kind,
             ", ".join(columns),
             ", ".join(f"{c}={d.live[c]}" for c in columns) if d.live and columns else "",

@@ -37,7 +37,11 @@ from services.ledger.projections.tables import (
     ledger_entries,
     ledger_lines,
 )
-from services.welfare_fund.domain import concerns_a_beneficiary, names_a_beneficiary
+from services.welfare_fund.domain import (
+    BENEFICIARY_WITHHELD,
+    concerns_a_beneficiary,
+    names_a_beneficiary,
+)
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -76,7 +80,7 @@ def export_events(
         if _withheld(record):
             line = {
                 "position": record.position,
-                "withheld": "beneficiary",
+                "withheld": BENEFICIARY_WITHHELD,
                 "event_sha256": event_digest(record).hex(),
             }
         else:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 from sqlalchemy import Connection, create_engine, inspect, select, text
 from typer.testing import CliRunner
 
@@ -21,6 +22,8 @@ from services.common.projections import ProjectionRunner
 from services.common.settings import Settings, get_settings
 from services.ledger.projections.projector import LedgerProjection
 from services.ledger.projections.tables import ledger_entries
+from services.welfare_fund.domain import Program
+from services.welfare_fund.projections.tables import welfare_attendance
 from tests.integration.test_audit_chain import events_sql, post
 
 
@@ -390,3 +393,53 @@ def test_the_cli_says_in_one_line_why_a_replay_stopped(
         assert scratch_tables(runtime) == before
     finally:
         runtime.close_sync()
+
+
+def test_a_difference_in_a_beneficiarys_rows_names_no_key_and_no_value(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = Runtime(settings)
+    try:
+        beneficiary = runtime.welfare.enroll(
+            key="enrol",
+            actor="person:officer",
+            program=Program.INTERNSHIP,
+            enrolled_on=date(2025, 3, 1),
+            case_note=None,
+        ).result
+        runtime.welfare.record_attendance(
+            key="attendance",
+            actor="person:officer",
+            beneficiary_id=beneficiary.id,
+            month="2025-03",
+            scheduled_days=20,
+            attended_days=17,
+            meals_provided=False,
+            part_time=False,
+        )
+        runtime.projector.run_until_caught_up()
+        with runtime.sync_engine.begin() as conn:
+            conn.execute(welfare_attendance.update().values(attended_days=19))
+        report = run_replay(runtime)
+        monkeypatch.setenv("COOP_DATABASE_URL", settings.database_url)
+        monkeypatch.setenv("COOP_DATABASE_SCHEMA", settings.database_schema)
+        monkeypatch.setattr("gateway.cli.console", Console(width=240))  # rows unwrapped
+        get_settings.cache_clear()
+        try:
+            printed = CliRunner().invoke(cli, ["audit", "replay"])
+        finally:
+            get_settings.cache_clear()
+    finally:
+        runtime.close_sync()
+    [difference] = report.differences
+    assert (difference.table, difference.kind) == ("welfare_attendance", "differs")
+    assert difference.columns == ("attended_days",)  # what differs, not what it says
+    assert difference.withheld == "beneficiary"
+    assert difference.key == {}
+    assert difference.live is None
+    assert difference.replay is None
+    assert printed.exit_code == 1, printed.output
+    assert "welfare_attendance" in printed.output
+    assert "withheld: beneficiary" in printed.output
+    for personal in (str(beneficiary.id), "2025-03", "attended_days=17", "attended_days=19"):
+        assert personal not in printed.output

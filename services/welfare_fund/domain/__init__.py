@@ -31,12 +31,15 @@ from services.welfare_fund.domain.policy import (
 )
 from services.welfare_fund.domain.privacy import (
     BENEFICIARY_REF,
+    BENEFICIARY_WITHHELD,
     concerns_a_beneficiary,
+    holds_beneficiary_rows,
     names_a_beneficiary,
 )
 
 __all__ = [
     "BENEFICIARY_REF",
+    "BENEFICIARY_WITHHELD",
     "DEFAULT_ACCOUNT_STREAMS",
     "DEFAULT_PROGRAMS",
     "FUND_ID",
@@ -64,6 +67,7 @@ __all__ = [
     "concerns_a_beneficiary",
     "disbursement_id_for",
     "format_percent",
+    "holds_beneficiary_rows",
     "names_a_beneficiary",
     "parse_percent",
 ]

@@ -10,7 +10,7 @@ beneficiary and stay fully auditable.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from eventsourcing.utils import get_topic
 
@@ -19,6 +19,9 @@ from services.welfare_fund.domain.disbursement import Disbursement
 
 # The result reference a command on one beneficiary keeps in its idempotency claim.
 BENEFICIARY_REF = "beneficiary_id"
+
+# What an audit output says in place of what it withholds about a beneficiary.
+BENEFICIARY_WITHHELD = "beneficiary"
 
 # Every event of a Beneficiary aggregate has a topic starting so.
 BENEFICIARY_EVENT_TOPIC_PREFIX = get_topic(Beneficiary) + "."
@@ -33,3 +36,10 @@ def concerns_a_beneficiary(topic: str) -> bool:
 def names_a_beneficiary(result_ref: Mapping[str, object]) -> bool:
     """Whether an idempotency claim's result reference is a beneficiary."""
     return BENEFICIARY_REF in result_ref
+
+
+def holds_beneficiary_rows(column_names: Collection[str]) -> bool:
+    """Whether a read-model table with these columns keeps rows about one beneficiary
+    each (her enrolment, attendance, disbursements): what an audit output lists of
+    such a row is withheld, as her events are."""
+    return BENEFICIARY_REF in column_names

@@ -25,7 +25,13 @@ from services.common.money import check_positive_amount
 from services.common.sealing import seal
 from services.common.settings import ConfigurationError, Settings
 from services.ledger.application import LedgerApplication
-from services.ledger.domain import Cause, JournalEntry, Posting, Side
+from services.ledger.domain import (
+    WELFARE_FUND_PAYABLE_ACCOUNT,
+    Cause,
+    JournalEntry,
+    Posting,
+    Side,
+)
 from services.ledger.domain.journal import check_books_open
 from services.welfare_fund.domain import (
     BENEFICIARY_REF,
@@ -469,7 +475,7 @@ class WelfareFundApplication(CoopApplication):
                 description=f"Welfare fund disbursement {disbursement_id} paid "
                 f"({disbursement.kind.value.lower()}, {disbursement.month})",
                 postings=[
-                    Posting("2400", Side.DEBIT, amount_cents),
+                    Posting(WELFARE_FUND_PAYABLE_ACCOUNT, Side.DEBIT, amount_cents),
                     Posting("1010", Side.CREDIT, amount_cents),
                 ],
                 cause=Cause(cause_id, actor),

@@ -15,6 +15,7 @@ from services.ledger.application import LedgerApplication
 from services.ledger.domain import (
     AccountClosed,
     AccountKeptByContext,
+    AccountKeptOpen,
     AccountType,
     Cause,
     EntryAlreadyReversed,
@@ -154,6 +155,21 @@ def test_open_and_close_accounts(ledger: LedgerApplication) -> None:
         )
     closed = ledger.close_account(key="close-4101", actor="admin", code="4101")
     assert not closed.result.is_open
+
+
+@pytest.mark.parametrize("code", ["2400", "5000"])
+def test_the_accounts_the_fund_accrues_to_cannot_be_closed(
+    ledger: LedgerApplication, code: str
+) -> None:
+    # Closed, the fund's next accrual would be refused and every projection would
+    # stop behind it (one admin mutation halting the whole system).
+    with pytest.raises(AccountKeptOpen) as refused:
+        ledger.close_account(key=f"close-{code}", actor="admin", code=code)
+    assert refused.value.field == "code"
+    assert "welfare fund accrues" in refused.value.message
+    assert ledger.chart(read_only=True).accounts[code].is_open
+    with pytest.raises(AccountKeptOpen):  # the key was not used up by the refusal
+        ledger.close_account(key=f"close-{code}", actor="admin", code=code)
 
 
 def _race(count: int, attempt: Callable[[int], Any]) -> tuple[list[Any], list[BaseException]]:

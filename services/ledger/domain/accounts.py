@@ -11,7 +11,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate
 
 from services.common.errors import Conflict, ValidationError
-from services.ledger.domain.errors import AccountClosed, UnknownAccount
+from services.ledger.domain.errors import AccountClosed, AccountKeptOpen, UnknownAccount
 
 CHART_ID: UUID = uuid5(NAMESPACE_URL, "urn:coop:ledger:chart-of-accounts")
 
@@ -83,6 +83,19 @@ DEFAULT_ACCOUNTS: tuple[tuple[str, str, AccountType], ...] = (
 )
 
 
+# The welfare fund accrues its share of every income entry as Dr contribution /
+# Cr payable (welfare_fund.md), and pays out of the payable.
+WELFARE_FUND_PAYABLE_ACCOUNT = "2400"
+WELFARE_FUND_CONTRIBUTION_ACCOUNT = "5000"
+
+# Accounts a process posts to on its own, following the log: were one closed, the
+# process's next entry would be refused and the projections would stop behind it.
+ALWAYS_OPEN_ACCOUNTS: dict[str, str] = {
+    WELFARE_FUND_PAYABLE_ACCOUNT: "the welfare fund accrues its share of income to it",
+    WELFARE_FUND_CONTRIBUTION_ACCOUNT: "the welfare fund accrues its share of income to it",
+}
+
+
 @dataclass(frozen=True)
 class KeptAccount:
     """An account a context keeps in step with its own records: its balance is, at any
@@ -105,7 +118,7 @@ class KeptAccount:
 # invoice or write off a bad debt, and refusing it would leave no way at all.
 KEPT_ACCOUNTS: tuple[KeptAccount, ...] = (
     KeptAccount(
-        "2400",
+        WELFARE_FUND_PAYABLE_ACCOUNT,
         "the welfare fund",
         "accrued minus paid (welfare_fund.md)",
         "accruals follow the income postings, so correct the income and the fund accrues "
@@ -176,6 +189,8 @@ class ChartOfAccounts(Aggregate):
             raise UnknownAccount("code", code)
         if not account.is_open:
             raise AccountClosed("code", code)
+        if code in ALWAYS_OPEN_ACCOUNTS:
+            raise AccountKeptOpen("code", code, ALWAYS_OPEN_ACCOUNTS[code])
         self.trigger_event(self.AccountClosedEvent, code=code)
 
     def postable(self, code: str, *, field: str) -> Account:

@@ -30,6 +30,14 @@ class AccountClosed(ValidationError):
         self.code = code
 
 
+class AccountKeptOpen(ValidationError):
+    """Closing an account a process posts to on its own: the process would stop."""
+
+    def __init__(self, field: str, code: str, reason: str) -> None:
+        super().__init__(field, f"account {code!r} cannot be closed: {reason}")
+        self.code = code
+
+
 class AccountKeptByContext(ValidationError):
     """A hand posting to an account a context keeps in step with its own figures."""
 

@@ -287,6 +287,18 @@ def kept_accounts_in(
     ]
 
 
+def check_not_kept(code: str, kept: Sequence[KeptAccount], *, field: str, context: str) -> None:
+    """Refuse a context's configuration that would have it post to an account another
+    context keeps (a shop cash reason or a hotel VAT account set to 2400 would move the
+    fund's payable without the fund knowing)."""
+    for account in kept:
+        if account.code == code:
+            raise ValidationError(
+                field,
+                f"account {code!r} is kept by {account.kept_by}; {context} may not post to it",
+            )
+
+
 def check_hand_postings(postings: Sequence[Posting], kept: Sequence[KeptAccount]) -> None:
     """Refuse an entry by hand that touches an account a context keeps (see
     KeptAccount); contexts post there through `prepare_entry`, never through this."""

@@ -20,7 +20,12 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate
 
 from services.common.errors import ValidationError
-from services.ledger.domain import Posting, Side
+from services.ledger.domain import (
+    WELFARE_FUND_CONTRIBUTION_ACCOUNT,
+    WELFARE_FUND_PAYABLE_ACCOUNT,
+    Posting,
+    Side,
+)
 from services.welfare_fund.domain.errors import InsufficientFunds, VersionExists
 from services.welfare_fund.domain.policy import (
     DEFAULT_ACCOUNT_STREAMS,
@@ -336,10 +341,17 @@ def _default_stream_of(account_code: str) -> Stream | None:
 
 def accrual_postings(net_by_day: dict[date, int]) -> dict[date, list[Posting]]:
     """The fund's ledger postings per day: Dr 5000 / Cr 2400 (or back for a reduction)."""
+    contribution, payable = WELFARE_FUND_CONTRIBUTION_ACCOUNT, WELFARE_FUND_PAYABLE_ACCOUNT
     out: dict[date, list[Posting]] = {}
     for day, cents in net_by_day.items():
         if cents > 0:
-            out[day] = [Posting("5000", Side.DEBIT, cents), Posting("2400", Side.CREDIT, cents)]
+            out[day] = [
+                Posting(contribution, Side.DEBIT, cents),
+                Posting(payable, Side.CREDIT, cents),
+            ]
         elif cents < 0:
-            out[day] = [Posting("2400", Side.DEBIT, -cents), Posting("5000", Side.CREDIT, -cents)]
+            out[day] = [
+                Posting(payable, Side.DEBIT, -cents),
+                Posting(contribution, Side.CREDIT, -cents),
+            ]
     return out

@@ -50,7 +50,14 @@ from services.hotel.domain.accounting import (
 from services.hotel.domain.config import percent
 from services.hotel.domain.folio import DEPOSIT, DEPOSIT_REFUND, REFUND, FolioLine, Payment
 from services.ledger.application import LedgerApplication
-from services.ledger.domain import AccountType, Cause, JournalEntry, Posting, entry_id_for_cause
+from services.ledger.domain import (
+    AccountType,
+    Cause,
+    JournalEntry,
+    Posting,
+    check_not_kept,
+    entry_id_for_cause,
+)
 from services.ledger.domain.facts import check_not_future
 
 MAX_BOOKINGS_PER_REPORT = 100
@@ -148,6 +155,9 @@ class HotelApplication(CoopApplication):
         chart = self.ledger.chart(read_only=True)
         for rate_bp in sorted(set(policy.vat_bp_by_kind.values())):
             code = policy.vat_account(rate_bp)
+            check_not_kept(
+                code, self.ledger.kept_accounts, field="vatAccounts", context="the hotel"
+            )
             account = chart.accounts.get(code)
             if account is None or not account.is_open:
                 raise ValidationError(

@@ -29,7 +29,7 @@ from services.common.idempotency import Decision, Outcome, execute_idempotent
 from services.common.money import check_positive_amount
 from services.common.settings import Settings
 from services.ledger.application import LedgerApplication
-from services.ledger.domain import AccountType, Cause, Posting, Side
+from services.ledger.domain import AccountType, Cause, Posting, Side, check_not_kept
 from services.shop.domain import (
     CONFIG_ID,
     CashDirection,
@@ -251,14 +251,8 @@ class ShopApplication(CoopApplication):
         # A cash movement is typed in at the till, an entry by hand in all but name: it
         # may not post to an account another context keeps (2400: "paid the fund"
         # from the drawer would leave the welfare fund's figures behind).
-        kept = {k.code: k for k in self.ledger.kept_accounts}
         for field, code, account_type in expected:
-            if code in kept:
-                raise ValidationError(
-                    field,
-                    f"account {code!r} is kept by {kept[code].kept_by}; the shop may not "
-                    "post to it",
-                )
+            check_not_kept(code, self.ledger.kept_accounts, field=field, context="the shop")
             account = chart.postable(code, field=field)
             if account_type is not None and account.account_type is not account_type:
                 raise ValidationError(

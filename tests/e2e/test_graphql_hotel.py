@@ -1370,6 +1370,9 @@ async def test_a_new_vat_rate_is_set_with_its_account(client: GraphQLClient) -> 
     for key, account, text in (
         ("v2", "2030", "not an open account"),  # not opened yet
         ("v3", "4000", "not a liability account"),
+        # A liability, but the welfare fund's: VAT posted there would break its
+        # "2400 = accrued - paid" with no hand entry allowed to mend it.
+        ("v3b", "2400", "kept by the welfare fund; the hotel may not post to it"),
     ):
         wrong = {**twelve, "idempotencyKey": key,
                  "vatAccounts": [{"rate": "12", "account": account}]}  # fmt: skip

@@ -18,6 +18,9 @@ from types import FrameType
 from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfoNotFoundError
 
+import eventsourcing.persistence
+import psycopg
+import sqlalchemy.exc
 import typer
 import typer.core
 from pydantic import ValidationError
@@ -50,6 +53,29 @@ class _CoopGroup(typer.core.TyperGroup):
         except ConfigurationError as exc:
             typer.secho(f"Configuration refused: {exc}", err=True, fg="red")
             raise typer.Exit(2) from None
+        except STORE_UNREACHABLE as exc:
+            # A server down, a wrong port or password, a file that cannot be opened: the
+            # driver's first line says which (it names host and port, never the password).
+            typer.secho(
+                f"The store could not be used ({_describe_store()}): {_first_line(exc)}",
+                err=True,
+                fg="red",
+            )
+            raise typer.Exit(1) from None
+
+
+# What the drivers raise when the store is unreachable: SQLAlchemy's wrapper, the event
+# store's, and psycopg's own (the event store's pool raises it unwrapped).
+STORE_UNREACHABLE = (
+    sqlalchemy.exc.OperationalError,
+    eventsourcing.persistence.OperationalError,
+    psycopg.OperationalError,
+)
+
+
+def _first_line(exc: BaseException) -> str:
+    cause = getattr(exc, "orig", None) or exc
+    return (str(cause).strip().splitlines() or [type(cause).__name__])[0]
 
 
 app = typer.Typer(

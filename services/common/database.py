@@ -75,7 +75,7 @@ def create_sync_engine(settings: Settings) -> Engine:
             pool_size=settings.database_pool_size,
             connect_args={"options": f"-csearch_path={_postgres_search_path(settings)}"},
         )
-    settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+    settings.prepared_sqlite_path()
     engine = create_engine(
         settings.sync_url,
         hide_parameters=HIDE_PARAMETERS,

@@ -258,8 +258,7 @@ def eventsourcing_env(settings: Settings, *, create_table: bool = True) -> dict[
         if settings.database_schema:
             env["POSTGRES_SCHEMA"] = settings.database_schema
     else:
-        path = settings.sqlite_path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = settings.prepared_sqlite_path()
         env.update(
             PERSISTENCE_MODULE="eventsourcing.sqlite",
             SQLITE_DBNAME=str(path),

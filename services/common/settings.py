@@ -137,6 +137,19 @@ class Settings(BaseSettings):
             raise ValueError("an in-memory SQLite database cannot be shared; use a file")
         return Path(database)
 
+    def prepared_sqlite_path(self) -> Path:
+        """`sqlite_path`, its directory made if missing: the default store lives under
+        ./var/, which a fresh checkout does not have."""
+        path = self.sqlite_path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"COOP_DATABASE_URL: the SQLite file's directory {path.parent} cannot be "
+                f"made ({exc.strerror or exc})"
+            ) from exc
+        return path
+
     @property
     def sync_url(self) -> URL:
         driver = "postgresql+psycopg" if self.is_postgres else "sqlite+pysqlite"

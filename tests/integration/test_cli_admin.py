@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import socket
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -198,6 +199,54 @@ def test_a_bad_setting_is_one_line_naming_it(
     assert fault in lines[0]
     assert "s3cret" not in result.output
     assert list(tmp_path.iterdir()) == []  # no store created
+
+
+def _a_port_nothing_listens_on() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    "command", [["projections", "status"], ["users", "list"], ["audit", "verify"], ["db", "init"]]
+)
+def test_an_unreachable_store_is_one_line_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    port = _a_port_nothing_listens_on()
+    monkeypatch.setenv("COOP_DATABASE_URL", f"postgresql://coop:s3cret@127.0.0.1:{port}/coop")
+    monkeypatch.setenv("COOP_DATABASE_SCHEMA", "")
+    get_settings.cache_clear()
+    try:
+        result = invoke(*command)
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines() == [
+        f"The store could not be used (PostgreSQL 127.0.0.1:{port}/coop, schema public): "
+        f'connection failed: connection to server at "127.0.0.1", port {port} failed: '
+        "Connection refused"
+    ]
+    assert "s3cret" not in result.output
+
+
+def test_a_sqlite_file_whose_directory_cannot_be_made_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    in_the_way = tmp_path / "var"
+    in_the_way.write_text("a file where the store's directory should be")
+    monkeypatch.setenv("COOP_DATABASE_URL", f"sqlite:///{in_the_way}/coop.db")
+    get_settings.cache_clear()
+    try:
+        result = invoke("projections", "status")
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [
+        f"Configuration refused: COOP_DATABASE_URL: the SQLite file's directory {in_the_way} "
+        "cannot be made (File exists)"
+    ]
 
 
 # -- 5. and 6. refused at the edge, nothing stored -------------------------------------

@@ -37,6 +37,8 @@ from services.welfare_fund.domain import (
     parse_percent,
 )
 from services.welfare_fund.domain.policy import allocate_total, check_policy
+from services.welfare_fund.graphql.types import Attendance
+from services.welfare_fund.projections.queries import AttendanceRow
 
 PROPORTIONS = ((Program.INTERNSHIP, 333_333), (Program.HOUSING, 666_667))
 
@@ -494,3 +496,15 @@ def test_nothing_is_dated_before_the_books_opened() -> None:
     with pytest.raises(ValidationError) as month:
         check_books_open(date(1999, 12, 1), opened, field="month", whole_month=True)
     assert month.value.field == "month"
+
+
+@pytest.mark.parametrize(
+    ("attended", "scheduled", "shown"),
+    [(19, 21, "90.47"), (20, 21, "95.23"), (4, 5, "80"), (0, 20, "0"), (21, 21, "100")],
+)
+def test_attendance_is_shown_cut_to_two_decimals_never_rounded_up(
+    attended: int, scheduled: int, shown: str
+) -> None:
+    # Rounded, 79.996% would show "80" beside an 80% threshold it did not reach.
+    row = AttendanceRow("2025-03", scheduled, attended, False, False, 0)
+    assert Attendance.from_row(row).attendance_percent == shown

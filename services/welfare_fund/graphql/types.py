@@ -227,7 +227,11 @@ class Attendance:
     month: str
     scheduled_days: int
     attended_days: int
-    attendance_percent: str
+    attendance_percent: str = strawberry.field(
+        description="attendedDays / scheduledDays in percent, cut (not rounded) to two "
+        "decimals: 89.996 shows 89.99, so it never shows the full-attendance threshold "
+        "reached when it was not (the stipend compares the exact ratio)."
+    )
     meals_provided: bool
     part_time: bool
     stipend: Money

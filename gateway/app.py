@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any, cast, overload
 
 from cross_web import HTTPException
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Form
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import OAuth2PasswordRequestForm
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -272,6 +272,14 @@ def create_app(
             },
             headers={"Cache-Control": "no-store"},
         )
+
+    @app.post("/auth/revoke")
+    async def revoke(token: Annotated[str, Form()]) -> JSONResponse:
+        """Sign out (RFC 7009 token revocation): the bearer token in the form field
+        `token` stops working at once. 200 whether or not it was a live token."""
+        rt: Runtime = app.state.runtime
+        await rt.run_sync(lambda: rt.credentials.revoke_token(token))
+        return JSONResponse({}, headers={"Cache-Control": "no-store"})
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:

@@ -257,6 +257,10 @@ class CredentialStore:
             token = secrets.token_urlsafe(32)
             now = datetime.now(UTC)
             expires_at = now + timedelta(seconds=self.token_ttl_s)
+            # Expired tokens are of no use to anyone: each sign-in clears them, so the
+            # table holds about the tokens alive now (a few per person) and no record of
+            # who signed in when beyond a token's life.
+            conn.execute(delete(auth_tokens).where(auth_tokens.c.expires_at <= now))
             conn.execute(
                 insert(auth_tokens).values(
                     token_hash=_sha256(token),
@@ -266,6 +270,14 @@ class CredentialStore:
                 )
             )
         return IssuedToken(token, expires_at)
+
+    def revoke_token(self, token: str) -> None:
+        """Sign out: the token stops working at once. An unknown, expired or already
+        revoked token changes nothing (RFC 7009: the caller learns nothing either way)."""
+        if carries_unstorable_text(token):
+            return  # no token holds such text, and PostgreSQL refuses it in a lookup
+        with self.engine.begin() as conn:
+            conn.execute(delete(auth_tokens).where(auth_tokens.c.token_hash == _sha256(token)))
 
     # -- devices ----------------------------------------------------------------
 

@@ -217,7 +217,9 @@ class BodyTooLarge(Exception):
 def _metric_path(path: str) -> str:
     # Bounded label values: unknown paths are one bucket, not one series each.
     return (
-        path if path in ("/graphql", "/healthz", "/readyz", "/metrics", "/auth/token") else "other"
+        path
+        if path in ("/graphql", "/healthz", "/readyz", "/metrics", "/auth/token", "/auth/revoke")
+        else "other"
     )
 
 

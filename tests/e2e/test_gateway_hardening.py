@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event, update
+from sqlalchemy import event, select, update
 from sqlalchemy.exc import SAWarning
 
 from gateway.app import StallClock, create_app
@@ -386,6 +386,53 @@ async def test_no_credentials_wrong_role_expired_token_and_revoked_key(
 
     with pytest.raises(AuthenticationFailed):
         fresh.issue_token("aud", "a long enough password")
+
+
+async def test_signing_out_revokes_the_token_at_once(app_client: GraphQLClient) -> None:
+    query = "{ accounts { code } }"
+    credentials = app_client.runtime.credentials
+    credentials.add_user("aud", "a long enough password", frozenset({Role.AUDITOR}))
+
+    async def sign_in() -> str:
+        response = await app_client.http.post(
+            "/auth/token", data={"username": "aud", "password": "a long enough password"}
+        )
+        assert response.status_code == 200, response.text
+        return str(response.json()["access_token"])
+
+    def bearer(token: str) -> GraphQLClient:
+        return GraphQLClient(
+            app_client.http, app_client.runtime, {"Authorization": f"Bearer {token}"}
+        )
+
+    kept, signed_out = await sign_in(), await sign_in()
+    for token in (kept, signed_out):
+        assert "errors" not in await bearer(token).execute(query)
+    revoked = await app_client.http.post("/auth/revoke", data={"token": signed_out})
+    assert (revoked.status_code, revoked.json()) == (200, {})
+    assert code_of(await bearer(signed_out).execute(query)) == "UNAUTHENTICATED"
+    still = bearer(kept)
+    assert "errors" not in await still.execute(query)  # the other device stays signed in
+    # Revoking again, or a token that never was, says the same and changes nothing.
+    for token in (signed_out, "not-a-token", "nul\x00"):
+        again = await app_client.http.post("/auth/revoke", data={"token": token})
+        assert (again.status_code, again.json()) == (200, {})
+    assert "errors" not in await still.execute(query)
+
+
+async def test_a_sign_in_clears_expired_tokens(app_client: GraphQLClient) -> None:
+    credentials = app_client.runtime.credentials
+    credentials.add_user("aud", "a long enough password", frozenset({Role.AUDITOR}))
+    old = credentials.issue_token("aud", "a long enough password")
+    with credentials.engine.begin() as conn:
+        conn.execute(
+            update(auth_tokens).values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    new = credentials.issue_token("aud", "a long enough password")
+    with credentials.engine.connect() as conn:
+        stored = set(conn.execute(select(auth_tokens.c.token_hash)).scalars())
+    assert len(stored) == 1  # the expired one is gone, the new one is there
+    assert old.token != new.token
 
 
 async def test_introspection_and_graphiql_only_in_development(tmp_path: Path, backend: str) -> None:

@@ -1357,6 +1357,33 @@ async def test_cancellation_and_no_show_apply_the_terms_booked_under(
     assert [line["kind"] for line in kept["folio"]["lines"]] == ["RETAINED_DEPOSIT"]
 
 
+async def test_a_policy_without_a_tax_rate_for_its_own_category_is_refused(
+    client: GraphQLClient,
+) -> None:
+    """Onboarding review: hotelStars 4 with rates for 3 stars only was accepted, and
+    the tax in force became 0.00: under-collected, and the operator is liable."""
+    head = client.head()
+    refused = await run(
+        client,
+        SET_POLICY,
+        policy_input("four", "2025-08-01", hotelStars=4,
+                     touristTaxByStars=[{"stars": 3, "amount": "1.50"}]),
+        "setHotelPolicy",
+    )  # fmt: skip
+    assert (refused["__typename"], refused["field"]) == ("ValidationError", "touristTaxByStars")
+    assert "no rate for the hotel's category (4 stars)" in refused["message"]
+    assert client.head() == head
+    # A municipality with no tax is said so, as 0.00 for the category.
+    none = await run(
+        client,
+        SET_POLICY,
+        policy_input("four-free", "2025-08-01", hotelStars=4,
+                     touristTaxByStars=[{"stars": 4, "amount": "0.00"}]),
+        "setHotelPolicy",
+    )  # fmt: skip
+    assert none["__typename"] == "HotelPolicy", none
+
+
 async def test_a_new_vat_rate_is_set_with_its_account(client: GraphQLClient) -> None:
     """Review finding 6: a VAT rate with no account was refused with no way to give
     one. The admin opens the account in the ledger and names it in vatAccounts."""

@@ -132,6 +132,15 @@ class HotelPolicy:
                 raise ValidationError(
                     "touristTaxByStars", "a rate is between 0.00 and 100.00 EUR per night"
                 )
+        if str(self.hotel_stars) not in self.tourist_tax_cents_by_stars:
+            # Without a rate for its own category the hotel would charge no tax at all
+            # (a re-classification, a typo in hotelStars): the operator is liable for it.
+            raise ValidationError(
+                "touristTaxByStars",
+                f"no rate for the hotel's category ({self.hotel_stars} stars): give one "
+                '(e.g. {stars: %d, amount: "1.50"}; "0.00" if the municipality charges '
+                "none)" % self.hotel_stars,
+            )
         _check_range("touristTaxExemptUnderAge", self.tourist_tax_exempt_under_age, 0, 30)
         _check_range("touristTaxMaxNights", self.tourist_tax_max_nights, 1, 365)
         _check_range("maxStayNights", self.max_stay_nights, 1, 365)

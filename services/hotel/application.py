@@ -51,6 +51,7 @@ from services.hotel.domain.config import percent
 from services.hotel.domain.folio import DEPOSIT, DEPOSIT_REFUND, REFUND, FolioLine, Payment
 from services.ledger.application import LedgerApplication
 from services.ledger.domain import (
+    ENTRY_DATE_FIELD,
     AccountType,
     Cause,
     JournalEntry,
@@ -259,12 +260,18 @@ class HotelApplication(CoopApplication):
     def _entry(
         self, *, cause_id: str, actor: str, on: date, description: str, postings: list[Posting]
     ) -> JournalEntry:
-        return self.ledger.prepare_entry(
-            effective_date=on,
-            description=description,
-            postings=postings,
-            cause=Cause(cause_id, actor),
-        )
+        try:
+            return self.ledger.prepare_entry(
+                effective_date=on,
+                description=description,
+                postings=postings,
+                cause=Cause(cause_id, actor),
+            )
+        except ValidationError as error:
+            # The entry is dated on the command's business day: name the input sent.
+            if error.field == ENTRY_DATE_FIELD:
+                raise ValidationError("businessDate", error.message) from None
+            raise
 
     def _payment_entry(
         self, booking: Booking, payment: Payment, *, actor: str, on: date, note: str = ""

@@ -23,7 +23,7 @@ from services.common.idempotency import Decision, Outcome, execute_idempotent
 from services.common.months import parse_month
 from services.common.settings import Settings
 from services.ledger.application import LedgerApplication
-from services.ledger.domain import Cause, JournalEntry
+from services.ledger.domain import ENTRY_DATE_FIELD, Cause, JournalEntry
 from services.ledger.domain.contracts import (
     PROFILE_ID,
     Address,
@@ -58,7 +58,6 @@ R = TypeVar("R")
 
 # The ledger names the parts of a journal entry it checks: these two stand for inputs
 # of the funding command that caused the entry (see InputFields).
-_LEDGER_DATE_FIELD = "effectiveDate"
 _LEDGER_AMOUNT_FIELD = re.compile(r"^postings\[[0-9]+\]\.amount$")
 
 
@@ -73,7 +72,7 @@ class InputFields:
     amount_what: str | None = None  # what the amount is, when the field is not one
 
     def translate(self, error: ValidationError) -> ValidationError:
-        if error.field == _LEDGER_DATE_FIELD:
+        if error.field == ENTRY_DATE_FIELD:
             return ValidationError(self.date, error.message)
         if _LEDGER_AMOUNT_FIELD.fullmatch(error.field):
             message = error.message

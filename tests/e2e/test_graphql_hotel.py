@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from services.common.auth import Role
-from tests.e2e.conftest import GraphQLClient
+from services.common.settings import Settings
+from tests.e2e.conftest import GraphQLClient, serving
 from tests.e2e.hotel_helpers import (
     CANCEL,
     CHARGE,
@@ -1355,6 +1357,28 @@ async def test_cancellation_and_no_show_apply_the_terms_booked_under(
         "cancelBooking",
     )
     assert [line["kind"] for line in kept["folio"]["lines"]] == ["RETAINED_DEPOSIT"]
+
+
+async def test_a_deposit_before_the_books_opened_names_the_business_date(
+    settings: Settings,
+) -> None:
+    """Onboarding review: the refusal named `effectiveDate`, a field of a journal entry
+    that createBooking's input does not have; the date the desk typed is businessDate."""
+    opened = settings.model_copy(update={"books_opened_on": date(2025, 6, 10)})
+    async with serving(opened) as anonymous:
+        client = anonymous.as_role(Role.ADMIN)
+        head = client.head()
+        refused = await run(
+            client,
+            CREATE,
+            booking_input("early", businessDate="2025-06-09", deposit="50.00",
+                          depositMethod="CASH"),
+            "createBooking",
+        )  # fmt: skip
+        assert refused["__typename"] == "ValidationError", refused
+        assert refused["field"] == "businessDate"
+        assert "before the books opened (2025-06-10" in refused["message"]
+        assert client.head() == head
 
 
 async def test_a_policy_without_a_tax_rate_for_its_own_category_is_refused(

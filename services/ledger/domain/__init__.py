@@ -21,6 +21,7 @@ from services.ledger.domain.errors import (
     UnknownAccount,
 )
 from services.ledger.domain.journal import (
+    ENTRY_DATE_FIELD,
     Cause,
     JournalEntry,
     LedgerLimits,
@@ -37,6 +38,7 @@ from services.ledger.domain.journal import (
 __all__ = [
     "CHART_ID",
     "DEFAULT_ACCOUNTS",
+    "ENTRY_DATE_FIELD",
     "KEPT_ACCOUNTS",
     "WELFARE_FUND_CONTRIBUTION_ACCOUNT",
     "WELFARE_FUND_PAYABLE_ACCOUNT",

@@ -85,6 +85,11 @@ def manual_cause_id(key: str) -> str:
     return f"{MANUAL_CAUSE_PREFIX}{key}"
 
 
+# The field the ledger names when it refuses an entry's date. A context whose command
+# caused the entry names its own input instead (a client maps errors to what it sent).
+ENTRY_DATE_FIELD = "effectiveDate"
+
+
 def check_books_open(
     day: date, books_opened_on: date, *, field: str, whole_month: bool = False
 ) -> None:
@@ -158,7 +163,7 @@ class JournalEntry(Aggregate):
         cause: Cause,
         limits: LedgerLimits,
     ) -> JournalEntry:
-        check_books_open(effective_date, limits.books_opened_on, field="effectiveDate")
+        check_books_open(effective_date, limits.books_opened_on, field=ENTRY_DATE_FIELD)
         description = _checked_description(description, limits)
         check_postings(chart, postings, limits)
         if not cause.cause_id or len(cause.cause_id) > 300:

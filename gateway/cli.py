@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 from zoneinfo import ZoneInfoNotFoundError
 
 import eventsourcing.persistence
@@ -39,6 +39,9 @@ from services.common.database import connection_shortfall
 from services.common.errors import CoopError
 from services.common.projections import projector_leadership
 from services.common.settings import ConfigurationError, Settings, get_settings
+
+if TYPE_CHECKING:
+    from services.audit.replay import ReplayReport, RowDifference
 
 
 class _CoopGroup(typer.core.TyperGroup):
@@ -629,11 +632,30 @@ def audit_replay(
     counts = Table("table", "rows replayed")
     for name, count in report.row_counts.items():
         counts.add_row(name, str(count))
-    console.print(counts)
+    _print_evidence(counts)
     if report.kept:
         console.print(f"Scratch kept: {report.scratch}")
     if until is not None:
-        console.print(f"State as of {until.date()} (events recorded by then) built; no diff.")
+        day = until.date()
+        by_then = (
+            f"{report.events_recorded_by_until:,} of {report.events_read:,} events were "
+            f"recorded by the end of {day}"
+        )
+        if report.first_left_out_at is not None:
+            first_out = report.first_left_out_at.astimezone(runtime.settings.zone)
+            by_then += f" (the first left out was recorded on {first_out.date()})"
+        # One line each, unwrapped: a log is searched for them.
+        console.print(
+            f"State as of {day} (recorded time) built; no diff. {by_then}.", soft_wrap=True
+        )
+        if report.events_recorded_by_until < report.events_read:
+            # A store loaded or migrated after the fact has nothing recorded by a
+            # date in the year it describes: an empty state there is no finding.
+            console.print(
+                "[yellow]--until is recorded time: for balances by effective date use "
+                "trialBalance(asOf) or `coop audit export --as-of`.[/yellow]",
+                soft_wrap=True,
+            )
         return
     if report.ok:
         console.print(
@@ -641,22 +663,88 @@ def audit_replay(
             "compared, no difference."
         )
         return
+    from rich.markup import escape
+    from rich.text import Text
+
     diff = Table("table", "key", "difference", "columns", "live", "replay")
     for d in report.differences:
         columns = d.columns or ()
-        diff.add_row(
+        cells = (
             d.table,
-            f"(withheld: {d.withheld})"
-            if d.withheld
-            else ", ".join(f"{k}={v}" for k, v in d.key.items()),
-            d.kind,
+            _difference_key(d),
+            d.kind if d.rows == 1 else f"{d.kind}, {d.rows:,} rows from here on",
             ", ".join(columns),
-            ", ".join(f"{c}={d.live[c]}" for c in columns) if d.live and columns else "",
-            ", ".join(f"{c}={d.replay[c]}" for c in columns) if d.replay and columns else "",
+            ", ".join(f"{c}={_cell(d.live[c])}" for c in columns) if d.live and columns else "",
+            ", ".join(f"{c}={_cell(d.replay[c])}" for c in columns) if d.replay and columns else "",
         )
-    console.print(diff)
-    console.print(f"[red]{report.difference_count} differences[/red]")
+        # Text, not markup: a stored value such as "[red]" is evidence, shown as it is.
+        diff.add_row(*(Text(cell) for cell in cells))
+    _print_evidence(diff)
+    for line in _difference_summary(report):
+        console.print(f"[red]{escape(line)}[/red]", soft_wrap=True)
     raise typer.Exit(1)
+
+
+def _cell(value: object) -> str:
+    """A value as the evidence shows it: bytes (the chain's hashes) in hex, as `verify`
+    and the export print them, not as Python's b'\\x9a...'."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).hex()
+    return str(value)
+
+
+def _key_text(key: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={_cell(v)}" for k, v in key.items())
+
+
+def _difference_key(d: RowDifference) -> str:
+    if d.withheld:
+        return f"(withheld: {d.withheld})"
+    if d.rows == 1 or not d.last_key:
+        return _key_text(d.key)
+    return f"{_key_text(d.key)} to {_key_text(d.last_key)}"
+
+
+def _difference_summary(report: ReplayReport) -> list[str]:
+    """How many rows differ, and what the list shows of them: a run of chain rows is
+    listed once but counted row by row."""
+    lines = [f"{report.difference_count:,} rows differ."]
+    runs = [d for d in report.differences if d.rows > 1]
+    for d in runs:
+        lines.append(
+            f"{d.table}: {', '.join(d.columns) or 'rows'} {d.kind} from {_key_text(d.key)} "
+            f"on, {d.rows:,} rows, listed once (one changed event changes the chain hash "
+            "of every event after it)."
+        )
+    listed_rows = sum(d.rows for d in report.differences)
+    if listed_rows < report.difference_count:
+        lines.append(
+            f"Listed: {len(report.differences):,} differences covering {listed_rows:,} rows; "
+            "raise --max-differences to list more."
+        )
+    return lines
+
+
+# Widest line a table of evidence is printed in when stdout is not a terminal: no
+# real row comes near it, and rich needs a bound to measure against.
+EVIDENCE_MAX_WIDTH = 1_000_000
+
+
+def _print_evidence(table: Table) -> None:
+    """Print a table whole. Cells fold rather than end in an ellipsis; and where
+    stdout is not a terminal (a file, a pipe, a CI log) the table takes the width it
+    needs, not the 80 columns rich assumes there: replay output is evidence and was
+    cut to `ledger_en… │ position=…`."""
+    from rich.measure import Measurement
+
+    for column in table.columns:
+        column.overflow = "fold"
+    if console.is_terminal:
+        console.print(table)
+        return
+    unlimited = Console(file=console.file, width=EVIDENCE_MAX_WIDTH)
+    needed = Measurement.get(unlimited, unlimited.options, table).maximum
+    Console(file=console.file, width=max(needed, console.width)).print(table)
 
 
 @audit_app.command("export")
@@ -672,16 +760,30 @@ def audit_export(
         ),
     ] = None,
 ) -> None:
-    """Events (JSON Lines + chain hashes) to the chain's head; journal (Beancount, CSV)
-    and trial balance (CSV) up to --as-of."""
-    from services.audit.exports import write_all
+    """Events (JSON Lines + chain hashes) to the chain's head, their chain verified;
+    journal (Beancount, CSV) and trial balance (CSV) up to --as-of; manifest.json."""
+    from services.audit.exports import ExportRefused, earlier_export, write_all
     from services.audit.store import chain_head
 
     settings = _existing_store()
+    today = datetime.now(settings.zone).date()
+    day = as_of.date() if as_of else today
+    if day > today:
+        # A trial balance "as of" a day that has not happened is no fact; nothing is
+        # written (not even the directory).
+        _refuse_export(
+            f"--as-of {day} is after today ({today} in {settings.timezone}): "
+            "an export runs to today at the latest"
+        )
     # Checked before the store is opened: a directory that cannot be made (a file on
-    # the way, no permission) is the caller's mistake, not a crash half-way.
+    # the way, no permission), or one holding other files than an earlier export
+    # (they would be mixed with the new ones), is the caller's mistake, not a
+    # failure half-way.
     try:
+        earlier_export(directory)
         directory.mkdir(parents=True, exist_ok=True)
+    except ExportRefused as exc:
+        _refuse_export(exc.message)
     except OSError as exc:
         raise typer.BadParameter(
             f"cannot create {directory}: {exc.strerror}", param_hint="DIRECTORY"
@@ -689,13 +791,12 @@ def audit_export(
     if not os.access(directory, os.W_OK | os.X_OK):
         raise typer.BadParameter(f"cannot write into {directory}", param_hint="DIRECTORY")
     runtime = Runtime(settings)
-    day = as_of.date() if as_of else datetime.now(settings.zone).date()
     try:
         with runtime.audit.read_engine.connect() as conn, _progress() as progress:
             head = chain_head(conn)
             last = head.position if head else 0
             task = progress.add_task("Exporting events", total=max(last, 1))
-            files = write_all(
+            result = write_all(
                 conn,
                 settings,
                 directory,
@@ -705,6 +806,8 @@ def audit_export(
                     task, completed=position, total=max(total, 1)
                 ),
             )
+    except ExportRefused as exc:  # the directory changed since it was checked
+        _refuse_export(exc.message)
     except OSError as exc:  # a full disk, say: write_all leaves nothing half-written
         typer.secho(
             f"Export failed, nothing written to {directory}: {exc.strerror or exc}",
@@ -714,8 +817,31 @@ def audit_export(
         raise typer.Exit(1) from None
     finally:
         runtime.close_sync()
-    for kind, path in files.items():
-        console.print(f"{kind}: {path}")
+    for kind, path in result.files.items():
+        console.print(f"{kind}: {path}", soft_wrap=True)
+    chain = result.chain
+    if chain.ok:
+        console.print(
+            f"Chain verified: {chain.events_checked} events; head "
+            f"{chain.head_position}:{chain.head_hash.hex()}",
+            soft_wrap=True,
+        )
+        return
+    # The files are what the store holds (an auditor may want them as evidence), but
+    # an export of a broken store must not pass for a good one: a clear line, exit 1.
+    console.print(
+        f"[red]FAILED: the exported chain fails at position {chain.first_bad_position}: "
+        f"{chain.reason} ({chain.events_checked} events matched before it). The files "
+        f"were written and {result.files['manifest'].name} says so; run "
+        "`coop audit verify`.[/red]",
+        soft_wrap=True,
+    )
+    raise typer.Exit(1)
+
+
+def _refuse_export(message: str) -> NoReturn:
+    typer.secho(f"Export refused, nothing written: {message}", err=True, fg="red")
+    raise typer.Exit(2)
 
 
 @hotel_app.command("erase-guests")

@@ -26,6 +26,7 @@ from services.audit.store import (
     PublishedHeadRow,
     chain_hash_at,
     chain_head,
+    claims_for_a_beneficiary,
     create_snapshot_engine,
     effective_date,
     events_table,
@@ -217,7 +218,11 @@ class AuditApplication(CoopApplication):
     # -- history -----------------------------------------------------------------
 
     def history(self, aggregate_id: UUID, *, after_version: int, first: int) -> list[HistoryEvent]:
-        """An aggregate's events in version order (a page of `first` after a version)."""
+        """An aggregate's events in version order (a page of `first` after a version).
+
+        A beneficiary's own events and the idempotency claim of a command on her are
+        left out, as the export withholds them: her aggregate, and such a claim's (a
+        claim is one event), read exactly as an id with no events."""
         events, position = events_table(self.settings)
         # SQLite stores ids as 32 hex digits (the library writes UUID.hex).
         key: object = aggregate_id if self.settings.is_postgres else aggregate_id.hex
@@ -240,6 +245,8 @@ class AuditApplication(CoopApplication):
         out: list[HistoryEvent] = []
         for notification_id, version, topic, stored, digest in rows:
             state = peek_state(self.mapper, bytes(stored))
+            if claims_for_a_beneficiary(str(topic), state):
+                continue
             out.append(
                 HistoryEvent(
                     position=int(notification_id),

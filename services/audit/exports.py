@@ -18,16 +18,23 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from datetime import date
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from eventsourcing.utils import get_topic
 from sqlalchemy import Connection, and_, func, select
 
-from services.audit.domain import StoredRecord, event_digest
-from services.audit.store import ChainHead, iter_chain, iter_records
-from services.common.idempotency import IdempotencyClaim
+from services.audit.domain import ChainCheck, StoredRecord, VerifyResult, event_digest
+from services.audit.store import (
+    CLAIM_TOPIC,
+    ChainHead,
+    claims_for_a_beneficiary,
+    iter_chain,
+    iter_records,
+    published_heads,
+)
+from services.common.errors import CoopError
 from services.common.money import cents_to_decimal
 from services.common.settings import Settings
 from services.ledger.domain import AccountType
@@ -37,11 +44,7 @@ from services.ledger.projections.tables import (
     ledger_entries,
     ledger_lines,
 )
-from services.welfare_fund.domain import (
-    BENEFICIARY_WITHHELD,
-    concerns_a_beneficiary,
-    names_a_beneficiary,
-)
+from services.welfare_fund.domain import BENEFICIARY_WITHHELD, concerns_a_beneficiary
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -61,27 +64,38 @@ def export_events(
     *,
     head: int,
     progress: ProgressCallback | None = None,
+    check: ChainCheck | None = None,
 ) -> ChainHead | None:
     """One JSON object per event up to `head` (the chain's head), in order.
 
     Each carries its chain hash from the stored chain (null where the chain has no
     row for that position: `coop audit verify` reports why). An event about one
     beneficiary is written as its position and `event_sha256` only, with `withheld`
-    saying why. Returns the last head.
+    saying why. Returns the last head. `check` is given every event and chain row as
+    they are written (the chain verified in the same read, at the cost of one more
+    hash per event); every event is written whatever it finds.
     """
     chain = iter_chain(conn)
     link = next(chain, None)
     last: ChainHead | None = None
     for count, record in enumerate(iter_records(conn, settings, until=head), start=1):
         while link is not None and link[0] < record.position:
+            if check is not None:
+                check.chain_only(link[0])
             link = next(chain, None)
-        digest = link[1] if link is not None and link[0] == record.position else None
+        digest = None
+        if link is not None and link[0] == record.position:
+            digest = link[1]
+            link = next(chain, None)
+        event_sha256 = event_digest(record)
+        if check is not None:
+            check.event(record, event_sha256, digest)
         line: dict[str, Any]
         if _withheld(record):
             line = {
                 "position": record.position,
                 "withheld": BENEFICIARY_WITHHELD,
-                "event_sha256": event_digest(record).hex(),
+                "event_sha256": event_sha256.hex(),
             }
         else:
             line = {
@@ -97,12 +111,14 @@ def export_events(
             last = ChainHead(record.position, digest)
         if progress is not None and count % 10_000 == 0:
             progress(record.position, head)
+    while link is not None and link[0] <= head:
+        # Chained positions after the last stored event: events deleted from the end.
+        if check is not None:
+            check.chain_only(link[0])
+        link = next(chain, None)
     if progress is not None:
         progress(head, head)
     return last
-
-
-_CLAIM_TOPIC = get_topic(IdempotencyClaim.Claimed)
 
 
 def _withheld(record: StoredRecord) -> bool:
@@ -110,14 +126,13 @@ def _withheld(record: StoredRecord) -> bool:
     names her). A state that is not plain JSON is ciphertext: nothing to withhold."""
     if concerns_a_beneficiary(record.topic):
         return True
-    if record.topic != _CLAIM_TOPIC:
-        return False
+    if record.topic != CLAIM_TOPIC:
+        return False  # only claims are parsed: the export reads every event
     try:
         state = json.loads(record.state)
     except ValueError:
         return False
-    ref = state.get("result_ref") if isinstance(state, dict) else None
-    return isinstance(ref, dict) and names_a_beneficiary(ref)
+    return claims_for_a_beneficiary(record.topic, state if isinstance(state, dict) else None)
 
 
 # Beancount account names take letters, digits and '-', not '.'. The ledger's codes
@@ -339,6 +354,59 @@ def export_trial_balance_csv(conn: Connection, out: IO[str], as_of: date) -> tup
     return total_debit, total_credit
 
 
+MANIFEST = "manifest.json"
+EXPORTED_BY = "coop audit export"
+# What an export of this tool writes, and nothing else: an earlier export's files,
+# which a new export into the same directory replaces.
+_EXPORT_FILE = re.compile(
+    r"events\.jsonl|journal\.beancount|journal\.csv|trial-balance-\d{4}-\d{2}-\d{2}\.csv"
+    + "|"
+    + re.escape(MANIFEST)
+)
+_STAGING_PREFIX = ".coop-export-"
+
+
+class ExportRefused(CoopError):
+    """The directory holds something other than an earlier export of this tool: an
+    export beside other files is one nobody can tell apart from them (an earlier
+    trial balance stayed beside a new one)."""
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    files: dict[str, Path]  # by kind, the manifest included
+    chain: VerifyResult  # the chain of the events written, from event 0
+
+
+def earlier_export(directory: Path) -> list[Path]:
+    """The files of an earlier export in `directory` (none if it is empty or missing),
+    which a new export replaces; ExportRefused if it holds anything else.
+
+    An earlier export is known by its manifest, and holds only the names an export
+    writes. (Staging directories of an export that was killed are left alone.)"""
+    if not directory.is_dir():
+        return []
+    found = sorted(p for p in directory.iterdir() if not p.name.startswith(_STAGING_PREFIX))
+    if not found:
+        return []
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        manifest = None
+    if not isinstance(manifest, dict) or manifest.get("exported_by") != EXPORTED_BY:
+        raise ExportRefused(
+            f"{directory} is not empty and holds no earlier export ({MANIFEST} of "
+            f"{EXPORTED_BY}): export into an empty or new directory"
+        )
+    for path in found:
+        if not (path.is_file() and not path.is_symlink() and _EXPORT_FILE.fullmatch(path.name)):
+            raise ExportRefused(
+                f"{directory} holds {path.name} beside an earlier export: export into an "
+                "empty or new directory, or remove it"
+            )
+    return found
+
+
 def write_all(
     conn: Connection,
     settings: Settings,
@@ -347,37 +415,83 @@ def write_all(
     as_of: date,
     head: int,
     progress: ProgressCallback | None = None,
-) -> dict[str, Path]:
-    """Every export into `directory`; returns the files by kind.
+) -> ExportResult:
+    """Every export into `directory`, with its manifest; returns the files and what
+    the chain check of the events written found.
 
     The files are written into a hidden directory inside `directory` and moved into
     place only once all of them are complete: an export that fails half-way leaves
     `directory` as it was (no journal cut off after its accounts beside an events
-    file of another snapshot), and the hidden directory is removed.
+    file of another snapshot), and the hidden directory is removed. An earlier
+    export's files there are then removed (ExportRefused, before anything is written,
+    for a directory that holds anything else); the manifest comes last.
+
+    The events are checked against the chain as they are written, as `coop audit
+    verify` checks them from event 0 (published heads included). A failure does not
+    stop the export: the files are what the store holds, and the manifest and the
+    result say where the chain fails.
     """
+    earlier = earlier_export(directory)
     directory.mkdir(parents=True, exist_ok=True)
     names = {
         "events": "events.jsonl",
         "beancount": "journal.beancount",
         "journal": "journal.csv",
         "trial_balance": f"trial-balance-{as_of.isoformat()}.csv",
+        "manifest": MANIFEST,
     }
-    staging = Path(tempfile.mkdtemp(prefix=".coop-export-", dir=directory))
+    expected: dict[int, list[bytes]] = {}
+    v1_until = 0
+    for published in published_heads(conn):
+        expected.setdefault(published.position, []).append(bytes.fromhex(published.hash))
+        if published.chain_format == 1:
+            v1_until = max(v1_until, published.position)
+    check = ChainCheck(expected, v1_until=v1_until)
+    staging = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=directory))
     try:
         staged = {kind: staging / name for kind, name in names.items()}
         with staged["events"].open("w", encoding="utf-8") as out:
-            export_events(conn, settings, out, head=head, progress=progress)
+            last = export_events(conn, settings, out, head=head, progress=progress, check=check)
         with staged["beancount"].open("w", encoding="utf-8") as out:
             export_beancount(conn, out, as_of)
         with staged["journal"].open("w", encoding="utf-8", newline="") as out:
             export_journal_csv(conn, out, as_of)
         with staged["trial_balance"].open("w", encoding="utf-8", newline="") as out:
             export_trial_balance_csv(conn, out, as_of)
+        chain = check.result()
+        with staged["manifest"].open("w", encoding="utf-8") as out:
+            json.dump(_manifest(as_of, last, chain, names), out, indent=2)
+            out.write("\n")
         files = {kind: directory / name for kind, name in names.items()}
         for kind, path in staged.items():
-            # Same file system: each rename is atomic, and nothing can fail in between
-            # but the rename itself.
-            path.replace(files[kind])
-        return files
+            if kind != "manifest":
+                # Same file system: each rename is atomic, and nothing can fail in
+                # between but the rename itself.
+                path.replace(files[kind])
+        for path in earlier:
+            if path not in files.values():
+                path.unlink(missing_ok=True)  # an earlier trial balance, as of another day
+        staged["manifest"].replace(files["manifest"])
+        return ExportResult(files, chain)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _manifest(
+    as_of: date, last: ChainHead | None, chain: VerifyResult, names: dict[str, str]
+) -> dict[str, Any]:
+    """What the export is, for whoever receives the directory without the command's
+    output: the head it runs to, whether its chain verified, the day of its journal."""
+    return {
+        "exported_by": EXPORTED_BY,
+        "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "as_of": as_of.isoformat(),
+        "head": None if last is None else f"{last.position}:{last.hash.hex()}",
+        "chain_check": {
+            "ok": chain.ok,
+            "events_checked": chain.events_checked,
+            "first_bad_position": chain.first_bad_position,
+            "reason": chain.reason,
+        },
+        "files": sorted(name for name in names.values() if name != MANIFEST),
+    }

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.pool import NullPool
 
+from services.audit.projections.tables import audit_chain
 from services.audit.store import iter_records, peek_state, recorded_at
 from services.common.database import metadata, projection_tracking
 from services.common.errors import CoopError, ValidationError
@@ -73,6 +74,12 @@ class RowDifference:
     # values are given (an auditor reads this report), only the table, the kind of
     # difference and the names of the columns that differ.
     withheld: str | None = None
+    # How many consecutive rows this difference stands for: in the chain one changed
+    # event changes every later hash, so a run of chain rows that differ alike is one
+    # difference (`key` is its first row, `last_key` its last, `live`/`replay` the
+    # first row's values). 1 for every other difference.
+    rows: int = 1
+    last_key: dict[str, Any] | None = None
 
 
 @dataclass
@@ -82,10 +89,17 @@ class ReplayReport:
     events_read: int = 0
     rows_compared: int = 0
     row_counts: dict[str, int] = field(default_factory=dict)
+    # Rows that differ, every one (a run of chain rows counts each of its rows);
+    # `differences` lists at most `max_differences` of them, a run as one.
     difference_count: int = 0
     differences: list[RowDifference] = field(default_factory=list)
     scratch: str = ""
     kept: bool = False
+    # With `until`: the events read that were recorded by its end (the others are
+    # left out), and when the first one left out was recorded. A store loaded or
+    # migrated after the fact has none by an earlier date: its state then is empty.
+    events_recorded_by_until: int = 0
+    first_left_out_at: datetime | None = None
 
     @property
     def ok(self) -> bool:
@@ -232,7 +246,7 @@ def replay(
                         {"table": f'"{table.name}"'},
                     ).scalar_one()
                     conn.execute(text(f'ALTER TABLE "{table.name}" DROP CONSTRAINT "{name}"'))
-            report.events_read = _rebuild(
+            stream = _rebuild(
                 live,
                 scratch.engine,
                 settings,
@@ -243,6 +257,12 @@ def replay(
                 progress,
                 default_rebuild_workers() if workers is None else workers,
             )
+            report.events_read = stream.read
+            report.events_recorded_by_until = stream.kept
+            if stream.first_left_out is not None:
+                report.first_left_out_at = recorded_at(
+                    peek_state(mapper, stream.first_left_out.state)
+                )
             with scratch.engine.begin() as conn:
                 for table in keyed_after:
                     # Plain SQL: SQLAlchemy's AddConstraint would mark the metadata's
@@ -348,7 +368,8 @@ def _decode(
 
 class _Stream:
     """The snapshot's notifications in log order, those `keep` accepts (all without
-    it), taken a page at a time; `read` counts every notification read."""
+    it), taken a page at a time; `read` counts every notification read, `kept` those
+    accepted, and `first_left_out` is the first one `keep` refused."""
 
     def __init__(
         self, notifications: Iterator[Notification], keep: Callable[[Notification], bool] | None
@@ -356,6 +377,8 @@ class _Stream:
         self._notifications = notifications
         self.keep = keep
         self.read = 0
+        self.kept = 0
+        self.first_left_out: Notification | None = None
         self._next: Notification | None = None  # read past the last page taken
 
     def through(self, high: int) -> list[Notification]:
@@ -365,14 +388,22 @@ class _Stream:
             if notification.id > high:
                 self._next = notification
                 break
-            if self.keep is None or self.keep(notification):
+            if self._accepts(notification):
                 page.append(notification)
         return page
 
     def rest(self) -> Iterator[Notification]:
         while (notification := self._pull()) is not None:
-            if self.keep is None or self.keep(notification):
+            if self._accepts(notification):
                 yield notification
+
+    def _accepts(self, notification: Notification) -> bool:
+        if self.keep is None or self.keep(notification):
+            self.kept += 1
+            return True
+        if self.first_left_out is None:
+            self.first_left_out = notification
+        return False
 
     def _pull(self) -> Notification | None:
         if self._next is not None:
@@ -394,8 +425,9 @@ def _rebuild(
     cutoff: datetime | None,
     progress: ProgressCallback | None,
     workers: int,
-) -> int:
-    """Replay the log up to the live positions into `scratch`; return the events read.
+) -> _Stream:
+    """Replay the log up to the live positions into `scratch`; return the stream it
+    read (how many events it read, how many it kept).
 
     Pages of REPLAY_PAGE_SIZE events, each in one scratch transaction. On PostgreSQL
     with `workers` > 0, pages are ranges of positions, and worker processes read,
@@ -456,7 +488,7 @@ def _rebuild(
         )
     if progress is not None:
         progress(end, end)
-    return stream.read
+    return stream
 
 
 def _count(conn: Connection, table: Table) -> int:
@@ -557,11 +589,23 @@ def _diff_table(
     keys = list(table.primary_key.columns)
     names = [c.name for c in table.columns]
     withheld = holds_beneficiary_rows(names)
+    # In the chain, one changed event changes the hash of every event after it: the
+    # rows that differ alike one after another are one difference (a run), so that
+    # the listed differences are not all the chain's.
+    runs = table.name == audit_chain.name
+    run = _Run()
 
     def record(kind: str, key: dict[str, Any], lrow: Any, rrow: Any, cols: Sequence[str]) -> None:
         report.difference_count += 1
+        if runs and run.extends(kind, cols):
+            run.rows += 1
+            run.last_key = key
+            return
+        run.close(report)
         if len(report.differences) >= limit:
             return
+        if runs:
+            run.open(len(report.differences), kind, cols, key)
         if withheld:
             report.differences.append(
                 RowDifference(
@@ -607,6 +651,7 @@ def _diff_table(
     while lrow is not None and rrow is not None:
         # Most rows are equal: one tuple comparison in C, keys only when they differ.
         if lrow == rrow:
+            run.close(report)
             compared += 1
             lrow = next(live_iter, None)
             rrow = next(built_iter, None)
@@ -632,4 +677,33 @@ def _diff_table(
     while rrow is not None:
         record("missing in live", dict(zip(key_names, key_of(rrow), strict=True)), None, rrow, [])
         rrow = next(built_iter, None)
+    run.close(report)
     report.rows_compared += compared
+
+
+class _Run:
+    """The run of chain rows that differ alike being listed as one difference."""
+
+    def __init__(self) -> None:
+        self.index: int | None = None  # of its difference in the report; None: no run
+        self.kind = ""
+        self.columns: tuple[str, ...] = ()
+        self.rows = 0
+        self.last_key: dict[str, Any] = {}
+
+    def open(self, index: int, kind: str, columns: Sequence[str], key: dict[str, Any]) -> None:
+        self.index, self.kind, self.columns = index, kind, tuple(columns)
+        self.rows, self.last_key = 1, key
+
+    def extends(self, kind: str, columns: Sequence[str]) -> bool:
+        return self.index is not None and kind == self.kind and tuple(columns) == self.columns
+
+    def close(self, report: ReplayReport) -> None:
+        """Write the run's extent into its difference (once, not at every row: a
+        chain changed early in a million events is a million rows)."""
+        if self.index is None:
+            return
+        if self.rows > 1:
+            first = report.differences[self.index]
+            report.differences[self.index] = replace(first, rows=self.rows, last_key=self.last_key)
+        self.index = None

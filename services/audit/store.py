@@ -18,6 +18,7 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import Mapper
+from eventsourcing.utils import get_topic
 from sqlalchemy import (
     Connection,
     Engine,
@@ -36,7 +37,9 @@ from services.audit.domain import StoredRecord
 from services.audit.projections.tables import audit_chain, audit_published_heads
 from services.common.database import SQLITE_BUSY_TIMEOUT_S, store_schema
 from services.common.eventstore import STORE_NAME
+from services.common.idempotency import IdempotencyClaim
 from services.common.settings import Settings
+from services.welfare_fund.domain import names_a_beneficiary
 
 READ_PAGE_SIZE = 10_000  # rows per keyset page: bounded memory, few round trips
 
@@ -272,6 +275,21 @@ def peek_state(mapper: Mapper[Any], state: bytes) -> dict[str, Any] | None:
     except (ValueError, TypeError):
         return None
     return value if isinstance(value, dict) else None
+
+
+CLAIM_TOPIC = get_topic(IdempotencyClaim.Claimed)
+
+
+def claims_for_a_beneficiary(topic: str, state: dict[str, Any] | None) -> bool:
+    """Whether a stored event is the idempotency claim of a command on one beneficiary
+    (its result reference names her): the export withholds it, and the history does
+    not list it. Claim ids are uuid5 of the client's key, so anyone who guesses a key
+    (`enrol-7`) would otherwise learn whether and when a command ran on her.
+    A state that cannot be read is not known to name her: shown as the rest."""
+    if topic != CLAIM_TOPIC or state is None:
+        return False
+    ref = state.get("result_ref")
+    return isinstance(ref, dict) and names_a_beneficiary(ref)
 
 
 def _typed(value: Any, type_name: str) -> str | None:

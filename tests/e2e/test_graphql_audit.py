@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import text
 
 from services.common.auth import Role
+from services.common.idempotency import claim_id_for
 from tests.e2e.conftest import GraphQLClient
 
 POST = """
@@ -149,3 +152,57 @@ async def test_bad_arguments_name_their_field(client: GraphQLClient) -> None:
         '{ journal(from: "2025-03-04", to: "2025-03-04") { nodes { id } } }'
     )
     assert one_day["journal"]["nodes"] == []
+
+
+HISTORY = "query($id: ID!) { eventHistory(aggregateId: $id) { nodes { type position } } }"
+
+
+async def test_the_claim_of_a_command_on_a_beneficiary_has_no_history(
+    client: GraphQLClient,
+) -> None:
+    # Claim ids are uuid5 of the client's key: an auditor who guesses a key such as
+    # "enrol-7" must not learn whether, or when, a command ran on a beneficiary.
+    officer = client.as_role(Role.FUND_OFFICER)
+    enrolled = await officer.data(
+        "mutation($i: EnrollBeneficiaryInput!) { enrollBeneficiary(input: $i) "
+        "{ __typename ... on Beneficiary { beneficiaryRef } } }",
+        {"i": {"idempotencyKey": "enrol-7", "program": "INTERNSHIP", "enrolledOn": "2025-08-01"}},
+    )
+    ref = enrolled["enrollBeneficiary"]["beneficiaryRef"]
+    attended = await officer.data(
+        "mutation($i: RecordAttendanceInput!) { recordAttendance(input: $i) { __typename } }",
+        {
+            "i": {
+                "idempotencyKey": "att-x2",
+                "beneficiaryRef": ref,
+                "month": "2025-08",
+                "scheduledDays": 10,
+                "attendedDays": 9,
+            }
+        },
+    )
+    assert attended["recordAttendance"]["__typename"] == "Beneficiary", attended
+    await client.data(POST, {"key": "sale-7", "description": "Sale"})
+    auditor = client.as_role(Role.AUDITOR)
+
+    unknown = str(claim_id_for("never-used"))
+    nothing = await auditor.execute(HISTORY, {"id": unknown})
+    for key in ("enrol-7", "att-x2"):
+        claim = str(claim_id_for(key))
+        answer = await auditor.execute(HISTORY, {"id": claim})
+        # Exactly as for an id with no events, but for the id it names.
+        assert json.dumps(answer).replace(claim, unknown) == json.dumps(nothing), answer
+        paged = await auditor.execute(
+            'query($id: ID!) { eventHistory(aggregateId: $id, after: "0") '
+            "{ nodes { type } pageInfo { hasNextPage endCursor } } }",
+            {"id": claim},
+        )
+        assert paged == await auditor.execute(
+            'query($id: ID!) { eventHistory(aggregateId: $id, after: "0") '
+            "{ nodes { type } pageInfo { hasNextPage endCursor } } }",
+            {"id": unknown},
+        )
+    assert nothing["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    # The claims of other commands stay in the history (the rule is the export's).
+    sale_claim = (await auditor.data(HISTORY, {"id": str(claim_id_for("sale-7"))}))["eventHistory"]
+    assert [n["type"] for n in sale_claim["nodes"]] == ["IdempotencyClaim.Claimed"]

@@ -8,9 +8,10 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from beancount import loader
@@ -263,6 +264,7 @@ def test_export_keeps_codes_apart_that_differ_by_a_dot_or_a_dash(
         "events.jsonl",
         "journal.beancount",
         "journal.csv",
+        "manifest.json",
         "trial-balance-2025-12-31.csv",
     ]
 
@@ -292,8 +294,9 @@ def test_a_failed_export_leaves_the_directory_as_it_was(
 ) -> None:
     _populate(cli_env)
     out = tmp_path / "export"
-    out.mkdir()
-    (out / "journal.csv").write_text("an earlier export\n")
+    earlier = CliRunner().invoke(cli, ["audit", "export", str(out), "--as-of", "2025-12-31"])
+    assert earlier.exit_code == 0, earlier.output
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
 
     def disk_full(*_args: object, **_kwargs: object) -> int:
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -303,9 +306,8 @@ def test_a_failed_export_leaves_the_directory_as_it_was(
     assert result.exit_code == 1, result.output
     assert isinstance(result.exception, SystemExit)
     assert "No space left on device" in result.output
-    # Nothing new, nothing half-written, the earlier file untouched, no staging left.
-    assert [p.name for p in out.iterdir()] == ["journal.csv"]
-    assert (out / "journal.csv").read_text() == "an earlier export\n"
+    # Nothing new, nothing half-written, the earlier files untouched, no staging left.
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
 def test_text_cells_cannot_become_spreadsheet_formulas(cli_env: Settings, tmp_path: Path) -> None:
@@ -413,3 +415,139 @@ def test_the_journal_files_stop_where_the_trial_balance_does(
     assert len({row["entry_id"] for row in journal}) == 3
     reversed_rows = [row for row in journal if row["reversed_by_entry_id"]]
     assert {row["entry_id"] for row in reversed_rows} == {str(sale.id)}
+
+
+def _export(out: Path, *options: str) -> Any:
+    return CliRunner().invoke(cli, ["audit", "export", str(out), *options])
+
+
+def test_an_export_verifies_the_chain_it_writes_and_says_where_it_fails(
+    cli_env: Settings, tmp_path: Path
+) -> None:
+    # The auditor exported a store whose payment entry had been changed: exit 0, no
+    # word, and events.jsonl disagreeing with journal.csv.
+    _populate(cli_env)
+    clean = _export(tmp_path / "clean", "--as-of", "2025-12-31")
+    assert clean.exit_code == 0, clean.output
+    manifest = json.loads((tmp_path / "clean" / "manifest.json").read_text())
+    lines = (tmp_path / "clean" / "events.jsonl").read_text().splitlines()
+    last = json.loads(lines[-1])
+    assert manifest["exported_by"] == "coop audit export"
+    assert manifest["as_of"] == "2025-12-31"
+    assert manifest["head"] == f"{last['position']}:{last['hash']}"
+    assert manifest["chain_check"] == {
+        "ok": True,
+        "events_checked": len(lines),
+        "first_bad_position": None,
+        "reason": None,
+    }
+    assert f"Chain verified: {len(lines)} events; head {manifest['head']}" in clean.output
+
+    table, column = events_sql(cli_env)
+    runtime = Runtime(cli_env)
+    try:
+        with runtime.sync_engine.begin() as conn:
+            position, state = conn.execute(
+                text(
+                    f"SELECT {column}, state FROM {table} WHERE topic LIKE "
+                    f"'%JournalEntry.Posted' ORDER BY {column} LIMIT 1 OFFSET 3"
+                )
+            ).one()
+            conn.execute(
+                text(f"UPDATE {table} SET state = :s WHERE {column} = :p"),
+                {"s": bytes(state).replace(b'"sale 3"', b'"sale 9"'), "p": position},
+            )
+    finally:
+        runtime.close_sync()
+    out = tmp_path / "tampered"
+    broken = _export(out)
+    assert broken.exit_code == 1, broken.output
+    assert isinstance(broken.exception, SystemExit)
+    assert f"FAILED: the exported chain fails at position {position}: the event's stored " in (
+        broken.output
+    )
+    # Still written (the store's evidence as it is), and the manifest says it fails.
+    assert {p.name for p in out.iterdir()} == {
+        "events.jsonl",
+        "journal.beancount",
+        "journal.csv",
+        f"trial-balance-{datetime.now(cli_env.zone).date()}.csv",
+        "manifest.json",
+    }
+    check = json.loads((out / "manifest.json").read_text())["chain_check"]
+    assert check["ok"] is False
+    assert check["first_bad_position"] == position
+    script = subprocess.run(
+        [sys.executable, str(ROOT / "docs" / "verify_chain.py"), str(out / "events.jsonl")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert f"MISMATCH at position {position}" in script.stdout + script.stderr
+
+
+def test_an_export_checks_the_published_heads(cli_env: Settings, tmp_path: Path) -> None:
+    _populate(cli_env)
+    published = CliRunner().invoke(cli, ["audit", "head", "--publish"])
+    assert published.exit_code == 0, published.output
+    position = int(published.output.strip().splitlines()[-1].split(":")[0])
+    runtime = Runtime(cli_env)
+    try:
+        with runtime.sync_engine.begin() as conn:
+            conn.execute(text("UPDATE audit_published_heads SET hash = :h"), {"h": "0" * 64})
+    finally:
+        runtime.close_sync()
+    result = _export(tmp_path / "out")
+    assert result.exit_code == 1, result.output
+    assert f"fails at position {position}: the chain does not pass through" in result.output
+
+
+def test_an_export_refuses_a_future_day_and_a_directory_of_other_files(
+    cli_env: Settings, tmp_path: Path
+) -> None:
+    _populate(cli_env)
+    today = datetime.now(cli_env.zone).date()
+    future = tmp_path / "future"
+    refused = _export(future, "--as-of", str(today + timedelta(days=1)))
+    assert refused.exit_code == 2, refused.output
+    assert isinstance(refused.exception, SystemExit)
+    [line] = refused.output.strip().splitlines()
+    assert f"is after today ({today} in {cli_env.timezone})" in line
+    assert not future.exists()
+    assert _export(tmp_path / "today", "--as-of", str(today)).exit_code == 0
+
+    working_papers = tmp_path / "papers"
+    working_papers.mkdir()
+    (working_papers / "notes.txt").write_text("mine\n")
+    refused = _export(working_papers)
+    assert refused.exit_code == 2, refused.output
+    assert "holds no earlier export" in refused.output
+    assert [p.name for p in working_papers.iterdir()] == ["notes.txt"]
+
+
+def test_an_export_into_an_earlier_export_replaces_all_of_its_files(
+    cli_env: Settings, tmp_path: Path
+) -> None:
+    # An export as of 2027 into the 2025 export's directory left the 2025 trial
+    # balance beside the new files.
+    _populate(cli_env)
+    out = tmp_path / "export"
+    assert _export(out, "--as-of", "2025-12-31").exit_code == 0
+    today = datetime.now(cli_env.zone).date()
+    again = _export(out)
+    assert again.exit_code == 0, again.output
+    assert {p.name for p in out.iterdir()} == {
+        "events.jsonl",
+        "journal.beancount",
+        "journal.csv",
+        f"trial-balance-{today}.csv",
+        "manifest.json",
+    }
+    assert json.loads((out / "manifest.json").read_text())["as_of"] == str(today)
+    # A file that no export writes, beside an earlier export: refused, left as it was.
+    (out / "notes.txt").write_text("mine\n")
+    refused = _export(out, "--as-of", "2025-12-31")
+    assert refused.exit_code == 2, refused.output
+    assert "holds notes.txt beside an earlier export" in refused.output
+    assert (out / f"trial-balance-{today}.csv").exists()
+    assert not (out / "trial-balance-2025-12-31.csv").exists()

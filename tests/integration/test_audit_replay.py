@@ -220,6 +220,8 @@ def test_a_replay_until_a_date_with_workers_leaves_out_what_came_later(
         try:
             assert report.row_counts["ledger_entries"] == entries
             assert report.row_counts["ledger_lines"] == 2 * entries
+            # Counted where the workers' pages are taken too (what the CLI prints).
+            assert report.events_recorded_by_until == (report.events_read if entries else 0)
         finally:
             _drop(runtime, report)
     assert CountingPreparers.yielded >= 4
@@ -443,3 +445,147 @@ def test_a_difference_in_a_beneficiarys_rows_names_no_key_and_no_value(
     assert "withheld: beneficiary" in printed.output
     for personal in (str(beneficiary.id), "2025-03", "attended_days=17", "attended_days=19"):
         assert personal not in printed.output
+
+
+def _cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COOP_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("COOP_DATABASE_SCHEMA", settings.database_schema)
+    get_settings.cache_clear()
+
+
+def _change_stored_description(runtime: Runtime, old: bytes, new: bytes) -> int:
+    """Edit the stored bytes of the journal entry described `old` (the event still
+    decodes); returns its position."""
+    table, column = events_sql(runtime.settings)
+    with runtime.sync_engine.begin() as conn:
+        position, state = conn.execute(
+            text(
+                f"SELECT {column}, state FROM {table} WHERE topic LIKE '%JournalEntry.Posted' "
+                f"ORDER BY {column}"
+            )
+        ).all()[2]
+        assert old in bytes(state)
+        conn.execute(
+            text(f"UPDATE {table} SET state = :s WHERE {column} = :p"),
+            {"s": bytes(state).replace(old, new), "p": position},
+        )
+    return int(position)
+
+
+def test_a_chain_that_differs_from_one_event_on_is_one_difference_in_hex(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The auditor's 50 listed differences were one real row and 49 chain rows, each
+    # a hash printed as b'9\xa1\x84...'.
+    runtime = Runtime(settings)
+    try:
+        post(runtime, 8)
+        runtime.projector.run_until_caught_up()
+        position = _change_stored_description(runtime, b'"sale 2"', b'"sale X"')
+        head = runtime.ledger.recorder.max_notification_id()
+        assert head is not None
+        report = run_replay(runtime, max_differences=3)
+        _cli_env(settings, monkeypatch)
+        try:
+            printed = CliRunner().invoke(cli, ["audit", "replay", "--max-differences", "3"])
+        finally:
+            get_settings.cache_clear()
+    finally:
+        runtime.close_sync()
+    chain = [d for d in report.differences if d.table == "audit_chain"]
+    assert len(chain) == 1  # the run, once
+    [run] = chain
+    assert (run.kind, run.columns) == ("differs", ("hash",))
+    assert run.key == {"position": position}
+    assert run.last_key == {"position": head}
+    assert run.rows == head - position + 1  # SQLite/PostgreSQL: no gaps here
+    assert run.live is not None
+    assert isinstance(run.live["hash"], bytes)
+    entry = next(d for d in report.differences if d.table == "ledger_entries")
+    assert entry.key == {"position": position}
+    # Every row is still counted; the list shows the real differences beside the run.
+    assert report.difference_count == run.rows + sum(
+        d.rows for d in report.differences if d.table != "audit_chain"
+    )
+    assert printed.exit_code == 1, printed.output
+    assert "b'" not in printed.output
+    assert run.live["hash"].hex() in printed.output
+    assert f"position={position} to position={head}" in printed.output
+    assert (
+        f"audit_chain: hash differs from position={position} on, {run.rows:,} rows, "
+        "listed once" in printed.output
+    )
+    assert f"{report.difference_count:,} rows differ." in printed.output
+
+
+def test_replay_evidence_is_printed_whole_where_stdout_is_no_terminal(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Piped to a file, rich's 80 columns cut every cell: `ledger_en… │ position=… │`.
+    edited = "edited [red]behind[/red] the ledger's back, " * 4 + "end of the evidence"
+    runtime = Runtime(settings)
+    try:
+        post(runtime, 3)
+        runtime.projector.run_until_caught_up()
+        with runtime.sync_engine.begin() as conn:
+            victim = conn.execute(
+                select(ledger_entries.c.position).order_by(ledger_entries.c.position).limit(1)
+            ).scalar_one()
+            conn.execute(
+                ledger_entries.update()
+                .where(ledger_entries.c.position == victim)
+                .values(description=edited, total_cents=123_456_789)
+            )
+        _cli_env(settings, monkeypatch)
+        monkeypatch.setattr("gateway.cli.console", Console(width=80))  # as rich has it there
+        try:
+            printed = CliRunner().invoke(cli, ["audit", "replay"])
+        finally:
+            get_settings.cache_clear()
+    finally:
+        runtime.close_sync()
+    assert printed.exit_code == 1, printed.output
+    assert "…" not in printed.output
+    [row] = [line for line in printed.output.splitlines() if "ledger_entries │ pos" in line]
+    assert f"position={victim}" in row
+    assert f"description={edited}, total_cents=123456789" in row
+    assert "description=sale 0, total_cents=100" in row
+
+
+def test_a_replay_until_a_day_before_any_event_says_none_was_recorded_by_then(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A store loaded after the fact (the demo of 2025, recorded in 2026) gave an empty
+    # state "as of 2025-06-30" and an OK-looking line.
+    runtime = Runtime(settings)
+    try:
+        post(runtime, 5)
+        runtime.projector.run_until_caught_up()
+        today = datetime.now(UTC).astimezone(runtime.settings.zone).date()
+        before = scratch_tables(runtime)
+        _cli_env(settings, monkeypatch)
+        try:
+            runs = {
+                day: CliRunner().invoke(cli, ["audit", "replay", "--until", day.isoformat()])
+                for day in (today - timedelta(days=1), today)
+            }
+        finally:
+            get_settings.cache_clear()
+            for kept in scratch_tables(runtime) - before:
+                scratch = f"schema {kept}" if settings.is_postgres else f"file {kept}"
+                if not settings.is_postgres:
+                    scratch = f"file {runtime.settings.sqlite_path.parent / kept}"
+                _drop(runtime, ReplayReport(until=None, positions={}, scratch=scratch))
+        head = runtime.projector.head()
+    finally:
+        runtime.close_sync()
+    empty, full = runs[today - timedelta(days=1)], runs[today]
+    assert empty.exit_code == 0, empty.output
+    assert f"0 of {head:,} events were recorded by the end of {today - timedelta(days=1)}" in (
+        empty.output
+    )
+    assert f"(the first left out was recorded on {today})" in empty.output
+    assert "trialBalance(asOf)" in empty.output
+    assert full.exit_code == 0, full.output
+    assert f"{head:,} of {head:,} events were recorded by the end of {today}" in full.output
+    assert "trialBalance(asOf)" not in full.output

@@ -96,6 +96,13 @@ def chain(records: Iterable[StoredRecord], previous_hash: bytes = GENESIS_HASH) 
 NOT_THROUGH_EXPECTED = (
     "the chain does not pass through an expected head (published, or given to --expect)"
 )
+STORE_LACKS_EVENT = "the chain has an event the store no longer has"
+CHAIN_LACKS_EVENT = "the store has an event the chain never had"
+BYTES_CHANGED = "the event's stored bytes do not match the chain"
+HEAD_NOT_IN_CHAIN = (
+    "an expected head's position is not in the chain "
+    "(cut short, or rewritten around removed events)"
+)
 
 
 @dataclass(frozen=True)
@@ -175,12 +182,12 @@ def verify(
     while stored is not None:
         stored_position, stored_hash = stored
         if record is None or record.position > stored_position:
-            return failed(stored_position, "the chain has an event the store no longer has")
+            return failed(stored_position, STORE_LACKS_EVENT)
         if record.position < stored_position:
-            return failed(record.position, "the store has an event the chain never had")
+            return failed(record.position, CHAIN_LACKS_EVENT)
         previous_hash = link_hash(previous_hash, record)
         if previous_hash != stored_hash:
-            return failed(record.position, "the event's stored bytes do not match the chain")
+            return failed(record.position, BYTES_CHANGED)
         if record.position <= v1_until:
             previous_v1 = link_hash_v1(previous_v1, record)
         held = pending.pop(record.position, None)
@@ -195,11 +202,72 @@ def verify(
     if pending:
         # A published position the chain no longer has: events were removed and the
         # chain rewritten around them, or the history was cut short.
-        return failed(
-            min(pending),
-            "an expected head's position is not in the chain "
-            "(cut short, or rewritten around removed events)",
-        )
+        return failed(min(pending), HEAD_NOT_IN_CHAIN)
     return VerifyResult(
         True, checked, head_position, previous_hash, None, None, start_position=start_position
     )
+
+
+class ChainCheck:
+    """The chain recomputed from event 0 one event at a time, beside a reader that
+    goes on after a failure (the export writes every event, then says whether they
+    verify). The rules of `verify` from event 0: each hash as stored, every expected
+    head passed through (format-1 heads up to `v1_until`); the first failure is kept.
+    """
+
+    def __init__(self, expected: Mapping[int, Iterable[bytes]], *, v1_until: int = 0) -> None:
+        self._pending = {position: set(hashes) for position, hashes in expected.items()}
+        self._v1_until = v1_until
+        self._previous_hash = GENESIS_HASH
+        self._previous_v1 = GENESIS_HASH
+        self._head_position = 0
+        self._head_hash = GENESIS_HASH
+        self._checked = 0
+        self._failure: tuple[int, str] | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self._failure is not None
+
+    def event(self, record: StoredRecord, digest: bytes, stored_hash: bytes | None) -> None:
+        """The next stored event (`digest`: its `event_digest`) and the chain's hash
+        at its position (None: the chain has no row there)."""
+        if self._failure is not None:
+            return  # after a failure, hashes recomputed from it would prove nothing
+        if stored_hash is None:
+            self._failure = (record.position, CHAIN_LACKS_EVENT)
+            return
+        self._previous_hash = link_digest(self._previous_hash, record.position, digest)
+        if self._previous_hash != stored_hash:
+            self._failure = (record.position, BYTES_CHANGED)
+            return
+        if record.position <= self._v1_until:
+            self._previous_v1 = link_hash_v1(self._previous_v1, record)
+        held = self._pending.pop(record.position, None)
+        if held is not None:
+            met = {self._previous_hash}
+            if record.position <= self._v1_until:
+                met.add(self._previous_v1)
+            if not held <= met:
+                self._failure = (record.position, NOT_THROUGH_EXPECTED)
+                return
+        self._head_position, self._head_hash = record.position, self._previous_hash
+        self._checked += 1
+
+    def chain_only(self, position: int) -> None:
+        """A position the chain has and the store does not (a deleted event)."""
+        if self._failure is None:
+            self._failure = (position, STORE_LACKS_EVENT)
+
+    def result(self) -> VerifyResult:
+        failure = self._failure
+        if failure is None and self._pending:
+            failure = (min(self._pending), HEAD_NOT_IN_CHAIN)
+        if failure is None:
+            return VerifyResult(
+                True, self._checked, self._head_position, self._head_hash, None, None
+            )
+        position, reason = failure
+        return VerifyResult(
+            False, self._checked, self._head_position, self._head_hash, position, reason
+        )

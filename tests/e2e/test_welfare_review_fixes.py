@@ -145,7 +145,7 @@ async def _paid_then_reversed(app_client: GraphQLClient) -> str:
     ] == "APPROVED"
     pay = {"idempotencyKey": "pay-reversal", "disbursementId": did, "amount": "700.00",
            "paidOn": "2025-08-20"}  # fmt: skip
-    assert (await officer.data(PAY, {"input": pay}))["payDisbursement"]["status"] == "PAID"
+    assert (await admin.data(PAY, {"input": pay}))["payDisbursement"]["status"] == "PAID"
     reverse = {"idempotencyKey": "rev-reversal", "disbursementId": did, "payment": 1,
                "effectiveDate": "2025-09-01"}  # fmt: skip
     reversed_ = (await officer.data(REVERSE_PAYMENT, {"input": reverse}))[
@@ -233,20 +233,20 @@ async def test_stipend_rules_that_contradict_each_other_are_refused(
 async def test_a_stipend_rules_version_for_a_day_that_has_one_is_a_conflict(
     app_client: GraphQLClient,
 ) -> None:
-    """Finding 5 (stipend rules; policies: test_welfare_graphql.py): the fund
-    officer's rules for 2026-06-01 silently replaced the admin's. Now refused, and a
+    """Finding 5 (stipend rules; policies: test_welfare_graphql.py): one fund
+    officer's rules for 2026-06-01 silently replaced another's. Now refused, and a
     retry of the first request still gets the first answer."""
     officer = app_client.as_role(Role.FUND_OFFICER)
-    admin = app_client.as_role(Role.ADMIN)
-    first_rules = _rules("rules-admin", "2026-06-01", fullAmount="450.00")
-    first = (await admin.data(STIPEND_RULES, {"input": first_rules}))["setStipendRules"]
+    colleague = app_client.as_role(Role.FUND_OFFICER)
+    first_rules = _rules("rules-first", "2026-06-01", fullAmount="450.00")
+    first = (await colleague.data(STIPEND_RULES, {"input": first_rules}))["setStipendRules"]
     assert first["__typename"] == "StipendRuleSet", first
     head = app_client.head()
     second = _rules("rules-officer", "2026-06-01")
     refused = (await officer.data(STIPEND_RULES, {"input": second}))["setStipendRules"]
     assert refused["__typename"] == "Conflict", refused
     assert "2026-06-01" in refused["message"]
-    retried = (await admin.data(STIPEND_RULES, {"input": first_rules}))["setStipendRules"]
+    retried = (await colleague.data(STIPEND_RULES, {"input": first_rules}))["setStipendRules"]
     assert retried == first
     assert app_client.head() == head
     # The rules in force are the first version's.
@@ -334,3 +334,94 @@ async def test_nothing_is_dated_before_the_books_opened(settings: Settings) -> N
         january = {**attend, "idempotencyKey": "att-2025", "month": "2025-01"}
         member = (await officer.data(ATTEND, {"i": january}))["recordAttendance"]
         assert member["__typename"] == "Beneficiary", member
+
+
+PAY_FOUR_EYES = """
+mutation Pay($input: PayDisbursementInput!) { payDisbursement(input: $input) {
+  __typename
+  ... on Disbursement { id status paid }
+  ... on PaymentByApprover { message }
+} }
+"""
+
+
+async def test_a_disbursement_is_not_paid_by_whoever_approved_it(
+    app_client: GraphQLClient,
+) -> None:
+    """Governance review, four eyes: one fund officer committed, approved and paid
+    alone (Dr 2400 / Cr 1010, money out of the bank). The approver's payment is now
+    PaymentByApprover, nothing is stored and its idempotency key stays free; another
+    fund officer or an admin pays."""
+    officer = app_client.as_role(Role.FUND_OFFICER)
+    colleague = app_client.as_role(Role.FUND_OFFICER)
+    admin = app_client.as_role(Role.ADMIN)
+    await _policy(officer, "p-4eyes", "2025-01-01", [{"stream": "SHOP", "percent": "100"}])
+    await _income(admin, "sale-4eyes", "2025-08-01", "4100", "3000.00")  # 1,500 each
+    enroll = {"idempotencyKey": "e-4eyes", "program": "HOUSING", "enrolledOn": "2025-08-01"}
+    ref = (await officer.data(ENROLL, {"input": enroll}))["enrollBeneficiary"]["beneficiaryRef"]
+    dids = []
+    for month in ("2025-08", "2025-09"):
+        commit = {"idempotencyKey": f"c-4eyes-{month}", "beneficiaryRef": ref, "kind": "RENT",
+                  "month": month, "amount": "700.00", "effectiveDate": "2025-09-02"}  # fmt: skip
+        did = (await officer.data(COMMIT, {"input": commit}))["commitDisbursement"]["id"]
+        approve = {"idempotencyKey": f"a-4eyes-{month}", "disbursementId": did,
+                   "effectiveDate": "2025-09-03"}  # fmt: skip
+        approved = (await officer.data(APPROVE, {"input": approve}))["approveDisbursement"]
+        assert approved["status"] == "APPROVED", approved
+        dids.append(did)
+
+    head = app_client.head()
+    balance = (await officer.data(BALANCE))["fundBalance"]
+    pay = {"idempotencyKey": "pay-4eyes", "disbursementId": dids[0], "amount": "700.00",
+           "paidOn": "2025-09-04"}  # fmt: skip
+    for attempt in range(2):  # a retry is refused the same way: nothing was recorded
+        refused = (await officer.data(PAY_FOUR_EYES, {"input": pay}))["payDisbursement"]
+        assert refused["__typename"] == "PaymentByApprover", (attempt, refused)
+        assert "approved by the same person" in refused["message"]
+    assert app_client.head() == head  # no payment, no ledger entry, no claimed key
+    assert (await officer.data(BALANCE))["fundBalance"] == balance
+    assert balance["disbursed"] == "0.00"
+
+    # The same key, now from another fund officer: it was not consumed by the refusal.
+    paid = (await colleague.data(PAY_FOUR_EYES, {"input": pay}))["payDisbursement"]
+    assert (paid["__typename"], paid["status"], paid["paid"]) == ("Disbursement", "PAID", "700.00")
+    by_admin = {**pay, "idempotencyKey": "pay-4eyes-admin", "disbursementId": dids[1]}
+    paid = (await admin.data(PAY_FOUR_EYES, {"input": by_admin}))["payDisbursement"]
+    assert (paid["__typename"], paid["status"]) == ("Disbursement", "PAID"), paid
+    assert (await officer.data(BALANCE))["fundBalance"]["disbursed"] == "1400.00"
+
+
+async def test_only_the_fund_officer_sets_the_funds_rules(app_client: GraphQLClient) -> None:
+    """Governance review: the cooperative's admin, who pays into the fund, could set
+    the redistribution policy and the stipend rules, and so lower its own
+    contribution. Both are the territorial enterprise's (fund officer): the admin
+    gets FORBIDDEN and nothing is stored."""
+    officer = app_client.as_role(Role.FUND_OFFICER)
+    admin = app_client.as_role(Role.ADMIN)
+    await _policy(officer, "p-rules", "2025-01-01", [{"stream": "HOTEL", "percent": "10"}])
+    policies_query = "query { redistributionPolicies { effectiveFrom shares { stream percent } } }"
+    policies = await admin.data(policies_query)
+    head = app_client.head()
+
+    lower = {"idempotencyKey": "p-admin", "effectiveFrom": "2027-01-01",
+             "shares": [{"stream": "HOTEL", "percent": "0"}]}  # fmt: skip
+    rules = _rules("rules-admin", "2027-01-01", fullAmount="450.00")
+    for document, value, name in (
+        (POLICY_WITH_ACCOUNTS, lower, "setRedistributionPolicy"),
+        (STIPEND_RULES, rules, "setStipendRules"),
+    ):
+        body = await admin.execute(document, {"input": value})
+        assert body["data"] is None or body["data"][name] is None, body
+        assert [e["extensions"]["code"] for e in body["errors"]] == ["FORBIDDEN"], body
+    assert app_client.head() == head
+    assert await admin.data(policies_query) == policies
+    fund = app_client.runtime.welfare.fund()
+    assert fund.stipend_rules_on(date(2027, 1, 1)).full_cents == 50_000  # the defaults
+
+    # The same requests from the fund officer are accepted (their keys are free).
+    accepted = (await officer.data(POLICY_WITH_ACCOUNTS, {"input": lower}))[
+        "setRedistributionPolicy"
+    ]
+    assert accepted["__typename"] == "RedistributionPolicy", accepted
+    accepted = (await officer.data(STIPEND_RULES, {"input": rules}))["setStipendRules"]
+    assert accepted["__typename"] == "StipendRuleSet", accepted

@@ -22,6 +22,7 @@ from services.welfare_fund.domain import (
     DisbursementStatus,
     IncomeSource,
     InsufficientFunds,
+    PaymentByApprover,
     PolicyVersion,
     Program,
     ProgramCatalog,
@@ -435,6 +436,48 @@ def test_a_cancellation_does_not_precede_any_payment() -> None:
     disbursement.pay(amount_cents=10_000, paid_on=date(2025, 8, 15), entry_id=uuid4())
     with pytest.raises(ValidationError, match="2025-08-20"):
         disbursement.cancel(cancelled_on=date(2025, 8, 18))
+
+
+def test_a_disbursement_is_not_paid_by_whoever_approved_it() -> None:
+    """Four eyes: the officer who approved (actor "officer") does not also pay; anyone
+    else does. A payment whose actor is not known is not compared."""
+    disbursement = _approved_rent()
+    assert disbursement.approved_by == "officer"
+    with pytest.raises(PaymentByApprover):
+        disbursement.pay(
+            amount_cents=10_000, paid_on=date(2025, 8, 20), entry_id=uuid4(), actor="officer"
+        )
+    assert disbursement.paid_cents == 0
+    assert not any(isinstance(e, Disbursement.Paid) for e in disbursement.pending_events)
+    disbursement.pay(
+        amount_cents=10_000, paid_on=date(2025, 8, 20), entry_id=uuid4(), actor="treasurer"
+    )
+    disbursement.pay(amount_cents=10_000, paid_on=date(2025, 8, 21), entry_id=uuid4())
+    assert disbursement.paid_cents == 20_000
+
+
+def test_history_paid_by_its_approver_before_the_rule_still_loads() -> None:
+    """Events recorded before the four-eyes rule may show one actor approving and
+    paying: replaying them is not refused (the rule decides new payments only)."""
+    disbursement = _approved_rent()
+    # As the old code recorded it: no check, straight to the event.
+    disbursement.trigger_event(
+        Disbursement.Paid,
+        program="HOUSING",
+        amount_cents=70_000,
+        paid_on=date(2025, 8, 20),
+        entry_id=uuid4(),
+        actor="officer",
+    )
+    replayed: Disbursement | None = None
+    for event in disbursement.collect_events():
+        replayed = event.mutate(replayed)
+    assert replayed is not None
+    assert (replayed.status, replayed.paid_cents, replayed.approved_by) == (
+        DisbursementStatus.PAID,
+        70_000,
+        "officer",
+    )
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from services.welfare_fund.domain.disbursement import (
 from services.welfare_fund.domain.errors import (
     ApprovalNotAllowed,
     InsufficientFunds,
+    PaymentByApprover,
     PaymentExceedsApproval,
     VersionExists,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "DisbursementStatus",
     "IncomeSource",
     "InsufficientFunds",
+    "PaymentByApprover",
     "PaymentExceedsApproval",
     "PolicyVersion",
     "Program",

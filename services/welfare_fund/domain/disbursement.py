@@ -12,7 +12,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate
 
 from services.common.errors import Conflict, ValidationError
-from services.welfare_fund.domain.errors import PaymentExceedsApproval
+from services.welfare_fund.domain.errors import PaymentByApprover, PaymentExceedsApproval
 from services.welfare_fund.domain.policy import Program, Support
 
 DISBURSEMENT_NAMESPACE = uuid5(NAMESPACE_URL, "urn:coop:welfare-fund:disbursement")
@@ -70,6 +70,7 @@ class Disbursement(Aggregate):
             assert isinstance(aggregate, Disbursement)
             aggregate.status = DisbursementStatus.APPROVED
             aggregate.approved_on = self.approved_on
+            aggregate.approved_by = self.approver
 
     class Paid(Aggregate.Event):
         program: str
@@ -139,6 +140,8 @@ class Disbursement(Aggregate):
         self.committed_on = committed_on
         self.status = DisbursementStatus.COMMITTED
         self.approved_on: date | None = None
+        # Who approved (the actor, as the audit trail names it): not the one who pays.
+        self.approved_by: str | None = None
         self.last_paid_on: date | None = None
         self.paid_cents = 0
         self.payments = 0
@@ -212,6 +215,11 @@ class Disbursement(Aggregate):
             raise PaymentExceedsApproval(amount_cents, 0, 0, not_approved_yet=True)
         if self.status is not DisbursementStatus.APPROVED:
             raise Conflict(f"disbursement {self.id} is {self.status.value.lower()}")
+        # Four eyes: money leaves the bank only when two people agreed to it. Every
+        # Approved event names its approver; an actor not known (None) is not
+        # compared, so it blocks nothing.
+        if actor is not None and actor == self.approved_by:
+            raise PaymentByApprover
         if amount_cents <= 0:
             raise ValidationError("amount", "amount must be greater than zero")
         if amount_cents > self.unpaid_cents:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.common.errors import Conflict, CoopError
+from services.common.errors import Conflict, CoopError, Forbidden
 from services.common.money import format_cents
 
 
@@ -62,3 +62,14 @@ class ApprovalNotAllowed(CoopError):
 
     def __init__(self) -> None:
         super().__init__("only a fund officer of the territorial enterprise may approve")
+
+
+class PaymentByApprover(Forbidden):
+    """Four eyes on money leaving the bank: whoever approved a disbursement does not
+    also pay it, so no one person moves the fund's money alone."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "payment refused: the disbursement was approved by the same person; "
+            "someone else (another fund officer or an admin) records the payment"
+        )

@@ -32,6 +32,7 @@ from services.welfare_fund.graphql.types import (
     Beneficiary,
     Disbursement,
     InsufficientFunds,
+    PaymentByApprover,
     PaymentExceedsApproval,
     RedistributionPolicy,
     StipendRuleSet,
@@ -39,7 +40,9 @@ from services.welfare_fund.graphql.types import (
 )
 from services.welfare_fund.projections import queries
 
-FundErrorResult = InsufficientFunds | PaymentExceedsApproval | ApprovalNotAllowed
+FundErrorResult = (
+    InsufficientFunds | PaymentExceedsApproval | ApprovalNotAllowed | PaymentByApprover
+)
 
 PolicyResult = Annotated[
     RedistributionPolicy
@@ -70,6 +73,7 @@ DisbursementResult = Annotated[
     | InsufficientFunds
     | PaymentExceedsApproval
     | ApprovalNotAllowed
+    | PaymentByApprover
     | ValidationErrorResult
     | NotFoundResult
     | ConflictResult
@@ -222,6 +226,8 @@ def _fund_error(exc: CoopError) -> FundErrorResult | None:
         )
     if isinstance(exc, domain.ApprovalNotAllowed):
         return ApprovalNotAllowed(message=exc.message)
+    if isinstance(exc, domain.PaymentByApprover):
+        return PaymentByApprover(message=exc.message)
     return None
 
 
@@ -233,10 +239,13 @@ async def _disbursement(info: Info, disbursement_id: UUID) -> Disbursement:
 
 @strawberry.type
 class WelfareFundMutation:
+    # The fund's rules (this policy and the stipend rules) are the territorial
+    # enterprise's to set: the cooperative (admin) pays into the fund, so it must not
+    # be able to lower its own contribution.
     @strawberry.mutation(
-        permission_classes=allow(Role.FUND_OFFICER, Role.ADMIN),
-        description="Add a version of the redistribution policy (shares per income stream). "
-        "Refused if income on or after effectiveFrom was already accrued.",
+        permission_classes=allow(Role.FUND_OFFICER),
+        description="Add a version of the redistribution policy (shares per income stream); "
+        "fund officers only. Refused if income on or after effectiveFrom was already accrued.",
     )
     async def set_redistribution_policy(
         self, info: Info, input: SetRedistributionPolicyInput
@@ -276,8 +285,8 @@ class WelfareFundMutation:
         return await run_mutation(info, command, present)
 
     @strawberry.mutation(
-        permission_classes=allow(Role.FUND_OFFICER, Role.ADMIN),
-        description="Add a version of the internship stipend rules.",
+        permission_classes=allow(Role.FUND_OFFICER),
+        description="Add a version of the internship stipend rules; fund officers only.",
     )
     async def set_stipend_rules(
         self, info: Info, input: SetStipendRulesInput
@@ -403,7 +412,8 @@ class WelfareFundMutation:
 
     @strawberry.mutation(
         permission_classes=allow(Role.FUND_OFFICER, Role.ADMIN),
-        description="Pay (part of) an approved disbursement: Dr 2400 / Cr 1010.",
+        description="Pay (part of) an approved disbursement: Dr 2400 / Cr 1010. Not by "
+        "whoever approved it (PaymentByApprover).",
     )
     async def pay_disbursement(self, info: Info, input: PayDisbursementInput) -> DisbursementResult:
         app = info.context.runtime.welfare

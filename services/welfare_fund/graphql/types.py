@@ -365,3 +365,11 @@ class PaymentExceedsApproval:
 @strawberry.type(description="Only a fund officer of the territorial enterprise approves.")
 class ApprovalNotAllowed:
     message: str
+
+
+@strawberry.type(
+    description="The payment is by the person who approved the disbursement: someone "
+    "else pays it (four eyes)."
+)
+class PaymentByApprover:
+    message: str

@@ -799,6 +799,29 @@ class FundingApplication(CoopApplication):
             "open it (openAccount), then invoice again"
         )
 
+    def continue_invoice_numbering(
+        self, *, key: str, actor: str, year: int, last_number: int, last_issued_on: date
+    ) -> Outcome[InvoiceSequence]:
+        """Go on from the last contract invoice number another system issued this year."""
+
+        def decide() -> Decision[InvoiceSequence]:
+            sequence = self._sequence(year)
+            sequence.continue_from(last_number, last_issued_on, today=self.today())
+            return Decision((sequence,), sequence, {"year": str(year)})
+
+        return self._run(
+            key=key,
+            operation="continueInvoiceNumbering",
+            request={
+                "year": year,
+                "last_number": last_number,
+                "last_issued_on": last_issued_on.isoformat(),
+                "actor": actor,
+            },
+            decide=decide,
+            load_result=lambda ref: self._sequence(int(ref["year"])),
+        )
+
     def _sequence(self, year: int) -> InvoiceSequence:
         try:
             sequence: InvoiceSequence = self.repository.get(sequence_id_for(year))

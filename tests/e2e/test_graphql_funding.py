@@ -306,6 +306,65 @@ async def test_invoice_numbers_follow_their_issue_dates(client: GraphQLClient) -
     assert (await invoice_month("2025-06", "2025-07-01"))["number"] == "PA-2025-0002"
 
 
+CONTINUE_NUMBERING = """
+mutation($input: ContinueInvoiceNumberingInput!) { continueInvoiceNumbering(input: $input) {
+  __typename
+  ... on InvoiceNumbering { year lastNumber lastIssuedOn nextInvoiceNumber }
+  ... on ValidationError { field message }
+  ... on Conflict { message }
+} }
+"""
+
+
+async def test_a_cooperative_going_live_mid_year_continues_its_invoice_numbers(
+    client: GraphQLClient,
+) -> None:
+    """Onboarding review: the first invoice here was always PA-<year>-0001, though the
+    cooperative had numbered 57 invoices of the year elsewhere: a repeated number,
+    which the SdI refuses."""
+
+    async def carry_on(key: str, last_number: int, last_issued_on: str) -> dict[str, Any]:
+        value = {
+            "idempotencyKey": key,
+            "year": 2025,
+            "lastNumber": last_number,
+            "lastIssuedOn": last_issued_on,
+        }
+        result = await client.data(CONTINUE_NUMBERING, {"input": value})
+        answer: dict[str, Any] = result["continueInvoiceNumbering"]
+        return answer
+
+    head = client.head()
+    for last_number, last_issued_on, field in (
+        (0, "2025-06-20", "lastNumber"),
+        (57, "2024-12-31", "lastIssuedOn"),  # another year's register
+        (57, "2999-01-01", "lastIssuedOn"),
+    ):
+        refused = await carry_on(f"bad-{last_number}-{last_issued_on}", last_number, last_issued_on)
+        assert (refused["__typename"], refused["field"]) == ("ValidationError", field), refused
+    assert client.head() == head
+    carried = await carry_on("carry-on", 57, "2025-06-20")
+    assert carried == {
+        "__typename": "InvoiceNumbering",
+        "year": 2025,
+        "lastNumber": 57,
+        "lastIssuedOn": "2025-06-20",
+        "nextInvoiceNumber": "PA-2025-0058",
+    }
+    assert await carry_on("carry-on", 57, "2025-06-20") == carried  # a retry: same answer
+
+    contract_id = await register(client)
+    assert (await presence(client, contract_id, "2025-06-01", 14))["__typename"] == "PresenceRecord"
+    value = {"idempotencyKey": "inv", "contractId": contract_id, "month": "2025-06",
+             "issueDate": "2025-07-01"}  # fmt: skip
+    invoice = (await client.data(INVOICE, {"input": value}))["invoiceContract"]
+    assert invoice["number"] == "PA-2025-0058", invoice
+    # Once a number was given here, the year's numbering is this system's.
+    late = await carry_on("carry-on-again", 60, "2025-06-30")
+    assert late["__typename"] == "Conflict", late
+    assert "PA-2025-0058" in late["message"]
+
+
 async def test_stamp_duty_is_owed_over_77_47_outside_vat_and_not_at_it(
     client: GraphQLClient,
 ) -> None:

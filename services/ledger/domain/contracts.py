@@ -578,6 +578,11 @@ class PresenceMonth(Aggregate):
         return self.days[day]
 
 
+# The last number another system issued that this one may go on from: a year's
+# register of a small cooperative holds hundreds, not a million.
+MAX_CONTINUED_NUMBER = 999_999
+
+
 class InvoiceSequence(Aggregate):
     """Contract invoice numbers of one year: 1, 2, 3... without gaps, in the order of
     their issue dates (Italian practice: a number never precedes an earlier one's
@@ -602,10 +607,43 @@ class InvoiceSequence(Aggregate):
             if self.issued_on is not None:
                 aggregate.last_issued_on = self.issued_on
 
+    class Continued(Aggregate.Event):
+        """The year's numbering carried on from another system's last invoice."""
+
+        last_number: int
+        last_issued_on: date
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, InvoiceSequence)
+            aggregate.last_number = self.last_number
+            aggregate.last_issued_on = self.last_issued_on
+
     def __init__(self, year: int) -> None:
         self.year = year
         self.last_number = 0
         self.last_issued_on: date | None = None
+
+    def continue_from(self, last_number: int, last_issued_on: date, *, today: date) -> None:
+        """A cooperative that goes live mid-year has numbered invoices elsewhere since
+        January: a number may not repeat within the year (the SdI refuses a duplicate),
+        so this year's numbers go on from the last one issued there."""
+        if self.last_number > 0:
+            raise Conflict(
+                f"{self.last_number} invoice(s) of {self.year} were numbered already "
+                f"(last {self.number_of(self.last_number)}): numbering is continued only "
+                "before the year's first invoice here"
+            )
+        if not 1 <= last_number <= MAX_CONTINUED_NUMBER:
+            raise ValidationError("lastNumber", f"must be between 1 and {MAX_CONTINUED_NUMBER}")
+        if last_issued_on.year != self.year:
+            raise ValidationError("lastIssuedOn", f"must be a day of {self.year}")
+        if last_issued_on > today:
+            raise ValidationError("lastIssuedOn", "must not be in the future")
+        self.trigger_event(self.Continued, last_number=last_number, last_issued_on=last_issued_on)
+
+    def number_of(self, progressive: int) -> str:
+        # FatturaPA Numero: at most 20 characters with at least one digit.
+        return f"PA-{self.year}-{progressive:04d}"
 
     @classmethod
     def start(cls, year: int) -> InvoiceSequence:
@@ -620,8 +658,7 @@ class InvoiceSequence(Aggregate):
                 "the next one cannot be dated before it",
             )
         self.trigger_event(self.Numbered, invoice_id=invoice_id, issued_on=issued_on)
-        # FatturaPA Numero: at most 20 characters with at least one digit.
-        return f"PA-{self.year}-{self.last_number:04d}"
+        return self.number_of(self.last_number)
 
 
 # -- invoice ----------------------------------------------------------------------

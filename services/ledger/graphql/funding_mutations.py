@@ -34,6 +34,7 @@ from services.ledger.graphql.funding_types import (
     ContractInvoice,
     Donation,
     Grant,
+    InvoiceNumbering,
     InvoicingProfile,
     NonCashContribution,
     PresenceRecord,
@@ -66,6 +67,14 @@ InvoicingProfileResult = Annotated[
     | ConflictResult
     | IdempotencyKeyReusedResult,
     strawberry.union("InvoicingProfileResult"),
+]
+InvoiceNumberingResult = Annotated[
+    InvoiceNumbering
+    | ValidationErrorResult
+    | NotFoundResult
+    | ConflictResult
+    | IdempotencyKeyReusedResult,
+    strawberry.union("InvoiceNumberingResult"),
 ]
 ContractResult = Annotated[
     Contract | ValidationErrorResult | NotFoundResult | ConflictResult | IdempotencyKeyReusedResult,
@@ -247,6 +256,16 @@ class SetInvoicingProfileInput:
     tax_code: str | None = None
     tax_regime: str = "RF01"
     iban: str | None = None
+
+
+@strawberry.input
+class ContinueInvoiceNumberingInput:
+    idempotency_key: str
+    year: int
+    last_number: int = strawberry.field(
+        description="The last number the cooperative issued this year in another system."
+    )
+    last_issued_on: date = strawberry.field(description="That invoice's date.")
 
 
 @strawberry.input
@@ -590,6 +609,38 @@ class FundingMutation:
                 tax_code=details["tax_code"],
                 tax_regime=details["tax_regime"],
                 iban=details["iban"],
+            )
+
+        return await run_mutation(info, command, read)
+
+    @strawberry.mutation(
+        permission_classes=ADMIN,
+        description="Carry a year's contract invoice numbers on from another system's last "
+        "one (going live mid-year: a number never repeats within a year). Only before the "
+        "year's first invoice here.",
+    )
+    async def continue_invoice_numbering(
+        self, info: Info, input: ContinueInvoiceNumberingInput
+    ) -> InvoiceNumberingResult:
+        funding = info.context.runtime.funding
+        actor = info.context.actor
+
+        def command() -> Outcome[Any]:
+            return funding.continue_invoice_numbering(
+                key=input.idempotency_key,
+                actor=actor,
+                year=input.year,
+                last_number=input.last_number,
+                last_issued_on=input.last_issued_on,
+            )
+
+        async def read(outcome: Outcome[Any]) -> InvoiceNumbering:
+            sequence = outcome.result
+            return InvoiceNumbering(
+                year=sequence.year,
+                last_number=sequence.last_number,
+                last_issued_on=sequence.last_issued_on,
+                next_invoice_number=sequence.number_of(sequence.last_number + 1),
             )
 
         return await run_mutation(info, command, read)

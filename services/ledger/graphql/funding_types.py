@@ -560,6 +560,14 @@ class ContractInvoiceConnection:
     page_info: PageInfo
 
 
+@strawberry.type(description="A year's contract invoice numbers (PA-<year>-<number>).")
+class InvoiceNumbering:
+    year: int
+    last_number: int = strawberry.field(description="0 before the year's first invoice.")
+    last_issued_on: date | None
+    next_invoice_number: str
+
+
 @strawberry.type
 class InvoicingProfile:
     name: str

@@ -43,7 +43,7 @@ from services.audit.projections.tables import audit_chain, audit_published_heads
 from services.audit.store import ChainHead, iter_records, published_heads
 from services.common.settings import Settings
 from services.ledger.domain import Posting, Side
-from services.welfare_fund.domain import DisbursementKind, Program, Stream
+from services.welfare_fund.domain import Beneficiary, DisbursementKind, Program, Stream
 from tests.integration.test_audit_chain import events_sql, post
 from tests.integration.test_audit_cli_and_exports import cli_env  # noqa: F401 (fixture)
 
@@ -54,6 +54,30 @@ CASE_NOTE = "Semi-autonomy flat, Via Nascosta 3"
 def _records(runtime: Runtime) -> list[StoredRecord]:
     with runtime.audit.read_engine.connect() as conn:
         return list(iter_records(conn, runtime.settings))
+
+
+def enrol_an_intern(runtime: Runtime, *, attended_days: int, case_note: str | None) -> Beneficiary:
+    """One intern enrolled on 1 March 2025 with March's attendance (of 20 days),
+    projected."""
+    beneficiary = runtime.welfare.enroll(
+        key="enrol",
+        actor="person:officer",
+        program=Program.INTERNSHIP,
+        enrolled_on=date(2025, 3, 1),
+        case_note=case_note,
+    ).result
+    runtime.welfare.record_attendance(
+        key="attendance",
+        actor="person:officer",
+        beneficiary_id=beneficiary.id,
+        month="2025-03",
+        scheduled_days=20,
+        attended_days=attended_days,
+        meals_provided=False,
+        part_time=False,
+    )
+    runtime.projector.run_until_caught_up()
+    return beneficiary
 
 
 def _fund_with_a_beneficiary(settings: Settings) -> UUID:
@@ -76,24 +100,7 @@ def _fund_with_a_beneficiary(settings: Settings) -> UUID:
                 Posting("4100", Side.CREDIT, 200_000),
             ],
         )
-        beneficiary = runtime.welfare.enroll(
-            key="enrol",
-            actor="person:officer",
-            program=Program.INTERNSHIP,
-            enrolled_on=date(2025, 3, 1),
-            case_note=CASE_NOTE,
-        ).result
-        runtime.welfare.record_attendance(
-            key="attendance",
-            actor="person:officer",
-            beneficiary_id=beneficiary.id,
-            month="2025-03",
-            scheduled_days=20,
-            attended_days=20,
-            meals_provided=False,
-            part_time=False,
-        )
-        runtime.projector.run_until_caught_up()
+        beneficiary = enrol_an_intern(runtime, attended_days=20, case_note=CASE_NOTE)
         runtime.welfare.commit(
             key="stipend",
             actor="person:officer",

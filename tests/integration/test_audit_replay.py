@@ -22,9 +22,9 @@ from services.common.projections import ProjectionRunner
 from services.common.settings import Settings, get_settings
 from services.ledger.projections.projector import LedgerProjection
 from services.ledger.projections.tables import ledger_entries
-from services.welfare_fund.domain import Program
 from services.welfare_fund.projections.tables import welfare_attendance
 from tests.integration.test_audit_chain import events_sql, post
+from tests.integration.test_audit_chain_format import enrol_an_intern
 
 
 def run_replay(runtime: Runtime, **options: object) -> ReplayReport:
@@ -402,31 +402,12 @@ def test_a_difference_in_a_beneficiarys_rows_names_no_key_and_no_value(
 ) -> None:
     runtime = Runtime(settings)
     try:
-        beneficiary = runtime.welfare.enroll(
-            key="enrol",
-            actor="person:officer",
-            program=Program.INTERNSHIP,
-            enrolled_on=date(2025, 3, 1),
-            case_note=None,
-        ).result
-        runtime.welfare.record_attendance(
-            key="attendance",
-            actor="person:officer",
-            beneficiary_id=beneficiary.id,
-            month="2025-03",
-            scheduled_days=20,
-            attended_days=17,
-            meals_provided=False,
-            part_time=False,
-        )
-        runtime.projector.run_until_caught_up()
+        beneficiary = enrol_an_intern(runtime, attended_days=17, case_note=None)
         with runtime.sync_engine.begin() as conn:
             conn.execute(welfare_attendance.update().values(attended_days=19))
         report = run_replay(runtime)
-        monkeypatch.setenv("COOP_DATABASE_URL", settings.database_url)
-        monkeypatch.setenv("COOP_DATABASE_SCHEMA", settings.database_schema)
         monkeypatch.setattr("gateway.cli.console", Console(width=240))  # rows unwrapped
-        get_settings.cache_clear()
+        _cli_env(settings, monkeypatch)
         try:
             printed = CliRunner().invoke(cli, ["audit", "replay"])
         finally:

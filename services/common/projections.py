@@ -365,6 +365,12 @@ class ProjectionRunner:
         if not notifications:
             if not fresh:  # idle: see what other runners (or a rebuild) did meanwhile
                 positions = self._known_positions(conn, fresh=True)
+                if min(positions.values(), default=0) < start:
+                    # Moved back (a rebuild reset it, possibly while a step of another
+                    # thread put back the copy this step read): the log from there
+                    # is still to apply, so this is not the end. Taken for the end, a
+                    # rebuild returned with its read models empty.
+                    return notifications, True
             self.reached = min(positions.values(), default=0)
             return notifications, False
         # What each projection and process has not seen yet, and where it moves to.

@@ -32,7 +32,7 @@ from sqlalchemy import (
 )
 
 from gateway.unstorable_text import carries_unstorable_text
-from services.common.auth import Principal, Role
+from services.common.auth import Principal, PrincipalKind, Role
 from services.common.database import LoneReads, metadata
 from services.common.errors import Conflict, NotFound, ValidationError
 from services.shop.domain import check_till_id
@@ -352,7 +352,7 @@ async def principal_for_token(reads: LoneReads, token: str) -> Principal:
     row = await reads.first(TOKEN_LOOKUP, {"token_hash": _sha256(token)})
     if row is None or row["disabled"] or _utc(row["expires_at"]) <= datetime.now(UTC):
         raise AuthenticationFailed
-    return Principal(row["username"], "person", _roles(row["roles"]), row["till_id"])
+    return Principal(row["username"], PrincipalKind.PERSON, _roles(row["roles"]), row["till_id"])
 
 
 async def principal_for_key(reads: LoneReads, key: str) -> Principal:
@@ -370,5 +370,8 @@ async def principal_for_key(reads: LoneReads, key: str) -> Principal:
     if not hmac.compare_digest(row["secret_hash"], _sha256(secret)):
         raise AuthenticationFailed
     return Principal(
-        f"{row['name']}#{key_id}", "device", frozenset({Role(row["role"])}), row["till_id"]
+        f"{row['name']}#{key_id}",
+        PrincipalKind.DEVICE,
+        frozenset({Role(row["role"])}),
+        row["till_id"],
     )

@@ -26,8 +26,12 @@ from services.welfare_fund.domain import (
 if TYPE_CHECKING:
     from gateway.runtime import Runtime
 
+# Three people, as the fund's controls want: the officer enrols and commits, another
+# officer approves (not whoever committed), the cooperative's treasurer pays (not
+# whoever approved). Devices decide nothing on the fund's money.
 OFFICER = "person:demo-fund-officer"
-ADMIN = "device:demo-loader"
+APPROVER = "person:demo-fund-approver"
+TREASURER = "person:demo-treasurer"
 
 JANUARY_SHARES_PPM = {
     Stream.HOTEL: 80_000,  # 8%
@@ -179,14 +183,14 @@ def _disbursement_step(
             disbursement_id = committed.result.id
             app.approve(
                 key=f"{key}:approve",
-                actor=OFFICER,
+                actor=APPROVER,
                 approver_is_fund_officer=True,
                 disbursement_id=disbursement_id,
                 approved_on=date(year, month, 5),
             )
             app.pay(
                 key=f"{key}:pay",
-                actor=ADMIN,
+                actor=TREASURER,
                 disbursement_id=disbursement_id,
                 amount_cents=committed.result.amount_cents,
                 paid_on=date(year, month, 10),

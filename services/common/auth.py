@@ -9,6 +9,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 
+class PrincipalKind(StrEnum):
+    PERSON = "person"  # signed in with a password: one human
+    DEVICE = "device"  # an API key: whoever stands at the till or the desk
+
+
 class Role(StrEnum):
     FRONT_DESK = "frontDesk"
     VOLUNTEER = "volunteer"
@@ -25,7 +30,7 @@ class Principal:
     """
 
     subject: str
-    kind: str  # "person" or "device"
+    kind: PrincipalKind
     roles: frozenset[Role]
     till_id: str | None = None
 
@@ -36,3 +41,9 @@ class Principal:
 
     def has_any(self, roles: frozenset[Role]) -> bool:
         return bool(self.roles & roles)
+
+
+def is_person_actor(actor: str) -> bool:
+    """Whether the audit trail's `actor` (as `Principal.actor` names it) is a person
+    signed in, not a device's key that whoever stands at it may use."""
+    return actor.startswith(f"{PrincipalKind.PERSON.value}:")

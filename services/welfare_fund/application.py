@@ -49,6 +49,7 @@ from services.welfare_fund.domain import (
     Stream,
     WelfareFund,
     accrual_postings,
+    check_decided_by_person,
     check_month,
     disbursement_id_for,
 )
@@ -356,6 +357,7 @@ class WelfareFundApplication(CoopApplication):
         amount_cents: int | None,
         committed_on: date,
     ) -> Outcome[Disbursement]:
+        check_decided_by_person(actor, "commitDisbursement")
         opened_on = self.settings.books_opened_on
         check_books_open(check_month(month), opened_on, field="month", whole_month=True)
         check_books_open(committed_on, opened_on, field="effectiveDate")
@@ -433,6 +435,7 @@ class WelfareFundApplication(CoopApplication):
     ) -> Outcome[Disbursement]:
         if not approver_is_fund_officer:
             raise ApprovalNotAllowed
+        check_decided_by_person(actor, "approveDisbursement")
 
         def decide() -> Decision[Disbursement]:
             disbursement = self.get_disbursement(disbursement_id)
@@ -463,6 +466,7 @@ class WelfareFundApplication(CoopApplication):
         amount_cents: int,
         paid_on: date,
     ) -> Outcome[Disbursement]:
+        check_decided_by_person(actor, "payDisbursement")
         check_positive_amount(
             amount_cents, field="amount", ceiling_cents=self.settings.amount_ceiling_cents
         )

@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import uuid4
 
 import httpx
 import pytest
@@ -43,6 +44,15 @@ class GraphQLClient:
         """Another client on the same app, authenticated with a new API key of `role`."""
         issued = self.runtime.credentials.issue_key(f"test-{role.value}", role, till_id)
         return GraphQLClient(self.http, self.runtime, {"X-Api-Key": issued.key})
+
+    def as_person(self, role: Role) -> GraphQLClient:
+        """Another client on the same app, signed in as a new person with `role` (the
+        fund's decisions take a person, not a device key)."""
+        username = f"{role.value.lower()}-{uuid4().hex[:8]}"
+        password = "a long enough password"
+        self.runtime.credentials.add_user(username, password, frozenset({role}))
+        issued = self.runtime.credentials.issue_token(username, password)
+        return GraphQLClient(self.http, self.runtime, {"Authorization": f"Bearer {issued.token}"})
 
     def anonymous(self) -> GraphQLClient:
         return GraphQLClient(self.http, self.runtime, {})

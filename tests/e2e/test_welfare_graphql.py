@@ -53,6 +53,8 @@ DISBURSEMENT_FIELDS = """
     ... on InsufficientFunds { message program requested available }
     ... on PaymentExceedsApproval { message approved paid }
     ... on ApprovalNotAllowed { message }
+    ... on ApprovalByCommitter { message }
+    ... on PersonRequired { message }
     ... on ValidationError { field message }
     ... on Conflict { message }
     ... on NotFound { message }
@@ -186,7 +188,7 @@ async def test_a_year_with_a_june_policy_change_matches_an_independent_computati
     year = 2024
     runtime = app_client.runtime
     await anyio.to_thread.run_sync(load_demo, runtime, year)
-    officer = app_client.as_role(Role.FUND_OFFICER)
+    officer = app_client.as_person(Role.FUND_OFFICER)
     await officer.data(BALANCE)  # waits until the ledger and the fund have caught up
     expected = expected_by_month(app_client, year)
     assert expected[12]["accrued"] > 1_000_000  # a real year: over EUR 10,000 accrued
@@ -250,8 +252,8 @@ async def _income(client: GraphQLClient, key: str, day: str, account: str, amoun
 
 
 async def test_policy_bad_input_and_the_past_rule_store_nothing(app_client: GraphQLClient) -> None:
-    officer = app_client.as_role(Role.FUND_OFFICER)
-    admin = app_client.as_role(Role.ADMIN)
+    officer = app_client.as_person(Role.FUND_OFFICER)
+    admin = app_client.as_person(Role.ADMIN)
     for index, percent in enumerate(["100.5", "1.23456", "-1", "abc", "1e1", "12.5%"]):
         head = app_client.head()
         result = await _policy(
@@ -297,7 +299,7 @@ async def test_a_version_for_a_day_that_has_one_is_a_conflict_and_a_retry_gets_i
     """Three policies for 2027-01-01 were accepted and only the last was listed (the
     others survived only in the event log): a second version for the day is a
     Conflict naming it, and a retry of the first request still gets the first answer."""
-    officer = app_client.as_role(Role.FUND_OFFICER)
+    officer = app_client.as_person(Role.FUND_OFFICER)
     first = await _policy(officer, "p-a", "2027-01-01", [{"stream": "HOTEL", "percent": "10"}])
     assert first["__typename"] == "RedistributionPolicy"
     head = app_client.head()
@@ -329,8 +331,8 @@ async def test_a_reversal_after_a_rate_change_takes_back_exactly_what_was_accrue
     """A posting corrected by a reversal dated after the rate changed: the fund ends
     where it started (the reversal is governed by the reversed entry's policy), not
     10.00 short as when it was governed by its own date."""
-    officer = app_client.as_role(Role.FUND_OFFICER)
-    admin = app_client.as_role(Role.ADMIN)
+    officer = app_client.as_person(Role.FUND_OFFICER)
+    admin = app_client.as_person(Role.ADMIN)
     await _policy(officer, "may", "2025-01-01", [{"stream": "HOTEL", "percent": "8"}])
     await _policy(officer, "june", "2025-06-01", [{"stream": "HOTEL", "percent": "9"}])
     await _income(admin, "kept", "2025-05-02", "4000", "100.00")
@@ -379,9 +381,10 @@ async def test_a_payment_recorded_in_error_is_reversed_once_and_paid_again(
     """A payment made on the wrong disbursement is put right by a reversal, never an
     edit: the amount is unpaid again, still reserved, and the ledger owes it to the
     fund again; a second reversal of it is refused, and the right payment follows."""
-    officer = app_client.as_role(Role.FUND_OFFICER)
-    payer = app_client.as_role(Role.FUND_OFFICER)  # four eyes: not the approver
-    admin = app_client.as_role(Role.ADMIN)
+    officer = app_client.as_person(Role.FUND_OFFICER)
+    approver = app_client.as_person(Role.FUND_OFFICER)  # maker and checker
+    payer = app_client.as_person(Role.FUND_OFFICER)  # four eyes: not the approver
+    admin = app_client.as_person(Role.ADMIN)
     await _policy(officer, "p1", "2025-01-01", [{"stream": "SHOP", "percent": "50"}])
     await _income(admin, "sale-1", "2025-02-01", "4100", "1000.00")  # 250 to housing
     enrolled = (
@@ -396,7 +399,7 @@ async def test_a_payment_recorded_in_error_is_reversed_once_and_paid_again(
     disbursement = (await officer.data(COMMIT, {"input": commit}))["commitDisbursement"]
     did = disbursement["id"]
     approve = {"idempotencyKey": "a1", "disbursementId": did, "effectiveDate": "2025-02-04"}
-    await officer.data(APPROVE, {"input": approve})
+    await approver.data(APPROVE, {"input": approve})
     pay = {"idempotencyKey": "pay1", "disbursementId": did, "amount": "200.00",
            "paidOn": "2025-02-05"}  # fmt: skip
     paid = (await payer.data(PAY, {"input": pay}))["payDisbursement"]
@@ -465,9 +468,10 @@ async def test_a_payment_recorded_in_error_is_reversed_once_and_paid_again(
     ]
     assert all(n["actor"] for n in history), history
     actors = [n["actor"] for n in history]
-    officer_actor, payer_actor = actors[0], actors[2]  # each one's own key
-    assert officer_actor != payer_actor
-    assert actors == [officer_actor, officer_actor, payer_actor, officer_actor, payer_actor]
+    officer_actor, approver_actor, payer_actor = actors[:3]  # each one signed in
+    assert len({officer_actor, approver_actor, payer_actor}) == 3
+    assert all(actor.startswith("person:") for actor in actors), actors
+    assert actors == [officer_actor, approver_actor, payer_actor, officer_actor, payer_actor]
 
 
 async def test_a_stipend_cancelled_after_a_part_payment_keeps_its_month(
@@ -476,8 +480,8 @@ async def test_a_stipend_cancelled_after_a_part_payment_keeps_its_month(
     """500.00 for September, 350.00 paid, the rest cancelled: the month's stipend
     is not committed again (up to 850.00 would have gone out for a 500.00 stipend).
     A stipend cancelled with nothing paid frees its month."""
-    officer = app_client.as_role(Role.FUND_OFFICER)
-    admin = app_client.as_role(Role.ADMIN)
+    officer = app_client.as_person(Role.FUND_OFFICER)
+    admin = app_client.as_person(Role.ADMIN)
     await _policy(officer, "p1", "2025-01-01", [{"stream": "SHOP", "percent": "100"}])
     await _income(admin, "sale-1", "2025-08-01", "4100", "5000.00")  # 2,500 per program
     enroll = {"idempotencyKey": "e1", "program": "INTERNSHIP", "enrolledOn": "2025-08-01"}
@@ -507,7 +511,7 @@ async def test_a_stipend_cancelled_after_a_part_payment_keeps_its_month(
     assert september["__typename"] == "Disbursement", september
     approve = {"idempotencyKey": "a1", "disbursementId": september["id"],
                "effectiveDate": "2025-10-02"}  # fmt: skip
-    await officer.data(APPROVE, {"input": approve})
+    await app_client.as_person(Role.FUND_OFFICER).data(APPROVE, {"input": approve})
     part = {"idempotencyKey": "pay1", "disbursementId": september["id"], "amount": "350.00",
             "paidOn": "2025-10-03"}  # fmt: skip
     assert (await admin.data(PAY, {"input": part}))["payDisbursement"]["paid"] == "350.00"
@@ -530,8 +534,8 @@ async def test_a_stipend_cancelled_after_a_part_payment_keeps_its_month(
 
 
 async def test_disbursement_workflow_roles_and_limits(app_client: GraphQLClient) -> None:
-    officer = app_client.as_role(Role.FUND_OFFICER)
-    admin = app_client.as_role(Role.ADMIN)
+    officer = app_client.as_person(Role.FUND_OFFICER)
+    admin = app_client.as_person(Role.ADMIN)
     await _policy(officer, "p1", "2025-01-01", [{"stream": "SHOP", "percent": "50"}])
     await _income(admin, "sale-1", "2025-02-01", "4100", "1000.00")  # 500 accrued: 250 each
     await _income(admin, "sale-2", "2025-02-02", "4100", "600.00")  # 300 accrued: 150 each
@@ -589,7 +593,19 @@ async def test_disbursement_workflow_roles_and_limits(app_client: GraphQLClient)
         future = (await officer.data(document, {"input": value}))[name]
         assert (future["__typename"], future["field"]) == ("ValidationError", field), future
     assert app_client.head() == head
-    approved = (await officer.data(APPROVE, {"input": approve}))["approveDisbursement"]
+    # Maker and checker: whoever committed does not approve; a fund officer's device
+    # key decides nothing on the fund's money. Neither refusal stores anything or
+    # consumes the idempotency key.
+    by_committer = (await officer.data(APPROVE, {"input": approve}))["approveDisbursement"]
+    assert by_committer["__typename"] == "ApprovalByCommitter", by_committer
+    assert "committed by the same person" in by_committer["message"]
+    device = app_client.as_role(Role.FUND_OFFICER)
+    by_device = (await device.data(APPROVE, {"input": approve}))["approveDisbursement"]
+    assert by_device["__typename"] == "PersonRequired", by_device
+    assert "sign in as a person" in by_device["message"]
+    assert app_client.head() == head
+    approver = app_client.as_person(Role.FUND_OFFICER)
+    approved = (await approver.data(APPROVE, {"input": approve}))["approveDisbursement"]
     assert approved["status"] == "APPROVED"
     too_much = {**pay, "idempotencyKey": "pay1", "amount": "300.01", "paidOn": "2025-02-05"}
     refused_pay = (await admin.data(PAY, {"input": too_much}))["payDisbursement"]
@@ -671,8 +687,8 @@ async def test_provenance_stops_naming_income_that_was_reversed(
 ) -> None:
     """A sale posted in error and reversed funds nothing: the commitments it was
     traced to are traced to the income that still stands, before and after a rebuild."""
-    officer = app_client.as_role(Role.FUND_OFFICER)
-    admin = app_client.as_role(Role.ADMIN)
+    officer = app_client.as_person(Role.FUND_OFFICER)
+    admin = app_client.as_person(Role.ADMIN)
     auditor = app_client.as_role(Role.AUDITOR)
     await _policy(officer, "p1", "2025-01-01", [{"stream": "SHOP", "percent": "50"}])
     entry_ids = []
@@ -770,8 +786,8 @@ async def test_provenance_stops_naming_income_that_was_reversed(
 async def test_forgetting_a_beneficiary_shreds_the_note_and_keeps_every_total(
     app_client: GraphQLClient,
 ) -> None:
-    officer = app_client.as_role(Role.FUND_OFFICER)
-    admin = app_client.as_role(Role.ADMIN)
+    officer = app_client.as_person(Role.FUND_OFFICER)
+    admin = app_client.as_person(Role.ADMIN)
     note = "Maria Rossi, via Roma 1, Breno: left a violent partner in March"
     await _policy(officer, "p1", "2025-01-01", [{"stream": "HOTEL", "percent": "50"}])
     await _income(admin, "stay-1", "2025-02-01", "4000", "2000.00")
@@ -854,8 +870,8 @@ async def test_a_program_added_by_configuration_accrues_and_pays(settings: Setti
         }
     )
     async with serving(with_training) as app_client:
-        officer = app_client.as_role(Role.FUND_OFFICER)
-        admin = app_client.as_role(Role.ADMIN)
+        officer = app_client.as_person(Role.FUND_OFFICER)
+        admin = app_client.as_person(Role.ADMIN)
         # Program codes are accepted bare, as enum values used to be, or quoted.
         policy = await officer.data(
             """mutation { setRedistributionPolicy(input: {idempotencyKey: "p1",
@@ -937,7 +953,7 @@ async def test_a_fund_query_waits_for_postings_made_elsewhere_then_says_it_lags(
         update={"run_projector_in_process": False, "read_your_writes_timeout_s": 0.3}
     )
     async with serving(behind) as app_client:
-        officer = app_client.as_role(Role.FUND_OFFICER)
+        officer = app_client.as_person(Role.FUND_OFFICER)
         runtime = app_client.runtime
         runtime.welfare.set_policy(
             key="p", actor="t", effective_from=date(2025, 1, 1), shares=[(Stream.SHOP, 100_000)]

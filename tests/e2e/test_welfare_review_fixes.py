@@ -75,8 +75,8 @@ async def test_a_policy_cannot_map_restricted_income_to_a_stream_with_a_share(
 ) -> None:
     """Finding 1: 4210 (restricted grants) and 4410 (restricted donations) mapped to
     DONATION accrued 10% of restricted income. Refused on the mapping's stream."""
-    officer = app_client.as_role(Role.FUND_OFFICER)
-    admin = app_client.as_role(Role.ADMIN)
+    officer = app_client.as_person(Role.FUND_OFFICER)
+    admin = app_client.as_person(Role.ADMIN)
     accounts = [
         {"accountPrefix": "40", "stream": "HOTEL"},
         {"accountPrefix": "41", "stream": "SHOP"},
@@ -129,8 +129,8 @@ async def test_a_policy_cannot_map_restricted_income_to_a_stream_with_a_share(
 async def _paid_then_reversed(app_client: GraphQLClient) -> str:
     """HOUSING rent of 700.00 committed 2025-08-02, approved 08-10, paid 08-20 and
     the payment reversed on 09-01 (the review's d3)."""
-    officer = app_client.as_role(Role.FUND_OFFICER)
-    admin = app_client.as_role(Role.ADMIN)
+    officer = app_client.as_person(Role.FUND_OFFICER)
+    admin = app_client.as_person(Role.ADMIN)
     await _policy(officer, "p-reversal", "2025-01-01", [{"stream": "SHOP", "percent": "100"}])
     await _income(admin, "sale-reversal", "2025-08-01", "4100", "3000.00")  # 1,500 each
     enroll = {"idempotencyKey": "e-reversal", "program": "HOUSING", "enrolledOn": "2025-08-01"}
@@ -140,7 +140,8 @@ async def _paid_then_reversed(app_client: GraphQLClient) -> str:
     did: str = (await officer.data(COMMIT, {"input": commit}))["commitDisbursement"]["id"]
     approve = {"idempotencyKey": "a-reversal", "disbursementId": did,
                "effectiveDate": "2025-08-10"}  # fmt: skip
-    assert (await officer.data(APPROVE, {"input": approve}))["approveDisbursement"][
+    approver = app_client.as_person(Role.FUND_OFFICER)  # not whoever committed
+    assert (await approver.data(APPROVE, {"input": approve}))["approveDisbursement"][
         "status"
     ] == "APPROVED"
     pay = {"idempotencyKey": "pay-reversal", "disbursementId": did, "amount": "700.00",
@@ -161,7 +162,7 @@ async def test_a_cancellation_is_not_dated_before_a_payment_reversal(
     """Finding 2: cancelled on 08-30, before the reversal on 09-01, HOUSING showed
     committed -700.00 as of 08-31 and a back-dated commitment took money that had
     been paid out on those days."""
-    officer = app_client.as_role(Role.FUND_OFFICER)
+    officer = app_client.as_person(Role.FUND_OFFICER)
     did = await _paid_then_reversed(app_client)
     head = app_client.head()
     early = {"idempotencyKey": "x-early", "disbursementId": did, "effectiveDate": "2025-08-30"}
@@ -185,7 +186,7 @@ async def test_a_payment_is_not_dated_before_the_reversal_of_an_earlier_one(
 ) -> None:
     """Finding 3: paid 08-20, reversed 09-01, paid again dated 08-25: the disbursement
     counted as paid twice (committed -700.00) between 08-25 and 09-01."""
-    officer = app_client.as_role(Role.FUND_OFFICER)
+    officer = app_client.as_person(Role.FUND_OFFICER)
     did = await _paid_then_reversed(app_client)
     head = app_client.head()
     again = {"idempotencyKey": "pay-early", "disbursementId": did, "amount": "700.00",
@@ -211,7 +212,7 @@ async def test_stipend_rules_that_contradict_each_other_are_refused(
 ) -> None:
     """Finding 4: a floor of 600.00 over a full amount of 500.00 paid the full stipend
     at any attendance; meals or part time above the full amount raised it."""
-    officer = app_client.as_role(Role.FUND_OFFICER)
+    officer = app_client.as_person(Role.FUND_OFFICER)
     head = app_client.head()
     for index, (amounts, field) in enumerate(
         (
@@ -236,8 +237,8 @@ async def test_a_stipend_rules_version_for_a_day_that_has_one_is_a_conflict(
     """Finding 5 (stipend rules; policies: test_welfare_graphql.py): one fund
     officer's rules for 2026-06-01 silently replaced another's. Now refused, and a
     retry of the first request still gets the first answer."""
-    officer = app_client.as_role(Role.FUND_OFFICER)
-    colleague = app_client.as_role(Role.FUND_OFFICER)
+    officer = app_client.as_person(Role.FUND_OFFICER)
+    colleague = app_client.as_person(Role.FUND_OFFICER)
     first_rules = _rules("rules-first", "2026-06-01", fullAmount="450.00")
     first = (await colleague.data(STIPEND_RULES, {"input": first_rules}))["setStipendRules"]
     assert first["__typename"] == "StipendRuleSet", first
@@ -261,8 +262,8 @@ async def test_forgetting_a_beneficiary_drops_her_attendance_and_keeps_the_money
     """Finding 7: after forgetBeneficiary the month-by-month attendance (days, meals,
     part time) was still there. It goes from the read model, also after a rebuild;
     what was committed and paid stays in the disbursements."""
-    officer = app_client.as_role(Role.FUND_OFFICER)
-    admin = app_client.as_role(Role.ADMIN)
+    officer = app_client.as_person(Role.FUND_OFFICER)
+    admin = app_client.as_person(Role.ADMIN)
     await _policy(officer, "p-forget", "2025-01-01", [{"stream": "SHOP", "percent": "100"}])
     await _income(admin, "sale-forget", "2025-05-01", "4100", "2000.00")
     enroll = {"idempotencyKey": "e-forget", "program": "INTERNSHIP", "enrolledOn": "2025-05-01"}
@@ -301,7 +302,7 @@ async def test_nothing_is_dated_before_the_books_opened(settings: Settings) -> N
     books' first day (recorded before this was checked, or before the day was moved
     on) gets no attendance or commitment for those months either."""
     async with serving(settings) as app_client:
-        officer = app_client.as_role(Role.FUND_OFFICER)
+        officer = app_client.as_person(Role.FUND_OFFICER)
         head = app_client.head()
         old = {"idempotencyKey": "e-1900", "program": "HOUSING", "enrolledOn": "1900-01-01"}
         refused = await officer.execute(
@@ -318,7 +319,7 @@ async def test_nothing_is_dated_before_the_books_opened(settings: Settings) -> N
 
     moved = settings.model_copy(update={"books_opened_on": date(2025, 1, 15)})
     async with serving(moved) as app_client:
-        officer = app_client.as_role(Role.FUND_OFFICER)
+        officer = app_client.as_person(Role.FUND_OFFICER)
         head = app_client.head()
         attend = {"idempotencyKey": "att-2024", "beneficiaryRef": ref, "month": "2024-12",
                   "scheduledDays": 20, "attendedDays": 20}  # fmt: skip
@@ -341,6 +342,7 @@ mutation Pay($input: PayDisbursementInput!) { payDisbursement(input: $input) {
   __typename
   ... on Disbursement { id status paid }
   ... on PaymentByApprover { message }
+  ... on PersonRequired { message }
 } }
 """
 
@@ -351,10 +353,12 @@ async def test_a_disbursement_is_not_paid_by_whoever_approved_it(
     """Governance review, four eyes: one fund officer committed, approved and paid
     alone (Dr 2400 / Cr 1010, money out of the bank). The approver's payment is now
     PaymentByApprover, nothing is stored and its idempotency key stays free; another
-    fund officer or an admin pays."""
-    officer = app_client.as_role(Role.FUND_OFFICER)
-    colleague = app_client.as_role(Role.FUND_OFFICER)
-    admin = app_client.as_role(Role.ADMIN)
+    fund officer (here the one who committed: maker and checker are two people, the
+    payer is not the checker) or an admin pays. A device key is not a person: the
+    officers' own devices pay nothing (PersonRequired)."""
+    officer = app_client.as_person(Role.FUND_OFFICER)
+    colleague = app_client.as_person(Role.FUND_OFFICER)
+    admin = app_client.as_person(Role.ADMIN)
     await _policy(officer, "p-4eyes", "2025-01-01", [{"stream": "SHOP", "percent": "100"}])
     await _income(admin, "sale-4eyes", "2025-08-01", "4100", "3000.00")  # 1,500 each
     enroll = {"idempotencyKey": "e-4eyes", "program": "HOUSING", "enrolledOn": "2025-08-01"}
@@ -366,7 +370,7 @@ async def test_a_disbursement_is_not_paid_by_whoever_approved_it(
         did = (await officer.data(COMMIT, {"input": commit}))["commitDisbursement"]["id"]
         approve = {"idempotencyKey": f"a-4eyes-{month}", "disbursementId": did,
                    "effectiveDate": "2025-09-03"}  # fmt: skip
-        approved = (await officer.data(APPROVE, {"input": approve}))["approveDisbursement"]
+        approved = (await colleague.data(APPROVE, {"input": approve}))["approveDisbursement"]
         assert approved["status"] == "APPROVED", approved
         dids.append(did)
 
@@ -375,15 +379,18 @@ async def test_a_disbursement_is_not_paid_by_whoever_approved_it(
     pay = {"idempotencyKey": "pay-4eyes", "disbursementId": dids[0], "amount": "700.00",
            "paidOn": "2025-09-04"}  # fmt: skip
     for attempt in range(2):  # a retry is refused the same way: nothing was recorded
-        refused = (await officer.data(PAY_FOUR_EYES, {"input": pay}))["payDisbursement"]
+        refused = (await colleague.data(PAY_FOUR_EYES, {"input": pay}))["payDisbursement"]
         assert refused["__typename"] == "PaymentByApprover", (attempt, refused)
         assert "approved by the same person" in refused["message"]
+    device = app_client.as_role(Role.FUND_OFFICER)
+    refused = (await device.data(PAY_FOUR_EYES, {"input": pay}))["payDisbursement"]
+    assert refused["__typename"] == "PersonRequired", refused
     assert app_client.head() == head  # no payment, no ledger entry, no claimed key
     assert (await officer.data(BALANCE))["fundBalance"] == balance
     assert balance["disbursed"] == "0.00"
 
     # The same key, now from another fund officer: it was not consumed by the refusal.
-    paid = (await colleague.data(PAY_FOUR_EYES, {"input": pay}))["payDisbursement"]
+    paid = (await officer.data(PAY_FOUR_EYES, {"input": pay}))["payDisbursement"]
     assert (paid["__typename"], paid["status"], paid["paid"]) == ("Disbursement", "PAID", "700.00")
     by_admin = {**pay, "idempotencyKey": "pay-4eyes-admin", "disbursementId": dids[1]}
     paid = (await admin.data(PAY_FOUR_EYES, {"input": by_admin}))["payDisbursement"]
@@ -396,8 +403,8 @@ async def test_only_the_fund_officer_sets_the_funds_rules(app_client: GraphQLCli
     the redistribution policy and the stipend rules, and so lower its own
     contribution. Both are the territorial enterprise's (fund officer): the admin
     gets FORBIDDEN and nothing is stored."""
-    officer = app_client.as_role(Role.FUND_OFFICER)
-    admin = app_client.as_role(Role.ADMIN)
+    officer = app_client.as_person(Role.FUND_OFFICER)
+    admin = app_client.as_person(Role.ADMIN)
     await _policy(officer, "p-rules", "2025-01-01", [{"stream": "HOTEL", "percent": "10"}])
     policies_query = "query { redistributionPolicies { effectiveFrom shares { stream percent } } }"
     policies = await admin.data(policies_query)

@@ -139,7 +139,7 @@ def test_two_commitments_for_the_same_funds_exactly_one_wins(runtime: Runtime) -
             outcomes.append(
                 app.commit(
                     key=key,
-                    actor="t",
+                    actor="person:officer",
                     beneficiary_id=ref,
                     kind=DisbursementKind.RENT,
                     month="2025-03",

@@ -16,6 +16,7 @@ from services.ledger.domain.journal import check_books_open
 from services.welfare_fund.domain import (
     DEFAULT_ACCOUNT_STREAMS,
     DEFAULT_PROGRAMS,
+    ApprovalByCommitter,
     Beneficiary,
     Disbursement,
     DisbursementKind,
@@ -23,6 +24,7 @@ from services.welfare_fund.domain import (
     IncomeSource,
     InsufficientFunds,
     PaymentByApprover,
+    PersonRequired,
     PolicyVersion,
     Program,
     ProgramCatalog,
@@ -34,6 +36,7 @@ from services.welfare_fund.domain import (
     accrue,
     accrued_total,
     allocate,
+    check_decided_by_person,
     format_percent,
     parse_percent,
 )
@@ -454,6 +457,55 @@ def test_a_disbursement_is_not_paid_by_whoever_approved_it() -> None:
     )
     disbursement.pay(amount_cents=10_000, paid_on=date(2025, 8, 21), entry_id=uuid4())
     assert disbursement.paid_cents == 20_000
+
+
+def _committed_rent(actor: str | None) -> Disbursement:
+    return Disbursement.commit(
+        disbursement_id=uuid4(),
+        beneficiary_id=uuid4(),
+        program=Program("HOUSING"),
+        support=Support.HOUSING,
+        kind=DisbursementKind.RENT,
+        month="2025-08",
+        amount_cents=70_000,
+        committed_on=date(2025, 8, 2),
+        actor=actor,
+    )
+
+
+def test_a_disbursement_is_not_approved_by_whoever_committed_it() -> None:
+    """Maker and checker: the officer who committed does not also approve, so two
+    people agree to every spending; a commitment whose actor is not known (recorded
+    before commitments named theirs) is not compared."""
+    disbursement = _committed_rent("person:anna")
+    with pytest.raises(ApprovalByCommitter):
+        disbursement.approve(approved_on=date(2025, 8, 10), approver="person:anna")
+    assert disbursement.status is DisbursementStatus.COMMITTED
+    assert not any(isinstance(e, Disbursement.Approved) for e in disbursement.pending_events)
+    disbursement.approve(approved_on=date(2025, 8, 10), approver="person:bruno")
+    assert disbursement.approved_by == "person:bruno"
+    unknown = _committed_rent(None)
+    unknown.approve(approved_on=date(2025, 8, 10), approver="person:anna")
+    assert unknown.status is DisbursementStatus.APPROVED
+
+
+@pytest.mark.parametrize(
+    ("actor", "allowed"),
+    [
+        ("person:anna", True),
+        ("device:office-pc#3", False),
+        ("device:person:anna", False),  # a key named like a person is still a key
+        ("cli:audit", False),
+        ("anonymous", False),
+    ],
+)
+def test_only_a_person_decides_on_the_funds_money(actor: str, allowed: bool) -> None:
+    if allowed:
+        check_decided_by_person(actor, "payDisbursement")
+        return
+    with pytest.raises(PersonRequired, match="payDisbursement refused") as refused:
+        check_decided_by_person(actor, "payDisbursement")
+    assert actor not in refused.value.message  # who tried is the log's, not the reply's
 
 
 def test_history_paid_by_its_approver_before_the_rule_still_loads() -> None:

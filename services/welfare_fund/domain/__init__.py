@@ -5,13 +5,16 @@ from services.welfare_fund.domain.disbursement import (
     Disbursement,
     DisbursementKind,
     DisbursementStatus,
+    check_decided_by_person,
     disbursement_id_for,
 )
 from services.welfare_fund.domain.errors import (
+    ApprovalByCommitter,
     ApprovalNotAllowed,
     InsufficientFunds,
     PaymentByApprover,
     PaymentExceedsApproval,
+    PersonRequired,
     VersionExists,
 )
 from services.welfare_fund.domain.fund import FUND_ID, IncomeSource, WelfareFund, accrual_postings
@@ -44,6 +47,7 @@ __all__ = [
     "DEFAULT_ACCOUNT_STREAMS",
     "DEFAULT_PROGRAMS",
     "FUND_ID",
+    "ApprovalByCommitter",
     "ApprovalNotAllowed",
     "Beneficiary",
     "Disbursement",
@@ -53,6 +57,7 @@ __all__ = [
     "InsufficientFunds",
     "PaymentByApprover",
     "PaymentExceedsApproval",
+    "PersonRequired",
     "PolicyVersion",
     "Program",
     "ProgramCatalog",
@@ -65,6 +70,7 @@ __all__ = [
     "accrue",
     "accrued_total",
     "allocate",
+    "check_decided_by_person",
     "check_month",
     "concerns_a_beneficiary",
     "disbursement_id_for",

@@ -11,8 +11,14 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
+from services.common.auth import is_person_actor
 from services.common.errors import Conflict, ValidationError
-from services.welfare_fund.domain.errors import PaymentByApprover, PaymentExceedsApproval
+from services.welfare_fund.domain.errors import (
+    ApprovalByCommitter,
+    PaymentByApprover,
+    PaymentExceedsApproval,
+    PersonRequired,
+)
 from services.welfare_fund.domain.policy import Program, Support
 
 DISBURSEMENT_NAMESPACE = uuid5(NAMESPACE_URL, "urn:coop:welfare-fund:disbursement")
@@ -46,6 +52,13 @@ class DisbursementStatus(StrEnum):
     APPROVED = "APPROVED"
     PAID = "PAID"
     CANCELLED = "CANCELLED"
+
+
+def check_decided_by_person(actor: str, operation: str) -> None:
+    """Committing, approving and paying are decisions a person signs for (four eyes
+    are two people, and a device's key is whoever stands at it)."""
+    if not is_person_actor(actor):
+        raise PersonRequired(operation)
 
 
 def disbursement_id_for(idempotency_key: str) -> UUID:
@@ -138,6 +151,8 @@ class Disbursement(Aggregate):
         self.month = month
         self.amount_cents = amount_cents
         self.committed_on = committed_on
+        # Who committed (None in events recorded before it was kept): not the approver.
+        self.committed_by = actor
         self.status = DisbursementStatus.COMMITTED
         self.approved_on: date | None = None
         # Who approved (the actor, as the audit trail names it): not the one who pays.
@@ -206,6 +221,10 @@ class Disbursement(Aggregate):
             raise Conflict(f"disbursement {self.id} is {self.status.value.lower()}, not committed")
         if approved_on < self.committed_on:
             raise ValidationError("effectiveDate", "approval cannot precede the commitment")
+        # Maker and checker: an actor not known (events recorded before commitments
+        # named theirs) is not compared, so it blocks nothing.
+        if self.committed_by is not None and approver == self.committed_by:
+            raise ApprovalByCommitter
         self.trigger_event(self.Approved, approved_on=approved_on, approver=approver)
 
     def pay(

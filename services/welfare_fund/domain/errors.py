@@ -64,6 +64,29 @@ class ApprovalNotAllowed(CoopError):
         super().__init__("only a fund officer of the territorial enterprise may approve")
 
 
+class ApprovalByCommitter(Forbidden):
+    """Maker and checker: whoever committed a disbursement (proposed to spend) does
+    not also approve it, so two people agree to every spending of the fund."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "approval refused: the disbursement was committed by the same person; "
+            "another fund officer approves it"
+        )
+
+
+class PersonRequired(Forbidden):
+    """Four eyes are two people: committing, approving and paying are decisions a
+    person signs for. A device key (a till, a desk PC) may be used by whoever stands
+    at it, so it cannot be one of the two."""
+
+    def __init__(self, operation: str) -> None:
+        super().__init__(
+            f"{operation} refused: a device key may not decide on the fund's money; "
+            "sign in as a person (POST /auth/token) and try again"
+        )
+
+
 class PaymentByApprover(Forbidden):
     """Four eyes on money leaving the bank: whoever approved a disbursement does not
     also pay it, so no one person moves the fund's money alone."""

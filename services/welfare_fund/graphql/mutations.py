@@ -28,12 +28,14 @@ from services.welfare_fund import domain
 from services.welfare_fund.domain import DisbursementKind, Program, StipendRules, Stream
 from services.welfare_fund.graphql.queries import load_beneficiary, parse_id
 from services.welfare_fund.graphql.types import (
+    ApprovalByCommitter,
     ApprovalNotAllowed,
     Beneficiary,
     Disbursement,
     InsufficientFunds,
     PaymentByApprover,
     PaymentExceedsApproval,
+    PersonRequired,
     RedistributionPolicy,
     StipendRuleSet,
     is_fund_officer,
@@ -41,7 +43,12 @@ from services.welfare_fund.graphql.types import (
 from services.welfare_fund.projections import queries
 
 FundErrorResult = (
-    InsufficientFunds | PaymentExceedsApproval | ApprovalNotAllowed | PaymentByApprover
+    InsufficientFunds
+    | PaymentExceedsApproval
+    | ApprovalNotAllowed
+    | ApprovalByCommitter
+    | PaymentByApprover
+    | PersonRequired
 )
 
 PolicyResult = Annotated[
@@ -73,7 +80,9 @@ DisbursementResult = Annotated[
     | InsufficientFunds
     | PaymentExceedsApproval
     | ApprovalNotAllowed
+    | ApprovalByCommitter
     | PaymentByApprover
+    | PersonRequired
     | ValidationErrorResult
     | NotFoundResult
     | ConflictResult
@@ -226,8 +235,12 @@ def _fund_error(exc: CoopError) -> FundErrorResult | None:
         )
     if isinstance(exc, domain.ApprovalNotAllowed):
         return ApprovalNotAllowed(message=exc.message)
+    if isinstance(exc, domain.ApprovalByCommitter):
+        return ApprovalByCommitter(message=exc.message)
     if isinstance(exc, domain.PaymentByApprover):
         return PaymentByApprover(message=exc.message)
+    if isinstance(exc, domain.PersonRequired):
+        return PersonRequired(message=exc.message)
     return None
 
 
@@ -359,7 +372,8 @@ class WelfareFundMutation:
 
     @strawberry.mutation(
         permission_classes=allow(Role.FUND_OFFICER),
-        description="Commit a disbursement, reserving the program's available funds.",
+        description="Commit a disbursement, reserving the program's available funds. "
+        "By a person signed in (PersonRequired).",
     )
     async def commit_disbursement(
         self, info: Info, input: CommitDisbursementInput
@@ -388,7 +402,8 @@ class WelfareFundMutation:
     @strawberry.mutation(
         permission_classes=allow(Role.FUND_OFFICER, Role.ADMIN),
         description="Approve a committed disbursement: fund officers only "
-        "(other roles get ApprovalNotAllowed).",
+        "(other roles get ApprovalNotAllowed), signed in as a person (PersonRequired), "
+        "not whoever committed it (ApprovalByCommitter).",
     )
     async def approve_disbursement(
         self, info: Info, input: ApproveDisbursementInput
@@ -412,8 +427,8 @@ class WelfareFundMutation:
 
     @strawberry.mutation(
         permission_classes=allow(Role.FUND_OFFICER, Role.ADMIN),
-        description="Pay (part of) an approved disbursement: Dr 2400 / Cr 1010. Not by "
-        "whoever approved it (PaymentByApprover).",
+        description="Pay (part of) an approved disbursement: Dr 2400 / Cr 1010. By a "
+        "person signed in (PersonRequired), not whoever approved it (PaymentByApprover).",
     )
     async def pay_disbursement(self, info: Info, input: PayDisbursementInput) -> DisbursementResult:
         app = info.context.runtime.welfare

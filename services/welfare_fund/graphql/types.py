@@ -373,3 +373,19 @@ class ApprovalNotAllowed:
 )
 class PaymentByApprover:
     message: str
+
+
+@strawberry.type(
+    description="The approval is by the person who committed the disbursement: another "
+    "fund officer approves it (maker and checker)."
+)
+class ApprovalByCommitter:
+    message: str
+
+
+@strawberry.type(
+    description="Committing, approving and paying a disbursement take a person signed "
+    "in (a bearer token), not a device's API key."
+)
+class PersonRequired:
+    message: str

@@ -42,6 +42,7 @@ from services.welfare_fund.domain import (
     Disbursement,
     DisbursementKind,
     IncomeSource,
+    PaymentReversalReason,
     PolicyVersion,
     Program,
     ProgramCatalog,
@@ -513,12 +514,13 @@ class WelfareFundApplication(CoopApplication):
         disbursement_id: UUID,
         payment: int,
         reversed_on: date,
+        reason: PaymentReversalReason,
     ) -> Outcome[Disbursement]:
         """Correct a payment recorded in error: the disbursement records the reversal
         (at most once per payment) and, in the same save, the ledger reverses the
         payment's entry (Dr 1010 / Cr 2400: owed to the fund again). The amount is
         unpaid again and stays reserved for the disbursement: pay it right, or cancel
-        to release it. The description names ids only."""
+        to release it. The description names ids and the reason's code only."""
 
         def decide() -> Decision[Disbursement]:
             disbursement = self.get_disbursement(disbursement_id)
@@ -529,13 +531,14 @@ class WelfareFundApplication(CoopApplication):
                 entry_id,
                 effective_date=reversed_on,
                 description=f"Reversal of welfare fund payment {payment} of disbursement "
-                f"{disbursement_id}",
+                f"{disbursement_id}: {reason.label}",
                 actor=actor,
             )
             disbursement.reverse_payment(
                 payment=payment,
                 reversed_on=reversed_on,
                 reversal_entry_id=reversal.id,
+                reason=reason,
                 actor=actor,
             )
             return Decision(
@@ -552,6 +555,7 @@ class WelfareFundApplication(CoopApplication):
                 "disbursement_id": str(disbursement_id),
                 "payment": payment,
                 "reversed_on": reversed_on.isoformat(),
+                "reason": reason.value,
                 "actor": actor,
             },
             decide=decide,

@@ -407,8 +407,14 @@ async def test_a_payment_recorded_in_error_is_reversed_once_and_paid_again(
     owed_after_payment = ledger_balance(app_client, "2400", date(2025, 12, 31))
 
     reverse = {"idempotencyKey": "rev1", "disbursementId": did, "payment": 1,
-               "effectiveDate": "2025-02-06"}  # fmt: skip
+               "reason": "WRONG_DISBURSEMENT", "effectiveDate": "2025-02-06"}  # fmt: skip
     head = app_client.head()
+    # The reason is a code, required: free text would tend to name the beneficiary.
+    for reason in (None, "paid to Maria by mistake"):
+        unreasoned = {**reverse, "idempotencyKey": "x", "reason": reason}
+        body = await officer.execute(REVERSE_PAYMENT, {"input": unreasoned})
+        assert body["data"] is None, body
+        assert "reason" in body["errors"][0]["message"], body
     for bad, field in (
         ({**reverse, "payment": 2}, "payment"),  # no such payment
         ({**reverse, "effectiveDate": "2025-02-04"}, "effectiveDate"),  # before it
@@ -427,6 +433,17 @@ async def test_a_payment_recorded_in_error_is_reversed_once_and_paid_again(
         "reverseDisbursementPayment"
     ]
     assert retried == reversed_  # a retry changes nothing twice
+    # The ledger's reversal says why, by its code.
+    entries = (
+        await app_client.as_role(Role.AUDITOR).data(
+            "query($c: String!) { ledgerEntriesByCause(cause: $c) "
+            "{ description reversesEntryId } }",
+            {"c": did},
+        )
+    )["ledgerEntriesByCause"]
+    reversal = [e["description"] for e in entries if e["reversesEntryId"]]
+    assert len(reversal) == 1, entries
+    assert reversal[0].endswith(": wrong disbursement"), entries
     twice = (await admin.data(REVERSE_PAYMENT, {"input": {**reverse, "idempotencyKey": "rev2"}}))[
         "reverseDisbursementPayment"
     ]

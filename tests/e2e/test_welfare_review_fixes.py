@@ -148,7 +148,7 @@ async def _paid_then_reversed(app_client: GraphQLClient) -> str:
            "paidOn": "2025-08-20"}  # fmt: skip
     assert (await admin.data(PAY, {"input": pay}))["payDisbursement"]["status"] == "PAID"
     reverse = {"idempotencyKey": "rev-reversal", "disbursementId": did, "payment": 1,
-               "effectiveDate": "2025-09-01"}  # fmt: skip
+               "reason": "WRONG_AMOUNT", "effectiveDate": "2025-09-01"}  # fmt: skip
     reversed_ = (await officer.data(REVERSE_PAYMENT, {"input": reverse}))[
         "reverseDisbursementPayment"
     ]

@@ -24,6 +24,7 @@ from services.welfare_fund.domain import (
     IncomeSource,
     InsufficientFunds,
     PaymentByApprover,
+    PaymentReversalReason,
     PersonRequired,
     PolicyVersion,
     Program,
@@ -323,11 +324,13 @@ def test_a_payment_is_reversed_once_and_never_after_a_cancellation() -> None:
         20_000,
         second_entry,
     )
-    disbursement.reverse_payment(payment=2, reversed_on=date(2025, 3, 6), reversal_entry_id=uuid4())
+    disbursement.reverse_payment(
+        payment=2, reversed_on=date(2025, 3, 6), reversal_entry_id=uuid4(), reason=WRONG
+    )
     assert (disbursement.status, disbursement.paid_cents) == (DisbursementStatus.APPROVED, 10_000)
     with pytest.raises(Conflict):
         disbursement.reverse_payment(
-            payment=2, reversed_on=date(2025, 3, 6), reversal_entry_id=uuid4()
+            payment=2, reversed_on=date(2025, 3, 6), reversal_entry_id=uuid4(), reason=WRONG
         )
     disbursement.cancel(cancelled_on=date(2025, 3, 7))
     with pytest.raises(Conflict):
@@ -398,6 +401,9 @@ def test_a_wider_prefix_is_fine_where_a_longer_one_keeps_restricted_income_apart
         check_policy([(Stream.DONATION, 100_000)], PROPORTIONS, accounts, DEFAULT_PROGRAMS)
 
 
+WRONG = PaymentReversalReason.WRONG_AMOUNT
+
+
 def _approved_rent(cents: int = 70_000) -> Disbursement:
     disbursement = Disbursement.commit(
         disbursement_id=uuid4(),
@@ -419,7 +425,9 @@ def test_a_payment_reversal_is_a_step_neither_a_cancellation_nor_a_payment_prece
     disbursement as paid twice until then."""
     disbursement = _approved_rent()
     disbursement.pay(amount_cents=70_000, paid_on=date(2025, 8, 20), entry_id=uuid4())
-    disbursement.reverse_payment(payment=1, reversed_on=date(2025, 9, 1), reversal_entry_id=uuid4())
+    disbursement.reverse_payment(
+        payment=1, reversed_on=date(2025, 9, 1), reversal_entry_id=uuid4(), reason=WRONG
+    )
     assert disbursement.last_reversed_on == date(2025, 9, 1)
     with pytest.raises(ValidationError, match="2025-09-01") as early_cancel:
         disbursement.cancel(cancelled_on=date(2025, 8, 30))

@@ -5,6 +5,7 @@ from services.welfare_fund.domain.disbursement import (
     Disbursement,
     DisbursementKind,
     DisbursementStatus,
+    PaymentReversalReason,
     check_decided_by_person,
     disbursement_id_for,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "InsufficientFunds",
     "PaymentByApprover",
     "PaymentExceedsApproval",
+    "PaymentReversalReason",
     "PersonRequired",
     "PolicyVersion",
     "Program",

@@ -47,6 +47,22 @@ class DisbursementKind(StrEnum):
             )
 
 
+class PaymentReversalReason(StrEnum):
+    """Why a payment is reversed: a code, never free text, since a sentence about a
+    payment to a beneficiary tends to name her, and events and the ledger are kept for
+    good (and exported to auditors)."""
+
+    WRONG_DISBURSEMENT = "WRONG_DISBURSEMENT"  # paid against another disbursement
+    WRONG_AMOUNT = "WRONG_AMOUNT"  # the amount recorded is not what left the bank
+    DUPLICATE_PAYMENT = "DUPLICATE_PAYMENT"  # recorded twice, paid once
+    RETURNED_BY_BANK = "RETURNED_BY_BANK"  # the transfer bounced back
+
+    @property
+    def label(self) -> str:
+        """For the ledger entry's description: "wrong amount"."""
+        return self.value.lower().replace("_", " ")
+
+
 class DisbursementStatus(StrEnum):
     COMMITTED = "COMMITTED"
     APPROVED = "APPROVED"
@@ -115,6 +131,8 @@ class Disbursement(Aggregate):
         reversed_on: date
         reversal_entry_id: UUID
         actor: str | None = None
+        # A PaymentReversalReason; None in events recorded before reversals gave one.
+        reason: str | None = None
 
         def apply(self, aggregate: Any) -> None:
             assert isinstance(aggregate, Disbursement)
@@ -285,6 +303,7 @@ class Disbursement(Aggregate):
         payment: int,
         reversed_on: date,
         reversal_entry_id: UUID,
+        reason: PaymentReversalReason,
         actor: str | None = None,
     ) -> None:
         amount_cents, _entry_id = self.payment_to_reverse(payment, reversed_on=reversed_on)
@@ -296,6 +315,7 @@ class Disbursement(Aggregate):
             reversed_on=reversed_on,
             reversal_entry_id=reversal_entry_id,
             actor=actor,
+            reason=reason.value,
         )
 
     def cancel(self, *, cancelled_on: date, actor: str | None = None) -> int:

@@ -25,7 +25,13 @@ from services.common.idempotency import Outcome
 from services.common.money import decimal_to_cents
 from services.ledger.domain.facts import check_not_future
 from services.welfare_fund import domain
-from services.welfare_fund.domain import DisbursementKind, Program, StipendRules, Stream
+from services.welfare_fund.domain import (
+    DisbursementKind,
+    PaymentReversalReason,
+    Program,
+    StipendRules,
+    Stream,
+)
 from services.welfare_fund.graphql.queries import load_beneficiary, parse_id
 from services.welfare_fund.graphql.types import (
     ApprovalByCommitter,
@@ -196,6 +202,7 @@ class ReverseDisbursementPaymentInput:
         description="The payment's number: 1 for the disbursement's first payment (its "
         "journal entry's cause is welfare:payment:<disbursement id>:<number>)."
     )
+    reason: PaymentReversalReason
     effective_date: date | None = None
 
 
@@ -488,6 +495,7 @@ class WelfareFundMutation:
                 disbursement_id=parse_id(input.disbursement_id, "disbursementId"),
                 payment=input.payment,
                 reversed_on=_dated(info, input.effective_date, "effectiveDate"),
+                reason=input.reason,
             )
 
         return await run_mutation(

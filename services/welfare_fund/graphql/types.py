@@ -14,6 +14,7 @@ from services.common.graphql import Money, money
 from services.welfare_fund.domain import (
     DisbursementKind,
     DisbursementStatus,
+    PaymentReversalReason,
     PolicyVersion,
     Program,
     StipendRules,
@@ -54,6 +55,12 @@ PROGRAM_SCALAR = strawberry.scalar(
 )
 strawberry.enum(DisbursementKind, name="DisbursementKind")
 strawberry.enum(DisbursementStatus, name="DisbursementStatus")
+strawberry.enum(
+    PaymentReversalReason,
+    name="PaymentReversalReason",
+    description="Why a payment is reversed: a code, never free text (it would name the "
+    "beneficiary in records kept for good).",
+)
 
 
 def is_fund_officer(info: Info) -> bool:

@@ -148,126 +148,112 @@ def verify(
     `v1_until`, a run from event 0 recomputes both formats (a format-1 head can only
     be checked from the genesis hash, which both formats share).
     """
-    pending = {position: set(hashes) for position, hashes in (expected or {}).items()}
-    unreachable = [p for p in pending if p < start_position]
-    if unreachable:
-        raise ValueError(
-            f"expected head at {min(unreachable)} is before the start {start_position}"
-        )
-    if start_position:
-        v1_until = 0
-    previous_hash = start_hash
-    previous_v1 = start_hash
-    head_position = start_position
-    checked = 0
-    record_iter = iter(records)
-    stored_iter = iter(stored_hashes)
-    record = next(record_iter, None)
-    stored = next(stored_iter, None)
-
-    def failed(position: int, reason: str) -> VerifyResult:
-        return VerifyResult(
-            False,
-            checked,
-            head_position,
-            previous_hash,
-            position,
-            reason,
-            start_position=start_position,
-        )
-
-    at_start = pending.pop(start_position, None)
-    if at_start is not None and at_start != {start_hash}:
-        return failed(start_position, NOT_THROUGH_EXPECTED)
-    while stored is not None:
-        stored_position, stored_hash = stored
-        if record is None or record.position > stored_position:
-            return failed(stored_position, STORE_LACKS_EVENT)
-        if record.position < stored_position:
-            return failed(record.position, CHAIN_LACKS_EVENT)
-        previous_hash = link_hash(previous_hash, record)
-        if previous_hash != stored_hash:
-            return failed(record.position, BYTES_CHANGED)
-        if record.position <= v1_until:
-            previous_v1 = link_hash_v1(previous_v1, record)
-        held = pending.pop(record.position, None)
-        if held is not None:
-            met = {previous_hash, previous_v1} if record.position <= v1_until else {previous_hash}
-            if not held <= met:
-                return failed(record.position, NOT_THROUGH_EXPECTED)
-        head_position = record.position
-        checked += 1
-        record = next(record_iter, None)
-        stored = next(stored_iter, None)
-    if pending:
-        # A published position the chain no longer has: events were removed and the
-        # chain rewritten around them, or the history was cut short.
-        return failed(min(pending), HEAD_NOT_IN_CHAIN)
-    return VerifyResult(
-        True, checked, head_position, previous_hash, None, None, start_position=start_position
+    check = ChainCheck(
+        expected or {}, start_position=start_position, start_hash=start_hash, v1_until=v1_until
     )
+    event = check.event  # bound once: this loop runs once per stored event
+    record_iter = iter(records)
+    record = next(record_iter, None)
+    for stored_position, stored_hash in stored_hashes:
+        if record is None or record.position > stored_position:
+            check.chain_only(stored_position)
+            break
+        if record.position < stored_position:
+            check.store_only(record.position)
+            break
+        if not event(record, event_digest(record), stored_hash):
+            break
+        record = next(record_iter, None)
+    return check.result()
 
 
 class ChainCheck:
-    """The chain recomputed from event 0 one event at a time, beside a reader that
-    goes on after a failure (the export writes every event, then says whether they
-    verify). The rules of `verify` from event 0: each hash as stored, every expected
-    head passed through (format-1 heads up to `v1_until`); the first failure is kept.
+    """The rules of `verify`, one event at a time: each recomputed hash as stored,
+    every expected head passed through (format-1 heads up to `v1_until`, from event 0
+    only), the first failure kept. Fed by `verify`, and by the export, which goes on
+    reading after a failure (it writes every event, then says whether they verify).
     """
 
-    def __init__(self, expected: Mapping[int, Iterable[bytes]], *, v1_until: int = 0) -> None:
-        self._pending = {position: set(hashes) for position, hashes in expected.items()}
-        self._v1_until = v1_until
-        self._previous_hash = GENESIS_HASH
-        self._previous_v1 = GENESIS_HASH
-        self._head_position = 0
-        self._head_hash = GENESIS_HASH
+    def __init__(
+        self,
+        expected: Mapping[int, Iterable[bytes]],
+        *,
+        start_position: int = 0,
+        start_hash: bytes = GENESIS_HASH,
+        v1_until: int = 0,
+    ) -> None:
+        pending = {position: set(hashes) for position, hashes in expected.items()}
+        unreachable = [p for p in pending if p < start_position]
+        if unreachable:
+            raise ValueError(
+                f"expected head at {min(unreachable)} is before the start {start_position}"
+            )
+        self._start_position = start_position
+        self._v1_until = 0 if start_position else v1_until
+        self._head_position = start_position
+        self._head_hash = start_hash
+        self._previous_v1 = start_hash
         self._checked = 0
         self._failure: tuple[int, str] | None = None
+        at_start = pending.pop(start_position, None)
+        if at_start is not None and at_start != {start_hash}:
+            self._failure = (start_position, NOT_THROUGH_EXPECTED)
+        self._pending = pending
 
-    @property
-    def failed(self) -> bool:
-        return self._failure is not None
-
-    def event(self, record: StoredRecord, digest: bytes, stored_hash: bytes | None) -> None:
+    def event(self, record: StoredRecord, digest: bytes, stored_hash: bytes | None) -> bool:
         """The next stored event (`digest`: its `event_digest`) and the chain's hash
-        at its position (None: the chain has no row there)."""
+        at its position (None: the chain has no row there). False once the chain has
+        failed."""
         if self._failure is not None:
-            return  # after a failure, hashes recomputed from it would prove nothing
+            return False  # after a failure, hashes recomputed from it would prove nothing
+        position = record.position
         if stored_hash is None:
-            self._failure = (record.position, CHAIN_LACKS_EVENT)
-            return
-        self._previous_hash = link_digest(self._previous_hash, record.position, digest)
-        if self._previous_hash != stored_hash:
-            self._failure = (record.position, BYTES_CHANGED)
-            return
-        if record.position <= self._v1_until:
+            self.store_only(position)
+            return False
+        head_hash = link_digest(self._head_hash, position, digest)
+        if head_hash != stored_hash:
+            self._failure = (position, BYTES_CHANGED)
+            return False
+        if position <= self._v1_until:
             self._previous_v1 = link_hash_v1(self._previous_v1, record)
-        held = self._pending.pop(record.position, None)
+        held = self._pending.pop(position, None)
         if held is not None:
-            met = {self._previous_hash}
-            if record.position <= self._v1_until:
+            met = {head_hash}
+            if position <= self._v1_until:
                 met.add(self._previous_v1)
             if not held <= met:
-                self._failure = (record.position, NOT_THROUGH_EXPECTED)
-                return
-        self._head_position, self._head_hash = record.position, self._previous_hash
+                self._failure = (position, NOT_THROUGH_EXPECTED)
+                return False
+        self._head_position = position
+        self._head_hash = head_hash
         self._checked += 1
+        return True
 
     def chain_only(self, position: int) -> None:
         """A position the chain has and the store does not (a deleted event)."""
         if self._failure is None:
             self._failure = (position, STORE_LACKS_EVENT)
 
+    def store_only(self, position: int) -> None:
+        """A position the store has and the chain never had (an inserted event)."""
+        if self._failure is None:
+            self._failure = (position, CHAIN_LACKS_EVENT)
+
     def result(self) -> VerifyResult:
+        """The outcome so far; head_hash is the recomputed hash at head_position,
+        the last event that passed (start_hash if none did)."""
         failure = self._failure
         if failure is None and self._pending:
+            # A published position the chain no longer has: events were removed and
+            # the chain rewritten around them, or the history was cut short.
             failure = (min(self._pending), HEAD_NOT_IN_CHAIN)
-        if failure is None:
-            return VerifyResult(
-                True, self._checked, self._head_position, self._head_hash, None, None
-            )
-        position, reason = failure
+        bad_position, reason = (None, None) if failure is None else failure
         return VerifyResult(
-            False, self._checked, self._head_position, self._head_hash, position, reason
+            failure is None,
+            self._checked,
+            self._head_position,
+            self._head_hash,
+            bad_position,
+            reason,
+            start_position=self._start_position,
         )

@@ -205,3 +205,52 @@ def test_the_compose_postgres_starts_with_the_production_settings(tmp_path: Path
     for name, value in production_settings().items():
         expected = shown(name, "-c", f"config_file={empty}", "-c", f"{name}={value}")
         assert shown(name, *args) == expected, f"{name} is not production.conf's {value}"
+
+
+# --- The environment file's example ----------------------------------------------
+ENV_EXAMPLE = ROOT / "infra" / "systemd" / "coop.env.example"
+
+
+def env_example() -> tuple[dict[str, str], set[str]]:
+    """The example's settings as systemd reads them (single quotes taken literally,
+    then removed), and the names of those left commented out."""
+    values: dict[str, str] = {}
+    commented: set[str] = set()
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        match = re.fullmatch(r"(#?)(COOP_[A-Z0-9_]+)=(.*)", line)
+        if match is None:
+            continue
+        hashed, name, value = match.groups()
+        if hashed:
+            commented.add(name)
+        else:
+            values[name] = value[1:-1] if value[:1] == value[-1:] == "'" else value
+    return values, commented
+
+
+def test_the_env_example_names_only_real_settings() -> None:
+    """A misspelt name (COOP_BOOKS_OPEN_ON) is ignored by the settings, silently: the
+    cooperative would run on the default and never know."""
+    from services.common.settings import Settings
+
+    values, commented = env_example()
+    known = {f"COOP_{name.upper()}" for name in Settings.model_fields}
+    assert set(values) | commented <= known, (set(values) | commented) - known
+    # What a cooperative must decide before going live is in it.
+    assert {"COOP_BOOKS_OPENED_ON", "COOP_TIMEZONE", "COOP_WELFARE_PROGRAMS"} <= set(values)
+    assert "COOP_DATABASE_SCHEMA" in commented
+
+
+def test_the_env_example_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import date
+
+    from services.common.settings import Settings
+
+    values, _ = env_example()
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings()
+    assert settings.environment == "production"
+    assert settings.books_opened_on == date(2026, 1, 1)
+    assert settings.welfare_programs == {"INTERNSHIP": "STIPEND", "HOUSING": "HOUSING"}
+    assert not settings.run_projector_in_process

@@ -302,16 +302,7 @@ def test_attendance_and_commitments_stay_within_the_enrolment_and_the_past() -> 
 
 
 def test_a_payment_is_reversed_once_and_never_after_a_cancellation() -> None:
-    disbursement = Disbursement.commit(
-        disbursement_id=uuid4(),
-        beneficiary_id=uuid4(),
-        program=Program("HOUSING"),
-        support=Support.HOUSING,
-        kind=DisbursementKind.RENT,
-        month="2025-03",
-        amount_cents=30_000,
-        committed_on=date(2025, 3, 1),
-    )
+    disbursement = _committed_rent(cents=30_000, month="2025-03", committed_on=date(2025, 3, 1))
     disbursement.approve(approved_on=date(2025, 3, 2), approver="officer")
     first_entry, second_entry = uuid4(), uuid4()
     disbursement.pay(amount_cents=10_000, paid_on=date(2025, 3, 3), entry_id=first_entry)
@@ -404,17 +395,28 @@ def test_a_wider_prefix_is_fine_where_a_longer_one_keeps_restricted_income_apart
 WRONG = PaymentReversalReason.WRONG_AMOUNT
 
 
-def _approved_rent(cents: int = 70_000) -> Disbursement:
-    disbursement = Disbursement.commit(
+def _committed_rent(
+    actor: str | None = None,
+    *,
+    cents: int = 70_000,
+    month: str = "2025-08",
+    committed_on: date = date(2025, 8, 2),
+) -> Disbursement:
+    return Disbursement.commit(
         disbursement_id=uuid4(),
         beneficiary_id=uuid4(),
         program=Program("HOUSING"),
         support=Support.HOUSING,
         kind=DisbursementKind.RENT,
-        month="2025-08",
+        month=month,
         amount_cents=cents,
-        committed_on=date(2025, 8, 2),
+        committed_on=committed_on,
+        actor=actor,
     )
+
+
+def _approved_rent(cents: int = 70_000) -> Disbursement:
+    disbursement = _committed_rent(cents=cents)
     disbursement.approve(approved_on=date(2025, 8, 10), approver="officer")
     return disbursement
 
@@ -465,20 +467,6 @@ def test_a_disbursement_is_not_paid_by_whoever_approved_it() -> None:
     )
     disbursement.pay(amount_cents=10_000, paid_on=date(2025, 8, 21), entry_id=uuid4())
     assert disbursement.paid_cents == 20_000
-
-
-def _committed_rent(actor: str | None) -> Disbursement:
-    return Disbursement.commit(
-        disbursement_id=uuid4(),
-        beneficiary_id=uuid4(),
-        program=Program("HOUSING"),
-        support=Support.HOUSING,
-        kind=DisbursementKind.RENT,
-        month="2025-08",
-        amount_cents=70_000,
-        committed_on=date(2025, 8, 2),
-        actor=actor,
-    )
 
 
 def test_a_disbursement_is_not_approved_by_whoever_committed_it() -> None:

@@ -32,6 +32,7 @@ from rich.table import Table
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.auth import check_till_scope, check_username
 from gateway.observability import MULTIPROCESS_DIR_VARIABLE, configure_logging
 from gateway.runtime import Runtime
 from services.common.auth import Role
@@ -341,14 +342,52 @@ def _roles(values: list[str]) -> frozenset[Role]:
         raise typer.BadParameter(f"roles are {', '.join(r.value for r in Role)}") from None
 
 
+def _checked_username(username: str) -> str:
+    try:
+        check_username(username)
+    except CoopError as exc:
+        raise typer.BadParameter(exc.message) from None
+    return username
+
+
+def _check_till_scope(roles: list[str], till: str | None) -> None:
+    try:
+        check_till_scope(_roles(roles), till)
+    except CoopError as exc:
+        raise typer.BadParameter(exc.message, param_hint="--till") from None
+
+
+# Click parses the options given in the order given, then the rest in declaration
+# order, the password (prompted) last: whichever of --role and --till comes second
+# checks the pair, so a typo is refused before anyone types a password twice.
+def _checked_roles(context: typer.Context, roles: list[str]) -> list[str]:
+    _roles(roles)
+    if "till" in context.params:
+        _check_till_scope(roles, context.params["till"])
+    return roles
+
+
+def _checked_till_scope(context: typer.Context, till: str | None) -> str | None:
+    if "role" in context.params:
+        _check_till_scope(context.params["role"], till)
+    return till
+
+
 @users_app.command("add")
 def users_add(
-    username: str,
+    username: Annotated[str, typer.Argument(callback=_checked_username)],
     role: Annotated[
         list[str],
-        typer.Option("--role", help="frontDesk, volunteer, fundOfficer, auditor, admin"),
+        typer.Option(
+            "--role",
+            help="frontDesk, volunteer, fundOfficer, auditor, admin",
+            callback=_checked_roles,
+        ),
     ],
-    till: str | None = typer.Option(None, help="Scope a volunteer to one till."),
+    till: Annotated[
+        str | None,
+        typer.Option(help="Scope a volunteer to one till.", callback=_checked_till_scope),
+    ] = None,
     password: str = typer.Option(
         ..., prompt=True, hide_input=True, confirmation_prompt=True, help="At least 12 characters."
     ),

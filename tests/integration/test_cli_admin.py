@@ -392,3 +392,35 @@ def test_a_username_differing_only_in_case_is_a_conflict(cli_env: Settings) -> N
             runtime.credentials.issue_token("Maria", PASSWORD)
     finally:
         runtime.close_sync()
+
+
+@pytest.mark.parametrize(
+    ("args", "refusal"),
+    [
+        (["ma ria", "--role", "admin"], "a username has no spaces"),
+        (["maria", "--role", "admni"], "roles are frontDesk"),
+        (["vol", "--role", "volunteer"], "a volunteer is scoped to one till"),
+        (["adm", "--till", "till-1", "--role", "admin"], "only a volunteer is scoped"),
+        (["adm", "--role", "admin", "--till", "till-1"], "only a volunteer is scoped"),
+    ],
+)
+def test_users_add_refuses_a_typo_before_asking_for_the_password(
+    cli_env: Settings, args: list[str], refusal: str
+) -> None:
+    """The admin typed the password twice, then learnt the role was misspelt, and
+    typed it twice again: the name, the roles and the till are checked first."""
+    result = runner.invoke(cli, ["users", "add", *args], input="", env={"COLUMNS": "400"})
+    assert result.exit_code == 2, result.output
+    assert refusal in said(result)
+    assert "Password" not in result.output
+    assert column(cli_env, auth_users.c.username) == []
+
+
+def test_users_add_prompts_for_the_password_once_the_rest_is_right(cli_env: Settings) -> None:
+    """--till before --role is as good as after it."""
+    typed = f"{PASSWORD}\n{PASSWORD}\n"
+    args = ["users", "add", "vol", "--till", "till-1", "--role", "volunteer"]
+    result = runner.invoke(cli, args, input=typed)
+    assert result.exit_code == 0, result.output
+    assert "Password" in result.output
+    assert column(cli_env, auth_users.c.username) == ["vol"]

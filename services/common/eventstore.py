@@ -75,6 +75,18 @@ def guard_read(aggregate: Aggregate, guard: ReadGuard) -> None:
     aggregate.__dict__.setdefault(_READ_GUARDS_ATTRIBUTE, []).append(guard)
 
 
+def oldest_reads(guards: Sequence[ReadGuard]) -> dict[UUID, int]:
+    """Per aggregate, the oldest version any decision in the save read: two entries of
+    one command may have read the chart at two versions (the first from the cache, the
+    second after a refresh), and the save must hold for the first as well."""
+    versions: dict[UUID, int] = {}
+    for guard in guards:
+        versions[guard.aggregate_id] = min(
+            guard.version, versions.get(guard.aggregate_id, guard.version)
+        )
+    return versions
+
+
 def _take_read_guards(objs: Sequence[object]) -> list[ReadGuard]:
     guards: list[ReadGuard] = []
     for obj in objs:
@@ -365,9 +377,7 @@ class CoopApplication(Application[UUID]):
         if not guards:
             return super()._record(processing_event)
         for _attempt in range(MAX_STALE_READ_RETRIES):
-            processing_event.saved_kwargs["read_guards"] = {
-                g.aggregate_id: g.version for g in guards
-            }
+            processing_event.saved_kwargs["read_guards"] = oldest_reads(guards)
             try:
                 return super()._record(processing_event)
             except StaleRead:

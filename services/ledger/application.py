@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, ClassVar
 from uuid import UUID
@@ -14,7 +14,13 @@ from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcodin
 
 from services.common.errors import Conflict, CoopError
 from services.common.eventstore import CoopApplication, ReadGuard, eventsourcing_env, guard_read
-from services.common.idempotency import Decision, Outcome, execute_idempotent
+from services.common.idempotency import (
+    Decision,
+    Outcome,
+    execute_idempotent,
+    ref_with_state,
+    state_in_ref,
+)
 from services.common.settings import Settings
 from services.ledger.domain import (
     CHART_ID,
@@ -22,6 +28,7 @@ from services.ledger.domain import (
     KEPT_ACCOUNTS,
     Account,
     AccountType,
+    BooksClosing,
     Cause,
     ChartOfAccounts,
     EntryNotFound,
@@ -29,14 +36,16 @@ from services.ledger.domain import (
     KeptAccount,
     LedgerLimits,
     Posting,
+    check_entry_date,
     check_hand_postings,
+    check_period_open,
     check_postings,
     entry_id_for_cause,
     kept_accounts_in,
     manual_cause_id,
 )
 from services.ledger.domain.facts import check_not_future
-from services.ledger.domain.journal import MANUAL_CAUSE_PREFIX
+from services.ledger.domain.journal import ENTRY_DATE_FIELD, MANUAL_CAUSE_PREFIX
 
 
 class AccountAsDict(Transcoding):
@@ -195,6 +204,45 @@ class LedgerApplication(CoopApplication):
     def _load_account(self, ref: Mapping[str, str]) -> Account:
         return self.chart(read_only=True).accounts[ref["code"]]
 
+    # Closing the books ---------------------------------------------------------
+
+    def close_books(self, *, key: str, actor: str, through: date) -> Outcome[BooksClosing]:
+        """Close the books through `through` (see ChartOfAccounts.close_books)."""
+
+        def decide() -> Decision[BooksClosing]:
+            chart = self.chart()
+            chart.close_books(
+                through,
+                actor=actor,
+                today=self.today(),
+                books_opened_on=self.limits.books_opened_on,
+            )
+            closing = chart.closing
+            assert closing is not None
+            # A retry answers with this closing, not with a later one.
+            ref = ref_with_state(
+                {"through": through.isoformat()},
+                {
+                    "through": closing.through.isoformat(),
+                    "closed_by": closing.closed_by,
+                    "closed_at": closing.closed_at.isoformat(),
+                },
+            )
+            return Decision((chart,), closing, ref)
+
+        return execute_idempotent(
+            self,
+            key=key,
+            operation="closeBooks",
+            request={"through": through.isoformat(), "actor": actor},
+            decide=decide,
+            load_result=_load_closing,
+        )
+
+    def books_closing(self) -> BooksClosing | None:
+        """The books' current closing (None if they were never closed)."""
+        return self.chart(read_only=True).closing
+
     # Journal -----------------------------------------------------------------
 
     def prepare_reversal(
@@ -204,14 +252,23 @@ class LedgerApplication(CoopApplication):
         with its own correction (a void, a donation or a payment reversed): the
         original records that it is reversed, so a second reversal collides."""
         original = self.get_entry(entry_id)
-        reversal = original.reverse(
-            chart=self.chart(read_only=True),
-            effective_date=effective_date,
-            description=description,
-            actor=actor,
-            limits=self.limits,
+        return original, self._reversal(original, effective_date, description, actor)
+
+    def _reversal(
+        self, original: JournalEntry, effective_date: date, description: str, actor: str
+    ) -> JournalEntry:
+        """`original.reverse(...)` on the chart as last seen, under a read guard (as
+        `prepare_entry`): a reversal saved after a close it did not see is re-checked."""
+        return self._on_chart(
+            lambda chart: original.reverse(
+                chart=chart,
+                effective_date=effective_date,
+                description=description,
+                actor=actor,
+                limits=self.limits,
+            ),
+            lambda chart: check_period_open(effective_date, chart, field=ENTRY_DATE_FIELD),
         )
-        return original, reversal
 
     def prepare_entry(
         self,
@@ -238,17 +295,31 @@ class LedgerApplication(CoopApplication):
                 limits=self.limits,
             )
 
+        checked_postings = tuple(postings)
+
+        def still_valid(chart: ChartOfAccounts) -> None:
+            check_entry_date(chart, effective_date, cause.cause_id, self.limits)
+            check_postings(chart, checked_postings, self.limits)
+
+        return self._on_chart(post_on, still_valid)
+
+    def _on_chart(
+        self,
+        decide: Callable[[ChartOfAccounts], JournalEntry],
+        still_valid: Callable[[ChartOfAccounts], None],
+    ) -> JournalEntry:
+        """`decide` on the cached chart, its save guarded by the chart's version;
+        `still_valid` re-runs what depended on the chart if another process changed
+        it before the save (an account closed, the books closed)."""
         chart = self._cached_chart()
-        chart_version = chart.version
         try:
-            entry = post_on(chart)
+            entry = decide(chart)
         except CoopError:
             # The cached chart may predate an account opened (or reopened) elsewhere:
             # refuse only what the current chart refuses.
             chart = self.chart(read_only=True)
-            chart_version = chart.version
-            entry = post_on(chart)
-        guard_read(entry, self._chart_guard(chart_version, tuple(postings)))
+            entry = decide(chart)
+        guard_read(entry, self._chart_guard(chart.version, still_valid))
         return entry
 
     def _cached_chart(self) -> ChartOfAccounts:
@@ -257,12 +328,13 @@ class LedgerApplication(CoopApplication):
         assert isinstance(chart, ChartOfAccounts)
         return chart
 
-    def _chart_guard(self, chart_version: int, postings: tuple[Posting, ...]) -> ReadGuard:
+    def _chart_guard(
+        self, chart_version: int, still_valid: Callable[[ChartOfAccounts], None]
+    ) -> ReadGuard:
         def recheck() -> ReadGuard:
             chart = self.chart(read_only=True)  # fast-forwards the cached chart
-            version = chart.version
-            check_postings(chart, postings, self.limits)
-            return self._chart_guard(version, postings)
+            still_valid(chart)
+            return self._chart_guard(chart.version, still_valid)
 
         return ReadGuard(CHART_ID, chart_version, recheck)
 
@@ -343,13 +415,7 @@ class LedgerApplication(CoopApplication):
                 )
             # A manual entry on a kept account (posted before such entries were
             # refused) may still be reversed: that puts the account back in step.
-            reversal = original.reverse(
-                chart=self.chart(read_only=True),
-                effective_date=effective_date,
-                description=description,
-                actor=actor,
-                limits=self.limits,
-            )
+            reversal = self._reversal(original, effective_date, description, actor)
             return Decision((original, reversal), reversal, {"entry_id": str(reversal.id)})
 
         return execute_idempotent(
@@ -375,3 +441,13 @@ class LedgerApplication(CoopApplication):
 
     def _load_entry(self, ref: Mapping[str, str]) -> JournalEntry:
         return self.get_entry(UUID(ref["entry_id"]))
+
+
+def _load_closing(ref: Mapping[str, str]) -> BooksClosing:
+    state = state_in_ref(ref)
+    assert state is not None  # closeBooks always stores its closing
+    return BooksClosing(
+        through=date.fromisoformat(state["through"]),
+        closed_by=state["closed_by"],
+        closed_at=datetime.fromisoformat(state["closed_at"]),
+    )

@@ -39,6 +39,9 @@ EXPECTED: dict[str, frozenset[Role]] = {
     "Mutation.reverseJournalEntry": frozenset({A}),
     "Mutation.openAccount": frozenset({A}),
     "Mutation.closeAccount": frozenset({A}),
+    # Closing the books: the admin closes; whoever reads the ledger sees the close.
+    "Mutation.closeBooks": frozenset({A}),
+    "Query.booksClosing": frozenset({A, AU}),
     "Subscription.accountBalanceUpdates": frozenset({A, AU}),
     "Subscription.tillTotals": frozenset({A, AU, V}),
     # Hotel (issue #3): front desk and admin; auditors read the reports.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -127,6 +128,15 @@ KEPT_ACCOUNTS: tuple[KeptAccount, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class BooksClosing:
+    """The books are closed through `through`: no entry is dated on or before it."""
+
+    through: date
+    closed_by: str
+    closed_at: datetime
+
+
 def check_account_code(code: str, *, field: str, max_length: int) -> None:
     if not code:
         raise ValidationError(field, "account code must not be empty")
@@ -161,6 +171,22 @@ class ChartOfAccounts(Aggregate):
                 account.code, account.name, account.account_type, is_open=False
             )
 
+    class BooksClosed(Aggregate.Event):
+        # On the chart because every posting reads the chart already (from the cache,
+        # its version checked in the write transaction): the close costs postings
+        # nothing, and a posting racing it either lands before it or is re-checked.
+        through: date
+        actor: str
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, ChartOfAccounts)
+            aggregate.closing_state = (self.through, self.actor, self.timestamp)
+
+    # (through, by, at), plain values so that snapshots transcode it. A class
+    # attribute, not set in __init__: charts (and their snapshots) from before closing
+    # existed have no such attribute of their own and read this default.
+    closing_state: tuple[date, str, datetime] | None = None
+
     def __init__(self) -> None:
         self.accounts: dict[str, Account] = {}
 
@@ -192,6 +218,39 @@ class ChartOfAccounts(Aggregate):
         if code in ALWAYS_OPEN_ACCOUNTS:
             raise AccountKeptOpen("code", code, ALWAYS_OPEN_ACCOUNTS[code])
         self.trigger_event(self.AccountClosedEvent, code=code)
+
+    @property
+    def closed_through(self) -> date | None:
+        """The last day of the closed period, or None while the books were never closed."""
+        return None if self.closing_state is None else self.closing_state[0]
+
+    @property
+    def closing(self) -> BooksClosing | None:
+        return None if self.closing_state is None else BooksClosing(*self.closing_state)
+
+    def close_books(self, through: date, *, actor: str, today: date, books_opened_on: date) -> None:
+        """Close the books through `through`: from then on no entry is dated on or
+        before it. Only forward, only a period that has ended; never reopened (its
+        figures were filed: VAT returns, the approved accounts)."""
+        if through >= today:
+            raise ValidationError(
+                "through",
+                f"only a period that has ended can be closed: close through "
+                f"{(today - timedelta(days=1)).isoformat()} at the latest",
+            )
+        if through < books_opened_on:
+            raise ValidationError(
+                "through",
+                f"is before the books opened ({books_opened_on.isoformat()}, COOP_BOOKS_OPENED_ON)",
+            )
+        current = self.closed_through
+        if current is not None and through <= current:
+            raise ValidationError(
+                "through",
+                f"the books are already closed through {current.isoformat()}; a close "
+                f"moves forward only: close through a day after {current.isoformat()}",
+            )
+        self.trigger_event(self.BooksClosed, through=through, actor=actor)
 
     def postable(self, code: str, *, field: str) -> Account:
         account = self.accounts.get(code)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from services.common.errors import Conflict, NotFound, ValidationError
 
 
@@ -48,6 +50,21 @@ class AccountKeptByContext(ValidationError):
             f"by hand would put them out of step: {use_instead}",
         )
         self.code = code
+
+
+class PeriodClosed(ValidationError):
+    """A date on or before the day the books are closed through (closeBooks)."""
+
+    def __init__(self, field: str, day: date, closed_through: date) -> None:
+        through = closed_through.isoformat()
+        super().__init__(
+            field,
+            f"{day.isoformat()} is in a closed period: the books are closed through "
+            f"{through}, so nothing may be dated on or before it; date the correction "
+            f"after {through}",
+        )
+        self.day = day
+        self.closed_through = closed_through
 
 
 class EntryNotFound(NotFound):

@@ -21,6 +21,7 @@ from services.ledger.domain.accounts import ChartOfAccounts, KeptAccount, check_
 from services.ledger.domain.errors import (
     AccountKeptByContext,
     EntryAlreadyReversed,
+    PeriodClosed,
     UnbalancedEntry,
 )
 
@@ -106,6 +107,30 @@ def check_books_open(
         )
 
 
+# The welfare fund's accruals (welfare_fund/process.py) are dated on the day of the
+# income they follow, and that income passed the close when it was posted. So an
+# accrual dated in a closed period is the fund's share of income saved before the
+# close and accrued after it (the follower's lag, or a projector that was down):
+# refused, it would stop the follower and every read model behind it.
+ACCRUAL_CAUSE_PREFIX = "welfare:accrual:"
+
+
+def check_period_open(day: date, chart: ChartOfAccounts, *, field: str) -> None:
+    """Nothing is dated on or before the day the books are closed through."""
+    closed_through = chart.closed_through
+    if closed_through is not None and day <= closed_through:
+        raise PeriodClosed(field, day, closed_through)
+
+
+def check_entry_date(
+    chart: ChartOfAccounts, effective_date: date, cause_id: str, limits: LedgerLimits
+) -> None:
+    """Raise unless an entry caused by `cause_id` may be dated `effective_date`."""
+    check_books_open(effective_date, limits.books_opened_on, field=ENTRY_DATE_FIELD)
+    if not cause_id.startswith(ACCRUAL_CAUSE_PREFIX):
+        check_period_open(effective_date, chart, field=ENTRY_DATE_FIELD)
+
+
 class JournalEntry(Aggregate):
     class Posted(Aggregate.Created):
         # v2 added `actor`: who caused the entry. v1 events get UNKNOWN_ACTOR.
@@ -163,7 +188,7 @@ class JournalEntry(Aggregate):
         cause: Cause,
         limits: LedgerLimits,
     ) -> JournalEntry:
-        check_books_open(effective_date, limits.books_opened_on, field=ENTRY_DATE_FIELD)
+        check_entry_date(chart, effective_date, cause.cause_id, limits)
         description = _checked_description(description, limits)
         check_postings(chart, postings, limits)
         if not cause.cause_id or len(cause.cause_id) > 300:
@@ -202,6 +227,9 @@ class JournalEntry(Aggregate):
             raise EntryAlreadyReversed(
                 f"entry {self.id} is itself a reversal; post a new entry instead"
             )
+        # First: an entry in a closed period is reversed after the close, which also
+        # puts the reversal after the entry.
+        check_period_open(effective_date, chart, field=ENTRY_DATE_FIELD)
         if effective_date < self.effective_date:
             raise ValidationError(
                 "effectiveDate", "a reversal cannot be dated before the entry it reverses"

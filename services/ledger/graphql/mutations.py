@@ -1,4 +1,5 @@
-"""Ledger mutations: manual journal entries, reversals, opening and closing accounts."""
+"""Ledger mutations: manual journal entries, reversals, opening and closing accounts,
+closing the books."""
 
 from __future__ import annotations
 
@@ -22,9 +23,9 @@ from services.common.graphql import (
 from services.common.idempotency import Outcome
 from services.common.money import decimal_to_cents
 from services.ledger.domain import Account as AccountModel
-from services.ledger.domain import AccountType, Posting, Side
+from services.ledger.domain import AccountType, BooksClosing, Posting, Side
 from services.ledger.domain import JournalEntry as JournalEntryModel
-from services.ledger.graphql.types import Account, JournalEntry
+from services.ledger.graphql.types import Account, BooksClosingType, JournalEntry
 from services.ledger.projections import queries
 
 JournalEntryResult = Annotated[
@@ -38,6 +39,15 @@ JournalEntryResult = Annotated[
 AccountResult = Annotated[
     Account | ValidationErrorResult | NotFoundResult | ConflictResult | IdempotencyKeyReusedResult,
     strawberry.union("AccountResult"),
+]
+
+CloseBooksResult = Annotated[
+    BooksClosingType
+    | ValidationErrorResult
+    | NotFoundResult
+    | ConflictResult
+    | IdempotencyKeyReusedResult,
+    strawberry.union("CloseBooksResult"),
 ]
 
 
@@ -76,6 +86,14 @@ class OpenAccountInput:
 class CloseAccountInput:
     idempotency_key: str
     code: str
+
+
+@strawberry.input
+class CloseBooksInput:
+    idempotency_key: str
+    through: date = strawberry.field(
+        description="The last day to close: a day that has ended, after the current close."
+    )
 
 
 def _postings(inputs: list[PostingInput]) -> list[Posting]:
@@ -183,3 +201,23 @@ class LedgerMutation:
             return ledger.close_account(key=input.idempotency_key, actor=actor, code=input.code)
 
         return await run_mutation(info, command, lambda o: _account_result(info, o))
+
+    @strawberry.mutation(
+        permission_classes=allow(Role.ADMIN),
+        description=(
+            "Close the books through a day: no entry of any context may then be dated on "
+            "or before it; a closed period is corrected by entries dated after it. Moves "
+            "forward only; never reopened."
+        ),
+    )
+    async def close_books(self, info: Info, input: CloseBooksInput) -> CloseBooksResult:
+        ledger = info.context.runtime.ledger
+        actor = info.context.actor
+
+        def command() -> Outcome[BooksClosing]:
+            return ledger.close_books(key=input.idempotency_key, actor=actor, through=input.through)
+
+        async def present(outcome: Outcome[BooksClosing]) -> BooksClosingType:
+            return BooksClosingType.of(outcome.result)
+
+        return await run_mutation(info, command, present)

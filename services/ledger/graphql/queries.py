@@ -1,4 +1,4 @@
-"""Ledger queries: accounts, journal, trial balance, account balance."""
+"""Ledger queries: accounts, journal, trial balance, account balance, the books' closing."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from services.ledger.domain.accounts import check_account_code
 from services.ledger.graphql.types import (
     Account,
     AccountBalance,
+    BooksClosingType,
     JournalConnection,
     JournalEntry,
     TrialBalance,
@@ -97,3 +98,14 @@ class LedgerQuery:
         async with info.context.runtime.read_engine.connect() as conn:
             row = await queries.account_balance(conn, code, day)
         return AccountBalance.from_row(row, day)
+
+    @strawberry.field(
+        permission_classes=allow(Role.ADMIN, Role.AUDITOR),
+        description="Through which day the books are closed, by whom and when (null: never).",
+    )
+    async def books_closing(self, info: Info) -> BooksClosingType | None:
+        runtime = info.context.runtime
+        # From the chart itself, as the hotel's and the shop's configurations are read:
+        # the close is one fact of the chart, which no read model holds.
+        closing = await runtime.run_sync(runtime.ledger.books_closing)
+        return None if closing is None else BooksClosingType.of(closing)

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 import strawberry
 
 from services.common.graphql import Money, PageInfo, money
-from services.ledger.domain import AccountType, Side
+from services.ledger.domain import AccountType, BooksClosing, Side
 from services.ledger.projections.queries import AccountRow, BalanceRow, EntryRow
 
 # Expose the domain enums as they are (registration only; the domain imports nothing).
@@ -144,4 +144,20 @@ class AccountBalance:
             debit=money(row.debit_cents),
             credit=money(row.credit_cents),
             balance=money(row.balance_cents),
+        )
+
+
+@strawberry.type(
+    name="BooksClosing",
+    description="The books are closed through a day: no entry is dated on or before it.",
+)
+class BooksClosingType:
+    through: date = strawberry.field(description="The last day of the closed period.")
+    closed_by: str
+    closed_at: datetime
+
+    @classmethod
+    def of(cls, closing: BooksClosing) -> BooksClosingType:
+        return cls(
+            through=closing.through, closed_by=closing.closed_by, closed_at=closing.closed_at
         )

@@ -1,0 +1,223 @@
+"""Closing the books through GraphQL over HTTP, on SQLite and PostgreSQL: the admin
+closes, every context's back-dated posting is refused with a ValidationError naming
+its own input, and a closed period is corrected in the open one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.common.auth import Role
+from tests.e2e.conftest import GraphQLClient
+from tests.e2e.hotel_helpers import (
+    BOOKING_FIELDS,
+    CHECK_IN,
+    NUMBERED_CHARGE,
+    VOID,
+    book,
+    mutation,
+    run,
+)
+
+CLOSE_BOOKS = """
+mutation Close($input: CloseBooksInput!) {
+  closeBooks(input: $input) {
+    __typename
+    ... on BooksClosing { through closedBy closedAt }
+    ... on ValidationError { field message }
+    ... on Conflict { message }
+    ... on IdempotencyKeyReused { message }
+  }
+}
+"""
+BOOKS_CLOSING = "query { booksClosing { through closedBy closedAt } }"
+POST = """
+mutation Post($input: PostJournalEntryInput!) {
+  postJournalEntry(input: $input) {
+    __typename
+    ... on JournalEntry { id effectiveDate }
+    ... on ValidationError { field message }
+  }
+}
+"""
+REVERSE = """
+mutation Reverse($input: ReverseJournalEntryInput!) {
+  reverseJournalEntry(input: $input) {
+    __typename
+    ... on JournalEntry { id effectiveDate reversesEntryId }
+    ... on ValidationError { field message }
+    ... on Conflict { message }
+  }
+}
+"""
+RECORD_DONATION = """
+mutation Donate($input: RecordDonationInput!) {
+  recordDonation(input: $input) {
+    __typename
+    ... on ValidationError { field message }
+  }
+}
+"""
+CHARGE = mutation("postCharge", "PostChargeInput", BOOKING_FIELDS)
+
+
+async def close_books(client: GraphQLClient, key: str, through: str) -> dict[str, Any]:
+    result: dict[str, Any] = (
+        await client.data(CLOSE_BOOKS, {"input": {"idempotencyKey": key, "through": through}})
+    )["closeBooks"]
+    return result
+
+
+async def test_the_admin_closes_the_books_and_auditors_see_the_close(
+    client: GraphQLClient, app_client: GraphQLClient
+) -> None:
+    auditor = app_client.as_role(Role.AUDITOR)
+    assert (await auditor.data(BOOKS_CLOSING))["booksClosing"] is None
+
+    closed = await close_books(client, "close-2025-h1", "2025-06-30")
+    assert closed["__typename"] == "BooksClosing", closed
+    assert closed["through"] == "2025-06-30"
+    assert closed["closedBy"]
+    assert (await auditor.data(BOOKS_CLOSING))["booksClosing"] == {
+        k: closed[k] for k in ("through", "closedBy", "closedAt")
+    }
+
+    head = client.head()
+    assert await close_books(client, "close-2025-h1", "2025-06-30") == closed  # a retry
+    backwards = await close_books(client, "close-again", "2025-03-31")
+    assert backwards["__typename"] == "ValidationError"
+    assert backwards["field"] == "through"
+    assert "already closed through 2025-06-30" in backwards["message"]
+    not_ended = await close_books(client, "close-future", "2999-12-31")
+    assert (not_ended["__typename"], not_ended["field"]) == ("ValidationError", "through")
+    assert client.head() == head
+
+    auditor_closing = await auditor.execute(
+        CLOSE_BOOKS, {"input": {"idempotencyKey": "auditor", "through": "2025-09-30"}}
+    )
+    assert {e["extensions"]["code"] for e in auditor_closing["errors"]} == {"FORBIDDEN"}
+    assert client.head() == head
+
+
+async def test_a_back_dated_hotel_charge_in_the_closed_period_is_refused(
+    client: GraphQLClient,
+) -> None:
+    booking = await book(client)  # booked 2025-06-01, stay 2025-07-01 to 07-04
+    booking_id = booking["id"]
+    checked_in = await run(
+        client,
+        CHECK_IN,
+        {"idempotencyKey": "in", "bookingId": booking_id, "businessDate": "2025-07-01"},
+        "checkIn",
+    )
+    assert checked_in["__typename"] == "Booking"
+    minibar = {
+        "bookingId": booking_id,
+        "kind": "BEVERAGE",
+        "description": "Minibar",
+        "amount": "35.00",
+    }
+    first = await run(
+        client,
+        NUMBERED_CHARGE,
+        {**minibar, "idempotencyKey": "c1", "businessDate": "2025-07-01"},
+        "postCharge",
+    )
+    assert first["__typename"] == "Booking", first
+    assert (await close_books(client, "close", "2025-07-02"))["__typename"] == "BooksClosing"
+
+    head = client.head()
+    refused = await run(
+        client,
+        CHARGE,
+        {**minibar, "idempotencyKey": "c2", "businessDate": "2025-07-02"},
+        "postCharge",
+    )
+    assert refused["__typename"] == "ValidationError", refused
+    assert refused["field"] == "businessDate"
+    assert "closed through 2025-07-02" in refused["message"]
+    assert "date the correction after 2025-07-02" in refused["message"]
+    assert client.head() == head  # neither the folio line nor the entry
+
+    accepted = await run(
+        client,
+        CHARGE,
+        {**minibar, "idempotencyKey": "c3", "businessDate": "2025-07-03"},
+        "postCharge",
+    )
+    assert accepted["__typename"] == "Booking", accepted
+    assert len(accepted["folio"]["lines"]) == len(first["folio"]["lines"]) + 1
+
+    # The charge of 07-01 (closed) is voided in the open period: its reversal is dated
+    # on the void's day.
+    void = {"bookingId": booking_id, "chargeNumber": 1, "reason": "Wrong room"}
+    head = client.head()
+    in_closed = await run(
+        client, VOID, {**void, "idempotencyKey": "v1", "businessDate": "2025-07-02"}, "voidCharge"
+    )
+    # Its field is the ledger's (effectiveDate): the hotel renames the field only for
+    # the entries it posts, not for the reversals it asks the ledger for.
+    assert in_closed["__typename"] == "ValidationError", in_closed
+    assert "date the correction after 2025-07-02" in in_closed["message"]
+    assert client.head() == head
+    voided = await run(
+        client, VOID, {**void, "idempotencyKey": "v2", "businessDate": "2025-07-03"}, "voidCharge"
+    )
+    assert voided["__typename"] == "Booking", voided
+    assert voided["folio"]["lines"][-1]["amount"] == "-35.00"
+
+
+async def test_a_hand_entry_of_the_closed_period_is_reversed_in_the_open_one(
+    client: GraphQLClient,
+) -> None:
+    sale = {
+        "idempotencyKey": "sale-may",
+        "effectiveDate": "2025-05-02",
+        "description": "Shop sale",
+        "postings": [
+            {"account": "1000", "side": "DEBIT", "amount": "12.20"},
+            {"account": "4100", "side": "CREDIT", "amount": "10.00"},
+            {"account": "2000", "side": "CREDIT", "amount": "2.20"},
+        ],
+    }
+    posted = (await client.data(POST, {"input": sale}))["postJournalEntry"]
+    assert posted["__typename"] == "JournalEntry"
+    assert (await close_books(client, "close", "2025-06-30"))["__typename"] == "BooksClosing"
+
+    head = client.head()
+    late = (await client.data(POST, {"input": {**sale, "idempotencyKey": "sale-june"}}))[
+        "postJournalEntry"
+    ]
+    assert late["__typename"] == "ValidationError"
+    assert late["field"] == "effectiveDate"
+    donation = (
+        await client.data(
+            RECORD_DONATION,
+            {"input": {"idempotencyKey": "gift", "amount": "50.00", "date": "2025-06-15"}},
+        )
+    )["recordDonation"]
+    assert donation == {
+        "__typename": "ValidationError",
+        "field": "date",
+        "message": late["message"].replace("2025-05-02", "2025-06-15"),
+    }
+    reverse = {"entryId": posted["id"], "description": "Wrong till"}
+    in_closed = (
+        await client.data(
+            REVERSE,
+            {"input": {**reverse, "idempotencyKey": "r1", "effectiveDate": "2025-06-30"}},
+        )
+    )["reverseJournalEntry"]
+    assert in_closed["__typename"] == "ValidationError"
+    assert in_closed["field"] == "effectiveDate"
+    assert "date the correction after 2025-06-30" in in_closed["message"]
+    assert client.head() == head
+
+    reversal = (
+        await client.data(
+            REVERSE,
+            {"input": {**reverse, "idempotencyKey": "r2", "effectiveDate": "2025-07-01"}},
+        )
+    )["reverseJournalEntry"]
+    assert reversal["__typename"] == "JournalEntry", reversal
+    assert reversal["effectiveDate"] == "2025-07-01"
+    assert reversal["reversesEntryId"] == posted["id"]

@@ -32,7 +32,7 @@ from services.ledger.domain import (
     Posting,
     Side,
 )
-from services.ledger.domain.journal import check_books_open
+from services.ledger.domain.journal import ACCRUAL_CAUSE_PREFIX, check_books_open
 from services.welfare_fund.domain import (
     BENEFICIARY_REF,
     DEFAULT_ACCOUNT_STREAMS,
@@ -44,6 +44,7 @@ from services.welfare_fund.domain import (
     IncomeSource,
     PaymentReversalReason,
     PolicyVersion,
+    PolicyWithdrawal,
     Program,
     ProgramCatalog,
     StipendRules,
@@ -178,8 +179,40 @@ class WelfareFundApplication(CoopApplication):
         )
 
     def _load_policy(self, ref: Mapping[str, str]) -> PolicyVersion:
-        state = state_in_ref(ref) or self.fund().policies[ref["effective_from"]]
+        state = state_in_ref(ref) or self.fund().policy_state_set_on(ref["effective_from"])
         return PolicyVersion.from_state(state)
+
+    def withdraw_policy(
+        self, *, key: str, actor: str, effective_from: date
+    ) -> Outcome[PolicyWithdrawal]:
+        """Withdraw a version set by mistake (90% typed for 9%) while no income from
+        its day on is accrued: a later version would leave the mistake in force until
+        then. Like setting one, it races the accrual process on the fund's book: a
+        withdrawal that lost decides again on the book as the accrual left it."""
+        # Not part of the request: a retry on another day is the same request.
+        withdrawn_on = datetime.now(self.settings.zone).date()
+
+        def decide() -> Decision[PolicyWithdrawal]:
+            fund = self.fund()
+            withdrawal = fund.withdraw_policy(
+                effective_from, withdrawn_on=withdrawn_on, actor=actor
+            )
+            ref = {
+                "effective_from": effective_from.isoformat(),
+                "withdrawn_on": withdrawn_on.isoformat(),
+            }
+            return Decision((fund,), withdrawal, ref_with_state(ref, withdrawal.version.as_state()))
+
+        return self._retrying(
+            lambda: execute_idempotent(
+                self,
+                key=key,
+                operation="withdrawRedistributionPolicy",
+                request={"effective_from": effective_from.isoformat(), "actor": actor},
+                decide=decide,
+                load_result=_load_withdrawal,
+            )
+        )
 
     def set_stipend_rules(
         self, *, key: str, actor: str, rules: StipendRules
@@ -649,7 +682,9 @@ class WelfareFundApplication(CoopApplication):
                         description=f"Welfare fund accrual on {count} income entries effective "
                         f"{day.isoformat()} (ledger positions {first}-{last})",
                         postings=day_postings,
-                        cause=Cause(f"welfare:accrual:{last}:{day.isoformat()}", ACCRUAL_ACTOR),
+                        cause=Cause(
+                            f"{ACCRUAL_CAUSE_PREFIX}{last}:{day.isoformat()}", ACCRUAL_ACTOR
+                        ),
                     )
                 )
             fund.record_accruals(last, items, [str(e.id) for e in entries])
@@ -659,3 +694,11 @@ class WelfareFundApplication(CoopApplication):
                 continue  # a command or another follower wrote the book first: re-plan
             return max(r.notification.id for r in recordings)
         raise Conflict("the welfare fund's book kept changing; accrual will be retried")
+
+
+def _load_withdrawal(ref: Mapping[str, str]) -> PolicyWithdrawal:
+    state = state_in_ref(ref)
+    assert state is not None  # withdrawals always kept their state in the reference
+    return PolicyWithdrawal(
+        PolicyVersion.from_state(state), date.fromisoformat(ref["withdrawn_on"])
+    )

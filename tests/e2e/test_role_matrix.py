@@ -134,6 +134,7 @@ EXPECTED: dict[str, frozenset[Role]] = {
     "Query.beneficiary": frozenset({FO}),
     "Query.beneficiaries": frozenset({FO}),
     "Mutation.setRedistributionPolicy": frozenset({FO}),
+    "Mutation.withdrawRedistributionPolicy": frozenset({FO}),
     "Mutation.setStipendRules": frozenset({FO}),
     "Mutation.enrollBeneficiary": frozenset({FO}),
     "Mutation.recordAttendance": frozenset({FO}),

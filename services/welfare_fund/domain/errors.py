@@ -31,6 +31,19 @@ class VersionExists(Conflict):
         self.effective_from = effective_from
 
 
+class VersionWithdrawn(Conflict):
+    """A withdrawal of a version that is withdrawn already. A subclass, so the retry
+    of a lost race (which repeats only a plain Conflict) does not ask again."""
+
+    def __init__(self, what: str, effective_from: str, withdrawn_on: str) -> None:
+        super().__init__(
+            f"{what} from {effective_from} was withdrawn on {withdrawn_on} already; "
+            "nothing was written"
+        )
+        self.effective_from = effective_from
+        self.withdrawn_on = withdrawn_on
+
+
 class PaymentExceedsApproval(Conflict):
     def __init__(
         self,

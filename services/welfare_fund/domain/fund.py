@@ -19,17 +19,22 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from services.common.errors import ValidationError
+from services.common.errors import NotFound, ValidationError
 from services.ledger.domain import (
     WELFARE_FUND_CONTRIBUTION_ACCOUNT,
     WELFARE_FUND_PAYABLE_ACCOUNT,
     Posting,
     Side,
 )
-from services.welfare_fund.domain.errors import InsufficientFunds, VersionExists
+from services.welfare_fund.domain.errors import (
+    InsufficientFunds,
+    VersionExists,
+    VersionWithdrawn,
+)
 from services.welfare_fund.domain.policy import (
     DEFAULT_ACCOUNT_STREAMS,
     PolicyVersion,
+    PolicyWithdrawal,
     Program,
     StipendRules,
     Stream,
@@ -83,6 +88,20 @@ class WelfareFund(Aggregate):
         def apply(self, aggregate: Any) -> None:
             assert isinstance(aggregate, WelfareFund)
             aggregate.policies[str(self.policy["effective_from"])] = self.policy
+
+    class PolicyWithdrawn(Aggregate.Event):
+        effective_from: date
+        # The version as it was set, so the log alone says what was withdrawn.
+        policy: dict[str, Any]
+        withdrawn_on: date
+        actor: str | None = None
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, WelfareFund)
+            del aggregate.policies[self.effective_from.isoformat()]
+            aggregate._withdrawn_policies().append(
+                {"policy": self.policy, "withdrawn_on": self.withdrawn_on.isoformat()}
+            )
 
     class StipendRulesSet(Aggregate.Event):
         rules: dict[str, Any]
@@ -141,6 +160,9 @@ class WelfareFund(Aggregate):
 
     def __init__(self, stipend_rules: dict[str, Any]) -> None:
         self.policies: dict[str, dict[str, Any]] = {}
+        # [{"policy": state, "withdrawn_on": ISO day}] in withdrawal order: they govern
+        # nothing, and are kept so the book still says they were set.
+        self.withdrawn_policies: list[dict[str, Any]] = []
         self.stipend_rules: dict[str, dict[str, Any]] = {
             str(stipend_rules["effective_from"]): stipend_rules
         }
@@ -175,15 +197,81 @@ class WelfareFund(Aggregate):
         day = version.effective_from.isoformat()
         latest = self.latest_accrued_date
         if latest is not None and day <= latest:
-            earliest = date.fromisoformat(latest) + timedelta(days=1)
             raise ValidationError(
                 "effectiveFrom",
                 f"income up to {latest} was already accrued under the policy then in force; "
-                f"a new policy can take effect on {earliest.isoformat()} or later",
+                f"a new policy can take effect on {_day_after(latest)} or later",
             )
         if day in self.policies:
             raise VersionExists("a redistribution policy version", day)
         self.trigger_event(self.PolicySet, policy=version.as_state(), actor=actor)
+
+    def withdraw_policy(
+        self, effective_from: date, *, withdrawn_on: date, actor: str | None = None
+    ) -> PolicyWithdrawal:
+        """Withdraw a version set by mistake, before it has governed anything.
+
+        Rule: the same as for setting one, so withdrawing is possible exactly as long
+        as setting that version would be: refused once any income posting dated on or
+        after `effective_from` has been accrued. Before that, nothing accrued depends
+        on the version, and after it the accrued history is not rewritten (to change
+        it, reverse and repost the income). Withdrawn, it governs nothing (its days
+        fall to the version before it, or to none), its day takes a new version, and
+        it stays among `withdrawn_policy_versions`.
+        """
+        day = effective_from.isoformat()
+        state = self.policies.get(day)
+        if state is None:
+            for earlier in reversed(self._withdrawn_policies()):
+                if earlier["policy"]["effective_from"] == day:
+                    raise VersionWithdrawn(
+                        "the redistribution policy version", day, earlier["withdrawn_on"]
+                    )
+            raise NotFound(f"there is no redistribution policy version from {day}")
+        latest = self.latest_accrued_date
+        # The version's period key ("<stream>|<day>") is reused by a version set on
+        # the day again: it must hold nothing, which this rule also guarantees.
+        if latest is not None and day <= latest:
+            raise ValidationError(
+                "effectiveFrom",
+                f"income dated {latest}, on or after this version's day, was already "
+                "accrued; a version can be withdrawn only until income from its day on is "
+                "accrued (accrued history is never rewritten). To correct that income, "
+                "reverse and repost it; to change the rate from now on, set a version "
+                f"from {_day_after(latest)} or later",
+            )
+        self.trigger_event(
+            self.PolicyWithdrawn,
+            effective_from=effective_from,
+            policy=state,
+            withdrawn_on=withdrawn_on,
+            actor=actor,
+        )
+        return PolicyWithdrawal(PolicyVersion.from_state(state), withdrawn_on)
+
+    def withdrawn_policy_versions(self) -> list[PolicyWithdrawal]:
+        return [
+            PolicyWithdrawal(
+                PolicyVersion.from_state(w["policy"]), date.fromisoformat(w["withdrawn_on"])
+            )
+            for w in self._withdrawn_policies()
+        ]
+
+    def policy_state_set_on(self, day: str) -> dict[str, Any]:
+        """The state of the version last set for `day`, in force or withdrawn."""
+        state = self.policies.get(day)
+        if state is not None:
+            return state
+        for withdrawn in reversed(self._withdrawn_policies()):
+            if withdrawn["policy"]["effective_from"] == day:
+                return dict(withdrawn["policy"])
+        raise NotFound(f"there is no redistribution policy version from {day}")
+
+    def _withdrawn_policies(self) -> list[dict[str, Any]]:
+        # Snapshots taken before versions could be withdrawn do not have the list.
+        if "withdrawn_policies" not in self.__dict__:
+            self.withdrawn_policies = []
+        return self.withdrawn_policies
 
     def set_stipend_rules(self, rules: StipendRules, *, actor: str | None = None) -> None:
         """Record a version of the rules. The defaults the fund started with count as
@@ -333,6 +421,10 @@ def _governing(versions: Sequence[PolicyVersion], day: date) -> PolicyVersion | 
         if version.effective_from <= day:
             governing = version
     return governing
+
+
+def _day_after(iso_day: str) -> str:
+    return (date.fromisoformat(iso_day) + timedelta(days=1)).isoformat()
 
 
 def _default_stream_of(account_code: str) -> Stream | None:

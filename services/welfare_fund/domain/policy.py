@@ -203,6 +203,15 @@ class PolicyVersion:
         )
 
 
+@dataclass(frozen=True)
+class PolicyWithdrawal:
+    """A version withdrawn before any income from its day on was accrued: it governs
+    nothing, and stays listed so that what was set, and that it was undone, is seen."""
+
+    version: PolicyVersion
+    withdrawn_on: date
+
+
 def stream_of(account_code: str, account_streams: Sequence[tuple[str, Stream]]) -> Stream | None:
     index = _winner(account_code, account_streams)
     return None if index is None else account_streams[index][1]

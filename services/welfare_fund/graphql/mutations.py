@@ -65,6 +65,14 @@ PolicyResult = Annotated[
     | IdempotencyKeyReusedResult,
     strawberry.union("SetRedistributionPolicyResult"),
 ]
+WithdrawPolicyResult = Annotated[
+    RedistributionPolicy
+    | ValidationErrorResult
+    | NotFoundResult
+    | ConflictResult
+    | IdempotencyKeyReusedResult,
+    strawberry.union("WithdrawRedistributionPolicyResult"),
+]
 StipendRulesResult = Annotated[
     StipendRuleSet
     | ValidationErrorResult
@@ -126,6 +134,12 @@ class SetRedistributionPolicyInput:
     account_streams: list[AccountStreamInput] | None = strawberry.field(
         default=None, description="Revenue account prefix -> stream. Default: previous/chart."
     )
+
+
+@strawberry.input
+class WithdrawRedistributionPolicyInput:
+    idempotency_key: str
+    effective_from: date = strawberry.field(description="The day of the version to withdraw.")
 
 
 @strawberry.input
@@ -260,8 +274,9 @@ async def _disbursement(info: Info, disbursement_id: UUID) -> Disbursement:
 @strawberry.type
 class WelfareFundMutation:
     # The fund's rules (this policy and the stipend rules) are the territorial
-    # enterprise's to set: the cooperative (admin) pays into the fund, so it must not
-    # be able to lower its own contribution.
+    # enterprise's to set and to withdraw: the cooperative (admin) pays into the fund,
+    # so it must not be able to lower its own contribution (withdrawing a version that
+    # raises the rate lowers it as surely as setting a lower one).
     @strawberry.mutation(
         permission_classes=allow(Role.FUND_OFFICER),
         description="Add a version of the redistribution policy (shares per income stream); "
@@ -301,6 +316,29 @@ class WelfareFundMutation:
 
         async def present(o: Outcome[domain.PolicyVersion]) -> RedistributionPolicy:
             return RedistributionPolicy.from_version(o.result)
+
+        return await run_mutation(info, command, present)
+
+    @strawberry.mutation(
+        permission_classes=allow(Role.FUND_OFFICER),
+        description="Withdraw the policy version from effectiveFrom (one set by mistake); "
+        "fund officers only. Refused (ValidationError) once income on or after "
+        "effectiveFrom is accrued. Its days fall to the version before it; it stays "
+        "listed, withdrawn, and its day may take a new version.",
+    )
+    async def withdraw_redistribution_policy(
+        self, info: Info, input: WithdrawRedistributionPolicyInput
+    ) -> WithdrawPolicyResult:
+        app = info.context.runtime.welfare
+        actor = info.context.actor
+
+        def command() -> Outcome[domain.PolicyWithdrawal]:
+            return app.withdraw_policy(
+                key=input.idempotency_key, actor=actor, effective_from=input.effective_from
+            )
+
+        async def present(o: Outcome[domain.PolicyWithdrawal]) -> RedistributionPolicy:
+            return RedistributionPolicy.from_version(o.result.version, o.result.withdrawn_on)
 
         return await run_mutation(info, command, present)
 

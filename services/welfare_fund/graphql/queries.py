@@ -131,12 +131,14 @@ class WelfareFundQuery:
 
     @strawberry.field(
         permission_classes=allow(*AGGREGATE_READERS),
-        description="Every version of the redistribution policy, oldest first.",
+        description="Every version of the redistribution policy, oldest first; a "
+        "withdrawn version stays listed (withdrawn, withdrawnOn), before any version set "
+        "for its day after it.",
     )
     async def redistribution_policies(self, info: Info) -> list[RedistributionPolicy]:
         async with info.context.runtime.read_engine.connect() as conn:
-            versions = await queries.policies(conn)
-        return [RedistributionPolicy.from_version(v) for v in versions]
+            rows = await queries.policies(conn)
+        return [RedistributionPolicy.from_version(r.version, r.withdrawn_on) for r in rows]
 
     @strawberry.field(
         permission_classes=allow(*AGGREGATE_READERS),

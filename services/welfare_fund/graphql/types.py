@@ -189,11 +189,24 @@ class RedistributionPolicy:
     shares: list[StreamShare] = strawberry.field(description="Streams not listed share 0%.")
     program_shares: list[ProgramShare]
     account_streams: list[AccountStream]
+    withdrawn: bool = strawberry.field(
+        default=False,
+        description="Withdrawn (withdrawRedistributionPolicy) before any income from its "
+        "day was accrued: it governs nothing, and is listed so that it is seen to have "
+        "been set.",
+    )
+    withdrawn_on: date | None = strawberry.field(
+        default=None, description="The day it was withdrawn; null when it was not."
+    )
 
     @classmethod
-    def from_version(cls, version: PolicyVersion) -> RedistributionPolicy:
+    def from_version(
+        cls, version: PolicyVersion, withdrawn_on: date | None = None
+    ) -> RedistributionPolicy:
         return cls(
             effective_from=version.effective_from,
+            withdrawn=withdrawn_on is not None,
+            withdrawn_on=withdrawn_on,
             shares=[
                 StreamShare(stream=s, percent=format_percent(version.rate_ppm(s))) for s in Stream
             ],

@@ -39,6 +39,7 @@ from services.welfare_fund.projections.tables import (
     welfare_daily,
     welfare_disbursements,
     welfare_policies,
+    welfare_policy_withdrawals,
 )
 
 STREAM, PROGRAM = "stream", "program"
@@ -49,6 +50,7 @@ class WelfareFundProjection(Projection):
     name: ClassVar[str] = "welfare_fund"
     tables: ClassVar[tuple[Table, ...]] = (
         welfare_policies,
+        welfare_policy_withdrawals,
         welfare_daily,
         welfare_accrual_items,
         welfare_disbursements,
@@ -59,6 +61,7 @@ class WelfareFundProjection(Projection):
         get_topic(cls)
         for cls in (
             WelfareFund.PolicySet,
+            WelfareFund.PolicyWithdrawn,
             WelfareFund.AccrualsRecorded,
             Beneficiary.Enrolled,
             Beneficiary.AttendanceRecorded,
@@ -121,6 +124,20 @@ class WelfareFundProjection(Projection):
                             "policy_json": json.dumps(event.policy, sort_keys=True),
                             "position": position,
                         },
+                    )
+                )
+            elif isinstance(event, WelfareFund.PolicyWithdrawn):
+                conn.execute(
+                    insert(welfare_policy_withdrawals).values(
+                        position=position,
+                        effective_from=event.effective_from,
+                        policy_json=json.dumps(event.policy, sort_keys=True),
+                        withdrawn_on=event.withdrawn_on,
+                    )
+                )
+                conn.execute(
+                    delete(welfare_policies).where(
+                        welfare_policies.c.effective_from == event.effective_from
                     )
                 )
             elif isinstance(event, Disbursement.Committed):

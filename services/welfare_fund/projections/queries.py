@@ -10,7 +10,18 @@ from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import CompoundSelect, Date, Select, bindparam, func, literal, select, union_all
+from sqlalchemy import (
+    CompoundSelect,
+    Date,
+    Select,
+    bindparam,
+    cast,
+    func,
+    literal,
+    null,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.common.database import LoneReads
@@ -23,6 +34,7 @@ from services.welfare_fund.projections.tables import (
     welfare_daily,
     welfare_disbursements,
     welfare_policies,
+    welfare_policy_withdrawals,
 )
 
 
@@ -147,11 +159,32 @@ async def fund_balance(
     return BalanceView(as_of, streams, program_totals), extra[0] if extra else []
 
 
-async def policies(conn: AsyncConnection) -> list[PolicyVersion]:
+@dataclass(frozen=True)
+class PolicyRow:
+    version: PolicyVersion
+    withdrawn_on: date | None  # None: not withdrawn
+
+
+async def policies(conn: AsyncConnection) -> list[PolicyRow]:
+    """Every version, withdrawn ones included, by day and then in the order they were
+    set and withdrawn. One statement: read as two, a withdrawal committed between
+    them showed its version twice (or not at all)."""
+    p, w = welfare_policies.c, welfare_policy_withdrawals.c
+    listing = union_all(
+        select(
+            p.effective_from, p.position, p.policy_json, cast(null(), Date).label("withdrawn_on")
+        ),
+        select(w.effective_from, w.position, w.policy_json, w.withdrawn_on),
+    ).subquery()
     rows = await conn.execute(
-        select(welfare_policies.c.policy_json).order_by(welfare_policies.c.effective_from)
+        select(listing.c.policy_json, listing.c.withdrawn_on).order_by(
+            listing.c.effective_from, listing.c.position
+        )
     )
-    return [PolicyVersion.from_state(json.loads(text)) for (text,) in rows]
+    return [
+        PolicyRow(PolicyVersion.from_state(json.loads(text)), withdrawn_on)
+        for text, withdrawn_on in rows
+    ]
 
 
 @dataclass(frozen=True)

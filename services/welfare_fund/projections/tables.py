@@ -29,6 +29,20 @@ welfare_policies = Table(
     Column("position", BigInteger, nullable=False),
 )
 
+# Versions withdrawn before they governed anything, moved here from welfare_policies
+# so that a day can hold a withdrawn version and the one set after it, and listed
+# with them. A table of its own because read-model tables are never altered (no
+# migrations: a new column would break existing databases); a new table is created
+# on start. Keyed by the withdrawal's position, which also orders a day's versions.
+welfare_policy_withdrawals = Table(
+    "welfare_policy_withdrawals",
+    metadata,
+    Column("position", BigInteger, primary_key=True),
+    Column("effective_from", Date, nullable=False),
+    Column("policy_json", Text, nullable=False),
+    Column("withdrawn_on", Date, nullable=False),
+)
+
 # One row per (scope, key, day) with activity: the day's movements and cumulative
 # totals. scope "stream" (key = stream) carries base and accrued; scope "program"
 # (key = program) carries accrued, committed (outstanding) and disbursed. A balance

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 from uuid import UUID
@@ -260,18 +260,13 @@ class HotelApplication(CoopApplication):
     def _entry(
         self, *, cause_id: str, actor: str, on: date, description: str, postings: list[Posting]
     ) -> JournalEntry:
-        try:
+        with _business_date_named():
             return self.ledger.prepare_entry(
                 effective_date=on,
                 description=description,
                 postings=postings,
                 cause=Cause(cause_id, actor),
             )
-        except ValidationError as error:
-            # The entry is dated on the command's business day: name the input sent.
-            if error.field == ENTRY_DATE_FIELD:
-                raise ValidationError("businessDate", error.message) from None
-            raise
 
     def _payment_entry(
         self, booking: Booking, payment: Payment, *, actor: str, on: date, note: str = ""
@@ -511,13 +506,14 @@ class HotelApplication(CoopApplication):
             _line, refund = booking.void_charge(
                 number=number, reason=reason, on=day, refund_method=refund_method
             )
-            original, reversal = self.ledger.prepare_reversal(
-                entry_id_for_cause(f"hotel:charge:{booking_id}:{number}"),
-                effective_date=day,
-                # As with charges, the front desk's reason stays out of the ledger.
-                description=f"Hotel booking {booking_id}: void of charge {number}",
-                actor=actor,
-            )
+            with _business_date_named():
+                original, reversal = self.ledger.prepare_reversal(
+                    entry_id_for_cause(f"hotel:charge:{booking_id}:{number}"),
+                    effective_date=day,
+                    # As with charges, the front desk's reason stays out of the ledger.
+                    description=f"Hotel booking {booking_id}: void of charge {number}",
+                    actor=actor,
+                )
             if refund is None:
                 return booking, (original, reversal)
             refund_entry = self._payment_entry(
@@ -733,6 +729,18 @@ class HotelApplication(CoopApplication):
             decide=decide,
             load_result=load,
         )
+
+
+@contextlib.contextmanager
+def _business_date_named() -> Iterator[None]:
+    """The hotel's entries and reversals are dated on the command's business day: a
+    ledger refusal of that date names the input the front desk sent."""
+    try:
+        yield
+    except ValidationError as error:
+        if error.field == ENTRY_DATE_FIELD:
+            raise ValidationError("businessDate", error.message) from None
+        raise
 
 
 def _request(booking_id: UUID, on: date | None, actor: str) -> dict[str, Any]:

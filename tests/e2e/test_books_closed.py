@@ -154,9 +154,8 @@ async def test_a_back_dated_hotel_charge_in_the_closed_period_is_refused(
     in_closed = await run(
         client, VOID, {**void, "idempotencyKey": "v1", "businessDate": "2025-07-02"}, "voidCharge"
     )
-    # Its field is the ledger's (effectiveDate): the hotel renames the field only for
-    # the entries it posts, not for the reversals it asks the ledger for.
-    assert in_closed["__typename"] == "ValidationError", in_closed
+    # The field named is the input the front desk sent, as for the entries it posts.
+    assert (in_closed["__typename"], in_closed["field"]) == ("ValidationError", "businessDate")
     assert "date the correction after 2025-07-02" in in_closed["message"]
     assert client.head() == head
     voided = await run(

@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from copy import deepcopy
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any, ClassVar
 from uuid import UUID
 
@@ -307,6 +307,11 @@ class CoopApplication(Application[UUID]):
         # The library merges os.environ under ours; ours must win so that a stray
         # POSTGRES_* variable in a shell never points the app at another database.
         super().__init__(env=eventsourcing_env(settings, create_table=create_table))
+
+    def today(self) -> date:
+        """The cooperative's calendar day (COOP_TIMEZONE): what "future" means for the
+        dates users enter, and the day of what happens now."""
+        return datetime.now(self.settings.zone).date()
 
     def construct_factory(self, env: Environment) -> InfrastructureFactory:
         if self._shared_factory is not None:

@@ -91,9 +91,6 @@ class HotelApplication(CoopApplication):
         merged.setdefault("AGGREGATE_CACHE_MAXSIZE", "1000")
         return super().construct_env(name, merged)
 
-    def today(self) -> date:
-        return datetime.now(self.settings.zone).date()
-
     def business_day(self, on: date | None) -> date:
         """The day a front-desk fact is dated: `on`, or today. Back-dating is normal
         (yesterday's dinner posted this morning); a day after today is a mistyped

@@ -157,10 +157,6 @@ class LedgerApplication(CoopApplication):
             self.save(chart)  # a collision means another process created it first
         return self.chart()
 
-    def today(self) -> date:
-        """The cooperative's calendar day: what "future" means for dates users enter."""
-        return datetime.now(self.settings.zone).date()
-
     def chart(self, *, read_only: bool = False) -> ChartOfAccounts:
         """The chart; `read_only=True` skips the cache's defensive copy (measured: the
         copy was a third of a hotel command's time). Never change a read-only chart."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
-from datetime import date, datetime
+from datetime import date
 from typing import Any, ClassVar, TypeVar
 from uuid import UUID, uuid4
 
@@ -190,7 +190,7 @@ class WelfareFundApplication(CoopApplication):
         then. Like setting one, it races the accrual process on the fund's book: a
         withdrawal that lost decides again on the book as the accrual left it."""
         # Not part of the request: a retry on another day is the same request.
-        withdrawn_on = datetime.now(self.settings.zone).date()
+        withdrawn_on = self.today()
 
         def decide() -> Decision[PolicyWithdrawal]:
             fund = self.fund()
@@ -327,7 +327,7 @@ class WelfareFundApplication(CoopApplication):
                 part_time=part_time,
                 rules=rules,
                 support=self.programs.support_of(beneficiary.program),
-                today=datetime.now(self.settings.zone).date(),
+                today=self.today(),
             )
             return Decision((beneficiary,), beneficiary, {BENEFICIARY_REF: str(beneficiary_id)})
 

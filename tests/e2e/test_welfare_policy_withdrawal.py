@@ -282,12 +282,8 @@ def test_the_withdrawal_date_is_not_part_of_the_request(
     welfare = runtime.welfare
     first = welfare.withdraw_policy(key="w", actor="t", effective_from=date(2025, 3, 1))
 
-    class Tomorrow(datetime):
-        @classmethod
-        def now(cls, tz: Any = None) -> Any:
-            return datetime.now(tz) + timedelta(days=1)
-
-    monkeypatch.setattr("services.welfare_fund.application.datetime", Tomorrow)
+    tomorrow = welfare.today() + timedelta(days=1)
+    monkeypatch.setattr(welfare, "today", lambda: tomorrow)
     retried = welfare.withdraw_policy(key="w", actor="t", effective_from=date(2025, 3, 1))
     assert retried.replayed
     assert retried.result == first.result

@@ -222,11 +222,11 @@ class WelfareFund(Aggregate):
         day = effective_from.isoformat()
         state = self.policies.get(day)
         if state is None:
-            for earlier in reversed(self._withdrawn_policies()):
-                if earlier["policy"]["effective_from"] == day:
-                    raise VersionWithdrawn(
-                        "the redistribution policy version", day, earlier["withdrawn_on"]
-                    )
+            earlier = self._last_withdrawn_on_day(day)
+            if earlier is not None:
+                raise VersionWithdrawn(
+                    "the redistribution policy version", day, earlier["withdrawn_on"]
+                )
             raise NotFound(f"there is no redistribution policy version from {day}")
         latest = self.latest_accrued_date
         # The version's period key ("<stream>|<day>") is reused by a version set on
@@ -262,10 +262,17 @@ class WelfareFund(Aggregate):
         state = self.policies.get(day)
         if state is not None:
             return state
-        for withdrawn in reversed(self._withdrawn_policies()):
-            if withdrawn["policy"]["effective_from"] == day:
-                return dict(withdrawn["policy"])
+        withdrawn = self._last_withdrawn_on_day(day)
+        if withdrawn is not None:
+            return dict(withdrawn["policy"])
         raise NotFound(f"there is no redistribution policy version from {day}")
+
+    def _last_withdrawn_on_day(self, day: str) -> dict[str, Any] | None:
+        """The latest withdrawal of a version from `day` (a day may have several)."""
+        withdrawals: list[dict[str, Any]] = self._withdrawn_policies()
+        return next(
+            (w for w in reversed(withdrawals) if w["policy"]["effective_from"] == day), None
+        )
 
     def _withdrawn_policies(self) -> list[dict[str, Any]]:
         # Snapshots taken before versions could be withdrawn do not have the list.

@@ -44,6 +44,10 @@ STORE_NAME = "coop_store"
 # during this save: rare, so a few attempts are plenty.
 MAX_STALE_READ_RETRIES = 5
 
+# How long PostgreSQL lets the store's connections sit idle inside a transaction
+# (infra/postgresql/production.conf sets the same for every other connection).
+IDLE_IN_TRANSACTION_TIMEOUT_S = 60
+
 _STALE_READ_MESSAGE = "coop_stale_read"
 _READ_GUARDS_ATTRIBUTE = "_coop_read_guards"
 
@@ -264,6 +268,12 @@ def eventsourcing_env(settings: Settings, *, create_table: bool = True) -> dict[
             POSTGRES_MAX_OVERFLOW=str(settings.database_pool_size),
             POSTGRES_ENABLE_DB_FUNCTIONS="y",
             POSTGRES_LOCK_TIMEOUT="10",
+            # The library SETs this on each of its connections, 5 s unless told, over
+            # the server's own: a CLI command starved of CPU for 5 s inside one of the
+            # store's transactions was killed on a busy CI machine. Our inserts
+            # are single statements (the events lock never waits on a client), so the
+            # timeout only has to catch a stuck client: production.conf's 60 s.
+            POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT=str(IDLE_IN_TRANSACTION_TIMEOUT_S),
             POSTGRES_PRE_PING="n",
             APPLICATION_RECORDER_TOPIC=get_topic(OrderedPostgresApplicationRecorder),
         )

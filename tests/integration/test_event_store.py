@@ -143,3 +143,29 @@ def test_contexts_can_share_one_connection_pool(
     other.close()  # closing a sharer leaves the owner's store open
     ledger.ensure_chart()
     assert ledger.chart().accounts
+
+
+@pytest.mark.postgres
+def test_the_store_connections_wait_for_a_slow_client_as_long_as_production_conf(
+    tmp_path: object,
+) -> None:
+    """The library SETs its own idle-in-transaction timeout on each connection (5 s
+    unless told), over the server's: a `coop users add` starved of CPU for 5 s in one
+    of the store's transactions was killed on a busy CI machine."""
+    from tests.conftest import drop_schema, make_settings
+    from tests.unit.test_infra import production_settings
+
+    name = "idle_in_transaction_session_timeout"
+    with psycopg.connect(postgres_url(), autocommit=True) as conn:
+        conn.execute(f"SET {name} = '{production_settings()[name]}'")
+        expected = conn.execute(f"SHOW {name}").fetchone()
+    settings = make_settings("postgres", tmp_path)  # type: ignore[arg-type]
+    ledger = LedgerApplication(settings)
+    try:
+        with ledger.factory.datastore.get_connection() as conn:  # type: ignore[attr-defined]
+            shown = conn.execute(f"SHOW {name}").fetchone()
+    finally:
+        ledger.close()
+        drop_schema(settings)
+    assert expected is not None
+    assert shown == {name: expected[0]}

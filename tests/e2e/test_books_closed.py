@@ -4,10 +4,14 @@ its own input, and a closed period is corrected in the open one."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from services.common.auth import Role
-from tests.e2e.conftest import GraphQLClient
+from services.common.settings import Settings
+from services.ledger.domain import WELFARE_FUND_PAYABLE_ACCOUNT, Posting, Side
+from services.welfare_fund.domain import Stream
+from tests.e2e.conftest import GraphQLClient, serving
 from tests.e2e.hotel_helpers import (
     BOOKING_FIELDS,
     CHECK_IN,
@@ -30,6 +34,11 @@ mutation Close($input: CloseBooksInput!) {
 }
 """
 BOOKS_CLOSING = "query { booksClosing { through closedBy closedAt } }"
+ACCOUNT_BALANCE = """
+query Balance($code: String!, $asOf: DateTime) {
+  accountBalance(code: $code, asOf: $asOf) { balance }
+}
+"""
 POST = """
 mutation Post($input: PostJournalEntryInput!) {
   postJournalEntry(input: $input) {
@@ -220,3 +229,49 @@ async def test_a_hand_entry_of_the_closed_period_is_reversed_in_the_open_one(
     assert reversal["__typename"] == "JournalEntry", reversal
     assert reversal["effectiveDate"] == "2025-07-01"
     assert reversal["reversesEntryId"] == posted["id"]
+
+
+async def test_the_books_do_not_close_while_income_is_not_yet_accrued(
+    settings: Settings,
+) -> None:
+    """A projector that is down at close time: income saved in the period is not yet
+    accrued to the welfare fund, and its accrual (dated on the income's day) would
+    change the closed period when the projector came back. Refused, nothing stored;
+    once it has caught up the close goes through with the accrual inside the period."""
+    behind = settings.model_copy(
+        update={"run_projector_in_process": False, "read_your_writes_timeout_s": 0.3}
+    )
+    async with serving(behind) as anon:
+        admin = anon.as_role(Role.ADMIN)
+        runtime = anon.runtime
+        runtime.welfare.set_policy(
+            key="policy",
+            actor="t",
+            effective_from=date(2025, 1, 1),
+            shares=[(Stream.SHOP, 100_000)],
+        )
+        await runtime.run_sync(runtime.projector.run_until_caught_up)
+        runtime.ledger.post_entry(
+            key="till-sale",
+            actor="till",
+            effective_date=date(2025, 3, 2),
+            description="Shop sale",
+            postings=[Posting("1000", Side.DEBIT, 20_000), Posting("4100", Side.CREDIT, 20_000)],
+        )
+        head = anon.head()
+
+        refused = await close_books(admin, "close-q1", "2025-03-31")
+        assert refused["__typename"] == "Conflict", refused
+        assert "nothing was closed" in refused["message"]
+        assert "not yet accrued to the welfare fund" in refused["message"]
+        assert anon.head() == head
+        assert runtime.ledger.chart().closed_through is None
+
+        runtime.start_projector()  # back up
+        closed = await close_books(admin, "close-q1", "2025-03-31")
+        assert closed["__typename"] == "BooksClosing", closed
+        payable = await admin.data(
+            ACCOUNT_BALANCE,
+            {"code": WELFARE_FUND_PAYABLE_ACCOUNT, "asOf": "2025-03-31T23:00:00+02:00"},
+        )
+        assert payable["accountBalance"]["balance"] == "20.00"  # 10% of the sale, in Q1

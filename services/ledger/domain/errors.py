@@ -67,6 +67,18 @@ class PeriodClosed(ValidationError):
         self.closed_through = closed_through
 
 
+class AccrualsBehind(Conflict):
+    """closeBooks while income already saved is not yet accrued to the welfare fund:
+    its accrual, dated on the income's day, would land in the period after the close."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "nothing was closed: income already in the books is not yet accrued to the "
+            "welfare fund (the projector is behind; see `coop projections status`); "
+            "close again once it has caught up"
+        )
+
+
 class EntryNotFound(NotFound):
     pass
 

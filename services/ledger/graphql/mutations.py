@@ -11,6 +11,7 @@ import strawberry
 
 from gateway.context import Info, run_mutation
 from gateway.permissions import allow
+from gateway.runtime import ProjectionLag
 from services.common.auth import Role
 from services.common.errors import NotFound, ValidationError
 from services.common.graphql import (
@@ -19,11 +20,12 @@ from services.common.graphql import (
     Money,
     NotFoundResult,
     ValidationErrorResult,
+    error_result,
 )
 from services.common.idempotency import Outcome
 from services.common.money import decimal_to_cents
 from services.ledger.domain import Account as AccountModel
-from services.ledger.domain import AccountType, BooksClosing, Posting, Side
+from services.ledger.domain import AccountType, AccrualsBehind, BooksClosing, Posting, Side
 from services.ledger.domain import JournalEntry as JournalEntryModel
 from services.ledger.graphql.types import Account, BooksClosingType, JournalEntry
 from services.ledger.projections import queries
@@ -211,8 +213,16 @@ class LedgerMutation:
         ),
     )
     async def close_books(self, info: Info, input: CloseBooksInput) -> CloseBooksResult:
-        ledger = info.context.runtime.ledger
+        runtime = info.context.runtime
+        ledger = runtime.ledger
         actor = info.context.actor
+        try:
+            # The fund's accrual of income saved so far is dated on the income's day,
+            # in the period about to close: closed first, the period's figures would
+            # change after the close (the accrual is let in, see ACCRUAL_CAUSE_PREFIX).
+            await runtime.fund_settled()
+        except ProjectionLag:
+            return error_result(AccrualsBehind())
 
         def command() -> Outcome[BooksClosing]:
             return ledger.close_books(key=input.idempotency_key, actor=actor, through=input.through)

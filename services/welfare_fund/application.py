@@ -144,15 +144,17 @@ class WelfareFundApplication(CoopApplication):
 
         def decide() -> Decision[PolicyVersion]:
             fund = self.fund()
-            previous = fund.policy_versions()
-            latest = previous[-1] if previous else None
+            # What is left out stays as it was on that day: the version in force then,
+            # not the latest-dated one (a version put between two would take the later
+            # one's split). Before the first version: the configured defaults.
+            before = fund.policy_in_force(effective_from)
             version = PolicyVersion(
                 effective_from=effective_from,
                 shares_ppm=dict(shares),
                 program_shares_ppm=programs
-                or (latest.program_shares_ppm if latest else self.programs.default_shares_ppm()),
+                or (before.program_shares_ppm if before else self.programs.default_shares_ppm()),
                 account_streams=accounts
-                or (latest.account_streams if latest else DEFAULT_ACCOUNT_STREAMS),
+                or (before.account_streams if before else DEFAULT_ACCOUNT_STREAMS),
             )
             check_policy(
                 list(shares), version.program_shares_ppm, version.account_streams, self.programs

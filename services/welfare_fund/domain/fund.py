@@ -187,6 +187,10 @@ class WelfareFund(Aggregate):
     def policy_versions(self) -> list[PolicyVersion]:
         return [PolicyVersion.from_state(self.policies[k]) for k in sorted(self.policies)]
 
+    def policy_in_force(self, day: date) -> PolicyVersion | None:
+        """The version governing income dated `day` (None before the first)."""
+        return _governing(self.policy_versions(), day)
+
     def set_policy(self, version: PolicyVersion, *, actor: str | None = None) -> None:
         """Record a policy version. A version never rewrites accrued history.
 

@@ -129,10 +129,14 @@ class SetRedistributionPolicyInput:
     effective_from: date
     shares: list[StreamShareInput]
     program_shares: list[ProgramShareInput] | None = strawberry.field(
-        default=None, description="Default: the previous version's (50/50 at first)."
+        default=None,
+        description="Default: the version's in force on effectiveFrom (before the first "
+        "version, the configured default split).",
     )
     account_streams: list[AccountStreamInput] | None = strawberry.field(
-        default=None, description="Revenue account prefix -> stream. Default: previous/chart."
+        default=None,
+        description="Revenue account prefix -> stream. Default: the version's in force on "
+        "effectiveFrom (before the first version, the chart's).",
     )
 
 

@@ -34,6 +34,7 @@ EXPECTED: dict[str, frozenset[Role]] = {
     "Query.accounts": frozenset({A, AU}),
     "Query.journal": frozenset({A, AU}),
     "Query.trialBalance": frozenset({A, AU}),
+    "Query.periodTrialBalance": frozenset({A, AU}),
     "Query.accountBalance": frozenset({A, AU}),
     "Mutation.postJournalEntry": frozenset({A}),
     "Mutation.reverseJournalEntry": frozenset({A}),

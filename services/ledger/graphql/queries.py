@@ -19,6 +19,7 @@ from services.ledger.graphql.types import (
     BooksClosingType,
     JournalConnection,
     JournalEntry,
+    PeriodTrialBalance,
     TrialBalance,
     TrialBalanceLine,
 )
@@ -84,6 +85,21 @@ class LedgerQuery:
             total_credit=money(total_credit),
             balanced=total_debit == total_credit,
         )
+
+    @strawberry.field(
+        permission_classes=allow(Role.ADMIN, Role.AUDITOR),
+        description="Every account's opening balance, debits and credits dated from `from` "
+        "to `to` (both included) and closing balance: the year's revenue and expenses are "
+        "the period's movements.",
+    )
+    async def period_trial_balance(
+        self, info: Info, from_: Annotated[date, strawberry.argument(name="from")], to: date
+    ) -> PeriodTrialBalance:
+        if to < from_:
+            raise ValidationError("to", "must not be before from")
+        async with info.context.runtime.read_engine.connect() as conn:
+            rows = await queries.period_trial_balance(conn, from_, to)
+        return PeriodTrialBalance.from_rows(from_, to, rows)
 
     @strawberry.field(
         permission_classes=allow(Role.ADMIN, Role.AUDITOR),

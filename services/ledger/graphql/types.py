@@ -8,7 +8,7 @@ import strawberry
 
 from services.common.graphql import Money, PageInfo, money
 from services.ledger.domain import AccountType, BooksClosing, Side
-from services.ledger.projections.queries import AccountRow, BalanceRow, EntryRow
+from services.ledger.projections.queries import AccountRow, BalanceRow, EntryRow, PeriodRow
 
 # Expose the domain enums as they are (registration only; the domain imports nothing).
 strawberry.enum(AccountType, name="AccountType")
@@ -122,6 +122,82 @@ class TrialBalance:
     total_debit: Money
     total_credit: Money
     balanced: bool
+
+
+def _net_sides(net_cents: int) -> tuple[int, int]:
+    """A net balance (debits minus credits) as a trial balance shows it: on the debit
+    side or on the credit side."""
+    return max(net_cents, 0), max(-net_cents, 0)
+
+
+@strawberry.type(description="One account in a period: opening, movements, closing.")
+class PeriodTrialBalanceLine:
+    account: str
+    name: str
+    type: AccountType
+    opening_debit: Money
+    opening_credit: Money
+    debit: Money = strawberry.field(description="Debits dated in the period.")
+    credit: Money = strawberry.field(description="Credits dated in the period.")
+    closing_debit: Money
+    closing_credit: Money
+
+    @classmethod
+    def from_row(cls, row: PeriodRow) -> PeriodTrialBalanceLine:
+        opening_debit, opening_credit = _net_sides(row.opening_net_cents)
+        closing_debit, closing_credit = _net_sides(row.closing_net_cents)
+        return cls(
+            account=row.code,
+            name=row.name,
+            type=row.account_type,
+            opening_debit=money(opening_debit),
+            opening_credit=money(opening_credit),
+            debit=money(row.debit_cents),
+            credit=money(row.credit_cents),
+            closing_debit=money(closing_debit),
+            closing_credit=money(closing_credit),
+        )
+
+
+@strawberry.type
+class PeriodTrialBalance:
+    from_: date = strawberry.field(name="from")
+    to: date
+    lines: list[PeriodTrialBalanceLine]
+    total_opening_debit: Money
+    total_opening_credit: Money
+    total_debit: Money
+    total_credit: Money
+    total_closing_debit: Money
+    total_closing_credit: Money
+    balanced: bool = strawberry.field(
+        description="Opening, movements and closing each have equal debit and credit totals."
+    )
+
+    @classmethod
+    def from_rows(cls, first: date, last: date, rows: list[PeriodRow]) -> PeriodTrialBalance:
+        opening = [_net_sides(r.opening_net_cents) for r in rows]
+        closing = [_net_sides(r.closing_net_cents) for r in rows]
+        totals = (
+            sum(d for d, _c in opening),
+            sum(c for _d, c in opening),
+            sum(r.debit_cents for r in rows),
+            sum(r.credit_cents for r in rows),
+            sum(d for d, _c in closing),
+            sum(c for _d, c in closing),
+        )
+        return cls(
+            from_=first,
+            to=last,
+            lines=[PeriodTrialBalanceLine.from_row(r) for r in rows],
+            total_opening_debit=money(totals[0]),
+            total_opening_credit=money(totals[1]),
+            total_debit=money(totals[2]),
+            total_credit=money(totals[3]),
+            total_closing_debit=money(totals[4]),
+            total_closing_credit=money(totals[5]),
+            balanced=totals[0] == totals[1] and totals[2] == totals[3] and totals[4] == totals[5],
+        )
 
 
 @strawberry.type

@@ -18,6 +18,7 @@ from services.ledger.projections.tables import (
     closing_balances_statement,
     ledger_account_balances,
     ledger_accounts,
+    ledger_daily_balances,
     ledger_entries,
     ledger_lines,
 )
@@ -87,6 +88,22 @@ class BalanceRow:
     @property
     def balance_cents(self) -> int:
         return self.net_cents if self.account_type.is_debit_normal else -self.net_cents
+
+
+@dataclass(frozen=True)
+class PeriodRow:
+    """One account over a period: where it stood before, what moved, where it ended."""
+
+    code: str
+    name: str
+    account_type: AccountType
+    opening_net_cents: int  # debits minus credits dated before the period
+    debit_cents: int  # posted in the period
+    credit_cents: int
+
+    @property
+    def closing_net_cents(self) -> int:
+        return self.opening_net_cents + self.debit_cents - self.credit_cents
 
 
 async def list_accounts(conn: AsyncConnection) -> list[AccountRow]:
@@ -205,6 +222,34 @@ async def trial_balance(conn: AsyncConnection, as_of: date) -> list[BalanceRow]:
         for (code, name, kind), closing in zip(accounts, closings, strict=True)
         if closing
     ]
+
+
+async def period_trial_balance(conn: AsyncConnection, first: date, last: date) -> list[PeriodRow]:
+    """Every account with a balance before `first` or postings from `first` to `last`
+    (both included): its opening, its period's debits and credits."""
+    a = ledger_accounts.c
+    accounts = (await conn.execute(select(a.code, a.name, a.account_type).order_by(a.code))).all()
+    if not accounts:
+        return []
+    openings = (
+        await conn.execute(
+            closing_balances_statement({code: first for code, _n, _t in accounts}, inclusive=False)
+        )
+    ).one()
+    d = ledger_daily_balances.c
+    moved = {
+        code: (int(debit), int(credit))
+        for code, debit, credit in await conn.execute(
+            select(d.account_code, func.sum(d.debit_cents), func.sum(d.credit_cents))
+            .where(d.day >= first, d.day <= last)
+            .group_by(d.account_code)
+        )
+    }
+    rows = [
+        PeriodRow(code, name, AccountType(kind), int(opening or 0), *moved.get(code, (0, 0)))
+        for (code, name, kind), opening in zip(accounts, openings, strict=True)
+    ]
+    return [r for r in rows if r.opening_net_cents or r.debit_cents or r.credit_cents]
 
 
 async def account_balance(conn: AsyncConnection, code: str, as_of: date) -> BalanceRow:

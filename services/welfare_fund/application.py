@@ -48,6 +48,7 @@ from services.welfare_fund.domain import (
     Program,
     ProgramCatalog,
     StipendRules,
+    StipendRulesWithdrawal,
     Stream,
     WelfareFund,
     accrual_postings,
@@ -246,10 +247,50 @@ class WelfareFundApplication(CoopApplication):
                 request={"rules": rules.as_state(), "actor": actor},
                 decide=decide,
                 load_result=lambda ref: StipendRules.from_state(
-                    state_in_ref(ref) or self.fund().stipend_rules[ref["effective_from"]]
+                    # A reference stored before it kept the state: the version may
+                    # have been withdrawn since, and is still found among those.
+                    state_in_ref(ref)
+                    or self.fund().stipend_rules_state_set_on(ref["effective_from"])
                 ),
             )
         )
+
+    def withdraw_stipend_rules(
+        self, *, key: str, actor: str, effective_from: date
+    ) -> Outcome[StipendRulesWithdrawal]:
+        """Withdraw a version set by mistake (EUR 5000 typed for 500) while no month it
+        governs has begun: a version from a later day would leave the mistake in force
+        for its first month. Today (the cooperative's day) decides what has begun."""
+        # Not part of the request: a retry on another day is the same request.
+        withdrawn_on = self.today()
+
+        def decide() -> Decision[StipendRulesWithdrawal]:
+            fund = self.fund()
+            withdrawal = fund.withdraw_stipend_rules(
+                effective_from, withdrawn_on=withdrawn_on, actor=actor
+            )
+            ref = {
+                "effective_from": effective_from.isoformat(),
+                "withdrawn_on": withdrawn_on.isoformat(),
+            }
+            return Decision((fund,), withdrawal, ref_with_state(ref, withdrawal.rules.as_state()))
+
+        return self._retrying(
+            lambda: execute_idempotent(
+                self,
+                key=key,
+                operation="withdrawStipendRules",
+                request={"effective_from": effective_from.isoformat(), "actor": actor},
+                decide=decide,
+                load_result=_load_stipend_rules_withdrawal,
+            )
+        )
+
+    def stipend_rules_listing(self) -> list[tuple[StipendRules, date | None]]:
+        """Every stipend rules version, with the day it was withdrawn (None: in force),
+        from the book itself: a handful of versions, which no read model holds."""
+        fund: WelfareFund = self.repository.get(FUND_ID, deepcopy_from_cache=False)
+        return fund.stipend_rules_listing()
 
     # -- beneficiaries -------------------------------------------------------------
 
@@ -703,4 +744,12 @@ def _load_withdrawal(ref: Mapping[str, str]) -> PolicyWithdrawal:
     assert state is not None  # withdrawals always kept their state in the reference
     return PolicyWithdrawal(
         PolicyVersion.from_state(state), date.fromisoformat(ref["withdrawn_on"])
+    )
+
+
+def _load_stipend_rules_withdrawal(ref: Mapping[str, str]) -> StipendRulesWithdrawal:
+    state = state_in_ref(ref)
+    assert state is not None  # withdrawals always kept their state in the reference
+    return StipendRulesWithdrawal(
+        StipendRules.from_state(state), date.fromisoformat(ref["withdrawn_on"])
     )

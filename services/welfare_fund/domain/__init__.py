@@ -19,7 +19,13 @@ from services.welfare_fund.domain.errors import (
     VersionExists,
     VersionWithdrawn,
 )
-from services.welfare_fund.domain.fund import FUND_ID, IncomeSource, WelfareFund, accrual_postings
+from services.welfare_fund.domain.fund import (
+    FUND_ID,
+    IncomeSource,
+    StipendRulesWithdrawal,
+    WelfareFund,
+    accrual_postings,
+)
 from services.welfare_fund.domain.policy import (
     DEFAULT_ACCOUNT_STREAMS,
     DEFAULT_PROGRAMS,
@@ -67,6 +73,7 @@ __all__ = [
     "Program",
     "ProgramCatalog",
     "StipendRules",
+    "StipendRulesWithdrawal",
     "Stream",
     "Support",
     "VersionExists",

@@ -11,7 +11,7 @@ no custom transcodings.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -74,6 +74,15 @@ class IncomeSource:
         return self.reverses_effective_date or self.effective_date
 
 
+@dataclass(frozen=True)
+class StipendRulesWithdrawal:
+    """A stipend rules version withdrawn before its first month began: it governs no
+    month, and stays listed so that what was set, and that it was undone, is seen."""
+
+    rules: StipendRules
+    withdrawn_on: date
+
+
 EARLIEST = "0000-00-00"  # sorts before every ISO day
 
 
@@ -110,6 +119,20 @@ class WelfareFund(Aggregate):
         def apply(self, aggregate: Any) -> None:
             assert isinstance(aggregate, WelfareFund)
             aggregate.stipend_rules[str(self.rules["effective_from"])] = self.rules
+
+    class StipendRulesWithdrawn(Aggregate.Event):
+        effective_from: date
+        # The version as it was set, so the log alone says what was withdrawn.
+        rules: dict[str, Any]
+        withdrawn_on: date
+        actor: str | None = None
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, WelfareFund)
+            del aggregate.stipend_rules[self.effective_from.isoformat()]
+            aggregate._stipend_rules_withdrawals().append(
+                {"rules": self.rules, "withdrawn_on": self.withdrawn_on.isoformat()}
+            )
 
     class AccrualsRecorded(Aggregate.Event):
         # The last ledger position read: the process's own exactly-once tracking.
@@ -166,6 +189,9 @@ class WelfareFund(Aggregate):
         self.stipend_rules: dict[str, dict[str, Any]] = {
             str(stipend_rules["effective_from"]): stipend_rules
         }
+        # [{"rules": state, "withdrawn_on": ISO day}] in withdrawal order, as for the
+        # policy: they govern no month, and are kept so the book says they were set.
+        self.stipend_rules_withdrawals: list[dict[str, Any]] = []
         self.position = 0
         self.latest_accrued_date: str | None = None
         # "<stream>|<policy effective_from>" -> [cumulative base, cumulative accrued]
@@ -263,20 +289,12 @@ class WelfareFund(Aggregate):
 
     def policy_state_set_on(self, day: str) -> dict[str, Any]:
         """The state of the version last set for `day`, in force or withdrawn."""
-        state = self.policies.get(day)
-        if state is not None:
-            return state
-        withdrawn = self._last_withdrawn_on_day(day)
-        if withdrawn is not None:
-            return dict(withdrawn["policy"])
-        raise NotFound(f"there is no redistribution policy version from {day}")
+        return _state_set_on(
+            day, self.policies, self._withdrawn_policies(), "policy", "redistribution policy"
+        )
 
     def _last_withdrawn_on_day(self, day: str) -> dict[str, Any] | None:
-        """The latest withdrawal of a version from `day` (a day may have several)."""
-        withdrawals: list[dict[str, Any]] = self._withdrawn_policies()
-        return next(
-            (w for w in reversed(withdrawals) if w["policy"]["effective_from"] == day), None
-        )
+        return _last_withdrawal_on_day(day, self._withdrawn_policies(), "policy")
 
     def _withdrawn_policies(self) -> list[dict[str, Any]]:
         # Snapshots taken before versions could be withdrawn do not have the list.
@@ -286,7 +304,8 @@ class WelfareFund(Aggregate):
 
     def set_stipend_rules(self, rules: StipendRules, *, actor: str | None = None) -> None:
         """Record a version of the rules. The defaults the fund started with count as
-        the version from their date (2000-01-01)."""
+        the version from their date (2000-01-01). A withdrawn version's day takes a
+        new one (`withdraw_stipend_rules`)."""
         day = rules.effective_from.isoformat()
         if day in self.stipend_rules:
             raise VersionExists("a version of the stipend rules", day)
@@ -296,6 +315,96 @@ class WelfareFund(Aggregate):
         applicable = [k for k in self.stipend_rules if k <= day.isoformat()]
         key = max(applicable) if applicable else min(self.stipend_rules)
         return StipendRules.from_state(self.stipend_rules[key])
+
+    def withdraw_stipend_rules(
+        self, effective_from: date, *, withdrawn_on: date, actor: str | None = None
+    ) -> StipendRulesWithdrawal:
+        """Withdraw a version set by mistake (EUR 5000 typed for 500) before any month
+        it governs has begun.
+
+        A month's attendance is paid by the rules in force on its first day, and is
+        recorded only once the month has begun, with the stipend computed then. So
+        while the version's first month (the one starting on `effective_from` if that
+        is a 1st, else the next) has not begun, no attendance carries these rules;
+        after that some may, and withdrawing would leave recorded stipends computed
+        with rules the book no longer has. A corrective version from a later day would
+        leave the mistake in force for at least the first month (a version from the
+        2nd governs only from the next month). The version the fund started with (the
+        earliest) is the base every month falls back to: it stays. Withdrawn, a
+        version governs nothing (its months fall to the version before it), its day
+        takes a new version, and it stays among `withdrawn_stipend_rules`.
+        """
+        day = effective_from.isoformat()
+        state = self.stipend_rules.get(day)
+        if state is None:
+            earlier = self._last_stipend_rules_withdrawn_on_day(day)
+            if earlier is not None:
+                raise VersionWithdrawn("the stipend rules version", day, earlier["withdrawn_on"])
+            raise NotFound(f"there is no version of the stipend rules from {day}")
+        if day == min(self.stipend_rules):
+            raise ValidationError(
+                "effectiveFrom",
+                f"the stipend rules from {day} are the earliest version (the fund starts "
+                "with it): the base every month falls back to, so it cannot be withdrawn; "
+                "to change stipends, set a new version",
+            )
+        first_month = _first_month_from(effective_from)
+        if first_month <= withdrawn_on:
+            raise ValidationError(
+                "effectiveFrom",
+                f"the stipend rules from {day} govern attendance from {first_month:%Y-%m}, "
+                "which has begun: its attendance may already be recorded with them. Only "
+                "rules whose first month has not begun can be withdrawn; to change "
+                "stipends from a later month, set a version from "
+                f"{_next_first_of_month(withdrawn_on).isoformat()}",
+            )
+        self.trigger_event(
+            self.StipendRulesWithdrawn,
+            effective_from=effective_from,
+            rules=state,
+            withdrawn_on=withdrawn_on,
+            actor=actor,
+        )
+        return StipendRulesWithdrawal(StipendRules.from_state(state), withdrawn_on)
+
+    def withdrawn_stipend_rules(self) -> list[StipendRulesWithdrawal]:
+        return [
+            StipendRulesWithdrawal(
+                StipendRules.from_state(w["rules"]), date.fromisoformat(w["withdrawn_on"])
+            )
+            for w in list(self._stipend_rules_withdrawals())
+        ]
+
+    def stipend_rules_listing(self) -> list[tuple[StipendRules, date | None]]:
+        """Every version set, with the day it was withdrawn (None: in force), oldest
+        first by `effective_from`, the fund's starting version included. A day's
+        withdrawn versions come first, in the order withdrawn: a version in force on
+        that day can only have been set after them."""
+        # Each copied in one step before use: the application reads the cached book
+        # without a defensive copy, and another thread may fast-forward it meanwhile
+        # (iterating the live dict could fail: "changed size during iteration").
+        in_force = list(self.stipend_rules.values())
+        listed: list[tuple[StipendRules, date | None]] = [
+            (w.rules, w.withdrawn_on) for w in self.withdrawn_stipend_rules()
+        ]
+        listed += [(StipendRules.from_state(state), None) for state in in_force]
+        # A stable sort keeps the withdrawal order within a day.
+        return sorted(listed, key=lambda item: (item[0].effective_from, item[1] is None))
+
+    def stipend_rules_state_set_on(self, day: str) -> dict[str, Any]:
+        """The state of the version last set for `day`, in force or withdrawn."""
+        return _state_set_on(
+            day, self.stipend_rules, self._stipend_rules_withdrawals(), "rules", "stipend rules"
+        )
+
+    def _last_stipend_rules_withdrawn_on_day(self, day: str) -> dict[str, Any] | None:
+        return _last_withdrawal_on_day(day, self._stipend_rules_withdrawals(), "rules")
+
+    def _stipend_rules_withdrawals(self) -> list[dict[str, Any]]:
+        # Snapshots taken before versions could be withdrawn do not have the list.
+        if "stipend_rules_withdrawals" not in self.__dict__:
+            self.stipend_rules_withdrawals = []
+        return self.stipend_rules_withdrawals
 
     # -- accrual ---------------------------------------------------------------
 
@@ -432,6 +541,43 @@ def _governing(versions: Sequence[PolicyVersion], day: date) -> PolicyVersion | 
         if version.effective_from <= day:
             governing = version
     return governing
+
+
+def _last_withdrawal_on_day(
+    day: str, withdrawals: Sequence[dict[str, Any]], versioned: str
+) -> dict[str, Any] | None:
+    """The latest withdrawal of a version from `day` (a day may have several);
+    `versioned`: the key of the withdrawn version's state in each withdrawal."""
+    return next((w for w in reversed(withdrawals) if w[versioned]["effective_from"] == day), None)
+
+
+def _state_set_on(
+    day: str,
+    in_force: Mapping[str, dict[str, Any]],
+    withdrawals: Sequence[dict[str, Any]],
+    versioned: str,
+    what: str,
+) -> dict[str, Any]:
+    """The state of the version of `what` last set for `day`, in force or withdrawn."""
+    state = in_force.get(day)
+    if state is not None:
+        return state
+    withdrawn = _last_withdrawal_on_day(day, withdrawals, versioned)
+    if withdrawn is not None:
+        return dict(withdrawn[versioned])
+    raise NotFound(f"there is no {what} version from {day}")
+
+
+def _first_month_from(effective_from: date) -> date:
+    """The first day of the first month a stipend rules version governs: a month is
+    paid by the rules in force on its first day."""
+    if effective_from.day == 1:
+        return effective_from
+    return _next_first_of_month(effective_from)
+
+
+def _next_first_of_month(day: date) -> date:
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
 
 
 def _day_after(iso_day: str) -> str:

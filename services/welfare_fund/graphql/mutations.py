@@ -81,6 +81,14 @@ StipendRulesResult = Annotated[
     | IdempotencyKeyReusedResult,
     strawberry.union("SetStipendRulesResult"),
 ]
+WithdrawStipendRulesResult = Annotated[
+    StipendRuleSet
+    | ValidationErrorResult
+    | NotFoundResult
+    | ConflictResult
+    | IdempotencyKeyReusedResult,
+    strawberry.union("WithdrawStipendRulesResult"),
+]
 BeneficiaryResult = Annotated[
     Beneficiary
     | ValidationErrorResult
@@ -155,6 +163,12 @@ class SetStipendRulesInput:
     part_time_amount: Money
     floor_amount: Money
     full_attendance_percent: str
+
+
+@strawberry.input
+class WithdrawStipendRulesInput:
+    idempotency_key: str
+    effective_from: date = strawberry.field(description="The day of the version to withdraw.")
 
 
 @strawberry.input
@@ -371,6 +385,31 @@ class WelfareFundMutation:
 
         async def present(o: Outcome[StipendRules]) -> StipendRuleSet:
             return StipendRuleSet.from_rules(o.result)
+
+        return await run_mutation(info, command, present)
+
+    @strawberry.mutation(
+        permission_classes=allow(Role.FUND_OFFICER),
+        description="Withdraw the stipend rules version from effectiveFrom (one set by "
+        "mistake); fund officers only. Refused (ValidationError) once its first month "
+        "(effectiveFrom's, if a 1st, else the next) has begun: that month's attendance may "
+        "already be recorded with it. The fund's starting version is never withdrawn. Its "
+        "months fall to the version before it; it stays listed, withdrawn, and its day may "
+        "take a new version.",
+    )
+    async def withdraw_stipend_rules(
+        self, info: Info, input: WithdrawStipendRulesInput
+    ) -> WithdrawStipendRulesResult:
+        app = info.context.runtime.welfare
+        actor = info.context.actor
+
+        def command() -> Outcome[domain.StipendRulesWithdrawal]:
+            return app.withdraw_stipend_rules(
+                key=input.idempotency_key, actor=actor, effective_from=input.effective_from
+            )
+
+        async def present(o: Outcome[domain.StipendRulesWithdrawal]) -> StipendRuleSet:
+            return StipendRuleSet.from_rules(o.result.rules, o.result.withdrawn_on)
 
         return await run_mutation(info, command, present)
 

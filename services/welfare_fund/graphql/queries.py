@@ -27,6 +27,7 @@ from services.welfare_fund.graphql.types import (
     Provenance,
     ProvenanceSource,
     RedistributionPolicy,
+    StipendRuleSet,
 )
 from services.welfare_fund.keystore import read_key
 from services.welfare_fund.projections import queries
@@ -139,6 +140,20 @@ class WelfareFundQuery:
         async with info.context.runtime.read_engine.connect() as conn:
             rows = await queries.policies(conn)
         return [RedistributionPolicy.from_version(r.version, r.withdrawn_on) for r in rows]
+
+    @strawberry.field(
+        permission_classes=allow(*AGGREGATE_READERS),
+        description="Every version of the internship stipend rules, oldest first, the "
+        "fund's starting version included; a withdrawn version stays listed (withdrawn, "
+        "withdrawnOn), before any version set for its day after it. A month's attendance "
+        "is paid by the version in force on its first day.",
+    )
+    async def stipend_rules(self, info: Info) -> list[StipendRuleSet]:
+        runtime = info.context.runtime
+        # From the fund's book itself, as the ledger's booksClosing reads the chart: a
+        # handful of versions, which no read model holds.
+        listing = await runtime.run_sync(runtime.welfare.stipend_rules_listing)
+        return [StipendRuleSet.from_rules(rules, withdrawn_on) for rules, withdrawn_on in listing]
 
     @strawberry.field(
         permission_classes=allow(*AGGREGATE_READERS),

@@ -229,11 +229,21 @@ class StipendRuleSet:
     part_time_amount: Money
     floor_amount: Money
     full_attendance_percent: str
+    withdrawn: bool = strawberry.field(
+        default=False,
+        description="Withdrawn (withdrawStipendRules) before its first month began: it "
+        "governs no month, and is listed so that it is seen to have been set.",
+    )
+    withdrawn_on: date | None = strawberry.field(
+        default=None, description="The day it was withdrawn; null when it was not."
+    )
 
     @classmethod
-    def from_rules(cls, rules: StipendRules) -> StipendRuleSet:
+    def from_rules(cls, rules: StipendRules, withdrawn_on: date | None = None) -> StipendRuleSet:
         return cls(
             effective_from=rules.effective_from,
+            withdrawn=withdrawn_on is not None,
+            withdrawn_on=withdrawn_on,
             full_amount=money(rules.full_cents),
             with_meals_amount=money(rules.with_meals_cents),
             part_time_amount=money(rules.part_time_cents),

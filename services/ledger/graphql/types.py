@@ -124,12 +124,6 @@ class TrialBalance:
     balanced: bool
 
 
-def _net_sides(net_cents: int) -> tuple[int, int]:
-    """A net balance (debits minus credits) as a trial balance shows it: on the debit
-    side or on the credit side."""
-    return max(net_cents, 0), max(-net_cents, 0)
-
-
 @strawberry.type(description="One account in a period: opening, movements, closing.")
 class PeriodTrialBalanceLine:
     account: str
@@ -144,18 +138,16 @@ class PeriodTrialBalanceLine:
 
     @classmethod
     def from_row(cls, row: PeriodRow) -> PeriodTrialBalanceLine:
-        opening_debit, opening_credit = _net_sides(row.opening_net_cents)
-        closing_debit, closing_credit = _net_sides(row.closing_net_cents)
         return cls(
             account=row.code,
             name=row.name,
             type=row.account_type,
-            opening_debit=money(opening_debit),
-            opening_credit=money(opening_credit),
+            opening_debit=money(row.opening.debit_cents),
+            opening_credit=money(row.opening.credit_cents),
             debit=money(row.debit_cents),
             credit=money(row.credit_cents),
-            closing_debit=money(closing_debit),
-            closing_credit=money(closing_credit),
+            closing_debit=money(row.closing.debit_cents),
+            closing_credit=money(row.closing.credit_cents),
         )
 
 
@@ -176,15 +168,13 @@ class PeriodTrialBalance:
 
     @classmethod
     def from_rows(cls, first: date, last: date, rows: list[PeriodRow]) -> PeriodTrialBalance:
-        opening = [_net_sides(r.opening_net_cents) for r in rows]
-        closing = [_net_sides(r.closing_net_cents) for r in rows]
         totals = (
-            sum(d for d, _c in opening),
-            sum(c for _d, c in opening),
+            sum(r.opening.debit_cents for r in rows),
+            sum(r.opening.credit_cents for r in rows),
             sum(r.debit_cents for r in rows),
             sum(r.credit_cents for r in rows),
-            sum(d for d, _c in closing),
-            sum(c for _d, c in closing),
+            sum(r.closing.debit_cents for r in rows),
+            sum(r.closing.credit_cents for r in rows),
         )
         return cls(
             from_=first,

@@ -102,8 +102,13 @@ class PeriodRow:
     credit_cents: int
 
     @property
-    def closing_net_cents(self) -> int:
-        return self.opening_net_cents + self.debit_cents - self.credit_cents
+    def opening(self) -> BalanceRow:
+        return BalanceRow(self.code, self.name, self.account_type, self.opening_net_cents)
+
+    @property
+    def closing(self) -> BalanceRow:
+        closing_net_cents = self.opening_net_cents + self.debit_cents - self.credit_cents
+        return BalanceRow(self.code, self.name, self.account_type, closing_net_cents)
 
 
 async def list_accounts(conn: AsyncConnection) -> list[AccountRow]:

@@ -252,7 +252,7 @@ class WelfareFund(Aggregate):
         day = effective_from.isoformat()
         state = self.policies.get(day)
         if state is None:
-            earlier = self._last_withdrawn_on_day(day)
+            earlier = _last_withdrawal_on_day(day, self._withdrawn_policies(), "policy")
             if earlier is not None:
                 raise VersionWithdrawn(
                     "the redistribution policy version", day, earlier["withdrawn_on"]
@@ -292,9 +292,6 @@ class WelfareFund(Aggregate):
         return _state_set_on(
             day, self.policies, self._withdrawn_policies(), "policy", "redistribution policy"
         )
-
-    def _last_withdrawn_on_day(self, day: str) -> dict[str, Any] | None:
-        return _last_withdrawal_on_day(day, self._withdrawn_policies(), "policy")
 
     def _withdrawn_policies(self) -> list[dict[str, Any]]:
         # Snapshots taken before versions could be withdrawn do not have the list.
@@ -337,7 +334,7 @@ class WelfareFund(Aggregate):
         day = effective_from.isoformat()
         state = self.stipend_rules.get(day)
         if state is None:
-            earlier = self._last_stipend_rules_withdrawn_on_day(day)
+            earlier = _last_withdrawal_on_day(day, self._stipend_rules_withdrawals(), "rules")
             if earlier is not None:
                 raise VersionWithdrawn("the stipend rules version", day, earlier["withdrawn_on"])
             raise NotFound(f"there is no version of the stipend rules from {day}")
@@ -396,9 +393,6 @@ class WelfareFund(Aggregate):
         return _state_set_on(
             day, self.stipend_rules, self._stipend_rules_withdrawals(), "rules", "stipend rules"
         )
-
-    def _last_stipend_rules_withdrawn_on_day(self, day: str) -> dict[str, Any] | None:
-        return _last_withdrawal_on_day(day, self._stipend_rules_withdrawals(), "rules")
 
     def _stipend_rules_withdrawals(self) -> list[dict[str, Any]]:
         # Snapshots taken before versions could be withdrawn do not have the list.

@@ -361,33 +361,40 @@ class WelfareFundApplication(CoopApplication):
 
         def decide() -> Decision[Beneficiary]:
             beneficiary = self.get_beneficiary(beneficiary_id)
-            rules = self.fund().stipend_rules_on(check_month(month))
+            fund = self.fund()
+            first_day = check_month(month)
             beneficiary.record_attendance(
                 month=month,
                 scheduled_days=scheduled_days,
                 attended_days=attended_days,
                 meals_provided=meals_provided,
                 part_time=part_time,
-                rules=rules,
+                rules=fund.stipend_rules_on(first_day),
                 support=self.programs.support_of(beneficiary.program),
                 today=self.today(),
             )
-            return Decision((beneficiary,), beneficiary, {BENEFICIARY_REF: str(beneficiary_id)})
+            # The month's first attendance fixes its rules in the fund's book, in the
+            # same save: a version set or withdrawn meanwhile makes one of the two
+            # saves lose the race and decide again (see WelfareFund.fix_stipend_rules).
+            saved = (beneficiary, fund) if fund.fix_stipend_rules(first_day) else (beneficiary,)
+            return Decision(saved, beneficiary, {BENEFICIARY_REF: str(beneficiary_id)})
 
-        return execute_idempotent(
-            self,
-            key=key,
-            operation="recordAttendance",
-            request={
-                "beneficiary_id": str(beneficiary_id),
-                "month": month,
-                "scheduled": scheduled_days,
-                "attended": attended_days,
-                "meals": meals_provided,
-                "part_time": part_time,
-            },
-            decide=decide,
-            load_result=lambda ref: self.get_beneficiary(UUID(ref[BENEFICIARY_REF])),
+        return self._retrying(
+            lambda: execute_idempotent(
+                self,
+                key=key,
+                operation="recordAttendance",
+                request={
+                    "beneficiary_id": str(beneficiary_id),
+                    "month": month,
+                    "scheduled": scheduled_days,
+                    "attended": attended_days,
+                    "meals": meals_provided,
+                    "part_time": part_time,
+                },
+                decide=decide,
+                load_result=lambda ref: self.get_beneficiary(UUID(ref[BENEFICIARY_REF])),
+            )
         )
 
     def forget(self, *, key: str, actor: str, beneficiary_id: UUID) -> Outcome[Beneficiary]:

@@ -134,6 +134,17 @@ class WelfareFund(Aggregate):
                 {"rules": self.rules, "withdrawn_on": self.withdrawn_on.isoformat()}
             )
 
+    class StipendRulesApplied(Aggregate.Event):
+        """The first attendance of `month` ("YYYY-MM") was recorded, its stipend
+        computed by the rules then governing the month: from now on no version set or
+        withdrawn may change which rules govern it."""
+
+        month: str
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, WelfareFund)
+            aggregate._stipend_months().append(self.month)
+
     class AccrualsRecorded(Aggregate.Event):
         # The last ledger position read: the process's own exactly-once tracking.
         source_position: int
@@ -192,6 +203,9 @@ class WelfareFund(Aggregate):
         # [{"rules": state, "withdrawn_on": ISO day}] in withdrawal order, as for the
         # policy: they govern no month, and are kept so the book says they were set.
         self.stipend_rules_withdrawals: list[dict[str, Any]] = []
+        # "YYYY-MM" of every month with recorded attendance, in recording order: the
+        # rules governing these months are fixed (StipendRulesApplied).
+        self.stipend_months: list[str] = []
         self.position = 0
         self.latest_accrued_date: str | None = None
         # "<stream>|<policy effective_from>" -> [cumulative base, cumulative accrued]
@@ -306,12 +320,52 @@ class WelfareFund(Aggregate):
         day = rules.effective_from.isoformat()
         if day in self.stipend_rules:
             raise VersionExists("a version of the stipend rules", day)
+        regoverned = self._recorded_months_regoverned({**self.stipend_rules, day: {}})
+        if regoverned:
+            governing = _governing_key(self.stipend_rules, f"{regoverned[0]}-01")
+            raise ValidationError(
+                "effectiveFrom",
+                f"attendance for {_months(regoverned)} is already recorded, its stipends "
+                f"computed by the rules from {governing}: a version from {day} would "
+                "govern it, and the stipends already recorded would not follow. A month's "
+                "rules are fixed once its first attendance is recorded; the first day this "
+                "version can start is "
+                f"{_next_first_of_month(date.fromisoformat(regoverned[-1] + '-01'))}",
+            )
         self.trigger_event(self.StipendRulesSet, rules=rules.as_state(), actor=actor)
 
     def stipend_rules_on(self, day: date) -> StipendRules:
-        applicable = [k for k in self.stipend_rules if k <= day.isoformat()]
-        key = max(applicable) if applicable else min(self.stipend_rules)
+        key = _governing_key(self.stipend_rules, day.isoformat())
         return StipendRules.from_state(self.stipend_rules[key])
+
+    def fix_stipend_rules(self, month: date) -> bool:
+        """Attendance for `month` (its 1st) is being recorded by the rules governing
+        it: the first time, record that they are now fixed for it (True). Saved with
+        the attendance, this event makes the attendance and any change of the rules
+        write the same aggregate, so one of two racing commands re-decides on the
+        other's outcome (a version set or withdrawn meanwhile changes the stipend;
+        recorded attendance refuses the version)."""
+        key = f"{month:%Y-%m}"
+        if key in self._stipend_months():
+            return False
+        self.trigger_event(self.StipendRulesApplied, month=key)
+        return True
+
+    def _recorded_months_regoverned(self, versions_after: Mapping[str, Any]) -> list[str]:
+        """The months with recorded attendance ("YYYY-MM", ascending) whose governing
+        version would differ with `versions_after` (keyed by ISO day) in force."""
+        return [
+            month
+            for month in sorted(self._stipend_months())
+            if _governing_key(self.stipend_rules, f"{month}-01")
+            != _governing_key(versions_after, f"{month}-01")
+        ]
+
+    def _stipend_months(self) -> list[str]:
+        # Snapshots taken before months were recorded do not have the list.
+        if "stipend_months" not in self.__dict__:
+            self.stipend_months = []
+        return self.stipend_months
 
     def withdraw_stipend_rules(
         self, effective_from: date, *, withdrawn_on: date, actor: str | None = None
@@ -354,6 +408,21 @@ class WelfareFund(Aggregate):
                 "rules whose first month has not begun can be withdrawn; to change "
                 "stipends from a later month, set a version from "
                 f"{_next_first_of_month(withdrawn_on).isoformat()}",
+            )
+        # Attendance is recorded only once its month has begun, so the check above
+        # is enough, except against a racing attendance: this command's day was taken
+        # before the month began, the attendance's after (fix_stipend_rules).
+        regoverned = self._recorded_months_regoverned(
+            {k: v for k, v in self.stipend_rules.items() if k != day}
+        )
+        if regoverned:
+            raise ValidationError(
+                "effectiveFrom",
+                f"attendance for {_months(regoverned)} is already recorded, its stipends "
+                f"computed by the rules from {day}: withdrawn, they would no longer govern "
+                "the months paid by them. To change stipends from a later month, set a "
+                "version from "
+                f"{_next_first_of_month(date.fromisoformat(regoverned[-1] + '-01'))}",
             )
         self.trigger_event(
             self.StipendRulesWithdrawn,
@@ -560,6 +629,20 @@ def _state_set_on(
     if withdrawn is not None:
         return dict(withdrawn[versioned])
     raise NotFound(f"there is no {what} version from {day}")
+
+
+def _governing_key(versions: Iterable[str], day: str) -> str:
+    """The ISO day of the version in force on `day`: the latest from that day or
+    before, else the earliest (the fund's starting version is the base)."""
+    keys = list(versions)
+    return max((k for k in keys if k <= day), default=min(keys))
+
+
+def _months(months: Sequence[str]) -> str:
+    """Months named in a message: a version can govern years of them."""
+    if len(months) <= 3:
+        return ", ".join(months)
+    return f"{months[0]} and {len(months) - 1} later months through {months[-1]}"
 
 
 def _first_month_from(effective_from: date) -> date:

@@ -362,7 +362,10 @@ class WelfareFundMutation:
 
     @strawberry.mutation(
         permission_classes=allow(Role.FUND_OFFICER),
-        description="Add a version of the internship stipend rules; fund officers only.",
+        description="Add a version of the internship stipend rules; fund officers only. A "
+        "month is paid by the version in force on its 1st. Refused (ValidationError) when "
+        "it would govern a month whose attendance is already recorded: a month's rules are "
+        "fixed by its first recorded attendance.",
     )
     async def set_stipend_rules(
         self, info: Info, input: SetStipendRulesInput

@@ -1,0 +1,229 @@
+"""A month's stipend rules are fixed by its first recorded attendance, on both
+stores: setStipendRules refuses a version that would govern such a month (its
+interns would be paid by two sets of rules), and an attendance racing a change of
+the rules ends with one consistent outcome, whichever saves first.
+
+The races are made deterministic: the other command runs inside the first one's
+decision, after it read the fund's book and before it saved."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+import pytest
+
+from gateway.runtime import Runtime
+from services.common.auth import Role
+from services.common.errors import ValidationError
+from services.welfare_fund.domain import Beneficiary, Program, StipendRules, WelfareFund
+from tests.e2e.conftest import GraphQLClient
+
+MARCH, APRIL = date(2025, 3, 1), date(2025, 4, 1)
+OFFICER = "person:officer"
+
+SET = """
+mutation S($input: SetStipendRulesInput!) {
+  setStipendRules(input: $input) {
+    __typename
+    ... on StipendRuleSet { effectiveFrom fullAmount }
+    ... on ValidationError { field message }
+  }
+}
+"""
+LIST = "query { stipendRules { effectiveFrom fullAmount withdrawn } }"
+ENROLL = """
+mutation E($input: EnrollBeneficiaryInput!) {
+  enrollBeneficiary(input: $input) { __typename ... on Beneficiary { beneficiaryRef } } }
+"""
+ATTEND = """
+mutation A($input: RecordAttendanceInput!) { recordAttendance(input: $input) {
+  __typename ... on ValidationError { field message } } }
+"""
+BENEFICIARY = """
+query B($r: String!) { beneficiary(beneficiaryRef: $r) { attendance { month stipend } } }
+"""
+
+
+def _rules_input(key: str, day: date, full: str) -> dict[str, Any]:
+    return {
+        "idempotencyKey": key,
+        "effectiveFrom": day.isoformat(),
+        "fullAmount": full,
+        "withMealsAmount": "400.00",
+        "partTimeAmount": "350.00",
+        "floorAmount": "300.00",
+        "fullAttendancePercent": "80",
+    }
+
+
+async def _enrol(officer: GraphQLClient, key: str) -> str:
+    enrolled = await officer.data(
+        ENROLL,
+        {"input": {"idempotencyKey": key, "program": "INTERNSHIP", "enrolledOn": "2025-01-01"}},
+    )
+    ref: str = enrolled["enrollBeneficiary"]["beneficiaryRef"]
+    return ref
+
+
+async def _attend(officer: GraphQLClient, key: str, ref: str, month: date) -> None:
+    attendance = {"idempotencyKey": key, "beneficiaryRef": ref, "month": f"{month:%Y-%m}",
+                  "scheduledDays": 20, "attendedDays": 20}  # fmt: skip
+    recorded = (await officer.data(ATTEND, {"input": attendance}))["recordAttendance"]
+    assert recorded["__typename"] == "Beneficiary", recorded
+
+
+async def test_a_version_for_a_month_with_recorded_attendance_is_refused(
+    app_client: GraphQLClient,
+) -> None:
+    """March's first intern was paid EUR 500.00: a version raising March to 550.00
+    would leave her at 500.00 and the next one at 550.00."""
+    officer = app_client.as_person(Role.FUND_OFFICER)
+    first, second = await _enrol(officer, "enrol-1"), await _enrol(officer, "enrol-2")
+    await _attend(officer, "att-1", first, MARCH)
+    listing = (await officer.data(LIST))["stipendRules"]
+    head = app_client.head()
+
+    answer = await officer.data(SET, {"input": _rules_input("rules", MARCH, "550.00")})
+    refused = answer["setStipendRules"]
+    assert (refused["__typename"], refused["field"]) == ("ValidationError", "effectiveFrom")
+    assert "2025-03" in refused["message"]
+    assert "2025-04-01" in refused["message"]  # where the version can start
+    assert app_client.head() == head
+    assert (await officer.data(LIST))["stipendRules"] == listing
+
+    # The second intern's March is paid like the first's; April takes the new version,
+    # asked for with the same key (a refusal leaves it free).
+    await _attend(officer, "att-2", second, MARCH)
+    answer = await officer.data(SET, {"input": _rules_input("rules", APRIL, "550.00")})
+    assert answer["setStipendRules"]["__typename"] == "StipendRuleSet", answer
+    await _attend(officer, "att-2-april", second, APRIL)
+    stipends = (await officer.data(BENEFICIARY, {"r": second}))["beneficiary"]["attendance"]
+    assert sorted((a["month"], a["stipend"]) for a in stipends) == [
+        ("2025-03", "500.00"),
+        ("2025-04", "550.00"),
+    ]
+
+
+def _enrol_intern(runtime: Runtime, key: str) -> Beneficiary:
+    return runtime.welfare.enroll(
+        key=key, actor=OFFICER, program=Program.INTERNSHIP, enrolled_on=MARCH, case_note=None
+    ).result
+
+
+def _record_march(runtime: Runtime, key: str, intern: Beneficiary) -> None:
+    runtime.welfare.record_attendance(
+        key=key,
+        actor=OFFICER,
+        beneficiary_id=intern.id,
+        month="2025-03",
+        scheduled_days=20,
+        attended_days=20,
+        meals_provided=False,
+        part_time=False,
+    )
+
+
+def _once_before(
+    monkeypatch: pytest.MonkeyPatch, owner: type, name: str, interloper: Callable[[], object]
+) -> list[int]:
+    """Run `interloper` the first time `owner.name` is called, before it; the list
+    counts the calls (each is one decision of the command)."""
+    original = getattr(owner, name)
+    calls: list[int] = []
+
+    def wrapped(self: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            interloper()
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(owner, name, wrapped)
+    return calls
+
+
+def test_a_version_saved_while_attendance_is_decided_pays_that_attendance(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The attendance read the book (EUR 500.00 for March), then a version raising
+    March to 550.00 was saved: the attendance's save loses, and deciding again it
+    computes 550.00, the rules the fund now has for March."""
+    intern = _enrol_intern(runtime, "enrol")
+    raised = StipendRules(effective_from=MARCH, full_cents=55_000)
+    decisions = _once_before(
+        monkeypatch,
+        Beneficiary,
+        "record_attendance",
+        lambda: runtime.welfare.set_stipend_rules(key="raise", actor=OFFICER, rules=raised),
+    )
+    _record_march(runtime, "march", intern)
+    assert len(decisions) == 2
+    assert runtime.welfare.get_beneficiary(intern.id).stipends == {"2025-03": 55_000}
+    assert runtime.welfare.fund().stipend_rules_on(MARCH) == raised
+
+
+def test_attendance_saved_while_a_version_is_decided_refuses_the_version(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The version read the book (no attendance for March), then March's first
+    attendance was saved at EUR 500.00: the version's save loses, and deciding again
+    it is refused; nothing of it is stored."""
+    intern = _enrol_intern(runtime, "enrol")
+    decisions = _once_before(
+        monkeypatch,
+        WelfareFund,
+        "set_stipend_rules",
+        lambda: _record_march(runtime, "march", intern),
+    )
+    with pytest.raises(ValidationError) as refused:
+        runtime.welfare.set_stipend_rules(
+            key="raise", actor=OFFICER, rules=StipendRules(effective_from=MARCH, full_cents=55_000)
+        )
+    assert len(decisions) == 2
+    assert refused.value.field == "effectiveFrom"
+    assert runtime.welfare.get_beneficiary(intern.id).stipends == {"2025-03": 50_000}
+    assert runtime.welfare.fund().stipend_rules_on(MARCH).full_cents == 50_000
+    assert [v.effective_from for v, _ in runtime.welfare.stipend_rules_listing()] == [
+        date(2000, 1, 1)
+    ]
+
+
+def test_attendance_saved_at_midnight_refuses_a_withdrawal_decided_the_day_before(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The withdrawal of April's version took its day on 31 March, just before
+    midnight; April's first attendance was saved just after, paid by that version:
+    the withdrawal loses, and deciding again (still on the 31st) it is refused."""
+    welfare = runtime.welfare
+    intern = _enrol_intern(runtime, "enrol")
+    welfare.set_stipend_rules(
+        key="april", actor=OFFICER, rules=StipendRules(effective_from=APRIL, full_cents=52_000)
+    )
+    real_today = welfare.today()
+    today = [date(2025, 3, 31)]
+    monkeypatch.setattr(welfare, "today", lambda: today[0])
+
+    def attendance_after_midnight() -> None:
+        today[0] = real_today
+        welfare.record_attendance(
+            key="april-attendance",
+            actor=OFFICER,
+            beneficiary_id=intern.id,
+            month="2025-04",
+            scheduled_days=20,
+            attended_days=20,
+            meals_provided=False,
+            part_time=False,
+        )
+
+    decisions = _once_before(
+        monkeypatch, WelfareFund, "withdraw_stipend_rules", attendance_after_midnight
+    )
+    with pytest.raises(ValidationError) as refused:
+        welfare.withdraw_stipend_rules(key="withdraw", actor=OFFICER, effective_from=APRIL)
+    assert len(decisions) == 2
+    assert "2025-04" in str(refused.value)
+    assert welfare.get_beneficiary(intern.id).stipends == {"2025-04": 52_000}
+    assert welfare.fund().stipend_rules_on(APRIL).full_cents == 52_000
+    assert welfare.fund().withdrawn_stipend_rules() == []

@@ -381,14 +381,48 @@ class HotelApplication(CoopApplication):
     def check_in(
         self, *, key: str, actor: str, booking_id: UUID, on: date | None = None
     ) -> Outcome[Booking]:
+        return self._unposted_step(
+            "checkIn",
+            lambda booking, config, day: booking.check_in(config, on=day),
+            key=key,
+            actor=actor,
+            booking_id=booking_id,
+            on=on,
+        )
+
+    def undo_check_in(
+        self, *, key: str, actor: str, booking_id: UUID, on: date | None = None
+    ) -> Outcome[Booking]:
+        """A check-in made by mistake, taken back (Booking.undo_check_in)."""
+        return self._unposted_step(
+            "undoCheckIn",
+            lambda booking, config, day: booking.undo_check_in(config, on=day),
+            key=key,
+            actor=actor,
+            booking_id=booking_id,
+            on=on,
+        )
+
+    def _unposted_step(
+        self,
+        operation: str,
+        step: Callable[[Booking, HotelConfiguration, date], None],
+        *,
+        key: str,
+        actor: str,
+        booking_id: UUID,
+        on: date | None,
+    ) -> Outcome[Booking]:
+        """A lifecycle step that posts nothing: the booking alone is saved."""
+
         def decide() -> tuple[Booking, Sequence[Aggregate]]:
             booking = self.get_booking(booking_id)
-            booking.check_in(self.configuration(), on=self.business_day(on))
+            step(booking, self.configuration(), self.business_day(on))
             return booking, ()
 
         return self._run(
             key=key,
-            operation="checkIn",
+            operation=operation,
             request=_request(booking_id, on, actor),
             decide=decide,
         )

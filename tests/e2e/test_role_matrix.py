@@ -48,6 +48,7 @@ EXPECTED: dict[str, frozenset[Role]] = {
     # Hotel (issue #3): front desk and admin; auditors read the reports.
     "Mutation.cancelBooking": frozenset({A, FD}),
     "Mutation.checkIn": frozenset({A, FD}),
+    "Mutation.undoCheckIn": frozenset({A, FD}),
     "Mutation.changeStay": frozenset({A, FD}),
     "Mutation.checkOut": frozenset({A, FD}),
     "Mutation.createBooking": frozenset({A, FD}),

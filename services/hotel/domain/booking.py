@@ -171,6 +171,21 @@ class Booking(Aggregate):
             aggregate.stay_lines = _lines(self.stay_lines)
             aggregate.tourist_tax = TouristTax.from_state(self.tourist_tax)
 
+    class CheckInUndone(Aggregate.Event):
+        """A check-in made by mistake (the wrong booking) taken back: the booking is
+        confirmed again, its stay priced as before arrival."""
+
+        on: date
+        stay_lines: list[dict[str, Any]]
+        tourist_tax: dict[str, Any]
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, Booking)
+            aggregate.status = BookingStatus.CONFIRMED
+            aggregate.checked_in_on = None
+            aggregate.stay_lines = _lines(self.stay_lines)
+            aggregate.tourist_tax = TouristTax.from_state(self.tourist_tax)
+
     class StayChanged(Aggregate.Event):
         """The stay moved, lengthened or shortened: its room, dates, rate and price."""
 
@@ -456,6 +471,52 @@ class Booking(Aggregate):
         )
         self.trigger_event(
             self.CheckedIn,
+            on=on,
+            stay_lines=[line.as_state() for line in lines],
+            tourist_tax=tax.as_state(),
+        )
+
+    def undo_check_in(self, config: HotelConfiguration, *, on: date) -> None:
+        """Take back a check-in made by mistake (the wrong booking, two guests of the
+        same name), while nothing has followed it: no charge, no payment, no report
+        to the police. It posted nothing, so nothing is reversed; the booking is
+        confirmed again and its stay priced as before arrival (a late arrival's
+        tax counted from the arrival day again). On the check-in's business day or
+        the next (a check-in late at night): after that the guests have stayed, and
+        a stay that happened is checked out, not undone."""
+        self._require(BookingStatus.CHECKED_IN, action="undo its check-in")
+        assert self.checked_in_on is not None
+        if self.reported_at is not None:
+            raise IllegalTransition(
+                f"{self.label}: its guests were reported to Alloggiati Web, and an accepted "
+                "report cannot be withdrawn: the stay happened; check it out instead",
+                self.status.value,
+            )
+        if self.extra_lines or any(p.kind != DEPOSIT for p in self.payments):
+            raise IllegalTransition(
+                f"{self.label} has charges or payments since its check-in: only a check-in "
+                "with nothing after it can be undone (void the charges and refund the "
+                "payments first, or check the stay out)",
+                self.status.value,
+            )
+        if on < self.checked_in_on:
+            raise ValidationError("businessDate", "cannot precede the check-in it undoes")
+        if on > self.checked_in_on + timedelta(days=1):
+            raise ValidationError(
+                "businessDate",
+                f"a check-in is undone on its day or the next ({self.checked_in_on.isoformat()} "
+                "or the day after); after that the guests stayed: check them out",
+            )
+        lines, tax = price_stay(
+            config,
+            room_number=self.room_number,
+            arrival=self.arrival,
+            end=self.departure,
+            nightly_rate_cents=self.nightly_rate_cents,
+            guests=self.guests,
+        )
+        self.trigger_event(
+            self.CheckInUndone,
             on=on,
             stay_lines=[line.as_state() for line in lines],
             tourist_tax=tax.as_state(),

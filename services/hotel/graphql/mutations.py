@@ -138,6 +138,13 @@ class CheckInInput:
 
 
 @strawberry.input
+class UndoCheckInInput:
+    idempotency_key: str
+    booking_id: strawberry.ID
+    business_date: date | None = None
+
+
+@strawberry.input
 class ChangeStayInput:
     idempotency_key: str
     booking_id: strawberry.ID
@@ -430,6 +437,16 @@ class HotelMutation:
     @strawberry.mutation(permission_classes=HOTEL, description="The guests have arrived.")
     async def check_in(self, info: Info, input: CheckInInput) -> BookingResult:
         return await _booking_step(info, input, info.context.runtime.hotel.check_in)
+
+    @strawberry.mutation(
+        permission_classes=HOTEL,
+        description="Take back a check-in made by mistake (the wrong booking): the booking "
+        "is confirmed again, priced as before arrival. Only with nothing after it (no "
+        "charge, payment or Alloggiati report: IllegalTransition) and on the check-in's "
+        "business day or the next (ValidationError on businessDate).",
+    )
+    async def undo_check_in(self, info: Info, input: UndoCheckInInput) -> BookingResult:
+        return await _booking_step(info, input, info.context.runtime.hotel.undo_check_in)
 
     @strawberry.mutation(
         permission_classes=HOTEL,

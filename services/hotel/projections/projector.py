@@ -113,6 +113,7 @@ class HotelProjection(Projection):
         for cls in (
             Booking.Booked,
             Booking.CheckedIn,
+            Booking.CheckInUndone,
             Booking.StayChanged,
             Booking.ChargePosted,
             Booking.ChargeVoided,
@@ -143,6 +144,18 @@ class HotelProjection(Projection):
                         status="CHECKED_IN",
                         checked_in_on=event.on,
                         checked_in_at=event.timestamp,
+                        **_stay_totals(event.stay_lines),
+                    )
+                )
+            elif isinstance(event, Booking.CheckInUndone):
+                self._replace_stay(page, booking_id, event.stay_lines)
+                page.execute(
+                    update(hotel_bookings)
+                    .where(this)
+                    .values(
+                        status="CONFIRMED",
+                        checked_in_on=None,
+                        checked_in_at=None,
                         **_stay_totals(event.stay_lines),
                     )
                 )

@@ -324,11 +324,6 @@ class HotelApplication(CoopApplication):
         def decide() -> tuple[Booking, Sequence[Aggregate]]:
             config = self.configuration()
             booked_on = self.business_day(on)
-
-            def seal_identities(identities: list[dict[str, Any]]) -> str:
-                key = self.guest_keys.get_or_create(booking_id)
-                return seal(key, booking_id, json.dumps(identities))
-
             booking = Booking.create(
                 config,
                 booking_id=booking_id,
@@ -336,7 +331,7 @@ class HotelApplication(CoopApplication):
                 arrival=arrival,
                 departure=departure,
                 guests=guests,
-                seal_identities=seal_identities,
+                seal_identities=self._identity_sealer(booking_id),
                 party_type=party_type,
                 nightly_rate_cents=nightly_rate_cents,
                 deposit_cents=deposit_cents,
@@ -374,6 +369,54 @@ class HotelApplication(CoopApplication):
                 "deposit_method": deposit_method,
                 "on": on.isoformat() if on else None,
                 "actor": actor,
+            },
+            decide=decide,
+        )
+
+    def _identity_sealer(self, booking_id: UUID) -> Callable[[list[dict[str, Any]]], str]:
+        """Seals guests' identities under the booking's own key (created on first use;
+        an erasure deletes it)."""
+
+        def seal_identities(identities: list[dict[str, Any]]) -> str:
+            key = self.guest_keys.get_or_create(booking_id)
+            return seal(key, booking_id, json.dumps(identities))
+
+        return seal_identities
+
+    def change_guests(
+        self,
+        *,
+        key: str,
+        actor: str,
+        booking_id: UUID,
+        guests: Sequence[Guest],
+        party_type: PartyType | None = None,
+        on: date | None = None,
+    ) -> Outcome[Booking]:
+        """Replace the guest list (Booking.change_guests); `party_type` None keeps it."""
+        # Facts only in the request, as for createBooking; aged on the booking's
+        # arrival as it is now (a retry comes seconds later, not after a move).
+        arrival = self.get_booking(booking_id).arrival
+
+        def decide() -> tuple[Booking, Sequence[Aggregate]]:
+            booking = self.get_booking(booking_id)
+            booking.change_guests(
+                self.configuration(),
+                guests=guests,
+                party_type=booking.party_type if party_type is None else party_type,
+                seal_identities=self._identity_sealer(booking_id),
+                on=self.business_day(on),
+                ceiling_cents=self.ceiling_cents,
+            )
+            return booking, ()
+
+        return self._run(
+            key=key,
+            operation="changeGuests",
+            request={
+                **_request(booking_id, on, actor),
+                "guests": [g.facts(arrival).as_state() for g in guests],
+                "party_type": None if party_type is None else party_type.value,
             },
             decide=decide,
         )

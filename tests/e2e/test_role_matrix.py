@@ -49,6 +49,7 @@ EXPECTED: dict[str, frozenset[Role]] = {
     "Mutation.cancelBooking": frozenset({A, FD}),
     "Mutation.checkIn": frozenset({A, FD}),
     "Mutation.undoCheckIn": frozenset({A, FD}),
+    "Mutation.changeGuests": frozenset({A, FD}),
     "Mutation.changeStay": frozenset({A, FD}),
     "Mutation.checkOut": frozenset({A, FD}),
     "Mutation.createBooking": frozenset({A, FD}),

@@ -186,6 +186,28 @@ class Booking(Aggregate):
             aggregate.stay_lines = _lines(self.stay_lines)
             aggregate.tourist_tax = TouristTax.from_state(self.tourist_tax)
 
+    class GuestsChanged(Aggregate.Event):
+        """The party as it really is (data typed wrong at booking, a child who came
+        after all): the guests' facts, their identities sealed again under the
+        booking's key, the stay priced for them."""
+
+        on: date
+        party_type: str
+        guests: list[dict[str, Any]]
+        guest_identities_sealed: str
+        stay_lines: list[dict[str, Any]]
+        tourist_tax: dict[str, Any]
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, Booking)
+            aggregate.party_type = PartyType(self.party_type)
+            aggregate.guests = [GuestFacts.from_state(g) for g in self.guests]
+            aggregate.sealed_identities = self.guest_identities_sealed
+            aggregate.legacy_identities = None
+            aggregate.guest_data_sealed = True
+            aggregate.stay_lines = _lines(self.stay_lines)
+            aggregate.tourist_tax = TouristTax.from_state(self.tourist_tax)
+
     class StayChanged(Aggregate.Event):
         """The stay moved, lengthened or shortened: its room, dates, rate and price."""
 
@@ -518,6 +540,62 @@ class Booking(Aggregate):
         self.trigger_event(
             self.CheckInUndone,
             on=on,
+            stay_lines=[line.as_state() for line in lines],
+            tourist_tax=tax.as_state(),
+        )
+
+    def change_guests(
+        self,
+        config: HotelConfiguration,
+        *,
+        guests: Sequence[Guest],
+        party_type: PartyType,
+        seal_identities: Callable[[list[dict[str, Any]]], str],
+        on: date,
+        ceiling_cents: int,
+    ) -> None:
+        """Replace the guest list: the data a booking was taken with is often partial
+        or wrong (a document number is read at the desk), and a party comes with one
+        child more or less. Before arrival, or in house as a correction of the
+        check-in's data (every guest counted from the check-in; a guest joining or
+        leaving mid-stay is not modelled). Not once the guests were reported to
+        Alloggiati Web: an accepted report cannot be corrected through the service,
+        and the book must say what was reported. The stay is priced again for the
+        new party (the tourist tax by age and residence), the room's capacity checked."""
+        self._require(BookingStatus.CONFIRMED, BookingStatus.CHECKED_IN, action="change its guests")
+        if self.reported_at is not None:
+            raise IllegalTransition(
+                f"{self.label}: its guests were reported to Alloggiati Web, and an accepted "
+                "report cannot be corrected through the service",
+                self.status.value,
+            )
+        if on < (self.checked_in_on or self.booked_on):
+            raise ValidationError(
+                "businessDate", "a change of guests cannot precede the booking or its check-in"
+            )
+        if not guests:
+            raise ValidationError("guests", "a booking needs at least one guest")
+        facts = [g.facts(self.arrival) for g in guests]
+        for index, guest in enumerate(facts):
+            if guest.age_on_arrival < 0:
+                raise ValidationError(f"guests[{index}].birthDate", "must not be after the arrival")
+        _, _, lines, tax = _quote(
+            config,
+            room_number=self.room_number,
+            arrival=self.arrival,
+            departure=self.departure,
+            guests=facts,
+            nightly_rate_cents=self.nightly_rate_cents,
+            ceiling_cents=ceiling_cents,
+            present_from=self.checked_in_on,
+        )
+        self.trigger_event(
+            self.GuestsChanged,
+            on=on,
+            party_type=(party_type if len(guests) > 1 else PartyType.FAMILY).value,
+            guests=[f.as_state() for f in facts],
+            # Sealed last, once everything else was accepted.
+            guest_identities_sealed=seal_identities([g.identity_state() for g in guests]),
             stay_lines=[line.as_state() for line in lines],
             tourist_tax=tax.as_state(),
         )

@@ -138,6 +138,17 @@ class CheckInInput:
 
 
 @strawberry.input
+class ChangeGuestsInput:
+    idempotency_key: str
+    booking_id: strawberry.ID
+    guests: list[GuestInput] = strawberry.field(
+        description="The whole party as it is, the head of family/group first."
+    )
+    party_type: PartyType | None = strawberry.field(default=None, description="Default: unchanged.")
+    business_date: date | None = None
+
+
+@strawberry.input
 class UndoCheckInInput:
     idempotency_key: str
     booking_id: strawberry.ID
@@ -437,6 +448,29 @@ class HotelMutation:
     @strawberry.mutation(permission_classes=HOTEL, description="The guests have arrived.")
     async def check_in(self, info: Info, input: CheckInInput) -> BookingResult:
         return await _booking_step(info, input, info.context.runtime.hotel.check_in)
+
+    @strawberry.mutation(
+        permission_classes=HOTEL,
+        description="Replace a booking's guests (data typed wrong or missing at booking, one "
+        "guest more or less): before arrival, or in house as a correction of the check-in's "
+        "data. The stay is priced again for them. Not once they were reported to Alloggiati "
+        "Web (IllegalTransition).",
+    )
+    async def change_guests(self, info: Info, input: ChangeGuestsInput) -> BookingResult:
+        hotel, actor = info.context.runtime.hotel, info.context.actor
+
+        def command() -> Outcome[BookingModel]:
+            booking_id = parse_booking_id(input.booking_id)
+            return hotel.change_guests(
+                key=input.idempotency_key,
+                actor=actor,
+                booking_id=booking_id,
+                guests=_guests(input.guests, hotel.get_booking(booking_id).arrival),
+                party_type=input.party_type,
+                on=input.business_date,
+            )
+
+        return await _booking_mutation(info, command)
 
     @strawberry.mutation(
         permission_classes=HOTEL,

@@ -114,6 +114,7 @@ class HotelProjection(Projection):
             Booking.Booked,
             Booking.CheckedIn,
             Booking.CheckInUndone,
+            Booking.GuestsChanged,
             Booking.StayChanged,
             Booking.ChargePosted,
             Booking.ChargeVoided,
@@ -159,6 +160,8 @@ class HotelProjection(Projection):
                         **_stay_totals(event.stay_lines),
                     )
                 )
+            elif isinstance(event, Booking.GuestsChanged):
+                self._guests_changed(page, booking_id, event)
             elif isinstance(event, Booking.StayChanged):
                 self._stay_changed(page, booking_id, event)
             elif isinstance(event, Booking.ChargePosted | Booking.ChargeVoided):
@@ -277,13 +280,35 @@ class HotelProjection(Projection):
         )
 
     @staticmethod
+    def _replace_guests(page: _Page, booking_id: UUID, guests: list[dict[str, Any]]) -> None:
+        page.execute(delete(hotel_guests).where(hotel_guests.c.booking_id == booking_id))
+        page.add(hotel_guests, [_guest_row(booking_id, i, state) for i, state in enumerate(guests)])
+
+    @staticmethod
+    def _guests_changed(page: _Page, booking_id: UUID, event: Booking.GuestsChanged) -> None:
+        HotelProjection._replace_stay(page, booking_id, event.stay_lines)
+        HotelProjection._replace_guests(page, booking_id, event.guests)
+        page.execute(
+            update(hotel_room_nights)
+            .where(hotel_room_nights.c.booking_id == booking_id)
+            .values(guest_count=len(event.guests))
+        )
+        page.execute(
+            update(hotel_bookings)
+            .where(hotel_bookings.c.booking_id == booking_id)
+            .values(
+                party_type=event.party_type,
+                guest_count=len(event.guests),
+                guest_identities_sealed=event.guest_identities_sealed,
+                guest_identities_legacy=None,
+                **_stay_totals(event.stay_lines),
+            )
+        )
+
+    @staticmethod
     def _stay_changed(page: _Page, booking_id: UUID, event: Booking.StayChanged) -> None:
         HotelProjection._replace_stay(page, booking_id, event.stay_lines)
-        page.execute(delete(hotel_guests).where(hotel_guests.c.booking_id == booking_id))
-        page.add(
-            hotel_guests,
-            [_guest_row(booking_id, i, state) for i, state in enumerate(event.guests)],
-        )
+        HotelProjection._replace_guests(page, booking_id, event.guests)
         page.execute(delete(hotel_room_nights).where(hotel_room_nights.c.booking_id == booking_id))
         page.add(hotel_room_nights, _room_night_rows(booking_id, event))
         page.execute(

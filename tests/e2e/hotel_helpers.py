@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from tests.e2e.conftest import GraphQLClient
@@ -45,6 +46,20 @@ NUMBERED_CHARGE = mutation("postCharge", "PostChargeInput", NUMBERED_FIELDS)
 CHECK_OUT = mutation("checkOut", "CheckOutInput")
 CANCEL = mutation("cancelBooking", "CancelBookingInput")
 NO_SHOW = mutation("markNoShow", "MarkNoShowInput")
+
+MARK_REPORTED = """
+mutation M($input: MarkGuestsReportedInput!) { markGuestsReported(input: $input) {
+  __typename } }
+"""
+
+
+async def mark_reported(client: GraphQLClient, booking_id: str, at: datetime) -> None:
+    """Alloggiati Web accepted the booking's guests at `at`."""
+    value = {"idempotencyKey": f"reported-{booking_id}", "bookingIds": [booking_id],
+             "reportedAt": at.isoformat()}  # fmt: skip
+    marked = await client.data(MARK_REPORTED, {"input": value})
+    assert marked["markGuestsReported"]["__typename"] == "BookingList", marked
+
 
 JOURNAL = """
 query J($from: Date, $to: Date, $after: String) {

@@ -19,6 +19,7 @@ from tests.e2e.hotel_helpers import (
     book,
     entries_for,
     family,
+    mark_reported,
     member,
     mutation,
     run,
@@ -28,10 +29,6 @@ CHANGE_GUESTS = mutation("changeGuests", "ChangeGuestsInput")
 RECORDS = "query R($day: Date!) { alloggiatiRecords(date: $day) { count content } }"
 OCCUPANCY = """query O($night: Date!) {
   occupancy(from: $night, to: $night) { roomsSold guests } }"""
-MARK_REPORTED = """
-mutation M($input: MarkGuestsReportedInput!) { markGuestsReported(input: $input) {
-  __typename } }
-"""
 TYPO, RIGHT = "CA12345XX", "CA12345AB"  # the document as typed at booking, and as shown
 
 
@@ -147,17 +144,7 @@ async def test_refusals_store_nothing_and_name_no_guest(client: GraphQLClient) -
     # Reported to the police: the book keeps what was reported.
     checked_in = {"idempotencyKey": "in", "bookingId": booked["id"], "businessDate": "2025-07-01"}
     assert (await run(client, CHECK_IN, checked_in, "checkIn"))["status"] == "CHECKED_IN"
-    marked = await client.data(
-        MARK_REPORTED,
-        {
-            "input": {
-                "idempotencyKey": "rep",
-                "bookingIds": [booked["id"]],
-                "reportedAt": datetime(2025, 7, 1, 18, tzinfo=UTC).isoformat(),
-            }
-        },
-    )
-    assert marked["markGuestsReported"]["__typename"] == "BookingList", marked
+    await mark_reported(client, booked["id"], datetime(2025, 7, 1, 18, tzinfo=UTC))
     head = client.head()
     reported = await _change(client, booked["id"], "after-report", guests=family())
     assert reported["__typename"] == "Conflict", reported

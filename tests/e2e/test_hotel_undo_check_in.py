@@ -18,6 +18,7 @@ from tests.e2e.hotel_helpers import (
     PAY,
     book,
     entries_for,
+    mark_reported,
     mutation,
     run,
 )
@@ -29,10 +30,6 @@ query R($day: Date!, $month: String!) {
   alloggiatiPending(withinHours: 48) { bookingId }
   istatMonthly(month: $month) { arrivals nights }
 }
-"""
-MARK_REPORTED = """
-mutation M($input: MarkGuestsReportedInput!) { markGuestsReported(input: $input) {
-  __typename } }
 """
 
 
@@ -107,17 +104,7 @@ async def test_what_followed_the_check_in_refuses_the_undo(client: GraphQLClient
 
     reported = await book(client, "reported", arrival="2025-08-01", departure="2025-08-04")
     await _check_in(client, reported["id"], "in-reported", "2025-08-01")
-    marked = await client.data(
-        MARK_REPORTED,
-        {
-            "input": {
-                "idempotencyKey": "rep",
-                "bookingIds": [reported["id"]],
-                "reportedAt": datetime(2025, 8, 1, 18, tzinfo=UTC).isoformat(),
-            }
-        },
-    )
-    assert marked["markGuestsReported"]["__typename"] == "BookingList", marked
+    await mark_reported(client, reported["id"], datetime(2025, 8, 1, 18, tzinfo=UTC))
 
     head = client.head()
     for booking, reason, day in (

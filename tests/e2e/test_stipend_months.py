@@ -19,6 +19,7 @@ from services.common.auth import Role
 from services.common.errors import ValidationError
 from services.welfare_fund.domain import Beneficiary, Program, StipendRules, WelfareFund
 from tests.e2e.conftest import GraphQLClient
+from tests.e2e.test_stipend_rules_graphql import ATTEND, BENEFICIARY, ENROLL, _rules
 
 MARCH, APRIL = date(2025, 3, 1), date(2025, 4, 1)
 OFFICER = "person:officer"
@@ -33,29 +34,6 @@ mutation S($input: SetStipendRulesInput!) {
 }
 """
 LIST = "query { stipendRules { effectiveFrom fullAmount withdrawn } }"
-ENROLL = """
-mutation E($input: EnrollBeneficiaryInput!) {
-  enrollBeneficiary(input: $input) { __typename ... on Beneficiary { beneficiaryRef } } }
-"""
-ATTEND = """
-mutation A($input: RecordAttendanceInput!) { recordAttendance(input: $input) {
-  __typename ... on ValidationError { field message } } }
-"""
-BENEFICIARY = """
-query B($r: String!) { beneficiary(beneficiaryRef: $r) { attendance { month stipend } } }
-"""
-
-
-def _rules_input(key: str, day: date, full: str) -> dict[str, Any]:
-    return {
-        "idempotencyKey": key,
-        "effectiveFrom": day.isoformat(),
-        "fullAmount": full,
-        "withMealsAmount": "400.00",
-        "partTimeAmount": "350.00",
-        "floorAmount": "300.00",
-        "fullAttendancePercent": "80",
-    }
 
 
 async def _enrol(officer: GraphQLClient, key: str) -> str:
@@ -85,7 +63,7 @@ async def test_a_version_for_a_month_with_recorded_attendance_is_refused(
     listing = (await officer.data(LIST))["stipendRules"]
     head = app_client.head()
 
-    answer = await officer.data(SET, {"input": _rules_input("rules", MARCH, "550.00")})
+    answer = await officer.data(SET, {"input": _rules("rules", MARCH, "550.00")})
     refused = answer["setStipendRules"]
     assert (refused["__typename"], refused["field"]) == ("ValidationError", "effectiveFrom")
     assert "2025-03" in refused["message"]
@@ -96,7 +74,7 @@ async def test_a_version_for_a_month_with_recorded_attendance_is_refused(
     # The second intern's March is paid like the first's; April takes the new version,
     # asked for with the same key (a refusal leaves it free).
     await _attend(officer, "att-2", second, MARCH)
-    answer = await officer.data(SET, {"input": _rules_input("rules", APRIL, "550.00")})
+    answer = await officer.data(SET, {"input": _rules("rules", APRIL, "550.00")})
     assert answer["setStipendRules"]["__typename"] == "StipendRuleSet", answer
     await _attend(officer, "att-2-april", second, APRIL)
     stipends = (await officer.data(BENEFICIARY, {"r": second}))["beneficiary"]["attendance"]

@@ -39,6 +39,7 @@ from services.welfare_fund.domain import (
     FUND_ID,
     ApprovalNotAllowed,
     Beneficiary,
+    ChangedMeanwhile,
     Disbursement,
     DisbursementKind,
     IncomeSource,
@@ -359,8 +360,14 @@ class WelfareFundApplication(CoopApplication):
             check_month(month), self.settings.books_opened_on, field="month", whole_month=True
         )
 
+        first_read: dict[str, int] = {}
+
         def decide() -> Decision[Beneficiary]:
             beneficiary = self.get_beneficiary(beneficiary_id)
+            # Decided again only for the fund's book: a record for her saved meanwhile
+            # (another officer's) is not this command's to overwrite.
+            if beneficiary.version != first_read.setdefault("version", beneficiary.version):
+                raise ChangedMeanwhile("recordAttendance")
             fund = self.fund()
             first_day = check_month(month)
             beneficiary.record_attendance(

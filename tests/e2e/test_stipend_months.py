@@ -16,7 +16,7 @@ import pytest
 
 from gateway.runtime import Runtime
 from services.common.auth import Role
-from services.common.errors import ValidationError
+from services.common.errors import Conflict, ValidationError
 from services.welfare_fund.domain import Beneficiary, Program, StipendRules, WelfareFund
 from tests.e2e.conftest import GraphQLClient
 from tests.e2e.test_stipend_rules_graphql import ATTEND, BENEFICIARY, ENROLL, _rules
@@ -90,14 +90,14 @@ def _enrol_intern(runtime: Runtime, key: str) -> Beneficiary:
     ).result
 
 
-def _record_march(runtime: Runtime, key: str, intern: Beneficiary) -> None:
+def _record_march(runtime: Runtime, key: str, intern: Beneficiary, attended_days: int = 20) -> None:
     runtime.welfare.record_attendance(
         key=key,
         actor=OFFICER,
         beneficiary_id=intern.id,
         month="2025-03",
         scheduled_days=20,
-        attended_days=20,
+        attended_days=attended_days,
         meals_provided=False,
         part_time=False,
     )
@@ -205,3 +205,21 @@ def test_attendance_saved_at_midnight_refuses_a_withdrawal_decided_the_day_befor
     assert welfare.get_beneficiary(intern.id).stipends == {"2025-04": 52_000}
     assert welfare.fund().stipend_rules_on(APRIL).full_cents == 52_000
     assert welfare.fund().withdrawn_stipend_rules() == []
+
+
+def test_two_officers_recording_one_month_do_not_overwrite_each_other(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another officer recorded her March (20 of 20 days) while this command decided
+    (5 of 20): it loses, as any lost race does, instead of deciding again on her
+    new record and silently replacing it."""
+    intern = _enrol_intern(runtime, "enrol")
+    _once_before(
+        monkeypatch,
+        Beneficiary,
+        "record_attendance",
+        lambda: _record_march(runtime, "other-officer", intern),
+    )
+    with pytest.raises(Conflict, match="Reload and try again"):
+        _record_march(runtime, "this-officer", intern, attended_days=5)
+    assert runtime.welfare.get_beneficiary(intern.id).stipends == {"2025-03": 50_000}

@@ -1,9 +1,11 @@
 """A booking and its folio, from confirmation to check-out, cancellation or no-show.
 
     CONFIRMED --checkIn--> CHECKED_IN --checkOut--> CHECKED_OUT
+        ^------undoCheckIn-----'
         |--cancelBooking--> CANCELLED
         |--markNoShow----> NO_SHOW
     changeStay: CONFIRMED (room, dates, rate) and CHECKED_IN (departure) stay as they are
+    changeGuests: CONFIRMED and CHECKED_IN, until the guests are reported
 
 Every event that changes the folio carries the lines it adds or replaces, priced with
 the configuration in force, so the folio (and the read model) never depends on
@@ -203,8 +205,6 @@ class Booking(Aggregate):
             aggregate.party_type = PartyType(self.party_type)
             aggregate.guests = [GuestFacts.from_state(g) for g in self.guests]
             aggregate.sealed_identities = self.guest_identities_sealed
-            aggregate.legacy_identities = None
-            aggregate.guest_data_sealed = True
             aggregate.stay_lines = _lines(self.stay_lines)
             aggregate.tourist_tax = TouristTax.from_state(self.tourist_tax)
 
@@ -567,6 +567,14 @@ class Booking(Aggregate):
             raise IllegalTransition(
                 f"{self.label}: its guests were reported to Alloggiati Web, and an accepted "
                 "report cannot be corrected through the service",
+                self.status.value,
+            )
+        if not self.guest_data_sealed:
+            # Booked v1: the old identities stay in the log in clear. Sealed new ones
+            # would make the booking look erasable when it is not.
+            raise IllegalTransition(
+                f"{self.label}: its guests' data predates sealing and cannot be changed "
+                "(book the stay again)",
                 self.status.value,
             )
         if on < (self.checked_in_on or self.booked_on):

@@ -454,7 +454,7 @@ class HotelMutation:
         description="Replace a booking's guests (data typed wrong or missing at booking, one "
         "guest more or less): before arrival, or in house as a correction of the check-in's "
         "data. The stay is priced again for them. Not once they were reported to Alloggiati "
-        "Web (IllegalTransition).",
+        "Web (Conflict).",
     )
     async def change_guests(self, info: Info, input: ChangeGuestsInput) -> BookingResult:
         hotel, actor = info.context.runtime.hotel, info.context.actor
@@ -476,7 +476,7 @@ class HotelMutation:
         permission_classes=HOTEL,
         description="Take back a check-in made by mistake (the wrong booking): the booking "
         "is confirmed again, priced as before arrival. Only with nothing after it (no "
-        "charge, payment or Alloggiati report: IllegalTransition) and on the check-in's "
+        "charge, payment or Alloggiati report: Conflict) and on the check-in's "
         "business day or the next (ValidationError on businessDate).",
     )
     async def undo_check_in(self, info: Info, input: UndoCheckInInput) -> BookingResult:

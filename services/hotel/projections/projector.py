@@ -300,7 +300,6 @@ class HotelProjection(Projection):
                 party_type=event.party_type,
                 guest_count=len(event.guests),
                 guest_identities_sealed=event.guest_identities_sealed,
-                guest_identities_legacy=None,
                 **_stay_totals(event.stay_lines),
             )
         )

@@ -12,6 +12,7 @@ from services.welfare_fund.domain.disbursement import (
 from services.welfare_fund.domain.errors import (
     ApprovalByCommitter,
     ApprovalNotAllowed,
+    ChangedMeanwhile,
     InsufficientFunds,
     PaymentByApprover,
     PaymentExceedsApproval,
@@ -59,6 +60,7 @@ __all__ = [
     "ApprovalByCommitter",
     "ApprovalNotAllowed",
     "Beneficiary",
+    "ChangedMeanwhile",
     "Disbursement",
     "DisbursementKind",
     "DisbursementStatus",

@@ -44,6 +44,17 @@ class VersionWithdrawn(Conflict):
         self.withdrawn_on = withdrawn_on
 
 
+class ChangedMeanwhile(Conflict):
+    """A command deciding again after a lost race found that what it changes was
+    changed meanwhile by another command: not its to overwrite."""
+
+    def __init__(self, operation: str) -> None:
+        super().__init__(
+            f"{operation} lost against a concurrent change; nothing was written. "
+            "Reload and try again."
+        )
+
+
 class PaymentExceedsApproval(Conflict):
     def __init__(
         self,

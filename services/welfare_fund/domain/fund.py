@@ -325,12 +325,12 @@ class WelfareFund(Aggregate):
             governing = _governing_key(self.stipend_rules, f"{regoverned[0]}-01")
             raise ValidationError(
                 "effectiveFrom",
-                f"attendance for {_months(regoverned)} is already recorded, its stipends "
-                f"computed by the rules from {governing}: a version from {day} would "
-                "govern it, and the stipends already recorded would not follow. A month's "
-                "rules are fixed once its first attendance is recorded; the first day this "
-                "version can start is "
-                f"{_next_first_of_month(date.fromisoformat(regoverned[-1] + '-01'))}",
+                f"attendance for {_months(regoverned)} is already recorded ({regoverned[0]} "
+                f"paid by the rules from {governing}): a version from {day} would govern "
+                "it, and the stipends already recorded would not follow. A month's rules "
+                "are fixed once its first attendance is recorded; a version from "
+                f"{_next_first_of_month(date.fromisoformat(regoverned[-1] + '-01'))} would "
+                "govern none of these months",
             )
         self.trigger_event(self.StipendRulesSet, rules=rules.as_state(), actor=actor)
 

@@ -38,6 +38,13 @@ class Conflict(CoopError):
     """The command lost against a concurrent command or against the current state."""
 
 
+def lost_race(operation: str) -> str:
+    """What a command that lost against a concurrent change answers."""
+    return (
+        f"{operation} lost against a concurrent change; nothing was written. Reload and try again."
+    )
+
+
 class IdempotencyKeyReused(CoopError):
     """The idempotency key was used before with a different request."""
 

@@ -25,7 +25,13 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
-from services.common.errors import Conflict, CoopError, IdempotencyKeyReused, ValidationError
+from services.common.errors import (
+    Conflict,
+    CoopError,
+    IdempotencyKeyReused,
+    ValidationError,
+    lost_race,
+)
 from services.common.eventstore import CoopApplication
 
 IDEMPOTENCY_NAMESPACE = uuid5(NAMESPACE_URL, "urn:coop:idempotency-key")
@@ -141,10 +147,7 @@ def execute_idempotent(
             outcome = on_collision()
             if outcome is not None:
                 return outcome
-        raise Conflict(
-            f"{operation} lost against a concurrent change; nothing was written. "
-            "Reload and try again."
-        ) from None
+        raise Conflict(lost_race(operation)) from None
     position = max((r.notification.id for r in recordings), default=0)
     return Outcome(result=decision.result, position=position, replayed=False)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.common.errors import Conflict, CoopError, Forbidden
+from services.common.errors import Conflict, CoopError, Forbidden, lost_race
 from services.common.money import format_cents
 
 
@@ -49,10 +49,7 @@ class ChangedMeanwhile(Conflict):
     changed meanwhile by another command: not its to overwrite."""
 
     def __init__(self, operation: str) -> None:
-        super().__init__(
-            f"{operation} lost against a concurrent change; nothing was written. "
-            "Reload and try again."
-        )
+        super().__init__(lost_race(operation))
 
 
 class PaymentExceedsApproval(Conflict):

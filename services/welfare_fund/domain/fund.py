@@ -26,6 +26,7 @@ from services.ledger.domain import (
     Posting,
     Side,
 )
+from services.welfare_fund.domain.beneficiary import check_month
 from services.welfare_fund.domain.errors import (
     InsufficientFunds,
     VersionExists,
@@ -329,7 +330,7 @@ class WelfareFund(Aggregate):
                 f"paid by the rules from {governing}): a version from {day} would govern "
                 "it, and the stipends already recorded would not follow. A month's rules "
                 "are fixed once its first attendance is recorded; a version from "
-                f"{_next_first_of_month(date.fromisoformat(regoverned[-1] + '-01'))} would "
+                f"{_next_first_of_month(check_month(regoverned[-1]))} would "
                 "govern none of these months",
             )
         self.trigger_event(self.StipendRulesSet, rules=rules.as_state(), actor=actor)
@@ -422,7 +423,7 @@ class WelfareFund(Aggregate):
                 f"computed by the rules from {day}: withdrawn, they would no longer govern "
                 "the months paid by them. To change stipends from a later month, set a "
                 "version from "
-                f"{_next_first_of_month(date.fromisoformat(regoverned[-1] + '-01'))}",
+                f"{_next_first_of_month(check_month(regoverned[-1]))}",
             )
         self.trigger_event(
             self.StipendRulesWithdrawn,

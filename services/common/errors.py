@@ -38,6 +38,12 @@ class Conflict(CoopError):
     """The command lost against a concurrent command or against the current state."""
 
 
+class LostRace(Conflict):
+    """Another command changed what this one decided on between its read and its save;
+    nothing was written. Unlike a refusal by the current state, deciding again on the
+    new state may succeed, so a command that can retry by itself retries only these."""
+
+
 def lost_race(operation: str) -> str:
     """What a command that lost against a concurrent change answers."""
     return (

@@ -34,12 +34,12 @@ from eventsourcing.utils import Environment, get_topic, retry
 from psycopg.sql import SQL, Identifier
 from sqlalchemy import Select, column, func, select, table
 
-from services.common.errors import Conflict
+from services.common.errors import LostRace
 from services.common.settings import Settings
 
 STORE_NAME = "coop_store"
 
-# How many times a save re-checks its guarded reads before giving up with a Conflict.
+# How many times a save re-checks its guarded reads before giving up with a LostRace.
 # Each retry means another process changed a guarded aggregate (the chart of accounts)
 # during this save: rare, so a few attempts are plenty.
 MAX_STALE_READ_RETRIES = 5
@@ -400,7 +400,7 @@ class CoopApplication(Application[UUID]):
                 # the current state (its error if the decision no longer holds) and
                 # try again; the events themselves do not change.
                 guards = [g.recheck() for g in guards]
-        raise Conflict(
+        raise LostRace(
             "what this command was checked against (e.g. the chart of accounts) kept "
             "changing while it was saved; nothing was written. Try again."
         )

@@ -8,7 +8,7 @@ same aggregate first), nothing of this command is written and we find out why:
 
 - the key's claim exists with the same request hash  -> return the original result
 - the key's claim exists with another request hash   -> IdempotencyKeyReused
-- no claim                                           -> Conflict (or the caller's own
+- no claim                                           -> LostRace (or the caller's own
   duplicate rule, e.g. a journal entry whose cause was already posted)
 """
 
@@ -26,9 +26,9 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
 from services.common.errors import (
-    Conflict,
     CoopError,
     IdempotencyKeyReused,
+    LostRace,
     ValidationError,
     lost_race,
 )
@@ -147,7 +147,7 @@ def execute_idempotent(
             outcome = on_collision()
             if outcome is not None:
                 return outcome
-        raise Conflict(lost_race(operation)) from None
+        raise LostRace(lost_race(operation)) from None
     position = max((r.notification.id for r in recordings), default=0)
     return Outcome(result=decision.result, position=position, replayed=False)
 
@@ -164,12 +164,12 @@ def _replay(
     except AggregateNotFoundError:
         return None
     if claim.request_hash != digest:
-        raise IdempotencyKeyReused(_key_hint(key))
+        raise IdempotencyKeyReused(key_hint(key))
     # The original write may not be projected yet: wait for the head, not for zero.
     head = app.recorder.max_notification_id() or 0
     return Outcome(result=load_result(claim.result_ref), position=head, replayed=True)
 
 
-def _key_hint(key: str) -> str:
+def key_hint(key: str) -> str:
     # Keys are client-chosen strings; show only a short prefix in messages and logs.
     return repr(key[:8] + ("..." if len(key) > 8 else ""))

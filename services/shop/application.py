@@ -18,7 +18,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
-from services.common.errors import Conflict, CoopError, ValidationError
+from services.common.errors import Conflict, CoopError, LostRace, ValidationError
 from services.common.eventstore import (
     CoopApplication,
     ReadGuard,
@@ -197,9 +197,8 @@ class ShopApplication(CoopApplication):
         can wrongly refuse too: that is `_on_current_config`'s part."""
         try:
             return run(False)
-        except Conflict as exc:
-            if type(exc) is not Conflict and not isinstance(exc, PolicyMovedOn):
-                raise  # a domain conflict (closed session, other till) stands
+        except (LostRace, PolicyMovedOn):
+            # A domain conflict (closed session, other till) stands; these do not.
             return run(True)
 
     @staticmethod

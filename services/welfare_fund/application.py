@@ -12,7 +12,7 @@ from uuid import UUID, uuid4
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
-from services.common.errors import Conflict, NotFound, ValidationError
+from services.common.errors import Conflict, LostRace, NotFound, ValidationError
 from services.common.eventstore import CoopApplication, eventsourcing_env
 from services.common.idempotency import (
     Decision,
@@ -123,9 +123,9 @@ class WelfareFundApplication(CoopApplication):
         for attempt in range(BOOK_ATTEMPTS):
             try:
                 return run()
-            except Conflict as exc:
-                # Only a lost race is worth another decision; domain conflicts repeat.
-                if type(exc) is not Conflict or attempt == BOOK_ATTEMPTS - 1:
+            except LostRace:
+                # Only a lost race is worth another decision; a refusal would repeat.
+                if attempt == BOOK_ATTEMPTS - 1:
                     raise
         raise AssertionError("unreachable")
 
@@ -750,7 +750,7 @@ class WelfareFundApplication(CoopApplication):
             except IntegrityError:
                 continue  # a command or another follower wrote the book first: re-plan
             return max(r.notification.id for r in recordings)
-        raise Conflict("the welfare fund's book kept changing; accrual will be retried")
+        raise LostRace("the welfare fund's book kept changing; accrual will be retried")
 
 
 def _load_withdrawal(ref: Mapping[str, str]) -> PolicyWithdrawal:

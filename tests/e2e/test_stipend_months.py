@@ -223,3 +223,16 @@ def test_two_officers_recording_one_month_do_not_overwrite_each_other(
     with pytest.raises(Conflict, match="Reload and try again"):
         _record_march(runtime, "this-officer", intern, attended_days=5)
     assert runtime.welfare.get_beneficiary(intern.id).stipends == {"2025-03": 50_000}
+
+
+def test_a_refusal_by_the_current_state_is_decided_once(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Attendance for a forgotten beneficiary is refused on its first decision; only
+    a lost race is worth deciding again (a refusal would only repeat, five times)."""
+    intern = _enrol_intern(runtime, "enrol")
+    runtime.welfare.forget(key="forget", actor=OFFICER, beneficiary_id=intern.id)
+    decisions = _once_before(monkeypatch, Beneficiary, "record_attendance", lambda: None)
+    with pytest.raises(Conflict, match="forgotten"):
+        _record_march(runtime, "march", intern)
+    assert len(decisions) == 1

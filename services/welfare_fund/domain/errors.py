@@ -32,8 +32,8 @@ class VersionExists(Conflict):
 
 
 class VersionWithdrawn(Conflict):
-    """A withdrawal of a version that is withdrawn already. A subclass, so the retry
-    of a lost race (which repeats only a plain Conflict) does not ask again."""
+    """A withdrawal of a version that is withdrawn already (a refusal, not a lost race:
+    nothing retries it)."""
 
     def __init__(self, what: str, effective_from: str, withdrawn_on: str) -> None:
         super().__init__(

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import os
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -56,6 +58,15 @@ def seal(key: bytes, subject_id: UUID, plaintext: str) -> str:
     nonce = os.urandom(NONCE_BYTES)
     sealed = AESGCM(key).encrypt(nonce, plaintext.encode(), subject_id.bytes)
     return SEAL_VERSION + base64.b64encode(nonce + sealed).decode()
+
+
+def keyed_digest(key: bytes, subject_id: UUID, text: str) -> str:
+    """A digest of `text` that only the subject's key can reproduce: comparable while
+    the key lives, and meaningless once it is shredded (a plain hash of a name and a
+    birth date could be confirmed by anyone who guesses them). The HMAC key is derived
+    from the sealing key, so the AES key itself never signs anything."""
+    mac_key = hmac.new(key, b"coop:keyed-digest:" + subject_id.bytes, hashlib.sha256).digest()
+    return hmac.new(mac_key, text.encode(), hashlib.sha256).hexdigest()
 
 
 def unseal(key: bytes, subject_id: UUID, sealed: str) -> str | None:

@@ -8,6 +8,7 @@ all of it commits, or none of it does.
 from __future__ import annotations
 
 import contextlib
+import hmac
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
@@ -18,10 +19,10 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
-from services.common.errors import ValidationError
+from services.common.errors import IdempotencyKeyReused, ValidationError
 from services.common.eventstore import CoopApplication, eventsourcing_env
-from services.common.idempotency import Decision, Outcome, execute_idempotent
-from services.common.sealing import KeyStore, seal, unseal
+from services.common.idempotency import Decision, Outcome, execute_idempotent, key_hint
+from services.common.sealing import KeyStore, keyed_digest, seal, unseal
 from services.common.settings import Settings
 from services.hotel.domain import (
     CONFIG_ID,
@@ -62,6 +63,9 @@ from services.ledger.domain import (
 from services.ledger.domain.facts import check_not_future
 
 MAX_BOOKINGS_PER_REPORT = 100
+# In a guest-sealing command's claim: its guests' identities, digested under the
+# booking's key (see `_run`). Claims stored before it have none and replay as before.
+IDENTITIES_DIGEST = "identities_digest"
 
 
 class HotelApplication(CoopApplication):
@@ -290,10 +294,30 @@ class HotelApplication(CoopApplication):
         operation: str,
         request: dict[str, Any],
         decide: Callable[[], tuple[Booking, Sequence[Aggregate]]],
+        guests: Sequence[Guest] | None = None,
     ) -> Outcome[Booking]:
+        """`guests`: for a command that seals them, whose `request` holds their facts
+        only. Their identities are bound to the key's claim by a digest under the
+        booking's key, so a retry with the same key and a corrected document number is
+        a different request (IdempotencyKeyReused), not a replay that drops it."""
+
         def decision() -> Decision[Booking]:
             booking, others = decide()
-            return Decision((booking, *others), booking, {"booking_id": str(booking.id)})
+            ref = {"booking_id": str(booking.id)}
+            digest = None if guests is None else self._identities_digest(booking.id, guests)
+            if digest is not None:
+                ref[IDENTITIES_DIGEST] = digest
+            return Decision((booking, *others), booking, ref)
+
+        def load_result(ref: Mapping[str, str]) -> Booking:
+            booking = self._load_booking(ref)
+            claimed = ref.get(IDENTITIES_DIGEST)
+            if guests is not None and claimed is not None:
+                # None once the booking's key is shredded: nothing left to compare.
+                digest = self._identities_digest(booking.id, guests)
+                if digest is not None and not hmac.compare_digest(digest, claimed):
+                    raise IdempotencyKeyReused(key_hint(key))
+            return booking
 
         return execute_idempotent(
             self,
@@ -301,8 +325,15 @@ class HotelApplication(CoopApplication):
             operation=operation,
             request=request,
             decide=decision,
-            load_result=self._load_booking,
+            load_result=load_result,
         )
+
+    def _identities_digest(self, booking_id: UUID, guests: Sequence[Guest]) -> str | None:
+        key = self.guest_keys.get(booking_id)
+        if key is None:
+            return None
+        identities = json.dumps([g.identity_state() for g in guests], sort_keys=True, default=str)
+        return keyed_digest(key, booking_id, identities)
 
     def create_booking(
         self,
@@ -371,6 +402,7 @@ class HotelApplication(CoopApplication):
                 "actor": actor,
             },
             decide=decide,
+            guests=guests,
         )
 
     def _identity_sealer(self, booking_id: UUID) -> Callable[[list[dict[str, Any]]], str]:
@@ -419,6 +451,7 @@ class HotelApplication(CoopApplication):
                 "party_type": None if party_type is None else party_type.value,
             },
             decide=decide,
+            guests=guests,
         )
 
     def check_in(

@@ -14,9 +14,11 @@ from tests.e2e.conftest import GraphQLClient
 from tests.e2e.hotel_helpers import (
     CHECK_IN,
     CHECK_OUT,
+    CREATE,
     PAY,
     adult,
     book,
+    booking_input,
     entries_for,
     family,
     mark_reported,
@@ -151,3 +153,42 @@ async def test_refusals_store_nothing_and_name_no_guest(client: GraphQLClient) -
     assert "Alloggiati" in reported["message"]
     assert client.head() == head
     assert (await _records(client))["count"] == 1
+
+
+async def test_a_key_reused_with_a_corrected_document_is_refused_not_replayed(
+    client: GraphQLClient,
+) -> None:
+    """The desk retries with the key it used before, having corrected the document
+    number: the request hashes hold the guests' facts only (no names or documents),
+    yet it is a different request, refused with nothing stored, rather than answered
+    with the first booking and the typo kept. Retried unchanged, it replays."""
+    booked = await book(client, "typed", guests=[adult(documentNumber=TYPO)])
+    head = client.head()
+    rebooked = await run(
+        client,
+        CREATE,
+        booking_input("typed", guests=[adult(documentNumber=RIGHT)]),
+        "createBooking",
+    )
+    assert rebooked["__typename"] == "IdempotencyKeyReused", rebooked
+    assert client.head() == head
+    again = await run(
+        client, CREATE, booking_input("typed", guests=[adult(documentNumber=TYPO)]), "createBooking"
+    )
+    assert again == booked
+
+    changed = await _change(client, booked["id"], "fix", guests=[adult(documentNumber=RIGHT)])
+    assert changed["__typename"] == "Booking", changed
+    head = client.head()
+    misfiled = await _change(client, booked["id"], "fix", guests=[adult(documentNumber="ZZ999")])
+    assert misfiled["__typename"] == "IdempotencyKeyReused", misfiled
+    assert "ZZ999" not in misfiled["message"]
+    assert "Rossi" not in misfiled["message"]
+    assert client.head() == head
+    assert await _change(client, booked["id"], "fix", guests=[adult(documentNumber=RIGHT)]) == (
+        changed
+    )
+    checked_in = {"idempotencyKey": "in", "bookingId": booked["id"], "businessDate": "2025-07-01"}
+    assert (await run(client, CHECK_IN, checked_in, "checkIn"))["status"] == "CHECKED_IN"
+    records = (await _records(client))["content"]
+    assert (RIGHT in records, TYPO in records, "ZZ999" in records) == (True, False, False)

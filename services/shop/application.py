@@ -318,7 +318,7 @@ class ShopApplication(CoopApplication):
             session = self.get_session(session_id, fresh=fresh)
             session.check_scope(till_scope)
             session.check_open()
-            day = self._day(at)
+            day = session.document_day(self._day(at))
             policy = self.guarded_policy_on(day, session)
             sale = Sale.ring(
                 sale_id=sale_id,
@@ -395,7 +395,7 @@ class ShopApplication(CoopApplication):
             session = self._refund_session(session_id, till_scope or sale.till_id)
             session.check_scope(till_scope)
             session.check_open()
-            day = self._day(at)
+            day = session.document_day(self._day(at))
             refund = sale.refund(
                 refund_id=refund_id,
                 session_id=session.id,

@@ -253,7 +253,7 @@ def test_the_shop_read_models_rebuild_to_the_same_rows(runtime: Runtime) -> None
     assert rows() == before
 
 
-def ring(shop: ShopApplication, key: str, session_id: Any) -> Any:
+def ring(shop: ShopApplication, key: str, session_id: Any, at: datetime = NOW) -> Any:
     return shop.ring_sale(
         key=key,
         actor="person:anna",
@@ -261,7 +261,7 @@ def ring(shop: ShopApplication, key: str, session_id: Any) -> Any:
         session_id=session_id,
         lines=COAT,
         payments=CARD,
-        at=NOW,
+        at=at,
     ).result
 
 
@@ -441,3 +441,28 @@ def test_a_cash_reason_may_not_post_to_an_account_another_context_keeps(
     assert refused.value.field == f"cashReasons[{len(current.cash_reasons)}].account"
     assert "welfare fund" in refused.value.message
     assert shop.recorder.max_notification_id() == before
+
+
+def test_a_sale_decided_before_midnight_and_saved_after_another_is_numbered_after_it(
+    shop: ShopApplication, settings: Settings
+) -> None:
+    """Two devices on one session around midnight (Europe/Rome): this process decided
+    a sale at 23:59:59.9 on its cached session while another saved one at 00:00:00.1,
+    which began the 3rd's numbering. Decided again on the stored session, the late sale
+    is issued on the 3rd as receipt 2: a second receipt 1 for the 2nd would break the
+    till's fiscal numbering (and the receipts table's uniqueness)."""
+    other = ShopApplication(settings, shop.ledger)
+    try:
+        session = open_session(shop)
+        evening = ring(shop, "evening", session.id, datetime(2025, 5, 2, 19, 0, tzinfo=UTC))
+        ring(other, "after", session.id, datetime(2025, 5, 2, 22, 0, 0, 100_000, tzinfo=UTC))
+        late = ring(shop, "late", session.id, datetime(2025, 5, 2, 21, 59, 59, 900_000, tzinfo=UTC))
+        issued = [
+            (sale.business_date.isoformat(), sale.receipt_number)
+            for sale in (evening, shop.get_sale(late.id))
+        ]
+        assert issued == [("2025-05-02", 1), ("2025-05-03", 2)]
+        entry = shop.ledger.get_entry(entry_id_for_cause(f"shop:sale:{late.id}"))
+        assert entry.effective_date.isoformat() == "2025-05-03"
+    finally:
+        other.close()

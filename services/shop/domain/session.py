@@ -230,6 +230,14 @@ class CashSession(Aggregate):
     def check_scope(self, till_scope: str | None) -> None:
         check_scope(till_scope, self.till_id)
 
+    def document_day(self, day: date) -> date:
+        """The day a document decided on `day` is numbered on: never before the till's
+        last document's. Around midnight another device's document may have begun the
+        next day while this one was decided; saved after it, this one's receipt is
+        issued on that day too (numbering it 1 again on the day before would print a
+        second receipt 1 for a day that has one)."""
+        return day if self.receipt_day is None else max(day, self.receipt_day)
+
     def next_receipt(self, day: date) -> int:
         """The number the next document on `day` takes: 1 on a new day."""
         return self.last_receipt_number + 1 if day == self.receipt_day else 1
@@ -245,6 +253,8 @@ class CashSession(Aggregate):
         card_cents: int,
     ) -> None:
         self.check_open()
+        if receipt_day != self.document_day(receipt_day):
+            raise ValueError("receipt days never go back")  # a bug, not input
         if receipt_number != self.next_receipt(receipt_day):
             raise ValueError("receipt numbers are taken in order")  # a bug, not input
         if kind == "refund" and cash_cents > self.expected_cash_cents:

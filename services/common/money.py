@@ -75,3 +75,14 @@ def split_vat_included(gross_cents: int, rate_basis_points: int) -> tuple[int, i
     sign = -1 if gross_cents < 0 else 1
     net = sign * ((2 * abs(gross_cents) * 10_000 + denominator) // (2 * denominator))
     return net, gross_cents - net
+
+
+def share_percent(part: int, whole: int) -> str:
+    """`part` per 100 of `whole` to one decimal, rounded half away from zero, the
+    sign apart (1/3 -> "33.3", -1/3 -> "-33.3", 1/8 -> "12.5"). Integer arithmetic:
+    floor division of a negative number would round it the wrong way."""
+    if whole <= 0:
+        raise ValueError("a share of nothing")
+    tenths = (2 * abs(part) * 1000 + whole) // (2 * whole)
+    sign = "-" if part < 0 and tenths else ""
+    return f"{sign}{tenths // 10}.{tenths % 10}"

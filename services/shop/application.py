@@ -25,7 +25,13 @@ from services.common.eventstore import (
     eventsourcing_env,
     guard_read,
 )
-from services.common.idempotency import Decision, Outcome, execute_idempotent
+from services.common.idempotency import (
+    Decision,
+    Outcome,
+    execute_idempotent,
+    ref_with_state,
+    state_in_ref,
+)
 from services.common.money import check_positive_amount
 from services.common.settings import Settings
 from services.ledger.application import LedgerApplication
@@ -46,6 +52,7 @@ from services.shop.domain import (
     SessionNotFound,
     ShopConfig,
     ShopPolicy,
+    ShopPolicyWithdrawal,
     Till,
     check_scope,
     check_till_id,
@@ -220,9 +227,17 @@ class ShopApplication(CoopApplication):
             config.set_policy(
                 policy, today=today, amount_ceiling_cents=self.settings.amount_ceiling_cents
             )
-            return Decision(
-                (config,), policy, {"effective_from": policy.effective_from.isoformat()}
-            )
+            # The version itself in the claim: a retry answers with what this request
+            # set, not with a version set for the same day since.
+            day = {"effective_from": policy.effective_from.isoformat()}
+            ref = ref_with_state(day, policy.as_state())
+            return Decision((config,), policy, ref)
+
+        def load_result(ref: Mapping[str, str]) -> ShopPolicy:
+            state = state_in_ref(ref)
+            if state is None:  # claimed before versions were kept in the claim
+                return self.policy_on(date.fromisoformat(ref["effective_from"]))
+            return ShopPolicy.from_state(state)
 
         return execute_idempotent(
             self,
@@ -230,7 +245,33 @@ class ShopApplication(CoopApplication):
             operation="setShopPolicy",
             request={"policy": policy.as_state(), "actor": actor},
             decide=decide,
-            load_result=lambda ref: self.policy_on(date.fromisoformat(ref["effective_from"])),
+            load_result=load_result,
+        )
+
+    def withdraw_policy(
+        self, *, key: str, actor: str, effective_from: date, today: date
+    ) -> Outcome[ShopPolicyWithdrawal]:
+        """ShopConfig.withdraw_policy: a version not yet in force, set by mistake."""
+
+        def decide() -> Decision[ShopPolicyWithdrawal]:
+            config = self.config(read_only=False)
+            withdrawal = config.withdraw_policy(effective_from, today=today)
+            ref = {
+                "effective_from": effective_from.isoformat(),
+                "withdrawn_on": withdrawal.withdrawn_on.isoformat(),
+            }
+            return Decision((config,), withdrawal, ref)
+
+        return execute_idempotent(
+            self,
+            key=key,
+            operation="withdrawShopPolicy",
+            # Not the day: a retry after midnight is the same request.
+            request={"effective_from": effective_from.isoformat(), "actor": actor},
+            decide=decide,
+            load_result=lambda ref: ShopPolicyWithdrawal(
+                date.fromisoformat(ref["effective_from"]), date.fromisoformat(ref["withdrawn_on"])
+            ),
         )
 
     def _check_accounts(self, policy: ShopPolicy) -> None:

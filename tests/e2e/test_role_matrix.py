@@ -80,6 +80,7 @@ EXPECTED: dict[str, frozenset[Role]] = {
     "Mutation.refundSale": frozenset({A, V}),
     "Mutation.ringSale": frozenset({A, V}),
     "Mutation.setShopPolicy": frozenset({A}),
+    "Mutation.withdrawShopPolicy": frozenset({A}),
     "Query.cashSession": frozenset({A, AU, V}),
     "Query.dailyClose": frozenset({A, AU, V}),
     "Query.openCashSessionOf": frozenset({A, AU, V}),

@@ -12,6 +12,7 @@ from services.common.money import (
     decimal_to_cents,
     format_cents,
     parse_money,
+    share_percent,
     split_vat_included,
 )
 
@@ -95,3 +96,32 @@ def test_vat_split_examples_computed_by_hand() -> None:
     assert split_vat_included(5, 1000) == (5, 0)
     # 1.00 at 22%: 0.8196.. -> net 0.82, VAT 0.18
     assert split_vat_included(100, 2200) == (82, 18)
+
+
+@pytest.mark.parametrize(
+    ("part", "whole", "shown"),
+    [
+        (1, 3, "33.3"),
+        (2, 3, "66.7"),
+        (1, 8, "12.5"),
+        (1, 16, "6.3"),  # 6.25 rounds half up
+        (-1, 3, "-33.3"),  # more returned than sold in the period: not -34.7
+        (-2, 7, "-28.6"),
+        (-1, 16, "-6.3"),  # half away from zero, the same as its positive
+        (-1, 10_000, "0.0"),  # no "-0.0"
+        (0, 5, "0.0"),
+        (40, 40, "100.0"),
+    ],
+)
+def test_a_share_is_rounded_the_same_on_both_sides_of_zero(
+    part: int, whole: int, shown: str
+) -> None:
+    assert share_percent(part, whole) == shown
+
+
+@given(st.integers(-(10**6), 10**6), st.integers(1, 10**6))
+def test_a_share_matches_decimal_rounding_half_away_from_zero(part: int, whole: int) -> None:
+    exact = (Decimal(part) * 100 / Decimal(whole)).quantize(
+        Decimal("0.1"), rounding="ROUND_HALF_UP"
+    )
+    assert Decimal(share_percent(part, whole)) == exact

@@ -25,6 +25,8 @@ from services.shop.domain import (
     default_policy,
     document_postings,
 )
+from services.shop.graphql.types import SellThrough
+from services.shop.projections.queries import SellThroughRow
 
 POLICY = default_policy()
 NOW = datetime(2025, 5, 2, 10, 0, tzinfo=UTC)
@@ -265,3 +267,11 @@ def test_configuration_versions_apply_from_their_date() -> None:
     config.set_policy(lower, today=date(2025, 6, 1), amount_ceiling_cents=CEILING)
     assert config.policy_on(date(2025, 12, 31)).category("CLOTHES", field="c").vat_rate_bp == 2200
     assert config.policy_on(date(2026, 1, 1)).category("CLOTHES", field="c").vat_rate_bp == 1000
+
+
+def test_sell_through_is_negative_when_more_came_back_than_was_sold() -> None:
+    """A period with one item returned (sold before it) and none sold, of three
+    received: -33.3 per 100, not the -34.7 floor division made of it."""
+    row = SellThroughRow(category="CLOTHES", bags_received=1, items_received=3,
+                         items_sold=0, items_refunded=1)  # fmt: skip
+    assert SellThrough.of(row).sell_through_percent == "-33.3"

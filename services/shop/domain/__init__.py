@@ -7,6 +7,7 @@ from services.shop.domain.config import (
     Category,
     ShopConfig,
     ShopPolicy,
+    ShopPolicyWithdrawal,
     default_policy,
 )
 from services.shop.domain.errors import (
@@ -56,6 +57,7 @@ __all__ = [
     "SessionNotFound",
     "ShopConfig",
     "ShopPolicy",
+    "ShopPolicyWithdrawal",
     "Till",
     "UnknownCategory",
     "WrongTill",

@@ -18,7 +18,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from services.common.errors import ValidationError
+from services.common.errors import NotFound, ValidationError
 from services.shop.domain.errors import UnknownCategory
 
 CONFIG_ID: UUID = uuid5(NAMESPACE_URL, "urn:coop:shop:configuration")
@@ -177,6 +177,10 @@ def check_policy(policy: ShopPolicy, *, amount_ceiling_cents: int) -> None:
             raise ValidationError(f"{prefix}.directions", "at least one direction")
         if reason.account == policy.cash_account:
             raise ValidationError(f"{prefix}.account", "cash cannot move to the cash account")
+    if policy.card_account == policy.cash_account:
+        # Card takings never pass through the drawer: booked to the cash account they
+        # would show cash the Z close can never count, and no difference would say so.
+        raise ValidationError("cardAccount", "card takings cannot go to the cash account")
     if not 0 <= policy.z_tolerance_cents <= amount_ceiling_cents:
         raise ValidationError("zTolerance", "must be zero or more, at most the amount ceiling")
 
@@ -194,6 +198,12 @@ def _check_name(name: str, field: str) -> None:
         raise ValidationError(field, "must not be empty")
     if len(name) > MAX_NAME_LENGTH:
         raise ValidationError(field, f"must be at most {MAX_NAME_LENGTH} characters")
+
+
+@dataclass(frozen=True)
+class ShopPolicyWithdrawal:
+    effective_from: date
+    withdrawn_on: date
 
 
 class ShopConfig(Aggregate):
@@ -216,6 +226,15 @@ class ShopConfig(Aggregate):
             kept.sort(key=lambda v: str(v["effective_from"]))
             aggregate.versions = kept
 
+    class PolicyWithdrawn(Aggregate.Event):
+        effective_from: date
+        withdrawn_on: date
+
+        def apply(self, aggregate: Any) -> None:
+            assert isinstance(aggregate, ShopConfig)
+            day = self.effective_from.isoformat()
+            aggregate.versions = [v for v in aggregate.versions if v["effective_from"] != day]
+
     def __init__(self) -> None:
         self.versions: list[dict[str, Any]] = []
 
@@ -236,6 +255,24 @@ class ShopConfig(Aggregate):
                     "effectiveFrom", f"must not be before the latest version ({latest})"
                 )
         self.trigger_event(self.PolicySet, policy=policy.as_state())
+
+    def withdraw_policy(self, effective_from: date, *, today: date) -> ShopPolicyWithdrawal:
+        """Withdraw a version that is not yet in force (a mistyped date or rate): set
+        versions may not go back before the latest one, so a version dated 2206 by
+        mistake would otherwise hold every change until then. One in force today or
+        before has priced documents; it stays, and a new version from today on
+        replaces it."""
+        day = effective_from.isoformat()
+        if not any(v["effective_from"] == day for v in self.versions):
+            raise NotFound(f"there is no shop configuration version from {day}")
+        if effective_from <= today:
+            raise ValidationError(
+                "effectiveFrom",
+                f"the version from {day} is in force since then and priced the till's "
+                "documents; set a new version from today or later instead",
+            )
+        self.trigger_event(self.PolicyWithdrawn, effective_from=effective_from, withdrawn_on=today)
+        return ShopPolicyWithdrawal(effective_from, today)
 
     def policy_on(self, day: date) -> ShopPolicy:
         chosen: dict[str, Any] | None = None

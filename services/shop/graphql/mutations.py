@@ -34,6 +34,7 @@ from services.shop.domain import (
     PaymentInput,
     PaymentMethod,
     ShopPolicy,
+    ShopPolicyWithdrawal,
     WrongTill,
 )
 from services.shop.domain import (
@@ -50,6 +51,7 @@ from services.shop.graphql.types import (
     Sale,
     SaleRefund,
     ShopPolicyVersion,
+    ShopPolicyWithdrawn,
     WrongTillResult,
     ZReport,
 )
@@ -102,6 +104,14 @@ GoodsIntakeResult = Annotated[
 ShopPolicyResult = Annotated[
     ShopPolicyVersion | ValidationErrorResult | ConflictResult | IdempotencyKeyReusedResult,
     strawberry.union("ShopPolicyResult"),
+]
+WithdrawShopPolicyResult = Annotated[
+    ShopPolicyWithdrawn
+    | ValidationErrorResult
+    | NotFoundResult
+    | ConflictResult
+    | IdempotencyKeyReusedResult,
+    strawberry.union("WithdrawShopPolicyResult"),
 ]
 
 _PERCENT = re.compile(r"^(0|[1-9][0-9]{0,2})(\.[0-9]{1,2})?$")
@@ -212,6 +222,12 @@ class CashReasonInput:
     name: str
     account: str
     directions: list[CashDirection]
+
+
+@strawberry.input
+class WithdrawShopPolicyInput:
+    idempotency_key: str
+    effective_from: date
 
 
 @strawberry.input
@@ -578,3 +594,31 @@ class ShopMutation:
         if isinstance(outcome, ERRORS):
             return outcome
         return ShopPolicyVersion.of(outcome.result)
+
+    @strawberry.mutation(
+        permission_classes=allow(Role.ADMIN),
+        description="Withdraw a configuration version that is not yet in force (set by "
+        "mistake: versions may not be set before the latest one).",
+    )
+    async def withdraw_shop_policy(
+        self, info: Info, input: WithdrawShopPolicyInput
+    ) -> WithdrawShopPolicyResult:
+        shop = info.context.runtime.shop
+        actor = info.context.actor
+        zone = info.context.runtime.settings.zone
+
+        def command() -> Outcome[ShopPolicyWithdrawal]:
+            return shop.withdraw_policy(
+                key=input.idempotency_key,
+                actor=actor,
+                effective_from=input.effective_from,
+                today=now().astimezone(zone).date(),
+            )
+
+        outcome = await run_command(info, command)
+        if not isinstance(outcome, Outcome):
+            return outcome
+        withdrawal = outcome.result
+        return ShopPolicyWithdrawn(
+            effective_from=withdrawal.effective_from, withdrawn_on=withdrawal.withdrawn_on
+        )

@@ -12,6 +12,7 @@ from enum import Enum
 import strawberry
 
 from services.common.graphql import Money, PageInfo, money
+from services.common.money import share_percent
 from services.shop.domain import CashDirection, PaymentMethod, ShopPolicy
 from services.shop.projections.queries import (
     Breakdown,
@@ -580,11 +581,9 @@ class SellThrough:
     @classmethod
     def of(cls, row: SellThroughRow) -> SellThrough:
         sold = row.items_sold - row.items_refunded
-        ratio = None
-        if row.items_received:
-            # Integer arithmetic, rounded half up to one decimal.
-            tenths = (sold * 1000 * 2 + row.items_received) // (2 * row.items_received)
-            ratio = f"{tenths // 10}.{tenths % 10}"
+        # Negative when more came back than was sold in the period (returns of
+        # items sold before it).
+        ratio = share_percent(sold, row.items_received) if row.items_received else None
         return cls(
             category=row.category,
             bags_received=row.bags_received,
@@ -619,6 +618,15 @@ class CashReason:
     name: str
     account: str
     directions: list[CashDirection]
+
+
+@strawberry.type(
+    description="A configuration version withdrawn before it came into force: its days "
+    "fall to the version before it."
+)
+class ShopPolicyWithdrawn:
+    effective_from: date
+    withdrawn_on: date = strawberry.field(description="The shop's day it was withdrawn.")
 
 
 @strawberry.type(description="The shop's configuration in force from a date.")

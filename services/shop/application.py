@@ -133,8 +133,8 @@ class ShopApplication(CoopApplication):
         config: ShopConfig = self.repository.get(CONFIG_ID, deepcopy_from_cache=not read_only)
         return config
 
-    def policy_on(self, day: date) -> ShopPolicy:
-        return self.config().policy_on(day)
+    def policy_on(self, day: date, *, field: str = "date") -> ShopPolicy:
+        return self.config().policy_on(day, field=field)
 
     def guarded_policy_on(self, day: date, saved_with: Aggregate) -> ShopPolicy:
         """The policy of `day` for a till's document, read without a query.
@@ -658,7 +658,7 @@ class ShopApplication(CoopApplication):
             intake = GoodsIntake.receive(
                 intake_id=intake_id,
                 today=self._day(at),
-                policy=self.policy_on(received_on),
+                policy=self.policy_on(received_on, field="receivedOn"),
                 received_on=received_on,
                 category=category,
                 bags=bags,

@@ -108,3 +108,13 @@ async def test_card_takings_cannot_be_booked_to_the_cash_account(client: GraphQL
     refused = await _set(client, _version("card-as-cash", day, "1.00", cardAccount="1000"))
     assert (refused["__typename"], refused["field"]) == ("ValidationError", "cardAccount")
     assert client.head() == head
+
+
+async def test_an_intake_before_the_first_version_names_its_own_field(
+    client: GraphQLClient,
+) -> None:
+    intake = await client.data(
+        'mutation { recordGoodsIntake(input: {idempotencyKey: "old", receivedOn: "1999-12-31", '
+        'category: "CLOTHES", bags: 1, items: 5}) { __typename ... on ValidationError { field } } }'
+    )
+    assert intake["recordGoodsIntake"] == {"__typename": "ValidationError", "field": "receivedOn"}

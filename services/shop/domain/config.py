@@ -274,13 +274,14 @@ class ShopConfig(Aggregate):
         self.trigger_event(self.PolicyWithdrawn, effective_from=effective_from, withdrawn_on=today)
         return ShopPolicyWithdrawal(effective_from, today)
 
-    def policy_on(self, day: date) -> ShopPolicy:
+    def policy_on(self, day: date, *, field: str = "date") -> ShopPolicy:
+        """`field`: the input that chose the day, named if none is in force."""
         chosen: dict[str, Any] | None = None
         for version in self.versions:
             if date.fromisoformat(version["effective_from"]) <= day:
                 chosen = version
         if chosen is None:
-            raise ValidationError("date", f"no shop configuration is in force on {day}")
+            raise ValidationError(field, f"no shop configuration is in force on {day}")
         return ShopPolicy.from_state(chosen)
 
 

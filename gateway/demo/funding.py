@@ -6,7 +6,7 @@
 - a municipal grant (public: it counts for the 30 June publication duty);
 - bank donations on random days, clothes given in kind, volunteer shifts at the shop;
 - a reception contract with the Prefecture: presence recorded every day (a correction
-  on the 10th of each month), invoiced at each month's end, paid about 45 days later.
+  on the 10th of each month), invoiced on the next month's first day, paid about 45 days later.
 Figures that are contract terms or fair values (rates, pocket money, hourly value) are
 the demo's inputs here, as a user would type them.
 """
@@ -233,22 +233,23 @@ def _contract(year: int, rng: random.Random) -> Iterator[DemoStep]:
                 # Someone left in the night: the register is corrected, not edited.
                 yield _presence(contract, day, persons - 1, ":correction")
         period = f"{year}-{month:02d}"
-        month_end = date(year, month, days)
-        yield _invoice(contract, period, month_end)
-        paid_on = month_end + timedelta(days=45)
+        # Invoiced once the month is over: invoicing closes its presence register.
+        issued_on = date(year, month, days) + timedelta(days=1)
+        yield _invoice(contract, period, issued_on)
+        paid_on = issued_on + timedelta(days=44)
         if paid_on.year == year:
             yield _payment(invoice_id_for(contract, period), period, paid_on)
 
 
-def _invoice(contract: UUID, period: str, month_end: date) -> DemoStep:
+def _invoice(contract: UUID, period: str, issued_on: date) -> DemoStep:
     return _step(
-        month_end,
+        issued_on,
         lambda rt: rt.funding.invoice_contract(
             key=f"demo:{period}:contract-invoice",
             actor=DEMO_ACTOR,
             contract_id=contract,
             month=period,
-            issued_on=month_end,
+            issued_on=issued_on,
         ),
     )
 

@@ -19,7 +19,13 @@ from eventsourcing.domain import Aggregate
 
 from services.common.errors import Conflict, NotFound, ValidationError
 from services.common.eventstore import CoopApplication
-from services.common.idempotency import Decision, Outcome, execute_idempotent
+from services.common.idempotency import (
+    Decision,
+    Outcome,
+    execute_idempotent,
+    ref_with_state,
+    state_in_ref,
+)
 from services.common.months import parse_month
 from services.common.settings import Settings
 from services.ledger.application import LedgerApplication
@@ -27,10 +33,12 @@ from services.ledger.domain import ENTRY_DATE_FIELD, Cause, JournalEntry
 from services.ledger.domain.contracts import (
     PROFILE_ID,
     Address,
+    ContinuedNumbering,
     Contract,
     ContractInvoice,
     InvoiceSequence,
     InvoicingProfile,
+    InvoicingProfileVersion,
     PassThroughItem,
     PresenceMonth,
     StampDutyRule,
@@ -580,10 +588,13 @@ class FundingApplication(CoopApplication):
         tax_regime: str,
         address: Address,
         iban: str | None,
-    ) -> Outcome[InvoicingProfile]:
-        def decide() -> Decision[InvoicingProfile]:
+    ) -> Outcome[InvoicingProfileVersion]:
+        """Set the issuer's details for invoices issued from now on. The answer, and a
+        retry's, is the details this request set, whoever set the profile again since."""
+
+        def decide() -> Decision[InvoicingProfileVersion]:
             profile = self.profile()
-            profile.set(
+            version = profile.set(
                 name=name,
                 vat_number=vat_number,
                 tax_code=tax_code,
@@ -591,7 +602,9 @@ class FundingApplication(CoopApplication):
                 address=address,
                 iban=iban,
             )
-            return Decision((profile,), profile, {})
+            # The profile is one aggregate that every set replaces: the claim keeps what
+            # this request set, for a retry to answer with.
+            return Decision((profile,), version, ref_with_state({}, version.as_state()))
 
         return self._run(
             key=key,
@@ -606,8 +619,17 @@ class FundingApplication(CoopApplication):
                 "actor": actor,
             },
             decide=decide,
-            load_result=lambda _ref: self.profile(),
+            load_result=self._load_profile_version,
         )
+
+    def _load_profile_version(self, ref: Mapping[str, str]) -> InvoicingProfileVersion:
+        state = state_in_ref(ref)
+        if state is not None:
+            return InvoicingProfileVersion.from_state(state)
+        # A claim stored before claims kept the details: the profile as it is now.
+        details = self.profile().details
+        assert details is not None  # the claim was saved with the profile it set
+        return InvoicingProfileVersion(dict(details))
 
     def contract(self, contract_id: UUID) -> Contract:
         return self._get(Contract, contract_id, "contract")
@@ -801,13 +823,16 @@ class FundingApplication(CoopApplication):
 
     def continue_invoice_numbering(
         self, *, key: str, actor: str, year: int, last_number: int, last_issued_on: date
-    ) -> Outcome[InvoiceSequence]:
-        """Go on from the last contract invoice number another system issued this year."""
+    ) -> Outcome[ContinuedNumbering]:
+        """Go on from the last contract invoice number another system issued this year.
+        The answer, and a retry's, is the numbering as this request left it, not as the
+        invoices numbered here since moved it on."""
 
-        def decide() -> Decision[InvoiceSequence]:
+        def decide() -> Decision[ContinuedNumbering]:
             sequence = self._sequence(year)
-            sequence.continue_from(last_number, last_issued_on, today=self.today())
-            return Decision((sequence,), sequence, {"year": str(year)})
+            continued = sequence.continue_from(last_number, last_issued_on, today=self.today())
+            ref = ref_with_state({"year": str(year)}, continued.as_state())
+            return Decision((sequence,), continued, ref)
 
         return self._run(
             key=key,
@@ -819,8 +844,15 @@ class FundingApplication(CoopApplication):
                 "actor": actor,
             },
             decide=decide,
-            load_result=lambda ref: self._sequence(int(ref["year"])),
+            load_result=self._load_continued_numbering,
         )
+
+    def _load_continued_numbering(self, ref: Mapping[str, str]) -> ContinuedNumbering:
+        state = state_in_ref(ref)
+        if state is not None:
+            return ContinuedNumbering.from_state(state)
+        # A claim stored before claims kept the numbering: the sequence as it is now.
+        return self._sequence(int(ref["year"])).numbering()
 
     def _sequence(self, year: int) -> InvoiceSequence:
         try:

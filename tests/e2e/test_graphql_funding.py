@@ -280,8 +280,8 @@ async def test_fourteen_residents_over_thirty_days_with_two_corrections_invoice_
 
 
 async def test_invoice_numbers_follow_their_issue_dates(client: GraphQLClient) -> None:
-    """May invoiced on 1 July takes number 1; June, over on 30 June, can then not be
-    invoiced on that earlier date: number 2 would precede number 1's date."""
+    """May invoiced on 5 July takes number 1; June, over since 30 June, can then not be
+    invoiced on 2 July: number 2 would precede number 1's date."""
     contract_id = await register(client)
     for first_of_month in ("2025-05-01", "2025-06-01"):
         recorded = await presence(client, contract_id, first_of_month, 14)
@@ -297,13 +297,13 @@ async def test_invoice_numbers_follow_their_issue_dates(client: GraphQLClient) -
         result: dict[str, Any] = (await client.data(INVOICE, {"input": value}))["invoiceContract"]
         return result
 
-    assert (await invoice_month("2025-05", "2025-07-01"))["number"] == "PA-2025-0001"
+    assert (await invoice_month("2025-05", "2025-07-05"))["number"] == "PA-2025-0001"
     head = client.head()
-    backwards = await invoice_month("2025-06", "2025-06-30")
+    backwards = await invoice_month("2025-06", "2025-07-02")
     assert (backwards["__typename"], backwards["field"]) == ("ValidationError", "issueDate")
-    assert "2025-07-01" in backwards["message"]
+    assert "number 1 is dated 2025-07-05" in backwards["message"]
     assert client.head() == head
-    assert (await invoice_month("2025-06", "2025-07-01"))["number"] == "PA-2025-0002"
+    assert (await invoice_month("2025-06", "2025-07-05"))["number"] == "PA-2025-0002"
 
 
 CONTINUE_NUMBERING = """

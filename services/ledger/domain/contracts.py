@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -300,6 +300,22 @@ class PassThroughItem:
 PROFILE_ID = uuid5(NAMESPACE_URL, "urn:coop:funding:invoicing-profile")
 
 
+@dataclass(frozen=True)
+class InvoicingProfileVersion:
+    """The issuer's details as one setInvoicingProfile set them. It is what that
+    command answers, and a retry of it too: the profile may have been set again since
+    (by another admin), and a retry must not present those details as its own."""
+
+    details: dict[str, Any]
+
+    def as_state(self) -> dict[str, Any]:
+        return dict(self.details)
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> InvoicingProfileVersion:
+        return cls(dict(state))
+
+
 class InvoicingProfile(Aggregate):
     """The cooperative as an invoice issuer. Changes apply to invoices issued later;
     each invoice keeps the profile it was issued with."""
@@ -330,7 +346,7 @@ class InvoicingProfile(Aggregate):
         tax_regime: str,
         address: Address,
         iban: str | None,
-    ) -> None:
+    ) -> InvoicingProfileVersion:
         details = {
             "name": latin_text(name, field="name", max_length=80),
             "vat_number": check_vat_number(vat_number, field="vatNumber"),
@@ -344,6 +360,7 @@ class InvoicingProfile(Aggregate):
             else _check_pattern(iban, IBAN_PATTERN, field="iban", rule="an IBAN without spaces"),
         }
         self.trigger_event(self.Set, details=details)
+        return InvoicingProfileVersion(dict(details))
 
 
 def _raise(exc: Exception) -> Any:
@@ -583,6 +600,44 @@ class PresenceMonth(Aggregate):
 MAX_CONTINUED_NUMBER = 999_999
 
 
+def invoice_number(year: int, progressive: int) -> str:
+    # FatturaPA Numero: at most 20 characters with at least one digit.
+    return f"PA-{year}-{progressive:04d}"
+
+
+@dataclass(frozen=True)
+class ContinuedNumbering:
+    """A year's numbering as continueInvoiceNumbering left it: what that command
+    answers, and a retry of it too, after invoices numbered here moved it on."""
+
+    year: int
+    last_number: int
+    # None only when a claim stored before answers from a sequence with no date in it
+    # (an older snapshot).
+    last_issued_on: date | None
+
+    def number_of(self, progressive: int) -> str:
+        return invoice_number(self.year, progressive)
+
+    def as_state(self) -> dict[str, Any]:
+        return {
+            "year": self.year,
+            "last_number": self.last_number,
+            "last_issued_on": None
+            if self.last_issued_on is None
+            else self.last_issued_on.isoformat(),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> ContinuedNumbering:
+        last_issued_on = state["last_issued_on"]
+        return cls(
+            int(state["year"]),
+            int(state["last_number"]),
+            None if last_issued_on is None else date.fromisoformat(last_issued_on),
+        )
+
+
 class InvoiceSequence(Aggregate):
     """Contract invoice numbers of one year: 1, 2, 3... without gaps, in the order of
     their issue dates (Italian practice: a number never precedes an earlier one's
@@ -623,7 +678,9 @@ class InvoiceSequence(Aggregate):
         self.last_number = 0
         self.last_issued_on: date | None = None
 
-    def continue_from(self, last_number: int, last_issued_on: date, *, today: date) -> None:
+    def continue_from(
+        self, last_number: int, last_issued_on: date, *, today: date
+    ) -> ContinuedNumbering:
         """A cooperative that goes live mid-year has numbered invoices elsewhere since
         January: a number may not repeat within the year (the SdI refuses a duplicate),
         so this year's numbers go on from the last one issued there."""
@@ -640,10 +697,15 @@ class InvoiceSequence(Aggregate):
         if last_issued_on > today:
             raise ValidationError("lastIssuedOn", "must not be in the future")
         self.trigger_event(self.Continued, last_number=last_number, last_issued_on=last_issued_on)
+        return self.numbering()
+
+    def numbering(self) -> ContinuedNumbering:
+        """The numbering as it is now."""
+        last = getattr(self, "last_issued_on", None)  # absent from older snapshots
+        return ContinuedNumbering(self.year, self.last_number, last)
 
     def number_of(self, progressive: int) -> str:
-        # FatturaPA Numero: at most 20 characters with at least one digit.
-        return f"PA-{self.year}-{progressive:04d}"
+        return invoice_number(self.year, progressive)
 
     @classmethod
     def start(cls, year: int) -> InvoiceSequence:
@@ -805,8 +867,16 @@ class ContractInvoice(Aggregate):
         today: date,
         stamp_duty: StampDutyRule,
     ) -> ContractInvoice:
-        if issued_on < last_day_of(register.month):
-            raise ValidationError("issueDate", f"{register.month} is not over on that date")
+        # Invoicing closes the month's presence register: on the month's last day that
+        # day's presence may still be recorded or corrected, and once invoiced it never
+        # could be, nor billed. So a month is invoiced from the next month's first day.
+        first_issue_day = last_day_of(register.month) + timedelta(days=1)
+        if issued_on < first_issue_day:
+            raise ValidationError(
+                "issueDate",
+                f"{register.month} is not over on {issued_on.isoformat()}: it can be "
+                f"invoiced from {first_issue_day.isoformat()}",
+            )
         check_not_future(issued_on, today, field="issueDate", what="an invoice")
         if register.invoice_id is not None:
             raise Conflict(f"{register.month} of contract {contract.id} is already invoiced")

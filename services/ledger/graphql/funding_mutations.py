@@ -309,7 +309,11 @@ class InvoiceContractInput:
     idempotency_key: str
     contract_id: strawberry.ID
     month: str = strawberry.field(description="YYYY-MM")
-    issue_date: date | None = strawberry.field(default=None, description="Default: today.")
+    issue_date: date | None = strawberry.field(
+        default=None,
+        description="Default: today. From the first day after the month: invoicing closes "
+        "its presence register.",
+    )
 
 
 @strawberry.input

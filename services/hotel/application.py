@@ -19,9 +19,16 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
-from services.common.errors import IdempotencyKeyReused, ValidationError
+from services.common.errors import Conflict, IdempotencyKeyReused, ValidationError
 from services.common.eventstore import CoopApplication, eventsourcing_env
-from services.common.idempotency import Decision, Outcome, execute_idempotent, key_hint
+from services.common.idempotency import (
+    Decision,
+    Outcome,
+    execute_idempotent,
+    key_hint,
+    ref_with_state,
+    state_in_ref,
+)
 from services.common.sealing import KeyStore, keyed_digest, seal, unseal
 from services.common.settings import Settings
 from services.hotel.domain import (
@@ -135,11 +142,18 @@ class HotelApplication(CoopApplication):
             config = self.configuration(read_only=False)
             config.set_policy(policy)
             self._check_vat_accounts(policy)
-            return Decision(
-                (config,), policy, {"effective_from": policy.effective_from.isoformat()}
+            # The version may be set again for its date later: a retry answers with
+            # what this request set, kept in the claim, not with what replaced it.
+            ref = ref_with_state(
+                {"effective_from": policy.effective_from.isoformat()}, policy.as_state()
             )
+            return Decision((config,), policy, ref)
 
         def load(ref: Mapping[str, str]) -> HotelPolicy:
+            state = state_in_ref(ref)
+            if state is not None:
+                return HotelPolicy.from_state(state)
+            # A claim stored before it kept the state: the version in force on its date.
             return self.configuration().policy_on(date.fromisoformat(ref["effective_from"]))
 
         return execute_idempotent(
@@ -178,9 +192,15 @@ class HotelApplication(CoopApplication):
             config = self.configuration(read_only=False)
             config.define_room(room, ceiling_cents=self.ceiling_cents)
             ref = {"number": room.number, "effective_from": room.effective_from.isoformat()}
-            return Decision((config,), room, ref)
+            # As for the policy: a later defineRoom for the same date replaces this
+            # version, and a retry still answers with this one.
+            return Decision((config,), room, ref_with_state(ref, room.as_state()))
 
         def load(ref: Mapping[str, str]) -> Room:
+            state = state_in_ref(ref)
+            if state is not None:
+                return Room.from_state(state)
+            # A claim stored before it kept the state: the version defined for its date.
             versions = self.configuration().rooms[ref["number"]]
             return next(
                 r for r in versions if r.effective_from.isoformat() == ref["effective_from"]
@@ -353,6 +373,11 @@ class HotelApplication(CoopApplication):
         booking_id = booking_id_for_key(key)
 
         def decide() -> tuple[Booking, Sequence[Aggregate]]:
+            if booking_id in self.repository:
+                # A retry (the booking was saved with the key's claim, which answers
+                # it): deciding again would seal the guests under the booking's key,
+                # or create a new key for a booking whose key an erasure deleted.
+                raise Conflict(f"booking {booking_id} was already created with this key")
             config = self.configuration()
             booked_on = self.business_day(on)
             booking = Booking.create(

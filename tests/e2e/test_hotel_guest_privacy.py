@@ -276,15 +276,27 @@ async def test_a_lost_key_refuses_the_police_file_instead_of_dropping_guests(
 
 
 async def test_the_request_hash_holds_no_identity(client: GraphQLClient) -> None:
-    """The idempotency claim outlives an erasure, so it is computed from the facts
-    only: a retry that differs in a name alone is the same request."""
+    """The idempotency claim outlives an erasure, so its request hash is computed from
+    the facts only; the identities are bound to it by a digest under the booking's
+    key. A retry that differs in a name alone is another request while the key lives;
+    once the guests' data is erased, nothing left can tell the names apart, and the
+    same retry answers with the booking."""
     first = await book(client, "same-key")
     renamed = [{**g, "surname": "Bianchi"} for g in family()]
-    retried = await book(client, "same-key", guests=renamed)
-    assert retried["id"] == first["id"]
+    body = await client.data(CREATE, {"input": {**booking_input("same-key"), "guests": renamed}})
+    assert body["createBooking"]["__typename"] == "IdempotencyKeyReused"
     older = [{**g, "birthDate": "1960-01-01"} for g in family()]  # age on arrival differs
     body = await client.data(CREATE, {"input": {**booking_input("same-key"), "guests": older}})
     assert body["createBooking"]["__typename"] == "IdempotencyKeyReused"
+
+    cancel = {"idempotencyKey": "cancel", "bookingId": first["id"], "businessDate": "2025-06-01"}
+    await run(client, CANCEL, cancel, "cancelBooking")
+    assert (await erase(client, first["id"], "erase"))["__typename"] == "Booking"
+    keys = guest_keys(client)
+    body = await client.data(CREATE, {"input": {**booking_input("same-key"), "guests": renamed}})
+    assert body["createBooking"]["__typename"] == "Booking"
+    assert body["createBooking"]["id"] == first["id"]
+    assert guest_keys(client) == keys  # the retry made no new key for the erased booking
 
 
 async def test_input_errors_name_the_place_never_the_guests_data(

@@ -64,6 +64,7 @@ EXPECTED: dict[str, frozenset[Role]] = {
     "Mutation.recordRefund": frozenset({A, FD}),
     "Mutation.setHotelPolicy": frozenset({A}),
     "Query.alloggiatiPending": frozenset({A, AU, FD}),
+    "Query.alloggiatiPendingPage": frozenset({A, AU, FD}),
     "Query.guestDataErasable": frozenset({A}),
     "Query.alloggiatiRecords": frozenset({A, AU, FD}),
     "Query.booking": frozenset({A, AU, FD}),

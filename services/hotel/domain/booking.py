@@ -89,6 +89,15 @@ def _check_horizon(config: HotelConfiguration, arrival: date, on: date) -> None:
         )
 
 
+def _room_version(config: HotelConfiguration, number: str, night: date) -> Room | None:
+    """The version of the room in force that night, in service or not."""
+    current: Room | None = None
+    for room in config.rooms.get(number, []):
+        if room.effective_from <= night:
+            current = room
+    return current
+
+
 def _quote(
     config: HotelConfiguration,
     *,
@@ -99,19 +108,36 @@ def _quote(
     nightly_rate_cents: int | None,
     ceiling_cents: int,
     present_from: date | None = None,
+    claims_from: date | None = None,
 ) -> tuple[Room, int, list[FolioLine], TouristTax]:
     """The checks every stay passes (dates, length, room, capacity, rate, total) and
-    its price: the room in service, the nightly rate, the stay's lines and tax."""
+    its price: the room in service, the nightly rate, the stay's lines and tax.
+
+    `claims_from`: the first night the command takes anew (default: the arrival, the
+    whole stay). Each of those nights the room must be in service; the nights a
+    booking already holds (in house, up to its old departure) are the booking's, so a
+    room taken out of service later does not block a correction of them."""
     if departure <= arrival:
         raise ValidationError("departure", "must be after the arrival")
     policy = config.policy_on(arrival)
     if (departure - arrival).days > policy.max_stay_nights:
         raise ValidationError("departure", f"a stay is at most {policy.max_stay_nights} nights")
     room = config.room_on(room_number, arrival)
-    if len(guests) > min(room.capacity, MAX_GUESTS):
-        raise ValidationError(
-            "guests", f"room {room.number} holds at most {room.capacity} guest(s)"
-        )
+    # Each night has its own version of the room: one out of service (or smaller)
+    # from the second night on was sold for all of them when only the arrival counted.
+    capacity = room.capacity
+    first_claimed = arrival if claims_from is None else max(arrival, claims_from)
+    for night in nights_between(arrival, departure):
+        version = _room_version(config, room.number, night)
+        if version is not None and version.active:
+            capacity = min(capacity, version.capacity)
+        elif night >= first_claimed:
+            raise ValidationError(
+                "roomNumber",
+                f"room {room.number} is not in service on the night of {night.isoformat()}",
+            )
+    if len(guests) > min(capacity, MAX_GUESTS):
+        raise ValidationError("guests", f"room {room.number} holds at most {capacity} guest(s)")
     rate = room.nightly_rate_cents if nightly_rate_cents is None else nightly_rate_cents
     check_positive_amount(rate, field="nightlyRate", ceiling_cents=ceiling_cents)
     lines, tax = price_stay(
@@ -140,7 +166,9 @@ class Booking(Aggregate):
         # v2: `guests` holds each guest's GuestFacts facts; the identities are sealed
         # under the booking's key (`guest_identities_sealed`). v1 events held whole
         # guests in clear: upcast to facts, their identities kept aside as legacy.
-        class_version = 2
+        # v3: the cancellation terms the guest booked under, so that a policy set
+        # later (even one dated back to the booking day) does not change them.
+        class_version = 3
         room_number: str
         arrival: date
         departure: date
@@ -153,6 +181,10 @@ class Booking(Aggregate):
         stay_lines: list[dict[str, Any]]  # the quote: room nights and tourist tax
         tourist_tax: dict[str, Any]
         payments: list[dict[str, Any]]  # the deposit, if any
+        # None on bookings recorded before v3: the policy in force on the booking day
+        # as the configuration reads now, the best left to go by.
+        cancellation_free_days: int | None
+        no_show_penalty_nights: int | None
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -160,6 +192,11 @@ class Booking(Aggregate):
             state["guests"] = [g.facts(state["arrival"]).as_state() for g in guests]
             state["guest_identities_sealed"] = None
             state["guest_identities_legacy"] = [g.identity_state() for g in guests]
+
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            state["cancellation_free_days"] = None
+            state["no_show_penalty_nights"] = None
 
     class CheckedIn(Aggregate.Event):
         on: date
@@ -325,6 +362,8 @@ class Booking(Aggregate):
         stay_lines: list[dict[str, Any]],
         tourist_tax: dict[str, Any],
         payments: list[dict[str, Any]],
+        cancellation_free_days: int | None,
+        no_show_penalty_nights: int | None,
     ) -> None:
         self.room_number = room_number
         self.arrival = arrival
@@ -339,6 +378,8 @@ class Booking(Aggregate):
         self.guest_data_sealed = guest_identities_sealed is not None
         self.guest_data_erased = False
         self.booked_on = booked_on
+        self.cancellation_free_days = cancellation_free_days
+        self.no_show_penalty_nights = no_show_penalty_nights
         self.status = BookingStatus.CONFIRMED
         self.stay_lines = _lines(stay_lines)
         self.tourist_tax = TouristTax.from_state(tourist_tax)
@@ -399,6 +440,30 @@ class Booking(Aggregate):
         """How messages and ledger descriptions name the booking: its id, no names."""
         return f"booking {self.id}"
 
+    def booked_terms(self, config: HotelConfiguration) -> tuple[int, int]:
+        """(cancellation free days, no-show penalty nights) the guest booked under: as
+        recorded at booking; for bookings recorded before that, the policy in force on
+        the booking day as the configuration reads now."""
+        if self.cancellation_free_days is None or self.no_show_penalty_nights is None:
+            policy = config.policy_on(self.booked_on)
+            return policy.cancellation_free_days, policy.no_show_penalty_nights
+        return self.cancellation_free_days, self.no_show_penalty_nights
+
+    def _check_deposit_within(self, lines: Sequence[FolioLine]) -> None:
+        """Before arrival there is no refund: a deposit above a repriced stay would be
+        held for nothing, and a late cancellation would keep more than the stay was
+        worth. In house the excess is given back by recordRefund before check-out."""
+        if self.status is not BookingStatus.CONFIRMED:
+            return
+        total = sum(line.amount_cents for line in lines)
+        if self.deposit_cents > total:
+            raise ValidationError(
+                "deposit",
+                f"the deposit of {format_cents(self.deposit_cents)} EUR would exceed the "
+                f"stay's new total of {format_cents(total)} EUR, and a deposit is not "
+                "refunded before arrival",
+            )
+
     # -- commands --------------------------------------------------------------
 
     @classmethod
@@ -439,6 +504,7 @@ class Booking(Aggregate):
             ceiling_cents=ceiling_cents,
         )
         quoted = sum(line.amount_cents for line in lines)
+        terms = config.policy_on(booked_on)
         payments: list[dict[str, Any]] = []
         if deposit_cents is not None:
             check_positive_amount(deposit_cents, field="deposit", ceiling_cents=ceiling_cents)
@@ -466,6 +532,9 @@ class Booking(Aggregate):
             stay_lines=[line.as_state() for line in lines],
             tourist_tax=tax.as_state(),
             payments=payments,
+            # The terms the guest agreed to, kept with the booking (changeStay too).
+            cancellation_free_days=terms.cancellation_free_days,
+            no_show_penalty_nights=terms.no_show_penalty_nights,
         )
 
     def _require(self, *allowed: BookingStatus, action: str) -> None:
@@ -498,14 +567,22 @@ class Booking(Aggregate):
             tourist_tax=tax.as_state(),
         )
 
-    def undo_check_in(self, config: HotelConfiguration, *, on: date) -> None:
+    def undo_check_in(
+        self, config: HotelConfiguration, *, on: date, today: date | None = None
+    ) -> None:
         """Take back a check-in made by mistake (the wrong booking, two guests of the
         same name), while nothing has followed it: no charge, no payment, no report
         to the police. It posted nothing, so nothing is reversed; the booking is
         confirmed again and its stay priced as before arrival (a late arrival's
         tax counted from the arrival day again). On the check-in's business day or
         the next (a check-in late at night): after that the guests have stayed, and
-        a stay that happened is checked out, not undone."""
+        a stay that happened is checked out, not undone.
+
+        `today`: the real calendar day (the application's clock). The business date
+        is the desk's to choose, so judged on it alone a check-in of months ago could
+        be undone by dating the undo the day after it, taking an overdue police
+        report off the list and letting a guest who stayed be marked a no-show.
+        None (a caller without a clock) judges by the business date only."""
         self._require(BookingStatus.CHECKED_IN, action="undo its check-in")
         assert self.checked_in_on is not None
         if self.reported_at is not None:
@@ -521,9 +598,18 @@ class Booking(Aggregate):
                 "payments first, or check the stay out)",
                 self.status.value,
             )
+        last_day = self.checked_in_on + timedelta(days=1)
+        if today is not None and today > last_day:
+            # Nothing the desk can date the undo fixes this: a Conflict, not a field.
+            raise IllegalTransition(
+                f"{self.label} was checked in on {self.checked_in_on.isoformat()}: a check-in "
+                f"is undone by {last_day.isoformat()} at the latest, and that day is past; "
+                "the guests stayed: check them out",
+                self.status.value,
+            )
         if on < self.checked_in_on:
             raise ValidationError("businessDate", "cannot precede the check-in it undoes")
-        if on > self.checked_in_on + timedelta(days=1):
+        if on > last_day:
             raise ValidationError(
                 "businessDate",
                 f"a check-in is undone on its day or the next ({self.checked_in_on.isoformat()} "
@@ -596,7 +682,10 @@ class Booking(Aggregate):
             nightly_rate_cents=self.nightly_rate_cents,
             ceiling_cents=ceiling_cents,
             present_from=self.checked_in_on,
+            # The nights are the booking's already: capacity is checked, not service.
+            claims_from=self.departure,
         )
+        self._check_deposit_within(lines)
         self.trigger_event(
             self.GuestsChanged,
             on=on,
@@ -619,10 +708,16 @@ class Booking(Aggregate):
         guests: Sequence[GuestFacts],
         on: date,
         ceiling_cents: int,
+        today: date | None = None,
     ) -> None:
         """Move a booking (dates, room, rate) before arrival; in house, change only the
         departure (stay longer, or plan to leave earlier). The stay is priced again, as
-        at booking or check-in; the deposit stays and is applied at check-out."""
+        at booking or check-in; the deposit stays and is applied at check-out (before
+        arrival it may not exceed the new total: there is no refund until then).
+        The booking keeps the cancellation terms it was made under.
+
+        `today`: the real calendar day (the application's clock); None (a caller
+        without a clock) judges by the business date only."""
         self._require(BookingStatus.CONFIRMED, BookingStatus.CHECKED_IN, action="change its stay")
         if on < self.booked_on:
             raise ValidationError("businessDate", "a change cannot precede the booking")
@@ -634,14 +729,25 @@ class Booking(Aggregate):
                     "roomNumber",
                     "a stay in house keeps its room (moving rooms mid-stay is not supported)",
                 )
+            check_positive_amount(
+                nightly_rate_cents, field="nightlyRate", ceiling_cents=ceiling_cents
+            )
+            if nightly_rate_cents != self.nightly_rate_cents:
+                # The nights already stayed were sold at the agreed rate; a new rate
+                # would re-price them behind the guest's back.
+                raise ValidationError(
+                    "nightlyRate", "the guests are in house: the agreed rate stays"
+                )
             if on < self.checked_in_on:
                 raise ValidationError(
                     "businessDate", "a change in house cannot precede the check-in"
                 )
-            if departure <= on:
+            # Judged on the real day too: a back-dated shortening to a day already
+            # past freed nights the guests were sleeping in, for another booking.
+            if departure <= (on if today is None else max(on, today)):
                 raise ValidationError(
                     "departure",
-                    "must be after the day of the change (leaving today is a check-out)",
+                    "must be after the day of the change and today (leaving today is a check-out)",
                 )
         elif arrival != self.arrival:
             if arrival < on:
@@ -661,7 +767,11 @@ class Booking(Aggregate):
             nightly_rate_cents=nightly_rate_cents,
             ceiling_cents=ceiling_cents,
             present_from=self.checked_in_on,
+            # In house the nights up to the old departure are the booking's already;
+            # before arrival the whole stay is booked again.
+            claims_from=None if self.checked_in_on is None else self.departure,
         )
+        self._check_deposit_within(lines)
         self.trigger_event(
             self.StayChanged,
             on=on,
@@ -920,20 +1030,28 @@ class Booking(Aggregate):
                 "businessDate", "after the arrival day a guest who never came is a no-show"
             )
         # The terms the guest booked under (a later policy is for new business).
-        policy = config.policy_on(self.booked_on)
+        free_days, _ = self.booked_terms(config)
         deposit = self.deposit_cents
         method = self.deposit_method or "TRANSFER"
         closing: list[dict[str, Any]] = []
         refunds: list[dict[str, Any]] = []
         if deposit:
-            if (self.arrival - on).days >= policy.cancellation_free_days:
+            if (self.arrival - on).days >= free_days:
                 refunds.append(Payment(DEPOSIT_REFUND, method, deposit, on).as_state())
             else:
-                closing.append(
-                    FolioLine.outside_vat(
-                        RETAINED_DEPOSIT, "Deposit retained on late cancellation", on, deposit
-                    ).as_state()
-                )
+                # At most what the stay was worth: a deposit above it (a stay shortened
+                # in house, then its check-in undone) gives the rest back.
+                retained = min(deposit, self.total_cents)
+                if retained:
+                    closing.append(
+                        FolioLine.outside_vat(
+                            RETAINED_DEPOSIT, "Deposit retained on late cancellation", on, retained
+                        ).as_state()
+                    )
+                if deposit > retained:
+                    refunds.append(
+                        Payment(DEPOSIT_REFUND, method, deposit - retained, on).as_state()
+                    )
         self.trigger_event(self.Cancelled, on=on, closing_lines=closing, payments=refunds)
 
     def mark_no_show(self, config: HotelConfiguration, *, on: date) -> None:
@@ -944,8 +1062,8 @@ class Booking(Aggregate):
                 "businessDate", "a no-show is recorded from the arrival day and its deposit"
             )
         # The terms the guest booked under, as for a cancellation.
-        policy = config.policy_on(self.booked_on)
-        nights = min(policy.no_show_penalty_nights, len(self.nights))
+        _, penalty_nights = self.booked_terms(config)
+        nights = min(penalty_nights, len(self.nights))
         penalty = nights * self.nightly_rate_cents
         deposit = self.deposit_cents
         closing: list[dict[str, Any]] = []

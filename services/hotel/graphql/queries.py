@@ -16,14 +16,7 @@ from services.common.errors import Conflict, ValidationError
 from services.common.graphql import PageInfo, check_page_size, money
 from services.common.months import month_bounds
 from services.hotel.domain import BookingStatus
-from services.hotel.domain.alloggiati import (
-    LINE_END,
-    StayGuest,
-    arrived_at,
-    build_records,
-    deadline_for,
-    nights_reported,
-)
+from services.hotel.domain.alloggiati import LINE_END, StayGuest, build_records, nights_reported
 from services.hotel.graphql.types import (
     AlloggiatiFile,
     Booking,
@@ -34,6 +27,7 @@ from services.hotel.graphql.types import (
     IstatMonth,
     NightOccupancy,
     PendingReport,
+    PendingReportConnection,
     ResidenceLine,
     RoomType,
     TouristTaxMonth,
@@ -45,6 +39,7 @@ from services.hotel.projections import queries
 READS = allow(Role.FRONT_DESK, Role.ADMIN, Role.AUDITOR)
 ADMIN = allow(Role.ADMIN)
 MAX_RANGE_DAYS = 366  # occupancy and tax reports cover at most a year per call
+# One answer of alloggiatiPending lists at most this many (alloggiatiPendingPage pages).
 MAX_PENDING = 500
 
 
@@ -170,40 +165,31 @@ class HotelQuery:
     @strawberry.field(
         permission_classes=READS,
         description="Checked-in bookings not reported to Alloggiati Web whose deadline is "
-        "past or within `withinHours`.",
+        "past or within `withinHours`, the soonest deadline first. All of them or none: "
+        f"more than {MAX_PENDING} is a Conflict (page them with alloggiatiPendingPage).",
     )
     async def alloggiati_pending(self, info: Info, within_hours: int = 6) -> list[PendingReport]:
-        if not 0 <= within_hours <= 48:
-            raise ValidationError("withinHours", "must be between 0 and 48")
-        now = datetime.now(UTC)
-        zone = info.context.runtime.settings.zone
-        horizon = now + timedelta(hours=within_hours)
-        async with info.context.runtime.read_engine.connect() as conn:
-            views = await queries.unreported(conn, MAX_PENDING)
-        out = []
-        for view in views:
-            if view.checked_in_at is None:
-                continue
-            assert view.checked_in_on is not None  # with checked_in_at
-            # From the check-in, as the record's days of stay: the deadline follows
-            # the stay the guests actually have, not the one they booked.
-            nights = nights_reported(view.checked_in_on, view.stay_end)
-            arrived = arrived_at(view.checked_in_at, view.checked_in_on, zone)
-            deadline = deadline_for(arrived, nights)
-            if deadline <= horizon:
-                out.append(
-                    PendingReport(
-                        booking_id=strawberry.ID(str(view.booking_id)),
-                        room_number=view.room_number,
-                        arrival=view.arrival,
-                        nights=nights,
-                        guest_count=view.guest_count,
-                        checked_in_at=arrived,
-                        deadline=deadline,
-                        overdue=deadline <= now,
-                    )
-                )
-        return out
+        page = await _pending_page(info, within_hours, first=MAX_PENDING, after=None)
+        if page.page_info.has_next_page:
+            # A police report left off the list would be missed without anyone
+            # knowing: refuse rather than answer with part of it.
+            raise Conflict(
+                f"{page.total_count} stays are waiting to be reported, more than the "
+                f"{MAX_PENDING} this list shows: page through them with alloggiatiPendingPage"
+            )
+        return page.nodes
+
+    @strawberry.field(
+        permission_classes=READS,
+        description="Checked-in bookings not reported to Alloggiati Web whose deadline is "
+        "past or within `withinHours`, the soonest deadline first (the overdue first), "
+        "paginated; `totalCount` counts them all.",
+    )
+    async def alloggiati_pending_page(
+        self, info: Info, within_hours: int = 6, first: int = 50, after: str | None = None
+    ) -> PendingReportConnection:
+        check_page_size(first, info.context.runtime.settings.max_page_size)
+        return await _pending_page(info, within_hours, first=first, after=after)
 
     @strawberry.field(
         permission_classes=ADMIN,
@@ -295,3 +281,33 @@ class HotelQuery:
             rooms=[RoomType.from_room(room) for room in config.rooms_on(day)],
             policies=[HotelPolicyType.from_policy(p) for p in config.policies],
         )
+
+
+async def _pending_page(
+    info: Info, within_hours: int, *, first: int, after: str | None
+) -> PendingReportConnection:
+    if not 0 <= within_hours <= 48:
+        raise ValidationError("withinHours", "must be between 0 and 48")
+    now = datetime.now(UTC)
+    zone = info.context.runtime.settings.zone
+    async with info.context.runtime.read_engine.connect() as conn:
+        page = await queries.pending_reports(
+            conn, horizon=now + timedelta(hours=within_hours), zone=zone, first=first, after=after
+        )
+    return PendingReportConnection(
+        nodes=[
+            PendingReport(
+                booking_id=strawberry.ID(str(stay.view.booking_id)),
+                room_number=stay.view.room_number,
+                arrival=stay.view.arrival,
+                nights=stay.nights,
+                guest_count=stay.view.guest_count,
+                checked_in_at=stay.arrived,
+                deadline=stay.deadline,
+                overdue=stay.deadline <= now,
+            )
+            for stay in page.stays
+        ],
+        page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+        total_count=page.total,
+    )

@@ -248,6 +248,15 @@ class PendingReport:
 
 
 @strawberry.type
+class PendingReportConnection:
+    nodes: list[PendingReport]
+    page_info: PageInfo
+    total_count: int = strawberry.field(
+        description="Every booking due by the horizon, on this page or a later one."
+    )
+
+
+@strawberry.type
 class ResidenceLine:
     residence: str = strawberry.field(description="Country code, or IT-<province>.")
     arrivals: int

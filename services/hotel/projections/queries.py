@@ -7,7 +7,7 @@ import binascii
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 from uuid import UUID
 
@@ -16,6 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.common.errors import ValidationError
 from services.common.sealing import read_keys, unseal
+from services.hotel.domain.alloggiati import (
+    DEADLINE,
+    SHORT_STAY_DEADLINE,
+    arrived_at,
+    deadline_for,
+    nights_reported,
+)
 from services.hotel.domain.folio import FolioLine, Payment
 from services.hotel.domain.guests import Guest, GuestFacts
 from services.hotel.keys import hotel_guest_keys
@@ -83,11 +90,12 @@ class BookingPage:
 
 
 def _utc(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:  # SQLite keeps no offset; we store UTC
-        from datetime import UTC
+    return None if value is None else _as_utc(value)
 
-        return value.replace(tzinfo=UTC)
-    return value
+
+def _as_utc(value: datetime) -> datetime:
+    # SQLite keeps no offset; we store UTC.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 def _view(row: Any) -> BookingView:
@@ -364,22 +372,172 @@ async def erased_with_keys(conn: AsyncConnection) -> list[UUID]:
     return [booking_id for (booking_id,) in rows]
 
 
-async def unreported(conn: AsyncConnection, limit: int) -> list[BookingView]:
-    """Checked-in bookings whose guests were not reported yet, oldest check-in first."""
+# A stay's place in its deadline class: check-in day, check-in instant, booking order.
+# Within one class this is the order of the arrivals, hence of the deadlines (a check-in
+# is recorded on or after its day, so its arrival lies within that day).
+PendingKey = tuple[date, datetime, int]
+
+
+@dataclass(frozen=True)
+class PendingStay:
+    """A checked-in booking whose guests are not reported yet, with its deadline."""
+
+    view: BookingView
+    key: PendingKey  # where the next page of its deadline class starts
+    nights: int  # from the check-in day, as the Alloggiati record counts them
+    arrived: datetime
+    deadline: datetime
+
+
+@dataclass(frozen=True)
+class PendingPage:
+    stays: list[PendingStay]
+    total: int  # every stay due by the horizon, over all pages
+    has_next_page: bool
+    end_cursor: str | None
+
+
+# The two deadline classes: reported 6 h after the arrival (a one-night stay) or 24 h.
+# Each is read in its arrival order; merged, they give every stay by its deadline.
+_SHORT, _LONG = "short", "long"
+
+
+def _days_from_check_in(conn: AsyncConnection) -> Any:
+    """The days from the check-in day to the end of the stay, in SQL (`nights_reported`
+    before its floor of one): SQLite keeps dates as ISO text, PostgreSQL subtracts them."""
     b = hotel_bookings.c
-    rows = (
-        (
-            await conn.execute(
-                select(hotel_bookings)
-                .where(b.status.in_(ACTIVE_STAY), b.reported_at.is_(None))
-                .order_by(b.checked_in_at, b.position)
-                .limit(limit)
-            )
-        )
-        .mappings()
-        .all()
+    if conn.dialect.name == "sqlite":
+        return func.julianday(b.stay_end) - func.julianday(b.checked_in_on)
+    return b.stay_end - b.checked_in_on
+
+
+def _arrived_by(instant: datetime, zone: tzinfo) -> Any:
+    """`arrived_at(checked_in_at, checked_in_on) <= instant` in SQL: recorded by then,
+    or its day ended by then (the end of day d is the start of d + 1, local time)."""
+    b = hotel_bookings.c
+    return or_(
+        b.checked_in_at <= instant.astimezone(UTC),  # SQLite stores UTC without offset
+        b.checked_in_on <= instant.astimezone(zone).date() - timedelta(days=1),
     )
-    return [_view(row) for row in rows]
+
+
+def _after_key(key: PendingKey) -> Any:
+    b = hotel_bookings.c
+    day, at, position = key
+    return or_(
+        b.checked_in_on > day,
+        and_(
+            b.checked_in_on == day,
+            or_(
+                b.checked_in_at > at.astimezone(UTC),
+                and_(b.checked_in_at == at.astimezone(UTC), b.position > position),
+            ),
+        ),
+    )
+
+
+def encode_pending_cursor(keys: dict[str, PendingKey | None]) -> str:
+    state = {
+        name: None if key is None else [key[0].isoformat(), key[1].isoformat(), key[2]]
+        for name, key in keys.items()
+    }
+    return base64.urlsafe_b64encode(json.dumps(state, sort_keys=True).encode()).decode()
+
+
+def decode_pending_cursor(cursor: str) -> dict[str, PendingKey | None]:
+    try:
+        state = json.loads(base64.urlsafe_b64decode(cursor.encode()).decode())
+        keys: dict[str, PendingKey | None] = {}
+        for name in (_SHORT, _LONG):
+            value = state[name]
+            if value is None:
+                keys[name] = None
+                continue
+            day, at_text, position = value
+            at = datetime.fromisoformat(at_text)
+            if at.tzinfo is None or type(position) is not int:
+                raise ValueError("not a key of this query")
+            keys[name] = (date.fromisoformat(day), at, position)
+        return keys
+    except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError):
+        raise ValidationError("after", "not a cursor returned by this query") from None
+
+
+def _pending_stay(row: Any, zone: tzinfo) -> PendingStay:
+    view = _view(row)
+    checked_in_on: date = row["checked_in_on"]  # both not null: filtered in SQL
+    checked_in_at: datetime = _as_utc(row["checked_in_at"])
+    # From the check-in, as the record's days of stay: the deadline follows the stay
+    # the guests actually have, not the one they booked.
+    nights = nights_reported(checked_in_on, view.stay_end)
+    arrived = arrived_at(checked_in_at, checked_in_on, zone)
+    key = (checked_in_on, checked_in_at, view.position)
+    return PendingStay(view, key, nights, arrived, deadline_for(arrived, nights))
+
+
+async def pending_reports(
+    conn: AsyncConnection,
+    *,
+    horizon: datetime,
+    zone: tzinfo,
+    first: int,
+    after: str | None,
+) -> PendingPage:
+    """Checked-in bookings whose guests were not reported yet and whose deadline is by
+    `horizon` (overdue ones included), the soonest deadline first; keyset pagination.
+
+    The deadline window is applied in SQL before the limit, so stays due later or
+    reported already never take a place on the page. A page merges the two deadline
+    classes (6 h for a one-night stay, 24 h otherwise), each read in arrival order, so
+    a one-night stay that came in after a longer one still comes first when it is due
+    first. `total` counts every stay in the window, so a cut list says so."""
+    b = hotel_bookings.c
+    short = _days_from_check_in(conn) <= 1
+    pending = and_(
+        b.status.in_(ACTIVE_STAY),
+        b.reported_at.is_(None),
+        b.checked_in_at.is_not(None),
+        b.checked_in_on.is_not(None),
+    )
+    # deadline = arrival + D <= horizon  <=>  arrival <= horizon - D, per class.
+    in_class = {
+        _SHORT: and_(pending, short, _arrived_by(horizon - SHORT_STAY_DEADLINE, zone)),
+        _LONG: and_(pending, ~short, _arrived_by(horizon - DEADLINE, zone)),
+    }
+    total = (await conn.execute(select(func.count()).where(or_(*in_class.values())))).scalar_one()
+    cursor = decode_pending_cursor(after) if after is not None else dict.fromkeys(in_class)
+    fetched: dict[str, list[PendingStay]] = {}
+    for name, condition in in_class.items():
+        query = select(hotel_bookings).where(condition)
+        key = cursor[name]
+        if key is not None:
+            query = query.where(_after_key(key))
+        # first + 1 of each class: a page takes at most `first` from either.
+        rows = await conn.execute(
+            query.order_by(b.checked_in_on, b.checked_in_at, b.position).limit(first + 1)
+        )
+        fetched[name] = [_pending_stay(row, zone) for row in rows.mappings()]
+    stays: list[PendingStay] = []
+    taken = dict.fromkeys(in_class, 0)
+    while len(stays) < first:
+        heads = [
+            (fetched[name][taken[name]], name)
+            for name in in_class
+            if taken[name] < len(fetched[name])
+        ]
+        if not heads:
+            break
+        # Each class is consumed in its own (SQL) order, so every stay of it is on
+        # exactly one page whatever the merge picks.
+        stay, name = min(heads, key=lambda h: (h[0].deadline, h[0].view.position))
+        stays.append(stay)
+        taken[name] += 1
+    has_next = any(taken[name] < len(fetched[name]) for name in in_class)
+    keys = {
+        name: fetched[name][taken[name] - 1].key if taken[name] else cursor[name]
+        for name in in_class
+    }
+    return PendingPage(stays, int(total), has_next, encode_pending_cursor(keys) if stays else None)
 
 
 @dataclass(frozen=True)

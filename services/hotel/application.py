@@ -497,7 +497,7 @@ class HotelApplication(CoopApplication):
         """A check-in made by mistake, taken back (Booking.undo_check_in)."""
         return self._unposted_step(
             "undoCheckIn",
-            lambda booking, config, day: booking.undo_check_in(config, on=day),
+            lambda booking, config, day: booking.undo_check_in(config, on=day, today=self.today()),
             key=key,
             actor=actor,
             booking_id=booking_id,
@@ -559,6 +559,7 @@ class HotelApplication(CoopApplication):
                 guests=self._guests_arriving(booking, new_arrival),
                 on=day,
                 ceiling_cents=self.ceiling_cents,
+                today=self.today(),
             )
             same_room = booking.room_number == old_room
             kept = old_nights & set(booking.nights) if same_room else set()

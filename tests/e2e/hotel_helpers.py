@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
+
+import pytest
 
 from tests.e2e.conftest import GraphQLClient
 
@@ -46,6 +48,30 @@ NUMBERED_CHARGE = mutation("postCharge", "PostChargeInput", NUMBERED_FIELDS)
 CHECK_OUT = mutation("checkOut", "CheckOutInput")
 CANCEL = mutation("cancelBooking", "CancelBookingInput")
 NO_SHOW = mutation("markNoShow", "MarkNoShowInput")
+
+
+class HotelToday:
+    """The hotel application's calendar day, pinned by a test and moved as its story
+    goes. The hotel tests date their stays in 2025, but undoCheckIn and a changeStay
+    in house are judged on the real day too: their clock follows the business dates
+    (never before one of them: a business date after today is refused)."""
+
+    def __init__(self, day: str) -> None:
+        self.day = date.fromisoformat(day)
+
+    def __call__(self) -> date:
+        return self.day
+
+    def move_to(self, day: str) -> None:
+        self.day = date.fromisoformat(day)
+
+
+def pin_hotel_today(client: GraphQLClient, monkeypatch: pytest.MonkeyPatch, day: str) -> HotelToday:
+    """Make `day` the hotel application's today (every role's client shares it)."""
+    today = HotelToday(day)
+    monkeypatch.setattr(client.runtime.hotel, "today", today)
+    return today
+
 
 MARK_REPORTED = """
 mutation M($input: MarkGuestsReportedInput!) { markGuestsReported(input: $input) {

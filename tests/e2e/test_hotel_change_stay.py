@@ -21,6 +21,7 @@ from tests.e2e.hotel_helpers import (
     entries_for,
     member,
     mutation,
+    pin_hotel_today,
     run,
 )
 
@@ -102,8 +103,9 @@ async def test_a_booking_moves_to_other_dates_and_room_before_arrival(
 
 
 async def test_a_guest_in_house_stays_longer_and_the_ledger_matches_the_folio(
-    client: GraphQLClient,
+    client: GraphQLClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    today = pin_hotel_today(client, monkeypatch, "2025-07-02")
     booking_id = str((await book(client, "stay"))["id"])
     await check_in(client, booking_id)
     await book(client, "next", arrival="2025-07-05", departure="2025-07-07")
@@ -124,6 +126,7 @@ async def test_a_guest_in_house_stays_longer_and_the_ledger_matches_the_folio(
         "total": "368.00",
     }
     assert await occupancy(client, "2025-07-04") == {"roomsSold": 1, "guests": 3}
+    today.move_to("2025-07-05")
     pay = {
         "idempotencyKey": "pay",
         "bookingId": booking_id,
@@ -143,7 +146,10 @@ async def test_a_guest_in_house_stays_longer_and_the_ledger_matches_the_folio(
     }
 
 
-async def test_a_guest_who_will_leave_earlier_frees_the_last_night(client: GraphQLClient) -> None:
+async def test_a_guest_who_will_leave_earlier_frees_the_last_night(
+    client: GraphQLClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pin_hotel_today(client, monkeypatch, "2025-07-02")
     booking_id = str((await book(client, "stay"))["id"])
     await check_in(client, booking_id)
     shorter = await change(
@@ -189,8 +195,13 @@ async def test_a_new_arrival_ages_the_guests_again_for_the_tourist_tax(
     ],
 )
 async def test_bad_changes_in_house_are_refused_and_store_nothing(
-    client: GraphQLClient, fields: dict[str, str], field: str, message: str
+    client: GraphQLClient,
+    monkeypatch: pytest.MonkeyPatch,
+    fields: dict[str, str],
+    field: str,
+    message: str,
 ) -> None:
+    pin_hotel_today(client, monkeypatch, "2025-07-02")
     booking_id = str((await book(client, "stay"))["id"])
     await check_in(client, booking_id)
     head = client.head()

@@ -36,6 +36,7 @@ DEFINE_ROOM = mutation(
 )
 OCCUPANCY = """query O($from: Date!, $to: Date!) {
   occupancy(from: $from, to: $to) { night roomsSold } }"""
+PENDING = "query { alloggiatiPending(withinHours: 6) { bookingId overdue } }"
 
 
 async def change_stay(client: GraphQLClient, booking_id: str, key: str, **fields: Any) -> Any:
@@ -350,3 +351,67 @@ async def test_a_stay_in_house_keeps_its_rate(client: GraphQLClient) -> None:
     rooms = [line["amount"] for line in longer["folio"]["lines"] if line["kind"] == "ROOM"]
     assert rooms == ["90.00"] * 4
     assert checked_in["folio"]["lines"][0] == longer["folio"]["lines"][0]
+
+
+# -- the real day judges an undo and a change in house, not the business date alone --
+
+
+async def test_a_check_in_of_days_ago_is_not_undone_by_dating_the_undo_the_next_day(
+    client: GraphQLClient,
+) -> None:
+    """Checked in three days ago (typed in today: its police report is overdue), the
+    undo dated the day after the check-in is refused: the report stays due, and the
+    guests who stayed cannot be made a no-show."""
+    today = today_of(client)
+    booking = await book(
+        client,
+        "stayed",
+        arrival=days(today, -3),
+        departure=days(today, 1),
+        businessDate=days(today, -3),
+        deposit="100.00",
+        depositMethod="CARD",
+    )
+    await step(client, CHECK_IN, "checkIn", booking["id"], days(today, -3))
+    pending = (await client.data(PENDING))["alloggiatiPending"]
+    assert pending == [{"bookingId": booking["id"], "overdue": True}]
+    head = client.head()
+    undone = await step(client, UNDO, "undoCheckIn", booking["id"], days(today, -2))
+    assert undone["__typename"] == "Conflict", undone
+    assert f"a check-in is undone by {days(today, -2)} at the latest" in undone["message"]
+    assert client.head() == head
+    assert (await client.data(PENDING))["alloggiatiPending"] == pending
+    no_show = await step(client, NO_SHOW, "markNoShow", booking["id"], days(today, -2))
+    assert no_show["__typename"] == "Conflict", no_show
+
+
+async def test_a_stay_in_house_is_not_shortened_to_a_day_already_past(
+    client: GraphQLClient,
+) -> None:
+    """In house since two days ago until the day after tomorrow: a change dated the
+    check-in day cannot end the stay yesterday or today (the room would be sold again
+    while the guests sleep in it); tomorrow is fine."""
+    today = today_of(client)
+    booking = await book(
+        client,
+        "in-house",
+        arrival=days(today, -2),
+        departure=days(today, 2),
+        businessDate=days(today, -2),
+    )
+    await step(client, CHECK_IN, "checkIn", booking["id"], days(today, -2))
+    head = client.head()
+    for key, departure in (("yesterday", days(today, -1)), ("today", days(today, 0))):
+        refused = await change_stay(
+            client, booking["id"], key, departure=departure, businessDate=days(today, -2)
+        )
+        assert refused["__typename"] == "ValidationError", refused
+        assert refused["field"] == "departure"
+        assert "after the day of the change and today" in refused["message"]
+    assert client.head() == head
+    assert await rooms_sold(client, days(today, -1)) == 1
+    shorter = await change_stay(
+        client, booking["id"], "tomorrow", departure=days(today, 1), businessDate=days(today, -2)
+    )
+    assert shorter["__typename"] == "Booking", shorter
+    assert shorter["nights"] == 3

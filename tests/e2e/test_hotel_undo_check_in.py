@@ -11,6 +11,8 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from tests.e2e.conftest import GraphQLClient
 from tests.e2e.hotel_helpers import (
     CHARGE,
@@ -20,6 +22,7 @@ from tests.e2e.hotel_helpers import (
     entries_for,
     mark_reported,
     mutation,
+    pin_hotel_today,
     run,
 )
 
@@ -52,11 +55,14 @@ async def _reports(client: GraphQLClient, day: str = "2025-07-02") -> dict[str, 
     }
 
 
-async def test_a_check_in_of_the_wrong_booking_is_taken_back(client: GraphQLClient) -> None:
+async def test_a_check_in_of_the_wrong_booking_is_taken_back(
+    client: GraphQLClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Booked for 1 to 4 July with a EUR 100.00 deposit; checked in by mistake on
     the 2nd (a late arrival: two adults taxed from the 2nd, EUR 4.00), undone the
     same day: confirmed again, the tax from the 1st again (EUR 6.00), out of the
     reports, and nothing posted beyond the deposit."""
+    pin_hotel_today(client, monkeypatch, "2025-07-02")
     wrong = await book(client, "wrong", deposit="100.00")
     assert wrong["folio"]["touristTax"] == "6.00"
     deposit_entries = await entries_for(client, wrong["id"])
@@ -127,19 +133,33 @@ async def test_what_followed_the_check_in_refuses_the_undo(client: GraphQLClient
     assert client.head() == head
 
 
-async def test_an_undo_on_the_wrong_day_is_refused(client: GraphQLClient) -> None:
+async def test_an_undo_on_the_wrong_day_is_refused(
+    client: GraphQLClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checked in on 2 July: an undo dated before it, or two days after it, is refused;
+    so is one typed in on the 4th, whatever day it is dated; the next day is allowed."""
+    today = pin_hotel_today(client, monkeypatch, "2025-07-03")
     booking = await book(client, "late")
     await _check_in(client, booking["id"], "in", "2025-07-02")
     head = client.head()
-    for day in ("2025-07-01", "2025-07-04"):
+    for day in ("2025-07-01", "2025-07-04"):  # the 4th is still to come on the 3rd
         refused = await _undo(client, booking["id"], "undo", day)
         assert (refused["__typename"], refused["field"]) == ("ValidationError", "businessDate")
+    today.move_to("2025-07-04")
+    for day in ("2025-07-03", "2025-07-04"):
+        refused = await _undo(client, booking["id"], "undo", day)
+        assert refused["__typename"] == "Conflict", refused
+        assert "undone by 2025-07-03 at the latest" in refused["message"]
     assert client.head() == head
     # The day after the check-in (one typed in late at night) is still allowed.
+    today.move_to("2025-07-03")
     assert (await _undo(client, booking["id"], "undo", "2025-07-03"))["status"] == "CONFIRMED"
 
 
-async def test_an_undo_racing_a_charge_lets_exactly_one_through(client: GraphQLClient) -> None:
+async def test_an_undo_racing_a_charge_lets_exactly_one_through(
+    client: GraphQLClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pin_hotel_today(client, monkeypatch, "2025-07-01")
     booking = await book(client, "race")
     await _check_in(client, booking["id"], "in", "2025-07-01")
     charge = {"idempotencyKey": "dinner", "bookingId": booking["id"], "kind": "FOOD",

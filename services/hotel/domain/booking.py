@@ -567,9 +567,7 @@ class Booking(Aggregate):
             tourist_tax=tax.as_state(),
         )
 
-    def undo_check_in(
-        self, config: HotelConfiguration, *, on: date, today: date | None = None
-    ) -> None:
+    def undo_check_in(self, config: HotelConfiguration, *, on: date, today: date) -> None:
         """Take back a check-in made by mistake (the wrong booking, two guests of the
         same name), while nothing has followed it: no charge, no payment, no report
         to the police. It posted nothing, so nothing is reversed; the booking is
@@ -581,8 +579,7 @@ class Booking(Aggregate):
         `today`: the real calendar day (the application's clock). The business date
         is the desk's to choose, so judged on it alone a check-in of months ago could
         be undone by dating the undo the day after it, taking an overdue police
-        report off the list and letting a guest who stayed be marked a no-show.
-        None (a caller without a clock) judges by the business date only."""
+        report off the list and letting a guest who stayed be marked a no-show."""
         self._require(BookingStatus.CHECKED_IN, action="undo its check-in")
         assert self.checked_in_on is not None
         if self.reported_at is not None:
@@ -599,7 +596,7 @@ class Booking(Aggregate):
                 self.status.value,
             )
         last_day = self.checked_in_on + timedelta(days=1)
-        if today is not None and today > last_day:
+        if today > last_day:
             # Nothing the desk can date the undo fixes this: a Conflict, not a field.
             raise IllegalTransition(
                 f"{self.label} was checked in on {self.checked_in_on.isoformat()}: a check-in "
@@ -708,7 +705,7 @@ class Booking(Aggregate):
         guests: Sequence[GuestFacts],
         on: date,
         ceiling_cents: int,
-        today: date | None = None,
+        today: date,
     ) -> None:
         """Move a booking (dates, room, rate) before arrival; in house, change only the
         departure (stay longer, or plan to leave earlier). The stay is priced again, as
@@ -716,8 +713,9 @@ class Booking(Aggregate):
         arrival it may not exceed the new total: there is no refund until then).
         The booking keeps the cancellation terms it was made under.
 
-        `today`: the real calendar day (the application's clock); None (a caller
-        without a clock) judges by the business date only."""
+        `today`: the real calendar day (the application's clock). The business date
+        is the desk's to choose, so judged on it alone a back-dated change in house
+        could end the stay on a day already past and free nights the guests slept in."""
         self._require(BookingStatus.CONFIRMED, BookingStatus.CHECKED_IN, action="change its stay")
         if on < self.booked_on:
             raise ValidationError("businessDate", "a change cannot precede the booking")
@@ -744,7 +742,7 @@ class Booking(Aggregate):
                 )
             # Judged on the real day too: a back-dated shortening to a day already
             # past freed nights the guests were sleeping in, for another booking.
-            if departure <= (on if today is None else max(on, today)):
+            if departure <= max(on, today):
                 raise ValidationError(
                     "departure",
                     "must be after the day of the change and today (leaving today is a check-out)",

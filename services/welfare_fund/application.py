@@ -12,8 +12,8 @@ from uuid import UUID, uuid4
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
-from services.common.errors import Conflict, LostRace, NotFound, ValidationError
-from services.common.eventstore import CoopApplication, eventsourcing_env
+from services.common.errors import Conflict, LostRace, NotFound, ValidationError, lost_race
+from services.common.eventstore import CoopApplication, ReadGuard, eventsourcing_env, guard_read
 from services.common.idempotency import (
     Decision,
     Outcome,
@@ -32,6 +32,7 @@ from services.ledger.domain import (
     Posting,
     Side,
 )
+from services.ledger.domain.facts import check_not_future
 from services.ledger.domain.journal import ACCRUAL_CAUSE_PREFIX, check_books_open
 from services.welfare_fund.domain import (
     BENEFICIARY_REF,
@@ -129,6 +130,19 @@ class WelfareFundApplication(CoopApplication):
                     raise
         raise AssertionError("unreachable")
 
+    def _dated(self, day: date | None, field: str) -> date:
+        """The day a fund decision or payment is dated: `day` as the client sent it, or
+        today (the cooperative's day); never after today (a payment dated ahead counted
+        as disbursed only from its date, so today's balance disagreed with what had
+        been paid). The request hashes `day` as sent (`_as_sent`), not this: a retry
+        after midnight of a request that left the date out is the same request, and is
+        answered with what was stored, dated the first day."""
+        today = self.today()
+        if day is None:
+            return today
+        check_not_future(day, today, field=field, what="a fund decision or payment")
+        return day
+
     # -- policy and rules ----------------------------------------------------------
 
     def set_policy(
@@ -148,15 +162,21 @@ class WelfareFundApplication(CoopApplication):
             fund = self.fund()
             # What is left out stays as it was on that day: the version in force then,
             # not the latest-dated one (a version put between two would take the later
-            # one's split). Before the first version: the configured defaults.
+            # one's split). Before the first version: the configured defaults. Only
+            # what is left out (None): an empty list is what was sent, and
+            # check_policy refuses it, instead of keeping the earlier values unseen.
             before = fund.policy_in_force(effective_from)
+            split = programs
+            if split is None:
+                split = before.program_shares_ppm if before else self.programs.default_shares_ppm()
+            mapping = accounts
+            if mapping is None:
+                mapping = before.account_streams if before else DEFAULT_ACCOUNT_STREAMS
             version = PolicyVersion(
                 effective_from=effective_from,
                 shares_ppm=dict(shares),
-                program_shares_ppm=programs
-                or (before.program_shares_ppm if before else self.programs.default_shares_ppm()),
-                account_streams=accounts
-                or (before.account_streams if before else DEFAULT_ACCOUNT_STREAMS),
+                program_shares_ppm=split,
+                account_streams=mapping,
             )
             check_policy(
                 list(shares), version.program_shares_ppm, version.account_streams, self.programs
@@ -296,8 +316,17 @@ class WelfareFundApplication(CoopApplication):
     # -- beneficiaries -------------------------------------------------------------
 
     def enroll(
-        self, *, key: str, actor: str, program: Program, enrolled_on: date, case_note: str | None
+        self,
+        *,
+        key: str,
+        actor: str,
+        program: Program,
+        enrolled_on: date | None,
+        case_note: str | None,
     ) -> Outcome[Beneficiary]:
+        """`enrolled_on` None: today."""
+        sent_on = enrolled_on
+        enrolled_on = self._dated(sent_on, "enrolledOn")
         if case_note is not None and len(case_note) > MAX_CASE_NOTE_LENGTH:
             raise ValidationError("caseNote", f"must be at most {MAX_CASE_NOTE_LENGTH} characters")
         program = self.programs.check(program)
@@ -320,7 +349,7 @@ class WelfareFundApplication(CoopApplication):
                 key=key,
                 operation="enrollBeneficiary",
                 # The note is not part of the request hash: no derivative of it is stored.
-                request={"program": str(program), "enrolled_on": enrolled_on.isoformat()},
+                request={"program": str(program), "enrolled_on": _as_sent(sent_on)},
                 decide=decide,
                 load_result=lambda ref: self.get_beneficiary(UUID(ref[BENEFICIARY_REF])),
             )
@@ -423,6 +452,20 @@ class WelfareFundApplication(CoopApplication):
         self.keys.delete(beneficiary_id)
         return outcome
 
+    def _not_forgotten_guard(self, beneficiary: Beneficiary) -> ReadGuard:
+        """A save conditional on `beneficiary` being as read. If she changed meanwhile
+        and was forgotten, the command lost the race: deciding again, it is refused
+        (or, a retry of a request already stored, answered with what was stored)."""
+        beneficiary_id = beneficiary.id
+
+        def recheck() -> ReadGuard:
+            current = self.get_beneficiary(beneficiary_id)
+            if current.forgotten:
+                raise LostRace(lost_race("commitDisbursement"))
+            return self._not_forgotten_guard(current)
+
+        return ReadGuard(beneficiary_id, beneficiary.version, recheck)
+
     # -- disbursements -------------------------------------------------------------
 
     def get_disbursement(self, disbursement_id: UUID) -> Disbursement:
@@ -446,8 +489,11 @@ class WelfareFundApplication(CoopApplication):
         kind: DisbursementKind,
         month: str,
         amount_cents: int | None,
-        committed_on: date,
+        committed_on: date | None,
     ) -> Outcome[Disbursement]:
+        """`committed_on` None: today."""
+        sent_on = committed_on
+        committed_on = self._dated(sent_on, "effectiveDate")
         check_decided_by_person(actor, "commitDisbursement")
         opened_on = self.settings.books_opened_on
         check_books_open(check_month(month), opened_on, field="month", whole_month=True)
@@ -489,6 +535,12 @@ class WelfareFundApplication(CoopApplication):
                 committed_on=committed_on,
                 actor=actor,
             )
+            if kind is not DisbursementKind.STIPEND:
+                # Nothing of hers changes, so she is not saved, and a forget saved
+                # between this read and the save went unnoticed: the commitment was
+                # stored for a beneficiary already forgotten. Her version guards the
+                # save instead (a stipend's save of her own events already does).
+                guard_read(disbursement, self._not_forgotten_guard(beneficiary))
             fund = self.fund()
             fund.reserve(disbursement_id, beneficiary.program, amount, on=committed_on)
             return Decision(
@@ -507,7 +559,7 @@ class WelfareFundApplication(CoopApplication):
                     "kind": kind.value,
                     "month": month,
                     "amount_cents": amount_cents,
-                    "committed_on": committed_on.isoformat(),
+                    "committed_on": _as_sent(sent_on),
                     "actor": actor,
                 },
                 decide=decide,
@@ -522,8 +574,11 @@ class WelfareFundApplication(CoopApplication):
         actor: str,
         approver_is_fund_officer: bool,
         disbursement_id: UUID,
-        approved_on: date,
+        approved_on: date | None,
     ) -> Outcome[Disbursement]:
+        """`approved_on` None: today."""
+        sent_on = approved_on
+        approved_on = self._dated(sent_on, "effectiveDate")
         if not approver_is_fund_officer:
             raise ApprovalNotAllowed
         check_decided_by_person(actor, "approveDisbursement")
@@ -541,7 +596,7 @@ class WelfareFundApplication(CoopApplication):
             operation="approveDisbursement",
             request={
                 "disbursement_id": str(disbursement_id),
-                "approved_on": approved_on.isoformat(),
+                "approved_on": _as_sent(sent_on),
                 "actor": actor,
             },
             decide=decide,
@@ -555,8 +610,11 @@ class WelfareFundApplication(CoopApplication):
         actor: str,
         disbursement_id: UUID,
         amount_cents: int,
-        paid_on: date,
+        paid_on: date | None,
     ) -> Outcome[Disbursement]:
+        """`paid_on` None: today."""
+        sent_on = paid_on
+        paid_on = self._dated(sent_on, "paidOn")
         check_decided_by_person(actor, "payDisbursement")
         check_positive_amount(
             amount_cents, field="amount", ceiling_cents=self.settings.amount_ceiling_cents
@@ -589,7 +647,7 @@ class WelfareFundApplication(CoopApplication):
             request={
                 "disbursement_id": str(disbursement_id),
                 "amount_cents": amount_cents,
-                "paid_on": paid_on.isoformat(),
+                "paid_on": _as_sent(sent_on),
                 "actor": actor,
             },
             decide=decide,
@@ -603,14 +661,17 @@ class WelfareFundApplication(CoopApplication):
         actor: str,
         disbursement_id: UUID,
         payment: int,
-        reversed_on: date,
+        reversed_on: date | None,
         reason: PaymentReversalReason,
     ) -> Outcome[Disbursement]:
         """Correct a payment recorded in error: the disbursement records the reversal
         (at most once per payment) and, in the same save, the ledger reverses the
         payment's entry (Dr 1010 / Cr 2400: owed to the fund again). The amount is
         unpaid again and stays reserved for the disbursement: pay it right, or cancel
-        to release it. The description names ids and the reason's code only."""
+        to release it. The description names ids and the reason's code only.
+        `reversed_on` None: today."""
+        sent_on = reversed_on
+        reversed_on = self._dated(sent_on, "effectiveDate")
 
         def decide() -> Decision[Disbursement]:
             disbursement = self.get_disbursement(disbursement_id)
@@ -644,7 +705,7 @@ class WelfareFundApplication(CoopApplication):
             request={
                 "disbursement_id": str(disbursement_id),
                 "payment": payment,
-                "reversed_on": reversed_on.isoformat(),
+                "reversed_on": _as_sent(sent_on),
                 "reason": reason.value,
                 "actor": actor,
             },
@@ -653,8 +714,12 @@ class WelfareFundApplication(CoopApplication):
         )
 
     def cancel(
-        self, *, key: str, actor: str, disbursement_id: UUID, cancelled_on: date
+        self, *, key: str, actor: str, disbursement_id: UUID, cancelled_on: date | None
     ) -> Outcome[Disbursement]:
+        """`cancelled_on` None: today."""
+        sent_on = cancelled_on
+        cancelled_on = self._dated(sent_on, "effectiveDate")
+
         def decide() -> Decision[Disbursement]:
             disbursement = self.get_disbursement(disbursement_id)
             released = disbursement.cancel(cancelled_on=cancelled_on, actor=actor)
@@ -678,7 +743,7 @@ class WelfareFundApplication(CoopApplication):
                 operation="cancelDisbursement",
                 request={
                     "disbursement_id": str(disbursement_id),
-                    "cancelled_on": cancelled_on.isoformat(),
+                    "cancelled_on": _as_sent(sent_on),
                     "actor": actor,
                 },
                 decide=decide,
@@ -751,6 +816,11 @@ class WelfareFundApplication(CoopApplication):
                 continue  # a command or another follower wrote the book first: re-plan
             return max(r.notification.id for r in recordings)
         raise LostRace("the welfare fund's book kept changing; accrual will be retried")
+
+
+def _as_sent(day: date | None) -> str | None:
+    """A date as the request hash keeps it: as the client sent it, None if left out."""
+    return None if day is None else day.isoformat()
 
 
 def _load_withdrawal(ref: Mapping[str, str]) -> PolicyWithdrawal:

@@ -148,7 +148,9 @@ def expected_by_month(client: GraphQLClient, year: int) -> dict[int, dict[str, A
         totals[0] += base
         after = rates.get(stream, 0) * totals[0] // 1_000_000
         totals[1] += after - before
-        internship_after = totals[1] * internship_ppm // 1_000_000
+        # Largest remainder between two programs: the nearest cent, a tie to HOUSING.
+        sign = -1 if totals[1] < 0 else 1
+        internship_after = sign * ((abs(totals[1]) * internship_ppm + 499_999) // 1_000_000)
         internship = internship_after - totals[2]
         totals[2] = internship_after
         moves.append((day, stream, base, after - before, internship))

@@ -334,7 +334,7 @@ def test_a_commitment_is_covered_on_its_own_date_and_every_day_after() -> None:
     fund.set_policy(_policy(date(2025, 1, 1), 1_000_000))
     fund.record_accruals(1, fund.plan_accruals([_sale(1, date(2025, 2, 20), 75_000)]), [])
     housing = Program.HOUSING
-    assert fund.available_cents(housing) == 50_001  # two thirds of 750.00, from 20 February
+    assert fund.available_cents(housing) == 50_000  # two thirds of 750.00, from 20 February
 
     def commit(cents: int, day: date) -> None:
         fund.reserve(uuid4(), housing, cents, on=day)
@@ -343,17 +343,17 @@ def test_a_commitment_is_covered_on_its_own_date_and_every_day_after() -> None:
     with pytest.raises(InsufficientFunds) as caught:
         commit(40_000, date(2025, 1, 10))
     assert caught.value.available_cents == 0
-    commit(40_001, date(2025, 3, 1))  # 100.00 left from March on
+    commit(40_001, date(2025, 3, 1))  # 99.99 left from March on
     # A February commitment would leave March short, though February itself had 500.00.
     with pytest.raises(InsufficientFunds) as caught:
         commit(20_000, date(2025, 2, 25))
-    assert caught.value.available_cents == 10_000
+    assert caught.value.available_cents == 9_999
     # Released in April: from April on there is room again, before it there is not.
     fund.release(uuid4(), housing, 40_001, on=date(2025, 4, 1))
     with pytest.raises(InsufficientFunds):
         commit(20_000, date(2025, 2, 25))
     commit(45_000, date(2025, 4, 1))
-    assert fund.available_cents(housing) == 5_001
+    assert fund.available_cents(housing) == 5_000
 
 
 @pytest.mark.parametrize(

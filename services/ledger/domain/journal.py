@@ -115,6 +115,12 @@ def check_books_open(
 ACCRUAL_CAUSE_PREFIX = "welfare:accrual:"
 
 
+def is_accrual_cause(cause_id: str) -> bool:
+    """Whether an entry with this cause is one of the welfare fund's accruals: an entry
+    the fund derives from income already posted, never one a person types."""
+    return cause_id.startswith(ACCRUAL_CAUSE_PREFIX)
+
+
 def check_period_open(day: date, chart: ChartOfAccounts, *, field: str) -> None:
     """Nothing is dated on or before the day the books are closed through."""
     closed_through = chart.closed_through
@@ -127,7 +133,7 @@ def check_entry_date(
 ) -> None:
     """Raise unless an entry caused by `cause_id` may be dated `effective_date`."""
     check_books_open(effective_date, limits.books_opened_on, field=ENTRY_DATE_FIELD)
-    if not cause_id.startswith(ACCRUAL_CAUSE_PREFIX):
+    if not is_accrual_cause(cause_id):
         check_period_open(effective_date, chart, field=ENTRY_DATE_FIELD)
 
 
@@ -189,8 +195,16 @@ class JournalEntry(Aggregate):
         limits: LedgerLimits,
     ) -> JournalEntry:
         check_entry_date(chart, effective_date, cause.cause_id, limits)
-        description = _checked_description(description, limits)
+        # The limits on amounts and on descriptions' length guard what people type. An
+        # accrual is derived: its amount is a share of a day's income (each line of
+        # which passed the ceiling, their sum need not) and its description is written
+        # by the fund. Refused, it would stop the follower and every read model behind
+        # it, for good: the follower retries the same page.
+        derived = is_accrual_cause(cause.cause_id)
+        description = _checked_description(description, limits, derived=derived)
         check_postings(chart, postings, limits)
+        if not derived:
+            check_amount_ceiling(postings, limits)
         if not cause.cause_id or len(cause.cause_id) > 300:
             raise ValidationError("cause", "cause id must be 1 to 300 characters")
         return cls._create(
@@ -264,11 +278,13 @@ class JournalEntry(Aggregate):
         return reversal
 
 
-def _checked_description(description: str, limits: LedgerLimits) -> str:
+def _checked_description(description: str, limits: LedgerLimits, *, derived: bool = False) -> str:
+    """`derived`: an accrual's, written by the fund (see `JournalEntry.post`), not
+    held to COOP_MAX_DESCRIPTION_LENGTH."""
     description = description.strip()
     if not description:
         raise ValidationError("description", "must not be empty")
-    if len(description) > limits.max_description_length:
+    if not derived and len(description) > limits.max_description_length:
         raise ValidationError(
             "description", f"must be at most {limits.max_description_length} characters"
         )
@@ -295,17 +311,28 @@ def check_postings(
         chart.postable(posting.account_code, field=f"{field}.account")
         if type(posting.amount_cents) is not int:
             raise ValidationError(f"{field}.amount", "amount must be integer cents")
-        check_positive_amount(
-            posting.amount_cents,
-            field=f"{field}.amount",
-            ceiling_cents=limits.amount_ceiling_cents,
-        )
+        if posting.amount_cents <= 0:
+            raise ValidationError(f"{field}.amount", "amount must be greater than zero")
         if posting.side is Side.DEBIT:
             debit_cents += posting.amount_cents
         else:
             credit_cents += posting.amount_cents
     if debit_cents != credit_cents:
         raise UnbalancedEntry(debit_cents, credit_cents)
+
+
+def check_amount_ceiling(postings: Sequence[Posting], limits: LedgerLimits) -> None:
+    """Raise if a posting is above the amount ceiling (COOP_AMOUNT_CEILING_CENTS).
+
+    Apart from `check_postings`: the ceiling does not depend on the chart, so a save
+    re-checked against a changed chart need not see it again, and an accrual (see
+    `is_accrual_cause`) is exempt from it."""
+    for index, posting in enumerate(postings):
+        check_positive_amount(
+            posting.amount_cents,
+            field=f"postings[{index}].amount",
+            ceiling_cents=limits.amount_ceiling_cents,
+        )
 
 
 def kept_accounts_in(

@@ -4,6 +4,7 @@ beneficiary's own key (kept outside the event store; see keystore.py)."""
 
 from __future__ import annotations
 
+import calendar
 import re
 from datetime import date
 from typing import Any
@@ -15,7 +16,6 @@ from services.common.errors import Conflict, NotFound, ValidationError
 from services.welfare_fund.domain.policy import Program, StipendRules, Support
 
 _MONTH_PATTERN = re.compile(r"^(19|20|21)[0-9]{2}-(0[1-9]|1[0-2])$")
-MAX_DAYS_PER_MONTH = 31
 
 
 def check_month(month: str, *, field: str = "month") -> date:
@@ -119,11 +119,17 @@ class Beneficiary(Aggregate):
             raise ValidationError(
                 "beneficiaryRef", "attendance is recorded only in programs that pay stipends"
             )
-        if check_month(month) > today:
+        first_day = check_month(month)
+        if first_day > today:
             raise ValidationError("month", "has not begun yet")
         self.check_within_enrolment(month)
-        if not 1 <= scheduled_days <= MAX_DAYS_PER_MONTH:
-            raise ValidationError("scheduledDays", f"must be 1 to {MAX_DAYS_PER_MONTH}")
+        # The month's own length, not 31: February's 31 scheduled days made 24 days
+        # attended look like 77% and pay pro rata instead of in full.
+        days_in_month = calendar.monthrange(first_day.year, first_day.month)[1]
+        if not 1 <= scheduled_days <= days_in_month:
+            raise ValidationError(
+                "scheduledDays", f"must be 1 to {days_in_month}, the days in {month}"
+            )
         if not 0 <= attended_days <= scheduled_days:
             raise ValidationError("attendedDays", "must be 0 to the scheduled days")
         if month in self.committed_stipends:

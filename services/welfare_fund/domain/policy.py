@@ -12,9 +12,9 @@ by one policy version) postings are taken in ledger recording order; after each 
 and the posting accrues the difference from what was accrued before it. Summed over
 any prefix of the period, accrued = floor(rate * base of that prefix), to the cent,
 however many postings there are; a reversal lowers the cumulative base and accrues a
-negative difference. Allocation to programs is cumulative in the same way: each
-program but the last gets floor(its proportion * cumulative accrued), the last gets
-the rest, so the allocations of every posting sum exactly to its accrual.
+negative difference. Allocation to programs is cumulative in the same way: the
+cumulative accrued is split by largest remainder (`allocate_total`), and each
+posting's parts are the differences, so they sum exactly to its accrual.
 """
 
 from __future__ import annotations
@@ -235,7 +235,7 @@ def check_policy(
             )
         seen.add(stream)
     if not program_shares:
-        raise ValidationError("programShares", "name at least one program")
+        raise ValidationError("programShares", "name at least one program, or leave the field out")
     programs: set[Program] = set()
     for index, (program, _ppm) in enumerate(program_shares):
         catalog.check(program, field=f"programShares[{index}].program")
@@ -244,6 +244,13 @@ def check_policy(
         programs.add(program)
     if sum(ppm for _p, ppm in program_shares) != PPM_PER_UNIT:
         raise ValidationError("programShares", "program proportions must add up to 100")
+    if not account_streams:
+        # No prefix at all: no income would be in any stream, and the fund would
+        # accrue nothing with every rate as set. Leave the field out to keep the
+        # mapping in force; give streams 0% to accrue nothing.
+        raise ValidationError(
+            "accountStreams", "name at least one account prefix, or leave the field out"
+        )
     prefixes: set[str] = set()
     for index, (prefix, _stream) in enumerate(account_streams):
         if not re.fullmatch(r"4[0-9A-Z.\-]{0,15}", prefix):
@@ -311,16 +318,36 @@ def accrue(rate_ppm: int, base_before_cents: int, base_cents: int) -> int:
 def allocate_total(
     amount_cents: int, proportions: Sequence[tuple[Program, int]]
 ) -> dict[Program, int]:
-    """Split a cumulative amount over programs; the parts sum to the amount exactly."""
-    parts: dict[Program, int] = {}
-    given = 0
-    for index, (program, ppm) in enumerate(proportions):
-        if index == len(proportions) - 1:
-            parts[program] = amount_cents - given
-        else:
-            parts[program] = amount_cents * ppm // PPM_PER_UNIT
-            given += parts[program]
-    return parts
+    """Split a cumulative amount over programs (whose proportions add up to 100%, as
+    `check_policy` holds them); the parts sum to the amount exactly.
+
+    Largest remainder, on the amount's size: each program gets the floor of its exact
+    share, and the cents left over (fewer than the programs) go one each to the
+    programs with the largest remainders; of equal remainders, the program listed
+    later first (with 50/50, the odd cent goes to the second program, as it did when
+    the last program took the rest). A program with a 0% share has no remainder to
+    take, so it gets nothing; and every part has the amount's sign: a reduction never
+    adds to a program. The last program used to take the rest whatever its share,
+    and so took cents at 0%, or a cent back from a reduction (40/40/20 of -0.01:
+    -0.01, -0.01, +0.01).
+    """
+    sign = -1 if amount_cents < 0 else 1
+    size = abs(amount_cents)
+    parts = {program: size * ppm // PPM_PER_UNIT for program, ppm in proportions}
+    left_over = size - sum(parts.values())
+    # Sorted by (remainder, position), largest first: deterministic whatever the
+    # order of equal remainders. Only programs with a share compete.
+    by_remainder = sorted(
+        (
+            (size * ppm % PPM_PER_UNIT, index, program)
+            for index, (program, ppm) in enumerate(proportions)
+            if ppm > 0
+        ),
+        reverse=True,
+    )
+    for _remainder, _index, program in by_remainder[:left_over]:
+        parts[program] += 1
+    return {program: sign * cents for program, cents in parts.items()}
 
 
 def allocate(

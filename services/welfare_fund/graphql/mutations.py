@@ -1,9 +1,13 @@
 """Welfare fund mutations. Inputs are converted inside the command function, so bad
-input comes back as a ValidationError member and nothing is stored."""
+input comes back as a ValidationError member and nothing is stored.
+
+Dates a client may leave out (effectiveDate, paidOn, enrolledOn) go to the application
+as sent: it fills in today after hashing the request, so a retry after midnight is the
+same request and gets the stored answer (see WelfareFundApplication._dated)."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Annotated
 from uuid import UUID
 
@@ -23,7 +27,6 @@ from services.common.graphql import (
 )
 from services.common.idempotency import Outcome
 from services.common.money import decimal_to_cents
-from services.ledger.domain.facts import check_not_future
 from services.welfare_fund import domain
 from services.welfare_fund.domain import (
     DisbursementKind,
@@ -244,21 +247,6 @@ class ForgetBeneficiaryInput:
     beneficiary_ref: str
 
 
-def _today(info: Info) -> date:
-    return datetime.now(UTC).astimezone(info.context.runtime.settings.zone).date()
-
-
-def _dated(info: Info, day: date | None, field: str) -> date:
-    """The day a fund decision or payment is dated: `day`, or today; never after
-    today (a future payment counted as disbursed only from its date, so today's
-    balance disagreed with what had been paid)."""
-    today = _today(info)
-    if day is None:
-        return today
-    check_not_future(day, today, field=field, what="a fund decision or payment")
-    return day
-
-
 def _fund_error(exc: CoopError) -> FundErrorResult | None:
     """The fund's own union members; None: the shared mapping applies."""
     if isinstance(exc, domain.InsufficientFunds):
@@ -431,7 +419,7 @@ class WelfareFundMutation:
                 key=input.idempotency_key,
                 actor=actor,
                 program=input.program,
-                enrolled_on=_dated(info, input.enrolled_on, "enrolledOn"),
+                enrolled_on=input.enrolled_on,
                 case_note=input.case_note,
             )
 
@@ -483,7 +471,7 @@ class WelfareFundMutation:
                 kind=input.kind,
                 month=input.month,
                 amount_cents=amount,
-                committed_on=_dated(info, input.effective_date, "effectiveDate"),
+                committed_on=input.effective_date,
             )
 
         return await run_mutation(
@@ -509,7 +497,7 @@ class WelfareFundMutation:
                 actor=actor,
                 approver_is_fund_officer=officer,
                 disbursement_id=parse_id(input.disbursement_id, "disbursementId"),
-                approved_on=_dated(info, input.effective_date, "effectiveDate"),
+                approved_on=input.effective_date,
             )
 
         return await run_mutation(
@@ -531,7 +519,7 @@ class WelfareFundMutation:
                 actor=actor,
                 disbursement_id=parse_id(input.disbursement_id, "disbursementId"),
                 amount_cents=decimal_to_cents(input.amount, field="amount"),
-                paid_on=_dated(info, input.paid_on, "paidOn"),
+                paid_on=input.paid_on,
             )
 
         return await run_mutation(
@@ -553,7 +541,7 @@ class WelfareFundMutation:
                 key=input.idempotency_key,
                 actor=actor,
                 disbursement_id=parse_id(input.disbursement_id, "disbursementId"),
-                cancelled_on=_dated(info, input.effective_date, "effectiveDate"),
+                cancelled_on=input.effective_date,
             )
 
         return await run_mutation(
@@ -578,7 +566,7 @@ class WelfareFundMutation:
                 actor=actor,
                 disbursement_id=parse_id(input.disbursement_id, "disbursementId"),
                 payment=input.payment,
-                reversed_on=_dated(info, input.effective_date, "effectiveDate"),
+                reversed_on=input.effective_date,
                 reason=input.reason,
             )
 

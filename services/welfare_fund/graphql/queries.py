@@ -34,8 +34,8 @@ from services.welfare_fund.projections import queries
 
 AGGREGATE_READERS = (Role.FUND_OFFICER, Role.ADMIN, Role.AUDITOR)
 FIFO_RULE = (
-    "FIFO: the program's live commitments, in commitment order, consume the program's "
-    "positive accrual shares in ledger order"
+    "FIFO by date: the program's live commitments, by commitment date then recording, "
+    "consume the program's positive accrual shares by their income's date then ledger order"
 )
 
 

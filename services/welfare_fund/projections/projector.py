@@ -258,12 +258,7 @@ class WelfareFundProjection(Projection):
                     )
                 )
         if items:
-            # Each program's sources queue up in log order after its stored ones.
-            fifo_end = _fifo_ends(conn, {item["program"] for item in items})
-            for item in items:
-                start = fifo_end.get(item["program"], 0)
-                fifo_end[item["program"]] = item["fifo_end_cents"] = start + item["share_cents"]
-                item["fifo_start_cents"] = start
+            _place_in_queues(conn, items)
             insert_mappings(conn, welfare_accrual_items, items)
         for entry_id, stream, program, cents in withdrawn:
             _withdraw_source(conn, entry_id, stream, program, cents)
@@ -271,38 +266,125 @@ class WelfareFundProjection(Projection):
             _apply_daily(conn, activity)
 
 
-@lru_cache(maxsize=16)
-def _fifo_ends_statement(program_count: int) -> CompoundSelect[Any]:
-    """Each program's end of queue as its own `max()` under `program = :pN`: an index
-    lookup (ix_welfare_accrual_items_fifo, from the top) on both stores. One `max()`
-    grouped by program over `program IN (...)` read every item of those programs
-    instead: PostgreSQL's most expensive statement under sales load (1.2 ms a step
-    with 3,000 items, 9 ms with 40,000), growing with the fund's history. Built once
-    per number of programs (building a statement costs more than running it)."""
-    item = welfare_accrual_items.c
-    return union_all(
-        *(
-            select(
-                bindparam(f"p{index}", type_=item.program.type).label("program"),
-                select(func.max(item.fifo_end_cents))
-                .where(item.program == bindparam(f"p{index}", type_=item.program.type))
-                .scalar_subquery()
-                .label("fifo_end_cents"),
-            )
-            for index in range(program_count)
+def _place_in_queues(conn: Connection, items: list[dict[str, Any]]) -> None:
+    """Give each new source its range in its program's funding queue.
+
+    A queue is in order of (effective date, log position): a commitment consumes it
+    in order of its own date (queries.provenance), so income dated after a commitment
+    never funds it, whatever order the two were recorded in. The new sources come
+    after every stored one in the log, so each goes after the stored sources of its
+    day or earlier; the stored sources dated after it (income recorded earlier but
+    dated later) move back by its width. Income mostly arrives in date order: then it
+    only appends, and what moves is at most the later days' sources (one UPDATE per
+    earlier day in the page)."""
+    by_program: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for item in items:
+        by_program[item["program"]].append(item)
+    tails = _queue_tails(conn, set(by_program))
+    for program, new in by_program.items():
+        new.sort(key=lambda i: (i["effective_date"], i["source_position"], i["stream"]))
+        tail_end, tail_day = tails.get(program, (0, None))
+        earlier_days = sorted(
+            {
+                i["effective_date"]
+                for i in new
+                if tail_day is not None and i["effective_date"] < tail_day
+            }
         )
-    )
+        # Where each earlier day's stored sources end, read before anything moves.
+        ends = {day: _queue_end_through(conn, program, day) for day in earlier_days}
+        width_by_day: dict[date, int] = defaultdict(int)
+        for item in new:
+            width_by_day[item["effective_date"]] += item["share_cents"]
+        moved = 0
+        for index, day in enumerate(earlier_days):
+            # The stored sources after `day` and up to the next earlier day move back
+            # by the new sources dated up to `day`: each row once.
+            moved += width_by_day[day]
+            until = earlier_days[index + 1] if index + 1 < len(earlier_days) else None
+            _move_back(conn, program, after=day, until=until, from_cents=ends[day], cents=moved)
+        placed = 0  # the new sources' width before this one
+        for item in new:
+            start = ends.get(item["effective_date"], tail_end) + placed
+            item["queue_start_cents"] = start
+            item["queue_end_cents"] = start + item["share_cents"]
+            placed += item["share_cents"]
 
 
-def _fifo_ends(conn: Connection, programs: set[str]) -> dict[str, int]:
-    """Where each program's funding queue ends (a program without sources is absent)."""
+@lru_cache(maxsize=16)
+def _queue_tails_statement(program_count: int) -> CompoundSelect[Any]:
+    """Each program's end of queue as its own `max()` under `program = :pN`, and the
+    day of its last source among those ending there: index lookups
+    (ix_welfare_accrual_items_queue, from the top) on both stores. One `max()` grouped
+    by program over `program IN (...)` read every item of those programs instead:
+    PostgreSQL's most expensive statement under sales load (1.2 ms a step with 3,000
+    items, 9 ms with 40,000), growing with the fund's history. Built once per number
+    of programs (building a statement costs more than running it)."""
+    item = welfare_accrual_items.c
+    probes = []
+    for index in range(program_count):
+        program = bindparam(f"p{index}", type_=item.program.type)
+        end = (
+            select(func.max(item.queue_end_cents)).where(item.program == program).scalar_subquery()
+        )
+        # A source whose whole share was reversed is as wide as nothing and ends
+        # where the one before it does: the latest day ending there is the last.
+        day = (
+            select(func.max(item.effective_date))
+            .where(item.program == program, item.queue_end_cents == end)
+            .scalar_subquery()
+        )
+        probes.append(select(program.label("program"), end.label("end"), day.label("day")))
+    return union_all(*probes)
+
+
+def _queue_tails(conn: Connection, programs: set[str]) -> dict[str, tuple[int, date]]:
+    """Where each program's funding queue ends, and the day of its last source (a
+    program without sources is absent)."""
     ordered = sorted(programs)
     if not ordered:
         return {}
     rows = conn.execute(
-        _fifo_ends_statement(len(ordered)), {f"p{i}": p for i, p in enumerate(ordered)}
+        _queue_tails_statement(len(ordered)), {f"p{i}": p for i, p in enumerate(ordered)}
     )
-    return {program: int(end) for program, end in rows if end is not None}
+    return {program: (int(end), day) for program, end, day in rows if end is not None}
+
+
+def _queue_end_through(conn: Connection, program: str, day: date) -> int:
+    """Where the program's stored sources dated `day` or earlier end (the queue is in
+    date order, so that is the largest end among them). Read from the top of the
+    queue's index: what it passes are the sources dated after `day`."""
+    item = welfare_accrual_items.c
+    end = conn.execute(
+        select(item.queue_end_cents)
+        .where(item.program == program, item.effective_date <= day)
+        .order_by(item.queue_end_cents.desc())
+        .limit(1)
+    ).scalar()
+    return 0 if end is None else int(end)
+
+
+def _move_back(
+    conn: Connection, program: str, *, after: date, until: date | None, from_cents: int, cents: int
+) -> None:
+    """Move the program's stored sources dated after `after` (up to `until`, if
+    given) back in the queue by `cents`, behind the new sources dated before them.
+    They all start at `from_cents` or later (the end of the sources up to `after`):
+    the bound keeps the update on the queue's index."""
+    item = welfare_accrual_items.c
+    query = update(welfare_accrual_items).where(
+        item.program == program,
+        item.queue_end_cents >= from_cents,
+        item.effective_date > after,
+    )
+    if until is not None:
+        query = query.where(item.effective_date <= until)
+    conn.execute(
+        query.values(
+            queue_start_cents=item.queue_start_cents + cents,
+            queue_end_cents=item.queue_end_cents + cents,
+        )
+    )
 
 
 def _withdraw_source(
@@ -314,7 +396,7 @@ def _withdraw_source(
     Reversals are rare corrections; each costs one update of the later sources."""
     item = welfare_accrual_items.c
     row = conn.execute(
-        select(item.fifo_start_cents, item.fifo_end_cents).where(
+        select(item.queue_start_cents, item.queue_end_cents).where(
             item.entry_id == entry_id, item.stream == stream, item.program == program
         )
     ).first()
@@ -327,14 +409,14 @@ def _withdraw_source(
     conn.execute(
         update(welfare_accrual_items)
         .where(item.entry_id == entry_id, item.stream == stream, item.program == program)
-        .values(fifo_end_cents=end - taken)
+        .values(queue_end_cents=end - taken)
     )
     conn.execute(
         update(welfare_accrual_items)
-        .where(item.program == program, item.fifo_start_cents >= end)
+        .where(item.program == program, item.queue_start_cents >= end)
         .values(
-            fifo_start_cents=item.fifo_start_cents - taken,
-            fifo_end_cents=item.fifo_end_cents - taken,
+            queue_start_cents=item.queue_start_cents - taken,
+            queue_end_cents=item.queue_end_cents - taken,
         )
     )
 

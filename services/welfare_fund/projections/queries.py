@@ -14,11 +14,13 @@ from sqlalchemy import (
     CompoundSelect,
     Date,
     Select,
+    and_,
     bindparam,
     cast,
     func,
     literal,
     null,
+    or_,
     select,
     union_all,
 )
@@ -255,9 +257,17 @@ class SourceRow:
 async def provenance(
     conn: AsyncConnection, disbursement_id: UUID
 ) -> tuple[DisbursementRow, int, list[SourceRow]]:
-    """FIFO: the program's live commitments, in commitment order, consume its positive
-    accrual shares in ledger order. Returns the disbursement, the amount traced and
-    the income postings whose shares fund it."""
+    """FIFO by date: the program's live commitments, in order of (commitment date, log
+    position), consume its positive accrual shares in order of (effective date, log
+    position) (the queue the projector keeps). Returns the disbursement, the amount
+    traced and the income postings whose shares fund it.
+
+    Both sides follow dates, not the order things were recorded in: a commitment
+    back-dated before one recorded earlier comes first, and income recorded late but
+    dated early comes before income dated after it. So a commitment is traced only to
+    income dated on or before its own date, which the fund's check guarantees covers
+    it (docs/welfare_fund.md). Ties fall to the log, so the answer is the same on
+    every call and after a rebuild."""
     row = await disbursement(conn, disbursement_id)
     d = welfare_disbursements.c
     # A cancelled commitment keeps only what was paid before the cancellation.
@@ -265,7 +275,11 @@ async def provenance(
     before = (
         await conn.execute(
             select(func.coalesce(func.sum(effective), 0)).where(
-                d.program == row.program, d.position < row.position
+                d.program == row.program,
+                or_(
+                    d.committed_on < row.committed_on,
+                    and_(d.committed_on == row.committed_on, d.position < row.position),
+                ),
             )
         )
     ).scalar_one()
@@ -280,11 +294,11 @@ async def provenance(
             i.base_cents,
             i.accrued_cents,
             i.share_cents,
-            i.fifo_start_cents,
-            i.fifo_end_cents,
+            i.queue_start_cents,
+            i.queue_end_cents,
         )
-        .where(i.program == row.program, i.fifo_end_cents > start, i.fifo_start_cents < end)
-        .order_by(i.fifo_end_cents)
+        .where(i.program == row.program, i.queue_end_cents > start, i.queue_start_cents < end)
+        .order_by(i.queue_end_cents)
     )
     sources = [
         SourceRow(
@@ -294,9 +308,9 @@ async def provenance(
             base_cents=int(base),
             accrued_cents=int(accrued),
             share_cents=int(share),
-            used_cents=min(end, int(fifo_end)) - max(start, int(fifo_start)),
+            used_cents=min(end, int(queue_end)) - max(start, int(queue_start)),
         )
-        for entry_id, day, stream, base, accrued, share, fifo_start, fifo_end in items
+        for entry_id, day, stream, base, accrued, share, queue_start, queue_end in items
     ]
     # A commitment cancelled with nothing paid traces nothing: no 0.00 sources.
     return row, end - start, [source for source in sources if source.used_cents > 0]

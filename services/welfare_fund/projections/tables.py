@@ -65,7 +65,11 @@ welfare_daily = Table(
 )
 
 # Each positive program share of an accrual, with its place in the program's FIFO
-# queue of funding: [fifo_start_cents, fifo_end_cents) (see docs/welfare_fund.md).
+# queue of funding: [queue_start_cents, queue_end_cents), the queue in order of
+# (effective date, log position), so that income never funds a commitment dated
+# before it arrived (see docs/welfare_fund.md). The columns were fifo_*_cents when the
+# queue followed the log alone: renamed so that a store projected that way is rebuilt
+# on start (a changed table is; the same columns in another order would not be).
 welfare_accrual_items = Table(
     "welfare_accrual_items",
     metadata,
@@ -77,9 +81,9 @@ welfare_accrual_items = Table(
     Column("base_cents", BigInteger, nullable=False),
     Column("accrued_cents", BigInteger, nullable=False),
     Column("share_cents", BigInteger, nullable=False),
-    Column("fifo_start_cents", BigInteger, nullable=False),
-    Column("fifo_end_cents", BigInteger, nullable=False),
-    Index("ix_welfare_accrual_items_fifo", "program", "fifo_end_cents"),
+    Column("queue_start_cents", BigInteger, nullable=False),
+    Column("queue_end_cents", BigInteger, nullable=False),
+    Index("ix_welfare_accrual_items_queue", "program", "queue_end_cents"),
 )
 
 welfare_disbursements = Table(

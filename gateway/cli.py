@@ -578,7 +578,8 @@ def audit_verify(
         since = f" from position {result.start_position}" if result.start_position else ""
         console.print(
             f"OK: {result.events_checked} events checked{since}; head "
-            f"{result.head_position}:{result.head_hash.hex()}"
+            f"{result.head_position}:{result.head_hash.hex()}; "
+            f"{result.snapshots_checked} snapshots match their events"
         )
         if result.log_head_position > result.head_position:
             console.print(
@@ -586,10 +587,27 @@ def audit_verify(
                 "are not chained yet (is `coop projections run` behind?): not checked.[/yellow]"
             )
         return
-    console.print(
-        f"[red]FAILED at position {result.first_bad_position}: {result.reason}[/red] "
-        f"({result.events_checked} events matched before it)"
-    )
+    if result.first_bad_position is not None:
+        console.print(
+            f"[red]FAILED at position {result.first_bad_position}: {result.reason}[/red] "
+            f"({result.events_checked} events matched before it)"
+        )
+    if result.snapshots_failed:
+        console.print(
+            f"[red]FAILED: {result.snapshots_failed} of {result.snapshots_checked} stored "
+            "snapshots do not match their events[/red] (the applications load them: see "
+            'docs/audit.md, "Snapshots")'
+        )
+        for finding in result.snapshot_findings:
+            named = f" ({', '.join(finding.attributes)})" if finding.attributes else ""
+            console.print(
+                f"  {finding.aggregate_type} {finding.aggregate_id or finding.withheld} "
+                f"version {finding.version}: {finding.reason}{named}",
+                markup=False,
+                highlight=False,
+            )
+        if len(result.snapshot_findings) < result.snapshots_failed:
+            console.print(f"  … and {result.snapshots_failed - len(result.snapshot_findings)} more")
     raise typer.Exit(1)
 
 

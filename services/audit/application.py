@@ -8,12 +8,14 @@ from datetime import date, datetime
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import JSONTranscoder
 from sqlalchemy import Connection, Engine, select
 
 from services.audit.domain import (
     CHAIN_FORMAT,
     GENESIS_HASH,
     NOT_THROUGH_EXPECTED,
+    SNAPSHOTS_FAILED,
     PublishedHead,
     StoredRecord,
     VerifyResult,
@@ -21,6 +23,7 @@ from services.audit.domain import (
     verify,
 )
 from services.audit.projections.tables import audit_chain
+from services.audit.snapshots import check_snapshots
 from services.audit.store import (
     ChainHead,
     PublishedHeadRow,
@@ -42,6 +45,7 @@ from services.common.errors import Conflict, ValidationError
 from services.common.eventstore import CoopApplication
 from services.common.idempotency import Decision, Outcome, execute_idempotent
 from services.common.settings import Settings
+from services.ledger.application import AccountAsDict
 from services.welfare_fund.domain.privacy import BENEFICIARY_EVENT_TOPIC_PREFIX
 
 # A beneficiary's events are hers: their dates alone (enrolled, attended each month,
@@ -87,6 +91,14 @@ class AuditApplication(CoopApplication):
         if self._read_engine is None:
             self._read_engine = create_snapshot_engine(self.settings)
         return self._read_engine
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        # Verification encodes every snapshotted aggregate's state as its own
+        # application stores it: the chart of accounts holds Account values. A context
+        # that registers a transcoding of its own registers it here too, or each of
+        # its snapshots is reported as one that cannot be checked.
+        super().register_transcodings(transcoder)
+        transcoder.register(AccountAsDict())
 
     def close(self) -> None:
         if self._read_engine is not None:
@@ -155,65 +167,87 @@ class AuditApplication(CoopApplication):
         Heads in chain format 1 (published, or held, from before format 2) are checked
         in their own format, which a run from event 0 recomputes alongside; a run
         from a published head starts only from a head in the current format.
+
+        Every stored snapshot is then compared with its aggregate rebuilt from its
+        events (whatever the start: snapshots are outside the chain); one that
+        differs fails the verification, with a finding naming it.
         """
         with self.read_engine.connect() as conn:
-            heads = published_heads(conn)
-            start = ChainHead(0, GENESIS_HASH)
-            if from_published_head:
-                start = _starting_head(heads, expect)
-                if start.position and chain_hash_at(conn, start.position) != start.hash:
-                    return VerifyResult(
-                        False,
-                        0,
-                        start.position,
-                        start.hash,
-                        start.position,
-                        "the chain does not pass through the published head",
-                        start_position=start.position,
-                    )
-            # Published heads up to the start are what a run from a published head
-            # takes on trust (the start itself was just compared with the chain).
-            expected: dict[int, list[bytes]] = {}
-            v1_positions = [0]
-            for published in heads:
-                if published.position > start.position:
-                    expected.setdefault(published.position, []).append(
-                        bytes.fromhex(published.hash)
-                    )
-                    if published.chain_format == 1:
-                        v1_positions.append(published.position)
-            if expect is not None:
-                expected.setdefault(expect.position, []).append(expect.hash)
-            head = head_position(conn, self.settings)
+            result = self._verify_chain(conn, from_published_head, expect, progress)
+            # In the same read-only snapshot: the snapshots checked are those of the
+            # events just chained.
+            snapshots = check_snapshots(conn, self.settings, self.mapper)
+        return replace(
+            result,
+            ok=result.ok and snapshots.failed == 0,
+            reason=result.reason or (SNAPSHOTS_FAILED if snapshots.failed else None),
+            snapshots_checked=snapshots.checked,
+            snapshots_failed=snapshots.failed,
+            snapshot_findings=snapshots.findings,
+        )
 
-            def run(v1_until: int) -> VerifyResult:
-                records = iter_records(conn, self.settings, after=start.position)
-                if progress is not None:
-                    records = _reporting(records, head, progress)
-                return verify(
-                    records,
-                    iter_chain(conn, after=start.position),
+    def _verify_chain(
+        self,
+        conn: Connection,
+        from_published_head: bool,
+        expect: ChainHead | None,
+        progress: ProgressCallback | None,
+    ) -> VerifyResult:
+        heads = published_heads(conn)
+        start = ChainHead(0, GENESIS_HASH)
+        if from_published_head:
+            start = _starting_head(heads, expect)
+            if start.position and chain_hash_at(conn, start.position) != start.hash:
+                return VerifyResult(
+                    False,
+                    0,
+                    start.position,
+                    start.hash,
+                    start.position,
+                    "the chain does not pass through the published head",
                     start_position=start.position,
-                    start_hash=start.hash,
-                    expected=expected,
-                    v1_until=v1_until,
                 )
+        # Published heads up to the start are what a run from a published head
+        # takes on trust (the start itself was just compared with the chain).
+        expected: dict[int, list[bytes]] = {}
+        v1_positions = [0]
+        for published in heads:
+            if published.position > start.position:
+                expected.setdefault(published.position, []).append(bytes.fromhex(published.hash))
+                if published.chain_format == 1:
+                    v1_positions.append(published.position)
+        if expect is not None:
+            expected.setdefault(expect.position, []).append(expect.hash)
+        head = head_position(conn, self.settings)
 
-            result = run(max(v1_positions))
-            if (
-                expect is not None
-                and not result.ok
-                and result.first_bad_position == expect.position
-                and result.reason == NOT_THROUGH_EXPECTED
-                and start.position == 0
-                and expect.position > max(v1_positions)
-            ):
-                # A head someone kept may predate format 2 (its format is not known
-                # as a published head's is): it is met in either. Format 1 is then
-                # recomputed in a second pass, which a current-format head, the
-                # usual case, never costs.
-                result = run(expect.position)
-            return replace(result, log_head_position=head)
+        def run(v1_until: int) -> VerifyResult:
+            records = iter_records(conn, self.settings, after=start.position)
+            if progress is not None:
+                records = _reporting(records, head, progress)
+            return verify(
+                records,
+                iter_chain(conn, after=start.position),
+                start_position=start.position,
+                start_hash=start.hash,
+                expected=expected,
+                v1_until=v1_until,
+            )
+
+        result = run(max(v1_positions))
+        if (
+            expect is not None
+            and not result.ok
+            and result.first_bad_position == expect.position
+            and result.reason == NOT_THROUGH_EXPECTED
+            and start.position == 0
+            and expect.position > max(v1_positions)
+        ):
+            # A head someone kept may predate format 2 (its format is not known
+            # as a published head's is): it is met in either. Format 1 is then
+            # recomputed in a second pass, which a current-format head, the
+            # usual case, never costs.
+            result = run(expect.position)
+        return replace(result, log_head_position=head)
 
     # -- history -----------------------------------------------------------------
 

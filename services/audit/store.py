@@ -27,6 +27,7 @@ from sqlalchemy import (
     column,
     create_engine,
     event,
+    inspect,
     select,
     table,
     text,
@@ -125,6 +126,81 @@ def events_table(settings: Settings) -> tuple[TableClause, Any]:
         column("state"),
     )
     return events, events.c.rowid
+
+
+def snapshots_table(settings: Settings) -> TableClause:
+    """The library's snapshots table on this backend (no position: snapshots are not
+    in the notification log, hence not in the chain)."""
+    name = f"{STORE_NAME}_snapshots" if settings.is_postgres else "stored_snapshots"
+    return table(
+        name,
+        column("originator_id"),
+        column("originator_version"),
+        column("topic"),
+        column("state"),
+    )
+
+
+def snapshot_keys(conn: Connection, settings: Settings) -> list[tuple[UUID, int]]:
+    """(aggregate id, version) of every stored snapshot, by aggregate and version; none
+    when the store has no snapshots table (no context ever snapshotted)."""
+    snapshots = snapshots_table(settings)
+    if not inspect(conn).has_table(snapshots.name):
+        return []
+    rows = conn.execute(
+        select(snapshots.c.originator_id, snapshots.c.originator_version).order_by(
+            snapshots.c.originator_id, snapshots.c.originator_version
+        )
+    ).all()
+    return [(_as_uuid(aggregate_id), int(version)) for aggregate_id, version in rows]
+
+
+def read_snapshot(
+    conn: Connection, settings: Settings, aggregate_id: UUID, version: int
+) -> tuple[str, bytes] | None:
+    """One stored snapshot's topic and stored bytes (None if there is none)."""
+    snapshots = snapshots_table(settings)
+    row = conn.execute(
+        select(snapshots.c.topic, snapshots.c.state)
+        .where(snapshots.c.originator_id == _stored_id(settings, aggregate_id))
+        .where(snapshots.c.originator_version == version)
+    ).first()
+    return None if row is None else (str(row[0]), _as_bytes(row[1]))
+
+
+def iter_aggregate_records(
+    conn: Connection,
+    settings: Settings,
+    aggregate_id: UUID,
+    *,
+    until_version: int,
+    page_size: int = READ_PAGE_SIZE,
+) -> Iterator[StoredRecord]:
+    """One aggregate's stored events with version <= until_version, in version order."""
+    events, position = events_table(settings)
+    key = _stored_id(settings, aggregate_id)
+    last = 0
+    while True:
+        rows = conn.execute(
+            select(position, events.c.originator_version, events.c.topic, events.c.state)
+            .where(events.c.originator_id == key)
+            .where(events.c.originator_version > last)
+            .where(events.c.originator_version <= until_version)
+            .order_by(events.c.originator_version)
+            .limit(page_size)
+        ).all()
+        for notification_id, version, topic, state in rows:
+            yield StoredRecord(
+                int(notification_id), aggregate_id, int(version), str(topic), _as_bytes(state)
+            )
+        if len(rows) < page_size:
+            return
+        last = int(rows[-1][1])
+
+
+def _stored_id(settings: Settings, aggregate_id: UUID) -> object:
+    # SQLite stores ids as 32 hex digits (the library writes UUID.hex).
+    return aggregate_id if settings.is_postgres else aggregate_id.hex
 
 
 def _as_bytes(value: Any) -> bytes:

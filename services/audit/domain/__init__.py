@@ -15,13 +15,16 @@ from services.audit.domain.chain import (
     verify,
 )
 from services.audit.domain.heads import PublishedHead, head_id_for
+from services.audit.domain.snapshots import SNAPSHOTS_FAILED, SnapshotFinding
 
 __all__ = [
     "CHAIN_FORMAT",
     "GENESIS_HASH",
     "NOT_THROUGH_EXPECTED",
+    "SNAPSHOTS_FAILED",
     "ChainCheck",
     "PublishedHead",
+    "SnapshotFinding",
     "StoredRecord",
     "VerifyResult",
     "chain",

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 from uuid import UUID
 
+from services.audit.domain.snapshots import SnapshotFinding
+
 GENESIS_HASH = bytes(32)
 CHAIN_FORMAT = 2
 _LINK = struct.Struct(">32sQ32s")
@@ -118,6 +120,12 @@ class VerifyResult:
     log_head_position: int = 0
     # Where the recomputation started (0: event 0; else a published head).
     start_position: int = 0
+    # Stored snapshots compared with the state their events produce (not chained,
+    # so checked apart: services/audit/snapshots.py), how many of them failed, and
+    # the first findings. `ok` is false when any failed.
+    snapshots_checked: int = 0
+    snapshots_failed: int = 0
+    snapshot_findings: tuple[SnapshotFinding, ...] = ()
 
 
 def verify(

@@ -7,13 +7,43 @@ from datetime import UTC, date, datetime
 import strawberry
 
 from services.audit.application import HistoryEvent
-from services.audit.domain import VerifyResult
+from services.audit.domain import SnapshotFinding, VerifyResult
+from services.audit.snapshots import MAX_SNAPSHOT_FINDINGS
 from services.audit.store import ChainHead, PublishedHeadRow
 from services.common.graphql import PageInfo
 
 
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)  # SQLite: UTC
+
+
+@strawberry.type(name="SnapshotFinding")
+class SnapshotFindingType:
+    aggregate_id: strawberry.ID | None = strawberry.field(
+        description="Null when withheld: an aggregate that is one beneficiary."
+    )
+    aggregate_type: str = strawberry.field(
+        description='The aggregate\'s class, e.g. "WelfareFund".'
+    )
+    version: int = strawberry.field(description="The snapshot's version.")
+    reason: str
+    attributes: list[str] = strawberry.field(
+        description="Names of the state's attributes that differ (never their values)."
+    )
+    withheld: str | None = strawberry.field(description='"beneficiary" when the id is withheld.')
+
+    @classmethod
+    def from_finding(cls, finding: SnapshotFinding) -> SnapshotFindingType:
+        return cls(
+            aggregate_id=None
+            if finding.aggregate_id is None
+            else strawberry.ID(str(finding.aggregate_id)),
+            aggregate_type=finding.aggregate_type,
+            version=finding.version,
+            reason=finding.reason,
+            attributes=list(finding.attributes),
+            withheld=finding.withheld,
+        )
 
 
 @strawberry.type
@@ -29,6 +59,18 @@ class VerifyLedgerResult:
         "headPosition are not chained yet (the chain's projector is behind) and were not "
         "checked."
     )
+    snapshots_checked: int = strawberry.field(
+        description="Stored snapshots compared with the state their aggregate's events "
+        "produce (snapshots are not chained, so they are checked apart)."
+    )
+    snapshots_failed: int = strawberry.field(
+        description="Snapshots that differ from their events or could not be checked; "
+        "any makes ok false."
+    )
+    snapshot_findings: list[SnapshotFindingType] = strawberry.field(
+        description=f"The first {MAX_SNAPSHOT_FINDINGS} of them, each naming the aggregate "
+        "and the version."
+    )
 
     @classmethod
     def from_result(cls, result: VerifyResult) -> VerifyLedgerResult:
@@ -40,6 +82,11 @@ class VerifyLedgerResult:
             first_bad_position=result.first_bad_position,
             reason=result.reason,
             log_head_position=result.log_head_position,
+            snapshots_checked=result.snapshots_checked,
+            snapshots_failed=result.snapshots_failed,
+            snapshot_findings=[
+                SnapshotFindingType.from_finding(f) for f in result.snapshot_findings
+            ],
         )
 
 

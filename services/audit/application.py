@@ -45,6 +45,7 @@ from services.common.errors import Conflict, ValidationError
 from services.common.eventstore import CoopApplication
 from services.common.idempotency import Decision, Outcome, execute_idempotent
 from services.common.settings import Settings
+from services.hotel.application import HotelPolicyAsDict, RoomAsDict
 from services.ledger.application import AccountAsDict
 from services.welfare_fund.domain.privacy import BENEFICIARY_EVENT_TOPIC_PREFIX
 
@@ -94,11 +95,14 @@ class AuditApplication(CoopApplication):
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         # Verification encodes every snapshotted aggregate's state as its own
-        # application stores it: the chart of accounts holds Account values. A context
+        # application stores it: the chart of accounts holds Account values, the hotel's
+        # configuration HotelPolicy and Room values. A context
         # that registers a transcoding of its own registers it here too, or each of
         # its snapshots is reported as one that cannot be checked.
         super().register_transcodings(transcoder)
         transcoder.register(AccountAsDict())
+        transcoder.register(HotelPolicyAsDict())
+        transcoder.register(RoomAsDict())
 
     def close(self) -> None:
         if self._read_engine is not None:

@@ -17,7 +17,7 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 
 from services.common.errors import Conflict, IdempotencyKeyReused, ValidationError
 from services.common.eventstore import CoopApplication, eventsourcing_env
@@ -75,10 +75,43 @@ MAX_BOOKINGS_PER_REPORT = 100
 IDENTITIES_DIGEST = "identities_digest"
 
 
+class HotelPolicyAsDict(Transcoding):
+    """Configuration snapshots hold HotelPolicy values (events hold their state)."""
+
+    type = HotelPolicy
+    name = "hotel_policy"
+
+    def encode(self, obj: HotelPolicy) -> dict[str, Any]:
+        return obj.as_state()
+
+    def decode(self, data: dict[str, Any]) -> HotelPolicy:
+        return HotelPolicy.from_state(data)
+
+
+class RoomAsDict(Transcoding):
+    """Configuration snapshots hold Room versions."""
+
+    type = Room
+    name = "hotel_room"
+
+    def encode(self, obj: Room) -> dict[str, Any]:
+        return obj.as_state()
+
+    def decode(self, data: dict[str, Any]) -> Room:
+        return Room.from_state(data)
+
+
 class HotelApplication(CoopApplication):
     # The configuration is read by every command and lives for years: snapshot it
     # and keep it (and busy bookings) in the fast-forwarded repository cache.
     snapshotting_intervals: ClassVar[dict[type[Any], int]] = {HotelConfiguration: 50}
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        # Without these the 50th configuration change recorded its event and then
+        # failed taking the snapshot (HotelPolicy is not JSON), and so every 50th.
+        super().register_transcodings(transcoder)
+        transcoder.register(HotelPolicyAsDict())
+        transcoder.register(RoomAsDict())
 
     def __init__(
         self,

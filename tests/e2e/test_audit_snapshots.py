@@ -4,6 +4,7 @@ its latest snapshot, which the hash chain does not cover (docs/audit.md, "Snapsh
 from __future__ import annotations
 
 import json
+from datetime import date
 from typing import Any
 from uuid import UUID
 
@@ -15,6 +16,7 @@ from gateway.cli import app as cli
 from gateway.runtime import Runtime
 from services.common.auth import Role
 from services.common.settings import Settings, get_settings
+from services.hotel.domain import HotelConfiguration, Room
 from services.ledger.domain import CHART_ID
 from services.shop.domain.config import CONFIG_ID as SHOP_CONFIG_ID
 from services.welfare_fund.domain import FUND_ID
@@ -195,3 +197,24 @@ async def test_a_changed_chart_snapshot_and_a_snapshot_ahead_of_its_events_fail(
         ("ChartOfAccounts", chart_version): (DIFFERS, ["accounts"]),
         ("WelfareFund", fund_version + 100): (BEYOND, []),
     }
+
+
+async def test_the_hotel_configuration_is_snapshotted_and_its_snapshot_verifies(
+    app_client: GraphQLClient,
+) -> None:
+    """The hotel's configuration snapshots every 50 changes: the 50th change used to
+    record its event and then fail taking the snapshot (its policies and rooms were
+    not encodable), and so every 50th after it."""
+    runtime = app_client.runtime
+    config_id = runtime.hotel.configuration().id
+    for n in range(50):
+        room = Room(f"2{n:02d}", "double", 2, 9_000 + n, True, date(2025, 1, 1))
+        runtime.hotel.define_room(key=f"room-{n}", actor="person:admin", room=room)
+    version, _state = _latest_snapshot(runtime, config_id)
+    assert version == 50  # the 50th change took it (the seeded rooms and policy are the first)
+    reloaded: HotelConfiguration = runtime.hotel.repository.get(
+        config_id, deepcopy_from_cache=False
+    )
+    assert reloaded.rooms["249"][-1].nightly_rate_cents == 9_049
+    verified = await _verified(app_client.as_person(Role.AUDITOR))
+    assert (verified["ok"], verified["snapshotsFailed"]) == (True, 0)

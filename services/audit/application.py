@@ -45,7 +45,7 @@ from services.common.errors import Conflict, ValidationError
 from services.common.eventstore import CoopApplication
 from services.common.idempotency import Decision, Outcome, execute_idempotent
 from services.common.settings import Settings
-from services.hotel.application import HotelPolicyAsDict, RoomAsDict
+from services.hotel.application import SNAPSHOT_TRANSCODINGS as HOTEL_TRANSCODINGS
 from services.ledger.application import AccountAsDict
 from services.welfare_fund.domain.privacy import BENEFICIARY_EVENT_TOPIC_PREFIX
 
@@ -101,8 +101,8 @@ class AuditApplication(CoopApplication):
         # its snapshots is reported as one that cannot be checked.
         super().register_transcodings(transcoder)
         transcoder.register(AccountAsDict())
-        transcoder.register(HotelPolicyAsDict())
-        transcoder.register(RoomAsDict())
+        for transcoding in HOTEL_TRANSCODINGS:
+            transcoder.register(transcoding)
 
     def close(self) -> None:
         if self._read_engine is not None:

@@ -112,6 +112,23 @@ class DateAsISO(Transcoding):
         return date.fromisoformat(data)
 
 
+class AsState(Transcoding):
+    """A value held in a snapshot, encoded as the state its events carry: for value
+    classes with `as_state()` and a `from_state(state)` class method."""
+
+    def __init__(self, value_type: type[Any], name: str) -> None:
+        self.type = value_type
+        self.name = name
+
+    def encode(self, obj: Any) -> dict[str, Any]:
+        state: dict[str, Any] = obj.as_state()
+        return state
+
+    def decode(self, data: dict[str, Any]) -> Any:
+        value_type: Any = self.type  # a class with from_state, which `type` cannot say
+        return value_type.from_state(data)
+
+
 class OrderedPostgresApplicationRecorder(PostgresApplicationRecorder):
     """The library's recorder with its DB function, plus the table lock and read guards.
 

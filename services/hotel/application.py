@@ -17,10 +17,10 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
+from eventsourcing.persistence import IntegrityError, JSONTranscoder
 
 from services.common.errors import Conflict, IdempotencyKeyReused, ValidationError
-from services.common.eventstore import CoopApplication, eventsourcing_env
+from services.common.eventstore import AsState, CoopApplication, eventsourcing_env
 from services.common.idempotency import (
     Decision,
     Outcome,
@@ -75,30 +75,9 @@ MAX_BOOKINGS_PER_REPORT = 100
 IDENTITIES_DIGEST = "identities_digest"
 
 
-class HotelPolicyAsDict(Transcoding):
-    """Configuration snapshots hold HotelPolicy values (events hold their state)."""
-
-    type = HotelPolicy
-    name = "hotel_policy"
-
-    def encode(self, obj: HotelPolicy) -> dict[str, Any]:
-        return obj.as_state()
-
-    def decode(self, data: dict[str, Any]) -> HotelPolicy:
-        return HotelPolicy.from_state(data)
-
-
-class RoomAsDict(Transcoding):
-    """Configuration snapshots hold Room versions."""
-
-    type = Room
-    name = "hotel_room"
-
-    def encode(self, obj: Room) -> dict[str, Any]:
-        return obj.as_state()
-
-    def decode(self, data: dict[str, Any]) -> Room:
-        return Room.from_state(data)
+# What configuration snapshots hold besides plain data, encoded as their events' state.
+# The audit's verification encodes snapshots the same way, so it registers these too.
+SNAPSHOT_TRANSCODINGS = (AsState(HotelPolicy, "hotel_policy"), AsState(Room, "hotel_room"))
 
 
 class HotelApplication(CoopApplication):
@@ -110,8 +89,8 @@ class HotelApplication(CoopApplication):
         # Without these the 50th configuration change recorded its event and then
         # failed taking the snapshot (HotelPolicy is not JSON), and so every 50th.
         super().register_transcodings(transcoder)
-        transcoder.register(HotelPolicyAsDict())
-        transcoder.register(RoomAsDict())
+        for transcoding in SNAPSHOT_TRANSCODINGS:
+            transcoder.register(transcoding)
 
     def __init__(
         self,

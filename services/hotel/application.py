@@ -41,6 +41,7 @@ from services.hotel.domain import (
     GuestFacts,
     HotelConfiguration,
     HotelPolicy,
+    HotelPolicyChange,
     IllegalTransition,
     PartyType,
     Room,
@@ -149,9 +150,12 @@ class HotelApplication(CoopApplication):
         )
         return config
 
-    def set_policy(self, *, key: str, actor: str, policy: HotelPolicy) -> Outcome[HotelPolicy]:
+    def set_policy(
+        self, *, key: str, actor: str, change: HotelPolicyChange
+    ) -> Outcome[HotelPolicy]:
         def decide() -> Decision[HotelPolicy]:
             config = self.configuration(read_only=False)
+            policy = change.completed_from(config.policy_on(change.sent.effective_from))
             config.set_policy(policy)
             self._check_vat_accounts(policy)
             # The version may be set again for its date later: a retry answers with
@@ -172,7 +176,7 @@ class HotelApplication(CoopApplication):
             self,
             key=key,
             operation="setHotelPolicy",
-            request={"policy": policy.as_state(), "actor": actor},
+            request={"policy": change.as_request(), "actor": actor},
             decide=decide,
             load_result=load,
         )

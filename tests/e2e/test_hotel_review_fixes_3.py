@@ -2,6 +2,8 @@
 
 - A retried setHotelPolicy or defineRoom answers with the version it set, even after
   another request set that date's version again (the claim keeps what it decided).
+  A retry is recognised by the request as sent, whatever the version in force
+  (which completes what it leaves out) has become since.
 - alloggiatiPending applies its deadline window before its limit, lists the soonest
   deadline first, and refuses rather than leave a stay out; alloggiatiPendingPage
   pages through all of them and says how many there are.
@@ -69,6 +71,27 @@ async def test_a_retried_set_hotel_policy_answers_with_the_version_it_set(
     # The retry changed nothing: B's version is the one in force.
     config = (await client.data(CONFIGURATION, {"on": "2026-01-01"}))["hotelConfiguration"]
     assert config["policy"] == {"effectiveFrom": "2026-01-01", "cancellationFreeDays": 3}
+
+
+async def test_a_retried_set_hotel_policy_is_recognised_after_the_version_in_force_changed(
+    client: GraphQLClient,
+) -> None:
+    """A sets the policy from 1 March 2026 and leaves out the booking horizon (it
+    follows the version in force). B then sets that date again with a shorter horizon.
+    A's retry is the same request: it is answered, not refused as another request."""
+    first = policy_input("policy-march", "2026-03-01", cancellationFreeDays=10)
+    answer = await run(client, SET_POLICY, first, "setHotelPolicy")
+    assert answer["__typename"] == "HotelPolicy"
+    other = policy_input("policy-b", "2026-03-01", bookingHorizonDays=400)
+    assert (await run(client, SET_POLICY, other, "setHotelPolicy"))["__typename"] == "HotelPolicy"
+
+    retried = await run(client, SET_POLICY, first, "setHotelPolicy")
+    assert retried == answer
+
+    # Same key, different request: still refused.
+    changed = policy_input("policy-march", "2026-03-01", cancellationFreeDays=9)
+    refused = await client.execute(SET_POLICY, {"input": changed})
+    assert refused["data"]["setHotelPolicy"]["__typename"] == "IdempotencyKeyReused", refused
 
 
 async def test_a_retried_define_room_answers_with_the_version_it_defined(

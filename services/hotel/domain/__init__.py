@@ -14,6 +14,7 @@ from services.hotel.domain.config import (
     DEFAULT_ROOMS,
     HotelConfiguration,
     HotelPolicy,
+    HotelPolicyChange,
     Room,
 )
 from services.hotel.domain.errors import (
@@ -38,6 +39,7 @@ __all__ = [
     "GuestFacts",
     "HotelConfiguration",
     "HotelPolicy",
+    "HotelPolicyChange",
     "IllegalTransition",
     "PartyType",
     "Payment",

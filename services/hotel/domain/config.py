@@ -168,6 +168,33 @@ class HotelPolicy:
                 raise ValidationError("accounts", f"no account for {role}")
 
 
+@dataclass(frozen=True)
+class HotelPolicyChange:
+    """setHotelPolicy as the admin sent it. What it leaves out follows the version in
+    force on its date when it runs: the ledger accounts, the VAT account of each rate it
+    does not name, the booking horizon. A retry is recognised by this request, not by
+    the completed version, which another change of the version in force would alter."""
+
+    # The accounts it names only (`vat_account_by_bp`); `accounts` is left empty.
+    sent: HotelPolicy
+    booking_horizon_days: int | None  # None: the horizon in force
+
+    def as_request(self) -> dict[str, Any]:
+        return {**self.sent.as_state(), "booking_horizon_days": self.booking_horizon_days}
+
+    def completed_from(self, current: HotelPolicy) -> HotelPolicy:
+        return replace(
+            self.sent,
+            vat_account_by_bp={**current.vat_account_by_bp, **self.sent.vat_account_by_bp},
+            accounts=dict(current.accounts),
+            booking_horizon_days=(
+                current.booking_horizon_days
+                if self.booking_horizon_days is None
+                else self.booking_horizon_days
+            ),
+        )
+
+
 def _check_range(field_name: str, value: int, low: int, high: int) -> None:
     if type(value) is not int or not low <= value <= high:
         raise ValidationError(field_name, f"must be between {low} and {high}")

@@ -27,12 +27,12 @@ from services.hotel.domain import (
     BalanceDue,
     Guest,
     HotelPolicy,
+    HotelPolicyChange,
     PartyType,
     Room,
     make_guest,
 )
 from services.hotel.domain import Booking as BookingModel
-from services.hotel.domain.config import ACCOUNT_ROLES
 from services.hotel.domain.guests import MAX_GUESTS
 from services.hotel.graphql.queries import parse_booking_id
 from services.hotel.graphql.types import (
@@ -373,8 +373,8 @@ def _bp(text: str, field: str) -> int:
     return int(bp)
 
 
-def _vat_accounts(current: HotelPolicy, given: list[VatAccountInput] | None) -> dict[str, str]:
-    accounts = dict(current.vat_account_by_bp)
+def _vat_accounts(given: list[VatAccountInput] | None) -> dict[str, str]:
+    accounts: dict[str, str] = {}
     if given is None:
         return accounts
     if len(given) > MAX_VAT_ACCOUNTS:
@@ -674,12 +674,11 @@ class HotelMutation:
         hotel, actor = info.context.runtime.hotel, info.context.actor
 
         def command() -> Outcome[HotelPolicy]:
-            current = hotel.configuration().policy_on(input.effective_from)
             rates = {
                 str(rate.stars): decimal_to_cents(rate.amount, field=f"touristTaxByStars[{i}]")
                 for i, rate in enumerate(input.tourist_tax_by_stars)
             }
-            policy = HotelPolicy(
+            sent = HotelPolicy(
                 effective_from=input.effective_from,
                 hotel_stars=input.hotel_stars,
                 municipality_code=input.municipality_code,
@@ -695,17 +694,12 @@ class HotelMutation:
                     "BEVERAGE": _bp(input.vat_beverage, "vatBeverage"),
                     "OTHER": _bp(input.vat_other, "vatOther"),
                 },
-                # Accounts follow the version in force (opened through the ledger),
-                # with the VAT accounts the admin names for new rates.
-                vat_account_by_bp=_vat_accounts(current, input.vat_accounts),
-                accounts={role: current.accounts[role] for role in ACCOUNT_ROLES},
-                booking_horizon_days=(
-                    current.booking_horizon_days
-                    if input.booking_horizon_days is None
-                    else input.booking_horizon_days
-                ),
+                # Only the VAT accounts the admin names for new rates: the rest, and
+                # the ledger accounts, follow the version in force when it runs.
+                vat_account_by_bp=_vat_accounts(input.vat_accounts),
             )
-            return hotel.set_policy(key=input.idempotency_key, actor=actor, policy=policy)
+            change = HotelPolicyChange(sent, booking_horizon_days=input.booking_horizon_days)
+            return hotel.set_policy(key=input.idempotency_key, actor=actor, change=change)
 
         async def present(outcome: Outcome[HotelPolicy]) -> HotelPolicyType:
             return HotelPolicyType.from_policy(outcome.result)

@@ -28,7 +28,9 @@ from tests.e2e.hotel_helpers import (
 )
 
 CHANGE_GUESTS = mutation("changeGuests", "ChangeGuestsInput")
-RECORDS = "query R($day: Date!) { alloggiatiRecords(date: $day) { count content } }"
+RECORDS = """
+query R($day: Date!) { alloggiatiRecords(date: $day, includeReported: true) { count content } }
+"""
 OCCUPANCY = """query O($night: Date!) {
   occupancy(from: $night, to: $night) { roomsSold guests } }"""
 TYPO, RIGHT = "CA12345XX", "CA12345AB"  # the document as typed at booking, and as shown

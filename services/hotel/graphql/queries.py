@@ -129,11 +129,19 @@ class HotelQuery:
 
     @strawberry.field(
         permission_classes=READS,
-        description="Alloggiati Web records of the guests who arrived on `date`, validated.",
+        description="Alloggiati Web records of the guests who arrived on `date` and are not "
+        "reported yet (markGuestsReported), validated; `includeReported` adds those already "
+        "reported, which uploaded again would be reported twice.",
     )
-    async def alloggiati_records(self, info: Info, date: date) -> AlloggiatiFile:
+    async def alloggiati_records(
+        self, info: Info, date: date, include_reported: bool = False
+    ) -> AlloggiatiFile:
         async with info.context.runtime.read_engine.connect() as conn:
             arrivals = await queries.arrivals_on(conn, date)
+        if not include_reported:
+            # A second upload of the day, after the morning's arrivals were accepted,
+            # must hold only the afternoon's.
+            arrivals = [view for view in arrivals if view.reported_at is None]
         unreadable = [str(v.booking_id) for v in arrivals if v.guest_data_unreadable]
         if unreadable:
             # A file missing guests would be an incomplete police report: refuse it.
@@ -157,6 +165,7 @@ class HotelQuery:
         records = build_records(stays)
         return AlloggiatiFile(
             date=date,
+            booking_ids=[strawberry.ID(str(view.booking_id)) for view in arrivals],
             count=len(records),
             records=records,
             content="".join(record + LINE_END for record in records),

@@ -219,6 +219,10 @@ class NightOccupancy:
 @strawberry.type
 class AlloggiatiFile:
     date: date
+    booking_ids: list[strawberry.ID] = strawberry.field(
+        description="The bookings whose guests the file holds: markGuestsReported them "
+        "once the portal accepts it."
+    )
     count: int
     records: list[str] = strawberry.field(description="168-character lines, leaders first.")
     content: str = strawberry.field(description="The file to upload: each record + CRLF.")

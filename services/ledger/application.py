@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 
 from services.common.errors import Conflict, CoopError
@@ -317,6 +318,20 @@ class LedgerApplication(CoopApplication):
             entry = decide(chart)
         guard_read(entry, self._chart_guard(chart.version, still_valid))
         return entry
+
+    def guard_period_open(self, aggregate: Aggregate, day: date) -> None:
+        """A fact dated `day` that posts nothing this time but is one of the money
+        facts the close covers (a grant cut that recognised nothing yet): refused if
+        the books are closed through `day`, and its save (that of `aggregate`) refused
+        if a close saved meanwhile covers it, as an entry's would be."""
+
+        def still_valid(chart: ChartOfAccounts) -> None:
+            check_period_open(day, chart, field=ENTRY_DATE_FIELD)
+
+        # A close is never undone: a closed day in the cache is closed.
+        chart = self._cached_chart()
+        still_valid(chart)
+        guard_read(aggregate, self._chart_guard(chart.version, still_valid))
 
     def _cached_chart(self) -> ChartOfAccounts:
         """The chart as this process last saw it (no query when it is cached)."""

@@ -153,8 +153,8 @@ class FundingApplication(CoopApplication):
         """The journal entries of `facts`; the ledger's refusal of one names the
         command's input field (`fields`) it comes from: the one mapping of ledger
         fields for every funding command that posts."""
-        try:
-            return tuple(
+        return self._guarded(
+            lambda: tuple(
                 self.ledger.prepare_entry(
                     effective_date=fact.effective_date,
                     description=fact.description,
@@ -163,7 +163,15 @@ class FundingApplication(CoopApplication):
                 )
                 for fact in facts
                 if fact is not None
-            )
+            ),
+            fields,
+        )
+
+    @staticmethod
+    def _guarded(ledger_step: Callable[[], R], fields: InputFields) -> R:
+        """`ledger_step`, its refusal naming the command's input field it comes from."""
+        try:
+            return ledger_step()
         except ValidationError as error:
             translated = fields.translate(error)
             if translated is error:
@@ -249,19 +257,28 @@ class FundingApplication(CoopApplication):
         operation: str,
         grant_id: UUID,
         request: Mapping[str, Any],
-        act: Callable[[Grant], LedgerFact | None],
+        on: date | None,
+        act: Callable[[Grant, date], LedgerFact | None],
         fields: InputFields,
     ) -> Outcome[Grant]:
+        """A dated step of a grant (`on`, today when left out). Whether it posts depends
+        on the grant's state (a cut before any condition was met recognises nothing),
+        so that it is dated in a closed period is refused either way: the close fixes
+        the grant's figures of the period with its books."""
+
         def decide() -> Decision[Grant]:
             grant = self.grant(grant_id)
-            fact = act(grant)
+            day = on or self.today()
+            fact = act(grant, day)
             entries = self._entries([fact], actor, fields)
+            if fact is None:
+                self._guarded(lambda: self.ledger.guard_period_open(grant, day), fields)
             return Decision((grant, *entries), grant, {"grant_id": str(grant.id)})
 
         return self._run(
             key=key,
             operation=operation,
-            request={**request, "grant_id": str(grant_id), "actor": actor},
+            request={**request, "date": on, "grant_id": str(grant_id), "actor": actor},
             decide=decide,
             load_result=self._load_grant,
         )
@@ -274,9 +291,10 @@ class FundingApplication(CoopApplication):
             actor=actor,
             operation="receiveGrantTranche",
             grant_id=grant_id,
-            request={"tranche": tranche, "date": received_on},
-            act=lambda grant: grant.receive_tranche(
-                tranche, received_on or self.today(), today=self.today(), accounts=self.accounts
+            request={"tranche": tranche},
+            on=received_on,
+            act=lambda grant, day: grant.receive_tranche(
+                tranche, day, today=self.today(), accounts=self.accounts
             ),
             fields=GRANT_RECEIPT_FIELDS,
         )
@@ -334,9 +352,10 @@ class FundingApplication(CoopApplication):
             actor=actor,
             operation="meetGrantCondition",
             grant_id=grant_id,
-            request={"tranche": tranche, "date": met_on},
-            act=lambda grant: grant.meet_condition(
-                tranche, met_on or self.today(), today=self.today(), accounts=self.accounts
+            request={"tranche": tranche},
+            on=met_on,
+            act=lambda grant, day: grant.meet_condition(
+                tranche, day, today=self.today(), accounts=self.accounts
             ),
             fields=GRANT_RECEIPT_FIELDS,
         )
@@ -356,11 +375,12 @@ class FundingApplication(CoopApplication):
             actor=actor,
             operation="reduceGrant",
             grant_id=grant_id,
-            request={"budget": budget_cents, "reported": reported_cents, "date": reduced_on},
-            act=lambda grant: grant.reduce_pro_rata(
+            request={"budget": budget_cents, "reported": reported_cents},
+            on=reduced_on,
+            act=lambda grant, day: grant.reduce_pro_rata(
                 budget_cents=budget_cents,
                 reported_cents=reported_cents,
-                reduced_on=reduced_on or self.today(),
+                reduced_on=day,
                 today=self.today(),
                 ceiling_cents=self.ceiling_cents,
                 accounts=self.accounts,
@@ -376,10 +396,9 @@ class FundingApplication(CoopApplication):
             actor=actor,
             operation="closeGrant",
             grant_id=grant_id,
-            request={"date": closed_on},
-            act=lambda grant: grant.close(
-                closed_on or self.today(), today=self.today(), accounts=self.accounts
-            ),
+            request={},
+            on=closed_on,
+            act=lambda grant, day: grant.close(day, today=self.today(), accounts=self.accounts),
             fields=GRANT_SETTLEMENT_FIELDS,
         )
 

@@ -12,6 +12,7 @@ from services.common.settings import Settings
 from services.ledger.domain import WELFARE_FUND_PAYABLE_ACCOUNT, Posting, Side
 from services.welfare_fund.domain import Stream
 from tests.e2e.conftest import GraphQLClient, serving
+from tests.e2e.test_graphql_funding import award, grant_step
 from tests.e2e.hotel_helpers import (
     BOOKING_FIELDS,
     CHECK_IN,
@@ -275,3 +276,30 @@ async def test_the_books_do_not_close_while_income_is_not_yet_accrued(
             {"code": WELFARE_FUND_PAYABLE_ACCOUNT, "asOf": "2025-03-31T23:00:00+02:00"},
         )
         assert payable["accountBalance"]["balance"] == "20.00"  # 10% of the sale, in Q1
+
+
+async def test_a_grant_cut_or_closing_in_the_closed_period_is_refused_even_posting_nothing(
+    client: GraphQLClient,
+) -> None:
+    """No condition of the grant is met yet, so a cut or a closing recognises nothing
+    and posts nothing; dated in the closed period they would still change the grant's
+    figures of a period already filed. Refused as a posting would be; after the close,
+    accepted."""
+    grant_id = await award(client, "grant-closed", ["4000.00", "1000.00"])
+    assert (await close_books(client, "close", "2025-06-30"))["__typename"] == "BooksClosing"
+
+    head = client.head()
+    cut = {"idempotencyKey": "cut", "grantId": grant_id, "budgetedCosts": "100.00",
+           "reportedCosts": "50.00"}  # fmt: skip
+    closing = {"idempotencyKey": "closing", "grantId": grant_id}
+    for mutation_name, value, day in (
+        ("reduceGrant", cut, "2025-03-01"),
+        ("closeGrant", closing, "2025-03-02"),
+    ):
+        refused = await grant_step(client, mutation_name, **value, date=day)
+        assert (refused["__typename"], refused["field"]) == ("ValidationError", "date"), refused
+        assert "closed through 2025-06-30" in refused["message"]
+    assert client.head() == head
+
+    reduced = await grant_step(client, "reduceGrant", **cut, date="2025-07-15")
+    assert (reduced["__typename"], reduced["awarded"]) == ("Grant", "2500.00"), reduced

@@ -367,6 +367,7 @@ def issued_invoice(
     items: tuple[PassThroughItem, ...] = (PassThroughItem("Pocket money", 250),),
     vat_nature: str | None = None,
     stamp_duty: StampDutyRule = STAMP_DUTY,
+    sequence: InvoiceSequence | None = None,
 ) -> ContractInvoice:
     """A March 2025 invoice at 32.31 per person per day, VAT 5% (or `vat_nature`)."""
     contract = Contract.register(
@@ -404,7 +405,7 @@ def issued_invoice(
     return ContractInvoice.issue(
         contract=contract,
         register=register,
-        sequence=InvoiceSequence.start(2025),
+        sequence=sequence or InvoiceSequence.start(2025),
         profile=profile,
         issued_on=date(2025, 4, 1),
         today=TODAY,
@@ -898,3 +899,24 @@ def test_the_rule_in_force_at_issue_is_the_one_recorded() -> None:
     assert issued_invoice(stamp_duty=StampDutyRule(7_747, 0)).stamp_duty_cents == 0
     assert issued_invoice(stamp_duty=StampDutyRule(20_000, 200)).stamp_duty_cents == 0
     assert issued_invoice(stamp_duty=StampDutyRule(19_999, 300)).stamp_duty_cents == 300
+
+
+def test_the_year_s_last_invoice_number_still_makes_a_valid_document() -> None:
+    """Numbering continued from another system's 999,998th invoice: the 999,999th is
+    issued with a ProgressivoInvio the schema accepts (10 characters); the next is
+    refused rather than issued as a document the SdI would reject."""
+    sequence = InvoiceSequence.start(2025)
+    with pytest.raises(ValidationError):
+        sequence.continue_from(999_999, date(2025, 3, 31), today=TODAY)
+    sequence.continue_from(999_998, date(2025, 3, 31), today=TODAY)
+    last = issued_invoice(sequence=sequence)
+    assert last.number == "PA-2025-999999"
+    xml = render_invoice(document(last))
+    validate_fatturapa(xml)
+    transmission = ET.fromstring(xml).find("FatturaElettronicaHeader/DatiTrasmissione")
+    assert transmission is not None
+    assert transmission.findtext("ProgressivoInvio") == "2025999999"
+
+    with pytest.raises(Conflict, match="exhausted at PA-2025-999999"):
+        issued_invoice(sequence=sequence)
+    assert sequence.last_number == 999_999

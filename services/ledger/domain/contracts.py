@@ -595,9 +595,13 @@ class PresenceMonth(Aggregate):
         return self.days[day]
 
 
-# The last number another system issued that this one may go on from: a year's
-# register of a small cooperative holds hundreds, not a million.
-MAX_CONTINUED_NUMBER = 999_999
+# A year's last invoice number: its FatturaPA ProgressivoInvio, the year then the
+# number (fatturapa.py), must fit the schema's 10 characters. A year's register of a
+# small cooperative holds hundreds, not a million.
+MAX_INVOICE_NUMBER = 999_999
+# The last number another system issued that this one may go on from: one invoice at
+# least must still be possible here.
+MAX_CONTINUED_NUMBER = MAX_INVOICE_NUMBER - 1
 
 
 def invoice_number(year: int, progressive: int) -> str:
@@ -718,6 +722,13 @@ class InvoiceSequence(Aggregate):
                 "issueDate",
                 f"invoice {self.year} number {self.last_number} is dated {last.isoformat()}: "
                 "the next one cannot be dated before it",
+            )
+        if self.last_number >= MAX_INVOICE_NUMBER:
+            # Refused rather than issued as a document the SdI would reject.
+            raise Conflict(
+                f"the {self.year} invoice numbering is exhausted at "
+                f"{self.number_of(self.last_number)}: the SdI's transmission number holds "
+                f"at most {MAX_INVOICE_NUMBER} invoices a year"
             )
         self.trigger_event(self.Numbered, invoice_id=invoice_id, issued_on=issued_on)
         return self.number_of(self.last_number)

@@ -12,7 +12,6 @@ from services.common.settings import Settings
 from services.ledger.domain import WELFARE_FUND_PAYABLE_ACCOUNT, Posting, Side
 from services.welfare_fund.domain import Stream
 from tests.e2e.conftest import GraphQLClient, serving
-from tests.e2e.test_graphql_funding import award, grant_step
 from tests.e2e.hotel_helpers import (
     BOOKING_FIELDS,
     CHECK_IN,
@@ -22,6 +21,7 @@ from tests.e2e.hotel_helpers import (
     mutation,
     run,
 )
+from tests.e2e.test_graphql_funding import award, grant_step
 
 CLOSE_BOOKS = """
 mutation Close($input: CloseBooksInput!) {

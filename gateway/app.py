@@ -30,7 +30,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 )
 from strawberry.types.unset import UNSET, UnsetType
 
-from gateway.auth import AuthenticationFailed
+from gateway.auth import AuthenticationFailed, could_be_a_username
 from gateway.context import CoopContext, authenticate_credentials
 from gateway.observability import (
     Metrics,
@@ -80,6 +80,14 @@ def refusal(status_code: int, message: str) -> JSONResponse:
     code = _REFUSAL_CODES.get(status_code, "BAD_REQUEST")
     return JSONResponse(
         {"errors": [{"message": message, "extensions": {"code": code}}]}, status_code=status_code
+    )
+
+
+def _wrong_username_or_password() -> JSONResponse:
+    """A failed sign-in (OAuth2's invalid_grant), the same whatever was wrong."""
+    return JSONResponse(
+        {"error": "invalid_grant", "error_description": "wrong username or password"},
+        status_code=400,
     )
 
 
@@ -244,6 +252,8 @@ def create_app(
     async def token(form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> JSONResponse:
         """OAuth2 password flow: username and password in, an expiring bearer token out."""
         rt: Runtime = app.state.runtime
+        if not could_be_a_username(form.username):
+            return _wrong_username_or_password()
         retry_after_s = rt.sign_in_limiter.retry_after_s(form.username.casefold())
         if retry_after_s is not None:
             metrics.sign_ins_throttled.inc()
@@ -260,10 +270,7 @@ def create_app(
                 lambda: rt.credentials.issue_token(form.username, form.password)
             )
         except AuthenticationFailed:
-            return JSONResponse(
-                {"error": "invalid_grant", "error_description": "wrong username or password"},
-                status_code=400,
-            )
+            return _wrong_username_or_password()
         return JSONResponse(
             {
                 "access_token": issued.token,

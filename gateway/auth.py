@@ -140,13 +140,24 @@ class UserInfo:
     created_at: datetime
 
 
+MAX_USERNAME_LENGTH = 100  # auth_users.username
+
+
 def check_username(username: str) -> None:
     """A new user's name: 1 to 100 characters, no whitespace anywhere (a name with a
     trailing space signs in as a different person from the one the admin sees)."""
-    if not username or len(username) > 100:
+    if not username or len(username) > MAX_USERNAME_LENGTH:
         raise ValidationError("username", "a username is 1 to 100 characters")
     if any(character.isspace() for character in username):
         raise ValidationError("username", "a username has no spaces or other whitespace in it")
+
+
+def could_be_a_username(username: str) -> bool:
+    """Whether any user could have this name, stored now or before check_username's
+    rules: not too long for the table, no text a store refuses. A sign-in with any
+    other name fails at once, before its throttle and the password hash: no one's
+    allowance is at stake, and neither the throttle's memory nor the CPU is spent."""
+    return 0 < len(username) <= MAX_USERNAME_LENGTH and not carries_unstorable_text(username)
 
 
 class CredentialStore:
@@ -240,7 +251,7 @@ class CredentialStore:
             return True
 
     def issue_token(self, username: str, password: str) -> IssuedToken:
-        if carries_unstorable_text(username):
+        if not could_be_a_username(username):
             # No user has such a name (none could be stored), and PostgreSQL refuses
             # the NUL character even in a lookup: it was a plain 500 at /auth/token.
             raise AuthenticationFailed

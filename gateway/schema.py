@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import strawberry
 from graphql import ASTValidationRule, GraphQLError
@@ -14,7 +15,9 @@ from strawberry.extensions import (
     SchemaExtension,
 )
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types import ExecutionContext
+from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
+from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.graphql import OperationType
 
 from gateway.document_cache import DocumentCache
 from gateway.errors import MaskUnexpectedErrors
@@ -72,6 +75,31 @@ class CoopSchema(strawberry.Schema):
         # MaskUnexpectedErrors already logged what matters, without request data;
         # the default would log every message, including bad inputs' echoes.
         return None
+
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        """One result, over HTTP: never a subscription. strawberry allows them on POST
+        (for a multipart transport not served here) and ran one as a query, outside
+        its permission check, answering null or an internal error. Refused instead,
+        as a mutation over GET is: subscriptions live on the WebSocket (`stream`)."""
+        allowed = set(allowed_operation_types or DEFAULT_ALLOWED_OPERATION_TYPES)
+        return await super().execute(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            allowed - {OperationType.SUBSCRIPTION},
+            operation_extensions,
+        )
 
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:

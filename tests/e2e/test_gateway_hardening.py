@@ -253,6 +253,37 @@ async def test_bodies_that_are_no_json_object_or_no_utf8_are_bad_requests(
     assert [r for r in caplog.records if r.exc_info] == []
 
 
+@pytest.mark.parametrize(
+    "subscription",
+    [
+        'subscription { tillTotals(tillId: "till-1") { salesTotal } }',
+        'subscription { accountBalanceUpdates(code: "1010") { balance } }',
+        "subscription { fundBalanceUpdates { balance } }",
+    ],
+)
+async def test_a_subscription_over_http_is_a_bad_request(
+    client: GraphQLClient, caplog: pytest.LogCaptureFixture, subscription: str
+) -> None:
+    """Subscriptions run on the WebSocket. Posted over HTTP, one ran as a query outside
+    its permission check: null for anyone (no credentials needed), or an internal
+    error logged with a traceback. Refused before it runs, as a mutation over GET."""
+    for headers in ({}, client.headers):
+        with caplog.at_level(logging.INFO):
+            response = await client.http.post(
+                "/graphql", json={"query": subscription}, headers=headers
+            )
+        assert response.status_code == 400, response.text
+        assert response.json() == {
+            "errors": [
+                {
+                    "message": "subscriptions are not allowed when using POST",
+                    "extensions": {"code": "BAD_REQUEST"},
+                }
+            ]
+        }
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
 async def test_a_user_name_no_store_can_hold_is_a_wrong_user_name(
     client: GraphQLClient, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -501,6 +532,31 @@ async def test_sign_ins_are_throttled_per_user(tmp_path: Path, backend: str) -> 
         assert (await sign_in("nobody", "guess three x")).status_code == 400
         metrics = (await anon.http.get("/metrics")).text
         assert "coop_sign_ins_throttled_total 1.0" in metrics
+
+
+async def test_names_no_user_could_have_are_refused_before_the_throttle(
+    tmp_path: Path, backend: str
+) -> None:
+    """A 200 kB username or one with a NUL in it: the same 400 as a wrong password, at
+    once, and the throttle keeps nothing for it (such names cost neither memory nor a
+    place among the throttled users)."""
+    settings = make_settings(backend, tmp_path, sign_ins_per_minute=3)
+    async with serving(settings) as anon:
+        limiter = anon.runtime.sign_in_limiter
+        for username in ("m" * 200_000, "maria\x00", "m" * 101, ""):
+            answer = await anon.http.post(
+                "/auth/token", data={"username": username, "password": "a long enough password"}
+            )
+            assert answer.status_code in (400, 422), answer.text
+            if answer.status_code == 400:
+                assert answer.json()["error"] == "invalid_grant"
+        assert limiter.subject_count == 0
+        # A name a user could have is throttled as before.
+        answer = await anon.http.post(
+            "/auth/token", data={"username": "m" * 100, "password": "a long enough password"}
+        )
+        assert answer.status_code == 400
+        assert limiter.subject_count == 1
 
 
 async def test_read_your_writes_lag_is_a_clear_error(tmp_path: Path, backend: str) -> None:

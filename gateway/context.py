@@ -54,11 +54,17 @@ class CoopContext(BaseContext):
             params = self.connection_params if isinstance(self.connection_params, dict) else {}
             # Named like the HTTP headers, and as case-insensitive as they are.
             named = {str(name).lower(): value for name, value in params.items()}
-            self._principal = await authenticate_credentials(
+            fresh = await authenticate_credentials(
                 self.runtime,
                 authorization=str(named.get("authorization") or ""),
                 api_key=str(named.get("x-api-key") or named.get("apikey") or "") or None,
             )
+            if fresh is None:
+                # The check that asked is refused. Operations of the socket already past
+                # theirs keep the caller they were checked as: blanked, a mutation in
+                # flight was recorded as "anonymous", a volunteer's without a till.
+                return None
+            self._principal = fresh
         return self._principal
 
     @property

@@ -20,6 +20,7 @@ from sqlalchemy.exc import SAWarning
 
 from gateway.app import StallClock, create_app
 from gateway.auth import auth_tokens, principal_for_key
+from gateway.context import CoopContext
 from gateway.observability import JsonFormatter
 from gateway.runtime import Runtime
 from gateway.unstorable_text import UNSTORABLE_MESSAGE
@@ -557,6 +558,26 @@ async def test_names_no_user_could_have_are_refused_before_the_throttle(
         )
         assert answer.status_code == 400
         assert limiter.subject_count == 1
+
+
+async def test_an_operation_checked_on_a_socket_keeps_its_caller_when_the_key_is_revoked(
+    tmp_path: Path, backend: str
+) -> None:
+    """Operations on one socket share its context. A key revoked while one is past its
+    check: the next check (another operation's, a live update's) is refused, and the
+    one in flight still runs as the caller it was checked as, not as "anonymous"."""
+    async with serving(make_settings(backend, tmp_path)) as anon:
+        runtime = anon.runtime
+        issued = runtime.credentials.issue_key("socket-volunteer", Role.VOLUNTEER, "till-1")
+        socket = CoopContext(runtime, None, "", from_connection_params=True)
+        socket.connection_params = {"X-Api-Key": issued.key}
+        checked = await socket.current_principal()
+        assert checked is not None
+
+        runtime.credentials.revoke_key(issued.key_id)
+        assert await socket.current_principal() is None
+        assert socket.principal == checked
+        assert (socket.actor, checked.till_id) == (checked.actor, "till-1")
 
 
 async def test_read_your_writes_lag_is_a_clear_error(tmp_path: Path, backend: str) -> None:

@@ -29,6 +29,7 @@ from services.ledger.domain import (
     KEPT_ACCOUNTS,
     Account,
     AccountType,
+    AccrualsBehind,
     BooksClosing,
     Cause,
     ChartOfAccounts,
@@ -203,10 +204,17 @@ class LedgerApplication(CoopApplication):
 
     # Closing the books ---------------------------------------------------------
 
-    def close_books(self, *, key: str, actor: str, through: date) -> Outcome[BooksClosing]:
-        """Close the books through `through` (see ChartOfAccounts.close_books)."""
+    def close_books(
+        self, *, key: str, actor: str, through: date, accruals_settled: bool = True
+    ) -> Outcome[BooksClosing]:
+        """Close the books through `through` (see ChartOfAccounts.close_books).
+        `accruals_settled`: whether the welfare fund has accrued every income entry
+        saved so far (the gateway waits for it); if not, the close is refused, but a
+        retry of a close that was done answers it."""
 
         def decide() -> Decision[BooksClosing]:
+            if not accruals_settled:
+                raise AccrualsBehind()
             chart = self.chart()
             chart.close_books(
                 through,

@@ -278,6 +278,52 @@ async def test_the_books_do_not_close_while_income_is_not_yet_accrued(
         assert payable["accountBalance"]["balance"] == "20.00"  # 10% of the sale, in Q1
 
 
+async def test_a_retried_close_is_never_told_nothing_was_closed(settings: Settings) -> None:
+    """The admin's close is saved, but the projector is down, so its answer is a
+    PROJECTION_LAG ("saved ... retry"). A sale is saved meanwhile and waits for its
+    accrual. The retry must not answer "nothing was closed" (the books are closed): it
+    says again that the close was saved, and once the projector is back it answers
+    the closing. A new close is still refused while the fund is behind."""
+    behind = settings.model_copy(
+        update={"run_projector_in_process": False, "read_your_writes_timeout_s": 0.3}
+    )
+    async with serving(behind) as anon:
+        admin = anon.as_role(Role.ADMIN)
+        runtime = anon.runtime
+        runtime.welfare.set_policy(
+            key="policy",
+            actor="t",
+            effective_from=date(2025, 1, 1),
+            shares=[(Stream.SHOP, 100_000)],
+        )
+        await runtime.run_sync(runtime.projector.run_until_caught_up)
+        close_q1 = {"input": {"idempotencyKey": "close-q1", "through": "2025-03-31"}}
+        lagging = await admin.execute(CLOSE_BOOKS, close_q1)
+        assert lagging["errors"][0]["extensions"]["code"] == "PROJECTION_LAG", lagging
+        assert runtime.ledger.chart().closed_through == date(2025, 3, 31)
+
+        runtime.ledger.post_entry(
+            key="till-sale",
+            actor="till",
+            effective_date=date(2025, 4, 2),
+            description="Shop sale",
+            postings=[Posting("1000", Side.DEBIT, 20_000), Posting("4100", Side.CREDIT, 20_000)],
+        )
+        head = anon.head()
+        retried = await admin.execute(CLOSE_BOOKS, close_q1)
+        assert retried["data"] is None, retried
+        assert retried["errors"][0]["extensions"]["code"] == "PROJECTION_LAG"
+        assert "saved" in retried["errors"][0]["message"]
+        refused = await close_books(admin, "close-april", "2025-04-30")
+        assert refused["__typename"] == "Conflict", refused
+        assert "nothing was closed" in refused["message"]
+        assert anon.head() == head
+
+        runtime.start_projector()
+        answered = await close_books(admin, "close-q1", "2025-03-31")
+        assert (answered["__typename"], answered["through"]) == ("BooksClosing", "2025-03-31")
+
+
 async def test_a_grant_cut_or_closing_in_the_closed_period_is_refused_even_posting_nothing(
     client: GraphQLClient,
 ) -> None:

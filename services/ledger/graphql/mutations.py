@@ -20,12 +20,11 @@ from services.common.graphql import (
     Money,
     NotFoundResult,
     ValidationErrorResult,
-    error_result,
 )
 from services.common.idempotency import Outcome
 from services.common.money import decimal_to_cents
 from services.ledger.domain import Account as AccountModel
-from services.ledger.domain import AccountType, AccrualsBehind, BooksClosing, Posting, Side
+from services.ledger.domain import AccountType, BooksClosing, Posting, Side
 from services.ledger.domain import JournalEntry as JournalEntryModel
 from services.ledger.graphql.types import Account, BooksClosingType, JournalEntry
 from services.ledger.projections import queries
@@ -221,11 +220,17 @@ class LedgerMutation:
             # in the period about to close: closed first, the period's figures would
             # change after the close (the accrual is let in, see ACCRUAL_CAUSE_PREFIX).
             await runtime.fund_settled()
+            settled = True
         except ProjectionLag:
-            return error_result(AccrualsBehind())
+            settled = False  # refused in the command, unless it retries a close done
 
         def command() -> Outcome[BooksClosing]:
-            return ledger.close_books(key=input.idempotency_key, actor=actor, through=input.through)
+            return ledger.close_books(
+                key=input.idempotency_key,
+                actor=actor,
+                through=input.through,
+                accruals_settled=settled,
+            )
 
         async def present(outcome: Outcome[BooksClosing]) -> BooksClosingType:
             return BooksClosingType.of(outcome.result)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -117,16 +117,25 @@ def execute_idempotent(
     decide: Callable[[], Decision[R]],
     load_result: Callable[[Mapping[str, str]], R],
     on_collision: Callable[[], Outcome[R] | None] | None = None,
+    earlier_requests: Callable[[], Sequence[Mapping[str, Any]]] | None = None,
 ) -> Outcome[R]:
+    """`earlier_requests`: the same request as an earlier release fingerprinted it, for
+    an operation whose fingerprint changed: a retry spanning the upgrade is still
+    recognised (asked only when a claim's fingerprint differs)."""
     check_idempotency_key(key, max_length=app.settings.max_idempotency_key_length)
     digest = request_hash(operation, request)
+
+    def earlier_digests() -> set[str]:
+        requests = earlier_requests() if earlier_requests is not None else ()
+        return {request_hash(operation, earlier) for earlier in requests}
+
     claim_id = claim_id_for(key)
     try:
         decision = decide()
     except CoopError:
         # A retry of a command that succeeded before may now fail validation (the
         # state moved on): the client must still get the original answer.
-        replay = _replay(app, claim_id, digest, key, load_result)
+        replay = _replay(app, claim_id, digest, key, load_result, earlier_digests)
         if replay is not None:
             return replay
         raise
@@ -140,7 +149,7 @@ def execute_idempotent(
     try:
         recordings = app.save(*decision.aggregates, claim)
     except IntegrityError:
-        replay = _replay(app, claim_id, digest, key, load_result)
+        replay = _replay(app, claim_id, digest, key, load_result, earlier_digests)
         if replay is not None:
             return replay
         if on_collision is not None:
@@ -158,12 +167,13 @@ def _replay(
     digest: str,
     key: str,
     load_result: Callable[[Mapping[str, str]], R],
+    earlier_digests: Callable[[], set[str]],
 ) -> Outcome[R] | None:
     try:
         claim: IdempotencyClaim = app.repository.get(claim_id)
     except AggregateNotFoundError:
         return None
-    if claim.request_hash != digest:
+    if claim.request_hash != digest and claim.request_hash not in earlier_digests():
         raise IdempotencyKeyReused(key_hint(key))
     # The original write may not be projected yet: wait for the head, not for zero.
     head = app.recorder.max_notification_id() or 0

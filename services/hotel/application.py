@@ -179,6 +179,16 @@ class HotelApplication(CoopApplication):
             request={"policy": change.as_request(), "actor": actor},
             decide=decide,
             load_result=load,
+            # Releases before HotelPolicyChange fingerprinted the completed version;
+            # completed again now, it is the same while its version is in force.
+            earlier_requests=lambda: [
+                {
+                    "policy": change.completed_from(
+                        self.configuration().policy_on(change.sent.effective_from)
+                    ).as_state(),
+                    "actor": actor,
+                }
+            ],
         )
 
     def _check_vat_accounts(self, policy: HotelPolicy) -> None:

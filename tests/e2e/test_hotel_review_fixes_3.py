@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 import services.hotel.graphql.queries as hotel_queries
+from services.hotel.domain import HotelPolicyChange
 from tests.e2e.conftest import GraphQLClient
 from tests.e2e.hotel_helpers import (
     CHECK_IN,
@@ -90,6 +91,32 @@ async def test_a_retried_set_hotel_policy_is_recognised_after_the_version_in_for
 
     # Same key, different request: still refused.
     changed = policy_input("policy-march", "2026-03-01", cancellationFreeDays=9)
+    refused = await client.execute(SET_POLICY, {"input": changed})
+    assert refused["data"]["setHotelPolicy"]["__typename"] == "IdempotencyKeyReused", refused
+
+
+async def test_a_set_hotel_policy_stored_by_the_earlier_release_is_replayed(
+    client: GraphQLClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The release before fingerprinted the completed version (its ledger accounts,
+    every VAT account, the horizon). A client retrying across the upgrade is answered,
+    not refused as another request."""
+    hotel = client.runtime.hotel
+
+    def as_the_earlier_release(change: HotelPolicyChange) -> dict[str, Any]:
+        in_force = hotel.configuration().policy_on(change.sent.effective_from)
+        return change.completed_from(in_force).as_state()
+
+    first = policy_input("policy-before-upgrade", "2026-03-01", cancellationFreeDays=10)
+    with monkeypatch.context() as earlier_release:
+        earlier_release.setattr(HotelPolicyChange, "as_request", as_the_earlier_release)
+        answer = await run(client, SET_POLICY, first, "setHotelPolicy")
+    assert answer["__typename"] == "HotelPolicy", answer
+
+    head = client.head()
+    assert await run(client, SET_POLICY, first, "setHotelPolicy") == answer
+    assert client.head() == head
+    changed = policy_input("policy-before-upgrade", "2026-03-01", cancellationFreeDays=9)
     refused = await client.execute(SET_POLICY, {"input": changed})
     assert refused["data"]["setHotelPolicy"]["__typename"] == "IdempotencyKeyReused", refused
 

@@ -259,7 +259,7 @@ async def test_bodies_that_are_no_json_object_or_no_utf8_are_bad_requests(
     [
         'subscription { tillTotals(tillId: "till-1") { salesTotal } }',
         'subscription { accountBalanceUpdates(code: "1010") { balance } }',
-        "subscription { fundBalanceUpdates { balance } }",
+        "subscription { fundBalanceUpdates { available } }",
     ],
 )
 async def test_a_subscription_over_http_is_a_bad_request(

@@ -144,6 +144,14 @@ async def test_erasure_shreds_the_identities_and_keeps_the_accounts(
     assert refused["__typename"] == "Conflict"
     assert "not reported" in refused["message"]
     await mark_reported(client, booking_id)
+    whole_day = (
+        'query { alloggiatiRecords(date: "2025-07-01", includeReported: true) '
+        "{ count bookingIds } }"
+    )
+    assert (await client.data(whole_day))["alloggiatiRecords"] == {
+        "count": 3,
+        "bookingIds": [booking_id],
+    }
     # An admin task: the front desk may not.
     desk = client.as_role(Role.FRONT_DESK)
     forbidden = await desk.execute(
@@ -167,10 +175,8 @@ async def test_erasure_shreds_the_identities_and_keeps_the_accounts(
         await client.data('query { istatMonthly(month: "2025-07") { arrivals nights } }')
         == istat_before
     )
-    records = (await client.data('query { alloggiatiRecords(date: "2025-07-01") { count } }'))[
-        "alloggiatiRecords"
-    ]
-    assert records == {"count": 0}
+    # Out of the day's whole police file: no records, and not named in it.
+    assert (await client.data(whole_day))["alloggiatiRecords"] == {"count": 0, "bookingIds": []}
 
     # A retried request changes nothing twice; a new one is refused.
     head = client.head()

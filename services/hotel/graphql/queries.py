@@ -165,7 +165,8 @@ class HotelQuery:
         records = build_records(stays)
         return AlloggiatiFile(
             date=date,
-            booking_ids=[strawberry.ID(str(view.booking_id)) for view in arrivals],
+            # An erased booking has no guests left to report: not named.
+            booking_ids=[strawberry.ID(str(view.booking_id)) for view in arrivals if view.guests],
             count=len(records),
             records=records,
             content="".join(record + LINE_END for record in records),

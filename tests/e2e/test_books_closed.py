@@ -4,9 +4,12 @@ its own input, and a closed period is corrected in the open one."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import date
 from typing import Any
 
+from gateway.runtime import Runtime
 from services.common.auth import Role
 from services.common.settings import Settings
 from services.ledger.domain import WELFARE_FUND_PAYABLE_ACCOUNT, Posting, Side
@@ -232,18 +235,14 @@ async def test_a_hand_entry_of_the_closed_period_is_reversed_in_the_open_one(
     assert reversal["reversesEntryId"] == posted["id"]
 
 
-async def test_the_books_do_not_close_while_income_is_not_yet_accrued(
-    settings: Settings,
-) -> None:
-    """A projector that is down at close time: income saved in the period is not yet
-    accrued to the welfare fund, and its accrual (dated on the income's day) would
-    change the closed period when the projector came back. Refused, nothing stored;
-    once it has caught up the close goes through with the accrual inside the period."""
+@asynccontextmanager
+async def projector_stopped(settings: Settings) -> AsyncIterator[GraphQLClient]:
+    """The app with its projector down (started again with `start_projector`), caught
+    up on a welfare policy giving the fund 10% of shop sales from 2025."""
     behind = settings.model_copy(
         update={"run_projector_in_process": False, "read_your_writes_timeout_s": 0.3}
     )
     async with serving(behind) as anon:
-        admin = anon.as_role(Role.ADMIN)
         runtime = anon.runtime
         runtime.welfare.set_policy(
             key="policy",
@@ -252,13 +251,31 @@ async def test_the_books_do_not_close_while_income_is_not_yet_accrued(
             shares=[(Stream.SHOP, 100_000)],
         )
         await runtime.run_sync(runtime.projector.run_until_caught_up)
-        runtime.ledger.post_entry(
-            key="till-sale",
-            actor="till",
-            effective_date=date(2025, 3, 2),
-            description="Shop sale",
-            postings=[Posting("1000", Side.DEBIT, 20_000), Posting("4100", Side.CREDIT, 20_000)],
-        )
+        yield anon
+
+
+def shop_sale(runtime: Runtime, day: date) -> None:
+    """A 200.00 till sale posted on `day`: income the fund accrues 20.00 of."""
+    runtime.ledger.post_entry(
+        key=f"till-sale-{day.isoformat()}",
+        actor="till",
+        effective_date=day,
+        description="Shop sale",
+        postings=[Posting("1000", Side.DEBIT, 20_000), Posting("4100", Side.CREDIT, 20_000)],
+    )
+
+
+async def test_the_books_do_not_close_while_income_is_not_yet_accrued(
+    settings: Settings,
+) -> None:
+    """A projector that is down at close time: income saved in the period is not yet
+    accrued to the welfare fund, and its accrual (dated on the income's day) would
+    change the closed period when the projector came back. Refused, nothing stored;
+    once it has caught up the close goes through with the accrual inside the period."""
+    async with projector_stopped(settings) as anon:
+        admin = anon.as_role(Role.ADMIN)
+        runtime = anon.runtime
+        shop_sale(runtime, date(2025, 3, 2))
         head = anon.head()
 
         refused = await close_books(admin, "close-q1", "2025-03-31")
@@ -284,31 +301,15 @@ async def test_a_retried_close_is_never_told_nothing_was_closed(settings: Settin
     accrual. The retry must not answer "nothing was closed" (the books are closed): it
     says again that the close was saved, and once the projector is back it answers
     the closing. A new close is still refused while the fund is behind."""
-    behind = settings.model_copy(
-        update={"run_projector_in_process": False, "read_your_writes_timeout_s": 0.3}
-    )
-    async with serving(behind) as anon:
+    async with projector_stopped(settings) as anon:
         admin = anon.as_role(Role.ADMIN)
         runtime = anon.runtime
-        runtime.welfare.set_policy(
-            key="policy",
-            actor="t",
-            effective_from=date(2025, 1, 1),
-            shares=[(Stream.SHOP, 100_000)],
-        )
-        await runtime.run_sync(runtime.projector.run_until_caught_up)
         close_q1 = {"input": {"idempotencyKey": "close-q1", "through": "2025-03-31"}}
         lagging = await admin.execute(CLOSE_BOOKS, close_q1)
         assert lagging["errors"][0]["extensions"]["code"] == "PROJECTION_LAG", lagging
         assert runtime.ledger.chart().closed_through == date(2025, 3, 31)
 
-        runtime.ledger.post_entry(
-            key="till-sale",
-            actor="till",
-            effective_date=date(2025, 4, 2),
-            description="Shop sale",
-            postings=[Posting("1000", Side.DEBIT, 20_000), Posting("4100", Side.CREDIT, 20_000)],
-        )
+        shop_sale(runtime, date(2025, 4, 2))
         head = anon.head()
         retried = await admin.execute(CLOSE_BOOKS, close_q1)
         assert retried["data"] is None, retried

@@ -95,6 +95,11 @@ GRANT_SETTLEMENT_FIELDS = InputFields(
     date="date", amount="grantId", amount_what="the grant's amount to post"
 )
 
+# The reported-only facts (goods in kind, volunteer time) have no amount the ledger
+# checks: only their date can be refused by it.
+NON_CASH_FIELDS = InputFields(date="date", amount="fairValue")
+NON_CASH_REVERSAL_FIELDS = InputFields(date="effectiveDate", amount="donationId")
+
 
 @dataclass(frozen=True)
 class PresenceResult:
@@ -474,6 +479,7 @@ class FundingApplication(CoopApplication):
                 today=self.today(),
                 ceiling_cents=self.ceiling_cents,
             )
+            self._guard_non_cash(contribution, contribution.contributed_on, NON_CASH_FIELDS)
             return Decision((contribution,), contribution, {"id": str(contribution.id)})
 
         return self._run(
@@ -511,6 +517,7 @@ class FundingApplication(CoopApplication):
                 today=self.today(),
                 ceiling_cents=self.ceiling_cents,
             )
+            self._guard_non_cash(contribution, contribution.contributed_on, NON_CASH_FIELDS)
             return Decision((contribution,), contribution, {"id": str(contribution.id)})
 
         return self._run(
@@ -526,6 +533,14 @@ class FundingApplication(CoopApplication):
             decide=decide,
             load_result=self._load_non_cash,
         )
+
+    def _guard_non_cash(
+        self, contribution: NonCashContribution, day: date, fields: InputFields
+    ) -> None:
+        """Goods in kind and volunteer time post nothing, but they are figures of their
+        period's report (the proventi figurativi of the annual accounts and the social
+        report): dated in a closed period, they are refused as a posting would be."""
+        self._guarded(lambda: self.ledger.guard_period_open(contribution, day), fields)
 
     def _load_non_cash(self, ref: Mapping[str, str]) -> NonCashContribution:
         return self._get(NonCashContribution, UUID(ref["id"]), "contribution")
@@ -561,6 +576,7 @@ class FundingApplication(CoopApplication):
             ref = {"donation_id": str(record.id)}
             if isinstance(record, NonCashContribution):
                 record.reverse(reversed_on=reversed_on, reason=reason, today=self.today())
+                self._guard_non_cash(record, reversed_on, NON_CASH_REVERSAL_FIELDS)
                 return Decision((record,), record, ref)
             # The donation first: it refuses a second reversal and checks the input.
             description = record.reverse(reversed_on=reversed_on, reason=reason, today=self.today())

@@ -24,7 +24,7 @@ from tests.e2e.hotel_helpers import (
     mutation,
     run,
 )
-from tests.e2e.test_graphql_funding import award, grant_step
+from tests.e2e.test_graphql_funding import award, grant_step, reverse_donation
 
 CLOSE_BOOKS = """
 mutation Close($input: CloseBooksInput!) {
@@ -350,3 +350,66 @@ async def test_a_grant_cut_or_closing_in_the_closed_period_is_refused_even_posti
 
     reduced = await grant_step(client, "reduceGrant", **cut, date="2025-07-15")
     assert (reduced["__typename"], reduced["awarded"]) == ("Grant", "2500.00"), reduced
+
+
+NON_CASH = """
+mutation InKind($goods: RecordInKindDonationInput!, $time: RecordVolunteerHoursInput!) {
+  goods: recordInKindDonation(input: $goods) {
+    __typename
+    ... on NonCashContribution { id }
+    ... on ValidationError { field message }
+  }
+  time: recordVolunteerHours(input: $time) {
+    __typename
+    ... on NonCashContribution { id }
+    ... on ValidationError { field message }
+  }
+}
+"""
+NON_CASH_REPORT = """
+query { nonCashContributions(from: "2025-01-01", to: "2025-06-30") {
+  inKindFairValue volunteerMinutes volunteerFairValue } }
+"""
+
+
+async def non_cash(client: GraphQLClient, key: str, day: str) -> dict[str, Any]:
+    goods = {"idempotencyKey": f"{key}-goods", "description": "Winter coats (40)",
+             "fairValue": "600.00", "date": day}  # fmt: skip
+    time = {"idempotencyKey": f"{key}-time", "activity": "Shop shift", "minutes": 120,
+            "hourlyFairValue": "15.00", "date": day}  # fmt: skip
+    answered: dict[str, Any] = await client.data(NON_CASH, {"goods": goods, "time": time})
+    return answered
+
+
+async def test_goods_and_volunteer_time_of_the_closed_period_are_refused_though_not_posted(
+    client: GraphQLClient,
+) -> None:
+    """Goods in kind and volunteer time are never posted, but their fair values are
+    figures of their period's report, filed with the closed books: recorded or
+    reversed in the closed period they would change it. Refused with the date field
+    named; after the close, accepted."""
+    before = await non_cash(client, "before", "2025-05-10")
+    goods_id = before["goods"]["id"]
+    assert (await close_books(client, "close", "2025-06-30"))["__typename"] == "BooksClosing"
+    report = (await client.data(NON_CASH_REPORT))["nonCashContributions"]
+
+    head = client.head()
+    refused = await non_cash(client, "late", "2025-06-30")
+    for name in ("goods", "time"):
+        assert (refused[name]["__typename"], refused[name]["field"]) == ("ValidationError", "date")
+        assert "closed through 2025-06-30" in refused[name]["message"]
+    taken_back = await reverse_donation(client, "fix-closed", goods_id, "2025-06-01")
+    assert (taken_back["__typename"], taken_back["field"]) == ("ValidationError", "effectiveDate")
+    assert "closed through 2025-06-30" in taken_back["message"]
+    assert client.head() == head
+    expected = {"inKindFairValue": "600.00", "volunteerMinutes": 120, "volunteerFairValue": "30.00"}
+    assert report == expected
+    assert (await client.data(NON_CASH_REPORT))["nonCashContributions"] == expected
+
+    after = await non_cash(client, "after", "2025-07-01")
+    assert (after["goods"]["__typename"], after["time"]["__typename"]) == (
+        "NonCashContribution",
+        "NonCashContribution",
+    )
+    fixed = await reverse_donation(client, "fix-open", goods_id, "2025-07-02")
+    assert (fixed["__typename"], fixed["reversedOn"]) == ("NonCashContribution", "2025-07-02")

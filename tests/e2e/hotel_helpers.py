@@ -48,6 +48,7 @@ NUMBERED_CHARGE = mutation("postCharge", "PostChargeInput", NUMBERED_FIELDS)
 CHECK_OUT = mutation("checkOut", "CheckOutInput")
 CANCEL = mutation("cancelBooking", "CancelBookingInput")
 NO_SHOW = mutation("markNoShow", "MarkNoShowInput")
+WAIVE = mutation("waiveNoShowPenalty", "WaiveNoShowPenaltyInput")
 
 
 class HotelToday:

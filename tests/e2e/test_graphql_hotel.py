@@ -27,13 +27,13 @@ from tests.e2e.hotel_helpers import (
     REFUND,
     SET_POLICY,
     VOID,
+    WAIVE,
     account_totals,
     adult,
     book,
     booking_input,
     entries_for,
     member,
-    mutation,
     policy_input,
     run,
 )
@@ -1524,9 +1524,6 @@ async def test_an_arrival_beyond_the_booking_horizon_is_a_mistyped_year(
             "__typename": "ValidationError",
             "field": "bookingHorizonDays",
         }
-
-
-WAIVE = mutation("waiveNoShowPenalty", "WaiveNoShowPenaltyInput")
 
 
 async def test_an_unpaid_no_show_penalty_is_waived_and_the_books_close(

@@ -16,7 +16,9 @@ from tests.e2e.hotel_helpers import (
     CHECK_IN,
     CHECK_OUT,
     CREATE,
+    NO_SHOW,
     PAY,
+    WAIVE,
     adult,
     book,
     booking_input,
@@ -36,6 +38,7 @@ mutation($input: EraseGuestDataInput!) {
                      guests { position surname givenName birthDate residence }
                      folio { total paid } }
     ... on Conflict { message }
+    ... on BalanceDue { message amountDue }
   }
 }
 """
@@ -239,6 +242,42 @@ async def test_the_retention_list_names_what_may_be_erased(client: GraphQLClient
     assert await erasable(client, "2025-12-31") == [
         {"bookingId": stayed, "status": "CHECKED_OUT", "endedOn": "2025-07-04"}
     ]
+
+
+async def test_a_no_show_still_owing_its_penalty_keeps_its_guests_until_settled(
+    client: GraphQLClient,
+) -> None:
+    """The guests' identities are whom the hotel asks for the penalty: the retention
+    run leaves the booking alone and an erasure is refused with the amount owed
+    (nothing stored) until the penalty is collected or waived."""
+    booking_id = str((await book(client, "no-show", guests=family(), nightlyRate="90.00"))["id"])
+    marked = await run(
+        client,
+        NO_SHOW,
+        {"idempotencyKey": "ns", "bookingId": booking_id, "businessDate": "2025-07-01"},
+        "markNoShow",
+    )
+    assert marked["folio"]["balance"] == "90.00"
+    assert await erasable(client, "2025-12-31") == []
+    head = client.head()
+    refused = await erase(client, booking_id, "erase-owed")
+    assert (refused["__typename"], refused["amountDue"]) == ("BalanceDue", "90.00")
+    assert "90.00 EUR is still due" in refused["message"]
+    assert "waiveNoShowPenalty" in refused["message"]
+    assert not any(fact in refused["message"] for fact in IDENTIFYING)
+    assert client.head() == head
+    assert (await client.data(BOOKING, {"id": booking_id}))["booking"]["guests"][0][
+        "surname"
+    ] == "Rossi"
+
+    waive = {"idempotencyKey": "w", "bookingId": booking_id, "reason": "Guest unreachable",
+             "businessDate": "2025-07-10"}  # fmt: skip
+    await run(client, WAIVE, waive, "waiveNoShowPenalty")
+    assert await erasable(client, "2025-12-31") == [
+        {"bookingId": booking_id, "status": "NO_SHOW", "endedOn": "2025-07-01"}
+    ]
+    erased = await erase(client, booking_id, "erase-settled")
+    assert (erased["__typename"], erased["guestDataErased"]) == ("Booking", True)
 
 
 async def test_an_interrupted_erasure_is_finished_by_any_later_attempt(

@@ -1142,6 +1142,16 @@ class Booking(Aggregate):
                 f"{self.label}: its guests were not reported to the police yet",
                 self.status.value,
             )
+        if self.balance_cents != 0:
+            # A no-show's penalty still owed: whom to ask for it is in the identities
+            # (the GDPR keeps data needed for a legal claim, art. 17(3)(e)). Collected
+            # or waived, the booking may be erased.
+            raise BalanceDue(
+                str(self.id),
+                self.balance_cents,
+                "cannot have its guests' data erased",
+                " (collect it with recordPayment or give it up with waiveNoShowPenalty first)",
+            )
         self.trigger_event(self.GuestDataErased, on=on)
 
 

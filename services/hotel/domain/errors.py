@@ -23,14 +23,21 @@ class RoomUnavailable(Conflict):
 
 
 class BalanceDue(Conflict):
-    """Check-out is refused while the folio's balance is not zero."""
+    """Refused while the folio's balance is not zero: a check-out, or the erasure of
+    the guests' identities (the hotel still needs them to collect or to refund)."""
 
-    def __init__(self, booking_id: str, balance_cents: int) -> None:
+    def __init__(
+        self,
+        booking_id: str,
+        balance_cents: int,
+        refused: str = "cannot be checked out",
+        how_to_collect: str = "",
+    ) -> None:
         from services.common.money import format_cents
 
         if balance_cents > 0:
-            what = f"{format_cents(balance_cents)} EUR is still due"
+            what = f"{format_cents(balance_cents)} EUR is still due{how_to_collect}"
         else:
             what = f"{format_cents(-balance_cents)} EUR must be refunded first"
-        super().__init__(f"booking {booking_id} cannot be checked out: {what}")
+        super().__init__(f"booking {booking_id} {refused}: {what}")
         self.balance_cents = balance_cents

@@ -634,8 +634,9 @@ class HotelMutation:
         permission_classes=ADMIN,
         description="Erase a closed booking's guest identities (names, birth, document): "
         "their key is deleted, so no copy can be read again. Age on arrival, residence "
-        "and the accounts stay. After check-out, cancellation or no-show, and once the "
-        "guests were reported to Alloggiati Web.",
+        "and the accounts stay. After check-out, cancellation or no-show, once the "
+        "guests were reported to Alloggiati Web, and while nothing is owed (a no-show's "
+        "penalty: BalanceDue).",
     )
     async def erase_guest_data(self, info: Info, input: EraseGuestDataInput) -> BookingResult:
         return await _booking_step(info, input, info.context.runtime.hotel.erase_guest_data)

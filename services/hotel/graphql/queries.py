@@ -204,8 +204,9 @@ class HotelQuery:
     @strawberry.field(
         permission_classes=ADMIN,
         description="Closed bookings whose stay ended before `endedBefore` and whose guest "
-        "data may be erased (eraseGuestData): reported to the police if they arrived, not "
-        "erased yet. The earliest first. For the hotel's retention policy.",
+        "data may be erased (eraseGuestData): reported to the police if they arrived, "
+        "nothing owed (a no-show's penalty), not erased yet. The earliest first. For the "
+        "hotel's retention policy.",
     )
     async def guest_data_erasable(
         self, info: Info, ended_before: date, first: int = 100

@@ -381,7 +381,10 @@ class HotelConfigurationView:
     policies: list[HotelPolicyType] = strawberry.field(description="Every version, by date.")
 
 
-@strawberry.type(name="BalanceDue", description="Check-out refused: the balance is not zero.")
+@strawberry.type(
+    name="BalanceDue",
+    description="Check-out or erasure of the guests' data refused: the balance is not zero.",
+)
 class BalanceDueResult:
     message: str
     amount_due: Money = strawberry.field(description="Positive: due; negative: to refund.")

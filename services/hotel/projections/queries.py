@@ -347,6 +347,7 @@ async def erasable(
         b.guest_data_erased.is_(False),
         b.guest_identities_sealed.is_not(None),
         or_(b.checked_in_on.is_(None), b.reported_at.is_not(None)),
+        b.stay_cents + b.extras_cents == b.paid_cents,  # nothing owed either way
     )
     if after is not None:
         after_day, after_position = after

@@ -302,8 +302,8 @@ def _metrics_shared_by(workers: int) -> Iterator[None]:
     if workers == 1:
         yield
         return
-    given = os.environ.get(MULTIPROCESS_DIR_VARIABLE)
-    directory = Path(given) if given else Path(tempfile.mkdtemp(prefix="coop-metrics-"))
+    previous = os.environ.get(MULTIPROCESS_DIR_VARIABLE)
+    directory = Path(previous) if previous else Path(tempfile.mkdtemp(prefix="coop-metrics-"))
     directory.mkdir(parents=True, exist_ok=True)
     for stale in directory.glob("*.db"):
         stale.unlink()
@@ -311,8 +311,14 @@ def _metrics_shared_by(workers: int) -> Iterator[None]:
     try:
         yield
     finally:
-        if not given:
+        if not previous:
             shutil.rmtree(directory, ignore_errors=True)
+        # Left set, it named a directory that is gone: a later app in this process (a
+        # test's) answered /metrics with nothing.
+        if previous is None:
+            os.environ.pop(MULTIPROCESS_DIR_VARIABLE, None)
+        else:
+            os.environ[MULTIPROCESS_DIR_VARIABLE] = previous
 
 
 @app.command("schema")

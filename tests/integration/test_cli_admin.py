@@ -86,6 +86,27 @@ def test_a_key_given_two_roles_is_refused_and_not_issued(cli_env: Settings) -> N
     assert column(cli_env, auth_api_keys.c.role) == ["auditor"]
 
 
+def test_a_key_name_is_one_device_its_new_keys_share_its_role_and_till(
+    cli_env: Settings,
+) -> None:
+    """A retry is matched by the key's name (a till's retry after its key was rotated
+    is answered), so a name may not be shared by two tills: the other till could have
+    been answered with this one's sales. A second key under the name with the same role
+    and till is the rotation, and is issued."""
+    first = invoke("keys", "issue", "shop-front", "--role", "volunteer", "--till", "till-1")
+    assert first.exit_code == 0, first.output
+    for other in (["--role", "volunteer", "--till", "till-2"], ["--role", "auditor"]):
+        refused = invoke("keys", "issue", "shop-front", *other)
+        assert refused.exit_code == 2, refused.output
+        assert "'shop-front' are another device's" in said(refused)
+        assert "coop_" not in refused.output
+    assert column(cli_env, auth_api_keys.c.till_id) == ["till-1"]
+
+    rotated = invoke("keys", "issue", "shop-front", "--role", "volunteer", "--till", "till-1")
+    assert rotated.exit_code == 0, rotated.output
+    assert column(cli_env, auth_api_keys.c.till_id) == ["till-1", "till-1"]
+
+
 # -- 2. and 3. process counts and ports within the settings' bounds -------------------
 
 
@@ -104,6 +125,7 @@ def test_serve_refuses_workers_and_ports_the_settings_refuse(
 ) -> None:
     started: list[dict[str, Any]] = []
     monkeypatch.setattr(uvicorn, "run", lambda *_a, **kw: started.append(kw))
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     result = invoke("serve", flag, value)
     assert result.exit_code == 2, result.output
     assert f"Invalid value for '{flag}': Input should be {bound}" in said(result)
@@ -113,6 +135,9 @@ def test_serve_refuses_workers_and_ports_the_settings_refuse(
     accepted = invoke("serve", "--port", "65535", "--workers", "64")
     assert accepted.exit_code == 0, accepted.output
     assert [(kw["port"], kw["workers"]) for kw in started] == [(65535, 64)]
+    # The workers' shared metrics directory was temporary: gone, and no longer named
+    # in this process's environment (a later app here answered /metrics empty).
+    assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
 
 
 def test_serve_warns_when_its_processes_may_exhaust_postgresql_connections(

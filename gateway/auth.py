@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import (
     Boolean,
     Column,
+    Connection,
     DateTime,
     Engine,
     String,
@@ -28,12 +29,13 @@ from sqlalchemy import (
     delete,
     insert,
     select,
+    text,
     update,
 )
 
 from gateway.unstorable_text import carries_unstorable_text
-from services.common.auth import Principal, PrincipalKind, Role
-from services.common.database import LoneReads, metadata
+from services.common.auth import Principal, PrincipalKind, Role, device_subject
+from services.common.database import LoneReads, advisory_lock_key, metadata
 from services.common.errors import Conflict, NotFound, ValidationError
 from services.shop.domain import check_till_id
 
@@ -299,6 +301,7 @@ class CredentialStore:
         key_id = secrets.token_hex(8)
         secret = secrets.token_urlsafe(32)
         with self.engine.begin() as conn:
+            self._check_one_device_per_name(conn, name, role, till_id)
             conn.execute(
                 insert(auth_api_keys).values(
                     key_id=key_id,
@@ -311,6 +314,34 @@ class CredentialStore:
                 )
             )
         return IssuedKey(key_id, f"{KEY_PREFIX}_{key_id}_{secret}")
+
+    @staticmethod
+    def _check_one_device_per_name(
+        conn: Connection, name: str, role: Role, till_id: str | None
+    ) -> None:
+        """A key's name is its device: the keys issued under one name (a rotation's new
+        key and the old) have one role and one till. A retry is matched by the name
+        (services.common.auth.requester), so a till's retry after its key was replaced
+        is answered; under a name shared by two tills, the other till could have been
+        answered with this one's sales."""
+        if conn.dialect.name == "postgresql":
+            # Two keys issued at once under one name: one waits for the other's commit.
+            schema = conn.execute(text("SELECT current_schema()")).scalar_one()
+            lock = advisory_lock_key("api-key-names", str(schema))
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock})
+        keys = auth_api_keys.c
+        scopes = conn.execute(
+            select(keys.role, keys.till_id).where(keys.name == name).distinct()
+        ).all()
+        if any(
+            (scope_role, scope_till) != (role.value, till_id) for scope_role, scope_till in scopes
+        ):
+            raise ValidationError(
+                "name",
+                f"keys named {name!r} are another device's (another role or till): a name "
+                "is one device, give this one its own (a new key under a device's name "
+                "replaces its key: same role and till)",
+            )
 
     def revoke_key(self, key_id: str) -> None:
         with self.engine.begin() as conn:
@@ -381,7 +412,7 @@ async def principal_for_key(reads: LoneReads, key: str) -> Principal:
     if not hmac.compare_digest(row["secret_hash"], _sha256(secret)):
         raise AuthenticationFailed
     return Principal(
-        f"{row['name']}#{key_id}",
+        device_subject(row["name"], key_id),
         PrincipalKind.DEVICE,
         frozenset({Role(row["role"])}),
         row["till_id"],

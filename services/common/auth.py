@@ -43,6 +43,25 @@ class Principal:
         return bool(self.roles & roles)
 
 
+# A device's subject is its key's name and the key's id: "device:till-1#k3f9...".
+DEVICE_KEY_SEPARATOR = "#"
+
+
+def device_subject(name: str, key_id: str) -> str:
+    return f"{name}{DEVICE_KEY_SEPARATOR}{key_id}"
+
+
+def requester(actor: str) -> str:
+    """Who sent a request, as its idempotency fingerprint names them: a person, or a
+    device by its key's name whatever key it used. A till whose key was rotated between
+    a sale and its retry is the same till asking again, not another client reusing the
+    idempotency key; the audit trail (`actor`) still names the key each request used."""
+    kind, _, subject = actor.partition(":")
+    if kind == PrincipalKind.DEVICE.value and DEVICE_KEY_SEPARATOR in subject:
+        return actor.rpartition(DEVICE_KEY_SEPARATOR)[0]
+    return actor
+
+
 def is_person_actor(actor: str) -> bool:
     """Whether the audit trail's `actor` (as `Principal.actor` names it) is a person
     signed in, not a device's key that whoever stands at it may use."""

@@ -25,6 +25,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
+from services.common.auth import requester
 from services.common.errors import (
     CoopError,
     IdempotencyKeyReused,
@@ -123,11 +124,17 @@ def execute_idempotent(
     an operation whose fingerprint changed: a retry spanning the upgrade is still
     recognised (asked only when a claim's fingerprint differs)."""
     check_idempotency_key(key, max_length=app.settings.max_idempotency_key_length)
-    digest = request_hash(operation, request)
+    # The fingerprint names a device by its name, not by the key it used (`requester`);
+    # claims stored before it did named the key, as the request does.
+    digest = request_hash(operation, _by_requester(request))
 
     def earlier_digests() -> set[str]:
-        requests = earlier_requests() if earlier_requests is not None else ()
-        return {request_hash(operation, earlier) for earlier in requests}
+        requests = [request, *(earlier_requests() if earlier_requests is not None else ())]
+        return {
+            request_hash(operation, fingerprinted)
+            for earlier in requests
+            for fingerprinted in (earlier, _by_requester(earlier))
+        }
 
     claim_id = claim_id_for(key)
     try:
@@ -159,6 +166,13 @@ def execute_idempotent(
         raise LostRace(lost_race(operation)) from None
     position = max((r.notification.id for r in recordings), default=0)
     return Outcome(result=decision.result, position=position, replayed=False)
+
+
+def _by_requester(request: Mapping[str, Any]) -> Mapping[str, Any]:
+    actor = request.get("actor")
+    if isinstance(actor, str) and requester(actor) != actor:
+        return {**request, "actor": requester(actor)}
+    return request
 
 
 def _replay(

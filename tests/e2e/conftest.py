@@ -42,7 +42,9 @@ class GraphQLClient:
 
     def as_role(self, role: Role, till_id: str | None = None) -> GraphQLClient:
         """Another client on the same app, authenticated with a new API key of `role`."""
-        issued = self.runtime.credentials.issue_key(f"test-{role.value}", role, till_id)
+        # A key's name is its device: one per role and till (see `issue_key`).
+        name = f"test-{role.value}" + (f"-{till_id}" if till_id else "")
+        issued = self.runtime.credentials.issue_key(name, role, till_id)
         return GraphQLClient(self.http, self.runtime, {"X-Api-Key": issued.key})
 
     def as_person(self, role: Role) -> GraphQLClient:

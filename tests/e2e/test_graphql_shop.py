@@ -480,6 +480,35 @@ async def test_double_tap_rings_once(client_as: Callable[..., GraphQLClient]) ->
     assert other["__typename"] == "IdempotencyKeyReused"
 
 
+async def test_a_sale_retried_after_its_till_s_key_was_rotated_rings_once(
+    client_as: Callable[..., GraphQLClient],
+) -> None:
+    """The till sent a sale and lost the answer; meanwhile its key was replaced (a new
+    key issued under the same name, the old one revoked). The retry with the new key
+    is the same till asking again: it gets its sale back and nothing is rung twice.
+    The sale still names the key that rang it; a sale with other lines under the same
+    idempotency key is still refused."""
+    old_key = client_as(Role.VOLUNTEER, "till-1")
+    session = await open_session(old_key)
+    pay = [{"method": "CASH", "amount": "20.00"}]
+    first = await ring(old_key, session["id"], "lost-answer", ONE_COAT, pay)
+    assert first["__typename"] == "Sale", first
+    old_key_id = old_key.headers["X-Api-Key"].split("_")[1]
+    old_key.runtime.credentials.revoke_key(old_key_id)
+
+    new_key = client_as(Role.VOLUNTEER, "till-1")  # same key name: "test-volunteer-till-1"
+    head = new_key.head()
+    retried = await ring(new_key, session["id"], "lost-answer", ONE_COAT, pay)
+    assert retried == first
+    assert retried["volunteer"] == f"device:test-volunteer-till-1#{old_key_id}"
+    assert new_key.head() == head
+    x = (await new_key.data(XREPORT, {"id": session["id"]}))["xReport"]
+    assert (x["salesCount"], x["salesTotal"]) == (1, "12.20")
+    other = await ring(new_key, session["id"], "lost-answer", ONE_COAT * 2, pay)
+    assert other["__typename"] == "IdempotencyKeyReused"
+    assert new_key.head() == head
+
+
 SALE_FIELDS = """
   id receiptNumber tillId sessionId zNumber businessDate recordedAt volunteer
   total vat net change

@@ -887,3 +887,43 @@ def test_a_closed_stamp_duty_account_refuses_only_the_invoices_that_owe_the_duty
         issued_on=date(2025, 4, 1),
     ).result
     assert issued.stamp_duty_cents == 0
+
+
+def donation_by(app: FundingApplication, key: str, actor: str) -> Any:
+    return app.record_donation(
+        key=key,
+        actor=actor,
+        amount_cents=2_500,
+        restricted=False,
+        method=DonationMethod.CASH,
+        donor=None,
+        purpose=None,
+        received_on=date(2025, 5, 10),
+    )
+
+
+def test_a_device_s_retry_is_recognised_whichever_of_its_keys_sent_it(
+    funding: FundingApplication, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fingerprint names a device by its key's name: a retry sent with the key that
+    replaced the first one is replayed. Another device, or a person, reusing the
+    idempotency key is refused. A claim stored before this release (its fingerprint
+    named the key) is still recognised when the same key retries it."""
+    first = donation_by(funding, "box-1", "device:front-desk#k1")
+    written = head(funding)
+    again = donation_by(funding, "box-1", "device:front-desk#k2")
+    assert (again.replayed, again.result.id) == (True, first.result.id)
+    assert head(funding) == written
+    for someone_else in ("device:till-1#k1", "person:front-desk"):
+        with pytest.raises(IdempotencyKeyReused):
+            donation_by(funding, "box-1", someone_else)
+
+    import services.common.idempotency as idempotency
+
+    with monkeypatch.context() as earlier_release:
+        earlier_release.setattr(idempotency, "requester", lambda actor: actor)
+        stored_before = donation_by(funding, "box-2", "device:front-desk#k1")
+    written = head(funding)
+    retried = donation_by(funding, "box-2", "device:front-desk#k1")
+    assert (retried.replayed, retried.result.id) == (True, stored_before.result.id)
+    assert head(funding) == written

@@ -786,15 +786,16 @@ class WelfareFundApplication(CoopApplication):
                 for position, event in postings
                 if position > fund.position
             ]
-            items = fund.plan_accruals(sources)
-            if not items:
+            read = fund.income_read(sources)
+            if read is None:
                 return None
+            last, income_through = read
+            items = fund.plan_accruals(sources)
             net_by_day: dict[date, int] = {}
             for item in items:
                 day = date.fromisoformat(item["date"])
                 net_by_day[day] = net_by_day.get(day, 0) + int(item["accrued"])
-            last = max(int(item["position"]) for item in items)
-            first = min(int(item["position"]) for item in items)
+            first = min((int(item["position"]) for item in items), default=last)
             entries = []
             for day, day_postings in sorted(accrual_postings(net_by_day).items()):
                 count = len({i["entry_id"] for i in items if i["date"] == day.isoformat()})
@@ -809,7 +810,9 @@ class WelfareFundApplication(CoopApplication):
                         ),
                     )
                 )
-            fund.record_accruals(last, items, [str(e.id) for e in entries])
+            fund.record_accruals(
+                last, items, [str(e.id) for e in entries], income_through=income_through
+            )
             try:
                 recordings = self.save(fund, *entries)
             except IntegrityError:

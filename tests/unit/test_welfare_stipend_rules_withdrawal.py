@@ -190,3 +190,23 @@ def test_a_book_from_a_snapshot_taken_before_withdrawals_existed_still_withdraws
     fund.withdraw_stipend_rules(JANUARY, withdrawn_on=TODAY)
     assert [w.rules.effective_from for w in fund.withdrawn_stipend_rules()] == [JANUARY]
     assert fund.stipend_rules_state_set_on("2027-01-01")["full"] == 500_000
+
+
+def test_a_version_that_governs_no_month_is_refused_and_one_stored_before_is_withdrawn() -> None:
+    """From 2 December 9999 a version would govern from January 10000: no month. Set
+    now, it is refused; stored by an earlier release, it can still be withdrawn (its
+    withdrawal failed as an internal error)."""
+    fund = WelfareFund.start(_rules(date(2000, 1, 1), 50_000))
+    with pytest.raises(ValidationError) as refused:
+        fund.set_stipend_rules(_rules(date(9999, 12, 2), 55_000))
+    assert refused.value.field == "effectiveFrom"
+    assert "would govern no month" in refused.value.message
+    # As the earlier release recorded it, without the check.
+    fund.trigger_event(
+        WelfareFund.StipendRulesSet, rules=_rules(date(9999, 12, 2), 55_000).as_state(), actor=None
+    )
+    withdrawal = fund.withdraw_stipend_rules(date(9999, 12, 2), withdrawn_on=date(2026, 1, 5))
+    assert withdrawal.rules.effective_from == date(9999, 12, 2)
+    assert [r.effective_from for r, withdrawn in fund.stipend_rules_listing() if withdrawn] == [
+        date(9999, 12, 2)
+    ]

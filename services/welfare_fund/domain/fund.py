@@ -41,6 +41,7 @@ from services.welfare_fund.domain.policy import (
     Stream,
     accrue,
     allocate,
+    is_revenue_account,
     stream_of,
 )
 
@@ -151,10 +152,16 @@ class WelfareFund(Aggregate):
         source_position: int
         items: list[dict[str, Any]]
         entry_ids: list[str]
+        # The latest date of the income read, whether a stream took it or not (ISO
+        # day). None in events recorded before it was kept: their items' dates stand.
+        income_through: str | None = None
 
         def apply(self, aggregate: Any) -> None:
             assert isinstance(aggregate, WelfareFund)
             aggregate.position = self.source_position
+            latest = aggregate.latest_accrued_date
+            if self.income_through is not None and (latest is None or self.income_through > latest):
+                aggregate.latest_accrued_date = self.income_through
             for item in self.items:
                 key = f"{item['stream']}|{item['period']}"
                 totals = aggregate.cumulative.setdefault(key, [0, 0])
@@ -244,8 +251,9 @@ class WelfareFund(Aggregate):
         if latest is not None and day <= latest:
             raise ValidationError(
                 "effectiveFrom",
-                f"income up to {latest} was already accrued under the policy then in force; "
-                f"a new policy can take effect on {_day_after(latest)} or later",
+                f"income up to {latest} was already accrued under the policy then in force "
+                "(income its mapping left out of every stream included); a new policy can "
+                f"take effect on {_day_after(latest)} or later",
             )
         if day in self.policies:
             raise VersionExists("a redistribution policy version", day)
@@ -319,6 +327,7 @@ class WelfareFund(Aggregate):
         the version from their date (2000-01-01). A withdrawn version's day takes a
         new one (`withdraw_stipend_rules`)."""
         day = rules.effective_from.isoformat()
+        _first_month_from(rules.effective_from)  # refuses a version that governs no month
         if day in self.stipend_rules:
             raise VersionExists("a version of the stipend rules", day)
         regoverned = self._recorded_months_regoverned({**self.stipend_rules, day: {}})
@@ -400,7 +409,10 @@ class WelfareFund(Aggregate):
                 "with it): the base every month falls back to, so it cannot be withdrawn; "
                 "to change stipends, set a new version",
             )
-        first_month = _first_month_from(effective_from)
+        # A version stored before such versions were refused may govern no month: it
+        # has not begun, whatever the day, and may be withdrawn.
+        governs_a_month = effective_from < date(date.max.year, date.max.month, 2)
+        first_month = _first_month_from(effective_from) if governs_a_month else date.max
         if first_month <= withdrawn_on:
             raise ValidationError(
                 "effectiveFrom",
@@ -519,8 +531,29 @@ class WelfareFund(Aggregate):
                 items.append(item)
         return items
 
+    def income_read(self, sources: Iterable[IncomeSource]) -> tuple[int, date] | None:
+        """The last position and the latest date of the income among `sources` not yet
+        accrued: every entry with a revenue posting, whether a stream of the policy in
+        force takes it or not. Income a narrower mapping left out was still read under
+        that policy: a version set (or withdrawn) later must not newly cover it, or its
+        reversal would take back a share it never accrued."""
+        read = [
+            (source.position, source.effective_date)
+            for source in sources
+            if source.position > self.position
+            and any(is_revenue_account(p.account_code) for p in source.postings)
+        ]
+        if not read:
+            return None
+        return max(position for position, _ in read), max(day for _, day in read)
+
     def record_accruals(
-        self, source_position: int, items: list[dict[str, Any]], entry_ids: list[str]
+        self,
+        source_position: int,
+        items: list[dict[str, Any]],
+        entry_ids: list[str],
+        *,
+        income_through: date | None = None,
     ) -> None:
         if source_position <= self.position:
             raise ValueError("accruals must move the fund's position forward")
@@ -529,6 +562,7 @@ class WelfareFund(Aggregate):
             source_position=source_position,
             items=items,
             entry_ids=entry_ids,
+            income_through=None if income_through is None else income_through.isoformat(),
         )
 
     # -- reservations ----------------------------------------------------------
@@ -651,6 +685,12 @@ def _first_month_from(effective_from: date) -> date:
     paid by the rules in force on its first day."""
     if effective_from.day == 1:
         return effective_from
+    if (effective_from.year, effective_from.month) == (date.max.year, date.max.month):
+        raise ValidationError(
+            "effectiveFrom",
+            f"stipend rules from {effective_from.isoformat()} would govern no month: the "
+            "first they could govern begins after the calendar's last day (9999-12-31)",
+        )
     return _next_first_of_month(effective_from)
 
 

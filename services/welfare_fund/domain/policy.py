@@ -212,6 +212,15 @@ class PolicyWithdrawal:
     withdrawn_on: date
 
 
+# Revenue accounts are class 4 of the chart: the only accounts a policy may map to a
+# stream (`accountStreams`), so the only income any version could accrue.
+REVENUE_ACCOUNT_PREFIX = "4"
+
+
+def is_revenue_account(account_code: str) -> bool:
+    return account_code.startswith(REVENUE_ACCOUNT_PREFIX)
+
+
 def stream_of(account_code: str, account_streams: Sequence[tuple[str, Stream]]) -> Stream | None:
     index = _winner(account_code, account_streams)
     return None if index is None else account_streams[index][1]
@@ -253,7 +262,7 @@ def check_policy(
         )
     prefixes: set[str] = set()
     for index, (prefix, _stream) in enumerate(account_streams):
-        if not re.fullmatch(r"4[0-9A-Z.\-]{0,15}", prefix):
+        if not (is_revenue_account(prefix) and re.fullmatch(r"[0-9A-Z.\-]{1,16}", prefix)):
             raise ValidationError(
                 f"accountStreams[{index}].accountPrefix",
                 "a revenue account prefix: starts with 4, at most 16 characters",

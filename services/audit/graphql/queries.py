@@ -20,6 +20,7 @@ from services.audit.graphql.types import (
 from services.audit.projections import queries
 from services.audit.store import ChainHead
 from services.common.auth import Role
+from services.common.cursors import position_in_cursor
 from services.common.errors import NotFound, ValidationError
 from services.common.graphql import PageInfo, check_page_size
 from services.ledger.graphql.types import JournalEntry
@@ -38,9 +39,7 @@ def _uuid(value: str, field: str) -> UUID:
 def _version_cursor(after: str | None) -> int:
     if after is None:
         return 0
-    if not after.isdigit() or len(after) > 18:
-        raise ValidationError("after", "not a cursor returned by this query")
-    return int(after)
+    return position_in_cursor(after)
 
 
 @strawberry.type

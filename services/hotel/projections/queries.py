@@ -14,7 +14,7 @@ from uuid import UUID
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.common.errors import ValidationError
+from services.common.cursors import not_a_cursor, position_in_cursor
 from services.common.sealing import read_keys, unseal
 from services.hotel.domain.alloggiati import (
     DEADLINE,
@@ -241,9 +241,9 @@ def encode_cursor(arrival: date, position: int) -> str:
 def decode_cursor(cursor: str) -> tuple[date, int]:
     try:
         day, position = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        return date.fromisoformat(day), int(position)
+        return date.fromisoformat(day), position_in_cursor(position)
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise ValidationError("after", "not a cursor returned by this query") from None
+        raise not_a_cursor() from None
 
 
 async def bookings_page(
@@ -458,10 +458,10 @@ def decode_pending_cursor(cursor: str) -> dict[str, PendingKey | None]:
             at = datetime.fromisoformat(at_text)
             if at.tzinfo is None or type(position) is not int:
                 raise ValueError("not a key of this query")
-            keys[name] = (date.fromisoformat(day), at, position)
+            keys[name] = (date.fromisoformat(day), at, position_in_cursor(str(position)))
         return keys
     except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError):
-        raise ValidationError("after", "not a cursor returned by this query") from None
+        raise not_a_cursor() from None
 
 
 def _pending_stay(row: Any, zone: tzinfo) -> PendingStay:

@@ -13,7 +13,7 @@ from uuid import UUID
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.common.errors import ValidationError
+from services.common.cursors import not_a_cursor, position_in_cursor
 from services.ledger.projections.funding_tables import (
     funding_contracts,
     funding_donations,
@@ -38,9 +38,9 @@ def decode_cursor(cursor: str) -> int:
         text = base64.urlsafe_b64decode(cursor.encode()).decode()
         if not text.startswith("p"):
             raise ValueError(cursor)
-        return int(text[1:])
+        return position_in_cursor(text[1:])
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise ValidationError("after", "not a cursor returned by this query") from None
+        raise not_a_cursor() from None
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ from uuid import UUID
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.common.errors import NotFound, ValidationError
+from services.common.cursors import not_a_cursor, position_in_cursor
+from services.common.errors import NotFound
 from services.ledger.domain import AccountType
 from services.ledger.projections.tables import (
     closing_balances_statement,
@@ -138,9 +139,9 @@ def encode_cursor(effective_date: date, position: int) -> str:
 def decode_cursor(cursor: str) -> tuple[date, int]:
     try:
         day, position = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        return date.fromisoformat(day), int(position)
+        return date.fromisoformat(day), position_in_cursor(position)
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise ValidationError("after", "not a cursor returned by this query") from None
+        raise not_a_cursor() from None
 
 
 async def journal_page(

@@ -18,7 +18,7 @@ from uuid import UUID
 from sqlalchemy import ColumnElement, Table, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.common.errors import ValidationError
+from services.common.cursors import not_a_cursor, position_in_cursor
 from services.shop.domain.sale import Sale, tendered_cents
 from services.shop.projections.tables import (
     shop_cash_movements,
@@ -367,9 +367,9 @@ def decode_cursor(cursor: str) -> int:
         tag, position = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
         if tag != "doc":
             raise ValueError(tag)
-        return int(position)
+        return position_in_cursor(position)
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise ValidationError("after", "not a cursor returned by this query") from None
+        raise not_a_cursor() from None
 
 
 async def documents_page(

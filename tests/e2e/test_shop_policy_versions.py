@@ -118,3 +118,13 @@ async def test_an_intake_before_the_first_version_names_its_own_field(
         'category: "CLOTHES", bags: 1, items: 5}) { __typename ... on ValidationError { field } } }'
     )
     assert intake["recordGoodsIntake"] == {"__typename": "ValidationError", "field": "receivedOn"}
+
+
+async def test_a_policy_asked_for_before_the_first_version_names_on(
+    client: GraphQLClient,
+) -> None:
+    """shopPolicy's argument is `on`: a client maps the refusal to the input it sent."""
+    body = await client.execute(POLICY, {"on": "1999-12-31"})
+    assert body["data"] is None
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert body["errors"][0]["extensions"]["field"] == "on"

@@ -199,5 +199,5 @@ class ShopQuery:
     async def shop_policy(self, info: Info, on: date | None = None) -> ShopPolicyVersion:
         runtime = info.context.runtime
         day = on or datetime.now(UTC).astimezone(runtime.settings.zone).date()
-        policy = await runtime.run_sync(lambda: runtime.shop.policy_on(day))
+        policy = await runtime.run_sync(lambda: runtime.shop.policy_on(day, field="on"))
         return ShopPolicyVersion.of(policy)

@@ -117,7 +117,8 @@ class Disbursement(Aggregate):
                 self.entry_id,
                 self.paid_on,
             )
-            aggregate.last_paid_on = self.paid_on
+            last = aggregate.last_paid_on
+            aggregate.last_paid_on = self.paid_on if last is None else max(last, self.paid_on)
             if aggregate.paid_cents == aggregate.amount_cents:
                 aggregate.status = DisbursementStatus.PAID
 

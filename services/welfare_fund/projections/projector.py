@@ -22,6 +22,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    or_,
     select,
     union_all,
     update,
@@ -172,7 +173,15 @@ class WelfareFundProjection(Projection):
                     .where(d.disbursement_id == event.originator_id)
                     .values(
                         paid_cents=d.paid_cents + event.amount_cents,
-                        last_paid_on=event.paid_on,
+                        # Payments may be recorded in any order (as the bank statement
+                        # is read): the latest day stays the latest.
+                        last_paid_on=case(
+                            (
+                                or_(d.last_paid_on.is_(None), d.last_paid_on < event.paid_on),
+                                event.paid_on,
+                            ),
+                            else_=d.last_paid_on,
+                        ),
                     )
                 )
                 conn.execute(

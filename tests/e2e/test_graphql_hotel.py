@@ -1048,9 +1048,10 @@ async def test_a_mistaken_charge_is_voided_by_a_negative_line_and_a_reversal(
     await run(
         client,
         PAY,
-        {"idempotencyKey": "p", "bookingId": booking_id, "method": "CARD", "amount": "288.20"},
+        {"idempotencyKey": "p", "bookingId": booking_id, "method": "CARD", "amount": "288.20",
+         "businessDate": "2025-07-04"},
         "recordPayment",
-    )
+    )  # fmt: skip
     out = await run(
         client,
         CHECK_OUT,

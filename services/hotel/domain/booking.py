@@ -98,6 +98,16 @@ def _room_version(config: HotelConfiguration, number: str, night: date) -> Room 
     return current
 
 
+def _room_as_sold(config: HotelConfiguration, number: str, arrival: date) -> Room:
+    """The room's latest version in service on or before the arrival: the one a
+    booking holding that night was sold (later versions may have retired it)."""
+    sold: Room | None = None
+    for room in config.rooms.get(number, []):
+        if room.effective_from <= arrival and room.active:
+            sold = room
+    return config.room_on(number, arrival) if sold is None else sold
+
+
 def _quote(
     config: HotelConfiguration,
     *,
@@ -122,11 +132,16 @@ def _quote(
     policy = config.policy_on(arrival)
     if (departure - arrival).days > policy.max_stay_nights:
         raise ValidationError("departure", f"a stay is at most {policy.max_stay_nights} nights")
-    room = config.room_on(room_number, arrival)
+    first_claimed = arrival if claims_from is None else max(arrival, claims_from)
+    if first_claimed > arrival:
+        # The arrival night is the booking's already: the room as it was sold, even
+        # if it was taken out of service from that night since.
+        room = _room_as_sold(config, room_number, arrival)
+    else:
+        room = config.room_on(room_number, arrival)
     # Each night has its own version of the room: one out of service (or smaller)
     # from the second night on was sold for all of them when only the arrival counted.
     capacity = room.capacity
-    first_claimed = arrival if claims_from is None else max(arrival, claims_from)
     for night in nights_between(arrival, departure):
         version = _room_version(config, room.number, night)
         if version is not None and version.active:
@@ -849,6 +864,16 @@ class Booking(Aggregate):
             raise ValidationError("businessDate", "a void cannot precede the charge it voids")
         if refund_method is not None:
             self._check_refund_method(refund_method, original.amount_cents, field="refundMethod")
+            # A credit note on a settled folio: the money goes back after the folio was
+            # settled, never before the payments it returns or the check-out.
+            assert self.checked_out_on is not None
+            if on < self.checked_out_on:
+                raise ValidationError(
+                    "businessDate",
+                    f"after check-out, a void that refunds cannot precede the check-out "
+                    f"({self.checked_out_on.isoformat()})",
+                )
+            self._check_refund_date(on)
         line = FolioLine(
             kind=original.kind,
             description=f"Void of charge {number}: {reason}",
@@ -915,6 +940,16 @@ class Booking(Aggregate):
                 f"{method} took {format_cents(max(by_method, 0))} EUR of this stay's payments",
             )
 
+    def _check_refund_date(self, on: date) -> None:
+        """Money goes back no earlier than it came in: dated before the latest payment,
+        the ledger shows the cash (or the card's clearing) out before it was in."""
+        latest = max((p.on for p in self.payments if p.signed_cents > 0), default=None)
+        if latest is not None and on < latest:
+            raise ValidationError(
+                "businessDate",
+                f"a refund cannot precede the payment it returns ({latest.isoformat()})",
+            )
+
     def _check_not_before_first_payment(self, on: date) -> None:
         if self.payments and on < min(p.on for p in self.payments):
             raise ValidationError(
@@ -961,9 +996,11 @@ class Booking(Aggregate):
                 f"exceeds the {format_cents(received)} EUR paid, the deposit included",
             )
         self._check_refund_method(method, amount_cents, field="method")
-        latest = max((p.on for p in self.payments if p.signed_cents > 0), default=None)
-        if latest is not None and on < latest:
-            raise ValidationError("businessDate", "a refund cannot precede the payment it returns")
+        assert self.checked_in_on is not None
+        # In house: a deposit given back before the arrival is a cancellation's refund.
+        if on < self.checked_in_on:
+            raise ValidationError("businessDate", "a refund in house cannot precede the check-in")
+        self._check_refund_date(on)
         payment = Payment(REFUND, method, amount_cents, on)
         self.trigger_event(
             self.PaymentRecorded, number=len(self.payments) + 1, payment=payment.as_state()

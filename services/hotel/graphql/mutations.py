@@ -389,6 +389,18 @@ def _vat_accounts(given: list[VatAccountInput] | None) -> dict[str, str]:
     return accounts
 
 
+def _tourist_tax_rates(given: list[TouristTaxRateInput]) -> dict[str, int]:
+    """The rates by category. A category given twice is refused: the second rate
+    silently replaced the first (a 0.00 typed under a category already rated stopped
+    collecting the tax the municipality is owed)."""
+    rates: dict[str, int] = {}
+    for i, rate in enumerate(given):
+        if str(rate.stars) in rates:
+            raise ValidationError(f"touristTaxByStars[{i}].stars", "names a category already given")
+        rates[str(rate.stars)] = decimal_to_cents(rate.amount, field=f"touristTaxByStars[{i}]")
+    return rates
+
+
 async def _booking_mutation(
     info: Info, command: Callable[[], Outcome[BookingModel]]
 ) -> BookingResult:
@@ -675,10 +687,7 @@ class HotelMutation:
         hotel, actor = info.context.runtime.hotel, info.context.actor
 
         def command() -> Outcome[HotelPolicy]:
-            rates = {
-                str(rate.stars): decimal_to_cents(rate.amount, field=f"touristTaxByStars[{i}]")
-                for i, rate in enumerate(input.tourist_tax_by_stars)
-            }
+            rates = _tourist_tax_rates(input.tourist_tax_by_stars)
             sent = HotelPolicy(
                 effective_from=input.effective_from,
                 hotel_stars=input.hotel_stars,

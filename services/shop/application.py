@@ -585,10 +585,9 @@ class ShopApplication(CoopApplication):
         def decide() -> Decision[CashSession]:
             if counted_cash_cents < 0:
                 raise ValidationError("countedCash", "must not be negative")
-            if terminal_card_cents is not None and terminal_card_cents < 0:
-                raise ValidationError("cardTerminalTotal", "must not be negative")
-            # Their upper bounds depend on the session's expected figures: see
-            # CashSession.close.
+            # The card terminal's total may be negative (it refunded more than it
+            # took: a card refund of an earlier session's sale). The bounds of both
+            # depend on the session's expected figures: see CashSession.close.
             session = self.get_session(session_id)
             session.check_scope(till_scope)
             day = self._day(at)

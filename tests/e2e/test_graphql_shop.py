@@ -1061,7 +1061,8 @@ async def test_a_drawer_above_the_amount_ceiling_closes_on_its_true_count(
         (expected, "100000000.00", "cardTerminalTotal"),
         (expected, eur(1220 + ceiling + 1), "cardTerminalTotal"),
         (eur(cents(expected) + ceiling + 1), "12.20", "countedCash"),
-        (expected, "-0.01", "cardTerminalTotal"),
+        (expected, eur(1220 - ceiling - 1), "cardTerminalTotal"),
+        ("-0.01", "12.20", "countedCash"),
     ):
         refused = await close(f"bad-{counted}-{terminal}", counted, terminal)
         assert (refused["__typename"], refused["field"]) == ("ValidationError", field), refused
@@ -1070,6 +1071,30 @@ async def test_a_drawer_above_the_amount_ceiling_closes_on_its_true_count(
     assert z["__typename"] == "ZReport", z
     assert (z["countedCash"], z["difference"], z["withinTolerance"]) == (expected, "0.00", True)
     assert z["cardDifference"] == "0.00"
+
+
+async def test_a_session_that_refunded_more_to_cards_than_it_took_closes_on_the_terminal(
+    client_as: Callable[..., GraphQLClient],
+) -> None:
+    """Yesterday's card sale refunded to the card today: the session's card total and
+    the terminal's batch are both -12.20. That true figure closes it with no card
+    difference (it was refused as negative, and 0.00 recorded a false difference)."""
+    till = client_as(Role.VOLUNTEER, "till-1")
+    first = await open_session(till)
+    card = [{"method": "CARD", "amount": "12.20"}]
+    sale = await ring(till, first["id"], "yesterday", ONE_COAT, card)
+    close = {"idempotencyKey": "z1", "sessionId": first["id"], "countedCash": "100.00",
+             "cardTerminalTotal": "12.20"}  # fmt: skip
+    assert (await till.data(CLOSE, {"input": close}))["closeCashSession"]["__typename"] == "ZReport"
+    second = await open_session(till, key="open-2")
+    refund = {"idempotencyKey": "r", "saleId": sale["id"]}
+    refunded = (await till.data(REFUND, {"input": refund}))["refundSale"]
+    assert refunded["payments"] == card, refunded
+    assert (await till.data(XREPORT, {"id": second["id"]}))["xReport"]["cardTotal"] == "-12.20"
+    close = {"idempotencyKey": "z2", "sessionId": second["id"], "countedCash": "100.00",
+             "cardTerminalTotal": "-12.20"}  # fmt: skip
+    z = (await till.data(CLOSE, {"input": close}))["closeCashSession"]
+    assert (z["__typename"], z["cardDifference"], z["difference"]) == ("ZReport", "0.00", "0.00")
 
 
 async def test_a_cash_session_that_does_not_exist_is_not_found_not_pending(

@@ -330,6 +330,8 @@ class CashSession(Aggregate):
         self.check_open()
         expected = self.expected_cash_cents
         difference = counted_cash_cents - expected
+        if counted_cash_cents < 0:
+            raise ValidationError("countedCash", "must not be negative")
         _check_counted(
             "countedCash", counted_cash_cents, expected, ceiling_cents, "the drawer should hold"
         )
@@ -357,8 +359,6 @@ class CashSession(Aggregate):
 def _check_counted(
     field: str, counted_cents: int, expected_cents: int, ceiling_cents: int, what: str
 ) -> None:
-    if counted_cents < 0:
-        raise ValidationError(field, "must not be negative")
     if abs(counted_cents - expected_cents) > ceiling_cents:
         raise ValidationError(
             field,

@@ -155,6 +155,14 @@ def execute_idempotent(
     )
     try:
         recordings = app.save(*decision.aggregates, claim)
+    except CoopError:
+        # The save's own checks (PostgreSQL's guarded insert re-reads the chart of
+        # accounts before it inserts) may refuse a retry whose first answer was
+        # stored, by another process, before the state moved on: answer it first.
+        replay = _replay(app, claim_id, digest, key, load_result, earlier_digests)
+        if replay is not None:
+            return replay
+        raise
     except IntegrityError:
         replay = _replay(app, claim_id, digest, key, load_result, earlier_digests)
         if replay is not None:

@@ -453,9 +453,12 @@ class LedgerApplication(CoopApplication):
 
     def get_entry(self, entry_id: UUID) -> JournalEntry:
         try:
-            entry: JournalEntry = self.repository.get(entry_id)
+            entry = self.repository.get(entry_id)
         except AggregateNotFoundError:
-            raise EntryNotFound(f"journal entry {entry_id} does not exist") from None
+            entry = None
+        # Any record's id reaches here (the chart's is public): only an entry is one.
+        if not isinstance(entry, JournalEntry):
+            raise EntryNotFound(f"journal entry {entry_id} does not exist")
         return entry
 
     def _load_entry(self, ref: Mapping[str, str]) -> JournalEntry:

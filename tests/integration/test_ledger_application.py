@@ -408,3 +408,33 @@ def test_reversing_an_accrual_by_hand_says_to_correct_the_income_instead(
     assert "correct that income entry" in refused.value.message
     assert "by hand" not in refused.value.message.split(";", 1)[1]
     assert head(ledger) == before
+
+
+@pytest.fixture
+def other_worker(settings: Settings) -> Iterator[LedgerApplication]:
+    """A second ledger application on the same store: another gateway worker."""
+    app = LedgerApplication(settings)
+    yield app
+    app.close()
+
+
+@pytest.mark.parametrize("change", ["close the books", "close the account"])
+def test_a_retry_after_another_worker_closed_what_it_posts_to_answers_the_original(
+    ledger: LedgerApplication, other_worker: LedgerApplication, change: str
+) -> None:
+    """The client never got the answer to its entry; meanwhile another worker closed the
+    period (or the entry's revenue account). This worker's chart is the old one, so the
+    retry passes its checks and reaches the save, whose guard (on PostgreSQL, before
+    the insert) re-reads the chart: the retry was told the entry was refused, and
+    posted again elsewhere it would be in the books twice. It gets its entry back."""
+    first = post(ledger, "k-1", effective_date=date(2025, 6, 30))
+    if change == "close the books":
+        other_worker.close_books(key="close", actor="admin", through=date(2025, 6, 30))
+    else:
+        other_worker.close_account(key="close-4100", actor="admin", code="4100")
+    written = head(ledger)
+    again = post(ledger, "k-1", effective_date=date(2025, 6, 30))
+    assert (again.replayed, again.result.id) == (True, first.result.id)
+    assert head(ledger) == written
+    with pytest.raises(ValidationError):  # a new entry there is still refused
+        post(ledger, "k-2", effective_date=date(2025, 6, 30))

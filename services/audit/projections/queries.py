@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.audit.projections.tables import audit_chain, audit_published_heads
@@ -60,11 +60,20 @@ async def entry_ids_by_cause(conn: AsyncConnection, cause: str, first: int) -> l
     """
     e = ledger_entries.c
     escaped = cause.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    segment = f":{cause}"
+    # LIKE ignores case on SQLite (not on PostgreSQL): it only narrows; the match
+    # itself is by `=` and replace(), case-sensitive on both stores.
     caused = select(e.entry_id).where(
         or_(
             e.cause_id == cause,
-            e.cause_id.like(f"%:{escaped}", escape="\\"),
-            e.cause_id.like(f"%:{escaped}:%", escape="\\"),
+            and_(
+                e.cause_id.like(f"%:{escaped}", escape="\\"),
+                func.substr(e.cause_id, func.length(e.cause_id) - len(segment) + 1) == segment,
+            ),
+            and_(
+                e.cause_id.like(f"%:{escaped}:%", escape="\\"),
+                func.replace(e.cause_id, f"{segment}:", "") != e.cause_id,
+            ),
         )
     )
     # And their reversals (a hotel void's cause names the charge's entry, not the

@@ -11,6 +11,7 @@ POST /auth/token); devices get API keys. Only hashes are stored.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -81,7 +82,9 @@ class AuthenticationFailed(Exception):
 
 
 def _sha256(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
+    # "surrogatepass": a credential sent as JSON (a WebSocket's connection_init) may
+    # carry a lone surrogate; it hashes to nothing stored instead of failing to encode.
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def hash_password(password: str) -> str:
@@ -95,8 +98,18 @@ def verify_password(password: str, stored: str) -> bool:
         _scheme, salt_hex, digest_hex = stored.split("$")
     except ValueError:
         return False
-    digest = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt_hex), **_SCRYPT)
+    digest = hashlib.scrypt(
+        password.encode("utf-8", "surrogatepass"), salt=bytes.fromhex(salt_hex), **_SCRYPT
+    )
     return hmac.compare_digest(digest.hex(), digest_hex)
+
+
+@functools.cache
+def _no_user_hash() -> str:
+    """A hash to verify an unknown user's password against: made once, so a sign-in
+    costs one scrypt whether or not the user exists (hashing a fresh one each time
+    made unknown names twice as slow, which told them apart)."""
+    return hash_password(secrets.token_hex(16))
 
 
 def _roles(text: str) -> frozenset[Role]:
@@ -264,7 +277,7 @@ class CredentialStore:
                 )
             ).first()
             # Verify even for unknown users so timing does not reveal which exist.
-            stored = row[0] if row else hash_password(secrets.token_hex(8))
+            stored = row[0] if row else _no_user_hash()
             if not verify_password(password, stored) or row is None or row[1]:
                 raise AuthenticationFailed
             token = secrets.token_urlsafe(32)

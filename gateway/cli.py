@@ -288,6 +288,8 @@ def serve(
             port=port,
             workers=workers,
             log_config=None,  # our JSON logging (configured in gateway.asgi) for every worker
+            # The body limit for WebSocket messages too (uvicorn's default is 16 MiB).
+            ws_max_size=settings.max_body_bytes,
         )
 
 

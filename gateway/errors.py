@@ -29,12 +29,23 @@ log = logging.getLogger("coop.gateway.errors")
 # guest's whole input ("found: {'surname': ...}"), a birth date, a document number.
 # The answer names the place (".guests[0].birthDate") and the kind of fault only.
 _FOUND = re.compile(r",? found:? .*?(?=; [A-Z]|$)", re.DOTALL)
-_CANNOT_REPRESENT = re.compile(r"(cannot represent [^:]*?): .*?(?=\. |; |$)", re.DOTALL)
-_ENUM_VALUE = re.compile(r"Value '(?:[^'\\]|\\.)*' does not exist")
-# A scalar's own parse error follows "cannot represent a Date." and may quote the
-# input: "Invalid isoformat string: '<what was typed>'", "got '<part of it>'".
-_SCALAR_DETAIL = re.compile(r"(cannot represent an? \w+\.)([^;]*)")
-_QUOTED = re.compile(r"(?:,? got)?,?:? ?'(?:[^'\\]|\\.)*'")
+# "String cannot represent a non string value: <the value>", "Value cannot represent a
+# Date: "<the value>". Invalid isoformat string: '<the value>'": the refusal always
+# ends the message, and a value's repr may hold any quote, ". " or "; " (a surname
+# "D'Angelo" is shown in double quotes), so everything after the kind of fault goes.
+_CANNOT_REPRESENT = re.compile(r"(cannot represent [^:.]*?)\s*[:.].*$", re.DOTALL)
+# What a scalar's parser said, kept when it is one of these (never the value itself).
+_PARSER_FAULTS = (
+    "Invalid isoformat string",
+    "day is out of range for month",
+    "month must be in 1..12",
+    "Expected a string",
+)
+# graphql-core quotes the value in single quotes without escaping any inside it.
+_ENUM_VALUE = re.compile(r"Value '.*' does not exist(?= in '\w+' enum)", re.DOTALL)
+# "Cannot query field 'beneficiar' on type 'Query'. Did you mean 'beneficiary'?":
+# with introspection off, suggestions would map the schema for anyone, unsigned-in.
+_SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 
 
 _OPERATION_REFUSALS = (MissingQueryError, CannotGetOperationTypeError, InvalidOperationTypeError)
@@ -43,9 +54,13 @@ _OPERATION_REFUSALS = (MissingQueryError, CannotGetOperationTypeError, InvalidOp
 def without_values(message: str) -> str:
     """A request error's message without the values it quoted."""
     message = _ENUM_VALUE.sub("The value does not exist", message)
-    message = _CANNOT_REPRESENT.sub(r"\1", message)
-    message = _SCALAR_DETAIL.sub(lambda m: m[1] + _QUOTED.sub("", m[2]), message)
-    return _FOUND.sub("", message)
+    message = _FOUND.sub("", message)
+    return _CANNOT_REPRESENT.sub(_fault_only, message)
+
+
+def _fault_only(refusal: re.Match[str]) -> str:
+    faults = [fault for fault in _PARSER_FAULTS if fault in refusal[0]]
+    return refusal[1] + (f". {faults[0]}" if faults else "")
 
 
 def _is_about_the_request(error: GraphQLError) -> bool:
@@ -61,7 +76,7 @@ def _is_about_the_request(error: GraphQLError) -> bool:
     return bool(error.nodes) or isinstance(original, _OPERATION_REFUSALS)
 
 
-def _processed(error: GraphQLError) -> GraphQLError:
+def _processed(error: GraphQLError, *, hide_suggestions: bool = False) -> GraphQLError:
     original = error.original_error
     if isinstance(original, CoopError):
         coded: dict[str, object] = {"code": error_code(original)}
@@ -78,8 +93,9 @@ def _processed(error: GraphQLError) -> GraphQLError:
     if original is None or _is_about_the_request(error):
         extensions = dict(error.extensions or {})
         extensions.setdefault("code", "BAD_REQUEST")
+        message = without_values(error.message)
         return GraphQLError(
-            without_values(error.message),
+            _SUGGESTION.sub("", message) if hide_suggestions else message,
             nodes=error.nodes,
             path=error.path,
             extensions=extensions,
@@ -108,16 +124,26 @@ def _processed(error: GraphQLError) -> GraphQLError:
 
 
 class MaskUnexpectedErrors(SchemaExtension):
+    """`hide_suggestions`: take graphql-core's "Did you mean ...?" out of request
+    errors (in production, where introspection is off too)."""
+
+    def __init__(self, *, hide_suggestions: bool = False) -> None:
+        super().__init__()
+        self.hide_suggestions = hide_suggestions
+
+    def _processed(self, errors: list[GraphQLError]) -> list[GraphQLError]:
+        return [_processed(error, hide_suggestions=self.hide_suggestions) for error in errors]
+
     def on_operation(self) -> Iterator[None]:
         yield
         result = self.execution_context.result
         if result is not None and result.errors:
-            result.errors = [_processed(error) for error in result.errors]
+            result.errors = self._processed(result.errors)
 
     def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
         # Over WebSocket each result is sent before the operation ends, so
         # on_operation would process them too late: a subscription's WrongTill went
         # out without its code, and an unexpected error unmasked.
         if isinstance(result, ExecutionResult) and result.errors:
-            result.errors = [_processed(error) for error in result.errors]
+            result.errors = self._processed(result.errors)
         yield

@@ -163,6 +163,9 @@ class RequestContextMiddleware:
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self.app(scope, _ws_limited(receive, send, self.max_body_bytes), send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -243,6 +246,31 @@ def _limited(receive: Receive, max_body_bytes: int) -> Callable[[], Awaitable[Me
             received += len(message.get("body", b""))
             if received > max_body_bytes:
                 raise BodyTooLarge
+        return message
+
+    return wrapped
+
+
+# RFC 6455: "a message that is too big for it to process".
+WS_MESSAGE_TOO_BIG = 1009
+
+
+def _ws_limited(receive: Receive, send: Send, max_bytes: int) -> Callable[[], Awaitable[Message]]:
+    """The body limit, per WebSocket message (connection_init included, before any
+    credentials are checked): one over it closes the socket with 1009, and the app
+    sees a disconnect. `coop serve` also gives uvicorn the limit (ws_max_size), so
+    such a frame is not even read there; this holds under any server."""
+
+    async def wrapped() -> Message:
+        message = await receive()
+        if message["type"] == "websocket.receive":
+            text = message.get("text")
+            size = len(message.get("bytes") or b"")
+            if text is not None:
+                size += len(text.encode("utf-8", "surrogatepass"))
+            if size > max_bytes:
+                await send({"type": "websocket.close", "code": WS_MESSAGE_TOO_BIG})
+                return {"type": "websocket.disconnect", "code": WS_MESSAGE_TOO_BIG}
         return message
 
     return wrapped

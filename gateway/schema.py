@@ -108,6 +108,8 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     # Factories, so each request gets fresh extension instances.
     extensions: list[Callable[[], SchemaExtension]] = [MaskUnexpectedErrors]
     if settings is not None:
+        hide = settings.is_production
+        extensions = [lambda: MaskUnexpectedErrors(hide_suggestions=hide)]
         # strawberry's limiter extensions, built once for their rule classes; the
         # document cache's extension applies them (gateway/document_cache.py).
         rules: list[type[ASTValidationRule]] = [

@@ -452,6 +452,7 @@ class LedgerApplication(CoopApplication):
         )
 
     def get_entry(self, entry_id: UUID) -> JournalEntry:
+        entry: Aggregate | None
         try:
             entry = self.repository.get(entry_id)
         except AggregateNotFoundError:

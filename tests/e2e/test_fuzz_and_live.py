@@ -160,6 +160,7 @@ def test_a_socket_without_valid_credentials_is_closed_at_connection_init(
     and then had every operation refused. Credential names are as case-insensitive as
     HTTP headers."""
     client, headers = live
+    key_id = headers["X-Api-Key"].split("_")[1]
     for payload in (
         {},
         {"X-Api-Key": "coop_0123_wrong"},
@@ -168,6 +169,10 @@ def test_a_socket_without_valid_credentials_is_closed_at_connection_init(
         # ended in an internal error, with a traceback in the log.
         {"X-Api-Key": "coop_01\x0023_wrong"},
         {"X-Api-Key": "coop_01\ud80023_wrong"},
+        # A lone surrogate in what is hashed (a token, a real key's secret) could not
+        # be encoded: an unhandled error instead of 4403.
+        {"Authorization": "Bearer abc\ud800def"},
+        {"X-Api-Key": f"coop_{key_id}_abc\ud800def"},
     ):
         with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
             ws.send_text(json.dumps({"type": "connection_init", "payload": payload}))

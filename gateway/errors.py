@@ -28,7 +28,9 @@ log = logging.getLogger("coop.gateway.errors")
 # graphql-core's coercion and validation messages quote the value they refused: a
 # guest's whole input ("found: {'surname': ...}"), a birth date, a document number.
 # The answer names the place (".guests[0].birthDate") and the kind of fault only.
-_FOUND = re.compile(r",? found:? .*?(?=; [A-Z]|$)", re.DOTALL)
+# "..., found: {'surname': ...}", "... Did you mean 'surname'? Found: {...}": the value
+# runs to the end of the message, and it may hold "; " and capitals itself.
+_FOUND = re.compile(r",? (?i:found):? .*$", re.DOTALL)
 # "String cannot represent a non string value: <the value>", "Value cannot represent a
 # Date: "<the value>". Invalid isoformat string: '<the value>'": the refusal always
 # ends the message, and a value's repr may hold any quote, ". " or "; " (a surname

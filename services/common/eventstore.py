@@ -12,17 +12,18 @@ from collections.abc import Callable, Mapping, Sequence
 from copy import deepcopy
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
 import psycopg
-from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
     ApplicationRecorder,
     InfrastructureFactory,
     InterfaceError,
     JSONTranscoder,
+    MapperDeserialisationError,
     OperationalError,
     Recording,
     StoredEvent,
@@ -34,7 +35,7 @@ from eventsourcing.utils import Environment, get_topic, retry
 from psycopg.sql import SQL, Identifier
 from sqlalchemy import Select, column, func, select, table
 
-from services.common.errors import LostRace
+from services.common.errors import CoopError, LostRace
 from services.common.settings import Settings
 
 STORE_NAME = "coop_store"
@@ -307,8 +308,27 @@ def eventsourcing_env(settings: Settings, *, create_table: bool = True) -> dict[
     return env
 
 
+A = TypeVar("A", bound=Aggregate)
+
+# A record of another context that this application cannot decode (a snapshot's state
+# holds that context's own types): to a command here it does not exist.
+NOT_OURS = (AggregateNotFoundError, MapperDeserialisationError)
+
+
 class CoopApplication(Application[UUID]):
     """Base of every context's application: one shared store, pages of 1,000."""
+
+    def get_as(self, cls: type[A], aggregate_id: UUID, not_found: CoopError) -> A:
+        """The aggregate `aggregate_id` if it is a `cls`, else `not_found` raised. The
+        store holds every context's records, so an id a client sends may be any of
+        them (the chart's and the hotel configuration's are fixed and public)."""
+        try:
+            aggregate: Aggregate = self.repository.get(aggregate_id)
+        except NOT_OURS:
+            raise not_found from None
+        if not isinstance(aggregate, cls):
+            raise not_found
+        return aggregate
 
     name = STORE_NAME
     log_section_size = 1000

@@ -244,13 +244,9 @@ class HotelApplication(CoopApplication):
     # -- bookings ----------------------------------------------------------------
 
     def get_booking(self, booking_id: UUID) -> Booking:
-        try:
-            booking: Booking = self.repository.get(booking_id)
-        except AggregateNotFoundError:
-            raise BookingNotFound(f"booking {booking_id} does not exist") from None
-        if not isinstance(booking, Booking):
-            raise BookingNotFound(f"booking {booking_id} does not exist")
-        return booking
+        return self.get_as(
+            Booking, booking_id, BookingNotFound(f"booking {booking_id} does not exist")
+        )
 
     def _load_booking(self, ref: Mapping[str, str]) -> Booking:
         return self.get_booking(UUID(ref["booking_id"]))

@@ -452,15 +452,9 @@ class LedgerApplication(CoopApplication):
         )
 
     def get_entry(self, entry_id: UUID) -> JournalEntry:
-        entry: Aggregate | None
-        try:
-            entry = self.repository.get(entry_id)
-        except AggregateNotFoundError:
-            entry = None
-        # Any record's id reaches here (the chart's is public): only an entry is one.
-        if not isinstance(entry, JournalEntry):
-            raise EntryNotFound(f"journal entry {entry_id} does not exist")
-        return entry
+        return self.get_as(
+            JournalEntry, entry_id, EntryNotFound(f"journal entry {entry_id} does not exist")
+        )
 
     def _load_entry(self, ref: Mapping[str, str]) -> JournalEntry:
         return self.get_entry(UUID(ref["entry_id"]))

@@ -18,7 +18,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
 from services.common.errors import Conflict, NotFound, ValidationError
-from services.common.eventstore import CoopApplication
+from services.common.eventstore import NOT_OURS, CoopApplication
 from services.common.idempotency import (
     Decision,
     Outcome,
@@ -144,13 +144,7 @@ class FundingApplication(CoopApplication):
     # -- plumbing ----------------------------------------------------------------
 
     def _get(self, cls: type[A], aggregate_id: UUID, what: str) -> A:
-        try:
-            aggregate: Aggregate = self.repository.get(aggregate_id)
-        except AggregateNotFoundError:
-            raise NotFound(f"{what} {aggregate_id} does not exist") from None
-        if not isinstance(aggregate, cls):
-            raise NotFound(f"{what} {aggregate_id} does not exist")
-        return aggregate
+        return self.get_as(cls, aggregate_id, NotFound(f"{what} {aggregate_id} does not exist"))
 
     def _entries(
         self, facts: Sequence[LedgerFact | None], actor: str, fields: InputFields
@@ -549,7 +543,7 @@ class FundingApplication(CoopApplication):
         """A money donation, or goods in kind or volunteer time; else NotFound."""
         try:
             record: Aggregate = self.repository.get(donation_id)
-        except AggregateNotFoundError:
+        except NOT_OURS:
             raise NotFound(f"donation {donation_id} does not exist") from None
         if not isinstance(record, Donation | NonCashContribution):
             raise NotFound(f"donation {donation_id} does not exist")

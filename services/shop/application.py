@@ -20,6 +20,7 @@ from eventsourcing.persistence import IntegrityError
 
 from services.common.errors import Conflict, CoopError, LostRace, ValidationError
 from services.common.eventstore import (
+    NOT_OURS,
     CoopApplication,
     ReadGuard,
     eventsourcing_env,
@@ -695,20 +696,14 @@ class ShopApplication(CoopApplication):
             session: Aggregate = (
                 self.repository.get(session_id) if fresh else self.last_seen_to_change(session_id)
             )
-        except AggregateNotFoundError:
+        except NOT_OURS:
             raise SessionNotFound(f"cash session {session_id} does not exist") from None
         if not isinstance(session, CashSession):
             raise SessionNotFound(f"cash session {session_id} does not exist")
         return session
 
     def get_sale(self, sale_id: UUID) -> Sale:
-        try:
-            sale: Aggregate = self.repository.get(sale_id)
-        except AggregateNotFoundError:
-            raise SaleNotFound(f"sale {sale_id} does not exist") from None
-        if not isinstance(sale, Sale):
-            raise SaleNotFound(f"sale {sale_id} does not exist")
-        return sale
+        return self.get_as(Sale, sale_id, SaleNotFound(f"sale {sale_id} does not exist"))
 
     def open_session_of(self, till_id: str) -> UUID | None:
         try:

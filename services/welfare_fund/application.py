@@ -363,13 +363,9 @@ class WelfareFundApplication(CoopApplication):
         return outcome
 
     def get_beneficiary(self, beneficiary_id: UUID) -> Beneficiary:
-        try:
-            beneficiary: Beneficiary = self.repository.get(beneficiary_id)
-        except AggregateNotFoundError:
-            raise NotFound(f"beneficiary {beneficiary_id} does not exist") from None
-        if not isinstance(beneficiary, Beneficiary):
-            raise NotFound(f"beneficiary {beneficiary_id} does not exist")
-        return beneficiary
+        return self.get_as(
+            Beneficiary, beneficiary_id, NotFound(f"beneficiary {beneficiary_id} does not exist")
+        )
 
     def record_attendance(
         self,
@@ -469,13 +465,11 @@ class WelfareFundApplication(CoopApplication):
     # -- disbursements -------------------------------------------------------------
 
     def get_disbursement(self, disbursement_id: UUID) -> Disbursement:
-        try:
-            disbursement: Disbursement = self.repository.get(disbursement_id)
-        except AggregateNotFoundError:
-            raise NotFound(f"disbursement {disbursement_id} does not exist") from None
-        if not isinstance(disbursement, Disbursement):
-            raise NotFound(f"disbursement {disbursement_id} does not exist")
-        return disbursement
+        return self.get_as(
+            Disbursement,
+            disbursement_id,
+            NotFound(f"disbursement {disbursement_id} does not exist"),
+        )
 
     def _load_disbursement(self, ref: Mapping[str, str]) -> Disbursement:
         return self.get_disbursement(UUID(ref["disbursement_id"]))

@@ -5,10 +5,14 @@ included, on both stores (SQLite's LIKE ignores case)."""
 
 from __future__ import annotations
 
+from services.common.auth import Role
 from services.common.idempotency import claim_id_for
+from services.hotel.domain import CONFIG_ID
 from services.ledger.domain import CHART_ID
 from tests.e2e.conftest import GraphQLClient
 from tests.e2e.test_graphql_ledger import POST, REVERSE, sale_input
+from tests.e2e.test_graphql_shop import REFUND as SHOP_REFUND
+from tests.e2e.test_welfare_graphql import PAY as WELFARE_PAY
 
 BY_CAUSE = "query($c: String!) { ledgerEntriesByCause(cause: $c) { cause } }"
 
@@ -41,3 +45,27 @@ async def test_a_cause_finds_its_own_entries_whatever_the_case_of_others(
     assert sorted(e["cause"] for e in found) == ["manual:inv-7", "manual:inv-7:b"]
     found = (await client.data(BY_CAUSE, {"c": "INV-7"}))["ledgerEntriesByCause"]
     assert sorted(e["cause"] for e in found) == ["manual:INV-7", "manual:INV-7:b"]
+
+
+async def test_another_context_s_record_that_cannot_be_decoded_here_is_not_found(
+    client: GraphQLClient,
+) -> None:
+    """One store holds every context's records. The hotel configuration's id is fixed;
+    once it has a snapshot (every 50 changes) no other context can decode it: the
+    ledger, the shop or the fund answered an internal error for that id."""
+    client.runtime.hotel.take_snapshot(CONFIG_ID)
+    config_id = str(CONFIG_ID)
+    admin = client.as_person(Role.ADMIN)  # the fund's money is a person's decision
+    head = client.head()
+    documents = {
+        "reverseJournalEntry": (REVERSE, {"idempotencyKey": "r", "entryId": config_id,
+                                          "effectiveDate": "2025-05-03", "description": "x"}),
+        "refundSale": (SHOP_REFUND, {"idempotencyKey": "s", "saleId": config_id}),
+        "payDisbursement": (WELFARE_PAY, {"idempotencyKey": "p", "disbursementId": config_id,
+                                          "amount": "1.00"}),
+    }  # fmt: skip
+    for field, (document, value) in documents.items():
+        body = await admin.execute(document, {"input": value})
+        assert "errors" not in body, body["errors"]
+        assert body["data"][field]["__typename"] == "NotFound", body
+    assert client.head() == head

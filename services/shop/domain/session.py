@@ -336,6 +336,13 @@ class CashSession(Aggregate):
             "countedCash", counted_cash_cents, expected, ceiling_cents, "the drawer should hold"
         )
         if terminal_card_cents is not None:
+            # Negative only where the till's own card total is: otherwise it is a sign
+            # typed by mistake, and would close on a card difference that never was.
+            if terminal_card_cents < 0 <= self.card_total_cents:
+                raise ValidationError(
+                    "cardTerminalTotal",
+                    "must not be negative: this session refunded no more to cards than it took",
+                )
             _check_counted(
                 "cardTerminalTotal",
                 terminal_card_cents,

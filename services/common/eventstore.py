@@ -318,18 +318,6 @@ NOT_OURS = (AggregateNotFoundError, MapperDeserialisationError)
 class CoopApplication(Application[UUID]):
     """Base of every context's application: one shared store, pages of 1,000."""
 
-    def get_as(self, cls: type[A], aggregate_id: UUID, not_found: CoopError) -> A:
-        """The aggregate `aggregate_id` if it is a `cls`, else `not_found` raised. The
-        store holds every context's records, so an id a client sends may be any of
-        them (the chart's and the hotel configuration's are fixed and public)."""
-        try:
-            aggregate: Aggregate = self.repository.get(aggregate_id)
-        except NOT_OURS:
-            raise not_found from None
-        if not isinstance(aggregate, cls):
-            raise not_found
-        return aggregate
-
     name = STORE_NAME
     log_section_size = 1000
     snapshotting_intervals: ClassVar[dict[type[Any], int]] = {}
@@ -354,6 +342,18 @@ class CoopApplication(Application[UUID]):
         # The library merges os.environ under ours; ours must win so that a stray
         # POSTGRES_* variable in a shell never points the app at another database.
         super().__init__(env=eventsourcing_env(settings, create_table=create_table))
+
+    def get_as(self, cls: type[A], aggregate_id: UUID, not_found: CoopError) -> A:
+        """The aggregate `aggregate_id` if it is a `cls`, else `not_found` raised. The
+        store holds every context's records, so an id a client sends may be any of
+        them (the chart's and the hotel configuration's are fixed and public)."""
+        try:
+            aggregate: Aggregate = self.repository.get(aggregate_id)
+        except NOT_OURS:
+            raise not_found from None
+        if not isinstance(aggregate, cls):
+            raise not_found
+        return aggregate
 
     def today(self) -> date:
         """The cooperative's calendar day (COOP_TIMEZONE): what "future" means for the

@@ -133,19 +133,19 @@ class MaskUnexpectedErrors(SchemaExtension):
         super().__init__()
         self.hide_suggestions = hide_suggestions
 
-    def _processed(self, errors: list[GraphQLError]) -> list[GraphQLError]:
+    def _each_processed(self, errors: list[GraphQLError]) -> list[GraphQLError]:
         return [_processed(error, hide_suggestions=self.hide_suggestions) for error in errors]
 
     def on_operation(self) -> Iterator[None]:
         yield
         result = self.execution_context.result
         if result is not None and result.errors:
-            result.errors = self._processed(result.errors)
+            result.errors = self._each_processed(result.errors)
 
     def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
         # Over WebSocket each result is sent before the operation ends, so
         # on_operation would process them too late: a subscription's WrongTill went
         # out without its code, and an unexpected error unmasked.
         if isinstance(result, ExecutionResult) and result.errors:
-            result.errors = self._processed(result.errors)
+            result.errors = self._each_processed(result.errors)
         yield

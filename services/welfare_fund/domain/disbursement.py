@@ -140,6 +140,14 @@ class Disbursement(Aggregate):
             aggregate.paid_cents -= self.amount_cents
             aggregate.reversed_payments.add(self.payment)
             aggregate.reversal_dates[self.payment] = self.reversed_on
+            aggregate.last_paid_on = max(
+                (
+                    paid_on
+                    for number, (_cents, _entry, paid_on) in aggregate.payment_entries.items()
+                    if number not in aggregate.reversed_payments
+                ),
+                default=None,
+            )
             if aggregate.status is DisbursementStatus.PAID:
                 aggregate.status = DisbursementStatus.APPROVED
 
@@ -176,6 +184,7 @@ class Disbursement(Aggregate):
         self.approved_on: date | None = None
         # Who approved (the actor, as the audit trail names it): not the one who pays.
         self.approved_by: str | None = None
+        # The latest day among the payments still standing (not reversed).
         self.last_paid_on: date | None = None
         self.paid_cents = 0
         self.payments = 0

@@ -325,7 +325,7 @@ class Disbursement:
             status=DisbursementStatus(row.status),
             committed_on=row.committed_on,
             approved_on=row.approved_on,
-            last_paid_on=row.last_paid_on,
+            last_paid_on=row.latest_standing_payment_on,
             cancelled_on=row.cancelled_on,
             beneficiary_id=row.beneficiary_id,
         )

@@ -17,6 +17,7 @@ from sqlalchemy import (
     CompoundSelect,
     Connection,
     Table,
+    and_,
     bindparam,
     case,
     delete,
@@ -38,6 +39,7 @@ from services.welfare_fund.projections.tables import (
     welfare_attendance,
     welfare_beneficiaries,
     welfare_daily,
+    welfare_disbursement_payments,
     welfare_disbursements,
     welfare_policies,
     welfare_policy_withdrawals,
@@ -55,6 +57,7 @@ class WelfareFundProjection(Projection):
         welfare_daily,
         welfare_accrual_items,
         welfare_disbursements,
+        welfare_disbursement_payments,
         welfare_beneficiaries,
         welfare_attendance,
     )
@@ -167,7 +170,19 @@ class WelfareFundProjection(Projection):
                     .values(status="APPROVED", approved_on=event.approved_on)
                 )
             elif isinstance(event, Disbursement.Paid):
-                d = welfare_disbursements.c
+                d, p = welfare_disbursements.c, welfare_disbursement_payments.c
+                # Numbered as the aggregate numbers them: in the order recorded.
+                earlier = conn.execute(
+                    select(func.count()).where(p.disbursement_id == event.originator_id)
+                ).scalar_one()
+                conn.execute(
+                    insert(welfare_disbursement_payments).values(
+                        disbursement_id=event.originator_id,
+                        payment=earlier + 1,
+                        paid_on=event.paid_on,
+                        reversed=False,
+                    )
+                )
                 conn.execute(
                     update(welfare_disbursements)
                     .where(d.disbursement_id == event.originator_id)
@@ -175,12 +190,15 @@ class WelfareFundProjection(Projection):
                         paid_cents=d.paid_cents + event.amount_cents,
                         # Payments may be recorded in any order (as the bank statement
                         # is read): the latest day stays the latest.
-                        last_paid_on=case(
+                        latest_standing_payment_on=case(
                             (
-                                or_(d.last_paid_on.is_(None), d.last_paid_on < event.paid_on),
+                                or_(
+                                    d.latest_standing_payment_on.is_(None),
+                                    d.latest_standing_payment_on < event.paid_on,
+                                ),
                                 event.paid_on,
                             ),
-                            else_=d.last_paid_on,
+                            else_=d.latest_standing_payment_on,
                         ),
                     )
                 )
@@ -194,13 +212,25 @@ class WelfareFundProjection(Projection):
                 day_totals[COMMITTED] -= event.amount_cents
                 day_totals[DISBURSED] += event.amount_cents
             elif isinstance(event, Disbursement.PaymentReversed):
-                d = welfare_disbursements.c
+                d, p = welfare_disbursements.c, welfare_disbursement_payments.c
+                this_payment = and_(
+                    p.disbursement_id == event.originator_id, p.payment == event.payment
+                )
+                conn.execute(
+                    update(welfare_disbursement_payments).where(this_payment).values(reversed=True)
+                )
+                standing = (
+                    select(func.max(p.paid_on))
+                    .where(p.disbursement_id == event.originator_id, p.reversed.is_(False))
+                    .scalar_subquery()
+                )
                 conn.execute(
                     update(welfare_disbursements)
                     .where(d.disbursement_id == event.originator_id)
                     .values(
                         paid_cents=d.paid_cents - event.amount_cents,
                         status=case((d.status == "PAID", "APPROVED"), else_=d.status),
+                        latest_standing_payment_on=standing,
                     )
                 )
                 # Unpaid again, and still committed to this disbursement.

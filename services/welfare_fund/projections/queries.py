@@ -204,7 +204,7 @@ class DisbursementRow:
     status: str
     committed_on: date
     approved_on: date | None
-    last_paid_on: date | None
+    latest_standing_payment_on: date | None
     cancelled_on: date | None
 
     @classmethod

@@ -101,10 +101,24 @@ welfare_disbursements = Table(
     Column("status", String(20), nullable=False),
     Column("committed_on", Date, nullable=False),
     Column("approved_on", Date, nullable=True),
-    Column("last_paid_on", Date, nullable=True),
+    # The latest day among the payments still standing (a reversed payment is not
+    # one). Named anew when reversals stopped counting, so that a store projected
+    # by an older release is rebuilt and welfare_disbursement_payments filled.
+    Column("latest_standing_payment_on", Date, nullable=True),
     Column("cancelled_on", Date, nullable=True),
     Index("ix_welfare_disbursements_program_position", "program", "position"),
     Index("ix_welfare_disbursements_beneficiary", "beneficiary_id"),
+)
+
+# A disbursement's payments by number (1, 2, ... as the aggregate counts them), so
+# that reversing one can find the latest day among those left.
+welfare_disbursement_payments = Table(
+    "welfare_disbursement_payments",
+    metadata,
+    Column("disbursement_id", Uuid, primary_key=True),
+    Column("payment", Integer, primary_key=True),
+    Column("paid_on", Date, nullable=False),
+    Column("reversed", Boolean, nullable=False),
 )
 
 welfare_beneficiaries = Table(

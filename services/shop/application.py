@@ -582,7 +582,11 @@ class ShopApplication(CoopApplication):
         counted_cash_cents: int,
         terminal_card_cents: int | None,
         at: datetime,
+        denominations: Sequence[tuple[int, int]] | None = None,
     ) -> Outcome[CashSession]:
+        """`denominations`: the count by coin and note, as (value in cents, how many)
+        lines in the order entered, if the volunteer counted that way."""
+
         def decide() -> Decision[CashSession]:
             if counted_cash_cents < 0:
                 raise ValidationError("countedCash", "must not be negative")
@@ -600,6 +604,7 @@ class ShopApplication(CoopApplication):
                 closed_by=actor,
                 terminal_card_cents=terminal_card_cents,
                 ceiling_cents=self.settings.amount_ceiling_cents,
+                denominations=denominations,
             )
             till: Till = self.repository.get(till_aggregate_id(session.till_id))
             till.session_closed(session)
@@ -634,6 +639,10 @@ class ShopApplication(CoopApplication):
                 "counted": counted_cash_cents,
                 "terminal": terminal_card_cents,
                 "actor": actor,
+                # Only when given, so that a close counted by total alone keeps the
+                # fingerprint it had before the sheet was kept (a retry across the
+                # upgrade is the same request).
+                **({} if denominations is None else {"denominations": list(denominations)}),
             },
             decide=decide,
             load_result=lambda ref: self.get_session(UUID(ref["session_id"])),

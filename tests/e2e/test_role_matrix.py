@@ -91,6 +91,8 @@ EXPECTED: dict[str, frozenset[Role]] = {
     "Query.shopPolicy": frozenset({A, AU, V}),
     "Query.shopTotals": frozenset({A, AU, V}),
     "Query.xReport": frozenset({A, AU, V}),
+    "Query.zReport": frozenset({A, AU, V}),
+    "Query.zReports": frozenset({A, AU, V}),
     # Funding (issue #5): admin writes; admin and auditor read.
     "Mutation.awardGrant": frozenset({A}),
     "Mutation.closeGrant": frozenset({A}),

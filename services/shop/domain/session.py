@@ -11,6 +11,7 @@ gets Conflict and retries.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -24,6 +25,32 @@ from services.shop.domain.errors import SessionAlreadyOpen, SessionClosed, Wrong
 
 TILL_NAMESPACE = uuid5(NAMESPACE_URL, "urn:coop:shop:till")
 _TILL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,49}$")
+
+
+# The euro's coins and notes: a count by denomination names these and no others.
+EURO_DENOMINATIONS_CENTS = frozenset(
+    (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000)
+)
+
+
+def count_sheet(counted_cash_cents: int, lines: Sequence[tuple[int, int]]) -> dict[str, int]:
+    """A Z close's count by denomination, as (value in cents, how many) lines in the
+    order entered, as the close records it: value in cents (a string: the event is
+    JSON) to how many, largest first, a value entered twice counted once with both
+    counts, values counted none left out. The lines must add up to the counted cash."""
+    sheet: dict[int, int] = {}
+    for index, (value_cents, count) in enumerate(lines):
+        if value_cents not in EURO_DENOMINATIONS_CENTS:
+            raise ValidationError(
+                f"denominations[{index}].value", "a euro coin or note, 0.01 to 500.00"
+            )
+        if count < 0:
+            raise ValidationError(f"denominations[{index}].count", "must not be negative")
+        if count:
+            sheet[value_cents] = sheet.get(value_cents, 0) + count
+    if sum(value * count for value, count in sheet.items()) != counted_cash_cents:
+        raise ValidationError("denominations", "the denominations do not add up to countedCash")
+    return {str(value): sheet[value] for value in sorted(sheet, reverse=True)}
 
 
 def check_till_id(till_id: str, *, field: str = "tillId") -> None:
@@ -177,12 +204,19 @@ class CashSession(Aggregate):
         tolerance_cents: int
         within_tolerance: bool
         terminal_card_cents: int | None
+        # The count by denomination (see `count_sheet`); None where the close gave
+        # only the total, and in events recorded before the sheet was kept.
+        denominations: dict[str, int] | None = None
+        # The card terminal's total minus the till's card total, when the terminal's
+        # was given; None otherwise and in events recorded before it was kept.
+        card_difference_cents: int | None = None
 
         def apply(self, aggregate: Any) -> None:
             assert isinstance(aggregate, CashSession)
             aggregate.is_open = False
             aggregate.counted_cash_cents = self.counted_cash_cents
             aggregate.difference_cents = self.difference_cents
+            aggregate.denominations = self.denominations
 
     def __init__(
         self,
@@ -212,6 +246,7 @@ class CashSession(Aggregate):
         self.cash_out_cents = 0
         self.counted_cash_cents: int | None = None
         self.difference_cents: int | None = None
+        self.denominations: dict[str, int] | None = None
 
     @property
     def expected_cash_cents(self) -> int:
@@ -321,12 +356,16 @@ class CashSession(Aggregate):
         closed_by: str,
         terminal_card_cents: int | None,
         ceiling_cents: int,
+        denominations: Sequence[tuple[int, int]] | None = None,
     ) -> None:
-        """Z close. A counted total is bounded by how far it is from what the till
-        expects, not by its size: the drawer (or the card terminal) may rightly hold
-        more than the amount ceiling after a busy session, and the true count must
-        close it. A count further than the ceiling from the expected figure is refused
-        as a typo (the cash difference is posted like any amount, at most the ceiling)."""
+        """Z close; `denominations` the count by coin and note, if given, as (value in
+        cents, how many) lines that add up to the counted cash.
+
+        A counted total is bounded by how far it is from what the till expects, not by
+        its size: the drawer (or the card terminal) may rightly hold more than the
+        amount ceiling after a busy session, and the true count must close it. A count
+        further than the ceiling from the expected figure is refused as a typo (the
+        cash difference is posted like any amount, at most the ceiling)."""
         self.check_open()
         expected = self.expected_cash_cents
         difference = counted_cash_cents - expected
@@ -335,6 +374,7 @@ class CashSession(Aggregate):
         _check_counted(
             "countedCash", counted_cash_cents, expected, ceiling_cents, "the drawer should hold"
         )
+        sheet = None if denominations is None else count_sheet(counted_cash_cents, denominations)
         if terminal_card_cents is not None:
             # Negative only where the till's own card total is: otherwise it is a sign
             # typed by mistake, and would close on a card difference that never was.
@@ -360,6 +400,10 @@ class CashSession(Aggregate):
             tolerance_cents=tolerance_cents,
             within_tolerance=abs(difference) <= tolerance_cents,
             terminal_card_cents=terminal_card_cents,
+            denominations=sheet,
+            card_difference_cents=None
+            if terminal_card_cents is None
+            else terminal_card_cents - self.card_total_cents,
         )
 
 

@@ -191,7 +191,9 @@ class CloseCashSessionInput:
     session_id: strawberry.ID
     counted_cash: Money
     denominations: list[DenominationInput] | None = strawberry.field(
-        default=None, description="If given, must add up to countedCash."
+        default=None,
+        description="The count by coin and note, if given: must add up to countedCash. "
+        "Kept on the Z report.",
     )
     card_terminal_total: Money | None = strawberry.field(
         default=None, description="The card terminal's total, to check against the till's."
@@ -342,33 +344,22 @@ def _policy(input: SetShopPolicyInput) -> ShopPolicy:
     )
 
 
-# The euro's coins and notes: a count by denomination names these and no others.
-EURO_DENOMINATIONS_CENTS = frozenset(
-    (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000)
-)
-
-
-def _counted(input: CloseCashSessionInput) -> int:
-    counted = decimal_to_cents(input.counted_cash, field="countedCash")
+def _denominations(input: CloseCashSessionInput) -> list[tuple[int, int]] | None:
+    """The count by denomination as (value in cents, how many) lines; the close checks
+    them against the counted cash (`count_sheet`)."""
     if input.denominations is None:
-        return counted
+        return None
     if len(input.denominations) > MAX_DENOMINATIONS:
         raise ValidationError("denominations", f"at most {MAX_DENOMINATIONS} denominations")
-    total = 0
+    lines = []
     for index, denomination in enumerate(input.denominations):
         value = decimal_to_cents(denomination.value, field=f"denominations[{index}].value")
-        if value not in EURO_DENOMINATIONS_CENTS:
-            raise ValidationError(
-                f"denominations[{index}].value", "a euro coin or note, 0.01 to 500.00"
-            )
         if not 0 <= denomination.count <= MAX_DENOMINATION_COUNT:
             raise ValidationError(
                 f"denominations[{index}].count", f"must be 0 to {MAX_DENOMINATION_COUNT}"
             )
-        total += value * denomination.count
-    if total != counted:
-        raise ValidationError("denominations", "the denominations do not add up to countedCash")
-    return counted
+        lines.append((value, denomination.count))
+    return lines
 
 
 @strawberry.type
@@ -524,11 +515,12 @@ class ShopMutation:
                 actor=actor,
                 till_scope=till_scope(info),
                 session_id=parse_id(input.session_id, "sessionId"),
-                counted_cash_cents=_counted(input),
+                counted_cash_cents=decimal_to_cents(input.counted_cash, field="countedCash"),
                 terminal_card_cents=None
                 if terminal is None
                 else decimal_to_cents(terminal, field="cardTerminalTotal"),
                 at=now(),
+                denominations=_denominations(input),
             )
 
         outcome = await shop_command(info, command)

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from gateway.context import Info
 from gateway.permissions import allow
 from services.common.auth import Role
-from services.common.errors import NotFound, ValidationError
+from services.common.errors import Conflict, NotFound, ValidationError
 from services.common.graphql import PageInfo, check_page_size
 from services.shop.domain import check_scope, check_till_id
 from services.shop.graphql.mutations import parse_id, session_report
@@ -25,6 +25,8 @@ from services.shop.graphql.types import (
     ShopTotals,
     TillDailyClose,
     XReport,
+    ZReport,
+    ZReportConnection,
 )
 from services.shop.projections import queries
 from services.shop.projections.tables import shop_sessions
@@ -102,6 +104,54 @@ class ShopQuery:
         report = await session_report(info, parse_id(session_id, "sessionId"), written=False)
         check_scope(scope_of(info), report.session.till_id)
         return XReport.of(report)
+
+    @strawberry.field(
+        permission_classes=SHOP_READERS,
+        description="A closed session's Z report, as its close answered it.",
+    )
+    async def z_report(self, info: Info, session_id: strawberry.ID) -> ZReport:
+        report = await session_report(info, parse_id(session_id, "sessionId"), written=False)
+        check_scope(scope_of(info), report.session.till_id)
+        if report.session.is_open:
+            raise Conflict(
+                f"cash session {report.session.session_id} is open: its totals so far are "
+                "in xReport"
+            )
+        return ZReport.of(report)
+
+    @strawberry.field(
+        permission_classes=SHOP_READERS,
+        description="Z reports of the sessions opened on those business dates (inclusive), "
+        "in the order closed, paginated. needsReview: true for those to review only "
+        "(cash beyond the tolerance, card terminal differing), false for the others.",
+    )
+    async def z_reports(
+        self,
+        info: Info,
+        from_: Annotated[date | None, strawberry.argument(name="from")] = None,
+        to: date | None = None,
+        till_id: str | None = None,
+        needs_review: bool | None = None,
+        first: int = 50,
+        after: str | None = None,
+    ) -> ZReportConnection:
+        check_page_size(first, info.context.runtime.settings.max_page_size)
+        _period(from_, to)
+        till_id = _readable_till(info, till_id)
+        async with info.context.runtime.read_engine.connect() as conn:
+            page = await queries.z_reports_page(
+                conn,
+                from_date=from_,
+                to_date=to,
+                till_id=till_id,
+                needs_review=needs_review,
+                first=first,
+                after=after,
+            )
+        return ZReportConnection(
+            nodes=[ZReport.of(report) for report in page.reports],
+            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+        )
 
     @strawberry.field(permission_classes=SHOP_READERS, description="One sale with its refunds.")
     async def sale(self, info: Info, id: strawberry.ID) -> Sale:

@@ -247,6 +247,13 @@ class XReport:
         return cls(status=status, **_report_fields(report))  # type: ignore[arg-type]
 
 
+@strawberry.type(description="One line of a Z close's count: a coin or note and how many.")
+class CountedDenomination:
+    value: Money
+    count: int
+    amount: Money
+
+
 @strawberry.type(description="A session's close: counted against expected cash, and its totals.")
 class ZReport:
     session_id: strawberry.ID
@@ -258,9 +265,16 @@ class ZReport:
     opening_float: Money
     expected_cash: Money
     counted_cash: Money
+    counted_denominations: list[CountedDenomination] | None = strawberry.field(
+        description="The count by coin and note, largest first; null if counted by total."
+    )
     difference: Money = strawberry.field(description="Counted minus expected; negative is short.")
     tolerance: Money
     within_tolerance: bool = strawberry.field(description="False flags the close for review.")
+    needs_review: bool = strawberry.field(
+        description="Cash beyond the tolerance, or a card terminal total that differs from "
+        "the till's."
+    )
     cash_in: Money
     cash_out: Money
     card_total: Money
@@ -288,15 +302,25 @@ class ZReport:
         assert s.closed_at is not None
         assert s.counted_cash_cents is not None
         terminal = s.terminal_card_cents
+        card_difference = None if terminal is None else terminal - report.card_cents
         return cls(
             closed_at=aware(s.closed_at),
             closed_by=s.closed_by or "",
             counted_cash=money(s.counted_cash_cents),
+            counted_denominations=None
+            if s.denominations is None
+            else [
+                CountedDenomination(value=money(value), count=count, amount=money(value * count))
+                for value, count in s.denominations.items()
+            ],
             difference=money(s.difference_cents or 0),
             tolerance=money(s.tolerance_cents or 0),
             within_tolerance=bool(s.within_tolerance),
+            # A card terminal agrees with the till to the cent, or something was rung
+            # on the wrong method (or not rung at all): no tolerance for cards.
+            needs_review=not s.within_tolerance or bool(card_difference),
             card_terminal_total=None if terminal is None else money(terminal),
-            card_difference=None if terminal is None else money(terminal - report.card_cents),
+            card_difference=None if card_difference is None else money(card_difference),
             **_report_fields(report),  # type: ignore[arg-type]
         )
 
@@ -461,6 +485,12 @@ class Sale:
 @strawberry.type
 class SaleConnection:
     nodes: list[Sale]
+    page_info: PageInfo
+
+
+@strawberry.type
+class ZReportConnection:
+    nodes: list[ZReport]
     page_info: PageInfo
 
 

@@ -6,6 +6,7 @@ A page is folded into row lists and written with one insert per table
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -115,6 +116,11 @@ class ShopProjection(Projection):
                         "tolerance_cents": event.tolerance_cents,
                         "within_tolerance": event.within_tolerance,
                         "terminal_card_cents": event.terminal_card_cents,
+                        "denominations_json": None
+                        if event.denominations is None
+                        else json.dumps(event.denominations),
+                        "card_difference_cents": event.card_difference_cents,
+                        "closed_position": position,
                     }
                 )
             elif isinstance(event, GoodsIntake.Received):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Table, func, or_, select
+from sqlalchemy import ColumnElement, Table, func, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.common.cursors import not_a_cursor, position_in_cursor
@@ -123,6 +124,9 @@ class SessionRow:
     tolerance_cents: int | None
     within_tolerance: bool | None
     terminal_card_cents: int | None
+    # The close's count: value in cents to how many, largest first; None if by total.
+    denominations: dict[int, int] | None
+    card_difference_cents: int | None
 
 
 @dataclass(frozen=True)
@@ -330,6 +334,10 @@ def _session_row(row: Any) -> SessionRow:
         tolerance_cents=row.tolerance_cents,
         within_tolerance=row.within_tolerance,
         terminal_card_cents=row.terminal_card_cents,
+        denominations=None
+        if row.denominations_json is None
+        else {int(value): count for value, count in json.loads(row.denominations_json).items()},
+        card_difference_cents=row.card_difference_cents,
     )
 
 
@@ -358,18 +366,59 @@ async def session_report(conn: AsyncConnection, session: SessionRow) -> SessionR
     )
 
 
-def encode_cursor(position: int) -> str:
-    return base64.urlsafe_b64encode(f"doc|{position}".encode()).decode()
+def encode_cursor(position: int, tag: str = "doc") -> str:
+    """`tag` names the listing (documents, Z reports) so that one's cursor is not taken
+    for another's."""
+    return base64.urlsafe_b64encode(f"{tag}|{position}".encode()).decode()
 
 
-def decode_cursor(cursor: str) -> int:
+def decode_cursor(cursor: str, tag: str = "doc") -> int:
     try:
-        tag, position = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        if tag != "doc":
-            raise ValueError(tag)
+        found, position = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        if found != tag:
+            raise ValueError(found)
         return position_in_cursor(position)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise not_a_cursor() from None
+
+
+@dataclass(frozen=True)
+class ZReportPage:
+    reports: list[SessionReport]
+    has_next_page: bool
+    end_cursor: str | None
+
+
+async def z_reports_page(
+    conn: AsyncConnection,
+    *,
+    from_date: date | None,
+    to_date: date | None,
+    till_id: str | None,
+    needs_review: bool | None,
+    first: int,
+    after: str | None,
+) -> ZReportPage:
+    """Closed sessions (by opening business date) in the order closed; `needs_review`
+    True: only those whose cash is beyond the tolerance or whose card terminal
+    disagreed with the till, False: only the others."""
+    s = shop_sessions.c
+    query = select(shop_sessions).where(
+        s.closed_position.is_not(None),
+        *_filters(shop_sessions, till_id=till_id, from_date=from_date, to_date=to_date),
+    )
+    if needs_review is not None:
+        flagged = or_(s.within_tolerance.is_(False), func.coalesce(s.card_difference_cents, 0) != 0)
+        query = query.where(flagged if needs_review else not_(flagged))
+    if after is not None:
+        query = query.where(s.closed_position > decode_cursor(after, "z"))
+    rows = (await conn.execute(query.order_by(s.closed_position).limit(first + 1))).all()
+    shown = rows[:first]
+    return ZReportPage(
+        reports=[await session_report(conn, _session_row(row)) for row in shown],
+        has_next_page=len(rows) > first,
+        end_cursor=encode_cursor(int(shown[-1].closed_position), "z") if shown else None,
+    )
 
 
 async def documents_page(

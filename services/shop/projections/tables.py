@@ -16,6 +16,7 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
+    Text,
     UniqueConstraint,
     Uuid,
 )
@@ -41,7 +42,15 @@ shop_sessions = Table(
     Column("tolerance_cents", BigInteger, nullable=True),
     Column("within_tolerance", Boolean, nullable=True),
     Column("terminal_card_cents", BigInteger, nullable=True),
+    # The Z close's count by denomination, JSON {value in cents: how many}; null when
+    # counted by total alone.
+    Column("denominations_json", Text, nullable=True),
+    # The card terminal's total minus the till's, when given at the close.
+    Column("card_difference_cents", BigInteger, nullable=True),
+    # The close's position in the log: Z reports are listed in the order closed.
+    Column("closed_position", BigInteger, nullable=True),
     UniqueConstraint("till_id", "z_number", name="uq_shop_sessions_till_z"),
+    Index("ix_shop_sessions_closed_position", "closed_position"),
 )
 
 # Sales and refunds: one row per document. (till, day, receipt number) is unique:

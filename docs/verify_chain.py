@@ -5,7 +5,7 @@ import base64, hashlib, json, struct, sys, uuid  # noqa: E401, I001 (short for a
 h, n, e = bytes(32), 0, {"position": 0}  # the chain starts from 32 zero bytes
 for n, line in enumerate(open(sys.argv[1], encoding="utf-8"), start=1):  # noqa: SIM115
     e = json.loads(line)
-    if "withheld" in e:  # an event about one beneficiary: only its digest is given
+    if "withheld" in e:  # about a beneficiary or naming a donor: only its digest
         digest = bytes.fromhex(e["event_sha256"])
     else:
         topic, state = e["topic"].encode(), base64.b64decode(e["state"])

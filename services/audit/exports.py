@@ -27,17 +27,19 @@ from sqlalchemy import Connection, and_, func, select
 
 from services.audit.domain import ChainCheck, StoredRecord, VerifyResult, event_digest
 from services.audit.store import (
-    CLAIM_TOPIC,
     ChainHead,
     claims_for_a_beneficiary,
     iter_chain,
     iter_records,
+    may_concern_a_donor,
+    names_a_donor,
     published_heads,
 )
 from services.common.errors import CoopError
 from services.common.money import cents_to_decimal
 from services.common.settings import Settings
 from services.ledger.domain import AccountType
+from services.ledger.domain.donations import DONOR_WITHHELD
 from services.ledger.projections.tables import (
     ledger_accounts,
     ledger_daily_balances,
@@ -91,10 +93,11 @@ def export_events(
         if check is not None:
             check.event(record, event_sha256, digest)
         line: dict[str, Any]
-        if _withheld(record):
+        withheld = _withheld(record)
+        if withheld is not None:
             line = {
                 "position": record.position,
-                "withheld": BENEFICIARY_WITHHELD,
+                "withheld": withheld,
                 "event_sha256": event_sha256.hex(),
             }
         else:
@@ -121,18 +124,25 @@ def export_events(
     return last
 
 
-def _withheld(record: StoredRecord) -> bool:
-    """An event about one beneficiary, or the claim of a command on one (its result
-    names her). A state that is not plain JSON is ciphertext: nothing to withhold."""
+def _withheld(record: StoredRecord) -> str | None:
+    """Why an event is withheld, if it is: about one beneficiary, or the claim of a
+    command on one ("beneficiary"); naming a donor, or the claim of a command that
+    may have ("donor"). A state that is not plain JSON is ciphertext: nothing to
+    withhold."""
     if concerns_a_beneficiary(record.topic):
-        return True
-    if record.topic != CLAIM_TOPIC:
-        return False  # only claims are parsed: the export reads every event
+        return BENEFICIARY_WITHHELD
+    if not may_concern_a_donor(record.topic):
+        return None  # only these are parsed: the export reads every event
     try:
         state = json.loads(record.state)
     except ValueError:
-        return False
-    return claims_for_a_beneficiary(record.topic, state if isinstance(state, dict) else None)
+        return None
+    state = state if isinstance(state, dict) else None
+    if claims_for_a_beneficiary(record.topic, state):
+        return BENEFICIARY_WITHHELD
+    if names_a_donor(record.topic, state):
+        return DONOR_WITHHELD
+    return None
 
 
 # Beancount account names take letters, digits and '-', not '.'. The ledger's codes

@@ -54,6 +54,7 @@ from services.common.projections import (
     secondary_indexes,
 )
 from services.common.settings import Settings
+from services.ledger.domain.donations import DONOR_WITHHELD
 from services.welfare_fund.domain import BENEFICIARY_WITHHELD, holds_beneficiary_rows
 
 ProgressCallback = Callable[[int, int], None]
@@ -588,7 +589,14 @@ def _diff_table(
 ) -> None:
     keys = list(table.primary_key.columns)
     names = [c.name for c in table.columns]
-    withheld = holds_beneficiary_rows(names)
+    withheld = (
+        BENEFICIARY_WITHHELD
+        if holds_beneficiary_rows(names)
+        # A donor's name and a reversal's reason are for admins only (docs/funding.md).
+        else DONOR_WITHHELD
+        if "donor" in names
+        else None
+    )
     # In the chain, one changed event changes the hash of every event after it: the
     # rows that differ alike one after another are one difference (a run), so that
     # the listed differences are not all the chain's.
@@ -606,11 +614,9 @@ def _diff_table(
             return
         if runs:
             run.open(len(report.differences), kind, cols, key)
-        if withheld:
+        if withheld is not None:
             report.differences.append(
-                RowDifference(
-                    table.name, {}, kind, tuple(cols), None, None, withheld=BENEFICIARY_WITHHELD
-                )
+                RowDifference(table.name, {}, kind, tuple(cols), None, None, withheld=withheld)
             )
         else:
             report.differences.append(

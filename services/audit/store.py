@@ -40,7 +40,12 @@ from services.common.database import SQLITE_BUSY_TIMEOUT_S, store_schema
 from services.common.eventstore import STORE_NAME
 from services.common.idempotency import IdempotencyClaim
 from services.common.settings import Settings
-from services.welfare_fund.domain import names_a_beneficiary
+from services.ledger.domain.donations import (
+    DONATION_TOPICS,
+    OPERATIONS_NAMING_A_DONOR,
+    may_name_a_donor,
+)
+from services.welfare_fund.domain import is_an_operation_on_a_beneficiary, names_a_beneficiary
 
 READ_PAGE_SIZE = 10_000  # rows per keyset page: bounded memory, few round trips
 
@@ -358,14 +363,34 @@ CLAIM_TOPIC = get_topic(IdempotencyClaim.Claimed)
 
 def claims_for_a_beneficiary(topic: str, state: dict[str, Any] | None) -> bool:
     """Whether a stored event is the idempotency claim of a command on one beneficiary
-    (its result reference names her): the export withholds it, and the history does
-    not list it. Claim ids are uuid5 of the client's key, so anyone who guesses a key
-    (`enrol-7`) would otherwise learn whether and when a command ran on her.
-    A state that cannot be read is not known to name her: shown as the rest."""
+    (its result reference names her, or its request did): the export withholds it,
+    and the history does not list it. Claim ids are uuid5 of the client's key, so
+    anyone who guesses a key (`enrol-7`) would otherwise learn whether and when a
+    command ran on her; and a request's digest, with her reference, confirms which
+    commitments are hers. A state that cannot be read is not known to name her:
+    shown as the rest."""
     if topic != CLAIM_TOPIC or state is None:
         return False
     ref = state.get("result_ref")
-    return isinstance(ref, dict) and names_a_beneficiary(ref)
+    if isinstance(ref, dict) and names_a_beneficiary(ref):
+        return True
+    return is_an_operation_on_a_beneficiary(state.get("operation"))
+
+
+def names_a_donor(topic: str, state: dict[str, Any] | None) -> bool:
+    """Whether a stored event may name a donor (`may_name_a_donor`), or is the claim
+    of a command whose request may have: the export withholds it. A state that
+    cannot be read is not known to name anyone: shown as the rest."""
+    if state is None:
+        return False
+    if topic == CLAIM_TOPIC:
+        return state.get("operation") in OPERATIONS_NAMING_A_DONOR
+    return may_name_a_donor(topic, state)
+
+
+def may_concern_a_donor(topic: str) -> bool:
+    """Whether `names_a_donor` needs this event's state read (cheap, by topic)."""
+    return topic == CLAIM_TOPIC or topic in DONATION_TOPICS
 
 
 def _typed(value: Any, type_name: str) -> str | None:

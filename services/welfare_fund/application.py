@@ -435,16 +435,23 @@ class WelfareFundApplication(CoopApplication):
             beneficiary.forget()
             return Decision((beneficiary,), beneficiary, {BENEFICIARY_REF: str(beneficiary_id)})
 
-        outcome = execute_idempotent(
-            self,
-            key=key,
-            operation="forgetBeneficiary",
-            request={"beneficiary_id": str(beneficiary_id)},
-            decide=decide,
-            load_result=lambda ref: self.get_beneficiary(UUID(ref[BENEFICIARY_REF])),
-        )
+        try:
+            outcome = execute_idempotent(
+                self,
+                key=key,
+                operation="forgetBeneficiary",
+                request={"beneficiary_id": str(beneficiary_id)},
+                decide=decide,
+                load_result=lambda ref: self.get_beneficiary(UUID(ref[BENEFICIARY_REF])),
+            )
+        except Conflict:
+            # "Already forgotten": if the process died between an earlier request's
+            # save and its key delete, this request (whatever its idempotency key)
+            # finishes it; otherwise her case note would open for good.
+            if self.get_beneficiary(beneficiary_id).forgotten:
+                self.keys.delete(beneficiary_id)
+            raise
         # After the Forgotten event is stored (and again on every retry): shred the key.
-        # Should this fail, the retry with the same idempotency key deletes it.
         self.keys.delete(beneficiary_id)
         return outcome
 

@@ -43,6 +43,7 @@ from services.audit.projections.tables import audit_chain, audit_published_heads
 from services.audit.store import ChainHead, iter_records, published_heads
 from services.common.settings import Settings
 from services.ledger.domain import Posting, Side
+from services.ledger.domain.donations import DonationMethod
 from services.welfare_fund.domain import Beneficiary, DisbursementKind, Program, Stream
 from tests.integration.test_audit_chain import events_sql, post
 from tests.integration.test_audit_cli_and_exports import cli_env  # noqa: F401 (fixture)
@@ -146,11 +147,15 @@ def test_the_export_withholds_a_beneficiary_and_still_verifies_whole(
     )
     secrets = [str(beneficiary_id), beneficiary_id.hex, "Beneficiary", "attended_days"]
     secrets += ["StipendCommitted", "enrollBeneficiary", "recordAttendance"]
+    # The commitment's claim too: its request digest, with her reference and the
+    # commitment's readable fields, would confirm which disbursement is hers.
+    secrets += ["commitDisbursement"]
     for secret in secrets:
         assert secret not in plain, secret
     # Withheld: her enrolment, attendance and stipend, the commitment that names her,
-    # and the idempotency claims of the enrolment and the attendance.
-    assert len(withheld) == 6
+    # and the idempotency claims of the enrolment, the attendance and the commitment.
+    assert len(withheld) == 7
+    assert {line["withheld"] for line in withheld} == {"beneficiary"}
     assert all(set(line) == {"position", "withheld", "event_sha256", "hash"} for line in withheld)
     # The fund's own facts stay in full: the money reserved for the commitment.
     topics = {line["topic"].rsplit(":", 1)[-1] for line in shown}
@@ -177,6 +182,73 @@ def test_the_export_withholds_a_beneficiary_and_still_verifies_whole(
     events.write_text("".join(json.dumps(line) + "\n" for line in forged))
     refused = _run_script(events)
     assert f"MISMATCH at position {other}" in refused.stderr
+
+
+DONOR = "Ermenegilda Pozzobon"
+REVERSAL_REASON = "Pozzobon asked to stay anonymous"
+
+
+def test_the_export_withholds_what_names_a_donor_and_still_verifies_whole(
+    cli_env: Settings,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A donor's name and a reversal's reason are for admins only (docs/funding.md):
+    the export handed to auditors withholds the events (and the claims) that may hold
+    them; what names nobody stays in full, and the money stays in the journal."""
+    runtime = Runtime(cli_env)
+    try:
+        funding = runtime.funding
+        given = funding.record_donation(
+            key="gift", actor="person:admin", amount_cents=25_000, restricted=False,
+            method=DonationMethod.CASH, donor=DONOR, purpose=None,
+            received_on=date(2025, 3, 8),
+        ).result  # fmt: skip
+        funding.reverse_donation(
+            key="gift-back", actor="person:admin", donation_id=given.id,
+            reversed_on=date(2025, 3, 9), reason=REVERSAL_REASON,
+        )  # fmt: skip
+        funding.record_donation(
+            key="anonymous", actor="person:admin", amount_cents=4_000, restricted=False,
+            method=DonationMethod.CASH, donor=None, purpose=None,
+            received_on=date(2025, 3, 10),
+        )  # fmt: skip
+        funding.record_in_kind_donation(
+            key="coats", actor="person:admin", description="Winter coats",
+            fair_value_cents=12_000, restricted=False, donor=DONOR,
+            received_on=date(2025, 3, 11),
+        )  # fmt: skip
+        funding.record_volunteer_time(
+            key="hours", actor="person:admin", activity="Sorting", minutes=120,
+            hourly_fair_value_cents=1_000, worked_on=date(2025, 3, 12),
+        )  # fmt: skip
+        runtime.projector.run_until_caught_up()
+    finally:
+        runtime.close_sync()
+    out = tmp_path / "export"
+    exported = CliRunner().invoke(cli, ["audit", "export", str(out), "--as-of", "2025-12-31"])
+    assert exported.exit_code == 0, exported.output
+    events = out / "events.jsonl"
+    lines = [json.loads(line) for line in events.read_text().splitlines()]
+    shown = [line for line in lines if "withheld" not in line]
+    plain = "\n".join(
+        [json.dumps(line) for line in lines]
+        + [base64.b64decode(line["state"]).decode("utf-8", "replace") for line in shown]
+    )
+    for secret in (DONOR, "Pozzobon", "recordDonation", "reverseDonation"):
+        assert secret not in plain, secret
+    # Withheld: the named gift, its reversal, the coats, and the claims of the four
+    # commands that may have named someone (three records and a reversal).
+    assert [line["withheld"] for line in lines if "withheld" in line] == ["donor"] * 7
+    topics = [line["topic"].rsplit(":", 1)[-1] for line in shown]
+    # Named by nobody, the anonymous gift and the volunteer's hours stay in full.
+    assert topics.count("Donation.Recorded") == 1
+    assert topics.count("NonCashContribution.Recorded") == 1
+    # The money stays auditable: the gift, its reversal and the anonymous gift.
+    journal = (out / "journal.csv").read_text()
+    assert journal.count("250.00") == 4
+    assert "40.00" in journal
+    script = _run_script(events)
+    assert script.returncode == 0, script.stdout + script.stderr
 
 
 def _as_a_format_1_store(runtime: Runtime) -> ChainHead:

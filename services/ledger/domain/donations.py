@@ -17,6 +17,7 @@ from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
+from eventsourcing.utils import get_topic
 
 from services.common.errors import Conflict, ValidationError
 from services.common.money import check_positive_amount
@@ -322,3 +323,27 @@ def _optional_text(value: str | None, *, field: str, max_length: int) -> str | N
         return None
     value = checked_text(value, field=field, max_length=max_length, required=False)
     return value or None
+
+
+# What an audit output says in place of an event that may name a donor.
+DONOR_WITHHELD = "donor"
+
+# Commands whose request may name a donor (the name, or a reversal's reason): their
+# claim's request digest would confirm a guessed name.
+OPERATIONS_NAMING_A_DONOR = frozenset({"recordDonation", "recordInKindDonation", "reverseDonation"})
+
+
+def may_name_a_donor(topic: str, state: dict[str, Any]) -> bool:
+    """Whether a donation's or contribution's stored event (its topic, its state as
+    JSON) may name a donor: a record with a donor, or any reversal (its reason may
+    name them, as in "the donor asked to stay anonymous"). The donor is for admins
+    only (docs/funding.md): audit outputs withhold such an event whole."""
+    if topic in _REVERSALS:
+        return True
+    return topic in _RECORDS and state.get("donor") is not None
+
+
+_RECORDS = frozenset({get_topic(Donation.Recorded), get_topic(NonCashContribution.Recorded)})
+_REVERSALS = frozenset({get_topic(Donation.Reversed), get_topic(NonCashContribution.Reversed)})
+# Every topic `may_name_a_donor` may say yes to.
+DONATION_TOPICS = _RECORDS | _REVERSALS

@@ -48,6 +48,7 @@ from services.welfare_fund.domain.privacy import (
     BENEFICIARY_WITHHELD,
     concerns_a_beneficiary,
     holds_beneficiary_rows,
+    is_an_operation_on_a_beneficiary,
     names_a_beneficiary,
 )
 
@@ -91,6 +92,7 @@ __all__ = [
     "disbursement_id_for",
     "format_percent",
     "holds_beneficiary_rows",
+    "is_an_operation_on_a_beneficiary",
     "names_a_beneficiary",
     "parse_percent",
 ]

@@ -33,9 +33,23 @@ def concerns_a_beneficiary(topic: str) -> bool:
     return topic.startswith(BENEFICIARY_EVENT_TOPIC_PREFIX) or topic in _NAMING_A_BENEFICIARY
 
 
+# Commands whose request names one beneficiary: their claim's request digest is a
+# plain SHA-256 of it, so anyone holding her reference and the command's other
+# fields (a commitment's kind, month, amount and day, all readable) could confirm
+# which claims, and so which disbursements, are hers.
+_OPERATIONS_ON_A_BENEFICIARY = frozenset(
+    {"enrollBeneficiary", "recordAttendance", "forgetBeneficiary", "commitDisbursement"}
+)
+
+
 def names_a_beneficiary(result_ref: Mapping[str, object]) -> bool:
     """Whether an idempotency claim's result reference is a beneficiary."""
     return BENEFICIARY_REF in result_ref
+
+
+def is_an_operation_on_a_beneficiary(operation: object) -> bool:
+    """Whether an idempotency claim's operation took one beneficiary in its request."""
+    return operation in _OPERATIONS_ON_A_BENEFICIARY
 
 
 def holds_beneficiary_rows(column_names: Collection[str]) -> bool:

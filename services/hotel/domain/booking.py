@@ -537,7 +537,7 @@ class Booking(Aggregate):
             arrival=arrival,
             departure=departure,
             nightly_rate_cents=rate,
-            party_type=(party_type if len(guests) > 1 else PartyType.FAMILY).value,
+            party_type=party_type.value,
             guests=[f.as_state() for f in facts],
             # Sealed last, once everything else was accepted: a refused booking leaves
             # no key behind.
@@ -701,7 +701,7 @@ class Booking(Aggregate):
         self.trigger_event(
             self.GuestsChanged,
             on=on,
-            party_type=(party_type if len(guests) > 1 else PartyType.FAMILY).value,
+            party_type=party_type.value,
             guests=[f.as_state() for f in facts],
             # Sealed last, once everything else was accepted.
             guest_identities_sealed=seal_identities([g.identity_state() for g in guests]),

@@ -14,6 +14,7 @@ A `Guest` is split in two for storage (see docs/hotel.md, "Guests and personal d
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Self
@@ -171,8 +172,16 @@ def _clean(value: str | None) -> str | None:
 
 
 def _name(value: str, field: str, max_length: int) -> str:
-    value = collapsed_text(value, field=field, max_length=max_length)
+    # Composed first: "Müller" typed as u + combining diaeresis (as macOS and many web
+    # forms send it) is the same name as the one-letter ü of the record file.
+    value = unicodedata.normalize("NFC", collapsed_text(value, field=field, max_length=max_length))
     if not _NAME.fullmatch(value):
+        if any(ord(c) > 0xFF and c.isalpha() for c in value):
+            raise ValidationError(
+                field,
+                "letters of the Latin-1 range only, as the police record file takes them: "
+                "write others as the guest's document does in Latin letters (Ł as L)",
+            )
         raise ValidationError(field, "letters, spaces, apostrophes and hyphens only")
     return value
 

@@ -857,6 +857,10 @@ def audit_export(
         raise typer.BadParameter(f"cannot write into {directory}", param_hint="DIRECTORY")
     runtime = Runtime(settings)
     try:
+        # As `audit head` does: events saved while no projector ran (its process
+        # down) are chained and projected first, or every file would stop short of
+        # the log with nothing to say so.
+        _catch_up(runtime, "Chaining")
         with runtime.audit.read_engine.connect() as conn, _progress() as progress:
             head = chain_head(conn)
             last = head.position if head else 0

@@ -421,6 +421,36 @@ def _export(out: Path, *options: str) -> Any:
     return CliRunner().invoke(cli, ["audit", "export", str(out), *options])
 
 
+def test_an_export_runs_to_the_log_s_head_though_the_projector_was_down(
+    cli_env: Settings, tmp_path: Path
+) -> None:
+    # An entry saved while the projector process was down: the export left it out of
+    # every file (the chain and the journal stopped short) and said "Chain verified".
+    _populate(cli_env)
+    runtime = Runtime(cli_env)
+    try:
+        runtime.ledger.post_entry(
+            key="late",
+            actor="person:test",
+            effective_date=date(2025, 6, 1),
+            description="Saved while nothing projected",
+            postings=[Posting("1010", Side.DEBIT, 100_000), Posting("4400", Side.CREDIT, 100_000)],
+        )
+        log_head = runtime.ledger.recorder.max_notification_id()
+        assert runtime.projector.status()[0].lag > 0
+    finally:
+        runtime.close_sync()
+    exported = _export(tmp_path / "export", "--as-of", "2025-12-31")
+    assert exported.exit_code == 0, exported.output
+    manifest = json.loads((tmp_path / "export" / "manifest.json").read_text())
+    assert int(manifest["head"].split(":")[0]) >= log_head
+    journal = (tmp_path / "export" / "journal.csv").read_text()
+    assert "Saved while nothing projected" in journal
+    assert (
+        "Saved while nothing projected" in (tmp_path / "export" / "journal.beancount").read_text()
+    )
+
+
 def test_an_export_verifies_the_chain_it_writes_and_says_where_it_fails(
     cli_env: Settings, tmp_path: Path
 ) -> None:

@@ -123,15 +123,14 @@ class AuditApplication(CoopApplication):
             )
             return Decision((published,), published, {"head_id": str(published.id)})
 
-        def already_published() -> Outcome[PublishedHead] | None:
+        def already_published() -> Decision[PublishedHead] | None:
             with self.read_engine.connect() as conn:
                 head = _current_head(conn)
             try:
                 existing: PublishedHead = self.repository.get(head_id_for(head.position))
             except AggregateNotFoundError:
                 return None
-            position = self.recorder.max_notification_id() or 0
-            return Outcome(result=existing, position=position, replayed=True)
+            return Decision((), existing, {"head_id": str(existing.id)})
 
         return execute_idempotent(
             self,

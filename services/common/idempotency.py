@@ -117,10 +117,18 @@ def execute_idempotent(
     request: Mapping[str, Any],
     decide: Callable[[], Decision[R]],
     load_result: Callable[[Mapping[str, str]], R],
-    on_collision: Callable[[], Outcome[R] | None] | None = None,
+    on_collision: Callable[[], Decision[R] | Outcome[R] | None] | None = None,
     earlier_requests: Callable[[], Sequence[Mapping[str, Any]]] | None = None,
 ) -> Outcome[R]:
-    """`earlier_requests`: the same request as an earlier release fingerprinted it, for
+    """`on_collision`: when the save collides with something other than this key's
+    claim (another request made the same thing: one cause's entry, one position's
+    published head), the existing result, or None (the request lost a race). As an
+    Outcome, it is answered and nothing is stored: right where deciding again always
+    finds the same result (one cause's entry). As a Decision with no aggregates, it
+    becomes this key's answer for good: its claim is stored with it, so a retry
+    answers the same even after the state moved on (a published head: the chain grew).
+
+    `earlier_requests`: the same request as an earlier release fingerprinted it, for
     an operation whose fingerprint changed: a retry spanning the upgrade is still
     recognised (asked only when a claim's fingerprint differs)."""
     check_idempotency_key(key, max_length=app.settings.max_idempotency_key_length)
@@ -167,11 +175,29 @@ def execute_idempotent(
         replay = _replay(app, claim_id, digest, key, load_result, earlier_digests)
         if replay is not None:
             return replay
-        if on_collision is not None:
-            outcome = on_collision()
-            if outcome is not None:
-                return outcome
-        raise LostRace(lost_race(operation)) from None
+        existing = None if on_collision is None else on_collision()
+        if existing is None:
+            raise LostRace(lost_race(operation)) from None
+        if isinstance(existing, Outcome):
+            return existing
+        assert not existing.aggregates, "an existing result saves nothing but the claim"
+        answered = IdempotencyClaim._create(
+            IdempotencyClaim.Claimed,
+            id=claim_id,
+            operation=operation,
+            request_hash=digest,
+            result_ref=existing.result_ref,
+        )
+        try:
+            recordings = app.save(answered)
+        except IntegrityError:
+            # This key's own claim, saved meanwhile by a double tap: its answer.
+            replay = _replay(app, claim_id, digest, key, load_result, earlier_digests)
+            if replay is not None:
+                return replay
+            raise LostRace(lost_race(operation)) from None
+        position = max((r.notification.id for r in recordings), default=0)
+        return Outcome(result=existing.result, position=position, replayed=True)
     position = max((r.notification.id for r in recordings), default=0)
     return Outcome(result=decision.result, position=position, replayed=False)
 

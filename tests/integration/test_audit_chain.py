@@ -11,7 +11,7 @@ from sqlalchemy import text
 from gateway.runtime import Runtime
 from services.audit.application import parse_head
 from services.audit.domain import GENESIS_HASH, StoredRecord, chain, verify
-from services.audit.store import ChainHead, chain_head, iter_records
+from services.audit.store import ChainHead, chain_head, iter_records, published_heads
 from services.common.errors import Conflict
 from services.common.settings import Settings
 from services.ledger.domain import Posting, Side
@@ -203,6 +203,14 @@ def test_publishing_is_idempotent_and_refused_on_an_empty_chain(
         assert other.result.id == first.result.id
         runtime.projector.run_until_caught_up()
         assert runtime.audit.verify().ok
+        # That answer is p-2's for good: retried after the chain grew, it is the
+        # same head, not a second publication (the copy kept outside must match).
+        post(runtime, 2)
+        runtime.projector.run_until_caught_up()
+        retried = runtime.audit.publish_head(key="p-2", actor="person:b")
+        assert retried.result.id == first.result.id
+        with runtime.audit.read_engine.connect() as conn:
+            assert [head.position for head in published_heads(conn)] == [first.result.position]
         assert isinstance(parse_head(f"1:{'00' * 32}"), ChainHead)
     finally:
         runtime.close_sync()

@@ -34,6 +34,7 @@ from services.audit.store import (
     effective_date,
     events_table,
     head_position,
+    heads_to_meet,
     iter_chain,
     iter_records,
     peek_state,
@@ -214,11 +215,10 @@ class AuditApplication(CoopApplication):
         # takes on trust (the start itself was just compared with the chain).
         expected: dict[int, list[bytes]] = {}
         v1_positions = [0]
-        for published in heads:
-            if published.position > start.position:
-                expected.setdefault(published.position, []).append(bytes.fromhex(published.hash))
-                if published.chain_format == 1:
-                    v1_positions.append(published.position)
+        for published in heads_to_meet(conn, self.settings, after=start.position):
+            expected.setdefault(published.position, []).append(published.hash)
+            if published.chain_format == 1:
+                v1_positions.append(published.position)
         if expect is not None:
             expected.setdefault(expect.position, []).append(expect.hash)
         head = head_position(conn, self.settings)

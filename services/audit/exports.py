@@ -29,11 +29,11 @@ from services.audit.domain import ChainCheck, StoredRecord, VerifyResult, event_
 from services.audit.store import (
     ChainHead,
     claims_for_a_beneficiary,
+    heads_to_meet,
     iter_chain,
     iter_records,
     may_concern_a_donor,
     names_a_donor,
-    published_heads,
 )
 from services.common.errors import CoopError
 from services.common.money import cents_to_decimal
@@ -452,8 +452,8 @@ def write_all(
     }
     expected: dict[int, list[bytes]] = {}
     v1_until = 0
-    for published in published_heads(conn):
-        expected.setdefault(published.position, []).append(bytes.fromhex(published.hash))
+    for published in heads_to_meet(conn, settings):
+        expected.setdefault(published.position, []).append(published.hash)
         if published.chain_format == 1:
             v1_until = max(v1_until, published.position)
     check = ChainCheck(expected, v1_until=v1_until)

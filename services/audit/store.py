@@ -34,7 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.pool import NullPool
 
-from services.audit.domain import StoredRecord
+from services.audit.domain import PublishedHead, StoredRecord
 from services.audit.projections.tables import audit_chain, audit_published_heads
 from services.common.database import SQLITE_BUSY_TIMEOUT_S, store_schema
 from services.common.eventstore import STORE_NAME
@@ -329,6 +329,44 @@ def published_heads(conn: Connection) -> list[PublishedHeadRow]:
         select(h.position, h.hash, h.published_at, h.actor, h.chain_format).order_by(h.position)
     ).all()
     return [PublishedHeadRow(int(p), str(d), at, str(a), int(f)) for p, d, at, a, f in rows]
+
+
+_PUBLISHED_TOPIC = get_topic(PublishedHead.Published)
+
+
+def heads_to_meet(conn: Connection, settings: Settings, *, after: int = 0) -> list[ChainHeadToMeet]:
+    """Every published head after position `after` that a recomputed chain must pass
+    through: the rows of the heads table, and the heads the chained PublishedHead
+    events record. The table alone is one DELETE away from saying nothing; its rows
+    and the events disagreeing fail the run as a head not met. A state that cannot
+    be read is left out (its bytes are still chained)."""
+    found = {
+        ChainHeadToMeet(row.position, bytes.fromhex(row.hash), row.chain_format)
+        for row in published_heads(conn)
+        if row.position > after
+    }
+    events, position = events_table(settings)
+    query = select(events.c.state).where(events.c.topic == _PUBLISHED_TOPIC, position > after)
+    for (stored,) in conn.execute(query):
+        try:
+            state = json.loads(bytes(stored))
+            head = ChainHeadToMeet(
+                int(state["position"]),
+                bytes.fromhex(state["head_hash"]),
+                int(state.get("chain_format", 1)),
+            )
+        except (ValueError, TypeError, KeyError):
+            continue
+        if head.position > after:
+            found.add(head)
+    return sorted(found, key=lambda head: (head.position, head.hash))
+
+
+@dataclass(frozen=True)
+class ChainHeadToMeet:
+    position: int
+    hash: bytes
+    chain_format: int
 
 
 def head_position(conn: Connection, settings: Settings) -> int:

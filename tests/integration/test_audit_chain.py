@@ -178,11 +178,40 @@ def test_a_rewritten_chain_is_caught_by_a_published_head(runtime: Runtime) -> No
     assert not result.ok
     assert result.first_bad_position == head.position
     assert "expected head" in (result.reason or "")
-    # A head kept outside the database catches it too, even if the heads table is emptied.
+    # Emptying the heads table is not enough: the chained event that published the
+    # head still names it.
     tamper(runtime, "DELETE FROM audit_published_heads")
+    emptied = runtime.audit.verify()
+    assert not emptied.ok
+    assert emptied.first_bad_position == head.position
+    # Rewriting that event too (and the chain once more) leaves the database agreeing
+    # with itself: only a head kept outside it can tell.
+    with runtime.audit.read_engine.connect() as conn:
+        forged_records = list(iter_records(conn, runtime.settings))
+    forged_hash = dict(
+        zip((r.position for r in forged_records), chain(forged_records), strict=True)
+    )
+    published = next(r for r in forged_records if r.topic.endswith("PublishedHead.Published"))
+    tamper(
+        runtime,
+        f"UPDATE {table} SET state = :s WHERE {position} = :p",
+        s=published.state.replace(
+            head.head_hash.encode(), forged_hash[head.position].hex().encode()
+        ),
+        p=published.position,
+    )
+    with runtime.audit.read_engine.connect() as conn:
+        forged_records = list(iter_records(conn, runtime.settings))
+    for record, digest in zip(forged_records, chain(forged_records), strict=True):
+        tamper(
+            runtime,
+            "UPDATE audit_chain SET hash = :h WHERE position = :p",
+            h=digest,
+            p=record.position,
+        )
+    assert runtime.audit.verify(expect=None).ok  # without any held head it cannot tell
     held = parse_head(f"{head.position}:{head.head_hash}")
     assert not runtime.audit.verify(expect=held).ok
-    assert runtime.audit.verify(expect=None).ok  # without any held head it cannot tell
 
 
 def test_publishing_is_idempotent_and_refused_on_an_empty_chain(

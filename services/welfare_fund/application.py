@@ -12,17 +12,25 @@ from uuid import UUID, uuid4
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
-from services.common.errors import Conflict, LostRace, NotFound, ValidationError, lost_race
+from services.common.errors import (
+    Conflict,
+    IdempotencyKeyReused,
+    LostRace,
+    NotFound,
+    ValidationError,
+    lost_race,
+)
 from services.common.eventstore import CoopApplication, ReadGuard, eventsourcing_env, guard_read
 from services.common.idempotency import (
     Decision,
     Outcome,
     execute_idempotent,
+    key_hint,
     ref_with_state,
     state_in_ref,
 )
 from services.common.money import check_positive_amount
-from services.common.sealing import seal
+from services.common.sealing import seal, unseal
 from services.common.settings import ConfigurationError, Settings
 from services.ledger.application import LedgerApplication
 from services.ledger.domain import (
@@ -351,7 +359,7 @@ class WelfareFundApplication(CoopApplication):
                 # The note is not part of the request hash: no derivative of it is stored.
                 request={"program": str(program), "enrolled_on": _as_sent(sent_on)},
                 decide=decide,
-                load_result=lambda ref: self.get_beneficiary(UUID(ref[BENEFICIARY_REF])),
+                load_result=lambda ref: self._enrolled_with(ref, key, case_note),
             )
         except Exception:
             for orphan in created:
@@ -361,6 +369,27 @@ class WelfareFundApplication(CoopApplication):
             if orphan != outcome.result.id:  # a replay: this attempt's key is unused
                 self.keys.delete(orphan)
         return outcome
+
+    def _enrolled_with(
+        self, ref: Mapping[str, str], key: str, case_note: str | None
+    ) -> Beneficiary:
+        """The beneficiary a claim answers, if the retry sent the note she was enrolled
+        with: the note is not in the request's hash, so it is compared with the one
+        sealed in her enrolment (a different note under the same key was answered
+        with the old one and dropped without a word). Once she is forgotten there is
+        nothing left to compare."""
+        beneficiary = self.get_beneficiary(UUID(ref[BENEFICIARY_REF]))
+        sealed = beneficiary.case_note_sealed
+        if beneficiary.forgotten:
+            return beneficiary
+        if sealed is None:
+            if case_note:
+                raise IdempotencyKeyReused(key_hint(key))
+            return beneficiary
+        note_key = self.keys.get(beneficiary.id)
+        if note_key is not None and unseal(note_key, beneficiary.id, sealed) != (case_note or None):
+            raise IdempotencyKeyReused(key_hint(key))
+        return beneficiary
 
     def get_beneficiary(self, beneficiary_id: UUID) -> Beneficiary:
         return self.get_as(

@@ -55,3 +55,44 @@ async def test_an_interrupted_forget_is_finished_by_a_later_attempt(
     answer = (await officer.data(FORGET, {"input": again}))["forgetBeneficiary"]
     assert answer["__typename"] == "Conflict", answer
     assert welfare.keys.get(ref) is None
+
+
+ENROLL_ANSWER = """
+mutation E($input: EnrollBeneficiaryInput!) { enrollBeneficiary(input: $input) {
+  __typename ... on Beneficiary { beneficiaryRef } ... on IdempotencyKeyReused { message } } }
+"""
+
+
+async def test_a_key_reused_with_another_case_note_is_refused_not_answered(
+    app_client: GraphQLClient,
+) -> None:
+    """The note is not in the request's hash (no derivative of it is stored): a retry
+    with the same key and another note was answered with the first beneficiary, and
+    the new note dropped without a word."""
+    officer = app_client.as_person(Role.FUND_OFFICER)
+
+    async def enroll(key: str, note: str | None) -> dict[str, str]:
+        value = {"idempotencyKey": key, "program": "HOUSING", "enrolledOn": "2025-02-01"}
+        if note is not None:
+            value["caseNote"] = note
+        answer: dict[str, str] = (await officer.data(ENROLL_ANSWER, {"input": value}))[
+            "enrollBeneficiary"
+        ]
+        return answer
+
+    first = await enroll("with-note", NOTE)
+    assert (await enroll("with-note", NOTE)) == first  # a retry: the same answer
+    without = await enroll("without-note", None)
+    assert (await enroll("without-note", None)) == without
+    head = app_client.head()
+    for key, other in (
+        ("with-note", "Referred by the shelter in Breno"),
+        ("with-note", None),
+        ("without-note", NOTE),
+    ):
+        assert (await enroll(key, other))["__typename"] == "IdempotencyKeyReused"
+    assert app_client.head() == head  # nothing stored
+    # Once she is forgotten, her note is gone: a retry has nothing to differ from.
+    forget = {"idempotencyKey": "forget", "beneficiaryRef": first["beneficiaryRef"]}
+    assert (await officer.data(FORGET, {"input": forget}))["forgetBeneficiary"]["forgotten"]
+    assert (await enroll("with-note", NOTE)) == first

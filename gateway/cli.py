@@ -12,7 +12,7 @@ import threading
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
@@ -913,6 +913,11 @@ def _refuse_export(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
+# How old a guest key of a booking that does not exist must be before it is taken for
+# one a refused createBooking left (a booking being saved has its key a moment first).
+UNUSED_KEY_AGE = timedelta(hours=1)
+
+
 @hotel_app.command("erase-guests")
 def hotel_erase_guests(
     ended_before: Annotated[
@@ -959,8 +964,20 @@ def hotel_erase_guests(
         # Keys an interrupted erasure left behind go first: their bookings are no
         # longer listed as erasable.
         leftover = asyncio.run(read(queries.erased_with_keys, runtime))
+        # And keys of bookings never stored (refused after their guests were sealed):
+        # an hour old at least, so that no booking still being saved loses its key.
+        cutoff = datetime.now(UTC) - UNUSED_KEY_AGE
+
+        async def without_booking(conn: AsyncConnection) -> list[uuid.UUID]:
+            return await queries.keys_without_booking(conn, cutoff)
+
+        unused = [
+            booking_id
+            for booking_id in asyncio.run(read(without_booking, runtime))
+            if booking_id not in runtime.hotel.repository
+        ]
         if not dry_run:
-            for booking_id in leftover:
+            for booking_id in [*leftover, *unused]:
                 runtime.hotel.guest_keys.delete(booking_id)
         listed, erased, refused = 0, 0, 0
         cursor: tuple[date, int] | None = None
@@ -992,10 +1009,14 @@ def hotel_erase_guests(
             console.print(f"{listed} booking(s) would be erased.")
             if leftover:
                 console.print(f"{len(leftover)} erased booking(s) still have a key to delete.")
+            if unused:
+                console.print(f"{len(unused)} key(s) of bookings never stored to delete.")
         else:
             console.print(f"Erased the guest data of {erased} booking(s); {refused} refused.")
             if leftover:
                 console.print(f"Deleted the leftover keys of {len(leftover)} erased booking(s).")
+            if unused:
+                console.print(f"Deleted {len(unused)} key(s) of bookings never stored.")
 
 
 def _existing_store() -> Settings:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -159,6 +160,59 @@ def test_demo_loads_a_balanced_year_once_and_rebuild_agrees(cli_env: Settings) -
     )
     assert both.exit_code != 0
     assert "exactly one of" in both.output
+
+
+def test_the_retention_run_deletes_keys_of_bookings_never_stored(cli_env: Settings) -> None:
+    """A createBooking seals its guests (creating the booking's key) before the checks
+    that may still refuse it: a refused booking left a key no run ever deleted."""
+    from sqlalchemy import update
+
+    from services.common.database import create_sync_engine
+    from services.common.errors import Conflict
+    from services.hotel.keys import hotel_guest_keys
+    from tests.integration.test_hotel_application import guests
+
+    runtime = Runtime(cli_env)
+    try:
+        arrival = date(2025, 7, 1)
+
+        def book(key: str) -> Any:
+            return runtime.hotel.create_booking(
+                key=key, actor="t", room_number="105", arrival=arrival,
+                departure=date(2025, 7, 3), guests=guests(2, arrival), on=date(2025, 6, 1),
+            ).result  # fmt: skip
+
+        kept = book("stays")
+        with pytest.raises(Conflict):  # the room is taken on those nights
+            book("refused")
+        runtime.projector.run_until_caught_up()
+    finally:
+        runtime.close_sync()
+    assert guest_key_count(cli_env) == 2
+    runner = CliRunner()
+    erase = ["hotel", "erase-guests", "--ended-before", "2025-01-01"]
+    # Fresh, it may still be a booking being saved: kept.
+    assert runner.invoke(cli, erase).exit_code == 0
+    assert guest_key_count(cli_env) == 2
+    engine = create_sync_engine(cli_env)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                update(hotel_guest_keys).values(created_at=datetime(2025, 6, 1, tzinfo=UTC))
+            )
+    finally:
+        engine.dispose()
+    listed = runner.invoke(cli, [*erase, "--dry-run"])
+    assert "1 key(s) of bookings never stored to delete." in listed.output
+    assert guest_key_count(cli_env) == 2
+    deleted = runner.invoke(cli, erase)
+    assert "Deleted 1 key(s) of bookings never stored." in deleted.output, deleted.output
+    assert guest_key_count(cli_env) == 1
+    runtime = Runtime(cli_env)
+    try:
+        assert runtime.hotel.guest_keys.get(kept.id) is not None  # the stored booking's
+    finally:
+        runtime.close_sync()
 
 
 def test_till_scopes_belong_to_volunteers_only(cli_env: Settings) -> None:

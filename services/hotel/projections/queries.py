@@ -373,6 +373,20 @@ async def erased_with_keys(conn: AsyncConnection) -> list[UUID]:
     return [booking_id for (booking_id,) in rows]
 
 
+async def keys_without_booking(conn: AsyncConnection, created_before: datetime) -> list[UUID]:
+    """Keys created before `created_before` whose booking the read model does not
+    have: a createBooking seals its guests (creating the key) before the checks that
+    may still refuse it (the room taken meanwhile, the idempotency key reused). The
+    caller checks the event store too: the read model may lag behind a save."""
+    b, k = hotel_bookings.c, hotel_guest_keys.c
+    rows = await conn.execute(
+        select(k.booking_id)
+        .select_from(hotel_guest_keys.outerjoin(hotel_bookings, b.booking_id == k.booking_id))
+        .where(b.booking_id.is_(None), k.created_at < created_before)
+    )
+    return [booking_id for (booking_id,) in rows]
+
+
 # A stay's place in its deadline class: check-in day, check-in instant, booking order.
 # Within one class this is the order of the arrivals, hence of the deadlines (a check-in
 # is recorded on or after its day, so its arrival lies within that day).

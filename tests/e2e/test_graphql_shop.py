@@ -507,6 +507,12 @@ async def test_a_sale_retried_after_its_till_s_key_was_rotated_rings_once(
     other = await ring(new_key, session["id"], "lost-answer", ONE_COAT * 2, pay)
     assert other["__typename"] == "IdempotencyKeyReused"
     assert new_key.head() == head
+    # The new key's sales are the same till's: one volunteer in the totals, not two.
+    assert (await ring(new_key, session["id"], "next", ONE_COAT, pay))["__typename"] == "Sale"
+    totals = await new_key.data("{ shopTotals { byVolunteer { volunteer salesCount } } }")
+    assert totals["shopTotals"]["byVolunteer"] == [
+        {"volunteer": "device:test-volunteer-till-1", "salesCount": 2}
+    ]
 
 
 SALE_FIELDS = """

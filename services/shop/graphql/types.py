@@ -496,7 +496,9 @@ class ZReportConnection:
 
 @strawberry.type(name="ShopVolunteerTotal")
 class ShopVolunteerTotal:
-    volunteer: str
+    volunteer: str = strawberry.field(
+        description="A person, or a device by its key's name (whichever of its keys rang)."
+    )
     sales_count: int
     refunds_count: int
     sales: Money

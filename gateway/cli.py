@@ -859,8 +859,19 @@ def audit_export(
     try:
         # As `audit head` does: events saved while no projector ran (its process
         # down) are chained and projected first, or every file would stop short of
-        # the log with nothing to say so.
-        _catch_up(runtime, "Chaining")
+        # the log with nothing to say so. An event the projectors cannot take (its
+        # bytes damaged) stops them: the export is then of what was chained, and
+        # says so, for a broken store's files are evidence too.
+        try:
+            _catch_up(runtime, "Chaining")
+        except Exception as exc:
+            log_head = runtime.projector.head()
+            typer.secho(
+                f"Could not chain the log to its head ({log_head}): {type(exc).__name__}. "
+                "The files stop where the chain does; run `coop audit verify`.",
+                err=True,
+                fg="yellow",
+            )
         with runtime.audit.read_engine.connect() as conn, _progress() as progress:
             head = chain_head(conn)
             last = head.position if head else 0

@@ -640,12 +640,21 @@ class ShopApplication(CoopApplication):
                 "terminal": terminal_card_cents,
                 "actor": actor,
                 # Only when given, so that a close counted by total alone keeps the
-                # fingerprint it had before the sheet was kept (a retry across the
-                # upgrade is the same request).
+                # fingerprint it had before the sheet was kept.
                 **({} if denominations is None else {"denominations": list(denominations)}),
             },
             decide=decide,
             load_result=lambda ref: self.get_session(UUID(ref["session_id"])),
+            # Releases before the sheet was kept checked it and fingerprinted the
+            # close without it: a retry across the upgrade is the same request.
+            earlier_requests=lambda: [
+                {
+                    "session_id": str(session_id),
+                    "counted": counted_cash_cents,
+                    "terminal": terminal_card_cents,
+                    "actor": actor,
+                }
+            ],
         )
 
     # Donated goods -------------------------------------------------------------

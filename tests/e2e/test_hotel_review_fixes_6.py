@@ -83,3 +83,14 @@ async def test_a_letter_outside_latin_1_is_refused_saying_so(client: GraphQLClie
     assert "Latin-1" in answer["message"]
     assert "Łukasz" not in answer["message"]  # personal data is not quoted back
     assert client.head() == head
+
+
+async def test_a_name_at_its_longest_typed_decomposed_is_not_too_long(
+    client: GraphQLClient,
+) -> None:
+    desk = client.as_role(Role.FRONT_DESK)
+    longest = "Jürgen" + "ü" * 3 + "a" * 21  # 30 letters, the longest a given name is
+    assert len(longest) == 30
+    typed = unicodedata.normalize("NFD", longest)  # 34 characters as sent
+    booking = booking_input("long", guests=[_german("Müller", typed)])
+    assert (await run(desk, CREATE, booking, "createBooking"))["__typename"] == "Booking"

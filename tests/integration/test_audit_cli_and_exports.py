@@ -28,7 +28,7 @@ from services.common.errors import ValidationError
 from services.common.settings import Settings, get_settings
 from services.ledger.domain import AccountType, Posting, Side
 from services.ledger.domain.accounts import check_account_code
-from tests.integration.test_audit_chain import events_sql, post
+from tests.integration.test_audit_chain import events_sql, post, tamper
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -436,7 +436,7 @@ def test_an_export_runs_to_the_log_s_head_though_the_projector_was_down(
             description="Saved while nothing projected",
             postings=[Posting("1010", Side.DEBIT, 100_000), Posting("4400", Side.CREDIT, 100_000)],
         )
-        log_head = runtime.ledger.recorder.max_notification_id()
+        log_head = runtime.ledger.recorder.max_notification_id() or 0
         assert runtime.projector.status()[0].lag > 0
     finally:
         runtime.close_sync()
@@ -449,6 +449,42 @@ def test_an_export_runs_to_the_log_s_head_though_the_projector_was_down(
     assert (
         "Saved while nothing projected" in (tmp_path / "export" / "journal.beancount").read_text()
     )
+
+
+def test_an_export_is_written_though_the_log_holds_an_event_the_projectors_cannot_take(
+    cli_env: Settings, tmp_path: Path
+) -> None:
+    # Catching up first must not cost the export itself: a damaged event the
+    # projector stopped on made it die with a traceback and nothing written.
+    _populate(cli_env)
+    runtime = Runtime(cli_env)
+    try:
+        late = runtime.ledger.post_entry(
+            key="late",
+            actor="person:test",
+            effective_date=date(2025, 6, 1),
+            description="Saved while nothing projected",
+            postings=[Posting("1010", Side.DEBIT, 100), Posting("4400", Side.CREDIT, 100)],
+        )
+        table, position = events_sql(cli_env)
+        with runtime.sync_engine.connect() as conn:
+            damaged = conn.execute(
+                text(f"SELECT max({position}) FROM {table} WHERE topic LIKE '%JournalEntry%'")
+            ).scalar_one()
+        assert damaged <= late.position  # the late entry's own event
+        tamper(
+            runtime,
+            f"UPDATE {table} SET state = :s WHERE {position} = :p",
+            s=b"\x00not json",
+            p=damaged,
+        )
+    finally:
+        runtime.close_sync()
+    exported = _export(tmp_path / "export", "--as-of", "2025-12-31")
+    assert "Could not chain the log to its head" in exported.output
+    manifest = json.loads((tmp_path / "export" / "manifest.json").read_text())
+    assert int(manifest["head"].split(":")[0]) < damaged
+    assert "Saved while nothing projected" not in (tmp_path / "export" / "journal.csv").read_text()
 
 
 def test_an_export_verifies_the_chain_it_writes_and_says_where_it_fails(

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from gateway.runtime import Runtime
-from services.common.errors import Conflict, CoopError, ValidationError
+from services.common.errors import Conflict, CoopError, IdempotencyKeyReused, ValidationError
 from services.common.settings import Settings
 from services.ledger.application import LedgerApplication
 from services.ledger.domain import AccountType, Side, entry_id_for_cause
@@ -466,3 +466,29 @@ def test_a_sale_decided_before_midnight_and_saved_after_another_is_numbered_afte
         assert entry.effective_date.isoformat() == "2025-05-03"
     finally:
         other.close()
+
+
+def test_a_close_sent_with_its_count_sheet_before_the_sheet_was_kept_is_answered_on_retry(
+    shop: ShopApplication,
+) -> None:
+    """The release before the count sheet was kept checked it at the edge and closed
+    by the total alone, so its claim is fingerprinted without the sheet: the till's
+    retry of that very request (sheet and all) is answered, not IdempotencyKeyReused."""
+    session = open_session(shop)
+
+    def close(counted_cents: int, denominations: list[tuple[int, int]] | None) -> Any:
+        return shop.close_session(
+            key="z", actor="person:anna", till_scope=None, session_id=session.id,
+            counted_cash_cents=counted_cents, terminal_card_cents=None, at=NOW,
+            denominations=denominations,
+        )  # fmt: skip
+
+    first = close(5000, None)  # as the older release recorded it
+    head = shop.recorder.max_notification_id()
+    retried = close(5000, [(2000, 2), (1000, 1)])
+    assert retried.replayed
+    assert retried.result.id == first.result.id
+    assert shop.recorder.max_notification_id() == head
+    # Another count under the same key is still another request.
+    with pytest.raises(IdempotencyKeyReused):
+        close(4000, [(2000, 2)])

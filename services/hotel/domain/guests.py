@@ -174,7 +174,8 @@ def _clean(value: str | None) -> str | None:
 def _name(value: str, field: str, max_length: int) -> str:
     # Composed first: "Müller" typed as u + combining diaeresis (as macOS and many web
     # forms send it) is the same name as the one-letter ü of the record file.
-    value = unicodedata.normalize("NFC", collapsed_text(value, field=field, max_length=max_length))
+    # (Composed before its length is checked: decomposed, it is longer than it is.)
+    value = collapsed_text(unicodedata.normalize("NFC", value), field=field, max_length=max_length)
     if not _NAME.fullmatch(value):
         if any(ord(c) > 0xFF and c.isalpha() for c in value):
             raise ValidationError(

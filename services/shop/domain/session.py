@@ -205,7 +205,9 @@ class CashSession(Aggregate):
         within_tolerance: bool
         terminal_card_cents: int | None
         # The count by denomination (see `count_sheet`); None where the close gave
-        # only the total, and in events recorded before the sheet was kept.
+        # only the total, and in events recorded before the sheet was kept. Not in
+        # the aggregate's state (the read model takes it from here): a new attribute
+        # would make every snapshot stored before it differ from its events.
         denominations: dict[str, int] | None = None
         # The card terminal's total minus the till's card total, when the terminal's
         # was given; None otherwise and in events recorded before it was kept.
@@ -216,7 +218,6 @@ class CashSession(Aggregate):
             aggregate.is_open = False
             aggregate.counted_cash_cents = self.counted_cash_cents
             aggregate.difference_cents = self.difference_cents
-            aggregate.denominations = self.denominations
 
     def __init__(
         self,
@@ -246,7 +247,6 @@ class CashSession(Aggregate):
         self.cash_out_cents = 0
         self.counted_cash_cents: int | None = None
         self.difference_cents: int | None = None
-        self.denominations: dict[str, int] | None = None
 
     @property
     def expected_cash_cents(self) -> int:

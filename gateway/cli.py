@@ -173,13 +173,18 @@ def _settings() -> Settings:
     return settings
 
 
+# Progress goes to stderr: stdout carries what a command answers, so that a script
+# can take it (`H=$(coop audit head)` held the bar and then the head).
+progress_console = Console(stderr=True)
+
+
 def _progress() -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=console,
+        console=progress_console,
     )
 
 
@@ -280,6 +285,9 @@ def serve(
         console.print(f"[yellow]{shortfall}[/yellow]")
     if not settings.is_production:
         console.print(f"GraphiQL: http://{host}:{port}/graphql  (store: {_describe_store()})")
+    # The supervisor's own lines (started, a worker restarted, stopping) as the
+    # workers' are: JSON unless COOP_LOG_JSON=false.
+    configure_logging(json_logs=settings.log_json)
     with _metrics_shared_by(workers):
         uvicorn.run(
             "gateway.asgi:create",
@@ -477,18 +485,21 @@ def keys_revoke(key_id: str) -> None:
 def keys_list() -> None:
     """Every key with its role, till and state (never the secret)."""
     with _runtime() as runtime:
-        table = Table("key id", "name", "role", "till", "created", "state")
+        table = Table("name", "role", "till", "created", "state", "key id")
+        # Whole, never cut to fit: it is what `coop keys revoke` takes.
+        table.columns[-1].no_wrap = True
+        table.columns[-1].overflow = "ignore"
         for key in runtime.credentials.list_keys():
             state = "revoked" if key["revoked_at"] else "active"
             table.add_row(
-                str(key["key_id"]),
                 str(key["name"]),
                 str(key["role"]),
                 str(key["till_id"] or ""),
                 str(key["created_at"])[:19],
                 state,
+                str(key["key_id"]),
             )
-        console.print(table)
+        _print_evidence(table)
 
 
 @projections_app.command("run")
@@ -803,7 +814,8 @@ def _print_evidence(table: Table) -> None:
     from rich.measure import Measurement
 
     for column in table.columns:
-        column.overflow = "fold"
+        if not column.no_wrap:  # one left whole on purpose (a key id to copy)
+            column.overflow = "fold"
     if console.is_terminal:
         console.print(table)
         return

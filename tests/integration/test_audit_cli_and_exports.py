@@ -77,6 +77,9 @@ def test_verify_head_publish_replay_and_export(cli_env: Settings, tmp_path: Path
     shown = runner.invoke(cli, ["audit", "head"])
     assert shown.exit_code == 0
     shown_head = shown.output.strip().splitlines()[-1]
+    # Its standard output is the head alone (the progress goes to stderr), so that
+    # `H=$(coop audit head)` holds what `--expect` takes.
+    assert shown.stdout == f"{shown_head}\n"
     assert int(shown_head.split(":")[0]) > int(position)  # publishing is itself an event
 
     replayed = runner.invoke(cli, ["audit", "replay"])

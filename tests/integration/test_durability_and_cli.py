@@ -215,7 +215,9 @@ def test_the_retention_run_deletes_keys_of_bookings_never_stored(cli_env: Settin
         runtime.close_sync()
 
 
-def test_till_scopes_belong_to_volunteers_only(cli_env: Settings) -> None:
+def test_till_scopes_belong_to_volunteers_only(
+    cli_env: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     runner = CliRunner()
     assert runner.invoke(cli, ["db", "init"]).exit_code == 0
     password = ["--password", "a long enough password"]
@@ -243,3 +245,18 @@ def test_till_scopes_belong_to_volunteers_only(cli_env: Settings) -> None:
     assert accepted.exit_code == 0, accepted.output
     issued = runner.invoke(cli, ["keys", "issue", "tab", "--role", "volunteer", "--till", "till-1"])
     assert issued.exit_code == 0, issued.output
+    # Listed whole even for 80 columns (piped, or a narrow terminal): the id is what
+    # `coop keys revoke` takes.
+    from rich.console import Console
+
+    monkeypatch.setattr("gateway.cli.console", Console(width=80))
+    long_name = ["keys", "issue", "till-1-back-office-tablet-by-the-stairs", "--role", "volunteer"]
+    assert runner.invoke(cli, [*long_name, "--till", "till-1"]).exit_code == 0
+    listed = runner.invoke(cli, ["keys", "list"])
+    runtime = Runtime(cli_env)
+    try:
+        key_ids = [key["key_id"] for key in runtime.credentials.list_keys()]
+    finally:
+        runtime.close_sync()
+    assert key_ids
+    assert all(str(key_id) in listed.output for key_id in key_ids), listed.output

@@ -40,6 +40,10 @@ mutation W($input: WithdrawRedistributionPolicyInput!) {
 POLICIES = """
 query { redistributionPolicies { effectiveFrom withdrawn withdrawnOn shares { stream percent } } }
 """
+POLICY_WITH_SPLIT = """
+mutation P($input: SetRedistributionPolicyInput!) { setRedistributionPolicy(input: $input) {
+  __typename ... on ValidationError { field message } } }
+"""
 NINE = [{"stream": "HOTEL", "percent": "9"}]
 NINETY = [{"stream": "HOTEL", "percent": "90"}]
 
@@ -339,3 +343,49 @@ def test_a_database_from_before_withdrawals_gets_the_new_table_on_start(
         assert kept == [date(2025, 1, 1)]
     finally:
         second.close_sync()
+
+
+async def test_a_version_whose_split_a_later_one_took_is_not_withdrawn_under_it(
+    app_client: GraphQLClient,
+) -> None:
+    """A later version that left its program split out took the one in force on its
+    day: the mistaken version's. Withdrawing the mistake left that copy governing, so
+    a July stay still split the wrong way round, and nothing told the officer."""
+    officer = app_client.as_person(Role.FUND_OFFICER)
+    admin = app_client.as_person(Role.ADMIN)
+    right = [{"program": "INTERNSHIP", "percent": "90"}, {"program": "HOUSING", "percent": "10"}]
+    typo = [{"program": "INTERNSHIP", "percent": "10"}, {"program": "HOUSING", "percent": "90"}]
+
+    async def set_version(key: str, day: str, percent: str, split: Any = None) -> None:
+        value: dict[str, Any] = {"idempotencyKey": key, "effectiveFrom": day,
+                                 "shares": [{"stream": "HOTEL", "percent": percent}]}  # fmt: skip
+        if split is not None:
+            value["programShares"] = split
+        set_ = (await officer.data(POLICY_WITH_SPLIT, {"input": value}))["setRedistributionPolicy"]
+        assert set_["__typename"] == "RedistributionPolicy", set_
+
+    await set_version("base", "2025-01-01", "8", right)
+    await set_version("march", "2025-03-01", "9", typo)  # the split the wrong way round
+    await set_version("july", "2025-07-01", "10")  # only the rate: the split left out
+    refused = await _withdraw(officer, "w-march", "2025-03-01")
+    assert refused["__typename"] == "Conflict", refused
+    assert "2025-07-01" in refused["message"]
+    # As the message says: the July version first, set again, then the mistake.
+    assert (await _withdraw(officer, "w-july", "2025-07-01"))["withdrawn"] is True
+    assert (await _withdraw(officer, "w-march", "2025-03-01"))["withdrawn"] is True
+    await set_version("july-again", "2025-07-01", "10")  # takes January's split now
+    await _income(admin, "july-stay", "2025-07-15", "4000", "1000.00")  # 100.00 at 10%
+    by_program = {p["program"]: p["accrued"]
+                  for p in (await officer.data(BALANCE))["fundBalance"]["byProgram"]}  # fmt: skip
+    assert by_program == {"INTERNSHIP": "90.00", "HOUSING": "10.00"}
+
+
+async def test_a_later_version_with_the_split_of_the_one_before_does_not_hold_a_withdrawal(
+    app_client: GraphQLClient,
+) -> None:
+    officer = app_client.as_person(Role.FUND_OFFICER)
+    await _policy(officer, "base", "2025-01-01", NINE)
+    await _policy(officer, "march", "2025-03-01", NINETY)  # 90 for 9: the rate only
+    await _policy(officer, "july", "2025-07-01", NINE)
+    # All three have the default split: withdrawing March changes no one's split.
+    assert (await _withdraw(officer, "w-march", "2025-03-01"))["withdrawn"] is True

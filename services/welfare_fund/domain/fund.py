@@ -19,7 +19,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from services.common.errors import NotFound, ValidationError
+from services.common.errors import Conflict, NotFound, ValidationError
 from services.ledger.domain import (
     WELFARE_FUND_CONTRIBUTION_ACCOUNT,
     WELFARE_FUND_PAYABLE_ACCOUNT,
@@ -259,6 +259,40 @@ class WelfareFund(Aggregate):
             raise VersionExists("a redistribution policy version", day)
         self.trigger_event(self.PolicySet, policy=version.as_state(), actor=actor)
 
+    def _check_not_carried_on(self, withdrawn: PolicyVersion) -> None:
+        """A later version whose program split (account mapping) was left out when it
+        was set took the one in force on its day: this version's, if this one was
+        then in force. Withdrawn, this version would still govern through it. A later
+        version with the same values as this one and not the version before it may
+        have copied them: refused, naming it (an identical split typed on purpose is
+        set again after that version's withdrawal just as well)."""
+        versions = [
+            v for v in self.policy_versions() if v.effective_from != withdrawn.effective_from
+        ]
+        before = _governing(versions, withdrawn.effective_from)
+        for later in (v for v in versions if v.effective_from > withdrawn.effective_from):
+            for what, mine, theirs, earlier in (
+                (
+                    "program split",
+                    withdrawn.program_shares_ppm,
+                    later.program_shares_ppm,
+                    before and before.program_shares_ppm,
+                ),
+                (
+                    "account mapping",
+                    withdrawn.account_streams,
+                    later.account_streams,
+                    before and before.account_streams,
+                ),
+            ):
+                if theirs == mine and mine != earlier:
+                    raise Conflict(
+                        f"the version from {later.effective_from.isoformat()} has this "
+                        f"version's {what} (left out when it was set, it took this one's): "
+                        "withdrawn, this version would still govern through it. Withdraw "
+                        "that version first, then set it again with the right values"
+                    )
+
     def withdraw_policy(
         self, effective_from: date, *, withdrawn_on: date, actor: str | None = None
     ) -> PolicyWithdrawal:
@@ -293,6 +327,7 @@ class WelfareFund(Aggregate):
                 "reverse and repost it; to change the rate from now on, set a version "
                 f"from {_day_after(latest)} or later",
             )
+        self._check_not_carried_on(PolicyVersion.from_state(state))
         self.trigger_event(
             self.PolicyWithdrawn,
             effective_from=effective_from,

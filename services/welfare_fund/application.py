@@ -260,6 +260,8 @@ class WelfareFundApplication(CoopApplication):
             )
         if not 0 < rules.full_attendance_ppm <= 1_000_000:
             raise ValidationError("fullAttendancePercent", "must be above 0 and at most 100")
+        if not 1 <= rules.max_months <= MAX_INTERNSHIP_MONTHS:
+            raise ValidationError("maxMonths", f"must be 1 to {MAX_INTERNSHIP_MONTHS}")
         rules.check_amounts()
 
         def decide() -> Decision[StipendRules]:
@@ -849,6 +851,11 @@ class WelfareFundApplication(CoopApplication):
                 continue  # a command or another follower wrote the book first: re-plan
             return max(r.notification.id for r in recordings)
         raise LostRace("the welfare fund's book kept changing; accrual will be retried")
+
+
+# The longest internship a version of the stipend rules may allow: a bound for typos
+# (120 for 12), well above what any regional rule allows.
+MAX_INTERNSHIP_MONTHS = 36
 
 
 def _as_sent(day: date | None) -> str | None:

@@ -314,7 +314,7 @@ async def test_nothing_is_dated_before_the_books_opened(settings: Settings) -> N
         assert (member["__typename"], member["field"]) == ("ValidationError", "enrolledOn")
         assert "2000-01-01" in member["message"]
         assert app_client.head() == head
-        legacy = {"idempotencyKey": "e-legacy", "program": "INTERNSHIP", "enrolledOn": "2024-01-01"}
+        legacy = {"idempotencyKey": "e-legacy", "program": "INTERNSHIP", "enrolledOn": "2024-02-01"}
         ref = (await officer.data(ENROLL, {"input": legacy}))["enrollBeneficiary"]["beneficiaryRef"]
 
     moved = settings.model_copy(update={"books_opened_on": date(2025, 1, 15)})

@@ -469,6 +469,15 @@ async def test_scheduled_days_are_at_most_the_days_in_the_month(
         {"input": {"idempotencyKey": "e", "program": "INTERNSHIP", "enrolledOn": "2024-01-01"}},
     )
     ref = enrolled["enrollBeneficiary"]["beneficiaryRef"]
+    # February 2024 and April 2025 are months 2 and 16: rules allowing that long.
+    longer = {"idempotencyKey": "r", "effectiveFrom": "2024-01-01", "fullAmount": "500.00",
+              "withMealsAmount": "400.00", "partTimeAmount": "350.00", "floorAmount": "300.00",
+              "fullAttendancePercent": "80", "maxMonths": 24}  # fmt: skip
+    rules = await officer.data(
+        "mutation S($i: SetStipendRulesInput!) { setStipendRules(input: $i) { __typename } }",
+        {"i": longer},
+    )
+    assert rules["setStipendRules"]["__typename"] == "StipendRuleSet"
 
     async def attend(key: str, month: str, scheduled: int) -> Any:
         attendance = {"idempotencyKey": key, "beneficiaryRef": ref, "month": month,

@@ -284,7 +284,7 @@ def test_an_empty_list_in_a_policy_is_refused_on_its_field(
     [("2025-02", 28), ("2024-02", 29), ("2025-04", 30), ("2025-01", 31), ("2100-02", 28)],
 )
 def test_scheduled_days_are_at_most_the_days_in_the_month(month: str, days: int) -> None:
-    intern = Beneficiary.enroll(uuid4(), INTERNSHIP, date(2024, 1, 1), None)
+    intern = Beneficiary.enroll(uuid4(), INTERNSHIP, date.fromisoformat(f"{month}-01"), None)
     attendance = {
         "month": month,
         "attended_days": 1,

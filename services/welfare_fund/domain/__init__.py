@@ -29,6 +29,7 @@ from services.welfare_fund.domain.fund import (
 )
 from services.welfare_fund.domain.policy import (
     DEFAULT_ACCOUNT_STREAMS,
+    DEFAULT_INTERNSHIP_MONTHS,
     DEFAULT_PROGRAMS,
     PolicyVersion,
     PolicyWithdrawal,
@@ -56,6 +57,7 @@ __all__ = [
     "BENEFICIARY_REF",
     "BENEFICIARY_WITHHELD",
     "DEFAULT_ACCOUNT_STREAMS",
+    "DEFAULT_INTERNSHIP_MONTHS",
     "DEFAULT_PROGRAMS",
     "FUND_ID",
     "ApprovalByCommitter",

@@ -123,6 +123,7 @@ class Beneficiary(Aggregate):
         if first_day > today:
             raise ValidationError("month", "has not begun yet")
         self.check_within_enrolment(month)
+        rules.check_within_duration(first_day, self.enrolled_on)
         # The month's own length, not 31: February's 31 scheduled days made 24 days
         # attended look like 77% and pay pro rata instead of in full.
         days_in_month = calendar.monthrange(first_day.year, first_day.month)[1]

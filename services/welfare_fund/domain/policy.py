@@ -368,6 +368,10 @@ def allocate(
     return {program: after[program] - before[program] for program in after}
 
 
+# Months an internship lasts at most unless the stipend rules say otherwise.
+DEFAULT_INTERNSHIP_MONTHS = 12
+
+
 @dataclass(frozen=True)
 class StipendRules:
     """Lombardy extracurricular internships (DOMAIN.md); every figure is configurable."""
@@ -378,6 +382,9 @@ class StipendRules:
     part_time_cents: int = 35_000
     floor_cents: int = 30_000
     full_attendance_ppm: int = 800_000  # 80%
+    # Months an internship lasts at most, counted from the enrolment's month (up to
+    # 12 for disadvantaged people, DOMAIN.md).
+    max_months: int = DEFAULT_INTERNSHIP_MONTHS
 
     def check_amounts(self) -> None:
         """Amounts that contradict each other are refused, naming the input field: a
@@ -396,6 +403,17 @@ class StipendRules:
         ):
             if self.floor_cents > cents:
                 raise ValidationError("floorAmount", f"must not be above {other}")
+
+    def check_within_duration(self, month: date, enrolled_on: date) -> None:
+        """A month of attendance (its first day) is at most the `max_months`-th of the
+        internship, counted from the enrolment's month."""
+        nth = (month.year - enrolled_on.year) * 12 + month.month - enrolled_on.month + 1
+        if nth > self.max_months:
+            raise ValidationError(
+                "month",
+                f"an internship lasts at most {self.max_months} months, from "
+                f"{enrolled_on.isoformat()[:7]}: {month.isoformat()[:7]} would be month {nth}",
+            )
 
     def stipend_cents(
         self, *, scheduled_days: int, attended_days: int, meals_provided: bool, part_time: bool
@@ -426,6 +444,13 @@ class StipendRules:
             "part_time": self.part_time_cents,
             "floor": self.floor_cents,
             "full_attendance_ppm": self.full_attendance_ppm,
+            # Only when not the default: versions, requests and snapshots recorded
+            # before the duration was kept are then stated as they were.
+            **(
+                {}
+                if self.max_months == DEFAULT_INTERNSHIP_MONTHS
+                else {"max_months": self.max_months}
+            ),
         }
 
     @classmethod
@@ -437,4 +462,5 @@ class StipendRules:
             part_time_cents=int(str(state["part_time"])),
             floor_cents=int(str(state["floor"])),
             full_attendance_ppm=int(str(state["full_attendance_ppm"])),
+            max_months=int(str(state.get("max_months", DEFAULT_INTERNSHIP_MONTHS))),
         )

@@ -29,6 +29,7 @@ from services.common.idempotency import Outcome
 from services.common.money import decimal_to_cents
 from services.welfare_fund import domain
 from services.welfare_fund.domain import (
+    DEFAULT_INTERNSHIP_MONTHS,
     DisbursementKind,
     PaymentReversalReason,
     Program,
@@ -166,6 +167,11 @@ class SetStipendRulesInput:
     part_time_amount: Money
     floor_amount: Money
     full_attendance_percent: str
+    max_months: int = strawberry.field(
+        default=DEFAULT_INTERNSHIP_MONTHS,
+        description="Months an internship lasts at most, from the enrolment's month: "
+        "attendance of a later month is refused.",
+    )
 
 
 @strawberry.input
@@ -371,6 +377,7 @@ class WelfareFundMutation:
                 full_attendance_ppm=domain.parse_percent(
                     input.full_attendance_percent, field="fullAttendancePercent"
                 ),
+                max_months=input.max_months,
             )
             return app.set_stipend_rules(key=input.idempotency_key, actor=actor, rules=rules)
 

@@ -229,6 +229,9 @@ class StipendRuleSet:
     part_time_amount: Money
     floor_amount: Money
     full_attendance_percent: str
+    max_months: int = strawberry.field(
+        description="Months an internship lasts at most, from the enrolment's month."
+    )
     withdrawn: bool = strawberry.field(
         default=False,
         description="Withdrawn (withdrawStipendRules) before its first month began: it "
@@ -249,6 +252,7 @@ class StipendRuleSet:
             part_time_amount=money(rules.part_time_cents),
             floor_amount=money(rules.floor_cents),
             full_attendance_percent=format_percent(rules.full_attendance_ppm),
+            max_months=rules.max_months,
         )
 
 

@@ -1,0 +1,63 @@
+"""How long an internship lasts, on both stores: DOMAIN.md, "up to 12 months for
+disadvantaged people (configurable)". A 13th month's attendance (and so its stipend)
+went through without a word; the stipend rules now say how many months, 12 unless a
+version says otherwise."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.common.auth import Role
+from tests.e2e.conftest import GraphQLClient
+from tests.e2e.test_stipend_rules_graphql import ATTEND, ENROLL
+
+SET = """
+mutation S($input: SetStipendRulesInput!) { setStipendRules(input: $input) {
+  __typename ... on StipendRuleSet { effectiveFrom maxMonths }
+  ... on ValidationError { field message } } }
+"""
+LIST = "query { stipendRules { effectiveFrom maxMonths } }"
+
+
+def _rules(key: str, day: str, max_months: int) -> dict[str, Any]:
+    return {"idempotencyKey": key, "effectiveFrom": day, "fullAmount": "500.00",
+            "withMealsAmount": "400.00", "partTimeAmount": "350.00",
+            "floorAmount": "300.00", "fullAttendancePercent": "80",
+            "maxMonths": max_months}  # fmt: skip
+
+
+async def test_an_internship_lasts_twelve_months_unless_the_rules_say_otherwise(
+    app_client: GraphQLClient,
+) -> None:
+    officer = app_client.as_person(Role.FUND_OFFICER)
+    enroll = {"idempotencyKey": "e", "program": "INTERNSHIP", "enrolledOn": "2025-01-02"}
+    ref = (await officer.data(ENROLL, {"input": enroll}))["enrollBeneficiary"]["beneficiaryRef"]
+
+    async def attend(month: str) -> dict[str, Any]:
+        attendance = {"idempotencyKey": f"a-{month}", "beneficiaryRef": ref, "month": month,
+                      "scheduledDays": 20, "attendedDays": 20}  # fmt: skip
+        answer: dict[str, Any] = (await officer.data(ATTEND, {"input": attendance}))[
+            "recordAttendance"
+        ]
+        return answer
+
+    assert (await attend("2025-12"))["__typename"] == "Beneficiary"  # the 12th month
+    head = app_client.head()
+    refused = await attend("2026-01")
+    assert (refused["__typename"], refused["field"]) == ("ValidationError", "month")
+    assert "at most 12 months" in refused["message"]
+    assert "month 13" in refused["message"]
+    assert app_client.head() == head
+    assert (await officer.data(LIST))["stipendRules"] == [
+        {"effectiveFrom": "2000-01-01", "maxMonths": 12}
+    ]
+
+    typo = await officer.data(SET, {"input": _rules("r0", "2026-01-01", 140)})
+    assert typo["setStipendRules"]["field"] == "maxMonths"
+    longer = await officer.data(SET, {"input": _rules("r1", "2026-01-01", 14)})
+    assert longer["setStipendRules"] == {
+        "__typename": "StipendRuleSet", "effectiveFrom": "2026-01-01", "maxMonths": 14
+    }  # fmt: skip
+    assert (await attend("2026-01"))["__typename"] == "Beneficiary"
+    assert (await attend("2026-02"))["__typename"] == "Beneficiary"  # month 14
+    assert (await attend("2026-03"))["field"] == "month"

@@ -802,6 +802,12 @@ class ContractInvoice(Aggregate):
         # recorded before it have no such field and decode as 0 (this default), so
         # their documents render as they always did.
         stamp_duty_cents: int = 0
+        # The service period the invoice states: the month, within the contract's
+        # term (a contract from 10 March is not invoiced for 1 March). None in events
+        # recorded before it was kept: their documents state the whole month, as
+        # they always did.
+        period_from: date | None = None
+        period_to: date | None = None
 
         def apply(self, aggregate: Any) -> None:
             assert isinstance(aggregate, ContractInvoice)
@@ -881,12 +887,17 @@ class ContractInvoice(Aggregate):
         # Invoicing closes the month's presence register: on the month's last day that
         # day's presence may still be recorded or corrected, and once invoiced it never
         # could be, nor billed. So a month is invoiced from the next month's first day.
-        first_issue_day = last_day_of(register.month) + timedelta(days=1)
-        if issued_on < first_issue_day:
+        # (Compared with the month's last day: December 9999 has no next day.)
+        month_end = last_day_of(register.month)
+        if issued_on <= month_end:
             raise ValidationError(
                 "issueDate",
                 f"{register.month} is not over on {issued_on.isoformat()}: it can be "
-                f"invoiced from {first_issue_day.isoformat()}",
+                + (
+                    f"invoiced from {(month_end + timedelta(days=1)).isoformat()}"
+                    if month_end < date.max
+                    else "invoiced on no day"
+                ),
             )
         check_not_future(issued_on, today, field="issueDate", what="an invoice")
         if register.invoice_id is not None:
@@ -950,6 +961,8 @@ class ContractInvoice(Aggregate):
             cig=contract.cig,
             agreement_reference=contract.agreement_reference,
             stamp_duty_cents=duty,
+            period_from=max(month_end.replace(day=1), contract.starts_on),
+            period_to=month_end if contract.ends_on is None else min(month_end, contract.ends_on),
         )
 
     @property

@@ -107,8 +107,11 @@ def render_invoice(invoice: Mapping[str, Any]) -> str:
     _add(order, "CodiceCIG", invoice["cig"])
 
     goods = _add(body, "DatiBeniServizi")
-    period_end = last_day_of(str(invoice["month"]))
-    first_day = period_end.replace(day=1)
+    # The month, within the contract's term; the whole month for invoices issued
+    # before the term's bounds were kept.
+    month_end = last_day_of(str(invoice["month"]))
+    first_day = date.fromisoformat(str(invoice.get("period_from") or month_end.replace(day=1)))
+    period_end = date.fromisoformat(str(invoice.get("period_to") or month_end))
     rate = format_percent_bp(int(invoice["vat_rate_bp"]))
     vat_nature = invoice.get("vat_nature")
 

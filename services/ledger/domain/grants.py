@@ -466,6 +466,10 @@ class Grant(Aggregate):
         would need a refund is refused (refunds are not modelled yet).
         """
         self._check_open()
+        # Once only, whatever the date: a second cut dated before the first was told to
+        # change its date, and then refused as a second cut.
+        if self.reduced_on is not None:
+            raise Conflict(f"grant {self.id} was already reduced on {self.reduced_on.isoformat()}")
         self._check_date(reduced_on, today, field="date", what="a reduction")
         # The cut is shared out on the tranches unpaid and cuts the revenue recognised
         # as recorded now: dated earlier, it would cut revenue before it was posted.
@@ -474,8 +478,6 @@ class Grant(Aggregate):
         check_positive_amount(reported_cents, field="reportedCosts", ceiling_cents=ceiling_cents)
         if reported_cents >= budget_cents:
             raise ValidationError("reportedCosts", "costs are not under budget: nothing to reduce")
-        if self.reduced_on is not None:
-            raise Conflict(f"grant {self.id} was already reduced on {self.reduced_on.isoformat()}")
         current = self.amount_cents
         new_total = current * reported_cents // budget_cents
         cut = current - new_total

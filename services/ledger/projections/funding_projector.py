@@ -304,6 +304,11 @@ class FundingProjection(Projection):
                 document = {
                     name: _json_safe(getattr(event, name)) for name in INVOICE_DOCUMENT_FIELDS
                 }
+                # Only when kept: documents of invoices issued before stay as they were
+                # (a rebuild gives the same rows as the projection that wrote them).
+                for name in ("period_from", "period_to"):
+                    if getattr(event, name) is not None:
+                        document[name] = _json_safe(getattr(event, name))
                 queue(
                     funding_invoices,
                     {

@@ -134,9 +134,13 @@ class Beneficiary(Aggregate):
         if not 0 <= attended_days <= scheduled_days:
             raise ValidationError("attendedDays", "must be 0 to the scheduled days")
         if month in self.committed_stipends:
+            # A stipend cancelled after a part of it was paid keeps its month (released,
+            # the whole stipend could be committed again): "cancel it first" sent the
+            # officer to a cancellation already made.
             raise Conflict(
                 f"the stipend for {month} is already committed "
-                f"(disbursement {self.committed_stipends[month]}); cancel it first"
+                f"(disbursement {self.committed_stipends[month]}); unless it was cancelled "
+                "after a part was paid (its month then stays closed), cancel it first"
             )
         stipend_cents = rules.stipend_cents(
             scheduled_days=scheduled_days,

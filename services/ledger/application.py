@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, ClassVar
 from uuid import UUID
@@ -24,6 +24,7 @@ from services.common.idempotency import (
 )
 from services.common.settings import Settings
 from services.ledger.domain import (
+    ALWAYS_OPEN_ACCOUNTS,
     CHART_ID,
     DEFAULT_ACCOUNTS,
     KEPT_ACCOUNTS,
@@ -131,7 +132,16 @@ class LedgerApplication(CoopApplication):
 
     def __init__(self, settings: Settings, *, create_table: bool = True) -> None:
         self.limits = limits_from(settings)
+        # Accounts the contexts post to on their own (see `keep_open`), with why.
+        self.accounts_kept_open: dict[str, str] = dict(ALWAYS_OPEN_ACCOUNTS)
         super().__init__(settings, create_table=create_table)
+
+    def keep_open(self, codes: Iterable[str], reason: str) -> None:
+        """A context's commands post to these accounts on their own: closing one
+        (which is for good) would refuse them from then on, naming a journal posting
+        their callers never sent. Closing them is refused, saying why."""
+        for code in codes:
+            self.accounts_kept_open.setdefault(code, reason)
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -187,7 +197,7 @@ class LedgerApplication(CoopApplication):
     def close_account(self, *, key: str, actor: str, code: str) -> Outcome[Account]:
         def decide() -> Decision[Account]:
             chart = self.chart()
-            chart.close_account(code)
+            chart.close_account(code, kept_open=self.accounts_kept_open)
             return Decision((chart,), chart.accounts[code], {"code": code})
 
         return execute_idempotent(

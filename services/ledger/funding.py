@@ -121,6 +121,13 @@ class FundingApplication(CoopApplication):
     ) -> None:
         self.ledger = ledger
         self.accounts = accounts
+        # Not the stamp duty's two: a cooperative exempt from it (COOP_STAMP_DUTY_CENTS
+        # 0) may close them, and an invoice that then owes the duty says which to use.
+        stamp_duty = {accounts.stamp_duty_expense, accounts.stamp_duty_payable}
+        ledger.keep_open(
+            accounts.codes() - stamp_duty,
+            "grants, donations and contract invoices post to it on their own",
+        )
         self._clock = clock
         super().__init__(settings, create_table=create_table, share_store_with=ledger)
 

@@ -86,3 +86,29 @@ async def test_a_second_cut_is_refused_as_one_whatever_its_date(client: GraphQLC
         assert second["__typename"] == "Conflict", second
         assert "already reduced on 2025-10-15" in second["message"]
     assert client.head() == head
+
+
+CLOSE_ACCOUNT = (
+    "mutation($c: String!) { closeAccount(input: {idempotencyKey: $c, code: $c}) "
+    "{ __typename ... on ValidationError { field message } } }"
+)
+
+
+async def test_an_account_the_funding_commands_post_to_is_not_closed(client: GraphQLClient) -> None:
+    """2020 (VAT at 5%) nets to zero under split payment and 2300 with no advance held,
+    so they looked closable; closed (for good), every later invoice or tranche receipt
+    was refused on a journal posting the admin never sent."""
+    head = client.head()
+    for code in ("2020", "2300", "4300"):
+        refused = (await client.data(CLOSE_ACCOUNT, {"c": code}))["closeAccount"]
+        assert (refused["__typename"], refused["field"]) == ("ValidationError", "code")
+        assert "contract invoices post to it" in refused["message"]
+    assert client.head() == head
+    # An account no context posts to on its own closes as before.
+    opened = await client.data(
+        'mutation { openAccount(input: {idempotencyKey: "o", code: "6990", '
+        'name: "Sundry", type: EXPENSE}) { __typename } }'
+    )
+    assert opened["openAccount"]["__typename"] == "Account"
+    closed = (await client.data(CLOSE_ACCOUNT, {"c": "6990"}))["closeAccount"]
+    assert closed["__typename"] == "Account"

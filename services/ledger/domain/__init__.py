@@ -1,6 +1,7 @@
 """Ledger domain: pure Python, no I/O."""
 
 from services.ledger.domain.accounts import (
+    ALWAYS_OPEN_ACCOUNTS,
     CHART_ID,
     DEFAULT_ACCOUNTS,
     KEPT_ACCOUNTS,
@@ -41,6 +42,7 @@ from services.ledger.domain.journal import (
 )
 
 __all__ = [
+    "ALWAYS_OPEN_ACCOUNTS",
     "CHART_ID",
     "DEFAULT_ACCOUNTS",
     "ENTRY_DATE_FIELD",

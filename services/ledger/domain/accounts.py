@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -209,14 +210,18 @@ class ChartOfAccounts(Aggregate):
             self.AccountOpened, code=code, name=name, account_type=account_type.value
         )
 
-    def close_account(self, code: str) -> None:
+    def close_account(
+        self, code: str, *, kept_open: Mapping[str, str] = ALWAYS_OPEN_ACCOUNTS
+    ) -> None:
+        """`kept_open`: the accounts the contexts post to on their own, each with why
+        (a closed account is never opened again: their commands would stop for good)."""
         account = self.accounts.get(code)
         if account is None:
             raise UnknownAccount("code", code)
         if not account.is_open:
             raise AccountClosed("code", code)
-        if code in ALWAYS_OPEN_ACCOUNTS:
-            raise AccountKeptOpen("code", code, ALWAYS_OPEN_ACCOUNTS[code])
+        if code in kept_open:
+            raise AccountKeptOpen("code", code, kept_open[code])
         self.trigger_event(self.AccountClosedEvent, code=code)
 
     @property

@@ -5,7 +5,7 @@ One place, so a cooperative with another chart changes a mapping, not the rules.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,13 @@ class FundingAccounts:
 
     def vat_payable(self, rate_bp: int) -> str | None:
         return dict(self.vat_payable_by_rate_bp).get(rate_bp)
+
+    def codes(self) -> frozenset[str]:
+        """Every account the funding commands post to."""
+        named = {
+            getattr(self, f.name) for f in fields(self) if isinstance(getattr(self, f.name), str)
+        }
+        return frozenset(named | {code for _rate, code in self.vat_payable_by_rate_bp})
 
 
 DEFAULT_FUNDING_ACCOUNTS = FundingAccounts()

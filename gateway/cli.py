@@ -874,13 +874,14 @@ def audit_export(
         # the log with nothing to say so. An event the projectors cannot take (its
         # bytes damaged) stops them: the export is then of what was chained, and
         # says so, for a broken store's files are evidence too.
+        not_chained = None
         try:
             _catch_up(runtime, "Chaining")
         except Exception as exc:
-            log_head = runtime.projector.head()
+            not_chained = f"the projectors stopped on an event: {type(exc).__name__}"
             typer.secho(
-                f"Could not chain the log to its head ({log_head}): {type(exc).__name__}. "
-                "The files stop where the chain does; run `coop audit verify`.",
+                f"Could not chain the log to its head ({runtime.projector.head()}): "
+                f"{not_chained}. The files stop where the chain does.",
                 err=True,
                 fg="yellow",
             )
@@ -897,6 +898,7 @@ def audit_export(
                 progress=lambda position, total: progress.update(
                     task, completed=position, total=max(total, 1)
                 ),
+                not_chained=not_chained,
             )
     except ExportRefused as exc:  # the directory changed since it was checked
         _refuse_export(exc.message)
@@ -912,6 +914,16 @@ def audit_export(
     for kind, path in result.files.items():
         console.print(f"{kind}: {path}", soft_wrap=True)
     chain = result.chain
+    if chain.ok and not_chained is not None and result.short_of_log:
+        # The chain verified, but not all of the log: the files are evidence of what
+        # they hold, and must not pass for the whole store.
+        console.print(
+            f"[red]INCOMPLETE: the files stop at position {chain.head_position}, and the "
+            f"log holds events to {result.log_head} that could not be chained "
+            f"({result.files['manifest'].name} says so); run `coop audit verify`.[/red]",
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
     if chain.ok:
         console.print(
             f"Chain verified: {chain.events_checked} events; head "
@@ -1000,8 +1012,12 @@ def hotel_erase_guests(
             if booking_id not in runtime.hotel.repository
         ]
         if not dry_run:
-            for booking_id in [*leftover, *unused]:
+            for booking_id in leftover:
                 runtime.hotel.guest_keys.delete(booking_id)
+            for booking_id in unused:
+                # Only if still unused since the cutoff: a retried createBooking may
+                # have taken the key (an old refusal's) into use meanwhile.
+                runtime.hotel.guest_keys.delete(booking_id, created_before=cutoff)
         listed, erased, refused = 0, 0, 0
         cursor: tuple[date, int] | None = None
         while True:

@@ -29,6 +29,7 @@ from services.audit.domain import ChainCheck, StoredRecord, VerifyResult, event_
 from services.audit.store import (
     ChainHead,
     claims_for_a_beneficiary,
+    head_position,
     heads_to_meet,
     iter_chain,
     iter_records,
@@ -386,6 +387,13 @@ class ExportRefused(CoopError):
 class ExportResult:
     files: dict[str, Path]  # by kind, the manifest included
     chain: VerifyResult  # the chain of the events written, from event 0
+    # The event log's last position in the same snapshot: beyond the chain's head,
+    # the files stop short of it (events not chained yet).
+    log_head: int = 0
+
+    @property
+    def short_of_log(self) -> bool:
+        return self.chain.head_position < self.log_head
 
 
 def earlier_export(directory: Path) -> list[Path]:
@@ -425,6 +433,7 @@ def write_all(
     as_of: date,
     head: int,
     progress: ProgressCallback | None = None,
+    not_chained: str | None = None,
 ) -> ExportResult:
     """Every export into `directory`, with its manifest; returns the files and what
     the chain check of the events written found.
@@ -470,7 +479,12 @@ def write_all(
             export_trial_balance_csv(conn, out, as_of)
         chain = check.result()
         with staged["manifest"].open("w", encoding="utf-8") as out:
-            json.dump(_manifest(as_of, last, chain, names), out, indent=2)
+            log_head = head_position(conn, settings)
+            manifest = _manifest(as_of, last, chain, names, log_head)
+            # Why the chain could not be brought to the log's head, when it could not:
+            # the files then stop short of the log (`head` against `log_head`).
+            manifest["not_chained"] = not_chained
+            json.dump(manifest, out, indent=2)
             out.write("\n")
         files = {kind: directory / name for kind, name in names.items()}
         for kind, path in staged.items():
@@ -482,21 +496,27 @@ def write_all(
             if path not in files.values():
                 path.unlink(missing_ok=True)  # an earlier trial balance, as of another day
         staged["manifest"].replace(files["manifest"])
-        return ExportResult(files, chain)
+        return ExportResult(files, chain, log_head)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
 def _manifest(
-    as_of: date, last: ChainHead | None, chain: VerifyResult, names: dict[str, str]
+    as_of: date,
+    last: ChainHead | None,
+    chain: VerifyResult,
+    names: dict[str, str],
+    log_head: int,
 ) -> dict[str, Any]:
     """What the export is, for whoever receives the directory without the command's
-    output: the head it runs to, whether its chain verified, the day of its journal."""
+    output: the head it runs to, whether its chain verified, the day of its journal,
+    and the log's last position (beyond the head: the files stop short of the log)."""
     return {
         "exported_by": EXPORTED_BY,
         "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "as_of": as_of.isoformat(),
         "head": None if last is None else f"{last.position}:{last.hash.hex()}",
+        "log_head": log_head,
         "chain_check": {
             "ok": chain.ok,
             "events_checked": chain.events_checked,

@@ -32,6 +32,7 @@ from sqlalchemy import (
     delete,
     insert,
     select,
+    update,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -113,6 +114,15 @@ class KeyStore:
         inserts and the other reads that key."""
         key = self.get(subject_id)
         if key is not None:
+            # A key in use again is as recent as its use: a sweep of keys whose subject
+            # was never stored (`delete(..., created_before=...)`) must not take the
+            # key of a command being decided now on a key an old refusal created.
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(self.table)
+                    .where(self.subject == subject_id)
+                    .values(created_at=datetime.now(UTC))
+                )
             return key
         try:
             return self.create(subject_id)
@@ -129,9 +139,14 @@ class KeyStore:
             ).scalar_one_or_none()
         return None if key is None else bytes(key)
 
-    def delete(self, subject_id: UUID) -> None:
+    def delete(self, subject_id: UUID, *, created_before: datetime | None = None) -> None:
+        """`created_before`: only a key not used since (in the same statement, so that
+        a key taken into use meanwhile stays)."""
+        query = delete(self.table).where(self.subject == subject_id)
+        if created_before is not None:
+            query = query.where(self.table.c.created_at < created_before)
         with self.engine.begin() as conn:
-            conn.execute(delete(self.table).where(self.subject == subject_id))
+            conn.execute(query)
 
 
 async def read_keys(

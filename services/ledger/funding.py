@@ -121,9 +121,11 @@ class FundingApplication(CoopApplication):
     ) -> None:
         self.ledger = ledger
         self.accounts = accounts
-        # Not the stamp duty's two: a cooperative exempt from it (COOP_STAMP_DUTY_CENTS
-        # 0) may close them, and an invoice that then owes the duty says which to use.
-        stamp_duty = {accounts.stamp_duty_expense, accounts.stamp_duty_payable}
+        # The stamp duty's two only while the duty is owed: a cooperative exempt from
+        # it (COOP_STAMP_DUTY_CENTS 0) may close them (an invoice that then owes the
+        # duty, the setting changed, says which accounts it needs).
+        owed = settings.stamp_duty_cents > 0
+        stamp_duty = set() if owed else {accounts.stamp_duty_expense, accounts.stamp_duty_payable}
         ledger.keep_open(
             accounts.codes() - stamp_duty,
             "grants, donations and contract invoices post to it on their own",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import date
 from typing import Any, ClassVar, TypeVar
 from uuid import UUID, uuid4
@@ -227,7 +228,10 @@ class WelfareFundApplication(CoopApplication):
         def decide() -> Decision[PolicyWithdrawal]:
             fund = self.fund()
             withdrawal = fund.withdraw_policy(
-                effective_from, withdrawn_on=withdrawn_on, actor=actor
+                effective_from,
+                withdrawn_on=withdrawn_on,
+                actor=actor,
+                defaults=(self.programs.default_shares_ppm(), DEFAULT_ACCOUNT_STREAMS),
             )
             ref = {
                 "effective_from": effective_from.isoformat(),
@@ -247,8 +251,11 @@ class WelfareFundApplication(CoopApplication):
         )
 
     def set_stipend_rules(
-        self, *, key: str, actor: str, rules: StipendRules
+        self, *, key: str, actor: str, rules: StipendRules, max_months_left_out: bool = False
     ) -> Outcome[StipendRules]:
+        """`max_months_left_out`: the version takes the duration of the one in force on
+        its day (a version set to raise the amounts must not cut ongoing internships
+        back to the default); `rules.max_months` is then not looked at."""
         for field, cents in (
             ("fullAmount", rules.full_cents),
             ("withMealsAmount", rules.with_meals_cents),
@@ -266,16 +273,25 @@ class WelfareFundApplication(CoopApplication):
 
         def decide() -> Decision[StipendRules]:
             fund = self.fund()
-            fund.set_stipend_rules(rules, actor=actor)
-            ref = {"effective_from": rules.effective_from.isoformat()}
-            return Decision((fund,), rules, ref_with_state(ref, rules.as_state()))
+            version = rules
+            if max_months_left_out:
+                in_force = fund.stipend_rules_on(rules.effective_from)
+                version = replace(rules, max_months=in_force.max_months)
+            fund.set_stipend_rules(version, actor=actor)
+            ref = {"effective_from": version.effective_from.isoformat()}
+            return Decision((fund,), version, ref_with_state(ref, version.as_state()))
 
         return self._retrying(
             lambda: execute_idempotent(
                 self,
                 key=key,
                 operation="setStipendRules",
-                request={"rules": rules.as_state(), "actor": actor},
+                request={
+                    "rules": rules.as_state(),
+                    "actor": actor,
+                    # Left out, the request is as releases before the field sent it.
+                    **({} if max_months_left_out else {"max_months": rules.max_months}),
+                },
                 decide=decide,
                 load_result=lambda ref: StipendRules.from_state(
                     # A reference stored before it kept the state: the version may

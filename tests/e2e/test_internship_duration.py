@@ -61,3 +61,28 @@ async def test_an_internship_lasts_twelve_months_unless_the_rules_say_otherwise(
     assert (await attend("2026-01"))["__typename"] == "Beneficiary"
     assert (await attend("2026-02"))["__typename"] == "Beneficiary"  # month 14
     assert (await attend("2026-03"))["field"] == "month"
+
+
+async def test_a_version_that_leaves_the_duration_out_keeps_the_one_in_force(
+    app_client: GraphQLClient,
+) -> None:
+    """A version set only to raise the amounts reset the duration to 12, cutting off
+    every internship already past its 12th month under an 18-month version."""
+    officer = app_client.as_person(Role.FUND_OFFICER)
+    eighteen = await officer.data(SET, {"input": _rules("r18", "2025-01-01", 18)})
+    assert eighteen["setStipendRules"]["maxMonths"] == 18
+    raise_only = _rules("raise", "2026-01-01", 0)
+    del raise_only["maxMonths"]
+    raise_only["fullAmount"] = "550.00"
+    raised = (await officer.data(SET, {"input": raise_only}))["setStipendRules"]
+    assert raised == {
+        "__typename": "StipendRuleSet",
+        "effectiveFrom": "2026-01-01",
+        "maxMonths": 18,
+    }
+    enroll = {"idempotencyKey": "e", "program": "INTERNSHIP", "enrolledOn": "2025-01-02"}
+    ref = (await officer.data(ENROLL, {"input": enroll}))["enrollBeneficiary"]["beneficiaryRef"]
+    attendance = {"idempotencyKey": "a", "beneficiaryRef": ref, "month": "2026-03",
+                  "scheduledDays": 20, "attendedDays": 20}  # fmt: skip
+    answer = (await officer.data(ATTEND, {"input": attendance}))["recordAttendance"]
+    assert answer["__typename"] == "Beneficiary", answer  # month 15 of 18

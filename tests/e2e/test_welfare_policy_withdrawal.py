@@ -389,3 +389,19 @@ async def test_a_later_version_with_the_split_of_the_one_before_does_not_hold_a_
     await _policy(officer, "july", "2025-07-01", NINE)
     # All three have the default split: withdrawing March changes no one's split.
     assert (await _withdraw(officer, "w-march", "2025-03-01"))["withdrawn"] is True
+
+
+async def test_the_first_version_is_compared_with_the_configured_defaults(
+    app_client: GraphQLClient,
+) -> None:
+    """With no version before it, a left-out split or mapping is the configured default:
+    compared with nothing, the default mapping (almost never typed) always 'matched'."""
+    officer = app_client.as_person(Role.FUND_OFFICER)
+    await _policy(officer, "typo", "2027-01-01", NINETY)
+    own = {"idempotencyKey": "next", "effectiveFrom": "2028-01-01", "shares": NINE,
+           "programShares": [{"program": "INTERNSHIP", "percent": "30"},
+                             {"program": "HOUSING", "percent": "70"}]}  # fmt: skip
+    set_ = (await officer.data(POLICY_WITH_SPLIT, {"input": own}))["setRedistributionPolicy"]
+    assert set_["__typename"] == "RedistributionPolicy", set_
+    await _policy(officer, "after", "2029-01-01", NINE)  # the defaults' mapping, left out
+    assert (await _withdraw(officer, "w-typo", "2027-01-01"))["withdrawn"] is True

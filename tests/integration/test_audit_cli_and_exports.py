@@ -485,8 +485,12 @@ def test_an_export_is_written_though_the_log_holds_an_event_the_projectors_canno
         runtime.close_sync()
     exported = _export(tmp_path / "export", "--as-of", "2025-12-31")
     assert "Could not chain the log to its head" in exported.output
+    # Written, but not passing for the whole store: exit 1, and the manifest says so.
+    assert exported.exit_code == 1, exported.output
+    assert "INCOMPLETE" in exported.output
     manifest = json.loads((tmp_path / "export" / "manifest.json").read_text())
-    assert int(manifest["head"].split(":")[0]) < damaged
+    assert int(manifest["head"].split(":")[0]) < damaged <= manifest["log_head"]
+    assert "projectors stopped" in manifest["not_chained"]
     assert "Saved while nothing projected" not in (tmp_path / "export" / "journal.csv").read_text()
 
 

@@ -215,6 +215,61 @@ def test_the_retention_run_deletes_keys_of_bookings_never_stored(cli_env: Settin
         runtime.close_sync()
 
 
+def test_the_sweep_spares_a_key_an_old_refusal_left_that_a_retry_uses_now(
+    cli_env: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A createBooking retried under the key of a refusal from yesterday reuses the key
+    that refusal created: the sweep, run while the retry is being saved, took it for
+    unused and the stored booking's guests could never be read again."""
+    from sqlalchemy import update
+
+    from services.common.database import create_sync_engine
+    from services.common.errors import Conflict
+    from services.hotel.keys import hotel_guest_keys
+    from tests.integration.test_hotel_application import guests
+
+    runtime = Runtime(cli_env)
+    try:
+        arrival = date(2025, 7, 1)
+
+        def book(key: str) -> Any:
+            return runtime.hotel.create_booking(
+                key=key, actor="t", room_number="105", arrival=arrival,
+                departure=date(2025, 7, 3), guests=guests(2, arrival), on=date(2025, 6, 1),
+            ).result  # fmt: skip
+
+        kept = book("stays")
+        with pytest.raises(Conflict):  # the room is taken: a key left for "refused"
+            book("refused")
+        runtime.hotel.cancel_booking(key="c", actor="t", booking_id=kept.id, on=date(2025, 6, 2))
+        runtime.projector.run_until_caught_up()
+        engine = create_sync_engine(cli_env)
+        try:
+            with engine.begin() as conn:  # the refusal was yesterday
+                conn.execute(
+                    update(hotel_guest_keys).values(created_at=datetime(2025, 6, 1, tzinfo=UTC))
+                )
+        finally:
+            engine.dispose()
+        store = runtime.hotel.guest_keys
+        original = store.get_or_create
+        swept: list[str] = []
+
+        def then_the_timer_fires(subject: Any) -> bytes:
+            key = original(subject)
+            erase = ["hotel", "erase-guests", "--ended-before", "2025-01-01"]
+            swept.append(CliRunner().invoke(cli, erase).output)
+            return key
+
+        monkeypatch.setattr(store, "get_or_create", then_the_timer_fires)
+        retried = book("refused")  # the same request, once the room is free
+        monkeypatch.undo()
+        assert retried.id in runtime.hotel.repository
+        assert runtime.hotel.guest_keys.get(retried.id) is not None, swept
+    finally:
+        runtime.close_sync()
+
+
 def test_till_scopes_belong_to_volunteers_only(
     cli_env: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

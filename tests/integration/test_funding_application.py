@@ -21,6 +21,7 @@ from services.common.settings import Settings
 from services.ledger.application import LedgerApplication
 from services.ledger.domain import (
     DEFAULT_ACCOUNTS,
+    AccountKeptOpen,
     AccountType,
     ChartOfAccounts,
     entry_id_for_cause,
@@ -864,7 +865,12 @@ def test_a_chart_without_the_stamp_duty_accounts_refuses_the_invoice_until_opene
 def test_a_closed_stamp_duty_account_refuses_only_the_invoices_that_owe_the_duty(
     funding: FundingApplication,
 ) -> None:
-    funding.ledger.close_account(key="close-2110", actor="admin", code="2110")
+    # Closed while the duty was not owed (COOP_STAMP_DUTY_CENTS 0), or by a release
+    # that did not keep it open; owed now, it is kept open.
+    with pytest.raises(AccountKeptOpen):
+        funding.ledger.close_account(key="close-2110", actor="admin", code="2110")
+    funding.ledger.accounts_kept_open.pop("2110")
+    funding.ledger.close_account(key="close-2110-exempt", actor="admin", code="2110")
     c = contract(funding, pocket_money_cents=7_748)
     before = head(funding)
     funding.record_presence(

@@ -46,6 +46,9 @@ from services.welfare_fund.domain.policy import (
 )
 
 FUND_ID: UUID = uuid5(NAMESPACE_URL, "urn:coop:welfare-fund:book")
+# The program split and account mapping a version set before any other takes for what
+# it leaves out (from the configuration).
+LeftOutDefaults = tuple[tuple[tuple[Program, int], ...], tuple[tuple[str, Stream], ...]]
 NO_POLICY = ""  # the period before the first policy version: rate 0
 
 
@@ -259,7 +262,9 @@ class WelfareFund(Aggregate):
             raise VersionExists("a redistribution policy version", day)
         self.trigger_event(self.PolicySet, policy=version.as_state(), actor=actor)
 
-    def _check_not_carried_on(self, withdrawn: PolicyVersion) -> None:
+    def _check_not_carried_on(
+        self, withdrawn: PolicyVersion, defaults: LeftOutDefaults | None
+    ) -> None:
         """A later version whose program split (account mapping) was left out when it
         was set took the one in force on its day: this version's, if this one was
         then in force. Withdrawn, this version would still govern through it. A later
@@ -270,22 +275,30 @@ class WelfareFund(Aggregate):
             v for v in self.policy_versions() if v.effective_from != withdrawn.effective_from
         ]
         before = _governing(versions, withdrawn.effective_from)
+        # Before the first version, what a version leaves out is the configured default
+        # (`defaults`; None: not known, and then nothing is compared).
+        if before is not None:
+            earlier: LeftOutDefaults = (before.program_shares_ppm, before.account_streams)
+        elif defaults is not None:
+            earlier = defaults
+        else:
+            return
         for later in (v for v in versions if v.effective_from > withdrawn.effective_from):
-            for what, mine, theirs, earlier in (
+            for what, mine, theirs, earlier_values in (
                 (
                     "program split",
                     withdrawn.program_shares_ppm,
                     later.program_shares_ppm,
-                    before and before.program_shares_ppm,
+                    earlier[0],
                 ),
                 (
                     "account mapping",
                     withdrawn.account_streams,
                     later.account_streams,
-                    before and before.account_streams,
+                    earlier[1],
                 ),
             ):
-                if theirs == mine and mine != earlier:
+                if theirs == mine and mine != earlier_values:
                     raise Conflict(
                         f"the version from {later.effective_from.isoformat()} has this "
                         f"version's {what} (left out when it was set, it took this one's): "
@@ -294,7 +307,12 @@ class WelfareFund(Aggregate):
                     )
 
     def withdraw_policy(
-        self, effective_from: date, *, withdrawn_on: date, actor: str | None = None
+        self,
+        effective_from: date,
+        *,
+        withdrawn_on: date,
+        actor: str | None = None,
+        defaults: LeftOutDefaults | None = None,
     ) -> PolicyWithdrawal:
         """Withdraw a version set by mistake, before it has governed anything.
 
@@ -327,7 +345,7 @@ class WelfareFund(Aggregate):
                 "reverse and repost it; to change the rate from now on, set a version "
                 f"from {_day_after(latest)} or later",
             )
-        self._check_not_carried_on(PolicyVersion.from_state(state))
+        self._check_not_carried_on(PolicyVersion.from_state(state), defaults)
         self.trigger_event(
             self.PolicyWithdrawn,
             effective_from=effective_from,

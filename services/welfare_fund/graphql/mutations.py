@@ -167,10 +167,11 @@ class SetStipendRulesInput:
     part_time_amount: Money
     floor_amount: Money
     full_attendance_percent: str
-    max_months: int = strawberry.field(
-        default=DEFAULT_INTERNSHIP_MONTHS,
+    max_months: int | None = strawberry.field(
+        default=None,
         description="Months an internship lasts at most, from the enrolment's month: "
-        "attendance of a later month is refused.",
+        "attendance of a later month is refused. Default: as in the version in force on "
+        "effectiveFrom (12 in the fund's starting version).",
     )
 
 
@@ -377,9 +378,16 @@ class WelfareFundMutation:
                 full_attendance_ppm=domain.parse_percent(
                     input.full_attendance_percent, field="fullAttendancePercent"
                 ),
-                max_months=input.max_months,
+                max_months=DEFAULT_INTERNSHIP_MONTHS
+                if input.max_months is None
+                else input.max_months,
             )
-            return app.set_stipend_rules(key=input.idempotency_key, actor=actor, rules=rules)
+            return app.set_stipend_rules(
+                key=input.idempotency_key,
+                actor=actor,
+                rules=rules,
+                max_months_left_out=input.max_months is None,
+            )
 
         async def present(o: Outcome[StipendRules]) -> StipendRuleSet:
             return StipendRuleSet.from_rules(o.result)

@@ -145,35 +145,40 @@ def execute_idempotent(
         }
 
     claim_id = claim_id_for(key)
+
+    def replayed() -> Outcome[R] | None:
+        """This key's stored answer, if it has one (IdempotencyKeyReused if stored
+        for another request)."""
+        return _replay(app, claim_id, digest, key, load_result, earlier_digests)
+
+    def claim(result_ref: dict[str, str]) -> IdempotencyClaim:
+        return IdempotencyClaim._create(
+            IdempotencyClaim.Claimed,
+            id=claim_id,
+            operation=operation,
+            request_hash=digest,
+            result_ref=result_ref,
+        )
+
     try:
         decision = decide()
     except CoopError:
         # A retry of a command that succeeded before may now fail validation (the
         # state moved on): the client must still get the original answer.
-        replay = _replay(app, claim_id, digest, key, load_result, earlier_digests)
-        if replay is not None:
+        if (replay := replayed()) is not None:
             return replay
         raise
-    claim = IdempotencyClaim._create(
-        IdempotencyClaim.Claimed,
-        id=claim_id,
-        operation=operation,
-        request_hash=digest,
-        result_ref=decision.result_ref,
-    )
     try:
-        recordings = app.save(*decision.aggregates, claim)
+        recordings = app.save(*decision.aggregates, claim(decision.result_ref))
     except CoopError:
         # The save's own checks (PostgreSQL's guarded insert re-reads the chart of
         # accounts before it inserts) may refuse a retry whose first answer was
         # stored, by another process, before the state moved on: answer it first.
-        replay = _replay(app, claim_id, digest, key, load_result, earlier_digests)
-        if replay is not None:
+        if (replay := replayed()) is not None:
             return replay
         raise
     except IntegrityError:
-        replay = _replay(app, claim_id, digest, key, load_result, earlier_digests)
-        if replay is not None:
+        if (replay := replayed()) is not None:
             return replay
         existing = None if on_collision is None else on_collision()
         if existing is None:
@@ -181,19 +186,11 @@ def execute_idempotent(
         if isinstance(existing, Outcome):
             return existing
         assert not existing.aggregates, "an existing result saves nothing but the claim"
-        answered = IdempotencyClaim._create(
-            IdempotencyClaim.Claimed,
-            id=claim_id,
-            operation=operation,
-            request_hash=digest,
-            result_ref=existing.result_ref,
-        )
         try:
-            recordings = app.save(answered)
+            recordings = app.save(claim(existing.result_ref))
         except IntegrityError:
             # This key's own claim, saved meanwhile by a double tap: its answer.
-            replay = _replay(app, claim_id, digest, key, load_result, earlier_digests)
-            if replay is not None:
+            if (replay := replayed()) is not None:
                 return replay
             raise LostRace(lost_race(operation)) from None
         position = max((r.notification.id for r in recordings), default=0)

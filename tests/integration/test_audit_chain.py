@@ -148,6 +148,21 @@ def test_inserting_an_event_into_the_history_is_detected_and_located(runtime: Ru
     assert result.first_bad_position == at
 
 
+def _rechain(runtime: Runtime) -> list[StoredRecord]:
+    """What an operator with database access does after changing events: recompute the
+    stored chain to match them. Returns the events as they now are."""
+    with runtime.audit.read_engine.connect() as conn:
+        records = list(iter_records(conn, runtime.settings))
+    for record, digest in zip(records, chain(records), strict=True):
+        tamper(
+            runtime,
+            "UPDATE audit_chain SET hash = :h WHERE position = :p",
+            h=digest,
+            p=record.position,
+        )
+    return records
+
+
 def test_a_rewritten_chain_is_caught_by_a_published_head(runtime: Runtime) -> None:
     records = _chained(runtime)
     outcome = runtime.audit.publish_head(key="publish-1", actor="person:auditor")
@@ -165,15 +180,7 @@ def test_a_rewritten_chain_is_caught_by_a_published_head(runtime: Runtime) -> No
         s=victim.state.replace(b"sale 2", b"sale 9"),
         p=victim.position,
     )
-    with runtime.audit.read_engine.connect() as conn:
-        forged_records = list(iter_records(conn, runtime.settings))
-    for record, digest in zip(forged_records, chain(forged_records), strict=True):
-        tamper(
-            runtime,
-            "UPDATE audit_chain SET hash = :h WHERE position = :p",
-            h=digest,
-            p=record.position,
-        )
+    _rechain(runtime)
     result = runtime.audit.verify()
     assert not result.ok
     assert result.first_bad_position == head.position
@@ -186,8 +193,7 @@ def test_a_rewritten_chain_is_caught_by_a_published_head(runtime: Runtime) -> No
     assert emptied.first_bad_position == head.position
     # Rewriting that event too (and the chain once more) leaves the database agreeing
     # with itself: only a head kept outside it can tell.
-    with runtime.audit.read_engine.connect() as conn:
-        forged_records = list(iter_records(conn, runtime.settings))
+    forged_records = _rechain(runtime)
     forged_hash = dict(
         zip((r.position for r in forged_records), chain(forged_records), strict=True)
     )
@@ -200,15 +206,7 @@ def test_a_rewritten_chain_is_caught_by_a_published_head(runtime: Runtime) -> No
         ),
         p=published.position,
     )
-    with runtime.audit.read_engine.connect() as conn:
-        forged_records = list(iter_records(conn, runtime.settings))
-    for record, digest in zip(forged_records, chain(forged_records), strict=True):
-        tamper(
-            runtime,
-            "UPDATE audit_chain SET hash = :h WHERE position = :p",
-            h=digest,
-            p=record.position,
-        )
+    _rechain(runtime)
     assert runtime.audit.verify(expect=None).ok  # without any held head it cannot tell
     held = parse_head(f"{head.position}:{head.head_hash}")
     assert not runtime.audit.verify(expect=held).ok

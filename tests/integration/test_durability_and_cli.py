@@ -162,29 +162,44 @@ def test_demo_loads_a_balanced_year_once_and_rebuild_agrees(cli_env: Settings) -
     assert "exactly one of" in both.output
 
 
-def test_the_retention_run_deletes_keys_of_bookings_never_stored(cli_env: Settings) -> None:
-    """A createBooking seals its guests (creating the booking's key) before the checks
-    that may still refuse it: a refused booking left a key no run ever deleted."""
+def _book_room_105(runtime: Runtime, key: str) -> Any:
+    """A two-guest stay in room 105, 1-3 July 2025, booked on 1 June."""
+    from tests.integration.test_hotel_application import guests
+
+    arrival = date(2025, 7, 1)
+    return runtime.hotel.create_booking(
+        key=key, actor="t", room_number="105", arrival=arrival,
+        departure=date(2025, 7, 3), guests=guests(2, arrival), on=date(2025, 6, 1),
+    ).result  # fmt: skip
+
+
+def _guest_keys_made_yesterday(settings: Settings) -> None:
+    """Every guest key as if created long before any retention run's cutoff."""
     from sqlalchemy import update
 
     from services.common.database import create_sync_engine
-    from services.common.errors import Conflict
     from services.hotel.keys import hotel_guest_keys
-    from tests.integration.test_hotel_application import guests
+
+    engine = create_sync_engine(settings)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                update(hotel_guest_keys).values(created_at=datetime(2025, 6, 1, tzinfo=UTC))
+            )
+    finally:
+        engine.dispose()
+
+
+def test_the_retention_run_deletes_keys_of_bookings_never_stored(cli_env: Settings) -> None:
+    """A createBooking seals its guests (creating the booking's key) before the checks
+    that may still refuse it: a refused booking left a key no run ever deleted."""
+    from services.common.errors import Conflict
 
     runtime = Runtime(cli_env)
     try:
-        arrival = date(2025, 7, 1)
-
-        def book(key: str) -> Any:
-            return runtime.hotel.create_booking(
-                key=key, actor="t", room_number="105", arrival=arrival,
-                departure=date(2025, 7, 3), guests=guests(2, arrival), on=date(2025, 6, 1),
-            ).result  # fmt: skip
-
-        kept = book("stays")
+        kept = _book_room_105(runtime, "stays")
         with pytest.raises(Conflict):  # the room is taken on those nights
-            book("refused")
+            _book_room_105(runtime, "refused")
         runtime.projector.run_until_caught_up()
     finally:
         runtime.close_sync()
@@ -194,14 +209,7 @@ def test_the_retention_run_deletes_keys_of_bookings_never_stored(cli_env: Settin
     # Fresh, it may still be a booking being saved: kept.
     assert runner.invoke(cli, erase).exit_code == 0
     assert guest_key_count(cli_env) == 2
-    engine = create_sync_engine(cli_env)
-    try:
-        with engine.begin() as conn:
-            conn.execute(
-                update(hotel_guest_keys).values(created_at=datetime(2025, 6, 1, tzinfo=UTC))
-            )
-    finally:
-        engine.dispose()
+    _guest_keys_made_yesterday(cli_env)
     listed = runner.invoke(cli, [*erase, "--dry-run"])
     assert "1 key(s) of bookings never stored to delete." in listed.output
     assert guest_key_count(cli_env) == 2
@@ -221,36 +229,16 @@ def test_the_sweep_spares_a_key_an_old_refusal_left_that_a_retry_uses_now(
     """A createBooking retried under the key of a refusal from yesterday reuses the key
     that refusal created: the sweep, run while the retry is being saved, took it for
     unused and the stored booking's guests could never be read again."""
-    from sqlalchemy import update
-
-    from services.common.database import create_sync_engine
     from services.common.errors import Conflict
-    from services.hotel.keys import hotel_guest_keys
-    from tests.integration.test_hotel_application import guests
 
     runtime = Runtime(cli_env)
     try:
-        arrival = date(2025, 7, 1)
-
-        def book(key: str) -> Any:
-            return runtime.hotel.create_booking(
-                key=key, actor="t", room_number="105", arrival=arrival,
-                departure=date(2025, 7, 3), guests=guests(2, arrival), on=date(2025, 6, 1),
-            ).result  # fmt: skip
-
-        kept = book("stays")
+        kept = _book_room_105(runtime, "stays")
         with pytest.raises(Conflict):  # the room is taken: a key left for "refused"
-            book("refused")
+            _book_room_105(runtime, "refused")
         runtime.hotel.cancel_booking(key="c", actor="t", booking_id=kept.id, on=date(2025, 6, 2))
         runtime.projector.run_until_caught_up()
-        engine = create_sync_engine(cli_env)
-        try:
-            with engine.begin() as conn:  # the refusal was yesterday
-                conn.execute(
-                    update(hotel_guest_keys).values(created_at=datetime(2025, 6, 1, tzinfo=UTC))
-                )
-        finally:
-            engine.dispose()
+        _guest_keys_made_yesterday(cli_env)
         store = runtime.hotel.guest_keys
         original = store.get_or_create
         swept: list[str] = []
@@ -262,7 +250,7 @@ def test_the_sweep_spares_a_key_an_old_refusal_left_that_a_retry_uses_now(
             return key
 
         monkeypatch.setattr(store, "get_or_create", then_the_timer_fires)
-        retried = book("refused")  # the same request, once the room is free
+        retried = _book_room_105(runtime, "refused")  # the same request, the room free
         monkeypatch.undo()
         assert retried.id in runtime.hotel.repository
         assert runtime.hotel.guest_keys.get(retried.id) is not None, swept

@@ -424,21 +424,28 @@ def _export(out: Path, *options: str) -> Any:
     return CliRunner().invoke(cli, ["audit", "export", str(out), *options])
 
 
+def _a_late_entry(settings: Settings) -> Runtime:
+    """The populated store and an entry saved after it with nothing projecting it (the
+    projector process down); the runtime it was saved with, for the caller to close."""
+    _populate(settings)
+    runtime = Runtime(settings)
+    runtime.ledger.post_entry(
+        key="late",
+        actor="person:test",
+        effective_date=date(2025, 6, 1),
+        description="Saved while nothing projected",
+        postings=[Posting("1010", Side.DEBIT, 100_000), Posting("4400", Side.CREDIT, 100_000)],
+    )
+    return runtime
+
+
 def test_an_export_runs_to_the_log_s_head_though_the_projector_was_down(
     cli_env: Settings, tmp_path: Path
 ) -> None:
     # An entry saved while the projector process was down: the export left it out of
     # every file (the chain and the journal stopped short) and said "Chain verified".
-    _populate(cli_env)
-    runtime = Runtime(cli_env)
+    runtime = _a_late_entry(cli_env)
     try:
-        runtime.ledger.post_entry(
-            key="late",
-            actor="person:test",
-            effective_date=date(2025, 6, 1),
-            description="Saved while nothing projected",
-            postings=[Posting("1010", Side.DEBIT, 100_000), Posting("4400", Side.CREDIT, 100_000)],
-        )
         log_head = runtime.ledger.recorder.max_notification_id() or 0
         assert runtime.projector.status()[0].lag > 0
     finally:
@@ -459,22 +466,15 @@ def test_an_export_is_written_though_the_log_holds_an_event_the_projectors_canno
 ) -> None:
     # Catching up first must not cost the export itself: a damaged event the
     # projector stopped on made it die with a traceback and nothing written.
-    _populate(cli_env)
-    runtime = Runtime(cli_env)
+    runtime = _a_late_entry(cli_env)
     try:
-        late = runtime.ledger.post_entry(
-            key="late",
-            actor="person:test",
-            effective_date=date(2025, 6, 1),
-            description="Saved while nothing projected",
-            postings=[Posting("1010", Side.DEBIT, 100), Posting("4400", Side.CREDIT, 100)],
-        )
+        late_position = runtime.ledger.recorder.max_notification_id() or 0
         table, position = events_sql(cli_env)
         with runtime.sync_engine.connect() as conn:
             damaged = conn.execute(
                 text(f"SELECT max({position}) FROM {table} WHERE topic LIKE '%JournalEntry%'")
             ).scalar_one()
-        assert damaged <= late.position  # the late entry's own event
+        assert damaged <= late_position  # the late entry's own event
         tamper(
             runtime,
             f"UPDATE {table} SET state = :s WHERE {position} = :p",

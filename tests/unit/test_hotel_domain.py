@@ -542,6 +542,30 @@ def test_the_police_deadline_counts_the_nights_from_the_check_in() -> None:
     assert nights_reported(date(2026, 11, 22), date(2026, 11, 25)) == 3
 
 
+@pytest.mark.parametrize(
+    ("business_day", "nights", "real_hours"),
+    [
+        (date(2025, 10, 25), 3, 24),  # summer time ends in the night that follows
+        (date(2025, 10, 25), 1, 6),
+        (date(2025, 3, 29), 3, 24),  # summer time begins in the night that follows
+    ],
+)
+def test_the_police_deadline_is_real_hours_across_a_clock_change(
+    business_day: date, nights: int, real_hours: int
+) -> None:
+    from zoneinfo import ZoneInfo
+
+    from services.hotel.domain.alloggiati import arrived_at, deadline_for
+
+    rome = ZoneInfo("Europe/Rome")
+    # Typed in a day late: deemed to have arrived at the end of the business day,
+    # local midnight, an instant carrying the Rome zone.
+    arrived = arrived_at(datetime(2026, 1, 5, 9, tzinfo=UTC), business_day, rome)
+    deadline = deadline_for(arrived, nights)
+    assert deadline.astimezone(UTC) - arrived.astimezone(UTC) == timedelta(hours=real_hours)
+    assert deadline.tzinfo is arrived.tzinfo  # shown in the arrival's zone
+
+
 def test_a_new_vat_rate_names_its_account() -> None:
     c = config()
     new_rate = replace(

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from uuid import UUID
 
 from services.common.errors import ValidationError
@@ -94,7 +94,11 @@ def nights_reported(arrived_on: date, stay_end: date) -> int:
 
 def deadline_for(arrived: datetime, nights: int) -> datetime:
     # A one-night stay lasts at most 24 hours (arrival afternoon, departure morning).
-    return arrived + (SHORT_STAY_DEADLINE if nights <= 1 else DEADLINE)
+    # Real hours: added to the instant, not to the wall clock (an aware datetime plus a
+    # timedelta keeps the wall clock, an hour off across a change to or from summer
+    # time). Shown in the arrival's own zone.
+    hours = SHORT_STAY_DEADLINE if nights <= 1 else DEADLINE
+    return (arrived.astimezone(UTC) + hours).astimezone(arrived.tzinfo)
 
 
 def _fmt(day: date) -> str:

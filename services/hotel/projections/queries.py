@@ -514,7 +514,9 @@ async def pending_reports(
         b.checked_in_at.is_not(None),
         b.checked_in_on.is_not(None),
     )
-    # deadline = arrival + D <= horizon  <=>  arrival <= horizon - D, per class.
+    # deadline = arrival + D <= horizon  <=>  arrival <= horizon - D, per class; in
+    # real hours, as deadline_for counts them (UTC arithmetic, never the wall clock).
+    horizon = horizon.astimezone(UTC)
     in_class = {
         _SHORT: and_(pending, short, _arrived_by(horizon - SHORT_STAY_DEADLINE, zone)),
         _LONG: and_(pending, ~short, _arrived_by(horizon - DEADLINE, zone)),

@@ -86,3 +86,20 @@ def share_percent(part: int, whole: int) -> str:
     tenths = (2 * abs(part) * 1000 + whole) // (2 * whole)
     sign = "-" if part < 0 and tenths else ""
     return f"{sign}{tenths // 10}.{tenths % 10}"
+
+
+# Percent rates (VAT, hotel policy) as basis points: strings only, at most two
+# decimals, 0 to 100. One gate for every context, so "1e1", " 10 " or "sNaN" are
+# refused everywhere alike (Decimal() would take them).
+_PERCENT_PATTERN = re.compile(r"^(0|[1-9][0-9]{0,2})(\.[0-9]{1,2})?$")
+
+
+def parse_percent_bp(text: str, *, field: str) -> int:
+    """ "5" or "5.00" -> 500 basis points."""
+    if not _PERCENT_PATTERN.fullmatch(text):
+        raise ValidationError(field, 'a percentage as a decimal string, e.g. "5" or "5.50"')
+    whole, _, fraction = text.partition(".")
+    bp = int(whole) * 100 + int((fraction + "00")[:2])
+    if bp > 10_000:
+        raise ValidationError(field, "must be at most 100")
+    return bp

@@ -9,7 +9,7 @@ from datetime import date
 import pytest
 
 from services.common.errors import Conflict, NotFound, ValidationError
-from services.common.money import format_cents
+from services.common.money import format_cents, parse_percent_bp
 from services.ledger.domain import (
     DEFAULT_ACCOUNTS,
     Cause,
@@ -41,7 +41,7 @@ from services.ledger.domain.donations import (
     donation_id_for,
     non_cash_id_for,
 )
-from services.ledger.domain.facts import LedgerFact, parse_percent_bp
+from services.ledger.domain.facts import LedgerFact
 from services.ledger.domain.fatturapa import render_invoice
 from services.ledger.domain.funding_accounts import DEFAULT_FUNDING_ACCOUNTS as ACCOUNTS
 from services.ledger.domain.grants import (

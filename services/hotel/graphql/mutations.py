@@ -22,7 +22,7 @@ from services.common.graphql import (
     money,
 )
 from services.common.idempotency import Outcome
-from services.common.money import decimal_to_cents
+from services.common.money import decimal_to_cents, parse_percent_bp
 from services.hotel.domain import (
     BalanceDue,
     Guest,
@@ -359,20 +359,6 @@ def _guests(inputs: list[GuestInput], arrival: date) -> list[Guest]:
     ]
 
 
-def _bp(text: str, field: str) -> int:
-    """A percent string ("10", "5.5") to basis points."""
-    from decimal import Decimal, InvalidOperation
-
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise ValidationError(field, 'a percent such as "10" or "5.5"') from None
-    bp = value * 100
-    if not value.is_finite() or bp != bp.to_integral_value() or not 0 <= bp <= 10_000:
-        raise ValidationError(field, "a percent between 0 and 100 with at most 2 decimals")
-    return int(bp)
-
-
 def _vat_accounts(given: list[VatAccountInput] | None) -> dict[str, str]:
     accounts: dict[str, str] = {}
     if given is None:
@@ -381,7 +367,7 @@ def _vat_accounts(given: list[VatAccountInput] | None) -> dict[str, str]:
         raise ValidationError("vatAccounts", f"at most {MAX_VAT_ACCOUNTS} entries")
     seen: set[int] = set()
     for i, entry in enumerate(given):
-        bp = _bp(entry.rate, f"vatAccounts[{i}].rate")
+        bp = parse_percent_bp(entry.rate, field=f"vatAccounts[{i}].rate")
         if bp in seen:
             raise ValidationError(f"vatAccounts[{i}].rate", "names a rate already given")
         seen.add(bp)
@@ -699,10 +685,10 @@ class HotelMutation:
                 cancellation_free_days=input.cancellation_free_days,
                 no_show_penalty_nights=input.no_show_penalty_nights,
                 vat_bp_by_kind={
-                    "ROOM": _bp(input.vat_room, "vatRoom"),
-                    "FOOD": _bp(input.vat_food, "vatFood"),
-                    "BEVERAGE": _bp(input.vat_beverage, "vatBeverage"),
-                    "OTHER": _bp(input.vat_other, "vatOther"),
+                    "ROOM": parse_percent_bp(input.vat_room, field="vatRoom"),
+                    "FOOD": parse_percent_bp(input.vat_food, field="vatFood"),
+                    "BEVERAGE": parse_percent_bp(input.vat_beverage, field="vatBeverage"),
+                    "OTHER": parse_percent_bp(input.vat_other, field="vatOther"),
                 },
                 # Only the VAT accounts the admin names for new rates: the rest, and
                 # the ledger accounts, follow the version in force when it runs.

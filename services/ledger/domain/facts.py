@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date
 from uuid import UUID
@@ -63,20 +62,6 @@ def checked_reversal(
 def check_not_future(day: date, today: date, *, field: str, what: str) -> None:
     if day > today:
         raise ValidationError(field, f"{what} cannot be dated in the future")
-
-
-_PERCENT = re.compile(r"^(0|[1-9][0-9]{0,2})(\.[0-9]{1,2})?$")
-
-
-def parse_percent_bp(text: str, *, field: str) -> int:
-    """ "5" or "5.00" -> 500 basis points. Strings only, at most two decimals, 0..100."""
-    if not _PERCENT.fullmatch(text):
-        raise ValidationError(field, 'a percentage as a decimal string, e.g. "5" or "5.00"')
-    whole, _, fraction = text.partition(".")
-    bp = int(whole) * 100 + int((fraction + "00")[:2])
-    if bp > 10_000:
-        raise ValidationError(field, "must be at most 100")
-    return bp
 
 
 def format_percent_bp(bp: int) -> str:

@@ -21,12 +21,11 @@ from services.common.graphql import (
     ValidationErrorResult,
 )
 from services.common.idempotency import Outcome
-from services.common.money import decimal_to_cents
+from services.common.money import decimal_to_cents, parse_percent_bp
 from services.common.months import parse_month
 from services.ledger.domain.contracts import Address, PassThroughItem
 from services.ledger.domain.donations import DonationMethod
 from services.ledger.domain.donations import NonCashContribution as DomainNonCash
-from services.ledger.domain.facts import parse_percent_bp
 from services.ledger.domain.grants import TrancheTerms
 from services.ledger.funding import PresenceResult
 from services.ledger.graphql.funding_types import (

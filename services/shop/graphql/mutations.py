@@ -3,7 +3,6 @@ goods intake, and the admin's configuration."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, TypeVar
@@ -25,7 +24,7 @@ from services.common.graphql import (
     ValidationErrorResult,
 )
 from services.common.idempotency import Outcome
-from services.common.money import decimal_to_cents
+from services.common.money import decimal_to_cents, parse_percent_bp
 from services.shop.domain import (
     CashDirection,
     CashReason,
@@ -97,12 +96,22 @@ ZReportResult = Annotated[
     | WrongTillResult,
     strawberry.union("ZReportResult"),
 ]
+# Every mutation's union carries the four shared members (API.md), NotFound included
+# where nothing is looked up: a client spreads the same error fragments on all of them.
 GoodsIntakeResult = Annotated[
-    GoodsIntake | ValidationErrorResult | ConflictResult | IdempotencyKeyReusedResult,
+    GoodsIntake
+    | ValidationErrorResult
+    | NotFoundResult
+    | ConflictResult
+    | IdempotencyKeyReusedResult,
     strawberry.union("GoodsIntakeResult"),
 ]
 ShopPolicyResult = Annotated[
-    ShopPolicyVersion | ValidationErrorResult | ConflictResult | IdempotencyKeyReusedResult,
+    ShopPolicyVersion
+    | ValidationErrorResult
+    | NotFoundResult
+    | ConflictResult
+    | IdempotencyKeyReusedResult,
     strawberry.union("ShopPolicyResult"),
 ]
 WithdrawShopPolicyResult = Annotated[
@@ -114,7 +123,6 @@ WithdrawShopPolicyResult = Annotated[
     strawberry.union("WithdrawShopPolicyResult"),
 ]
 
-_PERCENT = re.compile(r"^(0|[1-9][0-9]{0,2})(\.[0-9]{1,2})?$")
 MAX_DENOMINATIONS = 30
 MAX_DENOMINATION_COUNT = 100_000
 
@@ -251,13 +259,6 @@ def parse_id(value: str, field: str) -> UUID:
         raise ValidationError(field, "not an id returned by this API") from None
 
 
-def rate_bp(value: str, field: str) -> int:
-    if not _PERCENT.fullmatch(value):
-        raise ValidationError(field, 'a percent with at most 2 decimals, e.g. "22" or "5.5"')
-    whole, _, fraction = value.partition(".")
-    return int(whole) * 100 + int((fraction + "00")[:2])
-
-
 def till_scope(info: Info) -> str | None:
     """The till a caller may act on: a volunteer's credential names one; admins may omit it."""
     principal = info.context.principal
@@ -322,7 +323,7 @@ def _policy(input: SetShopPolicyInput) -> ShopPolicy:
             Category(
                 code=c.code,
                 name=c.name.strip(),
-                vat_rate_bp=rate_bp(c.vat_rate, f"categories[{i}].vatRate"),
+                vat_rate_bp=parse_percent_bp(c.vat_rate, field=f"categories[{i}].vatRate"),
                 revenue_account=c.revenue_account,
                 vat_account=c.vat_account,
             )
@@ -550,8 +551,6 @@ class ShopMutation:
             )
 
         outcome = await run_command(info, command)
-        if isinstance(outcome, NotFoundResult):  # nothing here looks anything up
-            return ConflictResult(message=outcome.message)
         if isinstance(outcome, ERRORS):
             return outcome
         intake = outcome.result
@@ -581,8 +580,6 @@ class ShopMutation:
             )
 
         outcome = await run_command(info, command)
-        if isinstance(outcome, NotFoundResult):  # nothing here looks anything up
-            return ConflictResult(message=outcome.message)
         if isinstance(outcome, ERRORS):
             return outcome
         return ShopPolicyVersion.of(outcome.result)

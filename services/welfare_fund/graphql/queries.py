@@ -13,7 +13,7 @@ from gateway.context import Info
 from gateway.permissions import allow
 from services.common.auth import Role
 from services.common.errors import ValidationError
-from services.common.graphql import as_of_date, check_page_size
+from services.common.graphql import PageInfo, as_of_date, check_page_size
 from services.common.sealing import unseal
 from services.welfare_fund.domain import DisbursementStatus
 from services.welfare_fund.graphql.types import (
@@ -173,8 +173,9 @@ class WelfareFundQuery:
             )
         return DisbursementConnection(
             nodes=[Disbursement.from_row(r) for r in rows],
-            has_next_page=has_next,
-            end_cursor=str(rows[-1].position) if rows else None,
+            page_info=PageInfo(
+                has_next_page=has_next, end_cursor=str(rows[-1].position) if rows else None
+            ),
         )
 
     @strawberry.field(permission_classes=allow(*AGGREGATE_READERS))
@@ -204,4 +205,6 @@ class WelfareFundQuery:
             if ids:
                 cursor = str(await queries.beneficiary_position(conn, ids[-1]))
         nodes = [await load_beneficiary(info, i) for i in ids]
-        return BeneficiaryConnection(nodes=nodes, has_next_page=has_next, end_cursor=cursor)
+        return BeneficiaryConnection(
+            nodes=nodes, page_info=PageInfo(has_next_page=has_next, end_cursor=cursor)
+        )

@@ -10,7 +10,7 @@ import strawberry
 from gateway.context import Info
 from services.common.auth import Role
 from services.common.errors import ValidationError
-from services.common.graphql import Money, money
+from services.common.graphql import Money, PageInfo, money
 from services.welfare_fund.domain import (
     DisbursementKind,
     DisbursementStatus,
@@ -335,18 +335,39 @@ class Disbursement:
         )
 
 
+# These two connections first carried hasNextPage and endCursor on the connection
+# itself; every other list has them under pageInfo, so a client's one paginator failed
+# here. Both shapes are served; the old fields are deprecated, not removed, because a
+# client may already read them.
+_PAGE_FIELDS_MOVED = "Read pageInfo { hasNextPage endCursor }, as on every other list."
+
+
 @strawberry.type
 class DisbursementConnection:
     nodes: list[Disbursement]
-    has_next_page: bool
-    end_cursor: str | None
+    page_info: PageInfo
+
+    @strawberry.field(deprecation_reason=_PAGE_FIELDS_MOVED)
+    def has_next_page(self) -> bool:
+        return self.page_info.has_next_page
+
+    @strawberry.field(deprecation_reason=_PAGE_FIELDS_MOVED)
+    def end_cursor(self) -> str | None:
+        return self.page_info.end_cursor
 
 
 @strawberry.type
 class BeneficiaryConnection:
     nodes: list[Beneficiary]
-    has_next_page: bool
-    end_cursor: str | None
+    page_info: PageInfo
+
+    @strawberry.field(deprecation_reason=_PAGE_FIELDS_MOVED)
+    def has_next_page(self) -> bool:
+        return self.page_info.has_next_page
+
+    @strawberry.field(deprecation_reason=_PAGE_FIELDS_MOVED)
+    def end_cursor(self) -> str | None:
+        return self.page_info.end_cursor
 
 
 @strawberry.type

@@ -5,6 +5,7 @@ connection, percent inputs refused alike in every context."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from graphql import GraphQLNonNull, GraphQLObjectType, GraphQLUnionType, build_schema
@@ -91,3 +92,57 @@ async def test_hotel_percent_rates_refuse_what_the_other_contexts_refuse(
     assert answer["setHotelPolicy"]["field"] == "vatRoom"
     versions = await client.data("{ hotelConfiguration { policies { effectiveFrom } } }")
     assert "2030-01-01" not in str(versions)
+
+
+DONATE = (
+    "mutation($k: String!) { recordDonation(input: {idempotencyKey: $k, amount: "
+    '"5.00"}) { __typename } }'
+)
+PUBLISH = "mutation($k: String!) { publishAuditHead(input: {idempotencyKey: $k}) { __typename } }"
+
+
+async def _pages(client: GraphQLClient, query: str, field: str) -> list[list[Any]]:
+    """Every page of `query` (taking `$after`), two nodes a page, following the cursor."""
+    pages: list[list[Any]] = []
+    after = None
+    while True:
+        connection = (await client.data(query, {"after": after}))[field]
+        pages.append(connection["nodes"])
+        if not connection["pageInfo"]["hasNextPage"]:
+            return pages
+        after = connection["pageInfo"]["endCursor"]
+
+
+async def test_published_heads_page_newest_first_to_the_oldest(client: GraphQLClient) -> None:
+    for index in range(3):
+        await client.data(DONATE, {"k": f"donation-{index}"})
+        await client.data(PUBLISH, {"k": f"head-{index}"})
+    pages = await _pages(
+        client,
+        "query($after: String) { publishedAuditHeads(first: 2, after: $after) "
+        "{ nodes { position } pageInfo { hasNextPage endCursor } } }",
+        "publishedAuditHeads",
+    )
+    assert [len(page) for page in pages] == [2, 1]
+    positions = [head["position"] for page in pages for head in page]
+    assert positions == sorted(positions, reverse=True)
+    assert len(set(positions)) == 3
+
+
+async def test_entries_by_cause_page_to_the_last_match(client: GraphQLClient) -> None:
+    for index in range(3):
+        await client.data(DONATE, {"k": f"donation-{index}"})
+    pages = await _pages(
+        client,
+        'query($after: String) { ledgerEntriesByCause(cause: "donation", first: 2, '
+        "after: $after) { nodes { id cause } pageInfo { hasNextPage endCursor } } }",
+        "ledgerEntriesByCause",
+    )
+    assert [len(page) for page in pages] == [2, 1]
+    entries = [entry for page in pages for entry in page]
+    assert len({entry["id"] for entry in entries}) == 3
+    assert all(":donation" in entry["cause"] for entry in entries), entries
+    refused = await client.execute(
+        '{ ledgerEntriesByCause(cause: "donation", after: "x") { nodes { id } } }'
+    )
+    assert refused["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"

@@ -48,7 +48,9 @@ async def test_auditor_verifies_publishes_and_follows_history(
     assert published["position"] == head["position"]
     assert published["hash"] == head["hash"]
     assert published["actor"].startswith("device:")
-    heads = (await auditor.data("{ publishedAuditHeads { position hash } }"))["publishedAuditHeads"]
+    heads = (await auditor.data("{ publishedAuditHeads { nodes { position hash } } }"))[
+        "publishedAuditHeads"
+    ]["nodes"]
     assert heads == [{"position": head["position"], "hash": head["hash"]}]
 
     history = (
@@ -70,17 +72,18 @@ async def test_auditor_verifies_publishes_and_follows_history(
     # From the cause back to its entries (exact id, and a source id after a ':').
     by_cause = (
         await auditor.data(
-            "query($c: String!) { ledgerEntriesByCause(cause: $c) { id cause } }",
+            "query($c: String!) { ledgerEntriesByCause(cause: $c) { nodes { id cause } } }",
             {"c": posted["cause"]},
         )
-    )["ledgerEntriesByCause"]
+    )["ledgerEntriesByCause"]["nodes"]
     assert by_cause == [{"id": entry_id, "cause": posted["cause"]}]
     source = posted["cause"].split(":", 1)[1]  # "manual:<key>" -> "<key>"
     by_source = (
         await auditor.data(
-            "query($c: String!) { ledgerEntriesByCause(cause: $c) { id } }", {"c": source}
+            "query($c: String!) { ledgerEntriesByCause(cause: $c) { nodes { id } } }",
+            {"c": source},
         )
-    )["ledgerEntriesByCause"]
+    )["ledgerEntriesByCause"]["nodes"]
     assert by_source == [{"id": entry_id}]
 
     # Bad input is a typed error, not a crash.

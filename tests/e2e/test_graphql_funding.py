@@ -540,9 +540,10 @@ async def test_two_tranche_restricted_grant_becomes_revenue_exactly_when_conditi
     # An auditor goes from the grant's id to its entries (the id stands mid-cause).
     by_grant = (
         await client.data(
-            "query($c: String!) { ledgerEntriesByCause(cause: $c) { cause } }", {"c": grant_id}
+            "query($c: String!) { ledgerEntriesByCause(cause: $c) { nodes { cause } } }",
+            {"c": grant_id},
         )
-    )["ledgerEntriesByCause"]
+    )["ledgerEntriesByCause"]["nodes"]
     causes = {entry["cause"] for entry in by_grant}
     assert f"funding:grant:{grant_id}:tranche:1:received" in causes
     assert f"funding:grant:{grant_id}:tranche:2:received" in causes
@@ -1789,9 +1790,10 @@ async def test_a_receipt_reversed_into_its_receivable_is_received_again_with_its
     }
     by_grant = (
         await client.data(
-            "query($c: String!) { ledgerEntriesByCause(cause: $c) { cause } }", {"c": grant_id}
+            "query($c: String!) { ledgerEntriesByCause(cause: $c) { nodes { cause } } }",
+            {"c": grant_id},
         )
-    )["ledgerEntriesByCause"]
+    )["ledgerEntriesByCause"]["nodes"]
     assert f"funding:grant:{grant_id}:tranche:1:received:2" in {e["cause"] for e in by_grant}
 
 

@@ -1076,10 +1076,10 @@ async def test_a_mistaken_charge_is_voided_by_a_negative_line_and_a_reversal(
     # (its cause names the charge's entry, not the booking).
     by_cause = await client.as_role(Role.AUDITOR).data(
         "query($c: String!) { ledgerEntriesByCause(cause: $c) "
-        "{ id lines { account debit credit } } }",
+        "{ nodes { id lines { account debit credit } } } }",
         {"c": booking_id},
     )
-    found = by_cause["ledgerEntriesByCause"]
+    found = by_cause["ledgerEntriesByCause"]["nodes"]
     assert reversal["id"] in {entry["id"] for entry in found}
     assert "1100" not in account_totals(found)
     revenue_and_taxes = sum(

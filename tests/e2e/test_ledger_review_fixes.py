@@ -14,7 +14,7 @@ from tests.e2e.test_graphql_ledger import POST, REVERSE, sale_input
 from tests.e2e.test_graphql_shop import REFUND as SHOP_REFUND
 from tests.e2e.test_welfare_graphql import PAY as WELFARE_PAY
 
-BY_CAUSE = "query($c: String!) { ledgerEntriesByCause(cause: $c) { cause } }"
+BY_CAUSE = "query($c: String!) { ledgerEntriesByCause(cause: $c) { nodes { cause } } }"
 
 
 async def test_reversing_a_record_that_is_not_an_entry_is_not_found(
@@ -41,9 +41,9 @@ async def test_a_cause_finds_its_own_entries_whatever_the_case_of_others(
     for key in ("INV-7", "inv-7", "inv-7:b", "INV-7:b"):
         posted = (await client.data(POST, {"input": sale_input(key=key)}))["postJournalEntry"]
         assert posted["__typename"] == "JournalEntry", posted
-    found = (await client.data(BY_CAUSE, {"c": "inv-7"}))["ledgerEntriesByCause"]
+    found = (await client.data(BY_CAUSE, {"c": "inv-7"}))["ledgerEntriesByCause"]["nodes"]
     assert sorted(e["cause"] for e in found) == ["manual:inv-7", "manual:inv-7:b"]
-    found = (await client.data(BY_CAUSE, {"c": "INV-7"}))["ledgerEntriesByCause"]
+    found = (await client.data(BY_CAUSE, {"c": "INV-7"}))["ledgerEntriesByCause"]["nodes"]
     assert sorted(e["cause"] for e in found) == ["manual:INV-7", "manual:INV-7:b"]
 
 

@@ -439,10 +439,10 @@ async def test_a_payment_recorded_in_error_is_reversed_once_and_paid_again(
     entries = (
         await app_client.as_role(Role.AUDITOR).data(
             "query($c: String!) { ledgerEntriesByCause(cause: $c) "
-            "{ description reversesEntryId } }",
+            "{ nodes { description reversesEntryId } } }",
             {"c": did},
         )
-    )["ledgerEntriesByCause"]
+    )["ledgerEntriesByCause"]["nodes"]
     reversal = [e["description"] for e in entries if e["reversesEntryId"]]
     assert len(reversal) == 1, entries
     assert reversal[0].endswith(": wrong disbursement"), entries

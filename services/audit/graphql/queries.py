@@ -15,6 +15,7 @@ from services.audit.graphql.types import (
     AuditHead,
     EventHistoryConnection,
     PublishedAuditHead,
+    PublishedAuditHeadConnection,
     VerifyLedgerResult,
 )
 from services.audit.projections import queries
@@ -23,7 +24,7 @@ from services.common.auth import Role
 from services.common.cursors import position_in_cursor
 from services.common.errors import NotFound, ValidationError
 from services.common.graphql import PageInfo, check_page_size
-from services.ledger.graphql.types import JournalEntry
+from services.ledger.graphql.types import JournalConnection, JournalEntry
 from services.ledger.projections import queries as ledger_queries
 
 MAX_CAUSE_LENGTH = 300  # the ledger's limit on cause ids
@@ -79,13 +80,23 @@ class AuditQuery:
 
     @strawberry.field(
         permission_classes=allow(Role.AUDITOR, Role.ADMIN),
-        description="Published heads, newest first.",
+        description="Published heads, newest first (paginated).",
     )
-    async def published_audit_heads(self, info: Info, first: int = 50) -> list[PublishedAuditHead]:
+    async def published_audit_heads(
+        self, info: Info, first: int = 50, after: str | None = None
+    ) -> PublishedAuditHeadConnection:
         check_page_size(first, info.context.runtime.settings.max_page_size)
+        before = None if after is None else position_in_cursor(after)
         async with info.context.runtime.read_engine.connect() as conn:
-            rows = await queries.list_published_heads(conn, first)
-        return [PublishedAuditHead.from_row(row) for row in rows]
+            rows = await queries.list_published_heads(conn, first + 1, before_position=before)
+        page = rows[:first]
+        return PublishedAuditHeadConnection(
+            nodes=[PublishedAuditHead.from_row(row) for row in page],
+            page_info=PageInfo(
+                has_next_page=len(rows) > first,
+                end_cursor=str(page[-1].position) if page else None,
+            ),
+        )
 
     @strawberry.field(
         permission_classes=allow(Role.AUDITOR, Role.ADMIN),
@@ -124,12 +135,22 @@ class AuditQuery:
         ),
     )
     async def ledger_entries_by_cause(
-        self, info: Info, cause: str, first: int = 50
-    ) -> list[JournalEntry]:
+        self, info: Info, cause: str, first: int = 50, after: str | None = None
+    ) -> JournalConnection:
         check_page_size(first, info.context.runtime.settings.max_page_size)
         if not cause or len(cause) > MAX_CAUSE_LENGTH:
             raise ValidationError("cause", f"must be 1 to {MAX_CAUSE_LENGTH} characters")
+        after_position = 0 if after is None else position_in_cursor(after)
         async with info.context.runtime.read_engine.connect() as conn:
-            ids = await queries.entry_ids_by_cause(conn, cause, first)
-            rows = [await ledger_queries.entry_by_id(conn, entry_id) for entry_id in ids]
-        return [JournalEntry.from_row(row) for row in rows if row is not None]
+            found = await queries.entry_ids_by_cause(
+                conn, cause, first + 1, after_position=after_position
+            )
+            page = found[:first]
+            rows = [await ledger_queries.entry_by_id(conn, entry_id) for entry_id, _ in page]
+        return JournalConnection(
+            nodes=[JournalEntry.from_row(row) for row in rows if row is not None],
+            page_info=PageInfo(
+                has_next_page=len(found) > first,
+                end_cursor=str(page[-1][1]) if page else None,
+            ),
+        )

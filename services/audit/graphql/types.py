@@ -125,6 +125,12 @@ class PublishedAuditHead:
 
 
 @strawberry.type
+class PublishedAuditHeadConnection:
+    nodes: list[PublishedAuditHead]
+    page_info: PageInfo
+
+
+@strawberry.type
 class AuditEvent:
     position: int = strawberry.field(description="Position in the event log.")
     aggregate_id: strawberry.ID

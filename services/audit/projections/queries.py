@@ -23,13 +23,16 @@ async def current_head(conn: AsyncConnection) -> ChainHead | None:
     return None if row is None else ChainHead(int(row[0]), bytes(row[1]))
 
 
-async def list_published_heads(conn: AsyncConnection, first: int) -> list[PublishedHeadRow]:
+async def list_published_heads(
+    conn: AsyncConnection, limit: int, *, before_position: int | None = None
+) -> list[PublishedHeadRow]:
+    """Published heads newest first, those below `before_position` (a page's cursor:
+    one head per position, the table's key)."""
     h = audit_published_heads.c
-    rows = await conn.execute(
-        select(h.position, h.hash, h.published_at, h.actor, h.chain_format)
-        .order_by(h.position.desc())
-        .limit(first)
-    )
+    query = select(h.position, h.hash, h.published_at, h.actor, h.chain_format)
+    if before_position is not None:
+        query = query.where(h.position < before_position)
+    rows = await conn.execute(query.order_by(h.position.desc()).limit(limit))
     return [PublishedHeadRow(int(p), str(d), at, str(a), int(f)) for p, d, at, a, f in rows]
 
 
@@ -47,7 +50,9 @@ async def published_head(conn: AsyncConnection, head_id: UUID) -> PublishedHeadR
     return PublishedHeadRow(int(row[0]), str(row[1]), row[2], str(row[3]), int(row[4]))
 
 
-async def entry_ids_by_cause(conn: AsyncConnection, cause: str, first: int) -> list[UUID]:
+async def entry_ids_by_cause(
+    conn: AsyncConnection, cause: str, limit: int, *, after_position: int = 0
+) -> list[tuple[UUID, int]]:
     """Entries caused by `cause`: its exact cause id, or a cause id with ":<cause>" as
     one of its segments after the first.
 
@@ -56,7 +61,8 @@ async def entry_ids_by_cause(conn: AsyncConnection, cause: str, first: int) -> l
     received", a disbursement id "welfare:payment:<disbursement id>:1"; and an entry
     id finds its reversal ("reversal-of:<entry id>"). The reversals of the entries
     found come with them. The segment match scans the entries table (no index serves
-    it); `first` bounds it.
+    it); `limit` bounds it. Each id comes with its entry's log position, the order and
+    a page's cursor (entries after `after_position`).
     """
     e = ledger_entries.c
     escaped = cause.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -79,9 +85,12 @@ async def entry_ids_by_cause(conn: AsyncConnection, cause: str, first: int) -> l
     # And their reversals (a hotel void's cause names the charge's entry, not the
     # booking): without them a settled booking's receivable did not net to zero.
     rows = await conn.execute(
-        select(e.entry_id)
-        .where(or_(e.entry_id.in_(caused), e.reverses_entry_id.in_(caused)))
+        select(e.entry_id, e.position)
+        .where(
+            or_(e.entry_id.in_(caused), e.reverses_entry_id.in_(caused)),
+            e.position > after_position,
+        )
         .order_by(e.position)
-        .limit(first)
+        .limit(limit)
     )
-    return [r[0] for r in rows]
+    return [(r[0], int(r[1])) for r in rows]

@@ -292,12 +292,14 @@ class LedgerApplication(CoopApplication):
         description: str,
         postings: Sequence[Posting],
         cause: Cause,
+        correcting: frozenset[str] = frozenset(),
     ) -> JournalEntry:
         """A validated entry for another context to save together with its own events.
 
         It is validated against the cached chart, without asking the store whether the
         chart moved on (that query was a quarter of a posting's time); its save checks
         that instead, in the write transaction (ReadGuard), and re-validates if it did.
+        `correcting`: see `check_postings`.
         """
 
         def post_on(chart: ChartOfAccounts) -> JournalEntry:
@@ -308,13 +310,14 @@ class LedgerApplication(CoopApplication):
                 postings=postings,
                 cause=cause,
                 limits=self.limits,
+                correcting=correcting,
             )
 
         checked_postings = tuple(postings)
 
         def still_valid(chart: ChartOfAccounts) -> None:
             check_entry_date(chart, effective_date, cause.cause_id, self.limits)
-            check_postings(chart, checked_postings, self.limits)
+            check_postings(chart, checked_postings, self.limits, correcting=correcting)
 
         return self._on_chart(post_on, still_valid)
 

@@ -471,6 +471,13 @@ class ShopApplication(CoopApplication):
                     refund["lines"], refund["payments"], policy, refund=True
                 ),
                 cause=Cause(f"shop:refund:{refund_id}", actor),
+                # A refund undoes part of the sale: to the sale's own revenue and VAT
+                # accounts, closed since or not (the policy's current ones may differ).
+                correcting=frozenset(
+                    str(line[role])
+                    for line in refund["lines"]
+                    for role in ("revenue_account", "vat_account")
+                ),
             )
             result = {"refund_id": str(refund_id), "sale_id": str(sale.id)}
             return Decision((session, sale, entry), result, result)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import pytest
@@ -417,6 +417,56 @@ def test_a_refund_on_a_worker_that_cached_a_moved_card_account_is_decided_again(
     finally:
         other.close()
         other_ledger.close()
+
+
+def test_a_sale_whose_category_account_was_closed_since_can_still_be_refunded(
+    shop: ShopApplication,
+) -> None:
+    """docs/ledger.md: to retire a category's account, move the category in the policy,
+    then close the account. A coat sold before that comes back the next day: the refund
+    undoes the sale's own revenue and VAT postings, into the closed account as a
+    reversal would; refused, it could never be refunded at all."""
+    session = open_session(shop)
+    sale = ring(shop, "coat", session.id)
+    shop.ledger.open_account(
+        key="new-clothes-account",
+        actor="person:anna",
+        code="4115",
+        name="Shop sales, clothing (new)",
+        account_type=AccountType.REVENUE,
+    )
+    current = shop.policy_on(NOW.date())
+    tomorrow = NOW + timedelta(days=1)
+    moved = replace(
+        current,
+        effective_from=tomorrow.date(),
+        categories=tuple(
+            replace(c, revenue_account="4115") if c.code == "CLOTHES" else c
+            for c in current.categories
+        ),
+        _by_code={},
+    )
+    shop.set_policy(key="move-clothes", actor="person:anna", policy=moved, today=NOW.date())
+    shop.ledger.close_account(key="close-4110", actor="person:anna", code="4110")
+
+    refund = shop.refund_sale(
+        key="coat-back",
+        actor="person:anna",
+        till_scope=None,
+        sale_id=sale.id,
+        session_id=session.id,
+        lines=None,
+        method=None,
+        at=tomorrow,
+    ).result
+    entry = shop.ledger.get_entry(entry_id_for_cause(f"shop:refund:{refund['refund_id']}"))
+    debited = {p.account_code: p.amount_cents for p in entry.postings if p.side is Side.DEBIT}
+    assert debited == {"4110": 1000, "2000": 220}  # the sale's own accounts, closed or not
+    # A new sale goes to the new account; a hand posting to the closed one is refused.
+    later = ring(shop, "another-coat", session.id, at=tomorrow)
+    later_entry = shop.ledger.get_entry(entry_id_for_cause(f"shop:sale:{later.id}"))
+    assert "4115" in {p.account_code for p in later_entry.postings}
+    assert "4110" not in {p.account_code for p in later_entry.postings}
 
 
 def test_a_cash_reason_may_not_post_to_an_account_another_context_keeps(

@@ -257,10 +257,14 @@ class ChartOfAccounts(Aggregate):
             )
         self.trigger_event(self.BooksClosed, through=through, actor=actor)
 
-    def postable(self, code: str, *, field: str) -> Account:
+    def postable(self, code: str, *, field: str, correcting: bool = False) -> Account:
+        """The account, if an entry may post to it. `correcting`: the posting undoes
+        one of an earlier entry (a refund of a sale to the sale's own accounts), which
+        a closed account still takes, as it takes a reversal: a correction must always
+        be possible."""
         account = self.accounts.get(code)
         if account is None:
             raise UnknownAccount(field, code)
-        if not account.is_open:
+        if not account.is_open and not correcting:
             raise AccountClosed(field, code)
         return account

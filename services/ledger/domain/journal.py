@@ -193,7 +193,10 @@ class JournalEntry(Aggregate):
         postings: Sequence[Posting],
         cause: Cause,
         limits: LedgerLimits,
+        correcting: frozenset[str] = frozenset(),
     ) -> JournalEntry:
+        """`correcting`: accounts of an earlier entry this one undoes in part (see
+        `check_postings`)."""
         check_entry_date(chart, effective_date, cause.cause_id, limits)
         # The limits on amounts and on descriptions' length guard what people type. An
         # accrual is derived: its amount is a share of a day's income (each line of
@@ -202,7 +205,7 @@ class JournalEntry(Aggregate):
         # it, for good: the follower retries the same page.
         derived = is_accrual_cause(cause.cause_id)
         description = _checked_description(description, limits, derived=derived)
-        check_postings(chart, postings, limits)
+        check_postings(chart, postings, limits, correcting=correcting)
         if not derived:
             check_amount_ceiling(postings, limits)
         if not cause.cause_id or len(cause.cause_id) > 300:
@@ -292,10 +295,18 @@ def _checked_description(description: str, limits: LedgerLimits, *, derived: boo
 
 
 def check_postings(
-    chart: ChartOfAccounts, postings: Sequence[Posting], limits: LedgerLimits
+    chart: ChartOfAccounts,
+    postings: Sequence[Posting],
+    limits: LedgerLimits,
+    *,
+    correcting: frozenset[str] = frozenset(),
 ) -> None:
     """Raise unless `postings` make a valid entry on `chart`: the only part of an
-    entry's validity that depends on the chart (the rest is fixed by the request)."""
+    entry's validity that depends on the chart (the rest is fixed by the request).
+
+    `correcting`: the accounts of an earlier entry this one undoes in part (a shop
+    refund: the sale's revenue and VAT accounts). They may have been closed since, and
+    still take it, as they would take the earlier entry's reversal."""
     if len(postings) < 2:
         raise ValidationError("postings", "an entry needs at least two postings")
     if len(postings) > limits.max_entry_lines:
@@ -308,7 +319,11 @@ def check_postings(
             field=f"{field}.account",
             max_length=limits.max_account_code_length,
         )
-        chart.postable(posting.account_code, field=f"{field}.account")
+        chart.postable(
+            posting.account_code,
+            field=f"{field}.account",
+            correcting=posting.account_code in correcting,
+        )
         if type(posting.amount_cents) is not int:
             raise ValidationError(f"{field}.amount", "amount must be integer cents")
         if posting.amount_cents <= 0:

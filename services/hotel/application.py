@@ -56,6 +56,7 @@ from services.hotel.domain.accounting import (
     deposit_postings,
     payment_postings,
 )
+from services.hotel.domain.config import DEFAULT_ACCOUNTS as ROLE_ACCOUNTS
 from services.hotel.domain.config import percent
 from services.hotel.domain.folio import DEPOSIT, DEPOSIT_REFUND, REFUND, FolioLine, Payment
 from services.ledger.application import LedgerApplication
@@ -102,6 +103,12 @@ class HotelApplication(CoopApplication):
         create_table: bool = True,
     ) -> None:
         self.ledger = ledger
+        # Its role accounts cannot be changed through the API: closed, every later
+        # check-out, deposit refund or no-show would be refused for good.
+        ledger.keep_open(
+            set(ROLE_ACCOUNTS.values()),
+            "the hotel posts to it on its own (its role accounts cannot be changed)",
+        )
         # Guests' identities are sealed under a key per booking (hotel_guest_keys),
         # kept outside the log.
         self.guest_keys = guest_keys

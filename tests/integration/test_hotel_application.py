@@ -12,6 +12,7 @@ from sqlalchemy import select
 from gateway.runtime import Runtime
 from services.hotel.domain import Guest, make_guest
 from services.hotel.projections.tables import HOTEL_TABLES
+from services.ledger.domain.errors import AccountKeptOpen
 from services.ledger.projections.tables import ledger_entries, ledger_lines
 
 ITALY = "100000100"
@@ -205,3 +206,30 @@ def test_a_booking_recorded_before_sealing_still_reads_and_cannot_be_erased(
     )
     with pytest.raises(Conflict, match="predates sealing"):
         runtime.hotel.erase_guest_data(key="erase-v1", actor="t", booking_id=current.id)
+
+
+@pytest.mark.parametrize("code", ["2200", "1100", "4030", "2100"])
+def test_the_hotel_s_role_accounts_cannot_be_closed_under_it(runtime: Runtime, code: str) -> None:
+    """The role accounts cannot be changed through the API, so closing one (for good)
+    would refuse every later deposit refund, check-out or no-show: refused, saying why."""
+    arrival = date(2025, 6, 20)
+    booking = runtime.hotel.create_booking(
+        key="with-deposit",
+        actor="t",
+        room_number="101",
+        arrival=arrival,
+        departure=date(2025, 6, 22),
+        guests=guests(1, arrival),
+        deposit_cents=5000,
+        deposit_method="CARD",
+        on=date(2025, 6, 1),
+    ).result
+    with pytest.raises(AccountKeptOpen) as refused:
+        runtime.ledger.close_account(key=f"close-{code}", actor="admin", code=code)
+    assert refused.value.field == "code"
+    assert "the hotel posts to it" in refused.value.message
+    # Cancelled three weeks ahead: the deposit goes back, through 2200.
+    cancelled = runtime.hotel.cancel_booking(
+        key="cancel", actor="t", booking_id=booking.id, on=date(2025, 6, 2)
+    ).result
+    assert cancelled.balance_cents == 0

@@ -292,18 +292,26 @@ class HotelApplication(CoopApplication):
         their identities, opened with the booking's key."""
         if arrival == booking.arrival:
             return booking.guests
+        guests = self._guests_on(booking, arrival)
+        if guests is None:
+            raise IllegalTransition(
+                f"{booking.label}: its guests' data cannot be read, so the arrival cannot move",
+                booking.status.value,
+            )
+        return guests
+
+    def _guests_on(self, booking: Booking, day: date) -> list[GuestFacts] | None:
+        """The booking's guests as facts on `day`, from their identities; None if
+        those cannot be read (erased, or the key is gone)."""
         identities = booking.legacy_identities
         if identities is None and booking.sealed_identities is not None:
             key = self.guest_keys.get(booking.id)
             text = None if key is None else unseal(key, booking.id, booking.sealed_identities)
             identities = None if text is None else json.loads(text)
         if identities is None:
-            raise IllegalTransition(
-                f"{booking.label}: its guests' data cannot be read, so the arrival cannot move",
-                booking.status.value,
-            )
+            return None
         return [
-            Guest.from_parts(identity, facts).facts(arrival)
+            Guest.from_parts(identity, facts).facts(day)
             for identity, facts in zip(identities, booking.guests, strict=True)
         ]
 
@@ -511,9 +519,16 @@ class HotelApplication(CoopApplication):
     def check_in(
         self, *, key: str, actor: str, booking_id: UUID, on: date | None = None
     ) -> Outcome[Booking]:
+        def check_in(booking: Booking, config: HotelConfiguration, day: date) -> None:
+            # A late arrival: the guests' ages on the day they came (a child who turned
+            # the exemption age meanwhile pays the tourist tax). Unreadable identities
+            # leave the booked facts: the guests are here, the check-in goes ahead.
+            late = None if day <= booking.arrival else self._guests_on(booking, day)
+            booking.check_in(config, on=day, guests_on_arrival=late)
+
         return self._unposted_step(
             "checkIn",
-            lambda booking, config, day: booking.check_in(config, on=day),
+            check_in,
             key=key,
             actor=actor,
             booking_id=booking_id,
@@ -524,9 +539,19 @@ class HotelApplication(CoopApplication):
         self, *, key: str, actor: str, booking_id: UUID, on: date | None = None
     ) -> Outcome[Booking]:
         """A check-in made by mistake, taken back (Booking.undo_check_in)."""
+
+        def undo(booking: Booking, config: HotelConfiguration, day: date) -> None:
+            late = booking.checked_in_on not in (None, booking.arrival)
+            booking.undo_check_in(
+                config,
+                on=day,
+                today=self.today(),
+                guests_on_arrival=self._guests_on(booking, booking.arrival) if late else None,
+            )
+
         return self._unposted_step(
             "undoCheckIn",
-            lambda booking, config, day: booking.undo_check_in(config, on=day, today=self.today()),
+            undo,
             key=key,
             actor=actor,
             booking_id=booking_id,

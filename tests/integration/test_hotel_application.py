@@ -11,14 +11,14 @@ from sqlalchemy import select
 
 from gateway.runtime import Runtime
 from services.hotel.domain import Guest, make_guest
-from services.hotel.projections.tables import HOTEL_TABLES
+from services.hotel.projections.tables import HOTEL_TABLES, hotel_guests
 from services.ledger.domain.errors import AccountKeptOpen
 from services.ledger.projections.tables import ledger_entries, ledger_lines
 
 ITALY = "100000100"
 
 
-def guests(count: int, arrival: date) -> list[Guest]:
+def guests(count: int, arrival: date, births: list[date] | None = None) -> list[Guest]:
     return [
         make_guest(
             index=i,
@@ -27,7 +27,7 @@ def guests(count: int, arrival: date) -> list[Guest]:
             surname="Neri",
             given_name="Ada",
             sex="F",
-            birth_date=date(1990 + 10 * i, 3, 3),
+            birth_date=date(1990 + 10 * i, 3, 3) if births is None else births[i],
             birth_country_code=ITALY,
             birth_municipality_code="403015146",
             birth_province="MI",
@@ -233,3 +233,49 @@ def test_the_hotel_s_role_accounts_cannot_be_closed_under_it(runtime: Runtime, c
         key="cancel", actor="t", booking_id=booking.id, on=date(2025, 6, 2)
     ).result
     assert cancelled.balance_cents == 0
+
+
+def test_a_late_arrival_s_ages_are_taken_on_the_day_the_guests_came(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tourist tax exempts guests under the age on arrival (Breno: 14). Booked for
+    1 July, a mother and a daughter who turns 14 on 2 July come on 3 July: the daughter
+    arrived at 14 and pays, as the police report counts her arrival. Undoing that
+    check-in prices the stay as booked again."""
+    hotel = runtime.hotel
+    booked = date(2025, 7, 1)
+    party = guests(2, booked, births=[date(1980, 1, 1), date(2011, 7, 2)])
+    booking = hotel.create_booking(
+        key="late-family",
+        actor="t",
+        room_number="102",
+        arrival=booked,
+        departure=date(2025, 7, 6),
+        guests=party,
+        on=date(2025, 6, 1),
+    ).result
+    as_booked = booking.tourist_tax
+    assert as_booked.exempt_guest_nights == {"age": 5}, as_booked
+
+    hotel.check_in(key="in", actor="t", booking_id=booking.id, on=date(2025, 7, 3))
+    in_house = hotel.get_booking(booking.id)
+    # The nights of 3, 4 and 5 July, both guests taxed.
+    assert (in_house.tourist_tax.taxed_guest_nights, in_house.tourist_tax.exempt_guest_nights) == (
+        6,
+        {},
+    )
+    assert [g.age_on_arrival for g in in_house.guests] == [45, 14]
+    runtime.projector.run_until_caught_up()
+    with runtime.sync_engine.connect() as conn:
+        ages = conn.execute(
+            select(hotel_guests.c.age_on_arrival)
+            .where(hotel_guests.c.booking_id == booking.id)
+            .order_by(hotel_guests.c.position)
+        ).scalars()
+        assert list(ages) == [45, 14]
+
+    monkeypatch.setattr(hotel, "today", lambda: date(2025, 7, 3))  # an undo is same-day
+    hotel.undo_check_in(key="undo", actor="t", booking_id=booking.id, on=date(2025, 7, 3))
+    again = hotel.get_booking(booking.id)
+    assert [g.age_on_arrival for g in again.guests] == [45, 13]
+    assert again.tourist_tax == as_booked

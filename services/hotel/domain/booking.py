@@ -217,6 +217,10 @@ class Booking(Aggregate):
         on: date
         stay_lines: list[dict[str, Any]]
         tourist_tax: dict[str, Any]
+        # The guests' facts on the day they really came, when a late arrival changed
+        # them (a child who turned the exemption age meanwhile); None otherwise and in
+        # events recorded before they were kept.
+        guests: list[dict[str, Any]] | None = None
 
         def apply(self, aggregate: Any) -> None:
             assert isinstance(aggregate, Booking)
@@ -224,6 +228,8 @@ class Booking(Aggregate):
             aggregate.checked_in_on = self.on
             aggregate.stay_lines = _lines(self.stay_lines)
             aggregate.tourist_tax = TouristTax.from_state(self.tourist_tax)
+            if self.guests is not None:
+                aggregate.guests = [GuestFacts.from_state(g) for g in self.guests]
 
     class CheckInUndone(Aggregate.Event):
         """A check-in made by mistake (the wrong booking) taken back: the booking is
@@ -232,6 +238,9 @@ class Booking(Aggregate):
         on: date
         stay_lines: list[dict[str, Any]]
         tourist_tax: dict[str, Any]
+        # The guests' facts on the booked arrival again, when the check-in had changed
+        # them (see CheckedIn.guests); None otherwise.
+        guests: list[dict[str, Any]] | None = None
 
         def apply(self, aggregate: Any) -> None:
             assert isinstance(aggregate, Booking)
@@ -239,6 +248,8 @@ class Booking(Aggregate):
             aggregate.checked_in_on = None
             aggregate.stay_lines = _lines(self.stay_lines)
             aggregate.tourist_tax = TouristTax.from_state(self.tourist_tax)
+            if self.guests is not None:
+                aggregate.guests = [GuestFacts.from_state(g) for g in self.guests]
 
     class GuestsChanged(Aggregate.Event):
         """The party as it really is (data typed wrong at booking, a child who came
@@ -558,12 +569,22 @@ class Booking(Aggregate):
                 f"{self.label} is {self.status.value}: cannot {action}", self.status.value
             )
 
-    def check_in(self, config: HotelConfiguration, *, on: date) -> None:
+    def check_in(
+        self,
+        config: HotelConfiguration,
+        *,
+        on: date,
+        guests_on_arrival: Sequence[GuestFacts] | None = None,
+    ) -> None:
+        """`guests_on_arrival`: for a late arrival, the guests' facts on `on` (their
+        ages then: the tourist tax's exemption is by age on arrival, the day they came,
+        as the police report counts it); None for the booked arrival day."""
         self._require(BookingStatus.CONFIRMED, action="check in")
         if on < self.arrival:
             raise ValidationError("businessDate", "check-in is on or after the arrival day")
         if on >= self.departure:
             raise ValidationError("businessDate", "check-in is before the departure day")
+        guests = list(self.guests if guests_on_arrival is None else guests_on_arrival)
         # Priced again with the configuration in force now; a late arrival still pays
         # the nights the room was held for, but the tourist tax only from tonight.
         lines, tax = price_stay(
@@ -572,7 +593,7 @@ class Booking(Aggregate):
             arrival=self.arrival,
             end=self.departure,
             nightly_rate_cents=self.nightly_rate_cents,
-            guests=self.guests,
+            guests=guests,
             present_from=on,
         )
         self.trigger_event(
@@ -580,9 +601,17 @@ class Booking(Aggregate):
             on=on,
             stay_lines=[line.as_state() for line in lines],
             tourist_tax=tax.as_state(),
+            guests=None if guests == self.guests else [g.as_state() for g in guests],
         )
 
-    def undo_check_in(self, config: HotelConfiguration, *, on: date, today: date) -> None:
+    def undo_check_in(
+        self,
+        config: HotelConfiguration,
+        *,
+        on: date,
+        today: date,
+        guests_on_arrival: Sequence[GuestFacts] | None = None,
+    ) -> None:
         """Take back a check-in made by mistake (the wrong booking, two guests of the
         same name), while nothing has followed it: no charge, no payment, no report
         to the police. It posted nothing, so nothing is reversed; the booking is
@@ -594,7 +623,10 @@ class Booking(Aggregate):
         `today`: the real calendar day (the application's clock). The business date
         is the desk's to choose, so judged on it alone a check-in of months ago could
         be undone by dating the undo the day after it, taking an overdue police
-        report off the list and letting a guest who stayed be marked a no-show."""
+        report off the list and letting a guest who stayed be marked a no-show.
+
+        `guests_on_arrival`: after a late check-in, the guests' facts on the booked
+        arrival day again (see check_in); None when the check-in was on that day."""
         self._require(BookingStatus.CHECKED_IN, action="undo its check-in")
         assert self.checked_in_on is not None
         if self.reported_at is not None:
@@ -627,19 +659,21 @@ class Booking(Aggregate):
                 f"a check-in is undone on its day or the next ({self.checked_in_on.isoformat()} "
                 "or the day after); after that the guests stayed: check them out",
             )
+        guests = list(self.guests if guests_on_arrival is None else guests_on_arrival)
         lines, tax = price_stay(
             config,
             room_number=self.room_number,
             arrival=self.arrival,
             end=self.departure,
             nightly_rate_cents=self.nightly_rate_cents,
-            guests=self.guests,
+            guests=guests,
         )
         self.trigger_event(
             self.CheckInUndone,
             on=on,
             stay_lines=[line.as_state() for line in lines],
             tourist_tax=tax.as_state(),
+            guests=None if guests == self.guests else [g.as_state() for g in guests],
         )
 
     def change_guests(
@@ -681,7 +715,9 @@ class Booking(Aggregate):
             )
         if not guests:
             raise ValidationError("guests", "a booking needs at least one guest")
-        facts = [g.facts(self.arrival) for g in guests]
+        # In house the guests' facts are those of the day they came (see check_in).
+        facts_day = self.arrival if self.checked_in_on is None else self.checked_in_on
+        facts = [g.facts(facts_day) for g in guests]
         for index, guest in enumerate(facts):
             if guest.age_on_arrival < 0:
                 raise ValidationError(f"guests[{index}].birthDate", "must not be after the arrival")

@@ -138,6 +138,8 @@ class HotelProjection(Projection):
                 self._booked(page, position, event)
             elif isinstance(event, Booking.CheckedIn):
                 self._replace_stay(page, booking_id, event.stay_lines)
+                if event.guests is not None:  # a late arrival: ages on the day they came
+                    self._replace_guests(page, booking_id, event.guests)
                 page.execute(
                     update(hotel_bookings)
                     .where(this)
@@ -150,6 +152,8 @@ class HotelProjection(Projection):
                 )
             elif isinstance(event, Booking.CheckInUndone):
                 self._replace_stay(page, booking_id, event.stay_lines)
+                if event.guests is not None:
+                    self._replace_guests(page, booking_id, event.guests)
                 page.execute(
                     update(hotel_bookings)
                     .where(this)

@@ -157,6 +157,31 @@ def test_open_and_close_accounts(ledger: LedgerApplication) -> None:
     assert not closed.result.is_open
 
 
+@pytest.mark.parametrize(
+    ("code", "account_type", "field"),
+    [
+        ("4190", AccountType.EXPENSE, "type"),  # would have cut the fund's base
+        ("4191", AccountType.LIABILITY, "type"),
+        ("7110", AccountType.REVENUE, "code"),  # would have been in no fund base
+        ("1105", AccountType.REVENUE, "code"),
+    ],
+)
+def test_class_4_holds_revenue_and_only_revenue(
+    ledger: LedgerApplication, code: str, account_type: AccountType, field: str
+) -> None:
+    """The welfare fund owes a share of class-4 income (its policies map prefixes of
+    class 4): an expense coded 4190 took what it cost off the fund's base, revenue on
+    7110 was in none. The chart refuses both, and nothing is opened."""
+    version = ledger.chart(read_only=True).version
+    with pytest.raises(ValidationError) as refused:
+        ledger.open_account(
+            key=f"open-{code}", actor="admin", code=code, name="Odd", account_type=account_type
+        )
+    assert refused.value.field == field
+    assert "class 4" in refused.value.message
+    assert ledger.chart(read_only=True).version == version
+
+
 @pytest.mark.parametrize("code", ["2400", "5000"])
 def test_the_accounts_the_fund_accrues_to_cannot_be_closed(
     ledger: LedgerApplication, code: str

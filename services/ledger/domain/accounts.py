@@ -90,6 +90,9 @@ DEFAULT_ACCOUNTS: tuple[tuple[str, str, AccountType], ...] = (
 WELFARE_FUND_PAYABLE_ACCOUNT = "2400"
 WELFARE_FUND_CONTRIBUTION_ACCOUNT = "5000"
 
+# The chart's class of revenue accounts (see `ChartOfAccounts.open_account`).
+REVENUE_CLASS = "4"
+
 # Accounts a process posts to on its own, following the log: were one closed, the
 # process's next entry would be refused and the projections would stop behind it.
 ALWAYS_OPEN_ACCOUNTS: dict[str, str] = {
@@ -206,6 +209,16 @@ class ChartOfAccounts(Aggregate):
             raise ValidationError("name", f"must be at most {MAX_ACCOUNT_NAME_LENGTH} characters")
         if code in self.accounts:
             raise Conflict(f"account {code!r} already exists")
+        # Class 4 is revenue, and only revenue: the welfare fund's base is the income
+        # of class-4 accounts (its policies map prefixes of them). An expense opened
+        # as 4190 would have cut the base; revenue opened as 7110 was never in it.
+        if (account_type is AccountType.REVENUE) != code.startswith(REVENUE_CLASS):
+            raise ValidationError(
+                "type" if code.startswith(REVENUE_CLASS) else "code",
+                f"revenue accounts are class {REVENUE_CLASS} of the chart (their code "
+                f"starts with {REVENUE_CLASS}) and class {REVENUE_CLASS} holds revenue only: "
+                "the welfare fund's share is of class-4 income",
+            )
         self.trigger_event(
             self.AccountOpened, code=code, name=name, account_type=account_type.value
         )

@@ -27,6 +27,7 @@ from enum import StrEnum
 from typing import ClassVar
 
 from services.common.errors import ValidationError
+from services.ledger.domain.accounts import REVENUE_CLASS
 
 PPM_PER_UNIT = 1_000_000  # a rate of 100% in millionths
 PPM_PER_PERCENT = 10_000
@@ -212,13 +213,11 @@ class PolicyWithdrawal:
     withdrawn_on: date
 
 
-# Revenue accounts are class 4 of the chart: the only accounts a policy may map to a
-# stream (`accountStreams`), so the only income any version could accrue.
-REVENUE_ACCOUNT_PREFIX = "4"
-
-
 def is_revenue_account(account_code: str) -> bool:
-    return account_code.startswith(REVENUE_ACCOUNT_PREFIX)
+    """Revenue accounts are class 4 of the chart, and class 4 is revenue only (the
+    ledger opens no other): the only accounts a policy may map to a stream
+    (`accountStreams`), so the only income any version could accrue."""
+    return account_code.startswith(REVENUE_CLASS)
 
 
 def stream_of(account_code: str, account_streams: Sequence[tuple[str, Stream]]) -> Stream | None:

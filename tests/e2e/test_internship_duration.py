@@ -30,7 +30,7 @@ async def test_an_internship_lasts_twelve_months_unless_the_rules_say_otherwise(
     app_client: GraphQLClient,
 ) -> None:
     officer = app_client.as_person(Role.FUND_OFFICER)
-    enroll = {"idempotencyKey": "e", "program": "INTERNSHIP", "enrolledOn": "2025-01-02"}
+    enroll = {"idempotencyKey": "e", "program": "INTERNSHIP", "enrolledOn": "2025-01-01"}
     ref = (await officer.data(ENROLL, {"input": enroll}))["enrollBeneficiary"]["beneficiaryRef"]
 
     async def attend(month: str) -> dict[str, Any]:
@@ -86,3 +86,27 @@ async def test_a_version_that_leaves_the_duration_out_keeps_the_one_in_force(
                   "scheduledDays": 20, "attendedDays": 20}  # fmt: skip
     answer = (await officer.data(ATTEND, {"input": attendance}))["recordAttendance"]
     assert answer["__typename"] == "Beneficiary", answer  # month 15 of 18
+
+
+async def test_an_internship_begun_mid_month_keeps_its_last_weeks(
+    app_client: GraphQLClient,
+) -> None:
+    """Twelve months from 20 January 2025 end on 19 January 2026: those last weeks
+    fall in a thirteenth calendar month, and their attendance (and stipend) is the
+    internship's own. Counted in calendar months they were refused."""
+    officer = app_client.as_person(Role.FUND_OFFICER)
+    enroll = {"idempotencyKey": "e", "program": "INTERNSHIP", "enrolledOn": "2025-01-20"}
+    ref = (await officer.data(ENROLL, {"input": enroll}))["enrollBeneficiary"]["beneficiaryRef"]
+
+    async def attend(month: str, days: int) -> dict[str, Any]:
+        attendance = {"idempotencyKey": f"a-{month}", "beneficiaryRef": ref, "month": month,
+                      "scheduledDays": days, "attendedDays": days}  # fmt: skip
+        answer: dict[str, Any] = (await officer.data(ATTEND, {"input": attendance}))[
+            "recordAttendance"
+        ]
+        return answer
+
+    assert (await attend("2026-01", 13))["__typename"] == "Beneficiary"
+    refused = await attend("2026-02", 20)
+    assert (refused["__typename"], refused["field"]) == ("ValidationError", "month")
+    assert "from 2025-01-20 to 2026-01-19" in refused["message"], refused

@@ -599,3 +599,26 @@ def test_attendance_is_shown_cut_to_two_decimals_never_rounded_up(
     # Rounded, 79.996% would show "80" beside an 80% threshold it did not reach.
     row = AttendanceRow("2025-03", scheduled, attended, False, False, 0)
     assert Attendance.from_row(row).attendance_percent == shown
+
+
+@pytest.mark.parametrize(
+    ("enrolled_on", "months", "last_day"),
+    [
+        (date(2025, 1, 1), 12, date(2025, 12, 31)),
+        (date(2025, 1, 20), 12, date(2026, 1, 19)),
+        (date(2025, 1, 31), 1, date(2025, 2, 27)),  # no 31 February: to its last day, less one
+        (date(2024, 2, 29), 12, date(2025, 2, 27)),
+        (date(2025, 6, 15), 36, date(2028, 6, 14)),
+    ],
+)
+def test_an_internship_s_last_day_is_its_months_from_the_enrolment_day(
+    enrolled_on: date, months: int, last_day: date
+) -> None:
+    from services.welfare_fund.domain.policy import StipendRules
+
+    rules = StipendRules(effective_from=date(2000, 1, 1), max_months=months)
+    assert rules.last_day(enrolled_on) == last_day
+    rules.check_within_duration(last_day.replace(day=1), enrolled_on)  # its last month
+    after = date(last_day.year + last_day.month // 12, last_day.month % 12 + 1, 1)
+    with pytest.raises(ValidationError):
+        rules.check_within_duration(after, enrolled_on)

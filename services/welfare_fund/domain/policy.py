@@ -19,10 +19,11 @@ posting's parts are the differences, so they sum exactly to its accrual.
 
 from __future__ import annotations
 
+import calendar
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from enum import StrEnum
 from typing import ClassVar
 
@@ -403,15 +404,26 @@ class StipendRules:
             if self.floor_cents > cents:
                 raise ValidationError("floorAmount", f"must not be above {other}")
 
+    def last_day(self, enrolled_on: date) -> date:
+        """The internship's last day at most: `max_months` months from the enrolment
+        day, less a day (20 January 2025, 12 months: 19 January 2026; a day missing in
+        the last month, 31 January plus one month, is that month's last day)."""
+        index = enrolled_on.year * 12 + enrolled_on.month - 1 + self.max_months
+        year, month = divmod(index, 12)
+        day = min(enrolled_on.day, calendar.monthrange(year, month + 1)[1])
+        return date(year, month + 1, day) - timedelta(days=1)
+
     def check_within_duration(self, month: date, enrolled_on: date) -> None:
-        """A month of attendance (its first day) is at most the `max_months`-th of the
-        internship, counted from the enrolment's month."""
-        nth = (month.year - enrolled_on.year) * 12 + month.month - enrolled_on.month + 1
-        if nth > self.max_months:
+        """A month of attendance (its first day) begins by the internship's last day:
+        one that began mid-month has its last weeks in a thirteenth calendar month."""
+        last_day = self.last_day(enrolled_on)
+        if month > last_day:
+            nth = (month.year - enrolled_on.year) * 12 + month.month - enrolled_on.month + 1
             raise ValidationError(
                 "month",
-                f"an internship lasts at most {self.max_months} months, from "
-                f"{enrolled_on.isoformat()[:7]}: {month.isoformat()[:7]} would be month {nth}",
+                f"an internship lasts at most {self.max_months} months: from "
+                f"{enrolled_on.isoformat()} to {last_day.isoformat()}; "
+                f"{month.isoformat()[:7]} would be calendar month {nth}",
             )
 
     def stipend_cents(

@@ -343,8 +343,10 @@ _PAGE_FIELDS_MOVED = "Read pageInfo { hasNextPage endCursor }, as on every other
 
 
 @strawberry.type
-class DisbursementConnection:
-    nodes: list[Disbursement]
+class _PagedWithMovedFields:
+    """A connection that also serves the page fields it first carried (not in the
+    schema on its own: its subclasses are)."""
+
     page_info: PageInfo
 
     @strawberry.field(deprecation_reason=_PAGE_FIELDS_MOVED)
@@ -357,17 +359,13 @@ class DisbursementConnection:
 
 
 @strawberry.type
-class BeneficiaryConnection:
+class DisbursementConnection(_PagedWithMovedFields):
+    nodes: list[Disbursement]
+
+
+@strawberry.type
+class BeneficiaryConnection(_PagedWithMovedFields):
     nodes: list[Beneficiary]
-    page_info: PageInfo
-
-    @strawberry.field(deprecation_reason=_PAGE_FIELDS_MOVED)
-    def has_next_page(self) -> bool:
-        return self.page_info.has_next_page
-
-    @strawberry.field(deprecation_reason=_PAGE_FIELDS_MOVED)
-    def end_cursor(self) -> str | None:
-        return self.page_info.end_cursor
 
 
 @strawberry.type

@@ -99,14 +99,18 @@ async def test_an_internship_begun_mid_month_keeps_its_last_weeks(
     ref = (await officer.data(ENROLL, {"input": enroll}))["enrollBeneficiary"]["beneficiaryRef"]
 
     async def attend(month: str, days: int) -> dict[str, Any]:
-        attendance = {"idempotencyKey": f"a-{month}", "beneficiaryRef": ref, "month": month,
+        attendance = {"idempotencyKey": f"a-{month}-{days}", "beneficiaryRef": ref, "month": month,
                       "scheduledDays": days, "attendedDays": days}  # fmt: skip
         answer: dict[str, Any] = (await officer.data(ATTEND, {"input": attendance}))[
             "recordAttendance"
         ]
         return answer
 
-    assert (await attend("2026-01", 13))["__typename"] == "Beneficiary"
+    first_month = await attend("2025-01", 13)  # 20 to 31 January: 12 days
+    assert (first_month["__typename"], first_month["field"]) == ("ValidationError", "scheduledDays")
+    assert "2025-01-20 to 2025-01-31" in first_month["message"], first_month
+    assert (await attend("2026-01", 20))["field"] == "scheduledDays"  # to 19 January
+    assert (await attend("2026-01", 19))["__typename"] == "Beneficiary"
     refused = await attend("2026-02", 20)
     assert (refused["__typename"], refused["field"]) == ("ValidationError", "month")
     assert "from 2025-01-20 to 2026-01-19" in refused["message"], refused

@@ -155,9 +155,10 @@ async def test_a_version_whose_month_has_begun_is_refused_and_nothing_stored(
     today = _today(app_client)
     this_month = today.replace(day=1)
     await _set(officer, "rules-now", this_month, "450.00")
-    enrolled = await officer.data(
-        ENROLL, {"input": {"idempotencyKey": "enrol", "program": "INTERNSHIP"}}
-    )
+    # Enrolled on the month's first day: the whole month is the internship's.
+    enrolment = {"idempotencyKey": "enrol", "program": "INTERNSHIP",
+                 "enrolledOn": this_month.isoformat()}  # fmt: skip
+    enrolled = await officer.data(ENROLL, {"input": enrolment})
     ref = enrolled["enrollBeneficiary"]["beneficiaryRef"]
     month = f"{this_month:%Y-%m}"
     attendance = {"idempotencyKey": "att", "beneficiaryRef": ref, "month": month,

@@ -125,12 +125,23 @@ class Beneficiary(Aggregate):
         self.check_within_enrolment(month)
         rules.check_within_duration(first_day, self.enrolled_on)
         # The month's own length, not 31: February's 31 scheduled days made 24 days
-        # attended look like 77% and pay pro rata instead of in full.
-        days_in_month = calendar.monthrange(first_day.year, first_day.month)[1]
+        # attended look like 77% and pay pro rata instead of in full. And only the
+        # internship's days of it: the first month from the enrolment day, the last
+        # to the internship's last day (20 days scheduled in a month it ends on the
+        # 1st paid a thirteenth full stipend for a twelve-month internship).
+        last_of_month = first_day.replace(
+            day=calendar.monthrange(first_day.year, first_day.month)[1]
+        )
+        start = max(first_day, self.enrolled_on)
+        end = min(last_of_month, rules.last_day(self.enrolled_on))
+        days_in_month = (end - start).days + 1
         if not 1 <= scheduled_days <= days_in_month:
-            raise ValidationError(
-                "scheduledDays", f"must be 1 to {days_in_month}, the days in {month}"
+            within = (
+                f"the days in {month}"
+                if (start, end) == (first_day, last_of_month)
+                else f"the internship's days in {month} ({start.isoformat()} to {end.isoformat()})"
             )
+            raise ValidationError("scheduledDays", f"must be 1 to {days_in_month}, {within}")
         if not 0 <= attended_days <= scheduled_days:
             raise ValidationError("attendedDays", "must be 0 to the scheduled days")
         if month in self.committed_stipends:

@@ -169,8 +169,8 @@ class SetStipendRulesInput:
     full_attendance_percent: str
     max_months: int | None = strawberry.field(
         default=None,
-        description="Months an internship lasts at most, from the enrolment's month: "
-        "attendance of a later month is refused. Default: as in the version in force on "
+        description="Months an internship lasts at most, from the enrolment day: "
+        "attendance of a month that begins after its last day is refused. Default: as in the version in force on "
         "effectiveFrom (12 in the fund's starting version).",
     )
 

@@ -230,7 +230,8 @@ class StipendRuleSet:
     floor_amount: Money
     full_attendance_percent: str
     max_months: int = strawberry.field(
-        description="Months an internship lasts at most, from the enrolment's month."
+        description="Months an internship lasts at most, from the enrolment day (12 from "
+        "20 January end on 19 January)."
     )
     withdrawn: bool = strawberry.field(
         default=False,

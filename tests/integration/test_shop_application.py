@@ -462,7 +462,7 @@ def test_a_sale_whose_category_account_was_closed_since_can_still_be_refunded(
     entry = shop.ledger.get_entry(entry_id_for_cause(f"shop:refund:{refund['refund_id']}"))
     debited = {p.account_code: p.amount_cents for p in entry.postings if p.side is Side.DEBIT}
     assert debited == {"4110": 1000, "2000": 220}  # the sale's own accounts, closed or not
-    # A new sale goes to the new account; a hand posting to the closed one is refused.
+    # A new sale goes to the new account, not to the closed one.
     later = ring(shop, "another-coat", session.id, at=tomorrow)
     later_entry = shop.ledger.get_entry(entry_id_for_cause(f"shop:sale:{later.id}"))
     assert "4115" in {p.account_code for p in later_entry.postings}

@@ -660,6 +660,15 @@ class Booking(Aggregate):
                 "or the day after); after that the guests stayed: check them out",
             )
         guests = list(self.guests if guests_on_arrival is None else guests_on_arrival)
+        if min(g.age_on_arrival for g in guests) < 0:
+            # A guest added in house after a late arrival, born after the booked day:
+            # the booking as it was before the check-in cannot hold her.
+            raise IllegalTransition(
+                f"{self.label}: a guest was born after the booked arrival "
+                f"({self.arrival.isoformat()}), so the booking cannot go back to before "
+                "its check-in; check the stay out instead",
+                self.status.value,
+            )
         lines, tax = price_stay(
             config,
             room_number=self.room_number,

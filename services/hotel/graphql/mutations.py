@@ -459,11 +459,15 @@ class HotelMutation:
 
         def command() -> Outcome[BookingModel]:
             booking_id = parse_booking_id(input.booking_id)
+            booking = hotel.get_booking(booking_id)
+            # In house the guests came on the check-in day (a late arrival's baby may
+            # be born after the booked arrival): their facts are taken on that day.
+            arrived_on = booking.checked_in_on or booking.arrival
             return hotel.change_guests(
                 key=input.idempotency_key,
                 actor=actor,
                 booking_id=booking_id,
-                guests=_guests(input.guests, hotel.get_booking(booking_id).arrival),
+                guests=_guests(input.guests, arrived_on),
                 party_type=input.party_type,
                 on=input.business_date,
             )

@@ -170,8 +170,8 @@ class SetStipendRulesInput:
     max_months: int | None = strawberry.field(
         default=None,
         description="Months an internship lasts at most, from the enrolment day: "
-        "attendance of a month that begins after its last day is refused. Default: as in the version in force on "
-        "effectiveFrom (12 in the fund's starting version).",
+        "attendance of a month that begins after its last day is refused. Default: as in "
+        "the version in force on effectiveFrom (12 in the fund's starting version).",
     )
 
 

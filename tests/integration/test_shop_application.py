@@ -15,7 +15,7 @@ from gateway.runtime import Runtime
 from services.common.errors import Conflict, CoopError, IdempotencyKeyReused, ValidationError
 from services.common.settings import Settings
 from services.ledger.application import LedgerApplication
-from services.ledger.domain import AccountType, Side, entry_id_for_cause
+from services.ledger.domain import AccountType, JournalEntry, Side, entry_id_for_cause
 from services.shop.application import ShopApplication
 from services.shop.domain import (
     CashDirection,
@@ -265,6 +265,23 @@ def ring(shop: ShopApplication, key: str, session_id: Any, at: datetime = NOW) -
     ).result
 
 
+def refund_whole(
+    shop: ShopApplication, key: str, sale_id: Any, session_id: Any, at: datetime = NOW
+) -> JournalEntry:
+    """Refund the whole sale at the session's till; the refund's journal entry."""
+    refund = shop.refund_sale(
+        key=key,
+        actor="person:anna",
+        till_scope=None,
+        sale_id=sale_id,
+        session_id=session_id,
+        lines=None,
+        method=None,
+        at=at,
+    ).result
+    return shop.ledger.get_entry(entry_id_for_cause(f"shop:refund:{refund['refund_id']}"))
+
+
 def test_a_session_moved_on_by_another_process_is_decided_on_again(
     shop: ShopApplication, settings: Settings
 ) -> None:
@@ -402,17 +419,7 @@ def test_a_refund_on_a_worker_that_cached_a_moved_card_account_is_decided_again(
         )
         other_ledger.close_account(key="close-1020", actor="person:anna", code="1020")
         shop.ledger.chart()  # this worker's chart is current; its shop policy is not
-        refund = shop.refund_sale(
-            key="card-refund",
-            actor="person:anna",
-            till_scope=None,
-            sale_id=sale.id,
-            session_id=session.id,
-            lines=None,
-            method=None,
-            at=NOW,
-        ).result
-        entry = shop.ledger.get_entry(entry_id_for_cause(f"shop:refund:{refund['refund_id']}"))
+        entry = refund_whole(shop, "card-refund", sale.id, session.id, at=NOW)
         assert {p.account_code for p in entry.postings if p.side is Side.CREDIT} == {"1030"}
     finally:
         other.close()
@@ -449,17 +456,7 @@ def test_a_sale_whose_category_account_was_closed_since_can_still_be_refunded(
     shop.set_policy(key="move-clothes", actor="person:anna", policy=moved, today=NOW.date())
     shop.ledger.close_account(key="close-4110", actor="person:anna", code="4110")
 
-    refund = shop.refund_sale(
-        key="coat-back",
-        actor="person:anna",
-        till_scope=None,
-        sale_id=sale.id,
-        session_id=session.id,
-        lines=None,
-        method=None,
-        at=tomorrow,
-    ).result
-    entry = shop.ledger.get_entry(entry_id_for_cause(f"shop:refund:{refund['refund_id']}"))
+    entry = refund_whole(shop, "coat-back", sale.id, session.id, at=tomorrow)
     debited = {p.account_code: p.amount_cents for p in entry.postings if p.side is Side.DEBIT}
     assert debited == {"4110": 1000, "2000": 220}  # the sale's own accounts, closed or not
     # A new sale goes to the new account, not to the closed one.

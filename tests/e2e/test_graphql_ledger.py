@@ -240,6 +240,23 @@ async def test_closed_account_refuses_postings(client: GraphQLClient) -> None:
     }
 
 
+async def test_closing_an_account_the_chart_does_not_have_is_not_found(
+    client: GraphQLClient,
+) -> None:
+    """The account is what closeAccount acts on: one the chart does not have is
+    NOT_FOUND (as accountBalance answers), not a wrong input value."""
+    head = client.head()
+    refused = await client.data(
+        'mutation { closeAccount(input: {idempotencyKey: "c-none", code: "4999"}) '
+        "{ __typename ... on NotFound { message } } }"
+    )
+    assert refused["closeAccount"] == {
+        "__typename": "NotFound",
+        "message": "account '4999' does not exist",
+    }
+    assert client.head() == head
+
+
 async def test_a_hand_entry_on_the_welfare_fund_payable_is_refused(client: GraphQLClient) -> None:
     """Review fund #6: Dr 2400 / Cr 1010 by hand was accepted and the fund never saw it,
     so 2400 no longer equalled accrued - paid. The error names the posting and the

@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from services.common.errors import ValidationError
+from services.common.errors import NotFound, ValidationError
 from services.ledger.application import correction_for
 from services.ledger.domain import (
     DEFAULT_ACCOUNTS,
@@ -23,7 +23,6 @@ from services.ledger.domain import (
     Posting,
     Side,
     UnbalancedEntry,
-    UnknownAccount,
     check_hand_postings,
     entry_id_for_cause,
     kept_accounts_in,
@@ -130,7 +129,7 @@ def test_closed_account_refuses_postings(chart: ChartOfAccounts) -> None:
         sale(chart, Posting("1000", Side.DEBIT, 1), Posting("4100", Side.CREDIT, 1))
     with pytest.raises(AccountClosed):
         chart.close_account("4100")
-    with pytest.raises(UnknownAccount):
+    with pytest.raises(NotFound):
         chart.close_account("4999")
 
 

@@ -12,7 +12,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from services.common.errors import Conflict, ValidationError
+from services.common.errors import Conflict, NotFound, ValidationError
 from services.ledger.domain.errors import AccountClosed, AccountKeptOpen, UnknownAccount
 
 CHART_ID: UUID = uuid5(NAMESPACE_URL, "urn:coop:ledger:chart-of-accounts")
@@ -230,7 +230,9 @@ class ChartOfAccounts(Aggregate):
         (a closed account is never opened again: their commands would stop for good)."""
         account = self.accounts.get(code)
         if account is None:
-            raise UnknownAccount("code", code)
+            # The account is the command's subject, not one of its values (as a
+            # posting's account is): NOT_FOUND, as accountBalance(code) answers.
+            raise NotFound(f"account {code!r} does not exist")
         if not account.is_open:
             raise AccountClosed("code", code)
         if code in kept_open:

@@ -109,6 +109,7 @@ class HotelApplication(CoopApplication):
             set(ROLE_ACCOUNTS.values()),
             "the hotel posts to it on its own (its role accounts cannot be changed)",
         )
+        ledger.keep_open_while_configured(self._vat_accounts_in_use)
         # Guests' identities are sealed under a key per booking (hotel_guest_keys),
         # kept outside the log.
         self.guest_keys = guest_keys
@@ -219,6 +220,24 @@ class HotelApplication(CoopApplication):
                     "vatAccounts",
                     f"account {code!r} for the {percent(rate_bp)}% rate is not a liability account",
                 )
+
+    def _vat_accounts_in_use(self) -> dict[str, str]:
+        """The VAT accounts the policies in force today or later post to: closed, every
+        charge and check-out at that rate would be refused until a new policy."""
+        try:
+            config = self.configuration()
+        except AggregateNotFoundError:  # not seeded yet: it posts nowhere
+            return {}
+        in_use: dict[str, str] = {}
+        for policy in config.policies_from(self.today()):
+            for rate_bp in sorted(set(policy.vat_bp_by_kind.values())):
+                in_use.setdefault(
+                    policy.vat_account(rate_bp),
+                    f"the hotel's policy from {policy.effective_from.isoformat()} posts its "
+                    f"{percent(rate_bp)}% VAT to it (a policy naming another account in "
+                    "vatAccounts must be in force first)",
+                )
+        return in_use
 
     def define_room(self, *, key: str, actor: str, room: Room) -> Outcome[Room]:
         def decide() -> Decision[Room]:

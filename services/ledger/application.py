@@ -134,6 +134,7 @@ class LedgerApplication(CoopApplication):
         self.limits = limits_from(settings)
         # Accounts the contexts post to on their own (see `keep_open`), with why.
         self.accounts_kept_open: dict[str, str] = dict(ALWAYS_OPEN_ACCOUNTS)
+        self._accounts_configured: list[Callable[[], Mapping[str, str]]] = []
         super().__init__(settings, create_table=create_table)
 
     def keep_open(self, codes: Iterable[str], reason: str) -> None:
@@ -142,6 +143,20 @@ class LedgerApplication(CoopApplication):
         their callers never sent. Closing them is refused, saying why."""
         for code in codes:
             self.accounts_kept_open.setdefault(code, reason)
+
+    def keep_open_while_configured(self, accounts_in_use: Callable[[], Mapping[str, str]]) -> None:
+        """As `keep_open`, for accounts a context's configuration names (a VAT rate's
+        account, a till's cash account): `accounts_in_use()` answers, when an account
+        is to be closed, those of the versions in force today or later, each with why.
+        Once a later version names another account and is in force, the old one closes."""
+        self._accounts_configured.append(accounts_in_use)
+
+    def _accounts_to_keep_open(self) -> dict[str, str]:
+        kept = dict(self.accounts_kept_open)
+        for accounts_in_use in self._accounts_configured:
+            for code, reason in accounts_in_use().items():
+                kept.setdefault(code, reason)
+        return kept
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -197,7 +212,7 @@ class LedgerApplication(CoopApplication):
     def close_account(self, *, key: str, actor: str, code: str) -> Outcome[Account]:
         def decide() -> Decision[Account]:
             chart = self.chart()
-            chart.close_account(code, kept_open=self.accounts_kept_open)
+            chart.close_account(code, kept_open=self._accounts_to_keep_open())
             return Decision((chart,), chart.accounts[code], {"code": code})
 
         return execute_idempotent(

@@ -90,6 +90,7 @@ class ShopApplication(CoopApplication):
         self, settings: Settings, ledger: LedgerApplication, *, create_table: bool = True
     ) -> None:
         self.ledger = ledger
+        ledger.keep_open_while_configured(self._accounts_in_use)
         super().__init__(settings, create_table=create_table, share_store_with=ledger)
 
     def construct_env(self, name: str, env: Any = None) -> Any:
@@ -136,6 +137,23 @@ class ShopApplication(CoopApplication):
 
     def policy_on(self, day: date, *, field: str = "date") -> ShopPolicy:
         return self.config().policy_on(day, field=field)
+
+    def _accounts_in_use(self) -> dict[str, str]:
+        """The accounts the configurations in force today or later post to: closed,
+        the tills would be refused every sale (or count) that posts there."""
+        try:
+            config = self.config()
+        except AggregateNotFoundError:  # not seeded yet: it posts nowhere
+            return {}
+        in_use: dict[str, str] = {}
+        for policy in config.policies_from(self.today()):
+            for code in sorted(policy.accounts()):
+                in_use.setdefault(
+                    code,
+                    f"the shop's configuration from {policy.effective_from.isoformat()} "
+                    "posts to it (one naming another account must be in force first)",
+                )
+        return in_use
 
     def guarded_policy_on(self, day: date, saved_with: Aggregate) -> ShopPolicy:
         """The policy of `day` for a till's document, read without a query.

@@ -34,6 +34,7 @@ from tests.e2e.hotel_helpers import (
     booking_input,
     entries_for,
     member,
+    pin_hotel_today,
     policy_input,
     run,
 )
@@ -1476,6 +1477,47 @@ async def test_a_new_vat_rate_is_set_with_its_account(client: GraphQLClient) -> 
     )
     assert out["__typename"] == "Booking", out
     assert account_totals(await entries_for(client, booking_id))["2030"] == "-12.00"
+
+
+CLOSE_ACCOUNT = (
+    "mutation($code: String!) { closeAccount(input: {idempotencyKey: $code, code: $code}) "
+    "{ __typename ... on Account { isOpen } ... on ValidationError { field message } } }"
+)
+
+
+async def test_a_vat_account_in_force_cannot_be_closed_under_the_front_desk(
+    client: GraphQLClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Closing an account is for good: closed while the policy in force (or a later
+    one) posts its VAT there, every charge and check-out at that rate would be
+    refused. Refused, saying why; once a policy naming another account is in force,
+    the old account closes."""
+    today = pin_hotel_today(client, monkeypatch, "2025-07-01")
+    for code in ("2030", "2031"):
+        opened = await client.data(
+            f'mutation {{ openAccount(input: {{idempotencyKey: "open-{code}", code: "{code}", '
+            f'name: "VAT payable 12% ({code})", type: LIABILITY}}) {{ __typename }} }}'
+        )
+        assert opened["openAccount"]["__typename"] == "Account"
+    for key, day, account in (("aug", "2025-08-01", "2030"), ("sep", "2025-09-01", "2031")):
+        policy = policy_input(key, day, vatRoom="12", vatAccounts=[{"rate": "12", "account": account}])
+        assert (await run(client, SET_POLICY, policy, "setHotelPolicy"))["__typename"] == "HotelPolicy"
+
+    head = client.head()
+    # August's policy, not yet in force, will post there.
+    refused = (await client.data(CLOSE_ACCOUNT, {"code": "2030"}))["closeAccount"]
+    assert (refused["__typename"], refused["field"]) == ("ValidationError", "code")
+    assert "the hotel's policy from 2025-08-01 posts its 12% VAT to it" in refused["message"]
+    today.move_to("2025-08-20")  # in force now
+    again = (await client.data(CLOSE_ACCOUNT, {"code": "2030"}))["closeAccount"]
+    assert again["__typename"] == "ValidationError", again
+    assert client.head() == head
+
+    today.move_to("2025-09-01")  # September's names 2031 instead
+    closed = (await client.data(CLOSE_ACCOUNT, {"code": "2030"}))["closeAccount"]
+    assert closed == {"__typename": "Account", "isOpen": False}
+    kept = (await client.data(CLOSE_ACCOUNT, {"code": "2031"}))["closeAccount"]
+    assert kept["__typename"] == "ValidationError", kept
 
 
 async def test_an_arrival_beyond_the_booking_horizon_is_a_mistyped_year(

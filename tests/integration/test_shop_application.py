@@ -16,6 +16,7 @@ from services.common.errors import Conflict, CoopError, IdempotencyKeyReused, Va
 from services.common.settings import Settings
 from services.ledger.application import LedgerApplication
 from services.ledger.domain import AccountType, JournalEntry, Side, entry_id_for_cause
+from services.ledger.domain.errors import AccountKeptOpen
 from services.shop.application import ShopApplication
 from services.shop.domain import (
     CashDirection,
@@ -464,6 +465,47 @@ def test_a_sale_whose_category_account_was_closed_since_can_still_be_refunded(
     later_entry = shop.ledger.get_entry(entry_id_for_cause(f"shop:sale:{later.id}"))
     assert "4115" in {p.account_code for p in later_entry.postings}
     assert "4110" not in {p.account_code for p in later_entry.postings}
+
+
+def test_an_account_the_tills_post_to_cannot_be_closed_under_them(
+    shop: ShopApplication, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Closing an account is for good: closed while the configuration in force (or a
+    later one) posts there, every clothes sale would be refused at the till. Refused,
+    saying why, until a configuration naming another account is in force."""
+    monkeypatch.setattr(shop, "today", lambda: NOW.date())
+    with pytest.raises(AccountKeptOpen) as refused:
+        shop.ledger.close_account(key="close-4110", actor="person:anna", code="4110")
+    assert refused.value.field == "code"
+    assert "the shop's configuration from 2000-01-01 posts to it" in refused.value.message
+
+    shop.ledger.open_account(
+        key="new-clothes-account",
+        actor="person:anna",
+        code="4115",
+        name="Shop sales, clothing (new)",
+        account_type=AccountType.REVENUE,
+    )
+    current = shop.policy_on(NOW.date())
+    tomorrow = NOW.date() + timedelta(days=1)
+    moved = replace(
+        current,
+        effective_from=tomorrow,
+        categories=tuple(
+            replace(c, revenue_account="4115") if c.code == "CLOTHES" else c
+            for c in current.categories
+        ),
+        _by_code={},
+    )
+    shop.set_policy(key="move-clothes", actor="person:anna", policy=moved, today=NOW.date())
+    with pytest.raises(AccountKeptOpen):  # today's configuration still posts there
+        shop.ledger.close_account(key="close-4110-again", actor="person:anna", code="4110")
+    with pytest.raises(AccountKeptOpen):  # tomorrow's will
+        shop.ledger.close_account(key="close-4115", actor="person:anna", code="4115")
+
+    monkeypatch.setattr(shop, "today", lambda: tomorrow)
+    closed = shop.ledger.close_account(key="close-4110-later", actor="person:anna", code="4110")
+    assert not closed.result.is_open
 
 
 def test_a_cash_reason_may_not_post_to_an_account_another_context_keeps(

@@ -365,6 +365,14 @@ class HotelConfiguration(Aggregate):
             raise NotFound(f"no hotel policy is in force on {day.isoformat()}")
         return current
 
+    def policies_from(self, day: date) -> list[HotelPolicy]:
+        """The version in force on `day` (if any) and those that come into force later."""
+        return [
+            p
+            for i, p in enumerate(self.policies)
+            if i + 1 == len(self.policies) or self.policies[i + 1].effective_from > day
+        ]
+
     def room_on(self, number: str, day: date, *, field_name: str = "roomNumber") -> Room:
         current: Room | None = None
         for room in self.rooms.get(number, []):

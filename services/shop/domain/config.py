@@ -274,6 +274,15 @@ class ShopConfig(Aggregate):
         self.trigger_event(self.PolicyWithdrawn, effective_from=effective_from, withdrawn_on=today)
         return ShopPolicyWithdrawal(effective_from, today)
 
+    def policies_from(self, day: date) -> list[ShopPolicy]:
+        """The version in force on `day` (if any) and those that come into force later."""
+        starts = [date.fromisoformat(v["effective_from"]) for v in self.versions]
+        return [
+            ShopPolicy.from_state(v)
+            for i, v in enumerate(self.versions)
+            if i + 1 == len(self.versions) or starts[i + 1] > day
+        ]
+
     def policy_on(self, day: date, *, field: str = "date") -> ShopPolicy:
         """`field`: the input that chose the day, named if none is in force."""
         chosen: dict[str, Any] | None = None

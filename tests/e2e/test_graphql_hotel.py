@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 from datetime import date
 from decimal import Decimal
@@ -189,7 +190,8 @@ async def test_three_night_family_stay_with_dinner_and_card_payment(
     assert records["records"][0][14:64].rstrip() == "Rossi"
     assert records["records"][0][-34:].rstrip() == "IDENTCA12345AB" + " " * 11 + "403015146"
     assert records["records"][1][-34:] == " " * 34  # members carry no document
-    assert records["content"].count("\r\n") == 3
+    # A line break after every record but the last (the portal's file format).
+    assert records["content"] == "\r\n".join(records["records"])
 
     istat = await client.data(
         'query { j: istatMonthly(month: "2025-07") { arrivals nights '
@@ -1500,8 +1502,12 @@ async def test_a_vat_account_in_force_cannot_be_closed_under_the_front_desk(
         )
         assert opened["openAccount"]["__typename"] == "Account"
     for key, day, account in (("aug", "2025-08-01", "2030"), ("sep", "2025-09-01", "2031")):
-        policy = policy_input(key, day, vatRoom="12", vatAccounts=[{"rate": "12", "account": account}])
-        assert (await run(client, SET_POLICY, policy, "setHotelPolicy"))["__typename"] == "HotelPolicy"
+        policy = policy_input(
+            key, day, vatRoom="12", vatAccounts=[{"rate": "12", "account": account}]
+        )
+        assert (await run(client, SET_POLICY, policy, "setHotelPolicy"))[
+            "__typename"
+        ] == "HotelPolicy"
 
     head = client.head()
     # August's policy, not yet in force, will post there.
@@ -1518,6 +1524,38 @@ async def test_a_vat_account_in_force_cannot_be_closed_under_the_front_desk(
     assert closed == {"__typename": "Account", "isOpen": False}
     kept = (await client.data(CLOSE_ACCOUNT, {"code": "2031"}))["closeAccount"]
     assert kept["__typename"] == "ValidationError", kept
+
+
+async def test_the_police_file_is_latin1_bytes_with_typed_apostrophes_made_plain(
+    client: GraphQLClient,
+) -> None:
+    """Review formats: D'Amico typed with a curly apostrophe, as phones do, was refused
+    with a message saying apostrophes are allowed; and the file existed only as text,
+    which saved as UTF-8 makes Zoë's record 169 bytes, shifting the fields after it."""
+    typed = [
+        adult(surname="D\u2019Amico", given="Zoë"),
+        member("Dell`Orto", "Jean\u2010Luc", "M", "2015-05-05"),
+    ]
+    booking = await book(client, "typed", roomNumber="105", guests=typed)
+    checked_in = await run(
+        client,
+        CHECK_IN,
+        {"idempotencyKey": "in", "bookingId": booking["id"], "businessDate": "2025-07-01"},
+        "checkIn",
+    )
+    assert checked_in["__typename"] == "Booking", checked_in
+    file = (
+        await client.data(
+            'query { alloggiatiRecords(date: "2025-07-01") '
+            "{ records content contentLatin1Base64 } }"
+        )
+    )["alloggiatiRecords"]
+    saved = base64.b64decode(file["contentLatin1Base64"])
+    assert saved.split(b"\r\n") == [r.encode("latin-1") for r in file["records"]]
+    assert [len(line) for line in saved.split(b"\r\n")] == [168, 168]
+    leader, child = saved.split(b"\r\n")
+    assert (leader[14:64].rstrip(), leader[64:94].rstrip()) == (b"D'Amico", "Zoë".encode("latin-1"))
+    assert (child[14:64].rstrip(), child[64:94].rstrip()) == (b"Dell'Orto", b"Jean-Luc")
 
 
 async def test_an_arrival_beyond_the_booking_horizon_is_a_mistyped_year(

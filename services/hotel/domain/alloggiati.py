@@ -24,7 +24,10 @@ from services.common.errors import ValidationError
 from services.hotel.domain.guests import ITALY_CODE, Guest
 
 RECORD_LENGTH = 168
+# The portal's file: a line break after every record but the last (a trailing one
+# reads as an empty record), its bytes in Latin-1, the letters guests' names may hold.
 LINE_END = "\r\n"
+FILE_ENCODING = "latin-1"
 MAX_DAYS = 30  # the field holds at most 30 days of stay
 SINGLE, HEAD_OF_FAMILY, GROUP_LEADER, FAMILY_MEMBER, GROUP_MEMBER = "16", "17", "18", "19", "20"
 LEADER_OF = {FAMILY_MEMBER: HEAD_OF_FAMILY, GROUP_MEMBER: GROUP_LEADER}
@@ -207,3 +210,14 @@ def build_records(stays: Sequence[StayGuest]) -> list[str]:
     records = [(s.booking_id, format_record(s)) for s in ordered]
     validate_records(records)
     return [line for _, line in records]
+
+
+def file_content(records: list[str]) -> str:
+    """The records as the portal's file reads them (see LINE_END)."""
+    return LINE_END.join(records)
+
+
+def file_bytes(records: list[str]) -> bytes:
+    """The file to save and upload: a 168-character record is 168 bytes only in
+    Latin-1 (saved as UTF-8, every accented letter shifts the fields after it)."""
+    return file_content(records).encode(FILE_ENCODING)

@@ -35,6 +35,19 @@ _DOCUMENT_NUMBER = re.compile(r"^[A-Z0-9]{1,20}$")
 # spaces, apostrophes and hyphens.
 _NAME = re.compile(r"^[A-Za-zÀ-ÖØ-öø-ÿ][A-Za-zÀ-ÖØ-öø-ÿ '\-]*$")
 MAX_EXEMPTION_REASON_LENGTH = 200
+_TYPOGRAPHIC_MARKS = str.maketrans(
+    {
+        "\u2019": "'",  # right single quotation mark, the usual "smart" apostrophe
+        "\u2018": "'",
+        "\u02bc": "'",  # modifier letter apostrophe
+        "\u00b4": "'",  # acute accent, sometimes typed for an apostrophe
+        "`": "'",
+        "\u2010": "-",  # hyphen
+        "\u2011": "-",  # non-breaking hyphen
+        "\u2012": "-",
+        "\u2013": "-",  # en dash
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -176,6 +189,9 @@ def _name(value: str, field: str, max_length: int) -> str:
     # forms send it) is the same name as the one-letter ü of the record file.
     # (Composed before its length is checked: decomposed, it is longer than it is.)
     value = collapsed_text(unicodedata.normalize("NFC", value), field=field, max_length=max_length)
+    # D'Amico typed with the curly apostrophe (U+2019) of phones and word processors,
+    # or Jean-Luc with U+2010, is the same name: the record file holds the plain marks.
+    value = value.translate(_TYPOGRAPHIC_MARKS)
     if not _NAME.fullmatch(value):
         if any(ord(c) > 0xFF and c.isalpha() for c in value):
             raise ValidationError(

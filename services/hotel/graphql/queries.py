@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated
@@ -16,7 +17,13 @@ from services.common.errors import Conflict, ValidationError
 from services.common.graphql import PageInfo, check_page_size, money
 from services.common.months import month_bounds
 from services.hotel.domain import BookingStatus
-from services.hotel.domain.alloggiati import LINE_END, StayGuest, build_records, nights_reported
+from services.hotel.domain.alloggiati import (
+    StayGuest,
+    build_records,
+    file_bytes,
+    file_content,
+    nights_reported,
+)
 from services.hotel.graphql.types import (
     AlloggiatiFile,
     Booking,
@@ -169,7 +176,8 @@ class HotelQuery:
             booking_ids=[strawberry.ID(str(view.booking_id)) for view in arrivals if view.guests],
             count=len(records),
             records=records,
-            content="".join(record + LINE_END for record in records),
+            content=file_content(records),
+            content_latin1_base64=base64.b64encode(file_bytes(records)).decode("ascii"),
         )
 
     @strawberry.field(

@@ -225,7 +225,15 @@ class AlloggiatiFile:
     )
     count: int
     records: list[str] = strawberry.field(description="168-character lines, leaders first.")
-    content: str = strawberry.field(description="The file to upload: each record + CRLF.")
+    content: str = strawberry.field(
+        description="The records joined by CRLF, none after the last (as the portal reads "
+        "its file). As text: to save it, use contentLatin1Base64."
+    )
+    content_latin1_base64: str = strawberry.field(
+        description="The file to save and upload, as its bytes in ISO-8859-1 (Latin-1), "
+        "base64: 168 bytes a record. `content` saved as UTF-8 would make each accented "
+        "letter two bytes and shift every field after it."
+    )
 
 
 @strawberry.type

@@ -480,6 +480,11 @@ class WelfareFundApplication(CoopApplication):
         def decide() -> Decision[Beneficiary]:
             beneficiary = self.get_beneficiary(beneficiary_id)
             beneficiary.forget()
+            # Shredded once the erasure is decided, before it is stored: if the process
+            # dies in between, her note is already unreadable and a retry stores the
+            # rest. The other way round, the event would say "forgotten" while nothing
+            # ever deleted the key again.
+            self.keys.delete(beneficiary_id)
             return Decision((beneficiary,), beneficiary, {BENEFICIARY_REF: str(beneficiary_id)})
 
         try:

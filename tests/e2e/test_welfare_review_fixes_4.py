@@ -1,9 +1,10 @@
-"""A forget interrupted between its Forgotten event and the key's deletion (the
-process died) is finished by the next attempt, whatever its idempotency key: the
-case note in the event log must not stay readable for good."""
+"""A forget interrupted by the process dying must not leave the case note in the
+event log readable for good: the key goes before the erasure is stored, so a save
+that never happens leaves the note unreadable, and the next attempt finishes it."""
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -23,34 +24,60 @@ mutation F($input: ForgetBeneficiaryInput!) { forgetBeneficiary(input: $input) {
 """
 
 
-async def test_an_interrupted_forget_is_finished_by_a_later_attempt(
-    app_client: GraphQLClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    officer = app_client.as_person(Role.FUND_OFFICER)
+async def _enrolled(officer: GraphQLClient) -> UUID:
     enroll = {"idempotencyKey": "e1", "program": "HOUSING", "enrolledOn": "2025-02-01",
               "caseNote": NOTE}  # fmt: skip
-    ref = UUID(
+    return UUID(
         (await officer.data(ENROLL, {"input": enroll}))["enrollBeneficiary"]["beneficiaryRef"]
     )
+
+
+async def test_a_forget_interrupted_before_it_is_stored_has_already_shredded_the_note(
+    app_client: GraphQLClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review privacy #2: the key went after the Forgotten event was stored; a process
+    that died in between left her shown as forgotten while her key, and so her note,
+    stayed for good unless someone asked again."""
+    officer = app_client.as_person(Role.FUND_OFFICER)
+    ref = await _enrolled(officer)
     welfare = app_client.runtime.welfare
     sealed = welfare.get_beneficiary(ref).case_note_sealed
     assert sealed is not None
+    assert unseal(welfare.keys.get(ref) or b"", ref, sealed) == NOTE
 
-    def die(_subject: object) -> None:
+    def die(*_aggregates: Any) -> None:
         raise OSError("the process died here")
 
     with monkeypatch.context() as patched:
-        patched.setattr(welfare.keys, "delete", die)
+        patched.setattr(welfare, "save", die)
         body = await officer.execute(
             FORGET, {"input": {"idempotencyKey": "forget-1", "beneficiaryRef": str(ref)}}
         )
         assert body["errors"][0]["extensions"]["code"] == "INTERNAL"
-    assert welfare.get_beneficiary(ref).forgotten
-    key = welfare.keys.get(ref)
-    assert key is not None
-    assert unseal(key, ref, sealed) == NOTE  # the window
+    assert not welfare.get_beneficiary(ref).forgotten  # nothing stored...
+    assert welfare.keys.get(ref) is None  # ...but no window: the note is unreadable
 
-    # The officer asks again, as a new request: "already forgotten", and finished.
+    # The officer asks again (the same request): the erasure is stored.
+    again = {"idempotencyKey": "forget-1", "beneficiaryRef": str(ref)}
+    answer = (await officer.data(FORGET, {"input": again}))["forgetBeneficiary"]
+    assert answer == {"__typename": "Beneficiary", "forgotten": True, "caseNote": None}
+
+
+async def test_a_forget_stored_without_its_key_deleted_is_finished_by_a_later_attempt(
+    app_client: GraphQLClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A release before the key went first stored the event and then died: the next
+    attempt, whatever its idempotency key, answers "already forgotten" and deletes it."""
+    officer = app_client.as_person(Role.FUND_OFFICER)
+    ref = await _enrolled(officer)
+    welfare = app_client.runtime.welfare
+    with monkeypatch.context() as patched:  # as that release left it
+        patched.setattr(welfare.keys, "delete", lambda *_args, **_kwargs: None)
+        first = {"idempotencyKey": "forget-1", "beneficiaryRef": str(ref)}
+        assert (await officer.data(FORGET, {"input": first}))["forgetBeneficiary"]["forgotten"]
+    sealed = welfare.get_beneficiary(ref).case_note_sealed
+    assert unseal(welfare.keys.get(ref) or b"", ref, sealed) == NOTE  # the window
+
     again = {"idempotencyKey": "forget-2", "beneficiaryRef": str(ref)}
     answer = (await officer.data(FORGET, {"input": again}))["forgetBeneficiary"]
     assert answer["__typename"] == "Conflict", answer

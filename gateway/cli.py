@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
 import tempfile
 import threading
 import uuid
@@ -57,7 +58,9 @@ class _CoopGroup(typer.core.TyperGroup):
         except ConfigurationError as exc:
             typer.secho(f"Configuration refused: {exc}", err=True, fg="red")
             raise typer.Exit(2) from None
-        except STORE_UNREACHABLE as exc:
+        except Exception as exc:
+            if not _store_unreachable(exc):
+                raise
             # A server down, a wrong port or password, a file that cannot be opened: the
             # driver's first line says which (it names host and port, never the password).
             typer.secho(
@@ -73,8 +76,20 @@ class _CoopGroup(typer.core.TyperGroup):
 STORE_UNREACHABLE = (
     sqlalchemy.exc.OperationalError,
     eventsourcing.persistence.OperationalError,
+    # The event store's, for a SQLite path it cannot open (a directory, say).
+    eventsourcing.persistence.InterfaceError,
     psycopg.OperationalError,
 )
+
+
+def _store_unreachable(exc: BaseException) -> bool:
+    # sqlite3 raises its bare DatabaseError for a file that is not a database (a path
+    # to the wrong file); its subclasses are other failures, not this one.
+    return isinstance(exc, STORE_UNREACHABLE) or type(exc) is sqlite3.DatabaseError
+
+
+# The development admin key `coop demo` prints; one at a time.
+DEMO_KEY_NAME = "demo-admin"
 
 
 def _first_line(exc: BaseException) -> str:
@@ -243,7 +258,12 @@ def demo(
         console.print(f"Demo year {year}: {changed} new facts recorded ({_describe_store()}).")
         _catch_up(runtime, "Projecting")
         if not settings.is_production:
-            issued = runtime.credentials.issue_key("demo-admin", Role.ADMIN)
+            # One demo key at a time: each run prints a new one (only its hash is
+            # stored) and revokes those of earlier runs.
+            for earlier in runtime.credentials.list_keys():
+                if earlier["name"] == DEMO_KEY_NAME and earlier["revoked_at"] is None:
+                    runtime.credentials.revoke_key(str(earlier["key_id"]))
+            issued = runtime.credentials.issue_key(DEMO_KEY_NAME, Role.ADMIN)
             console.print(
                 "Demo admin API key (in GraphiQL, add the header "
                 f'{{"X-Api-Key": "{issued.key}"}}); revoke with `coop keys revoke {issued.key_id}`.'
@@ -288,6 +308,13 @@ def serve(
     # The supervisor's own lines (started, a worker restarted, stopping) as the
     # workers' are: JSON unless COOP_LOG_JSON=false.
     configure_logging(json_logs=settings.log_json)
+    if workers > 1:
+        # A worker that cannot start stops uvicorn's supervisor, which then returns as
+        # if all went well (exit 0: systemd would not restart it). What the workers
+        # would refuse (a production setting, a store they cannot open) is refused
+        # here first, in one line and with its exit code, by building one runtime.
+        with _runtime():
+            pass
     with _metrics_shared_by(workers):
         uvicorn.run(
             "gateway.asgi:create",
@@ -299,6 +326,16 @@ def serve(
             # The body limit for WebSocket messages too (uvicorn's default is 16 MiB).
             ws_max_size=settings.max_body_bytes,
         )
+
+
+# prometheus_client's files in a multiprocess directory: <type>_<pid>.db.
+METRICS_FILE_PATTERNS = ("counter_*.db", "gauge_*.db", "histogram_*.db", "summary_*.db")
+
+
+def _metrics_files(directory: Path) -> list[Path]:
+    """Only the metrics' own files: the directory may be shared with other files (a
+    SQLite store named coop.db was deleted along with them)."""
+    return [path for pattern in METRICS_FILE_PATTERNS for path in directory.glob(pattern)]
 
 
 @contextmanager
@@ -315,7 +352,7 @@ def _metrics_shared_by(workers: int) -> Iterator[None]:
     previous = os.environ.get(MULTIPROCESS_DIR_VARIABLE)
     directory = Path(previous) if previous else Path(tempfile.mkdtemp(prefix="coop-metrics-"))
     directory.mkdir(parents=True, exist_ok=True)
-    for stale in directory.glob("*.db"):
+    for stale in _metrics_files(directory):
         stale.unlink()
     os.environ[MULTIPROCESS_DIR_VARIABLE] = str(directory)
     try:

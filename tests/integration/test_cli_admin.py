@@ -274,6 +274,72 @@ def test_a_sqlite_file_whose_directory_cannot_be_made_is_one_line(
     ]
 
 
+@pytest.mark.parametrize("what", ["a directory", "not a database"])
+def test_a_sqlite_store_that_cannot_be_opened_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, what: str
+) -> None:
+    """Review ops #3: a path to a directory (the file name forgotten) or to another
+    file printed some 250 lines of traceback."""
+    if what == "a directory":
+        path = tmp_path
+    else:
+        path = tmp_path / "notes.txt"
+        path.write_text("not a database, but long enough to have a header" * 10)
+    monkeypatch.setenv("COOP_DATABASE_URL", f"sqlite:///{path}")
+    get_settings.cache_clear()
+    try:
+        result = invoke("users", "list")
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 1, result.output
+    [line] = result.output.strip().splitlines()
+    assert line.startswith(f"The store could not be used (SQLite {path}"), line
+
+
+def test_serve_with_workers_refuses_what_its_workers_would_refuse_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review ops #1: with several workers, a worker that could not start stopped
+    uvicorn's supervisor, which returned as if all went well: exit 0, and systemd's
+    Restart=on-failure took it for a clean stop."""
+    path = tmp_path / "notes.txt"
+    path.write_text("not a database, but long enough to have a header" * 10)
+    monkeypatch.setenv("COOP_DATABASE_URL", f"sqlite:///{path}")
+    started: list[Any] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: started.append(args))
+    get_settings.cache_clear()
+    try:
+        result = invoke("serve", "--workers", "2", "--port", str(_a_port_nothing_listens_on()))
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 1, result.output
+    assert "The store could not be used" in result.output
+    assert started == []
+
+
+def test_serve_empties_only_the_metrics_files_of_a_shared_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review ops #2: PROMETHEUS_MULTIPROC_DIR was emptied of every *.db file; pointed
+    at the store's directory, it deleted the books and the workers began a new store."""
+    store = tmp_path / "coop.db"
+    store.write_bytes(b"the books")
+    stale = [tmp_path / "counter_41.db", tmp_path / "gauge_livesum_41.db"]
+    for path in stale:
+        path.write_bytes(b"an earlier run's metrics")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    monkeypatch.setenv("COOP_DATABASE_URL", f"sqlite:///{tmp_path / 'elsewhere.db'}")
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: None)
+    get_settings.cache_clear()
+    try:
+        result = invoke("serve", "--workers", "2", "--port", str(_a_port_nothing_listens_on()))
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert store.read_bytes() == b"the books"
+    assert not any(path.exists() for path in stale)
+
+
 # -- 5. and 6. refused at the edge, nothing stored -------------------------------------
 
 

@@ -113,6 +113,11 @@ def test_demo_loads_a_balanced_year_once_and_rebuild_agrees(cli_env: Settings) -
     assert f"Demo year 2025: {count_demo_steps(2025)} new facts recorded" in first.output
     second = runner.invoke(cli, ["demo", "--year", "2025"])
     assert "Demo year 2025: 0 new facts recorded" in second.output
+    # Each run prints a new development key and revokes the earlier run's.
+    listed = runner.invoke(cli, ["keys", "list"], env={"COLUMNS": "400"})
+    demo_keys = [line.split() for line in listed.output.splitlines() if "demo-admin" in line]
+    assert len(demo_keys) == 2, listed.output
+    assert sum("active" in words for words in demo_keys) == 1, listed.output
 
     async def year_end() -> list[queries.BalanceRow]:
         runtime = Runtime(cli_env)

@@ -254,3 +254,11 @@ def test_the_env_example_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.books_opened_on == date(2026, 1, 1)
     assert settings.welfare_programs == {"INTERNSHIP": "STIPEND", "HOUSING": "HOUSING"}
     assert not settings.run_projector_in_process
+
+
+def test_the_deployment_leaves_the_number_of_workers_to_the_settings() -> None:
+    """Review ops #4: both files passed `--workers 2`, which overrides COOP_WORKERS, so
+    the environment file's COOP_WORKERS=4 started two."""
+    serves = [argv for _, argv in coop_invocations() if argv[:1] == ["serve"]]
+    assert len(serves) == 2
+    assert all("--workers" not in argv for argv in serves), serves

@@ -740,12 +740,20 @@ class ProjectionRunner:
             raise ValueError(f"unknown projections: {', '.join(sorted(unknown))}")
         rebuilt = [p for p in self.projections if p.name in selected]
         with self.engine.begin() as conn:
+            # The tracking rows first, as a projector step takes them (it moves its
+            # positions, then writes its rows). Emptied first, the tables kept the rows
+            # of a step in flight, which the replay then wrote again (a duplicate key,
+            # or a daily balance counted twice), or the two deadlocked. On PostgreSQL
+            # the table lock waits for every step in flight and holds back the next
+            # (whose compare-and-set then fails: it starts again from 0).
+            _lock_tracking(conn)
+            for projection in rebuilt:
+                self._restart_from_zero(conn, projection.name)
             for projection in rebuilt:
                 for table in reversed(projection.tables):
                     conn.execute(delete(table))
                 for _table, index in secondary_indexes([projection]):
                     index.drop(conn, checkfirst=True)
-                self._restart_from_zero(conn, projection.name)
         if workers is None:
             workers = default_rebuild_workers()
         processed = self._replay_in_parallel(rebuilt, workers, progress) if workers > 0 else 0
@@ -828,16 +836,24 @@ class ProjectionRunner:
 
     def ensure_indexes(self, projections: Sequence[Projection] | None = None) -> None:
         """Create any declared index of the projections' tables that is missing."""
-        with self.engine.begin() as conn:
+        with self.engine.connect() as conn:
             # Inspect first: CREATE INDEX locks the table even when the index exists,
-            # and every process runs this at start. IF NOT EXISTS for the race of
-            # several processes starting at once.
+            # and every process runs this at start.
             found = inspect(conn)
-            for projection in projections or self.projections:
-                for table in projection.tables:
-                    for index in table.indexes:
-                        if not found.has_index(table.name, str(index.name)):
-                            conn.execute(CreateIndex(index, if_not_exists=True))
+            missing = [
+                index
+                for projection in projections or self.projections
+                for table in projection.tables
+                for index in table.indexes
+                if not found.has_index(table.name, str(index.name))
+            ]
+        for index in missing:
+            # One transaction each: CREATE INDEX holds its table's SHARE lock until
+            # commit. Held across tables, a live projector step writing two of them
+            # waited for one while holding the other: a deadlock. IF NOT EXISTS for
+            # the race of several processes starting at once.
+            with self.engine.begin() as conn:
+                conn.execute(CreateIndex(index, if_not_exists=True))
 
 
 class _ReadAhead:
@@ -1109,6 +1125,15 @@ def _execute_outside_transaction(driver: Any, statement: str) -> None:
             driver.autocommit = False
     else:
         driver.execute(statement)
+
+
+def _lock_tracking(conn: Connection) -> None:
+    """Wait for the projector steps in flight and hold back new ones until commit
+    (PostgreSQL; a SQLite writer already has the whole database). A step's first
+    statement updates the tracking table, so it waits before writing any row."""
+    if conn.dialect.name == "postgresql":
+        table = conn.dialect.identifier_preparer.format_table(projection_tracking)
+        conn.execute(text(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE"))
 
 
 def _advance_tracking(conn: Connection, moves: dict[str, tuple[int, int]]) -> None:

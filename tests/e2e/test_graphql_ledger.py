@@ -257,6 +257,27 @@ async def test_closing_an_account_the_chart_does_not_have_is_not_found(
     assert client.head() == head
 
 
+async def test_an_account_missing_from_emptied_read_models_is_not_found_not_internal(
+    client: GraphQLClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review pg #2: while a rebuild in another process has emptied the read models, a
+    worker whose projector had seen a later position answered openAccount with an
+    internal error (StopIteration from next()) instead of a typed one."""
+    from services.ledger.graphql import mutations
+
+    async def emptied(_conn: object) -> list[object]:
+        return []
+
+    monkeypatch.setattr(mutations.queries, "list_accounts", emptied)
+    body = await client.execute(
+        'mutation { openAccount(input: {idempotencyKey: "o-4101", code: "4101", '
+        'name: "Shop revenue: shoes", type: REVENUE}) { __typename } }'
+    )
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "NOT_FOUND", error
+    assert error["message"] == "account '4101' is not projected yet"
+
+
 async def test_a_hand_entry_on_the_welfare_fund_payable_is_refused(client: GraphQLClient) -> None:
     """Review fund #6: Dr 2400 / Cr 1010 by hand was accepted and the fund never saw it,
     so 2400 no longer equalled accrued - paid. The error names the posting and the

@@ -28,6 +28,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
 )
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
 from strawberry.types.unset import UNSET, UnsetType
 
 from gateway.auth import AuthenticationFailed, could_be_a_username
@@ -50,6 +51,18 @@ class SocketOperations(BaseGraphQLTransportWSHandler[CoopContext, None]):
     its log lines, one access-log line and a count in /metrics (method "WS", status
     complete, cancelled or failed; the duration is a subscription's whole life). Over
     the socket they went unlogged and uncounted."""
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        """An unexpected failure while checking the credentials (the store down, a pool
+        timed out) escaped the app: the socket died with no code of ours and the log had
+        no error id. Masked as HTTP masks it: closed with 1011 (internal error) and an
+        error id, which the log line also names."""
+        try:
+            await super().handle_connection_init(message)
+        except Exception:
+            error_id = uuid.uuid4().hex
+            log.exception("internal error %s in connection_init", error_id)
+            await self.websocket.close(code=1011, reason=f"Internal error {error_id}")
 
     async def run_operation(self, operation: Operation[CoopContext, None]) -> None:
         token = request_id_var.set(uuid.uuid4().hex)

@@ -22,6 +22,7 @@ from gateway.schema import printed_schema
 from services.common.auth import Role
 from services.common.settings import Settings
 from tests.e2e.test_gateway_hardening import POST, entry
+from tests.e2e.test_graphql_shop import CLOSE, ONE_COAT, OPEN, RING
 
 SCALARS = {
     "Money": st.decimals(min_value=Decimal("-20000000"), max_value=Decimal("20000000"), places=2)
@@ -189,6 +190,31 @@ def test_a_socket_without_valid_credentials_is_closed_at_connection_init(
         assert _receive_for(ws, "1")["payload"]["data"]["accounts"]
 
 
+def test_a_failure_at_connection_init_is_masked_with_an_error_id(
+    live: tuple[TestClient, dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Review ws #2: the store failing while the credentials were checked escaped the
+    app: the socket died with no code of ours and no error id to quote."""
+    client, headers = live
+
+    async def store_down(*_args: object) -> None:
+        raise RuntimeError("secret detail of the failure")
+
+    monkeypatch.setattr("gateway.context.principal_for_key", store_down)
+    with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
+        ws.send_text(json.dumps({"type": "connection_init", "payload": headers}))
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_text()
+    assert closed.value.code == 1011
+    reason = closed.value.reason or ""
+    assert reason.startswith("Internal error ")
+    assert "secret" not in reason
+    error_id = reason.removeprefix("Internal error ")
+    assert f"internal error {error_id} in connection_init" in caplog.text
+
+
 def test_a_failing_live_update_is_masked_with_an_error_id(
     live: tuple[TestClient, dict[str, str]],
     monkeypatch: pytest.MonkeyPatch,
@@ -344,6 +370,40 @@ def test_till_totals_are_live_and_scoped_to_the_volunteers_till(settings: Settin
                 "salesCount": 1,
             }
             ws.send_text(json.dumps({"id": "1", "type": "complete"}))
+
+
+def test_a_session_s_last_snapshot_is_its_report_even_when_the_close_comes_at_once(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review ws #1: each update read the till's open session only, so a last sale and
+    the Z close within one update were never shown: the next update found no open
+    session and sent null. The session's final totals now come before the null. (The
+    update interval is widened so that both always fall within one, on SQLite.)"""
+    monkeypatch.setattr("gateway.runtime.LIVE_POLL_S", 1.0)
+    app = create_app(settings)
+    with TestClient(app) as client:
+        runtime = app.state.runtime
+        runtime.projector.run_until_caught_up()
+        till = {"X-Api-Key": runtime.credentials.issue_key("t1", Role.VOLUNTEER, "till-1").key}
+        cash = [{"method": "CASH", "amount": "20.00"}]
+        opened = _gql(client, till, OPEN, {"input": {"idempotencyKey": "o1", "tillId": "till-1",
+                                                     "openingFloat": "100.00"}})  # fmt: skip
+        session_id = opened["openCashSession"]["id"]
+        sale = {"sessionId": session_id, "lines": ONE_COAT, "payments": cash}
+        _gql(client, till, RING, {"input": {"idempotencyKey": "r1", **sale}})
+        totals = 'subscription { tillTotals(tillId: "till-1") { status salesCount salesTotal } }'
+        with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
+            ws.send_text(json.dumps({"type": "connection_init", "payload": till}))
+            assert _receive(ws)["type"] == "connection_ack"
+            ws.send_text(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": totals}}))
+            assert _receive_for(ws, "1")["payload"]["data"]["tillTotals"]["salesCount"] == 1
+            _gql(client, till, RING, {"input": {"idempotencyKey": "r2", **sale}})
+            _gql(client, till, CLOSE, {"input": {"idempotencyKey": "z1", "sessionId": session_id,
+                                                 "countedCash": "124.40"}})  # fmt: skip
+            snapshots = []
+            while not snapshots or snapshots[-1] is not None:
+                snapshots.append(_receive_for(ws, "1")["payload"]["data"]["tillTotals"])
+    assert snapshots[-2] == {"status": "CLOSED", "salesCount": 2, "salesTotal": "24.40"}, snapshots
 
 
 def test_fund_balance_subscription_follows_accruals(

@@ -260,6 +260,10 @@ def replay(
             )
             report.events_read = stream.read
             report.events_recorded_by_until = stream.kept
+            if until is not None:
+                with scratch.engine.begin() as conn:
+                    for projection in projections:
+                        projection.erase_as_live_has(live, conn)
             if stream.first_left_out is not None:
                 report.first_left_out_at = recorded_at(
                     peek_state(mapper, stream.first_left_out.state)

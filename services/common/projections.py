@@ -119,6 +119,13 @@ class Projection(ABC):
     def apply(self, conn: Connection, events: Sequence[tuple[int, DomainEvent]]) -> None:
         """Apply a page of (notification id, event), in order, inside `conn`'s transaction."""
 
+    def erase_as_live_has(self, live: Connection, built: Connection) -> None:
+        """In a replay's scratch built up to a past day (`coop audit replay --until`,
+        kept for auditors to query), take out the personal data that an erasure since
+        that day took out of the live read models (`live`): the past state is
+        history, but not of a person's data she had erased. Nothing by default."""
+        return
+
 
 class PreparedProjection(Projection):
     """A read model whose page work splits in two: `prepare`, pure (events in, rows out:

@@ -7,9 +7,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import eventsourcing.domain
 import pytest
 from rich.console import Console
-from sqlalchemy import Connection, create_engine, inspect, select, text
+from sqlalchemy import Connection, Engine, create_engine, inspect, select, text
 from typer.testing import CliRunner
 
 import services.audit.replay as replay_module
@@ -17,12 +18,13 @@ import services.common.projections as projections_module
 from gateway.cli import app as cli
 from gateway.runtime import Runtime
 from services.audit.replay import ReplayReport, UnreadableEvent, replay
+from services.common.database import create_sync_engine
 from services.common.errors import ValidationError
 from services.common.projections import ProjectionRunner
 from services.common.settings import Settings, get_settings
 from services.ledger.projections.projector import LedgerProjection
 from services.ledger.projections.tables import ledger_entries
-from services.welfare_fund.projections.tables import welfare_attendance
+from services.welfare_fund.projections.tables import welfare_attendance, welfare_beneficiaries
 from tests.integration.test_audit_chain import events_sql, post
 from tests.integration.test_audit_chain_format import enrol_an_intern
 
@@ -151,6 +153,14 @@ def scratch_keys_and_indexes(runtime: Runtime, report: ReplayReport) -> tuple[li
         return list(key), names
     finally:
         engine.dispose()
+
+
+def scratch_engine(runtime: Runtime, report: ReplayReport) -> Engine:
+    """An engine on a kept scratch, to query it as an auditor would."""
+    if runtime.settings.is_postgres:
+        schema = report.scratch.removeprefix("schema ")
+        return create_sync_engine(runtime.settings.model_copy(update={"database_schema": schema}))
+    return create_engine(f"sqlite:///{report.scratch.removeprefix('file ')}")
 
 
 def _drop(runtime: Runtime, report: ReplayReport) -> None:
@@ -451,6 +461,34 @@ def _change_stored_description(runtime: Runtime, old: bytes, new: bytes) -> int:
             {"s": bytes(state).replace(old, new), "p": position},
         )
     return int(position)
+
+
+def test_a_replay_until_a_day_before_a_forget_does_not_bring_her_attendance_back(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review privacy #1: a kept scratch built up to a day before her forget held her
+    month-by-month attendance again, keyed by her reference, for auditors to query."""
+    beneficiary = enrol_an_intern(runtime, attended_days=11, case_note="refuge in Breno")
+    later = datetime.now(UTC) + timedelta(days=2)  # she asks to be forgotten later on
+    with monkeypatch.context() as patched:
+        patched.setattr(eventsourcing.domain, "datetime_now_with_tzinfo", lambda: later)
+        runtime.welfare.forget(key="forget", actor="person:officer", beneficiary_id=beneficiary.id)
+    runtime.projector.run_until_caught_up()
+    today = datetime.now(UTC).astimezone(runtime.settings.zone).date()
+    report = run_replay(runtime, until=today)
+    try:
+        assert report.kept
+        assert report.row_counts["welfare_beneficiaries"] == 1  # enrolled by then
+        scratch = scratch_engine(runtime, report)
+        try:
+            with scratch.connect() as conn:
+                assert conn.execute(select(welfare_attendance)).all() == []
+                notes = select(welfare_beneficiaries.c.case_note_sealed)
+                assert conn.execute(notes).scalars().all() == [None]
+        finally:
+            scratch.dispose()
+    finally:
+        _drop(runtime, report)
 
 
 def test_a_chain_that_differs_from_one_event_on_is_one_difference_in_hex(

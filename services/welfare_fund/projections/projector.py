@@ -46,6 +46,7 @@ from services.welfare_fund.projections.tables import (
 )
 
 STREAM, PROGRAM = "stream", "program"
+ERASE_BATCH = 500  # ids a statement (SQLite's bound parameters are limited)
 BASE, ACCRUED, COMMITTED, DISBURSED = range(4)
 
 
@@ -77,6 +78,24 @@ class WelfareFundProjection(Projection):
             Disbursement.Cancelled,
         )
     )
+
+    def erase_as_live_has(self, live: Connection, built: Connection) -> None:
+        # Beneficiaries forgotten since the replay's day: what Forgotten drops (below)
+        # goes from the scratch too.
+        b = welfare_beneficiaries.c
+        forgotten = list(
+            live.execute(select(b.beneficiary_id).where(b.forgotten.is_(True))).scalars()
+        )
+        for start in range(0, len(forgotten), ERASE_BATCH):
+            batch = forgotten[start : start + ERASE_BATCH]
+            built.execute(
+                update(welfare_beneficiaries)
+                .where(b.beneficiary_id.in_(batch))
+                .values(case_note_sealed=None)
+            )
+            built.execute(
+                delete(welfare_attendance).where(welfare_attendance.c.beneficiary_id.in_(batch))
+            )
 
     def apply(self, conn: Connection, events: Sequence[tuple[int, DomainEvent]]) -> None:
         # (scope, key, day) -> [base, accrued, committed, disbursed] movements

@@ -123,3 +123,21 @@ async def test_a_key_reused_with_another_case_note_is_refused_not_answered(
     forget = {"idempotencyKey": "forget", "beneficiaryRef": first["beneficiaryRef"]}
     assert (await officer.data(FORGET, {"input": forget}))["forgetBeneficiary"]["forgotten"]
     assert (await enroll("with-note", NOTE)) == first
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_a_shredded_key_is_in_none_of_the_store_s_files(app_client: GraphQLClient) -> None:
+    """Review privacy #3: after forgetBeneficiary the deleted key's bytes were still in
+    the SQLite write-ahead log (and, without secure delete, in the database file), and
+    they opened her note in the event log."""
+    runtime = app_client.runtime
+    officer = app_client.as_person(Role.FUND_OFFICER)
+    ref = await _enrolled(officer)
+    key = runtime.welfare.keys.get(ref)
+    assert key is not None
+    forgotten = {"idempotencyKey": "forget-1", "beneficiaryRef": str(ref)}
+    assert (await officer.data(FORGET, {"input": forgotten}))["forgetBeneficiary"]["forgotten"]
+    store = runtime.settings.sqlite_path
+    files = [path for path in store.parent.glob(store.name + "*") if path.is_file()]
+    assert store in files
+    assert [path.name for path in files if key in path.read_bytes()] == []

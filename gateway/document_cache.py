@@ -25,7 +25,16 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from graphql import ASTValidationRule, DocumentNode, GraphQLError, OperationDefinitionNode
+from graphql import (
+    BREAK,
+    ASTValidationRule,
+    DocumentNode,
+    GraphQLError,
+    OperationDefinitionNode,
+    OperationType,
+    Visitor,
+    visit,
+)
 from strawberry.extensions import SchemaExtension
 
 from gateway.unstorable_text import carries_unstorable_text, unstorable_text_error
@@ -113,8 +122,31 @@ class CheckedDocuments(SchemaExtension):
             and context.query is not None
             and context.graphql_document is not None
             and context.pre_execution_errors == []
+            and not _mutation_with_typed_text(context.graphql_document)
         ):
             self.cache.keep(context.query, context.graphql_document)
+
+
+def _mutation_with_typed_text(document: DocumentNode) -> bool:
+    """A mutation with text typed inline, not in variables: a case note, a guest's name
+    or document number would stay in the cache (the query text is its key) after
+    forgetBeneficiary or eraseGuestData. Such a text is one request's anyway, seldom
+    sent again; a till's ringSale, with variables, is what the cache is for."""
+    if not any(
+        isinstance(d, OperationDefinitionNode) and d.operation is OperationType.MUTATION
+        for d in document.definitions
+    ):
+        return False
+    found = False
+
+    class TypedText(Visitor):
+        def enter_string_value(self, *_args: object) -> object:
+            nonlocal found
+            found = True
+            return BREAK
+
+    visit(document, TypedText())
+    return found
 
 
 def _operation_count(document: DocumentNode | None) -> int:

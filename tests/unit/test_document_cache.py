@@ -74,3 +74,23 @@ def test_the_least_recently_used_document_goes_first() -> None:
     assert cache.get("a") is not None
     assert cache.get("c") is not None
     assert len(cache) == 2
+
+
+async def test_a_mutation_with_text_typed_inline_is_not_kept(
+    tmp_path: Path, parse_calls: list[str]
+) -> None:
+    """Review privacy #4: a case note or a guest's name typed into the query text stayed
+    in the cache, keyed by that text, after the person's data was erased."""
+    schema = build_schema(make_settings("sqlite", tmp_path))
+    inline = (
+        'mutation { enrollBeneficiary(input: {idempotencyKey: "e1", program: "HOUSING", '
+        'caseNote: "Refuge in Via Segreta 7"}) { __typename } }'
+    )
+    with_variables = (
+        "mutation($i: EnrollBeneficiaryInput!) { enrollBeneficiary(input: $i) { __typename } }"
+    )
+    note = {"i": {"idempotencyKey": "e1", "program": "HOUSING", "caseNote": "Refuge"}}
+    for _ in range(2):
+        await schema.execute(inline)  # refused for want of credentials: parsed all the same
+        await schema.execute(with_variables, variable_values=note)
+    assert parse_calls == [inline, with_variables, inline]

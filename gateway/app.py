@@ -17,6 +17,7 @@ from cross_web import HTTPException
 from fastapi import Depends, FastAPI, Form
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import OAuth2PasswordRequestForm
+from graphql import GraphQLError
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from starlette.requests import HTTPConnection, Request
@@ -28,7 +29,10 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
 )
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ConnectionInitMessage,
+    SubscribeMessage,
+)
 from strawberry.types.unset import UNSET, UnsetType
 
 from gateway.auth import AuthenticationFailed, could_be_a_username
@@ -63,6 +67,25 @@ class SocketOperations(BaseGraphQLTransportWSHandler[CoopContext, None]):
             error_id = uuid.uuid4().hex
             log.exception("internal error %s in connection_init", error_id)
             await self.websocket.close(code=1011, reason=f"Internal error {error_id}")
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        """strawberry refuses an operation over the socket's limit with its own error,
+        which carries no code (every other refusal has one, and clients switch on it):
+        refused here first, in the same words, with TOO_MANY_OPERATIONS."""
+        if (
+            self.connection_acknowledged
+            and message["id"] not in self.operations
+            and self.max_subscriptions_per_connection is not None
+            and len(self.operations) >= self.max_subscriptions_per_connection
+        ):
+            error = GraphQLError(
+                "Subscription limit reached", extensions={"code": "TOO_MANY_OPERATIONS"}
+            )
+            await self.send_message(
+                {"id": message["id"], "type": "error", "payload": [error.formatted]}
+            )
+            return
+        await super().handle_subscribe(message)
 
     async def run_operation(self, operation: Operation[CoopContext, None]) -> None:
         token = request_id_var.set(uuid.uuid4().hex)

@@ -263,7 +263,10 @@ def test_a_socket_holds_a_bounded_number_of_operations(settings: Settings) -> No
         assert sorted(a["type"] for a in answers) == ["error", "next", "next", "next"]
         [refused] = [a for a in answers if a["type"] == "error"]
         assert refused["id"] == "3"
-        assert "limit" in json.dumps(refused)
+        # Coded like every other refusal (review ws #5: strawberry's own had no code).
+        assert refused["payload"] == [
+            {"message": "Subscription limit reached", "extensions": {"code": "TOO_MANY_OPERATIONS"}}
+        ]
 
 
 def test_socket_operations_are_logged_and_counted_like_requests(

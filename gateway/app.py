@@ -31,6 +31,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ConnectionInitMessage,
+    Message,
     SubscribeMessage,
 )
 from strawberry.types.unset import UNSET, UnsetType
@@ -67,6 +68,31 @@ class SocketOperations(BaseGraphQLTransportWSHandler[CoopContext, None]):
             error_id = uuid.uuid4().hex
             log.exception("internal error %s in connection_init", error_id)
             await self.websocket.close(code=1011, reason=f"Internal error {error_id}")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The last `next` payload sent per operation id (see `send_message`).
+        self._last_payloads: dict[str, object] = {}
+
+    async def send_message(self, message: Message) -> None:
+        """A live update whose answer, as the client's selection shapes it, is the one
+        it last got is not sent again. The subscriptions compare whole reports, so a
+        till asking for { salesCount salesTotal } got the same numbers again at every
+        cash movement, and the fund's { accrued } at every commitment."""
+        operation_id = message.get("id")
+        if isinstance(operation_id, str):
+            if message["type"] == "next":
+                payload = message.get("payload")
+                if self._last_payloads.get(operation_id) == payload:
+                    return
+                self._last_payloads[operation_id] = payload
+            else:  # complete or error: the operation is over
+                self._last_payloads.pop(operation_id, None)
+        await super().send_message(message)
+
+    async def cleanup_operation(self, operation_id: str) -> None:
+        self._last_payloads.pop(operation_id, None)  # the client completed it
+        await super().cleanup_operation(operation_id)
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         """strawberry refuses an operation over the socket's limit with its own error,

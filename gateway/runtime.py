@@ -302,11 +302,19 @@ class Runtime:
         """
         last = await self.projected_position()
         yield last
+        shown = last
         while True:
             position = await self._next_position(last)
-            if position != last:
-                last = position
-                yield position
+            if position == last:
+                continue
+            last = position
+            if position <= shown:
+                # Set back (a rebuild empties the read models and fills them again):
+                # what a subscriber would read now is older than what it was shown.
+                # Nothing until the read models are past it again.
+                continue
+            shown = position
+            yield position
 
     async def _next_position(self, last: int) -> int:
         """The projected position once it is not `last`, or as it is after a while."""

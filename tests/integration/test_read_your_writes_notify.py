@@ -324,3 +324,26 @@ async def test_waiting_requests_share_one_poll_of_the_projected_position(
         process.stop()
         await worker.aclose()
         projector.close_sync()
+
+
+async def test_live_updates_wait_out_a_rebuild_instead_of_going_back(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review ws #3: a rebuild sets the projected position back to 0 and fills the read
+    models again; subscribers were woken at each step and read the emptied or half
+    filled tables (a till's totals went to null and back). Nothing is sent while the
+    position is at or below what was shown; the next update is past it."""
+    script = iter([40, 0, 12, 40, 41])
+
+    async def projected() -> int:
+        return 40
+
+    async def next_position(_last: int) -> int:
+        return next(script)
+
+    monkeypatch.setattr(runtime, "projected_position", projected)
+    monkeypatch.setattr(runtime, "_next_position", next_position)
+    changes = runtime.position_changes()
+    shown = [await anext(changes), await anext(changes)]
+    await changes.aclose()
+    assert shown == [40, 41]

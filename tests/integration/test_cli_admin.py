@@ -48,6 +48,15 @@ def invoke(*args: str) -> Result:
     return runner.invoke(cli, list(args), env={"COLUMNS": "400"})
 
 
+def invoke_with_settings_read_afresh(*args: str) -> Result:
+    """`invoke`, the settings read from the environment a test has just changed."""
+    get_settings.cache_clear()
+    try:
+        return invoke(*args)
+    finally:
+        get_settings.cache_clear()
+
+
 def log_head(settings: Settings) -> int:
     """The event log's head (creating the store on first use, as any command does)."""
     runtime = Runtime(settings)
@@ -150,8 +159,7 @@ def test_serve_warns_when_its_processes_may_exhaust_postgresql_connections(
     monkeypatch.setattr(uvicorn, "run", lambda *_a, **kw: started.append(kw))
     monkeypatch.setenv("COOP_RUN_PROJECTOR_IN_PROCESS", "false")
     monkeypatch.setenv("COOP_DATABASE_POOL_SIZE", "10")
-    get_settings.cache_clear()
-    crowded = invoke("serve", "--workers", "2")
+    crowded = invoke_with_settings_read_afresh("serve", "--workers", "2")
     assert crowded.exit_code == 0, crowded.output
     if cli_env.is_postgres:
         assert "3 processes at COOP_DATABASE_POOL_SIZE=10 may open up to 213" in said(crowded)
@@ -159,8 +167,7 @@ def test_serve_warns_when_its_processes_may_exhaust_postgresql_connections(
         assert "PostgreSQL connections" not in crowded.output  # SQLite has no such limit
 
     monkeypatch.setenv("COOP_DATABASE_POOL_SIZE", "3")
-    get_settings.cache_clear()
-    fitting = invoke("serve", "--workers", "2")
+    fitting = invoke_with_settings_read_afresh("serve", "--workers", "2")
     assert fitting.exit_code == 0, fitting.output
     assert "PostgreSQL connections" not in fitting.output
     assert len(started) == 2  # a warning, not a refusal
@@ -212,11 +219,7 @@ def test_a_bad_setting_is_one_line_naming_it(
             monkeypatch.delenv(name)  # only the variable under test is set
     monkeypatch.chdir(tmp_path)  # the default SQLite store would be ./var/coop.db
     monkeypatch.setenv(variable, value)
-    get_settings.cache_clear()
-    try:
-        result = invoke(*command)
-    finally:
-        get_settings.cache_clear()
+    result = invoke_with_settings_read_afresh(*command)
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1, result.output
@@ -242,11 +245,7 @@ def test_an_unreachable_store_is_one_line_not_a_traceback(
     port = _a_port_nothing_listens_on()
     monkeypatch.setenv("COOP_DATABASE_URL", f"postgresql://coop:s3cret@127.0.0.1:{port}/coop")
     monkeypatch.setenv("COOP_DATABASE_SCHEMA", "")
-    get_settings.cache_clear()
-    try:
-        result = invoke(*command)
-    finally:
-        get_settings.cache_clear()
+    result = invoke_with_settings_read_afresh(*command)
     assert result.exit_code == 1, result.output
     assert result.output.strip().splitlines() == [
         f"The store could not be used (PostgreSQL 127.0.0.1:{port}/coop, schema public): "
@@ -262,11 +261,7 @@ def test_a_sqlite_file_whose_directory_cannot_be_made_is_one_line(
     in_the_way = tmp_path / "var"
     in_the_way.write_text("a file where the store's directory should be")
     monkeypatch.setenv("COOP_DATABASE_URL", f"sqlite:///{in_the_way}/coop.db")
-    get_settings.cache_clear()
-    try:
-        result = invoke("projections", "status")
-    finally:
-        get_settings.cache_clear()
+    result = invoke_with_settings_read_afresh("projections", "status")
     assert result.exit_code == 2, result.output
     assert result.output.strip().splitlines() == [
         f"Configuration refused: COOP_DATABASE_URL: the SQLite file's directory {in_the_way} "
@@ -286,11 +281,7 @@ def test_a_sqlite_store_that_cannot_be_opened_is_one_line(
         path = tmp_path / "notes.txt"
         path.write_text("not a database, but long enough to have a header" * 10)
     monkeypatch.setenv("COOP_DATABASE_URL", f"sqlite:///{path}")
-    get_settings.cache_clear()
-    try:
-        result = invoke("users", "list")
-    finally:
-        get_settings.cache_clear()
+    result = invoke_with_settings_read_afresh("users", "list")
     assert result.exit_code == 1, result.output
     [line] = result.output.strip().splitlines()
     assert line.startswith(f"The store could not be used (SQLite {path}"), line
@@ -307,11 +298,9 @@ def test_serve_with_workers_refuses_what_its_workers_would_refuse_first(
     monkeypatch.setenv("COOP_DATABASE_URL", f"sqlite:///{path}")
     started: list[Any] = []
     monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: started.append(args))
-    get_settings.cache_clear()
-    try:
-        result = invoke("serve", "--workers", "2", "--port", str(_a_port_nothing_listens_on()))
-    finally:
-        get_settings.cache_clear()
+    result = invoke_with_settings_read_afresh(
+        "serve", "--workers", "2", "--port", str(_a_port_nothing_listens_on())
+    )
     assert result.exit_code == 1, result.output
     assert "The store could not be used" in result.output
     assert started == []
@@ -330,11 +319,9 @@ def test_serve_empties_only_the_metrics_files_of_a_shared_directory(
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     monkeypatch.setenv("COOP_DATABASE_URL", f"sqlite:///{tmp_path / 'elsewhere.db'}")
     monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: None)
-    get_settings.cache_clear()
-    try:
-        result = invoke("serve", "--workers", "2", "--port", str(_a_port_nothing_listens_on()))
-    finally:
-        get_settings.cache_clear()
+    result = invoke_with_settings_read_afresh(
+        "serve", "--workers", "2", "--port", str(_a_port_nothing_listens_on())
+    )
     assert result.exit_code == 0, result.output
     assert store.read_bytes() == b"the books"
     assert not any(path.exists() for path in stale)
@@ -356,8 +343,7 @@ def test_demo_refuses_a_year_it_cannot_load_whole(cli_env: Settings, year: str) 
 def test_demo_is_refused_in_production(cli_env: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     head = log_head(cli_env)
     monkeypatch.setenv("COOP_ENVIRONMENT", "production")
-    get_settings.cache_clear()
-    result = invoke("demo", "--year", "2025")
+    result = invoke_with_settings_read_afresh("demo", "--year", "2025")
     assert result.exit_code == 2, result.output
     assert result.output.strip() == (
         "Configuration refused: COOP_ENVIRONMENT is production: `coop demo` records a "

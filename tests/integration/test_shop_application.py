@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 import pytest
@@ -427,6 +427,29 @@ def test_a_refund_on_a_worker_that_cached_a_moved_card_account_is_decided_again(
         other_ledger.close()
 
 
+def move_clothes_to_a_new_account(shop: ShopApplication, effective_from: date) -> None:
+    """Open 4115 and post CLOTHES there from `effective_from` (set today, NOW's day):
+    how an admin retires a category's account (docs/ledger.md)."""
+    shop.ledger.open_account(
+        key="new-clothes-account",
+        actor="person:anna",
+        code="4115",
+        name="Shop sales, clothing (new)",
+        account_type=AccountType.REVENUE,
+    )
+    current = shop.policy_on(NOW.date())
+    moved = replace(
+        current,
+        effective_from=effective_from,
+        categories=tuple(
+            replace(c, revenue_account="4115") if c.code == "CLOTHES" else c
+            for c in current.categories
+        ),
+        _by_code={},
+    )
+    shop.set_policy(key="move-clothes", actor="person:anna", policy=moved, today=NOW.date())
+
+
 def test_a_sale_whose_category_account_was_closed_since_can_still_be_refunded(
     shop: ShopApplication,
 ) -> None:
@@ -436,25 +459,8 @@ def test_a_sale_whose_category_account_was_closed_since_can_still_be_refunded(
     reversal would; refused, it could never be refunded at all."""
     session = open_session(shop)
     sale = ring(shop, "coat", session.id)
-    shop.ledger.open_account(
-        key="new-clothes-account",
-        actor="person:anna",
-        code="4115",
-        name="Shop sales, clothing (new)",
-        account_type=AccountType.REVENUE,
-    )
-    current = shop.policy_on(NOW.date())
     tomorrow = NOW + timedelta(days=1)
-    moved = replace(
-        current,
-        effective_from=tomorrow.date(),
-        categories=tuple(
-            replace(c, revenue_account="4115") if c.code == "CLOTHES" else c
-            for c in current.categories
-        ),
-        _by_code={},
-    )
-    shop.set_policy(key="move-clothes", actor="person:anna", policy=moved, today=NOW.date())
+    move_clothes_to_a_new_account(shop, tomorrow.date())
     shop.ledger.close_account(key="close-4110", actor="person:anna", code="4110")
 
     entry = refund_whole(shop, "coat-back", sale.id, session.id, at=tomorrow)
@@ -479,25 +485,8 @@ def test_an_account_the_tills_post_to_cannot_be_closed_under_them(
     assert refused.value.field == "code"
     assert "the shop's configuration from 2000-01-01 posts to it" in refused.value.message
 
-    shop.ledger.open_account(
-        key="new-clothes-account",
-        actor="person:anna",
-        code="4115",
-        name="Shop sales, clothing (new)",
-        account_type=AccountType.REVENUE,
-    )
-    current = shop.policy_on(NOW.date())
     tomorrow = NOW.date() + timedelta(days=1)
-    moved = replace(
-        current,
-        effective_from=tomorrow,
-        categories=tuple(
-            replace(c, revenue_account="4115") if c.code == "CLOTHES" else c
-            for c in current.categories
-        ),
-        _by_code={},
-    )
-    shop.set_policy(key="move-clothes", actor="person:anna", policy=moved, today=NOW.date())
+    move_clothes_to_a_new_account(shop, tomorrow)
     with pytest.raises(AccountKeptOpen):  # today's configuration still posts there
         shop.ledger.close_account(key="close-4110-again", actor="person:anna", code="4110")
     with pytest.raises(AccountKeptOpen):  # tomorrow's will

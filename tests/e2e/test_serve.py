@@ -160,9 +160,19 @@ def test_the_projector_service_logs_json_lines(tmp_path: Path) -> None:
         stderr=subprocess.STDOUT,
         text=True,
     )
-    time.sleep(3)
+    # Stopped once it follows the log: a fixed sleep sent SIGTERM before the handler
+    # was installed on a loaded machine (exit -15).
+    assert projector.stdout is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + 120
+    while not any("following the log" in line for line in seen):
+        assert time.monotonic() < deadline, seen
+        line = projector.stdout.readline()
+        assert line, ("exited early", seen)
+        seen.append(line)
     projector.terminate()
-    output, _ = projector.communicate(timeout=15)
+    rest, _ = projector.communicate(timeout=15)
+    output = "".join(seen) + rest
     assert projector.returncode == 0, output
     lines = [json.loads(line) for line in output.splitlines()]  # every line is JSON
     messages = [line["msg"] for line in lines if line["logger"] == "coop.projector"]

@@ -21,7 +21,7 @@ from services.audit.graphql.types import (
 from services.audit.projections import queries
 from services.audit.store import ChainHead
 from services.common.auth import Role
-from services.common.cursors import position_in_cursor
+from services.common.cursors import position_after, position_cursor
 from services.common.errors import NotFound, ValidationError
 from services.common.graphql import PageInfo, check_page_size
 from services.ledger.graphql.types import JournalConnection, JournalEntry
@@ -40,7 +40,7 @@ def _uuid(value: str, field: str) -> UUID:
 def _version_cursor(after: str | None) -> int:
     if after is None:
         return 0
-    return position_in_cursor(after)
+    return position_after("eventHistory", after)
 
 
 @strawberry.type
@@ -86,7 +86,7 @@ class AuditQuery:
         self, info: Info, first: int = 50, after: str | None = None
     ) -> PublishedAuditHeadConnection:
         check_page_size(first, info.context.runtime.settings.max_page_size)
-        before = None if after is None else position_in_cursor(after)
+        before = None if after is None else position_after("publishedAuditHeads", after)
         async with info.context.runtime.read_engine.connect() as conn:
             rows = await queries.list_published_heads(conn, first + 1, before_position=before)
         page = rows[:first]
@@ -94,7 +94,9 @@ class AuditQuery:
             nodes=[PublishedAuditHead.from_row(row) for row in page],
             page_info=PageInfo(
                 has_next_page=len(rows) > first,
-                end_cursor=str(page[-1].position) if page else None,
+                end_cursor=(
+                    position_cursor("publishedAuditHeads", page[-1].position) if page else None
+                ),
             ),
         )
 
@@ -122,7 +124,9 @@ class AuditQuery:
             nodes=[AuditEvent.from_event(e) for e in events],
             page_info=PageInfo(
                 has_next_page=has_next,
-                end_cursor=str(events[-1].version) if events else None,
+                end_cursor=(
+                    position_cursor("eventHistory", events[-1].version) if events else None
+                ),
             ),
         )
 
@@ -140,7 +144,7 @@ class AuditQuery:
         check_page_size(first, info.context.runtime.settings.max_page_size)
         if not cause or len(cause) > MAX_CAUSE_LENGTH:
             raise ValidationError("cause", f"must be 1 to {MAX_CAUSE_LENGTH} characters")
-        after_position = 0 if after is None else position_in_cursor(after)
+        after_position = 0 if after is None else position_after("ledgerEntriesByCause", after)
         async with info.context.runtime.read_engine.connect() as conn:
             found = await queries.entry_ids_by_cause(
                 conn, cause, first + 1, after_position=after_position
@@ -151,6 +155,6 @@ class AuditQuery:
             nodes=[JournalEntry.from_row(row) for row in rows if row is not None],
             page_info=PageInfo(
                 has_next_page=len(found) > first,
-                end_cursor=str(page[-1][1]) if page else None,
+                end_cursor=(position_cursor("ledgerEntriesByCause", page[-1][1]) if page else None),
             ),
         )

@@ -14,7 +14,7 @@ from uuid import UUID
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.common.cursors import not_a_cursor, position_in_cursor
+from services.common.cursors import dated_after, dated_cursor, not_a_cursor, position_in_cursor
 from services.common.sealing import read_keys, unseal
 from services.hotel.domain.alloggiati import (
     DEADLINE,
@@ -234,18 +234,6 @@ async def booking_by_id(conn: AsyncConnection, booking_id: UUID) -> BookingView 
     return (await _with_details(conn, [_view(row)]))[0]
 
 
-def encode_cursor(arrival: date, position: int) -> str:
-    return base64.urlsafe_b64encode(f"{arrival.isoformat()}|{position}".encode()).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[date, int]:
-    try:
-        day, position = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        return date.fromisoformat(day), position_in_cursor(position)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise not_a_cursor() from None
-
-
 async def bookings_page(
     conn: AsyncConnection,
     *,
@@ -265,7 +253,7 @@ async def bookings_page(
     if to_date is not None:
         query = query.where(b.arrival <= to_date)
     if after is not None:
-        after_arrival, after_position = decode_cursor(after)
+        after_arrival, after_position = dated_after("bookings", after)
         query = query.where(
             (b.arrival > after_arrival)
             | and_(b.arrival == after_arrival, b.position > after_position)
@@ -277,7 +265,7 @@ async def bookings_page(
     )
     has_next = len(rows) > first
     views = await _with_details(conn, [_view(row) for row in rows[:first]])
-    end_cursor = encode_cursor(views[-1].arrival, views[-1].position) if views else None
+    end_cursor = dated_cursor("bookings", views[-1].arrival, views[-1].position) if views else None
     return BookingPage(views, has_next, end_cursor)
 
 

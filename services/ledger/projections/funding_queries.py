@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date
@@ -13,7 +11,7 @@ from uuid import UUID
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.common.cursors import not_a_cursor, position_in_cursor
+from services.common.cursors import position_after, position_cursor
 from services.ledger.projections.funding_tables import (
     funding_contracts,
     funding_donations,
@@ -29,36 +27,28 @@ from services.ledger.projections.funding_tables import (
 # -- cursors: the position in the event log of the record's first event --------------
 
 
-def encode_cursor(position: int) -> str:
-    return base64.urlsafe_b64encode(f"p{position}".encode()).decode()
-
-
-def decode_cursor(cursor: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(cursor.encode()).decode()
-        if not text.startswith("p"):
-            raise ValueError(cursor)
-        return position_in_cursor(text[1:])
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise not_a_cursor() from None
-
-
 @dataclass(frozen=True)
 class Page:
     has_next_page: bool
     end_cursor: str | None
 
 
-def _paged(query: Select[Any], position: Any, first: int, after: str | None) -> Select[Any]:
+async def _fetch_page(
+    conn: AsyncConnection,
+    query: Select[Any],
+    position: Any,
+    first: int,
+    after: str | None,
+    listing: str,
+) -> tuple[list[Any], Page]:
+    """`first` rows of `query` after the cursor, by log position; `listing` names the
+    list its cursors belong to (services/common/cursors.py)."""
     if after is not None:
-        query = query.where(position > decode_cursor(after))
-    return query.order_by(position).limit(first + 1)
-
-
-def _page(rows: list[Any], first: int) -> tuple[list[Any], Page]:
+        query = query.where(position > position_after(listing, after))
+    rows = list((await conn.execute(query.order_by(position).limit(first + 1))).mappings())
     has_next = len(rows) > first
     rows = rows[:first]
-    end = encode_cursor(int(rows[-1]["position"])) if rows else None
+    end = position_cursor(listing, int(rows[-1]["position"])) if rows else None
     return rows, Page(has_next, end)
 
 
@@ -160,9 +150,7 @@ async def grants(
     query = select(funding_grants)
     if grant_ids is not None:
         query = query.where(g.grant_id.in_(grant_ids))
-    rows, page = _page(
-        list((await conn.execute(_paged(query, g.position, first, after))).mappings()), first
-    )
+    rows, page = await _fetch_page(conn, query, g.position, first, after, "grants")
     tranches: dict[UUID, list[TrancheRow]] = defaultdict(list)
     if rows:
         ids = [row["grant_id"] for row in rows]
@@ -288,9 +276,7 @@ async def donations(
         query = query.where(d.received_on >= from_date)
     if to_date is not None:
         query = query.where(d.received_on <= to_date)
-    rows, page = _page(
-        list((await conn.execute(_paged(query, d.position, first, after))).mappings()), first
-    )
+    rows, page = await _fetch_page(conn, query, d.position, first, after, "donations")
     return [
         DonationRow(
             donation_id=row["donation_id"],
@@ -399,9 +385,7 @@ async def non_cash(
         query = query.where(n.contributed_on >= from_date)
     if to_date is not None:
         query = query.where(n.contributed_on <= to_date)
-    rows, page = _page(
-        list((await conn.execute(_paged(query, n.position, first, after))).mappings()), first
-    )
+    rows, page = await _fetch_page(conn, query, n.position, first, after, "nonCashContributions")
     return [
         NonCashRow(
             contribution_id=row["contribution_id"],
@@ -497,9 +481,7 @@ async def contracts(
     query = select(funding_contracts)
     if contract_id is not None:
         query = query.where(c.contract_id == contract_id)
-    rows, page = _page(
-        list((await conn.execute(_paged(query, c.position, first, after))).mappings()), first
-    )
+    rows, page = await _fetch_page(conn, query, c.position, first, after, "contracts")
     ids = [row["contract_id"] for row in rows]
     presence: dict[UUID, int] = {}
     invoiced: dict[UUID, tuple[int, int, int]] = {}
@@ -636,9 +618,7 @@ async def invoices(
         query = query.where(i.contract_id == contract_id)
     if invoice_id is not None:
         query = query.where(i.invoice_id == invoice_id)
-    rows, page = _page(
-        list((await conn.execute(_paged(query, i.position, first, after))).mappings()), first
-    )
+    rows, page = await _fetch_page(conn, query, i.position, first, after, "contractInvoices")
     payments: dict[UUID, list[PaymentRow]] = defaultdict(list)
     if rows:
         # At most MAX_PAYMENTS_PER_INVOICE per invoice (domain/contracts.py).

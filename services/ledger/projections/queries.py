@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -12,7 +10,7 @@ from uuid import UUID
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.common.cursors import not_a_cursor, position_in_cursor
+from services.common.cursors import dated_after, dated_cursor
 from services.common.errors import NotFound
 from services.ledger.domain import AccountType
 from services.ledger.projections.tables import (
@@ -132,18 +130,6 @@ async def list_accounts(conn: AsyncConnection) -> list[AccountRow]:
     ]
 
 
-def encode_cursor(effective_date: date, position: int) -> str:
-    return base64.urlsafe_b64encode(f"{effective_date.isoformat()}|{position}".encode()).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[date, int]:
-    try:
-        day, position = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        return date.fromisoformat(day), position_in_cursor(position)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise not_a_cursor() from None
-
-
 async def journal_page(
     conn: AsyncConnection,
     *,
@@ -166,7 +152,7 @@ async def journal_page(
         )
         query = query.where(e.position.in_(touching))
     if after is not None:
-        after_date, after_position = decode_cursor(after)
+        after_date, after_position = dated_after("journal", after)
         query = query.where(tuple_(e.effective_date, e.position) > (after_date, after_position))
     rows = (
         (await conn.execute(query.order_by(e.effective_date, e.position).limit(first + 1)))
@@ -208,7 +194,9 @@ async def journal_page(
         for row in rows
     ]
     end_cursor = (
-        encode_cursor(entries[-1].effective_date, entries[-1].position) if entries else None
+        dated_cursor("journal", entries[-1].effective_date, entries[-1].position)
+        if entries
+        else None
     )
     return EntryPage(entries, has_next, end_cursor)
 
@@ -289,4 +277,4 @@ async def entry_by_id(conn: AsyncConnection, entry_id: UUID) -> EntryRow | None:
 
 
 def _cursor_before(effective_date: date, position: int) -> str:
-    return encode_cursor(effective_date, position - 1)
+    return dated_cursor("journal", effective_date, position - 1)

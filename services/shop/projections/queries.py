@@ -6,8 +6,6 @@ their difference ("net") side by side, as a Z report or a daily close does.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections import defaultdict
 from collections.abc import Mapping
@@ -20,7 +18,7 @@ from sqlalchemy import ColumnElement, Table, func, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.common.auth import requester
-from services.common.cursors import not_a_cursor, position_in_cursor
+from services.common.cursors import position_after, position_cursor
 from services.shop.domain.sale import Sale, tendered_cents
 from services.shop.projections.tables import (
     shop_cash_movements,
@@ -367,22 +365,6 @@ async def session_report(conn: AsyncConnection, session: SessionRow) -> SessionR
     )
 
 
-def encode_cursor(position: int, tag: str = "doc") -> str:
-    """`tag` names the listing (documents, Z reports) so that one's cursor is not taken
-    for another's."""
-    return base64.urlsafe_b64encode(f"{tag}|{position}".encode()).decode()
-
-
-def decode_cursor(cursor: str, tag: str = "doc") -> int:
-    try:
-        found, position = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        if found != tag:
-            raise ValueError(found)
-        return position_in_cursor(position)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise not_a_cursor() from None
-
-
 @dataclass(frozen=True)
 class ZReportPage:
     reports: list[SessionReport]
@@ -412,13 +394,13 @@ async def z_reports_page(
         flagged = or_(s.within_tolerance.is_(False), func.coalesce(s.card_difference_cents, 0) != 0)
         query = query.where(flagged if needs_review else not_(flagged))
     if after is not None:
-        query = query.where(s.closed_position > decode_cursor(after, "z"))
+        query = query.where(s.closed_position > position_after("zReports", after))
     rows = (await conn.execute(query.order_by(s.closed_position).limit(first + 1))).all()
     shown = rows[:first]
     return ZReportPage(
         reports=[await session_report(conn, _session_row(row)) for row in shown],
         has_next_page=len(rows) > first,
-        end_cursor=encode_cursor(int(shown[-1].closed_position), "z") if shown else None,
+        end_cursor=position_cursor("zReports", int(shown[-1].closed_position)) if shown else None,
     )
 
 
@@ -439,14 +421,14 @@ async def documents_page(
         *_filters(shop_documents, till_id=till_id, from_date=from_date, to_date=to_date),
     )
     if after is not None:
-        query = query.where(d.position > decode_cursor(after))
+        query = query.where(d.position > position_after("sales", after))
     rows = (await conn.execute(query.order_by(d.position).limit(first + 1))).all()
     has_next = len(rows) > first
     documents = await _with_details(conn, rows[:first])
     return DocumentPage(
         documents=documents,
         has_next_page=has_next,
-        end_cursor=encode_cursor(documents[-1].position) if documents else None,
+        end_cursor=position_cursor("sales", documents[-1].position) if documents else None,
     )
 
 

@@ -12,6 +12,7 @@ import strawberry
 from gateway.context import Info
 from gateway.permissions import allow
 from services.common.auth import Role
+from services.common.cursors import position_cursor
 from services.common.errors import ValidationError
 from services.common.graphql import PageInfo, as_of_date, check_page_size
 from services.common.sealing import unseal
@@ -174,7 +175,8 @@ class WelfareFundQuery:
         return DisbursementConnection(
             nodes=[Disbursement.from_row(r) for r in rows],
             page_info=PageInfo(
-                has_next_page=has_next, end_cursor=str(rows[-1].position) if rows else None
+                has_next_page=has_next,
+                end_cursor=position_cursor("disbursements", rows[-1].position) if rows else None,
             ),
         )
 
@@ -203,7 +205,8 @@ class WelfareFundQuery:
             ids, has_next = await queries.beneficiary_ids(conn, first=first, after=after)
             cursor = None
             if ids:
-                cursor = str(await queries.beneficiary_position(conn, ids[-1]))
+                position = await queries.beneficiary_position(conn, ids[-1])
+                cursor = position_cursor("beneficiaries", position)
         nodes = [await load_beneficiary(info, i) for i in ids]
         return BeneficiaryConnection(
             nodes=nodes, page_info=PageInfo(has_next_page=has_next, end_cursor=cursor)

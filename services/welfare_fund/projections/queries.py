@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.common.cursors import position_in_cursor
+from services.common.cursors import position_after
 from services.common.database import LoneReads
 from services.common.errors import NotFound
 from services.welfare_fund.domain import PolicyVersion, Program, Stream
@@ -237,7 +237,7 @@ async def disbursements_page(
     if status is not None:
         query = query.where(d.status == status)
     if after is not None:
-        query = query.where(d.position > position_in_cursor(after))
+        query = query.where(d.position > position_after("disbursements", after))
     rows = (await conn.execute(query.order_by(d.position).limit(first + 1))).mappings().all()
     return [DisbursementRow.from_mapping(r) for r in rows[:first]], len(rows) > first
 
@@ -380,7 +380,7 @@ async def beneficiary_ids(
     b = welfare_beneficiaries.c
     query = select(b.beneficiary_id, b.position)
     if after is not None:
-        query = query.where(b.position > position_in_cursor(after))
+        query = query.where(b.position > position_after("beneficiaries", after))
     rows = (await conn.execute(query.order_by(b.position).limit(first + 1))).all()
     return [r[0] for r in rows[:first]], len(rows) > first
 

@@ -480,11 +480,8 @@ class WelfareFundApplication(CoopApplication):
         def decide() -> Decision[Beneficiary]:
             beneficiary = self.get_beneficiary(beneficiary_id)
             beneficiary.forget()
-            # Shredded once the erasure is decided, before it is stored: if the process
-            # dies in between, her note is already unreadable and a retry stores the
-            # rest. The other way round, the event would say "forgotten" while nothing
-            # ever deleted the key again.
-            self.keys.delete(beneficiary_id)
+            # The key goes after the save, not here: a forget decided and then refused
+            # (a reused idempotency key, a lost race) would have destroyed her note.
             return Decision((beneficiary,), beneficiary, {BENEFICIARY_REF: str(beneficiary_id)})
 
         try:

@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import logging
 import os
+import sqlite3
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from uuid import UUID
@@ -169,16 +170,20 @@ class KeyStore:
         of backups.)"""
         if self.engine.dialect.name == "sqlite":
             # On the driver's connection: through SQLAlchemy it would run inside the
-            # BEGIN IMMEDIATE every transaction starts with, where it is refused.
+            # BEGIN IMMEDIATE every transaction starts with, where it is refused. With no
+            # busy timeout: TRUNCATE waits for every reader (an audit replay holds one
+            # for its whole run) and holds back every writer while it waits, so with
+            # the store's 30 s a forget and every sale behind it waited that long.
             raw = self.engine.raw_connection()
             try:
-                busy, _log_frames, _moved = raw.execute(
-                    "PRAGMA wal_checkpoint(TRUNCATE)"
-                ).fetchone()
-                if busy:  # readers held it back: a later checkpoint truncates the log
-                    log.info("key store: write-ahead log not truncated yet (readers)")
+                raw.execute("PRAGMA busy_timeout = 0")
+                busy = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            except sqlite3.OperationalError:
+                busy = 1
             finally:
                 raw.close()
+            if busy:  # readers or a writer held it back: a later checkpoint truncates
+                log.info("key store: write-ahead log not truncated yet")
         elif self.engine.dialect.name == "postgresql":
             table = self.engine.dialect.identifier_preparer.format_table(self.table)
             with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:

@@ -6,11 +6,16 @@ which lives outside the event store: every event, and so every hash, stays as it
 
 from __future__ import annotations
 
+import threading
 from datetime import date
+from uuid import uuid4
 
+import pytest
 from sqlalchemy import text
 
 from gateway.runtime import Runtime
+from services.audit.store import create_snapshot_engine
+from services.ledger.domain import Posting, Side
 from services.welfare_fund.domain import Program
 
 SECRET_NOTE = "Refuge in Via Segreta 7, Breno; contact via anti-violence centre"
@@ -56,3 +61,34 @@ def test_forgetting_a_beneficiary_keeps_the_chain_verifying_and_totals_equal(
         ).all()
     # History is untouched: the forget event is appended, nothing earlier changed.
     assert stored_after[: len(stored_before)] == stored_before
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_deleting_a_key_does_not_wait_for_an_auditor_s_snapshot(runtime: Runtime) -> None:
+    """Second reading: the key's scrub (a checkpoint truncating SQLite's write-ahead
+    log) waited, with the store's 30 s busy timeout, for every reader to move on (an
+    audit replay holds one snapshot for its whole run), and held back every writer
+    meanwhile: a forget and each sale behind it waited that long. It gives up at once
+    now; a later checkpoint truncates."""
+    keys = runtime.welfare.keys
+    subject = uuid4()
+    keys.create(subject)
+    snapshot = create_snapshot_engine(runtime.settings)
+    try:
+        with snapshot.connect() as auditor:  # as `coop audit replay` reads the live store
+            auditor.exec_driver_sql("SELECT count(*) FROM projection_tracking").all()
+            deleting = threading.Thread(target=keys.delete, args=(subject,))
+            deleting.start()
+            deleting.join(10)  # 0.1 s when it gives up at once; 30 s when it waits
+            assert not deleting.is_alive()
+            runtime.ledger.post_entry(
+                key="a-sale",
+                actor="t",
+                effective_date=date(2025, 3, 1),
+                description="sale",
+                postings=[Posting("1000", Side.DEBIT, 100), Posting("4100", Side.CREDIT, 100)],
+            )
+    finally:
+        deleting.join(60)
+        snapshot.dispose()
+    assert keys.get(subject) is None

@@ -298,6 +298,11 @@ class ProjectionRunner:
                 changed = _changed_tables(conn, projection.tables)
                 if not changed:
                     continue
+                if not reset:
+                    # The tracking table before the read models' tables, as a rebuild
+                    # and a projector step take them: the other order deadlocked with a
+                    # rebuild running while a process of another release started.
+                    _lock_tracking(conn)
                 log.warning(
                     "read model %s: tables %s differ from their definition; rebuilding it",
                     projection.name,

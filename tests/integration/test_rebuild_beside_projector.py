@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, select, text
 
 from gateway.runtime import Runtime
 from services.common.database import create_sync_engine, create_tables
@@ -182,3 +182,52 @@ def test_rebuilds_beside_a_projector_following_sales_neither_fail_nor_deadlock(
     finally:
         operator.close_sync()
         leader.close_sync()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_a_rebuild_beside_a_starting_runner_that_resets_a_changed_read_model(
+    ledger: LedgerApplication, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Second reading: a runner starting with a read model whose stored shape differs
+    (another release) dropped its tables and then moved the tracking row, the other
+    order from the rebuild's: the two deadlocked."""
+    start_engine, rebuild_engine = create_sync_engine(settings), create_sync_engine(settings)
+    create_tables(start_engine, LedgerProjection.tables)
+    rebuilder = ProjectionRunner(ledger, rebuild_engine, [LedgerProjection()], page_size=100)
+    with start_engine.begin() as conn:  # the stored shape differs from this release's
+        conn.execute(text("ALTER TABLE ledger_entries ADD COLUMN from_another_release int"))
+    in_reset, release = threading.Event(), threading.Event()
+    restart = ProjectionRunner._restart_from_zero
+
+    def paused_at_start(runner: ProjectionRunner, conn: Connection, name: str) -> None:
+        if threading.current_thread().name == "starting":
+            in_reset.set()
+            release.wait(10)
+        restart(runner, conn, name)
+
+    monkeypatch.setattr(ProjectionRunner, "_restart_from_zero", paused_at_start)
+    errors: list[str] = []
+
+    def start() -> None:
+        ProjectionRunner(ledger, start_engine, [LedgerProjection()], page_size=100)
+
+    starting = threading.Thread(name="starting", target=recording(errors, "start", start))
+    rebuild = threading.Thread(
+        target=recording(errors, "rebuild", lambda: rebuilder.rebuild(workers=0))
+    )
+    try:
+        starting.start()
+        assert in_reset.wait(10)
+        rebuild.start()
+        deadline = time.monotonic() + 10
+        while not someone_waits_for_a_lock() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        release.set()
+        starting.join(30)
+        rebuild.join(30)
+        assert errors == []
+    finally:
+        release.set()
+        start_engine.dispose()
+        rebuild_engine.dispose()

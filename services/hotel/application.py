@@ -11,7 +11,7 @@ import contextlib
 import hmac
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
 from uuid import UUID
 
@@ -222,20 +222,27 @@ class HotelApplication(CoopApplication):
                 )
 
     def _vat_accounts_in_use(self) -> dict[str, str]:
-        """The VAT accounts the policies in force today or later post to: closed, every
-        charge and check-out at that rate would be refused until a new policy."""
+        """The VAT accounts of the policies in force on any day a fact can still be dated
+        (the front desk posts yesterday's dinner this morning, by yesterday's policy):
+        from the books' first open day on. Closed, every charge and check-out at that
+        rate on those days would be refused for good."""
         try:
             config = self.configuration()
         except AggregateNotFoundError:  # not seeded yet: it posts nowhere
             return {}
+        closed_through = self.ledger.chart(read_only=True).closed_through
+        first_open_day = self.ledger.limits.books_opened_on
+        if closed_through is not None:
+            first_open_day = max(first_open_day, closed_through + timedelta(days=1))
         in_use: dict[str, str] = {}
-        for policy in config.policies_from(self.today()):
+        for policy in config.policies_from(first_open_day):
             for rate_bp in sorted(set(policy.vat_bp_by_kind.values())):
                 in_use.setdefault(
                     policy.vat_account(rate_bp),
                     f"the hotel's policy from {policy.effective_from.isoformat()} posts its "
-                    f"{percent(rate_bp)}% VAT to it (a policy naming another account in "
-                    "vatAccounts must be in force first)",
+                    f"{percent(rate_bp)}% VAT to it, and facts may still be dated in its days "
+                    f"(the books are open from {first_open_day.isoformat()}): name another "
+                    "account in vatAccounts, then close the books past its last day",
                 )
         return in_use
 

@@ -1490,10 +1490,11 @@ CLOSE_ACCOUNT = (
 async def test_a_vat_account_in_force_cannot_be_closed_under_the_front_desk(
     client: GraphQLClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Closing an account is for good: closed while the policy in force (or a later
-    one) posts its VAT there, every charge and check-out at that rate would be
-    refused. Refused, saying why; once a policy naming another account is in force,
-    the old account closes."""
+    """Closing an account is for good: closed while a policy posts its VAT there on a
+    day facts can still be dated (yesterday's dinner, posted this morning, goes by
+    yesterday's policy), every charge and check-out at that rate would be refused.
+    Refused, saying why; once a policy naming another account is in force and the
+    books are closed past the old one's last day, the old account closes."""
     today = pin_hotel_today(client, monkeypatch, "2025-07-01")
     for code in ("2030", "2031"):
         opened = await client.data(
@@ -1514,12 +1515,17 @@ async def test_a_vat_account_in_force_cannot_be_closed_under_the_front_desk(
     refused = (await client.data(CLOSE_ACCOUNT, {"code": "2030"}))["closeAccount"]
     assert (refused["__typename"], refused["field"]) == ("ValidationError", "code")
     assert "the hotel's policy from 2025-08-01 posts its 12% VAT to it" in refused["message"]
-    today.move_to("2025-08-20")  # in force now
+    assert "close the books" in refused["message"]
+    today.move_to("2025-09-02")  # September's names 2031, but August's days are open
     again = (await client.data(CLOSE_ACCOUNT, {"code": "2030"}))["closeAccount"]
     assert again["__typename"] == "ValidationError", again
     assert client.head() == head
 
-    today.move_to("2025-09-01")  # September's names 2031 instead
+    closing = {"idempotencyKey": "close-august", "through": "2025-08-31"}
+    closed_books = await client.data(
+        "mutation($i: CloseBooksInput!) { closeBooks(input: $i) { __typename } }", {"i": closing}
+    )
+    assert closed_books["closeBooks"]["__typename"] == "BooksClosing", closed_books
     closed = (await client.data(CLOSE_ACCOUNT, {"code": "2030"}))["closeAccount"]
     assert closed == {"__typename": "Account", "isOpen": False}
     kept = (await client.data(CLOSE_ACCOUNT, {"code": "2031"}))["closeAccount"]

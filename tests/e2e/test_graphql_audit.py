@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from services.common.auth import Role
 from services.common.idempotency import claim_id_for
@@ -209,3 +209,42 @@ async def test_the_claim_of_a_command_on_a_beneficiary_has_no_history(
     # The claims of other commands stay in the history (the rule is the export's).
     sale_claim = (await auditor.data(HISTORY, {"id": str(claim_id_for("sale-7"))}))["eventHistory"]
     assert [n["type"] for n in sale_claim["nodes"]] == ["IdempotencyClaim.Claimed"]
+
+
+async def _statements(client: GraphQLClient, query: str, variables: dict[str, object]) -> int:
+    """How many SQL statements the read engine runs for one request."""
+    engine = client.runtime.read_engine.sync_engine
+    seen: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        await client.data(query, variables)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    return len(seen)
+
+
+async def test_entries_by_cause_read_a_page_in_the_same_few_statements_whatever_its_size(
+    client: GraphQLClient,
+) -> None:
+    """Review pages #5: each entry of a page was read on its own, three statements an
+    entry (302 for a page of 100); the page's entries and lines are now read at once."""
+    donate = (
+        "mutation($k: String!) { recordDonation(input: {idempotencyKey: $k, "
+        'amount: "5.00"}) { __typename } }'
+    )
+    for n in range(30):
+        await client.data(donate, {"k": f"d{n}"})
+    by_cause = (
+        'query($n: Int!) { ledgerEntriesByCause(cause: "donation", first: $n) '
+        "{ nodes { id lines { account debit credit } } } }"
+    )
+    few = await _statements(client, by_cause, {"n": 3})
+    many = await _statements(client, by_cause, {"n": 30})
+    assert many == few, (few, many)
+    page = await client.data(by_cause, {"n": 30})
+    assert len(page["ledgerEntriesByCause"]["nodes"]) == 30
+    assert all(len(node["lines"]) >= 2 for node in page["ledgerEntriesByCause"]["nodes"])

@@ -150,9 +150,9 @@ class AuditQuery:
                 conn, cause, first + 1, after_position=after_position
             )
             page = found[:first]
-            rows = [await ledger_queries.entry_by_id(conn, entry_id) for entry_id, _ in page]
+            by_id = await ledger_queries.entries_by_ids(conn, [entry_id for entry_id, _ in page])
         return JournalConnection(
-            nodes=[JournalEntry.from_row(row) for row in rows if row is not None],
+            nodes=[JournalEntry.from_row(by_id[i]) for i, _ in page if i in by_id],
             page_info=PageInfo(
                 has_next_page=len(found) > first,
                 end_cursor=(position_cursor("ledgerEntriesByCause", page[-1][1]) if page else None),

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import RowMapping, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.common.cursors import dated_after, dated_cursor
@@ -160,39 +161,7 @@ async def journal_page(
         .all()
     )
     has_next = len(rows) > first
-    rows = rows[:first]
-    lines_by_entry: dict[int, list[LineRow]] = {row["position"]: [] for row in rows}
-    if rows:
-        line_result = await conn.execute(
-            select(ledger_lines)
-            .where(ledger_lines.c.position.in_([row["position"] for row in rows]))
-            .order_by(ledger_lines.c.position, ledger_lines.c.line_no)
-        )
-        for line in line_result.mappings():
-            lines_by_entry[line["position"]].append(
-                LineRow(
-                    line["line_no"],
-                    line["account_code"],
-                    int(line["debit_cents"]),
-                    int(line["credit_cents"]),
-                )
-            )
-    entries = [
-        EntryRow(
-            entry_id=row["entry_id"],
-            position=int(row["position"]),
-            effective_date=row["effective_date"],
-            recorded_at=row["recorded_at"],
-            description=row["description"],
-            cause_id=row["cause_id"],
-            actor=row["actor"],
-            total_cents=int(row["total_cents"]),
-            reverses_entry_id=row["reverses_entry_id"],
-            reversed_by_entry_id=row["reversed_by_entry_id"],
-            lines=tuple(lines_by_entry[row["position"]]),
-        )
-        for row in rows
-    ]
+    entries = await _with_lines(conn, rows[:first])
     end_cursor = (
         dated_cursor("journal", entries[-1].effective_date, entries[-1].position)
         if entries
@@ -259,22 +228,54 @@ async def account_balance(conn: AsyncConnection, code: str, as_of: date) -> Bala
 
 
 async def entry_by_id(conn: AsyncConnection, entry_id: UUID) -> EntryRow | None:
+    return (await entries_by_ids(conn, [entry_id])).get(entry_id)
+
+
+async def entries_by_ids(conn: AsyncConnection, entry_ids: Sequence[UUID]) -> dict[UUID, EntryRow]:
+    """The entries with these ids that the read model holds, with their lines: two
+    statements whatever their number (a page of them read one by one was three each)."""
+    if not entry_ids:
+        return {}
     e = ledger_entries.c
-    row = (
-        await conn.execute(select(e.effective_date, e.position).where(e.entry_id == entry_id))
-    ).first()
-    if row is None:
-        return None
-    page = await journal_page(
-        conn,
-        from_date=row[0],
-        to_date=row[0],
-        account_code=None,
-        first=1,
-        after=_cursor_before(row[0], int(row[1])),
+    rows = (
+        (await conn.execute(select(ledger_entries).where(e.entry_id.in_(list(entry_ids)))))
+        .mappings()
+        .all()
     )
-    return page.entries[0] if page.entries else None
+    return {entry.entry_id: entry for entry in await _with_lines(conn, rows)}
 
 
-def _cursor_before(effective_date: date, position: int) -> str:
-    return dated_cursor("journal", effective_date, position - 1)
+async def _with_lines(conn: AsyncConnection, rows: Sequence[RowMapping]) -> list[EntryRow]:
+    """`rows` of ledger_entries as entries, their lines read in one statement."""
+    lines_by_entry: dict[int, list[LineRow]] = {row["position"]: [] for row in rows}
+    if rows:
+        line_result = await conn.execute(
+            select(ledger_lines)
+            .where(ledger_lines.c.position.in_([row["position"] for row in rows]))
+            .order_by(ledger_lines.c.position, ledger_lines.c.line_no)
+        )
+        for line in line_result.mappings():
+            lines_by_entry[line["position"]].append(
+                LineRow(
+                    line["line_no"],
+                    line["account_code"],
+                    int(line["debit_cents"]),
+                    int(line["credit_cents"]),
+                )
+            )
+    return [
+        EntryRow(
+            entry_id=row["entry_id"],
+            position=int(row["position"]),
+            effective_date=row["effective_date"],
+            recorded_at=row["recorded_at"],
+            description=row["description"],
+            cause_id=row["cause_id"],
+            actor=row["actor"],
+            total_cents=int(row["total_cents"]),
+            reverses_entry_id=row["reverses_entry_id"],
+            reversed_by_entry_id=row["reversed_by_entry_id"],
+            lines=tuple(lines_by_entry[row["position"]]),
+        )
+        for row in rows
+    ]

@@ -8,8 +8,10 @@ decision, after it read the fund's book and before it saved."""
 
 from __future__ import annotations
 
+import calendar
 from collections.abc import Callable
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -236,3 +238,42 @@ def test_a_refusal_by_the_current_state_is_decided_once(
     with pytest.raises(Conflict, match="forgotten"):
         _record_march(runtime, "march", intern)
     assert len(decisions) == 1
+
+
+async def _stipends_of_a_year(
+    app_client: GraphQLClient, enrolled_on: str, own_days: dict[str, int]
+) -> dict[str, Decimal]:
+    """Every calendar month an internship enrolled on `enrolled_on` touches (2025 and
+    January 2026), each day attended; `own_days`: the internship's days of a month it
+    covers only in part."""
+    officer = app_client.as_person(Role.FUND_OFFICER)
+    enroll = {"idempotencyKey": "e", "program": "INTERNSHIP", "enrolledOn": enrolled_on}
+    ref = (await officer.data(ENROLL, {"input": enroll}))["enrollBeneficiary"]["beneficiaryRef"]
+    for year, number in [(2025, m) for m in range(1, 13)] + [(2026, 1)]:
+        month = f"{year}-{number:02d}"
+        days = own_days.get(month, calendar.monthrange(year, number)[1])
+        attendance = {"idempotencyKey": f"a-{month}", "beneficiaryRef": ref, "month": month,
+                      "scheduledDays": days, "attendedDays": days}  # fmt: skip
+        answer = (await officer.data(ATTEND, {"input": attendance}))["recordAttendance"]
+        assert answer["__typename"] == "Beneficiary", (month, answer)
+    rows = (await officer.data(BENEFICIARY, {"r": ref}))["beneficiary"]["attendance"]
+    return {row["month"]: Decimal(row["stipend"]) for row in rows}
+
+
+@pytest.mark.parametrize(
+    ("enrolled_on", "own_days", "partial"),
+    [
+        ("2025-01-02", {"2025-01": 30, "2026-01": 1}, {"2025-01": "483.87", "2026-01": "16.13"}),
+        ("2025-01-31", {"2025-01": 1, "2026-01": 30}, {"2025-01": "16.13", "2026-01": "483.87"}),
+    ],
+    ids=["a last month of one day", "a first month of one day"],
+)
+async def test_a_twelve_month_internship_begun_mid_month_pays_twelve_stipends_not_thirteen(
+    app_client: GraphQLClient, enrolled_on: str, own_days: dict[str, int], partial: dict[str, str]
+) -> None:
+    """Review dates #1: a month the internship covers only in part paid the whole
+    stipend when its days were attended: 13 x EUR 500 for a twelve-month internship.
+    A first or last month pays its share of the month's days (rounded half up)."""
+    stipends = await _stipends_of_a_year(app_client, enrolled_on, own_days)
+    assert {month: str(stipends[month]) for month in partial} == partial
+    assert sum(stipends.values()) == 12 * Decimal("500.00")

@@ -158,6 +158,8 @@ class Beneficiary(Aggregate):
             attended_days=attended_days,
             meals_provided=meals_provided,
             part_time=part_time,
+            internship_days=days_in_month,
+            month_days=last_of_month.day,
         )
         self.trigger_event(
             self.AttendanceRecorded,

@@ -427,19 +427,32 @@ class StipendRules:
             )
 
     def stipend_cents(
-        self, *, scheduled_days: int, attended_days: int, meals_provided: bool, part_time: bool
+        self,
+        *,
+        scheduled_days: int,
+        attended_days: int,
+        meals_provided: bool,
+        part_time: bool,
+        internship_days: int = 1,
+        month_days: int = 1,
     ) -> int:
         """Monthly stipend from recorded attendance.
 
-        Base: the lowest amount that applies (meals and part time both lower it).
-        Full base at attendance >= the threshold; otherwise pro rata (rounded half up
-        to the cent), never below the floor. No attendance at all pays nothing.
+        Base: the lowest amount that applies (meals and part time both lower it), for
+        a month the internship covers only in part (its first and last) the share of
+        the month's calendar days it covers, `internship_days` of `month_days`
+        (rounded half up to the cent): a twelve-month internship begun mid-month pays
+        twelve months, not thirteen full ones. Full base at attendance >= the
+        threshold; otherwise pro rata (rounded half up to the cent), never below the
+        floor but never above the base. No attendance at all pays nothing.
         """
         base = self.full_cents
         if meals_provided:
             base = min(base, self.with_meals_cents)
         if part_time:
             base = min(base, self.part_time_cents)
+        if internship_days < month_days:
+            base = (2 * base * internship_days + month_days) // (2 * month_days)
         if attended_days == 0:
             return 0
         if attended_days * PPM_PER_UNIT >= self.full_attendance_ppm * scheduled_days:

@@ -31,7 +31,8 @@ from services.shop.domain import (
     UnknownCategory,
     default_policy,
 )
-from services.shop.projections.tables import SHOP_TABLES
+from services.shop.graphql.types import aware
+from services.shop.projections.tables import SHOP_TABLES, shop_documents, shop_sessions
 
 T = TypeVar("T")
 NOW = datetime(2025, 5, 2, 9, 30, tzinfo=UTC)
@@ -570,3 +571,38 @@ def test_a_close_sent_with_its_count_sheet_before_the_sheet_was_kept_is_answered
     # Another count under the same key is still another request.
     with pytest.raises(IdempotencyKeyReused):
         close(4000, [(2000, 2)])
+
+
+def test_a_session_opened_on_a_local_clock_keeps_its_instant(runtime: Runtime) -> None:
+    """Review dates #2: the read model stored 09:00+02:00 as 09:00 and SQLite dropped
+    the offset, so openedAt (and every document's time) answered 09:00Z, two hours
+    late, live and after a rebuild. Stored in UTC now, on both stores."""
+    at = datetime(2025, 5, 2, 9, 0, tzinfo=runtime.settings.zone)  # 07:00 UTC
+    session = runtime.shop.open_session(
+        key="open",
+        actor="person:anna",
+        till_scope=None,
+        till_id="till-1",
+        opening_float_cents=5000,
+        at=at,
+    ).result
+    runtime.shop.ring_sale(
+        key="s1",
+        actor="person:anna",
+        till_scope=None,
+        session_id=session.id,
+        lines=list(COAT),
+        payments=[PaymentInput(PaymentMethod.CARD, 1220)],
+        at=at,
+    )
+    runtime.projector.run_until_caught_up()
+
+    def stored() -> tuple[datetime, datetime]:
+        with runtime.sync_engine.connect() as conn:
+            opened = conn.execute(select(shop_sessions.c.opened_at)).scalar_one()
+            rung = conn.execute(select(shop_documents.c.recorded_at)).scalar_one()
+        return aware(opened), aware(rung)  # as CashSession.openedAt and Sale answer them
+
+    assert stored() == (at, at)
+    runtime.projector.rebuild(workers=0)
+    assert stored() == (at, at)

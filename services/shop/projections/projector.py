@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from eventsourcing.utils import get_topic
@@ -61,7 +62,7 @@ class ShopProjection(Projection):
                         "till_id": event.till_id,
                         "z_number": event.z_number,
                         "business_date": event.business_date,
-                        "opened_at": event.opened_at,
+                        "opened_at": _utc(event.opened_at),
                         "opened_by": event.opened_by,
                         "opening_float_cents": event.opening_float_cents,
                         "is_open": True,
@@ -76,7 +77,7 @@ class ShopProjection(Projection):
                     sale_id=None,
                     change_cents=event.change_cents,
                     state=event.__dict__,
-                    recorded_at=event.rung_at,
+                    recorded_at=_utc(event.rung_at),
                 )
             elif isinstance(event, Sale.Refunded):
                 _document(
@@ -87,7 +88,7 @@ class ShopProjection(Projection):
                     sale_id=event.originator_id,
                     change_cents=0,
                     state=event.__dict__,
-                    recorded_at=event.refunded_at,
+                    recorded_at=_utc(event.refunded_at),
                 )
             elif isinstance(event, CashSession.CashMoved):
                 rows["movements"].append(
@@ -100,7 +101,7 @@ class ShopProjection(Projection):
                         "amount_cents": event.amount_cents,
                         "reason": event.reason,
                         "note": event.note,
-                        "recorded_at": event.moved_at,
+                        "recorded_at": _utc(event.moved_at),
                         "actor": event.actor,
                     }
                 )
@@ -108,7 +109,7 @@ class ShopProjection(Projection):
                 closes.append(
                     {
                         "session_id": event.originator_id,
-                        "closed_at": event.closed_at,
+                        "closed_at": _utc(event.closed_at),
                         "closed_by": event.closed_by,
                         "expected_cash_cents": event.expected_cash_cents,
                         "counted_cash_cents": event.counted_cash_cents,
@@ -131,7 +132,7 @@ class ShopProjection(Projection):
                         "category": event.category,
                         "bags": event.bags,
                         "items": event.items,
-                        "recorded_at": event.recorded_at,
+                        "recorded_at": _utc(event.recorded_at),
                         "actor": event.actor,
                     }
                 )
@@ -151,6 +152,14 @@ class ShopProjection(Projection):
                 .where(shop_sessions.c.session_id == session_id)
                 .values(is_open=False, **close)
             )
+
+
+def _utc(instant: datetime) -> datetime:
+    """The instant in UTC: SQLite's DateTime drops the offset without converting and the
+    read side takes what it stores as UTC, so a session opened at 09:00+02:00 (as the
+    demo and a till's clock give it) answered openedAt 09:00Z. PostgreSQL's timestamptz
+    gets the same."""
+    return instant.astimezone(UTC) if instant.tzinfo is not None else instant
 
 
 def _document(

@@ -190,13 +190,14 @@ def _entries(conn: Connection, until: date | None) -> Iterator[tuple[Any, list[A
             yield row, lines[row["position"]]
 
 
-def export_beancount(conn: Connection, out: IO[str], until: date | None = None) -> int:
+def export_beancount(conn: Connection, out: IO[str], until: date) -> int:
     """The journal up to `until` as a Beancount ledger (`bean-check` accepts it);
-    returns entries written."""
+    returns entries written. The accounts open on the first entry's day or, with no
+    entry, on `until` (the server's own calendar day made the file depend on its TZ)."""
     a = ledger_accounts.c
     accounts = conn.execute(select(a.code, a.name, a.account_type).order_by(a.code)).all()
     first_day = conn.execute(select(func.min(ledger_entries.c.effective_date))).scalar()
-    opened_on: date = first_day or date.today()
+    opened_on: date = until if first_day is None else min(first_day, until)
     names: dict[str, str] = {}
     out.write('option "title" "Cooperative journal (exported by coop audit export)"\n')
     out.write('option "operating_currency" "EUR"\n\n')

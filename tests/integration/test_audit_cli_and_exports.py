@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import io
 import json
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from typer.testing import CliRunner
 from gateway.cli import app as cli
 from gateway.runtime import Runtime
 from services.audit import exports
-from services.audit.exports import beancount_account
+from services.audit.exports import beancount_account, export_beancount
 from services.common.errors import ValidationError
 from services.common.settings import Settings, get_settings
 from services.ledger.domain import AccountType, Posting, Side
@@ -624,3 +625,16 @@ def test_an_export_into_an_earlier_export_replaces_all_of_its_files(
     assert "holds notes.txt beside an earlier export" in refused.output
     assert (out / f"trial-balance-{today}.csv").exists()
     assert not (out / "trial-balance-2025-12-31.csv").exists()
+
+
+def test_an_empty_journal_exports_the_same_file_on_any_server(runtime: Runtime) -> None:
+    """Review dates #3: with no entry yet, the accounts were opened on the server's own
+    calendar day (date.today()): the same store exported another file under another
+    TZ. They open on the export's day now."""
+    runtime.projector.run_until_caught_up()  # the chart, no entry
+    out = io.StringIO()
+    with runtime.sync_engine.connect() as conn:
+        assert export_beancount(conn, out, date(2025, 6, 30)) == 0
+    opened = [line for line in out.getvalue().splitlines() if " open " in line]
+    assert opened
+    assert all(line.startswith("2025-06-30 open ") for line in opened), opened[:3]

@@ -243,3 +243,39 @@ async def test_provenance_follows_dates_in_any_order_of_recording(
     assert {c.disbursement_id: await _traced(auditor, c.disbursement_id) for c in commitments} == (
         expected
     )
+
+
+PROVENANCE_PAGE = """
+query P($id: ID!, $first: Int!, $after: String) {
+  provenance(disbursementId: $id, first: $first, after: $after) {
+    amount sources { journalEntryId amount } pageInfo { hasNextPage endCursor } } }
+"""
+
+
+async def test_provenance_sources_come_in_pages(app_client: GraphQLClient) -> None:
+    """Review pages #2: every source of a commitment came back in one list (a month's
+    rent funded by the day's sales: thousands), where the API pages every list. Paged
+    with first and after, the pages together are the whole list, in queue order."""
+    officer, admin, ref = await _setup(app_client)
+    incomes = [await _income(admin, f"in-{n}", date(2025, 2, 1 + n), 1000) for n in range(5)]
+    disbursement = await _commit(officer, ref, "c1", date(2025, 2, 20), 2500)  # all five
+    auditor = app_client.as_role(Role.AUDITOR)
+    whole = (await auditor.data(PROVENANCE, {"id": disbursement["id"]}))["provenance"]
+    assert [s["journalEntryId"] for s in whole["sources"]] == incomes
+    paged: list[str] = []
+    after = None
+    for expected_next in (True, True, False):
+        page = (
+            await auditor.data(
+                PROVENANCE_PAGE, {"id": disbursement["id"], "first": 2, "after": after}
+            )
+        )["provenance"]
+        assert page["amount"] == whole["amount"]
+        assert page["pageInfo"]["hasNextPage"] is expected_next
+        paged += [s["journalEntryId"] for s in page["sources"]]
+        after = page["pageInfo"]["endCursor"]
+    assert paged == incomes
+    refused = await auditor.execute(
+        PROVENANCE_PAGE, {"id": disbursement["id"], "first": 501, "after": None}
+    )
+    assert refused["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"

@@ -116,19 +116,27 @@ class WelfareFundQuery:
         permission_classes=allow(*AGGREGATE_READERS),
         description="The income postings whose accruals fund a disbursement (FIFO).",
     )
-    async def provenance(self, info: Info, disbursement_id: strawberry.ID) -> Provenance:
+    async def provenance(
+        self,
+        info: Info,
+        disbursement_id: strawberry.ID,
+        first: int = 500,
+        after: str | None = None,
+    ) -> Provenance:
         disbursement_uuid = parse_id(disbursement_id, "disbursementId")
+        check_page_size(first, info.context.runtime.settings.max_page_size)
         await fund_settled(info)
         async with info.context.runtime.read_engine.connect() as conn:
-            row, traced_cents, sources = await queries.provenance(conn, disbursement_uuid)
+            page = await queries.provenance(conn, disbursement_uuid, first=first, after=after)
         from services.common.graphql import money
 
         return Provenance(
-            disbursement_id=strawberry.ID(str(row.disbursement_id)),
-            program=row.program,  # type: ignore[arg-type]
-            amount=money(traced_cents),
+            disbursement_id=strawberry.ID(str(page.disbursement.disbursement_id)),
+            program=page.disbursement.program,  # type: ignore[arg-type]
+            amount=money(page.traced_cents),
             rule=FIFO_RULE,
-            sources=[ProvenanceSource.from_row(s) for s in sources],
+            sources=[ProvenanceSource.from_row(s) for s in page.sources],
+            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
         )
 
     @strawberry.field(

@@ -398,7 +398,11 @@ class Provenance:
     program: Program
     amount: Money = strawberry.field(description="Committed amount still live (paid or not).")
     rule: str
-    sources: list[ProvenanceSource]
+    sources: list[ProvenanceSource] = strawberry.field(
+        description="A page of the income postings funding it, in queue order "
+        "(provenance's first and after; pageInfo says whether more follow)."
+    )
+    page_info: PageInfo
 
 
 @strawberry.type(description="The commitment exceeds what the program has available.")

@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.common.cursors import position_after
+from services.common.cursors import position_after, position_cursor
 from services.common.database import LoneReads
 from services.common.errors import NotFound
 from services.welfare_fund.domain import PolicyVersion, Program, Stream
@@ -253,13 +253,24 @@ class SourceRow:
     used_cents: int
 
 
+@dataclass(frozen=True)
+class ProvenancePage:
+    disbursement: DisbursementRow
+    traced_cents: int
+    sources: list[SourceRow]
+    has_next_page: bool
+    end_cursor: str | None
+
+
 async def provenance(
-    conn: AsyncConnection, disbursement_id: UUID
-) -> tuple[DisbursementRow, int, list[SourceRow]]:
+    conn: AsyncConnection, disbursement_id: UUID, *, first: int = 500, after: str | None = None
+) -> ProvenancePage:
     """FIFO by date: the program's live commitments, in order of (commitment date, log
     position), consume its positive accrual shares in order of (effective date, log
     position) (the queue the projector keeps). Returns the disbursement, the amount
-    traced and the income postings whose shares fund it.
+    traced and a page of the income postings whose shares fund it (`first` after the
+    cursor, in queue order: a commitment of months of rent is funded by thousands of
+    small sales).
 
     Both sides follow dates, not the order things were recorded in: a commitment
     back-dated before one recorded earlier comes first, and income recorded late but
@@ -285,20 +296,29 @@ async def provenance(
     start = int(before)
     end = start + row.amount_cents - row.released_cents
     i = welfare_accrual_items.c
-    items = await conn.execute(
-        select(
-            i.entry_id,
-            i.effective_date,
-            i.stream,
-            i.base_cents,
-            i.accrued_cents,
-            i.share_cents,
-            i.queue_start_cents,
-            i.queue_end_cents,
+    # A program's queue positions only grow: the end of an item is its place.
+    after_end = start if after is None else max(start, position_after("provenance", after))
+    items = (
+        await conn.execute(
+            select(
+                i.entry_id,
+                i.effective_date,
+                i.stream,
+                i.base_cents,
+                i.accrued_cents,
+                i.share_cents,
+                i.queue_start_cents,
+                i.queue_end_cents,
+            )
+            .where(
+                i.program == row.program, i.queue_end_cents > after_end, i.queue_start_cents < end
+            )
+            .order_by(i.queue_end_cents)
+            .limit(first + 1)
         )
-        .where(i.program == row.program, i.queue_end_cents > start, i.queue_start_cents < end)
-        .order_by(i.queue_end_cents)
-    )
+    ).all()
+    has_next = len(items) > first
+    items = items[:first]
     sources = [
         SourceRow(
             entry_id=entry_id,
@@ -311,8 +331,14 @@ async def provenance(
         )
         for entry_id, day, stream, base, accrued, share, queue_start, queue_end in items
     ]
-    # A commitment cancelled with nothing paid traces nothing: no 0.00 sources.
-    return row, end - start, [source for source in sources if source.used_cents > 0]
+    return ProvenancePage(
+        row,
+        end - start,
+        # A commitment cancelled with nothing paid traces nothing: no 0.00 sources.
+        [source for source in sources if source.used_cents > 0],
+        has_next,
+        position_cursor("provenance", int(items[-1][-1])) if items else None,
+    )
 
 
 @dataclass(frozen=True)

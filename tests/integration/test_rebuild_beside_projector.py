@@ -61,6 +61,25 @@ def someone_waits_for_a_lock() -> bool:
     return bool(row and row[0])
 
 
+def rebuild_while_held(
+    holder: threading.Thread,
+    held: threading.Event,
+    release: threading.Event,
+    rebuild: threading.Thread,
+) -> None:
+    """Start `holder`, wait until it holds its transaction open (`held`), start the
+    rebuild and let it queue on a lock, then release the holder; join both."""
+    holder.start()
+    assert held.wait(10)
+    rebuild.start()
+    deadline = time.monotonic() + 10
+    while not someone_waits_for_a_lock() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    release.set()
+    holder.join(30)
+    rebuild.join(30)
+
+
 def recording(errors: list[str], name: str, run: Callable[[], object]) -> Callable[[], None]:
     def target() -> None:
         try:
@@ -104,15 +123,7 @@ def test_a_rebuild_meeting_a_projector_step_in_flight_rebuilds_exactly(
         target=recording(errors, "rebuild", lambda: rebuilder.rebuild(workers=0))
     )
     try:
-        step.start()
-        assert in_step.wait(10)
-        rebuild.start()
-        deadline = time.monotonic() + 10
-        while not someone_waits_for_a_lock() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        release.set()
-        step.join(30)
-        rebuild.join(30)
+        rebuild_while_held(step, in_step, release, rebuild)
         live._reached_and_announced = announce  # type: ignore[method-assign]
         recording(errors, "the projector afterwards", live.run_until_caught_up)()
         assert errors == []
@@ -217,15 +228,7 @@ def test_a_rebuild_beside_a_starting_runner_that_resets_a_changed_read_model(
         target=recording(errors, "rebuild", lambda: rebuilder.rebuild(workers=0))
     )
     try:
-        starting.start()
-        assert in_reset.wait(10)
-        rebuild.start()
-        deadline = time.monotonic() + 10
-        while not someone_waits_for_a_lock() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        release.set()
-        starting.join(30)
-        rebuild.join(30)
+        rebuild_while_held(starting, in_reset, release, rebuild)
         assert errors == []
     finally:
         release.set()

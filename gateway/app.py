@@ -57,6 +57,11 @@ class SocketOperations(BaseGraphQLTransportWSHandler[CoopContext, None]):
     complete, cancelled or failed; the duration is a subscription's whole life). Over
     the socket they went unlogged and uncounted."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The last `next` payload sent per operation id (see `send_message`).
+        self._last_payloads: dict[str, object] = {}
+
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         """An unexpected failure while checking the credentials (the store down, a pool
         timed out) escaped the app: the socket died with no code of ours and the log had
@@ -68,11 +73,6 @@ class SocketOperations(BaseGraphQLTransportWSHandler[CoopContext, None]):
             error_id = uuid.uuid4().hex
             log.exception("internal error %s in connection_init", error_id)
             await self.websocket.close(code=1011, reason=f"Internal error {error_id}")
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # The last `next` payload sent per operation id (see `send_message`).
-        self._last_payloads: dict[str, object] = {}
 
     async def send_message(self, message: Message) -> None:
         """A live update whose answer, as the client's selection shapes it, is the one

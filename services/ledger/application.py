@@ -147,8 +147,9 @@ class LedgerApplication(CoopApplication):
     def keep_open_while_configured(self, accounts_in_use: Callable[[], Mapping[str, str]]) -> None:
         """As `keep_open`, for accounts a context's configuration names (a VAT rate's
         account, a till's cash account): `accounts_in_use()` answers, when an account
-        is to be closed, those of the versions in force today or later, each with why.
-        Once a later version names another account and is in force, the old one closes."""
+        is to be closed, those the context may still post to, each with why (the
+        versions in force on any day its facts can still be dated, and later ones).
+        Once none of those names an account, it closes."""
         self._accounts_configured.append(accounts_in_use)
 
     def _accounts_to_keep_open(self) -> dict[str, str]:

@@ -404,7 +404,7 @@ def test_a_session_s_last_snapshot_is_its_report_even_when_the_close_comes_at_on
             _gql(client, till, RING, {"input": {"idempotencyKey": "r2", **sale}})
             _gql(client, till, CLOSE, {"input": {"idempotencyKey": "z1", "sessionId": session_id,
                                                  "countedCash": "124.40"}})  # fmt: skip
-            snapshots = []
+            snapshots: list[dict[str, Any] | None] = []
             while not snapshots or snapshots[-1] is not None:
                 snapshots.append(_receive_for(ws, "1")["payload"]["data"]["tillTotals"])
     assert snapshots[-2] == {"status": "CLOSED", "salesCount": 2, "salesTotal": "24.40"}, snapshots

@@ -263,12 +263,12 @@ async def test_an_account_missing_from_emptied_read_models_is_not_found_not_inte
     """Review pg #2: while a rebuild in another process has emptied the read models, a
     worker whose projector had seen a later position answered openAccount with an
     internal error (StopIteration from next()) instead of a typed one."""
-    from services.ledger.graphql import mutations
+    from services.ledger.projections import queries
 
     async def emptied(_conn: object) -> list[object]:
         return []
 
-    monkeypatch.setattr(mutations.queries, "list_accounts", emptied)
+    monkeypatch.setattr(queries, "list_accounts", emptied)
     body = await client.execute(
         'mutation { openAccount(input: {idempotencyKey: "o-4101", code: "4101", '
         'name: "Shop revenue: shoes", type: REVENUE}) { __typename } }'

@@ -52,6 +52,7 @@ async def test_a_refused_forget_leaves_her_note_readable(app_client: GraphQLClie
     assert body["data"]["forgetBeneficiary"]["__typename"] == "IdempotencyKeyReused", body
     assert not welfare.get_beneficiary(other).forgotten
     sealed = welfare.get_beneficiary(other).case_note_sealed
+    assert sealed is not None
     assert unseal(welfare.keys.get(other) or b"", other, sealed) == NOTE
 
 
@@ -68,6 +69,7 @@ async def test_a_forget_stored_without_its_key_deleted_is_finished_by_a_later_at
         first = {"idempotencyKey": "forget-1", "beneficiaryRef": str(ref)}
         assert (await officer.data(FORGET, {"input": first}))["forgetBeneficiary"]["forgotten"]
     sealed = welfare.get_beneficiary(ref).case_note_sealed
+    assert sealed is not None
     assert unseal(welfare.keys.get(ref) or b"", ref, sealed) == NOTE  # the window
 
     again = {"idempotencyKey": "forget-2", "beneficiaryRef": str(ref)}

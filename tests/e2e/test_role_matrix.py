@@ -8,6 +8,7 @@ the matrix must get FORBIDDEN and store nothing; a role inside must not.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from graphql import (
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLScalarType,
+    GraphQLSchema,
     GraphQLUnionType,
     get_named_type,
 )
@@ -211,8 +213,15 @@ def sample(type_: GraphQLInputType) -> Any:
     return SCALAR_SAMPLES[type_.name]
 
 
+@functools.cache
+def _graphql_schema() -> GraphQLSchema:
+    """Built once: building the schema for each of some 150 operations was most of
+    this module's time (a tenth of a second each, for each role)."""
+    return build_schema()._schema
+
+
 def operation_for(root: str, field_name: str) -> tuple[str, dict[str, Any]]:
-    graphql_schema = build_schema()._schema
+    graphql_schema = _graphql_schema()
     root_type = {"Query": graphql_schema.query_type, "Mutation": graphql_schema.mutation_type}[root]
     assert root_type is not None
     field = root_type.fields[field_name]

@@ -44,6 +44,15 @@ class LostRace(Conflict):
     new state may succeed, so a command that can retry by itself retries only these."""
 
 
+class StoreBusy(Conflict):
+    """The store's writer connection stayed busy past the wait (SQLite has one writer;
+    under a burst of commands a command can wait longer than the pool allows). Nothing
+    was written: the same request, sent again, is decided afresh."""
+
+    def __init__(self) -> None:
+        super().__init__("the store is busy with other writes; nothing was saved: try again")
+
+
 def lost_race(operation: str) -> str:
     """What a command that lost against a concurrent change answers."""
     return (

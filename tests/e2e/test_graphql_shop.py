@@ -10,6 +10,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import pytest
+from eventsourcing.persistence import ConnectionUnavailableError
 
 from services.common.auth import Role
 from tests.e2e.conftest import GraphQLClient
@@ -1152,3 +1153,29 @@ async def test_a_cash_refund_the_drawer_cannot_pay_names_the_refund_method(
     assert refused["__typename"] == "ValidationError", refused
     assert refused["field"] == "refundMethod"
     assert refused["message"].startswith("the drawer should hold only 0.00 EUR")
+
+
+async def test_a_sale_that_waits_too_long_for_the_store_is_a_conflict_not_an_internal_error(
+    client_as: Callable[..., GraphQLClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CI on a slow day: eight sales rung at once on SQLite (one writer) waited past the
+    writer pool's timeout and answered INTERNAL. Nothing was saved: a Conflict saying
+    so, which the till may send again."""
+    till = client_as(Role.VOLUNTEER, "till-1")
+    session = await open_session(till)
+    shop = till.runtime.shop
+
+    def busy(*_args: object, **_kwargs: object) -> None:
+        raise ConnectionUnavailableError("Timed out waiting for connection pool semaphore")
+
+    head = till.head()
+    with monkeypatch.context() as patched:
+        patched.setattr(shop.recorder, "insert_events", busy)
+        pay = [{"method": "CARD", "amount": "12.20"}]
+        refused = await ring(till, session["id"], "busy", ONE_COAT, pay)
+    assert refused["__typename"] == "Conflict", refused
+    assert till.head() == head
+    sold = await ring(
+        till, session["id"], "busy", ONE_COAT, [{"method": "CARD", "amount": "12.20"}]
+    )
+    assert sold["__typename"] == "Sale", sold

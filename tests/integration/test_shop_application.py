@@ -586,15 +586,7 @@ def test_a_session_opened_on_a_local_clock_keeps_its_instant(runtime: Runtime) -
         opening_float_cents=5000,
         at=at,
     ).result
-    runtime.shop.ring_sale(
-        key="s1",
-        actor="person:anna",
-        till_scope=None,
-        session_id=session.id,
-        lines=list(COAT),
-        payments=[PaymentInput(PaymentMethod.CARD, 1220)],
-        at=at,
-    )
+    ring(runtime.shop, "s1", session.id, at=at)
     runtime.projector.run_until_caught_up()
 
     def stored() -> tuple[datetime, datetime]:

@@ -294,8 +294,11 @@ class ProjectionRunner:
         """
         reset: list[str] = []
         with self.engine.begin() as conn:
+            changed_tables = set(
+                _changed_tables(conn, [t for p in self.projections for t in p.tables])
+            )
             for projection in self.projections:
-                changed = _changed_tables(conn, projection.tables)
+                changed = [t.name for t in projection.tables if t.name in changed_tables]
                 if not changed:
                     continue
                 if not reset:
@@ -848,16 +851,16 @@ class ProjectionRunner:
 
     def ensure_indexes(self, projections: Sequence[Projection] | None = None) -> None:
         """Create any declared index of the projections' tables that is missing."""
+        tables = [table for p in projections or self.projections for table in p.tables]
         with self.engine.connect() as conn:
             # Inspect first: CREATE INDEX locks the table even when the index exists,
-            # and every process runs this at start.
-            found = inspect(conn)
+            # and every process runs this at start. One catalog read for all tables.
+            stored = inspect(conn).get_multi_indexes(filter_names=[t.name for t in tables])
             missing = [
                 index
-                for projection in projections or self.projections
-                for table in projection.tables
+                for table in tables
                 for index in table.indexes
-                if not found.has_index(table.name, str(index.name))
+                if index.name not in {i["name"] for i in stored.get((None, table.name), [])}
             ]
         for index in missing:
             # One transaction each: CREATE INDEX holds its table's SHARE lock until
@@ -1202,13 +1205,22 @@ def _changed_tables(conn: Connection, tables: Sequence[Table]) -> list[str]:
     """Names of the existing `tables` whose columns or primary key differ from their
     definitions (column types are not compared: a type change needs a new column name)."""
     found = inspect(conn)
+    # The catalog read in batches (a few queries for all tables), not table by table:
+    # per table, PostgreSQL reflection costs several round trips, and every process
+    # (and every test's runtime) runs this at start.
+    present = set(found.get_table_names())
+    names = [table.name for table in tables if table.name in present]
+    if not names:
+        return []
+    columns = found.get_multi_columns(filter_names=names)
+    keys = found.get_multi_pk_constraint(filter_names=names)
     changed: list[str] = []
     for table in tables:
-        if not found.has_table(table.name):
+        if table.name not in present:
             continue
-        columns = {column["name"] for column in found.get_columns(table.name)}
-        key = found.get_pk_constraint(table.name)["constrained_columns"]
-        if columns != {c.name for c in table.columns} or list(key) != [
+        stored_columns = {column["name"] for column in columns[(None, table.name)]}
+        stored_key = list(keys[(None, table.name)]["constrained_columns"])
+        if stored_columns != {c.name for c in table.columns} or stored_key != [
             c.name for c in table.primary_key.columns
         ]:
             changed.append(table.name)

@@ -10,7 +10,7 @@ from typing import Any
 
 from services.common.auth import Role
 from tests.e2e.conftest import GraphQLClient
-from tests.e2e.test_graphql_shop import ERRORS, ONE_COAT, open_session, ring
+from tests.e2e.test_graphql_shop import ERRORS, MOVE, ONE_COAT, open_session, ring
 
 Z_FIELDS = """
     sessionId tillId zNumber countedCash difference withinTolerance needsReview
@@ -21,6 +21,14 @@ CLOSE = (
     " __typename ... on ZReport {" + Z_FIELDS + "}" + ERRORS + "} }"
 )
 Z_REPORT = "query Z($id: ID!) { zReport(sessionId: $id) {" + Z_FIELDS + "} }"
+TOTALS_FIELDS = """
+    sessionId tillId cashIn cashOut cardTotal expectedCash salesTotal refundsTotal netTotal
+    salesCount refundsCount firstReceipt lastReceipt
+    receiptsByDay { date salesCount refundsCount firstReceipt lastReceipt }
+    byMethod { method sales refunds net }
+    byCategory { category quantitySold quantityRefunded sales }
+    byVatRate { rate total net vat }
+"""
 Z_REPORTS = (
     "query Zs($till: String, $review: Boolean, $first: Int!, $after: String) {"
     " zReports(tillId: $till, needsReview: $review, first: $first, after: $after) {"
@@ -131,3 +139,55 @@ async def test_closes_to_review_are_listed_cash_and_card_alike(
     assert await listed(till_2) == [("till-2", True)]
     body = await till_2.execute(Z_REPORTS, {"first": 50, "till": "till-1"})
     assert [e["extensions"]["code"] for e in body["errors"]] == ["FORBIDDEN"]
+
+
+async def test_a_page_of_z_reports_gives_each_close_its_own_totals(
+    client: GraphQLClient, client_as: Callable[..., GraphQLClient]
+) -> None:
+    # Three tills, each its own mix: the page's totals are counted per session, as
+    # each report read alone counts them.
+    shoes = [{"category": "SHOES", "description": "boots", "quantity": 2, "unitPrice": "8.00"}]
+    cash = [{"method": "CASH", "amount": "50.00"}]
+    card = [{"method": "CARD", "amount": "12.20"}]
+    sales: dict[str, list[tuple[list[Any], list[Any]]]] = {
+        "till-1": [(ONE_COAT, card), (shoes, cash), (ONE_COAT + shoes, cash)],
+        "till-2": [],
+        "till-3": [(shoes, [{"method": "CARD", "amount": "16.00"}])],
+    }
+    for till_id, rung in sales.items():
+        till = client_as(Role.VOLUNTEER, till_id)
+        session = await open_session(till, key=f"open-{till_id}", till_id=till_id, opening="50.00")
+        for number, (lines, payments) in enumerate(rung):
+            sale = await ring(till, session["id"], f"sale-{till_id}-{number}", lines, payments)
+            assert sale["__typename"] == "Sale", sale
+        if till_id == "till-2":
+            move = {
+                "idempotencyKey": "float-top-up",
+                "sessionId": session["id"],
+                "amount": "20.00",
+                "direction": "IN",
+                "reason": "CHANGE_FROM_BANK",
+            }
+            moved = (await till.data(MOVE, {"input": move}))["recordCashMovement"]
+            assert moved["__typename"] == "CashSession", moved
+        expected = (await till.data(XREPORT_TOTALS, {"id": session["id"]}))["xReport"]
+        z = await close(till, session["id"], f"z-{till_id}", countedCash=expected["expectedCash"])
+        assert z["__typename"] == "ZReport", z
+
+    page = (await client.data(Z_REPORTS_TOTALS, {"first": 10}))["zReports"]["nodes"]
+    assert [(z["tillId"], z["salesCount"], z["cashIn"]) for z in page] == [
+        ("till-1", 3, "0.00"),
+        ("till-2", 0, "20.00"),
+        ("till-3", 1, "0.00"),
+    ]
+    assert [z["salesTotal"] for z in page] == ["56.40", "0.00", "16.00"]
+    for listed in page:
+        alone = (await client.data(Z_REPORT_TOTALS, {"id": listed["sessionId"]}))["zReport"]
+        assert listed == alone
+
+
+XREPORT_TOTALS = "query X($id: ID!) { xReport(sessionId: $id) { expectedCash } }"
+Z_REPORT_TOTALS = "query Z($id: ID!) { zReport(sessionId: $id) {" + TOTALS_FIELDS + "} }"
+Z_REPORTS_TOTALS = (
+    "query Zs($first: Int!) { zReports(first: $first) { nodes {" + TOTALS_FIELDS + "} } }"
+)

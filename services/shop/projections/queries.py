@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -222,6 +222,7 @@ def _filters(
     table: Table,
     *,
     session_id: UUID | None = None,
+    session_ids: Sequence[UUID] | None = None,
     till_id: str | None = None,
     from_date: date | None = None,
     to_date: date | None = None,
@@ -230,6 +231,8 @@ def _filters(
     out: list[ColumnElement[bool]] = []
     if session_id is not None:
         out.append(c.session_id == session_id)
+    if session_ids is not None:
+        out.append(c.session_id.in_(session_ids))
     if till_id is not None:
         out.append(c.till_id == till_id)
     if from_date is not None:
@@ -240,13 +243,70 @@ def _filters(
 
 
 async def breakdown(conn: AsyncConnection, **filters: Any) -> Breakdown:
+    return (await _breakdowns(conn, None, **filters)).get(None, Breakdown())
+
+
+async def breakdowns_by_session(
+    conn: AsyncConnection, session_ids: Sequence[UUID]
+) -> dict[UUID, Breakdown]:
+    """Each session's breakdown, in the same three queries as one breakdown (a page of
+    Z reports is not three queries per report)."""
+    if not session_ids:
+        return {}
+    found = await _breakdowns(conn, "session_id", session_ids=session_ids)
+    return {session_id: found.get(session_id, Breakdown()) for session_id in session_ids}
+
+
+class _BreakdownTotals:
+    """What the three breakdown queries add up, for one group of documents."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        self.days: dict[date, list[int]] = {}
+        self.methods: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        self.categories: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0, 0])
+        self.rates: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
+
+    def breakdown(self) -> Breakdown:
+        by_day = [DayReceipts(day, *totals) for day, totals in sorted(self.days.items())]
+        one_day = by_day[0] if len(by_day) == 1 else None
+        return Breakdown(
+            sales_cents=self.counts["sale"][1],
+            refunds_cents=self.counts["refund"][1],
+            sales_count=self.counts["sale"][0],
+            refunds_count=self.counts["refund"][0],
+            first_receipt=one_day.first_receipt if one_day else None,
+            last_receipt=one_day.last_receipt if one_day else None,
+            by_day=by_day,
+            by_method=[MethodTotal(m, s, r) for m, (s, r) in sorted(self.methods.items())],
+            by_category=[CategoryTotal(c, *t) for c, t in sorted(self.categories.items())],
+            by_vat_rate=[VatRateTotal(r, *t) for r, t in sorted(self.rates.items())],
+        )
+
+
+async def _breakdowns(
+    conn: AsyncConnection, group_by: str | None, **filters: Any
+) -> dict[Any, Breakdown]:
+    """Breakdowns of the documents the filters select, one per value of the column
+    `group_by` (a column of the documents, lines and payments tables), or a single one
+    keyed None. Groups without documents are absent."""
     d, ln, p = shop_documents.c, shop_lines.c, shop_payments.c
-    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+
+    def group(table: Table) -> list[Any]:
+        # No key column at all for one breakdown: a NULL parameter in GROUP BY is an
+        # expression PostgreSQL cannot type.
+        return [table.c[group_by]] if group_by is not None else []
+
+    def split(row: Any) -> tuple[Any, Any]:
+        return (row[0], row[1:]) if group_by is not None else (None, row)
+
+    groups: dict[Any, _BreakdownTotals] = defaultdict(_BreakdownTotals)
     # Per business day: sales, refunds, first and last receipt. Receipt numbers run
     # across sales and refunds, per till and day.
-    days: dict[date, list[int]] = {}
-    for day, kind, count, total, first, last in await conn.execute(
+    key = group(shop_documents)
+    for row in await conn.execute(
         select(
+            *key,
             d.business_date,
             d.kind,
             func.count(),
@@ -255,27 +315,28 @@ async def breakdown(conn: AsyncConnection, **filters: Any) -> Breakdown:
             func.max(d.receipt_number),
         )
         .where(*_filters(shop_documents, **filters))
-        .group_by(d.business_date, d.kind)
+        .group_by(*key, d.business_date, d.kind)
     ):
-        counts[kind][0] += int(count)
-        counts[kind][1] += int(total)
-        per_day = days.setdefault(day, [0, 0, int(first), int(last)])
+        name, (day, kind, count, total, first, last) = split(row)
+        totals = groups[name]
+        totals.counts[kind][0] += int(count)
+        totals.counts[kind][1] += int(total)
+        per_day = totals.days.setdefault(day, [0, 0, int(first), int(last)])
         per_day[0 if kind == "sale" else 1] += int(count)
         per_day[2] = min(per_day[2], int(first))
         per_day[3] = max(per_day[3], int(last))
-    by_day = [DayReceipts(day, *totals) for day, totals in sorted(days.items())]
-    one_day = by_day[0] if len(by_day) == 1 else None
-    methods: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for kind, method, amount in await conn.execute(
-        select(p.kind, p.method, func.sum(p.amount_cents))
+    key = group(shop_payments)
+    for row in await conn.execute(
+        select(*key, p.kind, p.method, func.sum(p.amount_cents))
         .where(*_filters(shop_payments, **filters))
-        .group_by(p.kind, p.method)
+        .group_by(*key, p.kind, p.method)
     ):
-        methods[method][0 if kind == "sale" else 1] += int(amount)
-    categories: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0, 0])
-    rates: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
-    for kind, category, rate, quantity, gross, net, vat in await conn.execute(
+        name, (kind, method, amount) = split(row)
+        groups[name].methods[method][0 if kind == "sale" else 1] += int(amount)
+    key = group(shop_lines)
+    for row in await conn.execute(
         select(
+            *key,
             ln.kind,
             ln.category,
             ln.vat_rate_bp,
@@ -285,34 +346,24 @@ async def breakdown(conn: AsyncConnection, **filters: Any) -> Breakdown:
             func.sum(ln.vat_cents),
         )
         .where(*_filters(shop_lines, **filters))
-        .group_by(ln.kind, ln.category, ln.vat_rate_bp)
+        .group_by(*key, ln.kind, ln.category, ln.vat_rate_bp)
     ):
+        name, (kind, category, rate, quantity, gross, net, vat) = split(row)
         sign = 1 if kind == "sale" else -1
-        totals = categories[category]
+        category_totals = groups[name].categories[category]
         if kind == "sale":
-            totals[0] += int(quantity)
-            totals[2] += int(gross)
+            category_totals[0] += int(quantity)
+            category_totals[2] += int(gross)
         else:
-            totals[1] += int(quantity)
-            totals[3] += int(gross)
-        totals[4] += sign * int(net)
-        totals[5] += sign * int(vat)
-        rate_totals = rates[int(rate)]
+            category_totals[1] += int(quantity)
+            category_totals[3] += int(gross)
+        category_totals[4] += sign * int(net)
+        category_totals[5] += sign * int(vat)
+        rate_totals = groups[name].rates[int(rate)]
         rate_totals[0] += sign * int(gross)
         rate_totals[1] += sign * int(net)
         rate_totals[2] += sign * int(vat)
-    return Breakdown(
-        sales_cents=counts["sale"][1],
-        refunds_cents=counts["refund"][1],
-        sales_count=counts["sale"][0],
-        refunds_count=counts["refund"][0],
-        first_receipt=one_day.first_receipt if one_day else None,
-        last_receipt=one_day.last_receipt if one_day else None,
-        by_day=by_day,
-        by_method=[MethodTotal(m, s, r) for m, (s, r) in sorted(methods.items())],
-        by_category=[CategoryTotal(c, *t) for c, t in sorted(categories.items())],
-        by_vat_rate=[VatRateTotal(r, *t) for r, t in sorted(rates.items())],
-    )
+    return {name: totals.breakdown() for name, totals in groups.items()}
 
 
 def _session_row(row: Any) -> SessionRow:
@@ -348,21 +399,35 @@ async def session_by_id(conn: AsyncConnection, session_id: UUID) -> SessionRow |
 
 
 async def session_report(conn: AsyncConnection, session: SessionRow) -> SessionReport:
+    return (await session_reports(conn, [session]))[0]
+
+
+async def session_reports(
+    conn: AsyncConnection, sessions: Sequence[SessionRow]
+) -> list[SessionReport]:
+    """The sessions' reports, in their order: four queries however many they are."""
+    if not sessions:
+        return []
+    ids = [session.session_id for session in sessions]
     m = shop_cash_movements.c
-    moved = {
-        direction: int(amount)
-        for direction, amount in await conn.execute(
-            select(m.direction, func.sum(m.amount_cents))
-            .where(m.session_id == session.session_id)
-            .group_by(m.direction)
+    moved: dict[tuple[UUID, str], int] = {
+        (session_id, direction): int(amount)
+        for session_id, direction, amount in await conn.execute(
+            select(m.session_id, m.direction, func.sum(m.amount_cents))
+            .where(m.session_id.in_(ids))
+            .group_by(m.session_id, m.direction)
         )
     }
-    return SessionReport(
-        session=session,
-        breakdown=await breakdown(conn, session_id=session.session_id),
-        cash_in_cents=moved.get("IN", 0),
-        cash_out_cents=moved.get("OUT", 0),
-    )
+    breakdowns = await breakdowns_by_session(conn, ids)
+    return [
+        SessionReport(
+            session=session,
+            breakdown=breakdowns[session.session_id],
+            cash_in_cents=moved.get((session.session_id, "IN"), 0),
+            cash_out_cents=moved.get((session.session_id, "OUT"), 0),
+        )
+        for session in sessions
+    ]
 
 
 @dataclass(frozen=True)
@@ -398,7 +463,7 @@ async def z_reports_page(
     rows = (await conn.execute(query.order_by(s.closed_position).limit(first + 1))).all()
     shown = rows[:first]
     return ZReportPage(
-        reports=[await session_report(conn, _session_row(row)) for row in shown],
+        reports=await session_reports(conn, [_session_row(row) for row in shown]),
         has_next_page=len(rows) > first,
         end_cursor=position_cursor("zReports", int(shown[-1].closed_position)) if shown else None,
     )

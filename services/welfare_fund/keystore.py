@@ -7,6 +7,7 @@ key: every copy of the sealed note becomes unreadable, while the accounting fact
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from uuid import UUID
 
 from sqlalchemy import Engine
@@ -25,7 +26,7 @@ class KeyStore(sealing.KeyStore):
         super().__init__(engine, welfare_beneficiary_keys)
 
 
-async def read_key(conn: AsyncConnection, beneficiary_id: UUID) -> bytes | None:
-    """Used by GraphQL resolvers to open a note for a fund officer."""
-    keys = await sealing.read_keys(conn, welfare_beneficiary_keys, [beneficiary_id])
-    return keys.get(beneficiary_id)
+async def read_keys(conn: AsyncConnection, beneficiary_ids: Iterable[UUID]) -> dict[UUID, bytes]:
+    """Used by GraphQL resolvers to open notes for a fund officer: the keys that still
+    exist (a forgotten beneficiary has none)."""
+    return await sealing.read_keys(conn, welfare_beneficiary_keys, beneficiary_ids)

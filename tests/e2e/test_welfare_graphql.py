@@ -993,3 +993,74 @@ async def test_a_fund_query_waits_for_postings_made_elsewhere_then_says_it_lags(
 
         await anyio.to_thread.run_sync(runtime.projector.run_until_caught_up)
         assert (await officer.data(BALANCE))["fundBalance"]["accrued"] == "20.00"
+
+
+async def test_a_page_of_beneficiaries_shows_each_her_own_note_and_attendance(
+    app_client: GraphQLClient,
+) -> None:
+    officer = app_client.as_person(Role.FUND_OFFICER)
+    attend = (
+        "mutation A($input: RecordAttendanceInput!) { recordAttendance(input: $input) "
+        "{ __typename } }"
+    )
+    enrolled = [
+        ("INTERNSHIP", "2025-01-01", "first intern's note", [("2025-01", 20, 20)]),
+        ("HOUSING", "2025-02-01", None, []),
+        ("INTERNSHIP", "2025-03-01", "third's note", [("2025-03", 20, 10), ("2025-04", 18, 18)]),
+        ("HOUSING", "2025-04-01", "to be forgotten", []),
+    ]
+    refs = []
+    for number, (program, day, note, months) in enumerate(enrolled):
+        value = {"idempotencyKey": f"e{number}", "program": program, "enrolledOn": day}
+        if note is not None:
+            value["caseNote"] = note
+        answer = (await officer.data(ENROLL, {"input": value}))["enrollBeneficiary"]
+        refs.append(answer["beneficiaryRef"])
+        for month, scheduled, attended in months:
+            attendance = {
+                "idempotencyKey": f"a{number}-{month}",
+                "beneficiaryRef": refs[-1],
+                "month": month,
+                "scheduledDays": scheduled,
+                "attendedDays": attended,
+            }
+            recorded = (await officer.data(attend, {"input": attendance}))["recordAttendance"]
+            assert recorded["__typename"] == "Beneficiary", recorded
+    forget = (
+        "mutation F($input: ForgetBeneficiaryInput!) { forgetBeneficiary(input: $input) "
+        "{ __typename } }"
+    )
+    await officer.data(forget, {"input": {"idempotencyKey": "f", "beneficiaryRef": refs[3]}})
+
+    fields = (
+        "beneficiaryRef program enrolledOn forgotten caseNote "
+        "attendance { month scheduledDays attendedDays stipend }"
+    )
+    page_query = (
+        "query P($after: String) { beneficiaries(first: 3, after: $after) { nodes { "
+        + fields
+        + " } pageInfo { hasNextPage endCursor } } }"
+    )
+    first = (await officer.data(page_query))["beneficiaries"]
+    rest = (await officer.data(page_query, {"after": first["pageInfo"]["endCursor"]}))[
+        "beneficiaries"
+    ]
+    assert (first["pageInfo"]["hasNextPage"], rest["pageInfo"]["hasNextPage"]) == (True, False)
+    listed = first["nodes"] + rest["nodes"]
+    assert [b["beneficiaryRef"] for b in listed] == refs
+    assert [(b["caseNote"], b["forgotten"]) for b in listed] == [
+        ("first intern's note", False),
+        (None, False),
+        ("third's note", False),
+        (None, True),
+    ]
+    assert [[a["month"] for a in b["attendance"]] for b in listed] == [
+        ["2025-01"],
+        [],
+        ["2025-03", "2025-04"],
+        [],
+    ]
+    one = "query B($r: String!) { beneficiary(beneficiaryRef: $r) { " + fields + " } }"
+    for node in listed:
+        alone = await officer.data(one, {"r": node["beneficiaryRef"]})
+        assert alone["beneficiary"] == node

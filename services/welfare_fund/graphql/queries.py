@@ -3,11 +3,13 @@ fund officer's beneficiary data."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Annotated
 from uuid import UUID
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.context import Info
 from gateway.permissions import allow
@@ -30,7 +32,7 @@ from services.welfare_fund.graphql.types import (
     RedistributionPolicy,
     StipendRuleSet,
 )
-from services.welfare_fund.keystore import read_key
+from services.welfare_fund.keystore import read_keys
 from services.welfare_fund.projections import queries
 
 AGGREGATE_READERS = (Role.FUND_OFFICER, Role.ADMIN, Role.AUDITOR)
@@ -57,18 +59,32 @@ async def fund_settled(info: Info) -> None:
 async def load_beneficiary(info: Info, beneficiary_id: UUID) -> Beneficiary:
     async with info.context.runtime.read_engine.connect() as conn:
         row = await queries.beneficiary(conn, beneficiary_id)
-        key = await read_key(conn, beneficiary_id) if row.case_note_sealed else None
-    note = None
-    if key is not None and row.case_note_sealed is not None:
-        note = unseal(key, beneficiary_id, row.case_note_sealed)
-    return Beneficiary(
-        beneficiary_ref=str(row.beneficiary_id),
-        program=row.program,  # type: ignore[arg-type]
-        enrolled_on=row.enrolled_on,
-        forgotten=row.forgotten,
-        case_note=None if row.forgotten else note,
-        attendance=[Attendance.from_row(a) for a in row.attendance],
-    )
+        return (await beneficiary_nodes(conn, [row]))[0]
+
+
+async def beneficiary_nodes(
+    conn: AsyncConnection, rows: Sequence[queries.BeneficiaryRow]
+) -> list[Beneficiary]:
+    """The beneficiaries as a fund officer reads them, case notes unsealed (the keys of
+    all of them in one read)."""
+    keys = await read_keys(conn, [row.beneficiary_id for row in rows if row.case_note_sealed])
+    nodes = []
+    for row in rows:
+        key = keys.get(row.beneficiary_id)
+        note = None
+        if key is not None and row.case_note_sealed is not None and not row.forgotten:
+            note = unseal(key, row.beneficiary_id, row.case_note_sealed)
+        nodes.append(
+            Beneficiary(
+                beneficiary_ref=str(row.beneficiary_id),
+                program=row.program,  # type: ignore[arg-type]
+                enrolled_on=row.enrolled_on,
+                forgotten=row.forgotten,
+                case_note=note,
+                attendance=[Attendance.from_row(a) for a in row.attendance],
+            )
+        )
+    return nodes
 
 
 @strawberry.type
@@ -210,12 +226,9 @@ class WelfareFundQuery:
     ) -> BeneficiaryConnection:
         check_page_size(first, info.context.runtime.settings.max_page_size)
         async with info.context.runtime.read_engine.connect() as conn:
-            ids, has_next = await queries.beneficiary_ids(conn, first=first, after=after)
-            cursor = None
-            if ids:
-                position = await queries.beneficiary_position(conn, ids[-1])
-                cursor = position_cursor("beneficiaries", position)
-        nodes = [await load_beneficiary(info, i) for i in ids]
+            rows, has_next, last = await queries.beneficiaries_page(conn, first=first, after=after)
+            nodes = await beneficiary_nodes(conn, rows)
+        cursor = position_cursor("beneficiaries", last) if last is not None else None
         return BeneficiaryConnection(
             nodes=nodes, page_info=PageInfo(has_next_page=has_next, end_cursor=cursor)
         )

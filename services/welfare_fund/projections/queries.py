@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -11,6 +12,7 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import (
+    ColumnElement,
     CompoundSelect,
     Date,
     Select,
@@ -362,21 +364,41 @@ class BeneficiaryRow:
 
 
 async def beneficiary(conn: AsyncConnection, beneficiary_id: UUID) -> BeneficiaryRow:
-    b = welfare_beneficiaries.c
-    row = (
-        (
-            await conn.execute(
-                select(welfare_beneficiaries).where(b.beneficiary_id == beneficiary_id)
-            )
-        )
-        .mappings()
-        .first()
-    )
-    if row is None:
+    found = await _beneficiaries(conn, welfare_beneficiaries.c.beneficiary_id == beneficiary_id)
+    if not found:
         raise NotFound(f"beneficiary {beneficiary_id} does not exist")
+    return found[0][0]
+
+
+async def beneficiaries_page(
+    conn: AsyncConnection, *, first: int, after: str | None
+) -> tuple[list[BeneficiaryRow], bool, int | None]:
+    """Beneficiaries in enrolment order, whether more follow, and the last one's
+    position (for the cursor): two queries for the page, not two per beneficiary."""
+    b = welfare_beneficiaries.c
+    condition = b.position > position_after("beneficiaries", after) if after is not None else None
+    found = await _beneficiaries(conn, condition, limit=first + 1)
+    shown = found[:first]
+    return [row for row, _ in shown], len(found) > first, shown[-1][1] if shown else None
+
+
+async def _beneficiaries(
+    conn: AsyncConnection, condition: ColumnElement[bool] | None, limit: int | None = None
+) -> list[tuple[BeneficiaryRow, int]]:
+    """The beneficiaries `condition` selects, in enrolment order, with their attendance,
+    each with its position."""
+    b = welfare_beneficiaries.c
+    query = select(welfare_beneficiaries).order_by(b.position).limit(limit)
+    if condition is not None:
+        query = query.where(condition)
+    rows = (await conn.execute(query)).mappings().all()
+    if not rows:
+        return []
     a = welfare_attendance.c
-    attendance = await conn.execute(
+    attendance: dict[UUID, list[AttendanceRow]] = defaultdict(list)
+    for beneficiary_id, m, s, at, me, pt, c in await conn.execute(
         select(
+            a.beneficiary_id,
             a.month,
             a.scheduled_days,
             a.attended_days,
@@ -384,36 +406,23 @@ async def beneficiary(conn: AsyncConnection, beneficiary_id: UUID) -> Beneficiar
             a.part_time,
             a.stipend_cents,
         )
-        .where(a.beneficiary_id == beneficiary_id)
-        .order_by(a.month)
-    )
-    return BeneficiaryRow(
-        beneficiary_id=row["beneficiary_id"],
-        program=row["program"],
-        enrolled_on=row["enrolled_on"],
-        forgotten=bool(row["forgotten"]),
-        case_note_sealed=row["case_note_sealed"],
-        attendance=[
+        .where(a.beneficiary_id.in_([row["beneficiary_id"] for row in rows]))
+        .order_by(a.beneficiary_id, a.month)
+    ):
+        attendance[beneficiary_id].append(
             AttendanceRow(m, int(s), int(at), bool(me), bool(pt), int(c))
-            for m, s, at, me, pt, c in attendance
-        ],
-    )
-
-
-async def beneficiary_ids(
-    conn: AsyncConnection, *, first: int, after: str | None
-) -> tuple[list[UUID], bool]:
-    b = welfare_beneficiaries.c
-    query = select(b.beneficiary_id, b.position)
-    if after is not None:
-        query = query.where(b.position > position_after("beneficiaries", after))
-    rows = (await conn.execute(query.order_by(b.position).limit(first + 1))).all()
-    return [r[0] for r in rows[:first]], len(rows) > first
-
-
-async def beneficiary_position(conn: AsyncConnection, beneficiary_id: UUID) -> int:
-    b = welfare_beneficiaries.c
-    value = (
-        await conn.execute(select(b.position).where(b.beneficiary_id == beneficiary_id))
-    ).scalar_one()
-    return int(value)
+        )
+    return [
+        (
+            BeneficiaryRow(
+                beneficiary_id=row["beneficiary_id"],
+                program=row["program"],
+                enrolled_on=row["enrolled_on"],
+                forgotten=bool(row["forgotten"]),
+                case_note_sealed=row["case_note_sealed"],
+                attendance=attendance.get(row["beneficiary_id"], []),
+            ),
+            int(row["position"]),
+        )
+        for row in rows
+    ]

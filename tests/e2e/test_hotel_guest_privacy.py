@@ -211,14 +211,16 @@ async def test_a_cancelled_booking_is_erased_without_a_report(client: GraphQLCli
 
 
 ERASABLE = """
-query($before: Date!) { guestDataErasable(endedBefore: $before) { bookingId status endedOn } }
+query($before: Date!, $first: Int! = 100, $after: String) {
+  guestDataErasable(endedBefore: $before, first: $first, after: $after) {
+    nodes { bookingId status endedOn } pageInfo { hasNextPage endCursor } } }
 """
 
 
 async def erasable(client: GraphQLClient, before: str) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = (await client.data(ERASABLE, {"before": before}))[
-        "guestDataErasable"
-    ]
+    page = (await client.data(ERASABLE, {"before": before}))["guestDataErasable"]
+    assert page["pageInfo"]["hasNextPage"] is False
+    rows: list[dict[str, Any]] = page["nodes"]
     return rows
 
 
@@ -238,6 +240,16 @@ async def test_the_retention_list_names_what_may_be_erased(client: GraphQLClient
     await mark_reported(client, stayed)
     assert [r["bookingId"] for r in await erasable(client, "2025-12-31")] == [cancelled, stayed]
     assert [r["bookingId"] for r in await erasable(client, "2025-07-04")] == [cancelled]
+    # Page by page, in the same order: a run that keeps some (a legal hold) still
+    # reaches those after them.
+    variables = {"before": "2025-12-31", "first": 1}
+    first = (await client.data(ERASABLE, variables))["guestDataErasable"]
+    assert [r["bookingId"] for r in first["nodes"]] == [cancelled]
+    assert first["pageInfo"]["hasNextPage"] is True
+    after = first["pageInfo"]["endCursor"]
+    rest = (await client.data(ERASABLE, {**variables, "after": after}))["guestDataErasable"]
+    assert [r["bookingId"] for r in rest["nodes"]] == [stayed]
+    assert rest["pageInfo"] == {"hasNextPage": False, "endCursor": rest["pageInfo"]["endCursor"]}
     await erase(client, cancelled, "erase-c")
     assert await erasable(client, "2025-12-31") == [
         {"bookingId": stayed, "status": "CHECKED_OUT", "endedOn": "2025-07-04"}

@@ -13,6 +13,7 @@ import strawberry
 from gateway.context import Info
 from gateway.permissions import allow
 from services.common.auth import Role
+from services.common.cursors import dated_after, dated_cursor
 from services.common.errors import Conflict, ValidationError
 from services.common.graphql import PageInfo, check_page_size, money
 from services.common.months import month_bounds
@@ -29,6 +30,7 @@ from services.hotel.graphql.types import (
     Booking,
     BookingConnection,
     ErasableBooking,
+    ErasableBookingConnection,
     HotelConfigurationView,
     HotelPolicyType,
     IstatMonth,
@@ -217,19 +219,29 @@ class HotelQuery:
         "hotel's retention policy.",
     )
     async def guest_data_erasable(
-        self, info: Info, ended_before: date, first: int = 100
-    ) -> list[ErasableBooking]:
+        self, info: Info, ended_before: date, first: int = 100, after: str | None = None
+    ) -> ErasableBookingConnection:
         check_page_size(first, info.context.runtime.settings.max_page_size)
+        start = dated_after("guestDataErasable", after) if after is not None else None
         async with info.context.runtime.read_engine.connect() as conn:
-            rows = await queries.erasable(conn, ended_before, first)
-        return [
-            ErasableBooking(
-                booking_id=strawberry.ID(str(r.booking_id)),
-                status=BookingStatus(r.status),
-                ended_on=r.ended_on,
-            )
-            for r in rows
-        ]
+            rows = await queries.erasable(conn, ended_before, first + 1, start)
+        shown = rows[:first]
+        return ErasableBookingConnection(
+            nodes=[
+                ErasableBooking(
+                    booking_id=strawberry.ID(str(r.booking_id)),
+                    status=BookingStatus(r.status),
+                    ended_on=r.ended_on,
+                )
+                for r in shown
+            ],
+            page_info=PageInfo(
+                has_next_page=len(rows) > first,
+                end_cursor=dated_cursor("guestDataErasable", shown[-1].ended_on, shown[-1].position)
+                if shown
+                else None,
+            ),
+        )
 
     @strawberry.field(
         permission_classes=READS,

@@ -244,6 +244,12 @@ class ErasableBooking:
 
 
 @strawberry.type
+class ErasableBookingConnection:
+    nodes: list[ErasableBooking]
+    page_info: PageInfo
+
+
+@strawberry.type
 class PendingReport:
     booking_id: strawberry.ID
     room_number: str

@@ -16,6 +16,7 @@ from sqlalchemy import inspect, select, text
 from gateway.demo import load_demo
 from gateway.runtime import Runtime
 from services.common.auth import Role
+from services.common.errors import NotFound
 from services.common.settings import ConfigurationError, Settings
 from services.ledger.domain import Posting, Side
 from services.ledger.projections.tables import ledger_entries, ledger_lines
@@ -1064,3 +1065,35 @@ async def test_a_page_of_beneficiaries_shows_each_her_own_note_and_attendance(
     for node in listed:
         alone = await officer.data(one, {"r": node["beneficiaryRef"]})
         assert alone["beneficiary"] == node
+
+
+async def test_a_beneficiary_or_disbursement_missing_from_emptied_read_models_says_so(
+    app_client: GraphQLClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a rebuild in another process has emptied the read models, the command's
+    result is NOT_FOUND saying it is not projected yet, not that what the command
+    just wrote does not exist."""
+    officer = app_client.as_person(Role.FUND_OFFICER)
+    await _policy(officer, "p1", "2025-01-01", [{"stream": "HOTEL", "percent": "50"}])
+    await _income(app_client.as_person(Role.ADMIN), "stay-1", "2025-02-01", "4000", "2000.00")
+    enroll = {"idempotencyKey": "e1", "program": "HOUSING", "enrolledOn": "2025-02-01"}
+    ref = (await officer.data(ENROLL, {"input": enroll}))["enrollBeneficiary"]["beneficiaryRef"]
+    from services.welfare_fund.projections import queries
+
+    async def emptied(_conn: object, subject_id: UUID) -> object:
+        raise NotFound(f"{subject_id} does not exist")
+
+    monkeypatch.setattr(queries, "beneficiary", emptied)
+    monkeypatch.setattr(queries, "disbursement", emptied)
+    enroll = {"idempotencyKey": "e2", "program": "HOUSING", "enrolledOn": "2025-02-01"}
+    body = await officer.execute(ENROLL, {"input": enroll})
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "NOT_FOUND", error
+    assert error["message"].endswith("is not projected yet"), error
+    commit = {"idempotencyKey": "c1", "beneficiaryRef": ref, "kind": "DEPOSIT",
+              "month": "2025-02", "amount": "300.00", "effectiveDate": "2025-02-02"}  # fmt: skip
+    body = await officer.execute(COMMIT, {"input": commit})
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "NOT_FOUND", error
+    assert error["message"].startswith("disbursement "), error
+    assert error["message"].endswith("is not projected yet"), error

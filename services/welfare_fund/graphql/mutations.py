@@ -16,7 +16,7 @@ import strawberry
 from gateway.context import Info, run_mutation
 from gateway.permissions import allow
 from services.common.auth import Role
-from services.common.errors import CoopError
+from services.common.errors import CoopError, NotFound
 from services.common.graphql import (
     ConflictResult,
     IdempotencyKeyReusedResult,
@@ -280,8 +280,18 @@ def _fund_error(exc: CoopError) -> FundErrorResult | None:
 
 async def _disbursement(info: Info, disbursement_id: UUID) -> Disbursement:
     async with info.context.runtime.read_engine.connect() as conn:
-        row = await queries.disbursement(conn, disbursement_id)
+        try:
+            row = await queries.disbursement(conn, disbursement_id)
+        except NotFound:  # the command just wrote it: read models emptied by a rebuild
+            raise NotFound(f"disbursement {disbursement_id} is not projected yet") from None
     return Disbursement.from_row(row)
+
+
+async def _beneficiary(info: Info, beneficiary_id: UUID) -> Beneficiary:
+    try:
+        return await load_beneficiary(info, beneficiary_id)
+    except NotFound:  # as for a disbursement above
+        raise NotFound(f"beneficiary {beneficiary_id} is not projected yet") from None
 
 
 @strawberry.type
@@ -438,7 +448,7 @@ class WelfareFundMutation:
                 case_note=input.case_note,
             )
 
-        return await run_mutation(info, command, lambda o: load_beneficiary(info, o.result.id))
+        return await run_mutation(info, command, lambda o: _beneficiary(info, o.result.id))
 
     @strawberry.mutation(
         permission_classes=allow(Role.FUND_OFFICER),
@@ -462,7 +472,7 @@ class WelfareFundMutation:
                 part_time=input.part_time,
             )
 
-        return await run_mutation(info, command, lambda o: load_beneficiary(info, o.result.id))
+        return await run_mutation(info, command, lambda o: _beneficiary(info, o.result.id))
 
     @strawberry.mutation(
         permission_classes=allow(Role.FUND_OFFICER),
@@ -607,4 +617,4 @@ class WelfareFundMutation:
                 beneficiary_id=parse_id(input.beneficiary_ref, "beneficiaryRef"),
             )
 
-        return await run_mutation(info, command, lambda o: load_beneficiary(info, o.result.id))
+        return await run_mutation(info, command, lambda o: _beneficiary(info, o.result.id))

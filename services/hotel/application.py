@@ -12,6 +12,7 @@ import hmac
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Any, ClassVar
 from uuid import UUID
 
@@ -59,11 +60,12 @@ from services.hotel.domain.accounting import (
 from services.hotel.domain.config import DEFAULT_ACCOUNTS as ROLE_ACCOUNTS
 from services.hotel.domain.config import percent
 from services.hotel.domain.folio import DEPOSIT, DEPOSIT_REFUND, REFUND, FolioLine, Payment
-from services.ledger.application import LedgerApplication
+from services.ledger.application import ConfiguredAccounts, LedgerApplication
 from services.ledger.domain import (
     ENTRY_DATE_FIELD,
     AccountType,
     Cause,
+    ChartOfAccounts,
     JournalEntry,
     Posting,
     check_not_kept,
@@ -165,7 +167,7 @@ class HotelApplication(CoopApplication):
             config = self.configuration(read_only=False)
             policy = change.completed_from(config.policy_on(change.sent.effective_from))
             config.set_policy(policy)
-            self._check_vat_accounts(policy)
+            self.ledger.guard_on_chart(config, partial(self._check_vat_accounts, policy))
             # The version may be set again for its date later: a retry answers with
             # what this request set, kept in the claim, not with what replaced it.
             ref = ref_with_state(
@@ -199,10 +201,9 @@ class HotelApplication(CoopApplication):
             ],
         )
 
-    def _check_vat_accounts(self, policy: HotelPolicy) -> None:
+    def _check_vat_accounts(self, policy: HotelPolicy, chart: ChartOfAccounts) -> None:
         """The VAT accounts the policy's rates post to are open liability accounts of
         the chart: a typo would otherwise surface only at a charge or a check-out."""
-        chart = self.ledger.chart(read_only=True)
         for rate_bp in sorted(set(policy.vat_bp_by_kind.values())):
             code = policy.vat_account(rate_bp)
             check_not_kept(
@@ -221,7 +222,7 @@ class HotelApplication(CoopApplication):
                     f"account {code!r} for the {percent(rate_bp)}% rate is not a liability account",
                 )
 
-    def _vat_accounts_in_use(self) -> dict[str, str]:
+    def _vat_accounts_in_use(self) -> ConfiguredAccounts | None:
         """The VAT accounts of the policies in force on any day a fact can still be dated
         (the front desk posts yesterday's dinner this morning, by yesterday's policy):
         from the books' first open day on. Closed, every charge and check-out at that
@@ -229,7 +230,7 @@ class HotelApplication(CoopApplication):
         try:
             config = self.configuration()
         except AggregateNotFoundError:  # not seeded yet: it posts nowhere
-            return {}
+            return None
         closed_through = self.ledger.chart(read_only=True).closed_through
         first_open_day = self.ledger.limits.books_opened_on
         if closed_through is not None:
@@ -244,7 +245,7 @@ class HotelApplication(CoopApplication):
                     f"(the books are open from {first_open_day.isoformat()}): name another "
                     "account in vatAccounts, then close the books past its last day",
                 )
-        return in_use
+        return ConfiguredAccounts(CONFIG_ID, config.version, in_use)
 
     def define_room(self, *, key: str, actor: str, room: Room) -> Outcome[Room]:
         def decide() -> Decision[Room]:

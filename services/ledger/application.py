@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, ClassVar
 from uuid import UUID
@@ -29,6 +30,7 @@ from services.ledger.domain import (
     DEFAULT_ACCOUNTS,
     KEPT_ACCOUNTS,
     Account,
+    AccountKeptOpen,
     AccountType,
     AccrualsBehind,
     BooksClosing,
@@ -123,6 +125,16 @@ def limits_from(settings: Settings) -> LedgerLimits:
     )
 
 
+@dataclass(frozen=True)
+class ConfiguredAccounts:
+    """What a context's configuration posts to (see `keep_open_while_configured`):
+    each account with why, as of the configuration aggregate's `version`."""
+
+    aggregate_id: UUID
+    version: int
+    reasons: Mapping[str, str]
+
+
 class LedgerApplication(CoopApplication):
     # The chart is read on every posting and lives for years: snapshot it, and keep
     # it in the repository cache (fast-forwarded, so other processes' changes show).
@@ -134,7 +146,7 @@ class LedgerApplication(CoopApplication):
         self.limits = limits_from(settings)
         # Accounts the contexts post to on their own (see `keep_open`), with why.
         self.accounts_kept_open: dict[str, str] = dict(ALWAYS_OPEN_ACCOUNTS)
-        self._accounts_configured: list[Callable[[], Mapping[str, str]]] = []
+        self._accounts_configured: list[Callable[[], ConfiguredAccounts | None]] = []
         super().__init__(settings, create_table=create_table)
 
     def keep_open(self, codes: Iterable[str], reason: str) -> None:
@@ -144,20 +156,39 @@ class LedgerApplication(CoopApplication):
         for code in codes:
             self.accounts_kept_open.setdefault(code, reason)
 
-    def keep_open_while_configured(self, accounts_in_use: Callable[[], Mapping[str, str]]) -> None:
+    def keep_open_while_configured(
+        self, accounts_in_use: Callable[[], ConfiguredAccounts | None]
+    ) -> None:
         """As `keep_open`, for accounts a context's configuration names (a VAT rate's
         account, a till's cash account): `accounts_in_use()` answers, when an account
         is to be closed, those the context may still post to, each with why (the
-        versions in force on any day its facts can still be dated, and later ones).
-        Once none of those names an account, it closes."""
+        versions in force on any day its facts can still be dated, and later ones), or
+        None before the configuration exists. Once none of those names an account, it
+        closes.
+
+        The close is saved only if the configuration is still at the version read; a
+        version set meanwhile is checked again (see `ReadGuard`). The context's own
+        change guards on the chart the same way (`guard_on_chart`): of a close and a
+        version naming the account, decided at once, exactly one is saved."""
         self._accounts_configured.append(accounts_in_use)
 
-    def _accounts_to_keep_open(self) -> dict[str, str]:
-        kept = dict(self.accounts_kept_open)
-        for accounts_in_use in self._accounts_configured:
-            for code, reason in accounts_in_use().items():
-                kept.setdefault(code, reason)
-        return kept
+    def _configured_guard(
+        self,
+        code: str,
+        accounts_in_use: Callable[[], ConfiguredAccounts | None],
+        read: ConfiguredAccounts,
+    ) -> ReadGuard:
+        """The close of `code` holds while the configuration is at `read.version`; if it
+        moved, while its newer versions do not post to `code` either."""
+
+        def recheck() -> ReadGuard:
+            configured = accounts_in_use()
+            assert configured is not None  # it existed at the first read
+            if code in configured.reasons:
+                raise AccountKeptOpen("code", code, configured.reasons[code])
+            return self._configured_guard(code, accounts_in_use, configured)
+
+        return ReadGuard(read.aggregate_id, read.version, recheck)
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -213,7 +244,15 @@ class LedgerApplication(CoopApplication):
     def close_account(self, *, key: str, actor: str, code: str) -> Outcome[Account]:
         def decide() -> Decision[Account]:
             chart = self.chart()
-            chart.close_account(code, kept_open=self._accounts_to_keep_open())
+            kept_open = dict(self.accounts_kept_open)
+            configured = [(provider, provider()) for provider in self._accounts_configured]
+            for _provider, read in configured:
+                for in_use, reason in read.reasons.items() if read else ():
+                    kept_open.setdefault(in_use, reason)
+            chart.close_account(code, kept_open=kept_open)
+            for provider, read in configured:
+                if read is not None:
+                    guard_read(chart, self._configured_guard(code, provider, read))
             return Decision((chart,), chart.accounts[code], {"code": code})
 
         return execute_idempotent(
@@ -355,6 +394,18 @@ class LedgerApplication(CoopApplication):
             entry = decide(chart)
         guard_read(entry, self._chart_guard(chart.version, still_valid))
         return entry
+
+    def guard_on_chart(
+        self, aggregate: Aggregate, still_valid: Callable[[ChartOfAccounts], None]
+    ) -> None:
+        """Check `still_valid` (a configuration's accounts are open) on the current
+        chart, and save `aggregate` only if the chart has not changed since, or if
+        `still_valid` holds on the chart it changed to (see `ReadGuard`). With the
+        guard a close takes (`keep_open_while_configured`), of a version naming an
+        account and the account's close, decided at once, exactly one is saved."""
+        chart = self.chart(read_only=True)
+        still_valid(chart)
+        guard_read(aggregate, self._chart_guard(chart.version, still_valid))
 
     def guard_period_open(self, aggregate: Aggregate, day: date) -> None:
         """A fact dated `day` that posts nothing this time but is one of the money

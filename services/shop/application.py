@@ -35,8 +35,15 @@ from services.common.idempotency import (
 )
 from services.common.money import check_positive_amount
 from services.common.settings import Settings
-from services.ledger.application import LedgerApplication
-from services.ledger.domain import AccountType, Cause, Posting, Side, check_not_kept
+from services.ledger.application import ConfiguredAccounts, LedgerApplication
+from services.ledger.domain import (
+    AccountType,
+    Cause,
+    ChartOfAccounts,
+    Posting,
+    Side,
+    check_not_kept,
+)
 from services.shop.domain import (
     CONFIG_ID,
     CashDirection,
@@ -138,13 +145,13 @@ class ShopApplication(CoopApplication):
     def policy_on(self, day: date, *, field: str = "date") -> ShopPolicy:
         return self.config().policy_on(day, field=field)
 
-    def _accounts_in_use(self) -> dict[str, str]:
+    def _accounts_in_use(self) -> ConfiguredAccounts | None:
         """The accounts the configurations in force today or later post to: closed,
         the tills would be refused every sale (or count) that posts there."""
         try:
             config = self.config()
         except AggregateNotFoundError:  # not seeded yet: it posts nowhere
-            return {}
+            return None
         in_use: dict[str, str] = {}
         for policy in config.policies_from(self.today()):
             for code in sorted(policy.accounts()):
@@ -153,7 +160,7 @@ class ShopApplication(CoopApplication):
                     f"the shop's configuration from {policy.effective_from.isoformat()} "
                     "posts to it (one naming another account must be in force first)",
                 )
-        return in_use
+        return ConfiguredAccounts(CONFIG_ID, config.version, in_use)
 
     def guarded_policy_on(self, day: date, saved_with: Aggregate) -> ShopPolicy:
         """The policy of `day` for a till's document, read without a query.
@@ -241,8 +248,8 @@ class ShopApplication(CoopApplication):
         self, *, key: str, actor: str, policy: ShopPolicy, today: date
     ) -> Outcome[ShopPolicy]:
         def decide() -> Decision[ShopPolicy]:
-            self._check_accounts(policy)
             config = self.config(read_only=False)
+            self.ledger.guard_on_chart(config, lambda chart: self._check_accounts(policy, chart))
             config.set_policy(
                 policy, today=today, amount_ceiling_cents=self.settings.amount_ceiling_cents
             )
@@ -293,8 +300,7 @@ class ShopApplication(CoopApplication):
             ),
         )
 
-    def _check_accounts(self, policy: ShopPolicy) -> None:
-        chart = self.ledger.chart()
+    def _check_accounts(self, policy: ShopPolicy, chart: ChartOfAccounts) -> None:
         expected: list[tuple[str, str, AccountType | None]] = [
             ("cashAccount", policy.cash_account, AccountType.ASSET),
             ("cardAccount", policy.card_account, AccountType.ASSET),

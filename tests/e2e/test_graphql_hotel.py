@@ -13,6 +13,7 @@ import pytest
 
 from services.common.auth import Role
 from services.common.settings import Settings
+from services.ledger.application import LedgerApplication
 from tests.e2e.conftest import GraphQLClient, serving
 from tests.e2e.hotel_helpers import (
     CANCEL,
@@ -1530,6 +1531,41 @@ async def test_a_vat_account_in_force_cannot_be_closed_under_the_front_desk(
     assert closed == {"__typename": "Account", "isOpen": False}
     kept = (await client.data(CLOSE_ACCOUNT, {"code": "2031"}))["closeAccount"]
     assert kept["__typename"] == "ValidationError", kept
+
+
+async def test_a_policy_decided_before_its_vat_account_was_closed_is_not_saved_after_it(
+    client: GraphQLClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Write skew: setHotelPolicy found its VAT account open, another process closed
+    the account, then the policy was saved naming it: every charge at that rate from
+    its first day would be refused for good. The policy's save sees the close."""
+    pin_hotel_today(client, monkeypatch, "2025-07-01")
+    opened = await client.data(
+        'mutation { openAccount(input: {idempotencyKey: "open-2030", code: "2030", '
+        'name: "VAT payable 12%", type: LIABILITY}) { __typename } }'
+    )
+    assert opened["openAccount"]["__typename"] == "Account"
+    other_process = LedgerApplication(client.runtime.settings)  # its own cache, no hotel
+    hotel = client.runtime.hotel
+    check_vat_accounts = hotel._check_vat_accounts
+
+    def checked_then_closed_elsewhere(policy: Any, chart: Any) -> None:
+        check_vat_accounts(policy, chart)
+        if other_process.chart().accounts["2030"].is_open:
+            other_process.close_account(key="close-2030", actor="admin", code="2030")
+
+    monkeypatch.setattr(hotel, "_check_vat_accounts", checked_then_closed_elsewhere)
+    try:
+        policy = policy_input(
+            "aug", "2025-08-01", vatRoom="12", vatAccounts=[{"rate": "12", "account": "2030"}]
+        )
+        refused = await run(client, SET_POLICY, policy, "setHotelPolicy")
+    finally:
+        other_process.close()
+    assert (refused["__typename"], refused["field"]) == ("ValidationError", "vatAccounts")
+    assert "'2030'" in refused["message"]
+    versions = await client.data("{ hotelConfiguration { policies { effectiveFrom } } }")
+    assert "2025-08-01" not in str(versions)
 
 
 async def test_the_police_file_is_latin1_bytes_with_typed_apostrophes_made_plain(

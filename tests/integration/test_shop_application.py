@@ -28,6 +28,7 @@ from services.shop.domain import (
     RefundLineInput,
     SessionAlreadyOpen,
     SessionClosed,
+    ShopPolicy,
     UnknownCategory,
     default_policy,
 )
@@ -598,3 +599,84 @@ def test_a_session_opened_on_a_local_clock_keeps_its_instant(runtime: Runtime) -
     assert stored() == (at, at)
     runtime.projector.rebuild(workers=0)
     assert stored() == (at, at)
+
+
+@pytest.fixture
+def other_shop(settings: Settings, shop: ShopApplication) -> Iterator[ShopApplication]:
+    """A second shop (and ledger) on the same store: another gateway process."""
+    ledger = LedgerApplication(settings)
+    app = ShopApplication(settings, ledger)
+    yield app
+    app.close()
+    ledger.close()
+
+
+def clothes_to_4116(shop: ShopApplication) -> ShopPolicy:
+    """Tomorrow's configuration posting CLOTHES to 4116, opened for it now."""
+    shop.ledger.open_account(
+        key="open-4116",
+        actor="person:anna",
+        code="4116",
+        name="Shop sales, clothing (new)",
+        account_type=AccountType.REVENUE,
+    )
+    current = shop.policy_on(NOW.date())
+    return replace(
+        current,
+        effective_from=NOW.date() + timedelta(days=1),
+        categories=tuple(
+            replace(c, revenue_account="4116") if c.code == "CLOTHES" else c
+            for c in current.categories
+        ),
+        _by_code={},
+    )
+
+
+def test_a_close_decided_before_a_version_naming_the_account_is_not_saved_after_it(
+    shop: ShopApplication, other_shop: ShopApplication, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Write skew: the close read the configurations before another process saved one
+    posting to the account, then saved the close. Every sale at that version's days
+    would have been refused for good. The close's save sees the version and refuses."""
+    monkeypatch.setattr(shop, "today", lambda: NOW.date())
+    monkeypatch.setattr(other_shop, "today", lambda: NOW.date())
+    policy = clothes_to_4116(shop)
+    [read_configuration] = shop.ledger._accounts_configured
+
+    def configuration_then_the_other_process() -> Any:
+        read = read_configuration()  # every call: the check, and its recheck at the save
+        other_shop.set_policy(key="to-4116", actor="person:bea", policy=policy, today=NOW.date())
+        return read
+
+    monkeypatch.setattr(shop.ledger, "_accounts_configured", [configuration_then_the_other_process])
+    with pytest.raises(AccountKeptOpen) as refused:
+        shop.ledger.close_account(key="close-4116", actor="person:anna", code="4116")
+    assert "the shop's configuration from" in refused.value.message
+    assert shop.ledger.chart().accounts["4116"].is_open
+    assert clothes_account(shop, policy.effective_from) == "4116"
+
+
+def test_a_version_decided_before_its_account_was_closed_is_not_saved_after_it(
+    shop: ShopApplication, other_shop: ShopApplication, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other way round: the version checked its accounts open, another process
+    closed one, then the version was saved naming a closed account."""
+    monkeypatch.setattr(shop, "today", lambda: NOW.date())
+    policy = clothes_to_4116(shop)
+    check_accounts = shop._check_accounts
+
+    def accounts_then_the_other_process(checked: ShopPolicy, chart: Any) -> None:
+        check_accounts(checked, chart)
+        if other_shop.ledger.chart().accounts["4116"].is_open:
+            other_shop.ledger.close_account(key="close-4116", actor="person:bea", code="4116")
+
+    monkeypatch.setattr(shop, "_check_accounts", accounts_then_the_other_process)
+    with pytest.raises(ValidationError) as refused:
+        shop.set_policy(key="to-4116", actor="person:anna", policy=policy, today=NOW.date())
+    assert "'4116'" in refused.value.message
+    assert clothes_account(shop, policy.effective_from) == "4110"
+
+
+def clothes_account(shop: ShopApplication, day: date) -> str:
+    [account] = [c.revenue_account for c in shop.policy_on(day).categories if c.code == "CLOTHES"]
+    return account

@@ -432,24 +432,30 @@ def test_a_refund_on_a_worker_that_cached_a_moved_card_account_is_decided_again(
 def move_clothes_to_a_new_account(shop: ShopApplication, effective_from: date) -> None:
     """Open 4115 and post CLOTHES there from `effective_from` (set today, NOW's day):
     how an admin retires a category's account (docs/ledger.md)."""
+    moved = clothes_on_a_new_account(shop, "4115", effective_from)
+    shop.set_policy(key="move-clothes", actor="person:anna", policy=moved, today=NOW.date())
+
+
+def clothes_on_a_new_account(shop: ShopApplication, code: str, effective_from: date) -> ShopPolicy:
+    """The configuration in force today, with CLOTHES posting from `effective_from` to
+    `code`, opened for it now (the version is not set)."""
     shop.ledger.open_account(
-        key="new-clothes-account",
+        key=f"open-{code}",
         actor="person:anna",
-        code="4115",
+        code=code,
         name="Shop sales, clothing (new)",
         account_type=AccountType.REVENUE,
     )
     current = shop.policy_on(NOW.date())
-    moved = replace(
+    return replace(
         current,
         effective_from=effective_from,
         categories=tuple(
-            replace(c, revenue_account="4115") if c.code == "CLOTHES" else c
+            replace(c, revenue_account=code) if c.code == "CLOTHES" else c
             for c in current.categories
         ),
         _by_code={},
     )
-    shop.set_policy(key="move-clothes", actor="person:anna", policy=moved, today=NOW.date())
 
 
 def test_a_sale_whose_category_account_was_closed_since_can_still_be_refunded(
@@ -611,27 +617,6 @@ def other_shop(settings: Settings, shop: ShopApplication) -> Iterator[ShopApplic
     ledger.close()
 
 
-def clothes_to_4116(shop: ShopApplication) -> ShopPolicy:
-    """Tomorrow's configuration posting CLOTHES to 4116, opened for it now."""
-    shop.ledger.open_account(
-        key="open-4116",
-        actor="person:anna",
-        code="4116",
-        name="Shop sales, clothing (new)",
-        account_type=AccountType.REVENUE,
-    )
-    current = shop.policy_on(NOW.date())
-    return replace(
-        current,
-        effective_from=NOW.date() + timedelta(days=1),
-        categories=tuple(
-            replace(c, revenue_account="4116") if c.code == "CLOTHES" else c
-            for c in current.categories
-        ),
-        _by_code={},
-    )
-
-
 def test_a_close_decided_before_a_version_naming_the_account_is_not_saved_after_it(
     shop: ShopApplication, other_shop: ShopApplication, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -640,7 +625,7 @@ def test_a_close_decided_before_a_version_naming_the_account_is_not_saved_after_
     would have been refused for good. The close's save sees the version and refuses."""
     monkeypatch.setattr(shop, "today", lambda: NOW.date())
     monkeypatch.setattr(other_shop, "today", lambda: NOW.date())
-    policy = clothes_to_4116(shop)
+    policy = clothes_on_a_new_account(shop, "4116", NOW.date() + timedelta(days=1))
     [read_configuration] = shop.ledger._accounts_configured
 
     def configuration_then_the_other_process() -> Any:
@@ -662,7 +647,7 @@ def test_a_version_decided_before_its_account_was_closed_is_not_saved_after_it(
     """The other way round: the version checked its accounts open, another process
     closed one, then the version was saved naming a closed account."""
     monkeypatch.setattr(shop, "today", lambda: NOW.date())
-    policy = clothes_to_4116(shop)
+    policy = clothes_on_a_new_account(shop, "4116", NOW.date() + timedelta(days=1))
     check_accounts = shop._check_accounts
 
     def accounts_then_the_other_process(checked: ShopPolicy, chart: Any) -> None:

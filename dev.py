@@ -2,7 +2,8 @@
 """Quick start with nothing but Python 3.11+.
 
     python3 dev.py demo    # install, load a demo year into SQLite, serve GraphiQL
-    python3 dev.py test    # install, run the whole test suite (pytest arguments pass through)
+    python3 dev.py test    # install, run the whole test suite (pytest arguments pass through;
+                           # one process per CPU, at most four: -n 0 for one)
 
 The first run creates .venv/ and installs the project into it; later runs reinstall
 only when pyproject.toml changed.
@@ -40,6 +41,15 @@ def ensure_environment() -> None:
     STAMP.write_text(wanted)
 
 
+def test_workers(passed: list[str]) -> list[str]:
+    """Run the tests in one process per CPU, at most four (pytest-xdist; every test has
+    its own store, so they run side by side): most of a test's time is waiting for its
+    store. `-n 0` (or any -n) passed through chooses otherwise."""
+    if any(arg.startswith(("-n", "--numprocesses")) for arg in passed) or "no:xdist" in passed:
+        return []
+    return ["-n", str(min(os.cpu_count() or 1, 4))]
+
+
 def main() -> int:
     command = sys.argv[1] if len(sys.argv) > 1 else ""
     if command not in ("demo", "test"):
@@ -50,7 +60,7 @@ def main() -> int:
     if command == "demo":
         args = [str(BIN / "coop"), "demo", "--serve", *sys.argv[2:]]
     else:
-        args = [str(BIN / "python"), "-m", "pytest", *sys.argv[2:]]
+        args = [str(BIN / "python"), "-m", "pytest", *test_workers(sys.argv[2:]), *sys.argv[2:]]
     if os.name == "posix":
         # Become the server (or pytest): a stop signal sent to this process (a service
         # manager, `timeout`, `kill`) reaches it instead of leaving it orphaned.

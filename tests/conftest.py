@@ -4,7 +4,10 @@ PostgreSQL is found in this order: COOP_TEST_DATABASE_URL; a server on 127.0.0.1
 (user postgres); a throwaway cluster started with initdb/pg_ctl (infra/pg-throwaway.sh)
 and stopped afterwards. Failing all three, PostgreSQL tests are skipped with one line
 saying how to enable them, unless COOP_REQUIRE_POSTGRES=1 (CI), which fails the run.
-Each run gets its own database, and each test its own schema inside it.
+Each run (each pytest-xdist worker) gets its own database, and each test its own
+schema inside it. Under xdist the controller finds or starts the server, creates no
+database, and hands the server to its workers (COOP_TEST_DATABASE_URL), so a throwaway
+cluster is started once, not once per worker.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ class _PostgresServer:
         self.throwaway_dir: str | None = None
         self.how = ""
 
-    def start(self) -> None:
+    def start(self, *, create_database: bool = True) -> None:
         explicit = os.environ.get("COOP_TEST_DATABASE_URL")
         if explicit:
             candidates = [(explicit, "COOP_TEST_DATABASE_URL")]
@@ -66,7 +69,7 @@ class _PostgresServer:
                 break
         if self.admin_url is None and not explicit:
             self._start_throwaway()
-        if self.admin_url is None:
+        if self.admin_url is None or not create_database:
             return
         name = f"coop_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
@@ -115,9 +118,17 @@ class _PostgresServer:
 _server = _PostgresServer()
 
 
+def _hands_out_to_workers(config: pytest.Config) -> bool:
+    """The xdist controller of a run with workers: it runs no test itself."""
+    return bool(getattr(config.option, "numprocesses", None)) and not hasattr(config, "workerinput")
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    _server.start()
-    if _server.run_url is None and os.environ.get("COOP_REQUIRE_POSTGRES") == "1":
+    controller = _hands_out_to_workers(config)
+    _server.start(create_database=not controller)
+    if controller and _server.admin_url is not None:
+        os.environ["COOP_TEST_DATABASE_URL"] = _server.admin_url  # the workers' server
+    if _server.admin_url is None and os.environ.get("COOP_REQUIRE_POSTGRES") == "1":
         raise pytest.UsageError(
             "COOP_REQUIRE_POSTGRES=1 but no PostgreSQL could be found or started. "
             + ENABLE_HINT.removeprefix("PostgreSQL tests skipped: no server found. ")
@@ -129,8 +140,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    if _server.run_url is None:
+    if _server.admin_url is None:
         return ENABLE_HINT
+    if _server.run_url is None:
+        return f"PostgreSQL: {_server.how}, a database per worker"
     return f"PostgreSQL: {_server.how}, database {make_url(_server.run_url).database}"
 
 
@@ -144,7 +157,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if _server.run_url is None:
+    if _server.admin_url is None:
         terminalreporter.write_line(ENABLE_HINT)
 
 

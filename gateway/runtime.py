@@ -47,6 +47,7 @@ from services.welfare_fund.keystore import KEY_TABLES as WELFARE_KEY_TABLES
 from services.welfare_fund.keystore import KeyStore as BeneficiaryKeyStore
 from services.welfare_fund.process import (
     PROCESS_TABLES,
+    ForgottenKeyShredder,
     WelfareAccrualProcess,
     welfare_accrual_progress,
 )
@@ -147,7 +148,8 @@ class Runtime:
             self.sync_engine,
             projections,
             page_size=settings.projection_page_size,
-            processes=[self.welfare_accrual],
+            # Finishes a forget whose process died before deleting the key.
+            processes=[self.welfare_accrual, ForgottenKeyShredder(self.welfare.keys)],
         )
 
     @property

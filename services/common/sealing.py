@@ -18,7 +18,7 @@ import hmac
 import logging
 import os
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import (
     Column,
     DateTime,
+    Delete,
     Engine,
     LargeBinary,
     Table,
@@ -149,17 +150,30 @@ class KeyStore:
         query = delete(self.table).where(self.subject == subject_id)
         if created_before is not None:
             query = query.where(self.table.c.created_at < created_before)
+        self._delete(query)
+        self._scrub_copies()
+
+    def delete_existing(self, subject_ids: Sequence[UUID]) -> int:
+        """Delete whichever of these subjects' keys still exist; return how many did.
+        The files are scrubbed only if one did (a sweep mostly finds none)."""
+        if not subject_ids:
+            return 0
+        deleted = self._delete(delete(self.table).where(self.subject.in_(subject_ids)))
+        if deleted:
+            self._scrub_copies()
+        return deleted
+
+    def _delete(self, query: Delete) -> int:
         sqlite = self.engine.dialect.name == "sqlite"
         with self.engine.begin() as conn:
             if sqlite:
                 # A deleted row's bytes stay in its page until overwritten: zero them.
                 conn.exec_driver_sql("PRAGMA secure_delete = ON")
             try:
-                conn.execute(query)
+                return conn.execute(query).rowcount
             finally:
                 if sqlite:
                     conn.exec_driver_sql("PRAGMA secure_delete = OFF")
-        self._scrub_copies()
 
     def _scrub_copies(self) -> None:
         """Deleted is not yet gone from the files: the key's page, as it was, is still in

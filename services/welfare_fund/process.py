@@ -35,10 +35,12 @@ from sqlalchemy import (
     update,
 )
 
+from services.common import sealing
 from services.common.database import metadata
 from services.common.projections import DomainEvent, Process
 from services.ledger.domain import JournalEntry
 from services.welfare_fund.application import ACCRUAL_ACTOR, WelfareFundApplication
+from services.welfare_fund.domain import Beneficiary
 
 welfare_accrual_progress = Table(
     "welfare_accrual_progress",
@@ -81,3 +83,26 @@ class WelfareAccrualProcess(Process):
 
     def record(self, conn: Connection, written: int) -> None:
         conn.execute(_RECORD_WRITTEN, {"written": written})
+
+
+class ForgottenKeyShredder(Process):
+    """Deletes the note key of every beneficiary forgotten, following the log.
+
+    `forgetBeneficiary` deletes the key itself, after saving the Forgotten event; a
+    process that died between the two left the key, and with it her sealed note
+    readable, until someone sent the forget again. Here the forget is finished from
+    the log, whichever process saved it, crash or not (deleting a deleted key is a
+    no-op). It writes no events."""
+
+    name: ClassVar[str] = "welfare_key_shredder"
+    topics: ClassVar[frozenset[str]] = frozenset({get_topic(Beneficiary.Forgotten)})
+
+    def __init__(self, keys: sealing.KeyStore) -> None:
+        self.keys = keys
+
+    def handle(self, events: Sequence[tuple[int, DomainEvent]]) -> int | None:
+        self.keys.delete_existing([event.originator_id for _position, event in events])
+        return None
+
+    def record(self, conn: Connection, written: int) -> None:
+        raise AssertionError("it writes no events, so nothing is recorded")

@@ -4,12 +4,19 @@ deleted key is in none of the store's files."""
 
 from __future__ import annotations
 
+from datetime import date
 from uuid import UUID
 
 import pytest
+from sqlalchemy import delete
 
+from gateway.runtime import Runtime
 from services.common.auth import Role
+from services.common.database import projection_tracking
 from services.common.sealing import unseal
+from services.common.settings import Settings
+from services.welfare_fund.domain import Program
+from services.welfare_fund.process import ForgottenKeyShredder
 from tests.e2e.conftest import GraphQLClient
 
 NOTE = "Maria Rossi, via Roma 1, Breno: left a violent partner in March"
@@ -56,26 +63,57 @@ async def test_a_refused_forget_leaves_her_note_readable(app_client: GraphQLClie
     assert unseal(welfare.keys.get(other) or b"", other, sealed) == NOTE
 
 
-async def test_a_forget_stored_without_its_key_deleted_is_finished_by_a_later_attempt(
+async def test_a_forget_stored_without_its_key_deleted_is_finished_from_the_log(
     app_client: GraphQLClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A release before the key went first stored the event and then died: the next
-    attempt, whatever its idempotency key, answers "already forgotten" and deletes it."""
+    """A process that died between storing the event and deleting the key left her
+    note readable until someone sent the forget again. The projector finishes it (the
+    key shredder follows the log), before the forget's answer is even sent; a later
+    attempt, whatever its idempotency key, answers "already forgotten"."""
     officer = app_client.as_person(Role.FUND_OFFICER)
     ref = await _enrolled(officer)
     welfare = app_client.runtime.welfare
-    with monkeypatch.context() as patched:  # as that release left it
+    with monkeypatch.context() as patched:  # the forget's own delete never runs
         patched.setattr(welfare.keys, "delete", lambda *_args, **_kwargs: None)
         first = {"idempotencyKey": "forget-1", "beneficiaryRef": str(ref)}
         assert (await officer.data(FORGET, {"input": first}))["forgetBeneficiary"]["forgotten"]
-    sealed = welfare.get_beneficiary(ref).case_note_sealed
-    assert sealed is not None
-    assert unseal(welfare.keys.get(ref) or b"", ref, sealed) == NOTE  # the window
+        assert welfare.get_beneficiary(ref).case_note_sealed is not None
+        assert welfare.keys.get(ref) is None
 
     again = {"idempotencyKey": "forget-2", "beneficiaryRef": str(ref)}
     answer = (await officer.data(FORGET, {"input": again}))["forgetBeneficiary"]
     assert answer["__typename"] == "Conflict", answer
     assert welfare.keys.get(ref) is None
+
+
+def test_a_forget_left_unfinished_before_an_upgrade_is_finished_at_the_next_start(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store whose key shredder has never run (written by an earlier release, whose
+    forget died before deleting the key): the first runtime to start finishes it."""
+    first = Runtime(settings)
+    try:
+        beneficiary = first.welfare.enroll(
+            key="e1", actor="person:fo", program=Program.HOUSING, enrolled_on=date(2025, 2, 1),
+            case_note=NOTE,
+        ).result  # fmt: skip
+        monkeypatch.setattr(first.welfare.keys, "delete", lambda *_args, **_kwargs: None)
+        first.welfare.forget(key="f1", actor="person:fo", beneficiary_id=beneficiary.id)
+        assert first.welfare.keys.get(beneficiary.id) is not None  # the window
+        with first.sync_engine.begin() as conn:  # as an earlier release left the store
+            conn.execute(
+                delete(projection_tracking).where(
+                    projection_tracking.c.projection == ForgottenKeyShredder.name
+                )
+            )
+    finally:
+        first.close_sync()
+    second = Runtime(settings)
+    try:
+        second.projector.run_until_caught_up()
+        assert second.welfare.keys.get(beneficiary.id) is None
+    finally:
+        second.close_sync()
 
 
 ENROLL_ANSWER = """

@@ -191,3 +191,32 @@ Z_REPORT_TOTALS = "query Z($id: ID!) { zReport(sessionId: $id) {" + TOTALS_FIELD
 Z_REPORTS_TOTALS = (
     "query Zs($first: Int!) { zReports(first: $first) { nodes {" + TOTALS_FIELDS + "} } }"
 )
+
+
+async def test_the_daily_close_counts_each_till_on_its_own(
+    client: GraphQLClient, client_as: Callable[..., GraphQLClient]
+) -> None:
+    card = [{"method": "CARD", "amount": "12.20"}]
+    rung = {"till-1": 2, "till-2": 1, "till-3": 0}  # till-3 opened, sold nothing
+    day = ""
+    for till_id, sales in rung.items():
+        till = client_as(Role.VOLUNTEER, till_id)
+        session = await open_session(till, key=f"open-{till_id}", till_id=till_id)
+        for number in range(sales):
+            sale = await ring(till, session["id"], f"sale-{till_id}-{number}", ONE_COAT, card)
+            day = sale["businessDate"]
+    daily = (
+        await client.data(
+            "query($d: Date!) { dailyClose(date: $d) { tillId zNumbers receiptsCount "
+            "salesTotal firstReceipt lastReceipt byMethod { method sales } } }",
+            {"d": day},
+        )
+    )["dailyClose"]
+    assert daily == [
+        {"tillId": "till-1", "zNumbers": [1], "receiptsCount": 2, "salesTotal": "24.40",
+         "firstReceipt": 1, "lastReceipt": 2, "byMethod": [{"method": "CARD", "sales": "24.40"}]},
+        {"tillId": "till-2", "zNumbers": [1], "receiptsCount": 1, "salesTotal": "12.20",
+         "firstReceipt": 1, "lastReceipt": 1, "byMethod": [{"method": "CARD", "sales": "12.20"}]},
+        {"tillId": "till-3", "zNumbers": [1], "receiptsCount": 0, "salesTotal": "0.00",
+         "firstReceipt": None, "lastReceipt": None, "byMethod": []},
+    ]  # fmt: skip

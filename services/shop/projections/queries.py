@@ -645,17 +645,18 @@ async def daily_close(conn: AsyncConnection, day: date, till_id: str | None) -> 
     sessions: dict[str, list[tuple[int, bool]]] = defaultdict(list)
     for till, z_number, is_open in await conn.execute(query):
         sessions[till].append((int(z_number), bool(is_open)))
+    # Every till's breakdown of the day in one pass, not one pass per till.
+    breakdowns = await _breakdowns(conn, "till_id", till_id=till_id, from_date=day, to_date=day)
     out = []
-    tills = set(sessions)
-    for till in sorted(tills):
-        numbers = sorted(sessions.get(till, []))
+    for till in sorted(sessions):
+        numbers = sorted(sessions[till])
         out.append(
             TillDay(
                 till_id=till,
                 business_date=day,
                 z_numbers=[z for z, _ in numbers],
                 all_closed=not any(is_open for _, is_open in numbers),
-                breakdown=await breakdown(conn, till_id=till, from_date=day, to_date=day),
+                breakdown=breakdowns.get(till, Breakdown()),
             )
         )
     return out

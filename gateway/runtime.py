@@ -34,7 +34,7 @@ from services.common.sealing import KeyStore
 from services.common.settings import ConfigurationError, Settings
 from services.hotel.application import HotelApplication
 from services.hotel.keys import KEY_TABLES as HOTEL_KEY_TABLES
-from services.hotel.keys import hotel_guest_keys
+from services.hotel.keys import ErasedGuestKeyShredder, hotel_guest_keys
 from services.hotel.projections.projector import HotelProjection
 from services.ledger.application import LedgerApplication
 from services.ledger.funding import FundingApplication
@@ -148,8 +148,13 @@ class Runtime:
             self.sync_engine,
             projections,
             page_size=settings.projection_page_size,
-            # Finishes a forget whose process died before deleting the key.
-            processes=[self.welfare_accrual, ForgottenKeyShredder(self.welfare.keys)],
+            # The shredders finish a forget or an erasure whose process died between
+            # its event and deleting the key.
+            processes=[
+                self.welfare_accrual,
+                ForgottenKeyShredder(self.welfare.keys),
+                ErasedGuestKeyShredder(self.hotel.guest_keys),
+            ],
         )
 
     @property

@@ -26,6 +26,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import (
     Column,
+    Connection,
     DateTime,
     Delete,
     Engine,
@@ -41,6 +42,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.common.database import metadata
+from services.common.projections import DomainEvent, Process
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -215,3 +217,23 @@ async def read_keys(
     subject = _subject_column(table)
     rows = await conn.execute(select(subject, table.c.key_bytes).where(subject.in_(ids)))
     return {subject_id: bytes(key) for subject_id, key in rows}
+
+
+class KeyShredder(Process):
+    """Deletes the key of every subject whose erasure event (`topics`) is in the log.
+
+    The command that erases saves its event, then deletes the key: a process that died
+    in between left the sealed data readable until someone sent the command again.
+    Run by the projector with the read models, this finishes it from the log, whichever
+    process saved the event, crash or not (deleting a deleted key does nothing). It
+    writes no events."""
+
+    def __init__(self, keys: KeyStore) -> None:
+        self.keys = keys
+
+    def handle(self, events: Sequence[tuple[int, DomainEvent]]) -> int | None:
+        self.keys.delete_existing([event.originator_id for _position, event in events])
+        return None
+
+    def record(self, conn: Connection, written: int) -> None:
+        raise AssertionError("it writes no events, so nothing is recorded")

@@ -85,24 +85,9 @@ class WelfareAccrualProcess(Process):
         conn.execute(_RECORD_WRITTEN, {"written": written})
 
 
-class ForgottenKeyShredder(Process):
-    """Deletes the note key of every beneficiary forgotten, following the log.
-
-    `forgetBeneficiary` deletes the key itself, after saving the Forgotten event; a
-    process that died between the two left the key, and with it her sealed note
-    readable, until someone sent the forget again. Here the forget is finished from
-    the log, whichever process saved it, crash or not (deleting a deleted key is a
-    no-op). It writes no events."""
+class ForgottenKeyShredder(sealing.KeyShredder):
+    """Deletes the note key of every beneficiary forgotten (see KeyShredder):
+    `forgetBeneficiary` deletes it itself, after saving the Forgotten event."""
 
     name: ClassVar[str] = "welfare_key_shredder"
     topics: ClassVar[frozenset[str]] = frozenset({get_topic(Beneficiary.Forgotten)})
-
-    def __init__(self, keys: sealing.KeyStore) -> None:
-        self.keys = keys
-
-    def handle(self, events: Sequence[tuple[int, DomainEvent]]) -> int | None:
-        self.keys.delete_existing([event.originator_id for _position, event in events])
-        return None
-
-    def record(self, conn: Connection, written: int) -> None:
-        raise AssertionError("it writes no events, so nothing is recorded")

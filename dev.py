@@ -45,7 +45,10 @@ def test_workers(passed: list[str]) -> list[str]:
     """Run the tests in one process per CPU, at most four (pytest-xdist; every test has
     its own store, so they run side by side): most of a test's time is waiting for its
     store. `-n 0` (or any -n) passed through chooses otherwise."""
-    if any(arg.startswith(("-n", "--numprocesses")) for arg in passed) or "no:xdist" in passed:
+    chosen = any(arg.startswith(("-n", "--numprocesses")) for arg in passed)
+    disabled = any(arg.endswith("no:xdist") for arg in passed)  # -p no:xdist, -pno:xdist
+    debugging = any(arg in ("--pdb", "--trace") for arg in passed)  # one process only
+    if chosen or disabled or debugging:
         return []
     return ["-n", str(min(os.cpu_count() or 1, 4))]
 

@@ -118,6 +118,10 @@ class _PostgresServer:
 _server = _PostgresServer()
 
 
+# Set by the xdist controller when it hands its server to the workers.
+HANDED_OUT = "COOP_TEST_SERVER_HANDED_OUT"
+
+
 def _hands_out_to_workers(config: pytest.Config) -> bool:
     """The xdist controller of a run with workers: it runs no test itself."""
     return bool(getattr(config.option, "numprocesses", None)) and not hasattr(config, "workerinput")
@@ -128,6 +132,13 @@ def pytest_configure(config: pytest.Config) -> None:
     _server.start(create_database=not controller)
     if controller and _server.admin_url is not None:
         os.environ["COOP_TEST_DATABASE_URL"] = _server.admin_url  # the workers' server
+        os.environ[HANDED_OUT] = "1"
+    if not controller and _server.admin_url is None and os.environ.get(HANDED_OUT) == "1":
+        # Skipped here, the controller would still report the server it found.
+        raise pytest.UsageError(
+            f"this test worker cannot reach the PostgreSQL server the run found "
+            f"({os.environ['COOP_TEST_DATABASE_URL']}); run with -n 0 to see why"
+        )
     if _server.admin_url is None and os.environ.get("COOP_REQUIRE_POSTGRES") == "1":
         raise pytest.UsageError(
             "COOP_REQUIRE_POSTGRES=1 but no PostgreSQL could be found or started. "

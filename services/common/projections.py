@@ -190,6 +190,16 @@ class Process(ABC):
     def record(self, conn: Connection, written: int) -> None:
         """Note, in the runner's transaction, that `handle` wrote up to `written`."""
 
+    # Added to a store that is already followed (a new release), a process starts from
+    # event 0 unless it can do its part for the log so far on its own (`catch_up`):
+    # then it starts where the others are. From 0, its walk of the log held back every
+    # read model and read-your-writes wait until it reached the head.
+    catches_up_on_its_own: ClassVar[bool] = False
+
+    def catch_up(self, app: CoopApplication, up_to: int) -> None:
+        """Do what `handle` would have done for the log up to `up_to`."""
+        raise NotImplementedError(f"{self.name} starts from event 0")
+
 
 class TrackingConflict(Exception):
     """Another runner advanced this projection first; the page was rolled back."""
@@ -322,14 +332,26 @@ class ProjectionRunner:
     # -- tracking --------------------------------------------------------------
 
     def ensure_tracking_rows(self) -> None:
+        t = projection_tracking.c
+        with self.engine.connect() as conn:
+            known = {name: int(at) for name, at in conn.execute(select(t.projection, t.position))}
+        missing = [name for name in self.tracked_names if name not in known]
+        if not missing:
+            return
+        followed = [known[name] for name in self.tracked_names if name in known]
+        others_at = min(followed, default=0)
+        processes = {process.name: process for process in self.processes}
+        rows = []
+        for name in missing:
+            process = processes.get(name)
+            start = 0
+            if process is not None and process.catches_up_on_its_own and others_at > 0:
+                # Before its row exists: interrupted, the next start catches up again.
+                process.catch_up(self.app, others_at)
+                start = others_at
+            rows.append({"projection": name, "position": start})
         with self.engine.begin() as conn:
-            known = set(conn.execute(select(projection_tracking.c.projection)).scalars())
-            missing = [name for name in self.tracked_names if name not in known]
-            if missing:
-                conn.execute(
-                    insert(projection_tracking),
-                    [{"projection": name, "position": 0} for name in missing],
-                )
+            conn.execute(insert(projection_tracking), rows)
 
     def positions(self) -> dict[str, int]:
         """The read models' positions (not the processes')."""

@@ -20,6 +20,7 @@ import os
 import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from typing import ClassVar
 from uuid import UUID
 
 from cryptography.exceptions import InvalidTag
@@ -42,6 +43,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.common.database import metadata
+from services.common.eventstore import CoopApplication
 from services.common.projections import DomainEvent, Process
 
 KEY_BYTES = 32
@@ -219,6 +221,9 @@ async def read_keys(
     return {subject_id: bytes(key) for subject_id, key in rows}
 
 
+CATCH_UP_PAGE = 1000  # erasure events per read when a shredder first starts
+
+
 class KeyShredder(Process):
     """Deletes the key of every subject whose erasure event (`topics`) is in the log.
 
@@ -228,12 +233,28 @@ class KeyShredder(Process):
     process saved the event, crash or not (deleting a deleted key does nothing). It
     writes no events."""
 
+    catches_up_on_its_own: ClassVar[bool] = True
+
     def __init__(self, keys: KeyStore) -> None:
         self.keys = keys
 
     def handle(self, events: Sequence[tuple[int, DomainEvent]]) -> int | None:
         self.keys.delete_existing([event.originator_id for _position, event in events])
         return None
+
+    def catch_up(self, app: CoopApplication, up_to: int) -> None:
+        """The erasure events up to `up_to`, read by topic (one pass over the log, at
+        the first start of the release that added the shredder), their keys deleted."""
+        start = 1
+        while start <= up_to:
+            page = app.recorder.select_notifications(
+                start, CATCH_UP_PAGE, stop=up_to, topics=sorted(self.topics)
+            )
+            if not page:
+                break
+            # The library types ids UUID | str; this store keeps UUIDs.
+            self.keys.delete_existing([UUID(str(n.originator_id)) for n in page])
+            start = page[-1].id + 1
 
     def record(self, conn: Connection, written: int) -> None:
         raise AssertionError("it writes no events, so nothing is recorded")

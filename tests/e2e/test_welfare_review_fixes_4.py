@@ -8,7 +8,7 @@ from datetime import date
 from uuid import UUID
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from gateway.runtime import Runtime
 from services.common.auth import Role
@@ -89,29 +89,38 @@ async def test_a_forget_stored_without_its_key_deleted_is_finished_from_the_log(
 def test_a_forget_left_unfinished_before_an_upgrade_is_finished_at_the_next_start(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A store whose key shredder has never run (written by an earlier release, whose
-    forget died before deleting the key): the first runtime to start finishes it."""
+    """A store an earlier release followed to its head, whose forget died before
+    deleting the key, and which had no key shredder: the first runtime of this release
+    deletes the key as it starts, and the shredder starts where the read models are
+    (from event 0 its walk of the log held back every read-your-writes wait)."""
     first = Runtime(settings)
     try:
         beneficiary = first.welfare.enroll(
             key="e1", actor="person:fo", program=Program.HOUSING, enrolled_on=date(2025, 2, 1),
             case_note=NOTE,
         ).result  # fmt: skip
+        # As the earlier release: no delete after the forget, no shredder.
         monkeypatch.setattr(first.welfare.keys, "delete", lambda *_args, **_kwargs: None)
+        monkeypatch.setattr(first.welfare.keys, "delete_existing", lambda *_args: 0)
         first.welfare.forget(key="f1", actor="person:fo", beneficiary_id=beneficiary.id)
-        assert first.welfare.keys.get(beneficiary.id) is not None  # the window
-        with first.sync_engine.begin() as conn:  # as an earlier release left the store
+        first.projector.run_until_caught_up()
+        with first.sync_engine.begin() as conn:
             conn.execute(
                 delete(projection_tracking).where(
                     projection_tracking.c.projection == ForgottenKeyShredder.name
                 )
             )
+        head = first.projector.head()
+        assert first.welfare.keys.get(beneficiary.id) is not None  # the earlier release's gap
     finally:
         first.close_sync()
     second = Runtime(settings)
     try:
-        second.projector.run_until_caught_up()
-        assert second.welfare.keys.get(beneficiary.id) is None
+        assert second.welfare.keys.get(beneficiary.id) is None  # at start, no step yet
+        t = projection_tracking.c
+        with second.sync_engine.connect() as conn:
+            positions = dict(conn.execute(select(t.projection, t.position)).all())
+        assert positions[ForgottenKeyShredder.name] == positions["welfare_fund"] == head
     finally:
         second.close_sync()
 

@@ -878,12 +878,13 @@ class ProjectionRunner:
             # Inspect first: CREATE INDEX locks the table even when the index exists,
             # and every process runs this at start. One catalog read for all tables.
             stored = inspect(conn).get_multi_indexes(filter_names=[t.name for t in tables])
-            missing = [
-                index
-                for table in tables
-                for index in table.indexes
-                if index.name not in {i["name"] for i in stored.get((None, table.name), [])}
-            ]
+        named = {key[1]: {index["name"] for index in indexes} for key, indexes in stored.items()}
+        missing = [
+            index
+            for table in tables
+            for index in table.indexes
+            if index.name not in named.get(table.name, set())
+        ]
         for index in missing:
             # One transaction each: CREATE INDEX holds its table's SHARE lock until
             # commit. Held across tables, a live projector step writing two of them
